@@ -1,0 +1,127 @@
+# goman - K3s clusters on AWS EC2 from the shell.
+#   make            library (build/lib), commands (build/bin), goman.pc
+#   make test       unit (cmocka) + integration (bats) tests; SAN=1 for ASan+UBSan
+#   make bench      benchmarks, each printing ratios against a peer run in the same invocation
+#   make demo       local AWS endpoint + a demo against it
+#   make install    PREFIX=/usr/local DESTDIR=
+#   make deps       installs missing Debian packages (root) or prints the apt-get line
+VERSION := $(shell cat VERSION)
+PREFIX  ?= /usr/local
+DESTDIR ?=
+
+CC      ?= cc
+SAN     ?=
+ifeq ($(SAN),1)
+BUILD   ?= build-san
+SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+OPT     := -O1 -g
+else
+BUILD   ?= build
+SANFLAGS :=
+OPT     := -O2 -g
+endif
+
+PKGS     := libcurl libcjson expat openssl
+WARN     := -std=c11 -Wall -Wextra -Werror
+CPPFLAGS += -D_GNU_SOURCE -DGOMAN_VERSION='"$(VERSION)"' -Ilibgoman/include -Ilibgoman
+CFLAGS   ?= $(OPT)
+CFLAGS   += $(WARN) $(SANFLAGS) -fPIC
+LDLIBS   := -lcurl -lcjson -lexpat -lssl -lcrypto -lm
+LDFLAGS  += $(SANFLAGS)
+
+LIB_SRC  := $(sort $(wildcard libgoman/*.c))
+LIB_OBJ  := $(LIB_SRC:libgoman/%.c=$(BUILD)/obj/%.o)
+# unit-test build of the library: GOMAN_TESTABLE functions are visible
+TLIB_OBJ := $(LIB_SRC:libgoman/%.c=$(BUILD)/tobj/%.o)
+BIN_SRC  := $(sort $(wildcard bin/*.c))
+BINS     := $(BIN_SRC:bin/%.c=$(BUILD)/bin/%)
+UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
+UNITS    := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+HEADERS  := $(wildcard libgoman/include/goman/*.h) $(wildcard libgoman/*.h)
+
+.PHONY: all lib bins units test unit bats bench demo install deps clean check-banned
+all: lib bins $(BUILD)/goman.pc
+
+lib: $(BUILD)/lib/libgoman.a $(BUILD)/lib/libgoman.so
+bins: $(BINS)
+units: $(UNITS)
+
+$(BUILD)/obj/%.o: libgoman/%.c $(HEADERS)
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/tobj/%.o: libgoman/%.c $(HEADERS)
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) -DGOMAN_UNIT_TEST $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/lib/libgoman.a: $(LIB_OBJ)
+	@mkdir -p $(@D)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/lib/libgoman.so: $(LIB_OBJ) libgoman/libgoman.map
+	@mkdir -p $(@D)
+	$(CC) -shared -Wl,--version-script=libgoman/libgoman.map -Wl,-soname,libgoman.so.0 \
+		$(LDFLAGS) -o $@ $(LIB_OBJ) $(LDLIBS)
+
+$(BUILD)/tests/libgoman-test.a: $(TLIB_OBJ)
+	@mkdir -p $(@D)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/bin/%: bin/%.c $(BUILD)/lib/libgoman.a $(HEADERS)
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(BUILD)/lib/libgoman.a $(LDFLAGS) $(LDLIBS)
+
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/tests/libgoman-test.a $(HEADERS) tests/unit/unit.h
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) -DGOMAN_UNIT_TEST $(CFLAGS) -Wno-unused-parameter -o $@ $< \
+		$(BUILD)/tests/libgoman-test.a $(LDFLAGS) $(LDLIBS) -lcmocka
+
+$(BUILD)/goman.pc: goman.pc.in VERSION
+	@mkdir -p $(@D)
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' $< >$@
+
+# ---- tests --------------------------------------------------------------------------
+test: deps all units
+	GOMAN_BUILD=$(BUILD) tests/run $(TESTS)
+
+unit: all units
+	GOMAN_BUILD=$(BUILD) tests/run --unit-only
+
+bats: all
+	GOMAN_BUILD=$(BUILD) tests/run --bats-only $(TESTS)
+
+check-banned:
+	@! grep -nE '\b(strcpy|sprintf|strtok|atoi|strcat|gets)\s*\(' libgoman/*.c bin/*.c || \
+		{ echo "banned function used (see above)"; exit 1; }
+
+# ---- bench / demo -------------------------------------------------------------------
+bench: all
+	GOMAN_BUILD=$(BUILD) bench/run
+
+demo: deps all
+	GOMAN_BUILD=$(BUILD) scripts/demo.sh
+
+# ---- install ------------------------------------------------------------------------
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/pkgconfig \
+		$(DESTDIR)$(PREFIX)/include/goman $(DESTDIR)$(PREFIX)/share/man/man1 \
+		$(DESTDIR)$(PREFIX)/share/man/man3 $(DESTDIR)$(PREFIX)/share/man/man7 \
+		$(DESTDIR)$(PREFIX)/share/bash-completion/completions $(DESTDIR)$(PREFIX)/libexec/goman
+	install -m 755 $(BINS) $(DESTDIR)$(PREFIX)/bin/
+	if [ -f scripts/goman ]; then install -m 755 scripts/goman $(DESTDIR)$(PREFIX)/bin/; fi
+	install -m 755 scripts/*.sh $(DESTDIR)$(PREFIX)/libexec/goman/
+	install -m 644 $(BUILD)/lib/libgoman.a $(DESTDIR)$(PREFIX)/lib/
+	install -m 755 $(BUILD)/lib/libgoman.so $(DESTDIR)$(PREFIX)/lib/libgoman.so.0
+	ln -sf libgoman.so.0 $(DESTDIR)$(PREFIX)/lib/libgoman.so
+	install -m 644 libgoman/include/goman/*.h $(DESTDIR)$(PREFIX)/include/goman/
+	install -m 644 $(BUILD)/goman.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/
+	for s in 1 3 7; do for f in man/man$$s/*.$$s; do [ -f "$$f" ] && \
+		install -m 644 "$$f" $(DESTDIR)$(PREFIX)/share/man/man$$s/; done; done; true
+	for f in completions/*; do [ -f "$$f" ] && \
+		install -m 644 "$$f" $(DESTDIR)$(PREFIX)/share/bash-completion/completions/; done; true
+
+deps:
+	@scripts/deps.sh
+
+clean:
+	rm -rf build build-san

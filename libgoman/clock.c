@@ -1,0 +1,132 @@
+/*
+ * clock.c - the injectable clock (see goman/clock.h). Tests pin wall and monotonic time
+ * and replace sleeping, as curl's CURL_FORCETIME does for signatures.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include "goman/clock.h"
+
+static int64_t (*wall_fn)(void *);
+static int64_t (*mono_fn)(void *);
+static void (*sleep_fn)(int64_t, void *);
+static void *clock_ctx;
+
+void goman_clock_override(int64_t (*wall)(void *ctx), int64_t (*mono)(void *ctx), void *ctx)
+{
+	wall_fn = wall;
+	mono_fn = mono;
+	clock_ctx = ctx;
+}
+
+void goman_clock_override_sleep(void (*sleeper)(int64_t ms, void *ctx))
+{
+	sleep_fn = sleeper;
+}
+
+int64_t goman_now_ms(void)
+{
+	if (wall_fn)
+		return wall_fn(clock_ctx);
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t goman_mono_ms(void)
+{
+	if (mono_fn)
+		return mono_fn(clock_ctx);
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void goman_sleep_ms(int64_t ms)
+{
+	if (ms <= 0)
+		return;
+	if (sleep_fn) {
+		sleep_fn(ms, clock_ctx);
+		return;
+	}
+	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000};
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+char *goman_rfc3339(int64_t epoch_ms, char *buf, size_t len)
+{
+	time_t secs = (time_t)(epoch_ms / 1000);
+	struct tm tm;
+	gmtime_r(&secs, &tm);
+	snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+		 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(epoch_ms % 1000));
+	return buf;
+}
+
+static int digits(const char **p, int n, int *out)
+{
+	int v = 0;
+	for (int i = 0; i < n; i++) {
+		if (**p < '0' || **p > '9')
+			return -1;
+		v = v * 10 + (**p - '0');
+		(*p)++;
+	}
+	*out = v;
+	return 0;
+}
+
+static int skip(const char **p, char c)
+{
+	if (**p == c) {
+		(*p)++;
+		return 1;
+	}
+	return 0;
+}
+
+int goman_parse_time(const char *s, int64_t *epoch_ms)
+{
+	int y, mo, d, h, mi, se, ms = 0;
+	const char *p = s;
+	if (!s || digits(&p, 4, &y))
+		return -1;
+	skip(&p, '-');
+	if (digits(&p, 2, &mo))
+		return -1;
+	skip(&p, '-');
+	if (digits(&p, 2, &d) || !(skip(&p, 'T') || skip(&p, 't') || skip(&p, ' ')))
+		return -1;
+	if (digits(&p, 2, &h))
+		return -1;
+	skip(&p, ':');
+	if (digits(&p, 2, &mi))
+		return -1;
+	skip(&p, ':');
+	if (digits(&p, 2, &se))
+		return -1;
+	if (skip(&p, '.')) {
+		int scale = 100;
+		while (*p >= '0' && *p <= '9') {
+			ms += (*p - '0') * scale;
+			scale /= 10;
+			p++;
+		}
+	}
+	if (!(skip(&p, 'Z') || skip(&p, 'z') || strcmp(p, "+00:00") == 0 || *p == '\0'))
+		return -1;
+	if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || se > 60)
+		return -1;
+	/* days from civil (Howard Hinnant), no timegm() needed */
+	y -= mo <= 2;
+	int64_t era = (y >= 0 ? y : y - 399) / 400;
+	int64_t yoe = y - era * 400;
+	int64_t doy = (153 * (mo + (mo > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+	int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	int64_t days = era * 146097 + doe - 719468;
+	*epoch_ms = ((days * 86400) + h * 3600 + mi * 60 + se) * 1000 + ms;
+	return 0;
+}

@@ -1,0 +1,100 @@
+/*
+ * goman/aws.h - the one generic AWS call path used by every command.
+ *
+ * A struct goman_aws holds the credential chain, the region, the endpoint resolution, the
+ * HTTP loop and (issue 3) the breakers, retry policy, quota and rate limiter. Each call
+ * is: resolve endpoint → build request (EC2/STS/IAM query form POST; SSM JSON 1.1 and
+ * DynamoDB JSON 1.0 with X-Amz-Target; S3 REST) → sign → send on the shared loop →
+ * parse (XML replies streamed through expat into cJSON; JSON replies with cJSON) →
+ * classify errors in the one table (error.h) → retry with a fresh signature.
+ *
+ * XML to JSON: the root element is dropped; an element with only text becomes a string;
+ * an element whose children are all <item> or <member> becomes an array (an empty element
+ * whose name ends in "Set" becomes []); other elements become objects (repeated child names
+ * become arrays). Attributes are ignored. Numbers and booleans stay strings.
+ *
+ * Ownership: the client is created by goman_aws_new() and freed by goman_aws_free() (NULL
+ * ok). struct goman_aws_call is borrowed only during goman_aws_submit()/goman_aws_call().
+ * A struct goman_aws_result passed to a done callback belongs to the library and lives
+ * only during the callback: to keep ->data, set it to NULL after taking it. A result
+ * filled by goman_aws_call() belongs to the caller: goman_aws_result_clear().
+ * Errors: the result's err (rc OK on success). Service errors carry code, message, HTTP
+ * status and request id.
+ */
+#ifndef GOMAN_AWS_H
+#define GOMAN_AWS_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "goman/error.h"
+#include "goman/http.h"
+#include "goman/kv.h"
+
+struct cJSON;
+struct goman_aws;
+struct goman_config;
+
+struct goman_aws_opts {
+	const char *profile;       /* NULL = AWS_PROFILE or default */
+	const char *region;        /* NULL = resolved like the CLI */
+	struct goman_http *http;   /* borrowed loop to share; NULL = the client makes its own */
+	const struct goman_config *config; /* resilience settings (issue 3); NULL = defaults */
+};
+
+struct goman_aws_call {
+	const char *service;   /* "ec2", "ssm", "s3", "dynamodb", "sts", "iam" */
+	const char *action;    /* "DescribeInstances", "GetParameter", "PutObject" ... */
+	const char *region;    /* NULL = client's region */
+	/* query protocol (ec2, sts, iam): Action and Version are added for you */
+	const struct goman_kvs *params;
+	const char *version;   /* NULL = the service's default API version */
+	/* JSON protocols (ssm: JSON 1.1, dynamodb: JSON 1.0): the request object (borrowed) */
+	const struct cJSON *json;
+	/* S3 REST */
+	const char *method;    /* GET/PUT/HEAD/DELETE/POST */
+	const char *bucket;
+	const char *key;       /* any characters; encoded once, '/' kept */
+	const char *query;     /* raw query string without '?', already encoded ("uploads") */
+	const struct goman_kvs *headers; /* extra request headers */
+	const void *body;
+	size_t body_len;
+	/* behaviour */
+	const char *retry_policy;      /* NULL = client default ("default", "aws", ...) */
+	int64_t eventual_deadline_ms;  /* >0: retry eventual-consistency codes this long */
+};
+
+struct goman_aws_result {
+	struct goman_err err;
+	int http_status;
+	struct cJSON *data;       /* parsed reply (object), or NULL (S3 object bodies) */
+	char *raw;                /* S3: response body bytes; NULL otherwise */
+	size_t raw_len;
+	struct goman_kvs headers; /* response headers */
+	int attempts;
+	int64_t ms;               /* wall time across all attempts */
+};
+
+typedef void (*goman_aws_done_fn)(struct goman_aws_result *res, void *ud);
+
+struct goman_aws *goman_aws_new(const struct goman_aws_opts *opts, struct goman_err *err);
+void goman_aws_free(struct goman_aws *a);
+/* The loop to drive (goman_http_run) when using goman_aws_submit(). Borrowed. */
+struct goman_http *goman_aws_http(struct goman_aws *a);
+/* Region in use. Borrowed. */
+const char *goman_aws_region(const struct goman_aws *a);
+
+/* Queues a call; done runs from goman_http_run() once it succeeded or gave up. */
+int goman_aws_submit(struct goman_aws *a, const struct goman_aws_call *call, goman_aws_done_fn done,
+		     void *ud, struct goman_err *err);
+/* Blocking convenience: submits and runs the loop until this call is done. Returns 0 when
+ * res->err.rc is OK, else -1. */
+int goman_aws_call(struct goman_aws *a, const struct goman_aws_call *call, struct goman_aws_result *res);
+void goman_aws_result_clear(struct goman_aws_result *r);
+
+/* Helpers for reading converted XML/JSON replies: string at a dotted path
+ * ("instancesSet" / "instanceState.name"); NULL when absent. Borrowed. */
+const char *goman_json_path_str(const struct cJSON *obj, const char *dotted);
+/* the array at a dotted path, or NULL when absent or an empty string (empty XML element) */
+struct cJSON *goman_json_path_array(const struct cJSON *obj, const char *dotted);
+
+#endif

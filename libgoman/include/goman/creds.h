@@ -1,0 +1,42 @@
+/*
+ * goman/creds.h - where credentials, region and endpoints come from, as the AWS CLI does.
+ *
+ * Credentials: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY/AWS_SESSION_TOKEN; AWS_PROFILE (or
+ * "default") in AWS_SHARED_CREDENTIALS_FILE (~/.aws/credentials) and AWS_CONFIG_FILE
+ * (~/.aws/config): static keys, credential_process (JSON with Expiration), role_arn +
+ * source_profile (STS AssumeRole, cached until expiry); ECS container credentials
+ * (AWS_CONTAINER_CREDENTIALS_FULL_URI / _RELATIVE_URI, authorization token); IMDSv2 (PUT
+ * token then GET, short timeouts, AWS_EC2_METADATA_SERVICE_ENDPOINT, off when
+ * AWS_EC2_METADATA_DISABLED=true).
+ * Region: AWS_REGION > AWS_DEFAULT_REGION > profile region. Endpoint per service:
+ * AWS_ENDPOINT_URL_<SERVICE> > AWS_ENDPOINT_URL > profile endpoint_url > real AWS.
+ *
+ * Ownership: a struct goman_credchain is created by _new and freed by _free (NULL ok).
+ * goman_credchain_get() fills a caller-owned struct goman_creds (free with
+ * goman_creds_clear()); returned strings from _region/_endpoint are malloc'd for the caller.
+ * Errors: -1/NULL with struct goman_err (ECREDS when no source had credentials).
+ */
+#ifndef GOMAN_CREDS_H
+#define GOMAN_CREDS_H
+#include "goman/error.h"
+#include "goman/sigv4.h"
+
+struct goman_credchain;
+
+struct goman_credchain *goman_credchain_new(const char *profile /* NULL = env/default */,
+					    struct goman_err *err);
+void goman_credchain_free(struct goman_credchain *cc);
+/* Resolves (or returns cached, unexpired with a 5 min margin) credentials. */
+int goman_credchain_get(struct goman_credchain *cc, struct goman_creds *out, struct goman_err *err);
+/* Forgets the cached credentials (after an auth failure with expiring credentials). */
+void goman_credchain_invalidate(struct goman_credchain *cc);
+/* Region as the CLI resolves it; NULL with err when none is configured. */
+char *goman_credchain_region(struct goman_credchain *cc, struct goman_err *err);
+/* Endpoint base URL (no trailing slash) for a service ("ec2", "ssm", "s3", "dynamodb",
+ * "sts", "iam") in a region. Env var names use the SDK service ids: EC2, SSM, S3, DYNAMODB,
+ * STS, IAM. Never NULL except on out-of-memory. */
+char *goman_credchain_endpoint(struct goman_credchain *cc, const char *service, const char *region);
+/* Profile in use ("default" when none). Borrowed. */
+const char *goman_credchain_profile(const struct goman_credchain *cc);
+
+#endif
