@@ -37,9 +37,11 @@ BIN_SRC  := $(sort $(wildcard bin/*.c))
 BINS     := $(BIN_SRC:bin/%.c=$(BUILD)/bin/%)
 UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 UNITS    := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+BENCH_SRC:= $(sort $(wildcard bench/*.c))
+BENCHES  := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 HEADERS  := $(wildcard libgoman/include/goman/*.h) $(wildcard libgoman/*.h)
 
-.PHONY: all lib bins units test unit bats bench demo install deps clean check-banned
+.PHONY: all lib bins units benches test unit bats bench demo install deps clean check-banned
 all: lib bins $(BUILD)/goman.pc
 
 lib: $(BUILD)/lib/libgoman.a $(BUILD)/lib/libgoman.so
@@ -95,8 +97,15 @@ check-banned:
 		{ echo "banned function used (see above)"; exit 1; }
 
 # ---- bench / demo -------------------------------------------------------------------
-bench: all
-	GOMAN_BUILD=$(BUILD) bench/run
+$(BUILD)/bench/%: bench/%.c $(BUILD)/tests/libgoman-test.a $(HEADERS)
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) -DGOMAN_UNIT_TEST $(CFLAGS) -o $@ $< $(BUILD)/tests/libgoman-test.a \
+		$(LDFLAGS) $(LDLIBS)
+
+benches: $(BENCHES)
+
+bench: all benches
+	GOMAN_BUILD=$(BUILD) bench/run $(BENCH)
 
 demo: deps all
 	GOMAN_BUILD=$(BUILD) scripts/demo.sh
