@@ -33,12 +33,14 @@
 struct cJSON;
 struct goman_aws;
 struct goman_config;
+struct goman_creds;
 
 struct goman_aws_opts {
 	const char *profile;       /* NULL = AWS_PROFILE or default */
 	const char *region;        /* NULL = resolved like the CLI */
 	struct goman_http *http;   /* borrowed loop to share; NULL = the client makes its own */
 	const struct goman_config *config; /* resilience settings (issue 3); NULL = defaults */
+	const struct goman_creds *creds; /* explicit credentials (copied), overriding the chain */
 };
 
 struct goman_aws_call {
