@@ -1,7 +1,11 @@
 /*
  * goman/ini.h - INI files in the ~/.aws/config dialect: [section] / [profile name],
- * key = value, '#' and ';' comments, indented continuation lines (nested sub-sections such
- * as "s3 =\n  addressing_style = path" are stored as key "s3.addressing_style").
+ * key = value (or key: value; keys fold to lower case), '#' and ';' comments (whole lines,
+ * or inline after whitespace), indented continuation lines (nested sub-sections such as
+ * "s3 =\n  addressing_style = path" are stored as key "s3.addressing_style"; after a
+ * non-empty value they continue it on a new line). Section names fold inner whitespace
+ * ("[ profile  dev ]" is "profile dev"); repeated sections merge, later keys win; stray
+ * lines (no section, no delimiter) are ignored.
  * Also used for goman's own config file ($XDG_CONFIG_HOME/goman/config).
  *
  * Ownership: goman_ini_load() returns a struct owned by the caller, freed with
