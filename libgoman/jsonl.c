@@ -18,6 +18,7 @@
 #include <cjson/cJSON.h>
 #include "goman/jsonl.h"
 #include "internal.h"
+#include "jsonl_int.h"
 
 #define INITIAL_CAP (64 * 1024)
 
@@ -62,9 +63,8 @@ void goman_jsonl_reader_free(struct goman_jsonl_reader *r)
 	free(r);
 }
 
-/* Returns the offset of the first invalid byte, or len when s is valid UTF-8
- * (no overlongs, no surrogates, nothing above U+10FFFF). */
-GOMAN_TESTABLE size_t gm_utf8_invalid_at(const unsigned char *s, size_t len)
+/* see jsonl_int.h */
+size_t gm_utf8_invalid_at(const unsigned char *s, size_t len)
 {
 	size_t i = 0;
 	while (i < len) {

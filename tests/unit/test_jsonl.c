@@ -11,8 +11,7 @@
 #include <cjson/cJSON.h>
 #include "unit.h"
 #include "goman/jsonl.h"
-
-size_t gm_utf8_invalid_at(const unsigned char *s, size_t len);
+#include "jsonl_int.h"
 
 /* Pipe whose write end got `data` and was closed; returns the read end. */
 static int pipe_with(const char *data, size_t len)
