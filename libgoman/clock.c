@@ -4,6 +4,7 @@
  */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include "goman/clock.h"
@@ -128,5 +129,43 @@ int goman_parse_time(const char *s, int64_t *epoch_ms)
 	int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
 	int64_t days = era * 146097 + doe - 719468;
 	*epoch_ms = ((days * 86400) + h * 3600 + mi * 60 + se) * 1000 + ms;
+	return 0;
+}
+
+int goman_parse_duration_ms(const char *s, int64_t *ms)
+{
+	if (!s || !*s)
+		return -1;
+	double total = 0;
+	const char *p = s;
+	int parts = 0;
+	while (*p) {
+		char *end;
+		errno = 0;
+		double v = strtod(p, &end);
+		if (end == p || errno || v < 0)
+			return -1;
+		p = end;
+		double unit;
+		if (strncmp(p, "ms", 2) == 0)
+			unit = 1, p += 2;
+		else if (*p == 's')
+			unit = 1000, p++;
+		else if (*p == 'm')
+			unit = 60000, p++;
+		else if (*p == 'h')
+			unit = 3600000, p++;
+		else if (*p == 'd')
+			unit = 86400000, p++;
+		else if (*p == '\0' && parts == 0)
+			unit = 1000; /* bare number: seconds */
+		else
+			return -1;
+		total += v * unit;
+		parts++;
+	}
+	if (total > 9.0e15)
+		return -1;
+	*ms = (int64_t)(total + 0.5);
 	return 0;
 }
