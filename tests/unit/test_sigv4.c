@@ -187,8 +187,8 @@ static void parse_context(const char *dir, struct ctx *c)
 static void check_file(const char *dir, const char *file, const char *got)
 {
 	char *want = expected(dir, file);
-	if (!want)
-		return; /* our own cases leave out what botocore cannot produce */
+	if (!want) /* signed-request files: the suite has them, botocore cannot make them */
+		return;
 	assert_non_null(got);
 	assert_string_equal(got, want);
 	free(want);
@@ -226,7 +226,10 @@ static void run_case(void **state)
 	snprintf(f, sizeof(f), "%s-string-to-sign.txt", mode);
 	check_file(vc->dir, f, out.string_to_sign);
 	snprintf(f, sizeof(f), "%s-signature.txt", mode);
-	check_file(vc->dir, f, out.signature);
+	char *sig = expected(vc->dir, f);
+	assert_non_null(sig);
+	assert_string_equal(out.signature, sig);
+	free(sig);
 	if (vc->query) {
 		assert_non_null(out.url);
 		assert_null(goman_kvs_get(&r.headers, "Authorization"));
@@ -295,6 +298,14 @@ static size_t add_cases(const char *root, const char *label, struct CMUnitTest *
 	qsort(names, nn, sizeof(*names), cmp_names);
 	for (size_t i = 0; i < nn; i++) {
 		for (int q = 0; q < 2; q++) {
+			/* a mode is tested where its expected signature is on file */
+			char sig[1400];
+			snprintf(sig, sizeof(sig), "%s/%s/%s-signature.txt", root, names[i],
+				 q ? "query" : "header");
+			FILE *f = fopen(sig, "r");
+			if (!f)
+				continue;
+			fclose(f);
 			if (*nt == *cap) {
 				*cap = *cap ? *cap * 2 : 64;
 				*t = realloc(*t, *cap * sizeof(**t));
