@@ -1,0 +1,368 @@
+/*
+ * guard.c - breaker → rate limiter → retry around every attempt (see goman/guard.h).
+ * Keeps one entry per (service, region, endpoint) seen by this process; an entry points at
+ * its slot in the shared state file, or at a slot of its own when there is no file.
+ * Allocates only when a new (service, region, endpoint) is first seen; the per-attempt path
+ * allocates nothing (events, when $GOMAN_EVENTS is set, are the exception).
+ * Logs [CIRCUIT] and [RETRY] lines and emits "breaker" and "retry" events.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cjson/cJSON.h>
+#include "goman/clock.h"
+#include "goman/config.h"
+#include "goman/guard.h"
+#include "goman/log.h"
+#include "shared_state_int.h"
+
+struct gm_guard_entry {
+	char service[24], region[32];
+	char endpoint[200];
+	const struct goman_breaker_params *bp;
+	struct gm_slot *slot;  /* shared, or &own */
+	int inflight;
+	struct gm_slot own;
+};
+
+struct goman_guard {
+	struct goman_config cfg;
+	struct gm_state *state;
+	struct gm_guard_entry **ents;
+	size_t n, cap;
+	struct gm_guard_entry *last;
+	struct goman_rng rng;
+	bool events; /* $GOMAN_EVENTS set: build event objects (they allocate) */
+};
+
+int goman_guard_state_path(char *buf, size_t len)
+{
+	const char *e = getenv("GOMAN_STATE_FILE");
+	const char *run = getenv("XDG_RUNTIME_DIR"), *st = getenv("XDG_STATE_HOME");
+	const char *home = getenv("HOME");
+	int n;
+	if (e && *e)
+		n = snprintf(buf, len, "%s", e);
+	else if (run && *run && access(run, W_OK) == 0)
+		n = snprintf(buf, len, "%s/goman/breakers", run);
+	else if (st && *st)
+		n = snprintf(buf, len, "%s/goman/breakers", st);
+	else if (home && *home)
+		n = snprintf(buf, len, "%s/.local/state/goman/breakers", home);
+	else
+		return -1;
+	return n > 0 && (size_t)n < len ? 0 : -1;
+}
+
+struct goman_guard *goman_guard_new(const struct goman_guard_opts *opts, struct goman_err *err)
+{
+	struct goman_guard_opts none = {0};
+	if (!opts)
+		opts = &none;
+	struct goman_guard *g = calloc(1, sizeof(*g));
+	if (!g) {
+		goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "NoMemory", "out of memory");
+		return NULL;
+	}
+	if (opts->config) {
+		g->cfg = *opts->config;
+	} else {
+		goman_config_init(&g->cfg);
+		if (goman_config_load(&g->cfg, err) < 0) {
+			free(g);
+			return NULL;
+		}
+	}
+	goman_rng_seed(&g->rng, opts->seed ? opts->seed
+					   : (uint64_t)goman_now_ms() * 2654435761u ^ (uint64_t)getpid());
+	const char *ev = getenv("GOMAN_EVENTS");
+	g->events = ev && *ev;
+	if (!opts->no_shared_state) {
+		char path[512];
+		const char *p = opts->state_file;
+		if (!p && g->cfg.state_file[0])
+			p = g->cfg.state_file;
+		if (!p && goman_guard_state_path(path, sizeof(path)) == 0)
+			p = path;
+		struct goman_err e;
+		goman_err_clear(&e);
+		if (p)
+			g->state = gm_state_open(p, &e);
+		if (!g->state)
+			goman_log(GOMAN_LOG_WARN, "CIRCUIT",
+				  "breakers are per process: %s", p ? e.message : "no state directory");
+	}
+	return g;
+}
+
+void goman_guard_free(struct goman_guard *g)
+{
+	if (!g)
+		return;
+	for (size_t i = 0; i < g->n; i++)
+		free(g->ents[i]);
+	free(g->ents);
+	gm_state_close(g->state);
+	free(g);
+}
+
+void goman_guard_ticket_init(struct goman_guard_ticket *t, int64_t deadline_ms)
+{
+	memset(t, 0, sizeof(*t));
+	t->deadline_ms = deadline_ms;
+}
+
+const char *goman_guard_state_file(const struct goman_guard *g)
+{
+	return gm_state_path(g->state);
+}
+
+static bool same(const char *a, const char *b)
+{
+	return strcmp(a, b ? b : "") == 0;
+}
+
+static struct gm_guard_entry *entry(struct goman_guard *g, const char *service, const char *region,
+				    const char *endpoint)
+{
+	struct gm_guard_entry *e = g->last;
+	if (e && same(e->service, service) && same(e->region, region) && same(e->endpoint, endpoint))
+		return e;
+	for (size_t i = 0; i < g->n; i++) {
+		e = g->ents[i];
+		if (same(e->service, service) && same(e->region, region) && same(e->endpoint, endpoint))
+			return g->last = e;
+	}
+	if (g->n == g->cap) {
+		size_t nc = g->cap ? g->cap * 2 : 8;
+		void *p = realloc(g->ents, nc * sizeof(*g->ents));
+		if (!p)
+			return NULL;
+		g->ents = p;
+		g->cap = nc;
+	}
+	e = calloc(1, sizeof(*e));
+	if (!e)
+		return NULL;
+	snprintf(e->service, sizeof(e->service), "%s", service ? service : "");
+	snprintf(e->region, sizeof(e->region), "%s", region ? region : "");
+	snprintf(e->endpoint, sizeof(e->endpoint), "%s", endpoint ? endpoint : "");
+	e->bp = goman_config_breaker(&g->cfg, service);
+	char name[300];
+	snprintf(name, sizeof(name), "%s|%s|%s", e->service, e->region, e->endpoint);
+	e->slot = g->state ? gm_state_slot(g->state, name) : NULL;
+	if (!e->slot)
+		e->slot = &e->own;
+	g->ents[g->n++] = e;
+	return g->last = e;
+}
+
+static void breaker_changed(const struct goman_guard *g, const struct gm_guard_entry *e, const struct goman_breaker_change *c,
+			    int64_t retry_in)
+{
+	if (c->from == c->to)
+		return;
+	const char *from = goman_breaker_state_name(c->from), *to = goman_breaker_state_name(c->to);
+	if (c->to == GOMAN_BREAKER_OPEN)
+		goman_log(GOMAN_LOG_WARN, "CIRCUIT", "%s %s: %s -> %s, next probe in %lld ms", e->service,
+			  e->region, from, to, (long long)retry_in);
+	else
+		goman_log(GOMAN_LOG_INFO, "CIRCUIT", "%s %s: %s -> %s", e->service, e->region, from, to);
+	if (!g->events)
+		return;
+	cJSON *ev = cJSON_CreateObject();
+	cJSON_AddStringToObject(ev, "service", e->service);
+	cJSON_AddStringToObject(ev, "region", e->region);
+	if (e->endpoint[0])
+		cJSON_AddStringToObject(ev, "endpoint", e->endpoint);
+	cJSON_AddStringToObject(ev, "from", from);
+	cJSON_AddStringToObject(ev, "to", to);
+	goman_event("breaker", ev);
+}
+
+static bool adaptive_on(const struct goman_guard *g)
+{
+	return g->cfg.retry_mode == GOMAN_RETRY_ADAPTIVE;
+}
+
+static void lock(struct goman_guard *g, struct gm_guard_entry *e)
+{
+	if (e->slot != &e->own)
+		gm_state_lock(g->state, e->slot);
+}
+
+static void unlock(struct goman_guard *g, struct gm_guard_entry *e)
+{
+	if (e->slot != &e->own)
+		gm_state_unlock(g->state, e->slot);
+}
+
+int goman_guard_before(struct goman_guard *g, struct goman_guard_ticket *t, const char *service,
+		       const char *region, const char *endpoint, int64_t *wait_ms,
+		       struct goman_err *err)
+{
+	*wait_ms = 0;
+	if (t->admitted)
+		goman_guard_abandon(g, t);
+	struct gm_guard_entry *e = entry(g, service, region, endpoint);
+	if (!e)
+		return goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "NoMemory", "out of memory");
+	if (e->inflight >= e->bp->max_concurrent && e->bp->max_concurrent > 0) {
+		*wait_ms = 5; /* a slot frees when an attempt of this process ends */
+		return 1;
+	}
+	int64_t now = goman_mono_ms();
+	struct goman_breaker_change chg;
+	int64_t retry_in = 0;
+	if (!goman_breaker_admit(&e->slot->breaker, e->bp, now, &t->pass, &retry_in, &chg)) {
+		goman_err_set(err, GOMAN_ECIRCUIT, GOMAN_CLASS_CIRCUIT_OPEN, "CircuitOpen",
+			      "circuit breaker for %s in %s is open; next probe in %lld ms", e->service,
+			      e->region, (long long)retry_in);
+		if (err)
+			err->retry_after_ms = retry_in;
+		return -1;
+	}
+	breaker_changed(g, e, &chg, 0);
+	if (adaptive_on(g)) {
+		lock(g, e);
+		*wait_ms = goman_adaptive_acquire(&e->slot->adaptive, &g->cfg.adaptive, now);
+		unlock(g, e);
+	}
+	e->inflight++;
+	t->e = e;
+	t->admitted = true;
+	if (t->attempt++ == 0)
+		t->started_ms = now;
+	t->sent_ms = now;
+	return 0;
+}
+
+void goman_guard_abandon(struct goman_guard *g, struct goman_guard_ticket *t)
+{
+	(void)g;
+	if (!t->admitted)
+		return;
+	t->admitted = false;
+	t->e->inflight--;
+	struct goman_breaker_change chg;
+	goman_breaker_record(&t->e->slot->breaker, t->e->bp, &t->pass, GOMAN_BREAKER_NEUTRAL,
+			     goman_mono_ms(), &chg);
+	t->attempt--;
+}
+
+int goman_guard_after(struct goman_guard *g, struct goman_guard_ticket *t,
+		      const struct goman_err *res, const char *service, const char *action,
+		      int64_t *retry_in_ms)
+{
+	*retry_in_ms = 0;
+	if (!t->admitted || !t->e)
+		return 0;
+	struct gm_guard_entry *e = t->e;
+	t->admitted = false;
+	e->inflight--;
+	int64_t now = goman_mono_ms();
+	enum goman_class cls = GOMAN_CLASS_NONE;
+	bool eventual = false;
+	if (res && res->rc != GOMAN_OK) {
+		cls = res->cls;
+		if (cls == GOMAN_CLASS_NONE) {
+			struct goman_err c = *res;
+			goman_err_classify(&c, service, action);
+			cls = c.cls;
+		}
+		eventual = res->rc == GOMAN_ESERVICE && goman_is_eventual(service, action, res->code);
+	}
+	struct goman_breaker_change chg;
+	goman_breaker_record(&e->slot->breaker, e->bp, &t->pass, goman_breaker_counts(cls), now, &chg);
+	breaker_changed(g, e, &chg, e->bp->recovery_ms);
+	bool quota = g->cfg.retry_mode != GOMAN_RETRY_LEGACY;
+	if (adaptive_on(g)) {
+		lock(g, e);
+		goman_adaptive_update(&e->slot->adaptive, &g->cfg.adaptive,
+				      cls == GOMAN_CLASS_THROTTLING, now);
+		unlock(g, e);
+	}
+	if (cls == GOMAN_CLASS_NONE) {
+		if (quota)
+			goman_quota_release(&e->slot->quota, t->quota_held ? t->quota_held
+									   : g->cfg.quota_success_refund);
+		t->quota_held = 0;
+		return 0;
+	}
+	const struct goman_retry_policy *pol = &g->cfg.retry;
+	if (t->policy) {
+		const struct goman_retry_policy *np = goman_retry_policy_named(t->policy);
+		if (np)
+			pol = np;
+	}
+	struct goman_retry_in in = {
+		.policy = pol,
+		.mode = g->cfg.retry_mode,
+		.cls = cls,
+		.eventual = eventual,
+		.attempt = t->attempt,
+		.now_ms = now,
+		.started_ms = t->started_ms,
+		.deadline_ms = t->deadline_ms,
+		.eventual_deadline_ms = t->eventual_deadline_ms
+						? t->eventual_deadline_ms
+						: t->started_ms + g->cfg.eventual_deadline_ms,
+		.retry_after_ms = res ? res->retry_after_ms : -1,
+		.prev_delay_ms = t->prev_delay_ms,
+	};
+	int64_t delay = 0;
+	enum goman_retry_reason r = goman_retry_decide(&in, &g->rng, &delay);
+	if (r == GOMAN_RETRY_YES && quota && !eventual) {
+		int64_t cost = cls == GOMAN_CLASS_TIMEOUT ? g->cfg.quota_timeout_cost
+							  : g->cfg.quota_retry_cost;
+		if (goman_quota_acquire(&e->slot->quota, g->cfg.quota_capacity, cost))
+			t->quota_held = cost;
+		else
+			r = GOMAN_RETRY_NO_QUOTA;
+	}
+	const char *why = eventual ? "eventual" : goman_class_name(cls);
+	if (r != GOMAN_RETRY_YES) {
+		if (r != GOMAN_RETRY_NO)
+			goman_log(GOMAN_LOG_INFO, "RETRY", "%s %s: giving up after %d attempts (%s, %s)",
+				  service, action ? action : "", t->attempt, why,
+				  goman_retry_reason_name(r));
+		return 0;
+	}
+	goman_log(GOMAN_LOG_DEBUG, "RETRY", "%s %s: attempt %d %s, retrying in %lld ms", service,
+		  action ? action : "", t->attempt, why, (long long)delay);
+	t->prev_delay_ms = delay;
+	*retry_in_ms = delay;
+	if (!g->events)
+		return 1;
+	cJSON *ev = cJSON_CreateObject();
+	cJSON_AddStringToObject(ev, "service", service ? service : "");
+	cJSON_AddStringToObject(ev, "region", e->region);
+	if (action)
+		cJSON_AddStringToObject(ev, "action", action);
+	cJSON_AddNumberToObject(ev, "attempt", t->attempt);
+	cJSON_AddNumberToObject(ev, "delay_ms", (double)delay);
+	cJSON_AddStringToObject(ev, "reason", cls == GOMAN_CLASS_THROTTLING ? "throttled" : why);
+	if (res && res->code[0])
+		cJSON_AddStringToObject(ev, "code", res->code);
+	goman_event("retry", ev);
+	return 1;
+}
+
+enum goman_breaker_state goman_guard_breaker_state(struct goman_guard *g, const char *service,
+						   const char *region, const char *endpoint)
+{
+	struct gm_guard_entry *e = entry(g, service, region, endpoint);
+	if (!e)
+		return GOMAN_BREAKER_CLOSED;
+	struct goman_breaker_view v;
+	goman_breaker_unpack(atomic_load(&e->slot->breaker), &v);
+	return v.state;
+}
+
+int64_t goman_guard_quota(struct goman_guard *g, const char *service, const char *region,
+			  const char *endpoint)
+{
+	struct gm_guard_entry *e = entry(g, service, region, endpoint);
+	return e ? goman_quota_available(&e->slot->quota, g->cfg.quota_capacity) : 0;
+}

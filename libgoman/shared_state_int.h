@@ -1,0 +1,45 @@
+/*
+ * shared_state_int.h - the per-user state file shared by goman processes (library-internal).
+ *
+ * A small file mapped MAP_SHARED by every goman process of one user: a header and a fixed
+ * table of slots, one per (service, region, endpoint). A slot holds the breaker word and the
+ * retry quota (changed only by compare-and-swap: no lock to leave held) and the adaptive
+ * limiter (a few doubles, changed under an fcntl open-file-description lock on the slot's
+ * byte, which the kernel drops when the holder dies). Readers validate what they read, so a
+ * writer killed mid-update leaves a state that is repaired, never one that wedges.
+ *
+ * Ownership: gm_state_open() returns a handle freed by gm_state_close() (NULL ok). Slots are
+ * borrowed pointers into the mapping, valid until the close.
+ */
+#ifndef GOMAN_SHARED_STATE_INT_H
+#define GOMAN_SHARED_STATE_INT_H
+#include <stdatomic.h>
+#include <stdint.h>
+#include "goman/error.h"
+#include "goman/retry.h"
+
+#define GM_STATE_SLOTS 128
+#define GM_STATE_NAME 104
+
+struct gm_slot {
+	_Atomic uint64_t key;      /* FNV-1a of the name, 0 = free */
+	_Atomic uint64_t breaker;  /* goman/breaker.h word */
+	struct goman_quota quota;
+	char name[GM_STATE_NAME];  /* "service|region|endpoint", informative */
+	struct goman_adaptive adaptive; /* under gm_state_lock() */
+	char pad[256 - 8 - 8 - 8 - GM_STATE_NAME - sizeof(struct goman_adaptive)];
+};
+
+struct gm_state;
+
+struct gm_state *gm_state_open(const char *path, struct goman_err *err);
+void gm_state_close(struct gm_state *s);
+/* finds or claims the slot for name; NULL when the table is full */
+struct gm_slot *gm_state_slot(struct gm_state *s, const char *name);
+/* exclusive lock on the slot's adaptive part (blocks); -1 on error */
+int gm_state_lock(struct gm_state *s, struct gm_slot *slot);
+void gm_state_unlock(struct gm_state *s, struct gm_slot *slot);
+const char *gm_state_path(const struct gm_state *s);
+uint64_t gm_hash(const char *s);
+
+#endif
