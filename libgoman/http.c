@@ -21,6 +21,7 @@
 #include <curl/curl.h>
 #include "goman/clock.h"
 #include "goman/http.h"
+#include "aws_int.h"
 
 struct http_req {
 	struct http_req *prev, *next;
@@ -505,6 +506,24 @@ int goman_http_run(struct goman_http *h, int64_t max_wait_ms, int extra_fd)
 	if (!h)
 		return 0;
 	return run_loop(h, max_wait_ms, extra_fd, NULL);
+}
+
+void gm_http_run_until(struct goman_http *h, const int *flag)
+{
+	while (h && !*flag && goman_http_pending(h) > 0)
+		run_loop(h, -1, -1, flag);
+}
+
+void gm_http_cancel(struct goman_http *h, long id)
+{
+	for (struct http_req *q = h ? h->reqs : NULL; q; q = q->next) {
+		if (q->id == id) {
+			req_unlink(h, q);
+			curl_multi_remove_handle(h->multi, q->easy);
+			req_free(q);
+			return;
+		}
+	}
 }
 
 struct perform_ctx {

@@ -1,0 +1,786 @@
+/*
+ * aws.c - the one generic AWS call path (see goman/aws.h).
+ *
+ * A call becomes an op: the protocol file builds the unsigned request once (aws_query.c,
+ * aws_json.c, aws_s3.c), then each attempt (attempt_start) takes fresh credentials, signs
+ * a copy of the headers with a fresh date, and submits it on the shared loop. The reply
+ * streams through attempt_chunk (XML straight into expat, JSON and S3 bytes buffered);
+ * attempt_done parses it, fills the one error type, classifies it with
+ * goman_err_classify(), emits the api_call event, and asks retry_delay() whether to go
+ * again. Waits are loop timers, never sleeps, so other calls keep moving.
+ * NEEDSWORK (issue 3): breaker → rate limiter → retry policy/quota plug in at
+ * attempt_start (admission) and retry_delay (decision); the built-in policy below is the
+ * stand-in: 3 retries with full jitter, eventual-consistency codes until their deadline.
+ *
+ * Ownership: struct goman_aws owns its credential chain, endpoint cache, the loop when it
+ * made it, and every op in flight (freed with the client; their callbacks are not called).
+ * Errors: submit returns -1 with err for calls that cannot start; everything later
+ * arrives in the done callback's result.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+#include <cjson/cJSON.h>
+#include "goman/aws.h"
+#include "goman/clock.h"
+#include "goman/creds.h"
+#include "goman/log.h"
+#include "goman/sigv4.h"
+#include "aws_int.h"
+
+#define RETRY_MAX 3
+#define RETRY_BASE_MS 200
+#define RETRY_CAP_MS 20000
+#define EVENTUAL_BASE_MS 500
+#define EVENTUAL_CAP_MS 5000
+
+struct endpoint {
+	char *service, *region, *url;
+};
+
+struct aws_op;
+
+struct goman_aws {
+	struct goman_credchain *cc;
+	struct goman_creds creds; /* explicit credentials (opts->creds), else unused */
+	bool explicit_creds;
+	char *region;
+	struct goman_http *http;
+	bool own_http;
+	struct endpoint *eps;
+	size_t neps;
+	struct aws_op *ops; /* in flight */
+	uint64_t rng;
+};
+
+struct buf {
+	char *p;
+	size_t len, cap;
+	int oom;
+};
+
+enum { MODE_UNDECIDED, MODE_XML, MODE_BUF };
+
+struct aws_op {
+	struct aws_op *prev, *next;
+	struct goman_aws *a;
+	char service[16], action[128], region[64], sign_region[64];
+	struct gm_aws_req req;
+	goman_aws_done_fn done;
+	void *ud;
+	int attempt;
+	int64_t start_ms, eventual_until;
+	bool creds_refreshed;
+	long http_id, timer_id;
+	struct goman_aws_result res;
+	/* per attempt */
+	int mode;
+	struct gm_xml *xml;
+	struct buf body;
+	struct goman_err parse_err;
+};
+
+void gm_aws_req_clear(struct gm_aws_req *r)
+{
+	if (!r)
+		return;
+	free(r->url);
+	free(r->body);
+	goman_kvs_clear(&r->headers);
+	memset(r, 0, sizeof(*r));
+}
+
+/* ---- client ------------------------------------------------------------------------ */
+
+struct goman_aws *goman_aws_new(const struct goman_aws_opts *opts, struct goman_err *err)
+{
+	struct goman_aws_opts none = {0};
+	if (!opts)
+		opts = &none;
+	struct goman_aws *a = calloc(1, sizeof(*a));
+	if (!a) {
+		goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "", "out of memory");
+		return NULL;
+	}
+	a->rng = (uint64_t)goman_now_ms() * 6364136223846793005ULL ^ (uint64_t)getpid();
+	a->cc = goman_credchain_new(opts->profile, err);
+	if (!a->cc)
+		goto fail;
+	if (opts->creds) {
+		if (goman_creds_copy(&a->creds, opts->creds) != 0) {
+			goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "", "out of memory");
+			goto fail;
+		}
+		a->explicit_creds = true;
+	} else {
+		/* resolve once now, so a missing setup fails here and not per call */
+		struct goman_creds c = {0};
+		int rc = goman_credchain_get(a->cc, &c, err);
+		goman_creds_clear(&c);
+		if (rc != 0)
+			goto fail;
+	}
+	if (opts->region && *opts->region)
+		a->region = strdup(opts->region);
+	else if (!(a->region = goman_credchain_region(a->cc, err)))
+		goto fail;
+	if (!a->region) {
+		goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "", "out of memory");
+		goto fail;
+	}
+	if (opts->http) {
+		a->http = opts->http;
+	} else {
+		a->http = goman_http_new(NULL, err);
+		if (!a->http)
+			goto fail;
+		a->own_http = true;
+	}
+	return a;
+fail:
+	goman_aws_free(a);
+	return NULL;
+}
+
+static void op_free(struct aws_op *op);
+
+void goman_aws_free(struct goman_aws *a)
+{
+	if (!a)
+		return;
+	while (a->ops) {
+		struct aws_op *op = a->ops;
+		a->ops = op->next;
+		if (op->http_id > 0)
+			gm_http_cancel(a->http, op->http_id);
+		if (op->timer_id > 0)
+			goman_http_timer_cancel(a->http, op->timer_id);
+		op_free(op);
+	}
+	if (a->own_http)
+		goman_http_free(a->http);
+	for (size_t i = 0; i < a->neps; i++) {
+		free(a->eps[i].service);
+		free(a->eps[i].region);
+		free(a->eps[i].url);
+	}
+	free(a->eps);
+	free(a->region);
+	goman_creds_clear(&a->creds);
+	goman_credchain_free(a->cc);
+	free(a);
+}
+
+struct goman_http *goman_aws_http(struct goman_aws *a)
+{
+	return a ? a->http : NULL;
+}
+
+const char *goman_aws_region(const struct goman_aws *a)
+{
+	return a ? a->region : NULL;
+}
+
+/* Endpoint base URL for (service, region), resolved once. Borrowed. */
+static const char *endpoint_for(struct goman_aws *a, const char *service, const char *region)
+{
+	for (size_t i = 0; i < a->neps; i++)
+		if (!strcmp(a->eps[i].service, service) && !strcmp(a->eps[i].region, region))
+			return a->eps[i].url;
+	struct endpoint *e = realloc(a->eps, (a->neps + 1) * sizeof(*e));
+	if (!e)
+		return NULL;
+	a->eps = e;
+	e = &a->eps[a->neps];
+	e->service = strdup(service);
+	e->region = strdup(region);
+	e->url = goman_credchain_endpoint(a->cc, service, region);
+	if (!e->service || !e->region || !e->url) {
+		free(e->service);
+		free(e->region);
+		free(e->url);
+		return NULL;
+	}
+	/* a trailing slash would double the path's first one */
+	size_t n = strlen(e->url);
+	while (n > 0 && e->url[n - 1] == '/')
+		e->url[--n] = '\0';
+	a->neps++;
+	return e->url;
+}
+
+/* AWS's own hosts take virtual-host S3 URLs; anything else (emulators, proxies,
+ * loopback) gets path style, as the SDKs do for custom endpoints. */
+static bool is_custom_endpoint(const char *url)
+{
+	if (goman_url_is_loopback(url))
+		return true;
+	const char *h = strstr(url, "://");
+	h = h ? h + 3 : url;
+	size_t hl = strcspn(h, ":/");
+	static const char aws[] = ".amazonaws.com";
+	return !(hl > sizeof(aws) - 1 && strncasecmp(h + hl - (sizeof(aws) - 1), aws, sizeof(aws) - 1) == 0);
+}
+
+/* ---- op lifecycle ------------------------------------------------------------------ */
+
+static void attempt_reset(struct aws_op *op)
+{
+	gm_xml_free(op->xml);
+	op->xml = NULL;
+	free(op->body.p);
+	op->body = (struct buf){0};
+	op->mode = MODE_UNDECIDED;
+	goman_err_clear(&op->parse_err);
+}
+
+static void op_free(struct aws_op *op)
+{
+	if (!op)
+		return;
+	attempt_reset(op);
+	gm_aws_req_clear(&op->req);
+	goman_aws_result_clear(&op->res);
+	free(op);
+}
+
+static void op_unlink(struct aws_op *op)
+{
+	struct goman_aws *a = op->a;
+	if (op->prev)
+		op->prev->next = op->next;
+	else if (a->ops == op)
+		a->ops = op->next;
+	if (op->next)
+		op->next->prev = op->prev;
+	op->prev = op->next = NULL;
+}
+
+static void op_finish(struct aws_op *op, const struct goman_err *err)
+{
+	op_unlink(op);
+	op->res.err = *err;
+	op->res.attempts = op->attempt;
+	op->res.ms = goman_mono_ms() - op->start_ms;
+	if (err->rc != GOMAN_OK) {
+		cJSON_Delete(op->res.data);
+		op->res.data = NULL;
+		free(op->res.raw);
+		op->res.raw = NULL;
+		op->res.raw_len = 0;
+	}
+	op->done(&op->res, op->ud);
+	op_free(op);
+}
+
+/* ---- one attempt ------------------------------------------------------------------- */
+
+static void attempt_done(struct goman_http_resp *resp, void *ud);
+
+static void buf_add(struct buf *b, const char *s, size_t n)
+{
+	if (b->oom)
+		return;
+	if (b->len + n + 1 > b->cap) {
+		size_t cap = b->cap ? b->cap : 4096;
+		while (cap < b->len + n + 1)
+			cap *= 2;
+		char *p = realloc(b->p, cap);
+		if (!p) {
+			b->oom = 1;
+			return;
+		}
+		b->p = p;
+		b->cap = cap;
+	}
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+}
+
+static int attempt_chunk(const char *data, size_t len, long status, void *ud)
+{
+	struct aws_op *op = ud;
+	if (op->mode == MODE_UNDECIDED) {
+		bool xml;
+		if (op->req.reply == GM_REPLY_XML)
+			xml = true;
+		else if (op->req.reply == GM_REPLY_JSON)
+			xml = false;
+		else /* S3: errors are XML; success is raw bytes or an XML document */
+			xml = status >= 300 || (!op->req.raw_reply && len > 0 && data[0] == '<');
+		op->mode = xml ? MODE_XML : MODE_BUF;
+		if (xml && !(op->xml = gm_xml_new()))
+			goman_err_set(&op->parse_err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "", "out of memory");
+	}
+	if (op->mode == MODE_XML) {
+		/* after a parse error the rest is drained, not parsed: the connection stays usable */
+		if (op->xml && op->parse_err.rc == GOMAN_OK)
+			gm_xml_feed(op->xml, data, len, &op->parse_err);
+		/* keep the start of the document for error messages of unparsable replies */
+		if (op->body.len < 512)
+			buf_add(&op->body, data, len < 512 ? len : 512);
+	} else {
+		buf_add(&op->body, data, len);
+		if (op->body.oom)
+			return 1;
+	}
+	return 0;
+}
+
+/* Signs a fresh copy of the headers and submits. 0, or -1 with err (credentials,
+ * signing or submit failed: nothing is in flight). */
+static int attempt_start(struct aws_op *op, struct goman_err *err)
+{
+	struct goman_aws *a = op->a;
+	struct goman_creds c = {0};
+	struct goman_kvs hdrs = {0};
+	struct goman_sigv4_out sout = {0};
+	int rc = -1;
+	attempt_reset(op);
+	op->attempt++;
+	op->http_id = op->timer_id = 0;
+	if (a->explicit_creds) {
+		if (goman_creds_copy(&c, &a->creds) != 0) {
+			goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "", "out of memory");
+			goto out;
+		}
+	} else if (goman_credchain_get(a->cc, &c, err) != 0) {
+		goto out;
+	}
+	if (goman_kvs_copy(&hdrs, &op->req.headers) != 0) {
+		goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "", "out of memory");
+		goto out;
+	}
+	struct goman_sigv4_params p = {
+		.method = op->req.method,
+		.url = op->req.url,
+		.body = op->req.body,
+		.body_len = op->req.body_len,
+		.service = op->service,
+		.region = op->sign_region,
+		.s3 = op->req.s3,
+		.normalize = -1,
+	};
+	if (goman_sigv4_sign(&p, &c, &hdrs, false, &sout, err) != 0)
+		goto out;
+	struct goman_http_req hr = {
+		.method = op->req.method,
+		.url = op->req.url,
+		.headers = &hdrs,
+		.body = op->req.body,
+		.body_len = op->req.body_len,
+		.on_chunk = attempt_chunk,
+		.on_done = attempt_done,
+		.ud = op,
+	};
+	op->http_id = goman_http_submit(a->http, &hr, err);
+	if (op->http_id > 0)
+		rc = 0;
+out:
+	goman_sigv4_out_clear(&sout);
+	goman_kvs_clear(&hdrs);
+	goman_creds_clear(&c);
+	if (rc != 0)
+		goman_err_classify(err, op->service, op->action);
+	return rc;
+}
+
+static const char *status_code_name(long status)
+{
+	switch (status) {
+	case 400: return "BadRequest";
+	case 401: return "Unauthorized";
+	case 403: return "Forbidden";
+	case 404: return "NotFound";
+	case 409: return "Conflict";
+	case 429: return "TooManyRequests";
+	case 500: return "InternalError";
+	case 502: return "BadGateway";
+	case 503: return "ServiceUnavailable";
+	case 504: return "GatewayTimeout";
+	default: return "HttpError";
+	}
+}
+
+/* Parses the finished reply into op->res (data/raw) or err. */
+static void parse_reply(struct aws_op *op, struct goman_http_resp *resp, struct goman_err *err)
+{
+	long status = resp->status;
+	cJSON *data = NULL;
+	char root[96] = "";
+	if (op->mode == MODE_XML && op->xml) {
+		snprintf(root, sizeof(root), "%s", gm_xml_root(op->xml));
+		if (op->parse_err.rc == GOMAN_OK)
+			data = gm_xml_finish(op->xml, &op->parse_err);
+	}
+	if (status >= 300) {
+		goman_err_set(err, GOMAN_ESERVICE, GOMAN_CLASS_NONE, "", "HTTP %ld", status);
+		err->http_status = (int)status;
+		if (op->req.reply == GM_REPLY_JSON)
+			gm_json_error(op->body.p, op->body.len, err);
+		else if (data)
+			gm_xml_error(root, data, err);
+		if (!err->code[0])
+			snprintf(err->code, sizeof(err->code), "%s", status_code_name(status));
+		if (!err->message[0] || strncmp(err->message, "HTTP ", 5) == 0) {
+			if (op->body.len && op->req.reply != GM_REPLY_JSON)
+				snprintf(err->message, sizeof(err->message), "HTTP %ld: %.200s", status,
+					 op->body.p);
+		}
+		cJSON_Delete(data);
+		return;
+	}
+	if (op->parse_err.rc != GOMAN_OK) {
+		*err = op->parse_err;
+		err->http_status = (int)status;
+		cJSON_Delete(data);
+		return;
+	}
+	if (op->mode == MODE_XML) {
+		op->res.data = data;
+		return;
+	}
+	if (op->req.reply == GM_REPLY_JSON) {
+		if (op->body.len == 0) {
+			op->res.data = cJSON_CreateObject();
+		} else {
+			op->res.data = cJSON_ParseWithLength(op->body.p, op->body.len);
+			if (!cJSON_IsObject(op->res.data)) {
+				cJSON_Delete(op->res.data);
+				op->res.data = NULL;
+				goman_err_set(err, GOMAN_EPARSE, GOMAN_CLASS_NONE, "ParseError",
+					      "%s reply is not a JSON object", op->action);
+				err->http_status = (int)status;
+			}
+		}
+		return;
+	}
+	/* S3 object bytes (or an empty success) */
+	op->res.data = cJSON_CreateObject();
+	if (op->body.len || op->req.raw_reply) {
+		op->res.raw = op->body.p ? op->body.p : calloc(1, 1);
+		op->res.raw_len = op->body.len;
+		op->body = (struct buf){0};
+	}
+}
+
+static const char *outcome_name(const struct goman_err *e)
+{
+	if (e->rc == GOMAN_OK)
+		return "ok";
+	switch (e->cls) {
+	case GOMAN_CLASS_THROTTLING: return "throttled";
+	case GOMAN_CLASS_TRANSIENT:
+	case GOMAN_CLASS_TIMEOUT: return "transient";
+	case GOMAN_CLASS_AUTH: return "auth";
+	case GOMAN_CLASS_CIRCUIT_OPEN: return "circuit_open";
+	default: return "client";
+	}
+}
+
+static void emit_api_call(struct aws_op *op, int64_t ms, const struct goman_err *e)
+{
+	cJSON *ev = cJSON_CreateObject();
+	if (!ev)
+		return;
+	cJSON_AddStringToObject(ev, "service", op->service);
+	cJSON_AddStringToObject(ev, "region", op->region);
+	cJSON_AddStringToObject(ev, "action", op->action);
+	cJSON_AddNumberToObject(ev, "attempt", op->attempt);
+	cJSON_AddNumberToObject(ev, "ms", (double)ms);
+	cJSON_AddStringToObject(ev, "outcome", outcome_name(e));
+	cJSON_AddNumberToObject(ev, "http_status", e->http_status);
+	if (e->rc != GOMAN_OK && e->code[0])
+		cJSON_AddStringToObject(ev, "code", e->code);
+	if (e->rc != GOMAN_OK && e->cls == GOMAN_CLASS_TIMEOUT)
+		cJSON_AddStringToObject(ev, "class", "timeout");
+	goman_event("api_call", ev);
+}
+
+/* xorshift64*: jitter needs spread, not secrecy */
+static uint64_t next_rand(struct goman_aws *a)
+{
+	uint64_t x = a->rng ? a->rng : 0x9E3779B97F4A7C15ULL;
+	x ^= x >> 12;
+	x ^= x << 25;
+	x ^= x >> 27;
+	a->rng = x;
+	return x * 2685821657736338717ULL;
+}
+
+/* Full jitter: uniform in [0, min(cap, base * 2^(attempt-1))]. */
+GOMAN_TESTABLE int64_t gm_backoff_full_jitter(uint64_t rnd, int attempt, int64_t base, int64_t cap)
+{
+	int64_t ceil = base;
+	for (int i = 1; i < attempt && ceil < cap; i++)
+		ceil *= 2;
+	if (ceil > cap)
+		ceil = cap;
+	return ceil > 0 ? (int64_t)(rnd % (uint64_t)(ceil + 1)) : 0;
+}
+
+static bool expired_token(const char *code)
+{
+	return !strcmp(code, "ExpiredToken") || !strcmp(code, "ExpiredTokenException");
+}
+
+/* The retry decision for a failed attempt: a delay in ms, or -1 to give up.
+ * (Issue 3 replaces this with the configured policy, quota and breaker.) */
+static int64_t retry_delay(struct aws_op *op, const struct goman_err *e, const char **reason)
+{
+	struct goman_aws *a = op->a;
+	*reason = outcome_name(e);
+	if (e->rc == GOMAN_ESERVICE && expired_token(e->code) && !a->explicit_creds &&
+	    !op->creds_refreshed) {
+		/* credentials expired under us: fetch new ones once and go again */
+		op->creds_refreshed = true;
+		goman_credchain_invalidate(a->cc);
+		*reason = "expired_credentials";
+		return 0;
+	}
+	if (e->rc == GOMAN_ESERVICE && goman_is_eventual(op->service, op->action, e->code)) {
+		int64_t now = goman_mono_ms();
+		if (op->eventual_until <= 0 || now >= op->eventual_until)
+			return -1;
+		*reason = "eventual";
+		int64_t d = gm_backoff_full_jitter(next_rand(a), op->attempt, EVENTUAL_BASE_MS,
+						   EVENTUAL_CAP_MS);
+		/* at least a little wait, and never past the deadline */
+		if (d < EVENTUAL_BASE_MS / 5)
+			d = EVENTUAL_BASE_MS / 5;
+		if (now + d > op->eventual_until)
+			d = op->eventual_until - now;
+		return d;
+	}
+	if (!e->retryable || op->attempt > RETRY_MAX)
+		return -1;
+	int64_t d = gm_backoff_full_jitter(next_rand(a), op->attempt, RETRY_BASE_MS, RETRY_CAP_MS);
+	if (e->retry_after_ms > d)
+		d = e->retry_after_ms;
+	return d;
+}
+
+static void retry_fire(void *ud)
+{
+	struct aws_op *op = ud;
+	struct goman_err err;
+	goman_err_clear(&err);
+	op->timer_id = 0;
+	if (attempt_start(op, &err) != 0)
+		op_finish(op, &err);
+}
+
+static void attempt_done(struct goman_http_resp *resp, void *ud)
+{
+	struct aws_op *op = ud;
+	struct goman_err err;
+	goman_err_clear(&err);
+	op->http_id = 0;
+	cJSON_Delete(op->res.data);
+	op->res.data = NULL;
+	free(op->res.raw);
+	op->res.raw = NULL;
+	op->res.raw_len = 0;
+	if (resp->err.rc != GOMAN_OK) {
+		err = resp->err;
+		if (op->body.oom)
+			goman_err_set(&err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "", "out of memory reading reply");
+	} else {
+		parse_reply(op, resp, &err);
+	}
+	if (err.rc == GOMAN_ESERVICE && !err.request_id[0]) {
+		const char *rid = goman_kvs_get(&resp->headers, "x-amzn-RequestId");
+		if (!rid)
+			rid = goman_kvs_get(&resp->headers, "x-amz-request-id");
+		if (rid)
+			snprintf(err.request_id, sizeof(err.request_id), "%s", rid);
+	}
+	const char *ra = goman_kvs_get(&resp->headers, "Retry-After");
+	if (err.rc != GOMAN_OK && ra) {
+		char *end;
+		long s = strtol(ra, &end, 10);
+		if (end != ra && s >= 0)
+			err.retry_after_ms = (int64_t)s * 1000;
+	}
+	goman_err_classify(&err, op->service, op->action);
+	op->res.http_status = (int)resp->status;
+	goman_kvs_clear(&op->res.headers);
+	op->res.headers = resp->headers; /* moved: the loop frees what is left in resp */
+	memset(&resp->headers, 0, sizeof(resp->headers));
+	emit_api_call(op, resp->ms, &err);
+	if (err.rc == GOMAN_OK) {
+		op_finish(op, &err);
+		return;
+	}
+	const char *reason;
+	int64_t delay = retry_delay(op, &err, &reason);
+	if (delay < 0) {
+		op_finish(op, &err);
+		return;
+	}
+	char st[24] = "";
+	if (err.http_status)
+		snprintf(st, sizeof(st), ", HTTP %d", err.http_status);
+	goman_log(GOMAN_LOG_INFO, "RETRY", "%s %s attempt %d failed (%s%s), retrying in %lld ms",
+		  op->service, op->action, op->attempt, err.code[0] ? err.code : goman_strerror(err.rc),
+		  st, (long long)delay);
+	cJSON *ev = cJSON_CreateObject();
+	if (ev) {
+		cJSON_AddStringToObject(ev, "service", op->service);
+		cJSON_AddStringToObject(ev, "region", op->region);
+		cJSON_AddStringToObject(ev, "action", op->action);
+		cJSON_AddNumberToObject(ev, "attempt", op->attempt);
+		cJSON_AddNumberToObject(ev, "delay_ms", (double)delay);
+		cJSON_AddStringToObject(ev, "reason", reason);
+		if (err.code[0])
+			cJSON_AddStringToObject(ev, "code", err.code);
+		goman_event("retry", ev);
+	}
+	op->timer_id = goman_http_timer(op->a->http, delay, retry_fire, op);
+	if (op->timer_id <= 0) {
+		goman_err_set(&err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "", "out of memory");
+		op_finish(op, &err);
+	}
+}
+
+/* ---- submit ------------------------------------------------------------------------ */
+
+static bool known_service(const char *s)
+{
+	return gm_query_version(s) || gm_json_service(s, NULL, NULL) || !strcmp(s, "s3");
+}
+
+int goman_aws_submit(struct goman_aws *a, const struct goman_aws_call *call, goman_aws_done_fn done,
+		     void *ud, struct goman_err *err)
+{
+	if (!a || !call || !done || !call->service || !call->action || !*call->action)
+		return goman_err_set(err, GOMAN_EINVAL, GOMAN_CLASS_BAD_INPUT, "BadInput",
+				     "a call needs a service and an action");
+	if (!known_service(call->service))
+		return goman_err_set(err, GOMAN_EINVAL, GOMAN_CLASS_BAD_INPUT, "BadInput",
+				     "unknown service '%s' (ec2, ssm, s3, dynamodb, sts, iam)",
+				     call->service);
+	struct aws_op *op = calloc(1, sizeof(*op));
+	if (!op)
+		return goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "", "out of memory");
+	op->a = a;
+	op->done = done;
+	op->ud = ud;
+	goman_err_clear(&op->res.err);
+	snprintf(op->service, sizeof(op->service), "%s", call->service);
+	snprintf(op->action, sizeof(op->action), "%s", call->action);
+	/* IAM is global: it signs for, and lives in, us-east-1 */
+	const char *region = !strcmp(call->service, "iam") ? "us-east-1"
+			     : call->region && *call->region ? call->region : a->region;
+	snprintf(op->region, sizeof(op->region), "%s", region);
+	snprintf(op->sign_region, sizeof(op->sign_region), "%s", region);
+	const char *ep = endpoint_for(a, op->service, op->region);
+	int rc;
+	if (!ep)
+		rc = goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "", "out of memory");
+	else if (gm_query_version(op->service))
+		rc = gm_query_prepare(call, ep, &op->req, err);
+	else if (gm_json_service(op->service, NULL, NULL))
+		rc = gm_json_prepare(call, ep, &op->req, err);
+	else
+		rc = gm_s3_prepare(call, ep, op->region, is_custom_endpoint(ep), &op->req, err);
+	if (rc != 0) {
+		op_free(op);
+		return -1;
+	}
+	op->start_ms = goman_mono_ms();
+	if (call->eventual_deadline_ms > 0)
+		op->eventual_until = op->start_ms + call->eventual_deadline_ms;
+	op->next = a->ops;
+	if (a->ops)
+		a->ops->prev = op;
+	a->ops = op;
+	if (attempt_start(op, err) != 0) {
+		op_unlink(op);
+		op_free(op);
+		return -1;
+	}
+	return 0;
+}
+
+struct call_ctx {
+	struct goman_aws_result *out;
+	int done;
+};
+
+static void call_done(struct goman_aws_result *res, void *ud)
+{
+	struct call_ctx *c = ud;
+	*c->out = *res;
+	/* ownership moves to the caller's result */
+	res->data = NULL;
+	res->raw = NULL;
+	res->raw_len = 0;
+	memset(&res->headers, 0, sizeof(res->headers));
+	c->done = 1;
+}
+
+int goman_aws_call(struct goman_aws *a, const struct goman_aws_call *call, struct goman_aws_result *res)
+{
+	memset(res, 0, sizeof(*res));
+	goman_err_clear(&res->err);
+	struct call_ctx c = {.out = res, .done = 0};
+	if (goman_aws_submit(a, call, call_done, &c, &res->err) != 0)
+		return -1;
+	gm_http_run_until(a->http, &c.done);
+	return res->err.rc == GOMAN_OK ? 0 : -1;
+}
+
+void goman_aws_result_clear(struct goman_aws_result *r)
+{
+	if (!r)
+		return;
+	cJSON_Delete(r->data);
+	free(r->raw);
+	goman_kvs_clear(&r->headers);
+	memset(r, 0, sizeof(*r));
+	goman_err_clear(&r->err);
+}
+
+/* ---- reading replies --------------------------------------------------------------- */
+
+static const cJSON *path_get(const cJSON *obj, const char *dotted)
+{
+	const cJSON *cur = obj;
+	const char *p = dotted;
+	while (cur && p && *p) {
+		size_t n = strcspn(p, ".");
+		char seg[128];
+		if (n >= sizeof(seg))
+			return NULL;
+		memcpy(seg, p, n);
+		seg[n] = '\0';
+		if (cJSON_IsArray(cur)) {
+			/* numeric segments index arrays: "reservationSet.0.instancesSet" */
+			char *end;
+			long i = strtol(seg, &end, 10);
+			if (end == seg || *end || i < 0)
+				return NULL;
+			cur = cJSON_GetArrayItem(cur, (int)i);
+		} else {
+			cur = cJSON_GetObjectItemCaseSensitive(cur, seg);
+		}
+		p = p[n] ? p + n + 1 : p + n;
+	}
+	return cur;
+}
+
+const char *goman_json_path_str(const struct cJSON *obj, const char *dotted)
+{
+	const cJSON *v = path_get(obj, dotted);
+	return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+struct cJSON *goman_json_path_array(const struct cJSON *obj, const char *dotted)
+{
+	const cJSON *v = path_get(obj, dotted);
+	return cJSON_IsArray(v) ? (cJSON *)v : NULL;
+}

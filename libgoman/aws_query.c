@@ -1,0 +1,456 @@
+/*
+ * aws_query.c - the AWS query protocol (EC2, STS, IAM): form-encoded POST bodies, and the
+ * streaming XML → cJSON converter (expat) that every XML reply goes through, with the
+ * error documents of EC2, STS/IAM and S3.
+ *
+ * The converter keeps one frame per open element: its text, an object for named children
+ * and an array for <item>/<member> children. When an element closes, its frame collapses
+ * into one value (string, array or object, by the rules in goman/aws.h) that is attached to
+ * the parent frame. Memory is bounded by the converted document, not by the chunks.
+ *
+ * Ownership: gm_xml_new/gm_xml_free; gm_xml_finish hands the caller the converted object.
+ * gm_query_form returns a malloc'd body. Errors: -1/NULL with struct goman_err filled.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cjson/cJSON.h>
+#include <expat.h>
+#include "goman/sigv4.h"
+#include "aws_int.h"
+
+#define XML_MAX_DEPTH 128
+
+/* ---- query protocol ---------------------------------------------------------------- */
+
+const char *gm_query_version(const char *service)
+{
+	if (!service)
+		return NULL;
+	if (strcmp(service, "ec2") == 0)
+		return "2016-11-15";
+	if (strcmp(service, "sts") == 0)
+		return "2011-06-15";
+	if (strcmp(service, "iam") == 0)
+		return "2010-05-08";
+	return NULL;
+}
+
+struct strbuf {
+	char *p;
+	size_t len, cap;
+	int oom;
+};
+
+static void sb_add(struct strbuf *b, const char *s, size_t n)
+{
+	if (b->oom)
+		return;
+	if (b->len + n + 1 > b->cap) {
+		size_t cap = b->cap ? b->cap : 256;
+		while (cap < b->len + n + 1)
+			cap *= 2;
+		char *p = realloc(b->p, cap);
+		if (!p) {
+			b->oom = 1;
+			return;
+		}
+		b->p = p;
+		b->cap = cap;
+	}
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+}
+
+static void sb_add_enc(struct strbuf *b, const char *s)
+{
+	char *e = goman_uri_encode(s, strlen(s), false);
+	if (!e) {
+		b->oom = 1;
+		return;
+	}
+	sb_add(b, e, strlen(e));
+	free(e);
+}
+
+static void form_pair(struct strbuf *b, const char *k, const char *v)
+{
+	if (b->len)
+		sb_add(b, "&", 1);
+	sb_add_enc(b, k);
+	sb_add(b, "=", 1);
+	sb_add_enc(b, v ? v : "");
+}
+
+char *gm_query_form(const char *action, const char *version, const struct goman_kvs *params,
+		    size_t *len)
+{
+	struct strbuf b = {0};
+	form_pair(&b, "Action", action);
+	form_pair(&b, "Version", version);
+	for (size_t i = 0; params && i < params->n; i++) {
+		/* the caller's Action/Version would be sent twice and confuse the service */
+		if (strcmp(params->v[i].name, "Action") == 0 || strcmp(params->v[i].name, "Version") == 0)
+			continue;
+		form_pair(&b, params->v[i].name, params->v[i].value);
+	}
+	if (b.oom) {
+		free(b.p);
+		return NULL;
+	}
+	if (len)
+		*len = b.len;
+	return b.p;
+}
+
+int gm_query_prepare(const struct goman_aws_call *call, const char *endpoint,
+		     struct gm_aws_req *out, struct goman_err *err)
+{
+	const char *version = call->version ? call->version : gm_query_version(call->service);
+	if (!version)
+		return goman_err_set(err, GOMAN_EINVAL, GOMAN_CLASS_BAD_INPUT, "BadInput",
+				     "service '%s' has no query API version", call->service);
+	snprintf(out->method, sizeof(out->method), "POST");
+	size_t elen = strlen(endpoint);
+	out->url = malloc(elen + 2);
+	out->body = gm_query_form(call->action, version, call->params, &out->body_len);
+	if (!out->url || !out->body)
+		return goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "", "out of memory");
+	snprintf(out->url, elen + 2, "%s/", endpoint);
+	if (goman_kvs_add(&out->headers, "Content-Type",
+			  "application/x-www-form-urlencoded; charset=utf-8") != 0)
+		return goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "", "out of memory");
+	out->reply = GM_REPLY_XML;
+	return 0;
+}
+
+/* ---- XML → cJSON ------------------------------------------------------------------- */
+
+struct frame {
+	char *name;
+	struct strbuf text;
+	cJSON *obj;   /* named children */
+	cJSON *items; /* <item>/<member> children */
+	cJSON *reps;  /* names of children that repeated (their slot is an array) */
+};
+
+struct gm_xml {
+	XML_Parser p;
+	struct frame stack[XML_MAX_DEPTH];
+	int depth;
+	cJSON *result; /* the root's value, once closed */
+	char root[96];
+	int failed;    /* ENOMEM, too deep, DTD entity */
+	const char *fail_msg;
+};
+
+static void fail(struct gm_xml *x, const char *msg)
+{
+	if (!x->failed) {
+		x->failed = 1;
+		x->fail_msg = msg;
+	}
+	XML_StopParser(x->p, XML_FALSE);
+}
+
+static const char *local_name(const char *n)
+{
+	const char *c = strrchr(n, ':'); /* prefixed names: keep the local part */
+	return c ? c + 1 : n;
+}
+
+static void XMLCALL on_start(void *ud, const XML_Char *name, const XML_Char **attrs)
+{
+	struct gm_xml *x = ud;
+	(void)attrs; /* attributes are ignored by the rules */
+	if (x->failed)
+		return;
+	if (x->depth >= XML_MAX_DEPTH)
+		return fail(x, "XML nested too deeply");
+	const char *ln = local_name(name);
+	if (x->depth == 0)
+		snprintf(x->root, sizeof(x->root), "%s", ln);
+	struct frame *f = &x->stack[x->depth];
+	memset(f, 0, sizeof(*f));
+	f->name = strdup(ln);
+	if (!f->name)
+		return fail(x, "out of memory");
+	x->depth++;
+}
+
+static void XMLCALL on_text(void *ud, const XML_Char *s, int len)
+{
+	struct gm_xml *x = ud;
+	if (x->failed || x->depth == 0)
+		return;
+	struct frame *f = &x->stack[x->depth - 1];
+	if (f->obj || f->items)
+		return; /* text beside child elements is layout whitespace */
+	sb_add(&f->text, s, (size_t)len);
+	if (f->text.oom)
+		fail(x, "out of memory");
+}
+
+static bool ends_with(const char *s, const char *suffix)
+{
+	size_t n = strlen(s), m = strlen(suffix);
+	return n >= m && strcmp(s + n - m, suffix) == 0;
+}
+
+/* Collapses a closed frame into its value (consumes the frame's parts). */
+static cJSON *frame_value(struct frame *f)
+{
+	cJSON *v;
+	if (f->items && !f->obj) {
+		v = f->items;
+	} else if (f->obj) {
+		if (f->items) /* mixed: keep the list under its own name */
+			cJSON_AddItemToObject(f->obj, "item", f->items);
+		v = f->obj;
+	} else if (ends_with(f->name, "Set") && (!f->text.p || strspn(f->text.p, " \t\r\n") == f->text.len)) {
+		v = cJSON_CreateArray();
+	} else {
+		v = cJSON_CreateString(f->text.p ? f->text.p : "");
+	}
+	f->obj = f->items = NULL;
+	cJSON_Delete(f->reps);
+	f->reps = NULL;
+	free(f->text.p);
+	f->text = (struct strbuf){0};
+	return v;
+}
+
+static bool is_repeat(const struct frame *f, const char *name)
+{
+	const cJSON *r;
+	cJSON_ArrayForEach(r, f->reps)
+		if (strcmp(r->valuestring, name) == 0)
+			return true;
+	return false;
+}
+
+static int attach(struct frame *parent, const char *name, cJSON *v)
+{
+	if (strcmp(name, "item") == 0 || strcmp(name, "member") == 0) {
+		if (!parent->items && !(parent->items = cJSON_CreateArray()))
+			return -1;
+		cJSON_AddItemToArray(parent->items, v);
+		return 0;
+	}
+	if (!parent->obj && !(parent->obj = cJSON_CreateObject()))
+		return -1;
+	cJSON *prev = cJSON_GetObjectItemCaseSensitive(parent->obj, name);
+	if (!prev)
+		return cJSON_AddItemToObject(parent->obj, name, v) ? 0 : -1;
+	/* a repeated name: the first value turns into an array of all of them. reps names
+	 * the arrays made that way, so a child whose own value is an array is not mistaken
+	 * for one. */
+	if (!is_repeat(parent, name)) {
+		cJSON *arr = cJSON_CreateArray();
+		cJSON *nm = cJSON_CreateString(name);
+		if (!parent->reps)
+			parent->reps = cJSON_CreateArray();
+		if (!arr || !nm || !parent->reps) {
+			cJSON_Delete(arr);
+			cJSON_Delete(nm);
+			return -1;
+		}
+		cJSON_AddItemToArray(parent->reps, nm);
+		cJSON_DetachItemViaPointer(parent->obj, prev);
+		cJSON_AddItemToArray(arr, prev);
+		cJSON_AddItemToObject(parent->obj, name, arr);
+		prev = arr;
+	}
+	cJSON_AddItemToArray(prev, v);
+	return 0;
+}
+
+static void XMLCALL on_end(void *ud, const XML_Char *name)
+{
+	struct gm_xml *x = ud;
+	(void)name;
+	if (x->failed || x->depth == 0)
+		return;
+	struct frame *f = &x->stack[--x->depth];
+	cJSON *v = frame_value(f);
+	char *fname = f->name;
+	f->name = NULL;
+	if (!v) {
+		free(fname);
+		return fail(x, "out of memory");
+	}
+	if (x->depth == 0) {
+		x->result = v;
+	} else if (attach(&x->stack[x->depth - 1], fname, v) != 0) {
+		cJSON_Delete(v);
+		free(fname);
+		return fail(x, "out of memory");
+	}
+	free(fname);
+}
+
+static void XMLCALL on_entity_decl(void *ud, const XML_Char *entityName, int is_parameter_entity,
+				   const XML_Char *value, int value_length, const XML_Char *base,
+				   const XML_Char *systemId, const XML_Char *publicId,
+				   const XML_Char *notationName)
+{
+	(void)entityName, (void)is_parameter_entity, (void)value, (void)value_length, (void)base;
+	(void)systemId, (void)publicId, (void)notationName;
+	/* AWS never declares entities; a document that does is refused (entity expansion) */
+	fail(ud, "XML entity declarations are not accepted");
+}
+
+struct gm_xml *gm_xml_new(void)
+{
+	struct gm_xml *x = calloc(1, sizeof(*x));
+	if (!x)
+		return NULL;
+	x->p = XML_ParserCreate("UTF-8");
+	if (!x->p) {
+		free(x);
+		return NULL;
+	}
+	XML_SetUserData(x->p, x);
+	XML_SetElementHandler(x->p, on_start, on_end);
+	XML_SetCharacterDataHandler(x->p, on_text);
+	XML_SetEntityDeclHandler(x->p, on_entity_decl);
+	return x;
+}
+
+void gm_xml_free(struct gm_xml *x)
+{
+	if (!x)
+		return;
+	while (x->depth > 0) {
+		struct frame *f = &x->stack[--x->depth];
+		cJSON_Delete(f->reps);
+		free(f->name);
+		free(f->text.p);
+		cJSON_Delete(f->obj);
+		cJSON_Delete(f->items);
+	}
+	cJSON_Delete(x->result);
+	XML_ParserFree(x->p);
+	free(x);
+}
+
+const char *gm_xml_root(const struct gm_xml *x)
+{
+	return x ? x->root : "";
+}
+
+static int parse_error(struct gm_xml *x, struct goman_err *err)
+{
+	if (x->failed)
+		return goman_err_set(err, x->fail_msg && strstr(x->fail_msg, "memory") ? GOMAN_ENOMEM : GOMAN_EPARSE,
+				     GOMAN_CLASS_NONE, "ParseError", "%s", x->fail_msg);
+	return goman_err_set(err, GOMAN_EPARSE, GOMAN_CLASS_NONE, "ParseError", "XML reply: %s at line %lu",
+			     XML_ErrorString(XML_GetErrorCode(x->p)),
+			     (unsigned long)XML_GetCurrentLineNumber(x->p));
+}
+
+int gm_xml_feed(struct gm_xml *x, const char *data, size_t len, struct goman_err *err)
+{
+	while (len > 0) {
+		/* expat takes int lengths */
+		int n = len > (1u << 30) ? (1 << 30) : (int)len;
+		if (XML_Parse(x->p, data, n, XML_FALSE) != XML_STATUS_OK || x->failed)
+			return parse_error(x, err);
+		data += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+cJSON *gm_xml_finish(struct gm_xml *x, struct goman_err *err)
+{
+	if (XML_Parse(x->p, "", 0, XML_TRUE) != XML_STATUS_OK || x->failed) {
+		parse_error(x, err);
+		return NULL;
+	}
+	cJSON *v = x->result;
+	x->result = NULL;
+	if (!v) {
+		goman_err_set(err, GOMAN_EPARSE, GOMAN_CLASS_NONE, "ParseError", "empty XML reply");
+		return NULL;
+	}
+	if (cJSON_IsObject(v))
+		return v;
+	cJSON *o = cJSON_CreateObject();
+	if (!o) {
+		cJSON_Delete(v);
+		goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "", "out of memory");
+		return NULL;
+	}
+	cJSON_AddItemToObject(o, x->root, v);
+	return o;
+}
+
+cJSON *gm_xml_to_json(const char *xml, size_t len, char *root, size_t rootlen, struct goman_err *err)
+{
+	struct gm_xml *x = gm_xml_new();
+	if (!x) {
+		goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "", "out of memory");
+		return NULL;
+	}
+	cJSON *v = NULL;
+	if (gm_xml_feed(x, xml, len, err) == 0)
+		v = gm_xml_finish(x, err);
+	if (root && rootlen)
+		snprintf(root, rootlen, "%s", x->root);
+	gm_xml_free(x);
+	return v;
+}
+
+/* ---- error documents --------------------------------------------------------------- */
+
+static const char *str_at(const cJSON *o, const char *name)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+	return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+/* The first element when repeated names became an array. */
+static const cJSON *first(const cJSON *v)
+{
+	return cJSON_IsArray(v) ? cJSON_GetArrayItem(v, 0) : v;
+}
+
+static void fill(struct goman_err *e, const cJSON *err_obj, const char *request_id)
+{
+	const char *code = str_at(err_obj, "Code");
+	const char *msg = str_at(err_obj, "Message");
+	snprintf(e->code, sizeof(e->code), "%s", code ? code : "");
+	if (msg)
+		snprintf(e->message, sizeof(e->message), "%s", msg);
+	if (request_id)
+		snprintf(e->request_id, sizeof(e->request_id), "%s", request_id);
+}
+
+int gm_xml_error(const char *root, const cJSON *data, struct goman_err *e)
+{
+	if (!root || !data)
+		return -1;
+	if (strcmp(root, "Response") == 0) { /* EC2 */
+		const cJSON *errs = cJSON_GetObjectItemCaseSensitive(data, "Errors");
+		const cJSON *er = first(cJSON_GetObjectItemCaseSensitive(errs, "Error"));
+		if (!cJSON_IsObject(er))
+			return -1;
+		const char *rid = str_at(data, "RequestID");
+		fill(e, er, rid ? rid : str_at(data, "RequestId"));
+		return 0;
+	}
+	if (strcmp(root, "ErrorResponse") == 0) { /* STS, IAM */
+		const cJSON *er = first(cJSON_GetObjectItemCaseSensitive(data, "Error"));
+		if (!cJSON_IsObject(er))
+			return -1;
+		fill(e, er, str_at(data, "RequestId"));
+		return 0;
+	}
+	if (strcmp(root, "Error") == 0) { /* S3 */
+		fill(e, data, str_at(data, "RequestId"));
+		return 0;
+	}
+	return -1;
+}
