@@ -17,20 +17,9 @@
 #include "goman/log.h"
 #include "creds_int.h"
 
-/* NEEDSWORK: aws.c (the generic call path) is being written in parallel; until it lands,
- * weak references keep every binary linking, and AssumeRole reports itself unavailable.
- * Drop these pragmas once libgoman/aws.c exists. */
-#pragma weak goman_aws_new
-#pragma weak goman_aws_call
-#pragma weak goman_aws_free
-#pragma weak goman_aws_result_clear
-
 int gm_creds_assume_role(const struct gm_assume *a, const struct goman_creds *src,
 			 struct goman_creds *out, struct goman_err *err)
 {
-	if (!goman_aws_new || !goman_aws_call || !goman_aws_free || !goman_aws_result_clear)
-		return goman_err_set(err, GOMAN_ECREDS, GOMAN_CLASS_AUTH, "AssumeRoleFailed",
-				     "assume role %s: this build has no AWS call path", a->role_arn);
 	char session[64], dur[24];
 	const char *name = a->session_name;
 	if (!name) {
