@@ -22,7 +22,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 #include "goman/clock.h"
 #include "goman/sigv4.h"
 #include "internal.h"
@@ -56,9 +55,9 @@ static bool b_reserve(struct buf *b, size_t more)
 	return true;
 }
 
-static void b_put(struct buf *b, const char *s, size_t n)
+static inline void b_put(struct buf *b, const char *s, size_t n)
 {
-	if (!b_reserve(b, n))
+	if (b->n + n + 1 > b->cap && !b_reserve(b, n))
 		return;
 	if (n)
 		memcpy(b->p + b->n, s, n);
@@ -68,7 +67,13 @@ static void b_put(struct buf *b, const char *s, size_t n)
 
 static void b_puts(struct buf *b, const char *s) { b_put(b, s, strlen(s)); }
 
-static void b_putc(struct buf *b, char c) { b_put(b, &c, 1); }
+static inline void b_putc(struct buf *b, char c)
+{
+	if (b->n + 2 > b->cap && !b_reserve(b, 1))
+		return;
+	b->p[b->n++] = c;
+	b->p[b->n] = '\0';
+}
 
 static const char HEX[] = "0123456789ABCDEF";
 
@@ -114,6 +119,10 @@ static int hexval(char c)
  * (RFC 3986, not HTML forms), as AWS reads it. */
 static void b_reenc(struct buf *b, const char *s, size_t n, bool keep_slash)
 {
+	if (!memchr(s, '%', n)) { /* nothing to decode: the common case */
+		b_enc(b, s, n, keep_slash);
+		return;
+	}
 	for (size_t i = 0; i < n; i++) {
 		char c = s[i];
 		int h, l;
@@ -150,14 +159,19 @@ static void to_hex(const unsigned char *d, size_t n, char *out)
 	out[2 * n] = '\0';
 }
 
-void goman_sha256_hex(const void *data, size_t len, char out[65])
+static void sha256(const void *data, size_t len, unsigned char md[SHA256_DIGEST_LENGTH])
 {
-	unsigned char md[SHA256_DIGEST_LENGTH];
 	SHA256_CTX c;
 	SHA256_Init(&c);
 	if (len)
 		SHA256_Update(&c, data, len);
 	SHA256_Final(md, &c);
+}
+
+void goman_sha256_hex(const void *data, size_t len, char out[65])
+{
+	unsigned char md[SHA256_DIGEST_LENGTH];
+	sha256(data, len, md);
 	to_hex(md, sizeof(md), out);
 }
 
@@ -171,7 +185,7 @@ static void hmac_init(struct hmac_key *k, const void *key, size_t klen)
 	unsigned char block[SHA256_CBLOCK], pad[SHA256_CBLOCK];
 	memset(block, 0, sizeof(block));
 	if (klen > SHA256_CBLOCK)
-		SHA256(key, klen, block);
+		sha256(key, klen, block);
 	else if (klen)
 		memcpy(block, key, klen);
 	for (size_t i = 0; i < sizeof(pad); i++)
@@ -293,7 +307,7 @@ static void signing_key(const char *secret, const char *date, const char *region
 		return;
 	}
 	unsigned char h[SHA256_DIGEST_LENGTH];
-	SHA256((const unsigned char *)secret, strlen(secret), h);
+	sha256(secret, strlen(secret), h);
 	pthread_mutex_lock(&kmu);
 	struct kentry *victim = &kcache[0];
 	for (size_t i = 0; i < KCACHE_N; i++) {
@@ -508,31 +522,38 @@ static int cmp_hent_arena(const void *a, const void *b, void *arena)
 }
 
 /* Headers that proxies and HTTP stacks change, or that carry the signature itself. */
-static bool unsigned_header(const char *name)
+static bool unsigned_header(const char *lname)
 {
 	static const char *const skip[] = {"authorization", "user-agent",        "x-amzn-trace-id",
 					    "expect",        "transfer-encoding", "connection"};
 	for (size_t i = 0; i < sizeof(skip) / sizeof(skip[0]); i++)
-		if (strcasecmp(name, skip[i]) == 0)
+		if (lname[0] == skip[i][0] && strcmp(lname, skip[i]) == 0)
 			return true;
 	return false;
 }
 
 /* trimmed value, inner whitespace runs (folded lines too) as one space */
+static bool is_ws(char c)
+{
+	return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' || c == '\f';
+}
+
 static void put_trimmed(struct buf *b, const char *v)
 {
-	bool space = false, any = false;
-	for (; *v; v++) {
-		char c = *v;
-		if (c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' || c == '\f') {
-			space = any;
-			continue;
-		}
-		if (space)
+	bool first = true;
+	for (;;) {
+		while (is_ws(*v))
+			v++;
+		if (!*v)
+			return;
+		const char *w = v;
+		while (*w && !is_ws(*w))
+			w++;
+		if (!first)
 			b_putc(b, ' ');
-		space = false;
-		any = true;
-		b_putc(b, c);
+		b_put(b, v, (size_t)(w - v));
+		first = false;
+		v = w;
 	}
 }
 
@@ -556,6 +577,35 @@ static void sort_arena(void *base, size_t n, size_t sz,
 {
 	if (n > 1)
 		qsort_r(base, n, sz, cmp, arena);
+}
+
+/* "YYYYMMDDTHHMMSSZ" for epoch ms, by the days-to-civil algorithm (H. Hinnant): gmtime_r
+ * and strftime would take glibc's timezone lock on every signature. */
+static int amz_date(int64_t ms, char out[17])
+{
+	if (ms < 0 || ms / 1000 > 253402300799LL) /* 9999-12-31T23:59:59Z */
+		return -1;
+	int64_t s = ms / 1000, days = s / 86400, sod = s % 86400;
+	int64_t z = days + 719468, era = z / 146097, doe = z - era * 146097;
+	int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+	int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100), mp = (5 * doy + 2) / 153;
+	int64_t d = doy - (153 * mp + 2) / 5 + 1, m = mp < 10 ? mp + 3 : mp - 9;
+	int64_t y = yoe + era * 400 + (m <= 2);
+	int64_t v[6] = {y, m, d, sod / 3600, sod / 60 % 60, sod % 60};
+	int w[6] = {4, 2, 2, 2, 2, 2};
+	char *o = out;
+	for (int i = 0; i < 6; i++) {
+		if (i == 3)
+			*o++ = 'T';
+		for (int k = w[i] - 1; k >= 0; k--) {
+			o[k] = (char)('0' + v[i] % 10);
+			v[i] /= 10;
+		}
+		o += w[i];
+	}
+	*o++ = 'Z';
+	*o = '\0';
+	return 0;
 }
 
 void goman_sigv4_out_clear(struct goman_sigv4_out *o)
@@ -607,13 +657,10 @@ int goman_sigv4_sign(const struct goman_sigv4_params *p, const struct goman_cred
 
 	/* time */
 	int64_t ms = p->time_ms ? p->time_ms : goman_now_ms();
-	time_t secs = (time_t)(ms / 1000);
-	struct tm tm;
-	char amzdate[32], date[9];
-	if (ms < 0 || !gmtime_r(&secs, &tm) || tm.tm_year + 1900 > 9999)
+	char amzdate[17], date[9];
+	if (amz_date(ms, amzdate) < 0)
 		return goman_err_set(err, GOMAN_EINVAL, GOMAN_CLASS_BAD_INPUT, "BadInput",
 				     "sigv4: signing time out of range");
-	strftime(amzdate, sizeof(amzdate), "%Y%m%dT%H%M%SZ", &tm);
 	memcpy(date, amzdate, 8);
 	date[8] = '\0';
 
@@ -651,9 +698,19 @@ int goman_sigv4_sign(const struct goman_sigv4_params *p, const struct goman_cred
 	struct qpair *qp = NULL;
 	size_t nh = 0, nq = 0;
 	char scope[160];
-	int sl = snprintf(scope, sizeof(scope), "%s/%s/%s/aws4_request", date, p->region,
-			  p->service);
-	if (sl < 0 || (size_t)sl >= sizeof(scope)) {
+	size_t rlen = strlen(p->region), svlen = strlen(p->service);
+	size_t sl = 8 + 1 + rlen + 1 + svlen + sizeof("/aws4_request") - 1;
+	if (sl < sizeof(scope)) {
+		char *q = scope;
+		memcpy(q, date, 8);
+		q[8] = '/';
+		q += 9;
+		memcpy(q, p->region, rlen);
+		q[rlen] = '/';
+		q += rlen + 1;
+		memcpy(q, p->service, svlen);
+		memcpy(q + svlen, "/aws4_request", sizeof("/aws4_request"));
+	} else {
 		goman_err_set(err, GOMAN_EINVAL, GOMAN_CLASS_BAD_INPUT, "BadInput",
 			      "sigv4: region or service name too long");
 		goto out;
@@ -667,21 +724,25 @@ int goman_sigv4_sign(const struct goman_sigv4_params *p, const struct goman_cred
 	bool have_host = false;
 	for (size_t i = 0; i < hn; i++) {
 		const struct goman_kv *kv = &headers->v[i];
-		if (unsigned_header(kv->name))
+		/* lowercase the name into the arena first; take it back if it is not signed */
+		size_t mark = ar.n;
+		put_lower(&ar, kv->name);
+		b_putc(&ar, '\0');
+		if (ar.oom)
+			goto nomem;
+		const char *ln = ar.p + mark;
+		bool is_token = strcmp(ln, "x-amz-security-token") == 0;
+		if (unsigned_header(ln) || (is_token && (presign || !sign_token)) ||
+		    (presign && strcmp(ln, "x-amz-date") == 0)) {
+			ar.n = mark;
 			continue;
-		if (presign && (strcasecmp(kv->name, "X-Amz-Date") == 0 ||
-				strcasecmp(kv->name, "X-Amz-Security-Token") == 0))
-			continue;
-		if (!sign_token && strcasecmp(kv->name, "X-Amz-Security-Token") == 0)
-			continue;
-		if (strcasecmp(kv->name, "Host") == 0)
+		}
+		if (strcmp(ln, "host") == 0)
 			have_host = true;
 		struct hent *e = &he[nh++];
 		e->pos = i;
-		e->name_off = ar.n;
-		put_lower(&ar, kv->name);
-		e->name_len = ar.n - e->name_off;
-		b_putc(&ar, '\0');
+		e->name_off = mark;
+		e->name_len = ar.n - mark - 1;
 		e->val_off = ar.n;
 		put_trimmed(&ar, kv->value);
 		e->val_len = ar.n - e->val_off;
@@ -758,7 +819,7 @@ int goman_sigv4_sign(const struct goman_sigv4_params *p, const struct goman_cred
 			case 1:
 				b_enc(&ar, c->access_key_id, strlen(c->access_key_id), false);
 				b_puts(&ar, "%2F");
-				b_enc(&ar, scope, (size_t)sl, false);
+				b_enc(&ar, scope, sl, false);
 				break;
 			case 2: b_puts(&ar, amzdate); break;
 			case 3: b_puts(&ar, exp); break;
@@ -812,7 +873,7 @@ int goman_sigv4_sign(const struct goman_sigv4_params *p, const struct goman_cred
 	b_puts(&tmp, ALGO "\n");
 	b_puts(&tmp, amzdate);
 	b_putc(&tmp, '\n');
-	b_put(&tmp, scope, (size_t)sl);
+	b_put(&tmp, scope, sl);
 	b_putc(&tmp, '\n');
 	b_puts(&tmp, crhash);
 	if (tmp.oom)
@@ -856,7 +917,7 @@ int goman_sigv4_sign(const struct goman_sigv4_params *p, const struct goman_cred
 		b_puts(&ub, "X-Amz-Algorithm=" ALGO "&X-Amz-Credential=");
 		b_enc(&ub, c->access_key_id, strlen(c->access_key_id), false);
 		b_puts(&ub, "%2F");
-		b_enc(&ub, scope, (size_t)sl, false);
+		b_enc(&ub, scope, sl, false);
 		b_puts(&ub, "&X-Amz-Date=");
 		b_puts(&ub, amzdate);
 		b_puts(&ub, "&X-Amz-SignedHeaders=");
@@ -880,7 +941,7 @@ int goman_sigv4_sign(const struct goman_sigv4_params *p, const struct goman_cred
 		b_puts(&tmp, ALGO " Credential=");
 		b_puts(&tmp, c->access_key_id);
 		b_putc(&tmp, '/');
-		b_put(&tmp, scope, (size_t)sl);
+		b_put(&tmp, scope, sl);
 		b_puts(&tmp, ", SignedHeaders=");
 		b_put(&tmp, sh.p ? sh.p : "", sh.n);
 		b_puts(&tmp, ", Signature=");
