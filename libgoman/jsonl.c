@@ -32,6 +32,7 @@ struct goman_jsonl_reader {
 	size_t end;   /* one past the last byte read */
 	long lineno;
 	bool eof;
+	bool follow;   /* a growing file: end of file means "not yet", never the end */
 	bool skipping; /* dropping the rest of an over-long line */
 	const char *raw;
 	size_t raw_len;
@@ -209,8 +210,11 @@ int goman_jsonl_next_raw(struct goman_jsonl_reader *r, const char **line, size_t
 			errno = e;
 			return GOMAN_JSONL_IOERR;
 		}
-		if (got == 0)
+		if (got == 0) {
+			if (r->follow)
+				return GOMAN_JSONL_AGAIN; /* a partial last line waits for its '\n' */
 			r->eof = true;
+		}
 		r->end += (size_t)got;
 	}
 }
@@ -244,6 +248,11 @@ const char *goman_jsonl_raw(const struct goman_jsonl_reader *r, size_t *len)
 	if (len)
 		*len = r->raw_len;
 	return r->raw;
+}
+
+void goman_jsonl_reader_follow(struct goman_jsonl_reader *r, bool follow)
+{
+	r->follow = follow;
 }
 
 long goman_jsonl_lineno(const struct goman_jsonl_reader *r)

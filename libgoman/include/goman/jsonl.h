@@ -32,6 +32,9 @@ enum {
 
 struct goman_jsonl_reader *goman_jsonl_reader_new(int fd, size_t max_line);
 void goman_jsonl_reader_free(struct goman_jsonl_reader *r);
+/* Follow mode (tail -f): at end of file return GOMAN_JSONL_AGAIN instead of EOF, and keep a
+ * partial last line until its newline arrives. */
+void goman_jsonl_reader_follow(struct goman_jsonl_reader *r, bool follow);
 /* Next line parsed as a JSON object (anything else is BAD). Empty lines are skipped. */
 int goman_jsonl_next(struct goman_jsonl_reader *r, struct cJSON **out, struct goman_err *err);
 /* Next line as raw text, without parsing (UTF-8 and length still checked); *line borrowed. */
