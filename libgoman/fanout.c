@@ -1,0 +1,1434 @@
+/*
+ * fanout.c - the process pool of goman-fanout (see goman/fanout.h).
+ *
+ * One poll(2) loop, no threads. A job is CMD started with posix_spawnp (vfork-based in glibc:
+ * no page-table copy), in its own process group so a timeout can TERM/KILL whatever the job
+ * started. Its input goes down a pipe (written before the spawn when it fits in PIPE_BUF, so
+ * the common job costs no extra poll round), its stdout comes back into a per-job buffer and
+ * leaves only as complete lines: each write(2) to out_fd carries whole lines, so a line is
+ * never cut, however long. With keep_order a job's output waits until every earlier job is
+ * written; a waiting job's buffer stops being read past order_buf bytes (the child then
+ * blocks on its pipe), and at most `window` (4 x slots, >= 16) jobs are in flight ahead of
+ * the oldest, so memory stays below window x (order_buf + 64 KiB) plus the longest line.
+ * Children are reaped from a SIGCHLD self-pipe; a job is finished once it is reaped AND its
+ * stdout is at EOF.
+ *
+ * Ownership: every struct job is owned by the engine from the moment its first line is read
+ * until its output is written (then freed). Errors: -1 + struct goman_err, after the running
+ * jobs are killed and reaped; the jobs' own failures are records, not errors.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <math.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <cjson/cJSON.h>
+#include "goman/clock.h"
+#include "goman/fanout.h"
+#include "goman/jsonl.h"
+#include "goman/log.h"
+#include "fanout_int.h"
+#include "internal.h"
+
+extern char **environ;
+
+#define SCRATCH (64 * 1024)
+#define CPU_FACTOR 8
+#define RETRY_DELAY_CAP_MS 10000
+#define THROTTLE_MARK "\"class\":\"throttling\""
+
+struct buf {
+	char *p;
+	size_t len, cap;
+};
+
+enum jstate { J_FILLING, J_WAITING, J_RUNNING, J_DONE };
+
+struct job {
+	enum jstate state;
+	unsigned long ord;  /* output order (pseudo-jobs for bad lines take one too) */
+	unsigned long seq;  /* job number, 1-based, as in the joblog */
+	long first_line;    /* input line number of its first line */
+	size_t nlines;
+	struct buf in;      /* its input lines, each ending in '\n' */
+	size_t in_off;      /* bytes of `in` already down the pipe */
+	pid_t pid;
+	int fd_in, fd_out, fd_err;
+	struct buf out;     /* stdout bytes (and final records) not yet written */
+	struct buf errb;    /* -j auto: stderr bytes up to the next '\n' */
+	unsigned long out_lines;
+	size_t recv;
+	int attempts;
+	int64_t start_mono, start_wall, end_mono, deadline, kill_at, not_before;
+	bool reaped, eof, timed_out, term_sent, throttled;
+	const char *stop_code; /* "Halted" / "Interrupted" when we killed it for the run */
+	int status;
+	int spawn_errno;
+	struct job *next;   /* retry queue */
+};
+
+struct fo {
+	const struct goman_fanout_opts *o;
+	struct goman_fanout_stats *st;
+	struct goman_err *err;
+	struct goman_jsonl_reader *rd;
+	posix_spawnattr_t attr;
+	char *cmdline; /* joblog Command column */
+	struct job **run;
+	size_t nrun, run_cap;
+	struct job **ring; /* keep_order: jobs by ord % window */
+	size_t window;
+	unsigned long head_ord, next_ord, next_seq;
+	struct job *retry_first, *retry_last;
+	struct job *filling; /* job collecting its batch of lines */
+	bool in_eof, stop_input, in_ready, fatal;
+	const char *stop_code;
+	int max_slots;
+	struct gm_aimd aimd;
+	int slots;
+	int64_t t0, last_slot_change, last_bar;
+	long long bytes_in, bytes_total;
+	char scratch[SCRATCH];
+};
+
+static int sigfd[2] = {-1, -1};
+
+/* ---- small pieces ------------------------------------------------------------------- */
+
+static int buf_add(struct buf *b, const char *p, size_t n)
+{
+	if (b->len + n + 1 > b->cap) {
+		size_t cap = b->cap ? b->cap : 256;
+		while (cap < b->len + n + 1)
+			cap *= 2;
+		char *q = realloc(b->p, cap);
+		if (!q)
+			return -1;
+		b->p = q;
+		b->cap = cap;
+	}
+	if (n)
+		memcpy(b->p + b->len, p, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+	return 0;
+}
+
+static void buf_free(struct buf *b)
+{
+	free(b->p);
+	b->p = NULL;
+	b->len = b->cap = 0;
+}
+
+/* Drops the first n bytes. */
+static void buf_shift(struct buf *b, size_t n)
+{
+	if (n >= b->len) {
+		b->len = 0;
+	} else {
+		memmove(b->p, b->p + n, b->len - n);
+		b->len -= n;
+	}
+	if (b->p)
+		b->p[b->len] = '\0';
+}
+
+static void job_free(struct job *j)
+{
+	if (!j)
+		return;
+	buf_free(&j->in);
+	buf_free(&j->out);
+	buf_free(&j->errb);
+	free(j);
+}
+
+static void close_fd(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
+}
+
+static int oom(struct fo *f)
+{
+	f->fatal = true;
+	return goman_err_set(f->err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "NoMemory", "out of memory");
+}
+
+/* Count of '\n' in p[0..n). */
+static unsigned long count_nl(const char *p, size_t n)
+{
+	unsigned long c = 0;
+	const char *e = p + n;
+	while (p < e && (p = memchr(p, '\n', (size_t)(e - p)))) {
+		c++;
+		p++;
+	}
+	return c;
+}
+
+/* ---- parsing ------------------------------------------------------------------------ */
+
+int goman_fanout_parse_duration(const char *s, int64_t *ms)
+{
+	if (!s || !*s)
+		return -1;
+	char *end;
+	errno = 0;
+	double v = strtod(s, &end);
+	if (errno || end == s || !(v > 0) || s[0] == '-' || s[0] == '+')
+		return -1;
+	double mult;
+	if (!*end || !strcmp(end, "s"))
+		mult = 1000;
+	else if (!strcmp(end, "ms"))
+		mult = 1;
+	else if (!strcmp(end, "m"))
+		mult = 60000;
+	else if (!strcmp(end, "h"))
+		mult = 3600000;
+	else
+		return -1;
+	double r = v * mult;
+	if (r < 1 || r > 1e15)
+		return -1;
+	*ms = (int64_t)llround(r);
+	return 0;
+}
+
+static int parse_ulong(const char *s, unsigned long *out)
+{
+	if (!s || *s < '0' || *s > '9')
+		return -1;
+	char *end;
+	errno = 0;
+	unsigned long v = strtoul(s, &end, 10);
+	if (errno || *end)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+int goman_fanout_parse_halt(const char *s, enum goman_fanout_halt *halt, unsigned long *fail,
+			    bool *percent)
+{
+	char tmp[64];
+	if (!s || strlen(s) >= sizeof(tmp))
+		return -1;
+	memcpy(tmp, s, strlen(s) + 1);
+	enum goman_fanout_halt h = GOMAN_FANOUT_HALT_SOON;
+	char *rest = tmp;
+	if (!strncmp(tmp, "now", 3) && (tmp[3] == '\0' || tmp[3] == ',')) {
+		h = GOMAN_FANOUT_HALT_NOW;
+		rest = tmp[3] ? tmp + 4 : tmp + 3;
+	} else if (!strncmp(tmp, "soon", 4) && (tmp[4] == '\0' || tmp[4] == ',')) {
+		rest = tmp[4] ? tmp + 5 : tmp + 4;
+	} else if (strncmp(tmp, "fail=", 5)) {
+		return -1;
+	}
+	unsigned long n = 1;
+	bool pct = false;
+	if (*rest) {
+		if (strncmp(rest, "fail=", 5))
+			return -1;
+		rest += 5;
+		size_t len = strlen(rest);
+		if (len && rest[len - 1] == '%') {
+			pct = true;
+			rest[len - 1] = '\0';
+		}
+		if (parse_ulong(rest, &n) || n == 0 || (pct && n > 100))
+			return -1;
+	} else if (rest == tmp) {
+		return -1;
+	}
+	*halt = h;
+	*fail = n;
+	*percent = pct;
+	return 0;
+}
+
+void goman_fanout_opts_init(struct goman_fanout_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->start_jobs = 3;
+	o->batch = 1;
+	o->grace_ms = 2000;
+	o->retry_delay_ms = 100;
+	o->joblog_fd = -1;
+	o->in_fd = 0;
+	o->out_fd = 1;
+}
+
+int goman_fanout_exit_code(const struct goman_fanout_stats *st)
+{
+	if (st->bad_lines)
+		return GOMAN_EXIT_DATAERR;
+	if (st->halted)
+		return GOMAN_EXIT_TEMPFAIL;
+	if (st->failed || st->not_run)
+		return GOMAN_EXIT_FAILED;
+	return GOMAN_EXIT_OK;
+}
+
+/* ---- adaptive concurrency (AIMD) ------------------------------------------------------ */
+
+GOMAN_TESTABLE void gm_aimd_init(struct gm_aimd *a, int start, int max)
+{
+	a->max = max < 1 ? 1 : max;
+	a->c = start < 1 ? 1 : start > a->max ? a->max : start;
+	a->last_cut_ms = INT64_MIN;
+}
+
+GOMAN_TESTABLE int gm_aimd_slots(const struct gm_aimd *a)
+{
+	return (int)floor(a->c + 1e-9);
+}
+
+/* A job succeeded: +1 slot per window of `slots` successes (TCP congestion avoidance). */
+GOMAN_TESTABLE void gm_aimd_ok(struct gm_aimd *a)
+{
+	a->c += 1.0 / a->c;
+	if (a->c > a->max)
+		a->c = a->max;
+}
+
+/* A job started at started_ms was throttled (exit 75 or a throttling record). Halves the
+ * concurrency, once per congestion event: a job started before the last cut saw the old
+ * concurrency, so its throttle is already answered. Returns true when it cut. */
+GOMAN_TESTABLE bool gm_aimd_throttle(struct gm_aimd *a, int64_t started_ms, int64_t now_ms)
+{
+	if (started_ms <= a->last_cut_ms)
+		return false;
+	a->c = a->c / 2;
+	if (a->c < 1)
+		a->c = 1;
+	a->last_cut_ms = now_ms;
+	return true;
+}
+
+/* fail=N / fail=N%: should the run halt after `failed` of `done` finished jobs?  A percent
+ * is only judged once ceil(100/N) jobs have finished, so one early failure does not stop a
+ * run at fail=10%. */
+GOMAN_TESTABLE bool gm_halt_due(unsigned long fail, bool percent, unsigned long failed,
+				unsigned long done)
+{
+	if (!fail || !failed)
+		return false;
+	if (!percent)
+		return failed >= fail;
+	unsigned long min_done = (100 + fail - 1) / fail;
+	return done >= min_done && failed * 100 >= fail * done;
+}
+
+/* ---- output ------------------------------------------------------------------------- */
+
+static int write_out(struct fo *f, const char *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = write(f->o->out_fd, p, n);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN) {
+				struct pollfd pfd = {.fd = f->o->out_fd, .events = POLLOUT};
+				(void)poll(&pfd, 1, -1);
+				continue;
+			}
+			f->fatal = true;
+			return goman_err_set(f->err, GOMAN_EIO, GOMAN_CLASS_NONE, "WriteError",
+					     "write to stdout: %s", strerror(errno));
+		}
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+static bool can_stream(const struct fo *f, const struct job *j)
+{
+	return !f->o->keep_order || j->ord == f->head_ord;
+}
+
+/* Writes the complete lines of j->out (all of it once the job is done) if j may speak now. */
+static int flush_job(struct fo *f, struct job *j)
+{
+	if (!can_stream(f, j) || !j->out.len)
+		return 0;
+	size_t n = j->out.len;
+	if (j->state != J_DONE) {
+		char *nl = memrchr(j->out.p, '\n', j->out.len);
+		if (!nl)
+			return 0;
+		n = (size_t)(nl - j->out.p) + 1;
+	}
+	int rc = write_out(f, j->out.p, n);
+	buf_shift(&j->out, n);
+	if (j->out.cap > SCRATCH && j->out.len < SCRATCH / 4) {
+		/* a long line passed: give its memory back */
+		char *q = realloc(j->out.p, j->out.len + 1);
+		if (q) {
+			j->out.p = q;
+			j->out.cap = j->out.len + 1;
+		}
+	}
+	return rc;
+}
+
+/* keep_order: writes and frees every finished job at the head, then flushes the new head. */
+static int advance_ring(struct fo *f)
+{
+	for (;;) {
+		struct job *j = f->ring[f->head_ord % f->window];
+		if (!j)
+			return 0;
+		if (flush_job(f, j))
+			return -1;
+		if (j->state != J_DONE)
+			return 0;
+		f->ring[f->head_ord % f->window] = NULL;
+		job_free(j);
+		f->head_ord++;
+	}
+}
+
+/* A job is done: write it (or queue it behind the head). */
+static int settle(struct fo *f, struct job *j)
+{
+	j->state = J_DONE;
+	if (f->o->keep_order)
+		return advance_ring(f);
+	int rc = flush_job(f, j);
+	job_free(j);
+	return rc;
+}
+
+/* Appends the record for one input line (text, len) of job j to j->out: an error record
+ * when e is set, else the input with "ok":true (--pass). */
+static int add_record(struct fo *f, struct job *j, const char *line, size_t len, long lineno,
+		      const struct goman_err *e, cJSON *details)
+{
+	cJSON *in = f->o->raw ? NULL : cJSON_ParseWithLength(line, len);
+	cJSON *rec;
+	if (e) {
+		rec = goman_jsonl_error_record(cJSON_IsObject(in) ? in : NULL, "fanout", e, lineno);
+		if (rec && (f->o->raw || !cJSON_IsObject(in))) {
+			cJSON *fo = cJSON_GetObjectItemCaseSensitive(rec, "fanout");
+			/* the line could not be a record: carry its text, so nothing is lost */
+			if (fo && line)
+				cJSON_AddItemToObject(fo, "input",
+						      cJSON_CreateString(line ? line : ""));
+		}
+	} else if (cJSON_IsObject(in)) {
+		rec = in;
+		in = NULL;
+		cJSON_DeleteItemFromObjectCaseSensitive(rec, "ok");
+		cJSON_AddBoolToObject(rec, "ok", true);
+	} else {
+		/* --pass --raw: echo the line as it came */
+		cJSON_Delete(in);
+		return buf_add(&j->out, line, len) || buf_add(&j->out, "\n", 1) ? oom(f) : 0;
+	}
+	cJSON_Delete(in);
+	if (!rec)
+		return oom(f);
+	if (e && details) {
+		cJSON *fo = cJSON_GetObjectItemCaseSensitive(rec, "fanout");
+		for (cJSON *d = details->child; d && fo; d = d->next)
+			cJSON_AddItemToObject(fo, d->string, cJSON_Duplicate(d, 1));
+	}
+	char *s = cJSON_PrintUnformatted(rec);
+	cJSON_Delete(rec);
+	if (!s)
+		return oom(f);
+	int rc = buf_add(&j->out, s, strlen(s)) || buf_add(&j->out, "\n", 1) ? oom(f) : 0;
+	cJSON_free(s);
+	f->st->lines_out++;
+	return rc;
+}
+
+/* One record per input line of j (error or pass). Lines are NUL-split in place then
+ * restored, so `in` can be logged afterwards. */
+static int add_records(struct fo *f, struct job *j, const struct goman_err *e, cJSON *details)
+{
+	char *p = j->in.p, *end = j->in.p + j->in.len;
+	long lineno = j->first_line;
+	size_t k = 0;
+	while (p < end) {
+		char *nl = memchr(p, '\n', (size_t)(end - p));
+		size_t len = nl ? (size_t)(nl - p) : (size_t)(end - p);
+		if (nl)
+			*nl = '\0';
+		if (details && j->nlines > 1) {
+			cJSON_DeleteItemFromObjectCaseSensitive(details, "batch_index");
+			cJSON_AddNumberToObject(details, "batch_index", (double)k);
+		}
+		int rc = add_record(f, j, p, len, lineno, e, details);
+		if (nl)
+			*nl = '\n';
+		if (rc)
+			return rc;
+		p += len + 1;
+		lineno++;
+		k++;
+	}
+	return 0;
+}
+
+static void joblog(struct fo *f, struct job *j, int code, int sig)
+{
+	if (f->o->joblog_fd < 0)
+		return;
+	char line[4096];
+	double rt = (double)(j->end_mono - j->start_mono) / 1000.0;
+	int n = snprintf(line, sizeof(line), "%lu\t:\t%.3f\t%.3f\t%zu\t%zu\t%d\t%d\t%s\n", j->seq,
+			 (double)j->start_wall / 1000.0, rt < 0 ? 0 : rt, j->in.len, j->recv, code,
+			 sig, f->cmdline);
+	if (n < 0)
+		return;
+	if ((size_t)n >= sizeof(line)) {
+		n = sizeof(line) - 1;
+		line[n - 1] = '\n';
+	}
+	ssize_t w = write(f->o->joblog_fd, line, (size_t)n);
+	(void)w;
+}
+
+/* ---- progress bar --------------------------------------------------------------------- */
+
+static void bar(struct fo *f, bool last)
+{
+	if (!f->o->bar)
+		return;
+	int64_t now = goman_mono_ms();
+	if (!last && now - f->last_bar < 200)
+		return;
+	f->last_bar = now;
+	char line[256];
+	double el = (double)(now - f->t0) / 1000.0;
+	unsigned long done = f->st->jobs;
+	int n;
+	if (f->bytes_total > 0 && f->bytes_in > 0) {
+		double frac = (double)f->bytes_in / (double)f->bytes_total;
+		if (frac > 1)
+			frac = 1;
+		int w = (int)(frac * 30);
+		char bars[31];
+		memset(bars, '=', (size_t)w);
+		memset(bars + w, ' ', (size_t)(30 - w));
+		bars[30] = '\0';
+		double eta = frac > 0 ? el / frac - el : 0;
+		n = snprintf(line, sizeof(line),
+			     "\r[%s] %3.0f%% %lu done, %zu running, %lu failed, ETA %.0fs\033[K", bars,
+			     frac * 100, done, f->nrun, f->st->failed, eta < 0 ? 0 : eta);
+	} else {
+		n = snprintf(line, sizeof(line), "\r%lu done, %zu running, %lu failed, %.1f jobs/s\033[K",
+			     done, f->nrun, f->st->failed, el > 0 ? (double)done / el : 0.0);
+	}
+	if (n > 0 && (size_t)n < sizeof(line)) {
+		if (last && (size_t)n + 1 < sizeof(line))
+			line[n++] = '\n';
+		ssize_t w = write(2, line, (size_t)n);
+		(void)w;
+	}
+}
+
+/* ---- slots ----------------------------------------------------------------------------- */
+
+static void set_slots(struct fo *f, int slots, const char *why)
+{
+	int64_t now = goman_mono_ms();
+	f->st->slot_ms += (double)f->slots * (double)(now - f->last_slot_change);
+	f->last_slot_change = now;
+	if (slots != f->slots && why)
+		goman_log(GOMAN_LOG_INFO, "PARALLEL", "concurrency %d -> %d (%s)", f->slots, slots,
+			  why);
+	f->slots = slots;
+}
+
+/* ---- spawning ----------------------------------------------------------------------------- */
+
+static int feed(struct job *j)
+{
+	while (j->in_off < j->in.len) {
+		ssize_t w = write(j->fd_in, j->in.p + j->in_off, j->in.len - j->in_off);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN)
+				return 0;
+			/* EPIPE: the job stopped reading; what it read is its business */
+			close_fd(&j->fd_in);
+			return 0;
+		}
+		j->in_off += (size_t)w;
+	}
+	close_fd(&j->fd_in);
+	return 0;
+}
+
+static void spawn(struct fo *f, struct job *j)
+{
+	int pin[2] = {-1, -1}, pout[2] = {-1, -1}, perr[2] = {-1, -1};
+	bool cap_err = f->o->jobs == 0;
+	j->attempts++;
+	j->reaped = j->eof = j->timed_out = j->term_sent = j->throttled = false;
+	j->out_lines = 0;
+	j->recv = 0;
+	j->in_off = 0;
+	j->spawn_errno = 0;
+	j->status = 0;
+	j->out.len = 0;
+	j->errb.len = 0;
+	j->start_mono = goman_mono_ms();
+	j->start_wall = goman_now_ms();
+	j->deadline = f->o->timeout_ms > 0 ? j->start_mono + f->o->timeout_ms : 0;
+	j->kill_at = 0;
+	if (pipe2(pin, O_CLOEXEC) || pipe2(pout, O_CLOEXEC) || (cap_err && pipe2(perr, O_CLOEXEC))) {
+		j->spawn_errno = errno;
+		goto fail;
+	}
+	j->fd_in = pin[1];
+	if (j->in.len <= PIPE_BUF) {
+		/* fits an empty pipe whatever its size: no poll round for the input */
+		feed(j);
+	} else {
+		fcntl(pin[1], F_SETFL, O_NONBLOCK);
+		feed(j);
+	}
+	posix_spawn_file_actions_t fa;
+	if (posix_spawn_file_actions_init(&fa)) {
+		j->spawn_errno = ENOMEM;
+		goto fail;
+	}
+	posix_spawn_file_actions_adddup2(&fa, pin[0], 0);
+	posix_spawn_file_actions_adddup2(&fa, pout[1], 1);
+	if (cap_err)
+		posix_spawn_file_actions_adddup2(&fa, perr[1], 2);
+	int rc = posix_spawnp(&j->pid, f->o->argv[0], &fa, &f->attr, f->o->argv, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	close_fd(&pin[0]);
+	close_fd(&pout[1]);
+	close_fd(&perr[1]);
+	if (rc) {
+		j->spawn_errno = rc;
+		goto fail;
+	}
+	j->fd_out = pout[0];
+	j->fd_err = perr[0];
+	j->state = J_RUNNING;
+	f->run[f->nrun++] = j;
+	if ((int)f->nrun > f->st->peak_running)
+		f->st->peak_running = (int)f->nrun;
+	return;
+fail:
+	close_fd(&pin[0]);
+	close_fd(&pin[1]);
+	close_fd(&pout[0]);
+	close_fd(&pout[1]);
+	close_fd(&perr[0]);
+	close_fd(&perr[1]);
+	j->fd_in = j->fd_out = j->fd_err = -1;
+	j->pid = -1;
+	j->reaped = j->eof = true;
+	j->end_mono = j->start_mono;
+	j->state = J_RUNNING;
+	f->run[f->nrun++] = j; /* finished at the next sweep, like any other job */
+}
+
+/* ---- finishing -------------------------------------------------------------------------- */
+
+static void retry_push(struct fo *f, struct job *j)
+{
+	j->next = NULL;
+	if (f->retry_last)
+		f->retry_last->next = j;
+	else
+		f->retry_first = j;
+	f->retry_last = j;
+}
+
+static int fail_job(struct fo *f, struct job *j, const struct goman_err *e, int code, int sig)
+{
+	cJSON *d = cJSON_CreateObject();
+	if (!d)
+		return oom(f);
+	cJSON_AddNumberToObject(d, "seq", (double)j->seq);
+	if (code >= 0)
+		cJSON_AddNumberToObject(d, "exit", code);
+	if (sig)
+		cJSON_AddNumberToObject(d, "signal", sig);
+	cJSON_AddNumberToObject(d, "attempts", j->attempts);
+	cJSON_AddNumberToObject(d, "ms", (double)(j->end_mono - j->start_mono));
+	if (j->timed_out)
+		cJSON_AddTrueToObject(d, "timed_out");
+	if (j->out_lines)
+		cJSON_AddNumberToObject(d, "lines_out", (double)j->out_lines);
+	int rc = add_records(f, j, e, d);
+	cJSON_Delete(d);
+	return rc;
+}
+
+/* Takes a reaped, drained job out of the running set and decides: retry, ok, or failed. */
+static int finish(struct fo *f, size_t idx)
+{
+	struct job *j = f->run[idx];
+	f->run[idx] = f->run[--f->nrun];
+	close_fd(&j->fd_in);
+	close_fd(&j->fd_out);
+	close_fd(&j->fd_err);
+	int64_t now = goman_mono_ms();
+	f->st->busy_ms += j->end_mono - j->start_mono;
+	int code = -1, sig = 0;
+	if (!j->spawn_errno) {
+		if (WIFEXITED(j->status))
+			code = WEXITSTATUS(j->status);
+		else if (WIFSIGNALED(j->status))
+			sig = WTERMSIG(j->status);
+	}
+	bool ok = !j->spawn_errno && code == 0 && !j->timed_out && !j->stop_code;
+	bool tempfail = code == GOMAN_EXIT_TEMPFAIL;
+	if (f->o->jobs == 0) {
+		if ((tempfail || j->throttled) && gm_aimd_throttle(&f->aimd, j->start_mono, now))
+			set_slots(f, gm_aimd_slots(&f->aimd), tempfail ? "a job exited 75" :
+				  "a job reported throttling");
+		else if (ok) {
+			gm_aimd_ok(&f->aimd);
+			if (gm_aimd_slots(&f->aimd) != f->slots)
+				set_slots(f, gm_aimd_slots(&f->aimd), "jobs succeed");
+		}
+	}
+	/* retry only what wrote nothing yet, so no record is ever written twice */
+	if (!ok && !j->stop_code && !f->stop_input && (j->timed_out || tempfail) &&
+	    j->out_lines == 0 && j->attempts <= f->o->retries) {
+		int64_t d = f->o->retry_delay_ms;
+		for (int a = 1; a < j->attempts && d < RETRY_DELAY_CAP_MS; a++)
+			d *= 2;
+		if (d > RETRY_DELAY_CAP_MS)
+			d = RETRY_DELAY_CAP_MS;
+		goman_log(GOMAN_LOG_INFO, "RETRY", "job %lu (line %ld) %s, attempt %d of %d in %lld ms",
+			  j->seq, j->first_line, j->timed_out ? "timed out" : "exited 75",
+			  j->attempts + 1, f->o->retries + 1, (long long)d);
+		f->st->retried++;
+		j->not_before = now + d;
+		j->state = J_WAITING;
+		j->out.len = 0;
+		retry_push(f, j);
+		return 0;
+	}
+	f->st->jobs++;
+	joblog(f, j, code < 0 ? -1 : code, sig);
+	if (ok) {
+		f->st->ok++;
+		if (j->out.len && j->out.p[j->out.len - 1] != '\n') {
+			/* a last line without '\n' is still a line */
+			if (buf_add(&j->out, "\n", 1))
+				return oom(f);
+			j->out_lines++;
+		}
+		f->st->lines_out += j->out_lines;
+		if (f->o->pass && j->recv == 0 && add_records(f, j, NULL, NULL))
+			return -1;
+	} else {
+		f->st->failed++;
+		if (j->timed_out)
+			f->st->timed_out++;
+		f->st->lines_out += j->out_lines;
+		/* a cut last line of a failed job is not a record: drop it, say so */
+		if (j->out.len && j->out.p[j->out.len - 1] != '\n') {
+			char *nl = memrchr(j->out.p, '\n', j->out.len);
+			size_t keep = nl ? (size_t)(nl - j->out.p) + 1 : 0;
+			goman_log(GOMAN_LOG_WARN, "PARALLEL",
+				  "job %lu: dropped %zu bytes of an unfinished last line", j->seq,
+				  j->out.len - keep);
+			j->out.len = keep;
+		}
+		struct goman_err e;
+		goman_err_clear(&e);
+		if (j->spawn_errno)
+			goman_err_set(&e, GOMAN_ECHILD, GOMAN_CLASS_START, "SpawnFailed",
+				      "cannot run '%s': %s", f->o->argv[0], strerror(j->spawn_errno));
+		else if (j->stop_code)
+			goman_err_set(&e, GOMAN_ECHILD, GOMAN_CLASS_NONE, j->stop_code,
+				      "job killed: the run was stopped (%s)",
+				      !strcmp(j->stop_code, "Halted") ? "--halt now" : "signal");
+		else if (j->timed_out)
+			goman_err_set(&e, GOMAN_ETIMEOUT, GOMAN_CLASS_TIMEOUT, "JobTimeout",
+				      "job timed out after %lld ms", (long long)f->o->timeout_ms);
+		else if (sig)
+			goman_err_set(&e, GOMAN_ECHILD, GOMAN_CLASS_NONE, "JobKilled",
+				      "job killed by signal %d", sig);
+		else if (tempfail)
+			goman_err_set(&e, GOMAN_ECHILD, GOMAN_CLASS_TRANSIENT, "JobTempFail",
+				      "job exited 75 (temporary failure)");
+		else
+			goman_err_set(&e, GOMAN_ECHILD, GOMAN_CLASS_NONE, "JobFailed",
+				      "job exited %d", code);
+		e.retryable = j->timed_out || tempfail;
+		if (fail_job(f, j, &e, code, sig))
+			return -1;
+		if (f->o->halt && !f->stop_input &&
+		    gm_halt_due(f->o->halt_fail, f->o->halt_percent, f->st->failed, f->st->jobs)) {
+			f->st->halted = true;
+			f->stop_input = true;
+			f->stop_code = "Halted";
+			goman_log(GOMAN_LOG_WARN, "PARALLEL", "halting (%s): %lu of %lu jobs failed",
+				  f->o->halt == GOMAN_FANOUT_HALT_NOW ? "now" : "soon", f->st->failed,
+				  f->st->jobs);
+		}
+	}
+	return settle(f, j);
+}
+
+/* Every running job's group gets sig; TERM arms the KILL after the grace period. */
+static void kill_all(struct fo *f, const char *why)
+{
+	int64_t now = goman_mono_ms();
+	for (size_t i = 0; i < f->nrun; i++) {
+		struct job *j = f->run[i];
+		if (j->reaped || j->pid <= 0)
+			continue;
+		if (!j->stop_code)
+			j->stop_code = why;
+		if (!j->term_sent) {
+			kill(-j->pid, SIGTERM);
+			j->term_sent = true;
+			j->kill_at = now + f->o->grace_ms;
+		}
+	}
+}
+
+/* ---- input ------------------------------------------------------------------------------ */
+
+static struct job *job_new(struct fo *f)
+{
+	struct job *j = calloc(1, sizeof(*j));
+	if (!j)
+		return NULL;
+	j->fd_in = j->fd_out = j->fd_err = -1;
+	j->pid = -1;
+	j->ord = f->next_ord++;
+	if (f->o->keep_order)
+		f->ring[j->ord % f->window] = j;
+	return j;
+}
+
+/* A line that is not a JSON object: a BadInput record in its place, no job. */
+static int bad_line(struct fo *f, const char *line, size_t len, bool show, long lineno,
+		    const struct goman_err *e)
+{
+	struct job *j = job_new(f);
+	if (!j)
+		return oom(f);
+	f->st->bad_lines++;
+	goman_log(GOMAN_LOG_WARN, "PARALLEL", "%s", e->message);
+	cJSON *rec = goman_jsonl_error_record(NULL, "fanout", e, lineno);
+	cJSON *fo = rec ? cJSON_GetObjectItemCaseSensitive(rec, "fanout") : NULL;
+	if (fo && show)
+		cJSON_AddItemToObject(fo, "input", cJSON_CreateString(line));
+	(void)len;
+	char *s = rec ? cJSON_PrintUnformatted(rec) : NULL;
+	cJSON_Delete(rec);
+	if (!s || buf_add(&j->out, s, strlen(s)) || buf_add(&j->out, "\n", 1)) {
+		cJSON_free(s);
+		j->state = J_DONE;
+		if (!f->o->keep_order)
+			job_free(j);
+		return oom(f);
+	}
+	cJSON_free(s);
+	f->st->lines_out++;
+	return settle(f, j);
+}
+
+/* Reads one line into the filling job. Returns 0, or -1 on a fatal error. */
+static int read_line(struct fo *f)
+{
+	const char *line;
+	size_t len;
+	struct goman_err e;
+	int rc = goman_jsonl_next_raw(f->rd, &line, &len, &e);
+	if (rc == GOMAN_JSONL_EOF) {
+		f->in_eof = true;
+		return 0;
+	}
+	if (rc == GOMAN_JSONL_AGAIN)
+		return 0;
+	if (rc == GOMAN_JSONL_IOERR) {
+		f->fatal = true;
+		*f->err = e;
+		return -1;
+	}
+	long lineno = goman_jsonl_lineno(f->rd);
+	f->bytes_in += (long long)len + 1;
+	if (rc == GOMAN_JSONL_BAD)
+		return bad_line(f, line, len, false, lineno, &e);
+	if (!f->o->raw) {
+		/* fan-out is for JSON lines: a line that is not an object is refused here, once,
+		 * rather than by every job */
+		cJSON *o = cJSON_ParseWithLength(line, len);
+		bool isobj = cJSON_IsObject(o);
+		cJSON_Delete(o);
+		if (!isobj) {
+			goman_err_clear(&e);
+			goman_err_set(&e, GOMAN_EINVAL, GOMAN_CLASS_BAD_INPUT, "BadInput",
+				      "line %ld: not a JSON object", lineno);
+			return bad_line(f, line, len, true, lineno, &e);
+		}
+	}
+	struct job *j = f->filling;
+	if (!j) {
+		j = f->filling = job_new(f);
+		if (!j)
+			return oom(f);
+		j->state = J_FILLING;
+		j->first_line = lineno;
+	}
+	if (buf_add(&j->in, line, len) || buf_add(&j->in, "\n", 1))
+		return oom(f);
+	j->nlines++;
+	return 0;
+}
+
+/* ---- the loop ---------------------------------------------------------------------------- */
+
+static void on_signal(int sig)
+{
+	int e = errno;
+	unsigned char c = (unsigned char)sig;
+	ssize_t w = write(sigfd[1], &c, 1);
+	(void)w;
+	errno = e;
+}
+
+static void reap(struct fo *f)
+{
+	int status;
+	pid_t pid;
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		for (size_t i = 0; i < f->nrun; i++) {
+			struct job *j = f->run[i];
+			if (j->pid == pid && !j->reaped) {
+				j->reaped = true;
+				j->status = status;
+				j->end_mono = goman_mono_ms();
+				break;
+			}
+		}
+	}
+}
+
+/* Reads what a job wrote on stdout; writes its complete lines when it may. */
+static int drain_out(struct fo *f, struct job *j)
+{
+	ssize_t n = read(j->fd_out, f->scratch, sizeof(f->scratch));
+	if (n < 0) {
+		if (errno == EINTR || errno == EAGAIN)
+			return 0;
+		n = 0; /* treat as EOF */
+	}
+	if (n == 0) {
+		j->eof = true;
+		close_fd(&j->fd_out);
+		return 0;
+	}
+	j->recv += (size_t)n;
+	unsigned long nl = count_nl(f->scratch, (size_t)n);
+	j->out_lines += nl;
+	if (f->o->jobs == 0 && nl && memmem(f->scratch, (size_t)n, THROTTLE_MARK,
+					     sizeof(THROTTLE_MARK) - 1))
+		j->throttled = true;
+	if (j->out.len == 0 && nl && can_stream(f, j)) {
+		/* the usual case: whole lines straight from the read buffer */
+		char *last = memrchr(f->scratch, '\n', (size_t)n);
+		size_t whole = (size_t)(last - f->scratch) + 1;
+		if (write_out(f, f->scratch, whole))
+			return -1;
+		return buf_add(&j->out, f->scratch + whole, (size_t)n - whole) ? oom(f) : 0;
+	}
+	if (buf_add(&j->out, f->scratch, (size_t)n))
+		return oom(f);
+	return nl ? flush_job(f, j) : 0;
+}
+
+/* -j auto: a job's stderr is read to see throttling; its lines go on to our stderr whole. */
+static void drain_err(struct fo *f, struct job *j)
+{
+	ssize_t n = read(j->fd_err, f->scratch, sizeof(f->scratch));
+	if (n <= 0) {
+		if (n < 0 && (errno == EINTR || errno == EAGAIN))
+			return;
+		if (j->errb.len) {
+			if (buf_add(&j->errb, "\n", 1) == 0) {
+				ssize_t w = write(2, j->errb.p, j->errb.len);
+				(void)w;
+			}
+			j->errb.len = 0;
+		}
+		close_fd(&j->fd_err);
+		return;
+	}
+	if (memmem(f->scratch, (size_t)n, THROTTLE_MARK, sizeof(THROTTLE_MARK) - 1))
+		j->throttled = true;
+	if (buf_add(&j->errb, f->scratch, (size_t)n))
+		return;
+	char *last = memrchr(j->errb.p, '\n', j->errb.len);
+	if (last) {
+		size_t whole = (size_t)(last - j->errb.p) + 1;
+		ssize_t w = write(2, j->errb.p, whole);
+		(void)w;
+		buf_shift(&j->errb, whole);
+	} else if (j->errb.len > SCRATCH) {
+		ssize_t w = write(2, j->errb.p, j->errb.len);
+		(void)w;
+		j->errb.len = 0;
+	}
+}
+
+static bool head_blocked(const struct fo *f)
+{
+	/* the oldest job waits for a retry while every slot holds a younger job that cannot
+	 * write: let it run beyond the limit, or keep_order could wait forever */
+	return f->o->keep_order && f->retry_first && f->retry_first->ord == f->head_ord;
+}
+
+static bool want_input(const struct fo *f)
+{
+	if (f->stop_input || f->in_eof || f->fatal)
+		return false;
+	if (f->filling && f->filling->nlines >= f->o->batch)
+		return false;
+	if ((int)f->nrun >= f->slots)
+		return false;
+	if (f->o->keep_order && f->next_ord - f->head_ord >= f->window)
+		return false;
+	return true;
+}
+
+static void start_jobs(struct fo *f)
+{
+	int64_t now = goman_mono_ms();
+	while (f->retry_first && f->retry_first->not_before <= now &&
+	       ((int)f->nrun < f->slots || (head_blocked(f) && f->nrun < f->run_cap))) {
+		struct job *j = f->retry_first;
+		f->retry_first = j->next;
+		if (!f->retry_first)
+			f->retry_last = NULL;
+		spawn(f, j);
+	}
+	struct job *j = f->filling;
+	if (j && (j->nlines >= f->o->batch || (f->in_eof && j->nlines)) &&
+	    (int)f->nrun < f->slots) {
+		f->filling = NULL;
+		j->seq = ++f->next_seq;
+		spawn(f, j);
+	}
+}
+
+/* After a halt or signal: what was read but not run, and what waits for a retry, is
+ * written as records now. */
+static int drop_pending(struct fo *f)
+{
+	struct goman_err e;
+	if (f->filling) {
+		struct job *j = f->filling;
+		f->filling = NULL;
+		j->seq = ++f->next_seq;
+		goman_err_clear(&e);
+		goman_err_set(&e, GOMAN_ECHILD, GOMAN_CLASS_NONE, "NotRun",
+			      "not run: the run was stopped");
+		f->st->not_run++;
+		if (fail_job(f, j, &e, -1, 0) || settle(f, j))
+			return -1;
+	}
+	while (f->retry_first) {
+		struct job *j = f->retry_first;
+		f->retry_first = j->next;
+		f->st->jobs++;
+		f->st->failed++;
+		goman_err_clear(&e);
+		goman_err_set(&e, GOMAN_ECHILD, GOMAN_CLASS_NONE, "NotRun",
+			      "retry not run: the run was stopped");
+		if (fail_job(f, j, &e, -1, 0) || settle(f, j))
+			return -1;
+	}
+	f->retry_last = NULL;
+	return 0;
+}
+
+static int64_t next_timer(struct fo *f, int64_t now)
+{
+	int64_t t = -1;
+#define EARLIER(x) do { if ((x) > 0 && (t < 0 || (x) < t)) t = (x); } while (0)
+	for (size_t i = 0; i < f->nrun; i++) {
+		struct job *j = f->run[i];
+		if (!j->timed_out && !j->term_sent)
+			EARLIER(j->deadline);
+		if (j->term_sent)
+			EARLIER(j->kill_at);
+	}
+	if (f->retry_first && ((int)f->nrun < f->slots || head_blocked(f)))
+		EARLIER(f->retry_first->not_before);
+	if (f->o->bar)
+		EARLIER(f->last_bar + 200);
+#undef EARLIER
+	if (t < 0)
+		return -1;
+	return t <= now ? 0 : t - now;
+}
+
+static void timers(struct fo *f)
+{
+	int64_t now = goman_mono_ms();
+	for (size_t i = 0; i < f->nrun; i++) {
+		struct job *j = f->run[i];
+		if (j->pid <= 0)
+			continue;
+		if (!j->reaped && !j->term_sent && j->deadline && now >= j->deadline) {
+			goman_log(GOMAN_LOG_INFO, "PARALLEL", "job %lu (line %ld) timed out, TERM",
+				  j->seq, j->first_line);
+			j->timed_out = true;
+			j->term_sent = true;
+			j->kill_at = now + f->o->grace_ms;
+			kill(-j->pid, SIGTERM);
+		} else if (j->term_sent && j->kill_at && now >= j->kill_at) {
+			/* KILL the group; if the group is gone and something outside it still holds
+			 * the pipe, stop waiting for that EOF */
+			if (kill(-j->pid, SIGKILL) < 0 && j->reaped && !j->eof) {
+				close_fd(&j->fd_out);
+				j->eof = true;
+			}
+			j->kill_at = j->reaped ? 0 : now + f->o->grace_ms;
+		}
+	}
+}
+
+static int loop(struct fo *f)
+{
+	struct pollfd *pfd = calloc(f->run_cap * 3 + 2, sizeof(*pfd));
+	struct job **who = calloc(f->run_cap * 3 + 2, sizeof(*who));
+	if (!pfd || !who) {
+		free(pfd);
+		free(who);
+		return oom(f);
+	}
+	int rc = 0;
+	for (;;) {
+		/* read input while a job can take it */
+		while (want_input(f) && (f->in_ready || goman_jsonl_buffered(f->rd))) {
+			f->in_ready = false;
+			if (read_line(f)) {
+				rc = -1;
+				goto out;
+			}
+			if (!want_input(f))
+				break;
+		}
+		if (f->stop_input && drop_pending(f)) {
+			rc = -1;
+			goto out;
+		}
+		if (f->st->halted && f->o->halt == GOMAN_FANOUT_HALT_NOW)
+			kill_all(f, "Halted");
+		if (!f->stop_input)
+			start_jobs(f);
+		/* finished jobs: reaped and drained */
+		for (size_t i = 0; i < f->nrun;) {
+			struct job *j = f->run[i];
+			if (j->reaped && j->eof) {
+				if (finish(f, i)) {
+					rc = -1;
+					goto out;
+				}
+				continue; /* run[i] now holds another job */
+			}
+			i++;
+		}
+		if (f->fatal) {
+			rc = -1;
+			goto out;
+		}
+		if (want_input(f) && goman_jsonl_buffered(f->rd))
+			continue; /* lines already read, poll would not say so */
+		bool more_input = !f->in_eof && !f->stop_input;
+		if (!f->nrun && !f->retry_first && !f->filling && !more_input)
+			break;
+		if (!f->stop_input && f->nrun < (size_t)f->slots &&
+		    (f->retry_first || (f->filling && (f->filling->nlines >= f->o->batch || f->in_eof))))
+			if (!f->retry_first || f->retry_first->not_before <= goman_mono_ms())
+				continue; /* a job can start now */
+		nfds_t n = 0;
+		pfd[n].fd = sigfd[0];
+		pfd[n].events = POLLIN;
+		who[n++] = NULL;
+		size_t in_slot = (size_t)-1;
+		if (want_input(f)) {
+			in_slot = n;
+			pfd[n].fd = f->o->in_fd;
+			pfd[n].events = POLLIN;
+			who[n++] = NULL;
+		}
+		for (size_t i = 0; i < f->nrun; i++) {
+			struct job *j = f->run[i];
+			if (j->fd_out >= 0) {
+				bool hold = f->o->keep_order && !can_stream(f, j) &&
+					    j->out.len >= f->o->order_buf;
+				pfd[n].fd = hold ? -1 : j->fd_out; /* -1: poll skips it */
+				pfd[n].events = POLLIN;
+				who[n++] = j;
+			}
+			if (j->fd_in >= 0) {
+				pfd[n].fd = j->fd_in;
+				pfd[n].events = POLLOUT;
+				who[n++] = j;
+			}
+			if (j->fd_err >= 0) {
+				pfd[n].fd = j->fd_err;
+				pfd[n].events = POLLIN;
+				who[n++] = j;
+			}
+		}
+		int64_t now = goman_mono_ms();
+		int64_t t = next_timer(f, now);
+		int pr = poll(pfd, n, t < 0 ? -1 : t > 1000000 ? 1000000 : (int)t);
+		if (pr < 0 && errno != EINTR) {
+			rc = goman_err_set(f->err, GOMAN_EIO, GOMAN_CLASS_NONE, "PollError", "poll: %s",
+					   strerror(errno));
+			goto out;
+		}
+		if (pr > 0) {
+			for (nfds_t k = 0; k < n; k++) {
+				short re = pfd[k].revents;
+				if (!re)
+					continue;
+				if (k == 0) {
+					unsigned char sigs[64];
+					ssize_t got = read(sigfd[0], sigs, sizeof(sigs));
+					for (ssize_t s = 0; s < got; s++) {
+						if (sigs[s] == SIGINT || sigs[s] == SIGTERM) {
+							if (!f->st->signal)
+								goman_log(GOMAN_LOG_WARN, "PARALLEL",
+									  "%s: stopping, killing %zu jobs",
+									  strsignal(sigs[s]), f->nrun);
+							f->st->signal = sigs[s];
+							f->stop_input = true;
+							kill_all(f, "Interrupted");
+						}
+					}
+					reap(f);
+					continue;
+				}
+				if (k == in_slot) {
+					f->in_ready = true;
+					continue;
+				}
+				struct job *j = who[k];
+				if (pfd[k].fd == j->fd_in && (re & (POLLOUT | POLLERR | POLLHUP)))
+					feed(j);
+				else if (pfd[k].fd == j->fd_out && (re & (POLLIN | POLLHUP | POLLERR))) {
+					if (drain_out(f, j)) {
+						rc = -1;
+						goto out;
+					}
+				} else if (pfd[k].fd == j->fd_err && (re & (POLLIN | POLLHUP | POLLERR)))
+					drain_err(f, j);
+			}
+		}
+		timers(f);
+		bar(f, false);
+	}
+out:
+	free(pfd);
+	free(who);
+	return rc;
+}
+
+/* On a fatal error: kill, reap and free everything still held. */
+static void cleanup(struct fo *f)
+{
+	for (size_t i = 0; i < f->nrun; i++) {
+		struct job *j = f->run[i];
+		if (j->pid > 0 && !j->reaped) {
+			kill(-j->pid, SIGKILL);
+			waitpid(j->pid, NULL, 0);
+		}
+		close_fd(&j->fd_in);
+		close_fd(&j->fd_out);
+		close_fd(&j->fd_err);
+		if (!f->o->keep_order)
+			job_free(j);
+	}
+	f->nrun = 0;
+	while (f->retry_first) {
+		struct job *j = f->retry_first;
+		f->retry_first = j->next;
+		if (!f->o->keep_order)
+			job_free(j);
+	}
+	if (f->filling && !f->o->keep_order)
+		job_free(f->filling);
+	f->filling = NULL;
+	if (f->ring) {
+		for (size_t i = 0; i < f->window; i++)
+			job_free(f->ring[i]);
+	}
+}
+
+static char *join_argv(char *const *argv)
+{
+	size_t n = 1;
+	for (char *const *a = argv; *a; a++)
+		n += strlen(*a) + 1;
+	char *s = malloc(n), *p = s;
+	if (!s)
+		return NULL;
+	for (char *const *a = argv; *a; a++) {
+		size_t l = strlen(*a);
+		memcpy(p, *a, l);
+		p += l;
+		*p++ = ' ';
+	}
+	if (p > s)
+		p--;
+	*p = '\0';
+	/* the joblog is TSV: no tab or newline inside a column */
+	for (p = s; *p; p++)
+		if (*p == '\t' || *p == '\n')
+			*p = ' ';
+	return s;
+}
+
+int goman_fanout_run(const struct goman_fanout_opts *o, struct goman_fanout_stats *st,
+		     struct goman_err *err)
+{
+	struct goman_err dummy;
+	if (!err)
+		err = &dummy;
+	goman_err_clear(err);
+	memset(st, 0, sizeof(*st));
+	if (!o->argv || !o->argv[0] || o->batch < 1 || o->jobs < 0)
+		return goman_err_set(err, GOMAN_EINVAL, GOMAN_CLASS_NONE, "Usage",
+				     "fanout: no command, or bad batch/jobs");
+	struct goman_fanout_opts oc = *o;
+	if (!oc.order_buf)
+		oc.order_buf = 1024 * 1024;
+	struct fo *f = calloc(1, sizeof(*f));
+	if (!f)
+		return goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "NoMemory", "out of memory");
+	f->o = &oc;
+	f->st = st;
+	f->err = err;
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	if (ncpu < 1)
+		ncpu = 1;
+	if (oc.jobs > 0) {
+		f->max_slots = oc.jobs;
+		f->slots = oc.jobs;
+	} else {
+		f->max_slots = oc.max_jobs > 0 ? oc.max_jobs : (int)ncpu * CPU_FACTOR;
+		if (oc.max_jobs <= 0 && f->max_slots < oc.start_jobs)
+			f->max_slots = oc.start_jobs;
+		gm_aimd_init(&f->aimd, oc.start_jobs, f->max_slots);
+		f->slots = gm_aimd_slots(&f->aimd);
+	}
+	f->run_cap = (size_t)f->max_slots + 1;
+	f->window = (size_t)f->max_slots * 4 < 16 ? 16 : (size_t)f->max_slots * 4;
+	f->run = calloc(f->run_cap, sizeof(*f->run));
+	f->ring = oc.keep_order ? calloc(f->window, sizeof(*f->ring)) : NULL;
+	f->rd = goman_jsonl_reader_new(oc.in_fd, oc.max_line);
+	f->cmdline = join_argv(oc.argv);
+	int rc = -1;
+	bool attr_ok = false, sig_ok = false;
+	struct sigaction sa, old_chld, old_int, old_term;
+	if (!f->run || (oc.keep_order && !f->ring) || !f->rd || !f->cmdline) {
+		oom(f);
+		goto done;
+	}
+	if (posix_spawnattr_init(&f->attr)) {
+		oom(f);
+		goto done;
+	}
+	attr_ok = true;
+	sigset_t def, none;
+	sigemptyset(&none);
+	sigemptyset(&def);
+	/* a job starts with default signal handling (we ignore SIGPIPE, and ignored stays
+	 * ignored across exec) in its own process group */
+	int sigs[] = {SIGPIPE, SIGINT, SIGTERM, SIGCHLD, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
+	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+		sigaddset(&def, sigs[i]);
+	posix_spawnattr_setsigdefault(&f->attr, &def);
+	posix_spawnattr_setsigmask(&f->attr, &none);
+	posix_spawnattr_setpgroup(&f->attr, 0);
+	posix_spawnattr_setflags(&f->attr, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK |
+						   POSIX_SPAWN_SETPGROUP);
+	if (pipe2(sigfd, O_CLOEXEC | O_NONBLOCK)) {
+		goman_err_set(err, GOMAN_EIO, GOMAN_CLASS_NONE, "PipeError", "pipe: %s",
+			      strerror(errno));
+		goto done;
+	}
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sa.sa_flags = SA_RESTART | SA_NOCLDSTOP;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGCHLD, &sa, &old_chld);
+	sigaction(SIGINT, &sa, &old_int);
+	sigaction(SIGTERM, &sa, &old_term);
+	sig_ok = true;
+	struct stat sb;
+	if (oc.bar && !isatty(2))
+		oc.bar = false;
+	if (oc.bar && fstat(oc.in_fd, &sb) == 0 && S_ISREG(sb.st_mode)) {
+		off_t pos = lseek(oc.in_fd, 0, SEEK_CUR);
+		f->bytes_total = (long long)sb.st_size - (pos > 0 ? (long long)pos : 0);
+	}
+	if (oc.joblog_fd >= 0) {
+		static const char hdr[] =
+			"Seq\tHost\tStarttime\tJobRuntime\tSend\tReceive\tExitval\tSignal\tCommand\n";
+		ssize_t w = write(oc.joblog_fd, hdr, sizeof(hdr) - 1);
+		(void)w;
+	}
+	f->t0 = f->last_slot_change = goman_mono_ms();
+	rc = loop(f);
+	set_slots(f, f->slots, NULL);
+	st->wall_ms = goman_mono_ms() - f->t0;
+	st->final_jobs = f->slots;
+	/* fewer jobs than slots cannot fill them: judge against the slots they could use */
+	double slot_ms = st->slot_ms;
+	if (st->jobs + st->retried < (unsigned long)f->slots && st->wall_ms > 0)
+		slot_ms = (double)st->wall_ms * (double)(st->jobs + st->retried);
+	st->efficiency = slot_ms > 0 ? (double)st->busy_ms / slot_ms : 0;
+	if (st->efficiency > 1)
+		st->efficiency = 1;
+	bar(f, true);
+done:
+	if (rc)
+		cleanup(f);
+	else if (f->ring)
+		cleanup(f); /* frees nothing left in a clean run, but is cheap to be sure */
+	if (sig_ok) {
+		sigaction(SIGCHLD, &old_chld, NULL);
+		sigaction(SIGINT, &old_int, NULL);
+		sigaction(SIGTERM, &old_term, NULL);
+	}
+	close_fd(&sigfd[0]);
+	close_fd(&sigfd[1]);
+	if (attr_ok)
+		posix_spawnattr_destroy(&f->attr);
+	goman_jsonl_reader_free(f->rd);
+	free(f->cmdline);
+	free(f->run);
+	free(f->ring);
+	free(f);
+	return rc;
+}
