@@ -2,6 +2,7 @@
 # Gives: $GOMAN_BIN (the built commands, also put first on PATH), $ROOT, an isolated HOME and
 # XDG dirs per test file, and local_aws_start/local_aws_stop (moto_server with signature
 # checking on, started by the tests themselves, stopped by PID).
+bats_require_minimum_version 1.5.0
 bats_load_library bats-support
 bats_load_library bats-assert
 
