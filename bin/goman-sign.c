@@ -70,6 +70,9 @@ static void service_error(const struct goman_http_resp *resp, const char *servic
 		      resp->status);
 	cJSON *x = gm_xml_to_json(body, resp->body_len, root, sizeof(root), NULL);
 	int found = x && gm_xml_error(root, x, e) == 0;
+	/* moto wraps EC2's <Errors><Error> in <ErrorResponse>: read it as EC2's <Response> */
+	if (x && !found && cJSON_GetObjectItemCaseSensitive(x, "Errors"))
+		found = gm_xml_error("Response", x, e) == 0;
 	cJSON_Delete(x);
 	cJSON *j = found ? NULL : cJSON_ParseWithLength(body, resp->body_len);
 	const char *t = cJSON_GetStringValue(cJSON_GetObjectItem(j, "__type"));
