@@ -324,7 +324,7 @@ int goman_guard_after(struct goman_guard *g, struct goman_guard_ticket *t,
 	const char *why = eventual ? "eventual" : goman_class_name(cls);
 	if (r != GOMAN_RETRY_YES) {
 		if (r != GOMAN_RETRY_NO)
-			goman_log(GOMAN_LOG_INFO, "RETRY", "%s %s: giving up after %d attempts (%s, %s)",
+			goman_log(GOMAN_LOG_DEBUG, "RETRY", "%s %s: giving up after %d attempts (%s, %s)",
 				  service, action ? action : "", t->attempt, why,
 				  goman_retry_reason_name(r));
 		return 0;

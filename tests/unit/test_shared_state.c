@@ -1,0 +1,262 @@
+/* test_shared_state.c - the state file shared by goman processes, across real processes:
+ * 8 processes hammering a dead endpoint are held to threshold + MaxConcurrent + probes per
+ * recovery window; a process SIGKILLed while holding the lock does not stop the others;
+ * processes killed mid-update leave a usable state; two guards learn a breaker once. */
+#include <errno.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include "unit.h"
+#include "goman/clock.h"
+#include "goman/config.h"
+#include "goman/guard.h"
+#include "shared_state_int.h"
+
+static char dir[] = "/tmp/goman-state-XXXXXX";
+static char path[300];
+
+static int setup(void **st)
+{
+	if (!mkdtemp(dir))
+		return -1;
+	snprintf(path, sizeof(path), "%s/run/goman/breakers", dir);
+	unsetenv("GOMAN_EVENTS");
+	return 0;
+}
+
+static int teardown(void **st)
+{
+	char cmd[400];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+static struct goman_config cfg;
+
+static struct goman_guard *mkguard(void)
+{
+	goman_config_init(&cfg);
+	cfg.breaker[GOMAN_SVC_EC2] = (struct goman_breaker_params){
+		.failure_threshold = 3, .recovery_ms = 400, .max_concurrent = 8,
+		.success_threshold = 1, .probes = 1};
+	cfg.retry_mode = GOMAN_RETRY_ADAPTIVE;
+	struct goman_guard_opts o = {.config = &cfg, .state_file = path, .seed = (uint64_t)getpid()};
+	struct goman_guard *g = goman_guard_new(&o, NULL);
+	return g;
+}
+
+static void state_file_is_private_and_made_with_its_directories(void **st)
+{
+	struct goman_guard *g = mkguard();
+	assert_non_null(g);
+	assert_string_equal(goman_guard_state_file(g), path);
+	struct stat sb;
+	assert_int_equal(stat(path, &sb), 0);
+	assert_int_equal(sb.st_mode & 0777, 0600);
+	goman_guard_free(g);
+}
+
+static void two_processes_share_one_breaker(void **st)
+{
+	struct goman_guard *a = mkguard(), *b = mkguard();
+	struct goman_err bad, e;
+	goman_err_clear(&bad);
+	goman_err_set(&bad, GOMAN_ETRANSPORT, GOMAN_CLASS_TRANSIENT, "ConnectionRefused", "refused");
+	int64_t w, rin;
+	for (int i = 0; i < 3; i++) {
+		struct goman_guard_ticket t;
+		goman_guard_ticket_init(&t, 0);
+		assert_int_equal(goman_guard_before(a, &t, "ec2", "eu-west-1", "http://dead", &w, &e), 0);
+		goman_guard_after(a, &t, &bad, "ec2", "DescribeRegions", &rin);
+	}
+	/* b never saw a failure, and yet refuses */
+	struct goman_guard_ticket t;
+	goman_guard_ticket_init(&t, 0);
+	assert_int_equal(goman_guard_before(b, &t, "ec2", "eu-west-1", "http://dead", &w, &e), -1);
+	assert_int_equal(e.rc, GOMAN_ECIRCUIT);
+	goman_guard_free(a);
+	goman_guard_free(b);
+}
+
+static void sleep_ms(int ms)
+{
+	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+	nanosleep(&ts, NULL);
+}
+
+static void eight_processes_on_a_dead_endpoint_stay_within_the_bound(void **st)
+{
+	_Atomic int *admitted = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	assert_true(admitted != MAP_FAILED);
+	atomic_store(admitted, 0);
+	const int run_ms = 1000, recovery = 400;
+	pid_t kids[8];
+	for (int i = 0; i < 8; i++) {
+		kids[i] = fork();
+		assert_true(kids[i] >= 0);
+		if (kids[i] == 0) {
+			struct goman_guard *g = mkguard();
+			struct goman_err bad, e;
+			goman_err_clear(&bad);
+			goman_err_set(&bad, GOMAN_ETRANSPORT, GOMAN_CLASS_TRANSIENT, "ConnectionRefused", "x");
+			int64_t end = goman_mono_ms() + run_ms, w, rin;
+			while (goman_mono_ms() < end) {
+				struct goman_guard_ticket t;
+				goman_guard_ticket_init(&t, 0);
+				if (goman_guard_before(g, &t, "ec2", "us-east-1", "http://127.0.0.1:9", &w, &e) == 0) {
+					atomic_fetch_add(admitted, 1);
+					sleep_ms(3); /* the connection attempt */
+					goman_guard_after(g, &t, &bad, "ec2", "DescribeRegions", &rin);
+				} else {
+					sleep_ms(5);
+				}
+			}
+			goman_guard_free(g);
+			_exit(0);
+		}
+	}
+	for (int i = 0; i < 8; i++) {
+		int ws;
+		waitpid(kids[i], &ws, 0);
+		assert_true(WIFEXITED(ws) && WEXITSTATUS(ws) == 0);
+	}
+	int windows = (run_ms + recovery - 1) / recovery;
+	int bound = 3 + 8 + 1 * windows; /* threshold + MaxConcurrent + probes per window */
+	int n = atomic_load(admitted);
+	print_message("# 8 processes, %d ms: %d attempts admitted (bound %d; unshared ≥ %d)\n", run_ms,
+		      n, bound, 8 * 3);
+	assert_true(n >= 3);
+	assert_true(n <= bound);
+	munmap((void *)admitted, 4096);
+}
+
+static int lock_in_child(int timeout_s)
+{
+	pid_t p = fork();
+	if (p == 0) {
+		alarm((unsigned)timeout_s);
+		struct goman_err e;
+		struct gm_state *s = gm_state_open(path, &e);
+		if (!s)
+			_exit(3);
+		struct gm_slot *sl = gm_state_slot(s, "ec2|us-east-1|http://lock");
+		if (gm_state_lock(s, sl) < 0)
+			_exit(4);
+		gm_state_unlock(s, sl);
+		gm_state_close(s);
+		_exit(0);
+	}
+	int ws;
+	waitpid(p, &ws, 0);
+	if (WIFSIGNALED(ws))
+		return -WTERMSIG(ws);
+	return WEXITSTATUS(ws);
+}
+
+static void a_lock_holder_killed_by_sigkill_does_not_block_the_others(void **st)
+{
+	int pfd[2];
+	assert_int_equal(pipe(pfd), 0);
+	pid_t holder = fork();
+	if (holder == 0) {
+		struct goman_err e;
+		struct gm_state *s = gm_state_open(path, &e);
+		struct gm_slot *sl = s ? gm_state_slot(s, "ec2|us-east-1|http://lock") : NULL;
+		if (!sl || gm_state_lock(s, sl) < 0)
+			_exit(1);
+		ssize_t w = write(pfd[1], "L", 1);
+		(void)w;
+		for (;;)
+			pause();
+	}
+	char c;
+	assert_int_equal(read(pfd[0], &c, 1), 1);
+	/* held: another process waiting for it is still waiting after a second */
+	assert_int_equal(lock_in_child(1), -SIGALRM);
+	kill(holder, SIGKILL);
+	waitpid(holder, NULL, 0);
+	int64_t t0 = goman_mono_ms();
+	assert_int_equal(lock_in_child(1), 0);
+	assert_true(goman_mono_ms() - t0 < 1000);
+	close(pfd[0]);
+	close(pfd[1]);
+}
+
+static void processes_killed_mid_update_leave_a_usable_state(void **st)
+{
+	for (int round = 0; round < 3; round++) {
+		pid_t kids[4];
+		for (int i = 0; i < 4; i++) {
+			kids[i] = fork();
+			if (kids[i] == 0) {
+				struct goman_guard *g = mkguard();
+				struct goman_err thr, e;
+				goman_err_clear(&thr);
+				goman_err_set(&thr, GOMAN_ESERVICE, GOMAN_CLASS_THROTTLING, "Throttling", "x");
+				for (;;) {
+					struct goman_guard_ticket t;
+					int64_t w, rin;
+					goman_guard_ticket_init(&t, 0);
+					if (goman_guard_before(g, &t, "ssm", "us-east-1", "http://k", &w, &e) == 0)
+						goman_guard_after(g, &t, (i & 1) ? &thr : NULL, "ssm",
+								  "SendCommand", &rin);
+				}
+			}
+		}
+		sleep_ms(30 + round * 17);
+		for (int i = 0; i < 4; i++)
+			kill(kids[i], SIGKILL);
+		for (int i = 0; i < 4; i++)
+			waitpid(kids[i], NULL, 0);
+		/* the survivors: lock within a second, get a sane answer */
+		int64_t t0 = goman_mono_ms();
+		struct goman_guard *g = mkguard();
+		struct goman_guard_ticket t;
+		goman_guard_ticket_init(&t, 0);
+		int64_t w = -1;
+		struct goman_err e;
+		assert_int_equal(goman_guard_before(g, &t, "ssm", "us-east-1", "http://k", &w, &e), 0);
+		assert_true(w >= 0 && w < 60000);
+		int64_t rin;
+		goman_guard_after(g, &t, NULL, "ssm", "SendCommand", &rin);
+		assert_true(goman_mono_ms() - t0 < 1000);
+		goman_guard_free(g);
+	}
+}
+
+static void a_damaged_or_foreign_header_is_reset(void **st)
+{
+	struct goman_err e;
+	struct gm_state *s = gm_state_open(path, &e);
+	assert_non_null(s);
+	struct gm_slot *sl = gm_state_slot(s, "x|y|z");
+	atomic_store(&sl->breaker, 1); /* open */
+	gm_state_close(s);
+	FILE *f = fopen(path, "r+");
+	fputs("garbage!", f);
+	fclose(f);
+	s = gm_state_open(path, &e);
+	assert_non_null(s);
+	sl = gm_state_slot(s, "x|y|z");
+	assert_int_equal(atomic_load(&sl->breaker), 0);
+	gm_state_close(s);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(state_file_is_private_and_made_with_its_directories),
+		cmocka_unit_test(two_processes_share_one_breaker),
+		cmocka_unit_test(eight_processes_on_a_dead_endpoint_stay_within_the_bound),
+		cmocka_unit_test(a_lock_holder_killed_by_sigkill_does_not_block_the_others),
+		cmocka_unit_test(processes_killed_mid_update_leave_a_usable_state),
+		cmocka_unit_test(a_damaged_or_foreign_header_is_reset),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
