@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -168,15 +169,35 @@ static long long pid_start_time(long pid)
 	return strtoll(p + 1, NULL, 10);
 }
 
+/* getpid() is a real syscall (and syscalls are dear in VMs): cache it, reset in a forked
+ * child by the atfork handler (a forked child is another owner). */
+static pid_t cached_pid;
+static long long cached_start;
+static void forget_pid(void)
+{
+	cached_pid = 0;
+}
+
+long gm_idem_pid(void)
+{
+	static int registered;
+	if (!registered) {
+		registered = 1;
+		pthread_atfork(NULL, NULL, forget_pid);
+	}
+	if (!cached_pid) {
+		cached_pid = getpid();
+		cached_start = -2;
+	}
+	return (long)cached_pid;
+}
+
 static long long my_start_time(void)
 {
-	static long long st;
-	static pid_t cached_pid;
-	if (cached_pid != getpid()) { /* forked children are other owners */
-		cached_pid = getpid();
-		st = pid_start_time((long)cached_pid);
-	}
-	return st;
+	long pid = gm_idem_pid();
+	if (cached_start == -2)
+		cached_start = pid_start_time(pid);
+	return cached_start;
 }
 
 bool gm_idem_owner_dead(const struct gm_idem_rec *r)
@@ -231,9 +252,12 @@ int gm_idem_rec_init_owner(struct goman_idem *s, struct gm_idem_rec *r, const ch
 	snprintf(r->operation, sizeof(r->operation), "%s", operation);
 	snprintf(r->status, sizeof(r->status), "INPROGRESS");
 	snprintf(r->payload_hash, sizeof(r->payload_hash), "%s", payload_hash);
-	if (gm_idem_random_hex(r->client_token, 16) || gm_idem_random_hex(r->owner, 16))
+	char both[65]; /* one RAND_bytes call for both: each costs a getpid() inside OpenSSL */
+	if (gm_idem_random_hex(both, 32))
 		return -1;
-	r->owner_pid = (long)getpid();
+	memcpy(r->client_token, both, 32);
+	memcpy(r->owner, both + 32, 32);
+	r->owner_pid = gm_idem_pid();
 	r->owner_pid_start = my_start_time();
 	snprintf(r->owner_host, sizeof(r->owner_host), "%s", my_host());
 	r->started_at = now;

@@ -85,6 +85,7 @@ int gm_idem_file_open(struct goman_idem *s, const char *dir, struct goman_err *e
 
 void gm_idem_file_close(struct goman_idem *s)
 {
+	gm_idem_rec_clear(&s->held);
 	if (s->lockfd >= 0)
 		close(s->lockfd);
 	if (s->dirfd >= 0)
@@ -113,7 +114,7 @@ static void key_name(const char *key, char out[80])
 
 /* Writes rec to a fresh temp file in the directory; its name goes to tmp (64 bytes). */
 static int write_tmp(struct goman_idem *s, const struct gm_idem_rec *rec, char tmp[64],
-		     struct goman_err *err)
+		     struct stat *st, struct goman_err *err)
 {
 	cJSON *o = gm_idem_rec_to_json(rec);
 	char *text = o ? cJSON_PrintUnformatted(o) : NULL;
@@ -123,11 +124,9 @@ static int write_tmp(struct goman_idem *s, const struct gm_idem_rec *rec, char t
 	size_t len = strlen(text);
 	text[len++] = '\n';
 	int fd = -1;
+	/* pid + sequence is unique per live process; O_EXCL retries past a dead one's leftover */
 	for (int i = 0; i < 5 && fd < 0; i++) {
-		char r[9];
-		if (gm_idem_random_hex(r, 4))
-			r[0] = '\0';
-		snprintf(tmp, 64, ".tmp-%ld-%lu-%s", (long)getpid(), ++s->tmp_seq, r);
+		snprintf(tmp, 64, ".tmp-%ld-%lu", gm_idem_pid(), ++s->tmp_seq);
 		fd = openat(s->dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 		if (fd < 0 && errno != EEXIST)
 			break;
@@ -146,7 +145,7 @@ static int write_tmp(struct goman_idem *s, const struct gm_idem_rec *rec, char t
 		off += (size_t)w;
 	}
 	free(text);
-	if (off != len || (s->fsync && fsync(fd) != 0)) {
+	if (off != len || (s->fsync && fsync(fd) != 0) || (st && fstat(fd, st) != 0)) {
 		io_err(err, "cannot write", tmp);
 		close(fd);
 		unlinkat(s->dirfd, tmp, 0);
@@ -160,6 +159,16 @@ static void sync_dir(struct goman_idem *s)
 {
 	if (s->fsync)
 		fsync(s->dirfd);
+}
+
+/* Remembers rec (moved: its cJSON pointers now belong to the handle) as the one we hold. */
+static void hold(struct goman_idem *s, struct gm_idem_rec *rec, const struct stat *st)
+{
+	gm_idem_rec_clear(&s->held);
+	s->held = *rec;
+	rec->identity = rec->result = rec->error = NULL;
+	s->held_dev = (unsigned long long)st->st_dev;
+	s->held_ino = (unsigned long long)st->st_ino;
 }
 
 /* Reads <key>.json. 1 = found (rec filled), 0 = absent, -1 = error. */
@@ -185,12 +194,15 @@ static int read_rec(struct goman_idem *s, const char *name, struct gm_idem_rec *
 			buf = nb;
 			cap = ncap;
 		}
-		ssize_t n = read(fd, buf + len, cap - len - 1);
+		size_t want = cap - len - 1;
+		ssize_t n = read(fd, buf + len, want);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
 			break;
 		len += (size_t)n;
+		if ((size_t)n < want)
+			break; /* a short read of a regular file is its end: saves a syscall */
 	}
 	close(fd);
 	buf[len] = '\0';
@@ -212,15 +224,17 @@ int gm_idem_file_begin(struct goman_idem *s, struct gm_idem_rec *mine, struct gm
 		       enum gm_idem_verdict *verdict, struct goman_err *err)
 {
 	char name[80], tmp[64];
+	struct stat st;
 	key_name(mine->id, name);
 	int64_t now = mine->started_at;
 
 	/* fast path: nothing there yet */
-	if (write_tmp(s, mine, tmp, err))
+	if (write_tmp(s, mine, tmp, &st, err))
 		return -1;
 	if (linkat(s->dirfd, tmp, s->dirfd, name, 0) == 0) {
 		unlinkat(s->dirfd, tmp, 0);
 		sync_dir(s);
+		hold(s, mine, &st);
 		*verdict = GM_IDEM_CREATED;
 		return 0;
 	}
@@ -250,13 +264,14 @@ int gm_idem_file_begin(struct goman_idem *s, struct gm_idem_rec *mine, struct gm
 		if (r < 0)
 			break;
 		if (r == 0) {
-			if (write_tmp(s, mine, tmp, err))
+			if (write_tmp(s, mine, tmp, &st, err))
 				break;
 			int ok = linkat(s->dirfd, tmp, s->dirfd, name, 0) == 0;
 			e = errno;
 			unlinkat(s->dirfd, tmp, 0);
 			if (ok) {
 				sync_dir(s);
+				hold(s, mine, &st);
 				*verdict = GM_IDEM_CREATED;
 				rc = 0;
 				break;
@@ -273,7 +288,7 @@ int gm_idem_file_begin(struct goman_idem *s, struct gm_idem_rec *mine, struct gm
 			if (*verdict == GM_IDEM_REPLACE_TAKEOVER)
 				snprintf(mine->client_token, sizeof(mine->client_token), "%s",
 					 found->client_token);
-			if (write_tmp(s, mine, tmp, err))
+			if (write_tmp(s, mine, tmp, &st, err))
 				break;
 			if (renameat(s->dirfd, tmp, s->dirfd, name) != 0) {
 				io_err(err, "cannot replace", name);
@@ -281,6 +296,7 @@ int gm_idem_file_begin(struct goman_idem *s, struct gm_idem_rec *mine, struct gm
 				break;
 			}
 			sync_dir(s);
+			hold(s, mine, &st);
 		}
 		rc = 0;
 		break;
@@ -298,8 +314,18 @@ int gm_idem_file_finish(struct goman_idem *s, const struct goman_idem_ticket *t,
 	memset(&rec, 0, sizeof(rec));
 	if (lock(s, err))
 		return -1;
-	int rc = -1;
-	int r = read_rec(s, name, &rec, err);
+	int rc = -1, r;
+	struct stat cur;
+	if (!strcmp(s->held.id, t->key) && !strcmp(s->held.owner, t->owner_id) &&
+	    fstatat(s->dirfd, name, &cur, 0) == 0 && (unsigned long long)cur.st_dev == s->held_dev &&
+	    (unsigned long long)cur.st_ino == s->held_ino) {
+		/* still the very file we stored (replacing means rename, a new inode) */
+		rec = s->held;
+		memset(&s->held, 0, sizeof(s->held));
+		r = 1;
+	} else {
+		r = read_rec(s, name, &rec, err);
+	}
 	if (r == 0 || (r == 1 && (strcmp(rec.status, "INPROGRESS") || strcmp(rec.owner, t->owner_id)))) {
 		goman_err_set(err, GOMAN_ECONFLICT, GOMAN_CLASS_CLIENT, "IdempotencyLost",
 			      "%s: this process no longer holds the idempotency record (its lease "
@@ -319,7 +345,7 @@ int gm_idem_file_finish(struct goman_idem *s, const struct goman_idem_ticket *t,
 		goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "NoMemory", "out of memory");
 		goto out;
 	}
-	if (write_tmp(s, &rec, tmp, err))
+	if (write_tmp(s, &rec, tmp, NULL, err))
 		goto out;
 	if (renameat(s->dirfd, tmp, s->dirfd, name) != 0) {
 		io_err(err, "cannot replace", name);

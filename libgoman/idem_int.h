@@ -52,6 +52,11 @@ struct goman_idem {
 	int dirfd;
 	int lockfd;
 	unsigned long tmp_seq;
+	/* the record this handle last stored as owner, and its file's inode: complete/fail
+	 * trust it when the name still points at that inode (nobody replaced it), saving the
+	 * read. held.id[0] == 0 when none. */
+	struct gm_idem_rec held;
+	unsigned long long held_dev, held_ino;
 	/* dynamodb */
 	char *table;
 	struct goman_aws *aws;
@@ -71,6 +76,7 @@ enum gm_idem_verdict gm_idem_judge(const struct gm_idem_rec *old, const char *pa
 /* is the recorded owner gone? (same host and pid gone or reused) */
 bool gm_idem_owner_dead(const struct gm_idem_rec *r);
 int gm_idem_random_hex(char *out, size_t nbytes); /* out gets 2*nbytes hex + NUL */
+long gm_idem_pid(void); /* getpid(), cached (reset in forked children) */
 
 /* backends: fill t (state NEW with token, or an answer), return 0 or -1 */
 int gm_idem_file_open(struct goman_idem *s, const char *dir, struct goman_err *err);

@@ -1,0 +1,102 @@
+/*
+ * idem_bench.c - file-backed idempotency begin+complete, ns/op, beside a peer: the bare
+ * syscalls the store cannot avoid (create a temp file, link it, replace it by rename) in the
+ * same directory. Prints "name ns/op" lines; bench/32-idem.sh compares them to the target.
+ *   idem_bench [iterations] [dir]   (fsync off unless GOMAN_IDEMPOTENCY_FSYNC=1)
+ */
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <cjson/cJSON.h>
+#include "goman/idem.h"
+#include "goman/log.h"
+
+static double now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
+}
+
+static double bench_idem(const char *dir, int n, int durable)
+{
+	struct goman_idem_opts o = {.dir = dir, .table = "", .no_fsync = !durable};
+	struct goman_err e;
+	struct goman_idem *s = goman_idem_open(&o, &e);
+	if (!s) {
+		fprintf(stderr, "idem_bench: %s\n", e.message);
+		exit(1);
+	}
+	cJSON *id = cJSON_CreateObject(), *res = cJSON_Parse("{\"instances\":[\"i-0abc\"]}");
+	static int run;
+	char cluster[32];
+	snprintf(cluster, sizeof(cluster), "bench-%d", run++); /* fresh keys per run */
+	cJSON_AddStringToObject(id, "cluster", cluster);
+	cJSON *grp = cJSON_AddNumberToObject(id, "group", 0);
+	double t0 = now_ns();
+	for (int i = 0; i < n; i++) {
+		cJSON_SetNumberValue(grp, i);
+		struct goman_idem_ticket t;
+		goman_err_clear(&e);
+		if (goman_idem_begin(s, "RunInstances", id, NULL, &t, &e) != GOMAN_IDEM_NEW ||
+		    goman_idem_complete(s, &t, res, &e) != 0) {
+			fprintf(stderr, "idem_bench: %s\n", e.message);
+			exit(1);
+		}
+		goman_idem_ticket_clear(&t);
+	}
+	double ns = (now_ns() - t0) / n;
+	cJSON_Delete(id);
+	cJSON_Delete(res);
+	goman_idem_close(s);
+	return ns;
+}
+
+/* the floor: write+link a new file, then write+rename a replacement, as begin+complete do */
+static double bench_peer(const char *dir, int n, int durable)
+{
+	char tmp[512], dst[512];
+	const char body[] = "{\"id\":\"x\",\"status\":\"INPROGRESS\"}\n";
+	double t0 = now_ns();
+	for (int i = 0; i < n; i++) {
+		snprintf(dst, sizeof(dst), "%s/peer-%d", dir, i);
+		for (int step = 0; step < 2; step++) {
+			snprintf(tmp, sizeof(tmp), "%s/.peer-tmp", dir);
+			int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+			if (fd < 0 || write(fd, body, sizeof(body) - 1) < 0 || (durable && fsync(fd)))
+				exit(1);
+			close(fd);
+			if (step == 0 ? link(tmp, dst) : rename(tmp, dst))
+				exit(1);
+			if (step == 0)
+				unlink(tmp);
+		}
+	}
+	return (now_ns() - t0) / n;
+}
+
+int main(int argc, char **argv)
+{
+	int n = argc > 1 ? (int)strtol(argv[1], NULL, 10) : 2000;
+	char dir[256];
+	snprintf(dir, sizeof(dir), "%s/idem_bench-XXXXXX", argc > 2 ? argv[2] : "/tmp");
+	if (!mkdtemp(dir))
+		return 1;
+	const char *fs = getenv("GOMAN_IDEMPOTENCY_FSYNC");
+	int durable = fs && !strcmp(fs, "1");
+	unsetenv("GOMAN_IDEMPOTENCY_FSYNC");
+	goman_log_set_level(GOMAN_LOG_ERROR);
+	char sub[300];
+	snprintf(sub, sizeof(sub), "%s/store", dir);
+	bench_idem(sub, n / 10 + 1, durable); /* warm-up */
+	double idem = bench_idem(sub, n, durable);
+	double peer = bench_peer(dir, n, durable);
+	printf("idem_begin_complete%s %.0f ns/op\n", durable ? "_fsync" : "", idem);
+	printf("peer_link_rename%s %.0f ns/op\n", durable ? "_fsync" : "", peer);
+	char cmd[600];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	return system(cmd) == 0 ? 0 : 1;
+}
