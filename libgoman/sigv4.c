@@ -34,7 +34,16 @@ struct buf {
 	char *p;
 	size_t n, cap;
 	bool oom;
+	bool heap; /* p is malloc'd (else it is the caller's stack array, or NULL) */
 };
+/* a buffer that starts in a stack array: most signatures never touch malloc for it */
+#define BUF_ON(arr) {.p = (arr), .cap = sizeof(arr)}
+
+static void b_free(struct buf *b)
+{
+	if (b->heap)
+		free(b->p);
+}
 
 static bool b_reserve(struct buf *b, size_t more)
 {
@@ -45,13 +54,21 @@ static bool b_reserve(struct buf *b, size_t more)
 	size_t cap = b->cap ? b->cap : 1024;
 	while (cap < b->n + more + 1)
 		cap *= 2;
-	char *p = realloc(b->p, cap);
+	char *p;
+	if (b->heap) {
+		p = realloc(b->p, cap);
+	} else {
+		p = malloc(cap);
+		if (p && b->p && b->n)
+			memcpy(p, b->p, b->n);
+	}
 	if (!p) {
 		b->oom = true;
 		return false;
 	}
 	b->p = p;
 	b->cap = cap;
+	b->heap = true;
 	return true;
 }
 
@@ -142,7 +159,7 @@ char *goman_uri_encode(const char *s, size_t len, bool keep_slash)
 	if (!b.oom && !b.p)
 		b_put(&b, "", 0);
 	if (b.oom) {
-		free(b.p);
+		b_free(&b);
 		return NULL;
 	}
 	return b.p;
@@ -690,12 +707,13 @@ int goman_sigv4_sign(const struct goman_sigv4_params *p, const struct goman_cred
 	}
 
 	int rc = -1;
-	struct buf ar = {0};  /* arena: lowercased names, trimmed values, query pairs */
-	struct buf cr = {0};  /* canonical request */
-	struct buf tmp = {0}; /* scratch */
-	struct buf sh = {0};  /* signed headers list */
-	struct hent *he = NULL;
-	struct qpair *qp = NULL;
+	char ar_s[1024], cr_s[1024], tmp_s[512], sh_s[256];
+	struct buf ar = BUF_ON(ar_s);   /* arena: lowercased names, trimmed values, query pairs */
+	struct buf cr = BUF_ON(cr_s);   /* canonical request */
+	struct buf tmp = BUF_ON(tmp_s); /* scratch */
+	struct buf sh = BUF_ON(sh_s);   /* signed headers list */
+	struct hent he_s[16], *he = NULL;
+	struct qpair qp_s[16], *qp = NULL;
 	size_t nh = 0, nq = 0;
 	char scope[160];
 	size_t rlen = strlen(p->region), svlen = strlen(p->service);
@@ -718,7 +736,7 @@ int goman_sigv4_sign(const struct goman_sigv4_params *p, const struct goman_cred
 
 	/* canonical headers */
 	size_t hn = headers ? headers->n : 0;
-	he = malloc((hn + 1) * sizeof(*he));
+	he = hn + 1 <= 16 ? he_s : malloc((hn + 1) * sizeof(*he));
 	if (!he)
 		goto nomem;
 	bool have_host = false;
@@ -776,7 +794,7 @@ int goman_sigv4_sign(const struct goman_sigv4_params *p, const struct goman_cred
 	size_t qcap = 8;
 	for (size_t i = 0; i < u.query_len; i++)
 		qcap += u.query[i] == '&';
-	qp = malloc(qcap * sizeof(*qp));
+	qp = qcap <= 16 ? qp_s : malloc(qcap * sizeof(*qp));
 	if (!qp)
 		goto nomem;
 	for (size_t i = 0; i < u.query_len;) {
@@ -886,8 +904,11 @@ int goman_sigv4_sign(const struct goman_sigv4_params *p, const struct goman_cred
 	to_hex(sig, sizeof(sig), out->signature);
 
 	if (explain) {
-		out->canonical_request = cr.p;
-		cr.p = NULL;
+		out->canonical_request = cr.heap ? cr.p : strdup(cr.p);
+		if (cr.heap)
+			cr.heap = false; /* now the caller's */
+		if (!out->canonical_request)
+			goto nomem;
 		out->string_to_sign = strdup(tmp.p);
 		if (!out->string_to_sign)
 			goto nomem;
@@ -932,7 +953,7 @@ int goman_sigv4_sign(const struct goman_sigv4_params *p, const struct goman_cred
 		b_puts(&ub, "&X-Amz-Signature=");
 		b_puts(&ub, out->signature);
 		if (ub.oom) {
-			free(ub.p);
+			b_free(&ub);
 			goto nomem;
 		}
 		out->url = ub.p;
@@ -955,11 +976,13 @@ nomem:
 	oom(err);
 	goman_sigv4_out_clear(out);
 out:
-	free(ar.p);
-	free(cr.p);
-	free(tmp.p);
-	free(sh.p);
-	free(he);
-	free(qp);
+	b_free(&ar);
+	b_free(&cr);
+	b_free(&tmp);
+	b_free(&sh);
+	if (he != he_s)
+		free(he);
+	if (qp != qp_s)
+		free(qp);
 	return rc;
 }
