@@ -10,6 +10,7 @@
 #define GOMAN_AWS_INT_H
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include "goman/aws.h"
 #include "goman/error.h"
 #include "goman/http.h"
@@ -89,5 +90,10 @@ char *gm_s3_url(const char *endpoint, const char *bucket, const char *key, const
 /* Builds the request; path_style forces path-style URLs (custom or loopback endpoints). */
 int gm_s3_prepare(const struct goman_aws_call *call, const char *endpoint, const char *region,
 		  bool path_style, struct gm_aws_req *out, struct goman_err *err);
+
+#ifdef GOMAN_UNIT_TEST
+/* aws.c: full-jitter back-off, uniform in [0, min(cap, base * 2^(attempt-1))] */
+int64_t gm_backoff_full_jitter(uint64_t rnd, int attempt, int64_t base, int64_t cap);
+#endif
 
 #endif

@@ -107,7 +107,7 @@ int gm_s3_prepare(const struct goman_aws_call *call, const char *endpoint, const
 	snprintf(out->method, sizeof(out->method), "%s", method);
 	const char *query = call->query ? call->query : act ? act->query : NULL;
 	out->url = gm_s3_url(endpoint, call->bucket, call->key, query, path_style);
-	if (!out->url || goman_kvs_copy(&out->headers, call->headers) != 0)
+	if (!out->url || (call->headers && goman_kvs_copy(&out->headers, call->headers) != 0))
 		return goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "", "out of memory");
 	if (call->body_len) {
 		out->body = malloc(call->body_len);

@@ -48,7 +48,7 @@ static const char server_py[] =
 	"            self.reply(404, b'<Error>nope</Error>')\n"
 	"    do_GET = do_POST = do_PUT = do_HEAD = do_DELETE = any\n"
 	"s = ThreadingHTTPServer(('127.0.0.1', 0), H)\n"
-	"print(s.server_address[1], flush=True)\n"
+	"import os; os.write(3, b'%d\\n' % s.server_address[1]); os.close(3)\n"
 	"s.serve_forever()\n";
 
 static pid_t server_pid;
@@ -62,13 +62,20 @@ static int server_up(void **state)
 		return -1;
 	server_pid = fork();
 	if (server_pid == 0) {
-		dup2(p[1], 1);
-		/* clients hanging up (timeouts, aborts) make the server print tracebacks */
-		int devnull = open("/dev/null", O_WRONLY);
-		if (devnull >= 0)
-			dup2(devnull, 2);
+		/* the port comes back on fd 3: stdout may carry other chatter (pyenv shims);
+		 * clients hanging up (timeouts, aborts) make the server print tracebacks */
 		close(p[0]);
-		close(p[1]);
+		if (p[1] != 3) {
+			dup2(p[1], 3);
+			close(p[1]);
+		}
+		const char *log = getenv("HTTP_TEST_SERVER_LOG");
+		int devnull = open(log ? log : "/dev/null", O_WRONLY | O_CREAT | O_APPEND, 0600);
+		if (devnull >= 0) {
+			dup2(devnull, 1);
+			dup2(devnull, 2);
+			close(devnull);
+		}
 		execlp("python3", "python3", "-c", server_py, (char *)NULL);
 		_exit(127);
 	}
