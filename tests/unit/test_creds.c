@@ -20,6 +20,7 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include "goman/aws.h"
 #include "goman/clock.h"
 #include "goman/creds.h"
 #include "creds_int.h"
@@ -744,6 +745,38 @@ static void imds_unreachable_is_no_credentials_quickly(void **state)
 
 /* ---- AssumeRole against the local AWS endpoint ----------------------------------- */
 
+/* moto checks an assumed role's own policies when its credentials are used (the chained
+ * case), so the roles must exist, with a policy that lets them call STS. */
+static int create_role(struct goman_aws *aws, const char *name)
+{
+	static const char *trust = "{\"Version\":\"2012-10-17\",\"Statement\":[{\"Effect\":"
+				   "\"Allow\",\"Principal\":{\"AWS\":\"*\"},\"Action\":"
+				   "\"sts:AssumeRole\"}]}";
+	static const char *all = "{\"Version\":\"2012-10-17\",\"Statement\":[{\"Effect\":"
+				 "\"Allow\",\"Action\":\"*\",\"Resource\":\"*\"}]}";
+	struct goman_kvs p = {0};
+	struct goman_aws_result res;
+	goman_kvs_add(&p, "RoleName", name);
+	goman_kvs_add(&p, "AssumeRolePolicyDocument", trust);
+	struct goman_aws_call call = {.service = "iam", .action = "CreateRole", .params = &p};
+	int rc = goman_aws_call(aws, &call, &res);
+	if (rc < 0 && strcmp(res.err.code, "EntityAlreadyExists") == 0)
+		rc = 0; /* a re-run against the same endpoint */
+	if (rc < 0)
+		fprintf(stderr, "CreateRole %s: %s\n", name, res.err.message);
+	goman_aws_result_clear(&res);
+	goman_kvs_clear(&p);
+	goman_kvs_add(&p, "RoleName", name);
+	goman_kvs_add(&p, "PolicyName", "all");
+	goman_kvs_add(&p, "PolicyDocument", all);
+	call.action = "PutRolePolicy";
+	if (rc == 0 && (rc = goman_aws_call(aws, &call, &res)) < 0)
+		fprintf(stderr, "PutRolePolicy %s: %s\n", name, res.err.message);
+	goman_aws_result_clear(&res);
+	goman_kvs_clear(&p);
+	return rc;
+}
+
 static char *moto_env[4];
 static int assume_setup(void **state)
 {
@@ -755,7 +788,16 @@ static int assume_setup(void **state)
 			return -1;
 		moto_env[i] = strdup(v);
 	}
-	return 0;
+	struct goman_err err;
+	struct goman_aws_opts o = {.region = "us-east-1"};
+	struct goman_aws *aws = goman_aws_new(&o, &err);
+	if (!aws) {
+		fprintf(stderr, "aws client: %s\n", err.message);
+		return -1;
+	}
+	int rc = create_role(aws, "goman-ops") | create_role(aws, "goman-ops2");
+	goman_aws_free(aws);
+	return rc;
 }
 
 static int assume_teardown(void **state)
