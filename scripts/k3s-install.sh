@@ -142,7 +142,9 @@ result_ok() {
 fail() {
 	log "error: $4"
 	_tail=""
-	[ -n "${LOG_FILE_READY:-}" ] && _tail=$(tail -n 15 "$LOG_FILE" | cut -c1-300 | json_escape)
+	# this run's lines only (the log keeps every run), 15 lines of at most 300 characters
+	[ -n "${LOG_FILE_READY:-}" ] &&
+		_tail=$(tail -n "+$((LOG_START + 1))" "$LOG_FILE" | tail -n 15 | cut -c1-300 | json_escape)
 	printf 'GOMAN_RESULT {"ok":false,"role":"%s","class":"%s","code":"%s","exit":%s,"message":"%s","ms":%s,"log_tail":"%s"}\n' \
 		"$(jstr "${ROLE:-}")" "$2" "$3" "$1" "$(jstr "$4")" $(($(now_ms) - T0)) "$_tail"
 	exit "$1"
@@ -614,7 +616,13 @@ main() {
 
 	# Bookkeeping files first (not a change to the system): the log keeps every run.
 	mkdir -p "$(dirname "$LOG_FILE")" "$(dirname "$PROGRESS_FILE")" 2>/dev/null
-	if : >>"$LOG_FILE" 2>/dev/null; then LOG_FILE_READY=1; else LOG_FILE=/dev/null; fi
+	LOG_START=0
+	if : >>"$LOG_FILE" 2>/dev/null; then
+		LOG_FILE_READY=1
+		LOG_START=$(wc -l <"$LOG_FILE")
+	else
+		LOG_FILE=/dev/null
+	fi
 	: >"$PROGRESS_FILE" 2>/dev/null
 	log "start: role $ROLE, prefix '${PREFIX}', services $SERVICES_JSON"
 
