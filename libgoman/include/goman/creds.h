@@ -8,8 +8,16 @@
  * (AWS_CONTAINER_CREDENTIALS_FULL_URI / _RELATIVE_URI, authorization token); IMDSv2 (PUT
  * token then GET, short timeouts, AWS_EC2_METADATA_SERVICE_ENDPOINT, off when
  * AWS_EC2_METADATA_DISABLED=true).
- * Region: AWS_REGION > AWS_DEFAULT_REGION > profile region. Endpoint per service:
- * AWS_ENDPOINT_URL_<SERVICE> > AWS_ENDPOINT_URL > profile endpoint_url > real AWS.
+ * Order (botocore's): env keys (skipped when a profile is passed to _new, as with
+ * `aws --profile`; AWS_PROFILE keeps them first) > profile: role_arn (source_profile or
+ * credential_source Environment/EcsContainer/Ec2InstanceMetadata), keys in the credentials
+ * file, credential_process, keys in the config file > ECS > IMDS. A source that is
+ * configured but fails ends the chain with its error. Profile settings are read from the
+ * credentials file "[name]" first, then the config file "[profile name]" ("[default]").
+ * Region: AWS_REGION > AWS_DEFAULT_REGION > profile region > IMDS placement region. Endpoint
+ * per service: AWS_ENDPOINT_URL_<SERVICE> > AWS_ENDPOINT_URL > the profile's "services"
+ * section (<svc>.endpoint_url) > profile endpoint_url > real AWS; none of the configured
+ * ones when AWS_IGNORE_CONFIGURED_ENDPOINT_URLS=true. Secrets are never logged.
  *
  * Ownership: a struct goman_credchain is created by _new and freed by _free (NULL ok).
  * goman_credchain_get() fills a caller-owned struct goman_creds (free with
@@ -23,10 +31,13 @@
 
 struct goman_credchain;
 
+/* Loads the files (absent files are empty). NULL with ENOTFOUND "ProfileNotFound" when a
+ * profile named by the argument or AWS_PROFILE exists in neither file. Resolves nothing. */
 struct goman_credchain *goman_credchain_new(const char *profile /* NULL = env/default */,
 					    struct goman_err *err);
 void goman_credchain_free(struct goman_credchain *cc);
-/* Resolves (or returns cached, unexpired with a 5 min margin) credentials. */
+/* Resolves (or returns cached, unexpired with a 5 min margin, or half the lifetime when
+ * shorter) credentials. ECREDS "NoCredentials" when no source had any. */
 int goman_credchain_get(struct goman_credchain *cc, struct goman_creds *out, struct goman_err *err);
 /* Forgets the cached credentials (after an auth failure with expiring credentials). */
 void goman_credchain_invalidate(struct goman_credchain *cc);
@@ -34,7 +45,8 @@ void goman_credchain_invalidate(struct goman_credchain *cc);
 char *goman_credchain_region(struct goman_credchain *cc, struct goman_err *err);
 /* Endpoint base URL (no trailing slash) for a service ("ec2", "ssm", "s3", "dynamodb",
  * "sts", "iam") in a region. Env var names use the SDK service ids: EC2, SSM, S3, DYNAMODB,
- * STS, IAM. Never NULL except on out-of-memory. */
+ * STS, IAM. cc may be NULL (env and defaults only); region NULL = us-east-1.
+ * Never NULL except on out-of-memory. */
 char *goman_credchain_endpoint(struct goman_credchain *cc, const char *service, const char *region);
 /* Profile in use ("default" when none). Borrowed. */
 const char *goman_credchain_profile(const struct goman_credchain *cc);
