@@ -652,5 +652,6 @@ main() {
 	result_ok
 }
 
-main "$@"
-exit $?
+# One line: when the script arrives on stdin (`bash -s --token-stdin`), bash has read up to
+# here when main reads the token line that follows the script.
+main "$@"; exit $?
