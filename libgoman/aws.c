@@ -419,14 +419,18 @@ static void parse_reply(struct aws_op *op, struct goman_http_resp *resp, struct 
 	if (status >= 300) {
 		goman_err_set(err, GOMAN_ESERVICE, GOMAN_CLASS_NONE, "", "HTTP %ld", status);
 		err->http_status = (int)status;
-		if (op->req.reply == GM_REPLY_JSON)
-			gm_json_error(op->body.p, op->body.len, err);
-		else if (data)
+		if (op->req.reply == GM_REPLY_JSON && gm_json_error(op->body.p, op->body.len, err) != 0 &&
+		    op->body.len && op->body.p[strspn(op->body.p, " \t\r\n")] == '<') {
+			/* a JSON service answering in XML (emulators, front ends on auth failures) */
+			cJSON *x = gm_xml_to_json(op->body.p, op->body.len, root, sizeof(root), NULL);
+			gm_xml_error(root, x, err);
+			cJSON_Delete(x);
+		} else if (data)
 			gm_xml_error(root, data, err);
 		if (!err->code[0])
 			snprintf(err->code, sizeof(err->code), "%s", status_code_name(status));
 		if (!err->message[0] || strncmp(err->message, "HTTP ", 5) == 0) {
-			if (op->body.len && op->req.reply != GM_REPLY_JSON)
+			if (op->body.len)
 				snprintf(err->message, sizeof(err->message), "HTTP %ld: %.200s", status,
 					 op->body.p);
 		}

@@ -432,20 +432,17 @@ int gm_xml_error(const char *root, const cJSON *data, struct goman_err *e)
 {
 	if (!root || !data)
 		return -1;
-	if (strcmp(root, "Response") == 0) { /* EC2 */
+	if (strcmp(root, "Response") == 0 || strcmp(root, "ErrorResponse") == 0) {
+		/* EC2 nests <Errors><Error>; STS/IAM have <Error> directly. Emulators mix the two
+		 * (moto answers auth failures with <ErrorResponse><Errors><Error>), so take both. */
 		const cJSON *errs = cJSON_GetObjectItemCaseSensitive(data, "Errors");
 		const cJSON *er = first(cJSON_GetObjectItemCaseSensitive(errs, "Error"));
+		if (!cJSON_IsObject(er))
+			er = first(cJSON_GetObjectItemCaseSensitive(data, "Error"));
 		if (!cJSON_IsObject(er))
 			return -1;
 		const char *rid = str_at(data, "RequestID");
 		fill(e, er, rid ? rid : str_at(data, "RequestId"));
-		return 0;
-	}
-	if (strcmp(root, "ErrorResponse") == 0) { /* STS, IAM */
-		const cJSON *er = first(cJSON_GetObjectItemCaseSensitive(data, "Error"));
-		if (!cJSON_IsObject(er))
-			return -1;
-		fill(e, er, str_at(data, "RequestId"));
 		return 0;
 	}
 	if (strcmp(root, "Error") == 0) { /* S3 */

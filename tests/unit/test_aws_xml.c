@@ -189,6 +189,21 @@ static void test_sts_iam_error_document(void **state)
 	cJSON_Delete(j);
 }
 
+static void test_error_response_with_errors_wrapper(void **state)
+{
+	/* what moto sends for a refused signature on query and JSON services alike */
+	static const char doc[] = "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<ErrorResponse><Errors>"
+				  "<Error><Code>AuthFailure</Code><Message>no</Message><Type>Sender</Type>"
+				  "</Error></Errors></ErrorResponse>";
+	char root[64];
+	cJSON *j = gm_xml_to_json(doc, strlen(doc), root, sizeof(root), NULL);
+	struct goman_err e;
+	goman_err_clear(&e);
+	assert_int_equal(gm_xml_error(root, j, &e), 0);
+	assert_string_equal(e.code, "AuthFailure");
+	cJSON_Delete(j);
+}
+
 static void test_s3_error_document(void **state)
 {
 	static const char doc[] =
@@ -340,6 +355,7 @@ int main(void)
 		cmocka_unit_test(test_entity_declarations_are_refused),
 		cmocka_unit_test(test_ec2_error_document),
 		cmocka_unit_test(test_sts_iam_error_document),
+		cmocka_unit_test(test_error_response_with_errors_wrapper),
 		cmocka_unit_test(test_s3_error_document),
 		cmocka_unit_test(test_success_document_is_not_an_error),
 		cmocka_unit_test(test_json_error_strips_namespace_and_reads_both_message_spellings),
