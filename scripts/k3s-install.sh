@@ -44,6 +44,7 @@ Cluster token (never on the command line)
   --region REGION            (AWS_REGION, AWS_DEFAULT_REGION, else IMDS) for SSM
   Overrides for tests: GOMAN_IMDS_ENDPOINT (or AWS_EC2_METADATA_SERVICE_ENDPOINT),
   AWS_ENDPOINT_URL_SSM / AWS_ENDPOINT_URL, GOMAN_SSM_CLIENT=aws|curl
+  (the SSM fetch without the aws CLI needs curl >= 7.75 for --aws-sigv4)
 Release and source
   --k3s-version VER          (GOMAN_K3S_VERSION) e.g. v1.31.4+k3s1
   --channel NAME             (GOMAN_CHANNEL, default stable) used when no version is given
@@ -63,6 +64,7 @@ Behaviour
                              servers still run the readiness check on the binary (tests)
   --min-free-mb N            (GOMAN_MIN_FREE_MB, default 1024) free space needed on the data dir
   --ready-timeout SEC        (GOMAN_READY_TIMEOUT, default 300)
+  GOMAN_DOWNLOADER=curl|wget the download tool (default: curl if present, else wget)
   -h, --help                 this text
 
 Output: `GOMAN_PROGRESS <pct> <step>` lines (25 precheck, 50 download, 75 install, 100 ready),
@@ -316,13 +318,15 @@ existing_parent() {
 }
 
 precheck() {
-	if command -v curl >/dev/null 2>&1; then
-		DL_TOOL=curl
-	elif command -v wget >/dev/null 2>&1; then
-		DL_TOOL=wget
-	else
-		fail 10 precheck MissingTool "neither curl nor wget is installed"
+	DL_TOOL=${GOMAN_DOWNLOADER:-}
+	if [ -z "$DL_TOOL" ]; then
+		if command -v curl >/dev/null 2>&1; then DL_TOOL=curl; elif command -v wget >/dev/null 2>&1; then DL_TOOL=wget; fi
 	fi
+	case "$DL_TOOL" in
+	curl | wget) command -v "$DL_TOOL" >/dev/null 2>&1 || fail 10 precheck MissingTool "$DL_TOOL is not installed" ;;
+	'') fail 10 precheck MissingTool "neither curl nor wget is installed" ;;
+	*) usage_fail "GOMAN_DOWNLOADER must be curl or wget" ;;
+	esac
 	command -v sha256sum >/dev/null 2>&1 || fail 10 precheck MissingTool "sha256sum is not installed"
 	if [ -n "$TOKEN_SSM_PARAM" ] && [ "${GOMAN_SSM_CLIENT:-auto}" != aws ] &&
 		! command -v aws >/dev/null 2>&1 && ! command -v curl >/dev/null 2>&1; then

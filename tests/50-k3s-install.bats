@@ -91,7 +91,7 @@ setup() {
 	export CURL_ARGV_LOG="$BATS_TEST_TMPDIR/curl-argv.log"
 	: >"$MLOG"
 	rm -f "$MIRROR_DIR/.delay" "$MIRROR_DIR/.tamper"
-	unset GOMAN_MIN_FREE_MB GOMAN_UNAME_M FAKE_K3S_PS_SNAPSHOT FAKE_K3S_NOT_READY
+	unset GOMAN_MIN_FREE_MB GOMAN_UNAME_M GOMAN_DOWNLOADER FAKE_K3S_PS_SNAPSHOT FAKE_K3S_NOT_READY
 }
 
 # install [args...]: the script as a server under $P against the mirror, stdout in $output
@@ -354,5 +354,36 @@ node_run() {
 	IMDS=$IMDS_BAD run -15 --separate-stderr node_run
 	[ "$(result | jq -r .code)" = TokenUnavailable ]
 	jq -e '.log_tail | test("HTTP 403")' <<<"$(result)"
+	assert_nothing_installed
+}
+
+@test "k3s-install.sh: reads the token from SSM with the aws CLI when it is there" {
+	command -v aws >/dev/null 2>&1 || skip "no aws CLI"
+	# the CLI's own credential chain: here the moto key in the environment
+	run -0 --separate-stderr env GOMAN_SSM_CLIENT=aws \
+		sh "$S" --role agent --server-url https://10.0.0.5:6443 --token-ssm-param /goman/demo/token \
+		--prefix "$P" --no-services --mirror "$MIRROR" --k3s-version "$V"
+	[ "$(cat "$P/etc/rancher/k3s/goman-token")" = "$TOKEN_TEXT" ]
+	grep -q 'via aws' "$P/var/log/goman-k3s-install.log"
+	nogrep "$TOKEN_TEXT" "$P/var/log/goman-k3s-install.log"
+}
+
+@test "k3s-install.sh: downloads with wget too, still in parallel" {
+	command -v wget >/dev/null 2>&1 || skip "no wget"
+	echo 1 >"$MIRROR_DIR/.delay"
+	GOMAN_DOWNLOADER=wget run -0 --separate-stderr install_server
+	[ "$(result | jq -r .ok)" = true ]
+	cmp "$P/usr/local/bin/k3s" "$MIRROR_DIR/$V/k3s"
+	bs=$(awk -v p="/$V/k3s" '$1 == "start" && $2 == p { print $3 }' "$MLOG")
+	se=$(awk -v p="/$V/sha256sum-amd64.txt" '$1 == "end" && $2 == p { print $3 }' "$MLOG")
+	ss=$(awk -v p="/$V/sha256sum-amd64.txt" '$1 == "start" && $2 == p { print $3 }' "$MLOG")
+	be=$(awk -v p="/$V/k3s" '$1 == "end" && $2 == p { print $3 }' "$MLOG")
+	[ "$bs" -lt "$se" ] && [ "$ss" -lt "$be" ]
+}
+
+@test "k3s-install.sh: wget also refuses a tampered binary" {
+	command -v wget >/dev/null 2>&1 || skip "no wget"
+	touch "$MIRROR_DIR/.tamper"
+	GOMAN_DOWNLOADER=wget run -21 --separate-stderr install_server
 	assert_nothing_installed
 }
