@@ -1,0 +1,1232 @@
+/*
+ * provision.c - the convergence engine of goman-provision (see goman/provision.h for the
+ * steps, the idempotency identity and what api_calls counts).
+ *
+ * Shape: specs are validated and indexed first (bad ones become BadInput records at
+ * once); then each cluster runs: blocking list + setup calls, then everything else (group
+ * launches, paced CreateTags, StartInstances, the poller) is queued on the one loop and
+ * the loop runs until idle. Each node is emitted exactly once, the moment it is complete:
+ * reused and running → at once; launched → tagged and at the wait state; failed → an
+ * error record.
+ *
+ * Ownership: struct prun owns its nodes (each owns its spec copy and instance summary),
+ * its groups (each owns its idempotency ticket) and the poller; prun_free() releases all.
+ * Errors: per node as records; -1 from goman_provision_run() only when nothing could run.
+ */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cjson/cJSON.h>
+#include <openssl/evp.h>
+#include "goman/aws.h"
+#include "goman/clock.h"
+#include "goman/ec2.h"
+#include "goman/http.h"
+#include "goman/idem.h"
+#include "goman/jsonl.h"
+#include "goman/log.h"
+#include "goman/provision.h"
+#include "provision_int.h"
+
+#define DEFAULT_TYPE "t3.medium"
+#define DEFAULT_PROFILE "goman-node"
+#define APP_RETRIES 6        /* re-sends of a group launch / CreateTags after the call gave up
+				on a retryable error (same ClientToken) */
+#define APP_RETRY_MS 1000
+
+struct prun;
+struct group;
+
+
+struct group {
+	char role[8], type[64], subnet[64], ami[256];
+	struct node **v;
+	size_t n, cap;
+	struct goman_idem_ticket t;
+	bool have_ticket;
+	int tries;
+	struct prun *r;
+};
+
+struct prun {
+	struct goman_aws *aws;
+	struct goman_idem *idem;
+	const struct goman_provision_opts *o;
+	struct goman_outcome *out;
+	char cluster[48];
+	struct node **nodes;
+	size_t nn;
+	struct group **groups;
+	size_t ng;
+	struct goman_ec2_poller *poller;
+	char sg[64];
+	int setup_calls;
+	/* CreateTags pacing: a token bucket */
+	struct node **tq;
+	size_t tq_n, tq_cap;
+	double tokens;
+	int64_t tokens_at;
+	long tag_timer;
+	int stats_run, stats_tags, stats_start;
+	char ami_spec[4][256], ami_val[4][64];
+	int nami;
+};
+
+static int oom(struct goman_err *err)
+{
+	return goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "", "out of memory");
+}
+
+bool goman_cluster_name_ok(const char *s)
+{
+	if (!s || !(*s >= 'a' && *s <= 'z'))
+		return false;
+	size_t n = strlen(s);
+	if (n > 40)
+		return false;
+	for (size_t i = 1; i < n; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '-'))
+			return false;
+	return true;
+}
+
+int goman_provision_specs(cJSON *arr, const char *cluster, long servers, long agents)
+{
+	for (int r = 0; r < 2; r++) {
+		long k = r ? agents : servers;
+		for (long i = 0; i < k; i++) {
+			cJSON *o = cJSON_CreateObject();
+			if (!o || !cJSON_AddStringToObject(o, "cluster", cluster) ||
+			    !cJSON_AddStringToObject(o, "role", r ? "agent" : "server") ||
+			    !cJSON_AddNumberToObject(o, "index", (double)i)) {
+				cJSON_Delete(o);
+				return -1;
+			}
+			cJSON_AddItemToArray(arr, o);
+		}
+	}
+	return 0;
+}
+
+/* Graviton families carry a 'g' in the letters after the generation digit (t4g, m7gd,
+ * c6gn); GPU families start with g (g5) and are x86. */
+const char *goman_default_ami_for(const char *type)
+{
+	const char *p = type ? type : "";
+	while (*p && !isdigit((unsigned char)*p))
+		p++;
+	while (*p && isdigit((unsigned char)*p))
+		p++;
+	for (; *p && *p != '.'; p++)
+		if (*p == 'g')
+			return GOMAN_AL2023_ARM;
+	return GOMAN_AL2023_X86;
+}
+
+/* ---- records ------------------------------------------------------------------------ */
+
+static void put(cJSON *o, const char *k, cJSON *v)
+{
+	if (!v)
+		return;
+	if (cJSON_GetObjectItemCaseSensitive(o, k))
+		cJSON_ReplaceItemInObjectCaseSensitive(o, k, v);
+	else
+		cJSON_AddItemToObject(o, k, v);
+}
+
+static cJSON *sub(cJSON *o, const char *k)
+{
+	cJSON *s = cJSON_GetObjectItemCaseSensitive(o, k);
+	if (cJSON_IsObject(s))
+		return s;
+	s = cJSON_CreateObject();
+	put(o, k, s);
+	return s;
+}
+
+static void put_time(cJSON *o, const char *k, int64_t ms)
+{
+	char b[40];
+	put(o, k, cJSON_CreateString(goman_rfc3339(ms, b, sizeof(b))));
+}
+
+static double round2(double v)
+{
+	return (double)(long long)(v * 100.0 + 0.5) / 100.0;
+}
+
+static void emit(struct prun *r, struct node *n, const struct goman_err *err)
+{
+	if (n->emitted)
+		return;
+	n->emitted = true;
+	cJSON *rec;
+	if (err && err->rc != GOMAN_OK) {
+		rec = goman_jsonl_error_record(n->in, "provision", err, 0);
+		if (rec) {
+			if (n->inst.instance_id[0])
+				put(rec, "instance_id", cJSON_CreateString(n->inst.instance_id));
+			cJSON *pv = sub(rec, "provision");
+			put(pv, "ms", cJSON_CreateNumber((double)(goman_mono_ms() - n->t0)));
+			put(pv, "api_calls", cJSON_CreateNumber(round2(n->calls)));
+		}
+		goman_log(GOMAN_LOG_WARN, "PROVISION", "%s failed: %s %s", n->name, err->code,
+			  err->message);
+	} else {
+		rec = cJSON_Duplicate(n->in, 1);
+		if (rec) {
+			if (n->inst.instance_id[0])
+				goman_ec2_instance_to_json(&n->inst, rec);
+			put(rec, "region", cJSON_CreateString(goman_aws_region(r->aws)));
+			if (!cJSON_GetObjectItemCaseSensitive(rec, "instance_type"))
+				put(rec, "instance_type", cJSON_CreateString(n->type));
+			cJSON *t = sub(rec, "t");
+			int64_t lt;
+			if (n->inst.launch_time[0] && goman_parse_time(n->inst.launch_time, &lt) == 0)
+				put_time(t, "launched", lt);
+			if (n->running_wall)
+				put_time(t, "running", n->running_wall);
+			cJSON *pv = sub(rec, "provision");
+			put(pv, "ok", cJSON_CreateTrue());
+			put(pv, "ms", cJSON_CreateNumber((double)(goman_mono_ms() - n->t0)));
+			put(pv, "reused", cJSON_CreateBool(n->reused));
+			if (n->adopted)
+				put(pv, "adopted", cJSON_CreateTrue());
+			if (n->dry) {
+				put(pv, "dry_run", cJSON_CreateTrue());
+				put(pv, "would_launch", cJSON_CreateBool(!n->reused));
+			}
+			put(pv, "api_calls", cJSON_CreateNumber(round2(n->calls)));
+			put(rec, "ok", cJSON_CreateTrue());
+		}
+	}
+	if (r->out)
+		goman_outcome_add(r->out, err);
+	if (rec)
+		r->o->emit(rec, err, r->o->ud);
+	cJSON_Delete(rec);
+}
+
+/* Emits the node when everything it waits for is done. */
+static void try_emit(struct prun *r, struct node *n)
+{
+	if (n->emitted)
+		return;
+	if (n->need_tags && !n->tagged)
+		return;
+	if (!n->ready && !r->o->wait_none)
+		return;
+	if (!n->running_wall && n->ready)
+		n->running_wall = goman_now_ms();
+	emit(r, n, NULL);
+}
+
+/* ---- spec validation ---------------------------------------------------------------- */
+
+static const char *str_field(const cJSON *o, const char *k)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+	return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static int bad(struct goman_err *e, const char *fmt, const char *a, const char *b)
+{
+	return goman_err_set(e, GOMAN_EINVAL, GOMAN_CLASS_BAD_INPUT, "BadInput", fmt, a ? a : "",
+			     b ? b : "");
+}
+
+/* Fills n from its spec (defaults from o). Index may stay -1 (assigned later). */
+GOMAN_TESTABLE int gm_prov_spec(const struct goman_provision_opts *o, struct node *n,
+				struct goman_err *e)
+{
+	const cJSON *in = n->in;
+	if (!str_field(in, "cluster") && o->cluster)
+		cJSON_AddStringToObject(n->in, "cluster", o->cluster);
+	n->cluster = str_field(in, "cluster");
+	n->role = str_field(in, "role");
+	n->index = -1;
+	if (!n->cluster)
+		return bad(e, "missing \"cluster\"%s%s", NULL, NULL);
+	if (!goman_cluster_name_ok(n->cluster))
+		return bad(e, "cluster name '%s' must match ^[a-z][a-z0-9-]{0,39}$%s", n->cluster, NULL);
+	if (!n->role || (strcmp(n->role, "server") && strcmp(n->role, "agent")))
+		return bad(e, "\"role\" must be \"server\" or \"agent\"%s%s", NULL, NULL);
+	const cJSON *ix = cJSON_GetObjectItemCaseSensitive(in, "index");
+	if (ix) {
+		if (!cJSON_IsNumber(ix) || ix->valuedouble < 0 || ix->valuedouble > 99999 ||
+		    ix->valuedouble != (double)(int)ix->valuedouble)
+			return bad(e, "\"index\" must be an integer from 0%s%s", NULL, NULL);
+		n->index = (int)ix->valuedouble;
+	}
+	const cJSON *nm = cJSON_GetObjectItemCaseSensitive(in, "name");
+	if (nm) {
+		char prefix[96];
+		if (!cJSON_IsString(nm))
+			return bad(e, "\"name\" must be a string%s%s", NULL, NULL);
+		snprintf(prefix, sizeof(prefix), "%s-%s-", n->cluster, n->role);
+		size_t pl = strlen(prefix);
+		const char *s = nm->valuestring;
+		char *end = NULL;
+		long v = -1;
+		if (!strncmp(s, prefix, pl) && isdigit((unsigned char)s[pl]))
+			v = strtol(s + pl, &end, 10);
+		if (v < 0 || !end || *end || v > 99999)
+			return bad(e, "\"name\" '%s' must be <cluster>-<role>-<index>, here %s<index>",
+				   s, prefix);
+		if (n->index >= 0 && v != n->index)
+			return bad(e, "\"name\" '%s' disagrees with \"index\"%s", s, NULL);
+		n->index = (int)v;
+	}
+	const char *ty = str_field(in, "instance_type");
+	if (!ty)
+		ty = !strcmp(n->role, "server") ? o->server_type : o->agent_type;
+	snprintf(n->type, sizeof(n->type), "%s", ty && *ty ? ty : DEFAULT_TYPE);
+	const char *ami = str_field(in, "ami");
+	if (!ami)
+		ami = o->ami;
+	snprintf(n->ami, sizeof(n->ami), "%s", ami && *ami ? ami : goman_default_ami_for(n->type));
+	const char *sn = str_field(in, "subnet_id");
+	snprintf(n->subnet, sizeof(n->subnet), "%s", sn ? sn : o->subnet ? o->subnet : "");
+	const cJSON *tags = cJSON_GetObjectItemCaseSensitive(in, "tags");
+	if (tags) {
+		const cJSON *t;
+		if (!cJSON_IsObject(tags))
+			return bad(e, "\"tags\" must be an object of strings%s%s", NULL, NULL);
+		cJSON_ArrayForEach(t, tags) {
+			if (!cJSON_IsString(t))
+				return bad(e, "tag '%s' must be a string%s", t->string, NULL);
+			if (!strncmp(t->string, "goman:", 6))
+				return bad(e, "tag '%s': goman: tags are goman's own%s", t->string, NULL);
+		}
+	}
+	return 0;
+}
+
+static void node_set_index(struct node *n, int i)
+{
+	n->index = i;
+	snprintf(n->name, sizeof(n->name), "%s-%s-%d", n->cluster, n->role, i);
+	put(n->in, "name", cJSON_CreateString(n->name));
+	put(n->in, "index", cJSON_CreateNumber(i));
+}
+
+static void node_free(struct node *n)
+{
+	if (!n)
+		return;
+	cJSON_Delete(n->in);
+	goman_ec2_instance_clear(&n->inst);
+	free(n);
+}
+
+/* ---- setup calls -------------------------------------------------------------------- */
+
+static int resolve_ami(struct prun *r, const char *spec, char *out, size_t len, struct goman_err *e)
+{
+	if (strncmp(spec, "ssm:", 4)) {
+		snprintf(out, len, "%s", spec);
+		return 0;
+	}
+	/* several groups usually share one parameter: ask once */
+	for (int i = 0; i < r->nami; i++)
+		if (!strcmp(r->ami_spec[i], spec)) {
+			snprintf(out, len, "%s", r->ami_val[i]);
+			return 0;
+		}
+	cJSON *req = cJSON_CreateObject();
+	if (!req || !cJSON_AddStringToObject(req, "Name", spec + 4)) {
+		cJSON_Delete(req);
+		return oom(e);
+	}
+	struct goman_aws_call call = {.service = "ssm", .action = "GetParameter", .json = req};
+	struct goman_aws_result res;
+	int rc = goman_aws_call(r->aws, &call, &res);
+	r->setup_calls += res.attempts > 0 ? res.attempts : 1;
+	cJSON_Delete(req);
+	if (rc != 0) {
+		*e = res.err;
+		goman_aws_result_clear(&res);
+		return -1;
+	}
+	const char *v = goman_json_path_str(res.data, "Parameter.Value");
+	if (!v || !*v) {
+		goman_aws_result_clear(&res);
+		return goman_err_set(e, GOMAN_EPARSE, GOMAN_CLASS_CLIENT, "AmiParameter",
+				     "SSM parameter %s holds no AMI id", spec + 4);
+	}
+	snprintf(out, len, "%s", v);
+	if (r->nami < 4) {
+		snprintf(r->ami_spec[r->nami], sizeof(r->ami_spec[0]), "%s", spec);
+		snprintf(r->ami_val[r->nami++], sizeof(r->ami_val[0]), "%s", v);
+	}
+	goman_log(GOMAN_LOG_INFO, "PROVISION", "AMI %s from %s", out, spec + 4);
+	goman_aws_result_clear(&res);
+	return 0;
+}
+
+static int check_profile(struct prun *r, const char *profile, struct goman_err *e)
+{
+	struct goman_kvs params = {0};
+	if (goman_kvs_add(&params, "InstanceProfileName", profile) != 0)
+		return oom(e);
+	struct goman_aws_call call = {.service = "iam", .action = "GetInstanceProfile", .params = &params};
+	struct goman_aws_result res;
+	int rc = goman_aws_call(r->aws, &call, &res);
+	r->setup_calls += res.attempts > 0 ? res.attempts : 1;
+	goman_kvs_clear(&params);
+	if (rc != 0) {
+		*e = res.err;
+		if (!strcmp(res.err.code, "NoSuchEntity"))
+			goman_err_set(e, GOMAN_ENOTFOUND, GOMAN_CLASS_CLIENT, "NoSuchEntity",
+				      "instance profile '%s' does not exist: run `goman init` to create "
+				      "it, or pass --instance-profile", profile);
+	}
+	goman_aws_result_clear(&res);
+	return rc;
+}
+
+static int ensure_sg(struct prun *r, struct goman_err *e)
+{
+	const struct goman_provision_opts *o = r->o;
+	if (o->security_group && *o->security_group) {
+		snprintf(r->sg, sizeof(r->sg), "%s", o->security_group);
+		return 0;
+	}
+	char vpc[64];
+	int rc = o->subnet && *o->subnet
+		? goman_ec2_subnet_vpc(r->aws, o->subnet, vpc, sizeof(vpc), &r->setup_calls, e)
+		: goman_ec2_default_vpc(r->aws, vpc, sizeof(vpc), &r->setup_calls, e);
+	if (rc != 0)
+		return -1;
+	struct goman_ec2_sg_rule rules[8];
+	size_t n = 0;
+	for (size_t i = 0; i < goman_ec2_k3s_nrules && n < 6; i++)
+		rules[n++] = goman_ec2_k3s_rules[i];
+	if (o->ssh_cidr && *o->ssh_cidr)
+		rules[n++] = (struct goman_ec2_sg_rule){"tcp", 22, 22, o->ssh_cidr};
+	if (o->api_cidr && *o->api_cidr)
+		rules[n++] = (struct goman_ec2_sg_rule){"tcp", 6443, 6443, o->api_cidr};
+	char name[64], desc[128];
+	snprintf(name, sizeof(name), "goman-%s", r->cluster);
+	snprintf(desc, sizeof(desc), "goman cluster %s (K3s node traffic)", r->cluster);
+	return goman_ec2_ensure_sg(r->aws, name, desc, vpc, rules, n, r->sg, sizeof(r->sg),
+				   &r->setup_calls, e);
+}
+
+/* ---- CreateTags pacing ---------------------------------------------------------------- */
+
+static void tags_pump(struct prun *r);
+
+static void tags_timer(void *ud)
+{
+	struct prun *r = ud;
+	r->tag_timer = 0;
+	tags_pump(r);
+}
+
+static void tags_enqueue(struct prun *r, struct node *n)
+{
+	if (r->tq_n == r->tq_cap) {
+		size_t cap = r->tq_cap ? r->tq_cap * 2 : 64;
+		struct node **v = realloc(r->tq, cap * sizeof(*v));
+		if (!v) {
+			struct goman_err e;
+			oom(&e);
+			emit(r, n, &e);
+			return;
+		}
+		r->tq = v;
+		r->tq_cap = cap;
+	}
+	r->tq[r->tq_n++] = n;
+}
+
+static void tags_done(const struct goman_err *err, int calls, void *ud)
+{
+	struct node *n = ud;
+	struct prun *r = n->r;
+	n->calls += calls;
+	r->stats_tags += calls;
+	if (err && err->retryable && ++n->tag_tries <= APP_RETRIES) {
+		tags_enqueue(r, n);
+		tags_pump(r);
+		return;
+	}
+	if (err) {
+		emit(r, n, err);
+		return;
+	}
+	n->tagged = true;
+	try_emit(r, n);
+}
+
+static int tags_submit(struct prun *r, struct node *n, struct goman_err *e)
+{
+	struct goman_kvs tags = {0};
+	char ix[16];
+	snprintf(ix, sizeof(ix), "%d", n->index);
+	int rc = goman_kvs_add(&tags, "goman:name", n->name) | goman_kvs_add(&tags, "goman:index", ix) |
+		 goman_kvs_add(&tags, "Name", n->name);
+	const cJSON *t;
+	cJSON_ArrayForEach(t, cJSON_GetObjectItemCaseSensitive(n->in, "tags"))
+		rc |= goman_kvs_add(&tags, t->string, t->valuestring);
+	if (rc) {
+		goman_kvs_clear(&tags);
+		return oom(e);
+	}
+	const char *id = n->inst.instance_id;
+	rc = goman_ec2_create_tags_submit(r->aws, &id, 1, &tags, tags_done, n, e);
+	goman_kvs_clear(&tags);
+	return rc;
+}
+
+static void tags_pump(struct prun *r)
+{
+	double rate = r->o->tags_rate > 0 ? r->o->tags_rate : 10.0;
+	double burst = r->o->tags_burst > 0 ? r->o->tags_burst : 100.0;
+	int64_t now = goman_mono_ms();
+	r->tokens += (double)(now - r->tokens_at) * rate / 1000.0;
+	if (r->tokens > burst)
+		r->tokens = burst;
+	r->tokens_at = now;
+	size_t sent = 0;
+	while (sent < r->tq_n && r->tokens >= 1.0) {
+		struct node *n = r->tq[sent++];
+		struct goman_err e;
+		goman_err_clear(&e);
+		r->tokens -= 1.0;
+		if (tags_submit(r, n, &e) != 0)
+			emit(r, n, &e);
+	}
+	memmove(r->tq, r->tq + sent, (r->tq_n - sent) * sizeof(*r->tq));
+	r->tq_n -= sent;
+	if (r->tq_n && !r->tag_timer) {
+		int64_t wait = (int64_t)((1.0 - r->tokens) * 1000.0 / rate) + 1;
+		r->tag_timer = goman_http_timer(goman_aws_http(r->aws), wait, tags_timer, r);
+	}
+}
+
+/* ---- poller and start ------------------------------------------------------------------ */
+
+static struct node *node_by_id(struct prun *r, const char *id)
+{
+	for (size_t i = 0; i < r->nn; i++)
+		if (!strcmp(r->nodes[i]->inst.instance_id, id))
+			return r->nodes[i];
+	return NULL;
+}
+
+static void polled(const char *id, const struct goman_ec2_instance *inst, const struct goman_err *err,
+		   double share, void *ud)
+{
+	struct prun *r = ud;
+	struct node *n = node_by_id(r, id);
+	if (!n)
+		return;
+	n->calls += share;
+	if (inst && inst->instance_id[0])
+		goman_ec2_instance_copy(&n->inst, inst);
+	if (err) {
+		emit(r, n, err);
+		return;
+	}
+	n->ready = true;
+	n->running_wall = goman_now_ms();
+	try_emit(r, n);
+}
+
+static void wait_for(struct prun *r, struct node *n)
+{
+	if (r->o->wait_none) {
+		try_emit(r, n);
+		return;
+	}
+	struct goman_err e;
+	goman_err_clear(&e);
+	int64_t to = r->o->timeout_ms > 0 ? r->o->timeout_ms : 600000;
+	if (!r->poller || goman_ec2_poller_add(r->poller, n->inst.instance_id, goman_mono_ms() + to, &e) != 0) {
+		if (!r->poller)
+			oom(&e);
+		emit(r, n, &e);
+	}
+}
+
+struct start_ctx {
+	struct prun *r;
+	struct node **v;
+	size_t n;
+};
+
+static void started(const struct goman_err *err, int calls, void *ud)
+{
+	struct start_ctx *c = ud;
+	c->r->stats_start += calls;
+	for (size_t i = 0; i < c->n; i++) {
+		c->v[i]->calls += (double)calls / (double)c->n;
+		if (err)
+			emit(c->r, c->v[i], err);
+		else
+			wait_for(c->r, c->v[i]);
+	}
+	free(c->v);
+	free(c);
+}
+
+static void start_stopped(struct prun *r)
+{
+	struct start_ctx *c = calloc(1, sizeof(*c));
+	const char **ids = calloc(r->nn ? r->nn : 1, sizeof(char *));
+	struct goman_err e;
+	goman_err_clear(&e);
+	if (!c || !ids || !(c->v = calloc(r->nn ? r->nn : 1, sizeof(struct node *)))) {
+		free(ids);
+		if (c)
+			free(c->v);
+		free(c);
+		return;
+	}
+	c->r = r;
+	for (size_t i = 0; i < r->nn; i++)
+		if (r->nodes[i]->starting && c->n < 1000) {
+			c->v[c->n] = r->nodes[i];
+			ids[c->n++] = r->nodes[i]->inst.instance_id;
+		}
+	if (!c->n || goman_ec2_start_submit(r->aws, ids, c->n, started, c, &e) != 0) {
+		for (size_t i = 0; i < c->n; i++)
+			emit(r, c->v[i], &e);
+		free(c->v);
+		free(c);
+	} else {
+		goman_log(GOMAN_LOG_INFO, "PROVISION", "starting %zu stopped node(s)", c->n);
+	}
+	free(ids);
+}
+
+/* ---- launching ---------------------------------------------------------------------- */
+
+static int launch_submit(struct group *g, struct goman_err *e);
+
+static void relaunch(void *ud)
+{
+	struct group *g = ud;
+	struct goman_err e;
+	goman_err_clear(&e);
+	if (launch_submit(g, &e) != 0)
+		for (size_t i = 0; i < g->n; i++)
+			emit(g->r, g->v[i], &e);
+}
+
+static int cmp_launch_index(const void *a, const void *b)
+{
+	const struct goman_ec2_instance *x = a, *y = b;
+	return (x->launch_index > y->launch_index) - (x->launch_index < y->launch_index);
+}
+
+static void launched(struct goman_aws_result *res, void *ud)
+{
+	struct group *g = ud;
+	struct prun *r = g->r;
+	int calls = res->attempts > 0 ? res->attempts : 1;
+	r->stats_run += calls;
+	for (size_t i = 0; i < g->n; i++)
+		g->v[i]->calls += (double)calls / (double)g->n;
+	if (r->o->dry_run) {
+		/* DryRunOperation: it would have succeeded */
+		bool ok = res->err.rc != GOMAN_OK && !strcmp(res->err.code, "DryRunOperation");
+		for (size_t i = 0; i < g->n; i++) {
+			g->v[i]->dry = true;
+			if (ok)
+				emit(r, g->v[i], NULL);
+			else
+				emit(r, g->v[i], res->err.rc != GOMAN_OK ? &res->err : NULL);
+		}
+		return;
+	}
+	if (res->err.rc != GOMAN_OK) {
+		if (res->err.retryable && ++g->tries <= APP_RETRIES) {
+			goman_log(GOMAN_LOG_INFO, "PROVISION", "RunInstances %s x%zu: %s, sending again "
+				  "with the same ClientToken", g->role, g->n, res->err.code);
+			goman_http_timer(goman_aws_http(r->aws), APP_RETRY_MS * g->tries, relaunch, g);
+			return;
+		}
+		struct goman_err fe;
+		goman_idem_fail(r->idem, &g->t, &res->err, &fe);
+		for (size_t i = 0; i < g->n; i++)
+			emit(r, g->v[i], &res->err);
+		return;
+	}
+	struct goman_ec2_instances got = {0};
+	goman_ec2_instances_from_reply(res->data, &got);
+	qsort(got.v, got.n, sizeof(*got.v), cmp_launch_index);
+	cJSON *result = cJSON_CreateObject();
+	cJSON *ids = cJSON_AddArrayToObject(result, "instance_ids");
+	goman_log(GOMAN_LOG_INFO, "PROVISION", "launched %zu %s node(s) (%s) in %lld ms", got.n,
+		  g->role, g->type, (long long)res->ms);
+	for (size_t i = 0; i < g->n; i++) {
+		struct node *n = g->v[i];
+		if (i >= got.n) {
+			struct goman_err e;
+			goman_err_set(&e, GOMAN_ESERVICE, GOMAN_CLASS_TRANSIENT, "ShortLaunch",
+				      "RunInstances returned %zu of %zu instances", got.n, g->n);
+			e.retryable = true;
+			emit(r, n, &e);
+			continue;
+		}
+		goman_ec2_instance_copy(&n->inst, &got.v[i]);
+		cJSON_AddItemToArray(ids, cJSON_CreateString(n->inst.instance_id));
+		n->launched = true;
+		n->need_tags = true;
+		tags_enqueue(r, n);
+		wait_for(r, n);
+	}
+	struct goman_err ce;
+	if (goman_idem_complete(r->idem, &g->t, result, &ce) != 0)
+		goman_log(GOMAN_LOG_WARN, "IDEMPOTENCY", "cannot record the launch: %s", ce.message);
+	cJSON_Delete(result);
+	goman_ec2_instances_clear(&got);
+	tags_pump(r);
+}
+
+static int launch_submit(struct group *g, struct goman_err *e)
+{
+	struct prun *r = g->r;
+	const struct goman_provision_opts *o = r->o;
+	struct goman_kvs p = {0};
+	char k[64], v[32];
+	int rc = 0;
+	snprintf(v, sizeof(v), "%zu", g->n);
+	rc |= goman_kvs_add(&p, "ImageId", g->ami);
+	rc |= goman_kvs_add(&p, "InstanceType", g->type);
+	rc |= goman_kvs_add(&p, "MinCount", v);
+	rc |= goman_kvs_add(&p, "MaxCount", v);
+	if (g->t.client_token[0])
+		rc |= goman_kvs_add(&p, "ClientToken", g->t.client_token);
+	if (g->subnet[0])
+		rc |= goman_kvs_add(&p, "SubnetId", g->subnet);
+	if (r->sg[0])
+		rc |= goman_kvs_add(&p, "SecurityGroupId.1", r->sg);
+	const char *prof = o->instance_profile ? o->instance_profile : DEFAULT_PROFILE;
+	if (*prof)
+		rc |= goman_kvs_add(&p, "IamInstanceProfile.Name", prof);
+	if (o->key_name && *o->key_name)
+		rc |= goman_kvs_add(&p, "KeyName", o->key_name);
+	rc |= goman_kvs_add(&p, "MetadataOptions.HttpTokens", "required");
+	rc |= goman_kvs_add(&p, "MetadataOptions.HttpEndpoint", "enabled");
+	if (o->dry_run)
+		rc |= goman_kvs_add(&p, "DryRun", "true");
+	rc |= goman_kvs_add(&p, "TagSpecification.1.ResourceType", "instance");
+	int t = 0;
+#define TAG(K, V)                                                            \
+	do {                                                                 \
+		t++;                                                         \
+		snprintf(k, sizeof(k), "TagSpecification.1.Tag.%d.Key", t);  \
+		rc |= goman_kvs_add(&p, k, K);                               \
+		snprintf(k, sizeof(k), "TagSpecification.1.Tag.%d.Value", t); \
+		rc |= goman_kvs_add(&p, k, V);                               \
+	} while (0)
+	TAG("goman:cluster", r->cluster);
+	TAG("goman:role", g->role);
+	if (g->t.client_token[0])
+		TAG("goman:launch", g->t.client_token);
+	for (size_t i = 0; o->tags && i < o->tags->n; i++)
+		TAG(o->tags->v[i].name, o->tags->v[i].value);
+#undef TAG
+	if (rc) {
+		goman_kvs_clear(&p);
+		return oom(e);
+	}
+	struct goman_aws_call call = {.service = "ec2", .action = "RunInstances", .params = &p};
+	rc = goman_aws_submit(r->aws, &call, launched, g, e);
+	goman_kvs_clear(&p);
+	return rc;
+}
+
+/* digest of the cluster's live instance IDs (sorted), so the launch key names this state */
+static void existing_digest(const struct goman_ec2_instances *ex, char out[17])
+{
+	unsigned char md[32];
+	unsigned int mdl = 0;
+	EVP_MD_CTX *c = EVP_MD_CTX_new();
+	char **ids = calloc(ex->n ? ex->n : 1, sizeof(char *));
+	out[0] = '\0';
+	if (c && ids) {
+		for (size_t i = 0; i < ex->n; i++)
+			ids[i] = (char *)ex->v[i].instance_id;
+		for (size_t i = 1; i < ex->n; i++) /* insertion sort: n is a cluster */
+			for (size_t j = i; j > 0 && strcmp(ids[j - 1], ids[j]) > 0; j--) {
+				char *x = ids[j];
+				ids[j] = ids[j - 1];
+				ids[j - 1] = x;
+			}
+		EVP_DigestInit_ex(c, EVP_sha256(), NULL);
+		for (size_t i = 0; i < ex->n; i++)
+			EVP_DigestUpdate(c, ids[i], strlen(ids[i]) + 1);
+		EVP_DigestFinal_ex(c, md, &mdl);
+		for (int i = 0; i < 8; i++)
+			snprintf(out + 2 * i, 3, "%02x", md[i]);
+	}
+	free(ids);
+	EVP_MD_CTX_free(c);
+}
+
+/* idem begin for a group: NEW → launch; COMPLETED whose instances are gone (they would have
+ * been found) → chain to the next key; IN_PROGRESS / MISMATCH → the nodes' error. */
+static int group_begin(struct prun *r, struct group *g, const char *digest, struct goman_err *e)
+{
+	const struct goman_provision_opts *o = r->o;
+	cJSON *id = cJSON_CreateObject(), *params = NULL;
+	cJSON *ix = cJSON_AddArrayToObject(id, "indices");
+	cJSON_AddStringToObject(id, "cluster", r->cluster);
+	cJSON_AddStringToObject(id, "role", g->role);
+	cJSON_AddStringToObject(id, "type", g->type);
+	cJSON_AddStringToObject(id, "subnet", g->subnet);
+	cJSON_AddStringToObject(id, "existing", digest);
+	for (size_t i = 0; i < g->n; i++)
+		cJSON_AddItemToArray(ix, cJSON_CreateNumber(g->v[i]->index));
+	params = cJSON_Duplicate(id, 1);
+	if (params) {
+		cJSON_AddStringToObject(params, "ami", g->ami);
+		cJSON_AddStringToObject(params, "security_group", r->sg);
+		cJSON_AddStringToObject(params, "instance_profile",
+					o->instance_profile ? o->instance_profile : DEFAULT_PROFILE);
+		cJSON_AddStringToObject(params, "key_name", o->key_name ? o->key_name : "");
+		cJSON *tg = cJSON_AddObjectToObject(params, "tags");
+		for (size_t i = 0; o->tags && i < o->tags->n; i++)
+			cJSON_AddStringToObject(tg, o->tags->v[i].name, o->tags->v[i].value);
+	}
+	int rc = -1;
+	for (int hop = 0; hop < 8 && params && id; hop++) {
+		int st = goman_idem_begin(r->idem, "RunInstances", id, params, &g->t, e);
+		if (st < 0)
+			break;
+		if (st == GOMAN_IDEM_NEW) {
+			g->have_ticket = true;
+			if (g->t.taken_over)
+				goman_log(GOMAN_LOG_INFO, "IDEMPOTENCY", "RunInstances %s x%zu: taking over "
+					  "a dead run's launch, same ClientToken", g->role, g->n);
+			rc = 0;
+			break;
+		}
+		if (st != GOMAN_IDEM_COMPLETED)
+			break; /* *e says IdempotencyInProgress / IdempotencyMismatch */
+		/* completed earlier, yet its instances are not alive now: a new launch */
+		cJSON_DeleteItemFromObjectCaseSensitive(id, "after");
+		cJSON_AddStringToObject(id, "after", g->t.key);
+		cJSON_DeleteItemFromObjectCaseSensitive(params, "after");
+		cJSON_AddStringToObject(params, "after", g->t.key);
+		goman_idem_ticket_clear(&g->t);
+	}
+	if (rc != 0 && !e->code[0])
+		oom(e);
+	cJSON_Delete(id);
+	cJSON_Delete(params);
+	return rc;
+}
+
+/* ---- planning ------------------------------------------------------------------------- */
+
+static int tag_index(const struct goman_ec2_instance *in)
+{
+	const char *s = goman_ec2_tag(in, "goman:index");
+	if (!s || !isdigit((unsigned char)*s))
+		return -1;
+	char *end;
+	long v = strtol(s, &end, 10);
+	return *end || v > 99999 ? -1 : (int)v;
+}
+
+/*
+ * Matches nodes to existing instances: by (role, goman:index); then adopts instances that
+ * carry the role but no index for the missing nodes, lowest index first. Marks matched
+ * nodes reused/adopted and copies the instance. Returns how many nodes are still missing.
+ */
+GOMAN_TESTABLE size_t gm_prov_plan(struct node **nodes, size_t nn, const struct goman_ec2_instances *ex)
+{
+	bool *used = calloc(ex->n ? ex->n : 1, sizeof(bool));
+	if (!used)
+		return nn;
+	size_t missing = 0;
+	for (size_t i = 0; i < nn; i++) {
+		struct node *n = nodes[i];
+		for (size_t j = 0; j < ex->n; j++) {
+			const char *role = goman_ec2_tag(&ex->v[j], "goman:role");
+			if (used[j] || !role || strcmp(role, n->role) || tag_index(&ex->v[j]) != n->index)
+				continue;
+			used[j] = true;
+			n->reused = true;
+			goman_ec2_instance_copy(&n->inst, &ex->v[j]);
+			break;
+		}
+	}
+	/* nodes are in index order per role (sorted by the caller), so adoption fills the
+	 * lowest missing indices first */
+	for (size_t i = 0; i < nn; i++) {
+		struct node *n = nodes[i];
+		if (n->reused)
+			continue;
+		for (size_t j = 0; j < ex->n; j++) {
+			const char *role = goman_ec2_tag(&ex->v[j], "goman:role");
+			if (used[j] || !role || strcmp(role, n->role) || tag_index(&ex->v[j]) >= 0)
+				continue;
+			used[j] = true;
+			n->reused = n->adopted = true;
+			n->need_tags = true;
+			goman_ec2_instance_copy(&n->inst, &ex->v[j]);
+			break;
+		}
+		if (!n->reused)
+			missing++;
+	}
+	free(used);
+	return missing;
+}
+
+static int cmp_nodes(const void *a, const void *b)
+{
+	const struct node *x = *(struct node *const *)a, *y = *(struct node *const *)b;
+	int c = strcmp(x->role, y->role);
+	return c ? c : (x->index > y->index) - (x->index < y->index);
+}
+
+static struct group *group_for(struct prun *r, struct node *n)
+{
+	for (size_t i = 0; i < r->ng; i++) {
+		struct group *g = r->groups[i];
+		if (!strcmp(g->role, n->role) && !strcmp(g->type, n->type) &&
+		    !strcmp(g->subnet, n->subnet) && !strcmp(g->ami, n->ami))
+			return g;
+	}
+	struct group **v = realloc(r->groups, (r->ng + 1) * sizeof(*v));
+	if (!v)
+		return NULL;
+	r->groups = v;
+	struct group *g = calloc(1, sizeof(*g));
+	if (!g)
+		return NULL;
+	snprintf(g->role, sizeof(g->role), "%s", n->role);
+	snprintf(g->type, sizeof(g->type), "%s", n->type);
+	snprintf(g->subnet, sizeof(g->subnet), "%s", n->subnet);
+	snprintf(g->ami, sizeof(g->ami), "%s", n->ami);
+	g->r = r;
+	r->groups[r->ng++] = g;
+	return g;
+}
+
+static int group_add(struct group *g, struct node *n)
+{
+	if (g->n == g->cap) {
+		size_t cap = g->cap ? g->cap * 2 : 16;
+		struct node **v = realloc(g->v, cap * sizeof(*v));
+		if (!v)
+			return -1;
+		g->v = v;
+		g->cap = cap;
+	}
+	g->v[g->n++] = n;
+	n->g = g;
+	return 0;
+}
+
+static void prun_clear(struct prun *r)
+{
+	goman_ec2_poller_free(r->poller);
+	if (r->tag_timer)
+		goman_http_timer_cancel(goman_aws_http(r->aws), r->tag_timer);
+	for (size_t i = 0; i < r->ng; i++) {
+		goman_idem_ticket_clear(&r->groups[i]->t);
+		free(r->groups[i]->v);
+		free(r->groups[i]);
+	}
+	free(r->groups);
+	free(r->tq);
+}
+
+/* ---- one cluster ---------------------------------------------------------------------- */
+
+static void fail_all(struct prun *r, bool only_missing, const struct goman_err *e)
+{
+	for (size_t i = 0; i < r->nn; i++)
+		if (!only_missing || !r->nodes[i]->reused)
+			emit(r, r->nodes[i], e);
+}
+
+static void run_cluster(struct prun *r)
+{
+	const struct goman_provision_opts *o = r->o;
+	struct goman_err e;
+	goman_err_clear(&e);
+	int64_t t0 = goman_mono_ms();
+	for (size_t i = 0; i < r->nn; i++)
+		r->nodes[i]->t0 = t0;
+	qsort(r->nodes, r->nn, sizeof(*r->nodes), cmp_nodes);
+
+	/* 1. what exists */
+	struct goman_kvs f = {0};
+	goman_kvs_add(&f, "tag:goman:cluster", r->cluster);
+	goman_kvs_add(&f, "instance-state-name", "pending");
+	goman_kvs_add(&f, "instance-state-name", "running");
+	goman_kvs_add(&f, "instance-state-name", "stopping");
+	goman_kvs_add(&f, "instance-state-name", "stopped");
+	struct goman_ec2_instances ex = {0};
+	struct goman_ec2_describe_stats st = {0};
+	int rc = goman_ec2_describe(r->aws, &f, NULL, 0, &ex, &st, &e);
+	r->setup_calls += st.calls;
+	if (rc != 0) {
+		fail_all(r, false, &e);
+		goto out;
+	}
+
+	/* 2. plan */
+	size_t missing = gm_prov_plan(r->nodes, r->nn, &ex);
+	size_t adopted = 0;
+	for (size_t i = 0; i < r->nn; i++)
+		adopted += r->nodes[i]->adopted;
+	for (size_t i = 0; i < r->nn; i++) {
+		struct node *n = r->nodes[i];
+		if (n->reused)
+			continue;
+		struct group *g = group_for(r, n);
+		if (!g || group_add(g, n) != 0) {
+			oom(&e);
+			fail_all(r, false, &e);
+			goto out;
+		}
+	}
+	goman_log(GOMAN_LOG_INFO, "PROVISION", "cluster %s: %zu node(s) wanted, %zu exist (%zu "
+		  "adopted), %zu to launch in %zu group(s)%s", r->cluster, r->nn, r->nn - missing,
+		  adopted, missing, r->ng, o->dry_run ? " (dry run)" : "");
+
+	/* 3. setup, only for launches */
+	bool setup_ok = true;
+	if (missing) {
+		const char *prof = o->instance_profile ? o->instance_profile : DEFAULT_PROFILE;
+		char ami[256];
+		for (size_t i = 0; i < r->ng && setup_ok; i++) {
+			struct group *g = r->groups[i];
+			if (resolve_ami(r, g->ami, ami, sizeof(ami), &e) != 0)
+				setup_ok = false;
+			else
+				snprintf(g->ami, sizeof(g->ami), "%s", ami);
+		}
+		if (setup_ok && *prof && check_profile(r, prof, &e) != 0)
+			setup_ok = false;
+		if (setup_ok && !o->dry_run && ensure_sg(r, &e) != 0)
+			setup_ok = false;
+		if (setup_ok && o->dry_run && o->security_group)
+			snprintf(r->sg, sizeof(r->sg), "%s", o->security_group);
+	}
+	/* setup calls are shared by every node of the cluster */
+	for (size_t i = 0; i < r->nn; i++)
+		r->nodes[i]->calls += (double)r->setup_calls / (double)r->nn;
+	if (!setup_ok)
+		fail_all(r, true, &e);
+
+	/* 4. wait machinery, then everything on the loop */
+	if (!o->wait_none && !o->dry_run) {
+		struct goman_ec2_poller_opts po = {
+			.target = o->wait,
+			.min_interval_ms = o->poll_min_ms,
+			.max_interval_ms = o->poll_max_ms,
+			.per_pending_ms = o->poll_per_pending_ms,
+			.give_up_rounds = 6,
+			.on_done = polled,
+			.ud = r,
+		};
+		/* the listing filter without the states: every state must be seen, so a node that
+		 * dies while pending is reported, not waited for until the deadline */
+		struct goman_kvs pf = {0};
+		goman_kvs_add(&pf, "tag:goman:cluster", r->cluster);
+		po.filters = &pf;
+		r->poller = goman_ec2_poller_new(r->aws, &po, &e);
+		goman_kvs_clear(&pf);
+	}
+	r->tokens = o->tags_burst > 0 ? o->tags_burst : 100.0;
+	r->tokens_at = goman_mono_ms();
+	bool any_start = false;
+	for (size_t i = 0; i < r->nn; i++) {
+		struct node *n = r->nodes[i];
+		if (!n->reused || n->emitted)
+			continue;
+		if (o->dry_run) {
+			n->dry = true;
+			emit(r, n, NULL);
+			continue;
+		}
+		if (!strcmp(n->inst.state, "stopping")) {
+			struct goman_err se;
+			goman_err_set(&se, GOMAN_ESERVICE, GOMAN_CLASS_CLIENT, "IncorrectInstanceState",
+				      "%s (%s) is stopping: run again once it is stopped", n->name,
+				      n->inst.instance_id);
+			se.retryable = true;
+			emit(r, n, &se);
+			continue;
+		}
+		if (n->adopted)
+			tags_enqueue(r, n);
+		if (!strcmp(n->inst.state, "stopped")) {
+			n->starting = true;
+			any_start = true;
+		} else if (!strcmp(n->inst.state, "running") && o->wait != GOMAN_EC2_WAIT_STATUS_OK) {
+			n->ready = true;
+			try_emit(r, n);
+		} else {
+			wait_for(r, n);
+		}
+	}
+	if (any_start)
+		start_stopped(r);
+	if (setup_ok) {
+		char digest[17];
+		existing_digest(&ex, digest);
+		for (size_t i = 0; i < r->ng; i++) {
+			struct group *g = r->groups[i];
+			goman_err_clear(&e);
+			if (!o->dry_run && group_begin(r, g, digest, &e) != 0) {
+				for (size_t j = 0; j < g->n; j++)
+					emit(r, g->v[j], &e);
+				continue;
+			}
+			if (launch_submit(g, &e) != 0)
+				for (size_t j = 0; j < g->n; j++)
+					emit(r, g->v[j], &e);
+		}
+	}
+	tags_pump(r);
+	goman_http_run(goman_aws_http(r->aws), -1, -1);
+	goman_err_set(&e, GOMAN_EIO, GOMAN_CLASS_NONE, "Internal", "the node was left without a result");
+	fail_all(r, false, &e); /* no-op for every emitted node */
+	{
+		int rounds = 0, pcalls = 0;
+		if (r->poller)
+			goman_ec2_poller_stats(r->poller, &rounds, &pcalls);
+		goman_log(GOMAN_LOG_INFO, "PROVISION", "cluster %s done in %lld ms: api calls setup %d, "
+			  "RunInstances %d, CreateTags %d, StartInstances %d, describe rounds %d (%d calls)",
+			  r->cluster, (long long)(goman_mono_ms() - t0), r->setup_calls, r->stats_run,
+			  r->stats_tags, r->stats_start, rounds, pcalls);
+	}
+out:
+	goman_kvs_clear(&f);
+	goman_ec2_instances_clear(&ex);
+}
+
+/* ---- entry ---------------------------------------------------------------------------- */
+
+int goman_provision_run(struct goman_aws *aws, struct goman_idem *idem,
+			const struct goman_provision_opts *o, const cJSON *specs,
+			struct goman_outcome *out, struct goman_err *err)
+{
+	size_t total = (size_t)cJSON_GetArraySize(specs);
+	struct node **all = calloc(total ? total : 1, sizeof(*all));
+	struct prun tmp = {.aws = aws, .idem = idem, .o = o, .out = out};
+	size_t na = 0;
+	if (!all)
+		return oom(err);
+	/* validate, in input order */
+	const cJSON *s;
+	cJSON_ArrayForEach(s, specs) {
+		struct node *n = calloc(1, sizeof(*n));
+		if (!n) {
+			for (size_t i = 0; i < na; i++)
+				node_free(all[i]);
+			free(all);
+			return oom(err);
+		}
+		n->inst.launch_index = -1;
+		n->in = cJSON_IsObject(s) ? cJSON_Duplicate(s, 1) : cJSON_CreateObject();
+		const cJSON *ln = cJSON_GetObjectItemCaseSensitive(n->in, "_line");
+		n->line = cJSON_IsNumber(ln) ? (long)ln->valuedouble : 0;
+		cJSON_DeleteItemFromObjectCaseSensitive(n->in, "_line");
+		n->t0 = goman_mono_ms();
+		struct goman_err e;
+		goman_err_clear(&e);
+		if (gm_prov_spec(o, n, &e) != 0) {
+			cJSON *rec = goman_jsonl_error_record(n->in, NULL, &e, n->line);
+			if (out)
+				goman_outcome_add(out, &e);
+			if (rec)
+				o->emit(rec, &e, o->ud);
+			cJSON_Delete(rec);
+			node_free(n);
+			continue;
+		}
+		n->r = &tmp;
+		all[na++] = n;
+	}
+	/* indices: explicit ones claimed first, then the next free per (cluster, role) */
+	for (size_t i = 0; i < na; i++) {
+		struct node *n = all[i];
+		if (n->index < 0)
+			continue;
+		bool dup = false;
+		for (size_t j = 0; j < i; j++)
+			if (all[j] && all[j]->index == n->index && !strcmp(all[j]->cluster, n->cluster) &&
+			    !strcmp(all[j]->role, n->role))
+				dup = true;
+		if (dup) {
+			struct goman_err e;
+			char nm[128];
+			snprintf(nm, sizeof(nm), "%s-%s-%d", n->cluster, n->role, n->index);
+			bad(&e, "duplicate node %s%s", nm, NULL);
+			cJSON *rec = goman_jsonl_error_record(n->in, NULL, &e, n->line);
+			if (out)
+				goman_outcome_add(out, &e);
+			if (rec)
+				o->emit(rec, &e, o->ud);
+			cJSON_Delete(rec);
+			node_free(n);
+			all[i] = NULL;
+			continue;
+		}
+		node_set_index(n, n->index);
+	}
+	for (size_t i = 0; i < na; i++) {
+		struct node *n = all[i];
+		if (!n || n->index >= 0)
+			continue;
+		for (int cand = 0;; cand++) {
+			bool taken = false;
+			for (size_t j = 0; j < na && !taken; j++)
+				taken = all[j] && all[j] != n && all[j]->index == cand &&
+					!strcmp(all[j]->cluster, n->cluster) && !strcmp(all[j]->role, n->role);
+			if (!taken) {
+				node_set_index(n, cand);
+				break;
+			}
+		}
+	}
+	/* one engine run per cluster, in order of first appearance */
+	for (size_t i = 0; i < na; i++) {
+		if (!all[i])
+			continue;
+		struct prun r = {.aws = aws, .idem = idem, .o = o, .out = out};
+		snprintf(r.cluster, sizeof(r.cluster), "%s", all[i]->cluster);
+		r.nodes = calloc(na, sizeof(*r.nodes));
+		if (!r.nodes) {
+			struct goman_err e;
+			oom(&e);
+			for (size_t j = i; j < na; j++)
+				if (all[j]) {
+					all[j]->r = &r;
+					emit(&r, all[j], &e);
+				}
+			break;
+		}
+		for (size_t j = i; j < na; j++)
+			if (all[j] && !strcmp(all[j]->cluster, r.cluster)) {
+				all[j]->r = &r;
+				r.nodes[r.nn++] = all[j];
+				if (j != i)
+					all[j] = NULL;
+			}
+		all[i] = NULL;
+		run_cluster(&r);
+		prun_clear(&r);
+		for (size_t j = 0; j < r.nn; j++)
+			node_free(r.nodes[j]);
+		free(r.nodes);
+	}
+	free(all);
+	return 0;
+}
