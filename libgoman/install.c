@@ -1,0 +1,839 @@
+/*
+ * install.c - the goman-install scheduler (see goman/install.h): node parts, ordering
+ * without barriers, the finished records, the verification and the `cluster` event.
+ *
+ * A record arrives → a node. Its part: the first server (role server, index 0) starts at
+ * once; every other node needs the server URL (--server-url, or the first server's private
+ * IP as soon as its record arrived) and, with wait_server, the first server's success.
+ * Nothing else waits: there is no phase barrier. Ready nodes go to the transport
+ * (install_ssm.c groups them into SendCommands; install_proc.c runs ssh/sh children up to
+ * the concurrency). --cluster-init for the first server: --servers N decides (N > 1);
+ * without it, any other server record already seen, or an input still open, means yes
+ * (embedded etcd serves one server as well, and later servers can still join); an input
+ * that ended with a single server means no (sqlite).
+ * After the input ended and every node is done, the first server is asked for
+ * `k3s kubectl get nodes` (a GM_K_VERIFY pseudo node through the same transport) and the
+ * `cluster` event goes out with the Ready count.
+ *
+ * Ownership: see install_int.h. Errors: per node, as error records through emit.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cjson/cJSON.h>
+#include <openssl/crypto.h>
+#include "goman/aws.h"
+#include "goman/clock.h"
+#include "goman/http.h"
+#include "goman/jsonl.h"
+#include "goman/log.h"
+#include "install_int.h"
+
+static const char *const via_names[] = {"ssm", "ssh", "local"};
+
+/* ---- small buffers ----------------------------------------------------------------- */
+
+void gm_buf_add(struct gm_buf *b, const char *s, size_t n)
+{
+	if (b->len + n + 1 > b->cap) {
+		size_t cap = b->cap ? b->cap : 256;
+		while (cap < b->len + n + 1)
+			cap *= 2;
+		char *p = realloc(b->p, cap);
+		if (!p)
+			return; /* out of memory: the text is cut; callers check for NULL p */
+		b->p = p;
+		b->cap = cap;
+	}
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+}
+
+void gm_buf_adds(struct gm_buf *b, const char *s)
+{
+	gm_buf_add(b, s, strlen(s));
+}
+
+void gm_buf_quote(struct gm_buf *b, const char *s)
+{
+	gm_buf_adds(b, "'");
+	for (const char *q; (q = strchr(s, '\'')); s = q + 1) {
+		gm_buf_add(b, s, (size_t)(q - s));
+		gm_buf_adds(b, "'\\''");
+	}
+	gm_buf_adds(b, s);
+	gm_buf_adds(b, "'");
+}
+
+void gm_buf_free(struct gm_buf *b)
+{
+	free(b->p);
+	memset(b, 0, sizeof(*b));
+}
+
+/* ---- output parsing ------------------------------------------------------------------ */
+
+cJSON *goman_install_parse_output(const char *out, int *progress)
+{
+	cJSON *res = NULL;
+	if (progress)
+		*progress = -1;
+	for (const char *l = out; l && *l;) {
+		const char *e = strchr(l, '\n');
+		size_t n = e ? (size_t)(e - l) : strlen(l);
+		if (n > 15 && !strncmp(l, "GOMAN_PROGRESS ", 15) && progress) {
+			char *end;
+			long v = strtol(l + 15, &end, 10);
+			if (end != l + 15 && v >= 0 && v <= 100)
+				*progress = (int)v;
+		} else if (n > 13 && !strncmp(l, "GOMAN_RESULT ", 13)) {
+			cJSON *j = cJSON_ParseWithLength(l + 13, n - 13);
+			if (cJSON_IsObject(j)) {
+				cJSON_Delete(res);
+				res = j;
+			} else {
+				cJSON_Delete(j);
+			}
+		}
+		l = e ? e + 1 : NULL;
+	}
+	return res;
+}
+
+int goman_install_count_ready(const char *out)
+{
+	int ready = 0, rows = 0;
+	for (const char *l = out; l && *l;) {
+		const char *e = strchr(l, '\n');
+		size_t n = e ? (size_t)(e - l) : strlen(l);
+		char row[512];
+		if (n >= sizeof(row))
+			n = sizeof(row) - 1;
+		memcpy(row, l, n);
+		row[n] = '\0';
+		char name[256], status[64];
+		/* NAME STATUS ROLES AGE VERSION; the header row and other text are skipped */
+		if (sscanf(row, "%255s %63s", name, status) == 2 && strcmp(name, "NAME") &&
+		    strstr(row, " v") && strncmp(row, "GOMAN_", 6)) {
+			rows++;
+			if (!strcmp(status, "Ready"))
+				ready++;
+		}
+		l = e ? e + 1 : NULL;
+	}
+	return rows ? ready : -1;
+}
+
+/* ---- script arguments ------------------------------------------------------------------- */
+
+static char **argv_push(char **v, size_t *n, const char *s)
+{
+	char **nv = realloc(v, (*n + 2) * sizeof(*v));
+	if (!nv)
+		return v;
+	nv[*n] = strdup(s ? s : "");
+	if (nv[*n])
+		(*n)++;
+	nv[*n] = NULL;
+	return nv;
+}
+
+void gm_inst_argv_free(char **argv)
+{
+	for (size_t i = 0; argv && argv[i]; i++)
+		free(argv[i]);
+	free(argv);
+}
+
+char **gm_inst_script_args(struct gm_install *in, const struct gm_inode *n)
+{
+	const struct goman_install_opts *o = &in->o;
+	char **v = NULL;
+	size_t c = 0;
+	v = argv_push(v, &c, "--role");
+	v = argv_push(v, &c, n->kind == GM_K_AGENT ? "agent" : "server");
+	if (n->kind == GM_K_FIRST && in->cluster_init)
+		v = argv_push(v, &c, "--cluster-init");
+	if (n->kind != GM_K_FIRST) {
+		v = argv_push(v, &c, "--server-url");
+		v = argv_push(v, &c, in->server_url);
+	}
+	if (o->tls_san && n->kind != GM_K_AGENT) {
+		v = argv_push(v, &c, "--tls-san");
+		v = argv_push(v, &c, o->tls_san);
+	}
+	if (o->via == GOMAN_VIA_SSM) {
+		v = argv_push(v, &c, "--token-ssm-param");
+		v = argv_push(v, &c, in->token_param);
+		if (o->region) {
+			v = argv_push(v, &c, "--region");
+			v = argv_push(v, &c, o->region);
+		}
+	} else {
+		v = argv_push(v, &c, "--token-stdin");
+	}
+	const char *pairs[][2] = {{"--k3s-version", o->k3s_version},
+				  {"--channel", o->channel},
+				  {"--mirror", o->mirror},
+				  {"--airgap-binary-url", o->airgap_binary_url},
+				  {"--airgap-checksum-url", o->airgap_checksum_url},
+				  {"--prefix", o->prefix}};
+	for (size_t i = 0; i < sizeof(pairs) / sizeof(pairs[0]); i++)
+		if (pairs[i][1] && *pairs[i][1]) {
+			v = argv_push(v, &c, pairs[i][0]);
+			v = argv_push(v, &c, pairs[i][1]);
+		}
+	if (o->no_services)
+		v = argv_push(v, &c, "--no-services");
+	if (o->timeout_ms > 0) {
+		char s[32];
+		/* readiness gets what is left of the execution timeout after a download */
+		snprintf(s, sizeof(s), "%lld", (long long)(o->timeout_ms * 3 / 4 / 1000 + 1));
+		v = argv_push(v, &c, "--ready-timeout");
+		v = argv_push(v, &c, s);
+	}
+	return v;
+}
+
+char *gm_inst_verify_cmd(struct gm_install *in)
+{
+	struct gm_buf b = {0};
+	char num[64];
+	gm_buf_adds(&b, "k=");
+	if (in->o.prefix && *in->o.prefix) {
+		struct gm_buf p = {0};
+		gm_buf_adds(&p, in->o.prefix);
+		gm_buf_adds(&p, "/usr/local/bin/k3s");
+		gm_buf_quote(&b, p.p ? p.p : "");
+		gm_buf_free(&p);
+	} else {
+		gm_buf_adds(&b, "k3s");
+	}
+	/* poll on the node (one SSM command, not many) until every installed node is Ready */
+	snprintf(num, sizeof(num), "; want=%d; n=%lld; ", in->nodes_ok,
+		 (long long)((in->o.verify_wait_ms + 999) / 1000));
+	gm_buf_adds(&b, num);
+	gm_buf_adds(&b, "while :; do out=$(\"$k\" kubectl get nodes --no-headers 2>&1); "
+			"r=$(printf '%s\\n' \"$out\" | awk '$2 == \"Ready\"' | wc -l); "
+			"[ \"$r\" -ge \"$want\" ] && break; n=$((n - 1)); [ \"$n\" -le 0 ] && break; "
+			"sleep 1; done; printf '%s\\n' \"$out\"");
+	return b.p;
+}
+
+/* ---- records ------------------------------------------------------------------------ */
+
+static void add_time(cJSON *rec, const char *key)
+{
+	char ts[40];
+	cJSON *t = cJSON_GetObjectItemCaseSensitive(rec, "t");
+	if (!cJSON_IsObject(t)) {
+		cJSON_DeleteItemFromObjectCaseSensitive(rec, "t");
+		t = cJSON_AddObjectToObject(rec, "t");
+	}
+	if (!t)
+		return;
+	cJSON_DeleteItemFromObjectCaseSensitive(t, key);
+	cJSON_AddStringToObject(t, key, goman_rfc3339(goman_now_ms(), ts, sizeof(ts)));
+}
+
+static void set_bool(cJSON *o, const char *k, bool v)
+{
+	cJSON_DeleteItemFromObjectCaseSensitive(o, k);
+	cJSON_AddBoolToObject(o, k, v);
+}
+
+static const char *mode_name(const struct gm_install *in, const struct gm_inode *n)
+{
+	if (n->kind == GM_K_FIRST)
+		return in->cluster_init ? "cluster-init" : "first-server";
+	return n->kind == GM_K_JOIN ? "join-server" : "agent";
+}
+
+/* The finished record: the input plus "install" (and the error under it on failure). */
+static cJSON *finish_record(struct gm_install *in, struct gm_inode *n, const struct goman_err *e,
+			    const cJSON *result)
+{
+	cJSON *rec;
+	bool ok = !e || e->rc == GOMAN_OK;
+	if (ok) {
+		rec = cJSON_Duplicate(n->rec, 1);
+		if (rec) {
+			cJSON_DeleteItemFromObjectCaseSensitive(rec, "install");
+			cJSON *st = cJSON_AddObjectToObject(rec, "install");
+			if (st)
+				cJSON_AddTrueToObject(st, "ok");
+		}
+	} else {
+		rec = goman_jsonl_error_record(n->rec, "install", e, 0);
+	}
+	if (!rec)
+		return NULL;
+	cJSON *st = cJSON_GetObjectItemCaseSensitive(rec, "install");
+	int64_t now = goman_mono_ms();
+	if (st) {
+		int64_t start = n->t_start ? n->t_start : now;
+		cJSON_AddNumberToObject(st, "ms", (double)(now - start));
+		cJSON_AddNumberToObject(st, "wait_ms", (double)(start - n->t_arrive));
+		cJSON_AddStringToObject(st, "via", via_names[in->o.via]);
+		cJSON_AddStringToObject(st, "mode", mode_name(in, n));
+		const cJSON *v = cJSON_GetObjectItemCaseSensitive(result, "version");
+		if (cJSON_IsString(v))
+			cJSON_AddStringToObject(st, "k3s_version", v->valuestring);
+		else if (in->o.k3s_version)
+			cJSON_AddStringToObject(st, "k3s_version", in->o.k3s_version);
+		const cJSON *sk = cJSON_GetObjectItemCaseSensitive(result, "skipped");
+		cJSON_AddBoolToObject(st, "skipped", cJSON_IsTrue(sk));
+		const cJSON *rok = cJSON_GetObjectItemCaseSensitive(result, "ok");
+		cJSON_AddBoolToObject(st, "verified", cJSON_IsTrue(rok) && ok);
+		if (n->progress >= 0)
+			cJSON_AddNumberToObject(st, "progress", n->progress);
+		if (n->kind != GM_K_FIRST && in->server_url[0])
+			cJSON_AddStringToObject(st, "server_url", in->server_url);
+		if (n->command_id[0])
+			cJSON_AddStringToObject(st, "command_id", n->command_id);
+		const cJSON *cs = cJSON_GetObjectItemCaseSensitive(result, "checksum");
+		if (cJSON_IsString(cs))
+			cJSON_AddStringToObject(st, "checksum", cs->valuestring);
+		const cJSON *lt = cJSON_GetObjectItemCaseSensitive(result, "log_tail");
+		if (!ok && cJSON_IsString(lt))
+			cJSON_AddStringToObject(st, "log_tail", lt->valuestring);
+	}
+	add_time(rec, "installed");
+	if (ok) {
+		const cJSON *prev = cJSON_GetObjectItemCaseSensitive(rec, "ok");
+		set_bool(rec, "ok", !cJSON_IsFalse(prev));
+	}
+	return rec;
+}
+
+static void emit(struct gm_install *in, const cJSON *rec)
+{
+	if (rec && in->o.emit)
+		in->o.emit(rec, in->o.ud);
+}
+
+static void maybe_finish(struct gm_install *in);
+static void dispatch(struct gm_install *in, struct gm_inode *n);
+static void release_waiting(struct gm_install *in);
+
+/* Error for a node whose script failed: class/code from GOMAN_RESULT when present. */
+static void script_error(struct goman_err *e, const cJSON *result, int exit_code)
+{
+	const cJSON *cls = cJSON_GetObjectItemCaseSensitive(result, "class");
+	const cJSON *code = cJSON_GetObjectItemCaseSensitive(result, "code");
+	const cJSON *msg = cJSON_GetObjectItemCaseSensitive(result, "message");
+	enum goman_class c = cJSON_IsString(cls) ? goman_class_from_name(cls->valuestring)
+						 : GOMAN_CLASS_START;
+	if (c == GOMAN_CLASS_NONE)
+		c = GOMAN_CLASS_START;
+	goman_err_set(e, GOMAN_ECHILD, c, cJSON_IsString(code) ? code->valuestring : "ScriptFailed",
+		      "%s", cJSON_IsString(msg) ? msg->valuestring : "install script failed");
+	if (!cJSON_IsString(msg))
+		snprintf(e->message, sizeof(e->message), "install script exited with %d", exit_code);
+	e->retryable = false;
+}
+
+void gm_inst_node_done(struct gm_install *in, struct gm_inode *n, const struct goman_err *e,
+		       int exit_code)
+{
+	if (n->state == GM_N_DONE)
+		return;
+	int progress = -1;
+	cJSON *result = n->out.p ? goman_install_parse_output(n->out.p, &progress) : NULL;
+	if (progress >= 0)
+		n->progress = progress;
+	struct goman_err err;
+	goman_err_clear(&err);
+	if (e && e->rc != GOMAN_OK)
+		err = *e;
+	else if (exit_code != 0)
+		script_error(&err, result, exit_code);
+	n->state = GM_N_DONE;
+	if (n->kind == GM_K_VERIFY) {
+		int ready = err.rc == GOMAN_OK && n->out.p ? goman_install_count_ready(n->out.p) : -1;
+		cJSON *ev = cJSON_CreateObject();
+		if (ev) {
+			cJSON_AddStringToObject(ev, "cluster", in->cluster);
+			cJSON_AddStringToObject(ev, "phase", "ready");
+			cJSON_AddNumberToObject(ev, "nodes_ready", ready < 0 ? 0 : ready);
+			cJSON_AddNumberToObject(ev, "nodes", in->nodes_total);
+			cJSON_AddNumberToObject(ev, "nodes_ok", in->nodes_ok);
+			cJSON_AddBoolToObject(ev, "verified", ready >= 0);
+			cJSON_AddStringToObject(ev, "via", via_names[in->o.via]);
+			cJSON_AddNumberToObject(ev, "ms", (double)(goman_mono_ms() - in->t0));
+			goman_event("cluster", ev);
+		}
+		if (ready < 0)
+			goman_log(GOMAN_LOG_INFO, "INSTALL", "cluster %s: not verified (%s)", in->cluster,
+				  err.rc ? err.message : "no node table in the output");
+		else
+			goman_log(GOMAN_LOG_INFO, "INSTALL", "cluster %s ready: %d of %d nodes Ready",
+				  in->cluster, ready, in->nodes_ok);
+		cJSON_Delete(result);
+		in->verified_done = true;
+		maybe_finish(in);
+		return;
+	}
+	if (err.rc == GOMAN_OK && result && !cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(result, "ok")))
+		script_error(&err, result, exit_code ? exit_code : 1);
+	cJSON *rec = finish_record(in, n, err.rc ? &err : NULL, result);
+	if (err.rc == GOMAN_OK) {
+		in->nodes_ok++;
+		if (n == in->first)
+			in->first_ok = true;
+		goman_log(GOMAN_LOG_INFO, "INSTALL", "%s: installed (%s)%s", n->name, mode_name(in, n),
+			  result ? "" : ", not verified");
+	} else {
+		goman_log(GOMAN_LOG_WARN, "INSTALL", "%s: failed: %s%s%s", n->name,
+			  err.code[0] ? err.code : goman_strerror(err.rc), err.message[0] ? ": " : "",
+			  err.message);
+	}
+	goman_outcome_add(&in->oc, err.rc ? &err : NULL);
+	in->nodes_done++;
+	emit(in, rec);
+	cJSON_Delete(rec);
+	cJSON_Delete(result);
+	gm_buf_free(&n->out);
+	if (n == in->first && in->o.wait_server)
+		release_waiting(in);
+	/* a proc slot is free: start the next ready node */
+	while (in->ready_head && in->running < in->o.concurrency) {
+		struct gm_inode *r = in->ready_head;
+		in->ready_head = r->qnext;
+		if (!in->ready_head)
+			in->ready_tail = &in->ready_head;
+		r->qnext = NULL;
+		dispatch(in, r);
+	}
+	maybe_finish(in);
+}
+
+/* ---- scheduling ---------------------------------------------------------------------- */
+
+static void fail_node(struct gm_install *in, struct gm_inode *n, enum goman_class cls,
+		      const char *code, const char *msg)
+{
+	struct goman_err e;
+	goman_err_set(&e, GOMAN_EINVAL, cls, code, "%s", msg);
+	gm_inst_node_done(in, n, &e, 0);
+}
+
+static void decide_cluster_init(struct gm_install *in)
+{
+	if (in->cluster_init_decided)
+		return;
+	in->cluster_init_decided = true;
+	if (in->o.servers > 0)
+		in->cluster_init = in->o.servers > 1;
+	else
+		in->cluster_init = in->servers_seen > 1 || !in->input_done;
+}
+
+static void dispatch(struct gm_install *in, struct gm_inode *n)
+{
+	if (n->state != GM_N_WAIT && n->state != GM_N_READY)
+		return;
+	if (n->kind == GM_K_FIRST)
+		decide_cluster_init(in);
+	if (in->o.via != GOMAN_VIA_SSM && in->running >= in->o.concurrency) {
+		if (n->state != GM_N_READY) {
+			n->state = GM_N_READY;
+			*in->ready_tail = n;
+			in->ready_tail = &n->qnext;
+		}
+		return;
+	}
+	n->state = GM_N_RUNNING;
+	n->t_start = goman_mono_ms();
+	if (n->kind != GM_K_VERIFY)
+		goman_log(GOMAN_LOG_INFO, "INSTALL", "%s: starting (%s%s%s)", n->name, mode_name(in, n),
+			  n->kind == GM_K_FIRST ? "" : ", server ",
+			  n->kind == GM_K_FIRST ? "" : in->server_url);
+	if (in->o.via == GOMAN_VIA_SSM) {
+		gm_inst_ssm_enqueue(in, n);
+		return;
+	}
+	struct goman_err e;
+	goman_err_clear(&e);
+	if (gm_inst_proc_start(in, n, &e) != 0)
+		gm_inst_node_done(in, n, &e, 0);
+}
+
+/* Can this (non-first) node start now? */
+static bool can_start(const struct gm_install *in, const struct gm_inode *n)
+{
+	if (n->kind == GM_K_FIRST)
+		return true;
+	if (!in->server_url[0])
+		return false;
+	if (in->o.wait_server && in->first)
+		return in->first->state == GM_N_DONE;
+	if (in->o.wait_server && !in->first && !in->o.server_url)
+		return false;
+	return true;
+}
+
+static void release_waiting(struct gm_install *in)
+{
+	bool first_failed = in->o.wait_server && in->first && in->first->state == GM_N_DONE &&
+			    !in->first_ok;
+	for (struct gm_inode *n = in->nodes; n; n = n->next) {
+		if (n->state != GM_N_WAIT || n->kind == GM_K_FIRST)
+			continue;
+		if (first_failed) {
+			fail_node(in, n, GOMAN_CLASS_START, "ServerFailed",
+				  "the first server failed to install (--wait-server)");
+			continue;
+		}
+		if (can_start(in, n))
+			dispatch(in, n);
+	}
+}
+
+static void maybe_finish(struct gm_install *in)
+{
+	if (in->finished || !in->input_done || in->nodes_done < in->nodes_total)
+		return;
+	if (!in->verified_done && in->o.verify && in->first && in->nodes_ok > 0 &&
+	    !in->verify && in->first_ok) {
+		struct gm_inode *v = calloc(1, sizeof(*v));
+		if (v) {
+			*v = *in->first;
+			v->next = NULL;
+			v->qnext = NULL;
+			v->rec = NULL;
+			memset(&v->out, 0, sizeof(v->out));
+			v->kind = GM_K_VERIFY;
+			v->state = GM_N_WAIT;
+			v->command_id[0] = '\0';
+			v->timer = 0;
+			v->pid = 0;
+			v->out_fd = v->in_fd = -1;
+			v->stdin_data = NULL;
+			v->queued = false;
+			v->polls = v->sends = 0;
+			v->line_off = 0;
+			v->exited = v->eof = false;
+			snprintf(v->name, sizeof(v->name), "%.100s (verify)", in->first->name);
+			v->t_arrive = goman_mono_ms();
+			in->verify = v;
+			goman_log(GOMAN_LOG_INFO, "INSTALL", "verifying cluster %s from %s", in->cluster,
+				  in->first->name);
+			dispatch(in, v);
+			return;
+		}
+	}
+	if (in->verify && !in->verified_done)
+		return;
+	in->finished = true;
+}
+
+static const char *rec_str(const cJSON *rec, const char *k)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(rec, k);
+	return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static int bad_record(struct gm_install *in, cJSON *rec, long line, const char *code,
+		      const char *fmt, const char *arg)
+{
+	struct goman_err e;
+	goman_err_set(&e, GOMAN_EINVAL, GOMAN_CLASS_BAD_INPUT, code, fmt, arg);
+	cJSON *out = goman_jsonl_error_record(rec, "install", &e, line);
+	goman_log(GOMAN_LOG_WARN, "INSTALL", "line %ld: %s", line, e.message);
+	/* a record that is valid JSON but not a node is an input error of the contract */
+	in->oc.bad_lines++;
+	emit(in, out);
+	cJSON_Delete(out);
+	cJSON_Delete(rec);
+	return 0;
+}
+
+static bool valid_cluster(const char *s)
+{
+	size_t n = strlen(s);
+	if (n < 1 || n > 40 || s[0] < 'a' || s[0] > 'z')
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '-'))
+			return false;
+	return true;
+}
+
+/* First sight of the cluster: the token (SSM: make sure it exists; ssh/local: its value). */
+static void cluster_known(struct gm_install *in)
+{
+	if (!in->token_param[0])
+		snprintf(in->token_param, sizeof(in->token_param), "/goman/%s/token", in->cluster);
+	if (in->o.via != GOMAN_VIA_SSM && in->token)
+		return;
+	if (!in->o.aws) {
+		goman_err_set(&in->token_err, GOMAN_ECREDS, GOMAN_CLASS_CLIENT, "NoToken",
+			      "no cluster token: give --token-file or an AWS endpoint for %s",
+			      in->token_param);
+		in->token_failed = true;
+		return;
+	}
+	bool created = false;
+	if (goman_token_ensure(in->o.aws, in->token_param, in->o.via != GOMAN_VIA_SSM, &in->token,
+			       &created, &in->token_err) != 0) {
+		in->token_failed = true;
+		goman_log(GOMAN_LOG_ERROR, "INSTALL", "cluster token %s: %s", in->token_param,
+			  in->token_err.message);
+	}
+}
+
+int goman_install_add(struct goman_install *pub, cJSON *rec, long line, struct goman_err *err)
+{
+	struct gm_install *in = (struct gm_install *)pub;
+	if (!in || !rec) {
+		cJSON_Delete(rec);
+		return goman_err_set(err, GOMAN_EINVAL, GOMAN_CLASS_BAD_INPUT, "BadInput", "no record");
+	}
+	const char *cluster = rec_str(rec, "cluster");
+	const char *role = rec_str(rec, "role");
+	const char *name = rec_str(rec, "name");
+	const cJSON *idx = cJSON_GetObjectItemCaseSensitive(rec, "index");
+	if (!in->cluster[0] && !cluster)
+		return bad_record(in, rec, line, "BadInput", "%s", "record has no \"cluster\"");
+	if (cluster && !valid_cluster(cluster))
+		return bad_record(in, rec, line, "BadInput", "bad cluster name '%s'", cluster);
+	if (cluster && in->cluster[0] && strcmp(cluster, in->cluster))
+		return bad_record(in, rec, line, "BadInput", "record of another cluster '%s'", cluster);
+	if (!role || (strcmp(role, "server") && strcmp(role, "agent")))
+		return bad_record(in, rec, line, "BadInput", "%s", "\"role\" must be server or agent");
+	if (!cJSON_IsNumber(idx) || idx->valuedouble < 0)
+		return bad_record(in, rec, line, "BadInput", "%s", "record has no \"index\"");
+	const char *iid = rec_str(rec, "instance_id");
+	const char *pip = rec_str(rec, "private_ip");
+	const char *pub_ip = rec_str(rec, "public_ip");
+	if (in->o.via == GOMAN_VIA_SSM && !iid && !cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(rec, "ok")))
+		return bad_record(in, rec, line, "BadInput", "%s", "record has no \"instance_id\"");
+	if (in->o.via == GOMAN_VIA_SSH && !(in->o.ssh_public_ip ? pub_ip : pip) &&
+	    !cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(rec, "ok")))
+		return bad_record(in, rec, line, "BadInput", "record has no \"%s\"",
+				  in->o.ssh_public_ip ? "public_ip" : "private_ip");
+	if (!in->cluster[0]) {
+		snprintf(in->cluster, sizeof(in->cluster), "%s", cluster);
+		cluster_known(in);
+	}
+	struct gm_inode *n = calloc(1, sizeof(*n));
+	if (!n) {
+		cJSON_Delete(rec);
+		return goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "", "out of memory");
+	}
+	n->in = in;
+	n->rec = rec;
+	n->line = line;
+	n->progress = -1;
+	n->out_fd = n->in_fd = -1;
+	n->t_arrive = goman_mono_ms();
+	snprintf(n->role, sizeof(n->role), "%s", role);
+	if (name)
+		snprintf(n->name, sizeof(n->name), "%s", name);
+	else
+		snprintf(n->name, sizeof(n->name), "%s-%s-%d", in->cluster, role, (int)idx->valuedouble);
+	snprintf(n->iid, sizeof(n->iid), "%s", iid ? iid : "");
+	snprintf(n->ip, sizeof(n->ip), "%s", pip ? pip : "");
+	snprintf(n->host, sizeof(n->host), "%s",
+		 (in->o.ssh_public_ip ? pub_ip : pip) ? (in->o.ssh_public_ip ? pub_ip : pip) : "");
+	*in->tail = n;
+	in->tail = &n->next;
+	in->nodes_total++;
+	bool is_server = !strcmp(role, "server");
+	if (is_server)
+		in->servers_seen++;
+	if (cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(rec, "ok"))) {
+		/* upstream failed this node: it is passed on failed, not installed */
+		n->kind = is_server ? GM_K_JOIN : GM_K_AGENT;
+		fail_node(in, n, GOMAN_CLASS_CLIENT, "NotProvisioned",
+			  "the input record failed upstream (\"ok\":false)");
+		return 0;
+	}
+	if (in->token_failed) {
+		n->kind = is_server ? GM_K_JOIN : GM_K_AGENT;
+		gm_inst_node_done(in, n, &in->token_err, 0);
+		return 0;
+	}
+	if (is_server && idx->valuedouble == 0 && !in->o.server_url) {
+		if (in->first) {
+			n->kind = GM_K_JOIN;
+			fail_node(in, n, GOMAN_CLASS_BAD_INPUT, "BadInput", "a second server with index 0");
+			return 0;
+		}
+		n->kind = GM_K_FIRST;
+		in->first = n;
+		if (!n->ip[0] && in->o.via == GOMAN_VIA_LOCAL)
+			snprintf(n->ip, sizeof(n->ip), "127.0.0.1");
+		if (n->ip[0])
+			snprintf(in->server_url, sizeof(in->server_url), "https://%s:6443", n->ip);
+		dispatch(in, n);
+		if (in->server_url[0])
+			release_waiting(in);
+		return 0;
+	}
+	n->kind = is_server ? GM_K_JOIN : GM_K_AGENT;
+	if (can_start(in, n))
+		dispatch(in, n);
+	return 0;
+}
+
+void goman_install_input_done(struct goman_install *pub)
+{
+	struct gm_install *in = (struct gm_install *)pub;
+	if (!in || in->input_done)
+		return;
+	in->input_done = true;
+	for (struct gm_inode *n = in->nodes; n; n = n->next)
+		if (n->state == GM_N_WAIT && n->kind != GM_K_FIRST && !can_start(in, n))
+			fail_node(in, n, GOMAN_CLASS_CLIENT, "NoServer",
+				  in->first ? "the first server has no private_ip"
+					    : "no first server (role server, index 0) in the input "
+					      "and no --server-url");
+	maybe_finish(in);
+}
+
+bool goman_install_finished(const struct goman_install *pub)
+{
+	const struct gm_install *in = (const struct gm_install *)pub;
+	return !in || in->finished;
+}
+
+const struct goman_outcome *goman_install_outcome(const struct goman_install *pub)
+{
+	return &((const struct gm_install *)pub)->oc;
+}
+
+/* ---- life cycle ---------------------------------------------------------------------- */
+
+static char *dup_opt(const char *s)
+{
+	return s ? strdup(s) : NULL;
+}
+
+static char *read_file(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		return NULL;
+	struct gm_buf b = {0};
+	char chunk[8192];
+	size_t n;
+	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+		gm_buf_add(&b, chunk, n);
+	int bad = ferror(f);
+	fclose(f);
+	if (bad) {
+		gm_buf_free(&b);
+		return NULL;
+	}
+	*len = b.len;
+	return b.p ? b.p : strdup("");
+}
+
+struct goman_install *goman_install_new(const struct goman_install_opts *o, struct goman_err *err)
+{
+	if (!o || !o->http || !o->script_path || (o->via == GOMAN_VIA_SSM && !o->aws))
+		return goman_err_set(err, GOMAN_EINVAL, GOMAN_CLASS_BAD_INPUT, "BadInput",
+				     "install: missing loop, script or AWS client"),
+		       NULL;
+	struct gm_install *in = calloc(1, sizeof(*in));
+	if (!in)
+		return goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "", "out of memory"), NULL;
+	in->o = *o;
+	in->tail = &in->nodes;
+	in->ready_tail = &in->ready_head;
+	in->pollq_tail = &in->pollq_head;
+	in->t0 = goman_mono_ms();
+	const char **strs[] = {&in->o.script_path, &in->o.region, &in->o.k3s_version, &in->o.channel,
+			       &in->o.mirror, &in->o.tls_san, &in->o.airgap_binary_url,
+			       &in->o.airgap_checksum_url, &in->o.server_url, &in->o.prefix,
+			       &in->o.ssh_bin, &in->o.ssh_user, &in->o.ssh_key, &in->o.ssh_config,
+			       &in->o.cluster, &in->o.token_param};
+	for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
+		*strs[i] = dup_opt(*strs[i]);
+	in->o.token = NULL;
+	if (o->token && !(in->token = strdup(o->token)))
+		goto oom;
+	if (in->o.concurrency < 1)
+		in->o.concurrency = 3;
+	if (in->o.poll_ms <= 0)
+		in->o.poll_ms = 2000;
+	if (in->o.poll_floor_ms <= 0)
+		in->o.poll_floor_ms = 10000;
+	if (in->o.batch_window_ms < 0)
+		in->o.batch_window_ms = 0;
+	if (in->o.timeout_ms <= 0)
+		in->o.timeout_ms = 600000;
+	if (in->o.delivery_timeout_ms <= 0)
+		in->o.delivery_timeout_ms = 300000;
+	if (in->o.verify_wait_ms <= 0)
+		in->o.verify_wait_ms = 60000;
+	if (in->o.server_url)
+		snprintf(in->server_url, sizeof(in->server_url), "%s", in->o.server_url);
+	if (in->o.token_param)
+		snprintf(in->token_param, sizeof(in->token_param), "%s", in->o.token_param);
+	if (in->o.cluster) {
+		if (!valid_cluster(in->o.cluster)) {
+			goman_install_free((struct goman_install *)in);
+			return goman_err_set(err, GOMAN_EINVAL, GOMAN_CLASS_BAD_INPUT, "BadInput",
+					     "bad cluster name '%s'", o->cluster),
+			       NULL;
+		}
+		snprintf(in->cluster, sizeof(in->cluster), "%s", in->o.cluster);
+		cluster_known(in);
+	}
+	if (in->o.via != GOMAN_VIA_LOCAL) {
+		in->script = read_file(in->o.script_path, &in->script_len);
+		if (!in->script) {
+			goman_err_set(err, GOMAN_EIO, GOMAN_CLASS_BAD_INPUT, "NoScript",
+				      "cannot read the install script %s", o->script_path);
+			goman_install_free((struct goman_install *)in);
+			return NULL;
+		}
+	}
+	return (struct goman_install *)in;
+oom:
+	goman_install_free((struct goman_install *)in);
+	return goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "", "out of memory"), NULL;
+}
+
+static void node_free(struct gm_inode *n)
+{
+	cJSON_Delete(n->rec);
+	gm_buf_free(&n->out);
+	if (n->stdin_data) {
+		OPENSSL_cleanse(n->stdin_data, n->stdin_len);
+		free(n->stdin_data);
+	}
+	free(n);
+}
+
+void goman_install_free(struct goman_install *pub)
+{
+	struct gm_install *in = (struct gm_install *)pub;
+	if (!in)
+		return;
+	gm_inst_ssm_free(in);
+	gm_inst_proc_free(in);
+	for (struct gm_inode *n = in->nodes, *next; n; n = next) {
+		next = n->next;
+		node_free(n);
+	}
+	if (in->verify)
+		node_free(in->verify);
+	const char **strs[] = {&in->o.script_path, &in->o.region, &in->o.k3s_version, &in->o.channel,
+			       &in->o.mirror, &in->o.tls_san, &in->o.airgap_binary_url,
+			       &in->o.airgap_checksum_url, &in->o.server_url, &in->o.prefix,
+			       &in->o.ssh_bin, &in->o.ssh_user, &in->o.ssh_key, &in->o.ssh_config,
+			       &in->o.cluster, &in->o.token_param};
+	for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
+		free((char *)*strs[i]);
+	if (in->token) {
+		OPENSSL_cleanse(in->token, strlen(in->token));
+		free(in->token);
+	}
+	free(in->script);
+	free(in);
+}

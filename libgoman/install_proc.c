@@ -1,0 +1,388 @@
+/*
+ * install_proc.c - goman-install over SSH (the OpenSSH client) or on this host.
+ *
+ * Each node is a child made with posix_spawn: `ssh [opts] host 'bash -s -- FLAGS'` with
+ * the script and then the token line on its stdin (bash reads a piped script a byte at a
+ * time, so the line after the script is left for the script's own `read`), or locally
+ * `sh SCRIPT FLAGS --token-stdin` with only the token on stdin. The token is never in an
+ * argv. ssh runs with BatchMode=yes and StrictHostKeyChecking=accept-new, honours
+ * ~/.ssh/config (or -F), and gets -p/-i/-l from the options. The child's stdout is a
+ * non-blocking pipe read by a 50 ms loop timer (the goman_http loop watches one extra fd
+ * only, and that is stdin): GOMAN_PROGRESS lines become [INSTALL] log lines as they come,
+ * the whole output is kept for GOMAN_RESULT. stderr is inherited (the script's log lines
+ * and ssh's messages reach the operator as they are). A child past the execution timeout
+ * gets SIGTERM, then SIGKILL.
+ *
+ * Ownership: the node owns its fds and stdin buffer (wiped when freed); children still
+ * running when the installer is freed are killed and reaped.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <openssl/crypto.h>
+#include "goman/clock.h"
+#include "goman/http.h"
+#include "goman/log.h"
+#include "install_int.h"
+
+extern char **environ;
+
+#define TICK_MS 50
+#define OUT_CAP (256 * 1024)
+
+static void tick(void *ud);
+
+static void arm(struct gm_install *in)
+{
+	if (!in->proc_timer)
+		in->proc_timer = goman_http_timer(in->o.http, TICK_MS, tick, in);
+}
+
+static void close_fd(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
+}
+
+static void wipe_stdin(struct gm_inode *n)
+{
+	if (n->stdin_data) {
+		OPENSSL_cleanse(n->stdin_data, n->stdin_len);
+		free(n->stdin_data);
+	}
+	n->stdin_data = NULL;
+	n->stdin_len = n->stdin_off = 0;
+}
+
+/* Parses complete new lines: GOMAN_PROGRESS → log. */
+static void scan_lines(struct gm_install *in, struct gm_inode *n)
+{
+	(void)in;
+	while (n->out.p && n->line_off < n->out.len) {
+		char *s = n->out.p + n->line_off;
+		char *e = memchr(s, '\n', n->out.len - n->line_off);
+		if (!e)
+			break;
+		if (!strncmp(s, "GOMAN_PROGRESS ", 15) && n->kind != GM_K_VERIFY) {
+			char *end;
+			long v = strtol(s + 15, &end, 10);
+			if (end != s + 15 && v >= 0 && v <= 100) {
+				n->progress = (int)v;
+				while (*end == ' ')
+					end++;
+				goman_log(GOMAN_LOG_INFO, "INSTALL", "%s: %ld%% %.*s", n->name, v,
+					  (int)(e - end), end);
+			}
+		}
+		n->line_off = (size_t)(e - n->out.p) + 1;
+	}
+}
+
+static void pump(struct gm_install *in, struct gm_inode *n)
+{
+	if (n->in_fd >= 0) {
+		while (n->stdin_off < n->stdin_len) {
+			ssize_t w = write(n->in_fd, n->stdin_data + n->stdin_off, n->stdin_len - n->stdin_off);
+			if (w > 0) {
+				n->stdin_off += (size_t)w;
+				continue;
+			}
+			if (w < 0 && errno == EINTR)
+				continue;
+			if (w < 0 && errno == EAGAIN)
+				break;
+			n->stdin_off = n->stdin_len; /* EPIPE: the child is gone or stopped reading */
+		}
+		if (n->stdin_off >= n->stdin_len) {
+			close_fd(&n->in_fd);
+			wipe_stdin(n);
+		}
+	}
+	if (n->out_fd >= 0) {
+		char buf[8192];
+		for (;;) {
+			ssize_t r = read(n->out_fd, buf, sizeof(buf));
+			if (r > 0) {
+				if (n->out.len < OUT_CAP)
+					gm_buf_add(&n->out, buf, (size_t)r);
+				continue;
+			}
+			if (r < 0 && errno == EINTR)
+				continue;
+			if (r == 0 || (r < 0 && errno != EAGAIN)) {
+				close_fd(&n->out_fd);
+				n->eof = true;
+			}
+			break;
+		}
+		scan_lines(in, n);
+	}
+	if (!n->exited) {
+		int st;
+		pid_t p = waitpid(n->pid, &st, WNOHANG);
+		if (p == n->pid) {
+			n->exited = true;
+			n->status = st;
+		}
+	}
+}
+
+static void finish(struct gm_install *in, struct gm_inode *n)
+{
+	close_fd(&n->in_fd);
+	close_fd(&n->out_fd);
+	wipe_stdin(n);
+	in->running--;
+	n->pid = 0;
+	struct goman_err e;
+	goman_err_clear(&e);
+	int code = 0;
+	if (n->timer == -1) {
+		goman_err_set(&e, GOMAN_ETIMEOUT, GOMAN_CLASS_TIMEOUT, "ExecutionTimeout",
+			      "no result within the execution timeout (%lld ms)",
+			      (long long)in->o.timeout_ms);
+	} else if (WIFEXITED(n->status)) {
+		code = WEXITSTATUS(n->status);
+		/* ssh itself failing (connection, auth, host key) is 255 with no script result */
+		if (code == 255 && in->o.via == GOMAN_VIA_SSH &&
+		    !(n->out.p && strstr(n->out.p, "GOMAN_RESULT ")))
+			goman_err_set(&e, GOMAN_ECHILD, GOMAN_CLASS_TRANSIENT, "SshFailed",
+				      "ssh to %s failed (exit 255)", n->host);
+	} else {
+		goman_err_set(&e, GOMAN_ECHILD, GOMAN_CLASS_START, "Killed",
+			      "install process ended by signal %d",
+			      WIFSIGNALED(n->status) ? WTERMSIG(n->status) : 0);
+	}
+	gm_inst_node_done(in, n, e.rc ? &e : NULL, code);
+}
+
+static void check_node(struct gm_install *in, struct gm_inode *n, int64_t now, bool *any)
+{
+	if (n->state != GM_N_RUNNING || n->pid <= 0)
+		return;
+	pump(in, n);
+	if (n->exited && n->eof) {
+		finish(in, n);
+		return;
+	}
+	if (n->exited && n->out_fd >= 0) {
+		/* a grandchild still holds the pipe: take what is there and stop */
+		close_fd(&n->out_fd);
+		n->eof = true;
+		finish(in, n);
+		return;
+	}
+	if (now - n->t_start > in->o.timeout_ms) {
+		if (n->timer != -1) {
+			n->timer = -1; /* marks the timeout */
+			n->exec_until = now;
+			kill(n->pid, SIGTERM);
+		} else if (now - n->exec_until > 2000) {
+			kill(n->pid, SIGKILL);
+		}
+	}
+	*any = true;
+}
+
+static void tick(void *ud)
+{
+	struct gm_install *in = ud;
+	in->proc_timer = 0;
+	int64_t now = goman_mono_ms();
+	bool any = false;
+	for (struct gm_inode *n = in->nodes; n; n = n->next)
+		check_node(in, n, now, &any);
+	if (in->verify)
+		check_node(in, in->verify, now, &any);
+	if (any || in->running > 0)
+		arm(in);
+}
+
+static char **push(char **v, size_t *n, const char *s)
+{
+	char **nv = realloc(v, (*n + 2) * sizeof(*v));
+	if (!nv)
+		return v;
+	nv[*n] = strdup(s);
+	if (nv[*n])
+		(*n)++;
+	nv[*n] = NULL;
+	return nv;
+}
+
+/* ssh argv up to and including the host; the remote command is added by the caller */
+static char **ssh_argv(struct gm_install *in, const struct gm_inode *n, size_t *c)
+{
+	const struct goman_install_opts *o = &in->o;
+	char **v = NULL;
+	char port[16];
+	v = push(v, c, o->ssh_bin ? o->ssh_bin : "ssh");
+	v = push(v, c, "-T");
+	v = push(v, c, "-o");
+	v = push(v, c, "BatchMode=yes");
+	v = push(v, c, "-o");
+	v = push(v, c, "StrictHostKeyChecking=accept-new");
+	v = push(v, c, "-o");
+	v = push(v, c, "ConnectTimeout=15");
+	if (o->ssh_config) {
+		v = push(v, c, "-F");
+		v = push(v, c, o->ssh_config);
+	}
+	if (o->ssh_port > 0) {
+		snprintf(port, sizeof(port), "%d", o->ssh_port);
+		v = push(v, c, "-p");
+		v = push(v, c, port);
+	}
+	if (o->ssh_key) {
+		v = push(v, c, "-i");
+		v = push(v, c, o->ssh_key);
+	}
+	if (o->ssh_user) {
+		v = push(v, c, "-l");
+		v = push(v, c, o->ssh_user);
+	}
+	v = push(v, c, "--");
+	v = push(v, c, n->host);
+	return v;
+}
+
+int gm_inst_proc_start(struct gm_install *in, struct gm_inode *n, struct goman_err *err)
+{
+	const struct goman_install_opts *o = &in->o;
+	char **argv = NULL;
+	size_t c = 0;
+	struct gm_buf in_data = {0};
+	struct gm_buf remote = {0};
+	if (n->kind == GM_K_VERIFY) {
+		char *cmd = gm_inst_verify_cmd(in);
+		if (!cmd)
+			return goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "", "out of memory");
+		if (o->via == GOMAN_VIA_SSH) {
+			argv = ssh_argv(in, n, &c);
+			gm_buf_adds(&remote, o->ssh_sudo ? "sudo -n sh -c " : "sh -c ");
+			gm_buf_quote(&remote, cmd);
+			argv = push(argv, &c, remote.p ? remote.p : "");
+		} else {
+			argv = push(argv, &c, "sh");
+			argv = push(argv, &c, "-c");
+			argv = push(argv, &c, cmd);
+		}
+		free(cmd);
+	} else {
+		char **args = gm_inst_script_args(in, n);
+		if (o->via == GOMAN_VIA_SSH) {
+			argv = ssh_argv(in, n, &c);
+			gm_buf_adds(&remote, o->ssh_sudo ? "sudo -n bash -s --" : "bash -s --");
+			for (size_t i = 0; args && args[i]; i++) {
+				gm_buf_adds(&remote, " ");
+				gm_buf_quote(&remote, args[i]);
+			}
+			argv = push(argv, &c, remote.p ? remote.p : "");
+			gm_buf_add(&in_data, in->script, in->script_len);
+			if (in->script_len && in->script[in->script_len - 1] != '\n')
+				gm_buf_adds(&in_data, "\n");
+		} else {
+			argv = push(argv, &c, "sh");
+			argv = push(argv, &c, o->script_path);
+			for (size_t i = 0; args && args[i]; i++)
+				argv = push(argv, &c, args[i]);
+		}
+		gm_inst_argv_free(args);
+		if (in->token) {
+			gm_buf_adds(&in_data, in->token);
+			gm_buf_adds(&in_data, "\n");
+		}
+	}
+	gm_buf_free(&remote);
+	int pin[2] = {-1, -1}, pout[2] = {-1, -1};
+	posix_spawn_file_actions_t fa;
+	bool fa_ok = false;
+	int rc = -1;
+	if (!argv || pipe2(pin, O_CLOEXEC) || pipe2(pout, O_CLOEXEC)) {
+		goman_err_set(err, GOMAN_EIO, GOMAN_CLASS_NONE, "Spawn", "pipe: %s", strerror(errno));
+		goto out;
+	}
+	if (posix_spawn_file_actions_init(&fa) == 0)
+		fa_ok = true;
+	if (!fa_ok || posix_spawn_file_actions_adddup2(&fa, pin[0], 0) ||
+	    posix_spawn_file_actions_adddup2(&fa, pout[1], 1)) {
+		goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "", "out of memory");
+		goto out;
+	}
+	/* we ignore SIGPIPE; the child gets the default back */
+	posix_spawnattr_t at;
+	sigset_t def;
+	posix_spawnattr_init(&at);
+	sigemptyset(&def);
+	sigaddset(&def, SIGPIPE);
+	posix_spawnattr_setsigdefault(&at, &def);
+	posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGDEF);
+	pid_t pid;
+	int e = posix_spawnp(&pid, argv[0], &fa, &at, argv, environ);
+	posix_spawnattr_destroy(&at);
+	if (e) {
+		goman_err_set(err, GOMAN_ECHILD, GOMAN_CLASS_PRECHECK, "Spawn", "cannot run %s: %s",
+			      argv[0], strerror(e));
+		goto out;
+	}
+	n->pid = pid;
+	n->in_fd = pin[1];
+	n->out_fd = pout[0];
+	pin[1] = pout[0] = -1;
+	fcntl(n->in_fd, F_SETFL, O_NONBLOCK);
+	fcntl(n->out_fd, F_SETFL, O_NONBLOCK);
+	n->stdin_data = in_data.p;
+	n->stdin_len = in_data.len;
+	n->stdin_off = 0;
+	in_data.p = NULL;
+	n->exited = n->eof = false;
+	n->timer = 0;
+	in->running++;
+	pump(in, n);
+	arm(in);
+	rc = 0;
+out:
+	if (fa_ok)
+		posix_spawn_file_actions_destroy(&fa);
+	for (int i = 0; i < 2; i++) {
+		close_fd(&pin[i]);
+		close_fd(&pout[i]);
+	}
+	if (in_data.p)
+		OPENSSL_cleanse(in_data.p, in_data.len);
+	gm_buf_free(&in_data);
+	gm_inst_argv_free(argv);
+	return rc;
+}
+
+static void reap(struct gm_inode *n)
+{
+	if (n->pid > 0 && !n->exited) {
+		kill(n->pid, SIGTERM);
+		waitpid(n->pid, NULL, 0);
+	}
+	n->pid = 0;
+	close_fd(&n->in_fd);
+	close_fd(&n->out_fd);
+	wipe_stdin(n);
+}
+
+void gm_inst_proc_free(struct gm_install *in)
+{
+	if (in->o.via == GOMAN_VIA_SSM)
+		return;
+	if (in->proc_timer)
+		goman_http_timer_cancel(in->o.http, in->proc_timer);
+	in->proc_timer = 0;
+	for (struct gm_inode *n = in->nodes; n; n = n->next)
+		reap(n);
+	if (in->verify)
+		reap(in->verify);
+}

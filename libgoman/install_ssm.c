@@ -1,0 +1,468 @@
+/*
+ * install_ssm.c - goman-install over SSM Run Command (AWS-RunShellScript).
+ *
+ * Sending: ready nodes join the group of their kind (first server, joining servers,
+ * agents: one command text each). A group is sent when it holds 50 instance IDs (the
+ * SendCommand limit) or batch_window_ms after its first node came (first server and the
+ * verification at once), so nodes that arrive close together share one call. The command
+ * text is the script (a quoted here-document) and its non-secret flags; the node reads the
+ * token from Parameter Store itself (--token-ssm-param). Instances are always named by
+ * InstanceIds: the ID-less forms would reach every instance of the region.
+ * InvalidInstanceId (the SSM agent has not registered yet, just after boot) is not a
+ * failure until the node's delivery deadline: the IDs the error names (all of them when it
+ * names none) go back to their group after a short growing back-off, and the others are
+ * re-sent at once, so one young instance does not hold back the rest.
+ * Polling: GetCommandInvocation per (command, instance). The first poll comes after the
+ * shortest install seen so far × 3/4 (poll_floor_ms until one finished), then every
+ * poll_ms, so a finished node is noticed within poll_ms without polling every invocation
+ * from the start. InvocationDoesNotExist means not yet visible: poll again. Other errors
+ * (throttling that outlived libgoman's retries) back off ×2 up to 4 × poll_ms. At most
+ * `concurrency` GetCommandInvocation calls are in flight; due polls queue in order.
+ * Success is the invocation's Status and ResponseCode; GOMAN_RESULT is parsed from
+ * StandardOutputContent when present (install.c).
+ *
+ * Ownership: batches in flight are listed in in->batches and freed with the installer.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cjson/cJSON.h>
+#include "goman/aws.h"
+#include "goman/clock.h"
+#include "goman/http.h"
+#include "goman/log.h"
+#include "install_int.h"
+
+gm_inst_submit_fn gm_inst_aws_submit = goman_aws_submit;
+
+struct gm_batch {
+	struct gm_batch *next;
+	struct gm_install *in;
+	enum gm_kind kind;
+	int n;
+	struct gm_inode *nodes[GM_SSM_MAX_IDS];
+};
+
+static void enqueue(struct gm_install *in, struct gm_inode *n, int64_t window);
+static void schedule_poll(struct gm_install *in, struct gm_inode *n, int64_t delay);
+
+static void fail(struct gm_install *in, struct gm_inode *n, enum goman_rc rc, enum goman_class cls,
+		 const char *code, const char *msg)
+{
+	struct goman_err e;
+	goman_err_set(&e, rc, cls, code, "%s", msg);
+	gm_inst_node_done(in, n, &e, 0);
+}
+
+/* The shell text for a kind: the script as a here-document, then its flags. */
+static char *command_text(struct gm_install *in, const struct gm_inode *n)
+{
+	struct gm_buf b = {0};
+	if (n->kind == GM_K_VERIFY) {
+		char *v = gm_inst_verify_cmd(in);
+		return v;
+	}
+	gm_buf_adds(&b, "f=$(mktemp /tmp/goman-k3s-install.XXXXXX) || exit 30\n"
+			"cat >\"$f\" <<'GOMAN_K3S_INSTALL_EOF'\n");
+	gm_buf_add(&b, in->script, in->script_len);
+	if (in->script_len && in->script[in->script_len - 1] != '\n')
+		gm_buf_adds(&b, "\n");
+	gm_buf_adds(&b, "GOMAN_K3S_INSTALL_EOF\nsh \"$f\"");
+	char **args = gm_inst_script_args(in, n);
+	for (size_t i = 0; args && args[i]; i++) {
+		gm_buf_adds(&b, " ");
+		gm_buf_quote(&b, args[i]);
+	}
+	gm_inst_argv_free(args);
+	gm_buf_adds(&b, "\nrc=$?\nrm -f \"$f\"\n");
+	if (n->kind == GM_K_FIRST && in->o.store_kubeconfig) {
+		/* The kubeconfig goes from the node to Parameter Store directly (never into the
+		 * command output); the aws CLI is used when the node has one. */
+		char kp[200];
+		snprintf(kp, sizeof(kp), "/goman/%s/kubeconfig", in->cluster);
+		gm_buf_adds(&b, "if [ \"$rc\" -eq 0 ] && command -v aws >/dev/null 2>&1; then\n"
+				"kc=$(mktemp) && sed \"s#https://127.0.0.1:6443#https://$(hostname -I "
+				"| cut -d' ' -f1):6443#\" ");
+		struct gm_buf p = {0};
+		gm_buf_adds(&p, in->o.prefix ? in->o.prefix : "");
+		gm_buf_adds(&p, "/etc/rancher/k3s/k3s.yaml");
+		gm_buf_quote(&b, p.p ? p.p : "");
+		gm_buf_free(&p);
+		gm_buf_adds(&b, " >\"$kc\" && tier=Standard && { [ \"$(wc -c <\"$kc\")\" -le 4096 ] "
+				"|| tier=Advanced; } && aws ssm put-parameter --name ");
+		gm_buf_quote(&b, kp);
+		gm_buf_adds(&b, " --type SecureString --tier \"$tier\" --overwrite --value "
+				"\"file://$kc\"");
+		if (in->o.region) {
+			gm_buf_adds(&b, " --region ");
+			gm_buf_quote(&b, in->o.region);
+		}
+		gm_buf_adds(&b, " >/dev/null 2>&1 && echo \"GOMAN_KUBECONFIG stored\" || "
+				"echo \"GOMAN_KUBECONFIG failed\"\nrm -f \"$kc\"\nfi\n");
+	}
+	gm_buf_adds(&b, "exit $rc\n");
+	return b.p;
+}
+
+static void batch_unlink(struct gm_install *in, struct gm_batch *bt)
+{
+	for (struct gm_batch **p = &in->batches; *p; p = &(*p)->next)
+		if (*p == bt) {
+			*p = bt->next;
+			return;
+		}
+}
+
+static void retry_send_fire(void *ud)
+{
+	struct gm_inode *n = ud;
+	n->timer = 0;
+	enqueue(n->in, n, 0);
+}
+
+/* Back off and send again, or fail once the delivery deadline passed. */
+static void retry_send(struct gm_install *in, struct gm_inode *n, const struct goman_err *e)
+{
+	int64_t now = goman_mono_ms();
+	if (now >= n->deliver_until) {
+		struct goman_err te = *e;
+		te.cls = GOMAN_CLASS_TIMEOUT;
+		snprintf(te.message, sizeof(te.message),
+			 "not delivered within the delivery timeout (%lld ms): %.400s",
+			 (long long)in->o.delivery_timeout_ms, e->message);
+		gm_inst_node_done(in, n, &te, 0);
+		return;
+	}
+	if (n->retry_ms <= 0)
+		n->retry_ms = in->o.poll_ms / 4 > 0 ? in->o.poll_ms / 4 : 1;
+	else
+		n->retry_ms = n->retry_ms * 3 / 2 + 1;
+	if (n->retry_ms > in->o.poll_ms)
+		n->retry_ms = in->o.poll_ms;
+	int64_t d = n->retry_ms;
+	if (now + d > n->deliver_until)
+		d = n->deliver_until - now;
+	n->timer = goman_http_timer(in->o.http, d, retry_send_fire, n);
+}
+
+static void send_done(struct goman_aws_result *res, void *ud)
+{
+	struct gm_batch *bt = ud;
+	struct gm_install *in = bt->in;
+	batch_unlink(in, bt);
+	int64_t now = goman_mono_ms();
+	in->ssm_sends++;
+	if (res->err.rc == GOMAN_OK) {
+		const char *cid = goman_json_path_str(res->data, "Command.CommandId");
+		for (int i = 0; i < bt->n; i++) {
+			struct gm_inode *n = bt->nodes[i];
+			if (!cid) {
+				fail(in, n, GOMAN_EPARSE, GOMAN_CLASS_TRANSIENT, "BadReply",
+				     "SendCommand: no CommandId in the reply");
+				continue;
+			}
+			snprintf(n->command_id, sizeof(n->command_id), "%s", cid);
+			n->t_send = now;
+			n->sends++;
+			n->retry_ms = 0;
+			n->exec_until = now + in->o.timeout_ms + in->o.delivery_timeout_ms + 2 * in->o.poll_ms;
+			int64_t first = in->o.poll_floor_ms;
+			if (n->kind == GM_K_VERIFY)
+				first = in->o.poll_ms;
+			else if (in->learned_ms > 0)
+				first = in->learned_ms * 3 / 4 > in->o.poll_ms ? in->learned_ms * 3 / 4
+									: in->o.poll_ms;
+			schedule_poll(in, n, first);
+		}
+		if (cid)
+			goman_log(GOMAN_LOG_DEBUG, "INSTALL", "SendCommand %s: %d instance(s)", cid, bt->n);
+		free(bt);
+		return;
+	}
+	const struct goman_err *e = &res->err;
+	if (!strcmp(e->code, "InvalidInstanceId")) {
+		int named = 0;
+		for (int i = 0; i < bt->n; i++)
+			if (bt->nodes[i]->iid[0] && strstr(e->message, bt->nodes[i]->iid))
+				named++;
+		for (int i = 0; i < bt->n; i++) {
+			struct gm_inode *n = bt->nodes[i];
+			bool young = !named || (n->iid[0] && strstr(e->message, n->iid));
+			if (young)
+				retry_send(in, n, e);
+			else
+				enqueue(in, n, 0);
+		}
+		free(bt);
+		return;
+	}
+	for (int i = 0; i < bt->n; i++) {
+		struct gm_inode *n = bt->nodes[i];
+		if (e->retryable || e->cls == GOMAN_CLASS_THROTTLING || e->cls == GOMAN_CLASS_TRANSIENT ||
+		    e->cls == GOMAN_CLASS_TIMEOUT)
+			retry_send(in, n, e);
+		else
+			gm_inst_node_done(in, n, e, 0);
+	}
+	free(bt);
+}
+
+static void flush(struct gm_install *in, enum gm_kind k)
+{
+	if (in->group_timer[k]) {
+		goman_http_timer_cancel(in->o.http, in->group_timer[k]);
+		in->group_timer[k] = 0;
+	}
+	while (in->group[k]) {
+		struct gm_batch *bt = calloc(1, sizeof(*bt));
+		cJSON *req = cJSON_CreateObject();
+		char *text = NULL;
+		if (bt) {
+			bt->in = in;
+			bt->kind = k;
+			while (in->group[k] && bt->n < GM_SSM_MAX_IDS) {
+				struct gm_inode *n = in->group[k];
+				in->group[k] = n->qnext;
+				n->qnext = NULL;
+				n->queued = false;
+				in->group_n[k]--;
+				bt->nodes[bt->n++] = n;
+			}
+		}
+		if (bt)
+			text = command_text(in, bt->nodes[0]);
+		cJSON *ids = req ? cJSON_AddArrayToObject(req, "InstanceIds") : NULL;
+		cJSON *params = req ? cJSON_CreateObject() : NULL;
+		bool ok = bt && text && ids && params;
+		for (int i = 0; ok && i < bt->n; i++)
+			ok = cJSON_AddItemToArray(ids, cJSON_CreateString(bt->nodes[i]->iid));
+		if (ok) {
+			char num[32];
+			cJSON *cmds = cJSON_AddArrayToObject(params, "commands");
+			cJSON *et = cJSON_AddArrayToObject(params, "executionTimeout");
+			snprintf(num, sizeof(num), "%lld", (long long)((in->o.timeout_ms + 999) / 1000));
+			ok = cmds && et && cJSON_AddItemToArray(cmds, cJSON_CreateString(text)) &&
+			     cJSON_AddItemToArray(et, cJSON_CreateString(num));
+			cJSON_AddStringToObject(req, "DocumentName", "AWS-RunShellScript");
+			cJSON_AddItemToObject(req, "Parameters", params);
+			params = NULL;
+			int64_t dt = (in->o.delivery_timeout_ms + 999) / 1000;
+			cJSON_AddNumberToObject(req, "TimeoutSeconds", (double)(dt < 30 ? 30 : dt));
+			char comment[100];
+			static const char *const kn[] = {"first-server", "join-server", "agent", "verify"};
+			snprintf(comment, sizeof(comment), "goman install %s %s", in->cluster, kn[k]);
+			cJSON_AddStringToObject(req, "Comment", comment);
+		}
+		cJSON_Delete(params);
+		free(text);
+		struct goman_err err;
+		goman_err_clear(&err);
+		if (ok) {
+			struct goman_aws_call call = {.service = "ssm", .action = "SendCommand", .json = req};
+			bt->next = in->batches;
+			in->batches = bt;
+			if (gm_inst_aws_submit(in->o.aws, &call, send_done, bt, &err) != 0) {
+				batch_unlink(in, bt);
+				ok = false;
+			}
+		} else {
+			goman_err_set(&err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "", "out of memory");
+		}
+		cJSON_Delete(req);
+		if (!ok) {
+			for (int i = 0; bt && i < bt->n; i++)
+				gm_inst_node_done(in, bt->nodes[i], &err, 0);
+			free(bt);
+			if (!bt)
+				return;
+		}
+	}
+}
+
+static void group_fire(void *ud)
+{
+	struct gm_install *in = ((struct gm_inode *)ud)->in;
+	enum gm_kind k = ((struct gm_inode *)ud)->kind;
+	in->group_timer[k] = 0;
+	flush(in, k);
+}
+
+static void enqueue(struct gm_install *in, struct gm_inode *n, int64_t window)
+{
+	enum gm_kind k = n->kind;
+	if (n->queued)
+		return;
+	n->queued = true;
+	n->qnext = NULL;
+	struct gm_inode **p = &in->group[k];
+	while (*p)
+		p = &(*p)->qnext;
+	*p = n;
+	in->group_n[k]++;
+	if (in->group_n[k] >= GM_SSM_MAX_IDS || window <= 0) {
+		flush(in, k);
+		return;
+	}
+	if (!in->group_timer[k])
+		in->group_timer[k] = goman_http_timer(in->o.http, window, group_fire, n);
+}
+
+void gm_inst_ssm_enqueue(struct gm_install *in, struct gm_inode *n)
+{
+	if (!n->iid[0]) {
+		fail(in, n, GOMAN_EINVAL, GOMAN_CLASS_BAD_INPUT, "BadInput", "no instance_id");
+		return;
+	}
+	n->deliver_until = goman_mono_ms() + in->o.delivery_timeout_ms;
+	bool alone = n->kind == GM_K_FIRST || n->kind == GM_K_VERIFY;
+	enqueue(in, n, alone ? 0 : in->o.batch_window_ms);
+}
+
+/* ---- polling --------------------------------------------------------------------------- */
+
+static void submit_poll(struct gm_install *in, struct gm_inode *n);
+
+static void drain_pollq(struct gm_install *in)
+{
+	while (in->pollq_head && in->running < in->o.concurrency) {
+		struct gm_inode *n = in->pollq_head;
+		in->pollq_head = n->qnext;
+		if (!in->pollq_head)
+			in->pollq_tail = &in->pollq_head;
+		n->qnext = NULL;
+		n->queued = false;
+		submit_poll(in, n);
+	}
+}
+
+static void poll_fire(void *ud)
+{
+	struct gm_inode *n = ud;
+	struct gm_install *in = n->in;
+	n->timer = 0;
+	if (n->state == GM_N_DONE)
+		return;
+	if (in->running >= in->o.concurrency) {
+		n->queued = true;
+		n->qnext = NULL;
+		*in->pollq_tail = n;
+		in->pollq_tail = &n->qnext;
+		return;
+	}
+	submit_poll(in, n);
+}
+
+static void schedule_poll(struct gm_install *in, struct gm_inode *n, int64_t delay)
+{
+	int64_t now = goman_mono_ms();
+	if (now >= n->exec_until) {
+		fail(in, n, GOMAN_ETIMEOUT, GOMAN_CLASS_TIMEOUT, "ExecutionTimeout",
+		     "no final status within the execution and delivery timeouts");
+		return;
+	}
+	if (now + delay > n->exec_until)
+		delay = n->exec_until - now;
+	n->timer = goman_http_timer(in->o.http, delay, poll_fire, n);
+}
+
+static bool status_pending(const char *s)
+{
+	return !strcmp(s, "Pending") || !strcmp(s, "InProgress") || !strcmp(s, "Delayed");
+}
+
+static void poll_done(struct goman_aws_result *res, void *ud)
+{
+	struct gm_inode *n = ud;
+	struct gm_install *in = n->in;
+	in->running--;
+	in->ssm_polls++;
+	n->polls++;
+	const struct goman_err *e = &res->err;
+	if (n->state == GM_N_DONE) {
+		drain_pollq(in);
+		return;
+	}
+	if (e->rc != GOMAN_OK) {
+		if (!strcmp(e->code, "InvocationDoesNotExist")) {
+			schedule_poll(in, n, in->o.poll_ms);
+		} else if (e->retryable || e->cls == GOMAN_CLASS_THROTTLING ||
+			   e->cls == GOMAN_CLASS_TRANSIENT || e->cls == GOMAN_CLASS_TIMEOUT) {
+			n->retry_ms = n->retry_ms > 0 ? n->retry_ms * 2 : in->o.poll_ms;
+			if (n->retry_ms > 4 * in->o.poll_ms)
+				n->retry_ms = 4 * in->o.poll_ms;
+			schedule_poll(in, n, n->retry_ms);
+		} else {
+			gm_inst_node_done(in, n, e, 0);
+		}
+		drain_pollq(in);
+		return;
+	}
+	n->retry_ms = 0;
+	const char *st = goman_json_path_str(res->data, "Status");
+	if (!st)
+		st = "";
+	if (status_pending(st) || !*st) {
+		schedule_poll(in, n, in->o.poll_ms);
+		drain_pollq(in);
+		return;
+	}
+	const char *out = goman_json_path_str(res->data, "StandardOutputContent");
+	if (out) {
+		gm_buf_free(&n->out);
+		gm_buf_adds(&n->out, out);
+	}
+	const cJSON *rcj = cJSON_GetObjectItemCaseSensitive(res->data, "ResponseCode");
+	int rc = cJSON_IsNumber(rcj) ? (int)rcj->valuedouble : -1;
+	int64_t took = goman_mono_ms() - n->t_send;
+	if (!strcmp(st, "Success")) {
+		if (n->kind != GM_K_VERIFY && (in->learned_ms <= 0 || took < in->learned_ms))
+			in->learned_ms = took;
+		gm_inst_node_done(in, n, NULL, rc > 0 ? rc : 0);
+	} else if (!strcmp(st, "Failed")) {
+		gm_inst_node_done(in, n, NULL, rc > 0 ? rc : 1);
+	} else {
+		bool timed = strstr(st, "TimedOut") != NULL;
+		char msg[160];
+		snprintf(msg, sizeof(msg), "SSM command ended %s", st);
+		fail(in, n, timed ? GOMAN_ETIMEOUT : GOMAN_ESERVICE,
+		     timed ? GOMAN_CLASS_TIMEOUT : GOMAN_CLASS_CLIENT, st, msg);
+	}
+	drain_pollq(in);
+}
+
+static void submit_poll(struct gm_install *in, struct gm_inode *n)
+{
+	cJSON *req = cJSON_CreateObject();
+	struct goman_err err;
+	goman_err_clear(&err);
+	if (!req || !cJSON_AddStringToObject(req, "CommandId", n->command_id) ||
+	    !cJSON_AddStringToObject(req, "InstanceId", n->iid)) {
+		cJSON_Delete(req);
+		fail(in, n, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "", "out of memory");
+		return;
+	}
+	struct goman_aws_call call = {.service = "ssm", .action = "GetCommandInvocation", .json = req};
+	in->running++;
+	if (gm_inst_aws_submit(in->o.aws, &call, poll_done, n, &err) != 0) {
+		in->running--;
+		gm_inst_node_done(in, n, &err, 0);
+	}
+	cJSON_Delete(req);
+}
+
+void gm_inst_ssm_free(struct gm_install *in)
+{
+	for (int k = 0; k < GM_K_MAX; k++)
+		if (in->group_timer[k])
+			goman_http_timer_cancel(in->o.http, in->group_timer[k]);
+	for (struct gm_inode *n = in->nodes; n; n = n->next)
+		if (n->timer && in->o.via == GOMAN_VIA_SSM)
+			goman_http_timer_cancel(in->o.http, n->timer);
+	if (in->verify && in->verify->timer && in->o.via == GOMAN_VIA_SSM)
+		goman_http_timer_cancel(in->o.http, in->verify->timer);
+	for (struct gm_batch *b = in->batches, *next; b; b = next) {
+		next = b->next;
+		free(b);
+	}
+	in->batches = NULL;
+}
