@@ -485,7 +485,7 @@ static const char *outcome_name(const struct goman_err *e)
 	}
 }
 
-static void emit_api_call(struct aws_op *op, int64_t ms, const struct goman_err *e)
+static void emit_api_call(struct aws_op *op, int64_t ms, long status, const struct goman_err *e)
 {
 	cJSON *ev = cJSON_CreateObject();
 	if (!ev)
@@ -496,7 +496,7 @@ static void emit_api_call(struct aws_op *op, int64_t ms, const struct goman_err 
 	cJSON_AddNumberToObject(ev, "attempt", op->attempt);
 	cJSON_AddNumberToObject(ev, "ms", (double)ms);
 	cJSON_AddStringToObject(ev, "outcome", outcome_name(e));
-	cJSON_AddNumberToObject(ev, "http_status", e->http_status);
+	cJSON_AddNumberToObject(ev, "http_status", (double)status);
 	if (e->rc != GOMAN_OK && e->code[0])
 		cJSON_AddStringToObject(ev, "code", e->code);
 	if (e->rc != GOMAN_OK && e->cls == GOMAN_CLASS_TIMEOUT)
@@ -614,7 +614,7 @@ static void attempt_done(struct goman_http_resp *resp, void *ud)
 	goman_kvs_clear(&op->res.headers);
 	op->res.headers = resp->headers; /* moved: the loop frees what is left in resp */
 	memset(&resp->headers, 0, sizeof(resp->headers));
-	emit_api_call(op, resp->ms, &err);
+	emit_api_call(op, resp->ms, resp->status, &err);
 	if (err.rc == GOMAN_OK) {
 		op_finish(op, &err);
 		return;
