@@ -1134,12 +1134,6 @@ static int loop(struct fo *f)
 			if (!want_input(f))
 				break;
 		}
-		if (f->stop_input && drop_pending(f)) {
-			rc = -1;
-			goto out;
-		}
-		if (f->st->halted && f->o->halt == GOMAN_FANOUT_HALT_NOW)
-			kill_all(f, "Halted");
 		if (!f->stop_input)
 			start_jobs(f);
 		/* finished jobs: reaped and drained */
@@ -1158,6 +1152,12 @@ static int loop(struct fo *f)
 			rc = -1;
 			goto out;
 		}
+		if (f->stop_input && drop_pending(f)) {
+			rc = -1;
+			goto out;
+		}
+		if (f->st->halted && f->o->halt == GOMAN_FANOUT_HALT_NOW)
+			kill_all(f, "Halted");
 		if (want_input(f) && goman_jsonl_buffered(f->rd))
 			continue; /* lines already read, poll would not say so */
 		bool more_input = !f->in_eof && !f->stop_input;
