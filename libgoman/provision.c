@@ -68,6 +68,7 @@ struct prun {
 	double tokens;
 	int64_t tokens_at;
 	long tag_timer;
+	int tags_inflight;
 	int stats_run, stats_tags, stats_start;
 	char ami_spec[4][256], ami_val[4][64];
 	int nami;
@@ -172,7 +173,7 @@ static void emit(struct prun *r, struct node *n, const struct goman_err *err)
 			put(pv, "ms", cJSON_CreateNumber((double)(goman_mono_ms() - n->t0)));
 			put(pv, "api_calls", cJSON_CreateNumber(round2(n->calls)));
 		}
-		goman_log(GOMAN_LOG_WARN, "PROVISION", "%s failed: %s %s", n->name, err->code,
+		goman_log(GOMAN_LOG_DEBUG, "PROVISION", "%s failed: %s %s", n->name, err->code,
 			  err->message);
 	} else {
 		rec = cJSON_Duplicate(n->in, 1);
@@ -410,7 +411,9 @@ static int ensure_sg(struct prun *r, struct goman_err *e)
 		rules[n++] = (struct goman_ec2_sg_rule){"tcp", 6443, 6443, o->api_cidr};
 	char name[64], desc[128];
 	snprintf(name, sizeof(name), "goman-%s", r->cluster);
-	snprintf(desc, sizeof(desc), "goman cluster %s (K3s node traffic)", r->cluster);
+	/* no spaces: moto re-encodes a space as '+' when it checks the signature (real EC2
+	 * takes any text) */
+	snprintf(desc, sizeof(desc), "goman-%s:k3s-node-traffic", r->cluster);
 	return goman_ec2_ensure_sg(r->aws, name, desc, vpc, rules, n, r->sg, sizeof(r->sg),
 				   &r->setup_calls, e);
 }
@@ -449,17 +452,21 @@ static void tags_done(const struct goman_err *err, int calls, void *ud)
 	struct prun *r = n->r;
 	n->calls += calls;
 	r->stats_tags += calls;
+	r->tags_inflight--;
 	if (err && err->retryable && ++n->tag_tries <= APP_RETRIES) {
 		tags_enqueue(r, n);
 		tags_pump(r);
 		return;
 	}
 	if (err) {
+		goman_log(GOMAN_LOG_WARN, "PROVISION", "%s (%s): CreateTags failed: %s %s", n->name,
+			  n->inst.instance_id, err->code, err->message);
 		emit(r, n, err);
-		return;
+	} else {
+		n->tagged = true;
+		try_emit(r, n);
 	}
-	n->tagged = true;
-	try_emit(r, n);
+	tags_pump(r);
 }
 
 static int tags_submit(struct prun *r, struct node *n, struct goman_err *e)
@@ -491,18 +498,21 @@ static void tags_pump(struct prun *r)
 	if (r->tokens > burst)
 		r->tokens = burst;
 	r->tokens_at = now;
+	int cap = r->o->tags_inflight > 0 ? r->o->tags_inflight : 10;
 	size_t sent = 0;
-	while (sent < r->tq_n && r->tokens >= 1.0) {
+	while (sent < r->tq_n && r->tokens >= 1.0 && r->tags_inflight < cap) {
 		struct node *n = r->tq[sent++];
 		struct goman_err e;
 		goman_err_clear(&e);
 		r->tokens -= 1.0;
 		if (tags_submit(r, n, &e) != 0)
 			emit(r, n, &e);
+		else
+			r->tags_inflight++;
 	}
 	memmove(r->tq, r->tq + sent, (r->tq_n - sent) * sizeof(*r->tq));
 	r->tq_n -= sent;
-	if (r->tq_n && !r->tag_timer) {
+	if (r->tq_n && !r->tag_timer && r->tags_inflight < cap) {
 		int64_t wait = (int64_t)((1.0 - r->tokens) * 1000.0 / rate) + 1;
 		r->tag_timer = goman_http_timer(goman_aws_http(r->aws), wait, tags_timer, r);
 	}
@@ -529,6 +539,8 @@ static void polled(const char *id, const struct goman_ec2_instance *inst, const 
 	if (inst && inst->instance_id[0])
 		goman_ec2_instance_copy(&n->inst, inst);
 	if (err) {
+		goman_log(GOMAN_LOG_WARN, "PROVISION", "%s (%s): %s %s", n->name, id, err->code,
+			  err->message);
 		emit(r, n, err);
 		return;
 	}
@@ -652,6 +664,8 @@ static void launched(struct goman_aws_result *res, void *ud)
 			return;
 		}
 		struct goman_err fe;
+		goman_log(GOMAN_LOG_WARN, "PROVISION", "RunInstances %s x%zu failed: %s %s", g->role,
+			  g->n, res->err.code, res->err.message);
 		goman_idem_fail(r->idem, &g->t, &res->err, &fe);
 		for (size_t i = 0; i < g->n; i++)
 			emit(r, g->v[i], &res->err);
@@ -947,6 +961,12 @@ static void prun_clear(struct prun *r)
 
 static void fail_all(struct prun *r, bool only_missing, const struct goman_err *e)
 {
+	size_t k = 0;
+	for (size_t i = 0; i < r->nn; i++)
+		k += !r->nodes[i]->emitted && (!only_missing || !r->nodes[i]->reused);
+	if (k)
+		goman_log(GOMAN_LOG_WARN, "PROVISION", "cluster %s: %zu node(s) failed: %s %s",
+			  r->cluster, k, e->code[0] ? e->code : goman_strerror(e->rc), e->message);
 	for (size_t i = 0; i < r->nn; i++)
 		if (!only_missing || !r->nodes[i]->reused)
 			emit(r, r->nodes[i], e);

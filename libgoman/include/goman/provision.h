@@ -75,6 +75,7 @@ struct goman_provision_opts {
 	int64_t poll_min_ms, poll_max_ms, poll_per_pending_ms; /* 0 = poller defaults */
 	double tags_rate;             /* CreateTags per second; 0 = 10 */
 	double tags_burst;            /* 0 = 100 */
+	int tags_inflight;            /* CreateTags calls in flight at once; 0 = 10 */
 	goman_provision_emit_fn emit;
 	void *ud;
 };
