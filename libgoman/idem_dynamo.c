@@ -1,54 +1,401 @@
 /*
- * idem_dynamo.c - the idempotency store's DynamoDB backend (see goman/idem.h).
- * NEEDSWORK: placeholder until the generic AWS call path (aws.c) lands; every entry point
- * answers GOMAN_EINVAL "not available" so the file backend can be used meanwhile.
+ * idem_dynamo.c - the idempotency store's DynamoDB backend (see goman/idem.h, idem_int.h),
+ * for several operator machines sharing one table (partition key "id", a string).
+ *
+ * Every change is a conditional write, and expiry is checked in the condition itself (never
+ * rely on TTL deletion: it lags by days, and the local endpoint never deletes):
+ *  - begin: PutItem if `attribute_not_exists(id) OR expires_at <= :now OR (#s = :inprogress
+ *    AND lease_expires <= :now AND payload_hash = :ph)`, ReturnValues=ALL_OLD (to see what
+ *    an expired lease held: its ClientToken is then put back) and
+ *    ReturnValuesOnConditionCheckFailure=ALL_OLD (the holder on conflict). When the reply
+ *    does not carry the holder (the generic call path keeps no error body), a consistent
+ *    GetItem reads it. A dead owner on this host, or a FAILED record, is replaced by a
+ *    PutItem conditional on that record's owner nonce and status (compare-and-swap).
+ *  - complete/fail: UpdateItem conditional on `#o = :me AND #s = :inprogress`.
+ *  - cleanup: Scan for expires_at <= now, DeleteItem each with the same condition.
+ * Numbers are N attributes; identity/result/error are JSON text in S attributes.
+ * Ownership: s->table (malloc'd) and, when own_aws, s->aws belong to the handle.
+ * Errors: -1 + *err (the AWS error as the call path reported it).
  */
-#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cjson/cJSON.h>
+#include "goman/aws.h"
+#include "goman/clock.h"
 #include "goman/idem.h"
+#include "goman/log.h"
 #include "idem_int.h"
 
-static int unavailable(struct goman_err *err)
-{
-	return goman_err_set(err, GOMAN_EINVAL, GOMAN_CLASS_BAD_INPUT, "NotAvailable",
-			     "idempotency: the DynamoDB backend is not built yet");
-}
+#define COND_BEGIN                                                                                 \
+	"attribute_not_exists(id) OR expires_at <= :now OR "                                       \
+	"(#s = :inprogress AND lease_expires <= :now AND payload_hash = :ph)"
 
 int gm_idem_dynamo_open(struct goman_idem *s, const char *table, struct goman_aws *aws,
 			struct goman_err *err)
 {
-	(void)s, (void)table, (void)aws;
-	return unavailable(err);
+	if (!(s->table = strdup(table)))
+		return goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "NoMemory", "out of memory");
+	if (aws) {
+		s->aws = aws;
+		return 0;
+	}
+	s->aws = goman_aws_new(NULL, err);
+	if (!s->aws)
+		return -1;
+	s->own_aws = true;
+	return 0;
 }
 
 void gm_idem_dynamo_close(struct goman_idem *s)
 {
-	(void)s;
+	if (s->own_aws)
+		goman_aws_free(s->aws);
+	free(s->table);
+}
+
+/* ---- attribute values ---------------------------------------------------------------- */
+
+static void add_s(cJSON *o, const char *name, const char *v)
+{
+	cJSON *a = cJSON_AddObjectToObject(o, name);
+	if (a)
+		cJSON_AddStringToObject(a, "S", v);
+}
+
+static void add_n(cJSON *o, const char *name, long long v)
+{
+	char buf[32];
+	snprintf(buf, sizeof(buf), "%lld", v);
+	cJSON *a = cJSON_AddObjectToObject(o, name);
+	if (a)
+		cJSON_AddStringToObject(a, "N", buf);
+}
+
+static void add_json(cJSON *o, const char *name, const cJSON *v)
+{
+	char *text = v ? cJSON_PrintUnformatted(v) : NULL;
+	if (text)
+		add_s(o, name, text);
+	free(text);
+}
+
+static cJSON *rec_to_item(const struct gm_idem_rec *r)
+{
+	cJSON *it = cJSON_CreateObject();
+	if (!it)
+		return NULL;
+	add_s(it, "id", r->id);
+	add_s(it, "operation", r->operation);
+	add_s(it, "status", r->status);
+	add_s(it, "payload_hash", r->payload_hash);
+	add_s(it, "client_token", r->client_token);
+	add_s(it, "owner", r->owner);
+	add_n(it, "owner_pid", r->owner_pid);
+	add_n(it, "owner_pid_start", r->owner_pid_start);
+	add_s(it, "owner_host", r->owner_host);
+	add_n(it, "started_at", r->started_at);
+	add_n(it, "lease_expires", r->lease_expires);
+	add_n(it, "expires_at", r->expires_at);
+	add_json(it, "identity", r->identity);
+	add_json(it, "result", r->result);
+	add_json(it, "error", r->error);
+	return it;
+}
+
+/* {"id":{"S":"x"},"n":{"N":"1"}} → {"id":"x","n":"1"} → record (JSON text re-parsed) */
+static int item_to_rec(const cJSON *item, struct gm_idem_rec *r)
+{
+	cJSON *flat = cJSON_CreateObject();
+	if (!flat)
+		return -1;
+	for (const cJSON *a = item ? item->child : NULL; a; a = a->next) {
+		const cJSON *v = a->child; /* {"S": ...} or {"N": ...} */
+		if (v && cJSON_IsString(v) && a->string)
+			cJSON_AddStringToObject(flat, a->string, v->valuestring);
+	}
+	int rc = gm_idem_rec_from_json(flat, r);
+	cJSON_Delete(flat);
+	return rc;
+}
+
+static cJSON *base_req(struct goman_idem *s)
+{
+	cJSON *req = cJSON_CreateObject();
+	if (req)
+		cJSON_AddStringToObject(req, "TableName", s->table);
+	return req;
+}
+
+static int call(struct goman_idem *s, const char *action, const cJSON *req,
+		struct goman_aws_result *res)
+{
+	struct goman_aws_call c = {.service = "dynamodb", .action = action, .json = req};
+	return goman_aws_call(s->aws, &c, res);
+}
+
+static bool cond_failed(const struct goman_aws_result *res)
+{
+	return !strcmp(res->err.code, "ConditionalCheckFailedException");
+}
+
+/* Reads the current item (consistent). 1 found, 0 absent, -1 error. */
+static int get_item(struct goman_idem *s, const char *id, struct gm_idem_rec *r,
+		    struct goman_err *err)
+{
+	cJSON *req = base_req(s);
+	cJSON *key = cJSON_AddObjectToObject(req, "Key");
+	add_s(key, "id", id);
+	cJSON_AddBoolToObject(req, "ConsistentRead", 1);
+	struct goman_aws_result res;
+	int rc = call(s, "GetItem", req, &res);
+	cJSON_Delete(req);
+	if (rc) {
+		*err = res.err;
+		goman_aws_result_clear(&res);
+		return -1;
+	}
+	const cJSON *item = cJSON_GetObjectItemCaseSensitive(res.data, "Item");
+	int found = item && item->child ? 1 : 0;
+	if (found && item_to_rec(item, r)) {
+		gm_idem_rec_clear(r);
+		found = goman_err_set(err, GOMAN_EPARSE, GOMAN_CLASS_NONE, "IdempotencyStore",
+				      "idempotency table '%s': item %.12s is not a record", s->table, id);
+	}
+	goman_aws_result_clear(&res);
+	return found;
+}
+
+/* PutItem of rec. cond: "begin" (COND_BEGIN) or "swap" (replace exactly `old`).
+ * Returns 1 written, 0 condition failed (*holder filled when the reply carried it),
+ * -1 error. On a begin write, *replaced gets the overwritten item, if any. */
+static int put(struct goman_idem *s, const struct gm_idem_rec *rec, const struct gm_idem_rec *old,
+	       int64_t now, struct gm_idem_rec *replaced, bool *have_replaced, struct goman_err *err)
+{
+	cJSON *req = base_req(s);
+	cJSON_AddItemToObject(req, "Item", rec_to_item(rec));
+	cJSON *names = cJSON_AddObjectToObject(req, "ExpressionAttributeNames");
+	cJSON *vals = cJSON_AddObjectToObject(req, "ExpressionAttributeValues");
+	cJSON_AddStringToObject(names, "#s", "status");
+	if (!old) {
+		cJSON_AddStringToObject(req, "ConditionExpression", COND_BEGIN);
+		add_n(vals, ":now", now);
+		add_s(vals, ":inprogress", "INPROGRESS");
+		add_s(vals, ":ph", rec->payload_hash);
+		cJSON_AddStringToObject(req, "ReturnValues", "ALL_OLD");
+	} else {
+		cJSON_AddStringToObject(req, "ConditionExpression", "#o = :oldowner AND #s = :oldstatus");
+		cJSON_AddStringToObject(names, "#o", "owner");
+		add_s(vals, ":oldowner", old->owner);
+		add_s(vals, ":oldstatus", old->status);
+	}
+	cJSON_AddStringToObject(req, "ReturnValuesOnConditionCheckFailure", "ALL_OLD");
+	struct goman_aws_result res;
+	int rc = call(s, "PutItem", req, &res);
+	cJSON_Delete(req);
+	int out;
+	if (rc == 0) {
+		out = 1;
+		const cJSON *attrs = cJSON_GetObjectItemCaseSensitive(res.data, "Attributes");
+		if (replaced && attrs && attrs->child && item_to_rec(attrs, replaced) == 0)
+			*have_replaced = true;
+	} else if (cond_failed(&res)) {
+		out = 0;
+	} else {
+		*err = res.err;
+		out = -1;
+	}
+	goman_aws_result_clear(&res);
+	return out;
+}
+
+/* Puts back the ClientToken of the record an expired lease held (we overwrote it with ours). */
+static int restore_token(struct goman_idem *s, struct gm_idem_rec *mine, const char *token,
+			 struct goman_err *err)
+{
+	cJSON *req = base_req(s);
+	cJSON *key = cJSON_AddObjectToObject(req, "Key");
+	add_s(key, "id", mine->id);
+	cJSON_AddStringToObject(req, "UpdateExpression", "SET client_token = :t");
+	cJSON_AddStringToObject(req, "ConditionExpression", "#o = :me");
+	cJSON *names = cJSON_AddObjectToObject(req, "ExpressionAttributeNames");
+	cJSON_AddStringToObject(names, "#o", "owner");
+	cJSON *vals = cJSON_AddObjectToObject(req, "ExpressionAttributeValues");
+	add_s(vals, ":t", token);
+	add_s(vals, ":me", mine->owner);
+	struct goman_aws_result res;
+	int rc = call(s, "UpdateItem", req, &res);
+	cJSON_Delete(req);
+	if (rc) {
+		if (cond_failed(&res))
+			goman_err_set(err, GOMAN_ECONFLICT, GOMAN_CLASS_CLIENT, "IdempotencyLost",
+				      "%s: another run took the record over while this one took it",
+				      mine->operation);
+		else
+			*err = res.err;
+		goman_aws_result_clear(&res);
+		return -1;
+	}
+	goman_aws_result_clear(&res);
+	snprintf(mine->client_token, sizeof(mine->client_token), "%s", token);
+	return 0;
 }
 
 int gm_idem_dynamo_begin(struct goman_idem *s, struct gm_idem_rec *mine, struct gm_idem_rec *found,
 			 enum gm_idem_verdict *verdict, struct goman_err *err)
 {
-	(void)s, (void)mine, (void)found, (void)verdict;
-	return unavailable(err);
+	int64_t now = mine->started_at;
+	for (int tries = 0; tries < 8; tries++) {
+		bool have_old = false;
+		int w = put(s, mine, NULL, now, found, &have_old, err);
+		if (w < 0)
+			return -1;
+		if (w == 1) {
+			*verdict = GM_IDEM_CREATED;
+			if (have_old) {
+				*verdict = gm_idem_judge(found, mine->payload_hash, now);
+				if (*verdict == GM_IDEM_REPLACE_TAKEOVER &&
+				    restore_token(s, mine, found->client_token, err))
+					return -1;
+				if (*verdict != GM_IDEM_REPLACE_TAKEOVER)
+					*verdict = GM_IDEM_REPLACE_FRESH;
+			}
+			return 0;
+		}
+		/* condition failed: someone holds a live record; read it and judge */
+		gm_idem_rec_clear(found);
+		int g = get_item(s, mine->id, found, err);
+		if (g < 0)
+			return -1;
+		if (g == 0)
+			continue; /* removed meanwhile: try again */
+		*verdict = gm_idem_judge(found, mine->payload_hash, now);
+		if (*verdict == GM_IDEM_ANSWER_COMPLETED || *verdict == GM_IDEM_ANSWER_IN_PROGRESS ||
+		    *verdict == GM_IDEM_ANSWER_MISMATCH)
+			return 0;
+		/* a dead owner on this host, or FAILED: compare-and-swap on its owner nonce */
+		char token[65];
+		snprintf(token, sizeof(token), "%s", mine->client_token);
+		if (*verdict == GM_IDEM_REPLACE_TAKEOVER)
+			snprintf(mine->client_token, sizeof(mine->client_token), "%s", found->client_token);
+		w = put(s, mine, found, now, NULL, NULL, err);
+		if (w < 0)
+			return -1;
+		if (w == 1)
+			return 0;
+		snprintf(mine->client_token, sizeof(mine->client_token), "%s", token);
+		gm_idem_rec_clear(found); /* lost the swap: judge again */
+	}
+	return goman_err_set(err, GOMAN_ECONFLICT, GOMAN_CLASS_TRANSIENT, "IdempotencyBusy",
+			     "%s: the idempotency record kept changing; try again", mine->operation);
 }
 
 int gm_idem_dynamo_finish(struct goman_idem *s, const struct goman_idem_ticket *t,
-			  const char *status, const struct cJSON *result, const struct cJSON *error,
+			  const char *status, const cJSON *result, const cJSON *error,
 			  struct goman_err *err)
 {
-	(void)s, (void)t, (void)status, (void)result, (void)error;
-	return unavailable(err);
+	cJSON *req = base_req(s);
+	cJSON *key = cJSON_AddObjectToObject(req, "Key");
+	add_s(key, "id", t->key);
+	cJSON *names = cJSON_AddObjectToObject(req, "ExpressionAttributeNames");
+	cJSON_AddStringToObject(names, "#s", "status");
+	cJSON_AddStringToObject(names, "#o", "owner");
+	cJSON *vals = cJSON_AddObjectToObject(req, "ExpressionAttributeValues");
+	add_s(vals, ":st", status);
+	add_n(vals, ":exp", goman_now_ms() + s->ttl_ms);
+	add_s(vals, ":me", t->owner_id);
+	add_s(vals, ":inprogress", "INPROGRESS");
+	const char *field = result ? "result" : error ? "error" : NULL;
+	if (field) {
+		cJSON_AddStringToObject(names, "#v", field);
+		add_json(vals, ":v", result ? result : error);
+	}
+	cJSON_AddStringToObject(req, "UpdateExpression",
+				field ? "SET #s = :st, expires_at = :exp, #v = :v"
+				      : "SET #s = :st, expires_at = :exp");
+	cJSON_AddStringToObject(req, "ConditionExpression", "#o = :me AND #s = :inprogress");
+	struct goman_aws_result res;
+	int rc = call(s, "UpdateItem", req, &res);
+	cJSON_Delete(req);
+	if (rc) {
+		if (cond_failed(&res))
+			goman_err_set(err, GOMAN_ECONFLICT, GOMAN_CLASS_CLIENT, "IdempotencyLost",
+				      "%s: this process no longer holds the idempotency record (its "
+				      "lease expired and another run took it over, or it was removed)",
+				      t->operation);
+		else
+			*err = res.err;
+	}
+	goman_aws_result_clear(&res);
+	return rc ? -1 : 0;
 }
 
 int gm_idem_dynamo_cleanup(struct goman_idem *s, size_t *removed, struct goman_err *err)
 {
-	(void)s;
-	*removed = 0;
-	return unavailable(err);
+	int64_t now = goman_now_ms();
+	size_t n = 0;
+	cJSON *start = NULL;
+	int rc = 0;
+	do {
+		cJSON *req = base_req(s);
+		cJSON_AddStringToObject(req, "FilterExpression", "expires_at <= :now");
+		cJSON_AddStringToObject(req, "ProjectionExpression", "id");
+		cJSON *vals = cJSON_AddObjectToObject(req, "ExpressionAttributeValues");
+		add_n(vals, ":now", now);
+		if (start)
+			cJSON_AddItemToObject(req, "ExclusiveStartKey", start);
+		start = NULL;
+		struct goman_aws_result res;
+		rc = call(s, "Scan", req, &res);
+		cJSON_Delete(req);
+		if (rc) {
+			*err = res.err;
+			goman_aws_result_clear(&res);
+			break;
+		}
+		const cJSON *it;
+		cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(res.data, "Items"))
+		{
+			const char *id = goman_json_path_str(it, "id.S");
+			if (!id)
+				continue;
+			cJSON *del = base_req(s);
+			add_s(cJSON_AddObjectToObject(del, "Key"), "id", id);
+			cJSON_AddStringToObject(del, "ConditionExpression", "expires_at <= :now");
+			add_n(cJSON_AddObjectToObject(del, "ExpressionAttributeValues"), ":now", now);
+			struct goman_aws_result dres;
+			if (call(s, "DeleteItem", del, &dres) == 0)
+				n++;
+			goman_aws_result_clear(&dres);
+			cJSON_Delete(del);
+		}
+		const cJSON *lek = cJSON_GetObjectItemCaseSensitive(res.data, "LastEvaluatedKey");
+		if (lek && lek->child)
+			start = cJSON_Duplicate(lek, 1);
+		goman_aws_result_clear(&res);
+	} while (start);
+	*removed = n;
+	return rc ? -1 : 0;
 }
 
 int goman_idem_dynamo_create_table(struct goman_aws *aws, const char *table, struct goman_err *err)
 {
-	(void)aws, (void)table;
-	return unavailable(err);
+	cJSON *req = cJSON_Parse("{\"AttributeDefinitions\":[{\"AttributeName\":\"id\","
+				 "\"AttributeType\":\"S\"}],\"KeySchema\":[{\"AttributeName\":\"id\","
+				 "\"KeyType\":\"HASH\"}],\"BillingMode\":\"PAY_PER_REQUEST\"}");
+	if (!req)
+		return goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "NoMemory", "out of memory");
+	cJSON_AddStringToObject(req, "TableName", table);
+	struct goman_aws_call c = {.service = "dynamodb", .action = "CreateTable", .json = req};
+	struct goman_aws_result res;
+	int rc = goman_aws_call(aws, &c, &res);
+	cJSON_Delete(req);
+	if (rc && !strcmp(res.err.code, "ResourceInUseException"))
+		rc = 0; /* it exists already */
+	else if (rc && err)
+		*err = res.err;
+	goman_aws_result_clear(&res);
+	if (rc == 0)
+		goman_log(GOMAN_LOG_INFO, "IDEMPOTENCY", "table '%s' ready", table);
+	return rc ? -1 : 0;
 }

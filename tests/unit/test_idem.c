@@ -408,6 +408,254 @@ static void begin_emits_idempotency_events(void **state)
 	cJSON_Delete(id);
 }
 
+static void store_dir_follows_goman_idempotency_dir_then_xdg_state_home(void **state)
+{
+	struct fx *f = *state;
+	char xdg[128], over[128], want[160];
+	snprintf(xdg, sizeof(xdg), "%s/state", f->dir);
+	snprintf(over, sizeof(over), "%s/override", f->dir);
+	setenv("XDG_STATE_HOME", xdg, 1);
+	unsetenv("GOMAN_IDEMPOTENCY_DIR");
+	unsetenv("GOMAN_IDEMPOTENCY_TABLE");
+	struct goman_err e;
+	struct goman_idem *s = goman_idem_open(NULL, &e);
+	assert_non_null(s);
+	snprintf(want, sizeof(want), "%s/goman/idempotency", xdg);
+	assert_string_equal(goman_idem_dir(s), want);
+	assert_string_equal(goman_idem_backend(s), "file");
+	struct stat st;
+	assert_int_equal(stat(want, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0700);
+	goman_idem_close(s);
+	setenv("GOMAN_IDEMPOTENCY_DIR", over, 1);
+	s = goman_idem_open(NULL, &e);
+	assert_non_null(s);
+	assert_string_equal(goman_idem_dir(s), over);
+	goman_idem_close(s);
+	unsetenv("GOMAN_IDEMPOTENCY_DIR");
+	/* rm_rf is one level deep */
+	rm_rf(over);
+	rm_rf(want);
+	snprintf(want, sizeof(want), "%s/goman", xdg);
+	rmdir(want);
+	rmdir(xdg);
+}
+
+/* ---- DynamoDB backend, against moto (tests/32-idem.bats sets the env) ----------------- */
+
+static const char *dyn_table(void)
+{
+	const char *t = getenv("GOMAN_IDEM_TEST_TABLE");
+	return t && *t && getenv("AWS_ENDPOINT_URL") ? t : NULL;
+}
+
+static struct goman_idem *open_dyn(void)
+{
+	struct goman_idem_opts o = {.table = dyn_table(), .ttl_ms = 3600000, .lease_ms = 60000};
+	struct goman_err e;
+	struct goman_idem *s = goman_idem_open(&o, &e);
+	if (!s)
+		fail_msg("open dynamodb: %s %s", e.code, e.message);
+	return s;
+}
+
+static int dyn_setup(void **state)
+{
+	if (!dyn_table()) {
+		*state = NULL;
+		return 0;
+	}
+	struct fx *f = calloc(1, sizeof(*f));
+	fake_now = goman_now_ms();
+	goman_clock_override(fake_wall, fake_mono, NULL);
+	goman_log_set_level(GOMAN_LOG_ERROR);
+	f->s = open_dyn();
+	*state = f;
+	return 0;
+}
+
+static int dyn_teardown(void **state)
+{
+	struct fx *f = *state;
+	goman_clock_override(NULL, NULL, NULL);
+	if (f) {
+		goman_idem_close(f->s);
+		free(f);
+	}
+	return 0;
+}
+
+/* an identity no other run of this table used */
+static cJSON *fresh_ident(void)
+{
+	char c[40];
+	static int n;
+	snprintf(c, sizeof(c), "c%ld-%lld-%d", (long)getpid(), (long long)goman_now_ms(), n++);
+	cJSON *o = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "cluster", c);
+	cJSON_AddStringToObject(o, "group", "agents");
+	return o;
+}
+
+#define DYN_OR_SKIP(f)                                                                             \
+	struct fx *f = *state;                                                                     \
+	if (!f)                                                                                    \
+	skip()
+
+static void dynamo_table_create_is_idempotent(void **state)
+{
+	DYN_OR_SKIP(f);
+	struct goman_err e;
+	struct goman_aws *aws = goman_aws_new(NULL, &e);
+	assert_non_null(aws);
+	assert_int_equal(goman_idem_dynamo_create_table(aws, dyn_table(), &e), 0);
+	assert_int_equal(goman_idem_dynamo_create_table(aws, dyn_table(), &e), 0);
+	goman_aws_free(aws);
+	assert_string_equal(goman_idem_backend(f->s), "dynamodb");
+}
+
+static void dynamo_new_complete_hit_and_mismatch(void **state)
+{
+	DYN_OR_SKIP(f);
+	cJSON *id = fresh_ident(), *p2 = params(2), *p3 = params(3);
+	cJSON *res = cJSON_Parse("{\"instances\":[\"i-1\"]}");
+	struct goman_idem_ticket t, t2;
+	struct goman_err e;
+	assert_int_equal(goman_idem_begin(f->s, "RunInstances", id, p2, &t, &e), GOMAN_IDEM_NEW);
+	assert_false(t.taken_over);
+	assert_int_equal(goman_idem_complete(f->s, &t, res, &e), 0);
+	assert_int_equal(goman_idem_begin(f->s, "RunInstances", id, p2, &t2, &e), GOMAN_IDEM_COMPLETED);
+	assert_true(cJSON_Compare(t2.result, res, 1));
+	assert_string_equal(t2.client_token, t.client_token);
+	goman_idem_ticket_clear(&t2);
+	assert_int_equal(goman_idem_begin(f->s, "RunInstances", id, p3, &t2, &e), GOMAN_IDEM_MISMATCH);
+	assert_string_equal(e.code, "IdempotencyMismatch");
+	goman_idem_ticket_clear(&t), goman_idem_ticket_clear(&t2);
+	cJSON_Delete(id), cJSON_Delete(p2), cJSON_Delete(p3), cJSON_Delete(res);
+}
+
+static void dynamo_conditional_put_refuses_a_live_holder_and_admits_an_expired_lease(void **state)
+{
+	DYN_OR_SKIP(f);
+	cJSON *id = fresh_ident();
+	struct goman_idem_ticket t, t2, t3;
+	struct goman_err e;
+	assert_int_equal(goman_idem_begin(f->s, "RunInstances", id, NULL, &t, &e), GOMAN_IDEM_NEW);
+	/* live holder: the condition refuses the second put */
+	assert_int_equal(goman_idem_begin(f->s, "RunInstances", id, NULL, &t2, &e),
+			 GOMAN_IDEM_IN_PROGRESS);
+	assert_string_equal(t2.client_token, t.client_token);
+	goman_idem_ticket_clear(&t2);
+	/* the lease ends: the condition admits the put, and the stored token is kept */
+	fake_now += 60001;
+	assert_int_equal(goman_idem_begin(f->s, "RunInstances", id, NULL, &t2, &e), GOMAN_IDEM_NEW);
+	assert_true(t2.taken_over);
+	assert_string_equal(t2.client_token, t.client_token);
+	/* the old owner's conditional update is refused; the new owner's goes through */
+	assert_int_equal(goman_idem_complete(f->s, &t, NULL, &e), -1);
+	assert_string_equal(e.code, "IdempotencyLost");
+	assert_int_equal(goman_idem_complete(f->s, &t2, NULL, &e), 0);
+	assert_int_equal(goman_idem_begin(f->s, "RunInstances", id, NULL, &t3, &e), GOMAN_IDEM_COMPLETED);
+	goman_idem_ticket_clear(&t3);
+	/* the record expires (checked in the condition, not by TTL deletion): a fresh token */
+	fake_now += 3600001;
+	assert_int_equal(goman_idem_begin(f->s, "RunInstances", id, NULL, &t3, &e), GOMAN_IDEM_NEW);
+	assert_false(t3.taken_over);
+	assert_string_not_equal(t3.client_token, t.client_token);
+	goman_idem_ticket_clear(&t), goman_idem_ticket_clear(&t2), goman_idem_ticket_clear(&t3);
+	cJSON_Delete(id);
+}
+
+static void dynamo_dead_owner_and_failed_records_are_taken_over_with_their_token(void **state)
+{
+	DYN_OR_SKIP(f);
+	cJSON *id = fresh_ident();
+	int fds[2];
+	assert_int_equal(pipe(fds), 0);
+	pid_t pid = fork();
+	if (pid == 0) {
+		struct goman_idem *s = open_dyn();
+		struct goman_idem_ticket t;
+		if (goman_idem_begin(s, "RunInstances", id, NULL, &t, NULL) == GOMAN_IDEM_NEW &&
+		    write(fds[1], t.client_token, 32) == 32)
+			_exit(0);
+		_exit(1);
+	}
+	close(fds[1]);
+	char child_token[33] = {0};
+	assert_int_equal(read(fds[0], child_token, 32), 32);
+	close(fds[0]);
+	int wst;
+	assert_int_equal(waitpid(pid, &wst, 0), pid);
+	struct goman_idem_ticket t, t2;
+	struct goman_err e, why;
+	assert_int_equal(goman_idem_begin(f->s, "RunInstances", id, NULL, &t, &e), GOMAN_IDEM_NEW);
+	assert_true(t.taken_over);
+	assert_string_equal(t.client_token, child_token);
+	goman_err_set(&why, GOMAN_ETIMEOUT, GOMAN_CLASS_TIMEOUT, "RequestTimeout", "no answer");
+	assert_int_equal(goman_idem_fail(f->s, &t, &why, &e), 0);
+	assert_int_equal(goman_idem_begin(f->s, "RunInstances", id, NULL, &t2, &e), GOMAN_IDEM_NEW);
+	assert_true(t2.taken_over);
+	assert_string_equal(t2.client_token, child_token);
+	goman_idem_ticket_clear(&t), goman_idem_ticket_clear(&t2);
+	cJSON_Delete(id);
+}
+
+/* moto takes no lock around conditional puts, so the race itself is proven on the file
+ * backend; here 8 processes begin one after another (each staying alive) on one key */
+static void dynamo_eight_processes_in_turn_get_exactly_one_new(void **state)
+{
+	DYN_OR_SKIP(f);
+	cJSON *id = fresh_ident();
+	int res[2], hold[2];
+	pid_t pids[8];
+	assert_int_equal(pipe(res), 0);
+	assert_int_equal(pipe(hold), 0);
+	int news = 0, inprog = 0;
+	for (int i = 0; i < 8; i++) {
+		pids[i] = fork();
+		if (pids[i] == 0) {
+			close(hold[1]);
+			struct goman_idem *s = open_dyn();
+			struct goman_idem_ticket t;
+			int st = goman_idem_begin(s, "RunInstances", id, NULL, &t, NULL);
+			char c = (char)(st < 0 ? 100 : st);
+			if (write(res[1], &c, 1) != 1 || read(hold[0], &c, 1) < 0)
+				_exit(1);
+			_exit(0);
+		}
+		char c = 100;
+		assert_int_equal(read(res[0], &c, 1), 1);
+		news += c == GOMAN_IDEM_NEW;
+		inprog += c == GOMAN_IDEM_IN_PROGRESS;
+	}
+	close(hold[1]);
+	for (int i = 0; i < 8; i++)
+		waitpid(pids[i], NULL, 0);
+	close(res[0]), close(res[1]), close(hold[0]);
+	assert_int_equal(news, 1);
+	assert_int_equal(inprog, 7);
+	cJSON_Delete(id);
+}
+
+static void dynamo_cleanup_deletes_expired_items(void **state)
+{
+	DYN_OR_SKIP(f);
+	cJSON *id = fresh_ident();
+	struct goman_idem_ticket t;
+	struct goman_err e;
+	assert_int_equal(goman_idem_begin(f->s, "RunInstances", id, NULL, &t, &e), GOMAN_IDEM_NEW);
+	assert_int_equal(goman_idem_complete(f->s, &t, NULL, &e), 0);
+	goman_idem_ticket_clear(&t);
+	size_t removed = 0;
+	fake_now += 24LL * 3600000; /* everything this run wrote has expired */
+	assert_int_equal(goman_idem_cleanup(f->s, &removed, &e), 0);
+	assert_true(removed >= 1);
+	assert_int_equal(goman_idem_cleanup(f->s, &removed, &e), 0);
+	assert_int_equal(removed, 0);
+	cJSON_Delete(id);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -422,6 +670,13 @@ int main(void)
 		cmocka_unit_test_setup_teardown(cleanup_removes_only_expired_records, setup, teardown),
 		cmocka_unit_test_setup_teardown(eight_processes_racing_begin_on_one_key_get_exactly_one_new, setup, teardown),
 		cmocka_unit_test_setup_teardown(begin_emits_idempotency_events, setup, teardown),
+		cmocka_unit_test_setup_teardown(store_dir_follows_goman_idempotency_dir_then_xdg_state_home, setup, teardown),
+		cmocka_unit_test_setup_teardown(dynamo_table_create_is_idempotent, dyn_setup, dyn_teardown),
+		cmocka_unit_test_setup_teardown(dynamo_new_complete_hit_and_mismatch, dyn_setup, dyn_teardown),
+		cmocka_unit_test_setup_teardown(dynamo_conditional_put_refuses_a_live_holder_and_admits_an_expired_lease, dyn_setup, dyn_teardown),
+		cmocka_unit_test_setup_teardown(dynamo_dead_owner_and_failed_records_are_taken_over_with_their_token, dyn_setup, dyn_teardown),
+		cmocka_unit_test_setup_teardown(dynamo_eight_processes_in_turn_get_exactly_one_new, dyn_setup, dyn_teardown),
+		cmocka_unit_test_setup_teardown(dynamo_cleanup_deletes_expired_items, dyn_setup, dyn_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
