@@ -1,0 +1,169 @@
+# goman-lib.sh - sourced by scripts/goman (and scripts/demo.sh): messages, usage errors,
+# exit-code arithmetic, paths, and the few AWS calls the porcelain makes itself through
+# goman-api (JSON lines in, JSON lines out). Nothing here runs on its own.
+#
+# Secrets: values that may be secret (the K3s token, the kubeconfig, AWS keys) only ever
+# travel through pipes and files, never through argv: jq --arg is used for names, never
+# for parameter values that could be secret.
+# shellcheck shell=bash
+
+# sysexits.h, as DESIGN.md uses them
+GM_EX_USAGE=64 GM_EX_DATAERR=65 GM_EX_UNAVAILABLE=69 GM_EX_TEMPFAIL=75
+GM_NAME_RE='^[a-z][a-z0-9-]{0,39}$'
+
+gm_prog=${gm_prog:-goman}
+
+gm_say() { printf '%s\n' "$*" >&2; }
+gm_warn() { printf '%s: %s\n' "$gm_prog" "$*" >&2; }
+# die [CODE] MESSAGE: one line on stderr, then exit (default 1)
+gm_die() {
+	local code=1
+	case "${1:-}" in '' | *[!0-9]*) ;; *) code=$1; shift ;; esac
+	printf '%s: %s\n' "$gm_prog" "$*" >&2
+	exit "$code"
+}
+# usage error: the message, a pointer to --help, exit 64
+gm_usage_die() {
+	printf '%s: %s\n' "$gm_prog" "$*" >&2
+	printf "Try '%s --help'.\n" "$gm_prog" >&2
+	exit "$GM_EX_USAGE"
+}
+gm_need_arg() { [ $# -ge 2 ] && [ -n "$2" ] || gm_usage_die "option '$1' needs a value"; }
+gm_need_uint() {
+	case "$2" in '' | *[!0-9]*) gm_usage_die "option '$1' wants a non-negative integer, not '$2'" ;; esac
+}
+
+gm_valid_name() { [[ $1 =~ $GM_NAME_RE ]]; }
+gm_check_name() {
+	[ -n "${1:-}" ] || gm_usage_die "a cluster name is required"
+	gm_valid_name "$1" || gm_usage_die "bad cluster name '$1' (want ^[a-z][a-z0-9-]{0,39}\$)"
+}
+
+# gm_worst CODE...: the exit code of a pipeline, first match of DESIGN.md's order wins:
+# 64 usage, 65 bad input, 69 unavailable, 75 temporary, any other failure 1, else 0.
+gm_worst() {
+	local c w=0
+	for c in 64 65 69 75; do
+		case " $* " in *" $c "*) echo "$c"; return 0 ;; esac
+	done
+	for c in "$@"; do [ "$c" != 0 ] && w=1; done
+	echo "$w"
+}
+
+gm_state_dir() { printf '%s/goman\n' "${XDG_STATE_HOME:-$HOME/.local/state}"; }
+gm_state_file() { printf '%s/%s.jsonl\n' "$(gm_state_dir)" "$1"; }
+
+# clusters that have a state file, one name a line
+gm_state_clusters() {
+	local f n
+	for f in "$(gm_state_dir)"/*.jsonl; do
+		[ -f "$f" ] || continue
+		n=${f##*/}
+		n=${n%.jsonl}
+		gm_valid_name "$n" && printf '%s\n' "$n"
+	done
+	return 0
+}
+
+gm_now() { date -u +%Y-%m-%dT%H:%M:%S.%3NZ; }
+
+# the concurrency of a profile (config.c's table), for goman-metrics' efficiency slots
+gm_profile_concurrency() {
+	case "${1:-}" in
+	development) echo 2 ;; staging) echo 3 ;; production) echo 5 ;; high-volume) echo 10 ;;
+	*) echo 3 ;;
+	esac
+}
+
+gm_have() { command -v "$1" >/dev/null 2>&1; }
+gm_require() {
+	local c
+	for c in "$@"; do
+		gm_have "$c" || gm_die "$GM_EX_UNAVAILABLE" "'$c' is not installed or not on PATH"
+	done
+}
+
+# ---- AWS through goman-api ---------------------------------------------------------------
+# gm_call SERVICE ACTION JSON: one call; JSON is the "params" object (query protocols: ec2,
+# iam, sts) or "input" (JSON protocols: ssm, dynamodb). Prints the response line; returns
+# goman-api's exit code. JSON comes on stdin of goman-api, never on its argv.
+gm_call() {
+	local key=params
+	case "$1" in ssm | dynamodb) key=input ;; esac
+	jq -nc --arg s "$1" --arg a "$2" --arg k "$key" --argjson p "$3" \
+		'{service:$s, action:$a} + {($k): $p}' | goman-api
+}
+# the error code of a response line ("" when ok)
+gm_err_code() { jq -r 'if .response.ok then "" else (.response.error.code // .error.code // "Error") end'; }
+
+# gm_describe_cluster NAME: the cluster's live instances (not terminated) as node-like lines
+# {cluster,name,role,index,instance_id,state,private_ip,public_ip,instance_type,az},
+# following nextToken. Returns goman-api's code on failure.
+gm_describe_cluster() {
+	local name=$1 token="" out rc params
+	while :; do
+		params=$(jq -nc --arg c "$name" --arg t "$token" '{
+			"Filter.1.Name":"tag:goman:cluster", "Filter.1.Value.1":$c,
+			"Filter.2.Name":"instance-state-name",
+			"Filter.2.Value.1":"pending", "Filter.2.Value.2":"running",
+			"Filter.2.Value.3":"stopping", "Filter.2.Value.4":"stopped",
+			"Filter.2.Value.5":"shutting-down", "MaxResults":"1000"}
+			+ (if $t == "" then {} else {NextToken:$t} end)')
+		out=$(gm_call ec2 DescribeInstances "$params")
+		rc=$?
+		if [ $rc -ne 0 ] || [ "$(jq -r '.response.ok' <<<"$out")" != true ]; then
+			gm_warn "DescribeInstances failed: $(jq -r '.response.error.code // .error.code // "?"' <<<"$out" 2>/dev/null)"
+			[ $rc -ne 0 ] && return $rc
+			return 1
+		fi
+		jq -c '.response.data | (.reservationSet // [])[] | (.instancesSet // [])[] |
+			((.tagSet // []) | map({(.key): .value}) | add // {}) as $t |
+			{cluster: $t["goman:cluster"], name: $t["goman:name"], role: $t["goman:role"],
+			 index: ($t["goman:index"] // null | if . == null then null else (tonumber? // null) end),
+			 instance_id: .instanceId, state: .instanceState.name,
+			 private_ip: .privateIpAddress, public_ip: .ipAddress,
+			 instance_type: .instanceType, az: .placement.availabilityZone}' <<<"$out"
+		token=$(jq -r '.response.data.nextToken // ""' <<<"$out")
+		[ -n "$token" ] || return 0
+	done
+}
+
+# gm_tagged_clusters: "<cluster> <state>" for every live instance tagged goman:cluster
+gm_tagged_clusters() {
+	local token="" out rc params
+	while :; do
+		params=$(jq -nc --arg t "$token" '{"Filter.1.Name":"tag-key", "Filter.1.Value.1":"goman:cluster",
+			"Filter.2.Name":"instance-state-name",
+			"Filter.2.Value.1":"pending", "Filter.2.Value.2":"running",
+			"Filter.2.Value.3":"stopping", "Filter.2.Value.4":"stopped",
+			"Filter.2.Value.5":"shutting-down", "MaxResults":"1000"}
+			+ (if $t == "" then {} else {NextToken:$t} end)')
+		out=$(gm_call ec2 DescribeInstances "$params")
+		rc=$?
+		if [ $rc -ne 0 ] || [ "$(jq -r '.response.ok' <<<"$out")" != true ]; then
+			[ $rc -ne 0 ] && return $rc
+			return 1
+		fi
+		jq -r '.response.data | (.reservationSet // [])[] | (.instancesSet // [])[] |
+			((.tagSet // []) | map(select(.key == "goman:cluster")) | .[0].value) as $c |
+			select($c != null) | "\($c) \(.instanceState.name)"' <<<"$out"
+		token=$(jq -r '.response.data.nextToken // ""' <<<"$out")
+		[ -n "$token" ] || return 0
+	done
+}
+
+# gm_dur_ms DUR: 90 (seconds), 90s, 500ms, 10m, 1h, 1h30m -> milliseconds; 1 when malformed
+gm_dur_ms() {
+	local d=$1 total=0 n u
+	[[ $d =~ ^[0-9]+$ ]] && { echo $((d * 1000)); return 0; }
+	[[ $d =~ ^([0-9]+(ms|s|m|h))+$ ]] || return 1
+	while [[ $d =~ ^([0-9]+)(ms|s|m|h)(.*)$ ]]; do
+		n=${BASH_REMATCH[1]} u=${BASH_REMATCH[2]} d=${BASH_REMATCH[3]}
+		case $u in ms) total=$((total + n)) ;; s) total=$((total + n * 1000)) ;;
+		m) total=$((total + n * 60000)) ;; h) total=$((total + n * 3600000)) ;; esac
+	done
+	echo "$total"
+}
+gm_ms_now() { echo $(($(date +%s%N) / 1000000)); }
+# sleep for N milliseconds
+gm_sleep_ms() { sleep "$(($1 / 1000)).$(printf '%03d' $(($1 % 1000)))"; }
