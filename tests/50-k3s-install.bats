@@ -198,6 +198,7 @@ assert_nothing_installed() {
 	grep -q "^start /$V/k3s " "$MLOG" # it did download, then refused
 	assert_nothing_installed
 	[ "$(cut -d' ' -f1 "$P/var/lib/goman/install-progress" | tr '\n' ' ')" = "25 " ]
+	[ "${#output}" -lt 20000 ]
 }
 
 @test "k3s-install.sh: a tampered upgrade keeps the installed binary" {
@@ -220,6 +221,14 @@ assert_nothing_installed() {
 	[ "$(result | jq -r .class)" = precheck ]
 	[ "$(result | jq -r .code)" = LowDisk ]
 	assert_nothing_installed
+	[ ! -s "$MLOG" ]
+}
+
+@test "k3s-install.sh: an unwritable install path is a pre-check failure (exit 12)" {
+	mkdir -p "$P"
+	echo "a file, not a directory" >"$P/usr" # so $P/usr/local/bin can never be created
+	run -12 --separate-stderr install_server
+	[ "$(result | jq -r .code)" = Permission ]
 	[ ! -s "$MLOG" ]
 }
 
