@@ -84,6 +84,8 @@ gm_require() {
 }
 
 # ---- AWS through goman-api ---------------------------------------------------------------
+# XML lists come back as arrays, but an empty one may be "" or null: arr makes any of them a list
+GM_JQ_ARR='def arr: if type == "array" then . elif type == "object" then [.] else [] end; '
 # gm_call SERVICE ACTION JSON: one call; JSON is the "params" object (query protocols: ec2,
 # iam, sts) or "input" (JSON protocols: ssm, dynamodb). Prints the response line; returns
 # goman-api's exit code. JSON comes on stdin of goman-api, never on its argv.
@@ -116,8 +118,8 @@ gm_describe_cluster() {
 			[ $rc -ne 0 ] && return $rc
 			return 1
 		fi
-		jq -c '.response.data | (.reservationSet // [])[] | (.instancesSet // [])[] |
-			((.tagSet // []) | map({(.key): .value}) | add // {}) as $t |
+		jq -c "$GM_JQ_ARR"'.response.data | (.reservationSet | arr)[] | (.instancesSet | arr)[] |
+			((.tagSet | arr) | map({(.key): .value}) | add // {}) as $t |
 			{cluster: $t["goman:cluster"], name: $t["goman:name"], role: $t["goman:role"],
 			 index: ($t["goman:index"] // null | if . == null then null else (tonumber? // null) end),
 			 instance_id: .instanceId, state: .instanceState.name,
@@ -144,8 +146,8 @@ gm_tagged_clusters() {
 			[ $rc -ne 0 ] && return $rc
 			return 1
 		fi
-		jq -r '.response.data | (.reservationSet // [])[] | (.instancesSet // [])[] |
-			((.tagSet // []) | map(select(.key == "goman:cluster")) | .[0].value) as $c |
+		jq -r "$GM_JQ_ARR"'.response.data | (.reservationSet | arr)[] | (.instancesSet | arr)[] |
+			((.tagSet | arr) | map(select(.key == "goman:cluster")) | .[0].value) as $c |
 			select($c != null) | "\($c) \(.instanceState.name)"' <<<"$out"
 		token=$(jq -r '.response.data.nextToken // ""' <<<"$out")
 		[ -n "$token" ] || return 0
