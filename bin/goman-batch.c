@@ -304,6 +304,11 @@ int main(int argc, char **argv)
 		fprintf(stderr, "goman-batch: %s\n", err.message);
 		bad = 1;
 	}
+	if (!bad && (cfg.batch_size < 1 || cfg.batch_size > GOMAN_BATCH_MAX_IDS || cfg.concurrency < 1)) {
+		fprintf(stderr, "goman-batch: batch size must be 1..%d and concurrency at least 1\n",
+			GOMAN_BATCH_MAX_IDS);
+		bad = 1;
+	}
 	if (show && !bad) {
 		goman_config_print(&cfg, stdout);
 		return 0;
@@ -384,9 +389,10 @@ int main(int argc, char **argv)
 	int rounds = 0, pcalls = 0;
 	if (r.poller)
 		goman_ec2_poller_stats(r.poller, &rounds, &pcalls);
-	goman_log(GOMAN_LOG_INFO, "BATCH", "%s: %d ok, %d failed, %d batches, %d calls (%d bisections), "
-		  "%d poll rounds, %lld ms", r.action, st.ok, st.failed, st.batches, st.calls,
-		  st.bisections, rounds, (long long)(goman_mono_ms() - t0));
+	goman_log(GOMAN_LOG_INFO, "BATCH", "%s: %lu ok, %lu failed, %d batches, %d calls (%d bisections), "
+		  "%d poll rounds, %lld ms", r.action, r.oc.ok,
+		  r.oc.failed + r.oc.tempfail + r.oc.unavailable + r.oc.bad_lines, st.batches,
+		  st.calls, st.bisections, rounds, (long long)(goman_mono_ms() - t0));
 	for (size_t i = 0; i < r.n; i++)
 		cJSON_Delete(r.recs[i].in);
 	free(r.recs);
