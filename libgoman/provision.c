@@ -324,6 +324,19 @@ static void node_free(struct node *n)
 
 /* ---- setup calls -------------------------------------------------------------------- */
 
+/* Setup calls are blocking and few; a retryable failure that outlived the call's own
+ * retries is tried again a few times here (nothing else is waiting on the loop yet), so
+ * one unlucky streak of throttles does not fail a whole cluster. */
+static bool again(int *tries, int rc, const struct goman_err *e)
+{
+	if (rc == 0 || !e->retryable || ++*tries > APP_RETRIES)
+		return false;
+	goman_log(GOMAN_LOG_INFO, "RETRY", "setup call failed (%s), trying again (%d/%d)", e->code,
+		  *tries, APP_RETRIES);
+	goman_sleep_ms(APP_RETRY_MS / 2 * *tries);
+	return true;
+}
+
 static int resolve_ami(struct prun *r, const char *spec, char *out, size_t len, struct goman_err *e)
 {
 	if (strncmp(spec, "ssm:", 4)) {
@@ -343,8 +356,11 @@ static int resolve_ami(struct prun *r, const char *spec, char *out, size_t len, 
 	}
 	struct goman_aws_call call = {.service = "ssm", .action = "GetParameter", .json = req};
 	struct goman_aws_result res;
-	int rc = goman_aws_call(r->aws, &call, &res);
-	r->setup_calls += res.attempts > 0 ? res.attempts : 1;
+	int rc, tries = 0;
+	do {
+		rc = goman_aws_call(r->aws, &call, &res);
+		r->setup_calls += res.attempts > 0 ? res.attempts : 1;
+	} while (again(&tries, rc, &res.err) && (goman_aws_result_clear(&res), 1));
 	cJSON_Delete(req);
 	if (rc != 0) {
 		*e = res.err;
@@ -374,8 +390,11 @@ static int check_profile(struct prun *r, const char *profile, struct goman_err *
 		return oom(e);
 	struct goman_aws_call call = {.service = "iam", .action = "GetInstanceProfile", .params = &params};
 	struct goman_aws_result res;
-	int rc = goman_aws_call(r->aws, &call, &res);
-	r->setup_calls += res.attempts > 0 ? res.attempts : 1;
+	int rc, tries = 0;
+	do {
+		rc = goman_aws_call(r->aws, &call, &res);
+		r->setup_calls += res.attempts > 0 ? res.attempts : 1;
+	} while (again(&tries, rc, &res.err) && (goman_aws_result_clear(&res), 1));
 	goman_kvs_clear(&params);
 	if (rc != 0) {
 		*e = res.err;
@@ -396,9 +415,12 @@ static int ensure_sg(struct prun *r, struct goman_err *e)
 		return 0;
 	}
 	char vpc[64];
-	int rc = o->subnet && *o->subnet
-		? goman_ec2_subnet_vpc(r->aws, o->subnet, vpc, sizeof(vpc), &r->setup_calls, e)
-		: goman_ec2_default_vpc(r->aws, vpc, sizeof(vpc), &r->setup_calls, e);
+	int rc, tries = 0;
+	do {
+		rc = o->subnet && *o->subnet
+			? goman_ec2_subnet_vpc(r->aws, o->subnet, vpc, sizeof(vpc), &r->setup_calls, e)
+			: goman_ec2_default_vpc(r->aws, vpc, sizeof(vpc), &r->setup_calls, e);
+	} while (again(&tries, rc, e));
 	if (rc != 0)
 		return -1;
 	struct goman_ec2_sg_rule rules[8];
@@ -414,8 +436,13 @@ static int ensure_sg(struct prun *r, struct goman_err *e)
 	/* no spaces: moto re-encodes a space as '+' when it checks the signature (real EC2
 	 * takes any text) */
 	snprintf(desc, sizeof(desc), "goman-%s:k3s-node-traffic", r->cluster);
-	return goman_ec2_ensure_sg(r->aws, name, desc, vpc, rules, n, r->sg, sizeof(r->sg),
-				   &r->setup_calls, e);
+	tries = 0;
+	do {
+		/* the ensure is idempotent as a whole: run it again */
+		rc = goman_ec2_ensure_sg(r->aws, name, desc, vpc, rules, n, r->sg, sizeof(r->sg),
+					 &r->setup_calls, e);
+	} while (again(&tries, rc, e));
+	return rc;
 }
 
 /* ---- CreateTags pacing ---------------------------------------------------------------- */
@@ -991,8 +1018,13 @@ static void run_cluster(struct prun *r)
 	goman_kvs_add(&f, "instance-state-name", "stopped");
 	struct goman_ec2_instances ex = {0};
 	struct goman_ec2_describe_stats st = {0};
-	int rc = goman_ec2_describe(r->aws, &f, NULL, 0, &ex, &st, &e);
-	r->setup_calls += st.calls;
+	int rc, tries = 0;
+	do {
+		goman_ec2_instances_clear(&ex);
+		memset(&st, 0, sizeof(st));
+		rc = goman_ec2_describe(r->aws, &f, NULL, 0, &ex, &st, &e);
+		r->setup_calls += st.calls;
+	} while (again(&tries, rc, &e));
 	if (rc != 0) {
 		fail_all(r, false, &e);
 		goto out;
