@@ -6,9 +6,14 @@ against the local AWS endpoint ($AWS_ENDPOINT_URL and keys from local-aws.sh's e
     batch_instances.py protect ID...               DisableApiTermination=true
     batch_instances.py states ID...                prints "ID STATE" lines (absent: "ID -")
     batch_instances.py tags ID                     prints the instance's tags as one JSON object
+    batch_instances.py naive-stop BS < ids.jsonl   the peer of bench/41: StopInstances per batch
+                                                   of BS, one after another, no bisection (a
+                                                   refused batch loses all its IDs); prints
+                                                   {"ok":N,"calls":N,"ms":N}
 """
 import json
 import sys
+import time
 
 import botocore.session
 
@@ -47,6 +52,21 @@ def main(argv):
         r = ec2.describe_instances(InstanceIds=[argv[2]])
         x = r["Reservations"][0]["Instances"][0]
         print(json.dumps({t["Key"]: t["Value"] for t in x.get("Tags", [])}, sort_keys=True))
+    elif cmd == "naive-stop":
+        bs = int(argv[2])
+        ids = [json.loads(l)["instance_id"] for l in sys.stdin if l.strip()]
+        ec2.describe_regions()  # timed from a warm connection (an edge for the peer)
+        ok = calls = 0
+        t0 = time.monotonic()
+        for i in range(0, len(ids), bs):
+            calls += 1
+            try:
+                ec2.stop_instances(InstanceIds=ids[i:i + bs])
+                ok += len(ids[i:i + bs])
+            except ec2.exceptions.ClientError:
+                pass
+        print(json.dumps({"ok": ok, "calls": calls,
+                          "ms": int((time.monotonic() - t0) * 1000)}))
     else:
         sys.exit("usage: batch_instances.py launch|protect|states|tags ...")
 
