@@ -529,6 +529,13 @@ static void maybe_finish(struct gm_install *in)
 	in->finished = true;
 }
 
+static void first_fire(void *ud)
+{
+	struct gm_install *in = ud;
+	in->first_timer = 0;
+	dispatch(in, in->first);
+}
+
 static const char *rec_str(const cJSON *rec, const char *k)
 {
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(rec, k);
@@ -668,7 +675,12 @@ int goman_install_add(struct goman_install *pub, cJSON *rec, long line, struct g
 			snprintf(n->ip, sizeof(n->ip), "127.0.0.1");
 		if (n->ip[0])
 			snprintf(in->server_url, sizeof(in->server_url), "https://%s:6443", n->ip);
-		dispatch(in, n);
+		/* start from the loop, after the caller read all input that is already there:
+		 * the --cluster-init decision then sees every server record (and EOF) that came
+		 * with it, at no cost in time */
+		in->first_timer = goman_http_timer(in->o.http, 0, first_fire, in);
+		if (in->first_timer <= 0)
+			dispatch(in, n);
 		if (in->server_url[0])
 			release_waiting(in);
 		return 0;
@@ -815,6 +827,8 @@ void goman_install_free(struct goman_install *pub)
 	struct gm_install *in = (struct gm_install *)pub;
 	if (!in)
 		return;
+	if (in->first_timer)
+		goman_http_timer_cancel(in->o.http, in->first_timer);
 	gm_inst_ssm_free(in);
 	gm_inst_proc_free(in);
 	for (struct gm_inode *n = in->nodes, *next; n; n = next) {

@@ -90,6 +90,7 @@ struct gm_install {
 	unsigned long ssm_sends, ssm_polls;
 	/* proc */
 	long proc_timer;
+	long first_timer;
 	struct gm_batch *batches;    /* SendCommands in flight (freed with the installer) */
 };
 

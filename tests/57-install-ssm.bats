@@ -1,0 +1,203 @@
+#!/usr/bin/env bats
+# goman-install --via ssm against moto (signature checking on) behind the fault proxy.
+# moto accepts commands without running them (Status Success, empty output), so this
+# proves the wire protocol only: the token parameter, SendCommand batching and text,
+# GetCommandInvocation polling under InProgress, InvocationDoesNotExist and throttling.
+
+load helpers
+bats_require_minimum_version 1.5.0
+
+wait_file() {
+	local i
+	for i in $(seq 1 150); do [ -s "$1" ] && return 0; sleep 0.1; done
+	return 1
+}
+
+setup_file() {
+	isolate_home
+	local_aws_start
+	python3 "$ROOT/tests/fixtures/fault_proxy.py" "$AWS_ENDPOINT_URL" "$BATS_FILE_TMPDIR/proxy.port" \
+		3>&- &
+	echo $! >"$BATS_FILE_TMPDIR/proxy.pid"
+	wait_file "$BATS_FILE_TMPDIR/proxy.port"
+	PROXY="http://127.0.0.1:$(cat "$BATS_FILE_TMPDIR/proxy.port")"
+	export PROXY MOTO="$AWS_ENDPOINT_URL"
+	# 120 instances to name in records (created straight on moto)
+	"$LOCAL_AWS_PYTHON" - >"$BATS_FILE_TMPDIR/ids" <<'EOF'
+import botocore.session, os
+ec2 = botocore.session.get_session().create_client("ec2", endpoint_url=os.environ["MOTO"], region_name="us-east-1")
+r = ec2.run_instances(ImageId="ami-12345678", MinCount=120, MaxCount=120, InstanceType="t3.micro")
+for i in r["Instances"]:
+    print(i["InstanceId"], i["PrivateIpAddress"])
+EOF
+	[ "$(wc -l <"$BATS_FILE_TMPDIR/ids")" -eq 120 ]
+}
+
+teardown_file() {
+	[ -f "$BATS_FILE_TMPDIR/proxy.pid" ] && kill "$(cat "$BATS_FILE_TMPDIR/proxy.pid")" 2>/dev/null
+	local_aws_stop
+}
+
+setup() {
+	curl -s -X POST -d '{"reset_stats":true,"sequence":null,"bucket":null,"match":null,"invocation_s":null}' \
+		"$PROXY/__proxy/config" >/dev/null
+	export AWS_ENDPOINT_URL_SSM="$PROXY"
+	export GOMAN_EVENTS="$BATS_TEST_TMPDIR/events"
+}
+
+# records CLUSTER SERVERS AGENTS: node records for the first SERVERS+AGENTS instances
+records() {
+	head -n $(($2 + $3)) "$BATS_FILE_TMPDIR/ids" | awk -v c="$1" -v s="$2" '{
+		n = NR - 1; role = n < s ? "server" : "agent"; idx = n < s ? n : n - s
+		printf "{\"cluster\":\"%s\",\"name\":\"%s-%s-%d\",\"role\":\"%s\",\"index\":%d,\"instance_id\":\"%s\",\"private_ip\":\"%s\",\"ok\":true}\n", c, c, role, idx, role, idx, $1, $2 }'
+}
+
+install_ssm() {
+	goman-install --via ssm --poll-interval 100ms --poll-floor 100ms --batch-window 300ms \
+		--delivery-timeout 20s --timeout 60s --k3s-version v1.31.4+k3s1 "$@"
+}
+
+proxy_log() { curl -s "$PROXY/__proxy/log"; }
+
+ssm_param() { # NAME -> the decrypted value
+	N="$1" "$LOCAL_AWS_PYTHON" -c '
+import botocore.session, os
+c = botocore.session.get_session().create_client("ssm", endpoint_url=os.environ["MOTO"], region_name="us-east-1")
+p = c.get_parameter(Name=os.environ["N"], WithDecryption=True)["Parameter"]
+print(p["Type"], p["Value"], p["Version"])'
+}
+
+@test "goman-install: --help and --version" {
+	run -0 goman-install --help
+	assert_output --partial "--via ssm|ssh|local"
+	run -0 goman-install --version
+	assert_output --regexp '^goman-install [0-9]'
+	run -64 goman-install --via carrier-pigeon
+}
+
+@test "goman-install: one record per node, install object, token created once as SecureString and reused" {
+	records t1 1 2 >"$BATS_TEST_TMPDIR/in"
+	run -0 --separate-stderr install_ssm <"$BATS_TEST_TMPDIR/in"
+	[ "${#lines[@]}" -eq 3 ]
+	for l in "${lines[@]}"; do
+		jq -e '.ok == true and .install.ok == true and .install.via == "ssm" and
+			.install.verified == false and (.install.command_id | length > 0) and
+			(.t.installed | test("Z$")) and .install.k3s_version == "v1.31.4+k3s1"' <<<"$l"
+	done
+	read -r type value version < <(ssm_param /goman/t1/token)
+	[ "$type" = SecureString ]
+	[ "${#value}" -eq 64 ]
+	[ "$version" = 1 ]
+	# cluster event: verification ran; moto returns no output, so nothing was verified
+	jq -e -s 'map(select(.event == "cluster")) | length == 1 and .[0].phase == "ready" and
+		.[0].verified == false and .[0].nodes_ready == 0' "$GOMAN_EVENTS"
+	# the second run reuses the token: same value, still version 1
+	run -0 --separate-stderr install_ssm <"$BATS_TEST_TMPDIR/in"
+	read -r type2 value2 version2 < <(ssm_param /goman/t1/token)
+	[ "$value2" = "$value" ]
+	[ "$version2" = 1 ]
+	# no SendCommand body holds it (the first run's PutParameter is the only request that
+	# carries it; the proxy sees that too, which proves the search can find it)
+	proxy_log >"$BATS_TEST_TMPDIR/log.json"
+	jq -e '[.[] | select(.action == "SendCommand")] | length >= 4' "$BATS_TEST_TMPDIR/log.json"
+	jq -r '.[] | select(.action == "SendCommand") | .body' "$BATS_TEST_TMPDIR/log.json" >"$BATS_TEST_TMPDIR/sends"
+	[ -s "$BATS_TEST_TMPDIR/sends" ]
+	if grep -q "$value" "$BATS_TEST_TMPDIR/sends"; then
+		echo "token found in a SendCommand body" >&2
+		return 1
+	fi
+	jq -r '.[] | select(.action == "PutParameter") | .body' "$BATS_TEST_TMPDIR/log.json" | grep -q "$value"
+	# output records and events do not hold it either
+	if printf "%s\n" "$output" "$stderr" | cat - "$GOMAN_EVENTS" | grep -q "$value"; then
+		echo "token found in output or events" >&2
+		return 1
+	fi
+}
+
+@test "goman-install: first server gets --cluster-init with --servers 3; joiners and agents get its private IP" {
+	records t2 3 4 >"$BATS_TEST_TMPDIR/in"
+	ip0=$(head -n 1 "$BATS_FILE_TMPDIR/ids" | cut -d' ' -f2)
+	run -0 --separate-stderr install_ssm --servers 3 <"$BATS_TEST_TMPDIR/in"
+	[ "${#lines[@]}" -eq 7 ]
+	proxy_log | jq -r '.[] | select(.action == "SendCommand") | .body' >"$BATS_TEST_TMPDIR/sends"
+	first=$(jq -r 'select(.Comment | test("first-server")) | .Parameters.commands[0]' "$BATS_TEST_TMPDIR/sends")
+	[[ "$first" == *"'--role' 'server' '--cluster-init'"* ]]
+	[[ "$first" == *"'--token-ssm-param' '/goman/t2/token'"* ]]
+	[[ "$first" == *"GOMAN_K3S_INSTALL_EOF"* ]]
+	join=$(jq -r 'select(.Comment | test("join-server")) | .Parameters.commands[0]' "$BATS_TEST_TMPDIR/sends")
+	[[ "$join" == *"'--server-url' 'https://$ip0:6443'"* ]]
+	agent=$(jq -r 'select(.Comment | test("agent")) | .Parameters.commands[0]' "$BATS_TEST_TMPDIR/sends")
+	[[ "$agent" == *"'--role' 'agent' '--server-url' 'https://$ip0:6443'"* ]]
+	# every SendCommand names its instances (never the ID-less forms)
+	jq -e -s 'all(.InstanceIds | length >= 1) and all(.DocumentName == "AWS-RunShellScript")' \
+		"$BATS_TEST_TMPDIR/sends"
+}
+
+@test "goman-install: 120 nodes go out in SendCommands of at most 50 instance IDs" {
+	records t3 1 119 >"$BATS_TEST_TMPDIR/in"
+	run -0 --separate-stderr install_ssm <"$BATS_TEST_TMPDIR/in"
+	[ "${#lines[@]}" -eq 120 ]
+	proxy_log | jq -c '[.[] | select(.action == "SendCommand") | .body | fromjson |
+		select(.Comment | test("verify") | not) | .InstanceIds | length]' >"$BATS_TEST_TMPDIR/sizes"
+	cat "$BATS_TEST_TMPDIR/sizes" >&3
+	jq -e 'max <= 50 and add == 120 and length <= 5' "$BATS_TEST_TMPDIR/sizes"
+	[ "$(jq -s '[.[].install.command_id] | unique | length' <<<"$output")" -le 5 ]
+}
+
+@test "goman-install: InProgress and throttled polls are polled again, not failed" {
+	records t4 1 3 >"$BATS_TEST_TMPDIR/in"
+	curl -s -X POST -d '{"invocation_s":1,"match":["GetCommandInvocation"],"sequence":["throttle","throttle","throttle","throttle","throttle","throttle"]}' \
+		"$PROXY/__proxy/config" >/dev/null
+	run -0 --separate-stderr install_ssm <"$BATS_TEST_TMPDIR/in"
+	[ "${#lines[@]}" -eq 4 ]
+	jq -e -s 'all(.install.ok)' <<<"$output"
+	st=$(curl -s "$PROXY/__proxy/stats")
+	jq -e '.actions.GetCommandInvocation.throttle == 6 and .rewrites.invocation_in_progress >= 1' <<<"$st"
+}
+
+@test "goman-install: an instance SSM does not know yet is retried until it registers" {
+	# instances launched through the proxy are InvalidInstanceId for their first 4 s
+	curl -s -X POST -d '{"registration_s":4}' "$PROXY/__proxy/config" >/dev/null
+	AWS_ENDPOINT_URL_EC2="$PROXY" "$LOCAL_AWS_PYTHON" - >"$BATS_TEST_TMPDIR/young" <<'EOF'
+import botocore.session, os
+ec2 = botocore.session.get_session().create_client("ec2", endpoint_url=os.environ["AWS_ENDPOINT_URL_EC2"], region_name="us-east-1")
+r = ec2.run_instances(ImageId="ami-12345678", MinCount=2, MaxCount=2, InstanceType="t3.micro")
+for n, i in enumerate(r["Instances"]):
+    role = "server" if n == 0 else "agent"
+    print('{"cluster":"t5","name":"t5-%s-0","role":"%s","index":0,"instance_id":"%s","private_ip":"%s"}' % (role, role, i["InstanceId"], i["PrivateIpAddress"]))
+EOF
+	run -0 --separate-stderr install_ssm <"$BATS_TEST_TMPDIR/young"
+	jq -e -s 'length == 2 and all(.install.ok)' <<<"$output"
+	jq -e '.rewrites.unregistered >= 1' <<<"$(curl -s "$PROXY/__proxy/stats")"
+	curl -s -X POST -d '{"registration_s":null}' "$PROXY/__proxy/config" >/dev/null
+}
+
+@test "goman-install: past the delivery timeout an unknown instance fails with class timeout" {
+	curl -s -X POST -d '{"registration_s":30}' "$PROXY/__proxy/config" >/dev/null
+	AWS_ENDPOINT_URL_EC2="$PROXY" "$LOCAL_AWS_PYTHON" - >"$BATS_TEST_TMPDIR/young" <<'EOF'
+import botocore.session, os
+ec2 = botocore.session.get_session().create_client("ec2", endpoint_url=os.environ["AWS_ENDPOINT_URL_EC2"], region_name="us-east-1")
+i = ec2.run_instances(ImageId="ami-12345678", MinCount=1, MaxCount=1, InstanceType="t3.micro")["Instances"][0]
+print('{"cluster":"t6","name":"t6-server-0","role":"server","index":0,"instance_id":"%s","private_ip":"%s"}' % (i["InstanceId"], i["PrivateIpAddress"]))
+EOF
+	run -75 --separate-stderr install_ssm --delivery-timeout 1s <"$BATS_TEST_TMPDIR/young"
+	jq -e '.ok == false and .install.error.class == "timeout" and .install.error.code == "InvalidInstanceId"' <<<"$output"
+	curl -s -X POST -d '{"registration_s":null}' "$PROXY/__proxy/config" >/dev/null
+}
+
+@test "goman-install: bad lines become error records with line numbers (exit 65)" {
+	{ records t7 1 1; echo 'not json'; echo '{"cluster":"t7","role":"chef","index":2}'; } >"$BATS_TEST_TMPDIR/in"
+	run -65 --separate-stderr install_ssm <"$BATS_TEST_TMPDIR/in"
+	[ "${#lines[@]}" -eq 4 ]
+	jq -e -s '[.[] | select(.ok == false)] | length == 2' <<<"$output"
+	jq -e -s '[.[] | .error.line // .install.error.line | select(. != null)] == [3, 4]' <<<"$output"
+}
+
+@test "goman-install: agents without a first server and without --server-url fail NoServer" {
+	records t8 1 2 | tail -n 2 >"$BATS_TEST_TMPDIR/in"
+	run -1 --separate-stderr install_ssm <"$BATS_TEST_TMPDIR/in"
+	jq -e -s 'length == 2 and all(.install.error.code == "NoServer")' <<<"$output"
+	# --server-url serves agent-only input
+	run -0 --separate-stderr install_ssm --server-url https://10.9.9.9:6443 <"$BATS_TEST_TMPDIR/in"
+	jq -e -s 'length == 2 and all(.install.ok and .install.server_url == "https://10.9.9.9:6443")' <<<"$output"
+}
