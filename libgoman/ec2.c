@@ -731,6 +731,13 @@ GOMAN_TESTABLE void gm_ec2_poller_apply(struct goman_ec2_poller *p,
 	deliver(p, f, nf);
 }
 
+/* A round begins: every instance pending now is in it (its calls are shared by them). */
+GOMAN_TESTABLE void gm_ec2_poller_mark(struct goman_ec2_poller *p)
+{
+	for (size_t i = 0; i < p->n; i++)
+		p->v[i].in_round = true;
+}
+
 struct round_ctx {
 	struct goman_ec2_poller *p;
 	struct goman_ec2_instances found;
@@ -832,8 +839,7 @@ static void round_fire(void *ud)
 		for (size_t i = 0; i < p->n; i++)
 			ids[nids++] = p->v[i].id;
 	}
-	for (size_t i = 0; i < p->n; i++)
-		p->v[i].in_round = true;
+	gm_ec2_poller_mark(p);
 	p->in_flight = true;
 	int rc = goman_ec2_describe_submit(p->aws, p->o.filters, (const char *const *)ids, nids,
 					   p->o.eventual_deadline_ms, round_described, p, &err);

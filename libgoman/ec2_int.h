@@ -13,5 +13,7 @@ int gm_ec2_add_filters(struct goman_kvs *params, const struct goman_kvs *filters
 /* Applies one round's result to the poller (the rounds' timer path calls this too). */
 void gm_ec2_poller_apply(struct goman_ec2_poller *p, const struct goman_ec2_instances *found,
 			 int calls, const struct goman_err *round_err);
+/* Marks every pending instance as part of the round about to start. */
+void gm_ec2_poller_mark(struct goman_ec2_poller *p);
 #endif
 #endif

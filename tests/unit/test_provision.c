@@ -1,0 +1,359 @@
+/*
+ * test_provision.c - the poll loop's streaming and the convergence plan, without a network:
+ * poller rounds are fed through gm_ec2_poller_apply() (a poller without a client schedules
+ * nothing), plans through gm_prov_plan() over hand-made instance summaries.
+ */
+#include "unit.h"
+#include <stdio.h>
+#include <string.h>
+#include <cjson/cJSON.h>
+#include "goman/aws.h"
+#include "goman/clock.h"
+#include "goman/ec2.h"
+#include "goman/provision.h"
+#include "ec2_int.h"
+#include "provision_int.h"
+
+struct seen {
+	char id[8][32];
+	char code[8][96];
+	double share[8];
+	int n;
+};
+
+static void on_done(const char *id, const struct goman_ec2_instance *inst, const struct goman_err *err,
+		    double share, void *ud)
+{
+	struct seen *s = ud;
+	assert_non_null(inst);
+	snprintf(s->id[s->n], sizeof(s->id[0]), "%s", id);
+	snprintf(s->code[s->n], sizeof(s->code[0]), "%s", err ? err->code : "");
+	s->share[s->n] = share;
+	s->n++;
+}
+
+static void inst(struct goman_ec2_instances *l, const char *id, const char *state, const char *reason)
+{
+	struct goman_ec2_instance in;
+	memset(&in, 0, sizeof(in));
+	snprintf(in.instance_id, sizeof(in.instance_id), "%s", id);
+	snprintf(in.state, sizeof(in.state), "%s", state);
+	snprintf(in.state_reason, sizeof(in.state_reason), "%s", reason ? reason : "");
+	assert_int_equal(goman_ec2_instances_add(l, &in), 0);
+	goman_ec2_instance_clear(&in);
+}
+
+static struct goman_ec2_poller *poller(struct seen *s, int give_up)
+{
+	struct goman_ec2_poller_opts o = {.target = GOMAN_EC2_WAIT_RUNNING, .on_done = on_done,
+					  .ud = s, .give_up_rounds = give_up};
+	struct goman_ec2_poller *p = goman_ec2_poller_new(NULL, &o, NULL);
+	assert_non_null(p);
+	return p;
+}
+
+static void test_poller_hands_out_each_instance_the_round_it_runs(void **state)
+{
+	struct seen s = {0};
+	struct goman_ec2_poller *p = poller(&s, 3);
+	assert_int_equal(goman_ec2_poller_add(p, "i-a", 0, NULL), 0);
+	assert_int_equal(goman_ec2_poller_add(p, "i-b", 0, NULL), 0);
+	assert_int_equal(goman_ec2_poller_add(p, "i-c", 0, NULL), 0);
+	assert_int_equal(goman_ec2_poller_add(p, "i-a", 0, NULL), 0); /* once only */
+	gm_ec2_poller_mark(p);
+	gm_ec2_poller_apply(p, NULL, 0, NULL); /* an empty first round (nothing seen yet) */
+	assert_int_equal(s.n, 0);
+	struct goman_ec2_instances r1 = {0};
+	inst(&r1, "i-a", "running", NULL);
+	inst(&r1, "i-b", "pending", NULL);
+	inst(&r1, "i-c", "pending", NULL);
+	inst(&r1, "i-other", "running", NULL); /* not ours: ignored */
+	gm_ec2_poller_mark(p);
+	gm_ec2_poller_apply(p, &r1, 1, NULL);
+	/* i-a is out now, before the others run: no barrier */
+	assert_int_equal(s.n, 1);
+	assert_string_equal(s.id[0], "i-a");
+	assert_string_equal(s.code[0], "");
+	assert_int_equal(goman_ec2_poller_pending(p), 2);
+	struct goman_ec2_instances r2 = {0};
+	inst(&r2, "i-b", "running", NULL);
+	inst(&r2, "i-c", "terminated", "Server.InsufficientInstanceCapacity");
+	gm_ec2_poller_mark(p);
+	gm_ec2_poller_apply(p, &r2, 1, NULL);
+	assert_int_equal(s.n, 3);
+	/* i-a: a third of round 2's call; i-b, i-c: a third of it and half of round 3's */
+	assert_true(s.share[0] > 0.33 && s.share[0] < 0.34);
+	for (int i = 0; i < 3; i++) {
+		if (!strcmp(s.id[i], "i-c"))
+			assert_string_equal(s.code[i], "Server.InsufficientInstanceCapacity");
+		else
+			assert_string_equal(s.code[i], "");
+	}
+	assert_int_equal(goman_ec2_poller_pending(p), 0);
+	int rounds, calls;
+	goman_ec2_poller_stats(p, &rounds, &calls);
+	assert_int_equal(rounds, 3);
+	assert_int_equal(calls, 2);
+	goman_ec2_instances_clear(&r1);
+	goman_ec2_instances_clear(&r2);
+	goman_ec2_poller_free(p);
+}
+
+static void test_poller_shares_round_calls_over_the_pending_set(void **state)
+{
+	struct seen s = {0};
+	struct goman_ec2_poller *p = poller(&s, 3);
+	goman_ec2_poller_add(p, "i-a", 0, NULL);
+	goman_ec2_poller_add(p, "i-b", 0, NULL);
+	struct goman_ec2_instances r = {0};
+	inst(&r, "i-a", "pending", NULL);
+	inst(&r, "i-b", "pending", NULL);
+	gm_ec2_poller_mark(p);
+	gm_ec2_poller_apply(p, &r, 2, NULL); /* 2 calls over 2 pending: 1 each */
+	goman_ec2_poller_add(p, "i-late", 0, NULL); /* joins after the round started */
+	goman_ec2_instances_clear(&r);
+	inst(&r, "i-a", "running", NULL);
+	inst(&r, "i-b", "pending", NULL);
+	inst(&r, "i-late", "pending", NULL);
+	gm_ec2_poller_apply(p, &r, 1, NULL); /* not marked: i-late was not in a round yet */
+	assert_int_equal(s.n, 1);
+	assert_string_equal(s.id[0], "i-a");
+	assert_true(s.share[0] > 0.99 && s.share[0] < 1.01);
+	goman_ec2_instances_clear(&r);
+	inst(&r, "i-b", "running", NULL);
+	inst(&r, "i-late", "running", NULL);
+	gm_ec2_poller_mark(p);
+	gm_ec2_poller_apply(p, &r, 4, NULL); /* 4 calls over i-b and i-late */
+	assert_int_equal(s.n, 3);
+	for (int i = 1; i < 3; i++) {
+		double want = !strcmp(s.id[i], "i-b") ? 3.0 : 2.0;
+		assert_true(s.share[i] > want - 0.01 && s.share[i] < want + 0.01);
+	}
+	int calls;
+	goman_ec2_poller_stats(p, NULL, &calls);
+	assert_int_equal(calls, 7);
+	goman_ec2_instances_clear(&r);
+	goman_ec2_poller_free(p);
+}
+
+static void test_poller_deadline_and_failed_rounds_become_errors(void **state)
+{
+	struct seen s = {0};
+	struct goman_ec2_poller *p = poller(&s, 2);
+	goman_ec2_poller_add(p, "i-late", goman_mono_ms() - 1, NULL);
+	goman_ec2_poller_add(p, "i-x", 0, NULL);
+	struct goman_ec2_instances r = {0};
+	inst(&r, "i-late", "pending", NULL);
+	gm_ec2_poller_apply(p, &r, 1, NULL);
+	assert_int_equal(s.n, 1);
+	assert_string_equal(s.id[0], "i-late");
+	assert_string_equal(s.code[0], "Timeout");
+	struct goman_err e;
+	goman_err_set(&e, GOMAN_ESERVICE, GOMAN_CLASS_THROTTLING, "RequestLimitExceeded", "slow down");
+	gm_ec2_poller_apply(p, NULL, 1, &e); /* first failed round: kept */
+	assert_int_equal(s.n, 1);
+	gm_ec2_poller_apply(p, NULL, 1, &e); /* second: given up */
+	assert_int_equal(s.n, 2);
+	assert_string_equal(s.code[1], "RequestLimitExceeded");
+	goman_ec2_instances_clear(&r);
+	goman_ec2_poller_free(p);
+}
+
+static void test_poll_interval_grows_with_the_pending_count(void **state)
+{
+	struct goman_ec2_poller_opts o = {.min_interval_ms = 100, .max_interval_ms = 1000,
+					  .per_pending_ms = 10};
+	assert_int_equal(goman_ec2_poll_interval(&o, 0), 100);
+	assert_int_equal(goman_ec2_poll_interval(&o, 1), 110);
+	assert_int_equal(goman_ec2_poll_interval(&o, 50), 600);
+	assert_int_equal(goman_ec2_poll_interval(&o, 5000), 1000);
+}
+
+static void test_filters_group_values_of_one_name(void **state)
+{
+	struct goman_kvs f = {0}, p = {0};
+	goman_kvs_add(&f, "tag:goman:cluster", "demo");
+	goman_kvs_add(&f, "instance-state-name", "pending");
+	goman_kvs_add(&f, "instance-state-name", "running");
+	assert_int_equal(gm_ec2_add_filters(&p, &f), 0);
+	assert_int_equal(p.n, 5);
+	assert_string_equal(goman_kvs_get(&p, "Filter.1.Name"), "tag:goman:cluster");
+	assert_string_equal(goman_kvs_get(&p, "Filter.1.Value.1"), "demo");
+	assert_string_equal(goman_kvs_get(&p, "Filter.2.Name"), "instance-state-name");
+	assert_string_equal(goman_kvs_get(&p, "Filter.2.Value.2"), "running");
+	goman_kvs_clear(&f);
+	goman_kvs_clear(&p);
+}
+
+static void existing(struct goman_ec2_instances *l, const char *id, const char *role, const char *index)
+{
+	struct goman_ec2_instance in;
+	memset(&in, 0, sizeof(in));
+	snprintf(in.instance_id, sizeof(in.instance_id), "%s", id);
+	snprintf(in.state, sizeof(in.state), "running");
+	goman_kvs_add(&in.tags, "goman:cluster", "demo");
+	goman_kvs_add(&in.tags, "goman:role", role);
+	if (index)
+		goman_kvs_add(&in.tags, "goman:index", index);
+	assert_int_equal(goman_ec2_instances_add(l, &in), 0);
+	goman_ec2_instance_clear(&in);
+}
+
+static void test_plan_reuses_by_index_adopts_unnamed_and_counts_missing(void **state)
+{
+	struct node nodes[4];
+	struct node *v[4];
+	const char *roles[4] = {"agent", "agent", "agent", "server"};
+	int idx[4] = {0, 1, 2, 0};
+	memset(nodes, 0, sizeof(nodes));
+	for (int i = 0; i < 4; i++) {
+		nodes[i].cluster = "demo";
+		nodes[i].role = roles[i];
+		nodes[i].index = idx[i];
+		nodes[i].inst.launch_index = -1;
+		v[i] = &nodes[i];
+	}
+	struct goman_ec2_instances ex = {0};
+	existing(&ex, "i-s0", "server", "0");
+	existing(&ex, "i-a1", "agent", "1");
+	existing(&ex, "i-crash", "agent", NULL); /* launched, killed before its name tags */
+	existing(&ex, "i-a7", "agent", "7");     /* not asked for: left alone */
+	assert_int_equal(gm_prov_plan(v, 4, &ex), 1);
+	assert_true(nodes[0].reused && nodes[0].adopted); /* agent-0: the lowest missing index */
+	assert_string_equal(nodes[0].inst.instance_id, "i-crash");
+	assert_true(nodes[0].need_tags);
+	assert_true(nodes[1].reused && !nodes[1].adopted);
+	assert_string_equal(nodes[1].inst.instance_id, "i-a1");
+	assert_false(nodes[2].reused); /* agent-2 must be launched */
+	assert_true(nodes[3].reused);
+	assert_string_equal(nodes[3].inst.instance_id, "i-s0");
+	for (int i = 0; i < 4; i++)
+		goman_ec2_instance_clear(&nodes[i].inst);
+	goman_ec2_instances_clear(&ex);
+}
+
+static void test_plan_of_a_converged_cluster_launches_nothing(void **state)
+{
+	struct node nodes[2];
+	struct node *v[2] = {&nodes[0], &nodes[1]};
+	memset(nodes, 0, sizeof(nodes));
+	for (int i = 0; i < 2; i++) {
+		nodes[i].cluster = "demo";
+		nodes[i].role = "agent";
+		nodes[i].index = i;
+	}
+	struct goman_ec2_instances ex = {0};
+	existing(&ex, "i-0", "agent", "0");
+	existing(&ex, "i-1", "agent", "1");
+	assert_int_equal(gm_prov_plan(v, 2, &ex), 0);
+	assert_false(nodes[0].adopted || nodes[1].adopted);
+	for (int i = 0; i < 2; i++)
+		goman_ec2_instance_clear(&nodes[i].inst);
+	goman_ec2_instances_clear(&ex);
+	/* nothing exists: everything is missing */
+	memset(nodes, 0, sizeof(nodes));
+	nodes[0].cluster = nodes[1].cluster = "demo";
+	nodes[0].role = nodes[1].role = "server";
+	nodes[1].index = 1;
+	assert_int_equal(gm_prov_plan(v, 2, &ex), 2);
+}
+
+static int spec(const char *json, struct node *n, struct goman_err *e)
+{
+	struct goman_provision_opts o = {.agent_type = "t3.small", .cluster = "dflt"};
+	memset(n, 0, sizeof(*n));
+	n->in = cJSON_Parse(json);
+	assert_non_null(n->in);
+	goman_err_clear(e);
+	return gm_prov_spec(&o, n, e);
+}
+
+static void test_specs_are_validated_and_filled_from_defaults(void **state)
+{
+	struct node n;
+	struct goman_err e;
+	assert_int_equal(spec("{\"role\":\"agent\"}", &n, &e), 0);
+	assert_string_equal(n.cluster, "dflt");
+	assert_string_equal(n.type, "t3.small");
+	assert_int_equal(n.index, -1);
+	assert_string_equal(n.ami, GOMAN_AL2023_X86);
+	cJSON_Delete(n.in);
+	assert_int_equal(spec("{\"cluster\":\"c\",\"role\":\"server\",\"name\":\"c-server-3\","
+			      "\"instance_type\":\"m7g.large\"}", &n, &e), 0);
+	assert_int_equal(n.index, 3);
+	assert_string_equal(n.ami, GOMAN_AL2023_ARM);
+	cJSON_Delete(n.in);
+	const char *bad[] = {
+		"{\"cluster\":\"Caps\",\"role\":\"agent\"}",
+		"{\"cluster\":\"c\",\"role\":\"queen\"}",
+		"{\"cluster\":\"c\",\"role\":\"agent\",\"index\":-1}",
+		"{\"cluster\":\"c\",\"role\":\"agent\",\"index\":1.5}",
+		"{\"cluster\":\"c\",\"role\":\"agent\",\"name\":\"c-agent-2\",\"index\":1}",
+		"{\"cluster\":\"c\",\"role\":\"agent\",\"name\":\"other-agent-2\"}",
+		"{\"cluster\":\"c\",\"role\":\"agent\",\"tags\":{\"goman:name\":\"x\"}}",
+		"{\"cluster\":\"c\",\"role\":\"agent\",\"tags\":{\"n\":1}}",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_int_equal(spec(bad[i], &n, &e), -1);
+		assert_string_equal(e.code, "BadInput");
+		assert_int_equal(e.cls, GOMAN_CLASS_BAD_INPUT);
+		cJSON_Delete(n.in);
+	}
+}
+
+static void test_cluster_names_and_default_ami_arch(void **state)
+{
+	assert_true(goman_cluster_name_ok("a"));
+	assert_true(goman_cluster_name_ok("demo-1"));
+	assert_false(goman_cluster_name_ok("1demo"));
+	assert_false(goman_cluster_name_ok("de_mo"));
+	assert_false(goman_cluster_name_ok(""));
+	assert_true(goman_cluster_name_ok("a234567890123456789012345678901234567890"));
+	assert_false(goman_cluster_name_ok("a2345678901234567890123456789012345678901"));
+	assert_string_equal(goman_default_ami_for("t4g.small"), GOMAN_AL2023_ARM);
+	assert_string_equal(goman_default_ami_for("c6gn.large"), GOMAN_AL2023_ARM);
+	assert_string_equal(goman_default_ami_for("g5.xlarge"), GOMAN_AL2023_X86);
+	assert_string_equal(goman_default_ami_for("m7i-flex.large"), GOMAN_AL2023_X86);
+	assert_string_equal(goman_default_ami_for("t3.medium"), GOMAN_AL2023_X86);
+}
+
+static void test_instance_summary_from_a_converted_reply(void **state)
+{
+	cJSON *reply = cJSON_Parse(
+		"{\"reservationSet\":[{\"instancesSet\":[{\"instanceId\":\"i-1\",\"instanceState\":"
+		"{\"code\":\"16\",\"name\":\"running\"},\"privateIpAddress\":\"10.0.0.5\","
+		"\"ipAddress\":\"54.1.2.3\",\"placement\":{\"availabilityZone\":\"us-east-1a\"},"
+		"\"instanceType\":\"t3.medium\",\"amiLaunchIndex\":\"4\",\"tagSet\":[{\"key\":"
+		"\"goman:role\",\"value\":\"agent\"}]}]}],\"nextToken\":\"x\"}");
+	struct goman_ec2_instances l = {0};
+	assert_int_equal(goman_ec2_instances_from_reply(reply, &l), 1);
+	assert_string_equal(l.v[0].state, "running");
+	assert_string_equal(l.v[0].public_ip, "54.1.2.3");
+	assert_string_equal(l.v[0].az, "us-east-1a");
+	assert_int_equal(l.v[0].launch_index, 4);
+	assert_string_equal(goman_ec2_tag(&l.v[0], "goman:role"), "agent");
+	assert_null(goman_ec2_tag(&l.v[0], "goman:name"));
+	cJSON *o = cJSON_CreateObject();
+	assert_int_equal(goman_ec2_instance_to_json(&l.v[0], o), 0);
+	assert_string_equal(cJSON_GetObjectItem(o, "private_ip")->valuestring, "10.0.0.5");
+	cJSON_Delete(o);
+	cJSON_Delete(reply);
+	goman_ec2_instances_clear(&l);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_poller_hands_out_each_instance_the_round_it_runs),
+		cmocka_unit_test(test_poller_shares_round_calls_over_the_pending_set),
+		cmocka_unit_test(test_poller_deadline_and_failed_rounds_become_errors),
+		cmocka_unit_test(test_poll_interval_grows_with_the_pending_count),
+		cmocka_unit_test(test_filters_group_values_of_one_name),
+		cmocka_unit_test(test_plan_reuses_by_index_adopts_unnamed_and_counts_missing),
+		cmocka_unit_test(test_plan_of_a_converged_cluster_launches_nothing),
+		cmocka_unit_test(test_specs_are_validated_and_filled_from_defaults),
+		cmocka_unit_test(test_cluster_names_and_default_ami_arch),
+		cmocka_unit_test(test_instance_summary_from_a_converted_reply),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
