@@ -1,0 +1,278 @@
+#!/usr/bin/env bats
+# The goman porcelain, every verb, against moto with signature checking on. The endpoint is
+# started by `goman local-aws start` itself (managed policies loaded, for goman init) and
+# stopped by `goman local-aws stop` in the last test and in teardown_file.
+load helpers
+
+# moto answers SSM at once: poll fast, do not wait for a node table that never comes
+FAST=(-- --poll-interval 200ms --poll-floor 100ms --verify-wait 1s)
+
+setup_file() {
+	isolate_home
+	export GOMAN_POLL_MS=200
+	local out
+	out=$(HOME=$REAL_HOME goman local-aws start) || return 1
+	LOCAL_AWS_PYTHON=$(HOME=$REAL_HOME "$ROOT/scripts/local-aws.sh" python)
+	out+=$'\n'"export LOCAL_AWS_PYTHON=$LOCAL_AWS_PYTHON"
+	eval "$out"
+	printf '%s\n' "$out" >"$BATS_FILE_TMPDIR/env"
+}
+
+setup() {
+	# shellcheck disable=SC1091
+	. "$BATS_FILE_TMPDIR/env"
+}
+
+teardown_file() {
+	goman local-aws stop >/dev/null 2>&1 || true
+}
+
+# api SERVICE ACTION JSON -> the response line (JSON on stdin of goman-api, never argv)
+api() {
+	local key=params
+	case $1 in ssm) key=input ;; esac
+	jq -nc --arg s "$1" --arg a "$2" --arg k "$key" --argjson p "$3" '{service:$s,action:$a} + {($k):$p}' | goman-api
+}
+# live instances of a cluster (optionally of one role)
+count_live() {
+	api ec2 DescribeInstances "$(jq -nc --arg c "$1" '{"Filter.1.Name":"tag:goman:cluster","Filter.1.Value.1":$c,
+		"Filter.2.Name":"instance-state-name","Filter.2.Value.1":"pending","Filter.2.Value.2":"running",
+		"Filter.2.Value.3":"stopping","Filter.2.Value.4":"stopped"}')" |
+		jq --arg r "${2:-}" '[.response.data.reservationSet | if type == "array" then .[] else empty end |
+			.instancesSet[] | select($r == "" or any(.tagSet[]; .key == "goman:role" and .value == $r))] | length'
+}
+records() { jq -c 'select(.event == null and .name != null)' "$XDG_STATE_HOME/goman/$1.jsonl"; }
+
+@test "goman: --help lists every command and each verb has --help on stdout" {
+	run -0 goman --help
+	for c in "cluster create" "cluster delete" "cluster list" "cluster status" "cluster kubeconfig" \
+		"cluster scale" "cluster upgrade" "plan --nodes" "metrics" "init" "local-aws"; do
+		assert_output --partial "$c"
+	done
+	for v in create delete list status kubeconfig scale upgrade; do
+		run -0 --separate-stderr goman cluster "$v" --help
+		assert_output --partial "usage: goman cluster $v"
+	done
+	for c in plan metrics init local-aws; do
+		run -0 --separate-stderr goman "$c" --help
+		assert_output --partial "usage: goman $c"
+	done
+	run -0 goman --version
+	assert_output "goman $(cat "$ROOT/VERSION")"
+}
+
+@test "goman: unknown commands, verbs and options are usage errors (64)" {
+	run -64 goman frobnicate
+	assert_output --partial "unknown command 'frobnicate'"
+	run -64 goman cluster frobnicate
+	run -64 goman cluster create ok --bogus
+	assert_output --partial "unknown option '--bogus'"
+	run -64 goman cluster create ok --servers many
+	run -64 goman cluster create ok --via telnet
+	run -64 goman cluster create ok --env prod
+	run -64 goman
+}
+
+@test "goman cluster: names are validated before any AWS call" {
+	for n in Bad 1abc a_b -x "a.b" "$(printf 'a%.0s' {1..41})" ""; do
+		run -64 goman cluster status "$n"
+		run -64 goman cluster delete "$n" --yes
+		run -64 goman cluster create "$n"
+	done
+	# 40 characters is the limit
+	run -64 goman cluster create "$(printf 'a%.0s' {1..40})" --agents 200
+	assert_output --partial "more than --max-nodes"
+}
+
+@test "goman cluster create: refuses more than --max-nodes without --force, launching nothing" {
+	run -64 goman cluster create big --servers 1 --agents 100
+	assert_output --partial "101 nodes is more than --max-nodes 100; add --force"
+	run -64 goman cluster create big --servers 3 --agents 3 --max-nodes 5
+	[ "$(count_live big)" = 0 ]
+	[ ! -e "$XDG_STATE_HOME/goman/big.jsonl" ]
+}
+
+@test "goman plan: the seed's capacity formula, concurrency clamped to at least 1" {
+	run -0 goman plan --nodes 1 --json
+	assert_output '{"nodes":1,"memory_mb":562,"cpu":1,"concurrency":1,"profile":"development","expected_minutes":{"min":3,"max":4},"extrapolated":false}'
+	run -0 goman plan --nodes 20 --json
+	assert_output '{"nodes":20,"memory_mb":1512,"cpu":2,"concurrency":10,"profile":"production","expected_minutes":{"min":14,"max":17.5},"extrapolated":false}'
+	run -0 goman plan --nodes 7 --json
+	[ "$(jq -c '[.memory_mb, .cpu, .concurrency, .profile]' <<<"$output")" = '[862,1,3,"staging"]' ]
+	run -0 goman plan --nodes 150 --json
+	[ "$(jq -c '[.memory_mb, .cpu, .concurrency, .profile, .extrapolated]' <<<"$output")" = '[8012,15,10,"high-volume",true]' ]
+	run -0 goman plan --nodes 3
+	assert_line --regexp '^memory +662 MB$'
+	assert_line --regexp '^expected time +8-10 min$'
+	run -64 goman plan
+	run -64 goman plan --nodes 0
+}
+
+@test "goman init: role goman-node with SSM core and /goman/* parameters, instance profile; twice is fine" {
+	run -0 --separate-stderr goman init
+	assert_equal "$(jq -r '.init.ok' <<<"$output")" true
+	run -0 --separate-stderr goman init
+	assert_equal "$(jq -r '.init.instance_profile_arn' <<<"$output")" "arn:aws:iam::123456789012:instance-profile/goman-node"
+	run -0 api iam GetRole '{"RoleName":"goman-node"}'
+	doc=$(jq -r '.response.data.GetRoleResult.Role.AssumeRolePolicyDocument' <<<"$output")
+	[[ $doc == *ec2.amazonaws.com* ]]
+	run -0 api iam ListAttachedRolePolicies '{"RoleName":"goman-node"}'
+	assert_output --partial 'arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore'
+	run -0 api iam GetRolePolicy '{"RoleName":"goman-node","PolicyName":"goman-parameters"}'
+	# moto hands the document back percent-encoded
+	pol=$(jq -r '.response.data.GetRolePolicyResult.PolicyDocument' <<<"$output" |
+		"$LOCAL_AWS_PYTHON" -c 'import sys,urllib.parse; print(urllib.parse.unquote(sys.stdin.read().strip()))')
+	[ "$(jq -c '.Statement[0].Action | sort' <<<"$pol")" = '["ssm:GetParameter","ssm:GetParameters","ssm:PutParameter"]' ]
+	[ "$(jq -r '.Statement[0].Resource' <<<"$pol")" = 'arn:aws:ssm:*:*:parameter/goman/*' ]
+	run -0 api iam GetInstanceProfile '{"InstanceProfileName":"goman-node"}'
+	[ "$(jq -c '[.response.data.GetInstanceProfileResult.InstanceProfile.Roles[].RoleName]' <<<"$output")" = '["goman-node"]' ]
+}
+
+@test "goman cluster create: 1 server + 2 agents via ssm, records in the state file, metrics table" {
+	run -0 --separate-stderr goman cluster create alpha --servers 1 --agents 2 --via ssm "${FAST[@]}"
+	assert_output --partial "cluster alpha: 3 nodes, 3 ok"
+	assert_output --partial "success rate"
+	[ "$(count_live alpha)" = 3 ]
+	[ "$(count_live alpha server)" = 1 ]
+	run -0 records alpha
+	[ "${#lines[@]}" = 3 ]
+	[ "$(jq -s '[.[] | select(.ok == true and .install.via == "ssm" and .install.verified == false)] | length' <<<"$output")" = 3 ]
+	[ "$(jq -sc 'map(.name) | sort' <<<"$output")" = '["alpha-agent-0","alpha-agent-1","alpha-server-0"]' ]
+	# the plumbing's event lines went to the state file too
+	run -0 jq -s '[.[] | select(.event == "api_call")] | length' "$XDG_STATE_HOME/goman/alpha.jsonl"
+	[ "$output" -gt 0 ]
+	# the cluster token exists, and never reached the state file
+	token=$(api ssm GetParameter '{"Name":"/goman/alpha/token","WithDecryption":true}' | jq -r .response.data.Parameter.Value)
+	[ -n "$token" ] && [ "$token" != null ]
+	run -1 grep -rF -- "$token" "$XDG_STATE_HOME/goman"
+}
+
+@test "goman cluster create: a re-run converges (no new instance) and every stage's status counts" {
+	run -0 --separate-stderr goman cluster create alpha --servers 1 --agents 2 "${FAST[@]}"
+	[ "$(count_live alpha)" = 3 ]
+	# a failing stage is not lost in the pipeline: an install flag it rejects makes create fail
+	run -64 --separate-stderr goman cluster create alpha --servers 1 --agents 2 -- --no-such-install-flag
+	[[ $stderr == *"install exited 64"* ]]
+}
+
+@test "goman cluster list: from instance tags and state files; --local reads files only" {
+	run -0 --separate-stderr goman cluster list
+	assert_line --regexp '^alpha +3 +3 +.*/goman/alpha.jsonl$'
+	run -0 --separate-stderr goman cluster list --json
+	[ "$(jq -sc '.[] | select(.cluster == "alpha") | [.instances, .running]' <<<"$output")" = '[3,3]' ]
+	# a state file without instances is listed too, with 0 instances
+	printf '{"event":"cluster","cluster":"ghost","phase":"ready"}\n' >"$XDG_STATE_HOME/goman/ghost.jsonl"
+	AWS_ENDPOINT_URL=http://127.0.0.1:9 run -0 --separate-stderr goman cluster list --local --json
+	[ "$(jq -sc 'map(.cluster)' <<<"$output")" = '["alpha","ghost"]' ]
+	rm -f "$XDG_STATE_HOME/goman/ghost.jsonl"
+}
+
+@test "goman cluster status: nodes server first, then the state file's metrics" {
+	run -0 --separate-stderr goman cluster status alpha
+	assert_line --index 0 --regexp '^NAME +ROLE +INDEX +INSTANCE +STATE +PRIVATE-IP$'
+	assert_line --index 1 --regexp '^alpha-server-0 +server +0 +i-[0-9a-f]+ +running +[0-9.]+$'
+	assert_line --index 2 --regexp '^alpha-agent-0 +agent +0 '
+	assert_output --partial "cluster alpha: 3 nodes, 3 ok"
+	run -0 --separate-stderr goman cluster status alpha --json
+	[ "$(jq -c '[(.nodes | length), .nodes[0].role, (.metrics | type)]' <<<"$output")" = '[3,"server","object"]' ]
+	run -1 --separate-stderr goman cluster status nosuch
+	[[ $stderr == *"no cluster 'nosuch'"* ]]
+}
+
+@test "goman cluster kubeconfig: SecureString to ~/.kube/goman-NAME.yaml, mode 0600, value never printed" {
+	run -1 --separate-stderr goman cluster kubeconfig alpha
+	[[ $stderr == *"no kubeconfig stored for 'alpha'"* ]]
+	[ ! -e "$HOME/.kube/goman-alpha.yaml" ]
+	secret="apiVersion: v1
+clusters: [{cluster: {server: 'https://10.0.0.1:6443'}, name: alpha}]
+users: [{name: admin, user: {token: kc-$RANDOM$RANDOM}}]"
+	jq -nc --arg v "$secret" '{service:"ssm",action:"PutParameter",input:{Name:"/goman/alpha/kubeconfig",Type:"SecureString",Value:$v,Overwrite:true}}' |
+		goman-api >/dev/null
+	run -0 --separate-stderr goman cluster kubeconfig alpha
+	assert_output "$HOME/.kube/goman-alpha.yaml"
+	[ "$(stat -c %a "$HOME/.kube/goman-alpha.yaml")" = 600 ]
+	[ "$(cat "$HOME/.kube/goman-alpha.yaml")" = "$secret" ]
+	[[ $stderr != *kc-* ]]
+	run -0 --separate-stderr goman cluster kubeconfig alpha --output "$BATS_TEST_TMPDIR/kc"
+	[ "$(stat -c %a "$BATS_TEST_TMPDIR/kc")" = 600 ]
+	# no temporary file left beside it
+	[ "$(ls -A "$HOME/.kube")" = goman-alpha.yaml ]
+}
+
+@test "goman metrics: goman-metrics over the cluster's state file, or stdin without one" {
+	run -0 goman metrics alpha --format json
+	[ "$(jq -c '.clusters[0] | [.cluster, .nodes, .nodes_ok]' <<<"$output")" = '["alpha",3,3]' ]
+	[ "$(jq '.health.api_calls' <<<"$output")" -gt 0 ]
+	run -0 goman metrics --cluster alpha
+	assert_output --partial "cluster alpha: 3 nodes"
+	run -0 bash -c 'jq -c "select(.event == null and .name != null)" "$XDG_STATE_HOME/goman/alpha.jsonl" | head -1 | goman metrics'
+	assert_output --partial "cluster alpha: 1 nodes"
+	run -1 goman metrics nosuch
+}
+
+@test "goman cluster scale: up provisions and installs only the new agent, down drains and terminates the highest" {
+	run -0 --separate-stderr goman cluster scale alpha --agents 3 "${FAST[@]}"
+	[ "$(count_live alpha agent)" = 3 ]
+	run -0 records alpha
+	[ "$(jq -s '[.[] | select(.name == "alpha-agent-2" and .install.ok == true)] | length' <<<"$output")" = 1 ]
+	# only the new node went through install this time: one record of it, not of the old ones
+	[ "$(jq -s '[.[] | select(.name == "alpha-agent-0")] | length' <<<"$output")" = 2 ]
+	run -0 --separate-stderr goman cluster scale alpha --agents 1
+	[[ $stderr == *"draining 2 from the first server"* ]]
+	[ "$(jq -sc 'map(.name) | sort' <<<"$output")" = '["alpha-agent-1","alpha-agent-2"]' ]
+	[ "$(jq -s 'all(.batch.action == "terminate" and .ok == true)' <<<"$output")" = true ]
+	[ "$(count_live alpha agent)" = 1 ]
+	[ "$(count_live alpha server)" = 1 ]
+	run -0 --separate-stderr goman cluster scale alpha --agents 1
+	[[ $stderr == *"already has 1 agent"* ]]
+	run -64 goman cluster scale alpha
+}
+
+@test "goman cluster upgrade: servers one at a time, then agents, with the new version" {
+	run -0 --separate-stderr goman cluster upgrade alpha --k3s-version v1.31.5+k3s1 "${FAST[@]}"
+	[ "${#lines[@]}" = 2 ]
+	[ "$(jq -sc 'map(.role)' <<<"$output")" = '["server","agent"]' ]
+	[ "$(jq -s 'all(.install.ok == true)' <<<"$output")" = true ]
+	[[ $stderr == *"upgrading alpha-server-0 to v1.31.5+k3s1"* ]]
+	[[ $stderr == *"upgrading 1 agent(s) to v1.31.5+k3s1"* ]]
+	run -64 goman cluster upgrade alpha
+}
+
+@test "goman cluster delete: refuses without a terminal or --yes, then removes instances, parameters, group" {
+	run -64 --separate-stderr goman cluster delete alpha </dev/null
+	[[ $stderr == *"pass --yes"* ]]
+	[ "$(count_live alpha)" = 2 ]
+	run -0 --separate-stderr goman cluster delete alpha --yes
+	[ "$(jq -r '.delete.ok' <<<"$output")" = true ]
+	[ "$(jq -r '.delete.terminated' <<<"$output")" = 2 ]
+	[ "$(count_live alpha)" = 0 ]
+	run -0 api ssm GetParameters '{"Names":["/goman/alpha/token","/goman/alpha/kubeconfig"]}'
+	[ "$(jq -c '.response.data.InvalidParameters | sort' <<<"$output")" = '["/goman/alpha/kubeconfig","/goman/alpha/token"]' ]
+	run -0 api ec2 DescribeSecurityGroups '{"Filter.1.Name":"group-name","Filter.1.Value.1":"goman-alpha"}'
+	[ "$(jq '.response.data.securityGroupInfo | if type == "array" then length else 0 end' <<<"$output")" = 0 ]
+	[ ! -e "$XDG_STATE_HOME/goman/alpha.jsonl" ]
+	[ -s "$XDG_STATE_HOME/goman/alpha.deleted.jsonl" ]
+	# deleting what is not there is fine
+	run -0 --separate-stderr goman cluster delete alpha --yes
+	[ "$(jq -c '[.delete.terminated, .delete.parameters_deleted, .delete.security_groups_deleted]' <<<"$output")" = '[0,[],[]]' ]
+}
+
+@test "goman local-aws: env repeats the export lines, start again reuses, bad verbs are usage errors" {
+	run -0 goman local-aws env
+	assert_line --regexp '^export AWS_ENDPOINT_URL=http://127\.0\.0\.1:[0-9]+$'
+	assert_line "export AWS_EC2_METADATA_DISABLED=true"
+	first=$output
+	run -0 --separate-stderr goman local-aws start
+	[ "$output" = "$first" ]
+	[[ $stderr == *"already running"* ]]
+	run -64 goman local-aws restart
+	run -64 goman local-aws
+}
+
+@test "goman local-aws: stop stops the endpoint (last test of the file)" {
+	url=$(sed -n 's/^export AWS_ENDPOINT_URL=//p' "$BATS_FILE_TMPDIR/env")
+	curl -fsS -o /dev/null "$url/moto-api/"
+	run -0 --separate-stderr goman local-aws stop
+	run ! curl -fsS -o /dev/null --max-time 2 "$url/moto-api/"
+	run -1 goman local-aws env
+}
