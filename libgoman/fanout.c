@@ -238,7 +238,7 @@ int goman_fanout_parse_halt(const char *s, enum goman_fanout_halt *halt, unsigne
 	}
 	unsigned long n = 1;
 	bool pct = false;
-	if (*rest) {
+	if (*rest || (rest > tmp && rest[-1] == ',')) {
 		if (strncmp(rest, "fail=", 5))
 			return -1;
 		rest += 5;
@@ -295,7 +295,8 @@ GOMAN_TESTABLE int gm_aimd_slots(const struct gm_aimd *a)
 	return (int)floor(a->c + 1e-9);
 }
 
-/* A job succeeded: +1 slot per window of `slots` successes (TCP congestion avoidance). */
+/* A job succeeded: c += 1/c, about one slot more per window of `slots` successes (TCP
+ * congestion avoidance). */
 GOMAN_TESTABLE void gm_aimd_ok(struct gm_aimd *a)
 {
 	a->c += 1.0 / a->c;
