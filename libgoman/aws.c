@@ -2,20 +2,31 @@
  * aws.c - the one generic AWS call path (see goman/aws.h).
  *
  * A call becomes an op: the protocol file builds the unsigned request once (aws_query.c,
- * aws_json.c, aws_s3.c), then each attempt (attempt_start) takes fresh credentials, signs
- * a copy of the headers with a fresh date, and submits it on the shared loop. The reply
- * streams through attempt_chunk (XML straight into expat, JSON and S3 bytes buffered);
- * attempt_done parses it, fills the one error type, classifies it with
- * goman_err_classify(), emits the api_call event, and asks retry_delay() whether to go
- * again. Waits are loop timers, never sleeps, so other calls keep moving.
- * NEEDSWORK (issue 3): breaker → rate limiter → retry policy/quota plug in at
- * attempt_start (admission) and retry_delay (decision); the built-in policy below is the
- * stand-in: 3 retries with full jitter, eventual-consistency codes until their deadline.
+ * aws_json.c, aws_s3.c). Every attempt then goes breaker -> rate limiter -> send through the
+ * client's guard (guard.c): admit() asks goman_guard_before() (CircuitOpen ends the call;
+ * MaxConcurrent parks the op in a wait queue that the next finished attempt of the same
+ * (service, region, endpoint) wakes; an adaptive-mode token wait becomes a timer), then
+ * attempt_send() takes fresh credentials, signs a copy of the headers with a fresh date and
+ * submits on the shared loop. The reply streams through attempt_chunk (XML straight into
+ * expat, JSON and S3 bytes buffered); attempt_done parses it, fills the one error type,
+ * classifies it with goman_err_classify(), emits the api_call event, and hands the outcome
+ * to goman_guard_after(), which feeds breaker, quota and limiter and decides the retry with
+ * the policy (call->retry_policy, else the configured one). Two decisions stay here: an
+ * ExpiredToken answer refreshes the credentials once and goes again, and eventual-
+ * consistency codes are only retried when the call asked (eventual_deadline_ms > 0), as
+ * goman/aws.h has always promised. Waits are loop timers, never sleeps, so other calls keep
+ * moving.
  *
- * Ownership: struct goman_aws owns its credential chain, endpoint cache, the loop when it
- * made it, and every op in flight (freed with the client; their callbacks are not called).
- * Errors: submit returns -1 with err for calls that cannot start; everything later
- * arrives in the done callback's result.
+ * Config: opts->config when given; NULL means the guard loads the effective config itself
+ * (goman_config_init + goman_config_load: GOMAN_* env > AWS_RETRY_MODE/AWS_MAX_ATTEMPTS >
+ * config file > profile > defaults), so a command without flags gets the same settings as
+ * its --show-config prints. A bad config file makes goman_aws_new() fail (EINVAL).
+ *
+ * Ownership: struct goman_aws owns its credential chain, endpoint cache, guard, the loop when
+ * it made it, and every op in flight (freed with the client; their callbacks are not called).
+ * Errors: submit returns -1 with err for calls that cannot start (bad input, no
+ * credentials); everything later, a breaker refusing the first attempt included, arrives in
+ * the done callback's result.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,15 +37,14 @@
 #include "goman/aws.h"
 #include "goman/clock.h"
 #include "goman/creds.h"
+#include "goman/guard.h"
 #include "goman/log.h"
 #include "goman/sigv4.h"
 #include "aws_int.h"
 
-#define RETRY_MAX 3
-#define RETRY_BASE_MS 200
-#define RETRY_CAP_MS 20000
-#define EVENTUAL_BASE_MS 500
-#define EVENTUAL_CAP_MS 5000
+/* a parked op (MaxConcurrent) also re-asks on its own after this long: a wake-up is never
+ * lost, and the loop sees the op as pending */
+#define ADMIT_POLL_MS 250
 
 struct endpoint {
 	char *service, *region, *url;
@@ -52,7 +62,8 @@ struct goman_aws {
 	struct endpoint *eps;
 	size_t neps;
 	struct aws_op *ops; /* in flight */
-	uint64_t rng;
+	struct goman_guard *guard;
+	struct aws_op *waiters, **waiters_tail; /* parked by MaxConcurrent, FIFO */
 };
 
 struct buf {
@@ -70,8 +81,12 @@ struct aws_op {
 	struct gm_aws_req req;
 	goman_aws_done_fn done;
 	void *ud;
-	int attempt;
-	int64_t start_ms, eventual_until;
+	const char *endpoint; /* base URL: the breaker's key (borrowed from the client's cache) */
+	char policy[32];      /* call->retry_policy copied: the ticket points here */
+	struct goman_guard_ticket t;
+	struct aws_op *wnext; /* wait queue */
+	bool waiting;
+	int64_t start_ms;
 	bool creds_refreshed;
 	long http_id, timer_id;
 	struct goman_aws_result res;
@@ -104,7 +119,7 @@ struct goman_aws *goman_aws_new(const struct goman_aws_opts *opts, struct goman_
 		goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "", "out of memory");
 		return NULL;
 	}
-	a->rng = (uint64_t)goman_now_ms() * 6364136223846793005ULL ^ (uint64_t)getpid();
+	a->waiters_tail = &a->waiters;
 	a->cc = goman_credchain_new(opts->profile, err);
 	if (!a->cc)
 		goto fail;
@@ -138,6 +153,9 @@ struct goman_aws *goman_aws_new(const struct goman_aws_opts *opts, struct goman_
 			goto fail;
 		a->own_http = true;
 	}
+	struct goman_guard_opts go = {.config = opts->config};
+	if (!(a->guard = goman_guard_new(&go, err)))
+		goto fail;
 	return a;
 fail:
 	goman_aws_free(a);
@@ -159,6 +177,7 @@ void goman_aws_free(struct goman_aws *a)
 			goman_http_timer_cancel(a->http, op->timer_id);
 		op_free(op);
 	}
+	goman_guard_free(a->guard);
 	if (a->own_http)
 		goman_http_free(a->http);
 	for (size_t i = 0; i < a->neps; i++) {
@@ -262,7 +281,7 @@ static void op_finish(struct aws_op *op, const struct goman_err *err)
 {
 	op_unlink(op);
 	op->res.err = *err;
-	op->res.attempts = op->attempt;
+	op->res.attempts = op->t.attempt;
 	op->res.ms = goman_mono_ms() - op->start_ms;
 	if (err->rc != GOMAN_OK) {
 		cJSON_Delete(op->res.data);
@@ -330,9 +349,12 @@ static int attempt_chunk(const char *data, size_t len, long status, void *ud)
 	return 0;
 }
 
-/* Signs a fresh copy of the headers and submits. 0, or -1 with err (credentials,
- * signing or submit failed: nothing is in flight). */
-static int attempt_start(struct aws_op *op, struct goman_err *err)
+static void wake_waiter(struct goman_aws *a, const struct aws_op *done);
+
+/* Takes fresh credentials, signs a fresh copy of the headers and submits the attempt the
+ * guard admitted. 0, or -1 with err (credentials, signing or submit failed: nothing is in
+ * flight and the admission is given back). */
+static int attempt_send(struct aws_op *op, struct goman_err *err)
 {
 	struct goman_aws *a = op->a;
 	struct goman_creds c = {0};
@@ -340,7 +362,6 @@ static int attempt_start(struct aws_op *op, struct goman_err *err)
 	struct goman_sigv4_out sout = {0};
 	int rc = -1;
 	attempt_reset(op);
-	op->attempt++;
 	op->http_id = op->timer_id = 0;
 	if (a->explicit_creds) {
 		if (goman_creds_copy(&c, &a->creds) != 0) {
@@ -383,8 +404,12 @@ out:
 	goman_sigv4_out_clear(&sout);
 	goman_kvs_clear(&hdrs);
 	goman_creds_clear(&c);
-	if (rc != 0)
+	if (rc != 0) {
+		op->http_id = 0;
+		goman_guard_abandon(a->guard, &op->t);
+		wake_waiter(a, op);
 		goman_err_classify(err, op->service, op->action);
+	}
 	return rc;
 }
 
@@ -485,7 +510,8 @@ static const char *outcome_name(const struct goman_err *e)
 	}
 }
 
-static void emit_api_call(struct aws_op *op, int64_t ms, long status, const struct goman_err *e)
+static void emit_api_call(struct aws_op *op, int attempt, int64_t ms, long status,
+			  const struct goman_err *e)
 {
 	cJSON *ev = cJSON_CreateObject();
 	if (!ev)
@@ -493,7 +519,7 @@ static void emit_api_call(struct aws_op *op, int64_t ms, long status, const stru
 	cJSON_AddStringToObject(ev, "service", op->service);
 	cJSON_AddStringToObject(ev, "region", op->region);
 	cJSON_AddStringToObject(ev, "action", op->action);
-	cJSON_AddNumberToObject(ev, "attempt", op->attempt);
+	cJSON_AddNumberToObject(ev, "attempt", attempt);
 	cJSON_AddNumberToObject(ev, "ms", (double)ms);
 	cJSON_AddStringToObject(ev, "outcome", outcome_name(e));
 	cJSON_AddNumberToObject(ev, "http_status", (double)status);
@@ -501,22 +527,16 @@ static void emit_api_call(struct aws_op *op, int64_t ms, long status, const stru
 		cJSON_AddStringToObject(ev, "code", e->code);
 	if (e->rc != GOMAN_OK && e->cls == GOMAN_CLASS_TIMEOUT)
 		cJSON_AddStringToObject(ev, "class", "timeout");
+	if (e->rc == GOMAN_ECIRCUIT && e->retry_after_ms >= 0)
+		cJSON_AddNumberToObject(ev, "retry_after_ms", (double)e->retry_after_ms);
 	goman_event("api_call", ev);
 }
 
-/* xorshift64*: jitter needs spread, not secrecy */
-static uint64_t next_rand(struct goman_aws *a)
-{
-	uint64_t x = a->rng ? a->rng : 0x9E3779B97F4A7C15ULL;
-	x ^= x >> 12;
-	x ^= x << 25;
-	x ^= x >> 27;
-	a->rng = x;
-	return x * 2685821657736338717ULL;
-}
-
-/* Full jitter: uniform in [0, min(cap, base * 2^(attempt-1))]. */
-GOMAN_TESTABLE int64_t gm_backoff_full_jitter(uint64_t rnd, int attempt, int64_t base, int64_t cap)
+#ifdef GOMAN_UNIT_TEST
+/* The stand-in back-off of the foundation issue, kept for test_aws_xml; the call path now
+ * takes its delays from retry.c through the guard. Full jitter: uniform in
+ * [0, min(cap, base * 2^(attempt-1))]. */
+int64_t gm_backoff_full_jitter(uint64_t rnd, int attempt, int64_t base, int64_t cap)
 {
 	int64_t ceil = base;
 	for (int i = 1; i < attempt && ceil < cap; i++)
@@ -525,61 +545,147 @@ GOMAN_TESTABLE int64_t gm_backoff_full_jitter(uint64_t rnd, int attempt, int64_t
 		ceil = cap;
 	return ceil > 0 ? (int64_t)(rnd % (uint64_t)(ceil + 1)) : 0;
 }
+#endif
 
 static bool expired_token(const char *code)
 {
 	return !strcmp(code, "ExpiredToken") || !strcmp(code, "ExpiredTokenException");
 }
 
-/* The retry decision for a failed attempt: a delay in ms, or -1 to give up.
- * (Issue 3 replaces this with the configured policy, quota and breaker.) */
-static int64_t retry_delay(struct aws_op *op, const struct goman_err *e, const char **reason)
+/* ---- admission: breaker -> rate limiter -> send ------------------------------------ */
+
+static bool same_target(const struct aws_op *x, const struct aws_op *y)
 {
-	struct goman_aws *a = op->a;
-	*reason = outcome_name(e);
-	if (e->rc == GOMAN_ESERVICE && expired_token(e->code) && !a->explicit_creds &&
-	    !op->creds_refreshed) {
-		/* credentials expired under us: fetch new ones once and go again */
-		op->creds_refreshed = true;
-		goman_credchain_invalidate(a->cc);
-		*reason = "expired_credentials";
-		return 0;
-	}
-	if (e->rc == GOMAN_ESERVICE && goman_is_eventual(op->service, op->action, e->code)) {
-		int64_t now = goman_mono_ms();
-		if (op->eventual_until <= 0 || now >= op->eventual_until)
-			return -1;
-		*reason = "eventual";
-		int64_t d = gm_backoff_full_jitter(next_rand(a), op->attempt, EVENTUAL_BASE_MS,
-						   EVENTUAL_CAP_MS);
-		/* at least a little wait, and never past the deadline */
-		if (d < EVENTUAL_BASE_MS / 5)
-			d = EVENTUAL_BASE_MS / 5;
-		if (now + d > op->eventual_until)
-			d = op->eventual_until - now;
-		return d;
-	}
-	if (!e->retryable || op->attempt > RETRY_MAX)
-		return -1;
-	int64_t d = gm_backoff_full_jitter(next_rand(a), op->attempt, RETRY_BASE_MS, RETRY_CAP_MS);
-	if (e->retry_after_ms > d)
-		d = e->retry_after_ms;
-	return d;
+	return x->endpoint == y->endpoint && !strcmp(x->service, y->service) &&
+	       !strcmp(x->region, y->region);
 }
 
-static void retry_fire(void *ud)
+static void waiter_remove(struct aws_op *op)
+{
+	struct goman_aws *a = op->a;
+	if (!op->waiting)
+		return;
+	struct aws_op **pp = &a->waiters;
+	while (*pp && *pp != op)
+		pp = &(*pp)->wnext;
+	if (*pp)
+		*pp = op->wnext;
+	a->waiters_tail = &a->waiters;
+	while (*a->waiters_tail)
+		a->waiters_tail = &(*a->waiters_tail)->wnext;
+	op->wnext = NULL;
+	op->waiting = false;
+}
+
+static void admit_fire(void *ud);
+
+/* An attempt of `done`'s (service, region, endpoint) ended: the first op parked behind
+ * MaxConcurrent for the same target asks again on the next loop round (a zero timer, so
+ * the wake-up never runs inside another op's callback). */
+static void wake_waiter(struct goman_aws *a, const struct aws_op *done)
+{
+	for (struct aws_op *w = a->waiters; w; w = w->wnext) {
+		if (!same_target(w, done))
+			continue;
+		waiter_remove(w);
+		if (w->timer_id > 0)
+			goman_http_timer_cancel(a->http, w->timer_id);
+		w->timer_id = goman_http_timer(a->http, 0, admit_fire, w);
+		return;
+	}
+}
+
+static void send_fire(void *ud)
 {
 	struct aws_op *op = ud;
 	struct goman_err err;
 	goman_err_clear(&err);
 	op->timer_id = 0;
-	if (attempt_start(op, &err) != 0)
+	if (attempt_send(op, &err) != 0)
 		op_finish(op, &err);
+}
+
+/* Asks the guard for the next attempt. Admitted: sends now, or after the adaptive token
+ * wait. MaxConcurrent: parks the op until an attempt of its target ends. Returns 0 (in
+ * flight, or waiting on a timer), or -1 with err: the call is over (CircuitOpen, or the
+ * attempt could not be sent). */
+static int admit(struct aws_op *op, struct goman_err *err)
+{
+	struct goman_aws *a = op->a;
+	int64_t wait = 0;
+	op->timer_id = 0;
+	int g = goman_guard_before(a->guard, &op->t, op->service, op->region, op->endpoint, &wait,
+				   err);
+	if (g < 0) {
+		if (err->rc == GOMAN_ECIRCUIT) /* the refused attempt is still an api_call */
+			emit_api_call(op, op->t.attempt + 1, 0, 0, err);
+		return -1;
+	}
+	if (g == 1) {
+		op->waiting = true;
+		op->wnext = NULL;
+		*a->waiters_tail = op;
+		a->waiters_tail = &op->wnext;
+		op->timer_id = goman_http_timer(a->http, ADMIT_POLL_MS, admit_fire, op);
+		if (op->timer_id <= 0) {
+			waiter_remove(op);
+			return goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "", "out of memory");
+		}
+		return 0;
+	}
+	if (wait > 0) {
+		op->timer_id = goman_http_timer(a->http, wait, send_fire, op);
+		if (op->timer_id <= 0) {
+			goman_guard_abandon(a->guard, &op->t);
+			return goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "", "out of memory");
+		}
+		return 0;
+	}
+	return attempt_send(op, err);
+}
+
+static void admit_fire(void *ud)
+{
+	struct aws_op *op = ud;
+	struct goman_err err;
+	goman_err_clear(&err);
+	op->timer_id = 0;
+	waiter_remove(op);
+	if (admit(op, &err) != 0)
+		op_finish(op, &err);
+}
+
+/* a breaker refused the first attempt inside goman_aws_submit(): the result is delivered
+ * from the loop like every other, never from inside submit */
+static void refused_fire(void *ud)
+{
+	struct aws_op *op = ud;
+	struct goman_err err = op->res.err;
+	op->timer_id = 0;
+	op_finish(op, &err);
+}
+
+static void retry_event(struct aws_op *op, const struct goman_err *err, int64_t delay,
+			const char *reason)
+{
+	cJSON *ev = cJSON_CreateObject();
+	if (!ev)
+		return;
+	cJSON_AddStringToObject(ev, "service", op->service);
+	cJSON_AddStringToObject(ev, "region", op->region);
+	cJSON_AddStringToObject(ev, "action", op->action);
+	cJSON_AddNumberToObject(ev, "attempt", op->t.attempt);
+	cJSON_AddNumberToObject(ev, "delay_ms", (double)delay);
+	cJSON_AddStringToObject(ev, "reason", reason);
+	if (err->code[0])
+		cJSON_AddStringToObject(ev, "code", err->code);
+	goman_event("retry", ev);
 }
 
 static void attempt_done(struct goman_http_resp *resp, void *ud)
 {
 	struct aws_op *op = ud;
+	struct goman_aws *a = op->a;
 	struct goman_err err;
 	goman_err_clear(&err);
 	op->http_id = 0;
@@ -602,48 +708,55 @@ static void attempt_done(struct goman_http_resp *resp, void *ud)
 		if (rid)
 			snprintf(err.request_id, sizeof(err.request_id), "%s", rid);
 	}
-	const char *ra = goman_kvs_get(&resp->headers, "Retry-After");
-	if (err.rc != GOMAN_OK && ra) {
+	if (err.rc != GOMAN_OK) {
+		/* server hints: x-amz-retry-after (ms), else Retry-After (s) */
+		const char *ra = goman_kvs_get(&resp->headers, "x-amz-retry-after");
 		char *end;
-		long s = strtol(ra, &end, 10);
-		if (end != ra && s >= 0)
-			err.retry_after_ms = (int64_t)s * 1000;
+		long long v;
+		if (ra && (v = strtoll(ra, &end, 10)) >= 0 && end != ra) {
+			err.retry_after_ms = v;
+		} else if ((ra = goman_kvs_get(&resp->headers, "Retry-After")) &&
+			   (v = strtoll(ra, &end, 10)) >= 0 && end != ra) {
+			err.retry_after_ms = v * 1000;
+		}
 	}
 	goman_err_classify(&err, op->service, op->action);
 	op->res.http_status = (int)resp->status;
 	goman_kvs_clear(&op->res.headers);
 	op->res.headers = resp->headers; /* moved: the loop frees what is left in resp */
 	memset(&resp->headers, 0, sizeof(resp->headers));
-	emit_api_call(op, resp->ms, resp->status, &err);
-	if (err.rc == GOMAN_OK) {
-		op_finish(op, &err);
-		return;
+	emit_api_call(op, op->t.attempt, resp->ms, resp->status, &err);
+	int64_t delay = 0;
+	int again = goman_guard_after(a->guard, &op->t, &err, op->service, op->action, &delay);
+	wake_waiter(a, op); /* this attempt's MaxConcurrent slot is free */
+	const char *reason = "retry";
+	if (again == 1) {
+		reason = err.rc == GOMAN_ESERVICE && goman_is_eventual(op->service, op->action, err.code)
+				 ? "eventual"
+				 : outcome_name(&err);
+	} else if (err.rc == GOMAN_ESERVICE && expired_token(err.code) && !a->explicit_creds &&
+		   !op->creds_refreshed) {
+		/* credentials expired under us: fetch new ones once and go again at once (the
+		 * guard saw an auth error, which it never retries) */
+		op->creds_refreshed = true;
+		goman_credchain_invalidate(a->cc);
+		again = 1;
+		delay = 0;
+		reason = "expired_credentials";
+		retry_event(op, &err, delay, reason);
 	}
-	const char *reason;
-	int64_t delay = retry_delay(op, &err, &reason);
-	if (delay < 0) {
+	if (again != 1) {
 		op_finish(op, &err);
 		return;
 	}
 	char st[24] = "";
 	if (err.http_status)
 		snprintf(st, sizeof(st), ", HTTP %d", err.http_status);
-	goman_log(GOMAN_LOG_INFO, "RETRY", "%s %s attempt %d failed (%s%s), retrying in %lld ms",
-		  op->service, op->action, op->attempt, err.code[0] ? err.code : goman_strerror(err.rc),
-		  st, (long long)delay);
-	cJSON *ev = cJSON_CreateObject();
-	if (ev) {
-		cJSON_AddStringToObject(ev, "service", op->service);
-		cJSON_AddStringToObject(ev, "region", op->region);
-		cJSON_AddStringToObject(ev, "action", op->action);
-		cJSON_AddNumberToObject(ev, "attempt", op->attempt);
-		cJSON_AddNumberToObject(ev, "delay_ms", (double)delay);
-		cJSON_AddStringToObject(ev, "reason", reason);
-		if (err.code[0])
-			cJSON_AddStringToObject(ev, "code", err.code);
-		goman_event("retry", ev);
-	}
-	op->timer_id = goman_http_timer(op->a->http, delay, retry_fire, op);
+	goman_log(GOMAN_LOG_INFO, "RETRY", "%s %s attempt %d failed (%s%s, %s), retrying in %lld ms",
+		  op->service, op->action, op->t.attempt,
+		  err.code[0] ? err.code : goman_strerror(err.rc), st, reason, (long long)delay);
+	/* re-admitted (breaker, limiter) and re-signed when the timer fires */
+	op->timer_id = goman_http_timer(a->http, delay, admit_fire, op);
 	if (op->timer_id <= 0) {
 		goman_err_set(&err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "", "out of memory");
 		op_finish(op, &err);
@@ -682,6 +795,7 @@ int goman_aws_submit(struct goman_aws *a, const struct goman_aws_call *call, gom
 	snprintf(op->region, sizeof(op->region), "%s", region);
 	snprintf(op->sign_region, sizeof(op->sign_region), "%s", region);
 	const char *ep = endpoint_for(a, op->service, op->region);
+	op->endpoint = ep;
 	int rc;
 	if (!ep)
 		rc = goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "", "out of memory");
@@ -696,13 +810,31 @@ int goman_aws_submit(struct goman_aws *a, const struct goman_aws_call *call, gom
 		return -1;
 	}
 	op->start_ms = goman_mono_ms();
-	if (call->eventual_deadline_ms > 0)
-		op->eventual_until = op->start_ms + call->eventual_deadline_ms;
+	goman_guard_ticket_init(&op->t, 0); /* 0: the policy's deadline */
+	if (call->retry_policy && *call->retry_policy) {
+		snprintf(op->policy, sizeof(op->policy), "%s", call->retry_policy);
+		op->t.policy = op->policy;
+	}
+	/* eventual-consistency codes are retried only when the call asks (goman/aws.h); -1
+	 * keeps the guard from applying the configured default deadline to every call */
+	op->t.eventual_deadline_ms =
+		call->eventual_deadline_ms > 0 ? op->start_ms + call->eventual_deadline_ms : -1;
 	op->next = a->ops;
 	if (a->ops)
 		a->ops->prev = op;
 	a->ops = op;
-	if (attempt_start(op, err) != 0) {
+	struct goman_err aerr;
+	goman_err_clear(&aerr);
+	if (admit(op, &aerr) != 0) {
+		if (aerr.rc == GOMAN_ECIRCUIT) {
+			op->res.err = aerr;
+			op->timer_id = goman_http_timer(a->http, 0, refused_fire, op);
+			if (op->timer_id > 0)
+				return 0;
+			goman_err_set(&aerr, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "", "out of memory");
+		}
+		if (err)
+			*err = aerr;
 		op_unlink(op);
 		op_free(op);
 		return -1;
