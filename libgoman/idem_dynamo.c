@@ -12,6 +12,8 @@
  *    GetItem reads it. A dead owner on this host, or a FAILED record, is replaced by a
  *    PutItem conditional on that record's owner nonce and status (compare-and-swap).
  *  - complete/fail: UpdateItem conditional on `#o = :me AND #s = :inprogress`.
+ *  - a conditional write retried after a lost reply meets its own earlier write: begin and
+ *    finish recognise their owner nonce in what they read back and count that as success.
  *  - cleanup: Scan for expires_at <= now, DeleteItem each with the same condition.
  * Numbers are N attributes; identity/result/error are JSON text in S attributes.
  * Ownership: s->table (malloc'd) and, when own_aws, s->aws belong to the handle.
@@ -269,6 +271,12 @@ int gm_idem_dynamo_begin(struct goman_idem *s, struct gm_idem_rec *mine, struct 
 			return -1;
 		if (g == 0)
 			continue; /* removed meanwhile: try again */
+		if (!strcmp(found->owner, mine->owner)) {
+			/* our own write: a retried PutItem whose first reply was lost */
+			gm_idem_rec_clear(found);
+			*verdict = GM_IDEM_CREATED;
+			return 0;
+		}
 		*verdict = gm_idem_judge(found, mine->payload_hash, now);
 		if (*verdict == GM_IDEM_ANSWER_COMPLETED || *verdict == GM_IDEM_ANSWER_IN_PROGRESS ||
 		    *verdict == GM_IDEM_ANSWER_MISMATCH)
@@ -317,14 +325,22 @@ int gm_idem_dynamo_finish(struct goman_idem *s, const struct goman_idem_ticket *
 	struct goman_aws_result res;
 	int rc = call(s, "UpdateItem", req, &res);
 	cJSON_Delete(req);
-	if (rc) {
-		if (cond_failed(&res))
+	if (rc && cond_failed(&res)) {
+		/* a retried update whose first reply was lost finds its own work done */
+		struct gm_idem_rec cur;
+		struct goman_err ignored;
+		memset(&cur, 0, sizeof(cur));
+		if (get_item(s, t->key, &cur, &ignored) == 1 && !strcmp(cur.owner, t->owner_id) &&
+		    !strcmp(cur.status, status))
+			rc = 0;
+		else
 			goman_err_set(err, GOMAN_ECONFLICT, GOMAN_CLASS_CLIENT, "IdempotencyLost",
 				      "%s: this process no longer holds the idempotency record (its "
 				      "lease expired and another run took it over, or it was removed)",
 				      t->operation);
-		else
-			*err = res.err;
+		gm_idem_rec_clear(&cur);
+	} else if (rc) {
+		*err = res.err;
 	}
 	goman_aws_result_clear(&res);
 	return rc ? -1 : 0;
