@@ -698,7 +698,7 @@ void goman_install_input_done(struct goman_install *pub)
 		return;
 	in->input_done = true;
 	for (struct gm_inode *n = in->nodes; n; n = n->next)
-		if (n->state == GM_N_WAIT && n->kind != GM_K_FIRST && !can_start(in, n))
+		if (n->state == GM_N_WAIT && n->kind != GM_K_FIRST && !in->server_url[0])
 			fail_node(in, n, GOMAN_CLASS_CLIENT, "NoServer",
 				  in->first ? "the first server has no private_ip"
 					    : "no first server (role server, index 0) in the input "

@@ -1,0 +1,90 @@
+#!/usr/bin/env bats
+# goman-install --via local end to end: the real scripts/k3s-install.sh under --prefix with
+# --no-services against the loopback mirror serving the fake k3s; the token from
+# --token-file goes to the script on stdin only.
+
+load helpers
+bats_require_minimum_version 1.5.0
+# shellcheck source=fixtures/sshd.bash
+. "$ROOT/tests/fixtures/sshd.bash"
+
+V=v1.31.4+k3s1
+TOKEN_TEXT=K10goman-local-token-5e1f::server:77ab
+
+setup_file() {
+	isolate_home
+	mirror_start "$BATS_FILE_TMPDIR/mirror" "$V"
+	printf '%s\n' "$TOKEN_TEXT" >"$BATS_FILE_TMPDIR/token"
+	chmod 600 "$BATS_FILE_TMPDIR/token"
+}
+
+teardown_file() { mirror_stop "$BATS_FILE_TMPDIR/mirror"; }
+
+setup() {
+	P="$BATS_TEST_TMPDIR/root"
+	export GOMAN_EVENTS="$BATS_TEST_TMPDIR/events"
+}
+
+install_local() {
+	goman-install --via local --token-file "$BATS_FILE_TMPDIR/token" --prefix "$P" --no-services \
+		--mirror "$MIRROR" --k3s-version "$V" --verify-wait 2s "$@"
+}
+
+node() { printf '{"cluster":"box","name":"box-%s-%d","role":"%s","index":%d,"mine":"kept"}\n' "$1" "$2" "$1" "$2"; }
+
+@test "goman-install: --via local installs a single-box server end to end" {
+	run -0 --separate-stderr install_local < <(node server 0)
+	[ "${#lines[@]}" -eq 1 ]
+	r=${lines[0]}
+	jq -e '.ok and .install.ok and .install.via == "local" and .install.verified and
+		.install.k3s_version == "'"$V"'" and .install.skipped == false and .install.progress == 100 and
+		.install.mode == "first-server" and .mine == "kept" and (.install.ms >= 0) and
+		(.t.installed | test("^[0-9T:.-]+Z$"))' <<<"$r"
+	cmp "$P/usr/local/bin/k3s" "$BATS_FILE_TMPDIR/mirror/files/$V/k3s"
+	[ "$(cat "$P/etc/rancher/k3s/goman-token")" = "$TOKEN_TEXT" ]
+	[ "$(stat -c %a "$P/etc/rancher/k3s/goman-token")" = 600 ]
+	# progress streamed live as [INSTALL] lines, in order
+	[ "$(grep -o 'box-server-0: [0-9]*%' <<<"$stderr" | tr '\n' ' ')" = "box-server-0: 25% box-server-0: 50% box-server-0: 75% box-server-0: 100% " ]
+	# verified from the first server: the cluster event counts the Ready nodes
+	jq -e -s 'map(select(.event == "cluster")) | length == 1 and .[0].nodes_ready == 1 and
+		.[0].verified and .[0].cluster == "box"' "$GOMAN_EVENTS"
+	if grep -q "$TOKEN_TEXT" <<<"$output$stderr"; then echo "token leaked" >&2; return 1; fi
+}
+
+@test "goman-install: a re-run is cheap: skipped download" {
+	run -0 --separate-stderr install_local < <(node server 0)
+	run -0 --separate-stderr install_local < <(node server 0)
+	jq -e '.install.ok and .install.skipped' <<<"${lines[0]}"
+}
+
+@test "goman-install: server + agents locally; agents join the first server's address" {
+	run -0 --separate-stderr install_local < <(node server 0; node agent 0; node agent 1)
+	[ "${#lines[@]}" -eq 3 ]
+	jq -e -s 'all(.install.ok) and ([.[] | select(.role == "agent") | .install.server_url] ==
+		["https://127.0.0.1:6443", "https://127.0.0.1:6443"])' <<<"$output"
+	grep -q '"--server" "https://127.0.0.1:6443"' "$P/etc/systemd/system/k3s-agent.service"
+}
+
+@test "goman-install: a failing script is a record with its class (checksum), exit 1" {
+	touch "$BATS_FILE_TMPDIR/mirror/files/.tamper"
+	run -1 --separate-stderr install_local < <(node server 0)
+	rm -f "$BATS_FILE_TMPDIR/mirror/files/.tamper"
+	jq -e '.ok == false and .install.ok == false and .install.error.class == "checksum" and
+		.install.error.code == "ChecksumMismatch" and (.install.log_tail | length > 0)' <<<"${lines[0]}"
+	[ ! -e "$P/usr/local/bin/k3s" ]
+}
+
+@test "goman-install: --wait-server holds agents until the first server is done" {
+	run -0 --separate-stderr install_local --wait-server < <(node agent 0; node server 0)
+	s=$(jq -r 'select(.role == "server") | .t.installed' <<<"$output")
+	a=$(jq -r 'select(.role == "agent") | .t.installed' <<<"$output")
+	[[ "$a" > "$s" ]]
+	[ "$(jq -r 'select(.role == "agent") | .install.wait_ms' <<<"$output")" -gt 0 ]
+}
+
+@test "goman-install: --concurrency 1 runs one script at a time" {
+	run -0 --separate-stderr install_local --concurrency 1 < <(node server 0; node agent 0; node agent 1)
+	[ "$(grep -c 'starting (' <<<"$stderr")" -eq 3 ]
+	# with one slot, each node waited for the one before it
+	jq -e -s '[.[] | .install.wait_ms] | max > 0' <<<"$output"
+}
