@@ -481,6 +481,7 @@ struct goman_ec2_poller {
 	long timer;
 	bool in_flight;
 	bool started;
+	bool dead;     /* freed by its owner while a round was in flight: the round frees it */
 	int rounds, calls, failed_rounds;
 	int round_calls;
 };
@@ -542,10 +543,15 @@ void goman_ec2_poller_free(struct goman_ec2_poller *p)
 {
 	if (!p)
 		return;
-	/* an in-flight describe still points at p: it is abandoned with the client, which the
-	 * caller frees after the poller (the loop is not run again in between) */
 	if (p->timer && p->aws)
 		goman_http_timer_cancel(goman_aws_http(p->aws), p->timer);
+	p->timer = 0;
+	if (p->in_flight && !p->dead) {
+		/* the round's describe still points at p: it frees p when it ends (or the
+		 * client drops it unrun when the client is freed first) */
+		p->dead = true;
+		return;
+	}
 	while (p->n)
 		pend_remove(p, p->n - 1);
 	free(p->v);
@@ -748,6 +754,10 @@ static void round_end(struct goman_ec2_poller *p, struct goman_ec2_instances *fo
 		      const struct goman_err *err)
 {
 	p->in_flight = false;
+	if (p->dead) {
+		goman_ec2_poller_free(p);
+		return;
+	}
 	gm_ec2_poller_apply(p, found, calls, err);
 	schedule(p);
 }
@@ -780,7 +790,7 @@ static void round_described(struct goman_ec2_instances *found, const struct goma
 			    const struct goman_ec2_describe_stats *st, void *ud)
 {
 	struct goman_ec2_poller *p = ud;
-	if (err && err->rc != GOMAN_OK) {
+	if (p->dead || (err && err->rc != GOMAN_OK)) {
 		round_end(p, found, st->calls, err);
 		return;
 	}

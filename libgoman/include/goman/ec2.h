@@ -24,8 +24,9 @@
  * goman_ec2_instances_clear() (a zeroed struct is valid). Summaries handed to callbacks are
  * borrowed for the callback's duration (copy with goman_ec2_instance_copy()). Filters, IDs
  * and tag lists passed in are borrowed (copied before the call returns).
- * A poller from goman_ec2_poller_new() is freed by goman_ec2_poller_free() (NULL ok; its
- * in-flight calls are abandoned, callbacks not called). Errors: -1 with *err filled
+ * A poller from goman_ec2_poller_new() is freed by goman_ec2_poller_free() (NULL ok; no
+ * on_done is called after it; a round in flight then frees the poller when its describe
+ * ends, or is dropped with the client). Errors: -1 with *err filled
  * (struct goman_err of goman/error.h); async failures reach the done callback.
  */
 #ifndef GOMAN_EC2_H
