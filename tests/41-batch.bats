@@ -3,11 +3,16 @@
 # IDs, the stop/start round trip with waits, termination protection, bad input, --cluster.
 
 load helpers
+load fixtures/fault_proxy
 
 setup_file() {
 	isolate_home
 	local_aws_start
 	export INST="$ROOT/bench/batch_instances.py"
+}
+
+teardown() {
+	fault_proxy_stop
 }
 
 teardown_file() {
@@ -54,6 +59,25 @@ inst() {
 	# and the 196 really are stopped
 	run inst states $(jq -r .instance_id "$BATS_TEST_TMPDIR/good.jsonl")
 	[ "$(printf '%s\n' "$output" | awk '{print $2}' | sort | uniq -c | awk '{print $1, $2}')" = "196 stopped" ]
+}
+
+@test "goman-batch: under 30 % throttling + 5 % 500s no ID is lost or misattributed, throttles never bisect" {
+	inst launch 50 | awk 'NR==9{print "{\"instance_id\":\"i-0000000000000dead\"}"} {print}
+		END{print "{\"instance_id\":\"i-00000000deadbeef1\"}"}' >"$BATS_TEST_TMPDIR/in.jsonl"
+	fault_proxy_start '{"probabilities":{"throttle":0.3,"error500":0.05},"match":["StopInstances"],"seed":"41"}'
+	AWS_ENDPOINT_URL=$FAULT_PROXY_URL run --separate-stderr goman-batch stop --batch-size 10 \
+		--concurrency 2 <"$BATS_TEST_TMPDIR/in.jsonl"
+	[ "$status" -eq 1 ] || [ "$status" -eq 75 ]
+	[ "$(printf '%s\n' "$output" | wc -l)" -eq 52 ]
+	[ -z "$(jq -r .instance_id <<<"$output" | sort | uniq -d)" ]
+	# a good ID is ok, or failed by throttling/5xx past the retries (retryable): never NotFound
+	[ -z "$(jq -c 'select(.ok == false and (.instance_id | test("dead") | not)) |
+		select(.batch.error.retryable != true or (.batch.error.class | IN("throttling","transient") | not))' <<<"$output")" ]
+	[ "$(jq -c 'select(.ok)' <<<"$output" | wc -l)" -ge 30 ]
+	# the faults happened and were retried; only the bad IDs' refusals were bisected
+	[ "$(fault_proxy_get stats | jq '.outcomes.throttle')" -gt 0 ]
+	grep -q '^\[RETRY\] ec2 StopInstances' <<<"$stderr"
+	[ -z "$(grep 'bisecting' <<<"$stderr" | grep -v InvalidInstanceID)" ]
 }
 
 @test "goman-batch: stop --wait, wait stopped, start --wait, wait running round trip" {
