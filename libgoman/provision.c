@@ -60,6 +60,7 @@ struct prun {
 	struct group **groups;
 	size_t ng;
 	struct goman_ec2_poller *poller;
+	struct goman_ec2_poller *stop_poller; /* reused nodes that were stopping */
 	char sg[64];
 	int setup_calls;
 	/* CreateTags pacing: a token bucket */
@@ -596,51 +597,91 @@ struct start_ctx {
 	struct prun *r;
 	struct node **v;
 	size_t n;
+	int tries;
 };
+
+static void start_send(struct start_ctx *c);
+
+static void start_again(void *ud)
+{
+	start_send(ud);
+}
 
 static void started(const struct goman_err *err, int calls, void *ud)
 {
 	struct start_ctx *c = ud;
-	c->r->stats_start += calls;
-	for (size_t i = 0; i < c->n; i++) {
+	struct prun *r = c->r;
+	r->stats_start += calls;
+	for (size_t i = 0; i < c->n; i++)
 		c->v[i]->calls += (double)calls / (double)c->n;
+	if (err && err->retryable && ++c->tries <= APP_RETRIES &&
+	    goman_http_timer(goman_aws_http(r->aws), APP_RETRY_MS * c->tries, start_again, c) > 0)
+		return;
+	if (err)
+		goman_log(GOMAN_LOG_WARN, "PROVISION", "StartInstances of %zu node(s) failed: %s %s",
+			  c->n, err->code, err->message);
+	for (size_t i = 0; i < c->n; i++) {
 		if (err)
-			emit(c->r, c->v[i], err);
+			emit(r, c->v[i], err);
 		else
-			wait_for(c->r, c->v[i]);
+			wait_for(r, c->v[i]);
 	}
 	free(c->v);
 	free(c);
 }
 
-static void start_stopped(struct prun *r)
+static void start_send(struct start_ctx *c)
 {
-	struct start_ctx *c = calloc(1, sizeof(*c));
-	const char **ids = calloc(r->nn ? r->nn : 1, sizeof(char *));
 	struct goman_err e;
 	goman_err_clear(&e);
-	if (!c || !ids || !(c->v = calloc(r->nn ? r->nn : 1, sizeof(struct node *)))) {
-		free(ids);
-		if (c)
-			free(c->v);
+	const char **ids = calloc(c->n, sizeof(char *));
+	for (size_t i = 0; ids && i < c->n; i++)
+		ids[i] = c->v[i]->inst.instance_id;
+	if (!ids)
+		oom(&e);
+	if (!ids || goman_ec2_start_submit(c->r->aws, ids, c->n, started, c, &e) != 0) {
+		for (size_t i = 0; i < c->n; i++)
+			emit(c->r, c->v[i], &e);
+		free(c->v);
+		free(c);
+	}
+	free(ids);
+}
+
+/* One StartInstances for these stopped nodes (k <= 1000); they are waited for after. */
+static void start_nodes(struct prun *r, struct node **v, size_t k)
+{
+	struct start_ctx *c = calloc(1, sizeof(*c));
+	if (!c || !(c->v = calloc(k, sizeof(*c->v)))) {
+		struct goman_err e;
+		oom(&e);
+		for (size_t i = 0; i < k; i++)
+			emit(r, v[i], &e);
 		free(c);
 		return;
 	}
 	c->r = r;
-	for (size_t i = 0; i < r->nn; i++)
-		if (r->nodes[i]->starting && c->n < 1000) {
-			c->v[c->n] = r->nodes[i];
-			ids[c->n++] = r->nodes[i]->inst.instance_id;
-		}
-	if (!c->n || goman_ec2_start_submit(r->aws, ids, c->n, started, c, &e) != 0) {
-		for (size_t i = 0; i < c->n; i++)
-			emit(r, c->v[i], &e);
-		free(c->v);
-		free(c);
-	} else {
-		goman_log(GOMAN_LOG_INFO, "PROVISION", "starting %zu stopped node(s)", c->n);
-	}
-	free(ids);
+	c->n = k;
+	memcpy(c->v, v, k * sizeof(*v));
+	goman_log(GOMAN_LOG_INFO, "PROVISION", "starting %zu stopped node(s)", k);
+	start_send(c);
+}
+
+/* A node that was stopping is now stopped: start it. */
+static void stopped(const char *id, const struct goman_ec2_instance *inst, const struct goman_err *err,
+		    double share, void *ud)
+{
+	struct prun *r = ud;
+	struct node *n = node_by_id(r, id);
+	if (!n)
+		return;
+	n->calls += share;
+	if (inst && inst->instance_id[0])
+		goman_ec2_instance_copy(&n->inst, inst);
+	if (err)
+		emit(r, n, err);
+	else
+		start_nodes(r, &n, 1);
 }
 
 /* ---- launching ---------------------------------------------------------------------- */
@@ -973,6 +1014,7 @@ static int group_add(struct group *g, struct node *n)
 static void prun_clear(struct prun *r)
 {
 	goman_ec2_poller_free(r->poller);
+	goman_ec2_poller_free(r->stop_poller);
 	if (r->tag_timer)
 		goman_http_timer_cancel(goman_aws_http(r->aws), r->tag_timer);
 	for (size_t i = 0; i < r->ng; i++) {
@@ -1106,17 +1148,37 @@ static void run_cluster(struct prun *r)
 			emit(r, n, NULL);
 			continue;
 		}
-		if (!strcmp(n->inst.state, "stopping")) {
-			struct goman_err se;
-			goman_err_set(&se, GOMAN_ESERVICE, GOMAN_CLASS_CLIENT, "IncorrectInstanceState",
-				      "%s (%s) is stopping: run again once it is stopped", n->name,
-				      n->inst.instance_id);
-			se.retryable = true;
-			emit(r, n, &se);
-			continue;
-		}
 		if (n->adopted)
 			tags_enqueue(r, n);
+		if (!strcmp(n->inst.state, "stopping")) {
+			/* cannot be started until it is stopped: wait for that, then start it */
+			struct goman_err se;
+			goman_err_clear(&se);
+			if (!r->stop_poller) {
+				struct goman_kvs pf = {0};
+				struct goman_ec2_poller_opts so = {
+					.target = GOMAN_EC2_WAIT_STOPPED,
+					.min_interval_ms = o->poll_min_ms,
+					.max_interval_ms = o->poll_max_ms,
+					.per_pending_ms = o->poll_per_pending_ms,
+					.give_up_rounds = 6,
+					.on_done = stopped,
+					.ud = r,
+				};
+				goman_kvs_add(&pf, "tag:goman:cluster", r->cluster);
+				so.filters = &pf;
+				r->stop_poller = goman_ec2_poller_new(r->aws, &so, &se);
+				goman_kvs_clear(&pf);
+			}
+			int64_t to = o->timeout_ms > 0 ? o->timeout_ms : 600000;
+			if (!r->stop_poller || goman_ec2_poller_add(r->stop_poller, n->inst.instance_id,
+								    goman_mono_ms() + to, &se) != 0) {
+				if (!se.code[0] && se.rc == GOMAN_OK)
+					oom(&se);
+				emit(r, n, &se);
+			}
+			continue;
+		}
 		if (!strcmp(n->inst.state, "stopped")) {
 			n->starting = true;
 			any_start = true;
@@ -1127,8 +1189,16 @@ static void run_cluster(struct prun *r)
 			wait_for(r, n);
 		}
 	}
-	if (any_start)
-		start_stopped(r);
+	if (any_start) {
+		struct node **sv = calloc(r->nn, sizeof(*sv));
+		size_t k = 0;
+		for (size_t i = 0; sv && i < r->nn; i++)
+			if (r->nodes[i]->starting && !r->nodes[i]->emitted && k < 1000)
+				sv[k++] = r->nodes[i];
+		if (sv && k)
+			start_nodes(r, sv, k);
+		free(sv);
+	}
 	if (setup_ok) {
 		char digest[17];
 		existing_digest(&ex, digest);
