@@ -91,10 +91,8 @@ static void emit(struct run *r, struct rec *rc, const char *state, const struct 
 	bool ok = !e || e->rc == GOMAN_OK;
 	cJSON *out = ok ? cJSON_Duplicate(rc->in, 1) : goman_jsonl_error_record(rc->in, "batch", e, 0);
 	cJSON *b = cJSON_GetObjectItemCaseSensitive(out, "batch");
-	if (out && !cJSON_IsObject(b)) {
-		cJSON_DeleteItemFromObjectCaseSensitive(out, "batch");
+	if (out && !b)
 		b = cJSON_AddObjectToObject(out, "batch");
-	}
 	if (b) {
 		cJSON_AddStringToObject(b, "action", r->action);
 		if (rc->prev[0])
@@ -164,6 +162,9 @@ static int keep(struct run *r, cJSON *in)
 		r->recs = v;
 		r->cap = cap;
 	}
+	/* "batch" is this command's key: a previous run's result (goman-batch stop |
+	 * goman-batch start) is replaced, never merged into */
+	cJSON_DeleteItemFromObjectCaseSensitive(in, "batch");
 	memset(&r->recs[r->n], 0, sizeof(r->recs[0]));
 	r->recs[r->n++].in = in;
 	return 0;

@@ -87,8 +87,11 @@ inst() {
 	[ "$(jq -r '.batch.previous_state' <<<"$output" | sort -u)" = "running" ]
 	run -0 --separate-stderr goman-batch wait stopped --poll-interval 100ms <"$BATS_TEST_TMPDIR/in.jsonl"
 	[ "$(jq -c 'select(.ok and .batch.action == "wait" and .batch.state == "stopped")' <<<"$output" | wc -l)" -eq 20 ]
-	run -0 --separate-stderr goman-batch start --wait --poll-interval 100ms <"$BATS_TEST_TMPDIR/in.jsonl"
-	[ "$(jq -r '"\(.batch.previous_state) \(.batch.state)"' <<<"$output" | sort -u)" = "stopped running" ]
+	# piped from the wait's own output: its "batch" result is replaced, input fields kept
+	goman-batch wait stopped --poll-interval 100ms <"$BATS_TEST_TMPDIR/in.jsonl" 2>/dev/null >"$BATS_TEST_TMPDIR/stopped.jsonl"
+	run -0 --separate-stderr goman-batch start --wait --poll-interval 100ms <"$BATS_TEST_TMPDIR/stopped.jsonl"
+	[ "$(jq -r '"\(.batch.action) \(.batch.previous_state) \(.batch.state) \(.n >= 0)"' <<<"$output" | sort -u)" = "start stopped running true" ]
+	[ "$(jq -c '.batch | keys' <<<"$output" | sort -u)" = '["action","batch","ms","ok","previous_state","state"]' ]
 	run -0 --separate-stderr goman-batch wait running --poll-interval 100ms <"$BATS_TEST_TMPDIR/in.jsonl"
 	[ "$(jq -c 'select(.ok and .batch.state == "running")' <<<"$output" | wc -l)" -eq 20 ]
 	run inst states $(jq -r .instance_id "$BATS_TEST_TMPDIR/in.jsonl")
