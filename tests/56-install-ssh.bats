@@ -1,0 +1,83 @@
+#!/usr/bin/env bats
+# goman-install --via ssh against a REAL sshd started on a loopback port (temp host key,
+# temp user key; tests/fixtures/sshd.bash), the script and token over ssh's stdin.
+
+load helpers
+bats_require_minimum_version 1.5.0
+# shellcheck source=fixtures/sshd.bash
+. "$ROOT/tests/fixtures/sshd.bash"
+
+V=v1.31.4+k3s1
+TOKEN_TEXT=K10goman-ssh-install-3b9d::server:c0de
+
+setup_file() {
+	[ -x /usr/sbin/sshd ] || skip "sshd is not installed (scripts/deps.sh installs openssh-server)"
+	isolate_home
+	mirror_start "$BATS_FILE_TMPDIR/mirror" "$V"
+	sshd_start "$BATS_FILE_TMPDIR/sshd"
+	# ssh reads the passwd home, not $HOME: a config of our own keeps known_hosts here
+	printf 'Host *\n  UserKnownHostsFile %s\n  GlobalKnownHostsFile /dev/null\n' \
+		"$BATS_FILE_TMPDIR/known_hosts" >"$BATS_FILE_TMPDIR/ssh_config"
+	printf '%s\n' "$TOKEN_TEXT" >"$BATS_FILE_TMPDIR/token"
+	chmod 600 "$BATS_FILE_TMPDIR/token"
+}
+
+teardown_file() {
+	sshd_stop "$BATS_FILE_TMPDIR/sshd"
+	mirror_stop "$BATS_FILE_TMPDIR/mirror"
+}
+
+setup() {
+	P="$BATS_TEST_TMPDIR/root"
+	export GOMAN_EVENTS="$BATS_TEST_TMPDIR/events"
+	rm -f "$BATS_FILE_TMPDIR/known_hosts"
+}
+
+install_ssh() {
+	goman-install --via ssh --ssh-config "$BATS_FILE_TMPDIR/ssh_config" --ssh-port "$SSH_PORT" --ssh-key "$SSH_KEY" --ssh-user "$(id -un)" \
+		--token-file "$BATS_FILE_TMPDIR/token" --prefix "$P" --no-services --mirror "$MIRROR" \
+		--k3s-version "$V" --verify-wait 2s "$@"
+}
+
+node() { printf '{"cluster":"sh","name":"sh-%s-%d","role":"%s","index":%d,"private_ip":"127.0.0.1"}\n' "$1" "$2" "$1" "$2"; }
+
+@test "goman-install: --via ssh installs over a real sshd, progress streamed, host key accepted" {
+	run -0 --separate-stderr install_ssh < <(node server 0; node agent 0)
+	[ "${#lines[@]}" -eq 2 ]
+	jq -e -s 'all(.ok and .install.ok and .install.via == "ssh" and .install.verified and
+		.install.progress == 100)' <<<"$output"
+	cmp "$P/usr/local/bin/k3s" "$BATS_FILE_TMPDIR/mirror/files/$V/k3s"
+	[ "$(cat "$P/etc/rancher/k3s/goman-token")" = "$TOKEN_TEXT" ]
+	grep -q 'sh-server-0: 50% download' <<<"$stderr"
+	# accept-new wrote the host key; the sshd log shows our key was used
+	[ -s "$BATS_FILE_TMPDIR/known_hosts" ]
+	grep -q "Accepted publickey" "$SSHD_DIR/sshd.log"
+	jq -e -s 'map(select(.event == "cluster")) | .[0].nodes_ready == 1' "$GOMAN_EVENTS"
+	if grep -q "$TOKEN_TEXT" <<<"$output$stderr"; then echo "token leaked" >&2; return 1; fi
+}
+
+@test "goman-install: the token is in no process argv during an ssh install" {
+	echo 1 >"$BATS_FILE_TMPDIR/mirror/files/.delay"
+	: >"$BATS_FILE_TMPDIR/mirror/log"
+	install_ssh < <(node server 0) >"$BATS_TEST_TMPDIR/out" 2>&1 &
+	pid=$!
+	for _ in $(seq 1 100); do grep -q "^start /$V/k3s " "$BATS_FILE_TMPDIR/mirror/log" && break; sleep 0.05; done
+	ps -eo args >"$BATS_TEST_TMPDIR/ps.txt"
+	wait "$pid"
+	rm -f "$BATS_FILE_TMPDIR/mirror/files/.delay"
+	grep -q "bash -s --" "$BATS_TEST_TMPDIR/ps.txt"
+	if grep -q "$TOKEN_TEXT" "$BATS_TEST_TMPDIR/ps.txt" "$BATS_TEST_TMPDIR/out"; then
+		echo "token in argv or output" >&2
+		return 1
+	fi
+}
+
+@test "goman-install: an unreachable ssh host is a failed record (SshFailed), not a crash" {
+	run -75 --separate-stderr install_ssh --ssh-port 1 < <(node server 0)
+	jq -e '.ok == false and .install.error.code == "SshFailed" and .install.error.class == "transient"' <<<"${lines[0]}"
+}
+
+@test "goman-install: --via ssh needs private_ip (or public_ip with --ssh-public-ip)" {
+	run -65 --separate-stderr install_ssh < <(echo '{"cluster":"sh","role":"server","index":0}')
+	jq -e '.install.error.code == "BadInput" and .install.error.line == 1' <<<"${lines[0]}"
+}
