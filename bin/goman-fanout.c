@@ -32,7 +32,7 @@ static const char usage_text[] =
 	"  --bar               progress bar on stderr (when it is a terminal)\n"
 	"  --pass              a job that succeeds silently echoes its input with \"ok\":true\n"
 	"  --raw               input lines need not be JSON\n"
-	"  --max-jobs N        upper bound for -j auto (default CPU count x 8)\n";
+	"  --max-jobs N        upper bound for -j auto (never above CPU count x 8)\n";
 
 static int usage_error(const char *fmt, const char *arg)
 {

@@ -1336,9 +1336,10 @@ int goman_fanout_run(const struct goman_fanout_opts *o, struct goman_fanout_stat
 		f->max_slots = oc.jobs;
 		f->slots = oc.jobs;
 	} else {
-		f->max_slots = oc.max_jobs > 0 ? oc.max_jobs : (int)ncpu * CPU_FACTOR;
-		if (oc.max_jobs <= 0 && f->max_slots < oc.start_jobs)
-			f->max_slots = oc.start_jobs;
+		/* bounded by CPU count x factor and by --max-jobs, whichever is lower */
+		f->max_slots = (int)ncpu * CPU_FACTOR;
+		if (oc.max_jobs > 0 && oc.max_jobs < f->max_slots)
+			f->max_slots = oc.max_jobs;
 		gm_aimd_init(&f->aimd, oc.start_jobs, f->max_slots);
 		f->slots = gm_aimd_slots(&f->aimd);
 	}

@@ -178,7 +178,7 @@ print(len(seen))' "$BATS_TEST_TMPDIR/out"
 
 @test "goman-fanout: a failed batch yields one error record per input line" {
 	run -1 --separate-stderr goman-fanout --batch 2 -- false < <(lines 3)
-	run -0 jq -sc 'map([.i, .fanout.error.code, .fanout.batch_index // null])' <<<"$output"
+	run -0 jq -sc 'sort_by(.i) | map([.i, .fanout.error.code, .fanout.batch_index // null])' <<<"$output"
 	assert_output '[[0,"JobFailed",0],[1,"JobFailed",1],[2,"JobFailed",null]]'
 }
 

@@ -28,7 +28,7 @@ struct goman_fanout_opts {
 	char *const *argv;     /* CMD and its arguments, run with execvp semantics */
 	int jobs;              /* fixed concurrency; 0 = adaptive (-j auto) */
 	int start_jobs;        /* -j auto: initial concurrency (the profile's) */
-	int max_jobs;          /* -j auto: upper bound, 0 = CPU count x 8 */
+	int max_jobs;          /* -j auto: upper bound besides CPU count x 8, 0 = none */
 	bool keep_order;       /* output in input order */
 	bool pass;             /* a job that succeeds silently echoes its input with "ok":true */
 	bool raw;              /* input lines need not be JSON (passed as they are) */
