@@ -573,7 +573,7 @@ static void cluster_known(struct gm_install *in)
 {
 	if (!in->token_param[0])
 		snprintf(in->token_param, sizeof(in->token_param), "/goman/%s/token", in->cluster);
-	if (in->o.via != GOMAN_VIA_SSM && in->token)
+	if (in->token) /* given by the caller (ssh/local --token-file; unit tests) */
 		return;
 	if (!in->o.aws) {
 		goman_err_set(&in->token_err, GOMAN_ECREDS, GOMAN_CLASS_CLIENT, "NoToken",

@@ -1,0 +1,219 @@
+/*
+ * test_install.c - the goman-install scheduler against a scripted SSM (the transport's
+ * AWS submit is replaced): batching of <= 50 IDs, servers and agents in separate commands,
+ * InvocationDoesNotExist as pending, InvalidInstanceId retried for the named IDs only;
+ * and the parsing of GOMAN_PROGRESS/GOMAN_RESULT and `kubectl get nodes`.
+ */
+#include "unit.h"
+#include <stdio.h>
+#include <string.h>
+#include <cjson/cJSON.h>
+#include "goman/aws.h"
+#include "goman/http.h"
+#include "goman/install.h"
+#include "install_int.h"
+
+struct pending {
+	goman_aws_done_fn done;
+	void *ud;
+	struct goman_aws_result res;
+};
+
+static struct goman_http *loop;
+static int sends, polls, emitted, ok_records;
+static int send_sizes[16];
+static int dne_left;          /* InvocationDoesNotExist answers still to give */
+static const char *young_id;  /* SendCommand naming it fails InvalidInstanceId, once */
+
+static void fire(void *ud)
+{
+	struct pending *p = ud;
+	p->done(&p->res, p->ud);
+	cJSON_Delete(p->res.data);
+	free(p);
+}
+
+static int fake_submit(struct goman_aws *a, const struct goman_aws_call *call, goman_aws_done_fn done,
+		       void *ud, struct goman_err *err)
+{
+	(void)a;
+	(void)err;
+	struct pending *p = calloc(1, sizeof(*p));
+	p->done = done;
+	p->ud = ud;
+	goman_err_clear(&p->res.err);
+	if (!strcmp(call->action, "SendCommand")) {
+		const cJSON *ids = cJSON_GetObjectItem(call->json, "InstanceIds");
+		char *s = cJSON_PrintUnformatted(ids);
+		if (young_id && strstr(s, young_id)) {
+			goman_err_set(&p->res.err, GOMAN_ESERVICE, GOMAN_CLASS_CLIENT, "InvalidInstanceId",
+				      "Instances [[%s]] not in a valid state", young_id);
+			young_id = NULL;
+		} else {
+			if (sends < 16)
+				send_sizes[sends] = cJSON_GetArraySize(ids);
+			sends++;
+			p->res.data = cJSON_Parse("{\"Command\":{\"CommandId\":\"c-1\"}}");
+		}
+		free(s);
+	} else {
+		polls++;
+		if (dne_left > 0) {
+			dne_left--;
+			goman_err_set(&p->res.err, GOMAN_ESERVICE, GOMAN_CLASS_CLIENT, "InvocationDoesNotExist",
+				      "not yet");
+		} else {
+			p->res.data = cJSON_Parse("{\"Status\":\"Success\",\"ResponseCode\":0,"
+						  "\"StandardOutputContent\":\"GOMAN_PROGRESS 100 ready\\n"
+						  "GOMAN_RESULT {\\\"ok\\\":true,\\\"version\\\":\\\"v1\\\"}\\n\"}");
+		}
+	}
+	goman_http_timer(loop, 1, fire, p);
+	return 0;
+}
+
+static void on_emit(const cJSON *rec, void *ud)
+{
+	(void)ud;
+	emitted++;
+	const cJSON *st = cJSON_GetObjectItem(rec, "install");
+	if (cJSON_IsTrue(cJSON_GetObjectItem(st, "ok")))
+		ok_records++;
+}
+
+static struct goman_install *make(void)
+{
+	struct goman_err err;
+	loop = goman_http_new(NULL, &err);
+	gm_inst_aws_submit = fake_submit;
+	sends = polls = emitted = ok_records = dne_left = 0;
+	young_id = NULL;
+	memset(send_sizes, 0, sizeof(send_sizes));
+	struct goman_install_opts o = {.via = GOMAN_VIA_SSM, .aws = (struct goman_aws *)1, .http = loop,
+				       .script_path = "scripts/k3s-install.sh", .cluster = NULL,
+				       .poll_ms = 5, .poll_floor_ms = 5, .batch_window_ms = 20,
+				       .emit = on_emit, .token = NULL};
+	/* the token parameter is named up front, so no AWS call is made for it here */
+	struct gm_install *in = (struct gm_install *)goman_install_new(&o, &err);
+	assert_non_null(in);
+	in->token = strdup("x"); /* skip the token call: cluster_known() sees a token */
+	return (struct goman_install *)in;
+}
+
+static void add(struct goman_install *in, const char *role, int idx, const char *iid)
+{
+	char buf[256];
+	snprintf(buf, sizeof(buf),
+		 "{\"cluster\":\"u\",\"role\":\"%s\",\"index\":%d,\"instance_id\":\"%s\","
+		 "\"private_ip\":\"10.0.0.%d\"}",
+		 role, idx, iid, idx + 1);
+	struct goman_err err;
+	assert_int_equal(goman_install_add(in, cJSON_Parse(buf), 1, &err), 0);
+}
+
+static void run_to_end(struct goman_install *in)
+{
+	goman_install_input_done(in);
+	for (int i = 0; i < 2000 && !goman_install_finished(in); i++)
+		goman_http_run(loop, 50, -1);
+	assert_true(goman_install_finished(in));
+	goman_install_free(in);
+	goman_http_free(loop);
+}
+
+static void test_120_nodes_share_sendcommands_of_at_most_50_ids(void **s)
+{
+	struct goman_install *in = make();
+	char iid[32];
+	add(in, "server", 0, "i-0");
+	for (int i = 0; i < 119; i++) {
+		snprintf(iid, sizeof(iid), "i-a%d", i);
+		add(in, "agent", i, iid);
+	}
+	run_to_end(in);
+	assert_int_equal(emitted, 120);
+	assert_int_equal(ok_records, 120);
+	/* verification is off by default here; first server alone, agents 50+50+19 */
+	int total = 0;
+	for (int i = 0; i < sends; i++) {
+		assert_true(send_sizes[i] <= 50);
+		total += send_sizes[i];
+	}
+	assert_int_equal(total, 120);
+	assert_int_equal(sends, 4);
+}
+
+static void test_invocation_does_not_exist_is_pending_not_failure(void **s)
+{
+	struct goman_install *in = make();
+	dne_left = 3;
+	add(in, "server", 0, "i-0");
+	run_to_end(in);
+	assert_int_equal(ok_records, 1);
+	assert_int_equal(polls, 4);
+}
+
+static void test_invalid_instance_id_retries_only_the_named_instance(void **s)
+{
+	struct goman_install *in = make();
+	young_id = "i-young";
+	add(in, "server", 0, "i-0");
+	add(in, "agent", 0, "i-old");
+	add(in, "agent", 1, "i-young");
+	run_to_end(in);
+	assert_int_equal(ok_records, 3);
+	/* server, then i-old re-sent alone at once, then i-young after its back-off */
+	assert_int_equal(sends, 3);
+	assert_int_equal(send_sizes[1] + send_sizes[2], 2);
+}
+
+static void test_agents_wait_for_the_first_server_record(void **s)
+{
+	struct goman_install *in = make();
+	add(in, "agent", 0, "i-a");
+	for (int i = 0; i < 5; i++)
+		goman_http_run(loop, 30, -1);
+	assert_int_equal(sends, 0); /* no server address yet: nothing sent */
+	add(in, "server", 0, "i-0");
+	run_to_end(in);
+	assert_int_equal(ok_records, 2);
+}
+
+static void test_parses_progress_and_the_last_result(void **s)
+{
+	int pct;
+	cJSON *r = goman_install_parse_output("noise\nGOMAN_PROGRESS 25 precheck\nGOMAN_PROGRESS 50 "
+					      "download\nGOMAN_RESULT {\"ok\":false}\nGOMAN_RESULT "
+					      "{\"ok\":true,\"version\":\"v1\"}\ntrailer\n",
+					      &pct);
+	assert_non_null(r);
+	assert_int_equal(pct, 50);
+	assert_true(cJSON_IsTrue(cJSON_GetObjectItem(r, "ok")));
+	cJSON_Delete(r);
+	assert_null(goman_install_parse_output("", &pct));
+	assert_int_equal(pct, -1);
+	assert_null(goman_install_parse_output("GOMAN_RESULT {broken\n", NULL));
+}
+
+static void test_counts_ready_nodes_in_kubectl_output(void **s)
+{
+	const char *out = "a   Ready    control-plane,etcd   5m   v1.31.4+k3s1\n"
+			  "b   NotReady <none>               1m   v1.31.4+k3s1\n"
+			  "c   Ready    <none>               1m   v1.31.4+k3s1\n";
+	assert_int_equal(goman_install_count_ready(out), 2);
+	assert_int_equal(goman_install_count_ready(""), -1);
+	assert_int_equal(goman_install_count_ready("error: connection refused\n"), -1);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_120_nodes_share_sendcommands_of_at_most_50_ids),
+		cmocka_unit_test(test_invocation_does_not_exist_is_pending_not_failure),
+		cmocka_unit_test(test_invalid_instance_id_retries_only_the_named_instance),
+		cmocka_unit_test(test_agents_wait_for_the_first_server_record),
+		cmocka_unit_test(test_parses_progress_and_the_last_result),
+		cmocka_unit_test(test_counts_ready_nodes_in_kubectl_output),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
