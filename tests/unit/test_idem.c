@@ -256,8 +256,9 @@ static void dead_owners_in_progress_is_taken_over_reusing_its_stored_token(void 
 	assert_int_equal(read(fds[0], child_token, 32), 32);
 	close(fds[0]);
 	int wst;
+	/* the token on the pipe proves the child got NEW (its exit status does not: under
+	 * valgrind --error-exitcode the "crash" without freeing changes it) */
 	assert_int_equal(waitpid(pid, &wst, 0), pid);
-	assert_int_equal(WEXITSTATUS(wst), 0);
 
 	struct goman_idem_ticket t;
 	struct goman_err e;
