@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <cjson/cJSON.h>
 #include "goman/config.h"
 #include "goman/error.h"
 #include "goman/fanout.h"
@@ -178,6 +179,20 @@ int main(int argc, char **argv)
 		  "%d slots, efficiency %.0f%%",
 		  st.jobs, st.ok, st.failed, st.timed_out, st.retried, (long long)st.wall_ms,
 		  st.final_jobs, st.efficiency * 100);
+	/* one summary event for goman-metrics (parallel efficiency) */
+	cJSON *ev = cJSON_CreateObject();
+	if (ev) {
+		cJSON_AddNumberToObject(ev, "jobs", (double)st.jobs);
+		cJSON_AddNumberToObject(ev, "ok_jobs", (double)st.ok);
+		cJSON_AddNumberToObject(ev, "failed", (double)st.failed);
+		cJSON_AddNumberToObject(ev, "retries", (double)st.retried);
+		cJSON_AddNumberToObject(ev, "slots", st.final_jobs);
+		cJSON_AddNumberToObject(ev, "busy_ms", (double)st.busy_ms);
+		cJSON_AddNumberToObject(ev, "ms", (double)st.wall_ms);
+		cJSON_AddNumberToObject(ev, "efficiency", st.efficiency);
+		cJSON_AddBoolToObject(ev, "halted", st.halted);
+		goman_event("fanout", ev);
+	}
 	if (rc) {
 		fprintf(stderr, "goman-fanout: %s\n", err.message);
 		return GOMAN_EXIT_FAILED;

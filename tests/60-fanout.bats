@@ -262,3 +262,15 @@ print(len(seen))' "$BATS_TEST_TMPDIR/out"
 	run -1 bash -c 'printf "{\"i\":1}\n" | goman-fanout -- cat >/dev/full'
 	assert_output --partial "write to stdout"
 }
+
+@test "goman-fanout: --bar draws on a terminal only, and appends a fanout event to GOMAN_EVENTS" {
+	lines 30 >"$BATS_TEST_TMPDIR/in"
+	GOMAN_EVENTS="$BATS_TEST_TMPDIR/ev" run -0 --separate-stderr goman-fanout --bar -j 4 -- true <"$BATS_TEST_TMPDIR/in"
+	refute [ "$stderr" = "" ]
+	[[ "$stderr" != *"done,"* ]]
+	run -0 jq -c '[.event, .cmd, .jobs, .ok_jobs, .slots]' "$BATS_TEST_TMPDIR/ev"
+	assert_output '["fanout","goman-fanout",30,30,4]'
+	command -v script >/dev/null || skip "script(1) not installed"
+	run -0 script -qc "goman-fanout --bar -j 4 -- true <'$BATS_TEST_TMPDIR/in'" /dev/null
+	assert_output --partial "100% 30 done, 0 running, 0 failed"
+}
