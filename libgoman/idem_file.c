@@ -80,6 +80,22 @@ int gm_idem_file_open(struct goman_idem *s, const char *dir, struct goman_err *e
 	s->lockfd = openat(s->dirfd, ".lock", O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (s->lockfd < 0)
 		return io_err(err, "cannot open lock in", s->dir);
+	/* cleanup on use, amortised: at most once an hour per store, stamped by .cleaned's
+	 * mtime, so a store nobody runs cleanup on does not grow without bound */
+	struct stat st;
+	int64_t now = goman_now_ms();
+	if (fstatat(s->dirfd, ".cleaned", &st, 0) != 0 ||
+	    (int64_t)st.st_mtime * 1000 + 3600 * 1000 < now) {
+		int fd = openat(s->dirfd, ".cleaned", O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+		if (fd >= 0) {
+			futimens(fd, NULL);
+			close(fd);
+		}
+		size_t n = 0;
+		struct goman_err ignored;
+		if (gm_idem_file_cleanup(s, &n, &ignored) == 0)
+			s->stats.cleaned += n;
+	}
 	return 0;
 }
 

@@ -12,6 +12,10 @@ dynamo_dead_owner_and_failed_records_are_taken_over_with_their_token
 dynamo_eight_processes_in_turn_get_exactly_one_new dynamo_cleanup_deletes_expired_items"
 
 setup_file() {
+	[ -x "$GOMAN_BUILD/tests/test_idem" ] || {
+		echo "build the unit tests first: make units" >&2
+		return 1
+	}
 	isolate_home
 	local_aws_start
 }

@@ -6,6 +6,7 @@
 #include "unit.h"
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -313,6 +314,18 @@ static void cleanup_removes_only_expired_records(void **state)
 	assert_int_equal(count_records(f->dir), 1);
 	assert_int_equal(goman_idem_begin(f->s, "RunInstances", b, NULL, &t, &e), GOMAN_IDEM_COMPLETED);
 	goman_idem_ticket_clear(&t);
+	/* cleanup on use: opening a store whose last cleanup is over an hour old runs one */
+	fake_now += 3600000; /* b has expired too */
+	char stamp[128];
+	snprintf(stamp, sizeof(stamp), "%s/.cleaned", f->dir);
+	struct timespec old[2] = {{.tv_sec = 1000}, {.tv_sec = 1000}};
+	assert_int_equal(utimensat(AT_FDCWD, stamp, old, 0), 0);
+	struct goman_idem *s2 = open_store(f->dir);
+	struct goman_idem_stats st;
+	goman_idem_get_stats(s2, &st);
+	assert_int_equal(st.cleaned, 1);
+	assert_int_equal(count_records(f->dir), 0);
+	goman_idem_close(s2);
 	cJSON_Delete(a), cJSON_Delete(b);
 }
 
