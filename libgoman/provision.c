@@ -34,6 +34,7 @@
 #define APP_RETRIES 6        /* re-sends of a group launch / CreateTags after the call gave up
 				on a retryable error (same ClientToken) */
 #define APP_RETRY_MS 1000
+#define SETUP_RETRIES 3      /* the same for the blocking setup calls */
 
 struct prun;
 struct group;
@@ -330,10 +331,10 @@ static void node_free(struct node *n)
  * one unlucky streak of throttles does not fail a whole cluster. */
 static bool again(int *tries, int rc, const struct goman_err *e)
 {
-	if (rc == 0 || !e->retryable || ++*tries > APP_RETRIES)
+	if (rc == 0 || !e->retryable || ++*tries > SETUP_RETRIES)
 		return false;
 	goman_log(GOMAN_LOG_INFO, "RETRY", "setup call failed (%s), trying again (%d/%d)", e->code,
-		  *tries, APP_RETRIES);
+		  *tries, SETUP_RETRIES);
 	goman_sleep_ms(APP_RETRY_MS / 2 * *tries);
 	return true;
 }

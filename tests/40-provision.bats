@@ -72,9 +72,9 @@ calls() { # count api_call events for an action ("" = all)
 }
 
 @test "goman-provision: 1 server + 99 agents → exactly 100 running, tagged, streamed, few calls" {
-	# the server's launch is answered at once, the agents' 3 s later: the server's record
-	# must be out before the agents are even launched (no barrier)
-	fault_proxy_config '{"sequence":["forward","delay:3000"],"match":["RunInstances"]}' >/dev/null
+	# one group's launch is answered at once, the other's 6 s later: the first record
+	# must be out before the other group is even launched (no barrier)
+	fault_proxy_config '{"sequence":["forward","delay:6000"],"match":["RunInstances"]}' >/dev/null
 	goman-provision --cluster hundred --servers 1 --agents 99 --poll-interval 200ms \
 		--poll-max 1s 2>"$BATS_TEST_TMPDIR/err" |
 		"$LOCAL_AWS_PYTHON" -c '
@@ -200,4 +200,35 @@ IN
 	run -0 --separate-stderr goman-provision --cluster sleepy --servers 1 --agents 2 --dry-run
 	assert_equal "$(jq -s -c 'sort_by(.name) | map(.provision.would_launch)' <<<"$output")" "[true,true,false]"
 	assert_equal "$(instances sleepy | wc -l)" 1
+}
+
+@test "goman-provision: --wait none streams launched nodes; tags, --ssh-cidr rule, security group ensured once" {
+	run -0 --separate-stderr goman-provision --cluster quick --agents 2 --wait none \
+		--ssh-cidr 203.0.113.0/24 --tag owner=ops
+	assert_equal "$(jq -s -c 'map(.state) | unique' <<<"$output")" '["pending"]'
+	assert_equal "$(jq -s 'map(select(.ok)) | length' <<<"$output")" 2
+	id=$(jq -r 'select(.index == 1) | .instance_id' <<<"$output")
+	run -0 env AWS_ENDPOINT_URL="$MOTO_URL" GOMAN_EVENTS= goman-api <<<"{\"service\":\"ec2\",\"action\":\"DescribeInstances\",\"params\":{\"InstanceId.1\":\"$id\"}}"
+	assert_equal "$(jq -r '.response.data.reservationSet[0].instancesSet[0].tagSet | map("\(.key)=\(.value)") | sort | join(",")' <<<"$output")" \
+		"Name=quick-agent-1,goman:cluster=quick,goman:index=1,goman:launch=$(jq -r '.response.data.reservationSet[0].instancesSet[0].tagSet[] | select(.key=="goman:launch") | .value' <<<"$output"),goman:name=quick-agent-1,goman:role=agent,owner=ops"
+	assert_equal "$(jq -r '.response.data.reservationSet[0].instancesSet[0].metadataOptions.httpTokens // "required"' <<<"$output")" required
+	run -0 env AWS_ENDPOINT_URL="$MOTO_URL" GOMAN_EVENTS= goman-api <<<'{"service":"ec2","action":"DescribeSecurityGroups","params":{"Filter.1.Name":"group-name","Filter.1.Value.1":"goman-quick"}}'
+	perms=$(jq -c '.response.data.securityGroupInfo[0].ipPermissions' <<<"$output")
+	assert_equal "$(jq -r 'map("\(.ipProtocol)/\(.fromPort)-\(.toPort)") | sort | join(" ")' <<<"$perms")" \
+		"tcp/10250-10250 tcp/22-22 tcp/2379-2380 tcp/6443-6443 udp/51820-51821 udp/8472-8472"
+	assert_equal "$(jq -r '.[] | select(.fromPort == "22") | .ipRanges[0].cidrIp' <<<"$perms")" 203.0.113.0/24
+	# one more node: the group is found with every rule, nothing is created or authorized
+	: >"$GOMAN_EVENTS"
+	run -0 --separate-stderr goman-provision --cluster quick --agents 3 --wait none --ssh-cidr 203.0.113.0/24 --tag owner=ops
+	assert_equal "$(jq -s 'map(select(.provision.reused == false)) | length' <<<"$output")" 1
+	assert_equal "$(calls DescribeSecurityGroups)" 1
+	assert_equal "$(calls CreateSecurityGroup)" 0
+	assert_equal "$(calls AuthorizeSecurityGroupIngress)" 0
+}
+
+@test "goman-provision: an unreachable endpoint opens the breaker → one error record per node, exit 69" {
+	run -69 --separate-stderr env AWS_ENDPOINT_URL=http://127.0.0.1:9 goman-provision --cluster down --servers 1 --agents 2
+	assert_equal "${#lines[@]}" 3
+	assert_equal "$(jq -s -c 'map(.provision.error.code) | unique' <<<"$output")" '["CircuitOpen"]'
+	assert_equal "$(jq -s -c 'map(.name) | sort' <<<"$output")" '["down-agent-0","down-agent-1","down-server-0"]'
 }
