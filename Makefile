@@ -115,10 +115,12 @@ install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/pkgconfig \
 		$(DESTDIR)$(PREFIX)/include/goman $(DESTDIR)$(PREFIX)/share/man/man1 \
 		$(DESTDIR)$(PREFIX)/share/man/man3 $(DESTDIR)$(PREFIX)/share/man/man7 \
-		$(DESTDIR)$(PREFIX)/share/bash-completion/completions $(DESTDIR)$(PREFIX)/libexec/goman
+		$(DESTDIR)$(PREFIX)/share/bash-completion/completions $(DESTDIR)$(PREFIX)/libexec/goman \
+		$(DESTDIR)$(PREFIX)/share/goman
 	install -m 755 $(BINS) $(DESTDIR)$(PREFIX)/bin/
 	if [ -f scripts/goman ]; then install -m 755 scripts/goman $(DESTDIR)$(PREFIX)/bin/; fi
 	install -m 755 scripts/*.sh $(DESTDIR)$(PREFIX)/libexec/goman/
+	install -m 755 scripts/k3s-install.sh $(DESTDIR)$(PREFIX)/share/goman/k3s-install.sh
 	install -m 644 $(BUILD)/lib/libgoman.a $(DESTDIR)$(PREFIX)/lib/
 	install -m 755 $(BUILD)/lib/libgoman.so $(DESTDIR)$(PREFIX)/lib/libgoman.so.0
 	ln -sf libgoman.so.0 $(DESTDIR)$(PREFIX)/lib/libgoman.so
