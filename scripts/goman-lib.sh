@@ -1,4 +1,4 @@
-# goman-lib.sh - sourced by scripts/goman (and scripts/demo.sh): messages, usage errors,
+# goman-lib.sh - sourced by scripts/goman: messages, usage errors,
 # exit-code arithmetic, paths, and the few AWS calls the porcelain makes itself through
 # goman-api (JSON lines in, JSON lines out). Nothing here runs on its own.
 #
@@ -7,6 +7,7 @@
 # for parameter values that could be secret.
 # shellcheck shell=bash
 
+# shellcheck disable=SC2034  # names for the scripts that source this file
 # sysexits.h, as DESIGN.md uses them
 GM_EX_USAGE=64 GM_EX_DATAERR=65 GM_EX_UNAVAILABLE=69 GM_EX_TEMPFAIL=75
 GM_NAME_RE='^[a-z][a-z0-9-]{0,39}$'

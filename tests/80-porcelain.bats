@@ -242,9 +242,15 @@ users: [{name: admin, user: {token: kc-$RANDOM$RANDOM}}]"
 	run -64 --separate-stderr goman cluster delete alpha </dev/null
 	[[ $stderr == *"pass --yes"* ]]
 	[ "$(count_live alpha)" = 2 ]
-	run -0 --separate-stderr goman cluster delete alpha --yes
-	[ "$(jq -r '.delete.ok' <<<"$output")" = true ]
-	[ "$(jq -r '.delete.terminated' <<<"$output")" = 2 ]
+	# on a terminal (script(1) gives it one) it asks; anything but yes keeps the cluster
+	run -1 script -qec "goman cluster delete alpha" /dev/null <<<"n"
+	assert_output --partial "Delete cluster 'alpha'"
+	assert_output --partial "not deleted"
+	[ "$(count_live alpha)" = 2 ]
+	run -0 script -qec "goman cluster delete alpha" /dev/null <<<"y"
+	line=$(grep -o '{"cluster":"alpha","delete".*' <<<"$output" | tr -d '\r')
+	[ "$(jq -r '.delete.ok' <<<"$line")" = true ]
+	[ "$(jq -r '.delete.terminated' <<<"$line")" = 2 ]
 	[ "$(count_live alpha)" = 0 ]
 	run -0 api ssm GetParameters '{"Names":["/goman/alpha/token","/goman/alpha/kubeconfig"]}'
 	[ "$(jq -c '.response.data.InvalidParameters | sort' <<<"$output")" = '["/goman/alpha/kubeconfig","/goman/alpha/token"]' ]
@@ -255,6 +261,11 @@ users: [{name: admin, user: {token: kc-$RANDOM$RANDOM}}]"
 	# deleting what is not there is fine
 	run -0 --separate-stderr goman cluster delete alpha --yes
 	[ "$(jq -c '[.delete.terminated, .delete.parameters_deleted, .delete.security_groups_deleted]' <<<"$output")" = '[0,[],[]]' ]
+}
+
+@test "goman: the porcelain and the demo are clean under shellcheck" {
+	command -v shellcheck >/dev/null || skip "shellcheck not installed"
+	run -0 shellcheck -x "$ROOT/scripts/goman" "$ROOT/scripts/goman-lib.sh" "$ROOT/scripts/demo.sh"
 }
 
 @test "goman local-aws: env repeats the export lines, start again reuses, bad verbs are usage errors" {
