@@ -232,3 +232,30 @@ IN
 	assert_equal "$(jq -s -c 'map(.provision.error.code) | unique' <<<"$output")" '["CircuitOpen"]'
 	assert_equal "$(jq -s -c 'map(.name) | sort' <<<"$output")" '["down-agent-0","down-agent-1","down-server-0"]'
 }
+
+@test "goman-provision: killed before RunInstances reached EC2 → the re-run takes over the saved ClientToken" {
+	# every RunInstances is cut (TCP reset, never forwarded) until the kill
+	fault_proxy_config '{"probabilities":{"reset":1.0},"match":["RunInstances"]}' >/dev/null
+	goman-provision --cluster takeover --agents 3 --poll-interval 100ms >/dev/null 2>&1 3>&- &
+	pid=$!
+	for _ in $(seq 1 200); do
+		[ "$(fault_proxy_get stats | jq '.actions.RunInstances.reset // 0')" -ge 1 ] && break
+		sleep 0.05
+	done
+	kill -9 "$pid"
+	wait "$pid" || true
+	fault_proxy_config '{"probabilities":null,"match":null}' >/dev/null
+	assert_equal "$(instances takeover | wc -l)" 0
+	# the token was saved before the first send
+	token=$(cat "$XDG_STATE_HOME"/goman/idempotency/*.json |
+		jq -r 'select(.identity.cluster == "takeover" and .status == "INPROGRESS") | .client_token')
+	assert_regex "$token" '^[0-9a-f]{32}$'
+	: >"$GOMAN_EVENTS"
+	run -0 --separate-stderr goman-provision --cluster takeover --agents 3 --poll-interval 100ms
+	assert_equal "${#lines[@]}" 3
+	assert_equal "$(jq -c 'select(.event=="idempotency") | .taken_over' "$GOMAN_EVENTS")" true
+	run -0 instances takeover
+	assert_equal "${#lines[@]}" 3
+	run -0 env AWS_ENDPOINT_URL="$MOTO_URL" GOMAN_EVENTS= goman-api <<<'{"service":"ec2","action":"DescribeInstances","params":{"Filter.1.Name":"tag:goman:cluster","Filter.1.Value.1":"takeover"}}'
+	assert_equal "$(jq -r '[.response.data.reservationSet[].instancesSet[].tagSet[] | select(.key=="goman:launch") | .value] | unique | join(" ")' <<<"$output")" "$token"
+}
