@@ -42,9 +42,9 @@
 #include "goman/sigv4.h"
 #include "aws_int.h"
 
-/* a parked op (MaxConcurrent) also re-asks on its own after this long: a wake-up is never
- * lost, and the loop sees the op as pending */
-#define ADMIT_POLL_MS 250
+/* a parked op also re-asks on its own after this long: a wake-up is never lost, and the
+ * loop sees the op as pending */
+#define ADMIT_POLL_MS 500
 
 struct endpoint {
 	char *service, *region, *url;
@@ -86,6 +86,7 @@ struct aws_op {
 	struct goman_guard_ticket t;
 	struct aws_op *wnext; /* wait queue */
 	bool waiting;
+	bool token_wait;      /* admitted, waiting out its adaptive send token */
 	int64_t start_ms;
 	bool creds_refreshed;
 	long http_id, timer_id;
@@ -595,37 +596,62 @@ static void wake_waiter(struct goman_aws *a, const struct aws_op *done)
 	}
 }
 
+/* Another op of this client is waiting out an adaptive send token for the same target. */
+static bool token_held(const struct aws_op *op)
+{
+	for (const struct aws_op *o = op->a->ops; o; o = o->next)
+		if (o != op && o->token_wait && same_target(o, op))
+			return true;
+	return false;
+}
+
+static void park(struct aws_op *op)
+{
+	struct goman_aws *a = op->a;
+	op->waiting = true;
+	op->wnext = NULL;
+	*a->waiters_tail = op;
+	a->waiters_tail = &op->wnext;
+}
+
 static void send_fire(void *ud)
 {
 	struct aws_op *op = ud;
 	struct goman_err err;
 	goman_err_clear(&err);
 	op->timer_id = 0;
+	op->token_wait = false;
+	wake_waiter(op->a, op); /* the next op may take its token now */
 	if (attempt_send(op, &err) != 0)
 		op_finish(op, &err);
 }
 
 /* Asks the guard for the next attempt. Admitted: sends now, or after the adaptive token
- * wait. MaxConcurrent: parks the op until an attempt of its target ends. Returns 0 (in
- * flight, or waiting on a timer), or -1 with err: the call is over (CircuitOpen, or the
- * attempt could not be sent). */
+ * wait. MaxConcurrent: parks the op until an attempt of its target ends.
+ * Adaptive mode: while one op of this client waits for a send token of a target, the
+ * others park behind it and ask when it has sent. The limiter reserves a token per ask and
+ * prices the wait at the send rate of that moment; letting every queued op reserve would
+ * fix a long queue at the rate of the first throttle, so a recovering rate would only show
+ * once the whole queue had drained. One reservation per process keeps the queue short and
+ * every wait priced at the current rate.
+ * Returns 0 (in flight, or waiting on a timer), or -1 with err: the call is over
+ * (CircuitOpen, or the attempt could not be sent). */
 static int admit(struct aws_op *op, struct goman_err *err)
 {
 	struct goman_aws *a = op->a;
 	int64_t wait = 0;
 	op->timer_id = 0;
-	int g = goman_guard_before(a->guard, &op->t, op->service, op->region, op->endpoint, &wait,
-				   err);
+	int g = token_held(op)
+			? 1
+			: goman_guard_before(a->guard, &op->t, op->service, op->region, op->endpoint,
+					     &wait, err);
 	if (g < 0) {
 		if (err->rc == GOMAN_ECIRCUIT) /* the refused attempt is still an api_call */
 			emit_api_call(op, op->t.attempt + 1, 0, 0, err);
 		return -1;
 	}
 	if (g == 1) {
-		op->waiting = true;
-		op->wnext = NULL;
-		*a->waiters_tail = op;
-		a->waiters_tail = &op->wnext;
+		park(op);
 		op->timer_id = goman_http_timer(a->http, ADMIT_POLL_MS, admit_fire, op);
 		if (op->timer_id <= 0) {
 			waiter_remove(op);
@@ -634,8 +660,10 @@ static int admit(struct aws_op *op, struct goman_err *err)
 		return 0;
 	}
 	if (wait > 0) {
+		op->token_wait = true;
 		op->timer_id = goman_http_timer(a->http, wait, send_fire, op);
 		if (op->timer_id <= 0) {
+			op->token_wait = false;
 			goman_guard_abandon(a->guard, &op->t);
 			return goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "", "out of memory");
 		}
