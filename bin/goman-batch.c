@@ -85,30 +85,11 @@ static void put(struct run *r, cJSON *out, const struct goman_err *e)
 	cJSON_Delete(out);
 }
 
-/* Writes rec's result: success with state, or the error record (input fields kept). */
+/* Writes rec's result and lets go of its input. */
 static void emit(struct run *r, struct rec *rc, const char *state, const struct goman_err *e)
 {
-	bool ok = !e || e->rc == GOMAN_OK;
-	cJSON *out = ok ? cJSON_Duplicate(rc->in, 1) : goman_jsonl_error_record(rc->in, "batch", e, 0);
-	cJSON *b = cJSON_GetObjectItemCaseSensitive(out, "batch");
-	if (out && !b)
-		b = cJSON_AddObjectToObject(out, "batch");
-	if (b) {
-		cJSON_AddStringToObject(b, "action", r->action);
-		if (rc->prev[0])
-			cJSON_AddStringToObject(b, "previous_state", rc->prev);
-		if (state && *state)
-			cJSON_AddStringToObject(b, "state", state);
-		cJSON_AddNumberToObject(b, "batch", rc->batch);
-		cJSON_AddNumberToObject(b, "ms", (double)(goman_mono_ms() - rc->t0 + rc->ms));
-		if (ok)
-			cJSON_AddTrueToObject(b, "ok");
-	}
-	if (ok && out) {
-		cJSON *top = cJSON_GetObjectItemCaseSensitive(out, "ok");
-		if (!top)
-			cJSON_AddTrueToObject(out, "ok");
-	}
+	int64_t ms = goman_mono_ms() - rc->t0 + rc->ms;
+	cJSON *out = goman_batch_record(rc->in, r->action, rc->prev, state, rc->batch, ms, e, 0);
 	cJSON_Delete(rc->in);
 	rc->in = NULL;
 	put(r, out, e);
@@ -162,9 +143,6 @@ static int keep(struct run *r, cJSON *in)
 		r->recs = v;
 		r->cap = cap;
 	}
-	/* "batch" is this command's key: a previous run's result (goman-batch stop |
-	 * goman-batch start) is replaced, never merged into */
-	cJSON_DeleteItemFromObjectCaseSensitive(in, "batch");
 	memset(&r->recs[r->n], 0, sizeof(r->recs[0]));
 	r->recs[r->n++].in = in;
 	return 0;
@@ -191,7 +169,8 @@ static int read_stdin(struct run *r)
 			goman_err_set(&err, GOMAN_EINVAL, GOMAN_CLASS_BAD_INPUT, "BadInput",
 				      "a record needs \"instance_id\" (a string)");
 		if (k != GOMAN_JSONL_RECORD || !id || !*id) {
-			put(r, goman_jsonl_error_record(in, "batch", &err, goman_jsonl_lineno(rd)), &err);
+			put(r, goman_batch_record(in, r->action, NULL, NULL, 0, 0, &err, goman_jsonl_lineno(rd)),
+			    &err);
 			cJSON_Delete(in);
 		} else if (keep(r, in) != 0) {
 			cJSON_Delete(in);
@@ -205,37 +184,23 @@ static int read_stdin(struct run *r)
 
 static int read_cluster(struct run *r, struct goman_aws *aws, const char *cluster)
 {
-	static const char *const live[] = {"pending", "running", "stopping", "stopped"};
-	struct goman_kvs f = {0};
-	struct goman_ec2_instances l = {0};
 	struct goman_err err;
-	int rc = goman_kvs_add(&f, "tag:goman:cluster", cluster);
-	for (size_t i = 0; rc == 0 && i < sizeof(live) / sizeof(live[0]); i++)
-		rc = goman_kvs_add(&f, "instance-state-name", live[i]);
-	if (rc == 0 && goman_ec2_describe(aws, &f, NULL, 0, &l, NULL, &err) != 0) {
+	cJSON *arr = goman_batch_cluster_records(aws, cluster, &err);
+	if (!arr) {
 		goman_log(GOMAN_LOG_ERROR, "BATCH", "listing cluster %s: %s %s", cluster, err.code,
 			  err.message);
 		goman_outcome_add(&r->oc, &err);
-		rc = 1;
+		return 1;
 	}
-	for (size_t i = 0; rc == 0 && i < l.n; i++) {
-		cJSON *o = cJSON_CreateObject();
-		const char *name = goman_ec2_tag(&l.v[i], "goman:name");
-		const char *role = goman_ec2_tag(&l.v[i], "goman:role");
-		cJSON_AddStringToObject(o, "cluster", cluster);
-		if (name)
-			cJSON_AddStringToObject(o, "name", name);
-		if (role)
-			cJSON_AddStringToObject(o, "role", role);
-		if (!o || goman_ec2_instance_to_json(&l.v[i], o) != 0 || keep(r, o) != 0) {
+	cJSON *o;
+	while ((o = cJSON_DetachItemFromArray(arr, 0)))
+		if (keep(r, o) != 0) {
 			cJSON_Delete(o);
-			rc = -1;
+			cJSON_Delete(arr);
+			return -1;
 		}
-	}
-	goman_log(GOMAN_LOG_INFO, "BATCH", "cluster %s: %zu instances", cluster, l.n);
-	goman_ec2_instances_clear(&l);
-	goman_kvs_clear(&f);
-	return rc;
+	cJSON_Delete(arr);
+	return 0;
 }
 
 static int dur_flag(const char *name, const char *v, int64_t *ms)

@@ -20,7 +20,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include "goman/batch.h"
+#include <cjson/cJSON.h>
 #include "goman/clock.h"
+#include "goman/jsonl.h"
 #include "goman/log.h"
 
 struct item {
@@ -416,4 +418,46 @@ void goman_batch_call_done(struct goman_batch_call *c, const struct goman_err *e
 	}
 	unit_free(u);
 	pump(b);
+}
+
+struct cJSON *goman_batch_record(const struct cJSON *input, const char *action,
+				 const char *previous_state, const char *state, int batch,
+				 int64_t ms, const struct goman_err *e, long line)
+{
+	bool ok = !e || e->rc == GOMAN_OK;
+	cJSON *copy = input ? cJSON_Duplicate(input, 1) : cJSON_CreateObject();
+	if (!copy)
+		return NULL;
+	cJSON_DeleteItemFromObjectCaseSensitive(copy, "batch");
+	cJSON *out = copy;
+	if (!ok) {
+		out = goman_jsonl_error_record(copy, "batch", e, line);
+		cJSON_Delete(copy);
+		if (!out)
+			return NULL;
+	}
+	cJSON *b = cJSON_GetObjectItemCaseSensitive(out, "batch");
+	if (!b && !(b = cJSON_AddObjectToObject(out, "batch")))
+		goto nomem;
+	if (action && *action && !cJSON_AddStringToObject(b, "action", action))
+		goto nomem;
+	if (previous_state && *previous_state &&
+	    !cJSON_AddStringToObject(b, "previous_state", previous_state))
+		goto nomem;
+	if (state && *state && !cJSON_AddStringToObject(b, "state", state))
+		goto nomem;
+	if (batch > 0 && !cJSON_AddNumberToObject(b, "batch", batch))
+		goto nomem;
+	if (!cJSON_AddNumberToObject(b, "ms", (double)ms))
+		goto nomem;
+	if (ok) {
+		if (!cJSON_AddTrueToObject(b, "ok"))
+			goto nomem;
+		if (!cJSON_GetObjectItemCaseSensitive(out, "ok") && !cJSON_AddTrueToObject(out, "ok"))
+			goto nomem;
+	}
+	return out;
+nomem:
+	cJSON_Delete(out);
+	return NULL;
 }

@@ -250,3 +250,46 @@ int goman_batch_ec2_exec(struct goman_batch_call *c, void *ud, struct goman_err 
 	}
 	return 0;
 }
+
+struct cJSON *goman_batch_cluster_records(struct goman_aws *aws, const char *cluster,
+					  struct goman_err *err)
+{
+	static const char *const live[] = {"pending", "running", "stopping", "stopped"};
+	struct goman_kvs f = {0};
+	struct goman_ec2_instances l = {0};
+	cJSON *arr = NULL;
+	int rc = goman_kvs_add(&f, "tag:goman:cluster", cluster);
+	for (size_t i = 0; rc == 0 && i < sizeof(live) / sizeof(live[0]); i++)
+		rc = goman_kvs_add(&f, "instance-state-name", live[i]);
+	if (rc != 0) {
+		oom(err);
+		goto done;
+	}
+	if (goman_ec2_describe(aws, &f, NULL, 0, &l, NULL, err) != 0)
+		goto done;
+	if (!(arr = cJSON_CreateArray())) {
+		oom(err);
+		goto done;
+	}
+	for (size_t i = 0; i < l.n; i++) {
+		cJSON *o = cJSON_CreateObject();
+		const char *name = goman_ec2_tag(&l.v[i], "goman:name");
+		const char *role = goman_ec2_tag(&l.v[i], "goman:role");
+		if (!o || !cJSON_AddStringToObject(o, "cluster", cluster) ||
+		    (name && !cJSON_AddStringToObject(o, "name", name)) ||
+		    (role && !cJSON_AddStringToObject(o, "role", role)) ||
+		    goman_ec2_instance_to_json(&l.v[i], o) != 0) {
+			cJSON_Delete(o);
+			cJSON_Delete(arr);
+			arr = NULL;
+			oom(err);
+			goto done;
+		}
+		cJSON_AddItemToArray(arr, o);
+	}
+	goman_log(GOMAN_LOG_INFO, "BATCH", "cluster %s: %zu instances", cluster, l.n);
+done:
+	goman_ec2_instances_clear(&l);
+	goman_kvs_clear(&f);
+	return arr;
+}

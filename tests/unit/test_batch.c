@@ -8,6 +8,7 @@
 #include <string.h>
 #include "goman/batch.h"
 #include "goman/log.h"
+#include <cjson/cJSON.h>
 
 #define MAXN 512
 
@@ -303,6 +304,70 @@ static void verbs_parse_by_name(void **state)
 	assert_int_equal(goman_batch_verb_parse("destroy", &v), -1);
 }
 
+static char *record_text(const char *in, const char *prev, const char *state,
+			 const struct goman_err *e, long line)
+{
+	cJSON *i = in ? cJSON_Parse(in) : NULL;
+	cJSON *o = goman_batch_record(i, "stop", prev, state, 3, 412, e, line);
+	assert_non_null(o);
+	char *t = cJSON_PrintUnformatted(o);
+	cJSON_Delete(i);
+	cJSON_Delete(o);
+	return t;
+}
+
+static void record_keeps_input_and_puts_results_under_batch(void **state)
+{
+	(void)state;
+	char *t = record_text("{\"instance_id\":\"i-1\",\"state\":\"mine\",\"n\":7}", "running",
+			      "stopping", NULL, 0);
+	assert_string_equal(t, "{\"instance_id\":\"i-1\",\"state\":\"mine\",\"n\":7,\"batch\":{"
+			       "\"action\":\"stop\",\"previous_state\":\"running\",\"state\":\"stopping\","
+			       "\"batch\":3,\"ms\":412,\"ok\":true},\"ok\":true}");
+	cJSON_free(t);
+}
+
+static void record_replaces_an_earlier_batch_result_and_keeps_ok_false(void **state)
+{
+	(void)state;
+	char *t = record_text("{\"instance_id\":\"i-1\",\"batch\":{\"action\":\"start\",\"x\":1},"
+			      "\"ok\":false}", "", "", NULL, 0);
+	assert_string_equal(t, "{\"instance_id\":\"i-1\",\"ok\":false,\"batch\":{\"action\":\"stop\","
+			       "\"batch\":3,\"ms\":412,\"ok\":true}}");
+	cJSON_free(t);
+}
+
+static void record_of_a_failure_is_the_error_record_under_batch(void **state)
+{
+	(void)state;
+	struct goman_err e;
+	goman_err_clear(&e);
+	goman_err_set(&e, GOMAN_ESERVICE, GOMAN_CLASS_CLIENT, "InvalidInstanceID.NotFound",
+		      "The instance ID 'i-dead' does not exist");
+	e.http_status = 400;
+	char *t = record_text("{\"instance_id\":\"i-dead\",\"n\":1}", "", "", &e, 0);
+	cJSON *o = cJSON_Parse(t);
+	assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(o, "instance_id")), "i-dead");
+	assert_true(cJSON_IsFalse(cJSON_GetObjectItem(o, "ok")));
+	cJSON *b = cJSON_GetObjectItem(o, "batch");
+	assert_true(cJSON_IsFalse(cJSON_GetObjectItem(b, "ok")));
+	assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(b, "action")), "stop");
+	assert_int_equal(cJSON_GetObjectItem(b, "batch")->valueint, 3);
+	assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetObjectItem(b, "error"), "code")),
+			    "InvalidInstanceID.NotFound");
+	assert_null(cJSON_GetObjectItem(b, "state"));
+	cJSON_Delete(o);
+	cJSON_free(t);
+	/* a bad line: no input object, the line number in the error */
+	goman_err_set(&e, GOMAN_EINVAL, GOMAN_CLASS_BAD_INPUT, "BadInput", "not JSON");
+	t = record_text(NULL, NULL, NULL, &e, 9);
+	o = cJSON_Parse(t);
+	b = cJSON_GetObjectItem(o, "batch");
+	assert_int_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(b, "error"), "line")->valueint, 9);
+	cJSON_Delete(o);
+	cJSON_free(t);
+}
+
 int main(void)
 {
 	goman_log_set_level(GOMAN_LOG_WARN);
@@ -316,6 +381,9 @@ int main(void)
 		cmocka_unit_test(batch_size_over_1000_is_refused),
 		cmocka_unit_test(only_id_codes_are_bisectable),
 		cmocka_unit_test(verbs_parse_by_name),
+		cmocka_unit_test(record_keeps_input_and_puts_results_under_batch),
+		cmocka_unit_test(record_replaces_an_earlier_batch_result_and_keeps_ok_false),
+		cmocka_unit_test(record_of_a_failure_is_the_error_record_under_batch),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -27,6 +27,7 @@
  * until it calls goman_batch_call_done(), after which it must not touch it.
  * Items handed to on_item are borrowed for the callback's duration.
  * goman_batch_ec2_new() → goman_batch_ec2_free() (NULL ok); tags are copied.
+ * goman_batch_record() and goman_batch_cluster_records() return new cJSON the caller deletes.
  * Errors: -1 with struct goman_err filled; per-instance failures arrive in on_item.
  */
 #ifndef GOMAN_BATCH_H
@@ -37,6 +38,7 @@
 #include "goman/error.h"
 #include "goman/kv.h"
 
+struct cJSON;
 struct goman_aws;
 struct goman_batch;
 
@@ -123,6 +125,16 @@ void goman_batch_call_done(struct goman_batch_call *c, const struct goman_err *e
 /* True when a refused call is worth bisecting: the refusal names one ID's problem. */
 bool goman_batch_bisectable(const struct goman_err *e);
 
+/* The output record of one instance (input borrowed; NULL = {}): a copy of input whose
+ * "batch" (this command's key; an earlier goman-batch's result) is replaced by
+ *   {"action","previous_state","state","batch","ms","ok":true}   (empty states left out)
+ * and a top-level "ok" (true unless the input already said false). On failure (e set,
+ * rc not OK): goman_jsonl_error_record(copy, "batch", e, line) with action, batch and ms
+ * added under "batch". Returns a new object the caller deletes, or NULL (no memory). */
+struct cJSON *goman_batch_record(const struct cJSON *input, const char *action,
+				 const char *previous_state, const char *state, int batch,
+				 int64_t ms, const struct goman_err *e, long line);
+
 /* ---- the EC2 executor ------------------------------------------------------------------ */
 
 struct goman_batch_ec2;
@@ -143,5 +155,12 @@ void goman_batch_ec2_free(struct goman_batch_ec2 *x);
 int goman_batch_ec2_exec(struct goman_batch_call *call, void *ud, struct goman_err *err);
 /* Protection lifts made (terminate --force). */
 int goman_batch_ec2_lifted(const struct goman_batch_ec2 *x);
+
+/* Blocking: the instances tagged goman:cluster=cluster in state pending, running, stopping
+ * or stopped (one paginated DescribeInstances), as input records {"cluster","name","role",
+ * "instance_id","state","private_ip",...} in a new cJSON array the caller deletes; NULL
+ * with err on failure. */
+struct cJSON *goman_batch_cluster_records(struct goman_aws *aws, const char *cluster,
+					  struct goman_err *err);
 
 #endif
