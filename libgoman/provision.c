@@ -539,8 +539,10 @@ static void tags_pump(struct prun *r)
 		else
 			r->tags_inflight++;
 	}
-	memmove(r->tq, r->tq + sent, (r->tq_n - sent) * sizeof(*r->tq));
-	r->tq_n -= sent;
+	if (sent) {
+		memmove(r->tq, r->tq + sent, (r->tq_n - sent) * sizeof(*r->tq));
+		r->tq_n -= sent;
+	}
 	if (r->tq_n && !r->tag_timer && r->tags_inflight < cap) {
 		int64_t wait = (int64_t)((1.0 - r->tokens) * 1000.0 / rate) + 1;
 		r->tag_timer = goman_http_timer(goman_aws_http(r->aws), wait, tags_timer, r);
