@@ -1,20 +1,27 @@
 #!/usr/bin/env bash
-# 32-idem.sh - file-backed idempotency begin+complete vs the bare link/rename syscalls it
-# needs (the peer), and vs the target of issue 3 (<= 50 us/op). Without fsync (the figure
-# the target is about: the store's own cost) and with fsync (durable default; disk-bound).
+# 32-idem.sh - file-backed idempotency begin+complete (ns/op) beside its peer, the bare
+# syscalls any file store needs for the same work (write+link a new file, write+rename a
+# replacement), run in the same invocation, against the issue-3 target (<= 50 us/op).
+# Three places: the state dir's filesystem without fsync (the store's own cost), tmpfs
+# (/dev/shm, when present), and with fsync (the durable default; disk-bound).
 set -eu
 cd "$(dirname "$0")/.."
 B=${GOMAN_BUILD:-build}/bench/idem_bench
 [ -x "$B" ] || { echo "build $B first (make benches)"; exit 1; }
 target=50000
-report() { # label line-idem line-peer
+report() { # label "name ns/op" "name ns/op"
 	local idem peer
 	idem=$(echo "$2" | awk '{print $2}'); peer=$(echo "$3" | awk '{print $2}')
 	awk -v l="$1" -v i="$idem" -v p="$peer" -v t="$target" 'BEGIN {
-		printf "%-28s %8d ns/op  peer %8d ns/op  ratio %.2fx  target %d ns/op: %s\n",
-			l, i, p, i / p, t, (i <= t ? "met" : "MISSED") }'
+		v = i <= t ? "met" : (p > t ? "missed (the bare syscalls alone exceed it here)" : "MISSED")
+		printf "%-30s %9d ns/op  peer %9d ns/op  ratio %.2fx  target %d: %s\n",
+			l, i, p, i / p, t, v }'
 }
-out=$(GOMAN_IDEMPOTENCY_FSYNC=0 "$B" 3000 "${TMPDIR:-/tmp}")
-report "begin+complete (no fsync)" "$(echo "$out" | sed -n 1p)" "$(echo "$out" | sed -n 2p)"
-out=$(GOMAN_IDEMPOTENCY_FSYNC=1 "$B" 200 "${TMPDIR:-/tmp}")
-report "begin+complete (fsync)" "$(echo "$out" | sed -n 1p)" "$(echo "$out" | sed -n 2p)" | sed 's/: met$/: met/; s/: MISSED$/: (disk-bound; target is for the store itself)/'
+run() { # label fsync iterations dir
+	local out
+	out=$(GOMAN_IDEMPOTENCY_FSYNC=$2 "$B" "$3" "$4")
+	report "$1" "$(echo "$out" | sed -n 1p)" "$(echo "$out" | sed -n 2p)"
+}
+run "begin+complete (disk, no fsync)" 0 3000 "${TMPDIR:-/tmp}"
+[ -d /dev/shm ] && [ -w /dev/shm ] && run "begin+complete (tmpfs)" 0 3000 /dev/shm
+run "begin+complete (disk, fsync)" 1 200 "${TMPDIR:-/tmp}"

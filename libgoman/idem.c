@@ -268,6 +268,15 @@ int gm_idem_rec_init_owner(struct goman_idem *s, struct gm_idem_rec *r, const ch
 	return 0;
 }
 
+/* Integers as raw number text: cJSON prints doubles through "%1.15g" plus a re-parse,
+ * which is most of a record's user time; these are integers, printed exactly. */
+static cJSON *add_int(cJSON *o, const char *name, long long v)
+{
+	char buf[32];
+	snprintf(buf, sizeof(buf), "%lld", v);
+	return cJSON_AddRawToObject(o, name, buf);
+}
+
 cJSON *gm_idem_rec_to_json(const struct gm_idem_rec *r)
 {
 	cJSON *o = cJSON_CreateObject();
@@ -279,12 +288,12 @@ cJSON *gm_idem_rec_to_json(const struct gm_idem_rec *r)
 		 cJSON_AddStringToObject(o, "payload_hash", r->payload_hash) &&
 		 cJSON_AddStringToObject(o, "client_token", r->client_token) &&
 		 cJSON_AddStringToObject(o, "owner", r->owner) &&
-		 cJSON_AddNumberToObject(o, "owner_pid", (double)r->owner_pid) &&
-		 cJSON_AddNumberToObject(o, "owner_pid_start", (double)r->owner_pid_start) &&
+		 add_int(o, "owner_pid", r->owner_pid) &&
+		 add_int(o, "owner_pid_start", r->owner_pid_start) &&
 		 cJSON_AddStringToObject(o, "owner_host", r->owner_host) &&
-		 cJSON_AddNumberToObject(o, "started_at", (double)r->started_at) &&
-		 cJSON_AddNumberToObject(o, "lease_expires", (double)r->lease_expires) &&
-		 cJSON_AddNumberToObject(o, "expires_at", (double)r->expires_at);
+		 add_int(o, "started_at", r->started_at) &&
+		 add_int(o, "lease_expires", r->lease_expires) &&
+		 add_int(o, "expires_at", r->expires_at);
 	if (ok && r->identity)
 		ok = cJSON_AddItemToObject(o, "identity", cJSON_Duplicate(r->identity, 1));
 	if (ok && r->result)
