@@ -26,6 +26,10 @@
 #include "goman/ec2.h"
 #include "goman/log.h"
 
+/* No eventual-consistency retries: a NotFound ID is bad, to be isolated now. Negative rather
+ * than 0 so that a configured default for 0 (config.h eventual_deadline_ms) cannot apply. */
+#define NO_EVENTUAL (-1)
+
 struct goman_batch_ec2 {
 	struct goman_aws *aws;
 	struct goman_batch_ec2_opts o;
@@ -176,7 +180,8 @@ static void lift_done(struct goman_aws_result *res, void *ud)
 static int submit(struct xcall *xc, const char *action, struct goman_kvs *params,
 		  goman_aws_done_fn done, struct goman_err *err)
 {
-	struct goman_aws_call call = {.service = "ec2", .action = action, .params = params};
+	struct goman_aws_call call = {.service = "ec2", .action = action, .params = params,
+				      .eventual_deadline_ms = NO_EVENTUAL};
 	int rc = goman_aws_submit(xc->x->aws, &call, done, xc, err);
 	goman_kvs_clear(params);
 	return rc;
@@ -207,7 +212,8 @@ int goman_batch_ec2_exec(struct goman_batch_call *c, void *ud, struct goman_err 
 	switch (x->o.verb) {
 	case GOMAN_BATCH_DESCRIBE:
 	case GOMAN_BATCH_WAIT:
-		rc = goman_ec2_describe_submit(x->aws, NULL, c->ids, c->n, 0, describe_done, xc, err);
+		rc = goman_ec2_describe_submit(x->aws, NULL, c->ids, c->n, NO_EVENTUAL, describe_done,
+					       xc, err);
 		if (rc != 0)
 			free(xc);
 		return rc;
