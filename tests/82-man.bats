@@ -118,6 +118,16 @@ pages() { ls "$ROOT"/man/man*/*.[137]; }
 	[ "$(jq -r '.clusters[0].cluster' <<<"$output")" = x ]
 }
 
+@test "make install: the installed goman-install finds the installed k3s-install.sh" {
+	dest=$BATS_FILE_TMPDIR/prefix
+	[ -x "$dest/bin/goman-install" ] || skip "needs the install test"
+	# empty input: nothing is installed and nothing leaves the host; only the lookup runs
+	echo not-a-real-token >"$BATS_TEST_TMPDIR/token" && chmod 600 "$BATS_TEST_TMPDIR/token"
+	run -0 --separate-stderr env -u GOMAN_INSTALL_SCRIPT "$dest/bin/goman-install" --via local \
+		--token-file "$BATS_TEST_TMPDIR/token" </dev/null
+	[[ $stderr != *"not found"* ]]
+}
+
 @test "make install: goman.pc names the install prefix, the version, and -lm for static links" {
 	dest=$BATS_FILE_TMPDIR/prefix
 	[ -f "$dest/lib/pkgconfig/goman.pc" ] || skip "needs the install test"
