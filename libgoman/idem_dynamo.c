@@ -168,9 +168,10 @@ static int get_item(struct goman_idem *s, const char *id, struct gm_idem_rec *r,
 	return found;
 }
 
-/* PutItem of rec. cond: "begin" (COND_BEGIN) or "swap" (replace exactly `old`).
- * Returns 1 written, 0 condition failed (*holder filled when the reply carried it),
- * -1 error. On a begin write, *replaced gets the overwritten item, if any. */
+/* PutItem of rec: old NULL = the begin condition (COND_BEGIN), else replace exactly `old`.
+ * Returns 1 written, 0 condition failed, -1 error. *replaced (when asked) gets the
+ * overwritten item on success, or the holder on a failed condition when the reply
+ * carried it; *have_replaced says whether it did. */
 static int put(struct goman_idem *s, const struct gm_idem_rec *rec, const struct gm_idem_rec *old,
 	       int64_t now, struct gm_idem_rec *replaced, bool *have_replaced, struct goman_err *err)
 {
@@ -203,6 +204,13 @@ static int put(struct goman_idem *s, const struct gm_idem_rec *rec, const struct
 			*have_replaced = true;
 	} else if (cond_failed(&res)) {
 		out = 0;
+		/* ALL_OLD on a failed condition: the holder, when the call path keeps the error
+		 * body's "Item" in res.data; otherwise the caller reads it with GetItem */
+		const cJSON *item = cJSON_GetObjectItemCaseSensitive(res.data, "Item");
+		if (replaced && item && item->child && item_to_rec(item, replaced) == 0)
+			*have_replaced = true;
+		else if (replaced)
+			gm_idem_rec_clear(replaced);
 	} else {
 		*err = res.err;
 		out = -1;
@@ -264,9 +272,13 @@ int gm_idem_dynamo_begin(struct goman_idem *s, struct gm_idem_rec *mine, struct 
 			}
 			return 0;
 		}
-		/* condition failed: someone holds a live record; read it and judge */
-		gm_idem_rec_clear(found);
-		int g = get_item(s, mine->id, found, err);
+		/* condition failed: someone holds a live record; read it (unless the reply carried
+		 * it) and judge */
+		int g = 1;
+		if (!have_old) {
+			gm_idem_rec_clear(found);
+			g = get_item(s, mine->id, found, err);
+		}
 		if (g < 0)
 			return -1;
 		if (g == 0)
