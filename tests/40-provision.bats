@@ -128,6 +128,7 @@ for line in sys.stdin:
 }
 
 @test "goman-provision: kill -9 during the launch, re-run → exactly 100 instances" {
+	export AWS_REGION=us-west-2 AWS_DEFAULT_REGION=us-west-2 # a fresh moto region: keeps moto fast
 	# slow the name tags down so the kill lands between RunInstances and CreateTags
 	fault_proxy_config '{"probabilities":{"delay":1.0},"delay_plan_ms":500,"match":["CreateTags"]}' >/dev/null
 	goman-provision --cluster killed --servers 1 --agents 99 --poll-interval 200ms \
@@ -153,6 +154,7 @@ for line in sys.stdin:
 }
 
 @test "goman-provision: 30% throttling + 5% 500s → still exactly 100, no lost records, retries within the quota" {
+	export AWS_REGION=eu-west-1 AWS_DEFAULT_REGION=eu-west-1
 	fault_proxy_config '{"probabilities":{"throttle":0.3,"error500":0.05},"seed":11}' >/dev/null
 	run -0 --separate-stderr goman-provision --cluster stormy --servers 1 --agents 99 \
 		--poll-interval 200ms --poll-max 1s
