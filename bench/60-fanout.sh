@@ -45,7 +45,8 @@ round() { # label, then the three commands as strings
 	done
 	local x g p
 	x=$(min "${xs[@]}"); g=$(min "${gs[@]}")
-	printf '%s: %s jobs -j4, best of %s (parallel: 1)\n' "$label" "$JOBS" "$REPEAT"
+	printf '%s: %s jobs -j4, best of %s%s\n' "$label" "$JOBS" "$REPEAT" \
+		"$([ ${#ps[@]} -gt 0 ] && echo ' (parallel: one round)')"
 	printf '  xargs -P4        %7.3f s\n' "$x"
 	printf '  goman-fanout -j4 %7.3f s   %.2fx xargs\n' "$g" "$(echo "$g / $x" | bc -l)"
 	if [ ${#ps[@]} -gt 0 ]; then
