@@ -63,7 +63,8 @@ struct goman_aws {
 	size_t neps;
 	struct aws_op *ops; /* in flight */
 	struct goman_guard *guard;
-	struct aws_op *waiters, **waiters_tail; /* parked by MaxConcurrent, FIFO */
+	struct aws_op *waiters, **waiters_tail; /* parked (MaxConcurrent, send token), FIFO */
+	size_t token_waits; /* ops waiting out an adaptive send token (0 outside adaptive mode) */
 };
 
 struct buf {
@@ -599,6 +600,8 @@ static void wake_waiter(struct goman_aws *a, const struct aws_op *done)
 /* Another op of this client is waiting out an adaptive send token for the same target. */
 static bool token_held(const struct aws_op *op)
 {
+	if (!op->a->token_waits)
+		return false;
 	for (const struct aws_op *o = op->a->ops; o; o = o->next)
 		if (o != op && o->token_wait && same_target(o, op))
 			return true;
@@ -621,6 +624,7 @@ static void send_fire(void *ud)
 	goman_err_clear(&err);
 	op->timer_id = 0;
 	op->token_wait = false;
+	op->a->token_waits--;
 	wake_waiter(op->a, op); /* the next op may take its token now */
 	if (attempt_send(op, &err) != 0)
 		op_finish(op, &err);
@@ -661,9 +665,11 @@ static int admit(struct aws_op *op, struct goman_err *err)
 	}
 	if (wait > 0) {
 		op->token_wait = true;
+		a->token_waits++;
 		op->timer_id = goman_http_timer(a->http, wait, send_fire, op);
 		if (op->timer_id <= 0) {
 			op->token_wait = false;
+			a->token_waits--;
 			goman_guard_abandon(a->guard, &op->t);
 			return goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "", "out of memory");
 		}

@@ -19,7 +19,12 @@
  * only during the callback: to keep ->data, set it to NULL after taking it. A result
  * filled by goman_aws_call() belongs to the caller: goman_aws_result_clear().
  * Errors: the result's err (rc OK on success). Service errors carry code, message, HTTP
- * status and request id.
+ * status and request id. Every attempt passes the client's guard (goman/guard.h): breaker
+ * -> adaptive send rate -> send, and the guard decides retries (retry_policy, else the
+ * configured policy; the retry quota; AWS_RETRY_MODE/AWS_MAX_ATTEMPTS). A call the breaker
+ * refuses ends with rc GOMAN_ECIRCUIT, class circuit_open, code "CircuitOpen" and
+ * retry_after_ms = time until the next probe (commands exit 69 on it); it arrives in the
+ * done callback, also when the first attempt is refused.
  */
 #ifndef GOMAN_AWS_H
 #define GOMAN_AWS_H
@@ -39,7 +44,8 @@ struct goman_aws_opts {
 	const char *profile;       /* NULL = AWS_PROFILE or default */
 	const char *region;        /* NULL = resolved like the CLI */
 	struct goman_http *http;   /* borrowed loop to share; NULL = the client makes its own */
-	const struct goman_config *config; /* resilience settings (issue 3); NULL = defaults */
+	const struct goman_config *config; /* resilience settings (issue 3); NULL = the effective
+					    * config: goman_config_init + goman_config_load */
 	const struct goman_creds *creds; /* explicit credentials (copied), overriding the chain */
 };
 
