@@ -217,10 +217,21 @@ users: [{name: admin, user: {token: kc-$RANDOM$RANDOM}}]"
 	[ "$(jq -s '[.[] | select(.name == "alpha-agent-2" and .install.ok == true)] | length' <<<"$output")" = 1 ]
 	# only the new node went through install this time: one record of it, not of the old ones
 	[ "$(jq -s '[.[] | select(.name == "alpha-agent-0")] | length' <<<"$output")" = 2 ]
+	s0=$(records alpha | jq -r 'select(.name == "alpha-server-0") | .instance_id' | tail -1)
+	ips=$(records alpha | jq -r 'select(.name == "alpha-agent-1" or .name == "alpha-agent-2") | .private_ip' | sort -u)
 	run -0 --separate-stderr goman cluster scale alpha --agents 1
 	[[ $stderr == *"draining 2 from the first server"* ]]
-	[ "$(jq -sc 'map(.name) | sort' <<<"$output")" = '["alpha-agent-1","alpha-agent-2"]' ]
-	[ "$(jq -s 'all(.batch.action == "terminate" and .ok == true)' <<<"$output")" = true ]
+	scaled=$output
+	# the drain went to the first server as one SSM command naming the two agents' IPs
+	run -0 api ssm ListCommands "{\"InstanceId\":\"$s0\"}"
+	drain=$(jq -c '[.response.data.Commands[] | select(.Comment == "goman scale: drain")]' <<<"$output")
+	[ "$(jq length <<<"$drain")" = 1 ]
+	# (its InstanceIds are not checked: moto expands them to every instance of the region)
+	text=$(jq -r '.[0].Parameters.commands | join("\n")' <<<"$drain")
+	[[ $text == *"kubectl drain"* && $text == *"delete node"* ]]
+	for ip in $ips; do [[ $text == *"$ip"* ]]; done
+	[ "$(jq -sc 'map(.name) | sort' <<<"$scaled")" = '["alpha-agent-1","alpha-agent-2"]' ]
+	[ "$(jq -s 'all(.batch.action == "terminate" and .ok == true)' <<<"$scaled")" = true ]
 	[ "$(count_live alpha agent)" = 1 ]
 	[ "$(count_live alpha server)" = 1 ]
 	run -0 --separate-stderr goman cluster scale alpha --agents 1
