@@ -274,6 +274,26 @@ users: [{name: admin, user: {token: kc-$RANDOM$RANDOM}}]"
 	[ "$(jq -c '[.delete.terminated, .delete.parameters_deleted, .delete.security_groups_deleted]' <<<"$output")" = '[0,[],[]]' ]
 }
 
+@test "goman cluster delete: termination protection stops it, nothing else deleted, until --force" {
+	ami=$(api ssm GetParameter '{"Name":"/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"}' |
+		jq -r .response.data.Parameter.Value)
+	run -0 api ec2 RunInstances "$(jq -nc --arg a "$ami" '{ImageId:$a, MinCount:"1", MaxCount:"1",
+		InstanceType:"t3.micro", "TagSpecification.1.ResourceType":"instance",
+		"TagSpecification.1.Tag.1.Key":"goman:cluster", "TagSpecification.1.Tag.1.Value":"prot"}')"
+	id=$(jq -r '.response.data.instancesSet[0].instanceId' <<<"$output")
+	# (moto ignores DisableApiTermination at launch; it honours the attribute set afterwards)
+	run -0 api ec2 ModifyInstanceAttribute "{\"InstanceId\":\"$id\",\"DisableApiTermination.Value\":\"true\"}"
+	[ "$(jq -r .response.ok <<<"$output")" = true ]
+	run -0 api ssm PutParameter '{"Name":"/goman/prot/token","Type":"SecureString","Value":"placeholder"}'
+	run -1 --separate-stderr goman cluster delete prot --yes
+	[[ $stderr == *"not deleting parameters"* ]]
+	[ "$(count_live prot)" = 1 ]
+	run -0 api ssm GetParameter '{"Name":"/goman/prot/token"}'
+	run -0 --separate-stderr goman cluster delete prot --yes --force
+	[ "$(jq -c '[.delete.terminated, .delete.parameters_deleted]' <<<"$output")" = '[1,["/goman/prot/token"]]' ]
+	[ "$(count_live prot)" = 0 ]
+}
+
 @test "goman: the porcelain and the demo are clean under shellcheck" {
 	command -v shellcheck >/dev/null || skip "shellcheck not installed"
 	run -0 shellcheck -x -S warning "$ROOT/scripts/goman" "$ROOT/scripts/goman-lib.sh" "$ROOT/scripts/demo.sh"

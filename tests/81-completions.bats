@@ -68,7 +68,7 @@ comp() {
 	for f in --servers --agents --type --env --via --k3s-version --max-nodes --force --json; do assert_line -- "$f"; done
 	refute_line -- --yes
 	run -0 comp goman cluster delete demo --
-	assert_output $'--help\n--timeout\n--yes'
+	assert_output $'--force\n--help\n--timeout\n--yes'
 	run -0 comp goman cluster create demo --env ""
 	assert_output $'development\nhigh-volume\nproduction\nstaging'
 	run -0 comp goman cluster create demo --env pro
