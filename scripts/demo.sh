@@ -85,8 +85,9 @@ state=$XDG_STATE_HOME/goman/$cluster.jsonl
 say ""
 say "Node records ($state):"
 jq -r 'select(.event == null and .name != null) |
-	"\(.name)\t\(.instance_id)\t\(.private_ip)\tprovision \(.provision.ms) ms\tinstall ok=\(.install.ok) via=\(.install.via) verified=\(.install.verified)"' \
-	"$state" | column -t -s $'\t'
+	[.name, .instance_id, .private_ip, "provision \(.provision.ms) ms",
+	 "install ok=\(.install.ok) via=\(.install.via) verified=\(.install.verified)"] | @tsv' "$state" |
+	while IFS=$'\t' read -r n id ip p i; do printf '%-16s %-21s %-16s %-18s %s\n' "$n" "$id" "$ip" "$p" "$i"; done
 say ""
 say "One record in full:"
 jq -c 'select(.event == null and .role == "server")' "$state" | tail -1
