@@ -42,6 +42,14 @@ Cluster token (never on the command line)
                              itself arrives on stdin use `bash -s` (bash reads a pipe one
                              byte at a time, so the token line after the script is left for us)
   --region REGION            (AWS_REGION, AWS_DEFAULT_REGION, else IMDS) for SSM
+Kubeconfig (servers)
+  --kubeconfig-ssm-param NAME  (GOMAN_KUBECONFIG_SSM_PARAM) once ready, put the kubeconfig in
+                             SSM as a SecureString NAME (Overwrite; Advanced tier over 4 KB),
+                             with the aws CLI when present, else curl --aws-sigv4 and IMDSv2
+                             role credentials, like the token; never printed or logged.
+                             A failure is reported ("kubeconfig":"failed") but not fatal
+  --kubeconfig-server ADDR   (GOMAN_KUBECONFIG_SERVER) the address that replaces 127.0.0.1
+                             in it, normally the private IP (default: first of hostname -I)
   Overrides for tests: GOMAN_IMDS_ENDPOINT (or AWS_EC2_METADATA_SERVICE_ENDPOINT),
   AWS_ENDPOINT_URL_SSM / AWS_ENDPOINT_URL, GOMAN_SSM_CLIENT=aws|curl
   (the SSM fetch without the aws CLI needs curl >= 7.75 for --aws-sigv4)
@@ -134,9 +142,11 @@ progress() { # pct step
 
 result_ok() {
 	_end=$(now_ms)
-	printf 'GOMAN_RESULT {"ok":true,"role":"%s","version":"%s","arch":"%s","checksum":"sha256:%s","skipped":%s,"upgraded":%s,"airgap":%s,"services":%s,"ready":"%s","ms":%s,"timings_ms":{"precheck":%s,"download":%s,"install":%s,"start":%s}}\n' \
+	_kcj=""
+	[ -n "$KC_STATE" ] && _kcj="\"kubeconfig\":\"$KC_STATE\","
+	printf 'GOMAN_RESULT {"ok":true,"role":"%s","version":"%s","arch":"%s","checksum":"sha256:%s","skipped":%s,"upgraded":%s,"airgap":%s,"services":%s,"ready":"%s",%s"ms":%s,"timings_ms":{"precheck":%s,"download":%s,"install":%s,"start":%s}}\n' \
 		"$ROLE" "$(jstr "$VERSION")" "$ARCH" "$SHA" "$SKIPPED" "$UPGRADED" "$AIRGAP_JSON" \
-		"$SERVICES_JSON" "$READY_STATE" $((_end - T0)) "${MS_PRECHECK:-0}" "${MS_DOWNLOAD:-0}" \
+		"$SERVICES_JSON" "$READY_STATE" "$_kcj" $((_end - T0)) "${MS_PRECHECK:-0}" "${MS_DOWNLOAD:-0}" \
 		"${MS_INSTALL:-0}" "${MS_START:-0}"
 }
 
@@ -216,9 +226,11 @@ imds_endpoint() {
 	printf '%s' "${_e%/}"
 }
 
-# SSM GetParameter via curl --aws-sigv4 with IMDSv2 role credentials. Secrets go to curl
-# through `-K -` (config on stdin), never argv. Prints the parameter value.
-ssm_fetch_curl() {
+# SSM request via curl --aws-sigv4 with IMDSv2 role credentials (the one SSM client of the
+# script without the aws CLI): ssm_curl ACTION BODY prints the response body of a 200 and
+# returns 1 otherwise. Secrets (the role's keys, and a body that may hold one: a kubeconfig)
+# go to curl through `-K -` (config on stdin), never argv.
+ssm_curl() {
 	_imds=$(imds_endpoint)
 	case "$_imds" in
 	*169.254.169.254*)
@@ -246,23 +258,29 @@ ssm_fetch_curl() {
 	fi
 	[ -n "$REGION" ] || { log "no region (--region, AWS_REGION or IMDS)"; return 1; }
 	_ep=${AWS_ENDPOINT_URL_SSM:-${AWS_ENDPOINT_URL:-https://ssm.$REGION.amazonaws.com}}
-	_body=$(printf '{"Name":"%s","WithDecryption":true}' "$(jstr "$TOKEN_SSM_PARAM")")
 	_resp=$({
 		printf 'url = "%s/"\n' "${_ep%/}"
 		printf 'aws-sigv4 = "aws:amz:%s:ssm"\n' "$REGION"
 		printf 'user = "%s:%s"\n' "$_akid" "$_skey"
 		[ -n "$_stok" ] && printf 'header = "X-Amz-Security-Token: %s"\n' "$_stok"
 		printf 'header = "Content-Type: application/x-amz-json-1.1"\n'
-		printf 'header = "X-Amz-Target: AmazonSSM.GetParameter"\n'
-		printf 'data = "%s"\n' "$(printf '%s' "$_body" | sed 's/\\/\\\\/g; s/"/\\"/g')"
+		printf 'header = "X-Amz-Target: AmazonSSM.%s"\n' "$1"
+		printf 'data = "%s"\n' "$(printf '%s' "$2" | sed 's/\\/\\\\/g; s/"/\\"/g')"
 	} | curl -K - -sS --connect-timeout 5 --max-time 20 -w '\n%{http_code}' 2>>"$LOG_FILE")
 	_code=$(printf '%s' "$_resp" | tail -n 1)
 	if [ "$_code" != 200 ]; then
 		# an error body carries no secret: keep its message for the log
-		log "SSM GetParameter $TOKEN_SSM_PARAM: HTTP $_code $(printf '%s' "$_resp" | sed '$d' | cut -c1-300)"
+		log "SSM $1 ${3:-}: HTTP $_code $(printf '%s' "$_resp" | sed '$d' | cut -c1-300)"
 		return 1
 	fi
-	printf '%s' "$_resp" | sed '$d' | json_field Value
+	printf '%s' "$_resp" | sed '$d'
+}
+
+# SSM GetParameter of the token; prints the value.
+ssm_fetch_curl() {
+	ssm_curl GetParameter "$(printf '{"Name":"%s","WithDecryption":true}' "$(jstr "$TOKEN_SSM_PARAM")")" \
+		"$TOKEN_SSM_PARAM" |
+		json_field Value
 }
 
 ssm_fetch_aws() {
@@ -308,6 +326,62 @@ read_token() {
 	fi
 }
 
+# ---- kubeconfig ---------------------------------------------------------------------------
+
+# The client's view of the server, wherever it runs: k3s writes https://127.0.0.1:6443;
+# ADDR (IPv6 in brackets) takes its place.
+kubeconfig_rewrite() { # IN OUT
+	_a=$KC_SERVER
+	case "$_a" in *:*) case "$_a" in \[*) ;; *) _a="[$_a]" ;; esac ;; esac
+	sed -e "s#server: https://127\.0\.0\.1:#server: https://$_a:#" \
+		-e "s#server: https://localhost:#server: https://$_a:#" "$1" >"$2"
+}
+
+# Put the server's kubeconfig into Parameter Store as a SecureString (Overwrite: a re-run
+# or a rebuilt server replaces it; Advanced tier over 4 KB, the Standard limit). Its text
+# goes from the file to the aws CLI (file://) or to curl's config on stdin: never argv, the
+# log or stdout. Sets KC_STATE stored|failed; a failure does not undo a working server.
+store_kubeconfig() {
+	KC_STATE=failed
+	_kc="$ETC_DIR/k3s.yaml"
+	_i=0
+	while [ ! -s "$_kc" ] && [ "$_i" -lt 30 ]; do sleep 1; _i=$((_i + 1)); done
+	[ -s "$_kc" ] || { log "kubeconfig $_kc not found: not stored"; return 0; }
+	if [ -z "$KC_SERVER" ]; then
+		KC_SERVER=$(hostname -I 2>/dev/null | awk '{ print $1 }')
+		[ -n "$KC_SERVER" ] || KC_SERVER=127.0.0.1
+	fi
+	(umask 077 && kubeconfig_rewrite "$_kc" "$TMP/kubeconfig") ||
+		{ log "cannot rewrite $_kc: not stored"; return 0; }
+	_size=$(wc -c <"$TMP/kubeconfig" | tr -d ' ')
+	if [ "$_size" -gt 4096 ]; then _tier=Advanced; else _tier=Standard; fi
+	_via=${GOMAN_SSM_CLIENT:-auto}
+	if [ "$_via" = auto ]; then
+		if command -v aws >/dev/null 2>&1; then _via=aws; else _via=curl; fi
+	fi
+	log "storing the kubeconfig (server $KC_SERVER, $_size bytes, $_tier tier) in SSM parameter $KC_SSM_PARAM via $_via"
+	case "$_via" in
+	aws)
+		_r=""
+		[ -n "$REGION" ] && _r="--region $REGION"
+		# shellcheck disable=SC2086 # _r is two words or none
+		aws ssm put-parameter $_r --name "$KC_SSM_PARAM" --type SecureString --tier "$_tier" \
+			--overwrite --value "file://$TMP/kubeconfig" >/dev/null 2>>"$LOG_FILE" ;;
+	*)
+		_body=$(printf '{"Name":"%s","Type":"SecureString","Overwrite":true,"Tier":"%s","Value":"%s\\n"}' \
+			"$(jstr "$KC_SSM_PARAM")" "$_tier" "$(json_escape <"$TMP/kubeconfig")")
+		ssm_curl PutParameter "$_body" "$KC_SSM_PARAM" >/dev/null ;;
+	esac
+	_rc=$?
+	rm -f "$TMP/kubeconfig"
+	if [ "$_rc" = 0 ]; then
+		KC_STATE=stored
+		log "kubeconfig stored in $KC_SSM_PARAM"
+	else
+		log "warning: storing the kubeconfig in $KC_SSM_PARAM failed (the server itself is ready)"
+	fi
+}
+
 # ---- pre-checks -------------------------------------------------------------------------
 
 # nearest existing ancestor of a path (for writability and free-space checks)
@@ -328,9 +402,9 @@ precheck() {
 	*) usage_fail "GOMAN_DOWNLOADER must be curl or wget" ;;
 	esac
 	command -v sha256sum >/dev/null 2>&1 || fail 10 precheck MissingTool "sha256sum is not installed"
-	if [ -n "$TOKEN_SSM_PARAM" ] && [ "${GOMAN_SSM_CLIENT:-auto}" != aws ] &&
+	if [ -n "$TOKEN_SSM_PARAM$KC_SSM_PARAM" ] && [ "${GOMAN_SSM_CLIENT:-auto}" != aws ] &&
 		! command -v aws >/dev/null 2>&1 && ! command -v curl >/dev/null 2>&1; then
-		fail 10 precheck MissingTool "reading the token from SSM needs the aws CLI or curl"
+		fail 10 precheck MissingTool "SSM (token or kubeconfig) needs the aws CLI or curl"
 	fi
 
 	_m=${GOMAN_UNAME_M:-$(uname -m)}
@@ -458,6 +532,8 @@ install_files() {
 	if [ "$ROLE" = server ]; then
 		[ "$CLUSTER_INIT" = 1 ] && add_arg --cluster-init
 		for _s in $(printf '%s' "$TLS_SAN" | tr ',' ' '); do add_arg --tls-san; add_arg "$_s"; done
+		# under a prefix the kubeconfig stays below it too (k3s's own default is fixed)
+		[ "$ETC_DIR" != /etc/rancher/k3s ] && { add_arg --write-kubeconfig; add_arg "$ETC_DIR/k3s.yaml"; }
 	fi
 	if [ -n "$SERVER_URL" ]; then add_arg --server; add_arg "$SERVER_URL"; fi
 	if [ -n "$TOKEN" ]; then add_arg --token-file; add_arg "$TOKEN_PATH"; fi
@@ -516,7 +592,7 @@ start_and_wait() {
 	if [ "$ROLE" = server ]; then
 		log "waiting for the API server (/readyz), up to ${READY_TIMEOUT}s"
 		while :; do
-			_r=$("$BIN_DIR/k3s" kubectl get --raw /readyz 2>>"$LOG_FILE" </dev/null)
+			_r=$(KUBECONFIG="$ETC_DIR/k3s.yaml" "$BIN_DIR/k3s" kubectl get --raw /readyz 2>>"$LOG_FILE" </dev/null)
 			[ "$_r" = ok ] && { READY_STATE=api; break; }
 			[ "$(date +%s)" -ge "$_deadline" ] && fail 32 start NotReady "API server not ready after ${READY_TIMEOUT}s"
 			sleep 2
@@ -538,6 +614,7 @@ main() {
 	ROLE=${GOMAN_ROLE:-} CLUSTER_INIT=${GOMAN_CLUSTER_INIT:-0} SERVER_URL=${GOMAN_SERVER_URL:-}
 	TLS_SAN=${GOMAN_TLS_SAN:-} TOKEN_FILE=${GOMAN_TOKEN_FILE:-}
 	TOKEN_SSM_PARAM=${GOMAN_TOKEN_SSM_PARAM:-} TOKEN_STDIN=${GOMAN_TOKEN_STDIN:-0}
+	KC_SSM_PARAM=${GOMAN_KUBECONFIG_SSM_PARAM:-} KC_SERVER=${GOMAN_KUBECONFIG_SERVER:-} KC_STATE=""
 	REGION=${AWS_REGION:-${AWS_DEFAULT_REGION:-}}
 	VERSION=${GOMAN_K3S_VERSION:-} CHANNEL=${GOMAN_CHANNEL:-stable}
 	CHANNEL_URL=${GOMAN_CHANNEL_URL:-https://update.k3s.io/v1-release/channels}
@@ -560,7 +637,8 @@ main() {
 		--role | --server-url | --tls-san | --token-file | --token-ssm-param | --region | \
 			--k3s-version | --channel | --channel-url | --mirror | --airgap-binary-url | \
 			--airgap-checksum-url | --prefix | --bin-dir | --data-dir | --progress-file | \
-			--log-file | --min-free-mb | --ready-timeout | --exec-args)
+			--log-file | --min-free-mb | --ready-timeout | --exec-args | \
+			--kubeconfig-ssm-param | --kubeconfig-server)
 			[ $# -ge 2 ] || usage_fail "$1 needs a value"
 			_v=$2
 			case "$1" in
@@ -569,6 +647,8 @@ main() {
 			--tls-san) TLS_SAN="$TLS_SAN $_v" ;;
 			--token-file) TOKEN_FILE=$_v ;;
 			--token-ssm-param) TOKEN_SSM_PARAM=$_v ;;
+			--kubeconfig-ssm-param) KC_SSM_PARAM=$_v ;;
+			--kubeconfig-server) KC_SERVER=$_v ;;
 			--region) REGION=$_v ;;
 			--k3s-version) VERSION=$_v ;;
 			--channel) CHANNEL=$_v ;;
@@ -600,6 +680,9 @@ main() {
 	[ "$ROLE" = agent ] && [ -z "$SERVER_URL" ] && usage_fail "an agent needs --server-url"
 	[ "$ROLE" = agent ] && [ "$CLUSTER_INIT" = 1 ] && usage_fail "--cluster-init is for servers"
 	[ "$CLUSTER_INIT" = 1 ] && [ -n "$SERVER_URL" ] && usage_fail "--cluster-init and --server-url conflict"
+	[ "$ROLE" = agent ] && [ -n "$KC_SSM_PARAM" ] && usage_fail "--kubeconfig-ssm-param is for servers"
+	# it goes into a sed expression and a URL: an address or host name, nothing else
+	case "$KC_SERVER" in *[!A-Za-z0-9.:_[\]-]*) usage_fail "--kubeconfig-server must be an address or host name" ;; esac
 	if [ -n "$AIRGAP_BIN_URL" ] || [ -n "$AIRGAP_SUMS_URL" ]; then
 		[ -n "$AIRGAP_BIN_URL" ] && [ -n "$AIRGAP_SUMS_URL" ] ||
 			usage_fail "air-gap needs both --airgap-binary-url and --airgap-checksum-url"
@@ -652,6 +735,7 @@ main() {
 	start_and_wait
 	MS_START=$(($(now_ms) - _t))
 	progress 100 ready
+	[ "$ROLE" = server ] && [ -n "$KC_SSM_PARAM" ] && store_kubeconfig
 	log "done: $ROLE $VERSION skipped=$SKIPPED upgraded=$UPGRADED"
 	result_ok
 }

@@ -91,7 +91,7 @@ setup() {
 	export CURL_ARGV_LOG="$BATS_TEST_TMPDIR/curl-argv.log"
 	: >"$MLOG"
 	rm -f "$MIRROR_DIR/.delay" "$MIRROR_DIR/.tamper"
-	unset GOMAN_MIN_FREE_MB GOMAN_UNAME_M GOMAN_DOWNLOADER FAKE_K3S_PS_SNAPSHOT FAKE_K3S_NOT_READY
+	unset GOMAN_MIN_FREE_MB GOMAN_UNAME_M GOMAN_DOWNLOADER FAKE_K3S_PS_SNAPSHOT FAKE_K3S_NOT_READY FAKE_K3S_KUBECONFIG_BIG
 }
 
 # install [args...]: the script as a server under $P against the mirror, stdout in $output
@@ -151,7 +151,7 @@ assert_nothing_installed() {
 	[ "$(stat -c %a "$P/etc/rancher/k3s/goman-token")" = 600 ]
 	[ "$(cat "$P/etc/rancher/k3s/goman-token")" = "$TOKEN_TEXT" ]
 	unit="$P/etc/systemd/system/k3s.service"
-	grep -q '^ExecStart=.*"server" "--cluster-init" "--tls-san" "api.example.test" "--token-file" ' "$unit"
+	grep -q "^ExecStart=.*\"server\" \"--cluster-init\" \"--tls-san\" \"api.example.test\" \"--write-kubeconfig\" \"$P/etc/rancher/k3s/k3s.yaml\" \"--token-file\" " "$unit"
 	nogrep "$TOKEN_TEXT" "$unit"
 	# the token is in no output and no log
 	nogrep "$TOKEN_TEXT" <<<"$output$stderr"
@@ -395,4 +395,105 @@ node_run() {
 	touch "$MIRROR_DIR/.tamper"
 	GOMAN_DOWNLOADER=wget run -21 --separate-stderr install_server
 	assert_nothing_installed
+}
+
+# ---- the first server's kubeconfig into SSM (node side, the same SSM client as the token) --
+
+# ssm_param NAME -> {"Type","Value","Version","Tier"} read back from moto with botocore
+ssm_param() {
+	N="$1" "$LOCAL_AWS_PYTHON" -c '
+import botocore.session, json, os
+c = botocore.session.get_session().create_client("ssm", endpoint_url=os.environ["AWS_ENDPOINT_URL"], region_name="us-east-1")
+n = os.environ["N"]
+p = c.get_parameter(Name=n, WithDecryption=True)["Parameter"]
+d = c.describe_parameters(ParameterFilters=[{"Key": "Name", "Values": [n]}])["Parameters"][0]
+print(json.dumps({"Type": p["Type"], "Value": p["Value"], "Version": p["Version"], "Tier": d.get("Tier")}))'
+}
+
+# the script as the first server of a node: the token and the kubeconfig both through SSM
+node_server_run() {
+	env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY -u AWS_REGION -u AWS_DEFAULT_REGION \
+		PATH="$SHIM_DIR:$PATH" GOMAN_SSM_CLIENT=curl GOMAN_IMDS_ENDPOINT="$IMDS" \
+		AWS_ENDPOINT_URL_SSM="$AWS_ENDPOINT_URL" \
+		sh "$S" --role server --cluster-init --token-ssm-param /goman/demo/token \
+		--prefix "$P" --no-services --mirror "$MIRROR" --k3s-version "$V" --ready-timeout 5 "$@"
+}
+
+# assert_kubeconfig_secret: no part of the node's kubeconfig key in argv, output or the log
+assert_kubeconfig_secret() {
+	local key
+	key=$(awk '/client-key-data:/ { print $2 }' "$P/etc/rancher/k3s/k3s.yaml")
+	[ ${#key} -gt 100 ]
+	key=${key:20:60}
+	[ ! -e "$CURL_ARGV_LOG" ] || nogrep "$key" "$CURL_ARGV_LOG"
+	nogrep "$key" "$P/var/log/goman-k3s-install.log"
+	nogrep "$key" <<<"$output$stderr"
+	nogrep client-key-data <<<"$output$stderr"
+}
+
+@test "k3s-install.sh: the server stores its kubeconfig in SSM with curl --aws-sigv4: SecureString, address rewritten" {
+	IMDS=$IMDS_GOOD run -0 --separate-stderr node_server_run \
+		--kubeconfig-ssm-param /goman/kc1/kubeconfig --kubeconfig-server 10.0.0.5
+	[ "$(result | jq -r .kubeconfig)" = stored ]
+	p=$(ssm_param /goman/kc1/kubeconfig)
+	jq -e '.Type == "SecureString" and .Tier == "Standard" and .Version == 1' <<<"$p"
+	jq -j .Value <<<"$p" >"$BATS_TEST_TMPDIR/kc"
+	grep -qx '    server: https://10.0.0.5:6443' "$BATS_TEST_TMPDIR/kc"
+	nogrep 127.0.0.1 "$BATS_TEST_TMPDIR/kc"
+	# everything else is the node's file byte for byte
+	sed 's#https://10\.0\.0\.5:#https://127.0.0.1:#' "$BATS_TEST_TMPDIR/kc" | cmp - "$P/etc/rancher/k3s/k3s.yaml"
+	# k3s was told where to write it (below the prefix)
+	grep -q -- "\"--write-kubeconfig\" \"$P/etc/rancher/k3s/k3s.yaml\"" "$P/etc/systemd/system/k3s.service"
+	grep -q -- '-K -' "$CURL_ARGV_LOG"
+	nogrep "$AWS_SECRET_ACCESS_KEY" "$CURL_ARGV_LOG"
+	assert_kubeconfig_secret
+}
+
+@test "k3s-install.sh: a kubeconfig over 4 KB goes to the Advanced tier and overwrites the old value" {
+	"$LOCAL_AWS_PYTHON" -c '
+import botocore.session, os
+c = botocore.session.get_session().create_client("ssm", endpoint_url=os.environ["AWS_ENDPOINT_URL"], region_name="us-east-1")
+c.put_parameter(Name="/goman/kc2/kubeconfig", Value="old", Type="SecureString")'
+	FAKE_K3S_KUBECONFIG_BIG=1 IMDS=$IMDS_GOOD run -0 --separate-stderr node_server_run \
+		--kubeconfig-ssm-param /goman/kc2/kubeconfig --kubeconfig-server fd00::5
+	[ "$(stat -c %s "$P/etc/rancher/k3s/k3s.yaml")" -gt 4096 ]
+	p=$(ssm_param /goman/kc2/kubeconfig)
+	jq -e '.Type == "SecureString" and .Tier == "Advanced" and .Version == 2' <<<"$p"
+	# an IPv6 address is bracketed in the URL
+	jq -e '.Value | contains("server: https://[fd00::5]:6443\n")' <<<"$p"
+	assert_kubeconfig_secret
+}
+
+@test "k3s-install.sh: a kubeconfig that cannot be stored is reported; the ready server is not failed" {
+	# the token from a file; the wrong secret key fails PutParameter's signature check
+	run -0 --separate-stderr env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY -u AWS_REGION \
+		PATH="$SHIM_DIR:$PATH" GOMAN_SSM_CLIENT=curl GOMAN_IMDS_ENDPOINT="$IMDS_BAD" \
+		AWS_ENDPOINT_URL_SSM="$AWS_ENDPOINT_URL" \
+		sh "$S" --role server --token-file "$TOKFILE" --prefix "$P" --no-services \
+		--mirror "$MIRROR" --k3s-version "$V" --ready-timeout 5 \
+		--kubeconfig-ssm-param /goman/kc3/kubeconfig --kubeconfig-server 10.0.0.5
+	jq -e '.ok and .kubeconfig == "failed"' <<<"$(result)"
+	grep -q 'SSM PutParameter /goman/kc3/kubeconfig: HTTP 403' "$P/var/log/goman-k3s-install.log"
+	assert_kubeconfig_secret
+}
+
+@test "k3s-install.sh: stores the kubeconfig with the aws CLI when it is there" {
+	command -v aws >/dev/null 2>&1 || skip "no aws CLI"
+	run -0 --separate-stderr env GOMAN_SSM_CLIENT=aws PATH="$SHIM_DIR:$PATH" \
+		sh "$S" --role server --token-file "$TOKFILE" --prefix "$P" --no-services \
+		--mirror "$MIRROR" --k3s-version "$V" --ready-timeout 5 \
+		--kubeconfig-ssm-param /goman/kc4/kubeconfig --kubeconfig-server 10.0.0.7
+	[ "$(result | jq -r .kubeconfig)" = stored ]
+	grep -q 'kubeconfig.*via aws' "$P/var/log/goman-k3s-install.log"
+	p=$(ssm_param /goman/kc4/kubeconfig)
+	jq -e '.Type == "SecureString" and .Tier == "Standard" and
+		(.Value | contains("server: https://10.0.0.7:6443\n"))' <<<"$p"
+	assert_kubeconfig_secret
+}
+
+@test "k3s-install.sh: --kubeconfig-ssm-param is for servers, and the address is checked" {
+	run -64 --separate-stderr sh "$S" --role agent --server-url https://10.0.0.5:6443 \
+		--token-file "$TOKFILE" --kubeconfig-ssm-param /goman/x/kubeconfig
+	run -64 --separate-stderr sh "$S" --role server --kubeconfig-ssm-param /goman/x/kubeconfig \
+		--kubeconfig-server '10.0.0.5#x'
 }
