@@ -125,7 +125,9 @@ install: all
 	install -m 755 $(BUILD)/lib/libgoman.so $(DESTDIR)$(PREFIX)/lib/libgoman.so.0
 	ln -sf libgoman.so.0 $(DESTDIR)$(PREFIX)/lib/libgoman.so
 	install -m 644 libgoman/include/goman/*.h $(DESTDIR)$(PREFIX)/include/goman/
-	install -m 644 $(BUILD)/goman.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' goman.pc.in \
+		>$(DESTDIR)$(PREFIX)/lib/pkgconfig/goman.pc
+	chmod 644 $(DESTDIR)$(PREFIX)/lib/pkgconfig/goman.pc
 	for s in 1 3 7; do for f in man/man$$s/*.$$s; do [ -f "$$f" ] && \
 		install -m 644 "$$f" $(DESTDIR)$(PREFIX)/share/man/man$$s/; done; done; true
 	for f in completions/*; do [ -f "$$f" ] && \
