@@ -163,6 +163,25 @@ char **gm_inst_script_args(struct gm_install *in, const struct gm_inode *n)
 		v = argv_push(v, &c, "--tls-san");
 		v = argv_push(v, &c, o->tls_san);
 	}
+	/* The first server stores its kubeconfig in SSM itself (the script's own SSM client:
+	 * the aws CLI, else curl --aws-sigv4 with the instance role). Over SSM the node has a
+	 * role by definition; over ssh/local only when this run talks to AWS at all (the token
+	 * came from SSM), else nothing is stored (goman-install(1)). */
+	if (n->kind == GM_K_FIRST && o->store_kubeconfig && (o->via == GOMAN_VIA_SSM || o->aws) &&
+	    in->cluster[0]) {
+		char kp[200];
+		snprintf(kp, sizeof(kp), "/goman/%s/kubeconfig", in->cluster);
+		v = argv_push(v, &c, "--kubeconfig-ssm-param");
+		v = argv_push(v, &c, kp);
+		if (n->ip[0]) {
+			v = argv_push(v, &c, "--kubeconfig-server");
+			v = argv_push(v, &c, n->ip);
+		}
+		if (o->region && o->via != GOMAN_VIA_SSM) {
+			v = argv_push(v, &c, "--region");
+			v = argv_push(v, &c, o->region);
+		}
+	}
 	if (o->via == GOMAN_VIA_SSM) {
 		v = argv_push(v, &c, "--token-ssm-param");
 		v = argv_push(v, &c, in->token_param);
@@ -292,6 +311,9 @@ static cJSON *finish_record(struct gm_install *in, struct gm_inode *n, const str
 			cJSON_AddStringToObject(st, "server_url", in->server_url);
 		if (n->command_id[0])
 			cJSON_AddStringToObject(st, "command_id", n->command_id);
+		const cJSON *kc = cJSON_GetObjectItemCaseSensitive(result, "kubeconfig");
+		if (cJSON_IsString(kc))
+			cJSON_AddStringToObject(st, "kubeconfig", kc->valuestring);
 		const cJSON *cs = cJSON_GetObjectItemCaseSensitive(result, "checksum");
 		if (cJSON_IsString(cs))
 			cJSON_AddStringToObject(st, "checksum", cs->valuestring);

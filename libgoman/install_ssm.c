@@ -6,7 +6,8 @@
  * SendCommand limit) or batch_window_ms after its first node came (first server and the
  * verification at once), so nodes that arrive close together share one call. The command
  * text is the script (a quoted here-document) and its non-secret flags; the node reads the
- * token from Parameter Store itself (--token-ssm-param). Instances are always named by
+ * token from Parameter Store itself (--token-ssm-param), and the first server puts its
+ * kubeconfig there itself (--kubeconfig-ssm-param: gm_inst_script_args). Instances are always named by
  * InstanceIds: the ID-less forms would reach every instance of the region.
  * InvalidInstanceId (the SSM agent has not registered yet, just after boot) is not a
  * failure until the node's delivery deadline: the IDs the error names (all of them when it
@@ -75,31 +76,6 @@ static char *command_text(struct gm_install *in, const struct gm_inode *n)
 	}
 	gm_inst_argv_free(args);
 	gm_buf_adds(&b, "\nrc=$?\nrm -f \"$f\"\n");
-	if (n->kind == GM_K_FIRST && in->o.store_kubeconfig) {
-		/* The kubeconfig goes from the node to Parameter Store directly (never into the
-		 * command output); the aws CLI is used when the node has one. */
-		char kp[200];
-		snprintf(kp, sizeof(kp), "/goman/%s/kubeconfig", in->cluster);
-		gm_buf_adds(&b, "if [ \"$rc\" -eq 0 ] && command -v aws >/dev/null 2>&1; then\n"
-				"kc=$(mktemp) && sed \"s#https://127.0.0.1:6443#https://$(hostname -I "
-				"| cut -d' ' -f1):6443#\" ");
-		struct gm_buf p = {0};
-		gm_buf_adds(&p, in->o.prefix ? in->o.prefix : "");
-		gm_buf_adds(&p, "/etc/rancher/k3s/k3s.yaml");
-		gm_buf_quote(&b, p.p ? p.p : "");
-		gm_buf_free(&p);
-		gm_buf_adds(&b, " >\"$kc\" && tier=Standard && { [ \"$(wc -c <\"$kc\")\" -le 4096 ] "
-				"|| tier=Advanced; } && aws ssm put-parameter --name ");
-		gm_buf_quote(&b, kp);
-		gm_buf_adds(&b, " --type SecureString --tier \"$tier\" --overwrite --value "
-				"\"file://$kc\"");
-		if (in->o.region) {
-			gm_buf_adds(&b, " --region ");
-			gm_buf_quote(&b, in->o.region);
-		}
-		gm_buf_adds(&b, " >/dev/null 2>&1 && echo \"GOMAN_KUBECONFIG stored\" || "
-				"echo \"GOMAN_KUBECONFIG failed\"\nrm -f \"$kc\"\nfi\n");
-	}
 	gm_buf_adds(&b, "exit $rc\n");
 	return b.p;
 }

@@ -128,6 +128,12 @@ print(p["Type"], p["Value"], p["Version"])'
 	[[ "$join" == *"'--server-url' 'https://$ip0:6443'"* ]]
 	agent=$(jq -r 'select(.Comment | test("agent")) | .Parameters.commands[0]' "$BATS_TEST_TMPDIR/sends")
 	[[ "$agent" == *"'--role' 'agent' '--server-url' 'https://$ip0:6443'"* ]]
+	# the first server stores its kubeconfig itself (the script's flags, no wrapper around it),
+	# with its private IP as the server address; nobody else does
+	[[ "$first" == *"'--kubeconfig-ssm-param' '/goman/t2/kubeconfig' '--kubeconfig-server' '$ip0'"* ]]
+	# (what follows the script's here-document: the call and nothing around it)
+	[[ "${first##*GOMAN_K3S_INSTALL_EOF}" != *"put-parameter"* ]]
+	[[ "${join##*GOMAN_K3S_INSTALL_EOF}${agent##*GOMAN_K3S_INSTALL_EOF}" != *"--kubeconfig"* ]]
 	# every SendCommand names its instances (never the ID-less forms)
 	jq -e -s 'all(.InstanceIds | length >= 1) and all(.DocumentName == "AWS-RunShellScript")' \
 		"$BATS_TEST_TMPDIR/sends"
@@ -200,4 +206,33 @@ EOF
 	# --server-url serves agent-only input
 	run -0 --separate-stderr install_ssm --server-url https://10.9.9.9:6443 <"$BATS_TEST_TMPDIR/in"
 	jq -e -s 'length == 2 and all(.install.ok and .install.server_url == "https://10.9.9.9:6443")' <<<"$output"
+}
+
+@test "goman-install: --no-kubeconfig leaves the kubeconfig flags out" {
+	records t9 1 1 >"$BATS_TEST_TMPDIR/in"
+	run -0 --separate-stderr install_ssm --no-kubeconfig <"$BATS_TEST_TMPDIR/in"
+	proxy_log | jq -r '.[] | select(.action == "SendCommand") | .body' >"$BATS_TEST_TMPDIR/sends"
+	first=$(jq -r 'select(.Comment | test("first-server")) | .Parameters.commands[0]' "$BATS_TEST_TMPDIR/sends")
+	[[ "$first" == *"'--role' 'server'"* ]]
+	[[ "${first##*GOMAN_K3S_INSTALL_EOF}" != *"--kubeconfig"* ]]
+}
+
+@test "goman-install: --via local with the token in SSM also stores the kubeconfig (aws CLI on the node)" {
+	command -v aws >/dev/null 2>&1 || skip "no aws CLI"
+	# shellcheck source=fixtures/sshd.bash
+	. "$ROOT/tests/fixtures/sshd.bash"
+	mirror_start "$BATS_TEST_TMPDIR/mirror" v1.31.4+k3s1
+	P="$BATS_TEST_TMPDIR/root"
+	printf '{"cluster":"l1","name":"l1-server-0","role":"server","index":0,"private_ip":"10.9.8.7"}\n' |
+		run -0 --separate-stderr goman-install --via local --prefix "$P" --no-services \
+		--mirror "$MIRROR" --k3s-version v1.31.4+k3s1 --verify-wait 2s
+	mirror_stop "$BATS_TEST_TMPDIR/mirror"
+	jq -e '.install.ok and .install.kubeconfig == "stored"' <<<"${lines[0]}"
+	read -r type value version < <(ssm_param /goman/l1/kubeconfig | head -n 1)
+	[ "$type" = SecureString ]
+	ssm_param /goman/l1/kubeconfig | grep -qx '    server: https://10.9.8.7:6443'
+	# the kubeconfig's key went nowhere but SSM
+	key=$(awk '/client-key-data:/ { print substr($2, 21, 60) }' "$P/etc/rancher/k3s/k3s.yaml")
+	[ ${#key} -eq 60 ]
+	if grep -q -- "$key" <<<"$output$stderr"; then echo "kubeconfig in the output" >&2; return 1; fi
 }

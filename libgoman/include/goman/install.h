@@ -50,7 +50,8 @@ struct goman_install_opts {
 	int servers;               /* > 0: number of servers (decides --cluster-init) */
 	bool wait_server;          /* joiners wait until the first server reports ready */
 	bool verify;               /* run the verification after the last node */
-	bool store_kubeconfig;     /* ssm: the first server puts its kubeconfig in SSM */
+	bool store_kubeconfig;     /* the first server puts its kubeconfig in SSM (ssm; ssh/local
+				    * only with aws set) */
 	/* testing aids passed to the script */
 	const char *prefix;
 	bool no_services;
