@@ -242,7 +242,7 @@ char *gm_inst_verify_cmd(struct gm_install *in)
 
 /* ---- records ------------------------------------------------------------------------ */
 
-static void add_time(cJSON *rec, const char *key)
+static void add_time_at(cJSON *rec, const char *key, int64_t epoch_ms)
 {
 	char ts[40];
 	cJSON *t = cJSON_GetObjectItemCaseSensitive(rec, "t");
@@ -253,7 +253,12 @@ static void add_time(cJSON *rec, const char *key)
 	if (!t)
 		return;
 	cJSON_DeleteItemFromObjectCaseSensitive(t, key);
-	cJSON_AddStringToObject(t, key, goman_rfc3339(goman_now_ms(), ts, sizeof(ts)));
+	cJSON_AddStringToObject(t, key, goman_rfc3339(epoch_ms, ts, sizeof(ts)));
+}
+
+static void add_time(cJSON *rec, const char *key)
+{
+	add_time_at(rec, key, goman_now_ms());
 }
 
 static void set_bool(cJSON *o, const char *k, bool v)
@@ -321,6 +326,10 @@ static cJSON *finish_record(struct gm_install *in, struct gm_inode *n, const str
 		if (!ok && cJSON_IsString(lt))
 			cJSON_AddStringToObject(st, "log_tail", lt->valuestring);
 	}
+	/* when this node's install began (sent / started), next to upstream's t.running: a
+	 * pipeline's records show that installing overlapped provisioning */
+	if (n->t_start_wall)
+		add_time_at(rec, "install_start", n->t_start_wall);
 	add_time(rec, "installed");
 	if (ok) {
 		const cJSON *prev = cJSON_GetObjectItemCaseSensitive(rec, "ok");
@@ -468,6 +477,7 @@ static void dispatch(struct gm_install *in, struct gm_inode *n)
 	}
 	n->state = GM_N_RUNNING;
 	n->t_start = goman_mono_ms();
+	n->t_start_wall = goman_now_ms();
 	if (n->kind != GM_K_VERIFY)
 		goman_log(GOMAN_LOG_INFO, "INSTALL", "%s: starting (%s%s%s)", n->name, mode_name(in, n),
 			  n->kind == GM_K_FIRST ? "" : ", server ",

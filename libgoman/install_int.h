@@ -42,6 +42,7 @@ struct gm_inode {
 	enum gm_nstate state;
 	char name[128], role[16], iid[32], ip[64], host[256];
 	int64_t t_arrive, t_start;   /* mono ms */
+	int64_t t_start_wall;        /* epoch ms of t_start (t.install_start in the record) */
 	int progress;
 	/* ssm */
 	char command_id[64];
