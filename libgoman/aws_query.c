@@ -16,7 +16,6 @@
 #include <string.h>
 #include <cjson/cJSON.h>
 #include <expat.h>
-#include "goman/sigv4.h"
 #include "aws_int.h"
 
 #define XML_MAX_DEPTH 128
@@ -63,15 +62,25 @@ static void sb_add(struct strbuf *b, const char *s, size_t n)
 	b->p[b->len] = '\0';
 }
 
+/* application/x-www-form-urlencoded as botocore sends it (urlencode, i.e. quote_plus):
+ * A-Za-z0-9-_.~ as they are, space as '+', every other byte %XX ('+' itself %2B). Not the
+ * SigV4 encoding (sigv4.c): a service that re-encodes the parsed form to check a signature
+ * (moto does) rebuilds this spelling, and refuses a body that spelled a space %20. */
 static void sb_add_enc(struct strbuf *b, const char *s)
 {
-	char *e = goman_uri_encode(s, strlen(s), false);
-	if (!e) {
-		b->oom = 1;
-		return;
+	static const char hex[] = "0123456789ABCDEF";
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		unsigned char c = *p;
+		if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+		    c == '-' || c == '_' || c == '.' || c == '~') {
+			sb_add(b, (const char *)p, 1);
+		} else if (c == ' ') {
+			sb_add(b, "+", 1);
+		} else {
+			char e[3] = {'%', hex[c >> 4], hex[c & 15]};
+			sb_add(b, e, 3);
+		}
 	}
-	sb_add(b, e, strlen(e));
-	free(e);
 }
 
 static void form_pair(struct strbuf *b, const char *k, const char *v)

@@ -259,13 +259,30 @@ static void test_query_form_encodes_every_reserved_byte(void **state)
 	char *f = gm_query_form("DescribeInstances", gm_query_version("ec2"), &p, &len);
 	assert_string_equal(f, "Action=DescribeInstances&Version=2016-11-15"
 			       "&Filter.1.Name=tag%3Agoman%3Arole"
-			       "&Filter.1.Value.1=a%20b%2Bc%2F%C3%BC~_.-");
+			       "&Filter.1.Value.1=a+b%2Bc%2F%C3%BC~_.-");
 	assert_int_equal(len, strlen(f));
 	free(f);
 	goman_kvs_clear(&p);
 	assert_string_equal(gm_query_version("sts"), "2011-06-15");
 	assert_string_equal(gm_query_version("iam"), "2010-05-08");
 	assert_null(gm_query_version("ssm"));
+}
+
+/* botocore's urlencode (quote_plus): space '+', the unreserved four as they are, every
+ * other byte %XX, in names and values alike */
+static void test_query_form_spells_space_as_plus_like_botocore(void **state)
+{
+	struct goman_kvs p = {0};
+	goman_kvs_add(&p, "GroupDescription", "a b  c");
+	goman_kvs_add(&p, "Tag.1 Key", "x+y&z=1 100%\t\"'*!()#?/:@[]");
+	goman_kvs_add(&p, "Empty", "");
+	char *f = gm_query_form("CreateSecurityGroup", gm_query_version("ec2"), &p, NULL);
+	assert_string_equal(f, "Action=CreateSecurityGroup&Version=2016-11-15"
+			       "&GroupDescription=a+b++c"
+			       "&Tag.1+Key=x%2By%26z%3D1+100%25%09%22%27%2A%21%28%29%23%3F%2F%3A%40%5B%5D"
+			       "&Empty=");
+	free(f);
+	goman_kvs_clear(&p);
 }
 
 static void test_json_targets_and_content_types(void **state)
@@ -360,6 +377,7 @@ int main(void)
 		cmocka_unit_test(test_success_document_is_not_an_error),
 		cmocka_unit_test(test_json_error_strips_namespace_and_reads_both_message_spellings),
 		cmocka_unit_test(test_query_form_encodes_every_reserved_byte),
+		cmocka_unit_test(test_query_form_spells_space_as_plus_like_botocore),
 		cmocka_unit_test(test_json_targets_and_content_types),
 		cmocka_unit_test(test_s3_urls_path_and_virtual_host),
 		cmocka_unit_test(test_s3_prepare_methods_and_location_body),
