@@ -5,7 +5,8 @@
  * aws_json.c, aws_s3.c). Every attempt then goes breaker -> rate limiter -> send through the
  * client's guard (guard.c): admit() asks goman_guard_before() (CircuitOpen ends the call;
  * MaxConcurrent parks the op in a wait queue that the next finished attempt of the same
- * (service, region, endpoint) wakes; an adaptive-mode token wait becomes a timer), then
+ * (service, region, endpoint) wakes; with no adaptive-mode send token yet the op parks the
+ * same way, with the guard's wait as its timer, and asks again), then
  * attempt_send() takes fresh credentials, signs a copy of the headers with a fresh date and
  * submits on the shared loop. The reply streams through attempt_chunk (XML straight into
  * expat, JSON and S3 bytes buffered); attempt_done parses it, fills the one error type,
@@ -42,8 +43,8 @@
 #include "goman/sigv4.h"
 #include "aws_int.h"
 
-/* a parked op also re-asks on its own after this long: a wake-up is never lost, and the
- * loop sees the op as pending */
+/* a parked op also re-asks on its own after the guard's wait_ms, or this long when the
+ * guard names none: a wake-up is never lost, and the loop sees the op as pending */
 #define ADMIT_POLL_MS 500
 
 struct endpoint {
@@ -64,7 +65,6 @@ struct goman_aws {
 	struct aws_op *ops; /* in flight */
 	struct goman_guard *guard;
 	struct aws_op *waiters, **waiters_tail; /* parked (MaxConcurrent, send token), FIFO */
-	size_t token_waits; /* ops waiting out an adaptive send token (0 outside adaptive mode) */
 };
 
 struct buf {
@@ -87,7 +87,6 @@ struct aws_op {
 	struct goman_guard_ticket t;
 	struct aws_op *wnext; /* wait queue */
 	bool waiting;
-	bool token_wait;      /* admitted, waiting out its adaptive send token */
 	int64_t start_ms;
 	bool creds_refreshed;
 	long http_id, timer_id;
@@ -97,6 +96,7 @@ struct aws_op {
 	struct gm_xml *xml;
 	struct buf body;
 	struct goman_err parse_err;
+	bool err_data;        /* res.data is this attempt's JSON error body */
 };
 
 void gm_aws_req_clear(struct gm_aws_req *r)
@@ -286,8 +286,12 @@ static void op_finish(struct aws_op *op, const struct goman_err *err)
 	op->res.attempts = op->t.attempt;
 	op->res.ms = goman_mono_ms() - op->start_ms;
 	if (err->rc != GOMAN_OK) {
-		cJSON_Delete(op->res.data);
-		op->res.data = NULL;
+		/* a JSON service's error body stays when it is this error's (DynamoDB puts the
+		 * item of a failed condition there); nothing else outlives a failure */
+		if (!(op->err_data && err->rc == GOMAN_ESERVICE)) {
+			cJSON_Delete(op->res.data);
+			op->res.data = NULL;
+		}
 		free(op->res.raw);
 		op->res.raw = NULL;
 		op->res.raw_len = 0;
@@ -446,8 +450,15 @@ static void parse_reply(struct aws_op *op, struct goman_http_resp *resp, struct 
 	if (status >= 300) {
 		goman_err_set(err, GOMAN_ESERVICE, GOMAN_CLASS_NONE, "", "HTTP %ld", status);
 		err->http_status = (int)status;
-		if (op->req.reply == GM_REPLY_JSON && gm_json_error(op->body.p, op->body.len, err) != 0 &&
-		    op->body.len && op->body.p[strspn(op->body.p, " \t\r\n")] == '<') {
+		cJSON *doc = NULL;
+		if (op->req.reply == GM_REPLY_JSON &&
+		    gm_json_error_doc(op->body.p, op->body.len, err, &doc) == 0) {
+			/* the body is the service's JSON error: kept for the caller, as the SDKs
+			 * do (ReturnValuesOnConditionCheckFailure=ALL_OLD answers "Item" there) */
+			op->res.data = doc;
+			op->err_data = doc != NULL;
+		} else if (op->req.reply == GM_REPLY_JSON && op->body.len &&
+			   op->body.p[strspn(op->body.p, " \t\r\n")] == '<') {
 			/* a JSON service answering in XML (emulators, front ends on auth failures) */
 			cJSON *x = gm_xml_to_json(op->body.p, op->body.len, root, sizeof(root), NULL);
 			gm_xml_error(root, x, err);
@@ -597,17 +608,6 @@ static void wake_waiter(struct goman_aws *a, const struct aws_op *done)
 	}
 }
 
-/* Another op of this client is waiting out an adaptive send token for the same target. */
-static bool token_held(const struct aws_op *op)
-{
-	if (!op->a->token_waits)
-		return false;
-	for (const struct aws_op *o = op->a->ops; o; o = o->next)
-		if (o != op && o->token_wait && same_target(o, op))
-			return true;
-	return false;
-}
-
 static void park(struct aws_op *op)
 {
 	struct goman_aws *a = op->a;
@@ -617,38 +617,20 @@ static void park(struct aws_op *op)
 	a->waiters_tail = &op->wnext;
 }
 
-static void send_fire(void *ud)
-{
-	struct aws_op *op = ud;
-	struct goman_err err;
-	goman_err_clear(&err);
-	op->timer_id = 0;
-	op->token_wait = false;
-	op->a->token_waits--;
-	wake_waiter(op->a, op); /* the next op may take its token now */
-	if (attempt_send(op, &err) != 0)
-		op_finish(op, &err);
-}
-
-/* Asks the guard for the next attempt. Admitted: sends now, or after the adaptive token
- * wait. MaxConcurrent: parks the op until an attempt of its target ends.
- * Adaptive mode: while one op of this client waits for a send token of a target, the
- * others park behind it and ask when it has sent. The limiter reserves a token per ask and
- * prices the wait at the send rate of that moment; letting every queued op reserve would
- * fix a long queue at the rate of the first throttle, so a recovering rate would only show
- * once the whole queue had drained. One reservation per process keeps the queue short and
- * every wait priced at the current rate.
- * Returns 0 (in flight, or waiting on a timer), or -1 with err: the call is over
- * (CircuitOpen, or the attempt could not be sent). */
+/* Asks the guard for the next attempt. Admitted: sends now. Not yet (MaxConcurrent, or no
+ * adaptive send token): parks the op until an attempt of its target ends or the guard's
+ * wait has passed, whichever comes first, and asks again. The limiter reserves nothing, so
+ * each ask is priced at the send rate of its own moment and a recovering rate applies at
+ * once to every parked op.
+ * Returns 0 (in flight, or parked), or -1 with err: the call is over (CircuitOpen, or the
+ * attempt could not be sent). */
 static int admit(struct aws_op *op, struct goman_err *err)
 {
 	struct goman_aws *a = op->a;
 	int64_t wait = 0;
 	op->timer_id = 0;
-	int g = token_held(op)
-			? 1
-			: goman_guard_before(a->guard, &op->t, op->service, op->region, op->endpoint,
-					     &wait, err);
+	int g = goman_guard_before(a->guard, &op->t, op->service, op->region, op->endpoint, &wait,
+				   err);
 	if (g < 0) {
 		if (err->rc == GOMAN_ECIRCUIT) /* the refused attempt is still an api_call */
 			emit_api_call(op, op->t.attempt + 1, 0, 0, err);
@@ -656,21 +638,9 @@ static int admit(struct aws_op *op, struct goman_err *err)
 	}
 	if (g == 1) {
 		park(op);
-		op->timer_id = goman_http_timer(a->http, ADMIT_POLL_MS, admit_fire, op);
+		op->timer_id = goman_http_timer(a->http, wait > 0 ? wait : ADMIT_POLL_MS, admit_fire, op);
 		if (op->timer_id <= 0) {
 			waiter_remove(op);
-			return goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "", "out of memory");
-		}
-		return 0;
-	}
-	if (wait > 0) {
-		op->token_wait = true;
-		a->token_waits++;
-		op->timer_id = goman_http_timer(a->http, wait, send_fire, op);
-		if (op->timer_id <= 0) {
-			op->token_wait = false;
-			a->token_waits--;
-			goman_guard_abandon(a->guard, &op->t);
 			return goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "", "out of memory");
 		}
 		return 0;
@@ -725,6 +695,7 @@ static void attempt_done(struct goman_http_resp *resp, void *ud)
 	op->http_id = 0;
 	cJSON_Delete(op->res.data);
 	op->res.data = NULL;
+	op->err_data = false;
 	free(op->res.raw);
 	op->res.raw = NULL;
 	op->res.raw_len = 0;

@@ -17,6 +17,9 @@
 #include "goman/log.h"
 #include "shared_state_int.h"
 
+/* backstop before a call parked behind MaxConcurrent asks again */
+#define GUARD_SLOT_POLL_MS 500
+
 struct gm_guard_entry {
 	char service[24], region[32];
 	char endpoint[200];
@@ -209,7 +212,9 @@ int goman_guard_before(struct goman_guard *g, struct goman_guard_ticket *t, cons
 	if (!e)
 		return goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "NoMemory", "out of memory");
 	if (e->inflight >= e->bp->max_concurrent && e->bp->max_concurrent > 0) {
-		*wait_ms = 5; /* a slot frees when an attempt of this process ends */
+		/* a slot frees when an attempt of this process ends: a caller that hears of it
+		 * (aws.c wakes its parked calls) asks then; this is only the backstop */
+		*wait_ms = GUARD_SLOT_POLL_MS;
 		return 1;
 	}
 	int64_t now = goman_mono_ms();
@@ -226,8 +231,16 @@ int goman_guard_before(struct goman_guard *g, struct goman_guard_ticket *t, cons
 	breaker_changed(g, e, &chg, 0);
 	if (adaptive_on(g)) {
 		lock(g, e);
-		*wait_ms = goman_adaptive_acquire(&e->slot->adaptive, &g->cfg.adaptive, now);
+		int64_t w = goman_adaptive_acquire(&e->slot->adaptive, &g->cfg.adaptive, now);
 		unlock(g, e);
+		if (w > 0) {
+			/* no send token yet: give the breaker's admission (a probe slot, maybe)
+			 * back and let the caller ask again, when the wait is priced anew */
+			goman_breaker_record(&e->slot->breaker, e->bp, &t->pass, GOMAN_BREAKER_NEUTRAL,
+					     now, &chg);
+			*wait_ms = w;
+			return 1;
+		}
 	}
 	e->inflight++;
 	t->e = e;

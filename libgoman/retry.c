@@ -192,14 +192,20 @@ int64_t goman_adaptive_acquire(struct goman_adaptive *a, const struct goman_adap
 		a->capacity -= 1.0;
 		return 0;
 	}
-	/* Reserve the token now and wait for it: several senders queue one behind another
-	 * instead of all waking for the same token. Debts of dead senders are bounded. */
+	/* No token, and none reserved: the caller asks again after the wait. A reservation
+	 * would price the wait at the rate of this moment for good, so a queue built while the
+	 * rate was low would drain at that rate long after it recovered; asking again prices
+	 * each wait at the rate of its own moment. The wait is capped at one measuring bucket
+	 * so a rate that rises meanwhile is seen soon. (A debt written by an older reserving
+	 * writer is bounded like damage.) */
 	double floor_cap = -30.0 * a->fill_rate;
 	if (a->capacity < floor_cap)
 		a->capacity = floor_cap;
-	double wait_s = (1.0 - a->capacity) / a->fill_rate;
-	a->capacity -= 1.0;
-	return (int64_t)ceil(wait_s * 1000.0);
+	int64_t wait = (int64_t)ceil((1.0 - a->capacity) / a->fill_rate * 1000.0);
+	int64_t cap = p->bucket_ms > 0 ? p->bucket_ms : 500;
+	if (wait < 1)
+		wait = 1;
+	return wait < cap ? wait : cap;
 }
 
 double goman_adaptive_update(struct goman_adaptive *a, const struct goman_adaptive_params *p,
@@ -214,6 +220,13 @@ double goman_adaptive_update(struct goman_adaptive *a, const struct goman_adapti
 		a->measured_rate = cur * p->smoothing + a->measured_rate * (1.0 - p->smoothing);
 		a->count = 0;
 		a->last_bucket_ms = bucket;
+	}
+	if (throttled && a->measured_rate <= 0) {
+		/* throttled inside the first bucket, before any rate was measured: botocore would
+		 * cut from 0 to the minimum rate and crawl back from there; the rate actually sent
+		 * so far is the better start */
+		int64_t el = now_ms - a->last_bucket_ms;
+		a->measured_rate = a->count / ((double)(el > 1 ? el : 1) / 1000.0);
 	}
 	double rate;
 	if (!throttled) {

@@ -6,8 +6,12 @@
  *   struct goman_guard_ticket t;  goman_guard_ticket_init(&t, deadline);   once per call
  *   loop:
  *     rc = goman_guard_before(g, &t, service, region, endpoint, &wait_ms, &err);
- *       rc 0  admitted: send after wait_ms (adaptive send-rate token; 0 = now)
- *       rc 1  MaxConcurrent reached in this process: ask again after wait_ms
+ *       rc 0  admitted: send now (wait_ms is 0)
+ *       rc 1  not yet: ask again after wait_ms. Either MaxConcurrent is reached in this
+ *             process (a slot frees when one of its attempts ends; wait_ms is a backstop)
+ *             or, in adaptive mode, no send token is there yet (wait_ms: until one
+ *             should be, at the current send rate, capped at the limiter's bucket_ms;
+ *             nothing is reserved, so the next ask is priced at the rate of its moment)
  *       rc -1 refused: err is CircuitOpen (GOMAN_ECIRCUIT, class circuit_open,
  *             retry_after_ms = time until the next probe); the call ends with it
  *     ... sign and send, get the attempt's struct goman_err (rc OK on success) ...

@@ -87,10 +87,14 @@ struct goman_adaptive {
 	double count;
 	int64_t last_bucket_ms;
 };
-/* Before sending: takes a token and returns how long to wait first (0 = now). */
+/* Before sending: 0 = a token was taken, send now. Otherwise no token was taken (nothing is
+ * reserved): ask again after the returned wait (ms, at most bucket_ms), so every wait is
+ * priced at the send rate of its own moment. */
 int64_t goman_adaptive_acquire(struct goman_adaptive *a, const struct goman_adaptive_params *p,
 			       int64_t now_ms);
-/* After a response: throttled or not. Returns the new send rate (req/s). */
+/* After a response: throttled or not. Returns the new send rate (req/s). A throttle before
+ * the first measuring bucket has closed takes the rate sent so far (responses counted since
+ * the bucket's start) as the measured rate. */
 double goman_adaptive_update(struct goman_adaptive *a, const struct goman_adaptive_params *p,
 			     bool throttled, int64_t now_ms);
 
