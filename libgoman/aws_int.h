@@ -80,6 +80,8 @@ int gm_json_prepare(const struct goman_aws_call *call, const char *endpoint,
 /* Error body {"__type":"com.amazon...#Code","message":"..."}: fills code (namespace
  * stripped) and message; returns 0 when a code was found. */
 int gm_json_error(const char *body, size_t len, struct goman_err *e);
+/* The same; with doc non-NULL and a code found, *doc is the parsed body (caller frees). */
+int gm_json_error_doc(const char *body, size_t len, struct goman_err *e, struct cJSON **doc);
 
 /* ---- aws_s3.c: S3 REST ------------------------------------------------------------- */
 /* True when a bucket name can be a DNS label (virtual-host style). */

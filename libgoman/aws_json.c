@@ -70,6 +70,13 @@ int gm_json_prepare(const struct goman_aws_call *call, const char *endpoint,
 
 int gm_json_error(const char *body, size_t len, struct goman_err *e)
 {
+	return gm_json_error_doc(body, len, e, NULL);
+}
+
+int gm_json_error_doc(const char *body, size_t len, struct goman_err *e, cJSON **doc)
+{
+	if (doc)
+		*doc = NULL;
 	cJSON *j = body && len ? cJSON_ParseWithLength(body, len) : NULL;
 	const cJSON *t = cJSON_GetObjectItemCaseSensitive(j, "__type");
 	if (!cJSON_IsString(t))
@@ -89,6 +96,9 @@ int gm_json_error(const char *body, size_t len, struct goman_err *e)
 		m = cJSON_GetObjectItemCaseSensitive(j, "Message");
 	if (cJSON_IsString(m))
 		snprintf(e->message, sizeof(e->message), "%s", m->valuestring);
-	cJSON_Delete(j);
+	if (doc && cJSON_IsObject(j))
+		*doc = j;
+	else
+		cJSON_Delete(j);
 	return 0;
 }

@@ -74,7 +74,9 @@ struct goman_aws_call {
 struct goman_aws_result {
 	struct goman_err err;
 	int http_status;
-	struct cJSON *data;       /* parsed reply (object), or NULL (S3 object bodies) */
+	struct cJSON *data;       /* parsed reply (object), or NULL (S3 object bodies). On a
+				   * JSON service's error reply (SSM, DynamoDB), its error
+				   * body (e.g. "Item" of a failed condition); else NULL */
 	char *raw;                /* S3: response body bytes; NULL otherwise */
 	size_t raw_len;
 	struct goman_kvs headers; /* response headers */
