@@ -290,6 +290,11 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	goman_events_init("goman-install");
 	o.concurrency = (int)cfg.concurrency;
+	/* over SSM: no more calls in flight than the SSM breaker admits, so none park inside
+	 * libgoman and the installer alone decides their order (SendCommands before polls) */
+	if (o.via == GOMAN_VIA_SSM && cfg.breaker[GOMAN_SVC_SSM].max_concurrent > 0 &&
+	    o.concurrency > cfg.breaker[GOMAN_SVC_SSM].max_concurrent)
+		o.concurrency = (int)cfg.breaker[GOMAN_SVC_SSM].max_concurrent;
 	o.tls_san = sans[0] ? sans : NULL;
 	o.ssh_sudo = sudo >= 0 ? sudo == 1
 			       : !o.prefix && !(o.ssh_user && !strcmp(o.ssh_user, "root"));

@@ -735,6 +735,8 @@ void goman_install_input_done(struct goman_install *pub)
 				  in->first ? "the first server has no private_ip"
 					    : "no first server (role server, index 0) in the input "
 					      "and no --server-url");
+	if (in->o.via == GOMAN_VIA_SSM)
+		gm_inst_ssm_input_done(in);
 	maybe_finish(in);
 }
 

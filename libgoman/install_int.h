@@ -75,7 +75,8 @@ struct gm_install {
 	struct gm_inode *first;      /* the first server (index 0) */
 	struct gm_inode *verify;
 	struct gm_inode *ready_head, **ready_tail; /* proc: waiting for a slot */
-	int running;                 /* proc: children; ssm: API calls in flight */
+	int running;                 /* proc: children; ssm: SendCommand + GetCommandInvocation
+				      * calls in flight (at most o.concurrency) */
 	bool input_done, cluster_init_decided, cluster_init, verified_done, finished;
 	bool token_failed, first_ok;
 	struct goman_err token_err;
@@ -93,6 +94,7 @@ struct gm_install {
 	long proc_timer;
 	long first_timer;
 	struct gm_batch *batches;    /* SendCommands in flight (freed with the installer) */
+	struct gm_batch *sendq;      /* SendCommands waiting for a slot (sent before polls) */
 };
 
 /* scheduler (install.c) */
@@ -112,6 +114,8 @@ void gm_buf_free(struct gm_buf *b);
 
 /* SSM transport (install_ssm.c) */
 void gm_inst_ssm_enqueue(struct gm_install *in, struct gm_inode *n);
+/* the input ended: groups waiting for their batch window go now (nothing else will join) */
+void gm_inst_ssm_input_done(struct gm_install *in);
 void gm_inst_ssm_free(struct gm_install *in);
 
 /* ssh/local transport (install_proc.c) */

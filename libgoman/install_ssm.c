@@ -46,6 +46,8 @@ struct gm_batch {
 
 static void enqueue(struct gm_install *in, struct gm_inode *n, int64_t window);
 static void schedule_poll(struct gm_install *in, struct gm_inode *n, int64_t delay);
+static void pump(struct gm_install *in);
+static void flush(struct gm_install *in, enum gm_kind k);
 
 static void fail(struct gm_install *in, struct gm_inode *n, enum goman_rc rc, enum goman_class cls,
 		 const char *code, const char *msg)
@@ -118,6 +120,8 @@ static void retry_send(struct gm_install *in, struct gm_inode *n, const struct g
 	int64_t d = n->retry_ms;
 	if (now + d > n->deliver_until)
 		d = n->deliver_until - now;
+	goman_log(GOMAN_LOG_DEBUG, "INSTALL", "%s: send again in %lld ms (%s)", n->name, (long long)d,
+		  e->code[0] ? e->code : goman_strerror(e->rc));
 	n->timer = goman_http_timer(in->o.http, d, retry_send_fire, n);
 }
 
@@ -128,6 +132,7 @@ static void send_done(struct goman_aws_result *res, void *ud)
 	batch_unlink(in, bt);
 	int64_t now = goman_mono_ms();
 	in->ssm_sends++;
+	in->running--;
 	if (res->err.rc == GOMAN_OK) {
 		const char *cid = goman_json_path_str(res->data, "Command.CommandId");
 		for (int i = 0; i < bt->n; i++) {
@@ -140,6 +145,8 @@ static void send_done(struct goman_aws_result *res, void *ud)
 			snprintf(n->command_id, sizeof(n->command_id), "%s", cid);
 			n->t_send = now;
 			n->sends++;
+			goman_log(GOMAN_LOG_DEBUG, "INSTALL", "%s: sent %lld ms after its start (try %d)",
+				  n->name, (long long)(now - n->t_start), n->sends);
 			n->retry_ms = 0;
 			n->exec_until = now + in->o.timeout_ms + in->o.delivery_timeout_ms + 2 * in->o.poll_ms;
 			int64_t first = in->o.poll_floor_ms;
@@ -153,6 +160,7 @@ static void send_done(struct goman_aws_result *res, void *ud)
 		if (cid)
 			goman_log(GOMAN_LOG_DEBUG, "INSTALL", "SendCommand %s: %d instance(s)", cid, bt->n);
 		free(bt);
+		pump(in);
 		return;
 	}
 	const struct goman_err *e = &res->err;
@@ -161,15 +169,18 @@ static void send_done(struct goman_aws_result *res, void *ud)
 		for (int i = 0; i < bt->n; i++)
 			if (bt->nodes[i]->iid[0] && strstr(e->message, bt->nodes[i]->iid))
 				named++;
+		/* the registered ones go again together, in one call, at once */
 		for (int i = 0; i < bt->n; i++) {
 			struct gm_inode *n = bt->nodes[i];
 			bool young = !named || (n->iid[0] && strstr(e->message, n->iid));
 			if (young)
 				retry_send(in, n, e);
 			else
-				enqueue(in, n, 0);
+				enqueue(in, n, -1);
 		}
+		flush(in, bt->kind);
 		free(bt);
+		pump(in);
 		return;
 	}
 	for (int i = 0; i < bt->n; i++) {
@@ -181,8 +192,11 @@ static void send_done(struct goman_aws_result *res, void *ud)
 			gm_inst_node_done(in, n, e, 0);
 	}
 	free(bt);
+	pump(in);
 }
 
+/* The group of a kind becomes batches of at most 50 IDs, queued for pump(): a SendCommand
+ * goes before any poll, so a node that is ready to start never waits behind polls. */
 static void flush(struct gm_install *in, enum gm_kind k)
 {
 	if (in->group_timer[k]) {
@@ -191,67 +205,85 @@ static void flush(struct gm_install *in, enum gm_kind k)
 	}
 	while (in->group[k]) {
 		struct gm_batch *bt = calloc(1, sizeof(*bt));
-		cJSON *req = cJSON_CreateObject();
-		char *text = NULL;
-		if (bt) {
-			bt->in = in;
-			bt->kind = k;
-			while (in->group[k] && bt->n < GM_SSM_MAX_IDS) {
-				struct gm_inode *n = in->group[k];
-				in->group[k] = n->qnext;
-				n->qnext = NULL;
-				n->queued = false;
-				in->group_n[k]--;
-				bt->nodes[bt->n++] = n;
-			}
-		}
-		if (bt)
-			text = command_text(in, bt->nodes[0]);
-		cJSON *ids = req ? cJSON_AddArrayToObject(req, "InstanceIds") : NULL;
-		cJSON *params = req ? cJSON_CreateObject() : NULL;
-		bool ok = bt && text && ids && params;
-		for (int i = 0; ok && i < bt->n; i++)
-			ok = cJSON_AddItemToArray(ids, cJSON_CreateString(bt->nodes[i]->iid));
-		if (ok) {
-			char num[32];
-			cJSON *cmds = cJSON_AddArrayToObject(params, "commands");
-			cJSON *et = cJSON_AddArrayToObject(params, "executionTimeout");
-			snprintf(num, sizeof(num), "%lld", (long long)((in->o.timeout_ms + 999) / 1000));
-			ok = cmds && et && cJSON_AddItemToArray(cmds, cJSON_CreateString(text)) &&
-			     cJSON_AddItemToArray(et, cJSON_CreateString(num));
-			cJSON_AddStringToObject(req, "DocumentName", "AWS-RunShellScript");
-			cJSON_AddItemToObject(req, "Parameters", params);
-			params = NULL;
-			int64_t dt = (in->o.delivery_timeout_ms + 999) / 1000;
-			cJSON_AddNumberToObject(req, "TimeoutSeconds", (double)(dt < 30 ? 30 : dt));
-			char comment[100];
-			static const char *const kn[] = {"first-server", "join-server", "agent", "verify"};
-			snprintf(comment, sizeof(comment), "goman install %s %s", in->cluster, kn[k]);
-			cJSON_AddStringToObject(req, "Comment", comment);
-		}
-		cJSON_Delete(params);
-		free(text);
-		struct goman_err err;
-		goman_err_clear(&err);
-		if (ok) {
-			struct goman_aws_call call = {.service = "ssm", .action = "SendCommand", .json = req};
-			bt->next = in->batches;
-			in->batches = bt;
-			if (gm_inst_aws_submit(in->o.aws, &call, send_done, bt, &err) != 0) {
-				batch_unlink(in, bt);
-				ok = false;
-			}
-		} else {
+		if (!bt) {
+			struct goman_err err;
 			goman_err_set(&err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "", "out of memory");
+			struct gm_inode *n = in->group[k];
+			in->group[k] = n->qnext;
+			n->qnext = NULL;
+			n->queued = false;
+			in->group_n[k]--;
+			gm_inst_node_done(in, n, &err, 0);
+			continue;
 		}
-		cJSON_Delete(req);
-		if (!ok) {
-			for (int i = 0; bt && i < bt->n; i++)
-				gm_inst_node_done(in, bt->nodes[i], &err, 0);
-			free(bt);
-			if (!bt)
-				return;
+		bt->in = in;
+		bt->kind = k;
+		while (in->group[k] && bt->n < GM_SSM_MAX_IDS) {
+			struct gm_inode *n = in->group[k];
+			in->group[k] = n->qnext;
+			n->qnext = NULL;
+			n->queued = false;
+			in->group_n[k]--;
+			bt->nodes[bt->n++] = n;
 		}
+		struct gm_batch **p = &in->sendq;
+		while (*p)
+			p = &(*p)->next;
+		*p = bt;
+	}
+	pump(in);
+}
+
+/* One SendCommand for a batch. Returns after submitting it, or after failing its nodes. */
+static void submit_batch(struct gm_install *in, struct gm_batch *bt)
+{
+	enum gm_kind k = bt->kind;
+	cJSON *req = cJSON_CreateObject();
+	char *text = command_text(in, bt->nodes[0]);
+	cJSON *ids = req ? cJSON_AddArrayToObject(req, "InstanceIds") : NULL;
+	cJSON *params = req ? cJSON_CreateObject() : NULL;
+	bool ok = text && ids && params;
+	for (int i = 0; ok && i < bt->n; i++)
+		ok = cJSON_AddItemToArray(ids, cJSON_CreateString(bt->nodes[i]->iid));
+	if (ok) {
+		char num[32];
+		cJSON *cmds = cJSON_AddArrayToObject(params, "commands");
+		cJSON *et = cJSON_AddArrayToObject(params, "executionTimeout");
+		snprintf(num, sizeof(num), "%lld", (long long)((in->o.timeout_ms + 999) / 1000));
+		ok = cmds && et && cJSON_AddItemToArray(cmds, cJSON_CreateString(text)) &&
+		     cJSON_AddItemToArray(et, cJSON_CreateString(num));
+		cJSON_AddStringToObject(req, "DocumentName", "AWS-RunShellScript");
+		cJSON_AddItemToObject(req, "Parameters", params);
+		params = NULL;
+		int64_t dt = (in->o.delivery_timeout_ms + 999) / 1000;
+		cJSON_AddNumberToObject(req, "TimeoutSeconds", (double)(dt < 30 ? 30 : dt));
+		char comment[100];
+		static const char *const kn[] = {"first-server", "join-server", "agent", "verify"};
+		snprintf(comment, sizeof(comment), "goman install %s %s", in->cluster, kn[k]);
+		cJSON_AddStringToObject(req, "Comment", comment);
+	}
+	cJSON_Delete(params);
+	free(text);
+	struct goman_err err;
+	goman_err_clear(&err);
+	if (ok) {
+		struct goman_aws_call call = {.service = "ssm", .action = "SendCommand", .json = req};
+		bt->next = in->batches;
+		in->batches = bt;
+		in->running++;
+		if (gm_inst_aws_submit(in->o.aws, &call, send_done, bt, &err) != 0) {
+			in->running--;
+			batch_unlink(in, bt);
+			ok = false;
+		}
+	} else {
+		goman_err_set(&err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "", "out of memory");
+	}
+	cJSON_Delete(req);
+	if (!ok) {
+		for (int i = 0; i < bt->n; i++)
+			gm_inst_node_done(in, bt->nodes[i], &err, 0);
+		free(bt);
 	}
 }
 
@@ -275,10 +307,12 @@ static void enqueue(struct gm_install *in, struct gm_inode *n, int64_t window)
 		p = &(*p)->qnext;
 	*p = n;
 	in->group_n[k]++;
-	if (in->group_n[k] >= GM_SSM_MAX_IDS || window <= 0) {
+	if (in->group_n[k] >= GM_SSM_MAX_IDS || window == 0) {
 		flush(in, k);
 		return;
 	}
+	if (window < 0) /* the caller flushes */
+		return;
 	if (!in->group_timer[k])
 		in->group_timer[k] = goman_http_timer(in->o.http, window, group_fire, n);
 }
@@ -294,20 +328,55 @@ void gm_inst_ssm_enqueue(struct gm_install *in, struct gm_inode *n)
 	enqueue(in, n, alone ? 0 : in->o.batch_window_ms);
 }
 
+void gm_inst_ssm_input_done(struct gm_install *in)
+{
+	for (int k = 0; k < GM_K_MAX; k++)
+		if (in->group[k])
+			flush(in, k);
+}
+
 /* ---- polling --------------------------------------------------------------------------- */
 
 static void submit_poll(struct gm_install *in, struct gm_inode *n);
 
-static void drain_pollq(struct gm_install *in)
+/* The due poll most likely to find its command ended: the one sent longest ago (installs
+ * take about the same time). Unlinked from the poll queue; NULL when none is due. */
+static struct gm_inode *pick_poll(struct gm_install *in)
 {
-	while (in->pollq_head && in->running < in->o.concurrency) {
-		struct gm_inode *n = in->pollq_head;
-		in->pollq_head = n->qnext;
-		if (!in->pollq_head)
-			in->pollq_tail = &in->pollq_head;
-		n->qnext = NULL;
-		n->queued = false;
-		submit_poll(in, n);
+	struct gm_inode **best = NULL;
+	for (struct gm_inode **p = &in->pollq_head; *p; p = &(*p)->qnext)
+		if (!best || (*p)->t_send < (*best)->t_send)
+			best = p;
+	if (!best)
+		return NULL;
+	struct gm_inode *n = *best;
+	*best = n->qnext;
+	if (!*best)
+		in->pollq_tail = best;
+	n->qnext = NULL;
+	n->queued = false;
+	return n;
+}
+
+/* Fills the free SSM slots (--concurrency, at most the SSM breaker's MaxConcurrent: then
+ * nothing parks inside libgoman, where a poll submitted from a callback would take a freed
+ * slot before a parked SendCommand): queued SendCommands first, then due polls, most
+ * likely finished first. */
+static void pump(struct gm_install *in)
+{
+	while (in->running < in->o.concurrency) {
+		if (in->sendq) {
+			struct gm_batch *bt = in->sendq;
+			in->sendq = bt->next;
+			bt->next = NULL;
+			submit_batch(in, bt);
+			continue;
+		}
+		struct gm_inode *n = pick_poll(in);
+		if (!n)
+			return;
+		if (n->state != GM_N_DONE)
+			submit_poll(in, n);
 	}
 }
 
@@ -318,14 +387,11 @@ static void poll_fire(void *ud)
 	n->timer = 0;
 	if (n->state == GM_N_DONE)
 		return;
-	if (in->running >= in->o.concurrency) {
-		n->queued = true;
-		n->qnext = NULL;
-		*in->pollq_tail = n;
-		in->pollq_tail = &n->qnext;
-		return;
-	}
-	submit_poll(in, n);
+	n->queued = true;
+	n->qnext = NULL;
+	*in->pollq_tail = n;
+	in->pollq_tail = &n->qnext;
+	pump(in);
 }
 
 static void schedule_poll(struct gm_install *in, struct gm_inode *n, int64_t delay)
@@ -355,9 +421,12 @@ static void poll_done(struct goman_aws_result *res, void *ud)
 	n->polls++;
 	const struct goman_err *e = &res->err;
 	if (n->state == GM_N_DONE) {
-		drain_pollq(in);
+		pump(in);
 		return;
 	}
+	goman_log(GOMAN_LOG_DEBUG, "INSTALL", "%s: poll %d at %lld ms after the send: %s", n->name,
+		  n->polls, (long long)(goman_mono_ms() - n->t_send),
+		  e->rc ? e->code : (goman_json_path_str(res->data, "Status") ? goman_json_path_str(res->data, "Status") : "?"));
 	if (e->rc != GOMAN_OK) {
 		if (!strcmp(e->code, "InvocationDoesNotExist")) {
 			schedule_poll(in, n, in->o.poll_ms);
@@ -370,7 +439,7 @@ static void poll_done(struct goman_aws_result *res, void *ud)
 		} else {
 			gm_inst_node_done(in, n, e, 0);
 		}
-		drain_pollq(in);
+		pump(in);
 		return;
 	}
 	n->retry_ms = 0;
@@ -379,7 +448,7 @@ static void poll_done(struct goman_aws_result *res, void *ud)
 		st = "";
 	if (status_pending(st) || !*st) {
 		schedule_poll(in, n, in->o.poll_ms);
-		drain_pollq(in);
+		pump(in);
 		return;
 	}
 	const char *out = goman_json_path_str(res->data, "StandardOutputContent");
@@ -403,7 +472,7 @@ static void poll_done(struct goman_aws_result *res, void *ud)
 		fail(in, n, timed ? GOMAN_ETIMEOUT : GOMAN_ESERVICE,
 		     timed ? GOMAN_CLASS_TIMEOUT : GOMAN_CLASS_CLIENT, st, msg);
 	}
-	drain_pollq(in);
+	pump(in);
 }
 
 static void submit_poll(struct gm_install *in, struct gm_inode *n)
@@ -441,4 +510,9 @@ void gm_inst_ssm_free(struct gm_install *in)
 		free(b);
 	}
 	in->batches = NULL;
+	for (struct gm_batch *b = in->sendq, *next; b; b = next) {
+		next = b->next;
+		free(b);
+	}
+	in->sendq = NULL;
 }
