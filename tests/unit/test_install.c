@@ -24,10 +24,14 @@ static int sends, polls, emitted, ok_records;
 static int send_sizes[16];
 static int dne_left;          /* InvocationDoesNotExist answers still to give */
 static const char *young_id;  /* SendCommand naming it fails InvalidInstanceId, once */
+static int inprog_left;       /* InProgress answers still to give */
+static struct gm_install *cur; /* the installer under test */
+static int in_flight, max_in_flight, polls_before_send; /* polls sent while a SendCommand waited */
 
 static void fire(void *ud)
 {
 	struct pending *p = ud;
+	in_flight--;
 	p->done(&p->res, p->ud);
 	cJSON_Delete(p->res.data);
 	free(p);
@@ -42,6 +46,10 @@ static int fake_submit(struct goman_aws *a, const struct goman_aws_call *call, g
 	p->done = done;
 	p->ud = ud;
 	goman_err_clear(&p->res.err);
+	if (++in_flight > max_in_flight)
+		max_in_flight = in_flight;
+	if (strcmp(call->action, "SendCommand") && cur && cur->sendq)
+		polls_before_send++;
 	if (!strcmp(call->action, "SendCommand")) {
 		const cJSON *ids = cJSON_GetObjectItem(call->json, "InstanceIds");
 		char *s = cJSON_PrintUnformatted(ids);
@@ -58,7 +66,10 @@ static int fake_submit(struct goman_aws *a, const struct goman_aws_call *call, g
 		free(s);
 	} else {
 		polls++;
-		if (dne_left > 0) {
+		if (inprog_left > 0) {
+			inprog_left--;
+			p->res.data = cJSON_Parse("{\"Status\":\"InProgress\"}");
+		} else if (dne_left > 0) {
 			dne_left--;
 			goman_err_set(&p->res.err, GOMAN_ESERVICE, GOMAN_CLASS_CLIENT, "InvocationDoesNotExist",
 				      "not yet");
@@ -86,7 +97,8 @@ static struct goman_install *make(void)
 	struct goman_err err;
 	loop = goman_http_new(NULL, &err);
 	gm_inst_aws_submit = fake_submit;
-	sends = polls = emitted = ok_records = dne_left = 0;
+	sends = polls = emitted = ok_records = dne_left = inprog_left = 0;
+	in_flight = max_in_flight = polls_before_send = 0;
 	young_id = NULL;
 	memset(send_sizes, 0, sizeof(send_sizes));
 	struct goman_install_opts o = {.via = GOMAN_VIA_SSM, .aws = (struct goman_aws *)1, .http = loop,
@@ -97,6 +109,7 @@ static struct goman_install *make(void)
 	struct gm_install *in = (struct gm_install *)goman_install_new(&o, &err);
 	assert_non_null(in);
 	in->token = strdup("x"); /* skip the token call: cluster_known() sees a token */
+	cur = in;
 	return (struct goman_install *)in;
 }
 
@@ -118,6 +131,7 @@ static void run_to_end(struct goman_install *in)
 		goman_http_run(loop, 50, -1);
 	assert_true(goman_install_finished(in));
 	goman_install_free(in);
+	cur = NULL;
 	goman_http_free(loop);
 }
 
@@ -167,6 +181,33 @@ static void test_invalid_instance_id_retries_only_the_named_instance(void **s)
 	assert_int_equal(send_sizes[1] + send_sizes[2], 2);
 }
 
+static void test_a_waiting_sendcommand_goes_before_due_polls(void **s)
+{
+	struct goman_install *in = make();
+	((struct gm_install *)in)->o.concurrency = 1;
+	inprog_left = 400; /* installs run on: their polls keep coming due, more than fit */
+	add(in, "server", 0, "i-0");
+	char iid[16];
+	for (int i = 0; i < 9; i++) {
+		snprintf(iid, sizeof(iid), "i-a%d", i);
+		add(in, "agent", i, iid);
+	}
+	for (int i = 0; i < 10; i++)
+		goman_http_run(loop, 10, -1);
+	assert_true(polls > 10);
+	assert_non_null(cur->pollq_head); /* due polls are queued */
+	/* more agents while polls queue for the one slot: their SendCommand takes the next */
+	for (int i = 9; i < 12; i++) {
+		snprintf(iid, sizeof(iid), "i-a%d", i);
+		add(in, "agent", i, iid);
+	}
+	run_to_end(in);
+	assert_int_equal(ok_records, 13);
+	assert_int_equal(sends, 3);
+	assert_int_equal(max_in_flight, 1);
+	assert_int_equal(polls_before_send, 0);
+}
+
 static void test_agents_wait_for_the_first_server_record(void **s)
 {
 	struct goman_install *in = make();
@@ -212,6 +253,7 @@ int main(void)
 		cmocka_unit_test(test_invocation_does_not_exist_is_pending_not_failure),
 		cmocka_unit_test(test_invalid_instance_id_retries_only_the_named_instance),
 		cmocka_unit_test(test_agents_wait_for_the_first_server_record),
+		cmocka_unit_test(test_a_waiting_sendcommand_goes_before_due_polls),
 		cmocka_unit_test(test_parses_progress_and_the_last_result),
 		cmocka_unit_test(test_counts_ready_nodes_in_kubectl_output),
 	};
