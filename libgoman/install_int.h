@@ -49,7 +49,7 @@ struct gm_inode {
 	int64_t t_send, deliver_until, exec_until;
 	int64_t retry_ms;            /* back-off of the next SendCommand retry / failed poll */
 	long timer;
-	int polls, sends;
+	int polls, sends, rejects;    /* rejects: InvalidInstanceId answers */
 	bool queued;                 /* in a group or the poll queue */
 	/* proc */
 	pid_t pid;
@@ -89,6 +89,8 @@ struct gm_install {
 	long group_timer[GM_K_MAX];
 	struct gm_inode *pollq_head, **pollq_tail;
 	int64_t learned_ms;          /* shortest install seen so far (send → done) */
+	int64_t learned_reg_ms;      /* shortest arrival → accepted of a node SSM first did not
+				      * know (InvalidInstanceId): when young instances register */
 	unsigned long ssm_sends, ssm_polls;
 	/* proc */
 	long proc_timer;

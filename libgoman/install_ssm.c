@@ -91,11 +91,25 @@ static void batch_unlink(struct gm_install *in, struct gm_batch *bt)
 		}
 }
 
+static void group_fire(void *ud);
+
+/* A node's delivery retry is due: it goes with whatever else of its kind is waiting (and
+ * with the other retries due in this loop round: a zero timer flushes them together). */
 static void retry_send_fire(void *ud)
 {
 	struct gm_inode *n = ud;
+	struct gm_install *in = n->in;
 	n->timer = 0;
-	enqueue(n->in, n, 0);
+	enqueue(in, n, -1);
+	if (!n->queued)
+		return; /* a full group went out at once */
+	if (in->group_timer[n->kind])
+		goman_http_timer_cancel(in->o.http, in->group_timer[n->kind]);
+	in->group_timer[n->kind] = goman_http_timer(in->o.http, 0, group_fire, n);
+	if (in->group_timer[n->kind] <= 0) {
+		in->group_timer[n->kind] = 0;
+		flush(in, n->kind);
+	}
 }
 
 /* Back off and send again, or fail once the delivery deadline passed. */
@@ -118,6 +132,11 @@ static void retry_send(struct gm_install *in, struct gm_inode *n, const struct g
 	if (n->retry_ms > in->o.poll_ms)
 		n->retry_ms = in->o.poll_ms;
 	int64_t d = n->retry_ms;
+	/* Not yet registered: once some instance was seen to register, aim at the age at
+	 * which it did instead of asking again every back-off step (each ask is a call). */
+	if (!strcmp(e->code, "InvalidInstanceId") && in->learned_reg_ms > 0 &&
+	    n->t_arrive + in->learned_reg_ms - now > d)
+		d = n->t_arrive + in->learned_reg_ms - now;
 	if (now + d > n->deliver_until)
 		d = n->deliver_until - now;
 	goman_log(GOMAN_LOG_DEBUG, "INSTALL", "%s: send again in %lld ms (%s)", n->name, (long long)d,
@@ -143,6 +162,8 @@ static void send_done(struct goman_aws_result *res, void *ud)
 				continue;
 			}
 			snprintf(n->command_id, sizeof(n->command_id), "%s", cid);
+			if (n->rejects > 0 && (in->learned_reg_ms <= 0 || now - n->t_arrive < in->learned_reg_ms))
+				in->learned_reg_ms = now - n->t_arrive;
 			n->t_send = now;
 			n->sends++;
 			goman_log(GOMAN_LOG_DEBUG, "INSTALL", "%s: sent %lld ms after its start (try %d)",
@@ -173,8 +194,10 @@ static void send_done(struct goman_aws_result *res, void *ud)
 		for (int i = 0; i < bt->n; i++) {
 			struct gm_inode *n = bt->nodes[i];
 			bool young = !named || (n->iid[0] && strstr(e->message, n->iid));
-			if (young)
+			if (young) {
+				n->rejects++;
 				retry_send(in, n, e);
+			}
 			else
 				enqueue(in, n, -1);
 		}
