@@ -8,8 +8,11 @@
 #   goman timing   -> --poll-interval 200ms (2 s), --poll-floor 1s (10 s), --batch-window 100ms
 # Critical path: the slowest node's record + registration + install (agents need only the
 # server's record). Ratio = wall (start → last node record) / critical path.
+# Per node: its record's lateness = t.installed - (its record + registration + install),
+# i.e. how long after its own command could have been seen finished it was written.
 # Peer (the naive bound): one SendCommand per node + a 2 s (scaled: 0.2 s) poll of every
-# invocation for its whole run.
+# invocation for its whole run. The machine's load average is printed with the figures:
+# ratios near 1 are sensitive to a loaded box (moto and the proxy share the CPUs).
 set -u
 cd "$(dirname "$0")/.."
 N=${GOMAN_BENCH_NODES:-40}
@@ -68,8 +71,12 @@ acts = st["actions"]
 sends = sum(acts.get("SendCommand", {}).values())
 polls = sum(acts.get("GetCommandInvocation", {}).values())
 naive = n + n * (3000 // 200)
+print("load average: %s" % open("/proc/loadavg").read().split()[0:3])
 print("nodes %d, ok %d" % (n, ok))
 print("critical path %.0f ms (scaled x10: %.1f s), wall %.0f ms, wall/critical = %.3f" % (crit, crit / 100, wall, wall / crit))
+late = sorted(ms(r["t"]["installed"]) - (r["t_running_ms"] + 300 + 3000) for r in recs)
+print("per-node lateness (record out - own record+registration+install): p50 %.0f ms, p90 %.0f ms, max %.0f ms (scaled x10: %.1f / %.1f / %.1f s)" %
+      (late[len(late) // 2], late[int(len(late) * 0.9)], late[-1], late[len(late) // 2] / 100, late[int(len(late) * 0.9)] / 100, late[-1] / 100))
 print("calls: SendCommand %d (%d rejected InvalidInstanceId), GetCommandInvocation %d, total %d" %
       (sends, st.get("rewrites", {}).get("unregistered", 0), polls, sends + polls))
 print("naive bound (1 SendCommand/node + 2 s poll of every invocation): %d calls; ratio ours/naive = %.3f" %

@@ -11,18 +11,26 @@
  * InstanceIds: the ID-less forms would reach every instance of the region.
  * InvalidInstanceId (the SSM agent has not registered yet, just after boot) is not a
  * failure until the node's delivery deadline: the IDs the error names (all of them when it
- * names none) go back to their group after a short growing back-off, and the others are
- * re-sent at once, so one young instance does not hold back the rest.
+ * names none) go back to their group after a growing back-off, or at the age at which an
+ * earlier instance was seen to register (learned_reg_ms) when that is later; the others are
+ * re-sent at once, together, so one young instance does not hold back the rest. Retries due
+ * in the same loop round share one SendCommand.
  * Polling: GetCommandInvocation per (command, instance). The first poll comes after the
  * shortest install seen so far × 3/4 (poll_floor_ms until one finished), then every
  * poll_ms, so a finished node is noticed within poll_ms without polling every invocation
  * from the start. InvocationDoesNotExist means not yet visible: poll again. Other errors
- * (throttling that outlived libgoman's retries) back off ×2 up to 4 × poll_ms. At most
- * `concurrency` GetCommandInvocation calls are in flight; due polls queue in order.
+ * (throttling that outlived libgoman's retries) back off ×2 up to 4 × poll_ms.
+ * Slots: every SSM call of the installer (SendCommand and GetCommandInvocation) takes one
+ * of `concurrency` slots (goman-install caps it at the SSM breaker's MaxConcurrent, so no
+ * call parks inside libgoman, where a poll submitted from a finishing call's callback
+ * would take the freed slot before a parked SendCommand: that starved sends for seconds).
+ * pump() fills free slots: queued SendCommands first, then due polls, the one sent longest
+ * ago first (installs take about the same time: it is the most likely to have finished).
  * Success is the invocation's Status and ResponseCode; GOMAN_RESULT is parsed from
  * StandardOutputContent when present (install.c).
  *
- * Ownership: batches in flight are listed in in->batches and freed with the installer.
+ * Ownership: batches in flight (in->batches) and waiting for a slot (in->sendq) are freed
+ * with the installer.
  */
 #include <stdio.h>
 #include <stdlib.h>
