@@ -14,7 +14,7 @@
 # invocation for its whole run. The machine's load average is printed with the figures:
 # ratios near 1 are sensitive to a loaded box (moto and the proxy share the CPUs).
 set -u
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 N=${GOMAN_BENCH_NODES:-40}
 B=${GOMAN_BUILD:-build}/bin/goman-install
 [ -x "$B" ] || { echo "missing $B (make)"; exit 1; }
