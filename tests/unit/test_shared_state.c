@@ -221,10 +221,13 @@ static void processes_killed_mid_update_leave_a_usable_state(void **st)
 		goman_guard_ticket_init(&t, 0);
 		int64_t w = -1;
 		struct goman_err e;
-		assert_int_equal(goman_guard_before(g, &t, "ssm", "us-east-1", "http://k", &w, &e), 0);
+		/* admitted, or (adaptive, throttled kids) told to ask again after a sane wait */
+		int rc = goman_guard_before(g, &t, "ssm", "us-east-1", "http://k", &w, &e);
+		assert_true(rc == 0 || rc == 1);
 		assert_true(w >= 0 && w < 60000);
 		int64_t rin;
-		goman_guard_after(g, &t, NULL, "ssm", "SendCommand", &rin);
+		if (rc == 0)
+			goman_guard_after(g, &t, NULL, "ssm", "SendCommand", &rin);
 		assert_true(goman_mono_ms() - t0 < 1000);
 		goman_guard_free(g);
 	}
