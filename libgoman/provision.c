@@ -968,10 +968,12 @@ GOMAN_TESTABLE size_t gm_prov_plan(struct node **nodes, size_t nn, const struct 
 	return missing;
 }
 
+/* Servers first: every agent's install waits for the first server, so its launch group
+ * goes out first. Roles are validated to "server" or "agent", so reversed strcmp does it. */
 static int cmp_nodes(const void *a, const void *b)
 {
 	const struct node *x = *(struct node *const *)a, *y = *(struct node *const *)b;
-	int c = strcmp(x->role, y->role);
+	int c = strcmp(y->role, x->role);
 	return c ? c : (x->index > y->index) - (x->index < y->index);
 }
 
