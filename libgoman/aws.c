@@ -42,6 +42,7 @@
 #include "goman/log.h"
 #include "goman/sigv4.h"
 #include "aws_int.h"
+#include "buf_int.h"
 
 /* a parked op also re-asks on its own after the guard's wait_ms, or this long when the
  * guard names none: a wake-up is never lost, and the loop sees the op as pending */
@@ -67,11 +68,6 @@ struct goman_aws {
 	struct aws_op *waiters, **waiters_tail; /* parked (MaxConcurrent, send token), FIFO */
 };
 
-struct buf {
-	char *p;
-	size_t len, cap;
-	int oom;
-};
 
 enum { MODE_UNDECIDED, MODE_XML, MODE_BUF };
 
@@ -94,7 +90,7 @@ struct aws_op {
 	/* per attempt */
 	int mode;
 	struct gm_xml *xml;
-	struct buf body;
+	struct gm_buf body;
 	struct goman_err parse_err;
 	bool err_data;        /* res.data is this attempt's JSON error body */
 };
@@ -252,7 +248,7 @@ static void attempt_reset(struct aws_op *op)
 	gm_xml_free(op->xml);
 	op->xml = NULL;
 	free(op->body.p);
-	op->body = (struct buf){0};
+	op->body = (struct gm_buf){0};
 	op->mode = MODE_UNDECIDED;
 	goman_err_clear(&op->parse_err);
 }
@@ -304,27 +300,6 @@ static void op_finish(struct aws_op *op, const struct goman_err *err)
 
 static void attempt_done(struct goman_http_resp *resp, void *ud);
 
-static void buf_add(struct buf *b, const char *s, size_t n)
-{
-	if (b->oom)
-		return;
-	if (b->len + n + 1 > b->cap) {
-		size_t cap = b->cap ? b->cap : 4096;
-		while (cap < b->len + n + 1)
-			cap *= 2;
-		char *p = realloc(b->p, cap);
-		if (!p) {
-			b->oom = 1;
-			return;
-		}
-		b->p = p;
-		b->cap = cap;
-	}
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-}
-
 static int attempt_chunk(const char *data, size_t len, long status, void *ud)
 {
 	struct aws_op *op = ud;
@@ -346,9 +321,9 @@ static int attempt_chunk(const char *data, size_t len, long status, void *ud)
 			gm_xml_feed(op->xml, data, len, &op->parse_err);
 		/* keep the start of the document for error messages of unparsable replies */
 		if (op->body.len < 512)
-			buf_add(&op->body, data, len < 512 ? len : 512);
+			gm_buf_add(&op->body, data, len < 512 ? len : 512);
 	} else {
-		buf_add(&op->body, data, len);
+		gm_buf_add(&op->body, data, len);
 		if (op->body.oom)
 			return 1;
 	}
@@ -505,7 +480,7 @@ static void parse_reply(struct aws_op *op, struct goman_http_resp *resp, struct 
 	if (op->body.len || op->req.raw_reply) {
 		op->res.raw = op->body.p ? op->body.p : calloc(1, 1);
 		op->res.raw_len = op->body.len;
-		op->body = (struct buf){0};
+		op->body = (struct gm_buf){0};
 	}
 }
 

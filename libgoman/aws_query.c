@@ -17,6 +17,7 @@
 #include <cjson/cJSON.h>
 #include <expat.h>
 #include "aws_int.h"
+#include "buf_int.h"
 
 #define XML_MAX_DEPTH 128
 
@@ -35,67 +36,40 @@ const char *gm_query_version(const char *service)
 	return NULL;
 }
 
-struct strbuf {
-	char *p;
-	size_t len, cap;
-	int oom;
-};
-
-static void sb_add(struct strbuf *b, const char *s, size_t n)
-{
-	if (b->oom)
-		return;
-	if (b->len + n + 1 > b->cap) {
-		size_t cap = b->cap ? b->cap : 256;
-		while (cap < b->len + n + 1)
-			cap *= 2;
-		char *p = realloc(b->p, cap);
-		if (!p) {
-			b->oom = 1;
-			return;
-		}
-		b->p = p;
-		b->cap = cap;
-	}
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-}
-
 /* application/x-www-form-urlencoded as botocore sends it (urlencode, i.e. quote_plus):
  * A-Za-z0-9-_.~ as they are, space as '+', every other byte %XX ('+' itself %2B). Not the
  * SigV4 encoding (sigv4.c): a service that re-encodes the parsed form to check a signature
  * (moto does) rebuilds this spelling, and refuses a body that spelled a space %20. */
-static void sb_add_enc(struct strbuf *b, const char *s)
+static void sb_add_enc(struct gm_buf *b, const char *s)
 {
 	static const char hex[] = "0123456789ABCDEF";
 	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
 		unsigned char c = *p;
 		if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
 		    c == '-' || c == '_' || c == '.' || c == '~') {
-			sb_add(b, (const char *)p, 1);
+			gm_buf_add(b, (const char *)p, 1);
 		} else if (c == ' ') {
-			sb_add(b, "+", 1);
+			gm_buf_add(b, "+", 1);
 		} else {
 			char e[3] = {'%', hex[c >> 4], hex[c & 15]};
-			sb_add(b, e, 3);
+			gm_buf_add(b, e, 3);
 		}
 	}
 }
 
-static void form_pair(struct strbuf *b, const char *k, const char *v)
+static void form_pair(struct gm_buf *b, const char *k, const char *v)
 {
 	if (b->len)
-		sb_add(b, "&", 1);
+		gm_buf_add(b, "&", 1);
 	sb_add_enc(b, k);
-	sb_add(b, "=", 1);
+	gm_buf_add(b, "=", 1);
 	sb_add_enc(b, v ? v : "");
 }
 
 char *gm_query_form(const char *action, const char *version, const struct goman_kvs *params,
 		    size_t *len)
 {
-	struct strbuf b = {0};
+	struct gm_buf b = {0};
 	form_pair(&b, "Action", action);
 	form_pair(&b, "Version", version);
 	for (size_t i = 0; params && i < params->n; i++) {
@@ -138,7 +112,7 @@ int gm_query_prepare(const struct goman_aws_call *call, const char *endpoint,
 
 struct frame {
 	char *name;
-	struct strbuf text;
+	struct gm_buf text;
 	cJSON *obj;   /* named children */
 	cJSON *items; /* <item>/<member> children */
 	cJSON *reps;  /* names of children that repeated (their slot is an array) */
@@ -196,7 +170,7 @@ static void XMLCALL on_text(void *ud, const XML_Char *s, int len)
 	struct frame *f = &x->stack[x->depth - 1];
 	if (f->obj || f->items)
 		return; /* text beside child elements is layout whitespace */
-	sb_add(&f->text, s, (size_t)len);
+	gm_buf_add(&f->text, s, (size_t)len);
 	if (f->text.oom)
 		fail(x, "out of memory");
 }
@@ -226,7 +200,7 @@ static cJSON *frame_value(struct frame *f)
 	cJSON_Delete(f->reps);
 	f->reps = NULL;
 	free(f->text.p);
-	f->text = (struct strbuf){0};
+	f->text = (struct gm_buf){0};
 	return v;
 }
 

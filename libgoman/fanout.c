@@ -36,6 +36,7 @@
 #include "goman/jsonl.h"
 #include "goman/log.h"
 #include "fanout_int.h"
+#include "buf_int.h"
 #include "internal.h"
 
 extern char **environ;
@@ -45,11 +46,6 @@ extern char **environ;
 #define RETRY_DELAY_CAP_MS 10000
 #define THROTTLE_MARK "\"class\":\"throttling\""
 
-struct buf {
-	char *p;
-	size_t len, cap;
-};
-
 enum jstate { J_FILLING, J_WAITING, J_RUNNING, J_DONE };
 
 struct job {
@@ -58,12 +54,12 @@ struct job {
 	unsigned long seq;  /* job number, 1-based, as in the joblog */
 	long first_line;    /* input line number of its first line */
 	size_t nlines;
-	struct buf in;      /* its input lines, each ending in '\n' */
+	struct gm_buf in;      /* its input lines, each ending in '\n' */
 	size_t in_off;      /* bytes of `in` already down the pipe */
 	pid_t pid;
 	int fd_in, fd_out, fd_err;
-	struct buf out;     /* stdout bytes (and final records) not yet written */
-	struct buf errb;    /* -j auto: stderr bytes up to the next '\n' */
+	struct gm_buf out;     /* stdout bytes (and final records) not yet written */
+	struct gm_buf errb;    /* -j auto: stderr bytes up to the next '\n' */
 	unsigned long out_lines;
 	size_t recv;
 	int attempts;
@@ -103,52 +99,20 @@ static int sigfd[2] = {-1, -1};
 
 /* ---- small pieces ------------------------------------------------------------------- */
 
-static int buf_add(struct buf *b, const char *p, size_t n)
+/* gm_buf's out-of-memory is sticky; here each add is checked where it happens */
+static int buf_add(struct gm_buf *b, const char *p, size_t n)
 {
-	if (b->len + n + 1 > b->cap) {
-		size_t cap = b->cap ? b->cap : 256;
-		while (cap < b->len + n + 1)
-			cap *= 2;
-		char *q = realloc(b->p, cap);
-		if (!q)
-			return -1;
-		b->p = q;
-		b->cap = cap;
-	}
-	if (n)
-		memcpy(b->p + b->len, p, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-	return 0;
-}
-
-static void buf_free(struct buf *b)
-{
-	free(b->p);
-	b->p = NULL;
-	b->len = b->cap = 0;
-}
-
-/* Drops the first n bytes. */
-static void buf_shift(struct buf *b, size_t n)
-{
-	if (n >= b->len) {
-		b->len = 0;
-	} else {
-		memmove(b->p, b->p + n, b->len - n);
-		b->len -= n;
-	}
-	if (b->p)
-		b->p[b->len] = '\0';
+	gm_buf_add(b, p, n);
+	return b->oom ? -1 : 0;
 }
 
 static void job_free(struct job *j)
 {
 	if (!j)
 		return;
-	buf_free(&j->in);
-	buf_free(&j->out);
-	buf_free(&j->errb);
+	gm_buf_free(&j->in);
+	gm_buf_free(&j->out);
+	gm_buf_free(&j->errb);
 	free(j);
 }
 
@@ -374,7 +338,7 @@ static int flush_job(struct fo *f, struct job *j)
 		n = (size_t)(nl - j->out.p) + 1;
 	}
 	int rc = write_out(f, j->out.p, n);
-	buf_shift(&j->out, n);
+	gm_buf_shift(&j->out, n);
 	if (j->out.cap > SCRATCH && j->out.len < SCRATCH / 4) {
 		/* a long line passed: give its memory back */
 		char *q = realloc(j->out.p, j->out.len + 1);
@@ -988,7 +952,7 @@ static void drain_err(struct fo *f, struct job *j)
 		size_t whole = (size_t)(last - j->errb.p) + 1;
 		ssize_t w = write(2, j->errb.p, whole);
 		(void)w;
-		buf_shift(&j->errb, whole);
+		gm_buf_shift(&j->errb, whole);
 	} else if (j->errb.len > SCRATCH) {
 		ssize_t w = write(2, j->errb.p, j->errb.len);
 		(void)w;

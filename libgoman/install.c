@@ -31,47 +31,6 @@
 
 static const char *const via_names[] = {"ssm", "ssh", "local"};
 
-/* ---- small buffers ----------------------------------------------------------------- */
-
-void gm_buf_add(struct gm_buf *b, const char *s, size_t n)
-{
-	if (b->len + n + 1 > b->cap) {
-		size_t cap = b->cap ? b->cap : 256;
-		while (cap < b->len + n + 1)
-			cap *= 2;
-		char *p = realloc(b->p, cap);
-		if (!p)
-			return; /* out of memory: the text is cut; callers check for NULL p */
-		b->p = p;
-		b->cap = cap;
-	}
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-}
-
-void gm_buf_adds(struct gm_buf *b, const char *s)
-{
-	gm_buf_add(b, s, strlen(s));
-}
-
-void gm_buf_quote(struct gm_buf *b, const char *s)
-{
-	gm_buf_adds(b, "'");
-	for (const char *q; (q = strchr(s, '\'')); s = q + 1) {
-		gm_buf_add(b, s, (size_t)(q - s));
-		gm_buf_adds(b, "'\\''");
-	}
-	gm_buf_adds(b, s);
-	gm_buf_adds(b, "'");
-}
-
-void gm_buf_free(struct gm_buf *b)
-{
-	free(b->p);
-	memset(b, 0, sizeof(*b));
-}
-
 /* ---- output parsing ------------------------------------------------------------------ */
 
 cJSON *goman_install_parse_output(const char *out, int *progress)

@@ -9,6 +9,7 @@
  */
 #ifndef GOMAN_INSTALL_INT_H
 #define GOMAN_INSTALL_INT_H
+#include "buf_int.h"
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -25,10 +26,6 @@ enum gm_nstate { GM_N_WAIT = 0, GM_N_READY, GM_N_RUNNING, GM_N_DONE };
 
 #define GM_SSM_MAX_IDS 50
 
-struct gm_buf {
-	char *p;
-	size_t len, cap;
-};
 
 struct gm_install;
 
@@ -109,10 +106,6 @@ void gm_inst_argv_free(char **argv);
 /* the verification command (shell text, malloc'd) */
 char *gm_inst_verify_cmd(struct gm_install *in);
 /* single-quotes s for sh into b */
-void gm_buf_add(struct gm_buf *b, const char *s, size_t n);
-void gm_buf_adds(struct gm_buf *b, const char *s);
-void gm_buf_quote(struct gm_buf *b, const char *s);
-void gm_buf_free(struct gm_buf *b);
 
 /* SSM transport (install_ssm.c) */
 void gm_inst_ssm_enqueue(struct gm_install *in, struct gm_inode *n);

@@ -8,7 +8,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +15,7 @@
 #include <cjson/cJSON.h>
 #include "goman/clock.h"
 #include "goman/metrics.h"
+#include "buf_int.h"
 
 #define HBUCKETS 800
 #define HGROWTH 1.02
@@ -543,52 +543,6 @@ cJSON *goman_metrics_json(const struct goman_metrics *m)
 
 /* ---- text output -------------------------------------------------------------------- */
 
-struct buf {
-	char *p;
-	size_t n, cap;
-	int failed;
-};
-
-static void bprintf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void bprintf(struct buf *b, const char *fmt, ...)
-{
-	if (b->failed)
-		return;
-	for (;;) {
-		va_list ap;
-		va_start(ap, fmt);
-		int need = vsnprintf(b->p ? b->p + b->n : NULL, b->p ? b->cap - b->n : 0, fmt, ap);
-		va_end(ap);
-		if (need < 0) {
-			b->failed = 1;
-			return;
-		}
-		if (b->p && b->n + (size_t)need < b->cap) {
-			b->n += (size_t)need;
-			return;
-		}
-		size_t cap = (b->cap ? b->cap * 2 : 1024) + (size_t)need;
-		char *p = realloc(b->p, cap);
-		if (!p) {
-			b->failed = 1;
-			return;
-		}
-		b->p = p;
-		b->cap = cap;
-	}
-}
-
-static char *bfinish(struct buf *b)
-{
-	if (b->failed) {
-		free(b->p);
-		return NULL;
-	}
-	if (!b->p)
-		return strdup("");
-	return b->p;
-}
-
 static const char *dur(int64_t ms, char *out, size_t len)
 {
 	if (ms < 0)
@@ -615,46 +569,46 @@ static const char *pct(double v, char *out, size_t len)
 
 char *goman_metrics_table(const struct goman_metrics *m)
 {
-	struct buf b = {0};
+	struct gm_buf b = {0};
 	char d1[32], d2[32];
 	for (size_t i = 0; i < m->nclusters; i++) {
 		struct kpi k;
 		cluster_kpi(m, &m->clusters[i], &k);
-		bprintf(&b, "cluster %s: %zu nodes, %zu ok\n", m->clusters[i].name, k.nodes, k.ok);
-		bprintf(&b, "  %-22s %12s\n", "creation time", dur(k.creation_ms, d1, sizeof(d1)));
-		bprintf(&b, "  %-22s %12s\n", "installation time", dur(k.installation_ms, d1, sizeof(d1)));
-		bprintf(&b, "  %-22s %12s\n", "configuration time", dur(k.configuration_ms, d1, sizeof(d1)));
-		bprintf(&b, "  %-22s %12s\n", "success rate", pct(k.success_pct, d1, sizeof(d1)));
-		bprintf(&b, "  %-22s %12s\n", "parallel efficiency", pct(k.parallel_pct, d1, sizeof(d1)));
-		bprintf(&b, "  %-22s %12s  (critical path %s)\n", "schedule efficiency",
+		gm_buf_printf(&b, "cluster %s: %zu nodes, %zu ok\n", m->clusters[i].name, k.nodes, k.ok);
+		gm_buf_printf(&b, "  %-22s %12s\n", "creation time", dur(k.creation_ms, d1, sizeof(d1)));
+		gm_buf_printf(&b, "  %-22s %12s\n", "installation time", dur(k.installation_ms, d1, sizeof(d1)));
+		gm_buf_printf(&b, "  %-22s %12s\n", "configuration time", dur(k.configuration_ms, d1, sizeof(d1)));
+		gm_buf_printf(&b, "  %-22s %12s\n", "success rate", pct(k.success_pct, d1, sizeof(d1)));
+		gm_buf_printf(&b, "  %-22s %12s\n", "parallel efficiency", pct(k.parallel_pct, d1, sizeof(d1)));
+		gm_buf_printf(&b, "  %-22s %12s  (critical path %s)\n", "schedule efficiency",
 			pct(k.schedule_pct, d1, sizeof(d1)), dur(k.critical_ms, d2, sizeof(d2)));
 	}
-	bprintf(&b, "health\n");
+	gm_buf_printf(&b, "health\n");
 	if (!m->nbreakers)
-		bprintf(&b, "  %-22s %12s\n", "breakers", "no changes seen");
+		gm_buf_printf(&b, "  %-22s %12s\n", "breakers", "no changes seen");
 	for (size_t i = 0; i < m->nbreakers; i++)
-		bprintf(&b, "  breaker %-14s %12s\n", m->breakers[i].key, m->breakers[i].state);
-	bprintf(&b, "  %-22s %12s  (%llu of %llu calls)\n", "retry rate", pct(retry_pct(m), d1, sizeof(d1)),
+		gm_buf_printf(&b, "  breaker %-14s %12s\n", m->breakers[i].key, m->breakers[i].state);
+	gm_buf_printf(&b, "  %-22s %12s  (%llu of %llu calls)\n", "retry rate", pct(retry_pct(m), d1, sizeof(d1)),
 		(unsigned long long)m->retries, (unsigned long long)m->api_calls);
-	bprintf(&b, "  %-22s %12s  (%llu hit, %llu miss)\n", "idempotency hit rate",
+	gm_buf_printf(&b, "  %-22s %12s  (%llu hit, %llu miss)\n", "idempotency hit rate",
 		pct(hit_pct(m), d1, sizeof(d1)), (unsigned long long)m->idem_hit,
 		(unsigned long long)m->idem_miss);
 	double tp = ops_per_min(m);
 	if (tp >= 0)
-		bprintf(&b, "  %-22s %12.1f\n", "throughput ops/min", tp);
+		gm_buf_printf(&b, "  %-22s %12.1f\n", "throughput ops/min", tp);
 	if (m->nseries) {
-		bprintf(&b, "  %-30s %7s %9s %9s %9s %9s\n", "api latency (ms)", "calls", "p50", "p95",
+		gm_buf_printf(&b, "  %-30s %7s %9s %9s %9s %9s\n", "api latency (ms)", "calls", "p50", "p95",
 			"p99", "max");
 		for (size_t i = 0; i < m->nseries; i++) {
 			const struct series *s = &m->series[i];
 			char name[96];
 			snprintf(name, sizeof(name), "%s %s", s->service, s->action);
-			bprintf(&b, "  %-30s %7llu %9.1f %9.1f %9.1f %9.1f\n", name,
+			gm_buf_printf(&b, "  %-30s %7llu %9.1f %9.1f %9.1f %9.1f\n", name,
 				(unsigned long long)s->count, quantile(s, 0.5), quantile(s, 0.95),
 				quantile(s, 0.99), s->max_ms);
 		}
 	}
-	return bfinish(&b);
+	return gm_buf_take(&b);
 }
 
 /* Prometheus label values: backslash, double quote and newline escaped. */
@@ -673,14 +627,14 @@ static const char *lv(const char *s, char *out, size_t len)
 	return out;
 }
 
-static void prom_head(struct buf *b, const char *name, const char *type, const char *help)
+static void prom_head(struct gm_buf *b, const char *name, const char *type, const char *help)
 {
-	bprintf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+	gm_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
 char *goman_metrics_prom(const struct goman_metrics *m)
 {
-	struct buf b = {0};
+	struct gm_buf b = {0};
 	char l1[128], l2[128];
 	struct kpi *k = calloc(m->nclusters ? m->nclusters : 1, sizeof(*k));
 	if (!k)
@@ -715,32 +669,32 @@ char *goman_metrics_prom(const struct goman_metrics *m)
 			default: v = k[i].schedule_pct < 0 ? NAN : k[i].schedule_pct / 100; break;
 			}
 			if (!isnan(v))
-				bprintf(&b, "%s{cluster=\"%s\"} %.6g\n", gauges[g].name,
+				gm_buf_printf(&b, "%s{cluster=\"%s\"} %.6g\n", gauges[g].name,
 					lv(m->clusters[i].name, l1, sizeof(l1)), v);
 		}
 	}
 	free(k);
 	prom_head(&b, "goman_breaker_open", "gauge", "1 when the service's breaker is open.");
 	for (size_t i = 0; i < m->nbreakers; i++)
-		bprintf(&b, "goman_breaker_open{breaker=\"%s\",state=\"%s\"} %d\n",
+		gm_buf_printf(&b, "goman_breaker_open{breaker=\"%s\",state=\"%s\"} %d\n",
 			lv(m->breakers[i].key, l1, sizeof(l1)), lv(m->breakers[i].state, l2, sizeof(l2)),
 			!strcmp(m->breakers[i].state, "open"));
 	prom_head(&b, "goman_api_calls_total", "counter", "API call attempts by outcome.");
 	for (size_t i = 0; i < m->nseries; i++)
 		for (int j = 0; j < OUT_N; j++)
 			if (m->series[i].outcomes[j])
-				bprintf(&b, "goman_api_calls_total{service=\"%s\",action=\"%s\",outcome=\"%s\"} %llu\n",
+				gm_buf_printf(&b, "goman_api_calls_total{service=\"%s\",action=\"%s\",outcome=\"%s\"} %llu\n",
 					lv(m->series[i].service, l1, sizeof(l1)),
 					lv(m->series[i].action, l2, sizeof(l2)), outcome_names[j],
 					(unsigned long long)m->series[i].outcomes[j]);
 	prom_head(&b, "goman_retries_total", "counter", "Retries of API calls.");
-	bprintf(&b, "goman_retries_total %llu\n", (unsigned long long)m->retries);
+	gm_buf_printf(&b, "goman_retries_total %llu\n", (unsigned long long)m->retries);
 	prom_head(&b, "goman_idempotency_lookups_total", "counter", "Idempotency store lookups by result.");
-	bprintf(&b, "goman_idempotency_lookups_total{result=\"hit\"} %llu\n", (unsigned long long)m->idem_hit);
-	bprintf(&b, "goman_idempotency_lookups_total{result=\"miss\"} %llu\n", (unsigned long long)m->idem_miss);
-	bprintf(&b, "goman_idempotency_lookups_total{result=\"mismatch\"} %llu\n",
+	gm_buf_printf(&b, "goman_idempotency_lookups_total{result=\"hit\"} %llu\n", (unsigned long long)m->idem_hit);
+	gm_buf_printf(&b, "goman_idempotency_lookups_total{result=\"miss\"} %llu\n", (unsigned long long)m->idem_miss);
+	gm_buf_printf(&b, "goman_idempotency_lookups_total{result=\"mismatch\"} %llu\n",
 		(unsigned long long)m->idem_mismatch);
-	bprintf(&b, "goman_idempotency_lookups_total{result=\"in_progress\"} %llu\n",
+	gm_buf_printf(&b, "goman_idempotency_lookups_total{result=\"in_progress\"} %llu\n",
 		(unsigned long long)m->idem_in_progress);
 	prom_head(&b, "goman_api_latency_seconds", "summary", "API call latency per attempt.");
 	for (size_t i = 0; i < m->nseries; i++) {
@@ -749,20 +703,20 @@ char *goman_metrics_prom(const struct goman_metrics *m)
 		lv(s->action, l2, sizeof(l2));
 		static const double qs[] = {0.5, 0.95, 0.99};
 		for (int q = 0; q < 3; q++)
-			bprintf(&b, "goman_api_latency_seconds{service=\"%s\",action=\"%s\",quantile=\"%g\"} %.6g\n",
+			gm_buf_printf(&b, "goman_api_latency_seconds{service=\"%s\",action=\"%s\",quantile=\"%g\"} %.6g\n",
 				l1, l2, qs[q], quantile(s, qs[q]) / 1000);
-		bprintf(&b, "goman_api_latency_seconds_sum{service=\"%s\",action=\"%s\"} %.6g\n", l1, l2,
+		gm_buf_printf(&b, "goman_api_latency_seconds_sum{service=\"%s\",action=\"%s\"} %.6g\n", l1, l2,
 			s->sum_ms / 1000);
-		bprintf(&b, "goman_api_latency_seconds_count{service=\"%s\",action=\"%s\"} %llu\n", l1, l2,
+		gm_buf_printf(&b, "goman_api_latency_seconds_count{service=\"%s\",action=\"%s\"} %llu\n", l1, l2,
 			(unsigned long long)s->count);
 	}
-	return bfinish(&b);
+	return gm_buf_take(&b);
 }
 
 char *goman_metrics_check(const struct goman_metrics *m, const struct goman_targets *t,
 			  int *breaches)
 {
-	struct buf b = {0};
+	struct gm_buf b = {0};
 	char d1[32], d2[32];
 	int n = 0;
 	for (size_t i = 0; i < m->nclusters; i++) {
@@ -775,37 +729,37 @@ char *goman_metrics_check(const struct goman_metrics *m, const struct goman_targ
 		int64_t lims[] = {t->creation_ms, t->installation_ms, t->configuration_ms};
 		for (int j = 0; j < 3; j++)
 			if (lims[j] >= 0 && vals[j] >= 0 && vals[j] >= lims[j]) {
-				bprintf(&b, "%s %s >= target %s (cluster %s)\n", names[j],
+				gm_buf_printf(&b, "%s %s >= target %s (cluster %s)\n", names[j],
 					dur(vals[j], d1, sizeof(d1)), dur(lims[j], d2, sizeof(d2)), cn);
 				n++;
 			}
 		if (t->success_pct >= 0 && k.success_pct >= 0 && k.success_pct <= t->success_pct) {
-			bprintf(&b, "success rate %.1f%% <= target %.1f%% (cluster %s)\n", k.success_pct,
+			gm_buf_printf(&b, "success rate %.1f%% <= target %.1f%% (cluster %s)\n", k.success_pct,
 				t->success_pct, cn);
 			n++;
 		}
 		if (t->efficiency_pct >= 0 && k.parallel_pct >= 0 && k.parallel_pct <= t->efficiency_pct) {
-			bprintf(&b, "parallel efficiency %.1f%% <= target %.1f%% (cluster %s)\n",
+			gm_buf_printf(&b, "parallel efficiency %.1f%% <= target %.1f%% (cluster %s)\n",
 				k.parallel_pct, t->efficiency_pct, cn);
 			n++;
 		}
 	}
 	double rp = retry_pct(m);
 	if (t->retry_pct >= 0 && rp >= 0 && rp >= t->retry_pct) {
-		bprintf(&b, "retry rate %.1f%% >= target %.1f%%\n", rp, t->retry_pct);
+		gm_buf_printf(&b, "retry rate %.1f%% >= target %.1f%%\n", rp, t->retry_pct);
 		n++;
 	}
 	for (size_t i = 0; t->breaker_open_alert && i < m->nbreakers; i++)
 		if (!strcmp(m->breakers[i].state, "open")) {
-			bprintf(&b, "breaker %s is open\n", m->breakers[i].key);
+			gm_buf_printf(&b, "breaker %s is open\n", m->breakers[i].key);
 			n++;
 		}
 	*breaches = n;
 	if (!n) {
-		free(b.p);
+		gm_buf_free(&b);
 		return NULL;
 	}
-	return bfinish(&b);
+	return gm_buf_take(&b);
 }
 
 int goman_write_file_atomic(const char *path, const char *text, struct goman_err *err)
