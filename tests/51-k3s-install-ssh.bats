@@ -34,38 +34,8 @@ setup_file() {
 	export MIRROR="http://127.0.0.1:$(cat "$BATS_FILE_TMPDIR/mirror.port")"
 
 	# sshd: temp host key, temp user key, temp config; the current user only
-	D="$BATS_FILE_TMPDIR/sshd"
-	mkdir -p "$D"
-	chmod 700 "$D"
-	ssh-keygen -q -t ed25519 -N '' -f "$D/host_key"
-	ssh-keygen -q -t ed25519 -N '' -f "$D/user_key"
-	cp "$D/user_key.pub" "$D/authorized_keys"
-	SSH_PORT=$(free_port)
-	cat >"$D/sshd_config" <<EOF
-Port $SSH_PORT
-ListenAddress 127.0.0.1
-HostKey $D/host_key
-PidFile $D/sshd.pid
-AuthorizedKeysFile $D/authorized_keys
-AllowUsers $(id -un)
-PubkeyAuthentication yes
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-PermitRootLogin prohibit-password
-StrictModes no
-UsePAM no
-LogLevel VERBOSE
-EOF
-	# as root sshd wants its privilege-separation directory (the package makes it at boot)
-	if [ "$(id -u)" = 0 ] && [ ! -d /run/sshd ]; then mkdir -p /run/sshd && chmod 755 /run/sshd; fi
-	/usr/sbin/sshd -D -f "$D/sshd_config" -E "$D/sshd.log" 3>&- &
-	echo $! >"$D/sshd.bgpid"
-	local i
-	for i in $(seq 1 100); do
-		(exec 3<>"/dev/tcp/127.0.0.1/$SSH_PORT") 2>/dev/null && break
-		sleep 0.1
-	done
-	export SSHD_DIR="$D" SSH_PORT
+	source "$ROOT/tests/fixtures/sshd.bash"
+	sshd_start "$BATS_FILE_TMPDIR/sshd"
 	printf '%s\n' "$TOKEN_TEXT" >"$BATS_FILE_TMPDIR/token"
 	chmod 600 "$BATS_FILE_TMPDIR/token"
 }
