@@ -84,15 +84,18 @@ PY
 	run -0 api <<'IN'
 {"service":"ec2","action":"CreateSecurityGroup","params":{"GroupName":"goman-form-1","GroupDescription":"a b  c"}}
 {"service":"ec2","action":"CreateSecurityGroup","params":{"GroupName":"goman-form-2","GroupDescription":"x+y&z=1 100% über ✓ ~_.-"}}
-{"service":"ec2","action":"DescribeSecurityGroups","params":{"Filter.1.Name":"group-name","Filter.1.Value.1":"goman-form-2"}}
 IN
-	assert_equal "${#lines[@]}" 3
+	assert_equal "${#lines[@]}" 2
 	for l in "${lines[@]}"; do
 		assert_equal "$(jq -r .response.ok <<<"$l")" true
 	done
 	assert_regex "$(jq -r .response.data.groupId <<<"${lines[0]}")" '^sg-'
-	# and the service stored the value as sent, byte for byte
-	assert_equal "$(jq -r '.response.data.securityGroupInfo | if type == "array" then .[0] else . end | .groupDescription' <<<"${lines[2]}")" \
+	# and the service stored the value as sent, byte for byte (a second stream: the lines
+	# of one stream are in flight together, so a describe there could overtake the create)
+	run -0 api <<'IN'
+{"service":"ec2","action":"DescribeSecurityGroups","params":{"Filter.1.Name":"group-name","Filter.1.Value.1":"goman-form-2"}}
+IN
+	assert_equal "$(jq -r '.response.data.securityGroupInfo | if type == "array" then .[0] else . end | .groupDescription' <<<"${lines[0]}")" \
 		"x+y&z=1 100% über ✓ ~_.-"
 }
 
