@@ -2,11 +2,11 @@
 # goman-provision ... | goman-install --via ssm: the pipeline streams. moto (signature
 # checking on) behind the fault proxy, whose delay model makes provisioning take seconds and
 # nodes reach running at different times: every instance reads "pending" for 3 s after its
-# launch, and one of the two RunInstances (server group, agent group) is answered 4 s after
-# the other. Agents need the first server's address, so the claim is about runs where the
-# server's group was the prompt one: goman-provision sends both groups at once and which one
-# reaches the proxy first (and so is delayed) varies; a run where the server's group drew
-# the delay is repeated with a new cluster name (at most 5 runs). SSM sees the
+# launch, and the second RunInstances to reach the proxy is answered 4 s after the first.
+# Agents need the first server's address, so the claim is about runs where the server's
+# group was the prompt one: goman-provision sends the server group first, but both are in
+# flight at once, so a run where the server's group still drew the delay is repeated with a
+# new cluster name (at most 5 runs). SSM sees the
 # instances unregistered for 1 s (InvalidInstanceId) and each command InProgress for 1 s.
 load helpers
 load fixtures/fault_proxy
@@ -49,7 +49,7 @@ for l in sys.stdin:
 	local try server_running last_running
 	for try in 1 2 3 4 5; do
 		fault_proxy_config '{"pending_s":3,"registration_s":1,"invocation_s":1,
-			"sequence":["delay:4000","forward"],"match":["RunInstances"],"reset_stats":true}' >/dev/null
+			"sequence":["forward","delay:4000"],"match":["RunInstances"],"reset_stats":true}' >/dev/null
 		goman-provision --cluster "pipe$try" --servers 1 --agents 19 --poll-interval 200ms --poll-max 1s \
 			2>"$BATS_TEST_TMPDIR/prov.err" |
 			goman-install --via ssm --poll-interval 250ms --poll-floor 500ms --batch-window 200ms \
