@@ -501,23 +501,25 @@ struct qpair {
 	size_t off, keylen, len;
 };
 
+/* byte order of two counted strings, a shorter prefix first (SigV4's sort order) */
+static int cmp_bytes(const char *a, size_t alen, const char *b, size_t blen)
+{
+	int c = memcmp(a, b, alen < blen ? alen : blen);
+	if (c)
+		return c;
+	return alen < blen ? -1 : alen > blen;
+}
+
 static int cmp_qpair_arena(const void *a, const void *b, void *arena)
 {
 	const struct qpair *x = a, *y = b;
 	const char *ar = arena;
-	size_t m = x->keylen < y->keylen ? x->keylen : y->keylen;
-	int c = memcmp(ar + x->off, ar + y->off, m);
+	int c = cmp_bytes(ar + x->off, x->keylen, ar + y->off, y->keylen);
 	if (c)
 		return c;
-	if (x->keylen != y->keylen)
-		return x->keylen < y->keylen ? -1 : 1;
 	/* same key: order by value */
-	size_t xv = x->len - x->keylen - 1, yv = y->len - y->keylen - 1;
-	m = xv < yv ? xv : yv;
-	c = memcmp(ar + x->off + x->keylen + 1, ar + y->off + y->keylen + 1, m);
-	if (c)
-		return c;
-	return xv < yv ? -1 : xv > yv;
+	return cmp_bytes(ar + x->off + x->keylen + 1, x->len - x->keylen - 1,
+			 ar + y->off + y->keylen + 1, y->len - y->keylen - 1);
 }
 
 /* canonical header: lowercased name, trimmed value, position in the input (for stability) */
@@ -529,12 +531,9 @@ static int cmp_hent_arena(const void *a, const void *b, void *arena)
 {
 	const struct hent *x = a, *y = b;
 	const char *ar = arena;
-	size_t m = x->name_len < y->name_len ? x->name_len : y->name_len;
-	int c = memcmp(ar + x->name_off, ar + y->name_off, m);
+	int c = cmp_bytes(ar + x->name_off, x->name_len, ar + y->name_off, y->name_len);
 	if (c)
 		return c;
-	if (x->name_len != y->name_len)
-		return x->name_len < y->name_len ? -1 : 1;
 	return x->pos < y->pos ? -1 : x->pos > y->pos;
 }
 
