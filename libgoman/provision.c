@@ -559,16 +559,27 @@ static struct node *node_by_id(struct prun *r, const char *id)
 	return NULL;
 }
 
+/* What every poll answer does first: find the node, charge it its share of the round,
+ * keep the instance as last seen. NULL when the id is none of ours. */
+static struct node *note_polled(struct prun *r, const char *id,
+				const struct goman_ec2_instance *inst, double share)
+{
+	struct node *n = node_by_id(r, id);
+	if (!n)
+		return NULL;
+	n->calls += share;
+	if (inst && inst->instance_id[0])
+		goman_ec2_instance_copy(&n->inst, inst);
+	return n;
+}
+
 static void polled(const char *id, const struct goman_ec2_instance *inst, const struct goman_err *err,
 		   double share, void *ud)
 {
 	struct prun *r = ud;
-	struct node *n = node_by_id(r, id);
+	struct node *n = note_polled(r, id, inst, share);
 	if (!n)
 		return;
-	n->calls += share;
-	if (inst && inst->instance_id[0])
-		goman_ec2_instance_copy(&n->inst, inst);
 	if (err) {
 		goman_log(GOMAN_LOG_WARN, "PROVISION", "%s (%s): %s %s", n->name, id, err->code,
 			  err->message);
@@ -675,12 +686,9 @@ static void stopped(const char *id, const struct goman_ec2_instance *inst, const
 		    double share, void *ud)
 {
 	struct prun *r = ud;
-	struct node *n = node_by_id(r, id);
+	struct node *n = note_polled(r, id, inst, share);
 	if (!n)
 		return;
-	n->calls += share;
-	if (inst && inst->instance_id[0])
-		goman_ec2_instance_copy(&n->inst, inst);
 	if (err)
 		emit(r, n, err);
 	else
