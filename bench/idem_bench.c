@@ -1,10 +1,13 @@
 /*
- * idem_bench.c - file-backed idempotency begin+complete, ns/op, beside a peer: the bare
- * syscalls the store cannot avoid (create a temp file, link it, replace it by rename) in the
- * same directory. Prints "name ns/op" lines; bench/32-idem.sh compares them to the target.
+ * idem_bench.c - file-backed idempotency begin+complete, ns/op, beside two peers run in the
+ * same directory: the least any store shared by processes must do (two appends to an open
+ * file, each under flock, the first one fdatasync'd when durable), and what a store keeping
+ * a file per key cannot avoid (create a temp file and link it, then write another and rename
+ * it over). Prints "name ns/op cpu-ns/op" lines; bench/32-idem.sh compares them.
  *   idem_bench [iterations] [dir]   (fsync off unless GOMAN_IDEMPOTENCY_FSYNC=1)
  */
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -69,8 +72,34 @@ static double bench_idem(const char *dir, int n, int durable)
 	return ns;
 }
 
-/* the floor: write+link a new file, then write+rename a replacement, as begin+complete do */
-static double bench_peer(const char *dir, int n, int durable)
+/* two flock'd appends of a record-sized line to an open log; the first synced if durable */
+static double bench_peer_append(const char *dir, int n, int durable)
+{
+	char path[512], line[600];
+	memset(line, 'x', sizeof(line) - 1);
+	line[sizeof(line) - 1] = '\n';
+	snprintf(path, sizeof(path), "%s/peer.log", dir);
+	int fd = open(path, O_RDWR | O_CREAT | O_APPEND, 0600),
+	    lk = open(dir, O_RDONLY | O_DIRECTORY);
+	if (fd < 0 || lk < 0)
+		exit(1);
+	double t0 = now_ns(), c0 = cpu_ns();
+	for (int i = 0; i < n; i++) {
+		for (int step = 0; step < 2; step++) {
+			if (flock(lk, LOCK_EX) || write(fd, line, sizeof(line)) != (ssize_t)sizeof(line) ||
+			    (durable && step == 0 && fdatasync(fd)) || flock(lk, LOCK_UN))
+				exit(1);
+		}
+	}
+	last_cpu = (cpu_ns() - c0) / n;
+	double ns = (now_ns() - t0) / n;
+	close(fd);
+	close(lk);
+	return ns;
+}
+
+/* a file per key: write+link a new file, then write+rename a replacement */
+static double bench_peer_files(const char *dir, int n, int durable)
 {
 	char tmp[512], dst[512];
 	const char body[] = "{\"id\":\"x\",\"status\":\"INPROGRESS\"}\n";
@@ -108,11 +137,12 @@ int main(int argc, char **argv)
 	snprintf(sub, sizeof(sub), "%s/store", dir);
 	bench_idem(sub, n / 10 + 1, durable); /* warm-up */
 	double idem = bench_idem(sub, n, durable), idem_cpu = last_cpu;
-	double peer = bench_peer(dir, n, durable), peer_cpu = last_cpu;
-	printf("idem_begin_complete%s %.0f ns/op %.0f cpu-ns/op\n", durable ? "_fsync" : "", idem,
-	       idem_cpu);
-	printf("peer_link_rename%s %.0f ns/op %.0f cpu-ns/op\n", durable ? "_fsync" : "", peer,
-	       peer_cpu);
+	double app = bench_peer_append(dir, n, durable), app_cpu = last_cpu;
+	double files = bench_peer_files(dir, n, durable), files_cpu = last_cpu;
+	const char *sfx = durable ? "_fsync" : "";
+	printf("idem_begin_complete%s %.0f ns/op %.0f cpu-ns/op\n", sfx, idem, idem_cpu);
+	printf("peer_locked_appends%s %.0f ns/op %.0f cpu-ns/op\n", sfx, app, app_cpu);
+	printf("peer_file_per_key%s %.0f ns/op %.0f cpu-ns/op\n", sfx, files, files_cpu);
 	char cmd[600];
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
 	return system(cmd) == 0 ? 0 : 1;

@@ -368,7 +368,7 @@ struct goman_idem *goman_idem_open(const struct goman_idem_opts *opts, struct go
 		goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "NoMemory", "out of memory");
 		return NULL;
 	}
-	s->dirfd = s->lockfd = -1;
+	s->dirfd = s->lockfd = s->logfd = -1;
 	s->ttl_ms = o.ttl_ms > 0 ? o.ttl_ms : GOMAN_IDEM_DEFAULT_TTL_MS;
 	s->lease_ms = o.lease_ms > 0 ? o.lease_ms : GOMAN_IDEM_DEFAULT_LEASE_MS;
 	const char *fs = getenv("GOMAN_IDEMPOTENCY_FSYNC");
@@ -459,11 +459,12 @@ int goman_idem_begin(struct goman_idem *s, const char *operation, const cJSON *i
 				     "idempotency: an operation name (under 64 bytes) is needed");
 	snprintf(t->operation, sizeof(t->operation), "%s", operation);
 	char *canon = goman_idem_canonical(identity);
-	char *pcanon = goman_idem_canonical(params ? params : identity);
+	char *pcanon = params ? goman_idem_canonical(params) : canon;
 	int bad = !canon || !pcanon || sha256_hex2(operation, canon, t->key) ||
 		  sha256_hex2(operation, pcanon, t->payload_hash);
+	if (pcanon != canon)
+		free(pcanon);
 	free(canon);
-	free(pcanon);
 	if (bad)
 		return goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "NoMemory", "out of memory");
 

@@ -13,6 +13,7 @@
 #include "goman/idem.h"
 
 struct cJSON;
+struct gm_idem_index;
 
 struct gm_idem_rec {
 	char id[65];
@@ -47,16 +48,20 @@ struct goman_idem {
 	int64_t ttl_ms, lease_ms;
 	bool fsync;
 	struct goman_idem_stats stats;
-	/* file */
+	/* file (idem_file.c): the store is one append-only log, <dir>/records.jsonl */
 	char *dir;
 	int dirfd;
 	int lockfd;
-	unsigned long tmp_seq;
-	/* the record this handle last stored as owner, and its file's inode: complete/fail
-	 * trust it when the name still points at that inode (nobody replaced it), saving the
-	 * read. held.id[0] == 0 when none. */
+	int logfd;
+	long long log_off;       /* bytes of the log read into the index */
+	bool log_torn;           /* the log ends in a torn line: the next append starts with \n */
+	struct gm_idem_index *index; /* key -> the latest valid line for it */
+	unsigned long long next_seq;
+	/* the record this handle last stored as owner and the index sequence of its line:
+	 * complete/fail trust it while that line is still the key's latest, saving a parse.
+	 * held.id[0] == 0 when none. */
 	struct gm_idem_rec held;
-	unsigned long long held_dev, held_ino;
+	unsigned long long held_seq;
 	/* dynamodb */
 	char *table;
 	struct goman_aws *aws;

@@ -249,7 +249,7 @@ IN
 	fault_proxy_config '{"probabilities":null,"match":null}' >/dev/null
 	assert_equal "$(instances takeover | wc -l)" 0
 	# the token was saved before the first send
-	token=$(cat "$XDG_STATE_HOME"/goman/idempotency/*.json |
+	token=$(cat "$XDG_STATE_HOME"/goman/idempotency/records.jsonl |
 		jq -r 'select(.identity.cluster == "takeover" and .status == "INPROGRESS") | .client_token')
 	assert_regex "$token" '^[0-9a-f]{32}$'
 	: >"$GOMAN_EVENTS"

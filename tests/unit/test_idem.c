@@ -95,16 +95,50 @@ static cJSON *params(int count)
 	return o;
 }
 
+static char *slurp_log(const char *dir, size_t *len)
+{
+	char path[160];
+	snprintf(path, sizeof(path), "%s/records.jsonl", dir);
+	FILE *fp = fopen(path, "rb");
+	if (!fp)
+		return NULL;
+	char *buf = malloc(1 << 20);
+	*len = fread(buf, 1, (1 << 20) - 1, fp);
+	buf[*len] = '\0';
+	fclose(fp);
+	return buf;
+}
+
+/* keys with a line in the log (the store keeps one log, records.jsonl) */
 static size_t count_records(const char *dir)
 {
-	DIR *d = opendir(dir);
-	size_t n = 0;
-	struct dirent *de;
-	while (d && (de = readdir(d)))
-		n += strstr(de->d_name, ".json") != NULL && de->d_name[0] != '.';
-	if (d)
-		closedir(d);
+	size_t len, n = 0;
+	char *buf = slurp_log(dir, &len), seen[64][65];
+	for (char *line = buf; line && *line;) {
+		char *nl = strchr(line, '\n');
+		if (!nl)
+			break;
+		if (!strncmp(line, "{\"id\":\"", 7) && nl - line > 71) {
+			size_t i = 0;
+			while (i < n && strncmp(seen[i], line + 7, 64))
+				i++;
+			if (i == n && n < 64)
+				snprintf(seen[n++], 65, "%.64s", line + 7);
+		}
+		line = nl + 1;
+	}
+	free(buf);
 	return n;
+}
+
+static void append_to_log(const char *dir, const char *text)
+{
+	char path[160];
+	snprintf(path, sizeof(path), "%s/records.jsonl", dir);
+	int fd = open(path, O_WRONLY | O_APPEND);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	close(fd);
 }
 
 static void canonical_json_sorts_keys_at_every_depth(void **state)
@@ -392,6 +426,70 @@ static void eight_processes_racing_begin_on_one_key_get_exactly_one_new(void **s
 	}
 }
 
+/* 8 processes at once, each failing its own key 60 times (so the log crosses the
+ * compaction threshold while they write) and then completing one more: every record is
+ * there afterwards, and the log was compacted under them. */
+static void eight_processes_appending_and_compacting_together_lose_no_record(void **state)
+{
+	struct fx *f = *state;
+	char path[160];
+	struct stat before, after;
+	snprintf(path, sizeof(path), "%s/records.jsonl", f->dir);
+	assert_int_equal(stat(path, &before), 0);
+	pid_t pids[8];
+	for (int i = 0; i < 8; i++) {
+		pids[i] = fork();
+		assert_true(pids[i] >= 0);
+		if (pids[i] == 0) {
+			struct goman_idem *s = open_store(f->dir);
+			char name[16];
+			snprintf(name, sizeof(name), "p%d", i);
+			cJSON *k = ident(name), *res = cJSON_CreateObject();
+			cJSON_AddNumberToObject(res, "i", i);
+			struct goman_idem_ticket t;
+			for (int r = 0; r < 60; r++) {
+				if (goman_idem_begin(s, "RunInstances", k, NULL, &t, NULL) != GOMAN_IDEM_NEW ||
+				    goman_idem_fail(s, &t, NULL, NULL))
+					_exit(1);
+				goman_idem_ticket_clear(&t);
+			}
+			snprintf(name, sizeof(name), "done%d", i);
+			cJSON *d = ident(name);
+			int ok = goman_idem_begin(s, "RunInstances", d, NULL, &t, NULL) == GOMAN_IDEM_NEW &&
+				 goman_idem_complete(s, &t, res, NULL) == 0;
+			goman_idem_ticket_clear(&t);
+			goman_idem_close(s);
+			cJSON_Delete(k), cJSON_Delete(res), cJSON_Delete(d);
+			_exit(ok ? 0 : 1); /* freed first: valgrind's leak check runs in children too */
+		}
+	}
+	for (int i = 0; i < 8; i++) {
+		int st;
+		assert_int_equal(waitpid(pids[i], &st, 0), pids[i]);
+		assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	}
+	assert_int_equal(stat(path, &after), 0);
+	assert_true(after.st_ino != before.st_ino); /* someone compacted meanwhile */
+	struct goman_idem *s = open_store(f->dir);
+	for (int i = 0; i < 8; i++) {
+		char name[16];
+		snprintf(name, sizeof(name), "done%d", i);
+		cJSON *d = ident(name);
+		struct goman_idem_ticket t;
+		assert_int_equal(goman_idem_begin(s, "RunInstances", d, NULL, &t, NULL), GOMAN_IDEM_COMPLETED);
+		assert_int_equal(cJSON_GetObjectItem(t.result, "i")->valueint, i);
+		goman_idem_ticket_clear(&t);
+		cJSON_Delete(d);
+		snprintf(name, sizeof(name), "p%d", i);
+		cJSON *k = ident(name);
+		assert_int_equal(goman_idem_begin(s, "RunInstances", k, NULL, &t, NULL), GOMAN_IDEM_NEW);
+		assert_true(t.taken_over); /* its FAILED record, not a fresh start */
+		goman_idem_ticket_clear(&t);
+		cJSON_Delete(k);
+	}
+	goman_idem_close(s);
+}
+
 static void begin_emits_idempotency_events(void **state)
 {
 	struct fx *f = *state;
@@ -453,6 +551,172 @@ static void store_dir_follows_goman_idempotency_dir_then_xdg_state_home(void **s
 	snprintf(want, sizeof(want), "%s/goman", xdg);
 	rmdir(want);
 	rmdir(xdg);
+}
+
+static void torn_line_at_the_end_of_the_log_is_skipped_and_the_next_record_starts_a_line(void **state)
+{
+	struct fx *f = *state;
+	cJSON *a = ident("a"), *b = ident("b");
+	struct goman_idem_ticket t;
+	struct goman_err e;
+	assert_int_equal(goman_idem_begin(f->s, "RunInstances", a, NULL, &t, &e), GOMAN_IDEM_NEW);
+	assert_int_equal(goman_idem_complete(f->s, &t, NULL, &e), 0);
+	goman_idem_ticket_clear(&t);
+	/* a writer killed in the middle of its line (or a power cut) left half a record */
+	append_to_log(f->dir, "{\"id\":\"0123456789abcdef0123456789abcdef0123456789abcd");
+	struct goman_idem *s2 = open_store(f->dir);
+	assert_int_equal(goman_idem_begin(s2, "RunInstances", a, NULL, &t, &e), GOMAN_IDEM_COMPLETED);
+	goman_idem_ticket_clear(&t);
+	assert_int_equal(goman_idem_begin(s2, "RunInstances", b, NULL, &t, &e), GOMAN_IDEM_NEW);
+	assert_int_equal(goman_idem_complete(s2, &t, NULL, &e), 0);
+	goman_idem_ticket_clear(&t);
+	goman_idem_close(s2);
+	/* b's lines start after a newline of their own, so a third reader finds them intact */
+	struct goman_idem *s3 = open_store(f->dir);
+	assert_int_equal(goman_idem_begin(s3, "RunInstances", b, NULL, &t, &e), GOMAN_IDEM_COMPLETED);
+	goman_idem_ticket_clear(&t);
+	goman_idem_close(s3);
+	size_t len;
+	char *log = slurp_log(f->dir, &len);
+	assert_non_null(strstr(log, "abcd\n{\"id\":\""));
+	free(log);
+	cJSON_Delete(a), cJSON_Delete(b);
+}
+
+static void line_failing_its_checksum_is_skipped_and_the_keys_previous_line_stands(void **state)
+{
+	struct fx *f = *state;
+	cJSON *a = ident("a");
+	struct goman_idem_ticket t;
+	struct goman_err e;
+	assert_int_equal(goman_idem_begin(f->s, "RunInstances", a, NULL, &t, &e), GOMAN_IDEM_NEW);
+	assert_int_equal(goman_idem_complete(f->s, &t, NULL, &e), 0);
+	goman_idem_ticket_clear(&t);
+	/* flip one byte of the COMPLETED line, keeping it valid JSON */
+	size_t len;
+	char *log = slurp_log(f->dir, &len), path[160];
+	char *done = strstr(log, "\"status\":\"COMPLETED\"");
+	assert_non_null(done);
+	done[10] = 'X';
+	snprintf(path, sizeof(path), "%s/records.jsonl", f->dir);
+	FILE *fp = fopen(path, "r+b");
+	assert_non_null(fp);
+	assert_int_equal(fwrite(log, 1, len, fp), len);
+	fclose(fp);
+	free(log);
+	/* the INPROGRESS line stands, and its owner (this process) is alive */
+	struct goman_idem *s2 = open_store(f->dir);
+	assert_int_equal(goman_idem_begin(s2, "RunInstances", a, NULL, &t, &e), GOMAN_IDEM_IN_PROGRESS);
+	assert_int_equal(t.owner_pid, (long)getpid());
+	goman_idem_ticket_clear(&t);
+	goman_idem_close(s2);
+	cJSON_Delete(a);
+}
+
+static void another_handles_compaction_is_followed_to_the_new_log(void **state)
+{
+	struct fx *f = *state;
+	cJSON *x = ident("x"), *y = ident("y");
+	struct goman_idem_ticket t;
+	struct goman_err e;
+	struct goman_idem *b = open_store(f->dir);
+	assert_int_equal(goman_idem_begin(f->s, "RunInstances", x, NULL, &t, &e), GOMAN_IDEM_NEW);
+	assert_int_equal(goman_idem_complete(f->s, &t, NULL, &e), 0);
+	goman_idem_ticket_clear(&t);
+	assert_int_equal(goman_idem_begin(b, "RunInstances", x, NULL, &t, &e), GOMAN_IDEM_COMPLETED);
+	goman_idem_ticket_clear(&t);
+	struct stat before, after;
+	char path[160];
+	snprintf(path, sizeof(path), "%s/records.jsonl", f->dir);
+	assert_int_equal(stat(path, &before), 0);
+	fake_now += 3600001; /* x expires; the first handle's cleanup rewrites the log */
+	size_t removed = 0;
+	assert_int_equal(goman_idem_cleanup(f->s, &removed, &e), 0);
+	assert_int_equal(removed, 1);
+	assert_int_equal(stat(path, &after), 0);
+	assert_true(after.st_ino != before.st_ino);
+	assert_int_equal(after.st_size, 0);
+	/* the second handle writes into the new log, where the first one finds it */
+	assert_int_equal(goman_idem_begin(b, "RunInstances", y, NULL, &t, &e), GOMAN_IDEM_NEW);
+	assert_int_equal(goman_idem_complete(b, &t, NULL, &e), 0);
+	goman_idem_ticket_clear(&t);
+	assert_int_equal(goman_idem_begin(f->s, "RunInstances", y, NULL, &t, &e), GOMAN_IDEM_COMPLETED);
+	goman_idem_ticket_clear(&t);
+	assert_int_equal(count_records(f->dir), 1);
+	goman_idem_close(b);
+	cJSON_Delete(x), cJSON_Delete(y);
+}
+
+static void log_is_compacted_when_superseded_lines_outweigh_live_ones(void **state)
+{
+	struct fx *f = *state;
+	cJSON *k = ident("k");
+	struct goman_idem_ticket t;
+	struct goman_err e;
+	char first_token[65] = "";
+	/* one key begun and failed 400 times: two lines each, all but the last dead */
+	for (int i = 0; i < 400; i++) {
+		assert_int_equal(goman_idem_begin(f->s, "RunInstances", k, NULL, &t, &e), GOMAN_IDEM_NEW);
+		if (i == 0)
+			snprintf(first_token, sizeof(first_token), "%s", t.client_token);
+		assert_string_equal(t.client_token, first_token);
+		assert_int_equal(goman_idem_fail(f->s, &t, NULL, &e), 0);
+		goman_idem_ticket_clear(&t);
+	}
+	char path[160];
+	struct stat st;
+	snprintf(path, sizeof(path), "%s/records.jsonl", f->dir);
+	assert_int_equal(stat(path, &st), 0);
+	assert_true(st.st_size < 256 * 1024); /* 400 rounds wrote ~500 KiB */
+	assert_int_equal(count_records(f->dir), 1);
+	/* and the record survived it: a fresh reader takes the failure over with its token */
+	struct goman_idem *s2 = open_store(f->dir);
+	assert_int_equal(goman_idem_begin(s2, "RunInstances", k, NULL, &t, &e), GOMAN_IDEM_NEW);
+	assert_true(t.taken_over);
+	assert_string_equal(t.client_token, first_token);
+	goman_idem_ticket_clear(&t);
+	goman_idem_close(s2);
+	cJSON_Delete(k);
+}
+
+static void store_kept_as_a_file_per_key_is_imported_into_the_log(void **state)
+{
+	struct fx *f = *state;
+	cJSON *a = ident("a"), *res = cJSON_Parse("{\"instances\":[\"i-1\"]}");
+	struct goman_idem_ticket t;
+	struct goman_err e;
+	assert_int_equal(goman_idem_begin(f->s, "RunInstances", a, NULL, &t, &e), GOMAN_IDEM_NEW);
+	assert_int_equal(goman_idem_complete(f->s, &t, res, &e), 0);
+	goman_idem_ticket_clear(&t);
+	/* rewrite the store as an earlier goman kept it: <key>.json holding the bare record */
+	size_t len;
+	char *log = slurp_log(f->dir, &len), path[200], key[65];
+	char *last = strstr(log, "\"status\":\"COMPLETED\"");
+	assert_non_null(last);
+	while (last > log && last[-1] != '\n')
+		last--;
+	char *sum = strstr(last, ",\"sum\":\"");
+	assert_non_null(sum);
+	strcpy(sum, "}\n");
+	assert_int_equal(goman_idem_key("RunInstances", a, key), 0);
+	snprintf(path, sizeof(path), "%s/%s.json", f->dir, key);
+	FILE *fp = fopen(path, "w");
+	assert_non_null(fp);
+	fputs(last, fp);
+	fclose(fp);
+	free(log);
+	char logpath[160];
+	snprintf(logpath, sizeof(logpath), "%s/records.jsonl", f->dir);
+	assert_int_equal(unlink(logpath), 0);
+
+	struct goman_idem *s2 = open_store(f->dir);
+	assert_int_equal(goman_idem_begin(s2, "RunInstances", a, NULL, &t, &e), GOMAN_IDEM_COMPLETED);
+	assert_true(cJSON_Compare(t.result, res, 1));
+	goman_idem_ticket_clear(&t);
+	goman_idem_close(s2);
+	assert_int_equal(access(path, F_OK), -1); /* imported, then removed */
+	assert_int_equal(count_records(f->dir), 1);
+	cJSON_Delete(a), cJSON_Delete(res);
 }
 
 /* ---- DynamoDB backend, against moto (tests/32-idem.bats sets the env) ----------------- */
@@ -684,8 +948,14 @@ int main(void)
 		cmocka_unit_test_setup_teardown(failed_record_is_retried_with_the_same_token, setup, teardown),
 		cmocka_unit_test_setup_teardown(cleanup_removes_only_expired_records, setup, teardown),
 		cmocka_unit_test_setup_teardown(eight_processes_racing_begin_on_one_key_get_exactly_one_new, setup, teardown),
+		cmocka_unit_test_setup_teardown(eight_processes_appending_and_compacting_together_lose_no_record, setup, teardown),
 		cmocka_unit_test_setup_teardown(begin_emits_idempotency_events, setup, teardown),
 		cmocka_unit_test_setup_teardown(store_dir_follows_goman_idempotency_dir_then_xdg_state_home, setup, teardown),
+		cmocka_unit_test_setup_teardown(torn_line_at_the_end_of_the_log_is_skipped_and_the_next_record_starts_a_line, setup, teardown),
+		cmocka_unit_test_setup_teardown(line_failing_its_checksum_is_skipped_and_the_keys_previous_line_stands, setup, teardown),
+		cmocka_unit_test_setup_teardown(another_handles_compaction_is_followed_to_the_new_log, setup, teardown),
+		cmocka_unit_test_setup_teardown(log_is_compacted_when_superseded_lines_outweigh_live_ones, setup, teardown),
+		cmocka_unit_test_setup_teardown(store_kept_as_a_file_per_key_is_imported_into_the_log, setup, teardown),
 		cmocka_unit_test_setup_teardown(dynamo_table_create_is_idempotent, dyn_setup, dyn_teardown),
 		cmocka_unit_test_setup_teardown(dynamo_new_complete_hit_and_mismatch, dyn_setup, dyn_teardown),
 		cmocka_unit_test_setup_teardown(dynamo_conditional_put_refuses_a_live_holder_and_admits_an_expired_lease, dyn_setup, dyn_teardown),

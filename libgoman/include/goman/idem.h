@@ -25,10 +25,13 @@
  * record to a takeover gets GOMAN_ECONFLICT).
  *
  * Backends: file (default) under $GOMAN_IDEMPOTENCY_DIR, else
- * $XDG_STATE_HOME/goman/idempotency, else ~/.local/state/goman/idempotency: one file per
- * key, created with link() (exactly one of many racing processes creates it) and replaced
- * with temp + fsync + rename under a flock(2) on the directory's ".lock" (released by the
- * kernel when a holder dies, so a kill -9 never leaves it locked).
+ * $XDG_STATE_HOME/goman/idempotency, else ~/.local/state/goman/idempotency: one append-only
+ * log, records.jsonl, a checksummed JSON line per change (the latest valid line of a key is
+ * its record), changed under a flock(2) on the directory's ".lock" (released by the kernel
+ * when a holder dies, so a kill -9 never leaves it locked): of many racing processes exactly
+ * one appends the INPROGRESS line. begin's line is fdatasync'd before it returns (unless
+ * no_fsync), so a saved ClientToken survives a power cut; compacted when dead lines
+ * outweigh live ones, and by cleanup. jq reads it as is.
  * DynamoDB ($GOMAN_IDEMPOTENCY_TABLE=name, or opts.table): conditional PutItem, expiry
  * checked in the condition, complete/fail conditional on the owner. Partition key "id" (S).
  * Create the table with goman_idem_dynamo_create_table() or:
@@ -68,8 +71,8 @@ struct goman_idem_opts {
 	struct goman_aws *aws;  /* DynamoDB: borrowed client; NULL = one is made (and freed) */
 	int64_t ttl_ms;         /* record expiry; 0 = GOMAN_IDEM_DEFAULT_TTL_MS (profiles set it) */
 	int64_t lease_ms;       /* INPROGRESS expiry; 0 = GOMAN_IDEM_DEFAULT_LEASE_MS */
-	bool no_fsync;          /* file backend: skip fsync (tests/benches on throwaway dirs);
-				   also $GOMAN_IDEMPOTENCY_FSYNC=0 */
+	bool no_fsync;          /* file backend: do not fdatasync begin's line (throwaway dirs
+				   in tests); also $GOMAN_IDEMPOTENCY_FSYNC=0 */
 };
 
 enum goman_idem_state {
