@@ -233,6 +233,19 @@ enum gm_idem_verdict gm_idem_judge(const struct gm_idem_rec *old, const char *pa
 	return GM_IDEM_ANSWER_IN_PROGRESS;
 }
 
+int gm_idem_forget_check(const struct gm_idem_rec *r, bool force, int64_t now,
+			 struct goman_err *err)
+{
+	if (force || strcmp(r->status, "INPROGRESS") || r->lease_expires <= now ||
+	    gm_idem_owner_dead(r))
+		return 0;
+	return goman_err_set(err, GOMAN_ECONFLICT, GOMAN_CLASS_CLIENT, "IdempotencyInProgress",
+			     "%s %.12s is in progress (pid %ld on %s, lease until %lld): not "
+			     "forgotten without --force",
+			     r->operation, r->id, r->owner_pid, r->owner_host,
+			     (long long)r->lease_expires);
+}
+
 /* ---- records -------------------------------------------------------------------------- */
 
 void gm_idem_rec_clear(struct gm_idem_rec *r)
@@ -537,8 +550,8 @@ int goman_idem_begin(struct goman_idem *s, const char *operation, const cJSON *i
 		s->stats.mismatch++;
 		goman_err_set(err, GOMAN_ECONFLICT, GOMAN_CLASS_CLIENT, "IdempotencyMismatch",
 			      "%s was already run for these identity fields with other parameters "
-			      "(record %s, key %.12s); use the same parameters, or wait for it to "
-			      "expire or remove it",
+			      "(record %s); use the same parameters, wait for it to expire, or "
+			      "remove it: goman-idem forget %s",
 			      operation, found.status, t->key);
 		goman_log(GOMAN_LOG_WARN, TAG, "%s: mismatch, same key with other parameters",
 			  operation);
@@ -598,5 +611,28 @@ int goman_idem_cleanup(struct goman_idem *s, size_t *removed, struct goman_err *
 	if (n)
 		goman_log(GOMAN_LOG_INFO, TAG, "cleanup removed %zu expired record%s", n,
 			  n == 1 ? "" : "s");
+	return rc;
+}
+
+int goman_idem_list(struct goman_idem *s, bool all, goman_idem_list_fn fn, void *ctx,
+		    struct goman_err *err)
+{
+	if (!s || !fn)
+		return goman_err_set(err, GOMAN_EINVAL, GOMAN_CLASS_BAD_INPUT, "BadInput", "no store");
+	return s->kind == GM_IDEM_DYNAMO ? gm_idem_dynamo_list(s, all, fn, ctx, err)
+					 : gm_idem_file_list(s, all, fn, ctx, err);
+}
+
+int goman_idem_forget(struct goman_idem *s, const char *key, bool force, struct goman_err *err)
+{
+	size_t n = key ? strspn(key, "0123456789abcdef") : 0;
+	if (!s || n != 64 || key[n])
+		return goman_err_set(err, GOMAN_EINVAL, GOMAN_CLASS_BAD_INPUT, "BadInput",
+				     "idempotency: '%s' is not a record key (64 lowercase hex digits)",
+				     key ? key : "");
+	int rc = s->kind == GM_IDEM_DYNAMO ? gm_idem_dynamo_forget(s, key, force, err)
+					   : gm_idem_file_forget(s, key, force, err);
+	if (rc == 1)
+		goman_log(GOMAN_LOG_INFO, TAG, "forgot record %.12s", key);
 	return rc;
 }

@@ -358,18 +358,22 @@ int gm_idem_dynamo_finish(struct goman_idem *s, const struct goman_idem_ticket *
 	return rc ? -1 : 0;
 }
 
-int gm_idem_dynamo_cleanup(struct goman_idem *s, size_t *removed, struct goman_err *err)
+/* Scans the whole table, page by page; filter (over :now, or NULL) and projection (or NULL)
+ * narrow it. each(item, ctx) returns nonzero to stop. 0, or -1 with *err. */
+static int scan(struct goman_idem *s, const char *filter, const char *projection, int64_t now,
+		int (*each)(struct goman_idem *s, const cJSON *item, void *ctx), void *ctx,
+		struct goman_err *err)
 {
-	int64_t now = goman_now_ms();
-	size_t n = 0;
 	cJSON *start = NULL;
-	int rc = 0;
+	int rc = 0, stop = 0;
 	do {
 		cJSON *req = base_req(s);
-		cJSON_AddStringToObject(req, "FilterExpression", "expires_at <= :now");
-		cJSON_AddStringToObject(req, "ProjectionExpression", "id");
-		cJSON *vals = cJSON_AddObjectToObject(req, "ExpressionAttributeValues");
-		add_n(vals, ":now", now);
+		if (filter) {
+			cJSON_AddStringToObject(req, "FilterExpression", filter);
+			add_n(cJSON_AddObjectToObject(req, "ExpressionAttributeValues"), ":now", now);
+		}
+		if (projection)
+			cJSON_AddStringToObject(req, "ProjectionExpression", projection);
 		if (start)
 			cJSON_AddItemToObject(req, "ExclusiveStartKey", start);
 		start = NULL;
@@ -384,26 +388,47 @@ int gm_idem_dynamo_cleanup(struct goman_idem *s, size_t *removed, struct goman_e
 		const cJSON *it;
 		cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(res.data, "Items"))
 		{
-			const char *id = goman_json_path_str(it, "id.S");
-			if (!id)
-				continue;
-			cJSON *del = base_req(s);
-			add_s(cJSON_AddObjectToObject(del, "Key"), "id", id);
-			cJSON_AddStringToObject(del, "ConditionExpression", "expires_at <= :now");
-			add_n(cJSON_AddObjectToObject(del, "ExpressionAttributeValues"), ":now", now);
-			struct goman_aws_result dres;
-			if (call(s, "DeleteItem", del, &dres) == 0)
-				n++;
-			goman_aws_result_clear(&dres);
-			cJSON_Delete(del);
+			if (!stop)
+				stop = each(s, it, ctx);
 		}
 		const cJSON *lek = cJSON_GetObjectItemCaseSensitive(res.data, "LastEvaluatedKey");
-		if (lek && lek->child)
+		if (!stop && lek && lek->child)
 			start = cJSON_Duplicate(lek, 1);
 		goman_aws_result_clear(&res);
 	} while (start);
-	*removed = n;
 	return rc ? -1 : 0;
+}
+
+struct sweep {
+	int64_t now;
+	size_t removed;
+};
+
+/* DeleteItem with the scan's condition again: a record renewed meanwhile stays. */
+static int delete_expired(struct goman_idem *s, const cJSON *item, void *ctx)
+{
+	struct sweep *w = ctx;
+	const char *id = goman_json_path_str(item, "id.S");
+	if (!id)
+		return 0;
+	cJSON *del = base_req(s);
+	add_s(cJSON_AddObjectToObject(del, "Key"), "id", id);
+	cJSON_AddStringToObject(del, "ConditionExpression", "expires_at <= :now");
+	add_n(cJSON_AddObjectToObject(del, "ExpressionAttributeValues"), ":now", w->now);
+	struct goman_aws_result dres;
+	if (call(s, "DeleteItem", del, &dres) == 0)
+		w->removed++;
+	goman_aws_result_clear(&dres);
+	cJSON_Delete(del);
+	return 0;
+}
+
+int gm_idem_dynamo_cleanup(struct goman_idem *s, size_t *removed, struct goman_err *err)
+{
+	struct sweep w = {.now = goman_now_ms()};
+	int rc = scan(s, "expires_at <= :now", "id", w.now, delete_expired, &w, err);
+	*removed = w.removed;
+	return rc;
 }
 
 int goman_idem_dynamo_create_table(struct goman_aws *aws, const char *table, struct goman_err *err)
@@ -426,4 +451,65 @@ int goman_idem_dynamo_create_table(struct goman_aws *aws, const char *table, str
 	if (rc == 0)
 		goman_log(GOMAN_LOG_INFO, "IDEMPOTENCY", "table '%s' ready", table);
 	return rc ? -1 : 0;
+}
+
+struct lister {
+	goman_idem_list_fn fn;
+	void *ctx;
+};
+
+static int list_item(struct goman_idem *s, const cJSON *item, void *ctx)
+{
+	(void)s;
+	struct lister *l = ctx;
+	struct gm_idem_rec r;
+	int stop = 0;
+	cJSON *o = item_to_rec(item, &r) ? NULL : gm_idem_rec_to_json(&r);
+	if (o)
+		stop = l->fn(o, l->ctx);
+	cJSON_Delete(o);
+	gm_idem_rec_clear(&r);
+	return stop;
+}
+
+int gm_idem_dynamo_list(struct goman_idem *s, bool all, goman_idem_list_fn fn, void *ctx,
+			struct goman_err *err)
+{
+	struct lister l = {fn, ctx};
+	return scan(s, all ? NULL : "expires_at > :now", NULL, goman_now_ms(), list_item, &l, err);
+}
+
+/* DeleteItem conditional on the owner and status it was judged by. */
+int gm_idem_dynamo_forget(struct goman_idem *s, const char *key, bool force,
+			  struct goman_err *err)
+{
+	struct gm_idem_rec r;
+	memset(&r, 0, sizeof(r));
+	int64_t now = goman_now_ms();
+	int found = get_item(s, key, &r, err);
+	if (found <= 0 || r.expires_at <= now || gm_idem_forget_check(&r, force, now, err)) {
+		int rc = found < 0 || (found && r.expires_at > now) ? -1 : 0;
+		gm_idem_rec_clear(&r);
+		return rc;
+	}
+	cJSON *req = base_req(s);
+	add_s(cJSON_AddObjectToObject(req, "Key"), "id", key);
+	cJSON_AddStringToObject(req, "ConditionExpression", "#o = :o AND #s = :s");
+	cJSON *names = cJSON_AddObjectToObject(req, "ExpressionAttributeNames");
+	cJSON_AddStringToObject(names, "#o", "owner");
+	cJSON_AddStringToObject(names, "#s", "status");
+	cJSON *vals = cJSON_AddObjectToObject(req, "ExpressionAttributeValues");
+	add_s(vals, ":o", r.owner);
+	add_s(vals, ":s", r.status);
+	struct goman_aws_result res;
+	int rc = call(s, "DeleteItem", req, &res) == 0 ? 1 : -1;
+	if (rc < 0 && cond_failed(&res))
+		goman_err_set(err, GOMAN_ECONFLICT, GOMAN_CLASS_CLIENT, "IdempotencyChanged",
+			      "record %.12s changed while it was being forgotten; look again", key);
+	else if (rc < 0)
+		*err = res.err;
+	goman_aws_result_clear(&res);
+	cJSON_Delete(req);
+	gm_idem_rec_clear(&r);
+	return rc;
 }

@@ -810,3 +810,68 @@ int gm_idem_file_cleanup(struct goman_idem *s, size_t *removed, struct goman_err
 	unlock(s);
 	return rc;
 }
+
+/* Copies the lines to list under the lock, then hands them out without it. */
+int gm_idem_file_list(struct goman_idem *s, bool all, goman_idem_list_fn fn, void *ctx,
+		      struct goman_err *err)
+{
+	if (lock(s, err))
+		return -1;
+	int64_t now = goman_now_ms();
+	struct gm_idem_index *ix = s->index;
+	size_t n = 0;
+	char **lines = calloc(ix->used + 1, sizeof(*lines));
+	for (size_t i = 0; lines && i < ix->cap; i++) {
+		struct entry *e = &ix->slots[i];
+		if (e->line && (all || e->expires_at > now) && (lines[n] = strndup(e->line, e->len)))
+			n++;
+	}
+	unlock(s);
+	if (!lines)
+		return no_memory(err);
+	int rc = 0;
+	for (size_t i = 0; i < n; i++) {
+		cJSON *o = rc ? NULL : cJSON_Parse(lines[i]);
+		if (o) {
+			cJSON_DeleteItemFromObjectCaseSensitive(o, "sum");
+			rc = fn(o, ctx) ? 1 : 0;
+		} else if (!rc) {
+			rc = -1;
+			no_memory(err);
+		}
+		cJSON_Delete(o);
+		free(lines[i]);
+	}
+	free(lines);
+	return rc < 0 ? -1 : 0;
+}
+
+/* Appends the record again as FORGOTTEN with expires_at 0: begin starts afresh, its owner
+ * can no longer complete it (not INPROGRESS), and the next compaction drops it. */
+int gm_idem_file_forget(struct goman_idem *s, const char *key, bool force, struct goman_err *err)
+{
+	if (lock(s, err))
+		return -1;
+	int64_t now = goman_now_ms();
+	struct entry *e = index_find(s->index, key);
+	struct gm_idem_rec rec;
+	memset(&rec, 0, sizeof(rec));
+	int rc = 0;
+	if (e && e->expires_at > now) {
+		rc = line_parse(s, e, &rec, err) || gm_idem_forget_check(&rec, force, now, err) ? -1 : 1;
+		if (rc == 1) {
+			snprintf(rec.status, sizeof(rec.status), "FORGOTTEN");
+			rec.expires_at = 0;
+			size_t len;
+			char *line = line_make(&rec, &len);
+			unsigned long long seq;
+			if (!line)
+				rc = no_memory(err);
+			else if (append(s, line, len, s->fsync, &seq, err))
+				rc = -1;
+		}
+	}
+	unlock(s);
+	gm_idem_rec_clear(&rec);
+	return rc;
+}

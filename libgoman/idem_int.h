@@ -80,6 +80,9 @@ enum gm_idem_verdict gm_idem_judge(const struct gm_idem_rec *old, const char *pa
 				   int64_t now);
 /* is the recorded owner gone? (same host and pid gone or reused) */
 bool gm_idem_owner_dead(const struct gm_idem_rec *r);
+/* forget's check: 0 when r may be forgotten, else -1 with *err (IdempotencyInProgress) */
+int gm_idem_forget_check(const struct gm_idem_rec *r, bool force, int64_t now,
+			 struct goman_err *err);
 int gm_idem_random_hex(char *out, size_t nbytes); /* out gets 2*nbytes hex + NUL */
 long gm_idem_pid(void); /* getpid(), cached (reset in forked children) */
 
@@ -91,6 +94,9 @@ int gm_idem_file_begin(struct goman_idem *s, struct gm_idem_rec *mine,
 int gm_idem_file_finish(struct goman_idem *s, const struct goman_idem_ticket *t, const char *status,
 			const struct cJSON *result, const struct cJSON *error, struct goman_err *err);
 int gm_idem_file_cleanup(struct goman_idem *s, size_t *removed, struct goman_err *err);
+int gm_idem_file_list(struct goman_idem *s, bool all, goman_idem_list_fn fn, void *ctx,
+		      struct goman_err *err);
+int gm_idem_file_forget(struct goman_idem *s, const char *key, bool force, struct goman_err *err);
 
 int gm_idem_dynamo_open(struct goman_idem *s, const char *table, struct goman_aws *aws,
 			struct goman_err *err);
@@ -102,5 +108,9 @@ int gm_idem_dynamo_finish(struct goman_idem *s, const struct goman_idem_ticket *
 			  const char *status, const struct cJSON *result, const struct cJSON *error,
 			  struct goman_err *err);
 int gm_idem_dynamo_cleanup(struct goman_idem *s, size_t *removed, struct goman_err *err);
+int gm_idem_dynamo_list(struct goman_idem *s, bool all, goman_idem_list_fn fn, void *ctx,
+			struct goman_err *err);
+int gm_idem_dynamo_forget(struct goman_idem *s, const char *key, bool force,
+			  struct goman_err *err);
 
 #endif

@@ -5,24 +5,8 @@
 load helpers
 load fixtures/fault_proxy
 
-setup_file() {
-	isolate_home
-	local_aws_start
-	# the instance profile `goman init` will make (moto does not check it at launch)
-	goman-api --jobs 1 >/dev/null <<'IN'
-{"service":"iam","action":"CreateRole","params":{"RoleName":"goman-node","AssumeRolePolicyDocument":"{}"}}
-{"service":"iam","action":"CreateInstanceProfile","params":{"InstanceProfileName":"goman-node"}}
-{"service":"iam","action":"AddRoleToInstanceProfile","params":{"InstanceProfileName":"goman-node","RoleName":"goman-node"}}
-IN
-	fault_proxy_start '{"pending_s":2}'
-	export MOTO_URL=$AWS_ENDPOINT_URL
-	export AWS_ENDPOINT_URL=$FAULT_PROXY_URL
-}
-
-teardown_file() {
-	fault_proxy_stop
-	local_aws_stop
-}
+setup_file() { cluster_env_start '{"pending_s":2}'; }
+teardown_file() { cluster_env_stop; }
 
 setup() {
 	fault_proxy_config '{"sequence":null,"probabilities":null,"match":null,"pending_s":2,"reset_stats":true}' >/dev/null

@@ -39,6 +39,15 @@ local_aws_start() {
 	export LOCAL_AWS_PYTHON
 }
 
+# The instance profile `goman init` makes, in moto (which does not check it at launch).
+node_profile_create() {
+	goman-api --jobs 1 >/dev/null <<'IN'
+{"service":"iam","action":"CreateRole","params":{"RoleName":"goman-node","AssumeRolePolicyDocument":"{}"}}
+{"service":"iam","action":"CreateInstanceProfile","params":{"InstanceProfileName":"goman-node"}}
+{"service":"iam","action":"AddRoleToInstanceProfile","params":{"InstanceProfileName":"goman-node","RoleName":"goman-node"}}
+IN
+}
+
 local_aws_stop() {
 	[ -n "${LOCAL_AWS_DIR:-}" ] && "$ROOT/scripts/local-aws.sh" stop "$LOCAL_AWS_DIR"
 	return 0

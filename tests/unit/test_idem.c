@@ -201,6 +201,9 @@ static void same_key_other_parameters_is_a_mismatch_naming_the_operation(void **
 	assert_int_equal(e.rc, GOMAN_ECONFLICT);
 	assert_string_equal(e.code, "IdempotencyMismatch");
 	assert_non_null(strstr(e.message, "RunInstances"));
+	char how[128]; /* the way out, ready to paste */
+	snprintf(how, sizeof(how), "goman-idem forget %s", t.key);
+	assert_non_null(strstr(e.message, how));
 	assert_null(t.result);
 	/* a mismatch also against a live in-progress record */
 	cJSON *other = ident("servers");
@@ -488,6 +491,58 @@ static void eight_processes_appending_and_compacting_together_lose_no_record(voi
 		cJSON_Delete(k);
 	}
 	goman_idem_close(s);
+}
+
+static int collect(const cJSON *rec, void *ctx)
+{
+	cJSON_AddItemToArray((cJSON *)ctx, cJSON_Duplicate(rec, 1));
+	return 0;
+}
+
+static void forget_refuses_a_live_owner_unless_forced_and_the_owner_then_cannot_complete(void **state)
+{
+	struct fx *f = *state;
+	cJSON *a = ident("a"), *b = ident("b"), *got = cJSON_CreateArray();
+	struct goman_idem_ticket ta, tb, t;
+	struct goman_err e;
+	assert_int_equal(goman_idem_begin(f->s, "RunInstances", a, NULL, &ta, &e), GOMAN_IDEM_NEW);
+	assert_int_equal(goman_idem_begin(f->s, "RunInstances", b, NULL, &tb, &e), GOMAN_IDEM_NEW);
+	assert_int_equal(goman_idem_complete(f->s, &tb, NULL, &e), 0);
+	assert_int_equal(goman_idem_list(f->s, false, collect, got, &e), 0);
+	assert_int_equal(cJSON_GetArraySize(got), 2);
+	assert_null(cJSON_GetObjectItem(cJSON_GetArrayItem(got, 0), "sum"));
+	/* a is held by this (live) process */
+	assert_int_equal(goman_idem_forget(f->s, ta.key, false, &e), -1);
+	assert_string_equal(e.code, "IdempotencyInProgress");
+	assert_int_equal(goman_idem_forget(f->s, "nothex", false, &e), -1);
+	assert_string_equal(e.code, "BadInput");
+	assert_int_equal(goman_idem_forget(f->s, ta.key, true, &e), 1);
+	assert_int_equal(goman_idem_complete(f->s, &ta, NULL, &e), -1);
+	assert_string_equal(e.code, "IdempotencyLost");
+	assert_int_equal(goman_idem_forget(f->s, ta.key, false, &e), 0); /* nothing left */
+	/* b completed: forgettable; begin then starts afresh with a new token */
+	assert_int_equal(goman_idem_forget(f->s, tb.key, false, &e), 1);
+	assert_int_equal(goman_idem_begin(f->s, "RunInstances", b, NULL, &t, &e), GOMAN_IDEM_NEW);
+	assert_false(t.taken_over);
+	assert_string_not_equal(t.client_token, tb.client_token);
+	goman_idem_ticket_clear(&t);
+	/* list: the forgotten a shows only with all, as FORGOTTEN */
+	cJSON_Delete(got);
+	got = cJSON_CreateArray();
+	assert_int_equal(goman_idem_list(f->s, false, collect, got, &e), 0);
+	assert_int_equal(cJSON_GetArraySize(got), 1);
+	cJSON_Delete(got);
+	got = cJSON_CreateArray();
+	assert_int_equal(goman_idem_list(f->s, true, collect, got, &e), 0);
+	assert_int_equal(cJSON_GetArraySize(got), 2);
+	const cJSON *it;
+	int forgotten = 0;
+	cJSON_ArrayForEach(it, got)
+		forgotten += !strcmp(cJSON_GetObjectItem(it, "status")->valuestring, "FORGOTTEN");
+	assert_int_equal(forgotten, 1);
+	goman_idem_ticket_clear(&ta);
+	goman_idem_ticket_clear(&tb);
+	cJSON_Delete(got), cJSON_Delete(a), cJSON_Delete(b);
 }
 
 static void begin_emits_idempotency_events(void **state)
@@ -949,6 +1004,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(cleanup_removes_only_expired_records, setup, teardown),
 		cmocka_unit_test_setup_teardown(eight_processes_racing_begin_on_one_key_get_exactly_one_new, setup, teardown),
 		cmocka_unit_test_setup_teardown(eight_processes_appending_and_compacting_together_lose_no_record, setup, teardown),
+		cmocka_unit_test_setup_teardown(forget_refuses_a_live_owner_unless_forced_and_the_owner_then_cannot_complete, setup, teardown),
 		cmocka_unit_test_setup_teardown(begin_emits_idempotency_events, setup, teardown),
 		cmocka_unit_test_setup_teardown(store_dir_follows_goman_idempotency_dir_then_xdg_state_home, setup, teardown),
 		cmocka_unit_test_setup_teardown(torn_line_at_the_end_of_the_log_is_skipped_and_the_next_record_starts_a_line, setup, teardown),

@@ -130,6 +130,19 @@ int goman_idem_fail(struct goman_idem *s, const struct goman_idem_ticket *t,
 /* Removes expired records (and dead owners' expired leases). *removed may be NULL. */
 int goman_idem_cleanup(struct goman_idem *s, size_t *removed, struct goman_err *err);
 void goman_idem_ticket_clear(struct goman_idem_ticket *t);
+/* Calls fn with each record as a JSON object (id, operation, status, payload_hash,
+ * client_token, owner, owner_pid, owner_pid_start, owner_host, started_at, lease_expires,
+ * expires_at, identity, result, error; fn borrows it), expired ones only when all. fn
+ * returns nonzero to stop early. The file backend calls fn after releasing its lock, so a
+ * slow reader of the output holds up no other goman. 0, or -1 with *err. */
+typedef int (*goman_idem_list_fn)(const struct cJSON *rec, void *ctx);
+int goman_idem_list(struct goman_idem *s, bool all, goman_idem_list_fn fn, void *ctx,
+		    struct goman_err *err);
+/* Removes the record of key (64 hex, as list shows it), so the next begin starts afresh
+ * with a new ClientToken. 1 removed, 0 none (or already expired), -1 error. An INPROGRESS
+ * record whose owner is alive and whose lease has not expired is refused (GOMAN_ECONFLICT,
+ * "IdempotencyInProgress") unless force: that run may be about to send its ClientToken. */
+int goman_idem_forget(struct goman_idem *s, const char *key, bool force, struct goman_err *err);
 void goman_idem_get_stats(const struct goman_idem *s, struct goman_idem_stats *out);
 
 /* DynamoDB: creates the table (PAY_PER_REQUEST, hash key id:S). 0 or -1; an existing table
