@@ -30,6 +30,9 @@
  * file that is renamed over the log. Other handles see their log's link count fall to 0
  * and read the new one.
  *
+ * forget (goman-idem) appends the record once more as FORGOTTEN with expires_at 0: begin
+ * starts afresh, its owner can no longer complete it, and compaction drops it.
+ *
  * A directory written by goman before the log (a <key>.json file per record) is imported
  * when the log is created, and those files are removed.
  *

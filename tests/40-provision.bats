@@ -9,7 +9,7 @@ setup_file() { cluster_env_start '{"pending_s":2}'; }
 teardown_file() { cluster_env_stop; }
 
 setup() {
-	fault_proxy_config '{"sequence":null,"probabilities":null,"match":null,"pending_s":2,"reset_stats":true}' >/dev/null
+	fault_proxy_config '{"sequence":null,"probabilities":null,"match":null,"pending_s":2,"stopping_s":null,"initializing_s":null,"reset_stats":true}' >/dev/null
 	export GOMAN_EVENTS="$BATS_TEST_TMPDIR/events.jsonl"
 }
 
@@ -186,6 +186,41 @@ IN
 	run -0 --separate-stderr goman-provision --cluster sleepy --servers 1 --agents 2 --dry-run
 	assert_equal "$(jq -s -c 'sort_by(.name) | map(.provision.would_launch)' <<<"$output")" "[true,true,false]"
 	assert_equal "$(instances sleepy | wc -l)" 1
+}
+
+@test "goman-provision: a node still stopping is waited for, then started (EC2 refuses earlier)" {
+	run -0 --separate-stderr goman-provision --cluster halting --servers 1 --agents 1 --poll-interval 100ms
+	ids=$(jq -r .instance_id <<<"$output" | sort)
+	# stopped through the proxy, which then shows them "stopping" for 2 s and refuses to
+	# start them meanwhile (IncorrectInstanceState), as EC2 does
+	fault_proxy_config '{"stopping_s":2}' >/dev/null
+	run -0 --separate-stderr goman-batch stop <<<"$output"
+	: >"$GOMAN_EVENTS"
+	run -0 --separate-stderr goman-provision --cluster halting --servers 1 --agents 1 --poll-interval 100ms
+	assert_equal "$(jq -r .instance_id <<<"$output" | sort)" "$ids"
+	assert_equal "$(jq -s 'map(select(.ok and .state == "running" and .provision.reused)) | length' <<<"$output")" 2
+	run -0 fault_proxy_get stats
+	[ "$(jq '.rewrites.stopping // 0' <<<"$output")" -ge 2 ]
+	assert_equal "$(jq '.rewrites.start_while_stopping // 0' <<<"$output")" 0
+	[ "$(calls StartInstances)" -ge 1 ]
+	assert_equal "$(instances halting | awk '{print $2}' | sort -u)" running
+}
+
+@test "goman-provision: --wait status-ok holds each node until both status checks pass" {
+	fault_proxy_config '{"initializing_s":3}' >/dev/null
+	t0=$(date +%s%N)
+	run -0 --separate-stderr goman-provision --cluster checked --servers 1 --agents 2 \
+		--wait status-ok --poll-interval 200ms
+	t1=$(date +%s%N)
+	assert_equal "$(jq -s 'map(select(.ok and .state == "running")) | length' <<<"$output")" 3
+	# the checks read "initializing" for 3 s after launch: no node came out before that
+	[ $(((t1 - t0) / 1000000)) -ge 3000 ]
+	[ "$(fault_proxy_get stats | jq '.rewrites.initializing // 0')" -ge 3 ]
+	[ "$(calls DescribeInstanceStatus)" -ge 2 ]
+	# and --wait running does not ask for them
+	: >"$GOMAN_EVENTS"
+	run -0 --separate-stderr goman-provision --cluster checked --servers 1 --agents 2 --poll-interval 200ms
+	assert_equal "$(calls DescribeInstanceStatus)" 0
 }
 
 @test "goman-provision: --wait none streams launched nodes; tags, --ssh-cidr rule, security group ensured once" {
