@@ -258,10 +258,15 @@ users: [{name: admin, user: {token: kc-$RANDOM$RANDOM}}]"
 	assert_output --partial "Delete cluster 'alpha'"
 	assert_output --partial "not deleted"
 	[ "$(count_live alpha)" = 2 ]
+	launches=$(goman-idem list | jq -s 'map(select(.identity.cluster == "alpha")) | length')
+	[ "$launches" -ge 1 ]
 	run -0 script -qec "goman cluster delete alpha" /dev/null <<<"y"
 	line=$(grep -o '{"cluster":"alpha","delete".*' <<<"$output" | tr -d '\r')
 	[ "$(jq -r '.delete.ok' <<<"$line")" = true ]
 	[ "$(jq -r '.delete.terminated' <<<"$line")" = 2 ]
+	# its launch records are forgotten: a new alpha may launch with other parameters
+	[ "$(jq -r '.delete.launch_records_forgotten' <<<"$line")" = "$launches" ]
+	[ -z "$(goman-idem list | jq -c 'select(.identity.cluster == "alpha")')" ]
 	[ "$(count_live alpha)" = 0 ]
 	run -0 api ssm GetParameters '{"Names":["/goman/alpha/token","/goman/alpha/kubeconfig"]}'
 	[ "$(jq -c '.response.data.InvalidParameters | sort' <<<"$output")" = '["/goman/alpha/kubeconfig","/goman/alpha/token"]' ]
@@ -271,7 +276,7 @@ users: [{name: admin, user: {token: kc-$RANDOM$RANDOM}}]"
 	[ -s "$XDG_STATE_HOME/goman/alpha.deleted.jsonl" ]
 	# deleting what is not there is fine
 	run -0 --separate-stderr goman cluster delete alpha --yes
-	[ "$(jq -c '[.delete.terminated, .delete.parameters_deleted, .delete.security_groups_deleted]' <<<"$output")" = '[0,[],[]]' ]
+	[ "$(jq -c '[.delete.terminated, .delete.parameters_deleted, .delete.security_groups_deleted, .delete.launch_records_forgotten]' <<<"$output")" = '[0,[],[],0]' ]
 }
 
 @test "goman cluster delete: termination protection stops it, nothing else deleted, until --force" {
