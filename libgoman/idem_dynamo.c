@@ -374,6 +374,8 @@ static int scan(struct goman_idem *s, const char *filter, const char *projection
 		}
 		if (projection)
 			cJSON_AddStringToObject(req, "ProjectionExpression", projection);
+		/* an operator listing right after a run must see its writes */
+		cJSON_AddBoolToObject(req, "ConsistentRead", 1);
 		if (start)
 			cJSON_AddItemToObject(req, "ExclusiveStartKey", start);
 		start = NULL;
