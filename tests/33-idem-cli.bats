@@ -85,6 +85,25 @@ provision_held() { # cluster
 	assert_equal "$(record_of idem-done --all)" ""
 }
 
+@test "goman-idem: re-launching a terminated cluster with another AMI is a mismatch until forgotten" {
+	run -0 --separate-stderr goman-provision --cluster idem-ami --servers 1 --poll-interval 100ms
+	run -0 --separate-stderr goman-batch terminate --cluster idem-ami --wait --poll-interval 100ms
+	used=$(AWS_ENDPOINT_URL=$MOTO_URL GOMAN_EVENTS= goman-api <<<'{"service":"ssm","action":"GetParameter","input":{"Name":"/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"}}' |
+		jq -r .response.data.Parameter.Value)
+	other=$(AWS_ENDPOINT_URL=$MOTO_URL GOMAN_EVENTS= goman-api <<<'{"service":"ec2","action":"DescribeImages","params":{"Owner.1":"amazon"}}' |
+		jq -r --arg u "$used" '[.response.data.imagesSet[].imageId | select(. != $u)] | sort | .[0]')
+	assert_regex "$other" '^ami-'
+	# same identity (cluster, role, type, subnet, nothing existing), other parameters
+	run -1 --separate-stderr goman-provision --cluster idem-ami --servers 1 --ami "$other" --poll-interval 100ms
+	assert_equal "$(jq -r .provision.error.code <<<"$output")" IdempotencyMismatch
+	how=$(jq -r .provision.error.message <<<"$output" | grep -o 'goman-idem forget [0-9a-f]*')
+	assert_regex "$how" '^goman-idem forget [0-9a-f]{64}$'
+	# the way out the message names works
+	run -0 --separate-stderr $how
+	run -0 --separate-stderr goman-provision --cluster idem-ami --servers 1 --ami "$other" --poll-interval 100ms
+	assert_equal "$(jq -r '"\(.ok) \(.provision.reused)"' <<<"$output")" "true false"
+}
+
 @test "goman-idem: forget --force takes a live launch's record; that run warns and still delivers" {
 	provision_held idem-force
 	key=$(record_of idem-force | jq -r .id)
