@@ -359,17 +359,26 @@ static int write_all(int fd, const char *p, size_t len)
 	return 0;
 }
 
-/* Lines of the per-key files goman wrote before the log, into *out (malloc'd). */
-static void legacy_lines(struct goman_idem *s, char **out, size_t *outlen)
+/* The store's directory for reading from the top (closedir frees it), or NULL. */
+static DIR *open_dir(struct goman_idem *s)
 {
 	int dfd = dup(s->dirfd);
 	DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
 	if (!d) {
 		if (dfd >= 0)
 			close(dfd);
-		return;
+		return NULL;
 	}
-	rewinddir(d); /* a dup shares its offset with s->dirfd: start from the top */
+	rewinddir(d); /* a dup shares its offset with s->dirfd */
+	return d;
+}
+
+/* Lines of the per-key files goman wrote before the log, into *out (malloc'd). */
+static void legacy_lines(struct goman_idem *s, char **out, size_t *outlen)
+{
+	DIR *d = open_dir(s);
+	if (!d)
+		return;
 	struct dirent *de;
 	while ((de = readdir(d))) {
 		size_t n = strlen(de->d_name);
@@ -401,14 +410,9 @@ static void legacy_lines(struct goman_idem *s, char **out, size_t *outlen)
 
 static void remove_legacy_files(struct goman_idem *s)
 {
-	int dfd = dup(s->dirfd);
-	DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
-	if (!d) {
-		if (dfd >= 0)
-			close(dfd);
+	DIR *d = open_dir(s);
+	if (!d)
 		return;
-	}
-	rewinddir(d); /* a dup shares its offset with s->dirfd: start from the top */
 	struct dirent *de;
 	while ((de = readdir(d))) {
 		size_t n = strlen(de->d_name);
