@@ -141,6 +141,16 @@ static void append_to_log(const char *dir, const char *text)
 	close(fd);
 }
 
+/* begin (NEW) and complete one launch of identity id with result (may be NULL) */
+static void store_completed(struct goman_idem *s, const cJSON *id, const cJSON *result)
+{
+	struct goman_idem_ticket t;
+	struct goman_err e;
+	assert_int_equal(goman_idem_begin(s, "RunInstances", id, NULL, &t, &e), GOMAN_IDEM_NEW);
+	assert_int_equal(goman_idem_complete(s, &t, result, &e), 0);
+	goman_idem_ticket_clear(&t);
+}
+
 static void canonical_json_sorts_keys_at_every_depth(void **state)
 {
 	(void)state;
@@ -334,13 +344,9 @@ static void cleanup_removes_only_expired_records(void **state)
 	cJSON *a = ident("a"), *b = ident("b");
 	struct goman_idem_ticket t;
 	struct goman_err e;
-	assert_int_equal(goman_idem_begin(f->s, "RunInstances", a, NULL, &t, &e), GOMAN_IDEM_NEW);
-	assert_int_equal(goman_idem_complete(f->s, &t, NULL, &e), 0);
-	goman_idem_ticket_clear(&t);
+	store_completed(f->s, a, NULL);
 	fake_now += 1800000;
-	assert_int_equal(goman_idem_begin(f->s, "RunInstances", b, NULL, &t, &e), GOMAN_IDEM_NEW);
-	assert_int_equal(goman_idem_complete(f->s, &t, NULL, &e), 0);
-	goman_idem_ticket_clear(&t);
+	store_completed(f->s, b, NULL);
 	assert_int_equal(count_records(f->dir), 2);
 	size_t removed = 99;
 	assert_int_equal(goman_idem_cleanup(f->s, &removed, &e), 0);
@@ -614,17 +620,13 @@ static void torn_line_at_the_end_of_the_log_is_skipped_and_the_next_record_start
 	cJSON *a = ident("a"), *b = ident("b");
 	struct goman_idem_ticket t;
 	struct goman_err e;
-	assert_int_equal(goman_idem_begin(f->s, "RunInstances", a, NULL, &t, &e), GOMAN_IDEM_NEW);
-	assert_int_equal(goman_idem_complete(f->s, &t, NULL, &e), 0);
-	goman_idem_ticket_clear(&t);
+	store_completed(f->s, a, NULL);
 	/* a writer killed in the middle of its line (or a power cut) left half a record */
 	append_to_log(f->dir, "{\"id\":\"0123456789abcdef0123456789abcdef0123456789abcd");
 	struct goman_idem *s2 = open_store(f->dir);
 	assert_int_equal(goman_idem_begin(s2, "RunInstances", a, NULL, &t, &e), GOMAN_IDEM_COMPLETED);
 	goman_idem_ticket_clear(&t);
-	assert_int_equal(goman_idem_begin(s2, "RunInstances", b, NULL, &t, &e), GOMAN_IDEM_NEW);
-	assert_int_equal(goman_idem_complete(s2, &t, NULL, &e), 0);
-	goman_idem_ticket_clear(&t);
+	store_completed(s2, b, NULL);
 	goman_idem_close(s2);
 	/* b's lines start after a newline of their own, so a third reader finds them intact */
 	struct goman_idem *s3 = open_store(f->dir);
@@ -644,9 +646,7 @@ static void line_failing_its_checksum_is_skipped_and_the_keys_previous_line_stan
 	cJSON *a = ident("a");
 	struct goman_idem_ticket t;
 	struct goman_err e;
-	assert_int_equal(goman_idem_begin(f->s, "RunInstances", a, NULL, &t, &e), GOMAN_IDEM_NEW);
-	assert_int_equal(goman_idem_complete(f->s, &t, NULL, &e), 0);
-	goman_idem_ticket_clear(&t);
+	store_completed(f->s, a, NULL);
 	/* flip one byte of the COMPLETED line, keeping it valid JSON */
 	size_t len;
 	char *log = slurp_log(f->dir, &len), path[160];
@@ -675,9 +675,7 @@ static void another_handles_compaction_is_followed_to_the_new_log(void **state)
 	struct goman_idem_ticket t;
 	struct goman_err e;
 	struct goman_idem *b = open_store(f->dir);
-	assert_int_equal(goman_idem_begin(f->s, "RunInstances", x, NULL, &t, &e), GOMAN_IDEM_NEW);
-	assert_int_equal(goman_idem_complete(f->s, &t, NULL, &e), 0);
-	goman_idem_ticket_clear(&t);
+	store_completed(f->s, x, NULL);
 	assert_int_equal(goman_idem_begin(b, "RunInstances", x, NULL, &t, &e), GOMAN_IDEM_COMPLETED);
 	goman_idem_ticket_clear(&t);
 	struct stat before, after;
@@ -692,9 +690,7 @@ static void another_handles_compaction_is_followed_to_the_new_log(void **state)
 	assert_true(after.st_ino != before.st_ino);
 	assert_int_equal(after.st_size, 0);
 	/* the second handle writes into the new log, where the first one finds it */
-	assert_int_equal(goman_idem_begin(b, "RunInstances", y, NULL, &t, &e), GOMAN_IDEM_NEW);
-	assert_int_equal(goman_idem_complete(b, &t, NULL, &e), 0);
-	goman_idem_ticket_clear(&t);
+	store_completed(b, y, NULL);
 	assert_int_equal(goman_idem_begin(f->s, "RunInstances", y, NULL, &t, &e), GOMAN_IDEM_COMPLETED);
 	goman_idem_ticket_clear(&t);
 	assert_int_equal(count_records(f->dir), 1);
@@ -740,9 +736,7 @@ static void store_kept_as_a_file_per_key_is_imported_into_the_log(void **state)
 	cJSON *a = ident("a"), *res = cJSON_Parse("{\"instances\":[\"i-1\"]}");
 	struct goman_idem_ticket t;
 	struct goman_err e;
-	assert_int_equal(goman_idem_begin(f->s, "RunInstances", a, NULL, &t, &e), GOMAN_IDEM_NEW);
-	assert_int_equal(goman_idem_complete(f->s, &t, res, &e), 0);
-	goman_idem_ticket_clear(&t);
+	store_completed(f->s, a, res);
 	/* rewrite the store as an earlier goman kept it: <key>.json holding the bare record */
 	size_t len;
 	char *log = slurp_log(f->dir, &len), path[200], key[65];
@@ -976,11 +970,8 @@ static void dynamo_cleanup_deletes_expired_items(void **state)
 {
 	DYN_OR_SKIP(f);
 	cJSON *id = fresh_ident();
-	struct goman_idem_ticket t;
 	struct goman_err e;
-	assert_int_equal(goman_idem_begin(f->s, "RunInstances", id, NULL, &t, &e), GOMAN_IDEM_NEW);
-	assert_int_equal(goman_idem_complete(f->s, &t, NULL, &e), 0);
-	goman_idem_ticket_clear(&t);
+	store_completed(f->s, id, NULL);
 	size_t removed = 0;
 	fake_now += 24LL * 3600000; /* everything this run wrote has expired */
 	assert_int_equal(goman_idem_cleanup(f->s, &removed, &e), 0);
