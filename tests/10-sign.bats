@@ -24,7 +24,7 @@ suite_keys() {
 @test "goman-sign: get-vanilla signs to the AWS suite's Authorization" {
 	suite_keys
 	run -0 goman-sign <<<"$VANILLA"
-	want=$(sed -n 's/^Authorization://p' "$GOMAN_SHARED/sigv4-test-suite/v4/get-vanilla/header-signed-request.txt" | tr -d '\r')
+	want=$(sed -n 's/^Authorization://p' "$ROOT/tests/vectors/aws-sigv4/v4/get-vanilla/header-signed-request.txt" | tr -d '\r')
 	got=$(jq -r '.headers.Authorization' <<<"$output")
 	[ -n "$want" ]
 	assert_equal "$got" "$want"
@@ -43,7 +43,7 @@ suite_keys() {
 @test "goman-sign: presign puts the signature in the url (the suite's query signature)" {
 	suite_keys
 	run -0 goman-sign <<<'{"url":"https://example.amazonaws.com/","service":"service","region":"us-east-1","time":"2015-08-30T12:36:00Z","presign":3600}'
-	sig=$(tr -d '\r\n' <"$GOMAN_SHARED/sigv4-test-suite/v4/get-vanilla/query-signature.txt")
+	sig=$(tr -d '\r\n' <"$ROOT/tests/vectors/aws-sigv4/v4/get-vanilla/query-signature.txt")
 	url=$(jq -r .url <<<"$output")
 	[[ "$url" == https://example.amazonaws.com/\?*X-Amz-Expires=3600* ]]
 	[[ "$url" == *"X-Amz-Signature=$sig"* ]]
@@ -53,9 +53,9 @@ suite_keys() {
 @test "goman-sign: --explain gives canonical_request and string_to_sign, never the secret" {
 	suite_keys
 	run -0 --separate-stderr goman-sign --explain <<<"$VANILLA"
-	want=$(cat "$GOMAN_SHARED/sigv4-test-suite/v4/get-vanilla/header-canonical-request.txt")
+	want=$(cat "$ROOT/tests/vectors/aws-sigv4/v4/get-vanilla/header-canonical-request.txt")
 	assert_equal "$(jq -r .canonical_request <<<"$output")" "$want"
-	want=$(cat "$GOMAN_SHARED/sigv4-test-suite/v4/get-vanilla/header-string-to-sign.txt")
+	want=$(cat "$ROOT/tests/vectors/aws-sigv4/v4/get-vanilla/header-string-to-sign.txt")
 	assert_equal "$(jq -r .string_to_sign <<<"$output")" "$want"
 	refute_output --partial "$SUITE_SECRET"
 	[[ "$stderr" != *"$SUITE_SECRET"* ]]

@@ -15,7 +15,6 @@ export PATH="$GOMAN_BIN:$ROOT/scripts:$PATH"
 export AWS_EC2_METADATA_DISABLED=true
 # the node-side installer from this tree, wherever the build directory is
 export GOMAN_INSTALL_SCRIPT="$ROOT/scripts/k3s-install.sh"
-export GOMAN_SHARED=${GOMAN_SHARED:-$ROOT/../shared}
 
 # Per-file isolation of everything a goman command reads or writes.
 isolate_home() {

@@ -1,10 +1,10 @@
 /*
- * test_sigv4.c - SigV4 against data: every case of ../shared/sigv4-test-suite/v4 (read in
- * place) and of tests/vectors/sigv4 (our own, expected values computed once with botocore),
+ * test_sigv4.c - SigV4 against data: every case of AWS's own suite (tests/vectors/aws-sigv4,
+ * carried unmodified with its LICENSE and NOTICE) and of tests/vectors/sigv4 (our own, expected values computed once with botocore),
  * each in header mode and presigned-query mode, one cmocka test per case per mode.
  * Plus the behaviours the files cannot show: re-signing replaces signing headers, the key
  * cache stays small, bad input is refused.
- * Runs from the repository root; GOMAN_SHARED may point at another ../shared.
+ * Runs from the repository root.
  */
 #include <cjson/cJSON.h>
 #include <dirent.h>
@@ -500,8 +500,7 @@ int main(void)
 {
 	struct CMUnitTest *t = NULL;
 	size_t nt = 0, cap = 0;
-	char suite[1024];
-	snprintf(suite, sizeof(suite), "%s/sigv4-test-suite/v4", unit_shared_dir());
+	const char *suite = UNIT_AWS_SIGV4_SUITE;
 	size_t nsuite = add_cases(suite, "suite", &t, &nt, &cap);
 	size_t nown = add_cases(OWN_VECTORS, "own", &t, &nt, &cap);
 	if (nsuite != 38)

@@ -11,11 +11,6 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-/* Path of ../shared (the SigV4 suite lives there): $GOMAN_SHARED or ../shared from the
- * repository root (tests run from the root). */
-static inline const char *unit_shared_dir(void)
-{
-	const char *s = getenv("GOMAN_SHARED");
-	return s && *s ? s : "../shared";
-}
+/* The AWS SigV4 test suite carried by the tree (tests run from the repository root). */
+#define UNIT_AWS_SIGV4_SUITE "tests/vectors/aws-sigv4/v4"
 #endif
