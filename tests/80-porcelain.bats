@@ -183,20 +183,85 @@ records() { jq -c 'select(.event == null and .name != null)' "$XDG_STATE_HOME/go
 	run -1 --separate-stderr goman cluster kubeconfig alpha
 	[[ $stderr == *"no kubeconfig stored for 'alpha'"* ]]
 	[ ! -e "$HOME/.kube/goman-alpha.yaml" ]
+	tok=kc-$RANDOM$RANDOM
 	secret="apiVersion: v1
-clusters: [{cluster: {server: 'https://10.0.0.1:6443'}, name: alpha}]
-users: [{name: admin, user: {token: kc-$RANDOM$RANDOM}}]"
+clusters: [{cluster: {server: 'https://10.0.0.1:6443'}, name: default}]
+users: [{name: default, user: {token: $tok}}]"
 	jq -nc --arg v "$secret" '{service:"ssm",action:"PutParameter",input:{Name:"/goman/alpha/kubeconfig",Type:"SecureString",Value:$v,Overwrite:true}}' |
 		goman-api >/dev/null
 	run -0 --separate-stderr goman cluster kubeconfig alpha
 	assert_output "$HOME/.kube/goman-alpha.yaml"
 	[ "$(stat -c %a "$HOME/.kube/goman-alpha.yaml")" = 600 ]
-	[ "$(cat "$HOME/.kube/goman-alpha.yaml")" = "$secret" ]
+	run -0 kc_names "$HOME/.kube/goman-alpha.yaml"
+	assert_output "goman-alpha goman-alpha goman-alpha goman-alpha https://10.0.0.1:6443 $tok"
 	[[ $stderr != *kc-* ]]
 	run -0 --separate-stderr goman cluster kubeconfig alpha --output "$BATS_TEST_TMPDIR/kc"
 	[ "$(stat -c %a "$BATS_TEST_TMPDIR/kc")" = 600 ]
 	# no temporary file left beside it
 	[ "$(ls -A "$HOME/.kube")" = goman-alpha.yaml ]
+}
+
+# kc_names FILE -> "current-context cluster context user server credential" of goman's entry
+kc_names() {
+	"$LOCAL_AWS_PYTHON" - "$1" <<'PY'
+import sys, yaml
+d = yaml.safe_load(open(sys.argv[1]))
+c = [x for x in d["clusters"] if x["name"].startswith("goman-")][0]
+x = [x for x in d["contexts"] if x["name"].startswith("goman-")][0]
+u = [x for x in d["users"] if x["name"].startswith("goman-")][0]
+assert x["context"] == {"cluster": c["name"], "user": u["name"]}
+print(d.get("current-context"), c["name"], x["name"], u["name"], c["cluster"]["server"],
+      u["user"].get("token"))
+PY
+}
+
+other_kubeconfig() {
+	cat <<'EOF'
+apiVersion: v1
+clusters:
+- cluster: {server: 'https://ABCD.eks.amazonaws.com'}
+  name: prod-eks
+contexts:
+- context: {cluster: prod-eks, user: prod-eks}
+  name: prod-eks
+current-context: prod-eks
+kind: Config
+users:
+- name: prod-eks
+  user: {exec: {command: aws, args: [eks, get-token]}}
+EOF
+}
+
+@test "goman cluster kubeconfig --output refuses a file that holds another cluster" {
+	other_kubeconfig >"$BATS_TEST_TMPDIR/shared"
+	before=$(cat "$BATS_TEST_TMPDIR/shared")
+	run -1 --separate-stderr goman cluster kubeconfig alpha --output "$BATS_TEST_TMPDIR/shared"
+	[[ $stderr == *"holds other entries (prod-eks"* ]]
+	[ "$(cat "$BATS_TEST_TMPDIR/shared")" = "$before" ]
+}
+
+@test "goman cluster kubeconfig --merge keeps the other contexts, backs up, writes 0600; --use switches" {
+	export KUBECONFIG="$BATS_TEST_TMPDIR/first:$BATS_TEST_TMPDIR/second"
+	other_kubeconfig >"$BATS_TEST_TMPDIR/first"
+	chmod 644 "$BATS_TEST_TMPDIR/first"
+	before=$(cat "$BATS_TEST_TMPDIR/first")
+	run -0 --separate-stderr goman cluster kubeconfig alpha --merge --server https://54.1.2.3:6443
+	assert_output "$BATS_TEST_TMPDIR/first"
+	[ ! -e "$BATS_TEST_TMPDIR/second" ] # kubectl's rule: merge into the first file
+	[ "$(stat -c %a "$BATS_TEST_TMPDIR/first")" = 600 ]
+	run -0 kc_names "$BATS_TEST_TMPDIR/first"
+	[[ $output == "prod-eks goman-alpha goman-alpha goman-alpha https://54.1.2.3:6443 kc-"* ]]
+	run -0 "$LOCAL_AWS_PYTHON" -c 'import sys, yaml; d = yaml.safe_load(open(sys.argv[1]))
+print(sorted(x["name"] for x in d["contexts"]), d["users"][0]["user"]["exec"]["args"])' "$BATS_TEST_TMPDIR/first"
+	assert_output "['goman-alpha', 'prod-eks'] ['eks', 'get-token']"
+	backup=$(ls "$BATS_TEST_TMPDIR"/first.goman-*.bak)
+	[ "$(cat "$backup")" = "$before" ]
+	run -0 --separate-stderr goman cluster kubeconfig alpha --merge --use
+	run -0 kc_names "$BATS_TEST_TMPDIR/first"
+	[[ $output == "goman-alpha goman-alpha "* ]]
+	[ "$("$LOCAL_AWS_PYTHON" -c 'import sys, yaml; print(len(yaml.safe_load(open(sys.argv[1]))["clusters"]))' "$BATS_TEST_TMPDIR/first")" = 2 ]
+	run -64 --separate-stderr goman cluster kubeconfig alpha --use
+	run -64 --separate-stderr goman cluster kubeconfig alpha --merge --output x
 }
 
 @test "goman metrics: goman-metrics over the cluster's state file, or stdin without one" {
