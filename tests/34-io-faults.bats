@@ -202,3 +202,26 @@ mount_tmpfs() {
 		log_is_whole_lines
 	done
 }
+
+@test "local-aws.sh: the env file with the endpoint's keys is 0600 from its creation, whatever the umask" {
+	# a chmod that notes the mode each file had before it, to catch a file born readable
+	mkdir "$BATS_TEST_TMPDIR/bin"
+	cat >"$BATS_TEST_TMPDIR/bin/chmod" <<SH
+#!/bin/sh
+for a; do [ -e "\$a" ] && stat -c '%a %n' "\$a" >>"$BATS_TEST_TMPDIR/modes"; done
+exec /bin/chmod "\$@"
+SH
+	/bin/chmod 755 "$BATS_TEST_TMPDIR/bin/chmod"
+	d="$BATS_TEST_TMPDIR/aws"
+	run -0 --separate-stderr bash -c 'umask 000; HOME=$REAL_HOME PATH="$1:$PATH" \
+		"$ROOT/scripts/local-aws.sh" start "$2"' _ "$BATS_TEST_TMPDIR/bin" "$d"
+	"$ROOT/scripts/local-aws.sh" stop "$d"
+	assert_output --partial "export AWS_SECRET_ACCESS_KEY="
+	assert_equal "$(stat -c %a "$d/env")" 600
+	assert_equal "$(stat -c %a "$d")" 700
+	assert_equal "$(stat -c %a "$d/moto.log")" 600
+	if [ -f "$BATS_TEST_TMPDIR/modes" ]; then
+		run grep -v '^600 ' "$BATS_TEST_TMPDIR/modes"
+		assert_output ""
+	fi
+}
