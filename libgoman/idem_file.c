@@ -374,12 +374,10 @@ static int own_file(int fd, const char *name, struct goman_err *err)
 	struct stat st;
 	if (fstat(fd, &st))
 		return io_err(err, "cannot stat", name);
-	if (!S_ISREG(st.st_mode) || st.st_uid != geteuid()) {
-		errno = EPERM;
+	if (!S_ISREG(st.st_mode) || st.st_uid != geteuid())
 		return goman_err_set(err, GOMAN_EIO, GOMAN_CLASS_NONE, "IdempotencyStore",
 				     "idempotency store: '%s' is not a regular file of uid %lu",
 				     name, (unsigned long)geteuid());
-	}
 	return 0;
 }
 
@@ -414,8 +412,13 @@ static int log_replace(struct goman_idem *s, const char *text, size_t len, struc
 static int log_open(struct goman_idem *s, struct goman_err *err)
 {
 	s->logfd = openat(s->dirfd, LOG_NAME, O_RDWR | O_APPEND | O_NOFOLLOW | O_CLOEXEC);
-	if (s->logfd >= 0)
-		return own_file(s->logfd, LOG_NAME, err);
+	if (s->logfd >= 0) {
+		if (own_file(s->logfd, LOG_NAME, err) == 0)
+			return 0;
+		close(s->logfd);
+		s->logfd = -1;
+		return -1;
+	}
 	if (errno != ENOENT)
 		return io_err(err, "cannot open", LOG_NAME);
 	return log_replace(s, "", 0, err);

@@ -789,6 +789,24 @@ static void store_in_a_directory_others_can_write_or_own_is_refused(void **state
 		assert_int_equal(chown(f->dir, 65534, 65534), 0);
 		assert_true(open_refused_as_unsafe(f->dir));
 		assert_int_equal(chown(f->dir, 0, 0), 0);
+		/* a log or lock of another user's in a good directory is not used either */
+		const char *names[] = {"records.jsonl", ".lock"};
+		for (size_t i = 0; i < 2; i++) {
+			char p[200];
+			snprintf(p, sizeof(p), "%s/%s", f->dir, names[i]);
+			assert_int_equal(chown(p, 65534, 65534), 0);
+			struct goman_idem_opts o = {.dir = f->dir, .table = "", .no_fsync = true};
+			struct goman_err e;
+			cJSON *a = ident("a");
+			struct goman_idem_ticket t;
+			struct goman_idem *s = goman_idem_open(&o, &e);
+			int rc = s ? goman_idem_begin(s, "RunInstances", a, NULL, &t, &e) : -1;
+			assert_int_equal(rc, -1);
+			assert_non_null(strstr(e.message, "is not a regular file of uid"));
+			goman_idem_close(s);
+			cJSON_Delete(a);
+			assert_int_equal(chown(p, 0, 0), 0);
+		}
 	}
 	f->s = open_store(f->dir);
 }
