@@ -95,7 +95,7 @@ test: deps all units
 unit: all units
 	GOMAN_BUILD=$(BUILD) tests/run --unit-only
 
-bats: all
+bats: all $(BUILD)/tests/iofault.so
 	GOMAN_BUILD=$(BUILD) tests/run --bats-only $(TESTS)
 
 check-banned:
