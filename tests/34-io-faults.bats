@@ -48,7 +48,10 @@ LOG() { echo "$XDG_STATE_HOME/goman/idempotency/records.jsonl"; }
 log_is_whole_lines() {
 	local log
 	log=$(LOG)
-	[ ! -s "$log" ] || [ "$(tail -c1 "$log" | od -An -c | tr -d ' ')" = '\n' ]
+	if [ -s "$log" ] && [ "$(tail -c1 "$log" | od -An -c | tr -d ' ')" != '\n' ]; then
+		echo "the log does not end with a newline" >&2
+		return 1
+	fi
 	jq -c . "$log" >/dev/null
 }
 
@@ -129,7 +132,8 @@ mount_tmpfs() {
 		export GOMAN_EVENTS="$BATS_TEST_TMPDIR/$c.events"
 		run --separate-stderr faulty IOFAULT_CALL=write,writev IOFAULT_PATH_SUBSTR=records.jsonl \
 			IOFAULT_ERRNO=$1 IOFAULT_SHORT=$2 goman-provision --cluster "$c" --servers 1 --poll-interval 100ms
-		[ "$status" -ne 0 ] && [ "$status" -lt 124 ]
+		[ "$status" -ne 0 ]
+		[ "$status" -lt 124 ]
 		assert_equal "$(jq -r .ok <<<"$output")" false
 		assert_equal "$(jq -r .provision.error.code <<<"$output")" IdempotencyStore
 		[ "$(faults_injected)" -ge 1 ]
@@ -150,7 +154,8 @@ mount_tmpfs() {
 	export GOMAN_EVENTS="$BATS_TEST_TMPDIR/$c.events"
 	run --separate-stderr faulty IOFAULT_CALL=fdatasync IOFAULT_PATH_SUBSTR=records.jsonl \
 		IOFAULT_ERRNO=EIO goman-provision --cluster "$c" --servers 1 --poll-interval 100ms
-	[ "$status" -ne 0 ] && [ "$status" -lt 124 ]
+	[ "$status" -ne 0 ]
+	[ "$status" -lt 124 ]
 	assert_equal "$(jq -r .provision.error.code <<<"$output")" IdempotencyStore
 	assert_regex "$(jq -r .provision.error.message <<<"$output")" "cannot sync"
 	assert_equal "$(faults_injected)" 1
@@ -185,7 +190,8 @@ mount_tmpfs() {
 	before=$(goman-idem list --all | jq -S -c . | sort)
 	run --separate-stderr faulty IOFAULT_CALL=write,writev IOFAULT_PATH_SUBSTR=records.jsonl \
 		IOFAULT_SHORT=1 goman-idem forget "$key"
-	[ "$status" -ne 0 ] && [ "$status" -lt 124 ]
+	[ "$status" -ne 0 ]
+	[ "$status" -lt 124 ]
 	assert_equal "$(jq -r .error.code <<<"$output")" IdempotencyStore
 	assert_equal "$(goman-idem list --all | jq -S -c . | sort)" "$before"
 	log_is_whole_lines
@@ -195,11 +201,29 @@ mount_tmpfs() {
 		rm -f "$BATS_TEST_TMPDIR/faults"
 		run --separate-stderr faulty IOFAULT_CALL=$call IOFAULT_PATH_SUBSTR=.records.tmp \
 			IOFAULT_ERRNO=EIO goman-idem cleanup
-		[ "$status" -ne 0 ] && [ "$status" -lt 124 ]
+		[ "$status" -ne 0 ]
+		[ "$status" -lt 124 ]
 		assert_equal "$(faults_injected)" 1
 		assert_equal "$(goman-idem list --all | jq -S -c . | sort)" "$before"
 		[ ! -e "$(dirname "$(LOG)")/.records.tmp" ]
 		log_is_whole_lines
+	done
+}
+
+@test "io faults: goman-api whose stdout fails says so and exits non-zero, without crashing or hanging" {
+	for e in EIO ENOSPC; do
+		rm -f "$BATS_TEST_TMPDIR/faults"
+		# the pipe is the command's stdout: every write to it fails
+		printf '%s\n%s\n' "$STS" "$STS" |
+			faulty IOFAULT_CALL=write,writev IOFAULT_PATH_SUBSTR=pipe: IOFAULT_ERRNO=$e \
+				IOFAULT_COUNT=0 goman-api 2>"$BATS_TEST_TMPDIR/err" | cat >"$BATS_TEST_TMPDIR/out"
+		rc=${PIPESTATUS[1]}
+		[ "$rc" -ne 0 ]
+		[ "$rc" -lt 124 ]
+		assert_equal "$(cat "$BATS_TEST_TMPDIR/out")" ""
+		[ "$(faults_injected)" -ge 1 ]
+		stderr=$(cat "$BATS_TEST_TMPDIR/err")
+		assert_regex "$stderr" "cannot write output"
 	done
 }
 
