@@ -129,6 +129,7 @@ static bool same(const char *a, const char *b)
 static struct gm_guard_entry *entry(struct goman_guard *g, const char *service, const char *region,
 				    const char *endpoint)
 {
+	gm_state_check(g->state);
 	struct gm_guard_entry *e = g->last;
 	if (e && same(e->service, service) && same(e->region, region) && same(e->endpoint, endpoint))
 		return e;
@@ -253,9 +254,9 @@ int goman_guard_before(struct goman_guard *g, struct goman_guard_ticket *t, cons
 
 void goman_guard_abandon(struct goman_guard *g, struct goman_guard_ticket *t)
 {
-	(void)g;
 	if (!t->admitted)
 		return;
+	gm_state_check(g->state);
 	t->admitted = false;
 	t->e->inflight--;
 	struct goman_breaker_change chg;
@@ -272,6 +273,7 @@ int goman_guard_after(struct goman_guard *g, struct goman_guard_ticket *t,
 	if (!t->admitted || !t->e)
 		return 0;
 	struct gm_guard_entry *e = t->e;
+	gm_state_check(g->state);
 	t->admitted = false;
 	e->inflight--;
 	int64_t now = goman_mono_ms();

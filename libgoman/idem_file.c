@@ -16,8 +16,20 @@
  * A line is the record's JSON with "id" first and a checksum last:
  *     {"id":"<64 hex>",...,"sum":"<16 hex>"}\n   sum = FNV-1a 64 of the bytes before ,"sum"
  * A line that fails the check (a write cut short by a crash or a full disk) is skipped, so
- * the key's previous line stays in force; a log that ends without \n gets one before the
- * next line, so torn bytes stay a line of their own.
+ * the key's previous line stays in force. Torn bytes at the log's end are cut off (ftruncate
+ * to the last whole line) by the writer whose append failed, or else by the next holder of
+ * the lock, so readers such as jq see whole lines; should the cut fail too, the next line
+ * starts with \n, so torn bytes stay a line of their own.
+ *
+ * What the sum protects against: torn and half-flushed writes, nothing more. It is not
+ * keyed: whoever can write the directory can forge a COMPLETED record (and make a run skip
+ * a launch) or truncate the log. What keeps others out is the directory: it and every
+ * directory above it must belong to the user (or root) and not be writable by group or
+ * others (above the store's own directory a sticky one, such as /tmp, is allowed), as
+ * OpenSSH demands of ~/.ssh; a store in an unsafe directory is refused with an error, not
+ * used with a warning, since the store is what makes a re-run safe. Every file in it is
+ * opened relative to the checked directory without following symlinks and must be the
+ * user's own regular file.
  *
  * Durability, with fsync on (the default): begin's line is fdatasync'd before begin
  * returns, since the caller sends its ClientToken next and a power cut must not lose it.
@@ -33,13 +45,9 @@
  * forget (goman-idem) appends the record once more as FORGOTTEN with expires_at 0: begin
  * starts afresh, its owner can no longer complete it, and compaction drops it.
  *
- * A directory written by goman before the log (a <key>.json file per record) is imported
- * when the log is created, and those files are removed.
- *
  * Ownership: s->dir (malloc'd), the three fds, the index (and its malloc'd lines) and
  * s->held belong to the handle. Errors: -1 + *err (GOMAN_EIO with the path and errno text).
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -56,6 +64,7 @@
 #include "goman/log.h"
 #include "buf_int.h"
 #include "idem_int.h"
+#include "shared_state_int.h"
 
 #define LOG_NAME "records.jsonl"
 #define LOG_TMP ".records.tmp"
@@ -359,73 +368,27 @@ static int write_all(int fd, const char *p, size_t len)
 	return 0;
 }
 
-/* The store's directory for reading from the top (closedir frees it), or NULL. */
-static DIR *open_dir(struct goman_idem *s)
+/* fd is the user's own regular file (opened O_NOFOLLOW in the checked directory) */
+static int own_file(int fd, const char *name, struct goman_err *err)
 {
-	int dfd = dup(s->dirfd);
-	DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
-	if (!d) {
-		if (dfd >= 0)
-			close(dfd);
-		return NULL;
-	}
-	rewinddir(d); /* a dup shares its offset with s->dirfd */
-	return d;
-}
-
-/* Lines of the per-key files goman wrote before the log, into *out (malloc'd). */
-static void legacy_lines(struct goman_idem *s, char **out, size_t *outlen)
-{
-	DIR *d = open_dir(s);
-	if (!d)
-		return;
-	struct dirent *de;
-	while ((de = readdir(d))) {
-		size_t n = strlen(de->d_name);
-		if (n != 69 || strcmp(de->d_name + 64, ".json"))
-			continue;
-		int fd = openat(s->dirfd, de->d_name, O_RDONLY | O_CLOEXEC);
-		char buf[65536];
-		ssize_t got = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
-		if (fd >= 0)
-			close(fd);
-		if (got <= 0)
-			continue;
-		cJSON *o = cJSON_ParseWithLength(buf, (size_t)got);
-		struct gm_idem_rec rec;
-		size_t len;
-		char *line = gm_idem_rec_from_json(o, &rec) ? NULL : line_make(&rec, &len);
-		cJSON_Delete(o);
-		gm_idem_rec_clear(&rec);
-		char *grown = line ? realloc(*out, *outlen + len) : NULL;
-		if (grown) {
-			memcpy(grown + *outlen, line, len);
-			*out = grown;
-			*outlen += len;
-		}
-		free(line);
-	}
-	closedir(d);
-}
-
-static void remove_legacy_files(struct goman_idem *s)
-{
-	DIR *d = open_dir(s);
-	if (!d)
-		return;
-	struct dirent *de;
-	while ((de = readdir(d))) {
-		size_t n = strlen(de->d_name);
-		if ((n == 69 && !strcmp(de->d_name + 64, ".json")) || !strncmp(de->d_name, ".tmp-", 5))
-			unlinkat(s->dirfd, de->d_name, 0);
-	}
-	closedir(d);
+	struct stat st;
+	if (fstat(fd, &st))
+		return io_err(err, "cannot stat", name);
+	if (!S_ISREG(st.st_mode) || st.st_uid != geteuid())
+		return goman_err_set(err, GOMAN_EIO, GOMAN_CLASS_NONE, "IdempotencyStore",
+				     "idempotency store: '%s' is not a regular file of uid %lu",
+				     name, (unsigned long)geteuid());
+	return 0;
 }
 
 /* Replaces the log with text[0..len) (temp + rename); on success s->logfd is the new log. */
 static int log_replace(struct goman_idem *s, const char *text, size_t len, struct goman_err *err)
 {
-	int fd = openat(s->dirfd, LOG_TMP, O_RDWR | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600);
+	/* a temp file left by a writer that died is ours to remove (we hold the lock) */
+	if (unlinkat(s->dirfd, LOG_TMP, 0) && errno != ENOENT)
+		return io_err(err, "cannot remove", LOG_TMP);
+	int fd = openat(s->dirfd, LOG_TMP,
+			O_RDWR | O_CREAT | O_EXCL | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return io_err(err, "cannot create", LOG_TMP);
 	if (write_all(fd, text, len) || (s->fsync && fsync(fd)) ||
@@ -445,24 +408,35 @@ static int log_replace(struct goman_idem *s, const char *text, size_t len, struc
 	return 0;
 }
 
-/* Opens the log; creates it (importing per-key files) when this directory has none. */
+/* Opens the log; creates it when this directory has none. */
 static int log_open(struct goman_idem *s, struct goman_err *err)
 {
-	s->logfd = openat(s->dirfd, LOG_NAME, O_RDWR | O_APPEND | O_CLOEXEC);
-	if (s->logfd >= 0)
-		return 0;
+	s->logfd = openat(s->dirfd, LOG_NAME, O_RDWR | O_APPEND | O_NOFOLLOW | O_CLOEXEC);
+	if (s->logfd >= 0) {
+		if (own_file(s->logfd, LOG_NAME, err) == 0)
+			return 0;
+		close(s->logfd);
+		s->logfd = -1;
+		return -1;
+	}
 	if (errno != ENOENT)
 		return io_err(err, "cannot open", LOG_NAME);
-	char *text = NULL;
-	size_t len = 0;
-	legacy_lines(s, &text, &len);
-	int rc = log_replace(s, text ? text : "", len, err);
-	free(text);
-	if (rc)
-		return -1;
-	remove_legacy_files(s);
-	s->log_off = 0; /* read the imported lines like anyone's */
-	return 0;
+	return log_replace(s, "", 0, err);
+}
+
+/* Cuts the log back to its last whole line at off (torn bytes after it); false if it could
+ * not, when the next line is to start with a \n of its own. */
+static bool cut_torn(struct goman_idem *s, long long off)
+{
+	if (ftruncate(s->logfd, (off_t)off) == 0) {
+		s->log_off = off;
+		s->log_torn = false;
+		return true;
+	}
+	goman_log(GOMAN_LOG_WARN, "IDEMPOTENCY", "cannot cut a torn line off '%s/" LOG_NAME "': %s",
+		  s->dir, strerror(errno));
+	s->log_torn = true;
+	return false;
 }
 
 /* Under the lock: brings the index up to the log's end (a replaced log is read afresh). */
@@ -504,8 +478,10 @@ static int refresh(struct goman_idem *s, struct goman_err *err)
 	if (rc)
 		return no_memory(err);
 	/* bytes after the last \n: a writer died mid-line (every writer holds the lock) */
-	s->log_torn = used < (long long)got;
+	long long whole = s->log_off + used;
 	s->log_off += (long long)got;
+	if (used < (long long)got)
+		cut_torn(s, whole);
 	return 0;
 }
 
@@ -520,20 +496,29 @@ static int append(struct goman_idem *s, char *line, size_t len, bool sync,
 	do
 		w = writev(s->logfd, iov + first, 2 - first);
 	while (w < 0 && errno == EINTR);
+	long long before = s->log_off;
+	bool was_torn = s->log_torn; /* then the cut below keeps the earlier torn bytes */
 	if (w != (ssize_t)total) {
-		if (w >= 0)
-			errno = ENOSPC; /* a short write to a regular file: the disk is full */
+		int e = w >= 0 ? ENOSPC : errno; /* a short write to a regular file: the disk is full */
 		if (w > 0) {
 			s->log_off += w;
-			s->log_torn = true;
+			if (cut_torn(s, before))
+				s->log_torn = was_torn;
 		}
 		free(line);
+		errno = e;
 		return io_err(err, "cannot append to", LOG_NAME);
 	}
 	s->log_off += w;
 	s->log_torn = false;
 	if (sync && fdatasync(s->logfd)) {
+		/* reported as not written, so it must not stand: a caller told "failed" does not
+		 * launch, and a record left behind would answer the next run IN_PROGRESS */
+		int e = errno;
+		if (cut_torn(s, before))
+			s->log_torn = was_torn;
 		free(line);
+		errno = e;
 		return io_err(err, "cannot sync", LOG_NAME);
 	}
 	line[len - 1] = '\0';
@@ -657,19 +642,29 @@ int gm_idem_file_open(struct goman_idem *s, const char *dir, struct goman_err *e
 		return no_memory(err);
 	if (mkdir_p(buf))
 		return io_err(err, "cannot create", s->dir);
-	s->dirfd = open(s->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	char why[4200];
+	s->dirfd = gm_private_dir(s->dir, why, sizeof(why));
+	if (s->dirfd < 0 && errno == EPERM)
+		return goman_err_set(err, GOMAN_EIO, GOMAN_CLASS_NONE, "UnsafeDirectory",
+				     "idempotency store '%s' refused: %s (others could forge or "
+				     "remove its records; see goman(7))",
+				     s->dir, why);
 	if (s->dirfd < 0)
-		return io_err(err, "cannot open", s->dir);
-	s->lockfd = openat(s->dirfd, ".lock", O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+		return goman_err_set(err, GOMAN_EIO, GOMAN_CLASS_NONE, "IdempotencyStore",
+				     "idempotency store: %s", why);
+	s->lockfd = openat(s->dirfd, ".lock", O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (s->lockfd < 0)
 		return io_err(err, "cannot open lock in", s->dir);
+	if (own_file(s->lockfd, ".lock", err))
+		return -1;
 	/* cleanup on use, amortised: at most once an hour per store, stamped by .cleaned's
 	 * mtime, so a store nobody runs cleanup on does not grow without bound */
 	struct stat st;
 	int64_t now = goman_now_ms();
-	if (fstatat(s->dirfd, ".cleaned", &st, 0) != 0 ||
+	if (fstatat(s->dirfd, ".cleaned", &st, AT_SYMLINK_NOFOLLOW) != 0 ||
 	    (int64_t)st.st_mtime * 1000 + 3600 * 1000 < now) {
-		int fd = openat(s->dirfd, ".cleaned", O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+		int fd = openat(s->dirfd, ".cleaned", O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC,
+				0600);
 		if (fd >= 0) {
 			futimens(fd, NULL);
 			close(fd);

@@ -6,15 +6,35 @@
  * under an OFD lock (F_OFD_SETLKW), released by the kernel with the holder's last fd; a
  * header from another boot (monotonic times meaningless) or another layout is reset under
  * the header lock. Errors: gm_state_open() returns NULL with err filled (EIO).
+ *
+ * Safety against a file that cannot back its mapping: a page of a MAP_SHARED mapping past
+ * the file's end, or a hole the filesystem cannot fill (a full tmpfs), raises SIGBUS on
+ * first touch. So the file is made whole with posix_fallocate (not a sparse ftruncate) and
+ * its size checked under the header lock before the mapping is trusted; a file that cannot
+ * be made whole is not mapped (the caller falls back to per-process breakers). A file cut
+ * short later (by one of the user's own processes: nobody else can write it) is noticed by
+ * gm_state_check(), which callers run before they touch their slots: the mapping is then
+ * replaced, at the same address, by private memory, so slot pointers stay valid and the
+ * process carries on with breakers of its own. A cut landing between that check and the
+ * next touch still raises SIGBUS; closing that window would take a SIGBUS handler, which a
+ * library must not install behind its caller's back.
+ *
+ * Safety against other users: the file's directory and every directory above it must be
+ * owned by the user or root and not writable by group or others (above the file's own
+ * directory, a sticky directory such as /tmp is allowed: others cannot rename in it), as
+ * OpenSSH demands of ~/.ssh; the file is opened relative to the checked directory, without
+ * following a symlink, and must be the user's own regular file.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include "goman/log.h"
 #include "shared_state_int.h"
 
 #define GM_MAGIC UINT64_C(0x31454154534d4f47) /* "GOMSTAE1" */
@@ -35,6 +55,12 @@ struct gm_state {
 	size_t size;
 	unsigned char *map;
 	struct gm_slot *slots;
+	bool detached; /* the file was cut short: the mapping is private memory now */
+	/* the slots handed out, and their keys: a detached table keeps them claimed, and a
+	 * key that changed under us means the file was re-made by someone else */
+	unsigned nhanded;
+	uint16_t handed[GM_STATE_SLOTS];
+	uint64_t handed_key[GM_STATE_SLOTS];
 	char path[512];
 };
 
@@ -94,6 +120,69 @@ static int mkdirs(const char *path)
 	return 0;
 }
 
+/* Why dir (checked as a whole path) is unsafe, in why; 0 when it is safe. */
+static int dir_unsafe(const char *real, struct stat *last, char *why, size_t whylen)
+{
+	char p[PATH_MAX];
+	snprintf(p, sizeof(p), "%s", real);
+	uid_t me = geteuid();
+	for (bool first = true;; first = false) {
+		struct stat st;
+		if (stat(p, &st) < 0) {
+			snprintf(why, whylen, "directory '%s': %s", p, strerror(errno));
+			return -1;
+		}
+		if (first)
+			*last = st;
+		if (!S_ISDIR(st.st_mode)) {
+			snprintf(why, whylen, "'%s' is not a directory", p);
+			return -1;
+		}
+		if (st.st_uid != me && st.st_uid != 0) {
+			snprintf(why, whylen, "directory '%s' is owned by uid %lu, not by uid %lu or root",
+				 p, (unsigned long)st.st_uid, (unsigned long)me);
+			return -1;
+		}
+		if ((st.st_mode & 022) && (first || !(st.st_mode & S_ISVTX))) {
+			snprintf(why, whylen, "directory '%s' is writable by group or others (mode %04o)",
+				 p, (unsigned)(st.st_mode & 07777));
+			return -1;
+		}
+		char *slash = strrchr(p, '/');
+		if (!slash || (slash == p && !p[1]))
+			return 0;
+		slash[slash == p ? 1 : 0] = '\0';
+	}
+}
+
+int gm_private_dir(const char *dir, char *why, size_t whylen)
+{
+	char real[PATH_MAX];
+	struct stat checked, st;
+	if (!realpath(dir, real)) {
+		int e = errno;
+		snprintf(why, whylen, "directory '%s': %s", dir, strerror(e));
+		errno = e;
+		return -1;
+	}
+	if (dir_unsafe(real, &checked, why, whylen) < 0) {
+		errno = EPERM;
+		return -1;
+	}
+	int fd = open(real, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st) < 0 || st.st_dev != checked.st_dev ||
+	    st.st_ino != checked.st_ino) {
+		int e = fd < 0 ? errno : EAGAIN;
+		snprintf(why, whylen, "directory '%s': %s", real,
+			 fd < 0 ? strerror(e) : "replaced while it was checked");
+		if (fd >= 0)
+			close(fd);
+		errno = e;
+		return -1;
+	}
+	return fd;
+}
+
 struct gm_state *gm_state_open(const char *path, struct goman_err *err)
 {
 	struct gm_state *s = calloc(1, sizeof(*s));
@@ -101,12 +190,22 @@ struct gm_state *gm_state_open(const char *path, struct goman_err *err)
 		goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "NoMemory", "out of memory");
 		return NULL;
 	}
+	char why[PATH_MAX + 128] = "", dir[512];
 	s->fd = -1;
 	snprintf(s->path, sizeof(s->path), "%s", path);
 	s->size = HDR_SIZE + GM_STATE_SLOTS * sizeof(struct gm_slot);
+	const char *slash = strrchr(path, '/'), *name = slash ? slash + 1 : path;
+	if (!slash)
+		snprintf(dir, sizeof(dir), ".");
+	else
+		snprintf(dir, sizeof(dir), "%.*s", slash == path ? 1 : (int)(slash - path), path);
 	if (mkdirs(path) < 0)
 		goto fail;
-	s->fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	int dfd = gm_private_dir(dir, why, sizeof(why));
+	if (dfd < 0)
+		goto fail;
+	s->fd = openat(dfd, name, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	close(dfd);
 	if (s->fd < 0)
 		goto fail;
 	struct stat st;
@@ -118,8 +217,14 @@ struct gm_state *gm_state_open(const char *path, struct goman_err *err)
 	}
 	if (lock_range(s->fd, 0, F_WRLCK) < 0)
 		goto fail;
-	if ((size_t)st.st_size < s->size && ftruncate(s->fd, (off_t)s->size) < 0) {
+	/* also fills the holes of a file grown sparse (by an earlier goman) */
+	int rc = posix_fallocate(s->fd, 0, (off_t)s->size);
+	if (rc == 0 && fstat(s->fd, &st) == 0 && (size_t)st.st_size < s->size)
+		rc = EIO; /* cut again by someone not taking the lock */
+	if (rc != 0) {
 		lock_range(s->fd, 0, F_UNLCK);
+		errno = rc;
+		snprintf(why, sizeof(why), "cannot make it whole: %s", strerror(rc));
 		goto fail;
 	}
 	s->map = mmap(NULL, s->size, PROT_READ | PROT_WRITE, MAP_SHARED, s->fd, 0);
@@ -145,10 +250,43 @@ struct gm_state *gm_state_open(const char *path, struct goman_err *err)
 	s->slots = (struct gm_slot *)(s->map + HDR_SIZE);
 	return s;
 fail:
+	if (!why[0])
+		snprintf(why, sizeof(why), "%s", strerror(errno));
 	goman_err_set(err, GOMAN_EIO, GOMAN_CLASS_NONE, "StateFile", "state file '%s': %s", path,
-		      strerror(errno));
+		      why);
 	gm_state_close(s);
 	return NULL;
+}
+
+void gm_state_check(struct gm_state *s)
+{
+	if (!s || s->detached)
+		return;
+	struct stat st;
+	const char *why = NULL;
+	if (fstat(s->fd, &st) < 0 || (size_t)st.st_size < s->size)
+		why = "was cut short";
+	for (unsigned i = 0; !why && i < s->nhanded; i++)
+		if (atomic_load_explicit(&s->slots[s->handed[i]].key, memory_order_relaxed) !=
+		    s->handed_key[i])
+			why = "was re-made by another process";
+	if (!why)
+		return;
+	/* private zeroed memory at the same address: the slot pointers handed out stay good */
+	void *p = mmap(s->map, s->size, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+	if (p == MAP_FAILED)
+		return;
+	s->detached = true;
+	for (unsigned i = 0; i < s->nhanded; i++)
+		atomic_store(&s->slots[s->handed[i]].key, s->handed_key[i]);
+	goman_log(GOMAN_LOG_WARN, "CIRCUIT", "breakers are per process from now on: state file '%s' %s",
+		  s->path, why);
+}
+
+bool gm_state_detached(const struct gm_state *s)
+{
+	return s && s->detached;
 }
 
 void gm_state_close(struct gm_state *s)
@@ -162,6 +300,17 @@ void gm_state_close(struct gm_state *s)
 	free(s);
 }
 
+static struct gm_slot *handed(struct gm_state *s, struct gm_slot *sl, uint64_t key)
+{
+	uint16_t i = (uint16_t)(sl - s->slots);
+	for (unsigned j = 0; j < s->nhanded; j++)
+		if (s->handed[j] == i)
+			return sl;
+	s->handed[s->nhanded] = i;
+	s->handed_key[s->nhanded++] = key;
+	return sl;
+}
+
 struct gm_slot *gm_state_slot(struct gm_state *s, const char *name)
 {
 	uint64_t h = gm_hash(name);
@@ -169,16 +318,16 @@ struct gm_slot *gm_state_slot(struct gm_state *s, const char *name)
 		struct gm_slot *sl = &s->slots[(h + i) % GM_STATE_SLOTS];
 		uint64_t k = atomic_load_explicit(&sl->key, memory_order_acquire);
 		if (k == h)
-			return sl;
+			return handed(s, sl, h);
 		if (k == 0) {
 			uint64_t zero = 0;
 			if (atomic_compare_exchange_strong(&sl->key, &zero, h)) {
 				/* the name is for people reading the file; the hash is the key */
 				snprintf(sl->name, sizeof(sl->name), "%s", name);
-				return sl;
+				return handed(s, sl, h);
 			}
 			if (zero == h)
-				return sl;
+				return handed(s, sl, h);
 		}
 	}
 	return NULL;
@@ -186,12 +335,16 @@ struct gm_slot *gm_state_slot(struct gm_state *s, const char *name)
 
 int gm_state_lock(struct gm_state *s, struct gm_slot *slot)
 {
+	if (s->detached)
+		return 0; /* nobody shares the table any more */
 	off_t off = (off_t)((unsigned char *)slot - s->map);
 	return lock_range(s->fd, off, F_WRLCK);
 }
 
 void gm_state_unlock(struct gm_state *s, struct gm_slot *slot)
 {
+	if (s->detached)
+		return;
 	off_t off = (off_t)((unsigned char *)slot - s->map);
 	lock_range(s->fd, off, F_UNLCK);
 }

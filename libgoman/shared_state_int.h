@@ -14,6 +14,8 @@
 #ifndef GOMAN_SHARED_STATE_INT_H
 #define GOMAN_SHARED_STATE_INT_H
 #include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include "goman/error.h"
 #include "goman/retry.h"
@@ -34,6 +36,10 @@ struct gm_state;
 
 struct gm_state *gm_state_open(const char *path, struct goman_err *err);
 void gm_state_close(struct gm_state *s);
+/* before touching slots: a file cut short (or re-made) since the last look turns the table
+ * into this process's own (slot pointers stay valid), with a warning; NULL ok */
+void gm_state_check(struct gm_state *s);
+bool gm_state_detached(const struct gm_state *s);
 /* finds or claims the slot for name; NULL when the table is full */
 struct gm_slot *gm_state_slot(struct gm_state *s, const char *name);
 /* exclusive lock on the slot's adaptive part (blocks); -1 on error */
@@ -41,5 +47,9 @@ int gm_state_lock(struct gm_state *s, struct gm_slot *slot);
 void gm_state_unlock(struct gm_state *s, struct gm_slot *slot);
 const char *gm_state_path(const struct gm_state *s);
 uint64_t gm_hash(const char *s);
+/* Opens dir (O_DIRECTORY) after checking it and every directory above it: owned by the
+ * user or root, not writable by group or others (above dir itself, a sticky directory is
+ * allowed). Returns the fd, or -1 with errno (EPERM for an unsafe one) and why filled. */
+int gm_private_dir(const char *dir, char *why, size_t whylen);
 
 #endif

@@ -42,6 +42,9 @@ free_port() {
 
 start() {
 	local dir=$1 py port pid i
+	# the env file holds the endpoint's keys: nothing here is ever readable by others,
+	# not even between its creation and a chmod
+	umask 077
 	mkdir -p "$dir"
 	py=$(find_python)
 	for attempt in 1 2 3; do
@@ -67,7 +70,7 @@ start() {
 	done
 	# The three unchecked calls: user, allow-all policy, access key.
 	"$py" - "$port" "$dir/env" <<'PY'
-import sys, urllib.request, urllib.parse, re
+import os, sys, urllib.request, urllib.parse, re
 port, envfile = sys.argv[1], sys.argv[2]
 url = "http://127.0.0.1:%s/" % port
 def iam(params):
@@ -84,7 +87,13 @@ iam({"Action": "PutUserPolicy", "UserName": "goman", "PolicyName": "all", "Polic
 out = iam({"Action": "CreateAccessKey", "UserName": "goman"})
 akid = re.search(r"<AccessKeyId>([^<]+)</AccessKeyId>", out).group(1)
 secret = re.search(r"<SecretAccessKey>([^<]+)</SecretAccessKey>", out).group(1)
-with open(envfile, "w") as f:
+tmp = envfile + ".tmp"
+try:
+    os.unlink(tmp)
+except FileNotFoundError:
+    pass
+fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+with os.fdopen(fd, "w") as f:
     f.write("export AWS_ENDPOINT_URL=%s\n" % url.rstrip("/"))
     f.write("export AWS_ACCESS_KEY_ID=%s\n" % akid)
     f.write("export AWS_SECRET_ACCESS_KEY=%s\n" % secret)
@@ -92,8 +101,8 @@ with open(envfile, "w") as f:
     f.write("export AWS_DEFAULT_REGION=us-east-1\n")
     f.write("export AWS_EC2_METADATA_DISABLED=true\n")
     f.write("unset AWS_SESSION_TOKEN AWS_PROFILE\n")
+os.replace(tmp, envfile)
 PY
-	chmod 600 "$dir/env"
 	# Warm-up: the first EC2 call is slow (~1 s); make it once, signed, here.
 	"$py" - "$dir/env" <<'PY' >/dev/null 2>&1 || true
 import sys, os

@@ -9,6 +9,8 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -614,7 +616,26 @@ static void store_dir_follows_goman_idempotency_dir_then_xdg_state_home(void **s
 	rmdir(xdg);
 }
 
-static void torn_line_at_the_end_of_the_log_is_skipped_and_the_next_record_starts_a_line(void **state)
+/* every line of the log parses as JSON (what jq needs of it); the number of lines */
+static size_t log_lines_all_parse(const char *dir)
+{
+	size_t len, n = 0;
+	char *log = slurp_log(dir, &len);
+	assert_non_null(log);
+	assert_true(len == 0 || log[len - 1] == '\n');
+	for (char *line = log; *line; n++) {
+		char *nl = strchr(line, '\n');
+		cJSON *o = cJSON_ParseWithLength(line, (size_t)(nl - line));
+		if (!o)
+			fail_msg("a log line does not parse: %.*s", (int)(nl - line), line);
+		cJSON_Delete(o);
+		line = nl + 1;
+	}
+	free(log);
+	return n;
+}
+
+static void torn_line_at_the_end_of_the_log_is_cut_off_by_the_next_holder_of_the_lock(void **state)
 {
 	struct fx *f = *state;
 	cJSON *a = ident("a"), *b = ident("b");
@@ -626,18 +647,168 @@ static void torn_line_at_the_end_of_the_log_is_skipped_and_the_next_record_start
 	struct goman_idem *s2 = open_store(f->dir);
 	assert_int_equal(goman_idem_begin(s2, "RunInstances", a, NULL, &t, &e), GOMAN_IDEM_COMPLETED);
 	goman_idem_ticket_clear(&t);
+	assert_int_equal(log_lines_all_parse(f->dir), 2);
 	store_completed(s2, b, NULL);
 	goman_idem_close(s2);
-	/* b's lines start after a newline of their own, so a third reader finds them intact */
 	struct goman_idem *s3 = open_store(f->dir);
 	assert_int_equal(goman_idem_begin(s3, "RunInstances", b, NULL, &t, &e), GOMAN_IDEM_COMPLETED);
 	goman_idem_ticket_clear(&t);
 	goman_idem_close(s3);
-	size_t len;
-	char *log = slurp_log(f->dir, &len);
-	assert_non_null(strstr(log, "abcd\n{\"id\":\""));
-	free(log);
+	assert_int_equal(log_lines_all_parse(f->dir), 4);
 	cJSON_Delete(a), cJSON_Delete(b);
+}
+
+/* In a child whose file size limit stops the log growing mid-line (the kernel's short
+ * write, as on a full disk): begin must fail, and leave the log as it was. */
+static void begin_cut_short_by_a_full_disk_fails_and_leaves_only_whole_lines(void **state)
+{
+	struct fx *f = *state;
+	cJSON *a = ident("a"), *b = ident("b");
+	struct goman_idem_ticket t;
+	struct goman_err e;
+	store_completed(f->s, a, NULL);
+	char path[160];
+	struct stat before, after;
+	snprintf(path, sizeof(path), "%s/records.jsonl", f->dir);
+	assert_int_equal(stat(path, &before), 0);
+	pid_t pid = fork();
+	if (pid == 0) {
+		signal(SIGXFSZ, SIG_IGN);
+		struct rlimit rl = {(rlim_t)before.st_size + 100, (rlim_t)before.st_size + 100};
+		setrlimit(RLIMIT_FSIZE, &rl);
+		struct goman_idem *s2 = open_store(f->dir);
+		int rc = goman_idem_begin(s2, "RunInstances", b, NULL, &t, &e);
+		goman_idem_close(s2);
+		_exit(rc == -1 && e.rc == GOMAN_EIO ? 0 : 1);
+	}
+	int status;
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	assert_int_equal(stat(path, &after), 0);
+	assert_int_equal(after.st_size, before.st_size);
+	assert_int_equal(log_lines_all_parse(f->dir), 2);
+	/* nothing of the failed begin stands: b is new, not someone's run in progress */
+	assert_int_equal(goman_idem_begin(f->s, "RunInstances", b, NULL, &t, &e), GOMAN_IDEM_NEW);
+	goman_idem_ticket_clear(&t);
+	cJSON_Delete(a), cJSON_Delete(b);
+}
+
+/* a file outside the store, which a planted symlink points at */
+static void victim_path(const struct fx *f, char *out, size_t len)
+{
+	snprintf(out, len, "%s.victim", f->dir);
+}
+
+static void planted_symlinks_in_the_store_are_never_followed(void **state)
+{
+	struct fx *f = *state;
+	cJSON *a = ident("a");
+	struct goman_idem_ticket t;
+	struct goman_err e;
+	char victim[160], link[200], created[160];
+	victim_path(f, victim, sizeof(victim));
+	FILE *fp = fopen(victim, "w");
+	assert_non_null(fp);
+	fputs("precious\n", fp);
+	fclose(fp);
+	store_completed(f->s, a, NULL);
+	/* compaction's temp file: it was opened O_TRUNC through the link */
+	snprintf(link, sizeof(link), "%s/.records.tmp", f->dir);
+	assert_int_equal(symlink(victim, link), 0);
+	fake_now += 3600001;
+	size_t removed = 0;
+	assert_int_equal(goman_idem_cleanup(f->s, &removed, &e), 0);
+	assert_int_equal(removed, 1);
+	struct stat st;
+	assert_int_equal(stat(victim, &st), 0);
+	assert_int_equal(st.st_size, 9);
+	snprintf(link, sizeof(link), "%s/records.jsonl", f->dir);
+	assert_int_equal(lstat(link, &st), 0);
+	assert_true(S_ISREG(st.st_mode));
+	/* the log, the lock and the cleanup stamp as links: refused, and nothing made there */
+	const char *names[] = {"records.jsonl", ".lock"};
+	for (size_t i = 0; i < 2; i++) {
+		goman_idem_close(f->s);
+		f->s = NULL;
+		snprintf(link, sizeof(link), "%s/%s", f->dir, names[i]);
+		unlink(link);
+		assert_int_equal(symlink(victim, link), 0);
+		struct goman_idem_opts o = {.dir = f->dir, .table = "", .no_fsync = true};
+		struct goman_idem *s = goman_idem_open(&o, &e);
+		int rc = s ? goman_idem_begin(s, "RunInstances", a, NULL, &t, &e) : -1;
+		assert_int_equal(rc, -1);
+		goman_idem_close(s);
+		assert_int_equal(unlink(link), 0);
+	}
+	assert_int_equal(stat(victim, &st), 0);
+	assert_int_equal(st.st_size, 9);
+	snprintf(created, sizeof(created), "%s.created", f->dir);
+	snprintf(link, sizeof(link), "%s/.cleaned", f->dir);
+	unlink(link);
+	assert_int_equal(symlink(created, link), 0);
+	f->s = open_store(f->dir);
+	assert_int_equal(access(created, F_OK), -1);
+	assert_int_equal(unlink(victim), 0);
+	cJSON_Delete(a);
+}
+
+static bool open_refused_as_unsafe(const char *dir)
+{
+	struct goman_idem_opts o = {.dir = dir, .table = "", .no_fsync = true};
+	struct goman_err e;
+	goman_err_clear(&e);
+	struct goman_idem *s = goman_idem_open(&o, &e);
+	goman_idem_close(s);
+	return !s && !strcmp(e.code, "UnsafeDirectory");
+}
+
+static void store_in_a_directory_others_can_write_or_own_is_refused(void **state)
+{
+	struct fx *f = *state;
+	char sub[200];
+	goman_idem_close(f->s);
+	f->s = NULL;
+	const mode_t unsafe[] = {0777, 0770, 0720, 01777};
+	for (size_t i = 0; i < 4; i++) {
+		assert_int_equal(chmod(f->dir, unsafe[i]), 0);
+		assert_true(open_refused_as_unsafe(f->dir));
+	}
+	assert_int_equal(chmod(f->dir, 0755), 0);
+	assert_false(open_refused_as_unsafe(f->dir));
+	/* above the store: a non-sticky writable directory lets others rename the store away */
+	snprintf(sub, sizeof(sub), "%s/store", f->dir);
+	assert_int_equal(mkdir(sub, 0700), 0);
+	assert_int_equal(chmod(f->dir, 0777), 0);
+	assert_true(open_refused_as_unsafe(sub));
+	assert_int_equal(chmod(f->dir, 01777), 0);
+	assert_false(open_refused_as_unsafe(sub));
+	rm_rf(sub);
+	assert_int_equal(chmod(f->dir, 0700), 0);
+	if (geteuid() == 0) {
+		assert_int_equal(chown(f->dir, 65534, 65534), 0);
+		assert_true(open_refused_as_unsafe(f->dir));
+		assert_int_equal(chown(f->dir, 0, 0), 0);
+		/* a log or lock of another user's in a good directory is not used either */
+		const char *names[] = {"records.jsonl", ".lock"};
+		for (size_t i = 0; i < 2; i++) {
+			char p[200];
+			snprintf(p, sizeof(p), "%s/%s", f->dir, names[i]);
+			assert_int_equal(chown(p, 65534, 65534), 0);
+			struct goman_idem_opts o = {.dir = f->dir, .table = "", .no_fsync = true};
+			struct goman_err e;
+			cJSON *a = ident("a");
+			struct goman_idem_ticket t;
+			struct goman_idem *s = goman_idem_open(&o, &e);
+			int rc = s ? goman_idem_begin(s, "RunInstances", a, NULL, &t, &e) : -1;
+			assert_int_equal(rc, -1);
+			assert_non_null(strstr(e.message, "is not a regular file of uid"));
+			goman_idem_close(s);
+			cJSON_Delete(a);
+			assert_int_equal(chown(p, 0, 0), 0);
+		}
+	}
+	f->s = open_store(f->dir);
 }
 
 static void line_failing_its_checksum_is_skipped_and_the_keys_previous_line_stands(void **state)
@@ -728,44 +899,6 @@ static void log_is_compacted_when_superseded_lines_outweigh_live_ones(void **sta
 	goman_idem_ticket_clear(&t);
 	goman_idem_close(s2);
 	cJSON_Delete(k);
-}
-
-static void store_kept_as_a_file_per_key_is_imported_into_the_log(void **state)
-{
-	struct fx *f = *state;
-	cJSON *a = ident("a"), *res = cJSON_Parse("{\"instances\":[\"i-1\"]}");
-	struct goman_idem_ticket t;
-	struct goman_err e;
-	store_completed(f->s, a, res);
-	/* rewrite the store as an earlier goman kept it: <key>.json holding the bare record */
-	size_t len;
-	char *log = slurp_log(f->dir, &len), path[200], key[65];
-	char *last = strstr(log, "\"status\":\"COMPLETED\"");
-	assert_non_null(last);
-	while (last > log && last[-1] != '\n')
-		last--;
-	char *sum = strstr(last, ",\"sum\":\"");
-	assert_non_null(sum);
-	strcpy(sum, "}\n");
-	assert_int_equal(goman_idem_key("RunInstances", a, key), 0);
-	snprintf(path, sizeof(path), "%s/%s.json", f->dir, key);
-	FILE *fp = fopen(path, "w");
-	assert_non_null(fp);
-	fputs(last, fp);
-	fclose(fp);
-	free(log);
-	char logpath[160];
-	snprintf(logpath, sizeof(logpath), "%s/records.jsonl", f->dir);
-	assert_int_equal(unlink(logpath), 0);
-
-	struct goman_idem *s2 = open_store(f->dir);
-	assert_int_equal(goman_idem_begin(s2, "RunInstances", a, NULL, &t, &e), GOMAN_IDEM_COMPLETED);
-	assert_true(cJSON_Compare(t.result, res, 1));
-	goman_idem_ticket_clear(&t);
-	goman_idem_close(s2);
-	assert_int_equal(access(path, F_OK), -1); /* imported, then removed */
-	assert_int_equal(count_records(f->dir), 1);
-	cJSON_Delete(a), cJSON_Delete(res);
 }
 
 /* ---- DynamoDB backend, against moto (tests/32-idem.bats sets the env) ----------------- */
@@ -998,11 +1131,13 @@ int main(void)
 		cmocka_unit_test_setup_teardown(forget_refuses_a_live_owner_unless_forced_and_the_owner_then_cannot_complete, setup, teardown),
 		cmocka_unit_test_setup_teardown(begin_emits_idempotency_events, setup, teardown),
 		cmocka_unit_test_setup_teardown(store_dir_follows_goman_idempotency_dir_then_xdg_state_home, setup, teardown),
-		cmocka_unit_test_setup_teardown(torn_line_at_the_end_of_the_log_is_skipped_and_the_next_record_starts_a_line, setup, teardown),
+		cmocka_unit_test_setup_teardown(torn_line_at_the_end_of_the_log_is_cut_off_by_the_next_holder_of_the_lock, setup, teardown),
+		cmocka_unit_test_setup_teardown(begin_cut_short_by_a_full_disk_fails_and_leaves_only_whole_lines, setup, teardown),
+		cmocka_unit_test_setup_teardown(planted_symlinks_in_the_store_are_never_followed, setup, teardown),
+		cmocka_unit_test_setup_teardown(store_in_a_directory_others_can_write_or_own_is_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(line_failing_its_checksum_is_skipped_and_the_keys_previous_line_stands, setup, teardown),
 		cmocka_unit_test_setup_teardown(another_handles_compaction_is_followed_to_the_new_log, setup, teardown),
 		cmocka_unit_test_setup_teardown(log_is_compacted_when_superseded_lines_outweigh_live_ones, setup, teardown),
-		cmocka_unit_test_setup_teardown(store_kept_as_a_file_per_key_is_imported_into_the_log, setup, teardown),
 		cmocka_unit_test_setup_teardown(dynamo_table_create_is_idempotent, dyn_setup, dyn_teardown),
 		cmocka_unit_test_setup_teardown(dynamo_new_complete_hit_and_mismatch, dyn_setup, dyn_teardown),
 		cmocka_unit_test_setup_teardown(dynamo_conditional_put_refuses_a_live_holder_and_admits_an_expired_lease, dyn_setup, dyn_teardown),

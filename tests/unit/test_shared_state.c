@@ -251,6 +251,109 @@ static void a_damaged_or_foreign_header_is_reset(void **st)
 	gm_state_close(s);
 }
 
+/* a child with a guard on the file sees it cut to nothing, then carries on calling:
+ * before, the next touch of the mapping was a SIGBUS */
+static void a_state_file_cut_short_while_mapped_leaves_breakers_of_the_process_own(void **st)
+{
+	pid_t p = fork();
+	if (p == 0) {
+		struct goman_guard *g = mkguard();
+		struct goman_err bad, e;
+		goman_err_clear(&bad);
+		goman_err_set(&bad, GOMAN_ETRANSPORT, GOMAN_CLASS_TRANSIENT, "ConnectionRefused", "x");
+		struct goman_guard_ticket t;
+		int64_t w, rin;
+		goman_guard_ticket_init(&t, 0);
+		if (goman_guard_before(g, &t, "ec2", "eu-west-1", "http://cut", &w, &e) != 0)
+			_exit(2);
+		if (truncate(path, 0) != 0)
+			_exit(3);
+		goman_guard_after(g, &t, &bad, "ec2", "DescribeRegions", &rin);
+		/* the breaker still works, per process now: the threshold (3) opens it */
+		for (int i = 0; i < 2; i++) {
+			goman_guard_ticket_init(&t, 0);
+			if (goman_guard_before(g, &t, "ec2", "eu-west-1", "http://cut", &w, &e) != 0)
+				_exit(4);
+			goman_guard_after(g, &t, &bad, "ec2", "DescribeRegions", &rin);
+		}
+		goman_guard_ticket_init(&t, 0);
+		int rc = goman_guard_before(g, &t, "ec2", "eu-west-1", "http://cut", &w, &e);
+		goman_guard_free(g);
+		_exit(rc == -1 && e.rc == GOMAN_ECIRCUIT ? 0 : 5);
+	}
+	int ws;
+	assert_int_equal(waitpid(p, &ws, 0), p);
+	if (WIFSIGNALED(ws))
+		fail_msg("the child died of signal %d", WTERMSIG(ws));
+	assert_int_equal(WEXITSTATUS(ws), 0);
+	/* the next process makes the file whole again and shares it */
+	struct goman_err e;
+	struct gm_state *s = gm_state_open(path, &e);
+	assert_non_null(s);
+	struct stat sb;
+	assert_int_equal(stat(path, &sb), 0);
+	assert_true(sb.st_size >= 4096 + GM_STATE_SLOTS * 256);
+	gm_state_close(s);
+}
+
+static void a_state_file_remade_under_a_process_is_left_to_the_new_holders(void **st)
+{
+	struct goman_err e;
+	struct gm_state *old = gm_state_open(path, &e);
+	assert_non_null(old);
+	struct gm_slot *mine = gm_state_slot(old, "ec2|eu-west-1|");
+	atomic_store(&mine->breaker, 1);
+	assert_int_equal(truncate(path, 0), 0);
+	struct gm_state *remade = gm_state_open(path, &e); /* grows and resets it */
+	assert_non_null(remade);
+	gm_state_check(old);
+	assert_true(gm_state_detached(old));
+	assert_false(gm_state_detached(remade));
+	/* the old handle's slot stays claimed in its own table; the new file knows nothing of it */
+	assert_int_equal(atomic_load(&mine->key), gm_hash("ec2|eu-west-1|"));
+	assert_true(gm_state_slot(old, "ssm|eu-west-1|") != mine);
+	struct gm_slot *theirs = gm_state_slot(remade, "ec2|eu-west-1|");
+	assert_int_equal(atomic_load(&theirs->breaker), 0);
+	atomic_store(&theirs->breaker, 0);
+	gm_state_close(old);
+	gm_state_close(remade);
+}
+
+static void a_state_file_in_a_directory_others_can_write_or_own_is_refused(void **st)
+{
+	char sub[400], file[420];
+	snprintf(sub, sizeof(sub), "%s/shared", dir);
+	assert_int_equal(mkdir(sub, 0700), 0);
+	snprintf(file, sizeof(file), "%s/breakers", sub);
+	struct goman_err e;
+	const mode_t unsafe[] = {0777, 0770, 0702, 01777};
+	for (size_t i = 0; i < 4; i++) {
+		assert_int_equal(chmod(sub, unsafe[i]), 0);
+		goman_err_clear(&e);
+		assert_null(gm_state_open(file, &e));
+		assert_non_null(strstr(e.message, "writable by group or others"));
+		assert_int_equal(access(file, F_OK), -1);
+	}
+	assert_int_equal(chmod(sub, 0700), 0);
+	if (geteuid() == 0) {
+		assert_int_equal(chown(sub, 65534, 65534), 0);
+		assert_null(gm_state_open(file, &e));
+		assert_non_null(strstr(e.message, "owned by uid 65534"));
+		assert_int_equal(chown(sub, 0, 0), 0);
+	}
+	struct gm_state *s = gm_state_open(file, &e);
+	assert_non_null(s);
+	gm_state_close(s);
+	/* the guard then keeps its breakers to itself, and says so */
+	assert_int_equal(chmod(sub, 0777), 0);
+	struct goman_guard_opts o = {.config = &cfg, .state_file = file};
+	goman_config_init(&cfg);
+	struct goman_guard *g = goman_guard_new(&o, NULL);
+	assert_non_null(g);
+	assert_string_equal(goman_guard_state_file(g), "");
+	goman_guard_free(g);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -260,6 +363,9 @@ int main(void)
 		cmocka_unit_test(a_lock_holder_killed_by_sigkill_does_not_block_the_others),
 		cmocka_unit_test(processes_killed_mid_update_leave_a_usable_state),
 		cmocka_unit_test(a_damaged_or_foreign_header_is_reset),
+		cmocka_unit_test(a_state_file_cut_short_while_mapped_leaves_breakers_of_the_process_own),
+		cmocka_unit_test(a_state_file_remade_under_a_process_is_left_to_the_new_holders),
+		cmocka_unit_test(a_state_file_in_a_directory_others_can_write_or_own_is_refused),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -31,7 +31,10 @@
  * when a holder dies, so a kill -9 never leaves it locked): of many racing processes exactly
  * one appends the INPROGRESS line. begin's line is fdatasync'd before it returns (unless
  * no_fsync), so a saved ClientToken survives a power cut; compacted when dead lines
- * outweigh live ones, and by cleanup. jq reads it as is.
+ * outweigh live ones, and by cleanup. jq reads it as is. The checksum guards against torn
+ * writes only: anyone who can write the directory could forge a record, so the directory
+ * (and those above it) must be the user's or root's and not group/world-writable, else
+ * goman_idem_open() fails with code "UnsafeDirectory".
  * DynamoDB ($GOMAN_IDEMPOTENCY_TABLE=name, or opts.table): conditional PutItem, expiry
  * checked in the condition, complete/fail conditional on the owner. Partition key "id" (S).
  * Create the table with goman_idem_dynamo_create_table() or:
