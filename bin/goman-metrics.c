@@ -120,7 +120,7 @@ static int emit(struct run *r, FILE *out, int final)
 	}
 	free(text);
 	if (final && r->prom_file) {
-		struct goman_err err;
+		struct goman_err err = GOMAN_ERR_INIT;
 		goman_err_clear(&err);
 		char *prom = goman_metrics_prom(r->m);
 		int rc = prom ? goman_write_file_atomic(r->prom_file, prom, &err) : -1;
@@ -165,7 +165,7 @@ static int read_stream(struct run *r, int fd, int following)
 	int rc = 0;
 	while (!stop_requested) {
 		cJSON *line = NULL;
-		struct goman_err err;
+		struct goman_err err = GOMAN_ERR_INIT;
 		goman_err_clear(&err);
 		int got = goman_jsonl_next(rd, &line, &err);
 		if (got == GOMAN_JSONL_RECORD) {

@@ -76,6 +76,7 @@ int goman_err_set(struct goman_err *e, enum goman_rc rc, enum goman_class cls, c
 {
 	if (!e)
 		return -1;
+	goman_err_clear(e);
 	e->rc = rc;
 	e->cls = cls;
 	snprintf(e->code, sizeof(e->code), "%s", code ? code : "");

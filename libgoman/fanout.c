@@ -718,7 +718,7 @@ static int finish(struct fo *f, size_t idx)
 				  j->out.len - keep);
 			j->out.len = keep;
 		}
-		struct goman_err e;
+		struct goman_err e = GOMAN_ERR_INIT;
 		goman_err_clear(&e);
 		if (j->spawn_errno)
 			goman_err_set(&e, GOMAN_ECHILD, GOMAN_CLASS_START, "SpawnFailed",
@@ -821,7 +821,7 @@ static int read_line(struct fo *f)
 {
 	const char *line;
 	size_t len;
-	struct goman_err e;
+	struct goman_err e = GOMAN_ERR_INIT;
 	int rc = goman_jsonl_next_raw(f->rd, &line, &len, &e);
 	if (rc == GOMAN_JSONL_EOF) {
 		f->in_eof = true;
@@ -1004,7 +1004,7 @@ static void start_jobs(struct fo *f)
  * written as records now. */
 static int drop_pending(struct fo *f)
 {
-	struct goman_err e;
+	struct goman_err e = GOMAN_ERR_INIT;
 	if (f->filling) {
 		struct job *j = f->filling;
 		f->filling = NULL;
@@ -1276,7 +1276,7 @@ static char *join_argv(char *const *argv)
 int goman_fanout_run(const struct goman_fanout_opts *o, struct goman_fanout_stats *st,
 		     struct goman_err *err)
 {
-	struct goman_err dummy;
+	struct goman_err dummy = GOMAN_ERR_INIT;
 	if (!err)
 		err = &dummy;
 	goman_err_clear(err);

@@ -152,7 +152,7 @@ static char *run_fanout(struct goman_fanout_opts *o, char **argv, const char *in
 	o->argv = argv;
 	o->in_fd = in;
 	o->out_fd = out;
-	struct goman_err err;
+	struct goman_err err = GOMAN_ERR_INIT;
 	assert_int_equal(goman_fanout_run(o, st, &err), 0);
 	off_t n = lseek(out, 0, SEEK_END);
 	char *buf = calloc(1, (size_t)n + 1);

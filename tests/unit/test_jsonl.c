@@ -49,7 +49,7 @@ static void reap(void)
 
 static void expect_record(struct goman_jsonl_reader *r, const char *key, int value, long line)
 {
-	struct goman_err e;
+	struct goman_err e = GOMAN_ERR_INIT;
 	cJSON *j = NULL;
 	assert_int_equal(goman_jsonl_next(r, &j, &e), GOMAN_JSONL_RECORD);
 	cJSON *v = cJSON_GetObjectItem(j, key);
@@ -61,7 +61,7 @@ static void expect_record(struct goman_jsonl_reader *r, const char *key, int val
 
 static void expect_bad(struct goman_jsonl_reader *r, long line, const char *msg_part)
 {
-	struct goman_err e;
+	struct goman_err e = GOMAN_ERR_INIT;
 	cJSON *j = (cJSON *)1;
 	assert_int_equal(goman_jsonl_next(r, &j, &e), GOMAN_JSONL_BAD);
 	assert_null(j);
@@ -73,7 +73,7 @@ static void expect_bad(struct goman_jsonl_reader *r, long line, const char *msg_
 
 static void expect_eof(struct goman_jsonl_reader *r)
 {
-	struct goman_err e;
+	struct goman_err e = GOMAN_ERR_INIT;
 	cJSON *j = NULL;
 	assert_int_equal(goman_jsonl_next(r, &j, &e), GOMAN_JSONL_EOF);
 	assert_int_equal(goman_jsonl_next(r, &j, &e), GOMAN_JSONL_EOF);
@@ -153,7 +153,7 @@ static void test_line_of_exactly_the_cap_is_accepted_one_more_byte_is_not(void *
 	/* {"x":"...."} of exactly 20 bytes, then 21 bytes */
 	int fd = pipe_str("{\"x\":\"aaaaaaaaaaaa\"}\n{\"x\":\"aaaaaaaaaaaaa\"}\n{\"a\":5}\n");
 	struct goman_jsonl_reader *r = goman_jsonl_reader_new(fd, 20);
-	struct goman_err e;
+	struct goman_err e = GOMAN_ERR_INIT;
 	cJSON *j = NULL;
 	assert_int_equal(goman_jsonl_next(r, &j, &e), GOMAN_JSONL_RECORD);
 	cJSON_Delete(j);
@@ -213,7 +213,7 @@ static void test_line_split_across_reads_on_nonblocking_pipe(void **s)
 	assert_int_equal(pipe(p), 0);
 	fcntl(p[0], F_SETFL, fcntl(p[0], F_GETFL) | O_NONBLOCK);
 	struct goman_jsonl_reader *r = goman_jsonl_reader_new(p[0], 0);
-	struct goman_err e;
+	struct goman_err e = GOMAN_ERR_INIT;
 	cJSON *j = NULL;
 	assert_int_equal(goman_jsonl_next(r, &j, &e), GOMAN_JSONL_AGAIN);
 	assert_int_equal(write(p[1], "{\"a\":", 5), 5);
@@ -235,7 +235,7 @@ static void test_line_split_across_reads_on_nonblocking_pipe(void **s)
 static void test_read_error_is_ioerr(void **s)
 {
 	struct goman_jsonl_reader *r = goman_jsonl_reader_new(-1, 0);
-	struct goman_err e;
+	struct goman_err e = GOMAN_ERR_INIT;
 	cJSON *j = NULL;
 	assert_int_equal(goman_jsonl_next(r, &j, &e), GOMAN_JSONL_IOERR);
 	assert_int_equal(e.rc, GOMAN_EIO);
@@ -247,7 +247,7 @@ static void test_next_raw_hands_out_text_without_parsing(void **s)
 {
 	int fd = pipe_str("not json\n{\"a\":1}\n");
 	struct goman_jsonl_reader *r = goman_jsonl_reader_new(fd, 0);
-	struct goman_err e;
+	struct goman_err e = GOMAN_ERR_INIT;
 	const char *line;
 	size_t len;
 	assert_int_equal(goman_jsonl_next_raw(r, &line, &len, &e), GOMAN_JSONL_RECORD);
@@ -277,7 +277,7 @@ static void test_writer_emits_one_compact_line(void **s)
 	int p[2];
 	assert_int_equal(pipe(p), 0);
 	cJSON *o = cJSON_Parse("{ \"a\" : [1, 2], \"b\": \"x\\ny\" }");
-	struct goman_err e;
+	struct goman_err e = GOMAN_ERR_INIT;
 	assert_int_equal(goman_jsonl_write(p[1], o, &e), 0);
 	assert_int_equal(goman_jsonl_write_raw(p[1], "{}", 2, &e), 0);
 	close(p[1]);
@@ -317,14 +317,14 @@ static void test_writer_large_line_arrives_whole(void **s)
 
 static void test_write_to_closed_fd_fails_with_eio(void **s)
 {
-	struct goman_err e;
+	struct goman_err e = GOMAN_ERR_INIT;
 	assert_int_equal(goman_jsonl_write_raw(-1, "{}", 2, &e), -1);
 	assert_int_equal(e.rc, GOMAN_EIO);
 }
 
 static void test_error_json_leaves_out_fields_that_do_not_apply(void **s)
 {
-	struct goman_err e;
+	struct goman_err e = GOMAN_ERR_INIT;
 	goman_err_clear(&e);
 	goman_err_set(&e, GOMAN_EINVAL, GOMAN_CLASS_BAD_INPUT, "BadInput", "line 3: bad");
 	cJSON *j = goman_error_json(&e, 3);
@@ -337,7 +337,7 @@ static void test_error_json_leaves_out_fields_that_do_not_apply(void **s)
 
 static void test_error_json_carries_service_fields(void **s)
 {
-	struct goman_err e;
+	struct goman_err e = GOMAN_ERR_INIT;
 	goman_err_clear(&e);
 	goman_err_set(&e, GOMAN_ESERVICE, GOMAN_CLASS_THROTTLING, "RequestLimitExceeded",
 		      "Request limit exceeded.");
@@ -356,7 +356,7 @@ static void test_error_json_carries_service_fields(void **s)
 
 static void test_error_record_keeps_input_fields_and_sets_ok_false(void **s)
 {
-	struct goman_err e;
+	struct goman_err e = GOMAN_ERR_INIT;
 	goman_err_clear(&e);
 	goman_err_set(&e, GOMAN_ESERVICE, GOMAN_CLASS_AUTH, "AuthFailure", "no");
 	e.http_status = 401;
@@ -376,7 +376,7 @@ static void test_error_record_keeps_input_fields_and_sets_ok_false(void **s)
 
 static void test_error_record_under_stage(void **s)
 {
-	struct goman_err e;
+	struct goman_err e = GOMAN_ERR_INIT;
 	goman_err_clear(&e);
 	goman_err_set(&e, GOMAN_ETIMEOUT, GOMAN_CLASS_TIMEOUT, "Timeout", "took too long");
 	cJSON *in = cJSON_Parse("{\"name\":\"demo-agent-1\",\"provision\":{\"ok\":true,\"ms\":5}}");
@@ -403,7 +403,7 @@ static void test_error_record_under_stage(void **s)
 
 static void test_error_record_without_input_is_an_object_with_line(void **s)
 {
-	struct goman_err e;
+	struct goman_err e = GOMAN_ERR_INIT;
 	goman_err_clear(&e);
 	goman_err_set(&e, GOMAN_EINVAL, GOMAN_CLASS_BAD_INPUT, "BadInput", "line 9: not JSON");
 	cJSON *rec = goman_jsonl_error_record(NULL, NULL, &e, 9);
