@@ -304,6 +304,6 @@ int main(int argc, char **argv)
 	goman_jsonl_reader_free(rd);
 	goman_aws_free(aws);
 	if (write_failed)
-		return GOMAN_EXIT_TEMPFAIL;
+		outcome.output_errors++;
 	return goman_exit_code(&outcome);
 }

@@ -369,6 +369,6 @@ int main(int argc, char **argv)
 	goman_http_free(http);
 	goman_kvs_clear(&tags);
 	if (r.wfail)
-		return GOMAN_EXIT_TEMPFAIL;
+		r.oc.output_errors++;
 	return goman_exit_code(&r.oc);
 }

@@ -195,7 +195,7 @@ int main(int argc, char **argv)
 	}
 	if (rc) {
 		fprintf(stderr, "goman-fanout: %s\n", err.message);
-		return GOMAN_EXIT_FAILED;
+		return err.rc == GOMAN_EIO ? GOMAN_EXIT_IOERR : GOMAN_EXIT_FAILED;
 	}
 	if (st.signal) {
 		signal(st.signal, SIG_DFL);

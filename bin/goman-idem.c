@@ -190,6 +190,6 @@ int main(int argc, char **argv)
 	}
 	goman_idem_close(s);
 	if (o.write_failed)
-		return GOMAN_EXIT_FAILED;
+		o.outcome.output_errors++;
 	return goman_exit_code(&o.outcome);
 }

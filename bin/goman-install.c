@@ -412,7 +412,7 @@ int main(int argc, char **argv)
 	extra.tempfail += oc->tempfail;
 	extra.ok += oc->ok;
 	if (write_failed)
-		extra.failed++;
+		extra.output_errors++;
 	exit_code = goman_exit_code(&extra);
 	goto out;
 airgap_fail:

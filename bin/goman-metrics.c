@@ -287,7 +287,7 @@ int main(int argc, char **argv)
 	goman_metrics_free(r.m);
 	if (fflush(stdout) != 0 || ferror(stdout)) {
 		fprintf(stderr, "goman-metrics: write error on stdout\n");
-		return GOMAN_EXIT_FAILED;
+		return GOMAN_EXIT_IOERR;
 	}
 	if (r.bad_lines)
 		return GOMAN_EXIT_DATAERR;

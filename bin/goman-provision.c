@@ -242,9 +242,9 @@ int main(int argc, char **argv)
 	goman_idem_close(idem);
 	goman_aws_free(aws);
 	cJSON_Delete(specs);
+	if (write_failed)
+		outcome.output_errors++;
 	rc = goman_exit_code(&outcome);
-	if (write_failed && rc == 0)
-		rc = GOMAN_EXIT_FAILED;
 out:
 	goman_kvs_clear(&tags);
 	return rc;

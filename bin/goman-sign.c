@@ -248,7 +248,9 @@ int main(int argc, char **argv)
 		cJSON_Delete(in);
 		cJSON_Delete(out);
 	}
-	if (wfail || !rd)
+	if (wfail)
+		oc.output_errors++;
+	if (!rd)
 		oc.failed++;
 	goman_jsonl_reader_free(rd);
 	goman_http_free(s.http);

@@ -240,6 +240,8 @@ int goman_exit_code(const struct goman_outcome *o)
 {
 	if (o->usage_errors)
 		return GOMAN_EXIT_USAGE;
+	if (o->output_errors)
+		return GOMAN_EXIT_IOERR;
 	if (o->bad_lines)
 		return GOMAN_EXIT_DATAERR;
 	if (o->unavailable)

@@ -322,6 +322,68 @@ static void test_write_to_closed_fd_fails_with_eio(void **s)
 	assert_int_equal(e.rc, GOMAN_EIO);
 }
 
+static void test_writer_replaces_invalid_utf8_in_keys_and_values(void **s)
+{
+	int p[2];
+	assert_int_equal(pipe(p), 0);
+	cJSON *o = cJSON_CreateObject();
+	/* a lone continuation byte, a cut 3-byte sequence, an overlong '/', a surrogate */
+	cJSON_AddStringToObject(o, "k\x80", "a\xe2\x82" "b\xc0\xaf\xed\xa0\x80\xc3\xa9");
+	struct goman_err e = GOMAN_ERR_INIT;
+	assert_int_equal(goman_jsonl_write(p[1], o, &e), 0);
+	assert_int_equal(goman_jsonl_write_raw(p[1], "{\"x\":\"\xff\0\"}", 10, &e), 0);
+	close(p[1]);
+	char buf[256];
+	size_t n = slurp(p[0], buf, sizeof(buf) - 1);
+	buf[n] = '\0';
+	close(p[0]);
+#define R "\xef\xbf\xbd"
+	assert_string_equal(buf, "{\"k" R "\":\"a" R R "b" R R R R R "\xc3\xa9\"}\n"
+				 "{\"x\":\"" R R "\"}\n");
+#undef R
+	assert_int_equal(gm_utf8_invalid_at((const unsigned char *)buf, n), n);
+	cJSON_Delete(o);
+}
+
+static void test_error_json_over_garbage_has_sane_numbers_and_printable_ids(void **s)
+{
+	struct goman_err e;
+	memset(&e, 0xa5, sizeof(e));
+	e.code[sizeof(e.code) - 1] = e.message[sizeof(e.message) - 1] = '\0';
+	e.request_id[sizeof(e.request_id) - 1] = '\0';
+	e.rc = GOMAN_ESERVICE;
+	e.cls = GOMAN_CLASS_CLIENT;
+	e.retryable = false;
+	e.http_status = 539167343;
+	e.retry_after_ms = INT64_C(7300000000000000000);
+	cJSON *j = goman_error_json(&e, 0);
+	assert_null(cJSON_GetObjectItem(j, "http_status"));
+	assert_int_equal(cJSON_GetObjectItem(j, "retry_after_ms")->valuedouble, 86400000);
+	const char *ids[] = {"code", "request_id"};
+	for (int i = 0; i < 2; i++) {
+		const char *v = cJSON_GetObjectItem(j, ids[i])->valuestring;
+		assert_true(strlen(v) > 0);
+		for (; *v; v++)
+			assert_true(*v >= 0x20 && *v < 0x7f);
+	}
+	cJSON_Delete(j);
+	/* out of range either way: no http_status, no retry_after_ms */
+	goman_err_set(&e, GOMAN_ESERVICE, GOMAN_CLASS_CLIENT, "X\r\nY", "m");
+	e.http_status = 99;
+	e.retry_after_ms = -7;
+	snprintf(e.request_id, sizeof(e.request_id), "ab\x01\x7f\xc3\xa9");
+	j = goman_error_json(&e, 0);
+	assert_null(cJSON_GetObjectItem(j, "http_status"));
+	assert_null(cJSON_GetObjectItem(j, "retry_after_ms"));
+	assert_string_equal(cJSON_GetObjectItem(j, "code")->valuestring, "X??Y");
+	assert_string_equal(cJSON_GetObjectItem(j, "request_id")->valuestring, "ab????");
+	cJSON_Delete(j);
+	e.http_status = 600;
+	j = goman_error_json(&e, 0);
+	assert_null(cJSON_GetObjectItem(j, "http_status"));
+	cJSON_Delete(j);
+}
+
 static void test_error_json_leaves_out_fields_that_do_not_apply(void **s)
 {
 	struct goman_err e = GOMAN_ERR_INIT;
@@ -431,6 +493,8 @@ int main(void)
 		cmocka_unit_test(test_writer_emits_one_compact_line),
 		cmocka_unit_test(test_writer_large_line_arrives_whole),
 		cmocka_unit_test(test_write_to_closed_fd_fails_with_eio),
+		cmocka_unit_test(test_writer_replaces_invalid_utf8_in_keys_and_values),
+		cmocka_unit_test(test_error_json_over_garbage_has_sane_numbers_and_printable_ids),
 		cmocka_unit_test(test_error_json_leaves_out_fields_that_do_not_apply),
 		cmocka_unit_test(test_error_json_carries_service_fields),
 		cmocka_unit_test(test_error_record_keeps_input_fields_and_sets_ok_false),

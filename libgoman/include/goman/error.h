@@ -104,11 +104,15 @@ enum {
 	GOMAN_EXIT_USAGE = 64,
 	GOMAN_EXIT_DATAERR = 65,
 	GOMAN_EXIT_UNAVAILABLE = 69,
+	GOMAN_EXIT_IOERR = 74, /* standard output (or input) failed: records were lost */
 	GOMAN_EXIT_TEMPFAIL = 75,
 };
-/* Tally of a command's run; goman_exit_code() applies "first match wins". */
+/* Tally of a command's run; goman_exit_code() applies "first match wins": 64, 74, 65, 69, 75,
+ * 1, 0. A failed output comes right after usage: whatever else happened, a reader of the
+ * output did not get every record. */
 struct goman_outcome {
 	unsigned long usage_errors, bad_lines, unavailable, tempfail, failed, ok;
+	unsigned long output_errors; /* writes to standard output that failed */
 };
 /* Counts one finished record's error (NULL or rc OK = success). */
 void goman_outcome_add(struct goman_outcome *o, const struct goman_err *e);
