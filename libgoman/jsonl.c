@@ -223,6 +223,20 @@ int goman_jsonl_next_raw(struct goman_jsonl_reader *r, const char **line, size_t
 	}
 }
 
+/* Offset of the first \u0000 escape in s, or len. Backslashes only occur in strings, and
+ * an escaped backslash is skipped whole, so "\\u0000" is not one. */
+static size_t nul_escape_at(const char *s, size_t len)
+{
+	for (size_t i = 0; i + 1 < len; i++) {
+		if (s[i] != '\\')
+			continue;
+		if (s[i + 1] == 'u' && len - i >= 6 && memcmp(s + i + 2, "0000", 4) == 0)
+			return i;
+		i++; /* the escaped character */
+	}
+	return len;
+}
+
 int goman_jsonl_next(struct goman_jsonl_reader *r, struct cJSON **out, struct goman_err *err)
 {
 	const char *line;
@@ -231,6 +245,10 @@ int goman_jsonl_next(struct goman_jsonl_reader *r, struct cJSON **out, struct go
 	int rc = goman_jsonl_next_raw(r, &line, &len, err);
 	if (rc != GOMAN_JSONL_RECORD)
 		return rc;
+	/* a C string ends at NUL: "prod\u0000x" would silently become the cluster "prod" */
+	size_t nul = nul_escape_at(line, len);
+	if (nul != len)
+		return bad(r, err, "NUL (\\u0000) in a string at byte offset", nul);
 	const char *stop = NULL;
 	cJSON *j = cJSON_ParseWithOpts(line, &stop, 1);
 	if (!j)

@@ -131,7 +131,8 @@ good_records_are() {
 
 @test "hostile lines: goman-fanout -- cat passes good lines once, one record per bad line, exits 65" {
 	hostile_run '{"i":IDX}' -- goman-fanout -j 2 -- cat
-	check_output --per-line
+	# lines are handed to the jobs verbatim: \u0000 is the job's to refuse
+	check_output --per-line --keep-nul
 	assert_equal "$rc" 65
 	good_records_are true
 }

@@ -181,6 +181,22 @@ static void test_bad_utf8_is_bad_input_with_offset(void **s)
 	reap();
 }
 
+static void test_nul_escape_in_a_string_is_bad_input_not_a_cut_value(void **s)
+{
+	/* "prod\u0000x" must not become "prod"; an escaped backslash before u0000 is text */
+	int fd = pipe_str("{\"cluster\":\"prod\\u0000x\",\"a\":1}\n"
+			  "{\"k\\u0000\":1}\n"
+			  "{\"a\":2,\"t\":\"\\\\u0000 \\u0001\"}\n");
+	struct goman_jsonl_reader *r = goman_jsonl_reader_new(fd, 0);
+	expect_bad(r, 1, "NUL (\\u0000) in a string at byte offset 16");
+	expect_bad(r, 2, "NUL");
+	expect_record(r, "a", 2, 3);
+	expect_eof(r);
+	goman_jsonl_reader_free(r);
+	close(fd);
+	reap();
+}
+
 static void test_utf8_validator_edges(void **s)
 {
 	const unsigned char ok[] = "\xf4\x8f\xbf\xbf"; /* U+10FFFF */
@@ -485,6 +501,7 @@ int main(void)
 		cmocka_unit_test(test_overlong_line_is_one_bad_record_then_reading_resumes),
 		cmocka_unit_test(test_line_of_exactly_the_cap_is_accepted_one_more_byte_is_not),
 		cmocka_unit_test(test_bad_utf8_is_bad_input_with_offset),
+		cmocka_unit_test(test_nul_escape_in_a_string_is_bad_input_not_a_cut_value),
 		cmocka_unit_test(test_utf8_validator_edges),
 		cmocka_unit_test(test_non_object_json_is_bad),
 		cmocka_unit_test(test_line_split_across_reads_on_nonblocking_pipe),

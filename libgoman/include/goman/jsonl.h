@@ -36,7 +36,8 @@ void goman_jsonl_reader_free(struct goman_jsonl_reader *r);
 /* Follow mode (tail -f): at end of file return GOMAN_JSONL_AGAIN instead of EOF, and keep a
  * partial last line until its newline arrives. */
 void goman_jsonl_reader_follow(struct goman_jsonl_reader *r, bool follow);
-/* Next line parsed as a JSON object (anything else is BAD). Empty lines are skipped. */
+/* Next line parsed as a JSON object (anything else is BAD). Empty lines are skipped. A
+ * string holding \u0000 is BAD too: our strings end at NUL, so the value would be cut. */
 int goman_jsonl_next(struct goman_jsonl_reader *r, struct cJSON **out, struct goman_err *err);
 /* Next line as raw text, without parsing (UTF-8 and length still checked); *line borrowed. */
 int goman_jsonl_next_raw(struct goman_jsonl_reader *r, const char **line, size_t *len,
