@@ -275,7 +275,7 @@ print(len(seen))' "$BATS_TEST_TMPDIR/out"
 }
 
 @test "goman-fanout: a write error on stdout ends the run with an error" {
-	run 74 bash -c 'printf "{\"i\":1}\n" | goman-fanout -- cat >/dev/full'
+	run -74 bash -c 'printf "{\"i\":1}\n" | goman-fanout -- cat >/dev/full'
 	assert_output --partial "write to stdout"
 }
 
