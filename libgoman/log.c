@@ -11,6 +11,7 @@
 #include <unistd.h>
 #include <cjson/cJSON.h>
 #include "goman/clock.h"
+#include "goman/jsonl.h"
 #include "goman/log.h"
 
 static goman_log_sink log_sink;
@@ -142,13 +143,13 @@ int goman_event(const char *event, cJSON *obj)
 	cJSON_Delete(line);
 	if (!text)
 		return -1;
-	size_t len = strlen(text);
-	text[len] = '\n'; /* replaces the NUL: one write, one line */
-	ssize_t w = write(fd, text, len + 1);
-	free(text);
-	if (w != (ssize_t)(len + 1)) {
+	/* the JSON-lines writer: one write, one line, valid UTF-8 whatever a service said */
+	int rc = goman_jsonl_write_raw(fd, text, strlen(text), NULL);
+	int e = errno;
+	cJSON_free(text);
+	if (rc) {
 		if (!events_failed++)
-			goman_log(GOMAN_LOG_WARN, "METRICS", "event write failed: %s", strerror(errno));
+			goman_log(GOMAN_LOG_WARN, "METRICS", "event write failed: %s", strerror(e));
 		return -1;
 	}
 	return 0;

@@ -11,6 +11,7 @@
 #include <cjson/cJSON.h>
 #include "unit.h"
 #include "goman/jsonl.h"
+#include "goman/log.h"
 #include "jsonl_int.h"
 
 /* Pipe whose write end got `data` and was closed; returns the read end. */
@@ -361,6 +362,27 @@ static void test_writer_replaces_invalid_utf8_in_keys_and_values(void **s)
 	cJSON_Delete(o);
 }
 
+static void test_event_lines_go_out_as_valid_utf8_too(void **s)
+{
+	char path[] = "/tmp/goman-test-events-XXXXXX";
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	setenv("GOMAN_EVENTS", path, 1);
+	goman_events_init("test");
+	cJSON *ev = cJSON_CreateObject();
+	cJSON_AddStringToObject(ev, "message", "cut \xe2\x82");
+	assert_int_equal(goman_event("api_call", ev), 0);
+	goman_events_init("test"); /* closes the events file */
+	unsetenv("GOMAN_EVENTS");
+	char buf[512];
+	size_t n = slurp(fd, buf, sizeof(buf) - 1);
+	buf[n] = '\0';
+	close(fd);
+	unlink(path);
+	assert_non_null(strstr(buf, "\"message\":\"cut \xef\xbf\xbd\xef\xbf\xbd\"}\n"));
+	assert_int_equal(gm_utf8_invalid_at((const unsigned char *)buf, n), n);
+}
+
 static void test_error_json_over_garbage_has_sane_numbers_and_printable_ids(void **s)
 {
 	struct goman_err e;
@@ -512,6 +534,7 @@ int main(void)
 		cmocka_unit_test(test_write_to_closed_fd_fails_with_eio),
 		cmocka_unit_test(test_writer_replaces_invalid_utf8_in_keys_and_values),
 		cmocka_unit_test(test_error_json_over_garbage_has_sane_numbers_and_printable_ids),
+		cmocka_unit_test(test_event_lines_go_out_as_valid_utf8_too),
 		cmocka_unit_test(test_error_json_leaves_out_fields_that_do_not_apply),
 		cmocka_unit_test(test_error_json_carries_service_fields),
 		cmocka_unit_test(test_error_record_keeps_input_fields_and_sets_ok_false),
