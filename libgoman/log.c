@@ -35,11 +35,15 @@ static void stderr_sink(enum goman_level lvl, const char *tag, const char *msg, 
 		off = "\033[0m";
 	}
 	char line[2048];
-	int n = snprintf(line, sizeof(line), "%s[%s]%s %s\n", on, tag, off, msg);
-	if (n < 0)
+	int n = snprintf(line, sizeof(line), "%s[%s]%s ", on, tag, off);
+	if (n < 0 || (size_t)n >= sizeof(line))
 		return;
-	if ((size_t)n >= sizeof(line))
-		n = sizeof(line) - 1, line[n - 1] = '\n';
+	/* messages carry what services and input lines said: control bytes (terminal escapes,
+	 * CR rewriting the line, newlines forging another log line) are shown as '?' */
+	for (const unsigned char *p = (const unsigned char *)msg; *p && (size_t)n < sizeof(line) - 1;
+	     p++)
+		line[n++] = (*p < 0x20 && *p != '\t') || *p == 0x7f ? '?' : (char)*p;
+	line[n++] = '\n';
 	ssize_t w = write(2, line, (size_t)n);
 	(void)w;
 }
