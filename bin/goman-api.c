@@ -54,7 +54,7 @@ static void flush_ready(void)
 {
 	while (head && head->out) {
 		struct slot *s = head;
-		struct goman_err err;
+		struct goman_err err = GOMAN_ERR_INIT;
 		if (!write_failed && goman_jsonl_write(1, s->out, &err) != 0) {
 			goman_log(GOMAN_LOG_ERROR, "API", "cannot write output: %s", err.message);
 			write_failed = 1;
@@ -168,7 +168,7 @@ static int to_kvs(const cJSON *o, struct goman_kvs *kv)
 static void submit_line(struct goman_aws *aws, const struct goman_err *setup_err, struct slot *s,
 			long line)
 {
-	struct goman_err err;
+	struct goman_err err = GOMAN_ERR_INIT;
 	goman_err_clear(&err);
 	const char *bad = NULL;
 	struct goman_aws_call c = {0};
@@ -256,7 +256,7 @@ int main(int argc, char **argv)
 		return GOMAN_EXIT_USAGE;
 	}
 	goman_events_init("goman-api");
-	struct goman_err setup_err;
+	struct goman_err setup_err = GOMAN_ERR_INIT;
 	goman_err_clear(&setup_err);
 	struct goman_aws *aws = goman_aws_new(&opts, &setup_err);
 	if (!aws) {
@@ -272,7 +272,7 @@ int main(int argc, char **argv)
 		while (!eof && inflight < jobs && !write_failed &&
 		       (inflight == 0 || goman_jsonl_buffered(rd) || readable(0))) {
 			cJSON *rec = NULL;
-			struct goman_err err;
+			struct goman_err err = GOMAN_ERR_INIT;
 			int rc = goman_jsonl_next(rd, &rec, &err);
 			if (rc == GOMAN_JSONL_EOF || rc == GOMAN_JSONL_IOERR) {
 				if (rc == GOMAN_JSONL_IOERR)
@@ -304,6 +304,6 @@ int main(int argc, char **argv)
 	goman_jsonl_reader_free(rd);
 	goman_aws_free(aws);
 	if (write_failed)
-		return GOMAN_EXIT_TEMPFAIL;
+		outcome.output_errors++;
 	return goman_exit_code(&outcome);
 }

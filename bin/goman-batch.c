@@ -118,7 +118,7 @@ static void on_item(const struct goman_batch_item *it, void *ud)
 	rc->batch = it->batch;
 	rc->ms = it->ms;
 	rc->t0 = goman_mono_ms();
-	struct goman_err e;
+	struct goman_err e = GOMAN_ERR_INIT;
 	bool reached = r->wait >= 0 && it->ok &&
 		       !strcmp(it->state, goman_ec2_wait_name((enum goman_ec2_wait)r->wait));
 	if (r->wait < 0 || !it->ok || reached) {
@@ -151,7 +151,7 @@ static int keep(struct run *r, cJSON *in)
 static int read_stdin(struct run *r)
 {
 	struct goman_jsonl_reader *rd = goman_jsonl_reader_new(0, 0);
-	struct goman_err err;
+	struct goman_err err = GOMAN_ERR_INIT;
 	int rc = rd ? 0 : -1;
 	while (rd) {
 		cJSON *in = NULL;
@@ -184,7 +184,7 @@ static int read_stdin(struct run *r)
 
 static int read_cluster(struct run *r, struct goman_aws *aws, const char *cluster)
 {
-	struct goman_err err;
+	struct goman_err err = GOMAN_ERR_INIT;
 	cJSON *arr = goman_batch_cluster_records(aws, cluster, &err);
 	if (!arr) {
 		goman_log(GOMAN_LOG_ERROR, "BATCH", "listing cluster %s: %s %s", cluster, err.code,
@@ -230,7 +230,7 @@ int main(int argc, char **argv)
 	const char *cluster = NULL, *region = NULL, *profile = NULL;
 	int64_t batch_timeout = 0, poll_ms = 2000;
 	int c, wait_flag = 0, show = 0, bad = 0;
-	struct goman_err err;
+	struct goman_err err = GOMAN_ERR_INIT;
 	goman_config_init(&cfg);
 	while ((c = getopt_long(argc, argv, "", flags, NULL)) != -1) {
 		const char *key = c == 'b' ? "batch_size" : c == 'j' ? "concurrency" : "profile";
@@ -369,6 +369,6 @@ int main(int argc, char **argv)
 	goman_http_free(http);
 	goman_kvs_clear(&tags);
 	if (r.wfail)
-		return GOMAN_EXIT_TEMPFAIL;
+		r.oc.output_errors++;
 	return goman_exit_code(&r.oc);
 }

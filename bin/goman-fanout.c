@@ -152,7 +152,7 @@ int main(int argc, char **argv)
 	if (o.jobs == 0) {
 		/* -j auto starts at the profile's concurrency (GOMAN_ENV, config file, env) */
 		struct goman_config cfg;
-		struct goman_err cerr;
+		struct goman_err cerr = GOMAN_ERR_INIT;
 		goman_config_init(&cfg);
 		if (goman_config_load(&cfg, &cerr) == 0 && cfg.concurrency > 0)
 			o.start_jobs = cfg.concurrency > 100000 ? 100000 : (int)cfg.concurrency;
@@ -170,7 +170,7 @@ int main(int argc, char **argv)
 	}
 
 	struct goman_fanout_stats st;
-	struct goman_err err;
+	struct goman_err err = GOMAN_ERR_INIT;
 	int rc = goman_fanout_run(&o, &st, &err);
 	if (o.joblog_fd >= 0 && close(o.joblog_fd))
 		goman_log(GOMAN_LOG_WARN, "PARALLEL", "joblog '%s': %s", joblog, strerror(errno));
@@ -195,7 +195,7 @@ int main(int argc, char **argv)
 	}
 	if (rc) {
 		fprintf(stderr, "goman-fanout: %s\n", err.message);
-		return GOMAN_EXIT_FAILED;
+		return err.rc == GOMAN_EIO ? GOMAN_EXIT_IOERR : GOMAN_EXIT_FAILED;
 	}
 	if (st.signal) {
 		signal(st.signal, SIG_DFL);

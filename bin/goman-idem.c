@@ -42,7 +42,7 @@ struct out {
 
 static void put(struct out *o, const cJSON *rec)
 {
-	struct goman_err e;
+	struct goman_err e = GOMAN_ERR_INIT;
 	if (!o->write_failed && goman_jsonl_write(1, rec, &e) != 0) {
 		goman_log(GOMAN_LOG_ERROR, "IDEMPOTENCY", "cannot write output: %s", e.message);
 		o->write_failed = 1;
@@ -60,7 +60,7 @@ static int list_one(const cJSON *rec, void *ctx)
 static void forget_one(struct goman_idem *s, const char *key, const cJSON *input, bool force,
 		       long line, struct out *o)
 {
-	struct goman_err e;
+	struct goman_err e = GOMAN_ERR_INIT;
 	goman_err_clear(&e);
 	int rc = goman_idem_forget(s, key, force, &e);
 	cJSON *rec;
@@ -85,7 +85,7 @@ static void forget_one(struct goman_idem *s, const char *key, const cJSON *input
 static void forget_stdin(struct goman_idem *s, bool force, struct out *o)
 {
 	struct goman_jsonl_reader *r = goman_jsonl_reader_new(0, GOMAN_JSONL_DEFAULT_MAX);
-	struct goman_err e;
+	struct goman_err e = GOMAN_ERR_INIT;
 	cJSON *in;
 	int rc;
 	while (r && (rc = goman_jsonl_next(r, &in, &e)) != GOMAN_JSONL_EOF) {
@@ -157,7 +157,7 @@ int main(int argc, char **argv)
 	}
 	signal(SIGPIPE, SIG_IGN);
 	goman_events_init("goman-idem");
-	struct goman_err err;
+	struct goman_err err = GOMAN_ERR_INIT;
 	struct goman_idem *s = goman_idem_open(&io, &err);
 	if (!s) {
 		fprintf(stderr, "goman-idem: %s\n", err.message);
@@ -190,6 +190,6 @@ int main(int argc, char **argv)
 	}
 	goman_idem_close(s);
 	if (o.write_failed)
-		return GOMAN_EXIT_FAILED;
+		o.outcome.output_errors++;
 	return goman_exit_code(&o.outcome);
 }

@@ -59,7 +59,7 @@ static void usage(FILE *f)
 static void emit(const cJSON *rec, void *ud)
 {
 	(void)ud;
-	struct goman_err e;
+	struct goman_err e = GOMAN_ERR_INIT;
 	if (!write_failed && goman_jsonl_write(1, rec, &e) != 0) {
 		goman_log(GOMAN_LOG_ERROR, "INSTALL", "cannot write output: %s", e.message);
 		write_failed = 1;
@@ -181,7 +181,7 @@ int main(int argc, char **argv)
 		{"version", 0, NULL, O_VERSION}, {NULL, 0, NULL, 0}};
 	struct goman_install_opts o = {.verify = true, .store_kubeconfig = true, .batch_window_ms = 1000};
 	struct goman_config cfg;
-	struct goman_err err;
+	struct goman_err err = GOMAN_ERR_INIT;
 	const char *token_file = NULL, *script = NULL, *airgap = NULL, *profile = NULL;
 	char sans[1024] = "";
 	int show = 0, sudo = -1, c;
@@ -412,7 +412,7 @@ int main(int argc, char **argv)
 	extra.tempfail += oc->tempfail;
 	extra.ok += oc->ok;
 	if (write_failed)
-		extra.failed++;
+		extra.output_errors++;
 	exit_code = goman_exit_code(&extra);
 	goto out;
 airgap_fail:

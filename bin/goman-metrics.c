@@ -120,7 +120,7 @@ static int emit(struct run *r, FILE *out, int final)
 	}
 	free(text);
 	if (final && r->prom_file) {
-		struct goman_err err;
+		struct goman_err err = GOMAN_ERR_INIT;
 		goman_err_clear(&err);
 		char *prom = goman_metrics_prom(r->m);
 		int rc = prom ? goman_write_file_atomic(r->prom_file, prom, &err) : -1;
@@ -165,7 +165,7 @@ static int read_stream(struct run *r, int fd, int following)
 	int rc = 0;
 	while (!stop_requested) {
 		cJSON *line = NULL;
-		struct goman_err err;
+		struct goman_err err = GOMAN_ERR_INIT;
 		goman_err_clear(&err);
 		int got = goman_jsonl_next(rd, &line, &err);
 		if (got == GOMAN_JSONL_RECORD) {
@@ -287,7 +287,7 @@ int main(int argc, char **argv)
 	goman_metrics_free(r.m);
 	if (fflush(stdout) != 0 || ferror(stdout)) {
 		fprintf(stderr, "goman-metrics: write error on stdout\n");
-		return GOMAN_EXIT_FAILED;
+		return GOMAN_EXIT_IOERR;
 	}
 	if (r.bad_lines)
 		return GOMAN_EXIT_DATAERR;

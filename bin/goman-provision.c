@@ -44,7 +44,7 @@ static void emit(const cJSON *rec, const struct goman_err *err, void *ud)
 {
 	(void)err;
 	(void)ud;
-	struct goman_err e;
+	struct goman_err e = GOMAN_ERR_INIT;
 	if (!write_failed && goman_jsonl_write(1, rec, &e) != 0) {
 		goman_log(GOMAN_LOG_ERROR, "PROVISION", "cannot write output: %s", e.message);
 		write_failed = 1;
@@ -93,7 +93,7 @@ int main(int argc, char **argv)
 	struct goman_provision_opts po = {.emit = emit};
 	struct goman_kvs tags = {0};
 	struct goman_config cfg;
-	struct goman_err err;
+	struct goman_err err = GOMAN_ERR_INIT;
 	const char *region = NULL, *type = NULL;
 	long servers = -1, agents = -1;
 	bool show = false;
@@ -242,9 +242,9 @@ int main(int argc, char **argv)
 	goman_idem_close(idem);
 	goman_aws_free(aws);
 	cJSON_Delete(specs);
+	if (write_failed)
+		outcome.output_errors++;
 	rc = goman_exit_code(&outcome);
-	if (write_failed && rc == 0)
-		rc = GOMAN_EXIT_FAILED;
 out:
 	goman_kvs_clear(&tags);
 	return rc;

@@ -217,7 +217,7 @@ int main(int argc, char **argv)
 	goman_events_init("goman-sign");
 	struct goman_jsonl_reader *rd = goman_jsonl_reader_new(0, 0);
 	struct goman_outcome oc = {0};
-	struct goman_err err;
+	struct goman_err err = GOMAN_ERR_INIT;
 	int rc, wfail = 0;
 	while (rd && !wfail) {
 		cJSON *in = NULL, *out = NULL;
@@ -248,7 +248,9 @@ int main(int argc, char **argv)
 		cJSON_Delete(in);
 		cJSON_Delete(out);
 	}
-	if (wfail || !rd)
+	if (wfail)
+		oc.output_errors++;
+	if (!rd)
 		oc.failed++;
 	goman_jsonl_reader_free(rd);
 	goman_http_free(s.http);

@@ -626,7 +626,7 @@ static int admit(struct aws_op *op, struct goman_err *err)
 static void admit_fire(void *ud)
 {
 	struct aws_op *op = ud;
-	struct goman_err err;
+	struct goman_err err = GOMAN_ERR_INIT;
 	goman_err_clear(&err);
 	op->timer_id = 0;
 	waiter_remove(op);
@@ -665,7 +665,7 @@ static void attempt_done(struct goman_http_resp *resp, void *ud)
 {
 	struct aws_op *op = ud;
 	struct goman_aws *a = op->a;
-	struct goman_err err;
+	struct goman_err err = GOMAN_ERR_INIT;
 	goman_err_clear(&err);
 	op->http_id = 0;
 	cJSON_Delete(op->res.data);
@@ -803,7 +803,7 @@ int goman_aws_submit(struct goman_aws *a, const struct goman_aws_call *call, gom
 	if (a->ops)
 		a->ops->prev = op;
 	a->ops = op;
-	struct goman_err aerr;
+	struct goman_err aerr = GOMAN_ERR_INIT;
 	goman_err_clear(&aerr);
 	if (admit(op, &aerr) != 0) {
 		if (aerr.rc == GOMAN_ECIRCUIT) {

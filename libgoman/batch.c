@@ -243,7 +243,7 @@ static void start_unit(struct goman_batch *b, struct unit *u)
 	struct goman_batch_call *c = calloc(1, sizeof(*c));
 	struct call_priv *p = calloc(1, sizeof(*p));
 	const char **ids = calloc(u->n, sizeof(*ids));
-	struct goman_err e;
+	struct goman_err e = GOMAN_ERR_INIT;
 	goman_err_clear(&e);
 	if (!c || !p || !ids) {
 		free(c);
@@ -396,7 +396,7 @@ void goman_batch_call_done(struct goman_batch_call *c, const struct goman_err *e
 		fail_unit(b, u, NULL);
 	} else if (goman_batch_bisectable(err) && u->n > 1) {
 		if (bisect(b, u, err) != 0) {
-			struct goman_err e;
+			struct goman_err e = GOMAN_ERR_INIT;
 			goman_err_set(&e, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "", "out of memory");
 			fail_unit(b, u, &e);
 		}

@@ -129,7 +129,7 @@ static void mutation_done(struct goman_aws_result *res, void *ud)
 			     !strcmp(err.code, "OperationNotPermitted");
 	if (protected_one && x->o.force && xc->phase == 0) {
 		struct goman_kvs p = {0};
-		struct goman_err e2;
+		struct goman_err e2 = GOMAN_ERR_INIT;
 		goman_err_clear(&e2);
 		goman_log(GOMAN_LOG_INFO, "BATCH", "%s: lifting termination protection (--force)",
 			  c->ids[0]);
@@ -161,7 +161,7 @@ static void lift_done(struct goman_aws_result *res, void *ud)
 		return;
 	}
 	struct goman_kvs p = {0};
-	struct goman_err err;
+	struct goman_err err = GOMAN_ERR_INIT;
 	goman_err_clear(&err);
 	xc->x->lifted++;
 	xc->phase = 2;

@@ -278,7 +278,7 @@ static int load_file(struct goman_config *c, struct goman_err *err)
 		snprintf(path, sizeof(path), "%s/.config/goman/config", home);
 	else
 		return 0;
-	struct goman_err e;
+	struct goman_err e = GOMAN_ERR_INIT;
 	goman_err_clear(&e);
 	struct goman_ini *ini = goman_ini_load(path, &e);
 	if (!ini) {
@@ -326,7 +326,7 @@ static int load_file(struct goman_config *c, struct goman_err *err)
 
 static void set_internal(struct goman_config *c, const char *key, const char *v, enum goman_src s)
 {
-	struct goman_err e;
+	struct goman_err e = GOMAN_ERR_INIT;
 	goman_config_set(c, key, v, s, &e); /* our own values: cannot fail */
 }
 

@@ -170,7 +170,7 @@ static int load_file(const char *envname, const char *name, struct goman_ini **o
 	*out = NULL;
 	if (!path)
 		return 0;
-	struct goman_err e;
+	struct goman_err e = GOMAN_ERR_INIT;
 	goman_err_clear(&e);
 	*out = goman_ini_load(path, &e);
 	free(path);

@@ -177,7 +177,7 @@ int gm_creds_ecs(struct goman_http *h, struct goman_creds *out, struct goman_err
 		goto out;
 	}
 	long status;
-	struct goman_err herr;
+	struct goman_err herr = GOMAN_ERR_INIT;
 	goman_err_clear(&herr);
 	goman_log(GOMAN_LOG_DEBUG, "CREDS", "container credentials from %s", url);
 	if (!(body = md_request(h, "GET", url, &hdrs, &status, &herr))) {
@@ -251,7 +251,7 @@ static char *imds_token(struct goman_http *h, const char *base)
 	char *url = malloc(n);
 	char *tok = NULL;
 	long status;
-	struct goman_err err;
+	struct goman_err err = GOMAN_ERR_INIT;
 	goman_err_clear(&err);
 	if (url && goman_kvs_add(&hdrs, "X-aws-ec2-metadata-token-ttl-seconds", IMDS_TTL) == 0) {
 		snprintf(url, n, "%s/latest/api/token", base);
@@ -281,7 +281,7 @@ int gm_creds_imds(struct goman_http *h, struct goman_creds *out, struct goman_er
 	cJSON *j = NULL;
 	int rc = 1; /* unreachable or no role attached: not configured */
 	long status;
-	struct goman_err herr;
+	struct goman_err herr = GOMAN_ERR_INIT;
 	goman_err_clear(&herr);
 	if (!tok)
 		goto out;

@@ -337,7 +337,7 @@ static void desc_finish(struct desc_op *d, const struct goman_err *err)
 static void desc_page_done(struct goman_aws_result *res, void *ud)
 {
 	struct desc_op *d = ud;
-	struct goman_err err;
+	struct goman_err err = GOMAN_ERR_INIT;
 	goman_err_clear(&err);
 	d->st.calls += res->attempts > 0 ? res->attempts : 1;
 	d->st.pages++;
@@ -813,7 +813,7 @@ static void round_described(struct goman_ec2_instances *found, const struct goma
 			}
 			struct goman_aws_call call = {.service = "ec2", .action = "DescribeInstanceStatus",
 						      .params = &params};
-			struct goman_err e2;
+			struct goman_err e2 = GOMAN_ERR_INIT;
 			goman_err_clear(&e2);
 			if (k && goman_aws_submit(p->aws, &call, status_done, c, &e2) == 0) {
 				goman_kvs_clear(&params);
@@ -835,7 +835,7 @@ static void round_fire(void *ud)
 	p->timer = 0;
 	if (!p->n)
 		return;
-	struct goman_err err;
+	struct goman_err err = GOMAN_ERR_INIT;
 	goman_err_clear(&err);
 	char **ids = NULL;
 	size_t nids = 0;

@@ -76,6 +76,7 @@ int goman_err_set(struct goman_err *e, enum goman_rc rc, enum goman_class cls, c
 {
 	if (!e)
 		return -1;
+	goman_err_clear(e);
 	e->rc = rc;
 	e->cls = cls;
 	snprintf(e->code, sizeof(e->code), "%s", code ? code : "");
@@ -239,6 +240,8 @@ int goman_exit_code(const struct goman_outcome *o)
 {
 	if (o->usage_errors)
 		return GOMAN_EXIT_USAGE;
+	if (o->output_errors)
+		return GOMAN_EXIT_IOERR;
 	if (o->bad_lines)
 		return GOMAN_EXIT_DATAERR;
 	if (o->unavailable)

@@ -44,7 +44,6 @@ extern char **environ;
 #define SCRATCH (64 * 1024)
 #define CPU_FACTOR 8
 #define RETRY_DELAY_CAP_MS 10000
-#define THROTTLE_MARK "\"class\":\"throttling\""
 
 enum jstate { J_FILLING, J_WAITING, J_RUNNING, J_DONE };
 
@@ -59,6 +58,7 @@ struct job {
 	pid_t pid;
 	int fd_in, fd_out, fd_err;
 	struct gm_buf out;     /* stdout bytes (and final records) not yet written */
+	size_t out_watched;    /* -j auto: bytes of `out` already looked at for throttling */
 	struct gm_buf errb;    /* -j auto: stderr bytes up to the next '\n' */
 	unsigned long out_lines;
 	size_t recv;
@@ -339,6 +339,7 @@ static int flush_job(struct fo *f, struct job *j)
 	}
 	int rc = write_out(f, j->out.p, n);
 	gm_buf_shift(&j->out, n);
+	j->out_watched = j->out_watched > n ? j->out_watched - n : 0;
 	if (j->out.cap > SCRATCH && j->out.len < SCRATCH / 4) {
 		/* a long line passed: give its memory back */
 		char *q = realloc(j->out.p, j->out.len + 1);
@@ -554,6 +555,7 @@ static void spawn(struct fo *f, struct job *j)
 	j->spawn_errno = 0;
 	j->status = 0;
 	j->out.len = 0;
+	j->out_watched = 0;
 	j->errb.len = 0;
 	j->start_mono = goman_mono_ms();
 	j->start_wall = goman_now_ms();
@@ -718,7 +720,7 @@ static int finish(struct fo *f, size_t idx)
 				  j->out.len - keep);
 			j->out.len = keep;
 		}
-		struct goman_err e;
+		struct goman_err e = GOMAN_ERR_INIT;
 		goman_err_clear(&e);
 		if (j->spawn_errno)
 			goman_err_set(&e, GOMAN_ECHILD, GOMAN_CLASS_START, "SpawnFailed",
@@ -821,7 +823,7 @@ static int read_line(struct fo *f)
 {
 	const char *line;
 	size_t len;
-	struct goman_err e;
+	struct goman_err e = GOMAN_ERR_INIT;
 	int rc = goman_jsonl_next_raw(f->rd, &line, &len, &e);
 	if (rc == GOMAN_JSONL_EOF) {
 		f->in_eof = true;
@@ -893,9 +895,53 @@ static void reap(struct fo *f)
 	}
 }
 
-/* Reads what a job wrote on stdout; writes its complete lines when it may. */
+/* see fanout_int.h */
+GOMAN_TESTABLE bool gm_line_reports_throttling(const char *line, size_t len)
+{
+	/* without a backslash nothing is escaped, so the class must be there literally: most
+	 * lines are decided without parsing them */
+	if (!memchr(line, '\\', len) && !memmem(line, len, "throttling", 10))
+		return false;
+	cJSON *rec = cJSON_ParseWithLength(line, len);
+	bool yes = false;
+	if (cJSON_IsObject(rec)) {
+		/* {"error":{...}} of a plain record, or {"<stage>":{"error":{...}}} */
+		const cJSON *err = cJSON_GetObjectItemCaseSensitive(rec, "error");
+		const cJSON *st = rec->child;
+		while (!yes) {
+			const cJSON *cls = cJSON_GetObjectItemCaseSensitive(err, "class");
+			yes = cJSON_IsString(cls) && strcmp(cls->valuestring, "throttling") == 0;
+			while (st && !cJSON_IsObject(st))
+				st = st->next;
+			if (!st)
+				break;
+			err = cJSON_GetObjectItemCaseSensitive(st, "error");
+			st = st->next;
+		}
+	}
+	cJSON_Delete(rec);
+	return yes;
+}
+
+/* -j auto: looks at each line of p[0..n) (the last one may lack its '\n') for throttling. */
+static void watch_lines(struct job *j, const char *p, size_t n)
+{
+	while (n && !j->throttled) {
+		const char *nl = memchr(p, '\n', n);
+		size_t len = nl ? (size_t)(nl - p) : n;
+		j->throttled = gm_line_reports_throttling(p, len);
+		if (!nl)
+			break;
+		n -= len + 1;
+		p = nl + 1;
+	}
+}
+
+/* Reads what a job wrote on stdout; writes its complete lines when it may. Throttling is
+ * decided on whole lines only: a record split across reads is looked at once it is whole. */
 static int drain_out(struct fo *f, struct job *j)
 {
+	bool watch = f->o->jobs == 0;
 	ssize_t n = read(j->fd_out, f->scratch, sizeof(f->scratch));
 	if (n < 0) {
 		if (errno == EINTR || errno == EAGAIN)
@@ -905,24 +951,33 @@ static int drain_out(struct fo *f, struct job *j)
 	if (n == 0) {
 		j->eof = true;
 		close_fd(&j->fd_out);
+		if (watch && j->out.len > j->out_watched) /* a last line without its '\n' */
+			watch_lines(j, j->out.p + j->out_watched, j->out.len - j->out_watched);
+		j->out_watched = j->out.len;
 		return 0;
 	}
 	j->recv += (size_t)n;
 	unsigned long nl = count_nl(f->scratch, (size_t)n);
 	j->out_lines += nl;
-	if (f->o->jobs == 0 && nl && memmem(f->scratch, (size_t)n, THROTTLE_MARK,
-					     sizeof(THROTTLE_MARK) - 1))
-		j->throttled = true;
 	if (j->out.len == 0 && nl && can_stream(f, j)) {
 		/* the usual case: whole lines straight from the read buffer */
 		char *last = memrchr(f->scratch, '\n', (size_t)n);
 		size_t whole = (size_t)(last - f->scratch) + 1;
+		if (watch)
+			watch_lines(j, f->scratch, whole - 1);
 		if (write_out(f, f->scratch, whole))
 			return -1;
+		j->out_watched = 0;
 		return buf_add(&j->out, f->scratch + whole, (size_t)n - whole) ? oom(f) : 0;
 	}
 	if (buf_add(&j->out, f->scratch, (size_t)n))
 		return oom(f);
+	if (watch && nl) {
+		char *last = memrchr(j->out.p + j->out_watched, '\n', j->out.len - j->out_watched);
+		size_t upto = (size_t)(last - j->out.p);
+		watch_lines(j, j->out.p + j->out_watched, upto - j->out_watched);
+		j->out_watched = upto + 1;
+	}
 	return nl ? flush_job(f, j) : 0;
 }
 
@@ -934,6 +989,7 @@ static void drain_err(struct fo *f, struct job *j)
 		if (n < 0 && (errno == EINTR || errno == EAGAIN))
 			return;
 		if (j->errb.len) {
+			watch_lines(j, j->errb.p, j->errb.len); /* a last line without its '\n' */
 			if (buf_add(&j->errb, "\n", 1) == 0) {
 				ssize_t w = write(2, j->errb.p, j->errb.len);
 				(void)w;
@@ -943,13 +999,12 @@ static void drain_err(struct fo *f, struct job *j)
 		close_fd(&j->fd_err);
 		return;
 	}
-	if (memmem(f->scratch, (size_t)n, THROTTLE_MARK, sizeof(THROTTLE_MARK) - 1))
-		j->throttled = true;
 	if (buf_add(&j->errb, f->scratch, (size_t)n))
 		return;
 	char *last = memrchr(j->errb.p, '\n', j->errb.len);
 	if (last) {
 		size_t whole = (size_t)(last - j->errb.p) + 1;
+		watch_lines(j, j->errb.p, whole - 1);
 		ssize_t w = write(2, j->errb.p, whole);
 		(void)w;
 		gm_buf_shift(&j->errb, whole);
@@ -1004,7 +1059,7 @@ static void start_jobs(struct fo *f)
  * written as records now. */
 static int drop_pending(struct fo *f)
 {
-	struct goman_err e;
+	struct goman_err e = GOMAN_ERR_INIT;
 	if (f->filling) {
 		struct job *j = f->filling;
 		f->filling = NULL;
@@ -1276,7 +1331,7 @@ static char *join_argv(char *const *argv)
 int goman_fanout_run(const struct goman_fanout_opts *o, struct goman_fanout_stats *st,
 		     struct goman_err *err)
 {
-	struct goman_err dummy;
+	struct goman_err dummy = GOMAN_ERR_INIT;
 	if (!err)
 		err = &dummy;
 	goman_err_clear(err);

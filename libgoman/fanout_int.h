@@ -19,6 +19,9 @@ void gm_aimd_init(struct gm_aimd *a, int start, int max);
 int gm_aimd_slots(const struct gm_aimd *a);
 void gm_aimd_ok(struct gm_aimd *a);
 bool gm_aimd_throttle(struct gm_aimd *a, int64_t started_ms, int64_t now_ms);
+/* True when the line (without its '\n') is a JSON object holding an error record of class
+ * "throttling", at its top level or under one stage ({"install":{"error":{...}}}). */
+bool gm_line_reports_throttling(const char *line, size_t len);
 bool gm_halt_due(unsigned long fail, bool percent, unsigned long failed, unsigned long done);
 #endif
 #endif

@@ -88,7 +88,7 @@ struct goman_guard *goman_guard_new(const struct goman_guard_opts *opts, struct 
 			p = g->cfg.state_file;
 		if (!p && goman_guard_state_path(path, sizeof(path)) == 0)
 			p = path;
-		struct goman_err e;
+		struct goman_err e = GOMAN_ERR_INIT;
 		goman_err_clear(&e);
 		if (p)
 			g->state = gm_state_open(p, &e);

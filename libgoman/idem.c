@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -202,8 +203,10 @@ static long long my_start_time(void)
 
 bool gm_idem_owner_dead(const struct gm_idem_rec *r)
 {
-	if (strcmp(r->owner_host, my_host()) != 0 || r->owner_pid <= 0)
-		return false; /* another machine: only its lease can tell */
+	/* another machine, or a pid no process can have: only the lease can tell (a pid_t cast
+	 * of a larger one would ask about some other process, or about all of them) */
+	if (strcmp(r->owner_host, my_host()) != 0 || r->owner_pid <= 0 || r->owner_pid > INT_MAX)
+		return false;
 	if (kill((pid_t)r->owner_pid, 0) != 0 && errno == ESRCH)
 		return true;
 	if (r->owner_pid_start > 0) {
@@ -326,11 +329,24 @@ static void get_str(const cJSON *o, const char *name, char *out, size_t len)
 	snprintf(out, len, "%s", cJSON_IsString(v) ? v->valuestring : "");
 }
 
+/* A stored number is input like any other (a damaged or planted record can hold 1e300):
+ * beyond int64 it saturates, NaN is 0, so no cast is ever out of range. */
+static int64_t sat_i64(double d)
+{
+	if (d != d)
+		return 0;
+	if (d >= 9223372036854775808.0) /* 2^63: the first double past INT64_MAX */
+		return INT64_MAX;
+	if (d <= -9223372036854775808.0)
+		return INT64_MIN;
+	return (int64_t)d;
+}
+
 static int64_t get_num(const cJSON *o, const char *name)
 {
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
 	if (cJSON_IsNumber(v))
-		return (int64_t)v->valuedouble;
+		return sat_i64(v->valuedouble);
 	if (cJSON_IsString(v)) /* DynamoDB numbers arrive as strings */
 		return strtoll(v->valuestring, NULL, 10);
 	return 0;

@@ -340,7 +340,7 @@ int gm_idem_dynamo_finish(struct goman_idem *s, const struct goman_idem_ticket *
 	if (rc && cond_failed(&res)) {
 		/* a retried update whose first reply was lost finds its own work done */
 		struct gm_idem_rec cur;
-		struct goman_err ignored;
+		struct goman_err ignored = GOMAN_ERR_INIT;
 		memset(&cur, 0, sizeof(cur));
 		if (get_item(s, t->key, &cur, &ignored) == 1 && !strcmp(cur.owner, t->owner_id) &&
 		    !strcmp(cur.status, status))

@@ -597,7 +597,7 @@ static void maybe_compact(struct goman_idem *s, int64_t now)
 	if (s->log_off < COMPACT_MIN_BYTES || s->log_off - live <= live)
 		return;
 	size_t n = 0;
-	struct goman_err e;
+	struct goman_err e = GOMAN_ERR_INIT;
 	if (compact(s, now, &n, &e) == 0)
 		s->stats.cleaned += n;
 	else
@@ -670,7 +670,7 @@ int gm_idem_file_open(struct goman_idem *s, const char *dir, struct goman_err *e
 			close(fd);
 		}
 		size_t n = 0;
-		struct goman_err ignored;
+		struct goman_err ignored = GOMAN_ERR_INIT;
 		if (gm_idem_file_cleanup(s, &n, &ignored) == 0)
 			s->stats.cleaned += n;
 	}

@@ -333,7 +333,7 @@ void gm_inst_node_done(struct gm_install *in, struct gm_inode *n, const struct g
 	cJSON *result = n->out.p ? goman_install_parse_output(n->out.p, &progress) : NULL;
 	if (progress >= 0)
 		n->progress = progress;
-	struct goman_err err;
+	struct goman_err err = GOMAN_ERR_INIT;
 	goman_err_clear(&err);
 	if (e && e->rc != GOMAN_OK)
 		err = *e;
@@ -404,7 +404,7 @@ void gm_inst_node_done(struct gm_install *in, struct gm_inode *n, const struct g
 static void fail_node(struct gm_install *in, struct gm_inode *n, enum goman_class cls,
 		      const char *code, const char *msg)
 {
-	struct goman_err e;
+	struct goman_err e = GOMAN_ERR_INIT;
 	goman_err_set(&e, GOMAN_EINVAL, cls, code, "%s", msg);
 	gm_inst_node_done(in, n, &e, 0);
 }
@@ -445,7 +445,7 @@ static void dispatch(struct gm_install *in, struct gm_inode *n)
 		gm_inst_ssm_enqueue(in, n);
 		return;
 	}
-	struct goman_err e;
+	struct goman_err e = GOMAN_ERR_INIT;
 	goman_err_clear(&e);
 	if (gm_inst_proc_start(in, n, &e) != 0)
 		gm_inst_node_done(in, n, &e, 0);
@@ -536,7 +536,7 @@ static const char *rec_str(const cJSON *rec, const char *k)
 static int bad_record(struct gm_install *in, cJSON *rec, long line, const char *code,
 		      const char *fmt, const char *arg)
 {
-	struct goman_err e;
+	struct goman_err e = GOMAN_ERR_INIT;
 	goman_err_set(&e, GOMAN_EINVAL, GOMAN_CLASS_BAD_INPUT, code, fmt, arg);
 	cJSON *out = goman_jsonl_error_record(rec, "install", &e, line);
 	goman_log(GOMAN_LOG_WARN, "INSTALL", "line %ld: %s", line, e.message);

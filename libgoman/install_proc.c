@@ -141,7 +141,7 @@ static void finish(struct gm_install *in, struct gm_inode *n)
 	wipe_stdin(n);
 	in->running--;
 	n->pid = 0;
-	struct goman_err e;
+	struct goman_err e = GOMAN_ERR_INIT;
 	goman_err_clear(&e);
 	int code = 0;
 	if (n->timer == -1) {

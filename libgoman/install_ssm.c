@@ -60,7 +60,7 @@ static void flush(struct gm_install *in, enum gm_kind k);
 static void fail(struct gm_install *in, struct gm_inode *n, enum goman_rc rc, enum goman_class cls,
 		 const char *code, const char *msg)
 {
-	struct goman_err e;
+	struct goman_err e = GOMAN_ERR_INIT;
 	goman_err_set(&e, rc, cls, code, "%s", msg);
 	gm_inst_node_done(in, n, &e, 0);
 }
@@ -237,7 +237,7 @@ static void flush(struct gm_install *in, enum gm_kind k)
 	while (in->group[k]) {
 		struct gm_batch *bt = calloc(1, sizeof(*bt));
 		if (!bt) {
-			struct goman_err err;
+			struct goman_err err = GOMAN_ERR_INIT;
 			goman_err_set(&err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "", "out of memory");
 			struct gm_inode *n = in->group[k];
 			in->group[k] = n->qnext;
@@ -295,7 +295,7 @@ static void submit_batch(struct gm_install *in, struct gm_batch *bt)
 	}
 	cJSON_Delete(params);
 	free(text);
-	struct goman_err err;
+	struct goman_err err = GOMAN_ERR_INIT;
 	goman_err_clear(&err);
 	if (ok) {
 		struct goman_aws_call call = {.service = "ssm", .action = "SendCommand", .json = req};
@@ -509,7 +509,7 @@ static void poll_done(struct goman_aws_result *res, void *ud)
 static void submit_poll(struct gm_install *in, struct gm_inode *n)
 {
 	cJSON *req = cJSON_CreateObject();
-	struct goman_err err;
+	struct goman_err err = GOMAN_ERR_INIT;
 	goman_err_clear(&err);
 	if (!req || !cJSON_AddStringToObject(req, "CommandId", n->command_id) ||
 	    !cJSON_AddStringToObject(req, "InstanceId", n->iid)) {

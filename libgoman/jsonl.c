@@ -6,12 +6,16 @@
  * '\0'), valid until the next call. An over-long line is reported once as BadInput when the
  * cap is passed; its remaining bytes are then dropped up to and including its '\n'.
  * Writer: the serialised record and its '\n' go out in one write(2) (partial writes are
- * continued, EINTR retried, EAGAIN waited out with poll).
+ * continued, EINTR retried, EAGAIN waited out with poll). Whatever reached a record (a
+ * service's reply, a child's output, our own messages cut mid-character), the line written
+ * is valid UTF-8: a byte that does not belong to a valid sequence becomes U+FFFD, in keys
+ * and values alike, and NUL becomes U+FFFD too. This is done here once, for every command.
  * Errors come back as return codes with struct goman_err filled; nothing is printed.
  */
 #include <errno.h>
 #include <poll.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -219,6 +223,20 @@ int goman_jsonl_next_raw(struct goman_jsonl_reader *r, const char **line, size_t
 	}
 }
 
+/* Offset of the first \u0000 escape in s, or len. Backslashes only occur in strings, and
+ * an escaped backslash is skipped whole, so "\\u0000" is not one. */
+static size_t nul_escape_at(const char *s, size_t len)
+{
+	for (size_t i = 0; i + 1 < len; i++) {
+		if (s[i] != '\\')
+			continue;
+		if (s[i + 1] == 'u' && len - i >= 6 && memcmp(s + i + 2, "0000", 4) == 0)
+			return i;
+		i++; /* the escaped character */
+	}
+	return len;
+}
+
 int goman_jsonl_next(struct goman_jsonl_reader *r, struct cJSON **out, struct goman_err *err)
 {
 	const char *line;
@@ -227,6 +245,10 @@ int goman_jsonl_next(struct goman_jsonl_reader *r, struct cJSON **out, struct go
 	int rc = goman_jsonl_next_raw(r, &line, &len, err);
 	if (rc != GOMAN_JSONL_RECORD)
 		return rc;
+	/* a C string ends at NUL: "prod\u0000x" would silently become the cluster "prod" */
+	size_t nul = nul_escape_at(line, len);
+	if (nul != len)
+		return bad(r, err, "NUL (\\u0000) in a string at byte offset", nul);
 	const char *stop = NULL;
 	cJSON *j = cJSON_ParseWithOpts(line, &stop, 1);
 	if (!j)
@@ -296,20 +318,64 @@ static int write_all(int fd, const char *p, size_t n, struct goman_err *err)
 	return 0;
 }
 
+/* Bytes of s[0..len) that are not valid UTF-8 (or are NUL): 0 when the line can go as is. */
+static size_t invalid_bytes(const unsigned char *s, size_t len)
+{
+	size_t bad = 0;
+	for (size_t i = 0; i < len;) {
+		size_t ok = gm_utf8_invalid_at(s + i, len - i);
+		const unsigned char *nul = memchr(s + i, '\0', ok);
+		if (nul)
+			ok = (size_t)(nul - (s + i));
+		i += ok;
+		if (i < len) {
+			bad++;
+			i++;
+		}
+	}
+	return bad;
+}
+
+/* Copies s[0..len) to out with each invalid byte (and NUL) as U+FFFD; returns the length. */
+static size_t copy_replacing(char *out, const unsigned char *s, size_t len)
+{
+	size_t o = 0;
+	for (size_t i = 0; i < len;) {
+		size_t ok = gm_utf8_invalid_at(s + i, len - i);
+		const unsigned char *nul = memchr(s + i, '\0', ok);
+		if (nul)
+			ok = (size_t)(nul - (s + i));
+		memcpy(out + o, s + i, ok);
+		o += ok;
+		i += ok;
+		if (i < len) {
+			memcpy(out + o, "\xef\xbf\xbd", 3);
+			o += 3;
+			i++;
+		}
+	}
+	return o;
+}
+
 int goman_jsonl_write_raw(int fd, const char *line, size_t len, struct goman_err *err)
 {
 	char stackbuf[4096];
-	char *b = len + 1 <= sizeof(stackbuf) ? stackbuf : malloc(len + 1);
+	size_t bad = invalid_bytes((const unsigned char *)line, len);
+	size_t need = len + 2 * bad + 1; /* each bad byte grows by two */
+	char *b = need <= sizeof(stackbuf) ? stackbuf : malloc(need);
 	if (!b) {
 		goman_err_clear(err);
 		goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "NoMemory", "out of memory");
 		errno = ENOMEM;
 		return -1;
 	}
-	if (len)
+	size_t n = len;
+	if (bad)
+		n = copy_replacing(b, (const unsigned char *)line, len);
+	else if (len)
 		memcpy(b, line, len);
-	b[len] = '\n';
-	int rc = write_all(fd, b, len + 1, err);
+	b[n] = '\n';
+	int rc = write_all(fd, b, n + 1, err);
 	if (b != stackbuf) {
 		int e = errno;
 		free(b);
@@ -335,26 +401,45 @@ int goman_jsonl_write(int fd, const struct cJSON *obj, struct goman_err *err)
 	return rc;
 }
 
+/* Copy of an identifier (code, request ID) reduced to printable ASCII: these are matched
+ * and logged by programs, and a service or a line that put control or non-ASCII bytes in
+ * them must not make a record that breaks a terminal or a grep. */
+static void printable(char *dst, size_t cap, const char *src)
+{
+	size_t i = 0;
+	for (; src[i] && i + 1 < cap; i++)
+		dst[i] = src[i] >= 0x20 && src[i] < 0x7f ? src[i] : '?';
+	dst[i] = '\0';
+}
+
 cJSON *goman_error_json(const struct goman_err *e, long line)
 {
 	cJSON *o = cJSON_CreateObject();
 	if (!o)
 		return NULL;
-	const char *code = e && e->code[0] ? e->code : NULL;
-	if (!code)
-		code = e && e->cls == GOMAN_CLASS_BAD_INPUT ? "BadInput" : "Error";
+	char code[sizeof(e->code)], rid[sizeof(e->request_id)];
+	printable(code, sizeof(code), e ? e->code : "");
+	printable(rid, sizeof(rid), e ? e->request_id : "");
+	if (!code[0])
+		snprintf(code, sizeof(code), "%s",
+			 e && e->cls == GOMAN_CLASS_BAD_INPUT ? "BadInput" : "Error");
 	cJSON_AddStringToObject(o, "code", code);
 	const char *msg = e && e->message[0] ? e->message : goman_strerror(e ? e->rc : GOMAN_OK);
 	cJSON_AddStringToObject(o, "message", msg);
 	if (e && e->cls != GOMAN_CLASS_NONE)
 		cJSON_AddStringToObject(o, "class", goman_class_name(e->cls));
 	cJSON_AddBoolToObject(o, "retryable", e && e->retryable);
-	if (e && e->http_status > 0)
+	/* only what can be true goes out: an HTTP status is 100..599, a wait is at most
+	 * GOMAN_RETRY_AFTER_MAX_MS (a longer one is that long) */
+	if (e && e->http_status >= 100 && e->http_status <= 599)
 		cJSON_AddNumberToObject(o, "http_status", e->http_status);
-	if (e && e->request_id[0])
-		cJSON_AddStringToObject(o, "request_id", e->request_id);
+	if (rid[0])
+		cJSON_AddStringToObject(o, "request_id", rid);
 	if (e && e->retry_after_ms > 0)
-		cJSON_AddNumberToObject(o, "retry_after_ms", (double)e->retry_after_ms);
+		cJSON_AddNumberToObject(o, "retry_after_ms",
+					(double)(e->retry_after_ms > GOMAN_RETRY_AFTER_MAX_MS
+							 ? GOMAN_RETRY_AFTER_MAX_MS
+							 : e->retry_after_ms));
 	if (line > 0)
 		cJSON_AddNumberToObject(o, "line", (double)line);
 	return o;

@@ -11,6 +11,7 @@
 #include <unistd.h>
 #include <cjson/cJSON.h>
 #include "goman/clock.h"
+#include "goman/jsonl.h"
 #include "goman/log.h"
 
 static goman_log_sink log_sink;
@@ -34,11 +35,15 @@ static void stderr_sink(enum goman_level lvl, const char *tag, const char *msg, 
 		off = "\033[0m";
 	}
 	char line[2048];
-	int n = snprintf(line, sizeof(line), "%s[%s]%s %s\n", on, tag, off, msg);
-	if (n < 0)
+	int n = snprintf(line, sizeof(line), "%s[%s]%s ", on, tag, off);
+	if (n < 0 || (size_t)n >= sizeof(line))
 		return;
-	if ((size_t)n >= sizeof(line))
-		n = sizeof(line) - 1, line[n - 1] = '\n';
+	/* messages carry what services and input lines said: control bytes (terminal escapes,
+	 * CR rewriting the line, newlines forging another log line) are shown as '?' */
+	for (const unsigned char *p = (const unsigned char *)msg; *p && (size_t)n < sizeof(line) - 1;
+	     p++)
+		line[n++] = (*p < 0x20 && *p != '\t') || *p == 0x7f ? '?' : (char)*p;
+	line[n++] = '\n';
 	ssize_t w = write(2, line, (size_t)n);
 	(void)w;
 }
@@ -142,13 +147,13 @@ int goman_event(const char *event, cJSON *obj)
 	cJSON_Delete(line);
 	if (!text)
 		return -1;
-	size_t len = strlen(text);
-	text[len] = '\n'; /* replaces the NUL: one write, one line */
-	ssize_t w = write(fd, text, len + 1);
-	free(text);
-	if (w != (ssize_t)(len + 1)) {
+	/* the JSON-lines writer: one write, one line, valid UTF-8 whatever a service said */
+	int rc = goman_jsonl_write_raw(fd, text, strlen(text), NULL);
+	int e = errno;
+	cJSON_free(text);
+	if (rc) {
 		if (!events_failed++)
-			goman_log(GOMAN_LOG_WARN, "METRICS", "event write failed: %s", strerror(errno));
+			goman_log(GOMAN_LOG_WARN, "METRICS", "event write failed: %s", strerror(e));
 		return -1;
 	}
 	return 0;

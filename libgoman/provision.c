@@ -464,7 +464,7 @@ static void tags_enqueue(struct prun *r, struct node *n)
 		size_t cap = r->tq_cap ? r->tq_cap * 2 : 64;
 		struct node **v = realloc(r->tq, cap * sizeof(*v));
 		if (!v) {
-			struct goman_err e;
+			struct goman_err e = GOMAN_ERR_INIT;
 			oom(&e);
 			emit(r, n, &e);
 			return;
@@ -531,7 +531,7 @@ static void tags_pump(struct prun *r)
 	size_t sent = 0;
 	while (sent < r->tq_n && r->tokens >= 1.0 && r->tags_inflight < cap) {
 		struct node *n = r->tq[sent++];
-		struct goman_err e;
+		struct goman_err e = GOMAN_ERR_INIT;
 		goman_err_clear(&e);
 		r->tokens -= 1.0;
 		if (tags_submit(r, n, &e) != 0)
@@ -597,7 +597,7 @@ static void wait_for(struct prun *r, struct node *n)
 		try_emit(r, n);
 		return;
 	}
-	struct goman_err e;
+	struct goman_err e = GOMAN_ERR_INIT;
 	goman_err_clear(&e);
 	int64_t to = r->o->timeout_ms > 0 ? r->o->timeout_ms : 600000;
 	if (!r->poller || goman_ec2_poller_add(r->poller, n->inst.instance_id, goman_mono_ms() + to, &e) != 0) {
@@ -646,7 +646,7 @@ static void started(const struct goman_err *err, int calls, void *ud)
 
 static void start_send(struct start_ctx *c)
 {
-	struct goman_err e;
+	struct goman_err e = GOMAN_ERR_INIT;
 	goman_err_clear(&e);
 	const char **ids = calloc(c->n, sizeof(char *));
 	for (size_t i = 0; ids && i < c->n; i++)
@@ -667,7 +667,7 @@ static void start_nodes(struct prun *r, struct node **v, size_t k)
 {
 	struct start_ctx *c = calloc(1, sizeof(*c));
 	if (!c || !(c->v = calloc(k, sizeof(*c->v)))) {
-		struct goman_err e;
+		struct goman_err e = GOMAN_ERR_INIT;
 		oom(&e);
 		for (size_t i = 0; i < k; i++)
 			emit(r, v[i], &e);
@@ -702,7 +702,7 @@ static int launch_submit(struct group *g, struct goman_err *e);
 static void relaunch(void *ud)
 {
 	struct group *g = ud;
-	struct goman_err e;
+	struct goman_err e = GOMAN_ERR_INIT;
 	goman_err_clear(&e);
 	if (launch_submit(g, &e) != 0)
 		for (size_t i = 0; i < g->n; i++)
@@ -742,7 +742,7 @@ static void launched(struct goman_aws_result *res, void *ud)
 			goman_http_timer(goman_aws_http(r->aws), APP_RETRY_MS * g->tries, relaunch, g);
 			return;
 		}
-		struct goman_err fe;
+		struct goman_err fe = GOMAN_ERR_INIT;
 		goman_log(GOMAN_LOG_WARN, "PROVISION", "RunInstances %s x%zu failed: %s %s", g->role,
 			  g->n, res->err.code, res->err.message);
 		goman_idem_fail(r->idem, &g->t, &res->err, &fe);
@@ -760,7 +760,7 @@ static void launched(struct goman_aws_result *res, void *ud)
 	for (size_t i = 0; i < g->n; i++) {
 		struct node *n = g->v[i];
 		if (i >= got.n) {
-			struct goman_err e;
+			struct goman_err e = GOMAN_ERR_INIT;
 			goman_err_set(&e, GOMAN_ESERVICE, GOMAN_CLASS_TRANSIENT, "ShortLaunch",
 				      "RunInstances returned %zu of %zu instances", got.n, g->n);
 			e.retryable = true;
@@ -774,7 +774,7 @@ static void launched(struct goman_aws_result *res, void *ud)
 		tags_enqueue(r, n);
 		wait_for(r, n);
 	}
-	struct goman_err ce;
+	struct goman_err ce = GOMAN_ERR_INIT;
 	if (goman_idem_complete(r->idem, &g->t, result, &ce) != 0)
 		goman_log(GOMAN_LOG_WARN, "IDEMPOTENCY", "cannot record the launch: %s", ce.message);
 	cJSON_Delete(result);
@@ -1057,7 +1057,7 @@ static void fail_all(struct prun *r, bool only_missing, const struct goman_err *
 static void run_cluster(struct prun *r)
 {
 	const struct goman_provision_opts *o = r->o;
-	struct goman_err e;
+	struct goman_err e = GOMAN_ERR_INIT;
 	goman_err_clear(&e);
 	int64_t t0 = goman_mono_ms();
 	for (size_t i = 0; i < r->nn; i++)
@@ -1165,7 +1165,7 @@ static void run_cluster(struct prun *r)
 			tags_enqueue(r, n);
 		if (!strcmp(n->inst.state, "stopping")) {
 			/* cannot be started until it is stopped: wait for that, then start it */
-			struct goman_err se;
+			struct goman_err se = GOMAN_ERR_INIT;
 			goman_err_clear(&se);
 			if (!r->stop_poller) {
 				struct goman_kvs pf = {0};
@@ -1274,7 +1274,7 @@ int goman_provision_run(struct goman_aws *aws, struct goman_idem *idem,
 		n->line = cJSON_IsNumber(ln) ? (long)ln->valuedouble : 0;
 		cJSON_DeleteItemFromObjectCaseSensitive(n->in, "_line");
 		n->t0 = goman_mono_ms();
-		struct goman_err e;
+		struct goman_err e = GOMAN_ERR_INIT;
 		goman_err_clear(&e);
 		if (gm_prov_spec(o, n, &e) != 0) {
 			cJSON *rec = goman_jsonl_error_record(n->in, NULL, &e, n->line);
@@ -1300,7 +1300,7 @@ int goman_provision_run(struct goman_aws *aws, struct goman_idem *idem,
 			    !strcmp(all[j]->role, n->role))
 				dup = true;
 		if (dup) {
-			struct goman_err e;
+			struct goman_err e = GOMAN_ERR_INIT;
 			char nm[128];
 			snprintf(nm, sizeof(nm), "%s-%s-%d", n->cluster, n->role, n->index);
 			bad(&e, "duplicate node %s%s", nm, NULL);
@@ -1339,7 +1339,7 @@ int goman_provision_run(struct goman_aws *aws, struct goman_idem *idem,
 		snprintf(r.cluster, sizeof(r.cluster), "%s", all[i]->cluster);
 		r.nodes = calloc(na, sizeof(*r.nodes));
 		if (!r.nodes) {
-			struct goman_err e;
+			struct goman_err e = GOMAN_ERR_INIT;
 			oom(&e);
 			for (size_t j = i; j < na; j++)
 				if (all[j]) {

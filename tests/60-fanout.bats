@@ -258,8 +258,24 @@ print(len(seen))' "$BATS_TEST_TMPDIR/out"
 	[[ "${stderr_lines[-1]}" == "[PARALLEL] 30 jobs: 30 ok"*"efficiency "* ]]
 }
 
+@test "goman-fanout: -j auto sees a throttling record split across writes or spaced out" {
+	# half a record, a pause (so it arrives in two reads), then the rest
+	GOMAN_ENV=high-volume run -0 --separate-stderr goman-fanout -j auto --max-jobs 12 -- \
+		sh -c 'cat >/dev/null; printf "{\"error\":{\"cla"; sleep 0.3; printf "ss\":\"throttling\"}}\n"' < <(lines 1)
+	assert_equal "$output" '{"error":{"class":"throttling"}}'
+	[[ "$stderr" == *"concurrency 10 -> 5 (a job reported throttling)"* ]]
+	# the spacing of another JSON writer, on stderr
+	GOMAN_ENV=high-volume run -0 --separate-stderr goman-fanout -j auto --max-jobs 12 -- \
+		sh -c 'cat >/dev/null; printf "{ \"error\": { \"class\": \"throttling\" } }\n" >&2' < <(lines 1)
+	[[ "$stderr" == *"concurrency 10 -> 5 (a job reported throttling)"* ]]
+	# the word alone is not a throttling record
+	GOMAN_ENV=high-volume run -0 --separate-stderr goman-fanout -j auto --max-jobs 12 -- \
+		sh -c 'cat >/dev/null; echo "{\"note\":\"\\\"class\\\":\\\"throttling\\\"\"}"' < <(lines 1)
+	[[ "$stderr" != *"a job reported throttling"* ]]
+}
+
 @test "goman-fanout: a write error on stdout ends the run with an error" {
-	run -1 bash -c 'printf "{\"i\":1}\n" | goman-fanout -- cat >/dev/full'
+	run -74 bash -c 'printf "{\"i\":1}\n" | goman-fanout -- cat >/dev/full'
 	assert_output --partial "write to stdout"
 }
 

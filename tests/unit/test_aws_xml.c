@@ -135,7 +135,7 @@ static void test_text_root_goes_under_its_name(void **state)
 
 static void test_broken_xml_is_a_parse_error(void **state)
 {
-	struct goman_err err;
+	struct goman_err err = GOMAN_ERR_INIT;
 	goman_err_clear(&err);
 	static const char doc[] = "<a><b></a>";
 	assert_null(gm_xml_to_json(doc, strlen(doc), NULL, 0, &err));
@@ -149,7 +149,7 @@ static void test_entity_declarations_are_refused(void **state)
 {
 	static const char doc[] = "<?xml version=\"1.0\"?><!DOCTYPE r [<!ENTITY a \"aaaaaaaa\">"
 				  "<!ENTITY b \"&a;&a;&a;&a;\">]><r>&b;</r>";
-	struct goman_err err;
+	struct goman_err err = GOMAN_ERR_INIT;
 	goman_err_clear(&err);
 	assert_null(gm_xml_to_json(doc, strlen(doc), NULL, 0, &err));
 	assert_int_equal(err.rc, GOMAN_EPARSE);
@@ -163,7 +163,7 @@ static void test_ec2_error_document(void **state)
 		"credentials</Message></Error></Errors><RequestID>req-ec2</RequestID></Response>";
 	char root[64];
 	cJSON *j = gm_xml_to_json(doc, strlen(doc), root, sizeof(root), NULL);
-	struct goman_err e;
+	struct goman_err e = GOMAN_ERR_INIT;
 	goman_err_clear(&e);
 	assert_int_equal(gm_xml_error(root, j, &e), 0);
 	assert_string_equal(e.code, "AuthFailure");
@@ -180,7 +180,7 @@ static void test_sts_iam_error_document(void **state)
 		"</Error><RequestId>req-sts</RequestId></ErrorResponse>";
 	char root[64];
 	cJSON *j = gm_xml_to_json(doc, strlen(doc), root, sizeof(root), NULL);
-	struct goman_err e;
+	struct goman_err e = GOMAN_ERR_INIT;
 	goman_err_clear(&e);
 	assert_int_equal(gm_xml_error(root, j, &e), 0);
 	assert_string_equal(e.code, "InvalidClientTokenId");
@@ -197,7 +197,7 @@ static void test_error_response_with_errors_wrapper(void **state)
 				  "</Error></Errors></ErrorResponse>";
 	char root[64];
 	cJSON *j = gm_xml_to_json(doc, strlen(doc), root, sizeof(root), NULL);
-	struct goman_err e;
+	struct goman_err e = GOMAN_ERR_INIT;
 	goman_err_clear(&e);
 	assert_int_equal(gm_xml_error(root, j, &e), 0);
 	assert_string_equal(e.code, "AuthFailure");
@@ -212,7 +212,7 @@ static void test_s3_error_document(void **state)
 		"<RequestId>req-s3</RequestId><HostId>h</HostId></Error>";
 	char root[64];
 	cJSON *j = gm_xml_to_json(doc, strlen(doc), root, sizeof(root), NULL);
-	struct goman_err e;
+	struct goman_err e = GOMAN_ERR_INIT;
 	goman_err_clear(&e);
 	assert_int_equal(gm_xml_error(root, j, &e), 0);
 	assert_string_equal(e.code, "SignatureDoesNotMatch");
@@ -223,7 +223,7 @@ static void test_s3_error_document(void **state)
 static void test_success_document_is_not_an_error(void **state)
 {
 	cJSON *j = gm_xml_to_json(ec2_reply, strlen(ec2_reply), NULL, 0, NULL);
-	struct goman_err e;
+	struct goman_err e = GOMAN_ERR_INIT;
 	goman_err_clear(&e);
 	assert_int_equal(gm_xml_error("DescribeInstancesResponse", j, &e), -1);
 	assert_string_equal(e.code, "");
@@ -232,7 +232,7 @@ static void test_success_document_is_not_an_error(void **state)
 
 static void test_json_error_strips_namespace_and_reads_both_message_spellings(void **state)
 {
-	struct goman_err e;
+	struct goman_err e = GOMAN_ERR_INIT;
 	goman_err_clear(&e);
 	static const char a[] = "{\"__type\":\"com.amazonaws.dynamodb.v20120810#ResourceNotFoundException\","
 				"\"message\":\"Requested resource not found\"}";
@@ -341,7 +341,7 @@ static void test_s3_prepare_methods_and_location_body(void **state)
 	assert_non_null(strstr(r.body, "<LocationConstraint>eu-west-1</LocationConstraint>"));
 	gm_aws_req_clear(&r);
 	struct goman_aws_call bad = {.service = "s3", .action = "PutObject", .bucket = "b"};
-	struct goman_err e;
+	struct goman_err e = GOMAN_ERR_INIT;
 	goman_err_clear(&e);
 	assert_int_equal(gm_s3_prepare(&bad, "http://127.0.0.1:1", "us-east-1", true, &r, &e), -1);
 	assert_int_equal(e.cls, GOMAN_CLASS_BAD_INPUT);

@@ -49,7 +49,7 @@ static bool is_bad(const struct fake *f, const char *id)
 /* Plays EC2: the call succeeds for every ID, or is refused for all when one is bad. */
 static void finish(struct fake *f, struct goman_batch_call *c)
 {
-	struct goman_err e;
+	struct goman_err e = GOMAN_ERR_INIT;
 	goman_err_clear(&e);
 	if (f->fail_all_code) {
 		goman_err_set(&e, GOMAN_ESERVICE, GOMAN_CLASS_THROTTLING, f->fail_all_code, "slow down");
@@ -117,7 +117,7 @@ static void make_ids(size_t n)
 
 static struct goman_batch *run(struct fake *f, size_t n, size_t bs, size_t conc)
 {
-	struct goman_err err;
+	struct goman_err err = GOMAN_ERR_INIT;
 	struct goman_batch_opts o = {.batch_size = bs, .concurrency = conc, .action = "stop",
 				     .exec = fake_exec, .exec_ud = f, .on_item = on_item, .item_ud = f};
 	make_ids(n);
@@ -272,7 +272,7 @@ static void batch_size_over_1000_is_refused(void **state)
 {
 	(void)state;
 	struct fake f = {0};
-	struct goman_err err;
+	struct goman_err err = GOMAN_ERR_INIT;
 	struct goman_batch_opts o = {.batch_size = 1001, .exec = fake_exec, .exec_ud = &f,
 				     .on_item = on_item, .item_ud = &f};
 	assert_null(goman_batch_new(&o, &err));
@@ -282,7 +282,7 @@ static void batch_size_over_1000_is_refused(void **state)
 static void only_id_codes_are_bisectable(void **state)
 {
 	(void)state;
-	struct goman_err e;
+	struct goman_err e = GOMAN_ERR_INIT;
 	goman_err_set(&e, GOMAN_ESERVICE, GOMAN_CLASS_CLIENT, "InvalidInstanceID.Malformed", "x");
 	assert_true(goman_batch_bisectable(&e));
 	goman_err_set(&e, GOMAN_ESERVICE, GOMAN_CLASS_CLIENT, "OperationNotPermitted", "x");
@@ -340,7 +340,7 @@ static void record_replaces_an_earlier_batch_result_and_keeps_ok_false(void **st
 static void record_of_a_failure_is_the_error_record_under_batch(void **state)
 {
 	(void)state;
-	struct goman_err e;
+	struct goman_err e = GOMAN_ERR_INIT;
 	goman_err_clear(&e);
 	goman_err_set(&e, GOMAN_ESERVICE, GOMAN_CLASS_CLIENT, "InvalidInstanceID.NotFound",
 		      "The instance ID 'i-dead' does not exist");

@@ -189,7 +189,7 @@ static void guard_refuses_with_circuit_open_error_and_logs(void **st)
 	logbuf[0] = 0;
 	fake_now = 100000;
 	struct goman_guard *g = guard(2, 8);
-	struct goman_err e, bad;
+	struct goman_err e = GOMAN_ERR_INIT, bad = GOMAN_ERR_INIT;
 	goman_err_clear(&bad);
 	goman_err_set(&bad, GOMAN_ESERVICE, GOMAN_CLASS_NONE, "InternalError", "boom");
 	bad.http_status = 500;
@@ -227,7 +227,7 @@ static void guard_caps_in_flight_attempts_per_process(void **st)
 	struct goman_guard *g = guard(5, 2);
 	struct goman_guard_ticket t[3];
 	int64_t wait;
-	struct goman_err e;
+	struct goman_err e = GOMAN_ERR_INIT;
 	for (int i = 0; i < 3; i++)
 		goman_guard_ticket_init(&t[i], 0);
 	assert_int_equal(goman_guard_before(g, &t[0], "ec2", "r", "e", &wait, &e), 0);

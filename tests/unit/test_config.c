@@ -174,7 +174,7 @@ static void bad_values_and_unknown_keys_are_clear_errors(void **st)
 {
 	clean_env();
 	struct goman_config c;
-	struct goman_err e;
+	struct goman_err e = GOMAN_ERR_INIT;
 	goman_config_init(&c);
 	goman_err_clear(&e);
 	assert_int_equal(goman_config_set(&c, "retry.base_ms", "soon", GOMAN_SRC_FLAG, &e), -1);

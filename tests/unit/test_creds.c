@@ -107,7 +107,7 @@ static int teardown(void **state)
 
 static struct goman_credchain *chain(const char *profile)
 {
-	struct goman_err err;
+	struct goman_err err = GOMAN_ERR_INIT;
 	goman_err_clear(&err);
 	struct goman_credchain *cc = goman_credchain_new(profile, &err);
 	if (!cc)
@@ -117,7 +117,7 @@ static struct goman_credchain *chain(const char *profile)
 
 static void get_ok(struct goman_credchain *cc, struct goman_creds *c)
 {
-	struct goman_err err;
+	struct goman_err err = GOMAN_ERR_INIT;
 	goman_err_clear(&err);
 	if (goman_credchain_get(cc, c, &err) < 0)
 		fail_msg("credchain_get: %s", err.message);
@@ -210,7 +210,7 @@ static void config_file_profiles_need_the_profile_prefix(void **state)
 	goman_creds_clear(&c);
 	goman_credchain_free(cc);
 	/* "[bare]" in the config file is not the profile "bare" */
-	struct goman_err err;
+	struct goman_err err = GOMAN_ERR_INIT;
 	goman_err_clear(&err);
 	assert_null(goman_credchain_new("bare", &err));
 	assert_int_equal(err.rc, GOMAN_ENOTFOUND);
@@ -243,7 +243,7 @@ static void file_location_env_overrides_are_honoured(void **state)
 	struct goman_creds c;
 	get_ok(cc, &c);
 	assert_string_equal(c.access_key_id, "AKIAOTHER");
-	struct goman_err err;
+	struct goman_err err = GOMAN_ERR_INIT;
 	char *r = goman_credchain_region(cc, &err);
 	assert_string_equal(r, "ap-northeast-2");
 	free(r);
@@ -258,7 +258,7 @@ static void file_location_env_overrides_are_honoured(void **state)
 static void named_profile_that_does_not_exist_is_enotfound(void **state)
 {
 	setenv("AWS_PROFILE", "ghost", 1);
-	struct goman_err err;
+	struct goman_err err = GOMAN_ERR_INIT;
 	goman_err_clear(&err);
 	assert_null(goman_credchain_new(NULL, &err));
 	assert_int_equal(err.rc, GOMAN_ENOTFOUND);
@@ -268,7 +268,7 @@ static void named_profile_that_does_not_exist_is_enotfound(void **state)
 static void nothing_configured_is_ecreds_without_touching_the_network(void **state)
 {
 	struct goman_credchain *cc = chain(NULL); /* absent default profile is fine */
-	struct goman_err err;
+	struct goman_err err = GOMAN_ERR_INIT;
 	assert_int_equal(get_fails(cc, &err), GOMAN_ECREDS);
 	assert_string_equal(err.code, "NoCredentials");
 	assert_int_equal(err.cls, GOMAN_CLASS_AUTH);
@@ -279,7 +279,7 @@ static void nothing_configured_is_ecreds_without_touching_the_network(void **sta
 
 static void split_args_follows_shell_quoting_without_expansion(void **state)
 {
-	struct goman_err err;
+	struct goman_err err = GOMAN_ERR_INIT;
 	char **a = gm_split_args("  /bin/tool 'a b' \"c \\\"d\\\"\" e\\ f $HOME '' ", &err);
 	assert_non_null(a);
 	assert_string_equal(a[0], "/bin/tool");
@@ -419,14 +419,14 @@ static void credential_process_failures_are_ecreds(void **state)
 		snprintf(cfg, sizeof(cfg), "[default]\ncredential_process = %s/bad.sh\n", tmpdir);
 		write_file(".aws/config", cfg, 0600);
 		struct goman_credchain *cc = chain(NULL);
-		struct goman_err err;
+		struct goman_err err = GOMAN_ERR_INIT;
 		assert_int_equal(get_fails(cc, &err), GOMAN_ECREDS);
 		goman_credchain_free(cc);
 	}
 	/* a command that does not exist */
 	write_file(".aws/config", "[default]\ncredential_process = /nonexistent/tool\n", 0600);
 	struct goman_credchain *cc = chain(NULL);
-	struct goman_err err;
+	struct goman_err err = GOMAN_ERR_INIT;
 	assert_int_equal(get_fails(cc, &err), GOMAN_ECREDS);
 	assert_non_null(strstr(err.message, "/nonexistent/tool"));
 	goman_credchain_free(cc);
@@ -444,7 +444,7 @@ static void role_profile_without_a_source_is_an_error(void **state)
 		   "source_profile = nokeys\n"
 		   "[profile nokeys]\nregion = us-east-1\n",
 		   0600);
-	struct goman_err err;
+	struct goman_err err = GOMAN_ERR_INIT;
 	struct goman_credchain *cc = chain("r");
 	assert_int_equal(get_fails(cc, &err), GOMAN_ECREDS);
 	assert_string_equal(err.code, "InvalidConfig");
@@ -465,7 +465,7 @@ static void region_precedence_is_env_then_default_env_then_profile(void **state)
 {
 	write_file(".aws/config", "[default]\nregion = eu-north-1\n", 0600);
 	struct goman_credchain *cc = chain(NULL);
-	struct goman_err err;
+	struct goman_err err = GOMAN_ERR_INIT;
 	char *r = goman_credchain_region(cc, &err);
 	assert_string_equal(r, "eu-north-1");
 	free(r);
@@ -663,7 +663,7 @@ static void ecs_wrong_token_is_ecreds_not_a_fall_through(void **state)
 	setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", url, 1);
 	setenv("AWS_CONTAINER_AUTHORIZATION_TOKEN", "wrong", 1);
 	struct goman_credchain *cc = chain(NULL);
-	struct goman_err err;
+	struct goman_err err = GOMAN_ERR_INIT;
 	assert_int_equal(get_fails(cc, &err), GOMAN_ECREDS);
 	assert_int_equal(err.http_status, 401);
 	assert_null(strstr(err.message, "wrong")); /* the token is not echoed */
@@ -676,7 +676,7 @@ static void ecs_full_uri_over_plain_http_to_a_remote_host_is_refused(void **stat
 	setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", "http://192.0.2.10/creds", 1);
 	setenv("AWS_CONTAINER_AUTHORIZATION_TOKEN", "secret-token", 1);
 	struct goman_credchain *cc = chain(NULL);
-	struct goman_err err;
+	struct goman_err err = GOMAN_ERR_INIT;
 	assert_int_equal(get_fails(cc, &err), GOMAN_ECREDS);
 	assert_non_null(strstr(err.message, "must be https"));
 	goman_credchain_free(cc);
@@ -698,7 +698,7 @@ static void imdsv2_token_then_role_then_credentials(void **state)
 	assert_string_equal(c.source, "imds");
 	goman_creds_clear(&c);
 	/* region falls back to the placement region */
-	struct goman_err err;
+	struct goman_err err = GOMAN_ERR_INIT;
 	char *r = goman_credchain_region(cc, &err);
 	assert_string_equal(r, "eu-central-1");
 	free(r);
@@ -723,7 +723,7 @@ static void imds_disabled_sends_nothing(void **state)
 	setenv("AWS_EC2_METADATA_DISABLED", "TRUE", 1);
 	size_t before = log_lines();
 	struct goman_credchain *cc = chain(NULL);
-	struct goman_err err;
+	struct goman_err err = GOMAN_ERR_INIT;
 	assert_int_equal(get_fails(cc, &err), GOMAN_ECREDS);
 	goman_err_clear(&err);
 	assert_null(goman_credchain_region(cc, &err));
@@ -737,7 +737,7 @@ static void imds_unreachable_is_no_credentials_quickly(void **state)
 	unsetenv("AWS_EC2_METADATA_DISABLED");
 	setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", "http://127.0.0.1:1", 1);
 	struct goman_credchain *cc = chain(NULL);
-	struct goman_err err;
+	struct goman_err err = GOMAN_ERR_INIT;
 	assert_int_equal(get_fails(cc, &err), GOMAN_ECREDS);
 	assert_string_equal(err.code, "NoCredentials");
 	goman_credchain_free(cc);
@@ -788,7 +788,7 @@ static int assume_setup(void **state)
 			return -1;
 		moto_env[i] = strdup(v);
 	}
-	struct goman_err err;
+	struct goman_err err = GOMAN_ERR_INIT;
 	struct goman_aws_opts o = {.region = "us-east-1"};
 	struct goman_aws *aws = goman_aws_new(&o, &err);
 	if (!aws) {
@@ -851,7 +851,7 @@ static void assume_role_uses_source_profile_and_caches(void **state)
 		 moto_env[0]);
 	write_file(".aws/credentials", text, 0600);
 	cc = chain("ops");
-	struct goman_err err;
+	struct goman_err err = GOMAN_ERR_INIT;
 	get_fails(cc, &err);
 	assert_non_null(strstr(err.message, "goman-ops"));
 	assert_int_equal(err.cls, GOMAN_CLASS_AUTH);

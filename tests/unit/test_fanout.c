@@ -152,7 +152,7 @@ static char *run_fanout(struct goman_fanout_opts *o, char **argv, const char *in
 	o->argv = argv;
 	o->in_fd = in;
 	o->out_fd = out;
-	struct goman_err err;
+	struct goman_err err = GOMAN_ERR_INIT;
 	assert_int_equal(goman_fanout_run(o, st, &err), 0);
 	off_t n = lseek(out, 0, SEEK_END);
 	char *buf = calloc(1, (size_t)n + 1);
@@ -222,6 +222,33 @@ static void test_run_batch_gives_each_job_its_lines(void **state)
 	free(out);
 }
 
+static bool throttling(const char *line)
+{
+	return gm_line_reports_throttling(line, strlen(line));
+}
+
+static void test_throttling_is_the_class_of_an_error_record_whatever_the_spacing(void **state)
+{
+	assert_true(throttling("{\"error\":{\"class\":\"throttling\"}}"));
+	assert_true(throttling("{ \"error\" : { \"code\": \"Throttling\",\n"
+			       "\t\"class\" : \"throttling\" } }"));
+	assert_true(throttling("{\"error\":{\"class\":\"thrott\\u006cing\"}}"));
+	assert_true(throttling("{\"i\":1,\"install\":{\"ok\":false,\"error\":{\"class\":\"throttling\"}}}"));
+	/* the length bounds the line: what follows is not part of it */
+	assert_true(gm_line_reports_throttling("{\"error\":{\"class\":\"throttling\"}}garbage", 36));
+}
+
+static void test_throttling_is_not_a_mention_of_the_word(void **state)
+{
+	assert_false(throttling("{\"error\":{\"class\":\"transient\"},\"note\":\"throttling\"}"));
+	assert_false(throttling("{\"msg\":\"\\\"class\\\":\\\"throttling\\\"\"}"));
+	assert_false(throttling("{\"class\":\"throttling\"}"));
+	assert_false(throttling("\"class\":\"throttling\""));
+	assert_false(throttling("{\"error\":{\"class\":\"throttling\"}"));
+	assert_false(throttling(""));
+	assert_false(gm_line_reports_throttling("{\"error\":{\"class\":\"throttling\"}}", 20));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -236,6 +263,8 @@ int main(void)
 		cmocka_unit_test(test_run_keep_order_returns_input_order),
 		cmocka_unit_test(test_run_failed_job_record_keeps_input_fields),
 		cmocka_unit_test(test_run_batch_gives_each_job_its_lines),
+		cmocka_unit_test(test_throttling_is_the_class_of_an_error_record_whatever_the_spacing),
+		cmocka_unit_test(test_throttling_is_not_a_mention_of_the_word),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -114,7 +114,7 @@ static void test_get_captures_status_headers_and_body(void **state)
 	goman_kvs_add(&hs, "X-Test", "hello");
 	struct goman_http_req req = {.method = "GET", .url = url("/echo"), .headers = &hs};
 	struct goman_http_resp r;
-	struct goman_err err;
+	struct goman_err err = GOMAN_ERR_INIT;
 	assert_int_equal(goman_http_perform(h, &req, &r, &err), 0);
 	assert_int_equal(r.status, 200);
 	assert_string_equal(r.body, "GET -\n");
@@ -219,7 +219,7 @@ static void test_total_timeout_is_reported_as_etimeout(void **state)
 {
 	struct goman_http_req req = {.url = url("/sleep?ms=3000"), .timeout_ms = 200};
 	struct goman_http_resp r;
-	struct goman_err err;
+	struct goman_err err = GOMAN_ERR_INIT;
 	assert_int_equal(goman_http_perform(NULL, &req, &r, &err), -1);
 	assert_int_equal(err.rc, GOMAN_ETIMEOUT);
 	assert_int_equal(r.err.rc, GOMAN_ETIMEOUT);
@@ -233,7 +233,7 @@ static void test_refused_connection_is_a_transport_error(void **state)
 	/* port 1 on loopback: nobody listens there */
 	struct goman_http_req req = {.url = "http://127.0.0.1:1/"};
 	struct goman_http_resp r;
-	struct goman_err err;
+	struct goman_err err = GOMAN_ERR_INIT;
 	assert_int_equal(goman_http_perform(NULL, &req, &r, &err), -1);
 	assert_int_equal(err.rc, GOMAN_ETRANSPORT);
 	assert_int_equal(err.cls, GOMAN_CLASS_TRANSIENT);
@@ -375,7 +375,7 @@ static void test_submit_rejects_missing_callback(void **state)
 {
 	struct goman_http *h = goman_http_new(NULL, NULL);
 	struct goman_http_req req = {.url = url("/echo")};
-	struct goman_err err;
+	struct goman_err err = GOMAN_ERR_INIT;
 	assert_int_equal(goman_http_submit(h, &req, &err), -1);
 	assert_int_equal(err.rc, GOMAN_EINVAL);
 	goman_http_free(h);

@@ -50,7 +50,7 @@ static struct goman_idem *open_store(const char *dir)
 {
 	struct goman_idem_opts o = {.dir = dir, .table = "", .ttl_ms = 3600000, .lease_ms = 60000,
 				    .no_fsync = true};
-	struct goman_err e;
+	struct goman_err e = GOMAN_ERR_INIT;
 	struct goman_idem *s = goman_idem_open(&o, &e);
 	if (!s)
 		fail_msg("open: %s", e.message);
@@ -147,7 +147,7 @@ static void append_to_log(const char *dir, const char *text)
 static void store_completed(struct goman_idem *s, const cJSON *id, const cJSON *result)
 {
 	struct goman_idem_ticket t;
-	struct goman_err e;
+	struct goman_err e = GOMAN_ERR_INIT;
 	assert_int_equal(goman_idem_begin(s, "RunInstances", id, NULL, &t, &e), GOMAN_IDEM_NEW);
 	assert_int_equal(goman_idem_complete(s, &t, result, &e), 0);
 	goman_idem_ticket_clear(&t);
@@ -177,7 +177,7 @@ static void begin_new_then_complete_then_hit_returns_result(void **state)
 	struct fx *f = *state;
 	cJSON *id = ident("agents"), *p = params(2);
 	struct goman_idem_ticket t, t2;
-	struct goman_err e;
+	struct goman_err e = GOMAN_ERR_INIT;
 	assert_int_equal(goman_idem_begin(f->s, "RunInstances", id, p, &t, &e), GOMAN_IDEM_NEW);
 	assert_false(t.taken_over);
 	assert_int_equal(strlen(t.client_token), 32);
@@ -205,7 +205,7 @@ static void same_key_other_parameters_is_a_mismatch_naming_the_operation(void **
 	struct fx *f = *state;
 	cJSON *id = ident("agents"), *p2 = params(2), *p3 = params(3);
 	struct goman_idem_ticket t;
-	struct goman_err e;
+	struct goman_err e = GOMAN_ERR_INIT;
 	assert_int_equal(goman_idem_begin(f->s, "RunInstances", id, p2, &t, &e), GOMAN_IDEM_NEW);
 	assert_int_equal(goman_idem_complete(f->s, &t, NULL, &e), 0);
 	goman_idem_ticket_clear(&t);
@@ -235,7 +235,7 @@ static void live_owner_is_reported_in_progress_with_its_pid(void **state)
 	struct fx *f = *state;
 	cJSON *id = ident("agents");
 	struct goman_idem_ticket t, t2;
-	struct goman_err e;
+	struct goman_err e = GOMAN_ERR_INIT;
 	assert_int_equal(goman_idem_begin(f->s, "RunInstances", id, NULL, &t, &e), GOMAN_IDEM_NEW);
 	assert_int_equal(goman_idem_begin(f->s, "RunInstances", id, NULL, &t2, &e),
 			 GOMAN_IDEM_IN_PROGRESS);
@@ -251,7 +251,7 @@ static void completed_record_expires_after_ttl_and_a_new_token_is_issued(void **
 	struct fx *f = *state;
 	cJSON *id = ident("agents");
 	struct goman_idem_ticket t, t2;
-	struct goman_err e;
+	struct goman_err e = GOMAN_ERR_INIT;
 	assert_int_equal(goman_idem_begin(f->s, "RunInstances", id, NULL, &t, &e), GOMAN_IDEM_NEW);
 	assert_int_equal(goman_idem_complete(f->s, &t, NULL, &e), 0);
 	fake_now += 3600000 - 1;
@@ -271,7 +271,7 @@ static void expired_lease_is_taken_over_and_the_old_owner_cannot_complete(void *
 	struct fx *f = *state;
 	cJSON *id = ident("agents");
 	struct goman_idem_ticket t, t2;
-	struct goman_err e;
+	struct goman_err e = GOMAN_ERR_INIT;
 	assert_int_equal(goman_idem_begin(f->s, "RunInstances", id, NULL, &t, &e), GOMAN_IDEM_NEW);
 	fake_now += 60000; /* the lease (60 s) ends; the owner (us) is still alive */
 	assert_int_equal(goman_idem_begin(f->s, "RunInstances", id, NULL, &t2, &e), GOMAN_IDEM_NEW);
@@ -311,7 +311,7 @@ static void dead_owners_in_progress_is_taken_over_reusing_its_stored_token(void 
 	assert_int_equal(waitpid(pid, &wst, 0), pid);
 
 	struct goman_idem_ticket t;
-	struct goman_err e;
+	struct goman_err e = GOMAN_ERR_INIT;
 	/* lease not expired: only the dead pid makes it takeable */
 	assert_int_equal(goman_idem_begin(f->s, "RunInstances", id, p, &t, &e), GOMAN_IDEM_NEW);
 	assert_true(t.taken_over);
@@ -329,7 +329,7 @@ static void failed_record_is_retried_with_the_same_token(void **state)
 	struct fx *f = *state;
 	cJSON *id = ident("agents");
 	struct goman_idem_ticket t, t2;
-	struct goman_err e, why;
+	struct goman_err e = GOMAN_ERR_INIT, why = GOMAN_ERR_INIT;
 	assert_int_equal(goman_idem_begin(f->s, "RunInstances", id, NULL, &t, &e), GOMAN_IDEM_NEW);
 	goman_err_set(&why, GOMAN_ETIMEOUT, GOMAN_CLASS_TIMEOUT, "RequestTimeout", "no answer");
 	assert_int_equal(goman_idem_fail(f->s, &t, &why, &e), 0);
@@ -345,7 +345,7 @@ static void cleanup_removes_only_expired_records(void **state)
 	struct fx *f = *state;
 	cJSON *a = ident("a"), *b = ident("b");
 	struct goman_idem_ticket t;
-	struct goman_err e;
+	struct goman_err e = GOMAN_ERR_INIT;
 	store_completed(f->s, a, NULL);
 	fake_now += 1800000;
 	store_completed(f->s, b, NULL);
@@ -512,7 +512,7 @@ static void forget_refuses_a_live_owner_unless_forced_and_the_owner_then_cannot_
 	struct fx *f = *state;
 	cJSON *a = ident("a"), *b = ident("b"), *got = cJSON_CreateArray();
 	struct goman_idem_ticket ta, tb, t;
-	struct goman_err e;
+	struct goman_err e = GOMAN_ERR_INIT;
 	assert_int_equal(goman_idem_begin(f->s, "RunInstances", a, NULL, &ta, &e), GOMAN_IDEM_NEW);
 	assert_int_equal(goman_idem_begin(f->s, "RunInstances", b, NULL, &tb, &e), GOMAN_IDEM_NEW);
 	assert_int_equal(goman_idem_complete(f->s, &tb, NULL, &e), 0);
@@ -592,7 +592,7 @@ static void store_dir_follows_goman_idempotency_dir_then_xdg_state_home(void **s
 	setenv("XDG_STATE_HOME", xdg, 1);
 	unsetenv("GOMAN_IDEMPOTENCY_DIR");
 	unsetenv("GOMAN_IDEMPOTENCY_TABLE");
-	struct goman_err e;
+	struct goman_err e = GOMAN_ERR_INIT;
 	struct goman_idem *s = goman_idem_open(NULL, &e);
 	assert_non_null(s);
 	snprintf(want, sizeof(want), "%s/goman/idempotency", xdg);
@@ -640,7 +640,7 @@ static void torn_line_at_the_end_of_the_log_is_cut_off_by_the_next_holder_of_the
 	struct fx *f = *state;
 	cJSON *a = ident("a"), *b = ident("b");
 	struct goman_idem_ticket t;
-	struct goman_err e;
+	struct goman_err e = GOMAN_ERR_INIT;
 	store_completed(f->s, a, NULL);
 	/* a writer killed in the middle of its line (or a power cut) left half a record */
 	append_to_log(f->dir, "{\"id\":\"0123456789abcdef0123456789abcdef0123456789abcd");
@@ -816,7 +816,7 @@ static void line_failing_its_checksum_is_skipped_and_the_keys_previous_line_stan
 	struct fx *f = *state;
 	cJSON *a = ident("a");
 	struct goman_idem_ticket t;
-	struct goman_err e;
+	struct goman_err e = GOMAN_ERR_INIT;
 	store_completed(f->s, a, NULL);
 	/* flip one byte of the COMPLETED line, keeping it valid JSON */
 	size_t len;
@@ -844,7 +844,7 @@ static void another_handles_compaction_is_followed_to_the_new_log(void **state)
 	struct fx *f = *state;
 	cJSON *x = ident("x"), *y = ident("y");
 	struct goman_idem_ticket t;
-	struct goman_err e;
+	struct goman_err e = GOMAN_ERR_INIT;
 	struct goman_idem *b = open_store(f->dir);
 	store_completed(f->s, x, NULL);
 	assert_int_equal(goman_idem_begin(b, "RunInstances", x, NULL, &t, &e), GOMAN_IDEM_COMPLETED);
@@ -874,7 +874,7 @@ static void log_is_compacted_when_superseded_lines_outweigh_live_ones(void **sta
 	struct fx *f = *state;
 	cJSON *k = ident("k");
 	struct goman_idem_ticket t;
-	struct goman_err e;
+	struct goman_err e = GOMAN_ERR_INIT;
 	char first_token[65] = "";
 	/* one key begun and failed 400 times: two lines each, all but the last dead */
 	for (int i = 0; i < 400; i++) {
@@ -912,7 +912,7 @@ static const char *dyn_table(void)
 static struct goman_idem *open_dyn(void)
 {
 	struct goman_idem_opts o = {.table = dyn_table(), .ttl_ms = 3600000, .lease_ms = 60000};
-	struct goman_err e;
+	struct goman_err e = GOMAN_ERR_INIT;
 	struct goman_idem *s = goman_idem_open(&o, &e);
 	if (!s)
 		fail_msg("open dynamodb: %s %s", e.code, e.message);
@@ -966,7 +966,7 @@ static cJSON *fresh_ident(void)
 static void dynamo_table_create_is_idempotent(void **state)
 {
 	DYN_OR_SKIP(f);
-	struct goman_err e;
+	struct goman_err e = GOMAN_ERR_INIT;
 	struct goman_aws *aws = goman_aws_new(NULL, &e);
 	assert_non_null(aws);
 	assert_int_equal(goman_idem_dynamo_create_table(aws, dyn_table(), &e), 0);
@@ -981,7 +981,7 @@ static void dynamo_new_complete_hit_and_mismatch(void **state)
 	cJSON *id = fresh_ident(), *p2 = params(2), *p3 = params(3);
 	cJSON *res = cJSON_Parse("{\"instances\":[\"i-1\"]}");
 	struct goman_idem_ticket t, t2;
-	struct goman_err e;
+	struct goman_err e = GOMAN_ERR_INIT;
 	assert_int_equal(goman_idem_begin(f->s, "RunInstances", id, p2, &t, &e), GOMAN_IDEM_NEW);
 	assert_false(t.taken_over);
 	assert_int_equal(goman_idem_complete(f->s, &t, res, &e), 0);
@@ -1000,7 +1000,7 @@ static void dynamo_conditional_put_refuses_a_live_holder_and_admits_an_expired_l
 	DYN_OR_SKIP(f);
 	cJSON *id = fresh_ident();
 	struct goman_idem_ticket t, t2, t3;
-	struct goman_err e;
+	struct goman_err e = GOMAN_ERR_INIT;
 	assert_int_equal(goman_idem_begin(f->s, "RunInstances", id, NULL, &t, &e), GOMAN_IDEM_NEW);
 	/* live holder: the condition refuses the second put */
 	assert_int_equal(goman_idem_begin(f->s, "RunInstances", id, NULL, &t2, &e),
@@ -1049,7 +1049,7 @@ static void dynamo_dead_owner_and_failed_records_are_taken_over_with_their_token
 	int wst;
 	assert_int_equal(waitpid(pid, &wst, 0), pid);
 	struct goman_idem_ticket t, t2;
-	struct goman_err e, why;
+	struct goman_err e = GOMAN_ERR_INIT, why = GOMAN_ERR_INIT;
 	assert_int_equal(goman_idem_begin(f->s, "RunInstances", id, NULL, &t, &e), GOMAN_IDEM_NEW);
 	assert_true(t.taken_over);
 	assert_string_equal(t.client_token, child_token);
@@ -1103,7 +1103,7 @@ static void dynamo_cleanup_deletes_expired_items(void **state)
 {
 	DYN_OR_SKIP(f);
 	cJSON *id = fresh_ident();
-	struct goman_err e;
+	struct goman_err e = GOMAN_ERR_INIT;
 	store_completed(f->s, id, NULL);
 	size_t removed = 0;
 	fake_now += 24LL * 3600000; /* everything this run wrote has expired */

@@ -10,7 +10,7 @@
 
 static struct goman_ini *parse_ok(const char *text)
 {
-	struct goman_err err;
+	struct goman_err err = GOMAN_ERR_INIT;
 	goman_err_clear(&err);
 	struct goman_ini *ini = goman_ini_parse(text, &err);
 	assert_non_null(ini);
@@ -144,7 +144,7 @@ static void load_reads_a_file_and_missing_file_is_enotfound(void **state)
 	const char *text = "[profile p]\nregion = sa-east-1\n";
 	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
 	close(fd);
-	struct goman_err err;
+	struct goman_err err = GOMAN_ERR_INIT;
 	goman_err_clear(&err);
 	struct goman_ini *ini = goman_ini_load(path, &err);
 	assert_non_null(ini);

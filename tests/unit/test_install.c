@@ -94,7 +94,7 @@ static void on_emit(const cJSON *rec, void *ud)
 
 static struct goman_install *make(void)
 {
-	struct goman_err err;
+	struct goman_err err = GOMAN_ERR_INIT;
 	loop = goman_http_new(NULL, &err);
 	gm_inst_aws_submit = fake_submit;
 	sends = polls = emitted = ok_records = dne_left = inprog_left = 0;
@@ -120,7 +120,7 @@ static void add(struct goman_install *in, const char *role, int idx, const char 
 		 "{\"cluster\":\"u\",\"role\":\"%s\",\"index\":%d,\"instance_id\":\"%s\","
 		 "\"private_ip\":\"10.0.0.%d\"}",
 		 role, idx, iid, idx + 1);
-	struct goman_err err;
+	struct goman_err err = GOMAN_ERR_INIT;
 	assert_int_equal(goman_install_add(in, cJSON_Parse(buf), 1, &err), 0);
 }
 

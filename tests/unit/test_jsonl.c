@@ -11,6 +11,7 @@
 #include <cjson/cJSON.h>
 #include "unit.h"
 #include "goman/jsonl.h"
+#include "goman/log.h"
 #include "jsonl_int.h"
 
 /* Pipe whose write end got `data` and was closed; returns the read end. */
@@ -49,7 +50,7 @@ static void reap(void)
 
 static void expect_record(struct goman_jsonl_reader *r, const char *key, int value, long line)
 {
-	struct goman_err e;
+	struct goman_err e = GOMAN_ERR_INIT;
 	cJSON *j = NULL;
 	assert_int_equal(goman_jsonl_next(r, &j, &e), GOMAN_JSONL_RECORD);
 	cJSON *v = cJSON_GetObjectItem(j, key);
@@ -61,7 +62,7 @@ static void expect_record(struct goman_jsonl_reader *r, const char *key, int val
 
 static void expect_bad(struct goman_jsonl_reader *r, long line, const char *msg_part)
 {
-	struct goman_err e;
+	struct goman_err e = GOMAN_ERR_INIT;
 	cJSON *j = (cJSON *)1;
 	assert_int_equal(goman_jsonl_next(r, &j, &e), GOMAN_JSONL_BAD);
 	assert_null(j);
@@ -73,7 +74,7 @@ static void expect_bad(struct goman_jsonl_reader *r, long line, const char *msg_
 
 static void expect_eof(struct goman_jsonl_reader *r)
 {
-	struct goman_err e;
+	struct goman_err e = GOMAN_ERR_INIT;
 	cJSON *j = NULL;
 	assert_int_equal(goman_jsonl_next(r, &j, &e), GOMAN_JSONL_EOF);
 	assert_int_equal(goman_jsonl_next(r, &j, &e), GOMAN_JSONL_EOF);
@@ -153,7 +154,7 @@ static void test_line_of_exactly_the_cap_is_accepted_one_more_byte_is_not(void *
 	/* {"x":"...."} of exactly 20 bytes, then 21 bytes */
 	int fd = pipe_str("{\"x\":\"aaaaaaaaaaaa\"}\n{\"x\":\"aaaaaaaaaaaaa\"}\n{\"a\":5}\n");
 	struct goman_jsonl_reader *r = goman_jsonl_reader_new(fd, 20);
-	struct goman_err e;
+	struct goman_err e = GOMAN_ERR_INIT;
 	cJSON *j = NULL;
 	assert_int_equal(goman_jsonl_next(r, &j, &e), GOMAN_JSONL_RECORD);
 	cJSON_Delete(j);
@@ -175,6 +176,22 @@ static void test_bad_utf8_is_bad_input_with_offset(void **s)
 	expect_bad(r, 2, "not valid UTF-8");
 	expect_bad(r, 3, "not valid UTF-8");
 	expect_record(r, "a", 1, 4);
+	expect_eof(r);
+	goman_jsonl_reader_free(r);
+	close(fd);
+	reap();
+}
+
+static void test_nul_escape_in_a_string_is_bad_input_not_a_cut_value(void **s)
+{
+	/* "prod\u0000x" must not become "prod"; an escaped backslash before u0000 is text */
+	int fd = pipe_str("{\"cluster\":\"prod\\u0000x\",\"a\":1}\n"
+			  "{\"k\\u0000\":1}\n"
+			  "{\"a\":2,\"t\":\"\\\\u0000 \\u0001\"}\n");
+	struct goman_jsonl_reader *r = goman_jsonl_reader_new(fd, 0);
+	expect_bad(r, 1, "NUL (\\u0000) in a string at byte offset 16");
+	expect_bad(r, 2, "NUL");
+	expect_record(r, "a", 2, 3);
 	expect_eof(r);
 	goman_jsonl_reader_free(r);
 	close(fd);
@@ -213,7 +230,7 @@ static void test_line_split_across_reads_on_nonblocking_pipe(void **s)
 	assert_int_equal(pipe(p), 0);
 	fcntl(p[0], F_SETFL, fcntl(p[0], F_GETFL) | O_NONBLOCK);
 	struct goman_jsonl_reader *r = goman_jsonl_reader_new(p[0], 0);
-	struct goman_err e;
+	struct goman_err e = GOMAN_ERR_INIT;
 	cJSON *j = NULL;
 	assert_int_equal(goman_jsonl_next(r, &j, &e), GOMAN_JSONL_AGAIN);
 	assert_int_equal(write(p[1], "{\"a\":", 5), 5);
@@ -235,7 +252,7 @@ static void test_line_split_across_reads_on_nonblocking_pipe(void **s)
 static void test_read_error_is_ioerr(void **s)
 {
 	struct goman_jsonl_reader *r = goman_jsonl_reader_new(-1, 0);
-	struct goman_err e;
+	struct goman_err e = GOMAN_ERR_INIT;
 	cJSON *j = NULL;
 	assert_int_equal(goman_jsonl_next(r, &j, &e), GOMAN_JSONL_IOERR);
 	assert_int_equal(e.rc, GOMAN_EIO);
@@ -247,7 +264,7 @@ static void test_next_raw_hands_out_text_without_parsing(void **s)
 {
 	int fd = pipe_str("not json\n{\"a\":1}\n");
 	struct goman_jsonl_reader *r = goman_jsonl_reader_new(fd, 0);
-	struct goman_err e;
+	struct goman_err e = GOMAN_ERR_INIT;
 	const char *line;
 	size_t len;
 	assert_int_equal(goman_jsonl_next_raw(r, &line, &len, &e), GOMAN_JSONL_RECORD);
@@ -277,7 +294,7 @@ static void test_writer_emits_one_compact_line(void **s)
 	int p[2];
 	assert_int_equal(pipe(p), 0);
 	cJSON *o = cJSON_Parse("{ \"a\" : [1, 2], \"b\": \"x\\ny\" }");
-	struct goman_err e;
+	struct goman_err e = GOMAN_ERR_INIT;
 	assert_int_equal(goman_jsonl_write(p[1], o, &e), 0);
 	assert_int_equal(goman_jsonl_write_raw(p[1], "{}", 2, &e), 0);
 	close(p[1]);
@@ -317,14 +334,97 @@ static void test_writer_large_line_arrives_whole(void **s)
 
 static void test_write_to_closed_fd_fails_with_eio(void **s)
 {
-	struct goman_err e;
+	struct goman_err e = GOMAN_ERR_INIT;
 	assert_int_equal(goman_jsonl_write_raw(-1, "{}", 2, &e), -1);
 	assert_int_equal(e.rc, GOMAN_EIO);
 }
 
-static void test_error_json_leaves_out_fields_that_do_not_apply(void **s)
+static void test_writer_replaces_invalid_utf8_in_keys_and_values(void **s)
+{
+	int p[2];
+	assert_int_equal(pipe(p), 0);
+	cJSON *o = cJSON_CreateObject();
+	/* a lone continuation byte, a cut 3-byte sequence, an overlong '/', a surrogate */
+	cJSON_AddStringToObject(o, "k\x80", "a\xe2\x82" "b\xc0\xaf\xed\xa0\x80\xc3\xa9");
+	struct goman_err e = GOMAN_ERR_INIT;
+	assert_int_equal(goman_jsonl_write(p[1], o, &e), 0);
+	assert_int_equal(goman_jsonl_write_raw(p[1], "{\"x\":\"\xff\0\"}", 10, &e), 0);
+	close(p[1]);
+	char buf[256];
+	size_t n = slurp(p[0], buf, sizeof(buf) - 1);
+	buf[n] = '\0';
+	close(p[0]);
+#define R "\xef\xbf\xbd"
+	assert_string_equal(buf, "{\"k" R "\":\"a" R R "b" R R R R R "\xc3\xa9\"}\n"
+				 "{\"x\":\"" R R "\"}\n");
+#undef R
+	assert_int_equal(gm_utf8_invalid_at((const unsigned char *)buf, n), n);
+	cJSON_Delete(o);
+}
+
+static void test_event_lines_go_out_as_valid_utf8_too(void **s)
+{
+	char path[] = "/tmp/goman-test-events-XXXXXX";
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	setenv("GOMAN_EVENTS", path, 1);
+	goman_events_init("test");
+	cJSON *ev = cJSON_CreateObject();
+	cJSON_AddStringToObject(ev, "message", "cut \xe2\x82");
+	assert_int_equal(goman_event("api_call", ev), 0);
+	goman_events_init("test"); /* closes the events file */
+	unsetenv("GOMAN_EVENTS");
+	char buf[512];
+	size_t n = slurp(fd, buf, sizeof(buf) - 1);
+	buf[n] = '\0';
+	close(fd);
+	unlink(path);
+	assert_non_null(strstr(buf, "\"message\":\"cut \xef\xbf\xbd\xef\xbf\xbd\"}\n"));
+	assert_int_equal(gm_utf8_invalid_at((const unsigned char *)buf, n), n);
+}
+
+static void test_error_json_over_garbage_has_sane_numbers_and_printable_ids(void **s)
 {
 	struct goman_err e;
+	memset(&e, 0xa5, sizeof(e));
+	e.code[sizeof(e.code) - 1] = e.message[sizeof(e.message) - 1] = '\0';
+	e.request_id[sizeof(e.request_id) - 1] = '\0';
+	e.rc = GOMAN_ESERVICE;
+	e.cls = GOMAN_CLASS_CLIENT;
+	e.retryable = false;
+	e.http_status = 539167343;
+	e.retry_after_ms = INT64_C(7300000000000000000);
+	cJSON *j = goman_error_json(&e, 0);
+	assert_null(cJSON_GetObjectItem(j, "http_status"));
+	assert_int_equal(cJSON_GetObjectItem(j, "retry_after_ms")->valuedouble, 86400000);
+	const char *ids[] = {"code", "request_id"};
+	for (int i = 0; i < 2; i++) {
+		const char *v = cJSON_GetObjectItem(j, ids[i])->valuestring;
+		assert_true(strlen(v) > 0);
+		for (; *v; v++)
+			assert_true(*v >= 0x20 && *v < 0x7f);
+	}
+	cJSON_Delete(j);
+	/* out of range either way: no http_status, no retry_after_ms */
+	goman_err_set(&e, GOMAN_ESERVICE, GOMAN_CLASS_CLIENT, "X\r\nY", "m");
+	e.http_status = 99;
+	e.retry_after_ms = -7;
+	snprintf(e.request_id, sizeof(e.request_id), "ab\x01\x7f\xc3\xa9");
+	j = goman_error_json(&e, 0);
+	assert_null(cJSON_GetObjectItem(j, "http_status"));
+	assert_null(cJSON_GetObjectItem(j, "retry_after_ms"));
+	assert_string_equal(cJSON_GetObjectItem(j, "code")->valuestring, "X??Y");
+	assert_string_equal(cJSON_GetObjectItem(j, "request_id")->valuestring, "ab????");
+	cJSON_Delete(j);
+	e.http_status = 600;
+	j = goman_error_json(&e, 0);
+	assert_null(cJSON_GetObjectItem(j, "http_status"));
+	cJSON_Delete(j);
+}
+
+static void test_error_json_leaves_out_fields_that_do_not_apply(void **s)
+{
+	struct goman_err e = GOMAN_ERR_INIT;
 	goman_err_clear(&e);
 	goman_err_set(&e, GOMAN_EINVAL, GOMAN_CLASS_BAD_INPUT, "BadInput", "line 3: bad");
 	cJSON *j = goman_error_json(&e, 3);
@@ -337,7 +437,7 @@ static void test_error_json_leaves_out_fields_that_do_not_apply(void **s)
 
 static void test_error_json_carries_service_fields(void **s)
 {
-	struct goman_err e;
+	struct goman_err e = GOMAN_ERR_INIT;
 	goman_err_clear(&e);
 	goman_err_set(&e, GOMAN_ESERVICE, GOMAN_CLASS_THROTTLING, "RequestLimitExceeded",
 		      "Request limit exceeded.");
@@ -356,7 +456,7 @@ static void test_error_json_carries_service_fields(void **s)
 
 static void test_error_record_keeps_input_fields_and_sets_ok_false(void **s)
 {
-	struct goman_err e;
+	struct goman_err e = GOMAN_ERR_INIT;
 	goman_err_clear(&e);
 	goman_err_set(&e, GOMAN_ESERVICE, GOMAN_CLASS_AUTH, "AuthFailure", "no");
 	e.http_status = 401;
@@ -376,7 +476,7 @@ static void test_error_record_keeps_input_fields_and_sets_ok_false(void **s)
 
 static void test_error_record_under_stage(void **s)
 {
-	struct goman_err e;
+	struct goman_err e = GOMAN_ERR_INIT;
 	goman_err_clear(&e);
 	goman_err_set(&e, GOMAN_ETIMEOUT, GOMAN_CLASS_TIMEOUT, "Timeout", "took too long");
 	cJSON *in = cJSON_Parse("{\"name\":\"demo-agent-1\",\"provision\":{\"ok\":true,\"ms\":5}}");
@@ -403,7 +503,7 @@ static void test_error_record_under_stage(void **s)
 
 static void test_error_record_without_input_is_an_object_with_line(void **s)
 {
-	struct goman_err e;
+	struct goman_err e = GOMAN_ERR_INIT;
 	goman_err_clear(&e);
 	goman_err_set(&e, GOMAN_EINVAL, GOMAN_CLASS_BAD_INPUT, "BadInput", "line 9: not JSON");
 	cJSON *rec = goman_jsonl_error_record(NULL, NULL, &e, 9);
@@ -423,6 +523,7 @@ int main(void)
 		cmocka_unit_test(test_overlong_line_is_one_bad_record_then_reading_resumes),
 		cmocka_unit_test(test_line_of_exactly_the_cap_is_accepted_one_more_byte_is_not),
 		cmocka_unit_test(test_bad_utf8_is_bad_input_with_offset),
+		cmocka_unit_test(test_nul_escape_in_a_string_is_bad_input_not_a_cut_value),
 		cmocka_unit_test(test_utf8_validator_edges),
 		cmocka_unit_test(test_non_object_json_is_bad),
 		cmocka_unit_test(test_line_split_across_reads_on_nonblocking_pipe),
@@ -431,6 +532,9 @@ int main(void)
 		cmocka_unit_test(test_writer_emits_one_compact_line),
 		cmocka_unit_test(test_writer_large_line_arrives_whole),
 		cmocka_unit_test(test_write_to_closed_fd_fails_with_eio),
+		cmocka_unit_test(test_writer_replaces_invalid_utf8_in_keys_and_values),
+		cmocka_unit_test(test_error_json_over_garbage_has_sane_numbers_and_printable_ids),
+		cmocka_unit_test(test_event_lines_go_out_as_valid_utf8_too),
 		cmocka_unit_test(test_error_json_leaves_out_fields_that_do_not_apply),
 		cmocka_unit_test(test_error_json_carries_service_fields),
 		cmocka_unit_test(test_error_record_keeps_input_fields_and_sets_ok_false),

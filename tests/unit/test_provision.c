@@ -148,7 +148,7 @@ static void test_poller_deadline_and_failed_rounds_become_errors(void **state)
 	assert_int_equal(s.n, 1);
 	assert_string_equal(s.id[0], "i-late");
 	assert_string_equal(s.code[0], "Timeout");
-	struct goman_err e;
+	struct goman_err e = GOMAN_ERR_INIT;
 	goman_err_set(&e, GOMAN_ESERVICE, GOMAN_CLASS_THROTTLING, "RequestLimitExceeded", "slow down");
 	gm_ec2_poller_apply(p, NULL, 1, &e); /* first failed round: kept */
 	assert_int_equal(s.n, 1);
@@ -271,7 +271,7 @@ static int spec(const char *json, struct node *n, struct goman_err *e)
 static void test_specs_are_validated_and_filled_from_defaults(void **state)
 {
 	struct node n;
-	struct goman_err e;
+	struct goman_err e = GOMAN_ERR_INIT;
 	assert_int_equal(spec("{\"role\":\"agent\"}", &n, &e), 0);
 	assert_string_equal(n.cluster, "dflt");
 	assert_string_equal(n.type, "t3.small");

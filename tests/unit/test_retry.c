@@ -199,7 +199,7 @@ static int attempt(struct goman_guard *g, struct goman_guard_ticket *t, const st
 		   int64_t *rin)
 {
 	int64_t w;
-	struct goman_err e;
+	struct goman_err e = GOMAN_ERR_INIT;
 	assert_int_equal(goman_guard_before(g, t, "ec2", "r", "e", &w, &e), 0);
 	return goman_guard_after(g, t, res, "ec2", "DescribeInstances", rin);
 }
@@ -209,7 +209,7 @@ static void guard_charges_5_per_retry_10_per_timeout_and_refunds_on_success(void
 	goman_clock_override(fake_clock, fake_clock, NULL);
 	fake_now = 1000;
 	struct goman_guard *g = mkguard(GOMAN_RETRY_STANDARD);
-	struct goman_err thr, tmo;
+	struct goman_err thr = GOMAN_ERR_INIT, tmo = GOMAN_ERR_INIT;
 	goman_err_clear(&thr);
 	goman_err_set(&thr, GOMAN_ESERVICE, GOMAN_CLASS_THROTTLING, "RequestLimitExceeded", "slow");
 	goman_err_clear(&tmo);
@@ -242,7 +242,7 @@ static void guard_charges_5_per_retry_10_per_timeout_and_refunds_on_success(void
 static void legacy_mode_has_no_quota(void **st)
 {
 	struct goman_guard *g = mkguard(GOMAN_RETRY_LEGACY);
-	struct goman_err thr;
+	struct goman_err thr = GOMAN_ERR_INIT;
 	goman_err_clear(&thr);
 	goman_err_set(&thr, GOMAN_ESERVICE, GOMAN_CLASS_THROTTLING, "Throttling", "slow");
 	struct goman_guard_ticket t;
@@ -266,7 +266,7 @@ static void guard_gives_up_after_max_retries_and_never_retries_client_errors(voi
 	cfg.retry.max_retries = 2; /* as AWS_MAX_ATTEMPTS=3 */
 	struct goman_guard_opts o = {.config = &cfg, .no_shared_state = true, .seed = 3};
 	g = goman_guard_new(&o, NULL);
-	struct goman_err e5;
+	struct goman_err e5 = GOMAN_ERR_INIT;
 	goman_err_clear(&e5);
 	goman_err_set(&e5, GOMAN_ESERVICE, GOMAN_CLASS_NONE, "InternalError", "x");
 	e5.http_status = 500;
@@ -278,7 +278,7 @@ static void guard_gives_up_after_max_retries_and_never_retries_client_errors(voi
 	assert_int_equal(attempt(g, &t, &e5, &rin), 1);
 	assert_true(rin <= 2000);
 	assert_int_equal(attempt(g, &t, &e5, &rin), 0);
-	struct goman_err c;
+	struct goman_err c = GOMAN_ERR_INIT;
 	goman_err_clear(&c);
 	goman_err_set(&c, GOMAN_ESERVICE, GOMAN_CLASS_NONE, "InvalidParameterValue", "bad");
 	c.http_status = 400;
@@ -286,6 +286,7 @@ static void guard_gives_up_after_max_retries_and_never_retries_client_errors(voi
 	assert_int_equal(attempt(g, &t, &c, &rin), 0);
 	/* ...but an eventual-consistency 4xx is retried */
 	goman_err_set(&c, GOMAN_ESERVICE, GOMAN_CLASS_NONE, "InvalidInstanceID.NotFound", "not yet");
+	c.http_status = 400;
 	goman_guard_ticket_init(&t, 0);
 	assert_int_equal(attempt(g, &t, &c, &rin), 1);
 	goman_guard_free(g);

@@ -65,7 +65,7 @@ static void state_file_is_private_and_made_with_its_directories(void **st)
 static void two_processes_share_one_breaker(void **st)
 {
 	struct goman_guard *a = mkguard(), *b = mkguard();
-	struct goman_err bad, e;
+	struct goman_err bad = GOMAN_ERR_INIT, e = GOMAN_ERR_INIT;
 	goman_err_clear(&bad);
 	goman_err_set(&bad, GOMAN_ETRANSPORT, GOMAN_CLASS_TRANSIENT, "ConnectionRefused", "refused");
 	int64_t w, rin;
@@ -102,7 +102,7 @@ static void eight_processes_on_a_dead_endpoint_stay_within_the_bound(void **st)
 		assert_true(kids[i] >= 0);
 		if (kids[i] == 0) {
 			struct goman_guard *g = mkguard();
-			struct goman_err bad, e;
+			struct goman_err bad = GOMAN_ERR_INIT, e = GOMAN_ERR_INIT;
 			goman_err_clear(&bad);
 			goman_err_set(&bad, GOMAN_ETRANSPORT, GOMAN_CLASS_TRANSIENT, "ConnectionRefused", "x");
 			int64_t end = goman_mono_ms() + run_ms, w, rin;
@@ -141,7 +141,7 @@ static int lock_in_child(int timeout_s)
 	pid_t p = fork();
 	if (p == 0) {
 		alarm((unsigned)timeout_s);
-		struct goman_err e;
+		struct goman_err e = GOMAN_ERR_INIT;
 		struct gm_state *s = gm_state_open(path, &e);
 		if (!s)
 			_exit(3);
@@ -165,7 +165,7 @@ static void a_lock_holder_killed_by_sigkill_does_not_block_the_others(void **st)
 	assert_int_equal(pipe(pfd), 0);
 	pid_t holder = fork();
 	if (holder == 0) {
-		struct goman_err e;
+		struct goman_err e = GOMAN_ERR_INIT;
 		struct gm_state *s = gm_state_open(path, &e);
 		struct gm_slot *sl = s ? gm_state_slot(s, "ec2|us-east-1|http://lock") : NULL;
 		if (!sl || gm_state_lock(s, sl) < 0)
@@ -196,7 +196,7 @@ static void processes_killed_mid_update_leave_a_usable_state(void **st)
 			kids[i] = fork();
 			if (kids[i] == 0) {
 				struct goman_guard *g = mkguard();
-				struct goman_err thr, e;
+				struct goman_err thr = GOMAN_ERR_INIT, e = GOMAN_ERR_INIT;
 				goman_err_clear(&thr);
 				goman_err_set(&thr, GOMAN_ESERVICE, GOMAN_CLASS_THROTTLING, "Throttling", "x");
 				for (;;) {
@@ -220,7 +220,7 @@ static void processes_killed_mid_update_leave_a_usable_state(void **st)
 		struct goman_guard_ticket t;
 		goman_guard_ticket_init(&t, 0);
 		int64_t w = -1;
-		struct goman_err e;
+		struct goman_err e = GOMAN_ERR_INIT;
 		/* admitted, or (adaptive, throttled kids) told to ask again after a sane wait */
 		int rc = goman_guard_before(g, &t, "ssm", "us-east-1", "http://k", &w, &e);
 		assert_true(rc == 0 || rc == 1);
@@ -235,7 +235,7 @@ static void processes_killed_mid_update_leave_a_usable_state(void **st)
 
 static void a_damaged_or_foreign_header_is_reset(void **st)
 {
-	struct goman_err e;
+	struct goman_err e = GOMAN_ERR_INIT;
 	struct gm_state *s = gm_state_open(path, &e);
 	assert_non_null(s);
 	struct gm_slot *sl = gm_state_slot(s, "x|y|z");

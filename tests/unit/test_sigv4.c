@@ -214,7 +214,7 @@ static void run_case(void **state)
 		c.p.presign_expires = 0;
 
 	struct goman_sigv4_out out;
-	struct goman_err err;
+	struct goman_err err = GOMAN_ERR_INIT;
 	goman_err_clear(&err);
 	int rc = goman_sigv4_sign(&c.p, &c.creds, &r.headers, true, &out, &err);
 	if (rc != 0)
@@ -453,7 +453,7 @@ static void bad_input_is_refused(void **state)
 				       .region = "us-east-1", .normalize = -1};
 	struct goman_kvs h = {0};
 	struct goman_sigv4_out o;
-	struct goman_err e;
+	struct goman_err e = GOMAN_ERR_INIT;
 	goman_err_clear(&e);
 	assert_int_equal(goman_sigv4_sign(&p, &c, &h, false, &o, &e), -1);
 	assert_int_equal(e.rc, GOMAN_EINVAL);

@@ -4,6 +4,11 @@
  * Library functions return 0 (or a pointer) on success and -1 (or NULL) on failure, filling
  * a caller-supplied struct goman_err when it is not NULL. The library never exits and never
  * prints. struct goman_err owns no heap memory (fixed buffers), so it needs no free.
+ *
+ * Every struct goman_err is fully defined at all times, because any of its fields may end up
+ * in an output record: each declaration is initialised with GOMAN_ERR_INIT (or cleared with
+ * goman_err_clear() before anything else), and goman_err_set() and goman_err_clear() define
+ * every field (http_status 0, retry_after_ms -1, empty strings) rather than only some.
  * enum goman_rc is append-only: numbers never change meaning.
  */
 #ifndef GOMAN_ERROR_H
@@ -63,8 +68,14 @@ struct goman_err {
 	char request_id[96];
 };
 
+/* The defined empty state, the same as goman_err_clear() leaves: `struct goman_err e =
+ * GOMAN_ERR_INIT;` */
+#define GOMAN_ERR_INIT {.rc = GOMAN_OK, .retry_after_ms = -1}
+
 void goman_err_clear(struct goman_err *e);
-/* Fills e (if not NULL) and returns -1, so callers can `return goman_err_set(...)`. */
+/* Fills e (if not NULL) and returns -1, so callers can `return goman_err_set(...)`. Every
+ * field is defined afresh: what the call does not name (http_status, retry_after_ms,
+ * request_id) is reset to its empty value, so callers that know them set them after. */
 int goman_err_set(struct goman_err *e, enum goman_rc rc, enum goman_class cls, const char *code,
 		  const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
@@ -93,11 +104,15 @@ enum {
 	GOMAN_EXIT_USAGE = 64,
 	GOMAN_EXIT_DATAERR = 65,
 	GOMAN_EXIT_UNAVAILABLE = 69,
+	GOMAN_EXIT_IOERR = 74, /* standard output (or input) failed: records were lost */
 	GOMAN_EXIT_TEMPFAIL = 75,
 };
-/* Tally of a command's run; goman_exit_code() applies "first match wins". */
+/* Tally of a command's run; goman_exit_code() applies "first match wins": 64, 74, 65, 69, 75,
+ * 1, 0. A failed output comes right after usage: whatever else happened, a reader of the
+ * output did not get every record. */
 struct goman_outcome {
 	unsigned long usage_errors, bad_lines, unavailable, tempfail, failed, ok;
+	unsigned long output_errors; /* writes to standard output that failed */
 };
 /* Counts one finished record's error (NULL or rc OK = success). */
 void goman_outcome_add(struct goman_outcome *o, const struct goman_err *e);

@@ -15,6 +15,7 @@
 #define GOMAN_JSONL_H
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include "goman/error.h"
 
 struct cJSON;
@@ -35,7 +36,8 @@ void goman_jsonl_reader_free(struct goman_jsonl_reader *r);
 /* Follow mode (tail -f): at end of file return GOMAN_JSONL_AGAIN instead of EOF, and keep a
  * partial last line until its newline arrives. */
 void goman_jsonl_reader_follow(struct goman_jsonl_reader *r, bool follow);
-/* Next line parsed as a JSON object (anything else is BAD). Empty lines are skipped. */
+/* Next line parsed as a JSON object (anything else is BAD). Empty lines are skipped. A
+ * string holding \u0000 is BAD too: our strings end at NUL, so the value would be cut. */
 int goman_jsonl_next(struct goman_jsonl_reader *r, struct cJSON **out, struct goman_err *err);
 /* Next line as raw text, without parsing (UTF-8 and length still checked); *line borrowed. */
 int goman_jsonl_next_raw(struct goman_jsonl_reader *r, const char **line, size_t *len,
@@ -46,14 +48,21 @@ long goman_jsonl_lineno(const struct goman_jsonl_reader *r);
 /* True when a whole line is already buffered (no read needed). */
 bool goman_jsonl_buffered(const struct goman_jsonl_reader *r);
 
-/* Writes obj as one line with one write(2). Returns 0, or -1 (EIO, errno kept). */
+/* Writes obj as one line with one write(2). Returns 0, or -1 (EIO, errno kept). Bytes that
+ * are not valid UTF-8 in its keys or strings go out as U+FFFD. */
 int goman_jsonl_write(int fd, const struct cJSON *obj, struct goman_err *err);
-/* Writes raw bytes + '\n' with one write(2) (retrying partial writes). */
+/* Writes raw bytes + '\n' with one write(2) (retrying partial writes); invalid UTF-8 and NUL
+ * bytes go out as U+FFFD. */
 int goman_jsonl_write_raw(int fd, const char *line, size_t len, struct goman_err *err);
+
+/* The longest retry_after_ms a record carries (one day): a longer wait is reported as this. */
+#define GOMAN_RETRY_AFTER_MAX_MS INT64_C(86400000)
 
 /* The contract's error object: {"code","message","class","retryable","http_status",
  * "request_id","retry_after_ms","line"} with fields that do not apply left out
- * (line <= 0 is left out). */
+ * (line <= 0 is left out). Whatever e holds, the numbers are sane: http_status only when
+ * 100..599, retry_after_ms only when > 0 and at most GOMAN_RETRY_AFTER_MAX_MS; code and
+ * request_id are printable ASCII (other bytes become '?'). */
 struct cJSON *goman_error_json(const struct goman_err *e, long line);
 /* Copy of input (or {} when NULL) with "error" set to goman_error_json() and "ok":false.
  * Under stage (e.g. "provision"), sets stage.ok=false and stage.error instead, and the
