@@ -191,19 +191,20 @@ static void submit_line(struct goman_aws *aws, const struct goman_err *setup_err
 		bad = "headers";
 	if (input && !cJSON_IsObject(input))
 		bad = "input";
-	if (dl && !cJSON_IsNumber(dl))
+	if (dl && !goman_aws_deadline_ok(dl))
 		bad = "eventual_deadline_ms";
 	if (bad) {
 		goman_err_set(&err, GOMAN_EINVAL, GOMAN_CLASS_BAD_INPUT, "BadInput",
-			      "line %ld: field \"%s\" has the wrong type", line, bad);
+			      "line %ld: field \"%s\" has the wrong type or is out of range", line, bad);
 	} else if (!c.service || !c.action) {
 		goman_err_set(&err, GOMAN_EINVAL, GOMAN_CLASS_BAD_INPUT, "BadInput",
 			      "line %ld: \"service\" and \"action\" are required", line);
 	} else if (!aws) {
 		err = *setup_err;
 	} else {
-		c.params = &params;
-		c.headers = &headers;
+		/* an absent field stays NULL: the library refuses fields of another protocol */
+		c.params = p ? &params : NULL;
+		c.headers = h ? &headers : NULL;
 		c.json = input;
 		c.body = body;
 		c.body_len = body ? strlen(body) : 0;

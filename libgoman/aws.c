@@ -29,6 +29,7 @@
  * credentials); everything later, a breaker refusing the first attempt included, arrives in
  * the done callback's result.
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -143,6 +144,8 @@ struct goman_aws *goman_aws_new(const struct goman_aws_opts *opts, struct goman_
 		goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "", "out of memory");
 		goto fail;
 	}
+	if (goman_region_check(a->region, "the region", err) != 0)
+		goto fail;
 	if (opts->http) {
 		a->http = opts->http;
 	} else {
@@ -750,6 +753,105 @@ static bool known_service(const char *s)
 	return gm_query_version(s) || gm_json_service(s, NULL, NULL) || !strcmp(s, "s3");
 }
 
+static int bad_input(struct goman_err *err, const char *fmt, const char *a, const char *b)
+{
+	return goman_err_set(err, GOMAN_EINVAL, GOMAN_CLASS_BAD_INPUT, "BadInput", fmt, a, b);
+}
+
+/* HTTP tokens (RFC 9110): methods and header names */
+static bool http_token(const char *s)
+{
+	if (!s || !*s)
+		return false;
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c <= 0x20 || c >= 0x7f || strchr("\"(),/:;<=>?@[\\]{}", c))
+			return false;
+	}
+	return true;
+}
+
+bool gm_header_value_ok(const char *v)
+{
+	/* a CR or LF would end the header early and start one of the caller's choosing */
+	for (const unsigned char *p = (const unsigned char *)v; p && *p; p++)
+		if ((*p < 0x20 && *p != '\t') || *p == 0x7f)
+			return false;
+	return true;
+}
+
+/* An action is an API operation name; it goes into X-Amz-Target and the query form */
+static bool action_ok(const char *s)
+{
+	size_t n = strlen(s);
+	if (n == 0 || n >= sizeof(((struct aws_op *)0)->action))
+		return false;
+	for (; *s; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+		      *s == '_' || *s == '-' || *s == '.'))
+			return false;
+	return true;
+}
+
+/* A call the client already knows to be wrong never reaches the wire: sent, the service
+ * answers an error (or a 500) for it, and that answer feeds the breaker every other
+ * command shares. Fields of another protocol are refused rather than silently dropped. */
+static int check_call(const struct goman_aws_call *c, struct goman_err *err)
+{
+	bool query = gm_query_version(c->service) != NULL;
+	bool json = gm_json_service(c->service, NULL, NULL);
+	bool s3 = !query && !json;
+	if (!action_ok(c->action))
+		return bad_input(err, "%s action must be an operation name (letters, digits, '_', '-', '.')%s",
+				 c->service, "");
+	if (c->region && *c->region && goman_region_check(c->region, "\"region\"", err) != 0)
+		return -1;
+	if (c->params && !query)
+		return bad_input(err, "\"params\" is for the query services (ec2, sts, iam); %s takes %s",
+				 c->service, json ? "\"input\"" : "bucket, key, headers and body");
+	if ((c->version && *c->version) && !query)
+		return bad_input(err, "\"version\" is for the query services (ec2, sts, iam), not %s%s",
+				 c->service, "");
+	if (c->json && !json)
+		return bad_input(err, "\"input\" is for the JSON services (ssm, dynamodb); %s takes %s",
+				 c->service, query ? "\"params\"" : "bucket, key, headers and body");
+	if (!s3) {
+		const char *f = c->method ? "method" : c->bucket ? "bucket" : c->key ? "key"
+			      : c->query ? "query" : c->headers ? "headers" : c->body || c->body_len ? "body" : NULL;
+		if (f)
+			return bad_input(err, "\"%s\" is for s3 only, not %s", f, c->service);
+		return 0;
+	}
+	if (c->method && !http_token(c->method))
+		return bad_input(err, "\"method\" must be an HTTP method name%s%s", "", "");
+	for (const char *q = c->query; q && *q; q++)
+		if ((unsigned char)*q <= 0x20 || (unsigned char)*q >= 0x7f || *q == '#')
+			return bad_input(err, "\"query\" must be an encoded query string (no spaces, "
+					      "control bytes or '#')%s%s", "", "");
+	for (size_t i = 0; c->headers && i < c->headers->n; i++) {
+		if (!http_token(c->headers->v[i].name))
+			return bad_input(err, "header name \"%.64s\" is not an HTTP token%s",
+					 c->headers->v[i].name, "");
+		if (!gm_header_value_ok(c->headers->v[i].value))
+			return bad_input(err, "header %.64s: control bytes (CR, LF, NUL) are not allowed "
+					      "in a value%s", c->headers->v[i].name, "");
+	}
+	return 0;
+}
+
+bool goman_aws_deadline_ok(const struct cJSON *v)
+{
+	/* checked before the cast: a double outside int64_t's range makes the cast undefined */
+	return cJSON_IsNumber(v) && isfinite(v->valuedouble) && v->valuedouble >= 0 &&
+	       v->valuedouble <= (double)GOMAN_AWS_MAX_DEADLINE_MS;
+}
+
+/* a + b for deadlines from outside: never past INT64_MAX */
+static int64_t add_sat(int64_t a, int64_t b)
+{
+	return b > 0 && a > INT64_MAX - b ? INT64_MAX : a + b;
+}
+
 int goman_aws_submit(struct goman_aws *a, const struct goman_aws_call *call, goman_aws_done_fn done,
 		     void *ud, struct goman_err *err)
 {
@@ -758,8 +860,10 @@ int goman_aws_submit(struct goman_aws *a, const struct goman_aws_call *call, gom
 				     "a call needs a service and an action");
 	if (!known_service(call->service))
 		return goman_err_set(err, GOMAN_EINVAL, GOMAN_CLASS_BAD_INPUT, "BadInput",
-				     "unknown service '%s' (ec2, ssm, s3, dynamodb, sts, iam)",
+				     "unknown service '%.32s' (ec2, ssm, s3, dynamodb, sts, iam)",
 				     call->service);
+	if (check_call(call, err) != 0)
+		return -1;
 	struct aws_op *op = calloc(1, sizeof(*op));
 	if (!op)
 		return goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "", "out of memory");
@@ -798,7 +902,7 @@ int goman_aws_submit(struct goman_aws *a, const struct goman_aws_call *call, gom
 	/* eventual-consistency codes are retried only when the call asks (goman/aws.h); -1
 	 * keeps the guard from applying the configured default deadline to every call */
 	op->t.eventual_deadline_ms =
-		call->eventual_deadline_ms > 0 ? op->start_ms + call->eventual_deadline_ms : -1;
+		call->eventual_deadline_ms > 0 ? add_sat(op->start_ms, call->eventual_deadline_ms) : -1;
 	op->next = a->ops;
 	if (a->ops)
 		a->ops->prev = op;

@@ -25,6 +25,10 @@ void gm_http_run_until(struct goman_http *h, const int *flag);
 /* Drops an in-flight request without calling its callbacks. */
 void gm_http_cancel(struct goman_http *h, long id);
 
+/* True when v may go on the wire as a header value: no control bytes but HTAB (a CR or LF
+ * would end the header and start another). */
+bool gm_header_value_ok(const char *v);
+
 /* ---- the request a protocol file builds; aws.c signs and sends it ----------------- */
 enum gm_reply {
 	GM_REPLY_XML,  /* query protocol: XML replies, success and error */

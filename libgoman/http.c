@@ -249,6 +249,9 @@ static int build_headers(struct http_req *q, const struct goman_kvs *hs)
 	int have_expect = 0, have_ctype = 0;
 	for (size_t i = 0; hs && i < hs->n; i++) {
 		const char *n = hs->v[i].name, *v = hs->v[i].value;
+		/* the last line of defence: a CR/LF would put a header of its own on the wire */
+		if (!*n || strpbrk(n, ":\r\n") || !gm_header_value_ok(v))
+			return 1;
 		size_t need = strlen(n) + strlen(v) + 3;
 		char *line = malloc(need);
 		if (!line)
@@ -291,7 +294,14 @@ long goman_http_submit(struct goman_http *h, const struct goman_http_req *req, s
 	q->easy = curl_easy_init();
 	if (!q->easy)
 		goto oom;
-	if (build_headers(q, req->headers) != 0)
+	int hrc = build_headers(q, req->headers);
+	if (hrc > 0 || strcspn(method, "\r\n \t") != strlen(method) || !*method) {
+		goman_err_set(err, GOMAN_EINVAL, GOMAN_CLASS_BAD_INPUT, "BadInput",
+			      "http submit: control bytes in the method or a header");
+		req_free(q);
+		return -1;
+	}
+	if (hrc != 0)
 		goto oom;
 	CURL *e = q->easy;
 	curl_easy_setopt(e, CURLOPT_PRIVATE, q);
@@ -316,6 +326,10 @@ long goman_http_submit(struct goman_http *h, const struct goman_http_req *req, s
 	if (goman_url_is_loopback(req->url)) {
 		curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
 		curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
+		/* unverified TLS through a proxy would hand the signed request to whoever
+		 * answers there: relaxed verification always means a direct connection */
+		curl_easy_setopt(e, CURLOPT_NOPROXY, "*");
+		curl_easy_setopt(e, CURLOPT_PROXY, "");
 	}
 	if (strcmp(method, "HEAD") == 0) {
 		curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
