@@ -287,7 +287,14 @@ int goman_guard_after(struct goman_guard *g, struct goman_guard_ticket *t,
 		eventual = res->rc == GOMAN_ESERVICE && goman_is_eventual(service, action, res->code);
 	}
 	struct goman_breaker_change chg;
-	goman_breaker_record(&e->slot->breaker, e->bp, &t->pass, goman_breaker_counts(cls), now, &chg);
+	enum goman_breaker_outcome bo = goman_breaker_counts(cls);
+	/* a probe that got any 4xx reached a service that parsed the request and answered:
+	 * it is up. Neutral here would keep a breaker half-open for as long as the probes
+	 * happen to be requests the service refuses. */
+	if (t->pass.probe && bo == GOMAN_BREAKER_NEUTRAL && res && res->http_status >= 400 &&
+	    res->http_status < 500)
+		bo = GOMAN_BREAKER_SUCCESS;
+	goman_breaker_record(&e->slot->breaker, e->bp, &t->pass, bo, now, &chg);
 	breaker_changed(g, e, &chg, e->bp->recovery_ms);
 	bool quota = g->cfg.retry_mode != GOMAN_RETRY_LEGACY;
 	if (adaptive_on(g)) {
