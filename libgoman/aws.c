@@ -38,6 +38,7 @@
 #include <cjson/cJSON.h>
 #include "goman/aws.h"
 #include "goman/clock.h"
+#include "goman/config.h"
 #include "goman/creds.h"
 #include "goman/guard.h"
 #include "goman/log.h"
@@ -67,6 +68,7 @@ struct goman_aws {
 	struct aws_op *ops; /* in flight */
 	struct goman_guard *guard;
 	struct aws_op *waiters, **waiters_tail; /* parked (MaxConcurrent, send token), FIFO */
+	int64_t max_reply; /* bytes of one reply; 0 = no cap */
 };
 
 
@@ -94,6 +96,8 @@ struct aws_op {
 	struct gm_buf body;
 	struct goman_err parse_err;
 	bool err_data;        /* res.data is this attempt's JSON error body */
+	int64_t reply_bytes;
+	bool too_large;       /* the reply passed max_reply: the transfer was stopped */
 };
 
 void gm_aws_req_clear(struct gm_aws_req *r)
@@ -157,6 +161,7 @@ struct goman_aws *goman_aws_new(const struct goman_aws_opts *opts, struct goman_
 	struct goman_guard_opts go = {.config = opts->config};
 	if (!(a->guard = goman_guard_new(&go, err)))
 		goto fail;
+	a->max_reply = goman_guard_config(a->guard)->max_reply_bytes;
 	return a;
 fail:
 	goman_aws_free(a);
@@ -253,6 +258,8 @@ static void attempt_reset(struct aws_op *op)
 	free(op->body.p);
 	op->body = (struct gm_buf){0};
 	op->mode = MODE_UNDECIDED;
+	op->reply_bytes = 0;
+	op->too_large = false;
 	goman_err_clear(&op->parse_err);
 }
 
@@ -306,6 +313,14 @@ static void attempt_done(struct goman_http_resp *resp, void *ud);
 static int attempt_chunk(const char *data, size_t len, long status, void *ud)
 {
 	struct aws_op *op = ud;
+	/* a reply is held whole (JSON, S3 bytes) or converted whole (XML): past the cap the
+	 * transfer stops, rather than memory growing with whatever the peer sends */
+	int64_t cap = op->a->max_reply;
+	if (cap > 0 && (len > (size_t)cap || op->reply_bytes > cap - (int64_t)len)) {
+		op->too_large = true;
+		return 1;
+	}
+	op->reply_bytes += (int64_t)len;
 	if (op->mode == MODE_UNDECIDED) {
 		bool xml;
 		if (op->req.reply == GM_REPLY_XML)
@@ -677,7 +692,14 @@ static void attempt_done(struct goman_http_resp *resp, void *ud)
 	free(op->res.raw);
 	op->res.raw = NULL;
 	op->res.raw_len = 0;
-	if (resp->err.rc != GOMAN_OK) {
+	if (op->too_large) {
+		/* not retried: the same request would bring the same reply */
+		goman_err_set(&err, GOMAN_EPARSE, GOMAN_CLASS_CLIENT, "ReplyTooLarge",
+			      "%s %s: the reply is longer than %lld bytes (max_reply_bytes, "
+			      "GOMAN_MAX_REPLY_BYTES)",
+			      op->service, op->action, (long long)a->max_reply);
+		err.http_status = (int)resp->status;
+	} else if (resp->err.rc != GOMAN_OK) {
 		err = resp->err;
 		if (op->body.oom)
 			goman_err_set(&err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "", "out of memory reading reply");

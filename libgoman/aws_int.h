@@ -100,6 +100,9 @@ int gm_s3_prepare(const struct goman_aws_call *call, const char *endpoint, const
 #ifdef GOMAN_UNIT_TEST
 /* aws.c: full-jitter back-off, uniform in [0, min(cap, base * 2^(attempt-1))] */
 int64_t gm_backoff_full_jitter(uint64_t rnd, int attempt, int64_t base, int64_t cap);
+/* aws_query.c: element-name comparisons made while attaching children (the converter's
+ * work per sibling must not grow with the number of siblings) */
+extern unsigned long gm_xml_name_compares;
 #endif
 
 #endif

@@ -116,6 +116,11 @@ void goman_guard_ticket_init(struct goman_guard_ticket *t, int64_t deadline_ms)
 	t->deadline_ms = deadline_ms;
 }
 
+const struct goman_config *goman_guard_config(const struct goman_guard *g)
+{
+	return &g->cfg;
+}
+
 const char *goman_guard_state_file(const struct goman_guard *g)
 {
 	return gm_state_path(g->state);

@@ -255,3 +255,16 @@ IN
 	done
 	assert_equal "$(jq -r .response.ok <<<"${lines[3]}")" true
 }
+
+@test "goman-api: a reply longer than GOMAN_MAX_REPLY_BYTES is ReplyTooLarge after one attempt" {
+	GOMAN_MAX_REPLY_BYTES=100 run -1 api <<'IN'
+{"service":"ec2","action":"DescribeRegions"}
+{"service":"ssm","action":"GetParameter","input":{"Name":"/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"}}
+IN
+	for l in "${lines[@]}"; do
+		assert_equal "$(jq -r '[.response.error.code, .response.error.class, .response.attempts] | join(" ")' <<<"$l")" \
+			"ReplyTooLarge client 1"
+	done
+	# the same calls under the default cap
+	run -0 api <<<'{"service":"ec2","action":"DescribeRegions"}'
+}
