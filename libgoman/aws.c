@@ -45,6 +45,7 @@
 #include "goman/sigv4.h"
 #include "aws_int.h"
 #include "buf_int.h"
+#include "creds_int.h"
 
 /* a parked op also re-asks on its own after the guard's wait_ms, or this long when the
  * guard names none: a wake-up is never lost, and the loop sees the op as pending */
@@ -132,6 +133,7 @@ struct goman_aws *goman_aws_new(const struct goman_aws_opts *opts, struct goman_
 			goto fail;
 		}
 		a->explicit_creds = true;
+		gm_secrets_held();
 	} else {
 		/* resolve once now, so a missing setup fails here and not per call */
 		struct goman_creds c = {0};

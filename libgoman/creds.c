@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/prctl.h>
 #include <cjson/cJSON.h>
 #include "goman/clock.h"
 #include "goman/ini.h"
@@ -109,6 +110,14 @@ static int creds_set(struct goman_creds *out, const char *akid, const char *secr
 	if (goman_creds_copy(out, &tmp) < 0)
 		return goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "", "out of memory");
 	return 0;
+}
+
+void gm_secrets_held(void)
+{
+	/* a core dump or a same-user ptrace/proc read of this process would now carry the
+	 * secret key (and the session token): neither is allowed from here on. exec resets
+	 * it, so programs we start are not affected. */
+	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 }
 
 int gm_creds_from_json(const cJSON *o, const char *token_field, const char *source,
@@ -437,6 +446,7 @@ int goman_credchain_get(struct goman_credchain *cc, struct goman_creds *out, str
 		struct goman_creds fresh = {0};
 		if (resolve(cc, &fresh, err) < 0)
 			return -1;
+		gm_secrets_held();
 		goman_credchain_invalidate(cc);
 		cc->cache = fresh;
 		cc->cached = true;
