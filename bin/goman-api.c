@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <math.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -155,7 +156,8 @@ static int to_kvs(const cJSON *o, struct goman_kvs *kv)
 			v = it->valuestring;
 		else if (cJSON_IsBool(it))
 			v = cJSON_IsTrue(it) ? "true" : "false";
-		else if (cJSON_IsNumber(it) && snprintf(num, sizeof(num), "%.17g", it->valuedouble) > 0)
+		else if (cJSON_IsNumber(it) && isfinite(it->valuedouble) &&
+			 snprintf(num, sizeof(num), "%.17g", it->valuedouble) > 0)
 			v = num;
 		else
 			return -1;

@@ -720,11 +720,13 @@ static void attempt_done(struct goman_http_resp *resp, void *ud)
 		const char *ra = goman_kvs_get(&resp->headers, "x-amz-retry-after");
 		char *end;
 		long long v;
+		/* a hint from the peer: anything past a day is a day (and never overflows) */
+		const long long day_ms = 86400000;
 		if (ra && (v = strtoll(ra, &end, 10)) >= 0 && end != ra) {
-			err.retry_after_ms = v;
+			err.retry_after_ms = v < day_ms ? v : day_ms;
 		} else if ((ra = goman_kvs_get(&resp->headers, "Retry-After")) &&
 			   (v = strtoll(ra, &end, 10)) >= 0 && end != ra) {
-			err.retry_after_ms = v * 1000;
+			err.retry_after_ms = v < day_ms / 1000 ? v * 1000 : day_ms;
 		}
 	}
 	goman_err_classify(&err, op->service, op->action);

@@ -332,7 +332,9 @@ int goman_guard_after(struct goman_guard *g, struct goman_guard_ticket *t,
 		.deadline_ms = t->deadline_ms,
 		.eventual_deadline_ms = t->eventual_deadline_ms
 						? t->eventual_deadline_ms
-						: t->started_ms + g->cfg.eventual_deadline_ms,
+						: (g->cfg.eventual_deadline_ms > INT64_MAX - t->started_ms
+							   ? INT64_MAX
+							   : t->started_ms + g->cfg.eventual_deadline_ms),
 		.retry_after_ms = res ? res->retry_after_ms : -1,
 		.prev_delay_ms = t->prev_delay_ms,
 	};

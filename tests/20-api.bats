@@ -243,17 +243,18 @@ IN
 	assert_equal "$(listen_count)" 0
 }
 
-@test "goman-api: an eventual_deadline_ms past one day or not finite is BadInput" {
+@test "goman-api: an eventual_deadline_ms past one day, or a number that is not finite, is BadInput" {
 	run -65 api <<'IN'
 {"service":"sts","action":"GetCallerIdentity","eventual_deadline_ms":9223372036854774784}
 {"service":"sts","action":"GetCallerIdentity","eventual_deadline_ms":-1}
 {"service":"sts","action":"GetCallerIdentity","eventual_deadline_ms":1e999}
+{"service":"ec2","action":"DescribeRegions","params":{"MaxResults":1e999}}
 {"service":"sts","action":"GetCallerIdentity","eventual_deadline_ms":86400000}
 IN
-	for i in 0 1 2; do
+	for i in 0 1 2 3; do
 		assert_equal "$(jq -r .error.code <<<"${lines[$i]}")" "BadInput"
 	done
-	assert_equal "$(jq -r .response.ok <<<"${lines[3]}")" true
+	assert_equal "$(jq -r .response.ok <<<"${lines[4]}")" true
 }
 
 @test "goman-api: a reply longer than GOMAN_MAX_REPLY_BYTES is ReplyTooLarge after one attempt" {
