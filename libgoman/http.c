@@ -38,6 +38,7 @@ struct http_req {
 	int64_t start_ms;
 	int consumer_abort; /* on_chunk asked to stop */
 	int oom;
+	int too_large;      /* the buffered body passed max_body_bytes */
 	char errbuf[CURL_ERROR_SIZE];
 };
 
@@ -81,6 +82,12 @@ struct goman_http *goman_http_new(const struct goman_http_opts *opts, struct gom
 		h->opts.connect_timeout_ms = 5000;
 	if (h->opts.timeout_ms <= 0)
 		h->opts.timeout_ms = 30000;
+	if (h->opts.max_body_bytes <= 0) {
+		const char *v = getenv("GOMAN_MAX_REPLY_BYTES");
+		char *end;
+		long long n = v && *v ? strtoll(v, &end, 10) : -1;
+		h->opts.max_body_bytes = n >= 0 && v && !*end ? n : (64LL << 20);
+	}
 	h->next_id = 1;
 	h->multi = curl_multi_init();
 	h->share = curl_share_init();
@@ -202,6 +209,13 @@ static size_t write_cb(char *data, size_t size, size_t nmemb, void *ud)
 			return 0; /* curl stops with CURLE_WRITE_ERROR */
 		}
 		return len;
+	}
+	/* 0 (GOMAN_MAX_REPLY_BYTES=0) is no cap, as for the AWS calls */
+	long long cap = q->h->opts.max_body_bytes;
+	if (cap > 0 && (len > (unsigned long long)cap ||
+			q->resp.body_len > (unsigned long long)cap - len)) {
+		q->too_large = 1;
+		return 0;
 	}
 	if (body_append(q, data, len) != 0) {
 		q->oom = 1;
@@ -446,6 +460,10 @@ static void finish(struct goman_http *h, CURL *easy, CURLcode rc)
 	}
 	if (q->oom) {
 		goman_err_set(&r->err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "", "out of memory reading reply");
+	} else if (q->too_large) {
+		goman_err_set(&r->err, GOMAN_EPARSE, GOMAN_CLASS_CLIENT, "ReplyTooLarge",
+			      "the reply is longer than %lld bytes (GOMAN_MAX_REPLY_BYTES)",
+			      h->opts.max_body_bytes);
 	} else if (q->consumer_abort) {
 		goman_err_set(&r->err, GOMAN_ETRANSPORT, GOMAN_CLASS_TRANSIENT, "Aborted",
 			      "transfer aborted by the body consumer");

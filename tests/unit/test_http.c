@@ -399,6 +399,29 @@ static void test_loopback_detection(void **state)
 
 static void proxy_done(struct goman_http_resp *r, void *ud);
 
+static void test_buffered_reply_longer_than_the_cap_is_reply_too_large(void **state)
+{
+	struct goman_err err;
+	goman_err_clear(&err);
+	struct goman_http_opts o = {.max_body_bytes = 1000};
+	struct goman_http *h = goman_http_new(&o, &err);
+	assert_non_null(h);
+	struct goman_http_req rq = {.method = "GET", .url = url("/big")};
+	struct goman_http_resp resp;
+	assert_int_equal(goman_http_perform(h, &rq, &resp, &err), -1);
+	assert_string_equal(resp.err.code, "ReplyTooLarge");
+	assert_int_equal(resp.err.cls, GOMAN_CLASS_CLIENT);
+	assert_true(resp.body_len <= 1000);
+	goman_http_resp_clear(&resp);
+	/* under the cap (the default here) the same reply is whole */
+	goman_http_free(h);
+	h = goman_http_new(NULL, &err);
+	assert_int_equal(goman_http_perform(h, &rq, &resp, &err), 0);
+	assert_int_equal(resp.body_len, 1 << 20);
+	goman_http_resp_clear(&resp);
+	goman_http_free(h);
+}
+
 static void test_control_bytes_in_a_header_or_method_are_refused_before_sending(void **state)
 {
 	struct goman_err err;
@@ -493,6 +516,7 @@ int main(void)
 		cmocka_unit_test(test_submit_rejects_missing_callback),
 		cmocka_unit_test(test_loopback_detection),
 		cmocka_unit_test(test_loopback_endpoints_never_go_through_a_proxy),
+		cmocka_unit_test(test_buffered_reply_longer_than_the_cap_is_reply_too_large),
 		cmocka_unit_test(test_control_bytes_in_a_header_or_method_are_refused_before_sending),
 	};
 	return cmocka_run_group_tests(tests, server_up, server_down);
