@@ -30,6 +30,7 @@
  * the done callback's result.
  */
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -779,9 +780,16 @@ static bool known_service(const char *s)
 	return gm_query_version(s) || gm_json_service(s, NULL, NULL) || !strcmp(s, "s3");
 }
 
-static int bad_input(struct goman_err *err, const char *fmt, const char *a, const char *b)
+static int bad_input(struct goman_err *err, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static int bad_input(struct goman_err *err, const char *fmt, ...)
 {
-	return goman_err_set(err, GOMAN_EINVAL, GOMAN_CLASS_BAD_INPUT, "BadInput", fmt, a, b);
+	char msg[256];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	return goman_err_set(err, GOMAN_EINVAL, GOMAN_CLASS_BAD_INPUT, "BadInput", "%s", msg);
 }
 
 /* HTTP tokens (RFC 9110): methods and header names */
@@ -828,16 +836,16 @@ static int check_call(const struct goman_aws_call *c, struct goman_err *err)
 	bool json = gm_json_service(c->service, NULL, NULL);
 	bool s3 = !query && !json;
 	if (!action_ok(c->action))
-		return bad_input(err, "%s action must be an operation name (letters, digits, '_', '-', '.')%s",
-				 c->service, "");
+		return bad_input(err, "%s action must be an operation name (letters, digits, '_', '-', '.')",
+				 c->service);
 	if (c->region && *c->region && goman_region_check(c->region, "\"region\"", err) != 0)
 		return -1;
 	if (c->params && !query)
 		return bad_input(err, "\"params\" is for the query services (ec2, sts, iam); %s takes %s",
 				 c->service, json ? "\"input\"" : "bucket, key, headers and body");
 	if ((c->version && *c->version) && !query)
-		return bad_input(err, "\"version\" is for the query services (ec2, sts, iam), not %s%s",
-				 c->service, "");
+		return bad_input(err, "\"version\" is for the query services (ec2, sts, iam), not %s",
+				 c->service);
 	if (c->json && !json)
 		return bad_input(err, "\"input\" is for the JSON services (ssm, dynamodb); %s takes %s",
 				 c->service, query ? "\"params\"" : "bucket, key, headers and body");
@@ -849,18 +857,18 @@ static int check_call(const struct goman_aws_call *c, struct goman_err *err)
 		return 0;
 	}
 	if (c->method && !http_token(c->method))
-		return bad_input(err, "\"method\" must be an HTTP method name%s%s", "", "");
+		return bad_input(err, "\"method\" must be an HTTP method name");
 	for (const char *q = c->query; q && *q; q++)
 		if ((unsigned char)*q <= 0x20 || (unsigned char)*q >= 0x7f || *q == '#')
 			return bad_input(err, "\"query\" must be an encoded query string (no spaces, "
-					      "control bytes or '#')%s%s", "", "");
+					      "control bytes or '#')");
 	for (size_t i = 0; c->headers && i < c->headers->n; i++) {
 		if (!http_token(c->headers->v[i].name))
-			return bad_input(err, "header name \"%.64s\" is not an HTTP token%s",
-					 c->headers->v[i].name, "");
+			return bad_input(err, "header name \"%.64s\" is not an HTTP token",
+					 c->headers->v[i].name);
 		if (!gm_header_value_ok(c->headers->v[i].value))
 			return bad_input(err, "header %.64s: control bytes (CR, LF, NUL) are not allowed "
-					      "in a value%s", c->headers->v[i].name, "");
+					      "in a value", c->headers->v[i].name);
 	}
 	return 0;
 }
