@@ -24,7 +24,9 @@
  * configured policy; the retry quota; AWS_RETRY_MODE/AWS_MAX_ATTEMPTS). A call the breaker
  * refuses ends with rc GOMAN_ECIRCUIT, class circuit_open, code "CircuitOpen" and
  * retry_after_ms = time until the next probe (commands exit 69 on it); it arrives in the
- * done callback, also when the first attempt is refused.
+ * done callback, also when the first attempt is refused. A reply longer than the config's
+ * max_reply_bytes (GOMAN_MAX_REPLY_BYTES, default 64 MiB) stops the transfer and ends the
+ * call with EPARSE, class client, code "ReplyTooLarge", without a retry.
  */
 #ifndef GOMAN_AWS_H
 #define GOMAN_AWS_H
