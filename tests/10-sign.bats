@@ -165,4 +165,6 @@ IN
 		assert_equal "$(jq -r .error.code <<<"${lines[$i]}")" "BadInput"
 	done
 	assert_equal "$(jq -r '.headers.Authorization | startswith("AWS4-HMAC-SHA256")' <<<"${lines[4]}")" true
+	# the same region as a flag is a usage error
+	run -64 goman-sign --region 'x@127.0.0.1:18443/#' <<<'{"url":"https://s3.amazonaws.com/b","service":"s3"}'
 }
