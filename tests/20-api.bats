@@ -184,7 +184,12 @@ PY
 
 listen_count() { cat "$LISTEN_DIR/count"; }
 
-listen_stop() { [ -n "${LISTEN_PID:-}" ] && kill "$LISTEN_PID" 2>/dev/null; wait "$LISTEN_PID" 2>/dev/null || true; }
+listen_stop() {
+	[ -n "${LISTEN_PID:-}" ] || return 0
+	kill "$LISTEN_PID" 2>/dev/null
+	wait "$LISTEN_PID" 2>/dev/null || true
+	LISTEN_PID=
+}
 
 teardown() { listen_stop; }
 
