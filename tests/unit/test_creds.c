@@ -490,6 +490,36 @@ static void a_process_holding_credentials_is_not_dumpable(void **state)
 	goman_credchain_free(cc);
 }
 
+static void region_names_follow_botocore(void **state)
+{
+	static const char *const good[] = {"us-east-1", "eu-central-1", "us-gov-west-1", "cn-north-1",
+					   "a", "A1", "x-y"};
+	static const char *const bad[] = {"", "-us", "us-", "x@127.0.0.1:18443/#", "us east", "us.east",
+					  "us_east", "r\r\nX: y", "r\xc3\xa9"};
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+		assert_true(goman_region_ok(good[i]));
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_false(goman_region_ok(bad[i]));
+	assert_false(goman_region_ok(NULL));
+	char r[80];
+	memset(r, 'a', sizeof(r));
+	r[63] = '\0';
+	assert_true(goman_region_ok(r));
+	r[63] = 'a';
+	r[64] = '\0';
+	assert_false(goman_region_ok(r));
+	/* never a URL from a bad region; a region from the environment is checked too */
+	assert_null(goman_credchain_endpoint(NULL, "sts", "x@127.0.0.1:18443/#"));
+	setenv("AWS_REGION", "x@127.0.0.1:18443/#", 1);
+	struct goman_err err;
+	goman_err_clear(&err);
+	assert_null(goman_credchain_region(NULL, &err));
+	assert_string_equal(err.code, "InvalidRegion");
+	assert_int_equal(err.cls, GOMAN_CLASS_BAD_INPUT);
+	assert_null(strstr(err.message, "127.0.0.1"));
+	unsetenv("AWS_REGION");
+}
+
 static void role_profile_without_a_source_is_an_error(void **state)
 {
 	write_file(".aws/config",
@@ -946,6 +976,7 @@ int main(int argc, char **argv)
 			T(credential_process_failures_are_ecreds),
 			T(credential_process_that_hangs_is_killed_with_its_children_after_the_timeout),
 			T(a_process_holding_credentials_is_not_dumpable),
+			T(region_names_follow_botocore),
 			T(role_profile_without_a_source_is_an_error),
 			T(region_precedence_is_env_then_default_env_then_profile),
 			T(endpoint_precedence_service_env_global_env_services_profile_default),
