@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <math.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -155,7 +156,8 @@ static int to_kvs(const cJSON *o, struct goman_kvs *kv)
 			v = it->valuestring;
 		else if (cJSON_IsBool(it))
 			v = cJSON_IsTrue(it) ? "true" : "false";
-		else if (cJSON_IsNumber(it) && snprintf(num, sizeof(num), "%.17g", it->valuedouble) > 0)
+		else if (cJSON_IsNumber(it) && isfinite(it->valuedouble) &&
+			 snprintf(num, sizeof(num), "%.17g", it->valuedouble) > 0)
 			v = num;
 		else
 			return -1;
@@ -191,19 +193,20 @@ static void submit_line(struct goman_aws *aws, const struct goman_err *setup_err
 		bad = "headers";
 	if (input && !cJSON_IsObject(input))
 		bad = "input";
-	if (dl && !cJSON_IsNumber(dl))
+	if (dl && !goman_aws_deadline_ok(dl))
 		bad = "eventual_deadline_ms";
 	if (bad) {
 		goman_err_set(&err, GOMAN_EINVAL, GOMAN_CLASS_BAD_INPUT, "BadInput",
-			      "line %ld: field \"%s\" has the wrong type", line, bad);
+			      "line %ld: field \"%s\" has the wrong type or is out of range", line, bad);
 	} else if (!c.service || !c.action) {
 		goman_err_set(&err, GOMAN_EINVAL, GOMAN_CLASS_BAD_INPUT, "BadInput",
 			      "line %ld: \"service\" and \"action\" are required", line);
 	} else if (!aws) {
 		err = *setup_err;
 	} else {
-		c.params = &params;
-		c.headers = &headers;
+		/* an absent field stays NULL: the library refuses fields of another protocol */
+		c.params = p ? &params : NULL;
+		c.headers = h ? &headers : NULL;
 		c.json = input;
 		c.body = body;
 		c.body_len = body ? strlen(body) : 0;

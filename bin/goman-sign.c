@@ -213,6 +213,10 @@ int main(int argc, char **argv)
 		fprintf(stderr, "goman-sign: unexpected argument '%s'\n", argv[optind]);
 		return usage(GOMAN_EXIT_USAGE);
 	}
+	if (s.region && !goman_region_ok(s.region)) {
+		fprintf(stderr, "goman-sign: --region wants a region name (letters, digits and '-')\n");
+		return GOMAN_EXIT_USAGE;
+	}
 	signal(SIGPIPE, SIG_IGN);
 	goman_events_init("goman-sign");
 	struct goman_jsonl_reader *rd = goman_jsonl_reader_new(0, 0);

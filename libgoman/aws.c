@@ -29,6 +29,8 @@
  * credentials); everything later, a breaker refusing the first attempt included, arrives in
  * the done callback's result.
  */
+#include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,12 +39,14 @@
 #include <cjson/cJSON.h>
 #include "goman/aws.h"
 #include "goman/clock.h"
+#include "goman/config.h"
 #include "goman/creds.h"
 #include "goman/guard.h"
 #include "goman/log.h"
 #include "goman/sigv4.h"
 #include "aws_int.h"
 #include "buf_int.h"
+#include "creds_int.h"
 
 /* a parked op also re-asks on its own after the guard's wait_ms, or this long when the
  * guard names none: a wake-up is never lost, and the loop sees the op as pending */
@@ -66,6 +70,7 @@ struct goman_aws {
 	struct aws_op *ops; /* in flight */
 	struct goman_guard *guard;
 	struct aws_op *waiters, **waiters_tail; /* parked (MaxConcurrent, send token), FIFO */
+	int64_t max_reply; /* bytes of one reply; 0 = no cap */
 };
 
 
@@ -93,6 +98,8 @@ struct aws_op {
 	struct gm_buf body;
 	struct goman_err parse_err;
 	bool err_data;        /* res.data is this attempt's JSON error body */
+	int64_t reply_bytes;
+	bool too_large;       /* the reply passed max_reply: the transfer was stopped */
 };
 
 void gm_aws_req_clear(struct gm_aws_req *r)
@@ -127,6 +134,7 @@ struct goman_aws *goman_aws_new(const struct goman_aws_opts *opts, struct goman_
 			goto fail;
 		}
 		a->explicit_creds = true;
+		gm_secrets_held();
 	} else {
 		/* resolve once now, so a missing setup fails here and not per call */
 		struct goman_creds c = {0};
@@ -143,6 +151,8 @@ struct goman_aws *goman_aws_new(const struct goman_aws_opts *opts, struct goman_
 		goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "", "out of memory");
 		goto fail;
 	}
+	if (goman_region_check(a->region, "the region", err) != 0)
+		goto fail;
 	if (opts->http) {
 		a->http = opts->http;
 	} else {
@@ -154,6 +164,7 @@ struct goman_aws *goman_aws_new(const struct goman_aws_opts *opts, struct goman_
 	struct goman_guard_opts go = {.config = opts->config};
 	if (!(a->guard = goman_guard_new(&go, err)))
 		goto fail;
+	a->max_reply = goman_guard_config(a->guard)->max_reply_bytes;
 	return a;
 fail:
 	goman_aws_free(a);
@@ -250,6 +261,8 @@ static void attempt_reset(struct aws_op *op)
 	free(op->body.p);
 	op->body = (struct gm_buf){0};
 	op->mode = MODE_UNDECIDED;
+	op->reply_bytes = 0;
+	op->too_large = false;
 	goman_err_clear(&op->parse_err);
 }
 
@@ -303,6 +316,14 @@ static void attempt_done(struct goman_http_resp *resp, void *ud);
 static int attempt_chunk(const char *data, size_t len, long status, void *ud)
 {
 	struct aws_op *op = ud;
+	/* a reply is held whole (JSON, S3 bytes) or converted whole (XML): past the cap the
+	 * transfer stops, rather than memory growing with whatever the peer sends */
+	int64_t cap = op->a->max_reply;
+	if (cap > 0 && (len > (size_t)cap || op->reply_bytes > cap - (int64_t)len)) {
+		op->too_large = true;
+		return 1;
+	}
+	op->reply_bytes += (int64_t)len;
 	if (op->mode == MODE_UNDECIDED) {
 		bool xml;
 		if (op->req.reply == GM_REPLY_XML)
@@ -674,7 +695,14 @@ static void attempt_done(struct goman_http_resp *resp, void *ud)
 	free(op->res.raw);
 	op->res.raw = NULL;
 	op->res.raw_len = 0;
-	if (resp->err.rc != GOMAN_OK) {
+	if (op->too_large) {
+		/* not retried: the same request would bring the same reply */
+		goman_err_set(&err, GOMAN_EPARSE, GOMAN_CLASS_CLIENT, "ReplyTooLarge",
+			      "%s %s: the reply is longer than %lld bytes (max_reply_bytes, "
+			      "GOMAN_MAX_REPLY_BYTES)",
+			      op->service, op->action, (long long)a->max_reply);
+		err.http_status = (int)resp->status;
+	} else if (resp->err.rc != GOMAN_OK) {
 		err = resp->err;
 		if (op->body.oom)
 			goman_err_set(&err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "", "out of memory reading reply");
@@ -693,11 +721,13 @@ static void attempt_done(struct goman_http_resp *resp, void *ud)
 		const char *ra = goman_kvs_get(&resp->headers, "x-amz-retry-after");
 		char *end;
 		long long v;
+		/* a hint from the peer: anything past a day is a day (and never overflows) */
+		const long long day_ms = 86400000;
 		if (ra && (v = strtoll(ra, &end, 10)) >= 0 && end != ra) {
-			err.retry_after_ms = v;
+			err.retry_after_ms = v < day_ms ? v : day_ms;
 		} else if ((ra = goman_kvs_get(&resp->headers, "Retry-After")) &&
 			   (v = strtoll(ra, &end, 10)) >= 0 && end != ra) {
-			err.retry_after_ms = v * 1000;
+			err.retry_after_ms = v < day_ms / 1000 ? v * 1000 : day_ms;
 		}
 	}
 	goman_err_classify(&err, op->service, op->action);
@@ -750,6 +780,112 @@ static bool known_service(const char *s)
 	return gm_query_version(s) || gm_json_service(s, NULL, NULL) || !strcmp(s, "s3");
 }
 
+static int bad_input(struct goman_err *err, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static int bad_input(struct goman_err *err, const char *fmt, ...)
+{
+	char msg[256];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	return goman_err_set(err, GOMAN_EINVAL, GOMAN_CLASS_BAD_INPUT, "BadInput", "%s", msg);
+}
+
+/* HTTP tokens (RFC 9110): methods and header names */
+static bool http_token(const char *s)
+{
+	if (!s || !*s)
+		return false;
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c <= 0x20 || c >= 0x7f || strchr("\"(),/:;<=>?@[\\]{}", c))
+			return false;
+	}
+	return true;
+}
+
+bool gm_header_value_ok(const char *v)
+{
+	/* a CR or LF would end the header early and start one of the caller's choosing */
+	for (const unsigned char *p = (const unsigned char *)v; p && *p; p++)
+		if ((*p < 0x20 && *p != '\t') || *p == 0x7f)
+			return false;
+	return true;
+}
+
+/* An action is an API operation name; it goes into X-Amz-Target and the query form */
+static bool action_ok(const char *s)
+{
+	size_t n = strlen(s);
+	if (n == 0 || n >= sizeof(((struct aws_op *)0)->action))
+		return false;
+	for (; *s; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+		      *s == '_' || *s == '-' || *s == '.'))
+			return false;
+	return true;
+}
+
+/* A call the client already knows to be wrong never reaches the wire: sent, the service
+ * answers an error (or a 500) for it, and that answer feeds the breaker every other
+ * command shares. Fields of another protocol are refused rather than silently dropped. */
+static int check_call(const struct goman_aws_call *c, struct goman_err *err)
+{
+	bool query = gm_query_version(c->service) != NULL;
+	bool json = gm_json_service(c->service, NULL, NULL);
+	bool s3 = !query && !json;
+	if (!action_ok(c->action))
+		return bad_input(err, "%s action must be an operation name (letters, digits, '_', '-', '.')",
+				 c->service);
+	if (c->region && *c->region && goman_region_check(c->region, "\"region\"", err) != 0)
+		return -1;
+	if (c->params && !query)
+		return bad_input(err, "\"params\" is for the query services (ec2, sts, iam); %s takes %s",
+				 c->service, json ? "\"input\"" : "bucket, key, headers and body");
+	if ((c->version && *c->version) && !query)
+		return bad_input(err, "\"version\" is for the query services (ec2, sts, iam), not %s",
+				 c->service);
+	if (c->json && !json)
+		return bad_input(err, "\"input\" is for the JSON services (ssm, dynamodb); %s takes %s",
+				 c->service, query ? "\"params\"" : "bucket, key, headers and body");
+	if (!s3) {
+		const char *f = c->method ? "method" : c->bucket ? "bucket" : c->key ? "key"
+			      : c->query ? "query" : c->headers ? "headers" : c->body || c->body_len ? "body" : NULL;
+		if (f)
+			return bad_input(err, "\"%s\" is for s3 only, not %s", f, c->service);
+		return 0;
+	}
+	if (c->method && !http_token(c->method))
+		return bad_input(err, "\"method\" must be an HTTP method name");
+	for (const char *q = c->query; q && *q; q++)
+		if ((unsigned char)*q <= 0x20 || (unsigned char)*q >= 0x7f || *q == '#')
+			return bad_input(err, "\"query\" must be an encoded query string (no spaces, "
+					      "control bytes or '#')");
+	for (size_t i = 0; c->headers && i < c->headers->n; i++) {
+		if (!http_token(c->headers->v[i].name))
+			return bad_input(err, "header name \"%.64s\" is not an HTTP token",
+					 c->headers->v[i].name);
+		if (!gm_header_value_ok(c->headers->v[i].value))
+			return bad_input(err, "header %.64s: control bytes (CR, LF, NUL) are not allowed "
+					      "in a value", c->headers->v[i].name);
+	}
+	return 0;
+}
+
+bool goman_aws_deadline_ok(const struct cJSON *v)
+{
+	/* checked before the cast: a double outside int64_t's range makes the cast undefined */
+	return cJSON_IsNumber(v) && isfinite(v->valuedouble) && v->valuedouble >= 0 &&
+	       v->valuedouble <= (double)GOMAN_AWS_MAX_DEADLINE_MS;
+}
+
+/* a + b for deadlines from outside: never past INT64_MAX */
+static int64_t add_sat(int64_t a, int64_t b)
+{
+	return b > 0 && a > INT64_MAX - b ? INT64_MAX : a + b;
+}
+
 int goman_aws_submit(struct goman_aws *a, const struct goman_aws_call *call, goman_aws_done_fn done,
 		     void *ud, struct goman_err *err)
 {
@@ -758,8 +894,10 @@ int goman_aws_submit(struct goman_aws *a, const struct goman_aws_call *call, gom
 				     "a call needs a service and an action");
 	if (!known_service(call->service))
 		return goman_err_set(err, GOMAN_EINVAL, GOMAN_CLASS_BAD_INPUT, "BadInput",
-				     "unknown service '%s' (ec2, ssm, s3, dynamodb, sts, iam)",
+				     "unknown service '%.32s' (ec2, ssm, s3, dynamodb, sts, iam)",
 				     call->service);
+	if (check_call(call, err) != 0)
+		return -1;
 	struct aws_op *op = calloc(1, sizeof(*op));
 	if (!op)
 		return goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "", "out of memory");
@@ -798,7 +936,7 @@ int goman_aws_submit(struct goman_aws *a, const struct goman_aws_call *call, gom
 	/* eventual-consistency codes are retried only when the call asks (goman/aws.h); -1
 	 * keeps the guard from applying the configured default deadline to every call */
 	op->t.eventual_deadline_ms =
-		call->eventual_deadline_ms > 0 ? op->start_ms + call->eventual_deadline_ms : -1;
+		call->eventual_deadline_ms > 0 ? add_sat(op->start_ms, call->eventual_deadline_ms) : -1;
 	op->next = a->ops;
 	if (a->ops)
 		a->ops->prev = op;

@@ -25,6 +25,10 @@ void gm_http_run_until(struct goman_http *h, const int *flag);
 /* Drops an in-flight request without calling its callbacks. */
 void gm_http_cancel(struct goman_http *h, long id);
 
+/* True when v may go on the wire as a header value: no control bytes but HTAB (a CR or LF
+ * would end the header and start another). */
+bool gm_header_value_ok(const char *v);
+
 /* ---- the request a protocol file builds; aws.c signs and sends it ----------------- */
 enum gm_reply {
 	GM_REPLY_XML,  /* query protocol: XML replies, success and error */
@@ -96,6 +100,9 @@ int gm_s3_prepare(const struct goman_aws_call *call, const char *endpoint, const
 #ifdef GOMAN_UNIT_TEST
 /* aws.c: full-jitter back-off, uniform in [0, min(cap, base * 2^(attempt-1))] */
 int64_t gm_backoff_full_jitter(uint64_t rnd, int attempt, int64_t base, int64_t cap);
+/* aws_query.c: element-name comparisons made while attaching children (the converter's
+ * work per sibling must not grow with the number of siblings) */
+extern unsigned long gm_xml_name_compares;
 #endif
 
 #endif

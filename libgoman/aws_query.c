@@ -110,12 +110,25 @@ int gm_query_prepare(const struct goman_aws_call *call, const char *endpoint,
 
 /* ---- XML → cJSON ------------------------------------------------------------------- */
 
+/* The named children of one open element, by name: a reply may hold tens of thousands
+ * of siblings, and finding each one's slot by walking the object would make the
+ * conversion quadratic. Open addressing; the key is the slot item's own name. */
+struct child {
+	cJSON *val; /* the child's value in obj, or the array of a repeated name */
+	bool rep;   /* val is the array made for a repeated name (not the child's own) */
+};
+
+struct child_index {
+	struct child *t;
+	size_t cap, n; /* cap: 0 or a power of two */
+};
+
 struct frame {
 	char *name;
 	struct gm_buf text;
 	cJSON *obj;   /* named children */
 	cJSON *items; /* <item>/<member> children */
-	cJSON *reps;  /* names of children that repeated (their slot is an array) */
+	struct child_index ix;
 };
 
 struct gm_xml {
@@ -197,20 +210,57 @@ static cJSON *frame_value(struct frame *f)
 		v = cJSON_CreateString(f->text.p ? f->text.p : "");
 	}
 	f->obj = f->items = NULL;
-	cJSON_Delete(f->reps);
-	f->reps = NULL;
+	free(f->ix.t);
+	f->ix = (struct child_index){0};
 	free(f->text.p);
 	f->text = (struct gm_buf){0};
 	return v;
 }
 
-static bool is_repeat(const struct frame *f, const char *name)
+#ifdef GOMAN_UNIT_TEST
+unsigned long gm_xml_name_compares;
+#define COUNT_COMPARE() (gm_xml_name_compares++)
+#else
+#define COUNT_COMPARE() ((void)0)
+#endif
+
+static size_t name_hash(const char *s)
 {
-	const cJSON *r;
-	cJSON_ArrayForEach(r, f->reps)
-		if (strcmp(r->valuestring, name) == 0)
-			return true;
-	return false;
+	uint64_t h = 1469598103934665603u; /* FNV-1a */
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211u;
+	return (size_t)h;
+}
+
+/* The slot for name: its entry, or the empty one where it goes. */
+static struct child *ix_find(const struct child_index *ix, const char *name)
+{
+	size_t m = ix->cap - 1;
+	for (size_t i = name_hash(name) & m;; i = (i + 1) & m) {
+		struct child *c = &ix->t[i];
+		if (!c->val)
+			return c;
+		COUNT_COMPARE();
+		if (strcmp(c->val->string, name) == 0)
+			return c;
+	}
+}
+
+static int ix_grow(struct child_index *ix)
+{
+	size_t cap = ix->cap ? ix->cap * 2 : 16;
+	struct child *old = ix->t;
+	size_t oldcap = ix->cap;
+	if (!(ix->t = calloc(cap, sizeof(*ix->t)))) {
+		ix->t = old;
+		return -1;
+	}
+	ix->cap = cap;
+	for (size_t i = 0; i < oldcap; i++)
+		if (old[i].val)
+			*ix_find(ix, old[i].val->string) = old[i];
+	free(old);
+	return 0;
 }
 
 static int attach(struct frame *parent, const char *name, cJSON *v)
@@ -223,29 +273,33 @@ static int attach(struct frame *parent, const char *name, cJSON *v)
 	}
 	if (!parent->obj && !(parent->obj = cJSON_CreateObject()))
 		return -1;
-	cJSON *prev = cJSON_GetObjectItemCaseSensitive(parent->obj, name);
-	if (!prev)
-		return cJSON_AddItemToObject(parent->obj, name, v) ? 0 : -1;
-	/* a repeated name: the first value turns into an array of all of them. reps names
+	struct child_index *ix = &parent->ix;
+	if ((ix->n + 1) * 2 > ix->cap && ix_grow(ix) != 0)
+		return -1;
+	struct child *c = ix_find(ix, name);
+	if (!c->val) {
+		if (!cJSON_AddItemToObject(parent->obj, name, v))
+			return -1;
+		/* cJSON adds at the end: the item just added is the last child */
+		c->val = parent->obj->child->prev;
+		ix->n++;
+		return 0;
+	}
+	/* a repeated name: the first value turns into an array of all of them. rep marks
 	 * the arrays made that way, so a child whose own value is an array is not mistaken
 	 * for one. */
-	if (!is_repeat(parent, name)) {
+	if (!c->rep) {
 		cJSON *arr = cJSON_CreateArray();
-		cJSON *nm = cJSON_CreateString(name);
-		if (!parent->reps)
-			parent->reps = cJSON_CreateArray();
-		if (!arr || !nm || !parent->reps) {
+		if (!arr || !cJSON_AddItemToObject(parent->obj, name, arr)) {
 			cJSON_Delete(arr);
-			cJSON_Delete(nm);
 			return -1;
 		}
-		cJSON_AddItemToArray(parent->reps, nm);
-		cJSON_DetachItemViaPointer(parent->obj, prev);
+		cJSON *prev = cJSON_DetachItemViaPointer(parent->obj, c->val);
 		cJSON_AddItemToArray(arr, prev);
-		cJSON_AddItemToObject(parent->obj, name, arr);
-		prev = arr;
+		c->val = arr;
+		c->rep = true;
 	}
-	cJSON_AddItemToArray(prev, v);
+	cJSON_AddItemToArray(c->val, v);
 	return 0;
 }
 
@@ -307,7 +361,7 @@ void gm_xml_free(struct gm_xml *x)
 		return;
 	while (x->depth > 0) {
 		struct frame *f = &x->stack[--x->depth];
-		cJSON_Delete(f->reps);
+		free(f->ix.t);
 		free(f->name);
 		free(f->text.p);
 		cJSON_Delete(f->obj);

@@ -47,6 +47,12 @@ static unsigned clampu(int64_t v, unsigned lo, unsigned hi)
 	return v < (int64_t)lo ? lo : v > (int64_t)hi ? hi : (unsigned)v;
 }
 
+/* recovery windows from configuration: never negative, never near overflow */
+static int64_t clamp_ms(int64_t ms)
+{
+	return ms < 0 ? 0 : ms > (int64_t)T_MASK ? (int64_t)T_MASK : ms;
+}
+
 bool goman_breaker_admit(_Atomic uint64_t *word, const struct goman_breaker_params *p,
 			 int64_t now_ms, struct goman_breaker_pass *pass, int64_t *retry_in_ms,
 			 struct goman_breaker_change *chg)
@@ -64,9 +70,19 @@ bool goman_breaker_admit(_Atomic uint64_t *word, const struct goman_breaker_para
 			pass->gen = v.gen;
 			return true; /* the hot path: no write */
 		}
-		int64_t due = v.since_ms + p->recovery_ms;
+		/* a time later than now is now: a damaged word, or one written before a reboot
+		 * restarted the monotonic clock, must not hold the breaker for years. Written
+		 * back, so the recovery window runs from here. */
+		bool healed = v.since_ms > now;
+		if (healed)
+			v.since_ms = now;
+		int64_t due = v.since_ms + clamp_ms(p->recovery_ms);
 		if (v.state == GOMAN_BREAKER_OPEN) {
 			if (now < due) {
+				if (healed && !atomic_compare_exchange_weak_explicit(
+						      word, &w, pack(&v), memory_order_acq_rel,
+						      memory_order_acquire))
+					continue;
 				*retry_in_ms = due - now;
 				return false;
 			}
@@ -84,6 +100,10 @@ bool goman_breaker_admit(_Atomic uint64_t *word, const struct goman_breaker_para
 			v.gen = (v.gen + 1) & G_MASK;
 			v.since_ms = now;
 		} else {
+			if (healed && !atomic_compare_exchange_weak_explicit(word, &w, pack(&v),
+									    memory_order_acq_rel,
+									    memory_order_acquire))
+				continue;
 			*retry_in_ms = due - now;
 			return false;
 		}

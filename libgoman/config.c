@@ -57,6 +57,7 @@ static const struct key keys[] = {
 	K("batch_size", T_I64, batch_size),
 	K("idempotency_ttl_ms", T_I64, idempotency_ttl_ms),
 	K("state_file", T_STR, state_file),
+	K("max_reply_bytes", T_I64, max_reply_bytes),
 	K("retry.policy", T_POLICY, retry_policy),
 	K("retry.mode", T_MODE, retry_mode),
 	K("retry.max_retries", T_INT, retry.max_retries),
@@ -114,6 +115,8 @@ void goman_config_init(struct goman_config *c)
 	c->quota_timeout_cost = 10;
 	c->quota_success_refund = 1;
 	c->eventual_deadline_ms = 120000;
+	/* a DescribeInstances page of 1000 instances is about 3.2 MB: twenty times that */
+	c->max_reply_bytes = GOMAN_DEFAULT_MAX_REPLY_BYTES;
 	goman_adaptive_params_default(&c->adaptive);
 	memcpy(c->breaker, breaker_defaults, sizeof(breaker_defaults));
 }

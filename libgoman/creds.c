@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/prctl.h>
 #include <cjson/cJSON.h>
 #include "goman/clock.h"
 #include "goman/ini.h"
@@ -109,6 +110,14 @@ static int creds_set(struct goman_creds *out, const char *akid, const char *secr
 	if (goman_creds_copy(out, &tmp) < 0)
 		return goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "", "out of memory");
 	return 0;
+}
+
+void gm_secrets_held(void)
+{
+	/* a core dump or a same-user ptrace/proc read of this process would now carry the
+	 * secret key (and the session token): neither is allowed from here on. exec resets
+	 * it, so programs we start are not affected. */
+	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 }
 
 int gm_creds_from_json(const cJSON *o, const char *token_field, const char *source,
@@ -437,6 +446,7 @@ int goman_credchain_get(struct goman_credchain *cc, struct goman_creds *out, str
 		struct goman_creds fresh = {0};
 		if (resolve(cc, &fresh, err) < 0)
 			return -1;
+		gm_secrets_held();
 		goman_credchain_invalidate(cc);
 		cc->cache = fresh;
 		cc->cached = true;
@@ -452,21 +462,54 @@ int goman_credchain_get(struct goman_credchain *cc, struct goman_creds *out, str
 	return 0;
 }
 
+bool goman_region_ok(const char *r)
+{
+	/* botocore's rule, ^[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$: a region becomes
+	 * a host label, and anything else ('@', ':', '/', '#', '.') would let it pick the host
+	 * that receives the signed request */
+	size_t n = r ? strlen(r) : 0;
+	if (n < 1 || n > 63 || r[0] == '-' || r[n - 1] == '-')
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = r[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '-'))
+			return false;
+	}
+	return true;
+}
+
+int goman_region_check(const char *region, const char *from, struct goman_err *err)
+{
+	if (goman_region_ok(region))
+		return 0;
+	/* the value itself is not echoed: it may be long or hold control bytes */
+	return goman_err_set(err, GOMAN_EINVAL, GOMAN_CLASS_BAD_INPUT, "InvalidRegion",
+			     "%s is not a valid region name (letters, digits and '-', at most 63)",
+			     from ? from : "region");
+}
+
 char *goman_credchain_region(struct goman_credchain *cc, struct goman_err *err)
 {
+	const char *from = "AWS_REGION";
 	const char *r = gm_env("AWS_REGION");
 	if (!r)
-		r = gm_env("AWS_DEFAULT_REGION");
-	if (!r && cc)
+		r = gm_env(from = "AWS_DEFAULT_REGION");
+	if (!r && cc) {
 		r = prof_get(cc, cc->profile, "region");
+		from = "the profile's region";
+	}
 	if (!r && cc) {
 		if (!cc->imds_region_asked) {
 			cc->imds_region_asked = true;
 			cc->imds_region = gm_imds_region(NULL);
 		}
 		r = cc->imds_region;
+		from = "the instance metadata region";
 	}
 	if (r && *r) {
+		if (goman_region_check(r, from, err) != 0)
+			return NULL;
 		char *d = strdup(r);
 		if (!d)
 			goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "", "out of memory");
@@ -529,6 +572,8 @@ char *goman_credchain_endpoint(struct goman_credchain *cc, const char *service, 
 	}
 	if (!region || !*region)
 		region = "us-east-1";
+	if (!goman_region_ok(region))
+		return NULL; /* never a URL whose host a region picked */
 	const char *suffix = strncmp(region, "cn-", 3) == 0 ? "amazonaws.com.cn" : "amazonaws.com";
 	char url[300];
 	if (strcmp(service, "iam") == 0 && strncmp(region, "cn-", 3) != 0)

@@ -15,6 +15,10 @@
 
 struct cJSON;
 
+/* Called once secrets are held in memory: the process stops being dumpable (no core
+ * file, no same-user ptrace or /proc/PID/mem). */
+void gm_secrets_held(void);
+
 /* getenv that treats "" as unset */
 const char *gm_env(const char *name);
 /* "true" in any case */

@@ -8,17 +8,25 @@
  * inherited so its prompts and errors reach the user; its stdout (capped) is the JSON:
  * {"Version":1,"AccessKeyId","SecretAccessKey","SessionToken","Expiration"}.
  *
+ * The command runs in a process group of its own and has GOMAN_CREDENTIAL_PROCESS_TIMEOUT_MS
+ * (default 60 s) to finish: a hung helper (a prompt nobody answers, a dead network) must not
+ * hang every goman command with it. On expiry the whole group is killed, so a helper that
+ * forked its own children leaves none behind.
+ *
  * Ownership: *out is filled for the caller (goman_creds_clear). Secrets read from the pipe
  * are wiped before the buffer is freed.
- * Errors: -1 with ECREDS (bad quoting, spawn failure, non-zero exit, bad JSON).
+ * Errors: -1 with ECREDS (bad quoting, spawn failure, non-zero exit, timeout, bad JSON);
+ * messages name the command (argv[0]) only, never its output.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <cjson/cJSON.h>
@@ -28,6 +36,27 @@ extern char **environ;
 
 /* Output of a credential_process bigger than this is not credentials. */
 #define PROC_MAX_OUT (64u * 1024u)
+#define PROC_TIMEOUT_DEFAULT_MS 60000
+
+/* the real clock, not goman's (tests may stop that one) */
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t proc_timeout_ms(void)
+{
+	const char *v = gm_env("GOMAN_CREDENTIAL_PROCESS_TIMEOUT_MS");
+	char *end;
+	errno = 0;
+	long long ms = v ? strtoll(v, &end, 10) : 0;
+	/* a bad value is the default, not "no timeout" */
+	if (!v || errno || end == v || *end || ms <= 0 || ms > INT32_MAX)
+		return PROC_TIMEOUT_DEFAULT_MS;
+	return ms;
+}
 
 void gm_argv_free(char **argv)
 {
@@ -134,7 +163,9 @@ static char *run_capture(char **argv, size_t *outlen, struct goman_err *err)
 	sigemptyset(&def);
 	sigaddset(&def, SIGPIPE);
 	posix_spawnattr_setsigdefault(&at, &def);
-	posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGDEF);
+	/* its own process group: on a timeout the group goes, grandchildren included */
+	posix_spawnattr_setpgroup(&at, 0);
+	posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP);
 	pid_t pid;
 	int rc = posix_spawnp(&pid, argv[0], &fa, &at, argv, environ);
 	posix_spawn_file_actions_destroy(&fa);
@@ -148,8 +179,19 @@ static char *run_capture(char **argv, size_t *outlen, struct goman_err *err)
 	}
 	char *buf = malloc(PROC_MAX_OUT + 1);
 	size_t len = 0;
-	bool toobig = false;
+	bool toobig = false, timedout = false;
+	int64_t limit = proc_timeout_ms();
+	int64_t deadline = mono_ms() + limit;
 	for (;;) {
+		int64_t left = deadline - mono_ms();
+		struct pollfd pfd = {.fd = fds[0], .events = POLLIN};
+		int pr = left > 0 ? poll(&pfd, 1, (int)left) : 0;
+		if (pr < 0 && errno == EINTR)
+			continue;
+		if (pr == 0) {
+			timedout = true;
+			break;
+		}
 		char scratch[4096];
 		char *dst = buf && len < PROC_MAX_OUT ? buf + len : scratch;
 		size_t room = buf && len < PROC_MAX_OUT ? PROC_MAX_OUT - len : sizeof(scratch);
@@ -165,8 +207,25 @@ static char *run_capture(char **argv, size_t *outlen, struct goman_err *err)
 	}
 	close(fds[0]);
 	int status = 0;
-	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-		;
+	if (!timedout) {
+		/* its stdout is closed but it may still run: the rest of the time is its own */
+		for (;;) {
+			pid_t w = waitpid(pid, &status, WNOHANG);
+			if (w == pid || (w < 0 && errno != EINTR))
+				break;
+			if (mono_ms() >= deadline) {
+				timedout = true;
+				break;
+			}
+			struct timespec ts = {0, 10 * 1000 * 1000};
+			nanosleep(&ts, NULL);
+		}
+	}
+	if (timedout) {
+		kill(-pid, SIGKILL);
+		while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+			;
+	}
 	if (!buf) {
 		goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "", "out of memory");
 		return NULL;
@@ -174,7 +233,11 @@ static char *run_capture(char **argv, size_t *outlen, struct goman_err *err)
 	buf[len] = '\0';
 	const char *why = NULL;
 	char whybuf[64];
-	if (WIFSIGNALED(status)) {
+	if (timedout) {
+		snprintf(whybuf, sizeof(whybuf), "did not finish within %lld ms (killed)",
+			 (long long)limit);
+		why = whybuf;
+	} else if (WIFSIGNALED(status)) {
 		snprintf(whybuf, sizeof(whybuf), "was killed by signal %d", WTERMSIG(status));
 		why = whybuf;
 	} else if (WEXITSTATUS(status) != 0) {

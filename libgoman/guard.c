@@ -116,6 +116,11 @@ void goman_guard_ticket_init(struct goman_guard_ticket *t, int64_t deadline_ms)
 	t->deadline_ms = deadline_ms;
 }
 
+const struct goman_config *goman_guard_config(const struct goman_guard *g)
+{
+	return &g->cfg;
+}
+
 const char *goman_guard_state_file(const struct goman_guard *g)
 {
 	return gm_state_path(g->state);
@@ -289,7 +294,14 @@ int goman_guard_after(struct goman_guard *g, struct goman_guard_ticket *t,
 		eventual = res->rc == GOMAN_ESERVICE && goman_is_eventual(service, action, res->code);
 	}
 	struct goman_breaker_change chg;
-	goman_breaker_record(&e->slot->breaker, e->bp, &t->pass, goman_breaker_counts(cls), now, &chg);
+	enum goman_breaker_outcome bo = goman_breaker_counts(cls);
+	/* a probe that got any 4xx reached a service that parsed the request and answered:
+	 * it is up. Neutral here would keep a breaker half-open for as long as the probes
+	 * happen to be requests the service refuses. */
+	if (t->pass.probe && bo == GOMAN_BREAKER_NEUTRAL && res && res->http_status >= 400 &&
+	    res->http_status < 500)
+		bo = GOMAN_BREAKER_SUCCESS;
+	goman_breaker_record(&e->slot->breaker, e->bp, &t->pass, bo, now, &chg);
 	breaker_changed(g, e, &chg, e->bp->recovery_ms);
 	bool quota = g->cfg.retry_mode != GOMAN_RETRY_LEGACY;
 	if (adaptive_on(g)) {
@@ -322,7 +334,9 @@ int goman_guard_after(struct goman_guard *g, struct goman_guard_ticket *t,
 		.deadline_ms = t->deadline_ms,
 		.eventual_deadline_ms = t->eventual_deadline_ms
 						? t->eventual_deadline_ms
-						: t->started_ms + g->cfg.eventual_deadline_ms,
+						: (g->cfg.eventual_deadline_ms > INT64_MAX - t->started_ms
+							   ? INT64_MAX
+							   : t->started_ms + g->cfg.eventual_deadline_ms),
 		.retry_after_ms = res ? res->retry_after_ms : -1,
 		.prev_delay_ms = t->prev_delay_ms,
 	};

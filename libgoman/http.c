@@ -38,6 +38,7 @@ struct http_req {
 	int64_t start_ms;
 	int consumer_abort; /* on_chunk asked to stop */
 	int oom;
+	int too_large;      /* the buffered body passed max_body_bytes */
 	char errbuf[CURL_ERROR_SIZE];
 };
 
@@ -81,6 +82,12 @@ struct goman_http *goman_http_new(const struct goman_http_opts *opts, struct gom
 		h->opts.connect_timeout_ms = 5000;
 	if (h->opts.timeout_ms <= 0)
 		h->opts.timeout_ms = 30000;
+	if (h->opts.max_body_bytes <= 0) {
+		const char *v = getenv("GOMAN_MAX_REPLY_BYTES");
+		char *end;
+		long long n = v && *v ? strtoll(v, &end, 10) : -1;
+		h->opts.max_body_bytes = n >= 0 && v && !*end ? n : (64LL << 20);
+	}
 	h->next_id = 1;
 	h->multi = curl_multi_init();
 	h->share = curl_share_init();
@@ -203,6 +210,13 @@ static size_t write_cb(char *data, size_t size, size_t nmemb, void *ud)
 		}
 		return len;
 	}
+	/* 0 (GOMAN_MAX_REPLY_BYTES=0) is no cap, as for the AWS calls */
+	long long cap = q->h->opts.max_body_bytes;
+	if (cap > 0 && (len > (unsigned long long)cap ||
+			q->resp.body_len > (unsigned long long)cap - len)) {
+		q->too_large = 1;
+		return 0;
+	}
 	if (body_append(q, data, len) != 0) {
 		q->oom = 1;
 		return 0;
@@ -249,6 +263,9 @@ static int build_headers(struct http_req *q, const struct goman_kvs *hs)
 	int have_expect = 0, have_ctype = 0;
 	for (size_t i = 0; hs && i < hs->n; i++) {
 		const char *n = hs->v[i].name, *v = hs->v[i].value;
+		/* the last line of defence: a CR/LF would put a header of its own on the wire */
+		if (!*n || strpbrk(n, ":\r\n") || !gm_header_value_ok(v))
+			return 1;
 		size_t need = strlen(n) + strlen(v) + 3;
 		char *line = malloc(need);
 		if (!line)
@@ -291,7 +308,14 @@ long goman_http_submit(struct goman_http *h, const struct goman_http_req *req, s
 	q->easy = curl_easy_init();
 	if (!q->easy)
 		goto oom;
-	if (build_headers(q, req->headers) != 0)
+	int hrc = build_headers(q, req->headers);
+	if (hrc > 0 || strcspn(method, "\r\n \t") != strlen(method) || !*method) {
+		goman_err_set(err, GOMAN_EINVAL, GOMAN_CLASS_BAD_INPUT, "BadInput",
+			      "http submit: control bytes in the method or a header");
+		req_free(q);
+		return -1;
+	}
+	if (hrc != 0)
 		goto oom;
 	CURL *e = q->easy;
 	curl_easy_setopt(e, CURLOPT_PRIVATE, q);
@@ -316,6 +340,10 @@ long goman_http_submit(struct goman_http *h, const struct goman_http_req *req, s
 	if (goman_url_is_loopback(req->url)) {
 		curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
 		curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
+		/* unverified TLS through a proxy would hand the signed request to whoever
+		 * answers there: relaxed verification always means a direct connection */
+		curl_easy_setopt(e, CURLOPT_NOPROXY, "*");
+		curl_easy_setopt(e, CURLOPT_PROXY, "");
 	}
 	if (strcmp(method, "HEAD") == 0) {
 		curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
@@ -432,6 +460,10 @@ static void finish(struct goman_http *h, CURL *easy, CURLcode rc)
 	}
 	if (q->oom) {
 		goman_err_set(&r->err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "", "out of memory reading reply");
+	} else if (q->too_large) {
+		goman_err_set(&r->err, GOMAN_EPARSE, GOMAN_CLASS_CLIENT, "ReplyTooLarge",
+			      "the reply is longer than %lld bytes (GOMAN_MAX_REPLY_BYTES)",
+			      h->opts.max_body_bytes);
 	} else if (q->consumer_abort) {
 		goman_err_set(&r->err, GOMAN_ETRANSPORT, GOMAN_CLASS_TRANSIENT, "Aborted",
 			      "transfer aborted by the body consumer");

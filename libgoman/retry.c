@@ -74,6 +74,25 @@ double goman_rng_unit(struct goman_rng *r)
 	return (double)(goman_rng_next(r) >> 11) * (1.0 / 9007199254740992.0);
 }
 
+/* Settings come from files and the environment: any int64_t may arrive. Durations are
+ * added and converted without overflow (a float outside int64_t's range makes the cast
+ * undefined; a sum past INT64_MAX is undefined too). */
+#define MS_MAX INT64_C(4611686018427387904) /* 2^62: far past any deadline, exact as double */
+
+static int64_t ms_of(double d)
+{
+	return !(d > 0) ? 0 : d >= (double)MS_MAX ? MS_MAX : (int64_t)d;
+}
+
+static int64_t add_sat(int64_t a, int64_t b)
+{
+	if (b > 0 && a > INT64_MAX - b)
+		return INT64_MAX;
+	if (b < 0 && a < INT64_MIN - b)
+		return INT64_MIN;
+	return a + b;
+}
+
 int64_t goman_retry_backoff(const struct goman_retry_policy *p, int retry, int64_t prev_ms,
 			    struct goman_rng *rng)
 {
@@ -83,7 +102,7 @@ int64_t goman_retry_backoff(const struct goman_retry_policy *p, int retry, int64
 		if (hi < lo)
 			hi = lo;
 		double d = lo + goman_rng_unit(rng) * (hi - lo);
-		return (int64_t)(d < cap ? d : cap);
+		return ms_of(d < cap ? d : cap);
 	}
 	double bound = base;
 	for (int i = 1; i < retry && bound < cap; i++)
@@ -91,9 +110,9 @@ int64_t goman_retry_backoff(const struct goman_retry_policy *p, int retry, int64
 	if (bound > cap)
 		bound = cap;
 	if (p->jitter == GOMAN_JITTER_NONE)
-		return (int64_t)bound;
-	int64_t d = (int64_t)(goman_rng_unit(rng) * (bound + 1.0));
-	return d > (int64_t)bound ? (int64_t)bound : d;
+		return ms_of(bound);
+	int64_t d = ms_of(goman_rng_unit(rng) * (bound + 1.0));
+	return d > ms_of(bound) ? ms_of(bound) : d;
 }
 
 /* ---- quota ---------------------------------------------------------------------------- */
@@ -273,7 +292,7 @@ enum goman_retry_reason goman_retry_decide(const struct goman_retry_in *in, stru
 		return GOMAN_RETRY_NO;
 	int64_t deadline = in->deadline_ms;
 	if (!deadline && p->deadline_ms > 0)
-		deadline = in->started_ms + p->deadline_ms;
+		deadline = add_sat(in->started_ms, p->deadline_ms);
 	if (in->eventual) {
 		/* "not yet" answers: their own deadline, not the retry count */
 		if (in->eventual_deadline_ms <= 0)
@@ -287,7 +306,7 @@ enum goman_retry_reason goman_retry_decide(const struct goman_retry_in *in, stru
 	int64_t d = goman_retry_backoff(p, retry > 62 ? 62 : retry, in->prev_delay_ms, rng);
 	if (in->retry_after_ms > d)
 		d = in->retry_after_ms < p->cap_ms ? in->retry_after_ms : p->cap_ms;
-	if (deadline && in->now_ms + d >= deadline)
+	if (deadline && add_sat(in->now_ms, d) >= deadline)
 		return GOMAN_RETRY_NO_DEADLINE;
 	*delay_ms = d;
 	return GOMAN_RETRY_YES;

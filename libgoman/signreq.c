@@ -12,7 +12,9 @@
 #include <cjson/cJSON.h>
 #include <openssl/evp.h>
 #include "goman/clock.h"
+#include "goman/creds.h"
 #include "goman/signreq.h"
+#include "aws_int.h"
 #include "jsonl_int.h"
 
 static int bad(struct goman_err *err, const char *what, const char *field)
@@ -53,6 +55,23 @@ static int get_bool(const cJSON *rec, const char *name, int *out, struct goman_e
 	return 0;
 }
 
+/* A header that would change the request on the wire is refused: a CR or LF in a value
+ * ends the header and starts another, and a name that is not an HTTP token is not a name. */
+static int add_header(struct goman_signreq *r, const char *name, const char *value,
+		      struct goman_err *err)
+{
+	const char *n = name;
+	for (; *n; n++)
+		if ((unsigned char)*n <= 0x20 || (unsigned char)*n >= 0x7f ||
+		    strchr("\"(),/:;<=>?@[\\]{}", *n))
+			break;
+	if (!*name || *n)
+		return bad(err, "names must be HTTP tokens (no spaces, ':' or control bytes)", "headers");
+	if (!gm_header_value_ok(value))
+		return bad(err, "values must not hold control bytes (CR, LF, NUL)", "headers");
+	return goman_kvs_add(&r->headers, name, value) ? nomem(err) : 0;
+}
+
 static int get_headers(const cJSON *h, struct goman_signreq *r, struct goman_err *err)
 {
 	const cJSON *it;
@@ -63,8 +82,8 @@ static int get_headers(const cJSON *h, struct goman_signreq *r, struct goman_err
 		{
 			if (!cJSON_IsString(it))
 				return bad(err, "values must be strings", "headers");
-			if (goman_kvs_add(&r->headers, it->string, it->valuestring))
-				return nomem(err);
+			if (add_header(r, it->string, it->valuestring, err))
+				return -1;
 		}
 		return 0;
 	}
@@ -77,8 +96,8 @@ static int get_headers(const cJSON *h, struct goman_signreq *r, struct goman_err
 		if (!cJSON_IsArray(it) || cJSON_GetArraySize(it) != 2 || !cJSON_IsString(n) ||
 		    !cJSON_IsString(v))
 			return bad(err, "items must be [name, value] pairs of strings", "headers");
-		if (goman_kvs_add(&r->headers, n->valuestring, v->valuestring))
-			return nomem(err);
+		if (add_header(r, n->valuestring, v->valuestring, err))
+			return -1;
 	}
 	return 0;
 }
@@ -112,6 +131,10 @@ int goman_signreq_parse(const cJSON *rec, struct goman_signreq *r, struct goman_
 			bad(err, "must be an upper-case HTTP method", "method");
 			goto fail;
 		}
+	if (r->region && !goman_region_ok(r->region)) {
+		bad(err, "must be a region name (letters, digits and '-', at most 63)", "region");
+		goto fail;
+	}
 	if (tm && goman_parse_time(tm, &r->time_ms)) {
 		bad(err, "must be an ISO 8601 UTC time such as 2015-08-30T12:36:00Z", "time");
 		goto fail;

@@ -151,3 +151,20 @@ $VANILLA"
 	run -75 goman-sign --send --service sts <<<"{\"url\":\"http://127.0.0.1:$port/\"}"
 	jq -e '.ok == false and .error.class == "transient" and .error.retryable == true' <<<"$output"
 }
+
+@test "goman-sign: CR/LF in a header value or name, or a region that is not a label, is BadInput" {
+	run -65 --separate-stderr goman-sign <<'IN'
+{"url":"https://s3.amazonaws.com/b","region":"us-east-1","service":"s3","headers":{"X-A":"b\r\nX-Injected: yes"}}
+{"url":"https://s3.amazonaws.com/b","region":"us-east-1","service":"s3","headers":[["X-A\r\nX-Injected","yes"]]}
+{"url":"https://s3.amazonaws.com/b","region":"us-east-1","service":"s3","headers":{"X-A:B":"c"}}
+{"url":"https://s3.amazonaws.com/b","region":"x@127.0.0.1:18443/#","service":"s3"}
+{"url":"https://s3.amazonaws.com/b","region":"us-east-1","service":"s3","headers":{"X-A":"tab\tis fine"}}
+IN
+	assert_equal "${#lines[@]}" 5
+	for i in 0 1 2 3; do
+		assert_equal "$(jq -r .error.code <<<"${lines[$i]}")" "BadInput"
+	done
+	assert_equal "$(jq -r '.headers.Authorization | startswith("AWS4-HMAC-SHA256")' <<<"${lines[4]}")" true
+	# the same region as a flag is a usage error
+	run -64 goman-sign --region 'x@127.0.0.1:18443/#' <<<'{"url":"https://s3.amazonaws.com/b","service":"s3"}'
+}

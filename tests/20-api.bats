@@ -151,3 +151,126 @@ IN
 	assert_output --regexp '^goman-api [0-9]'
 	run -64 goman-api --bogus
 }
+
+# A loopback listener that counts the connections it accepts (and closes each at once), so
+# a test can prove that nothing reached the wire. Sets LISTEN_PORT; listen_count prints n.
+listen_start() {
+	LISTEN_DIR="$BATS_TEST_TMPDIR/listen"
+	mkdir -p "$LISTEN_DIR"
+	echo 0 >"$LISTEN_DIR/count"
+	python3 - "$LISTEN_DIR" <<'PY' 3>&- &
+import os, socket, sys
+d = sys.argv[1]
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", 0))
+s.listen(64)
+with open(d + "/port.tmp", "w") as f:
+    f.write(str(s.getsockname()[1]))
+os.rename(d + "/port.tmp", d + "/port")
+n = 0
+while True:
+    c, _ = s.accept()
+    n += 1
+    with open(d + "/count.tmp", "w") as f:
+        f.write(str(n))
+    os.rename(d + "/count.tmp", d + "/count")
+    c.close()
+PY
+	LISTEN_PID=$!
+	for _ in $(seq 100); do [ -s "$LISTEN_DIR/port" ] && break; sleep 0.05; done
+	LISTEN_PORT=$(cat "$LISTEN_DIR/port")
+}
+
+listen_count() { cat "$LISTEN_DIR/count"; }
+
+listen_stop() {
+	[ -n "${LISTEN_PID:-}" ] || return 0
+	kill "$LISTEN_PID" 2>/dev/null
+	wait "$LISTEN_PID" 2>/dev/null || true
+	LISTEN_PID=
+}
+
+teardown() { listen_stop; }
+
+@test "goman-api: a field of another protocol is BadInput (exit 65) and never reaches the wire" {
+	listen_start
+	export AWS_ENDPOINT_URL="http://127.0.0.1:$LISTEN_PORT"
+	run -65 api <<'IN'
+{"service":"ssm","action":"GetParameter","params":{"Name":"/x"}}
+{"service":"dynamodb","action":"ListTables","params":{}}
+{"service":"ec2","action":"DescribeRegions","input":{}}
+{"service":"sts","action":"GetCallerIdentity","bucket":"b"}
+{"service":"ssm","action":"GetParameter","input":{"Name":"/x"},"body":""}
+{"service":"s3","action":"ListBuckets","params":{"a":"b"}}
+IN
+	assert_equal "${#lines[@]}" 6
+	for l in "${lines[@]}"; do
+		assert_equal "$(jq -r '.error.code + " " + .error.class' <<<"$l")" "BadInput bad_input"
+	done
+	assert_equal "$(listen_count)" 0
+}
+
+@test "goman-api: CR/LF in an S3 header value, the method or the action is BadInput, nothing on the wire" {
+	listen_start
+	export AWS_ENDPOINT_URL="http://127.0.0.1:$LISTEN_PORT"
+	run -65 api <<'IN'
+{"service":"s3","action":"ListBuckets","method":"GET","headers":{"X-A":"b\r\nX-Injected: yes"}}
+{"service":"s3","action":"ListBuckets","method":"GET\r\nX-Injected: yes"}
+{"service":"s3","action":"ListBuckets","headers":{"X-A\r\nX-Injected":"yes"}}
+{"service":"ssm","action":"GetParameter\r\nX-Injected: yes","input":{"Name":"/x"}}
+{"service":"ec2","action":"DescribeRegions\n","params":{}}
+{"service":"s3","action":"ListObjectsV2","bucket":"b","query":"a=b\r\nX-Injected: yes"}
+IN
+	assert_equal "${#lines[@]}" 6
+	for l in "${lines[@]}"; do
+		assert_equal "$(jq -r .error.code <<<"$l")" "BadInput"
+	done
+	assert_equal "$(listen_count)" 0
+}
+
+@test "goman-api: a region that is not a host label is refused before anything connects" {
+	listen_start
+	unset AWS_ENDPOINT_URL
+	run -65 api <<<"{\"service\":\"sts\",\"action\":\"GetCallerIdentity\",\"region\":\"x@127.0.0.1:$LISTEN_PORT/#\"}"
+	assert_equal "$(jq -r '.error.code + " " + .error.class' <<<"$output")" "InvalidRegion bad_input"
+	# the same region from the environment or the flag: a setup error, nothing sent
+	AWS_REGION="x@127.0.0.1:$LISTEN_PORT/#" run --separate-stderr api <<<'{"service":"sts","action":"GetCallerIdentity"}'
+	assert_failure
+	assert_equal "$(jq -r .error.code <<<"$output")" "InvalidRegion"
+	run --separate-stderr api --region "x@127.0.0.1:$LISTEN_PORT/#" <<<'{"service":"sts","action":"GetCallerIdentity"}'
+	assert_failure
+	printf '[default]\nregion = x@127.0.0.1:%s/#\n' "$LISTEN_PORT" >"$BATS_TEST_TMPDIR/config"
+	AWS_CONFIG_FILE="$BATS_TEST_TMPDIR/config" run --separate-stderr env -u AWS_REGION -u AWS_DEFAULT_REGION \
+		goman-api <<<'{"service":"sts","action":"GetCallerIdentity"}'
+	assert_failure
+	assert_equal "$(jq -r .error.code <<<"$output")" "InvalidRegion"
+	assert_equal "$(listen_count)" 0
+}
+
+@test "goman-api: an eventual_deadline_ms past one day, or a number that is not finite, is BadInput" {
+	run -65 api <<'IN'
+{"service":"sts","action":"GetCallerIdentity","eventual_deadline_ms":9223372036854774784}
+{"service":"sts","action":"GetCallerIdentity","eventual_deadline_ms":-1}
+{"service":"sts","action":"GetCallerIdentity","eventual_deadline_ms":1e999}
+{"service":"ec2","action":"DescribeRegions","params":{"MaxResults":1e999}}
+{"service":"sts","action":"GetCallerIdentity","eventual_deadline_ms":86400000}
+IN
+	for i in 0 1 2 3; do
+		assert_equal "$(jq -r .error.code <<<"${lines[$i]}")" "BadInput"
+	done
+	assert_equal "$(jq -r .response.ok <<<"${lines[4]}")" true
+}
+
+@test "goman-api: a reply longer than GOMAN_MAX_REPLY_BYTES is ReplyTooLarge after one attempt" {
+	GOMAN_MAX_REPLY_BYTES=100 run -1 api <<'IN'
+{"service":"ec2","action":"DescribeRegions"}
+{"service":"ssm","action":"GetParameter","input":{"Name":"/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"}}
+IN
+	for l in "${lines[@]}"; do
+		assert_equal "$(jq -r '[.response.error.code, .response.error.class, .response.attempts] | join(" ")' <<<"$l")" \
+			"ReplyTooLarge client 1"
+	done
+	# the same calls under the default cap
+	run -0 api <<<'{"service":"ec2","action":"DescribeRegions"}'
+}

@@ -3,6 +3,8 @@
  * STS/IAM, S3, JSON __type), the query form encoding, S3 URLs and the JSON path helpers.
  */
 #include "unit.h"
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <cjson/cJSON.h>
 #include "goman/aws.h"
@@ -359,6 +361,44 @@ static void test_full_jitter_stays_within_the_doubling_ceiling(void **state)
 	assert_int_equal(gm_backoff_full_jitter(800, 3, 200, 20000), 800);
 }
 
+/* <R><e0>v</e0><e1>v</e1>...</R> with n distinct names, plus n repeats of one name */
+static char *siblings_doc(int n)
+{
+	size_t cap = (size_t)n * 48 + 64, len = 0;
+	char *d = malloc(cap);
+	assert_non_null(d);
+	len += (size_t)snprintf(d + len, cap - len, "<R>");
+	for (int i = 0; i < n; i++)
+		len += (size_t)snprintf(d + len, cap - len, "<e%d>v</e%d><same>%d</same>", i, i, i);
+	len += (size_t)snprintf(d + len, cap - len, "</R>");
+	return d;
+}
+
+static unsigned long compares_for(int n)
+{
+	char *d = siblings_doc(n);
+	gm_xml_name_compares = 0;
+	cJSON *j = gm_xml_to_json(d, strlen(d), NULL, 0, NULL);
+	assert_non_null(j);
+	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(j, "same")), n);
+	char name[32];
+	snprintf(name, sizeof(name), "e%d", n - 1);
+	assert_string_equal(goman_json_path_str(j, name), "v");
+	cJSON_Delete(j);
+	free(d);
+	return gm_xml_name_compares;
+}
+
+static void test_sibling_elements_cost_constant_work_each(void **state)
+{
+	/* linear: 8 times the siblings, about 8 times the work (quadratic would be 64) */
+	unsigned long small = compares_for(2000), big = compares_for(16000);
+	assert_true(small > 0);
+	assert_true(big < small * 12);
+	/* and a bounded amount per sibling */
+	assert_true(big < 16000ul * 2 * 8);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -382,6 +422,7 @@ int main(void)
 		cmocka_unit_test(test_s3_urls_path_and_virtual_host),
 		cmocka_unit_test(test_s3_prepare_methods_and_location_body),
 		cmocka_unit_test(test_full_jitter_stays_within_the_doubling_ceiling),
+		cmocka_unit_test(test_sibling_elements_cost_constant_work_each),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -240,6 +240,67 @@ static void guard_caps_in_flight_attempts_per_process(void **st)
 	goman_guard_free(g);
 }
 
+static void since_in_the_future_counts_as_now(void **st)
+{
+	/* open, with since_ms at the top of its 40 bits: a damaged word, or one from before a
+	 * reboot restarted the monotonic clock */
+	uint64_t since = (UINT64_C(1) << 40) - 5;
+	_Atomic uint64_t w = (uint64_t)GOMAN_BREAKER_OPEN | since << 24;
+	struct goman_breaker_pass ps;
+	struct goman_breaker_change c;
+	int64_t in = 0;
+	assert_false(goman_breaker_admit(&w, &P, 5000, &ps, &in, &c));
+	assert_int_equal(in, P.recovery_ms);
+	/* the window ran from the first look: one recovery later a probe goes */
+	assert_false(goman_breaker_admit(&w, &P, 5500, &ps, &in, &c));
+	assert_int_equal(in, 500);
+	assert_true(goman_breaker_admit(&w, &P, 6000, &ps, &in, &c));
+	assert_true(ps.probe);
+	/* the same for a half-open word */
+	_Atomic uint64_t h = (uint64_t)GOMAN_BREAKER_HALF_OPEN | (uint64_t)2 << 9 | since << 24;
+	assert_false(goman_breaker_admit(&h, &P, 5000, &ps, &in, &c));
+	assert_int_equal(in, P.recovery_ms);
+	assert_true(goman_breaker_admit(&h, &P, 6000, &ps, &in, &c));
+}
+
+static void guard_half_open_probe_answered_4xx_closes_the_breaker(void **st)
+{
+	goman_clock_override(fake_clock, fake_clock, NULL);
+	fake_now = 200000;
+	struct goman_guard *g = guard(2, 8);
+	struct goman_err e, bad, denied;
+	goman_err_clear(&bad);
+	goman_err_set(&bad, GOMAN_ESERVICE, GOMAN_CLASS_NONE, "InternalError", "boom");
+	bad.http_status = 500;
+	goman_err_clear(&denied);
+	goman_err_set(&denied, GOMAN_ESERVICE, GOMAN_CLASS_NONE, "ValidationException", "no");
+	denied.http_status = 400;
+	int64_t wait, rin;
+	struct goman_guard_ticket t;
+	for (int i = 0; i < 2; i++) {
+		goman_guard_ticket_init(&t, 0);
+		assert_int_equal(goman_guard_before(g, &t, "ec2", "r", "e", &wait, &e), 0);
+		goman_guard_after(g, &t, &bad, "ec2", "DescribeRegions", &rin);
+	}
+	assert_int_equal(goman_guard_breaker_state(g, "ec2", "r", "e"), GOMAN_BREAKER_OPEN);
+	fake_now += 1000;
+	int needed = 0;
+	while (goman_guard_breaker_state(g, "ec2", "r", "e") != GOMAN_BREAKER_CLOSED && needed < 10) {
+		goman_guard_ticket_init(&t, 0);
+		assert_int_equal(goman_guard_before(g, &t, "ec2", "r", "e", &wait, &e), 0);
+		assert_true(t.pass.probe);
+		goman_guard_after(g, &t, &denied, "ec2", "DescribeRegions", &rin);
+		needed++;
+	}
+	/* the probes count as successes: as many as the success threshold close it */
+	assert_int_equal(goman_guard_breaker_state(g, "ec2", "r", "e"), GOMAN_BREAKER_CLOSED);
+	struct goman_config cfg;
+	goman_config_init(&cfg);
+	assert_int_equal(needed, cfg.breaker[GOMAN_SVC_EC2].success_threshold);
+	goman_guard_free(g);
+	goman_clock_override(NULL, NULL, NULL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -253,6 +314,8 @@ int main(void)
 		cmocka_unit_test(closed_admits_without_writing),
 		cmocka_unit_test(guard_refuses_with_circuit_open_error_and_logs),
 		cmocka_unit_test(guard_caps_in_flight_attempts_per_process),
+		cmocka_unit_test(since_in_the_future_counts_as_now),
+		cmocka_unit_test(guard_half_open_probe_answered_4xx_closes_the_breaker),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

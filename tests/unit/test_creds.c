@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -430,6 +431,93 @@ static void credential_process_failures_are_ecreds(void **state)
 	assert_int_equal(get_fails(cc, &err), GOMAN_ECREDS);
 	assert_non_null(strstr(err.message, "/nonexistent/tool"));
 	goman_credchain_free(cc);
+}
+
+static bool gone(pid_t pid)
+{
+	/* dead, or a zombie nobody has reaped yet */
+	char path[64], st = 0;
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return true;
+	int n = fscanf(f, "%*d %*s %c", &st);
+	fclose(f);
+	return n == 1 && (st == 'Z' || st == 'X');
+}
+
+static void credential_process_that_hangs_is_killed_with_its_children_after_the_timeout(void **state)
+{
+	char text[512];
+	snprintf(text, sizeof(text),
+		 "#!/bin/sh\nsleep 30 &\necho $! > '%s/grandchild'\nsleep 30\n", tmpdir);
+	write_file("hang.sh", text, 0700);
+	char cfg[600];
+	snprintf(cfg, sizeof(cfg), "[default]\ncredential_process = %s/hang.sh\n", tmpdir);
+	write_file(".aws/config", cfg, 0600);
+	setenv("GOMAN_CREDENTIAL_PROCESS_TIMEOUT_MS", "300", 1);
+	struct goman_credchain *cc = chain(NULL);
+	struct goman_err err;
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	assert_int_equal(get_fails(cc, &err), GOMAN_ECREDS);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	unsetenv("GOMAN_CREDENTIAL_PROCESS_TIMEOUT_MS");
+	assert_true(t1.tv_sec - t0.tv_sec < 10);
+	assert_non_null(strstr(err.message, "did not finish within 300 ms"));
+	assert_string_equal(err.code, "CredentialProcessFailed");
+	char *gc = read_text(tpath("grandchild"));
+	pid_t pid = (pid_t)atoi(gc);
+	free(gc);
+	assert_true(pid > 0);
+	for (int i = 0; i < 200 && !gone(pid); i++)
+		usleep(10000);
+	assert_true(gone(pid));
+	goman_credchain_free(cc);
+}
+
+static void a_process_holding_credentials_is_not_dumpable(void **state)
+{
+	setenv("AWS_ACCESS_KEY_ID", "AKIADUMP", 1);
+	setenv("AWS_SECRET_ACCESS_KEY", "dump-secret", 1);
+	prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
+	assert_int_equal(prctl(PR_GET_DUMPABLE, 0, 0, 0, 0), 1);
+	struct goman_credchain *cc = chain(NULL);
+	struct goman_creds c;
+	get_ok(cc, &c);
+	goman_creds_clear(&c);
+	assert_int_equal(prctl(PR_GET_DUMPABLE, 0, 0, 0, 0), 0);
+	goman_credchain_free(cc);
+}
+
+static void region_names_follow_botocore(void **state)
+{
+	static const char *const good[] = {"us-east-1", "eu-central-1", "us-gov-west-1", "cn-north-1",
+					   "a", "A1", "x-y"};
+	static const char *const bad[] = {"", "-us", "us-", "x@127.0.0.1:18443/#", "us east", "us.east",
+					  "us_east", "r\r\nX: y", "r\xc3\xa9"};
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+		assert_true(goman_region_ok(good[i]));
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_false(goman_region_ok(bad[i]));
+	assert_false(goman_region_ok(NULL));
+	char r[80];
+	memset(r, 'a', sizeof(r));
+	r[63] = '\0';
+	assert_true(goman_region_ok(r));
+	r[63] = 'a';
+	r[64] = '\0';
+	assert_false(goman_region_ok(r));
+	/* never a URL from a bad region; a region from the environment is checked too */
+	assert_null(goman_credchain_endpoint(NULL, "sts", "x@127.0.0.1:18443/#"));
+	setenv("AWS_REGION", "x@127.0.0.1:18443/#", 1);
+	struct goman_err err;
+	goman_err_clear(&err);
+	assert_null(goman_credchain_region(NULL, &err));
+	assert_string_equal(err.code, "InvalidRegion");
+	assert_int_equal(err.cls, GOMAN_CLASS_BAD_INPUT);
+	assert_null(strstr(err.message, "127.0.0.1"));
+	unsetenv("AWS_REGION");
 }
 
 static void role_profile_without_a_source_is_an_error(void **state)
@@ -886,6 +974,9 @@ int main(int argc, char **argv)
 			T(credential_process_json_is_read_and_cached_until_expiry),
 			T(credential_process_is_rerun_within_five_minutes_of_expiry),
 			T(credential_process_failures_are_ecreds),
+			T(credential_process_that_hangs_is_killed_with_its_children_after_the_timeout),
+			T(a_process_holding_credentials_is_not_dumpable),
+			T(region_names_follow_botocore),
 			T(role_profile_without_a_source_is_an_error),
 			T(region_precedence_is_env_then_default_env_then_profile),
 			T(endpoint_precedence_service_env_global_env_services_profile_default),

@@ -3,7 +3,10 @@
  * (a small python3 http.server script: threaded, HTTP/1.1 keep-alive).
  */
 #include "unit.h"
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -394,6 +397,105 @@ static void test_loopback_detection(void **state)
 	assert_false(goman_url_is_loopback(NULL));
 }
 
+static void proxy_done(struct goman_http_resp *r, void *ud);
+
+static void test_buffered_reply_longer_than_the_cap_is_reply_too_large(void **state)
+{
+	struct goman_err err;
+	goman_err_clear(&err);
+	struct goman_http_opts o = {.max_body_bytes = 1000};
+	struct goman_http *h = goman_http_new(&o, &err);
+	assert_non_null(h);
+	struct goman_http_req rq = {.method = "GET", .url = url("/big")};
+	struct goman_http_resp resp;
+	assert_int_equal(goman_http_perform(h, &rq, &resp, &err), -1);
+	assert_string_equal(resp.err.code, "ReplyTooLarge");
+	assert_int_equal(resp.err.cls, GOMAN_CLASS_CLIENT);
+	assert_true(resp.body_len <= 1000);
+	goman_http_resp_clear(&resp);
+	/* under the cap (the default here) the same reply is whole */
+	goman_http_free(h);
+	h = goman_http_new(NULL, &err);
+	assert_int_equal(goman_http_perform(h, &rq, &resp, &err), 0);
+	assert_int_equal(resp.body_len, 1 << 20);
+	goman_http_resp_clear(&resp);
+	goman_http_free(h);
+}
+
+static void test_control_bytes_in_a_header_or_method_are_refused_before_sending(void **state)
+{
+	struct goman_err err;
+	goman_err_clear(&err);
+	struct goman_http *h = goman_http_new(NULL, &err);
+	assert_non_null(h);
+	struct goman_kvs hs = {0};
+	assert_int_equal(goman_kvs_add(&hs, "X-A", "b\r\nX-Injected: yes"), 0);
+	int done = 0;
+	struct goman_http_req rq = {.method = "GET", .url = url("/echo"), .headers = &hs,
+				    .on_done = proxy_done, .ud = &done};
+	assert_int_equal(goman_http_submit(h, &rq, &err), -1);
+	assert_int_equal(err.cls, GOMAN_CLASS_BAD_INPUT);
+	goman_kvs_clear(&hs);
+	rq.headers = NULL;
+	rq.method = "GET\r\nX-Injected: yes";
+	goman_err_clear(&err);
+	assert_int_equal(goman_http_submit(h, &rq, &err), -1);
+	assert_int_equal(err.cls, GOMAN_CLASS_BAD_INPUT);
+	assert_int_equal(goman_http_pending(h), 0);
+	goman_http_free(h);
+}
+
+static void proxy_done(struct goman_http_resp *r, void *ud)
+{
+	*(int *)ud = 1;
+	(void)r;
+}
+
+static void test_loopback_endpoints_never_go_through_a_proxy(void **state)
+{
+	/* a "proxy" that only counts: with unverified TLS, whoever answers at the proxy
+	 * would get the signed request */
+	int ls = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+	assert_true(ls >= 0);
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t al = sizeof(a);
+	assert_int_equal(bind(ls, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(listen(ls, 8), 0);
+	assert_int_equal(getsockname(ls, (struct sockaddr *)&a, &al), 0);
+	char proxy[64];
+	snprintf(proxy, sizeof(proxy), "http://127.0.0.1:%d", ntohs(a.sin_port));
+	const char *names[] = {"https_proxy", "HTTPS_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"};
+	for (size_t i = 0; i < 5; i++)
+		setenv(names[i], proxy, 1);
+	unsetenv("no_proxy");
+	unsetenv("NO_PROXY");
+	struct goman_err err;
+	goman_err_clear(&err);
+	struct goman_http *h = goman_http_new(NULL, &err);
+	assert_non_null(h);
+	/* https to the plain-HTTP test server: the handshake fails, which is fine; what
+	 * matters is where the connection went */
+	char https[96];
+	snprintf(https, sizeof(https), "https%s/echo", base + 4);
+	const char *urls[] = {https, url("/echo")};
+	for (size_t i = 0; i < 2; i++) {
+		int done = 0;
+		struct goman_http_req rq = {.method = "GET", .url = urls[i], .on_done = proxy_done,
+					    .ud = &done, .timeout_ms = 3000};
+		assert_true(goman_http_submit(h, &rq, &err) > 0);
+		while (!done)
+			goman_http_run(h, 100, -1);
+	}
+	goman_http_free(h);
+	for (size_t i = 0; i < 5; i++)
+		unsetenv(names[i]);
+	int c = accept(ls, NULL, NULL);
+	if (c >= 0)
+		close(c);
+	assert_int_equal(c, -1);
+	close(ls);
+}
+
 int main(void)
 {
 	signal(SIGPIPE, SIG_IGN);
@@ -413,6 +515,9 @@ int main(void)
 		cmocka_unit_test(test_free_cancels_in_flight_without_callbacks),
 		cmocka_unit_test(test_submit_rejects_missing_callback),
 		cmocka_unit_test(test_loopback_detection),
+		cmocka_unit_test(test_loopback_endpoints_never_go_through_a_proxy),
+		cmocka_unit_test(test_buffered_reply_longer_than_the_cap_is_reply_too_large),
+		cmocka_unit_test(test_control_bytes_in_a_header_or_method_are_refused_before_sending),
 	};
 	return cmocka_run_group_tests(tests, server_up, server_down);
 }

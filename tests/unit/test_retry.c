@@ -293,6 +293,28 @@ static void guard_gives_up_after_max_retries_and_never_retries_client_errors(voi
 	goman_clock_override(NULL, NULL, NULL);
 }
 
+static void huge_settings_saturate_instead_of_overflowing(void **st)
+{
+	struct goman_rng r;
+	goman_rng_seed(&r, 1);
+	int64_t d;
+	struct goman_retry_policy p = *goman_retry_policy_named("default");
+	p.deadline_ms = INT64_MAX;
+	p.cap_ms = INT64_MAX;
+	p.base_ms = INT64_MAX;
+	p.jitter = GOMAN_JITTER_NONE;
+	struct goman_retry_in in = base_in(GOMAN_CLASS_TRANSIENT, 1);
+	in.policy = &p;
+	in.started_ms = in.now_ms = INT64_C(1) << 40;
+	/* a deadline that far is no deadline: the retry goes, after a finite delay */
+	assert_int_equal(goman_retry_decide(&in, &r, &d), GOMAN_RETRY_YES);
+	assert_true(d > 0);
+	p.jitter = GOMAN_JITTER_DECORRELATED;
+	in.prev_delay_ms = INT64_MAX;
+	assert_int_equal(goman_retry_decide(&in, &r, &d), GOMAN_RETRY_YES);
+	assert_true(d > 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -308,6 +330,7 @@ int main(void)
 		cmocka_unit_test(guard_charges_5_per_retry_10_per_timeout_and_refunds_on_success),
 		cmocka_unit_test(legacy_mode_has_no_quota),
 		cmocka_unit_test(guard_gives_up_after_max_retries_and_never_retries_client_errors),
+		cmocka_unit_test(huge_settings_saturate_instead_of_overflowing),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -24,7 +24,9 @@
  * configured policy; the retry quota; AWS_RETRY_MODE/AWS_MAX_ATTEMPTS). A call the breaker
  * refuses ends with rc GOMAN_ECIRCUIT, class circuit_open, code "CircuitOpen" and
  * retry_after_ms = time until the next probe (commands exit 69 on it); it arrives in the
- * done callback, also when the first attempt is refused.
+ * done callback, also when the first attempt is refused. A reply longer than the config's
+ * max_reply_bytes (GOMAN_MAX_REPLY_BYTES, default 64 MiB) stops the transfer and ends the
+ * call with EPARSE, class client, code "ReplyTooLarge", without a retry.
  */
 #ifndef GOMAN_AWS_H
 #define GOMAN_AWS_H
@@ -71,6 +73,11 @@ struct goman_aws_call {
 	int64_t eventual_deadline_ms;  /* >0: retry eventual-consistency codes this long */
 };
 
+/* The longest eventual_deadline_ms a record may ask for (one day). */
+#define GOMAN_AWS_MAX_DEADLINE_MS INT64_C(86400000)
+/* True when a record's eventual_deadline_ms is a finite number in 0..MAX (safe to cast). */
+bool goman_aws_deadline_ok(const struct cJSON *v);
+
 struct goman_aws_result {
 	struct goman_err err;
 	int http_status;
@@ -93,7 +100,13 @@ struct goman_http *goman_aws_http(struct goman_aws *a);
 /* Region in use. Borrowed. */
 const char *goman_aws_region(const struct goman_aws *a);
 
-/* Queues a call; done runs from goman_http_run() once it succeeded or gave up. */
+/* Queues a call; done runs from goman_http_run() once it succeeded or gave up.
+ * A call the client knows to be malformed fails here (-1, EINVAL, class bad_input) and
+ * never reaches the wire: a field of another protocol (params on ssm/dynamodb/s3, json on
+ * ec2/sts/iam/s3, version outside the query services, method/bucket/key/query/headers/body
+ * outside s3), an action that is not an operation name, a region that fails
+ * goman_region_ok(), a method or header name that is not an HTTP token, a header value or
+ * query with control bytes. */
 int goman_aws_submit(struct goman_aws *a, const struct goman_aws_call *call, goman_aws_done_fn done,
 		     void *ud, struct goman_err *err);
 /* Blocking convenience: submits and runs the loop until this call is done. Returns 0 when

@@ -9,7 +9,9 @@
  * successes close it, one probe failure re-opens it. A probe whose process died is given
  * up after recovery_ms (its slot is freed), so half-open never wedges.
  * Failures are server faults, timeouts and connection failures; throttling and client
- * errors are neutral (goman_breaker_counts()).
+ * errors are neutral (goman_breaker_counts()), except that a half-open probe answered
+ * with any 4xx counts as a success (the service is up; guard.c decides this). A since_ms
+ * later than now (a damaged word, a clock restarted by a reboot) is read as now.
  *
  * Ownership: plain values, nothing to free. Errors: goman_breaker_admit() says no with the
  * time until the next probe.

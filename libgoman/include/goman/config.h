@@ -59,6 +59,7 @@ enum goman_svc goman_svc_from_name(const char *service);
 const char *goman_svc_name(enum goman_svc s);
 
 #define GOMAN_CONFIG_MAX_KEYS 96
+#define GOMAN_DEFAULT_MAX_REPLY_BYTES (INT64_C(64) << 20)
 
 struct goman_config {
 	char profile[32];          /* "" = none; development|staging|production|high-volume */
@@ -73,6 +74,7 @@ struct goman_config {
 	int64_t quota_timeout_cost; /* 10 */
 	int64_t quota_success_refund; /* 1 when the call needed no retry */
 	int64_t eventual_deadline_ms; /* default own deadline for eventual-consistency codes */
+	int64_t max_reply_bytes;   /* an AWS reply longer than this is ReplyTooLarge; 0 = no cap */
 	struct goman_adaptive_params adaptive;
 	struct goman_breaker_params breaker[GOMAN_SVC_MAX];
 	char state_file[512];      /* "" = $XDG_RUNTIME_DIR/goman/breakers or the state dir */

@@ -26,6 +26,7 @@
  */
 #ifndef GOMAN_CREDS_H
 #define GOMAN_CREDS_H
+#include <stdbool.h>
 #include "goman/error.h"
 #include "goman/sigv4.h"
 
@@ -41,13 +42,22 @@ void goman_credchain_free(struct goman_credchain *cc);
 int goman_credchain_get(struct goman_credchain *cc, struct goman_creds *out, struct goman_err *err);
 /* Forgets the cached credentials (after an auth failure with expiring credentials). */
 void goman_credchain_invalidate(struct goman_credchain *cc);
-/* Region as the CLI resolves it; NULL with err when none is configured. */
+/* Region as the CLI resolves it; NULL with err when none is configured, or when the one
+ * configured fails goman_region_ok() (InvalidRegion, class bad_input). */
 char *goman_credchain_region(struct goman_credchain *cc, struct goman_err *err);
 /* Endpoint base URL (no trailing slash) for a service ("ec2", "ssm", "s3", "dynamodb",
  * "sts", "iam") in a region. Env var names use the SDK service ids: EC2, SSM, S3, DYNAMODB,
  * STS, IAM. cc may be NULL (env and defaults only); region NULL = us-east-1.
- * Never NULL except on out-of-memory. */
+ * NULL on out-of-memory, and when region fails goman_region_ok() (no URL is ever built
+ * from such a region). */
 char *goman_credchain_endpoint(struct goman_credchain *cc, const char *service, const char *region);
+/* A region name as botocore accepts it: ^[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$.
+ * Every region, wherever it comes from (record, flag, env, profile, IMDS), passes this
+ * before it goes into a host name. NULL is not ok. */
+bool goman_region_ok(const char *region);
+/* 0 when goman_region_ok(region), else -1 with err: EINVAL, class bad_input, code
+ * "InvalidRegion", naming `from` (e.g. "AWS_REGION") but not echoing the value. */
+int goman_region_check(const char *region, const char *from, struct goman_err *err);
 /* Profile in use ("default" when none). Borrowed. */
 const char *goman_credchain_profile(const struct goman_credchain *cc);
 

@@ -90,6 +90,8 @@ enum goman_breaker_state goman_guard_breaker_state(struct goman_guard *g, const 
 /* retry quota left for (service, region, endpoint) */
 int64_t goman_guard_quota(struct goman_guard *g, const char *service, const char *region,
 			  const char *endpoint);
+/* The settings this guard applies (its copy of opts->config, or the loaded ones). Borrowed. */
+const struct goman_config *goman_guard_config(const struct goman_guard *g);
 /* The state file this guard uses ("" when per process). Borrowed. */
 const char *goman_guard_state_file(const struct goman_guard *g);
 

@@ -26,6 +26,9 @@ struct goman_http_opts {
 	long connect_timeout_ms; /* default 5000 */
 	long timeout_ms;         /* whole request, default 30000 */
 	long max_host_connections; /* 0 = libcurl default */
+	/* longest reply body the loop buffers (requests without on_chunk); 0 = from
+	 * GOMAN_MAX_REPLY_BYTES, else 64 MiB. Past it: EPARSE, class client, ReplyTooLarge. */
+	long long max_body_bytes;
 };
 
 struct goman_http_resp {
