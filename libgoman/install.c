@@ -22,6 +22,7 @@
 #include <string.h>
 #include <cjson/cJSON.h>
 #include <openssl/crypto.h>
+#include "goman/addr.h"
 #include "goman/aws.h"
 #include "goman/clock.h"
 #include "goman/http.h"
@@ -601,11 +602,24 @@ int goman_install_add(struct goman_install *pub, cJSON *rec, long line, struct g
 		return bad_record(in, rec, line, "BadInput", "record of another cluster '%s'", cluster);
 	if (!role || (strcmp(role, "server") && strcmp(role, "agent")))
 		return bad_record(in, rec, line, "BadInput", "%s", "\"role\" must be server or agent");
-	if (!cJSON_IsNumber(idx) || idx->valuedouble < 0)
+	if (!cJSON_IsNumber(idx))
 		return bad_record(in, rec, line, "BadInput", "%s", "record has no \"index\"");
+	/* compared before any cast: a double out of int's range has no defined conversion */
+	if (!(idx->valuedouble >= 0 && idx->valuedouble <= GM_INST_MAX_INDEX) ||
+	    idx->valuedouble != (double)(int)idx->valuedouble)
+		return bad_record(in, rec, line, "BadInput", "%s",
+				  "\"index\" must be a whole number from 0 to 99999");
+	int index = (int)idx->valuedouble;
 	const char *iid = rec_str(rec, "instance_id");
 	const char *pip = rec_str(rec, "private_ip");
 	const char *pub_ip = rec_str(rec, "public_ip");
+	/* an address reaches the node's unit, an ssh host and shell text: IP or DNS name only */
+	if (pip && !goman_addr_ok(pip))
+		return bad_record(in, rec, line, "BadInput", "%s",
+				  "\"private_ip\" is not an IP address or host name (goman(7) ADDRESSES)");
+	if (pub_ip && !goman_addr_ok(pub_ip))
+		return bad_record(in, rec, line, "BadInput", "%s",
+				  "\"public_ip\" is not an IP address or host name (goman(7) ADDRESSES)");
 	if (in->o.via == GOMAN_VIA_SSM && !iid && !cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(rec, "ok")))
 		return bad_record(in, rec, line, "BadInput", "%s", "record has no \"instance_id\"");
 	if (in->o.via == GOMAN_VIA_SSH && !(in->o.ssh_public_ip ? pub_ip : pip) &&
@@ -631,7 +645,7 @@ int goman_install_add(struct goman_install *pub, cJSON *rec, long line, struct g
 	if (name)
 		snprintf(n->name, sizeof(n->name), "%s", name);
 	else
-		snprintf(n->name, sizeof(n->name), "%s-%s-%d", in->cluster, role, (int)idx->valuedouble);
+		snprintf(n->name, sizeof(n->name), "%s-%s-%d", in->cluster, role, index);
 	snprintf(n->iid, sizeof(n->iid), "%s", iid ? iid : "");
 	snprintf(n->ip, sizeof(n->ip), "%s", pip ? pip : "");
 	snprintf(n->host, sizeof(n->host), "%s",
@@ -654,7 +668,7 @@ int goman_install_add(struct goman_install *pub, cJSON *rec, long line, struct g
 		gm_inst_node_done(in, n, &in->token_err, 0);
 		return 0;
 	}
-	if (is_server && idx->valuedouble == 0 && !in->o.server_url) {
+	if (is_server && index == 0 && !in->o.server_url) {
 		if (in->first) {
 			n->kind = GM_K_JOIN;
 			fail_node(in, n, GOMAN_CLASS_BAD_INPUT, "BadInput", "a second server with index 0");
@@ -664,8 +678,8 @@ int goman_install_add(struct goman_install *pub, cJSON *rec, long line, struct g
 		in->first = n;
 		if (!n->ip[0] && in->o.via == GOMAN_VIA_LOCAL)
 			snprintf(n->ip, sizeof(n->ip), "127.0.0.1");
-		if (n->ip[0])
-			snprintf(in->server_url, sizeof(in->server_url), "https://%s:6443", n->ip);
+		if (n->ip[0] && goman_server_url(in->server_url, sizeof(in->server_url), n->ip, 6443) != 0)
+			in->server_url[0] = '\0';
 		/* start from the loop, after the caller read all input that is already there:
 		 * the --cluster-init decision then sees every server record (and EOF) that came
 		 * with it, at no cost in time */
@@ -775,8 +789,15 @@ struct goman_install *goman_install_new(const struct goman_install_opts *o, stru
 		in->o.delivery_timeout_ms = 300000;
 	if (in->o.verify_wait_ms <= 0)
 		in->o.verify_wait_ms = 60000;
-	if (in->o.server_url)
+	if (in->o.server_url) {
+		if (!goman_server_url_ok(in->o.server_url)) {
+			goman_install_free((struct goman_install *)in);
+			return goman_err_set(err, GOMAN_EINVAL, GOMAN_CLASS_BAD_INPUT, "BadInput", "%s",
+					     "--server-url must be https://ADDR:PORT (goman(7) ADDRESSES)"),
+			       NULL;
+		}
 		snprintf(in->server_url, sizeof(in->server_url), "%s", in->o.server_url);
+	}
 	if (in->o.token_param)
 		snprintf(in->token_param, sizeof(in->token_param), "%s", in->o.token_param);
 	if (in->o.cluster) {

@@ -25,6 +25,8 @@ enum gm_kind { GM_K_FIRST = 0, GM_K_JOIN, GM_K_AGENT, GM_K_VERIFY, GM_K_MAX };
 enum gm_nstate { GM_N_WAIT = 0, GM_N_READY, GM_N_RUNNING, GM_N_DONE };
 
 #define GM_SSM_MAX_IDS 50
+/* the largest node index (goman-provision names and tags no more) */
+#define GM_INST_MAX_INDEX 99999
 
 
 struct gm_install;
@@ -37,7 +39,7 @@ struct gm_inode {
 	long line;
 	enum gm_kind kind;
 	enum gm_nstate state;
-	char name[128], role[16], iid[32], ip[64], host[256];
+	char name[128], role[16], iid[32], ip[256], host[256]; /* ip, host: goman_addr_ok */
 	int64_t t_arrive, t_start;   /* mono ms */
 	int64_t t_start_wall;        /* epoch ms of t_start (t.install_start in the record) */
 	int progress;

@@ -1340,7 +1340,10 @@ int goman_provision_run(struct goman_aws *aws, struct goman_idem *idem,
 		n->inst.launch_index = -1;
 		n->in = cJSON_IsObject(s) ? cJSON_Duplicate(s, 1) : cJSON_CreateObject();
 		const cJSON *ln = cJSON_GetObjectItemCaseSensitive(n->in, "_line");
-		n->line = cJSON_IsNumber(ln) ? (long)ln->valuedouble : 0;
+		/* the reader's line number; range-checked anyway, a double has no safe cast */
+		n->line = cJSON_IsNumber(ln) && ln->valuedouble >= 0 && ln->valuedouble <= 1e15
+				  ? (long)ln->valuedouble
+				  : 0;
 		cJSON_DeleteItemFromObjectCaseSensitive(n->in, "_line");
 		n->t0 = goman_mono_ms();
 		struct goman_err e;
