@@ -83,7 +83,8 @@ stdout stays small (SSM keeps 24,000 characters); the full log is in the log fil
 
 Exit codes
   0   installed (or already installed) and ready
-  64  usage: bad or conflicting flags
+  64  usage: bad or conflicting flags, or a value (flag, GOMAN_* variable, extra k3s
+      argument) holding a control character (code BadInput); nothing is written
   10  precheck: curl or wget, or sha256sum, missing
   11  precheck: unsupported architecture (x86_64/amd64, aarch64/arm64, armv7l/armhf)
   12  precheck: not root, or the bin/data dirs are not writable
@@ -128,7 +129,32 @@ json_escape() {
 }
 jstr() { printf '%s' "$1" | json_escape; }
 
-# Quote one argument for a systemd ExecStart line.
+# Control characters (0x01-0x1f, 0x7f; a shell value holds no NUL). A newline in a value
+# would end the ExecStart line and start another directive of the unit, or another option
+# of a curl config: no value with one is written anywhere.
+CTL=$(printf '\001\002\003\004\005\006\007\010\011\012\013\014\015\016\017\020\021\022\023\024\025\026\027\030\031\032\033\034\035\036\037\177x')
+CTL=${CTL%x}
+has_ctl() {
+	case "$1" in *["$CTL"]*) return 0 ;; esac
+	return 1
+}
+
+# bad_value WHAT VALUE: refuse a value with a control character (exit 64, BadInput). The
+# value itself is not echoed: it is what must not reach a line-based file or the log.
+bad_value() {
+	has_ctl "$2" || return 0
+	printf '%s: %s holds a control character\n' "$PROG" "$1" >&2
+	printf 'GOMAN_RESULT {"ok":false,"class":"bad_input","code":"BadInput","exit":64,"message":"%s holds a control character"}\n' "$(jstr "$1")"
+	exit 64
+}
+
+# One extra k3s argument, checked then quoted for the unit.
+add_extra() {
+	bad_value "an extra k3s argument" "$1"
+	EXTRA_ARGS="$EXTRA_ARGS $(sd_quote "$1")"
+}
+
+# Quote one argument for a systemd ExecStart line (values are free of control characters).
 sd_quote() {
 	printf '"%s"' "$(printf '%s' "$1" | sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/%/%%/g' -e 's/\$/$$/g')"
 }
@@ -318,6 +344,7 @@ read_token() {
 		[ -n "$TOKEN" ] || fail 15 precheck TokenUnavailable "could not read SSM parameter $TOKEN_SSM_PARAM"
 	fi
 	TOKEN=$(printf '%s' "$TOKEN" | tr -d '\r\n')
+	has_ctl "$TOKEN" && fail 15 precheck TokenUnavailable "the token holds a control character"
 	if [ -z "$TOKEN" ]; then
 		if [ "$ROLE" = agent ] || [ -n "$SERVER_URL" ]; then
 			fail 15 precheck TokenUnavailable "joining a cluster needs a token (--token-file, --token-ssm-param or --token-stdin)"
@@ -625,7 +652,7 @@ main() {
 	NO_SERVICES=${GOMAN_NO_SERVICES:-0} MIN_FREE_MB=${GOMAN_MIN_FREE_MB:-1024}
 	READY_TIMEOUT=${GOMAN_READY_TIMEOUT:-300}
 	EXTRA_ARGS=""
-	for _a in ${GOMAN_EXEC_ARGS:-}; do EXTRA_ARGS="$EXTRA_ARGS $(sd_quote "$_a")"; done
+	for _a in ${GOMAN_EXEC_ARGS:-}; do add_extra "$_a"; done
 
 	while [ $# -gt 0 ]; do
 		case "$1" in
@@ -633,7 +660,7 @@ main() {
 		--cluster-init) CLUSTER_INIT=1 ;;
 		--token-stdin) TOKEN_STDIN=1 ;;
 		--no-services) NO_SERVICES=1 ;;
-		--) shift; for _a in "$@"; do EXTRA_ARGS="$EXTRA_ARGS $(sd_quote "$_a")"; done; break ;;
+		--) shift; for _a in "$@"; do add_extra "$_a"; done; break ;;
 		--role | --server-url | --tls-san | --token-file | --token-ssm-param | --region | \
 			--k3s-version | --channel | --channel-url | --mirror | --airgap-binary-url | \
 			--airgap-checksum-url | --prefix | --bin-dir | --data-dir | --progress-file | \
@@ -663,7 +690,7 @@ main() {
 			--log-file) LOG_FILE=$_v ;;
 			--min-free-mb) MIN_FREE_MB=$_v ;;
 			--ready-timeout) READY_TIMEOUT=$_v ;;
-			--exec-args) for _a in $_v; do EXTRA_ARGS="$EXTRA_ARGS $(sd_quote "$_a")"; done ;;
+			--exec-args) for _a in $_v; do add_extra "$_a"; done ;;
 			esac
 			shift ;;
 		--token | --token=*) usage_fail "the token is never taken from the command line: use --token-file, --token-ssm-param or --token-stdin" ;;
@@ -672,6 +699,26 @@ main() {
 		shift
 	done
 
+	# every value that can reach the unit, a curl config, the token file or the log
+	bad_value --role "$ROLE"
+	bad_value --server-url "$SERVER_URL"
+	bad_value --tls-san "$TLS_SAN"
+	bad_value --token-file "$TOKEN_FILE"
+	bad_value --token-ssm-param "$TOKEN_SSM_PARAM"
+	bad_value --kubeconfig-ssm-param "$KC_SSM_PARAM"
+	bad_value --kubeconfig-server "$KC_SERVER"
+	bad_value --region "$REGION"
+	bad_value --k3s-version "$VERSION"
+	bad_value --channel "$CHANNEL"
+	bad_value --channel-url "$CHANNEL_URL"
+	bad_value --mirror "$MIRROR"
+	bad_value --airgap-binary-url "$AIRGAP_BIN_URL"
+	bad_value --airgap-checksum-url "$AIRGAP_SUMS_URL"
+	bad_value --prefix "$PREFIX"
+	bad_value --bin-dir "$BIN_DIR"
+	bad_value --data-dir "$DATA_DIR"
+	bad_value --progress-file "$PROGRESS_FILE"
+	bad_value --log-file "$LOG_FILE"
 	case "$ROLE" in
 	server | agent) ;;
 	'') usage_fail "--role server|agent is required" ;;
