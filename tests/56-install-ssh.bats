@@ -81,3 +81,24 @@ node() { printf '{"cluster":"sh","name":"sh-%s-%d","role":"%s","index":%d,"priva
 	run -65 --separate-stderr install_ssh < <(echo '{"cluster":"sh","role":"server","index":0}')
 	jq -e '.install.error.code == "BadInput" and .install.error.line == 1' <<<"${lines[0]}"
 }
+
+@test "goman-install: a private_ip carrying a unit line is a BadInput record (exit 65); the others install" {
+	evil='{"cluster":"sh","role":"agent","index":1,"private_ip":"127.0.0.1\nExecStart=/bin/sh -c '"'"'id >/tmp/PWNED'"'"'\nX="}'
+	proxy='{"cluster":"sh","role":"agent","index":2,"private_ip":"127.0.0.1","public_ip":"-oProxyCommand=touch '"$BATS_TEST_TMPDIR"'/proxied"}'
+	run -65 --separate-stderr install_ssh < <(node server 0; printf '%s\n' "$evil" "$proxy"; node agent 0)
+	[ "${#lines[@]}" -eq 4 ]
+	jq -e -s '[.[] | select(.index == 1 or .index == 2) | .install.error.code] == ["BadInput", "BadInput"]' <<<"$output"
+	jq -e -s '[.[] | select(.index == 0) | .install.ok] == [true, true]' <<<"$output"
+	# the agent's unit names the first server only; no line of the hostile record got in
+	grep -q '"--server" "https://127.0.0.1:6443"' "$P/etc/systemd/system/k3s-agent.service"
+	if grep -rq '^ExecStart=/bin/sh' "$P/etc/systemd/system"; then echo "injected unit line" >&2; return 1; fi
+	[ ! -e "$BATS_TEST_TMPDIR/proxied" ]
+}
+
+@test "goman-install: an ssh host that is not an address is refused before ssh runs" {
+	run -65 --separate-stderr install_ssh --ssh-public-ip < <(node server 0 |
+		jq -c '.public_ip = "-oProxyCommand=touch '"$BATS_TEST_TMPDIR"'/proxied"')
+	jq -e '.install.error.code == "BadInput"' <<<"${lines[0]}"
+	[ ! -e "$BATS_TEST_TMPDIR/proxied" ]
+	[ ! -e "$P/usr/local/bin/k3s" ]
+}
