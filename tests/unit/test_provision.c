@@ -431,6 +431,22 @@ static void test_instance_summary_from_a_converted_reply(void **state)
 	goman_ec2_instances_clear(&l);
 }
 
+static void test_an_instance_address_that_is_not_an_ip_is_dropped(void **state)
+{
+	cJSON *reply = cJSON_Parse(
+		"{\"instancesSet\":[{\"instanceId\":\"i-1\",\"instanceState\":{\"name\":\"running\"},"
+		"\"privateIpAddress\":\"10.0.0.5\\nExecStart=/bin/sh -c 'id'\\nX=\","
+		"\"ipAddress\":\"-oProxyCommand=id\"},{\"instanceId\":\"i-2\",\"instanceState\":"
+		"{\"name\":\"running\"},\"privateIpAddress\":\"fd00::2\"}]}");
+	struct goman_ec2_instances l = {0};
+	assert_int_equal(goman_ec2_instances_from_reply(reply, &l), 2);
+	assert_string_equal(l.v[0].private_ip, "");
+	assert_string_equal(l.v[0].public_ip, "");
+	assert_string_equal(l.v[1].private_ip, "fd00::2");
+	cJSON_Delete(reply);
+	goman_ec2_instances_clear(&l);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -446,6 +462,7 @@ int main(void)
 		cmocka_unit_test(test_specs_are_validated_and_filled_from_defaults),
 		cmocka_unit_test(test_cluster_names_and_default_ami_arch),
 		cmocka_unit_test(test_instance_summary_from_a_converted_reply),
+		cmocka_unit_test(test_an_instance_address_that_is_not_an_ip_is_dropped),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
