@@ -106,6 +106,36 @@ void gm_inst_argv_free(char **argv)
 	free(argv);
 }
 
+long goman_presign_lifetime(long want_s, int64_t expires_ms, int64_t now_ms)
+{
+	long life = want_s < 1 ? 1 : want_s > 604800 ? 604800 : want_s;
+	if (expires_ms <= 0)
+		return life;
+	if (expires_ms <= now_ms)
+		return -1;
+	int64_t left = (expires_ms - now_ms) / 1000 - 60;
+	if (left < 1)
+		return -1;
+	return left < life ? (long)left : life;
+}
+
+bool gm_inst_airgap(const struct gm_install *in)
+{
+	return in->o.airgap_binary_url && *in->o.airgap_binary_url && in->o.airgap_checksum_url &&
+	       *in->o.airgap_checksum_url;
+}
+
+char *gm_inst_airgap_line(const struct gm_install *in)
+{
+	if (!gm_inst_airgap(in))
+		return NULL;
+	size_t n = strlen(in->o.airgap_binary_url) + strlen(in->o.airgap_checksum_url) + 2;
+	char *s = malloc(n);
+	if (s)
+		snprintf(s, n, "%s %s", in->o.airgap_binary_url, in->o.airgap_checksum_url);
+	return s;
+}
+
 char **gm_inst_script_args(struct gm_install *in, const struct gm_inode *n)
 {
 	const struct goman_install_opts *o = &in->o;
@@ -155,14 +185,21 @@ char **gm_inst_script_args(struct gm_install *in, const struct gm_inode *n)
 	const char *pairs[][2] = {{"--k3s-version", o->k3s_version},
 				  {"--channel", o->channel},
 				  {"--mirror", o->mirror},
-				  {"--airgap-binary-url", o->airgap_binary_url},
-				  {"--airgap-checksum-url", o->airgap_checksum_url},
 				  {"--prefix", o->prefix}};
 	for (size_t i = 0; i < sizeof(pairs) / sizeof(pairs[0]); i++)
 		if (pairs[i][1] && *pairs[i][1]) {
 			v = argv_push(v, &c, pairs[i][0]);
 			v = argv_push(v, &c, pairs[i][1]);
 		}
+	/* the URLs themselves never: they carry the session token */
+	if (gm_inst_airgap(in)) {
+		if (o->via == GOMAN_VIA_SSM) {
+			v = argv_push(v, &c, "--airgap-ssm-param");
+			v = argv_push(v, &c, in->airgap_param);
+		} else {
+			v = argv_push(v, &c, "--airgap-stdin");
+		}
+	}
 	if (o->no_services)
 		v = argv_push(v, &c, "--no-services");
 	if (o->timeout_ms > 0) {
@@ -565,6 +602,25 @@ static void cluster_known(struct gm_install *in)
 {
 	if (!in->token_param[0])
 		snprintf(in->token_param, sizeof(in->token_param), "/goman/%s/token", in->cluster);
+	snprintf(in->airgap_param, sizeof(in->airgap_param), "/goman/%s/airgap", in->cluster);
+	if (in->o.via == GOMAN_VIA_SSM && gm_inst_airgap(in)) {
+		/* before any SendCommand: the nodes read the URLs from here */
+		char *line = gm_inst_airgap_line(in);
+		int rc = line ? goman_secret_put(in->o.aws, in->airgap_param, line,
+						 "goman air-gap URLs (presigned)", &in->token_err)
+			      : goman_err_set(&in->token_err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "",
+					      "out of memory");
+		if (line) {
+			OPENSSL_cleanse(line, strlen(line));
+			free(line);
+		}
+		if (rc != 0) {
+			in->token_failed = true;
+			goman_log(GOMAN_LOG_ERROR, "INSTALL", "air-gap URLs %s: %s", in->airgap_param,
+				  in->token_err.message);
+			return;
+		}
+	}
 	if (in->token) /* given by the caller (ssh/local --token-file; unit tests) */
 		return;
 	if (!in->o.aws) {
@@ -851,6 +907,11 @@ void goman_install_free(struct goman_install *pub)
 	}
 	if (in->verify)
 		node_free(in->verify);
+	/* presigned URLs hold the session token */
+	if (in->o.airgap_binary_url)
+		OPENSSL_cleanse((char *)in->o.airgap_binary_url, strlen(in->o.airgap_binary_url));
+	if (in->o.airgap_checksum_url)
+		OPENSSL_cleanse((char *)in->o.airgap_checksum_url, strlen(in->o.airgap_checksum_url));
 	const char **strs[] = {&in->o.script_path, &in->o.region, &in->o.k3s_version, &in->o.channel,
 			       &in->o.mirror, &in->o.tls_san, &in->o.airgap_binary_url,
 			       &in->o.airgap_checksum_url, &in->o.server_url, &in->o.prefix,

@@ -67,6 +67,7 @@ struct gm_install {
 	char *token;                 /* ssh/local token (wiped at free) */
 	char cluster[64];
 	char token_param[160];
+	char airgap_param[160];      /* ssm: the SecureString holding the air-gap URLs */
 	char server_url[300];
 	char *script;                /* the script text (ssm, ssh) */
 	size_t script_len;
@@ -105,6 +106,11 @@ void gm_inst_node_done(struct gm_install *in, struct gm_inode *n, const struct g
  * free with gm_inst_argv_free() */
 char **gm_inst_script_args(struct gm_install *in, const struct gm_inode *n);
 void gm_inst_argv_free(char **argv);
+/* True when the run installs from air-gap URLs. */
+bool gm_inst_airgap(const struct gm_install *in);
+/* "BINARY_URL CHECKSUM_URL" (malloc'd; it holds the session token: wipe, then free), or
+ * NULL without air-gap or on no memory. */
+char *gm_inst_airgap_line(const struct gm_install *in);
 /* the verification command (shell text, malloc'd) */
 char *gm_inst_verify_cmd(struct gm_install *in);
 /* single-quotes s for sh into b */

@@ -300,6 +300,14 @@ int gm_inst_proc_start(struct gm_install *in, struct gm_inode *n, struct goman_e
 				argv = push(argv, &c, args[i]);
 		}
 		gm_inst_argv_free(args);
+		/* the script reads the air-gap line first, then the token line */
+		char *ag = gm_inst_airgap_line(in);
+		if (ag) {
+			gm_buf_adds(&in_data, ag);
+			gm_buf_adds(&in_data, "\n");
+			OPENSSL_cleanse(ag, strlen(ag));
+			free(ag);
+		}
 		if (in->token) {
 			gm_buf_adds(&in_data, in->token);
 			gm_buf_adds(&in_data, "\n");

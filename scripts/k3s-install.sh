@@ -59,8 +59,14 @@ Release and source
   --channel-url URL          (GOMAN_CHANNEL_URL, default https://update.k3s.io/v1-release/channels)
   --mirror URL               (GOMAN_MIRROR, default https://github.com/k3s-io/k3s/releases/download)
                              files are fetched from URL/<version>/<asset>
-  --airgap-binary-url URL    (GOMAN_AIRGAP_BINARY_URL) e.g. a presigned S3 URL; with
-  --airgap-checksum-url URL  (GOMAN_AIRGAP_CHECKSUM_URL) no mirror/channel is contacted
+  --airgap-binary-url URL    (GOMAN_AIRGAP_BINARY_URL) e.g. an S3 URL; with
+  --airgap-checksum-url URL  (GOMAN_AIRGAP_CHECKSUM_URL) no mirror/channel is contacted.
+                             These are in argv: a URL that carries a secret (a presigned
+                             URL holds the session token) goes by one of the two below
+  --airgap-stdin             (GOMAN_AIRGAP_STDIN=1) read one line "BINARY_URL CHECKSUM_URL"
+                             from stdin, before the token line of --token-stdin
+  --airgap-ssm-param NAME    (GOMAN_AIRGAP_SSM_PARAM) the same line from an SSM SecureString,
+                             read like --token-ssm-param
 Paths
   --prefix DIR               (GOMAN_PREFIX) put every path below under DIR (tests)
   --bin-dir DIR              (GOMAN_BIN_DIR, default /usr/local/bin)
@@ -302,10 +308,9 @@ ssm_curl() {
 	printf '%s' "$_resp" | sed '$d'
 }
 
-# SSM GetParameter of the token; prints the value.
+# SSM GetParameter of a SecureString NAME; prints the value.
 ssm_fetch_curl() {
-	ssm_curl GetParameter "$(printf '{"Name":"%s","WithDecryption":true}' "$(jstr "$TOKEN_SSM_PARAM")")" \
-		"$TOKEN_SSM_PARAM" |
+	ssm_curl GetParameter "$(printf '{"Name":"%s","WithDecryption":true}' "$(jstr "$1")")" "$1" |
 		json_field Value
 }
 
@@ -313,8 +318,45 @@ ssm_fetch_aws() {
 	_r=""
 	[ -n "$REGION" ] && _r="--region $REGION"
 	# shellcheck disable=SC2086 # _r is two words or none
-	aws ssm get-parameter $_r --name "$TOKEN_SSM_PARAM" --with-decryption \
+	aws ssm get-parameter $_r --name "$1" --with-decryption \
 		--query Parameter.Value --output text 2>>"$LOG_FILE"
+}
+
+# ssm_fetch NAME: the value of SecureString NAME with the SSM client of this node
+ssm_fetch() {
+	_via=${GOMAN_SSM_CLIENT:-auto}
+	if [ "$_via" = auto ]; then
+		if command -v aws >/dev/null 2>&1; then _via=aws; else _via=curl; fi
+	fi
+	log "reading SSM parameter $1 via $_via"
+	case "$_via" in
+	aws) ssm_fetch_aws "$1" ;;
+	curl) ssm_fetch_curl "$1" ;;
+	*) return 2 ;;
+	esac
+}
+
+# The air-gap URLs from stdin or SSM: one line "BINARY_URL CHECKSUM_URL". Presigned URLs
+# carry the session token: they never go through argv, and only without their query
+# string into the log.
+read_airgap() {
+	_line=""
+	if [ "$AIRGAP_STDIN" = 1 ]; then
+		IFS= read -r _line || [ -n "$_line" ] ||
+			fail 14 precheck Unreachable "no air-gap URL line on stdin"
+	elif [ -n "$AIRGAP_SSM_PARAM" ]; then
+		_line=$(ssm_fetch "$AIRGAP_SSM_PARAM") || _line=""
+		[ -n "$_line" ] || fail 14 precheck Unreachable "could not read SSM parameter $AIRGAP_SSM_PARAM"
+	else
+		return 0
+	fi
+	_line=$(printf '%s' "$_line" | tr -d '\r\n')
+	has_ctl "$_line" && fail 14 precheck Unreachable "the air-gap URL line holds a control character"
+	AIRGAP_BIN_URL=${_line%% *}
+	AIRGAP_SUMS_URL=${_line#* }
+	case "$AIRGAP_SUMS_URL" in *' '*) AIRGAP_SUMS_URL="" ;; esac
+	[ -n "$AIRGAP_BIN_URL" ] && [ -n "$AIRGAP_SUMS_URL" ] && [ "$AIRGAP_BIN_URL" != "$_line" ] ||
+		fail 14 precheck Unreachable "the air-gap line is not \"BINARY_URL CHECKSUM_URL\""
 }
 
 read_token() {
@@ -331,16 +373,11 @@ read_token() {
 		IFS= read -r TOKEN || [ -n "$TOKEN" ] ||
 			fail 15 precheck TokenUnavailable "no token line on stdin"
 	elif [ -n "$TOKEN_SSM_PARAM" ]; then
-		_via=${GOMAN_SSM_CLIENT:-auto}
-		if [ "$_via" = auto ]; then
-			if command -v aws >/dev/null 2>&1; then _via=aws; else _via=curl; fi
-		fi
-		log "reading token from SSM parameter $TOKEN_SSM_PARAM via $_via"
-		case "$_via" in
-		aws) TOKEN=$(ssm_fetch_aws) ;;
-		curl) TOKEN=$(ssm_fetch_curl) ;;
+		case "${GOMAN_SSM_CLIENT:-auto}" in
+		auto | aws | curl) ;;
 		*) usage_fail "GOMAN_SSM_CLIENT must be aws or curl" ;;
 		esac
+		TOKEN=$(ssm_fetch "$TOKEN_SSM_PARAM")
 		[ -n "$TOKEN" ] || fail 15 precheck TokenUnavailable "could not read SSM parameter $TOKEN_SSM_PARAM"
 	fi
 	TOKEN=$(printf '%s' "$TOKEN" | tr -d '\r\n')
@@ -429,7 +466,7 @@ precheck() {
 	*) usage_fail "GOMAN_DOWNLOADER must be curl or wget" ;;
 	esac
 	command -v sha256sum >/dev/null 2>&1 || fail 10 precheck MissingTool "sha256sum is not installed"
-	if [ -n "$TOKEN_SSM_PARAM$KC_SSM_PARAM" ] && [ "${GOMAN_SSM_CLIENT:-auto}" != aws ] &&
+	if [ -n "$TOKEN_SSM_PARAM$KC_SSM_PARAM$AIRGAP_SSM_PARAM" ] && [ "${GOMAN_SSM_CLIENT:-auto}" != aws ] &&
 		! command -v aws >/dev/null 2>&1 && ! command -v curl >/dev/null 2>&1; then
 		fail 10 precheck MissingTool "SSM (token or kubeconfig) needs the aws CLI or curl"
 	fi
@@ -458,6 +495,8 @@ precheck() {
 	[ "$_free_mb" -ge "$MIN_FREE_MB" ] ||
 		fail 13 precheck LowDisk "only ${_free_mb} MB free on $_e, need ${MIN_FREE_MB} MB"
 
+	# stdin holds the air-gap line first, then the token line
+	read_airgap
 	read_token
 
 	if [ -n "$AIRGAP_BIN_URL" ]; then
@@ -647,6 +686,7 @@ main() {
 	CHANNEL_URL=${GOMAN_CHANNEL_URL:-https://update.k3s.io/v1-release/channels}
 	MIRROR=${GOMAN_MIRROR:-https://github.com/k3s-io/k3s/releases/download}
 	AIRGAP_BIN_URL=${GOMAN_AIRGAP_BINARY_URL:-} AIRGAP_SUMS_URL=${GOMAN_AIRGAP_CHECKSUM_URL:-}
+	AIRGAP_STDIN=${GOMAN_AIRGAP_STDIN:-0} AIRGAP_SSM_PARAM=${GOMAN_AIRGAP_SSM_PARAM:-}
 	PREFIX=${GOMAN_PREFIX:-} BIN_DIR=${GOMAN_BIN_DIR:-} DATA_DIR=${GOMAN_DATA_DIR:-}
 	PROGRESS_FILE=${GOMAN_PROGRESS_FILE:-} LOG_FILE=${GOMAN_LOG_FILE:-}
 	NO_SERVICES=${GOMAN_NO_SERVICES:-0} MIN_FREE_MB=${GOMAN_MIN_FREE_MB:-1024}
@@ -659,13 +699,14 @@ main() {
 		-h | --help) usage; exit 0 ;;
 		--cluster-init) CLUSTER_INIT=1 ;;
 		--token-stdin) TOKEN_STDIN=1 ;;
+		--airgap-stdin) AIRGAP_STDIN=1 ;;
 		--no-services) NO_SERVICES=1 ;;
 		--) shift; for _a in "$@"; do add_extra "$_a"; done; break ;;
 		--role | --server-url | --tls-san | --token-file | --token-ssm-param | --region | \
 			--k3s-version | --channel | --channel-url | --mirror | --airgap-binary-url | \
 			--airgap-checksum-url | --prefix | --bin-dir | --data-dir | --progress-file | \
 			--log-file | --min-free-mb | --ready-timeout | --exec-args | \
-			--kubeconfig-ssm-param | --kubeconfig-server)
+			--kubeconfig-ssm-param | --kubeconfig-server | --airgap-ssm-param)
 			[ $# -ge 2 ] || usage_fail "$1 needs a value"
 			_v=$2
 			case "$1" in
@@ -683,6 +724,7 @@ main() {
 			--mirror) MIRROR=$_v ;;
 			--airgap-binary-url) AIRGAP_BIN_URL=$_v ;;
 			--airgap-checksum-url) AIRGAP_SUMS_URL=$_v ;;
+			--airgap-ssm-param) AIRGAP_SSM_PARAM=$_v ;;
 			--prefix) PREFIX=$_v ;;
 			--bin-dir) BIN_DIR=$_v ;;
 			--data-dir) DATA_DIR=$_v ;;
@@ -714,6 +756,7 @@ main() {
 	bad_value --mirror "$MIRROR"
 	bad_value --airgap-binary-url "$AIRGAP_BIN_URL"
 	bad_value --airgap-checksum-url "$AIRGAP_SUMS_URL"
+	bad_value --airgap-ssm-param "$AIRGAP_SSM_PARAM"
 	bad_value --prefix "$PREFIX"
 	bad_value --bin-dir "$BIN_DIR"
 	bad_value --data-dir "$DATA_DIR"
@@ -730,6 +773,11 @@ main() {
 	[ "$ROLE" = agent ] && [ -n "$KC_SSM_PARAM" ] && usage_fail "--kubeconfig-ssm-param is for servers"
 	# it goes into a sed expression and a URL: an address or host name, nothing else
 	case "$KC_SERVER" in *[!A-Za-z0-9.:_[\]-]*) usage_fail "--kubeconfig-server must be an address or host name" ;; esac
+	_ag=0
+	[ -n "$AIRGAP_BIN_URL$AIRGAP_SUMS_URL" ] && _ag=$((_ag + 1))
+	[ "$AIRGAP_STDIN" = 1 ] && _ag=$((_ag + 1))
+	[ -n "$AIRGAP_SSM_PARAM" ] && _ag=$((_ag + 1))
+	[ "$_ag" -gt 1 ] && usage_fail "give one air-gap source: the URL flags, --airgap-stdin or --airgap-ssm-param"
 	if [ -n "$AIRGAP_BIN_URL" ] || [ -n "$AIRGAP_SUMS_URL" ]; then
 		[ -n "$AIRGAP_BIN_URL" ] && [ -n "$AIRGAP_SUMS_URL" ] ||
 			usage_fail "air-gap needs both --airgap-binary-url and --airgap-checksum-url"

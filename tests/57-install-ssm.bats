@@ -236,3 +236,65 @@ EOF
 	[ ${#key} -eq 60 ]
 	if grep -q -- "$key" <<<"$output$stderr"; then echo "kubeconfig in the output" >&2; return 1; fi
 }
+
+@test "goman-install: --airgap URLs reach the nodes through a SecureString, never the SendCommand text" {
+	records t9 1 2 >"$BATS_TEST_TMPDIR/in"
+	# temporary credentials (moto checks their session token): the URLs then carry one
+	"$LOCAL_AWS_PYTHON" -c '
+import botocore.session, os, json
+ss = botocore.session.get_session()
+iam = ss.create_client("iam", endpoint_url=os.environ["MOTO"], region_name="us-east-1")
+doc = lambda st: json.dumps({"Version": "2012-10-17", "Statement": [st]})
+try:
+    iam.create_role(RoleName="goman-airgap-test", AssumeRolePolicyDocument=doc(
+        {"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "sts:AssumeRole"}))
+except iam.exceptions.EntityAlreadyExistsException:
+    pass
+iam.put_role_policy(RoleName="goman-airgap-test", PolicyName="all",
+                    PolicyDocument=doc({"Effect": "Allow", "Action": "*", "Resource": "*"}))
+sts = ss.create_client("sts", endpoint_url=os.environ["MOTO"], region_name="us-east-1")
+c = sts.assume_role(RoleArn="arn:aws:iam::123456789012:role/goman-airgap-test",
+                    RoleSessionName="airgap")["Credentials"]
+print(c["AccessKeyId"], c["SecretAccessKey"], c["SessionToken"])' >"$BATS_TEST_TMPDIR/creds"
+	read -r akid skey stok <"$BATS_TEST_TMPDIR/creds"
+	[ -n "$stok" ]
+	AWS_ACCESS_KEY_ID=$akid AWS_SECRET_ACCESS_KEY=$skey AWS_SESSION_TOKEN=$stok \
+		run -0 --separate-stderr install_ssm --airgap s3://goman-airgap/k3s/v1 <"$BATS_TEST_TMPDIR/in"
+	[ "${#lines[@]}" -eq 3 ]
+	proxy_log >"$BATS_TEST_TMPDIR/log.json"
+	jq -r '.[] | select(.action == "SendCommand") | .body' "$BATS_TEST_TMPDIR/log.json" >"$BATS_TEST_TMPDIR/sends"
+	[ "$(jq -s length "$BATS_TEST_TMPDIR/sends")" -ge 2 ]
+	# (the script text itself names the headers and flags: look for values)
+	for secret in X-Amz-Signature= X-Amz-Credential= X-Amz-Security-Token= "$stok" goman-airgap/; do
+		if grep -qF -- "$secret" "$BATS_TEST_TMPDIR/sends"; then
+			echo "'$secret' in a SendCommand body" >&2
+			return 1
+		fi
+	done
+	# the call after the script's here-document names the parameter, not the URLs
+	jq -r '.Parameters.commands[0] | split("GOMAN_K3S_INSTALL_EOF") | last' "$BATS_TEST_TMPDIR/sends" >"$BATS_TEST_TMPDIR/calls"
+	if grep -q -- "--airgap-binary-url\|--airgap-checksum-url" "$BATS_TEST_TMPDIR/calls"; then
+		echo "air-gap URL flags in a command" >&2
+		return 1
+	fi
+	jq -e -s '[.[] | .Parameters.commands[0] | select(contains("GOMAN_K3S_INSTALL_EOF"))] |
+		length >= 2 and all(contains("'"'--airgap-ssm-param' '/goman/t9/airgap'"'"))' \
+		"$BATS_TEST_TMPDIR/sends"
+	# the parameter was written (SecureString) before the first SendCommand
+	jq -e '[.[] | .action] | index("PutParameter") < index("SendCommand")' "$BATS_TEST_TMPDIR/log.json"
+	N=/goman/t9/airgap "$LOCAL_AWS_PYTHON" -c '
+import botocore.session, os
+c = botocore.session.get_session().create_client("ssm", endpoint_url=os.environ["MOTO"], region_name="us-east-1")
+p = c.get_parameter(Name=os.environ["N"], WithDecryption=True)["Parameter"]
+print(p["Type"]); print(p["Value"])' >"$BATS_TEST_TMPDIR/param"
+	[ "$(sed -n 1p "$BATS_TEST_TMPDIR/param")" = SecureString ]
+	read -r bin sums < <(sed -n 2p "$BATS_TEST_TMPDIR/param")
+	[[ "$bin" == */goman-airgap/k3s/v1/k3s\?*X-Amz-Signature=* ]]
+	[[ "$sums" == */goman-airgap/k3s/v1/sha256sum-amd64.txt\?*X-Amz-Signature=* ]]
+	[[ "$bin" == *"X-Amz-Security-Token="* ]]
+	# nor in the records, the log or the events
+	if printf "%s\n" "$output" "$stderr" | cat - "$GOMAN_EVENTS" | grep -qF -e X-Amz-Signature -e "$stok"; then
+		echo "presigned URL in output or events" >&2
+		return 1
+	fi
+}

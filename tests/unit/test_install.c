@@ -329,6 +329,17 @@ static void test_a_response_code_beyond_any_exit_status_is_clamped(void **s)
 	assert_string_equal(last_msg, "install script exited with 255");
 }
 
+static void test_presigned_urls_live_inside_the_credentials_remaining_life(void **s)
+{
+	int64_t now = 1700000000000;
+	assert_int_equal(goman_presign_lifetime(4200, 0, now), 4200);       /* long-lived keys */
+	assert_int_equal(goman_presign_lifetime(9999999, 0, now), 604800);  /* SigV4's week */
+	assert_int_equal(goman_presign_lifetime(4200, now + 3600000, now), 3540); /* 1 h left */
+	assert_int_equal(goman_presign_lifetime(600, now + 3600000, now), 600);
+	assert_int_equal(goman_presign_lifetime(4200, now + 30000, now), -1);     /* 30 s left */
+	assert_int_equal(goman_presign_lifetime(4200, now - 1, now), -1);         /* expired */
+}
+
 static void test_parses_progress_and_the_last_result(void **s)
 {
 	int pct;
@@ -368,6 +379,7 @@ int main(void)
 		cmocka_unit_test(test_a_server_url_option_that_is_not_https_addr_port_is_refused),
 		cmocka_unit_test(test_an_index_out_of_int_range_is_bad_input),
 		cmocka_unit_test(test_a_response_code_beyond_any_exit_status_is_clamped),
+		cmocka_unit_test(test_presigned_urls_live_inside_the_credentials_remaining_life),
 		cmocka_unit_test(test_parses_progress_and_the_last_result),
 		cmocka_unit_test(test_counts_ready_nodes_in_kubectl_output),
 	};
