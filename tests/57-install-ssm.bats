@@ -298,3 +298,49 @@ print(p["Type"]); print(p["Value"])' >"$BATS_TEST_TMPDIR/param"
 		return 1
 	fi
 }
+
+nogrep_f() { # STRING FILE: fails when FILE holds STRING
+	if grep -qF -- "$1" "$2"; then
+		echo "unexpected '$1' in $2" >&2
+		return 1
+	fi
+}
+
+@test "goman-install: --via local --airgap installs from presigned URLs given on stdin, never in argv" {
+	# moto answers 500 to every presigned GET (botocore's own URLs too): the loopback
+	# mirror stands in for S3 and serves the bucket's path; the URLs are still presigned
+	# by goman with the moto credentials
+	# shellcheck source=fixtures/sshd.bash
+	. "$ROOT/tests/fixtures/sshd.bash"
+	mirror_start "$BATS_TEST_TMPDIR/mirror" goman-local-airgap/rel
+	echo 1 >"$BATS_TEST_TMPDIR/mirror/files/.delay"
+	P="$BATS_TEST_TMPDIR/root"
+	printf '%s\n' K10goman-airgap-local-token >"$BATS_TEST_TMPDIR/token"
+	printf '{"cluster":"l2","name":"l2-server-0","role":"server","index":0,"private_ip":"10.9.8.7"}\n' \
+		>"$BATS_TEST_TMPDIR/in"
+	AWS_ENDPOINT_URL_S3=$MIRROR goman-install --via local --prefix "$P" --no-services --no-kubeconfig \
+		--token-file "$BATS_TEST_TMPDIR/token" --airgap s3://goman-local-airgap/rel --verify-wait 2s \
+		<"$BATS_TEST_TMPDIR/in" >"$BATS_TEST_TMPDIR/out" 2>"$BATS_TEST_TMPDIR/err" &
+	pid=$!
+	# snapshot while the slow binary download is in flight
+	for _ in $(seq 1 100); do
+		grep -qs "^start /goman-local-airgap/rel/k3s " "$BATS_TEST_TMPDIR/mirror/log" && break
+		sleep 0.05
+	done
+	ps -eo args >"$BATS_TEST_TMPDIR/ps.txt"
+	wait "$pid"
+	mirror_stop "$BATS_TEST_TMPDIR/mirror"
+	jq -e '.install.ok and .install.via == "local"' "$BATS_TEST_TMPDIR/out"
+	cmp "$P/usr/local/bin/k3s" "$BATS_TEST_TMPDIR/mirror/files/goman-local-airgap/rel/k3s"
+	grep -q 'air-gap: binary .*/goman-local-airgap/rel/k3s,' "$P/var/log/goman-k3s-install.log"
+	# the snapshot saw the script and its download, without any URL in argv
+	grep -q 'k3s-install.sh .*--airgap-stdin' "$BATS_TEST_TMPDIR/ps.txt"
+	grep -q 'curl -K -' "$BATS_TEST_TMPDIR/ps.txt"
+	grep -q 'goman-install .*--airgap s3://goman-local-airgap/rel' "$BATS_TEST_TMPDIR/ps.txt"
+	nogrep_f /goman-local-airgap/rel/k3s "$BATS_TEST_TMPDIR/ps.txt"
+	for f in ps.txt out err; do
+		nogrep_f X-Amz-Signature= "$BATS_TEST_TMPDIR/$f"
+		nogrep_f X-Amz-Credential= "$BATS_TEST_TMPDIR/$f"
+	done
+	nogrep_f X-Amz-Signature= "$P/var/log/goman-k3s-install.log"
+}
