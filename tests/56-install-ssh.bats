@@ -102,3 +102,37 @@ node() { printf '{"cluster":"sh","name":"sh-%s-%d","role":"%s","index":%d,"priva
 	[ ! -e "$BATS_TEST_TMPDIR/proxied" ]
 	[ ! -e "$P/usr/local/bin/k3s" ]
 }
+
+@test "goman-install: --via ssh --airgap sends the presigned URLs on stdin, never in argv" {
+	# presigned offline with made-up keys; the mirror stands in for S3 (it ignores the query)
+	mkdir -p "$BATS_FILE_TMPDIR/mirror/files/goman-ssh-airgap"
+	cp -r "$BATS_FILE_TMPDIR/mirror/files/$V" "$BATS_FILE_TMPDIR/mirror/files/goman-ssh-airgap/rel"
+	echo 1 >"$BATS_FILE_TMPDIR/mirror/files/.delay"
+	: >"$BATS_FILE_TMPDIR/mirror/log"
+	AWS_ACCESS_KEY_ID=AKIDGOMANAIRGAPTEST AWS_SECRET_ACCESS_KEY=goman-airgap-test-secret \
+		AWS_SESSION_TOKEN=goman-airgap-session-77c1 AWS_REGION=us-east-1 \
+		AWS_ENDPOINT_URL_S3="$MIRROR" install_ssh --no-kubeconfig --airgap s3://goman-ssh-airgap/rel \
+		< <(node server 0) >"$BATS_TEST_TMPDIR/out" 2>"$BATS_TEST_TMPDIR/err" &
+	pid=$!
+	for _ in $(seq 1 100); do
+		grep -qs "^start /goman-ssh-airgap/rel/k3s " "$BATS_FILE_TMPDIR/mirror/log" && break
+		sleep 0.05
+	done
+	ps -eo args >"$BATS_TEST_TMPDIR/ps.txt"
+	wait "$pid"
+	rm -f "$BATS_FILE_TMPDIR/mirror/files/.delay"
+	jq -e '.install.ok and .install.via == "ssh"' "$BATS_TEST_TMPDIR/out"
+	cmp "$P/usr/local/bin/k3s" "$BATS_FILE_TMPDIR/mirror/files/goman-ssh-airgap/rel/k3s"
+	grep -q "bash -s -- .*--airgap-stdin" "$BATS_TEST_TMPDIR/ps.txt"
+	# the script logs the URLs without their query string; argv has no URL at all
+	if grep -qF /goman-ssh-airgap/rel/k3s "$BATS_TEST_TMPDIR/ps.txt"; then
+		echo "an air-gap URL in argv" >&2
+		return 1
+	fi
+	for s in X-Amz-Signature= X-Amz-Credential= goman-airgap-session-77c1; do
+		if grep -qF -- "$s" "$BATS_TEST_TMPDIR/ps.txt" "$BATS_TEST_TMPDIR/out" "$BATS_TEST_TMPDIR/err"; then
+			echo "'$s' in argv or output" >&2
+			return 1
+		fi
+	done
+}
