@@ -205,7 +205,7 @@ char **gm_inst_script_args(struct gm_install *in, const struct gm_inode *n)
 	if (o->timeout_ms > 0) {
 		char s[32];
 		/* readiness gets what is left of the execution timeout after a download */
-		snprintf(s, sizeof(s), "%lld", (long long)(o->timeout_ms * 3 / 4 / 1000 + 1));
+		snprintf(s, sizeof(s), "%lld", (long long)(o->timeout_ms / 1000 * 3 / 4 + 1));
 		v = argv_push(v, &c, "--ready-timeout");
 		v = argv_push(v, &c, s);
 	}
@@ -845,6 +845,13 @@ struct goman_install *goman_install_new(const struct goman_install_opts *o, stru
 		in->o.delivery_timeout_ms = 300000;
 	if (in->o.verify_wait_ms <= 0)
 		in->o.verify_wait_ms = 60000;
+	/* durations reach deadline sums (now + timeout + delivery + 2 polls): capped where
+	 * goman_parse_duration_ms() caps flags, so no sum can overflow */
+	int64_t *durs[] = {&in->o.timeout_ms, &in->o.delivery_timeout_ms, &in->o.poll_ms,
+			   &in->o.poll_floor_ms, &in->o.batch_window_ms, &in->o.verify_wait_ms};
+	for (size_t i = 0; i < sizeof(durs) / sizeof(*durs); i++)
+		if (*durs[i] > GM_INST_MAX_MS)
+			*durs[i] = GM_INST_MAX_MS;
 	if (in->o.server_url) {
 		if (!goman_server_url_ok(in->o.server_url)) {
 			goman_install_free((struct goman_install *)in);

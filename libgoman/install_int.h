@@ -27,6 +27,8 @@ enum gm_nstate { GM_N_WAIT = 0, GM_N_READY, GM_N_RUNNING, GM_N_DONE };
 #define GM_SSM_MAX_IDS 50
 /* the largest node index (goman-provision names and tags no more) */
 #define GM_INST_MAX_INDEX 99999
+/* the longest duration option (ms), as goman_parse_duration_ms() allows */
+#define GM_INST_MAX_MS 9000000000000000LL
 
 
 struct gm_install;

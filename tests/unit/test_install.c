@@ -5,6 +5,7 @@
  * and the parsing of GOMAN_PROGRESS/GOMAN_RESULT and `kubectl get nodes`.
  */
 #include "unit.h"
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <cjson/cJSON.h>
@@ -329,6 +330,25 @@ static void test_a_response_code_beyond_any_exit_status_is_clamped(void **s)
 	assert_string_equal(last_msg, "install script exited with 255");
 }
 
+static void test_durations_near_int64_max_still_install(void **s)
+{
+	goman_install_free(make()); /* the harness's loop and counters */
+	/* what a library caller may pass; the deadline sums must not wrap to the past */
+	struct goman_err err;
+	struct goman_install_opts o = {.via = GOMAN_VIA_SSM, .aws = (struct goman_aws *)1, .http = loop,
+				       .script_path = "scripts/k3s-install.sh", .poll_ms = 5,
+				       .poll_floor_ms = 5, .batch_window_ms = 20, .emit = on_emit,
+				       .timeout_ms = INT64_MAX, .delivery_timeout_ms = INT64_MAX / 2,
+				       .verify_wait_ms = INT64_MAX};
+	struct gm_install *g = (struct gm_install *)goman_install_new(&o, &err);
+	assert_non_null(g);
+	g->token = strdup("x");
+	cur = g;
+	add((struct goman_install *)g, "server", 0, "i-0");
+	run_to_end((struct goman_install *)g);
+	assert_int_equal(ok_records, 1);
+}
+
 static void test_presigned_urls_live_inside_the_credentials_remaining_life(void **s)
 {
 	int64_t now = 1700000000000;
@@ -379,6 +399,7 @@ int main(void)
 		cmocka_unit_test(test_a_server_url_option_that_is_not_https_addr_port_is_refused),
 		cmocka_unit_test(test_an_index_out_of_int_range_is_bad_input),
 		cmocka_unit_test(test_a_response_code_beyond_any_exit_status_is_clamped),
+		cmocka_unit_test(test_durations_near_int64_max_still_install),
 		cmocka_unit_test(test_presigned_urls_live_inside_the_credentials_remaining_life),
 		cmocka_unit_test(test_parses_progress_and_the_last_result),
 		cmocka_unit_test(test_counts_ready_nodes_in_kubectl_output),
