@@ -586,6 +586,15 @@ static int bad_record(struct gm_install *in, cJSON *rec, long line, const char *
 	return 0;
 }
 
+/* Names and IDs reach log lines and SSM text: printable, without control characters. */
+static bool printable(const char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			return false;
+	return true;
+}
+
 static bool valid_cluster(const char *s)
 {
 	size_t n = strlen(s);
@@ -669,6 +678,9 @@ int goman_install_add(struct goman_install *pub, cJSON *rec, long line, struct g
 	const char *iid = rec_str(rec, "instance_id");
 	const char *pip = rec_str(rec, "private_ip");
 	const char *pub_ip = rec_str(rec, "public_ip");
+	if ((name && !printable(name)) || (iid && !printable(iid)))
+		return bad_record(in, rec, line, "BadInput", "%s",
+				  "\"name\" and \"instance_id\" may not hold control characters");
 	/* an address reaches the node's unit, an ssh host and shell text: IP or DNS name only */
 	if (pip && !goman_addr_ok(pip))
 		return bad_record(in, rec, line, "BadInput", "%s",

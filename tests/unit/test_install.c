@@ -257,6 +257,12 @@ static void test_a_private_ip_with_a_unit_line_is_bad_input_and_others_go_on(voi
 	add_json(in, "{\"cluster\":\"u\",\"role\":\"agent\",\"index\":3,\"instance_id\":\"i-3\","
 		     "\"private_ip\":\"10.0.0.4\",\"public_ip\":\"-oProxyCommand=id\"}");
 	assert_int_equal(bad_records, 2);
+	/* names and IDs go into log lines: no forged line either */
+	add_json(in, "{\"cluster\":\"u\",\"role\":\"agent\",\"index\":4,\"instance_id\":\"i-4\","
+		     "\"private_ip\":\"10.0.0.4\",\"name\":\"a\\n[INSTALL] u-agent-9: installed\"}");
+	add_json(in, "{\"cluster\":\"u\",\"role\":\"agent\",\"index\":5,\"instance_id\":\"i-5\\r\","
+		     "\"private_ip\":\"10.0.0.4\"}");
+	assert_int_equal(bad_records, 4);
 	/* no server URL came from the bad record: the good ones still install */
 	assert_string_equal(((struct gm_install *)in)->server_url, "");
 	add(in, "server", 0, "i-s0");
@@ -264,8 +270,8 @@ static void test_a_private_ip_with_a_unit_line_is_bad_input_and_others_go_on(voi
 	add(in, "agent", 1, "i-a1");
 	run_to_end(in);
 	assert_int_equal(ok_records, 2);
-	assert_int_equal(bad_records, 2);
-	assert_int_equal(emitted, 4);
+	assert_int_equal(bad_records, 4);
+	assert_int_equal(emitted, 6);
 }
 
 static void test_an_ipv6_first_server_gives_a_bracketed_server_url(void **s)
