@@ -95,7 +95,8 @@ Exit codes
   11  precheck: unsupported architecture (x86_64/amd64, aarch64/arm64, armv7l/armhf)
   12  precheck: not root, or the bin/data dirs are not writable
   13  precheck: not enough free space on the data dir
-  14  precheck: download source unreachable, or the channel did not resolve
+  14  precheck: download source unreachable, the channel did not resolve, or the air-gap
+      URL line (--airgap-stdin, --airgap-ssm-param) is missing or malformed
   15  precheck: cluster token unavailable (file, stdin or SSM)
   20  download failed (binary or checksum file)
   21  checksum: sha256 mismatch or asset missing from the checksum file; nothing installed

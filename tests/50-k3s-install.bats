@@ -382,6 +382,22 @@ no_injected_unit() {
 	nogrep "^start / " "$MLOG"     # no reachability probe in air-gap mode
 }
 
+@test "k3s-install.sh: --airgap-stdin reads \"BINARY_URL CHECKSUM_URL\" from stdin; a bad line is exit 14" {
+	q='X-Amz-Signature=feedfacecafe0123'
+	run -0 --separate-stderr install_server --mirror "http://127.0.0.1:$DEAD_PORT" --airgap-stdin \
+		< <(printf '%s %s\n' "$MIRROR/$V2/k3s?$q" "$MIRROR/$V2/sha256sum-amd64.txt?$q")
+	[ "$(result | jq -r .airgap)" = true ]
+	cmp "$P/usr/local/bin/k3s" "$MIRROR_DIR/$V2/k3s"
+	nogrep "$q" "$P/var/log/goman-k3s-install.log"
+	nogrep "$q" "$CURL_ARGV_LOG"
+	rm -rf "$P"
+	run -14 --separate-stderr install_server --airgap-stdin < <(printf '%s\n' "$MIRROR/$V2/k3s")
+	[ "$(result | jq -r .code)" = Unreachable ]
+	run -14 --separate-stderr install_server --airgap-stdin </dev/null
+	run -64 --separate-stderr install_server --airgap-stdin --airgap-binary-url x --airgap-checksum-url y
+	assert_nothing_installed
+}
+
 @test "k3s-install.sh: runs the same under bash" {
 	run -0 --separate-stderr bash "$S" --role server --prefix "$P" --no-services --mirror "$MIRROR" \
 		--k3s-version "$V" --token-file "$TOKFILE" --ready-timeout 5
