@@ -124,6 +124,13 @@ static char *presign(struct goman_credchain *cc, const char *region, const char 
 	struct goman_creds cr = {0};
 	if (goman_credchain_get(cc, &cr, err) != 0)
 		return NULL;
+	expires = goman_presign_lifetime(expires, cr.expires_ms, goman_now_ms());
+	if (expires < 0) {
+		goman_creds_clear(&cr);
+		goman_err_set(err, GOMAN_ECREDS, GOMAN_CLASS_AUTH, "CredentialsExpiring",
+			      "the credentials expire within a minute: too soon to presign");
+		return NULL;
+	}
 	char *ep = goman_credchain_endpoint(cc, "s3", region);
 	char *ekey = goman_uri_encode(key, strlen(key), true);
 	char *url = NULL;
@@ -430,6 +437,10 @@ out:
 		OPENSSL_cleanse(token, strlen(token));
 		free(token);
 	}
+	if (bin_url)
+		OPENSSL_cleanse(bin_url, strlen(bin_url));
+	if (sum_url)
+		OPENSSL_cleanse(sum_url, strlen(sum_url));
 	free(bin_url);
 	free(sum_url);
 	free(script_path);

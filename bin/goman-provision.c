@@ -213,6 +213,8 @@ int main(int argc, char **argv)
 				cJSON_Delete(er);
 				continue;
 			}
+			/* ours, not the input's: a "_line" of the record would be read first */
+			cJSON_DeleteItemFromObjectCaseSensitive(rec, "_line");
 			cJSON_AddNumberToObject(rec, "_line", (double)goman_jsonl_lineno(rd));
 			cJSON_AddItemToArray(specs, rec);
 		}

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <cjson/cJSON.h>
+#include "goman/addr.h"
 #include "goman/aws.h"
 #include "goman/clock.h"
 #include "goman/ec2.h"
@@ -103,8 +104,11 @@ int goman_ec2_instance_from_json(const struct cJSON *item, struct goman_ec2_inst
 	copy_str(out->state, sizeof(out->state), goman_json_path_str(item, "instanceState.name"));
 	copy_str(out->state_reason, sizeof(out->state_reason),
 		 goman_json_path_str(item, "stateReason.code"));
-	copy_str(out->private_ip, sizeof(out->private_ip), goman_json_path_str(item, "privateIpAddress"));
-	copy_str(out->public_ip, sizeof(out->public_ip), goman_json_path_str(item, "ipAddress"));
+	/* the reply is outside input: an address that is not one never reaches a record */
+	const char *pip = goman_json_path_str(item, "privateIpAddress");
+	const char *pub = goman_json_path_str(item, "ipAddress");
+	copy_str(out->private_ip, sizeof(out->private_ip), goman_addr_ok(pip) ? pip : NULL);
+	copy_str(out->public_ip, sizeof(out->public_ip), goman_addr_ok(pub) ? pub : NULL);
 	copy_str(out->az, sizeof(out->az), goman_json_path_str(item, "placement.availabilityZone"));
 	copy_str(out->type, sizeof(out->type), goman_json_path_str(item, "instanceType"));
 	copy_str(out->image_id, sizeof(out->image_id), goman_json_path_str(item, "imageId"));

@@ -22,6 +22,7 @@
 #include <string.h>
 #include <cjson/cJSON.h>
 #include <openssl/crypto.h>
+#include "goman/addr.h"
 #include "goman/aws.h"
 #include "goman/clock.h"
 #include "goman/http.h"
@@ -105,6 +106,36 @@ void gm_inst_argv_free(char **argv)
 	free(argv);
 }
 
+long goman_presign_lifetime(long want_s, int64_t expires_ms, int64_t now_ms)
+{
+	long life = want_s < 1 ? 1 : want_s > 604800 ? 604800 : want_s;
+	if (expires_ms <= 0)
+		return life;
+	if (expires_ms <= now_ms)
+		return -1;
+	int64_t left = (expires_ms - now_ms) / 1000 - 60;
+	if (left < 1)
+		return -1;
+	return left < life ? (long)left : life;
+}
+
+bool gm_inst_airgap(const struct gm_install *in)
+{
+	return in->o.airgap_binary_url && *in->o.airgap_binary_url && in->o.airgap_checksum_url &&
+	       *in->o.airgap_checksum_url;
+}
+
+char *gm_inst_airgap_line(const struct gm_install *in)
+{
+	if (!gm_inst_airgap(in))
+		return NULL;
+	size_t n = strlen(in->o.airgap_binary_url) + strlen(in->o.airgap_checksum_url) + 2;
+	char *s = malloc(n);
+	if (s)
+		snprintf(s, n, "%s %s", in->o.airgap_binary_url, in->o.airgap_checksum_url);
+	return s;
+}
+
 char **gm_inst_script_args(struct gm_install *in, const struct gm_inode *n)
 {
 	const struct goman_install_opts *o = &in->o;
@@ -154,20 +185,27 @@ char **gm_inst_script_args(struct gm_install *in, const struct gm_inode *n)
 	const char *pairs[][2] = {{"--k3s-version", o->k3s_version},
 				  {"--channel", o->channel},
 				  {"--mirror", o->mirror},
-				  {"--airgap-binary-url", o->airgap_binary_url},
-				  {"--airgap-checksum-url", o->airgap_checksum_url},
 				  {"--prefix", o->prefix}};
 	for (size_t i = 0; i < sizeof(pairs) / sizeof(pairs[0]); i++)
 		if (pairs[i][1] && *pairs[i][1]) {
 			v = argv_push(v, &c, pairs[i][0]);
 			v = argv_push(v, &c, pairs[i][1]);
 		}
+	/* the URLs themselves never: they carry the session token */
+	if (gm_inst_airgap(in)) {
+		if (o->via == GOMAN_VIA_SSM) {
+			v = argv_push(v, &c, "--airgap-ssm-param");
+			v = argv_push(v, &c, in->airgap_param);
+		} else {
+			v = argv_push(v, &c, "--airgap-stdin");
+		}
+	}
 	if (o->no_services)
 		v = argv_push(v, &c, "--no-services");
 	if (o->timeout_ms > 0) {
 		char s[32];
 		/* readiness gets what is left of the execution timeout after a download */
-		snprintf(s, sizeof(s), "%lld", (long long)(o->timeout_ms * 3 / 4 / 1000 + 1));
+		snprintf(s, sizeof(s), "%lld", (long long)(o->timeout_ms / 1000 * 3 / 4 + 1));
 		v = argv_push(v, &c, "--ready-timeout");
 		v = argv_push(v, &c, s);
 	}
@@ -548,6 +586,15 @@ static int bad_record(struct gm_install *in, cJSON *rec, long line, const char *
 	return 0;
 }
 
+/* Names and IDs reach log lines and SSM text: printable, without control characters. */
+static bool printable(const char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			return false;
+	return true;
+}
+
 static bool valid_cluster(const char *s)
 {
 	size_t n = strlen(s);
@@ -564,6 +611,25 @@ static void cluster_known(struct gm_install *in)
 {
 	if (!in->token_param[0])
 		snprintf(in->token_param, sizeof(in->token_param), "/goman/%s/token", in->cluster);
+	snprintf(in->airgap_param, sizeof(in->airgap_param), "/goman/%s/airgap", in->cluster);
+	if (in->o.via == GOMAN_VIA_SSM && gm_inst_airgap(in)) {
+		/* before any SendCommand: the nodes read the URLs from here */
+		char *line = gm_inst_airgap_line(in);
+		int rc = line ? goman_secret_put(in->o.aws, in->airgap_param, line,
+						 "goman air-gap URLs (presigned)", &in->token_err)
+			      : goman_err_set(&in->token_err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "",
+					      "out of memory");
+		if (line) {
+			OPENSSL_cleanse(line, strlen(line));
+			free(line);
+		}
+		if (rc != 0) {
+			in->token_failed = true;
+			goman_log(GOMAN_LOG_ERROR, "INSTALL", "air-gap URLs %s: %s", in->airgap_param,
+				  in->token_err.message);
+			return;
+		}
+	}
 	if (in->token) /* given by the caller (ssh/local --token-file; unit tests) */
 		return;
 	if (!in->o.aws) {
@@ -601,11 +667,27 @@ int goman_install_add(struct goman_install *pub, cJSON *rec, long line, struct g
 		return bad_record(in, rec, line, "BadInput", "record of another cluster '%s'", cluster);
 	if (!role || (strcmp(role, "server") && strcmp(role, "agent")))
 		return bad_record(in, rec, line, "BadInput", "%s", "\"role\" must be server or agent");
-	if (!cJSON_IsNumber(idx) || idx->valuedouble < 0)
+	if (!cJSON_IsNumber(idx))
 		return bad_record(in, rec, line, "BadInput", "%s", "record has no \"index\"");
+	/* compared before any cast: a double out of int's range has no defined conversion */
+	if (!(idx->valuedouble >= 0 && idx->valuedouble <= GM_INST_MAX_INDEX) ||
+	    idx->valuedouble != (double)(int)idx->valuedouble)
+		return bad_record(in, rec, line, "BadInput", "%s",
+				  "\"index\" must be a whole number from 0 to 99999");
+	int index = (int)idx->valuedouble;
 	const char *iid = rec_str(rec, "instance_id");
 	const char *pip = rec_str(rec, "private_ip");
 	const char *pub_ip = rec_str(rec, "public_ip");
+	if ((name && !printable(name)) || (iid && !printable(iid)))
+		return bad_record(in, rec, line, "BadInput", "%s",
+				  "\"name\" and \"instance_id\" may not hold control characters");
+	/* an address reaches the node's unit, an ssh host and shell text: IP or DNS name only */
+	if (pip && !goman_addr_ok(pip))
+		return bad_record(in, rec, line, "BadInput", "%s",
+				  "\"private_ip\" is not an IP address or host name (goman(7) ADDRESSES)");
+	if (pub_ip && !goman_addr_ok(pub_ip))
+		return bad_record(in, rec, line, "BadInput", "%s",
+				  "\"public_ip\" is not an IP address or host name (goman(7) ADDRESSES)");
 	if (in->o.via == GOMAN_VIA_SSM && !iid && !cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(rec, "ok")))
 		return bad_record(in, rec, line, "BadInput", "%s", "record has no \"instance_id\"");
 	if (in->o.via == GOMAN_VIA_SSH && !(in->o.ssh_public_ip ? pub_ip : pip) &&
@@ -631,7 +713,7 @@ int goman_install_add(struct goman_install *pub, cJSON *rec, long line, struct g
 	if (name)
 		snprintf(n->name, sizeof(n->name), "%s", name);
 	else
-		snprintf(n->name, sizeof(n->name), "%s-%s-%d", in->cluster, role, (int)idx->valuedouble);
+		snprintf(n->name, sizeof(n->name), "%s-%s-%d", in->cluster, role, index);
 	snprintf(n->iid, sizeof(n->iid), "%s", iid ? iid : "");
 	snprintf(n->ip, sizeof(n->ip), "%s", pip ? pip : "");
 	snprintf(n->host, sizeof(n->host), "%s",
@@ -654,7 +736,7 @@ int goman_install_add(struct goman_install *pub, cJSON *rec, long line, struct g
 		gm_inst_node_done(in, n, &in->token_err, 0);
 		return 0;
 	}
-	if (is_server && idx->valuedouble == 0 && !in->o.server_url) {
+	if (is_server && index == 0 && !in->o.server_url) {
 		if (in->first) {
 			n->kind = GM_K_JOIN;
 			fail_node(in, n, GOMAN_CLASS_BAD_INPUT, "BadInput", "a second server with index 0");
@@ -664,8 +746,8 @@ int goman_install_add(struct goman_install *pub, cJSON *rec, long line, struct g
 		in->first = n;
 		if (!n->ip[0] && in->o.via == GOMAN_VIA_LOCAL)
 			snprintf(n->ip, sizeof(n->ip), "127.0.0.1");
-		if (n->ip[0])
-			snprintf(in->server_url, sizeof(in->server_url), "https://%s:6443", n->ip);
+		if (n->ip[0] && goman_server_url(in->server_url, sizeof(in->server_url), n->ip, 6443) != 0)
+			in->server_url[0] = '\0';
 		/* start from the loop, after the caller read all input that is already there:
 		 * the --cluster-init decision then sees every server record (and EOF) that came
 		 * with it, at no cost in time */
@@ -775,8 +857,22 @@ struct goman_install *goman_install_new(const struct goman_install_opts *o, stru
 		in->o.delivery_timeout_ms = 300000;
 	if (in->o.verify_wait_ms <= 0)
 		in->o.verify_wait_ms = 60000;
-	if (in->o.server_url)
+	/* durations reach deadline sums (now + timeout + delivery + 2 polls): capped where
+	 * goman_parse_duration_ms() caps flags, so no sum can overflow */
+	int64_t *durs[] = {&in->o.timeout_ms, &in->o.delivery_timeout_ms, &in->o.poll_ms,
+			   &in->o.poll_floor_ms, &in->o.batch_window_ms, &in->o.verify_wait_ms};
+	for (size_t i = 0; i < sizeof(durs) / sizeof(*durs); i++)
+		if (*durs[i] > GM_INST_MAX_MS)
+			*durs[i] = GM_INST_MAX_MS;
+	if (in->o.server_url) {
+		if (!goman_server_url_ok(in->o.server_url)) {
+			goman_install_free((struct goman_install *)in);
+			return goman_err_set(err, GOMAN_EINVAL, GOMAN_CLASS_BAD_INPUT, "BadInput", "%s",
+					     "--server-url must be https://ADDR:PORT (goman(7) ADDRESSES)"),
+			       NULL;
+		}
 		snprintf(in->server_url, sizeof(in->server_url), "%s", in->o.server_url);
+	}
 	if (in->o.token_param)
 		snprintf(in->token_param, sizeof(in->token_param), "%s", in->o.token_param);
 	if (in->o.cluster) {
@@ -830,6 +926,11 @@ void goman_install_free(struct goman_install *pub)
 	}
 	if (in->verify)
 		node_free(in->verify);
+	/* presigned URLs hold the session token */
+	if (in->o.airgap_binary_url)
+		OPENSSL_cleanse((char *)in->o.airgap_binary_url, strlen(in->o.airgap_binary_url));
+	if (in->o.airgap_checksum_url)
+		OPENSSL_cleanse((char *)in->o.airgap_checksum_url, strlen(in->o.airgap_checksum_url));
 	const char **strs[] = {&in->o.script_path, &in->o.region, &in->o.k3s_version, &in->o.channel,
 			       &in->o.mirror, &in->o.tls_san, &in->o.airgap_binary_url,
 			       &in->o.airgap_checksum_url, &in->o.server_url, &in->o.prefix,

@@ -25,6 +25,10 @@ enum gm_kind { GM_K_FIRST = 0, GM_K_JOIN, GM_K_AGENT, GM_K_VERIFY, GM_K_MAX };
 enum gm_nstate { GM_N_WAIT = 0, GM_N_READY, GM_N_RUNNING, GM_N_DONE };
 
 #define GM_SSM_MAX_IDS 50
+/* the largest node index (goman-provision names and tags no more) */
+#define GM_INST_MAX_INDEX 99999
+/* the longest duration option (ms), as goman_parse_duration_ms() allows */
+#define GM_INST_MAX_MS 9000000000000000LL
 
 
 struct gm_install;
@@ -37,7 +41,7 @@ struct gm_inode {
 	long line;
 	enum gm_kind kind;
 	enum gm_nstate state;
-	char name[128], role[16], iid[32], ip[64], host[256];
+	char name[128], role[16], iid[32], ip[256], host[256]; /* ip, host: goman_addr_ok */
 	int64_t t_arrive, t_start;   /* mono ms */
 	int64_t t_start_wall;        /* epoch ms of t_start (t.install_start in the record) */
 	int progress;
@@ -65,6 +69,7 @@ struct gm_install {
 	char *token;                 /* ssh/local token (wiped at free) */
 	char cluster[64];
 	char token_param[160];
+	char airgap_param[160];      /* ssm: the SecureString holding the air-gap URLs */
 	char server_url[300];
 	char *script;                /* the script text (ssm, ssh) */
 	size_t script_len;
@@ -103,6 +108,11 @@ void gm_inst_node_done(struct gm_install *in, struct gm_inode *n, const struct g
  * free with gm_inst_argv_free() */
 char **gm_inst_script_args(struct gm_install *in, const struct gm_inode *n);
 void gm_inst_argv_free(char **argv);
+/* True when the run installs from air-gap URLs. */
+bool gm_inst_airgap(const struct gm_install *in);
+/* "BINARY_URL CHECKSUM_URL" (malloc'd; it holds the session token: wipe, then free), or
+ * NULL without air-gap or on no memory. */
+char *gm_inst_airgap_line(const struct gm_install *in);
 /* the verification command (shell text, malloc'd) */
 char *gm_inst_verify_cmd(struct gm_install *in);
 /* single-quotes s for sh into b */

@@ -26,6 +26,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include <openssl/crypto.h>
+#include "goman/addr.h"
 #include "goman/clock.h"
 #include "goman/http.h"
 #include "goman/log.h"
@@ -260,6 +261,10 @@ int gm_inst_proc_start(struct gm_install *in, struct gm_inode *n, struct goman_e
 	size_t c = 0;
 	struct gm_buf in_data = {0};
 	struct gm_buf remote = {0};
+	/* records are checked on arrival; this is the last stop before a host gets the token */
+	if (o->via == GOMAN_VIA_SSH && !goman_addr_ok(n->host))
+		return goman_err_set(err, GOMAN_EINVAL, GOMAN_CLASS_BAD_INPUT, "BadInput", "%s",
+				     "the ssh host is not an IP address or host name");
 	if (n->kind == GM_K_VERIFY) {
 		char *cmd = gm_inst_verify_cmd(in);
 		if (!cmd)
@@ -295,6 +300,14 @@ int gm_inst_proc_start(struct gm_install *in, struct gm_inode *n, struct goman_e
 				argv = push(argv, &c, args[i]);
 		}
 		gm_inst_argv_free(args);
+		/* the script reads the air-gap line first, then the token line */
+		char *ag = gm_inst_airgap_line(in);
+		if (ag) {
+			gm_buf_adds(&in_data, ag);
+			gm_buf_adds(&in_data, "\n");
+			OPENSSL_cleanse(ag, strlen(ag));
+			free(ag);
+		}
 		if (in->token) {
 			gm_buf_adds(&in_data, in->token);
 			gm_buf_adds(&in_data, "\n");

@@ -488,7 +488,10 @@ static void poll_done(struct goman_aws_result *res, void *ud)
 		gm_buf_adds(&n->out, out);
 	}
 	const cJSON *rcj = cJSON_GetObjectItemCaseSensitive(res->data, "ResponseCode");
-	int rc = cJSON_IsNumber(rcj) ? (int)rcj->valuedouble : -1;
+	/* an exit status (-1 when SSM has none): anything else is clamped before the cast */
+	int rc = -1;
+	if (cJSON_IsNumber(rcj) && rcj->valuedouble >= -1)
+		rc = rcj->valuedouble <= 255 ? (int)rcj->valuedouble : 255;
 	int64_t took = goman_mono_ms() - n->t_send;
 	if (!strcmp(st, "Success")) {
 		if (n->kind != GM_K_VERIFY && (in->learned_ms <= 0 || took < in->learned_ms))

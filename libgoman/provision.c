@@ -930,26 +930,82 @@ static int tag_index(const struct goman_ec2_instance *in)
 	return *end || v > 99999 ? -1 : (int)v;
 }
 
+/* The states an instance can be reused from; the listing filter asks for exactly these. */
+static const char *const reusable_states[] = {"pending", "running", "stopping", "stopped"};
+
+static bool reusable_state(const char *s)
+{
+	for (size_t i = 0; i < sizeof(reusable_states) / sizeof(*reusable_states); i++)
+		if (!strcmp(s, reusable_states[i]))
+			return true;
+	return false;
+}
+
+/*
+ * The listing filter of one cluster: its goman:cluster tag and the reusable states. Every
+ * add is checked: a filter that lost its cluster tag lists every cluster's instances.
+ * with_states false gives the poller's filter (every state must be seen there).
+ */
+GOMAN_TESTABLE int gm_prov_filter(struct goman_kvs *f, const char *cluster, bool with_states)
+{
+	int rc = goman_kvs_add(f, "tag:goman:cluster", cluster);
+	for (size_t i = 0; with_states && i < sizeof(reusable_states) / sizeof(*reusable_states); i++)
+		rc |= goman_kvs_add(f, "instance-state-name", reusable_states[i]);
+	return rc ? -1 : 0;
+}
+
+/* True when f is exactly what gm_prov_filter(f, cluster, true) builds. */
+static bool filter_complete(const struct goman_kvs *f, const char *cluster)
+{
+	size_t nstates = sizeof(reusable_states) / sizeof(*reusable_states);
+	if (!f || f->n != 1 + nstates || strcmp(f->v[0].name, "tag:goman:cluster") ||
+	    strcmp(f->v[0].value, cluster))
+		return false;
+	for (size_t i = 0; i < nstates; i++)
+		if (strcmp(f->v[1 + i].name, "instance-state-name") ||
+		    strcmp(f->v[1 + i].value, reusable_states[i]))
+			return false;
+	return true;
+}
+
+/* An instance this cluster may take: tagged with the node's cluster, in a reusable state.
+ * Checked again here, not trusted to the filter: a reply is outside input. */
+static bool ours(const struct goman_ec2_instance *in, const struct node *n)
+{
+	const char *c = goman_ec2_tag(in, "goman:cluster");
+	return c && n->cluster && !strcmp(c, n->cluster) && reusable_state(in->state);
+}
+
 /*
  * Matches nodes to existing instances: by (role, goman:index); then adopts instances that
  * carry the role but no index for the missing nodes, lowest index first. Marks matched
- * nodes reused/adopted and copies the instance. Returns how many nodes are still missing.
+ * nodes reused/adopted and copies the instance; *missing gets how many nodes are still
+ * missing. Refuses (-1, nothing matched) a listing made with an incomplete filter.
  */
-GOMAN_TESTABLE size_t gm_prov_plan(struct node **nodes, size_t nn, const struct goman_ec2_instances *ex)
+GOMAN_TESTABLE int gm_prov_plan(struct node **nodes, size_t nn, const struct goman_kvs *filter,
+				const struct goman_ec2_instances *ex, size_t *missing_out,
+				struct goman_err *e)
 {
+	for (size_t i = 0; i < nn; i++)
+		if (!filter_complete(filter, nodes[i]->cluster))
+			return goman_err_set(e, GOMAN_EIO, GOMAN_CLASS_NONE, "Internal",
+					     "the listing filter of cluster %s is incomplete; not planning",
+					     nodes[i]->cluster ? nodes[i]->cluster : "");
 	bool *used = calloc(ex->n ? ex->n : 1, sizeof(bool));
 	if (!used)
-		return nn;
+		return oom(e);
 	size_t missing = 0;
 	for (size_t i = 0; i < nn; i++) {
 		struct node *n = nodes[i];
 		for (size_t j = 0; j < ex->n; j++) {
 			const char *role = goman_ec2_tag(&ex->v[j], "goman:role");
-			if (used[j] || !role || strcmp(role, n->role) || tag_index(&ex->v[j]) != n->index)
+			if (used[j] || !role || strcmp(role, n->role) || tag_index(&ex->v[j]) != n->index ||
+			    !ours(&ex->v[j], n))
 				continue;
+			if (goman_ec2_instance_copy(&n->inst, &ex->v[j]) != 0)
+				goto nomem;
 			used[j] = true;
 			n->reused = true;
-			goman_ec2_instance_copy(&n->inst, &ex->v[j]);
 			break;
 		}
 	}
@@ -961,19 +1017,28 @@ GOMAN_TESTABLE size_t gm_prov_plan(struct node **nodes, size_t nn, const struct 
 			continue;
 		for (size_t j = 0; j < ex->n; j++) {
 			const char *role = goman_ec2_tag(&ex->v[j], "goman:role");
-			if (used[j] || !role || strcmp(role, n->role) || tag_index(&ex->v[j]) >= 0)
+			if (used[j] || !role || strcmp(role, n->role) || tag_index(&ex->v[j]) >= 0 ||
+			    !ours(&ex->v[j], n))
 				continue;
+			if (goman_ec2_instance_copy(&n->inst, &ex->v[j]) != 0)
+				goto nomem;
 			used[j] = true;
 			n->reused = n->adopted = true;
 			n->need_tags = true;
-			goman_ec2_instance_copy(&n->inst, &ex->v[j]);
 			break;
 		}
 		if (!n->reused)
 			missing++;
 	}
 	free(used);
-	return missing;
+	*missing_out = missing;
+	return 0;
+nomem:
+	/* a half plan would launch what exists: undo it */
+	for (size_t i = 0; i < nn; i++)
+		nodes[i]->reused = nodes[i]->adopted = nodes[i]->need_tags = false;
+	free(used);
+	return oom(e);
 }
 
 /* Servers first: every agent's install waits for the first server, so its launch group
@@ -1066,14 +1131,14 @@ static void run_cluster(struct prun *r)
 
 	/* 1. what exists */
 	struct goman_kvs f = {0};
-	goman_kvs_add(&f, "tag:goman:cluster", r->cluster);
-	goman_kvs_add(&f, "instance-state-name", "pending");
-	goman_kvs_add(&f, "instance-state-name", "running");
-	goman_kvs_add(&f, "instance-state-name", "stopping");
-	goman_kvs_add(&f, "instance-state-name", "stopped");
 	struct goman_ec2_instances ex = {0};
 	struct goman_ec2_describe_stats st = {0};
 	int rc, tries = 0;
+	if (gm_prov_filter(&f, r->cluster, true) != 0) {
+		oom(&e);
+		fail_all(r, false, &e);
+		goto out;
+	}
 	do {
 		goman_ec2_instances_clear(&ex);
 		memset(&st, 0, sizeof(st));
@@ -1086,7 +1151,11 @@ static void run_cluster(struct prun *r)
 	}
 
 	/* 2. plan */
-	size_t missing = gm_prov_plan(r->nodes, r->nn, &ex);
+	size_t missing = 0;
+	if (gm_prov_plan(r->nodes, r->nn, &f, &ex, &missing, &e) != 0) {
+		fail_all(r, false, &e);
+		goto out;
+	}
 	size_t adopted = 0;
 	for (size_t i = 0; i < r->nn; i++)
 		adopted += r->nodes[i]->adopted;
@@ -1144,9 +1213,9 @@ static void run_cluster(struct prun *r)
 		/* the listing filter without the states: every state must be seen, so a node that
 		 * dies while pending is reported, not waited for until the deadline */
 		struct goman_kvs pf = {0};
-		goman_kvs_add(&pf, "tag:goman:cluster", r->cluster);
 		po.filters = &pf;
-		r->poller = goman_ec2_poller_new(r->aws, &po, &e);
+		if (gm_prov_filter(&pf, r->cluster, false) == 0)
+			r->poller = goman_ec2_poller_new(r->aws, &po, &e);
 		goman_kvs_clear(&pf);
 	}
 	r->tokens = o->tags_burst > 0 ? o->tags_burst : 100.0;
@@ -1178,9 +1247,9 @@ static void run_cluster(struct prun *r)
 					.on_done = stopped,
 					.ud = r,
 				};
-				goman_kvs_add(&pf, "tag:goman:cluster", r->cluster);
 				so.filters = &pf;
-				r->stop_poller = goman_ec2_poller_new(r->aws, &so, &se);
+				if (gm_prov_filter(&pf, r->cluster, false) == 0)
+					r->stop_poller = goman_ec2_poller_new(r->aws, &so, &se);
 				goman_kvs_clear(&pf);
 			}
 			int64_t to = o->timeout_ms > 0 ? o->timeout_ms : 600000;
@@ -1271,7 +1340,10 @@ int goman_provision_run(struct goman_aws *aws, struct goman_idem *idem,
 		n->inst.launch_index = -1;
 		n->in = cJSON_IsObject(s) ? cJSON_Duplicate(s, 1) : cJSON_CreateObject();
 		const cJSON *ln = cJSON_GetObjectItemCaseSensitive(n->in, "_line");
-		n->line = cJSON_IsNumber(ln) ? (long)ln->valuedouble : 0;
+		/* the reader's line number; range-checked anyway, a double has no safe cast */
+		n->line = cJSON_IsNumber(ln) && ln->valuedouble >= 0 && ln->valuedouble <= 1e15
+				  ? (long)ln->valuedouble
+				  : 0;
 		cJSON_DeleteItemFromObjectCaseSensitive(n->in, "_line");
 		n->t0 = goman_mono_ms();
 		struct goman_err e = GOMAN_ERR_INIT;

@@ -35,9 +35,15 @@ struct node {
 #ifdef GOMAN_UNIT_TEST
 /* Validates n->in and fills the node from it (defaults from o). 0, or -1 with BadInput. */
 int gm_prov_spec(const struct goman_provision_opts *o, struct node *n, struct goman_err *e);
+/* The listing filter of one cluster (with_states: only reusable states). 0, or -1 when an
+ * add failed (f is then incomplete and must not be used). */
+int gm_prov_filter(struct goman_kvs *f, const char *cluster, bool with_states);
 /* Matches nodes (sorted by role, index) to existing instances: reuse by goman:role +
  * goman:index, then adoption of role-tagged instances without an index for the lowest
- * missing indices. Returns how many nodes are still missing. */
-size_t gm_prov_plan(struct node **nodes, size_t nn, const struct goman_ec2_instances *ex);
+ * missing indices; only instances tagged with the node's cluster, in a reusable state.
+ * *missing gets how many nodes are still missing. -1 (e set, nothing matched) when filter
+ * is not the complete listing filter of the nodes' cluster, or on no memory. */
+int gm_prov_plan(struct node **nodes, size_t nn, const struct goman_kvs *filter,
+		 const struct goman_ec2_instances *ex, size_t *missing, struct goman_err *e);
 #endif
 #endif

@@ -70,6 +70,34 @@ static int get_value(struct goman_aws *aws, const char *name, char **value, stru
 	return 0;
 }
 
+int goman_secret_put(struct goman_aws *aws, const char *name, const char *value,
+		     const char *description, struct goman_err *err)
+{
+	if (!aws || !name || !*name || !value)
+		return goman_err_set(err, GOMAN_EINVAL, GOMAN_CLASS_BAD_INPUT, "BadInput",
+				     "secret: no AWS client, parameter name or value");
+	/* the Standard tier holds 4 KB; two presigned URLs with a long session token can
+	 * pass that */
+	cJSON *req = cJSON_CreateObject();
+	if (!req || !cJSON_AddStringToObject(req, "Name", name) ||
+	    !cJSON_AddStringToObject(req, "Value", value) ||
+	    !cJSON_AddStringToObject(req, "Type", "SecureString") ||
+	    !cJSON_AddTrueToObject(req, "Overwrite") ||
+	    !cJSON_AddStringToObject(req, "Tier", strlen(value) > 4096 ? "Advanced" : "Standard") ||
+	    (description && !cJSON_AddStringToObject(req, "Description", description))) {
+		wipe_delete(req);
+		return goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "", "out of memory");
+	}
+	struct goman_aws_call call = {.service = "ssm", .action = "PutParameter", .json = req};
+	struct goman_aws_result res = {0};
+	int rc = goman_aws_call(aws, &call, &res);
+	wipe_delete(req);
+	if (rc != 0 && err)
+		*err = res.err;
+	goman_aws_result_clear(&res);
+	return rc ? -1 : 0;
+}
+
 int goman_token_ensure(struct goman_aws *aws, const char *name, bool want_value, char **value,
 		       bool *created, struct goman_err *err)
 {

@@ -59,8 +59,14 @@ Release and source
   --channel-url URL          (GOMAN_CHANNEL_URL, default https://update.k3s.io/v1-release/channels)
   --mirror URL               (GOMAN_MIRROR, default https://github.com/k3s-io/k3s/releases/download)
                              files are fetched from URL/<version>/<asset>
-  --airgap-binary-url URL    (GOMAN_AIRGAP_BINARY_URL) e.g. a presigned S3 URL; with
-  --airgap-checksum-url URL  (GOMAN_AIRGAP_CHECKSUM_URL) no mirror/channel is contacted
+  --airgap-binary-url URL    (GOMAN_AIRGAP_BINARY_URL) e.g. an S3 URL; with
+  --airgap-checksum-url URL  (GOMAN_AIRGAP_CHECKSUM_URL) no mirror/channel is contacted.
+                             These are in argv: a URL that carries a secret (a presigned
+                             URL holds the session token) goes by one of the two below
+  --airgap-stdin             (GOMAN_AIRGAP_STDIN=1) read one line "BINARY_URL CHECKSUM_URL"
+                             from stdin, before the token line of --token-stdin
+  --airgap-ssm-param NAME    (GOMAN_AIRGAP_SSM_PARAM) the same line from an SSM SecureString,
+                             read like --token-ssm-param
 Paths
   --prefix DIR               (GOMAN_PREFIX) put every path below under DIR (tests)
   --bin-dir DIR              (GOMAN_BIN_DIR, default /usr/local/bin)
@@ -83,12 +89,14 @@ stdout stays small (SSM keeps 24,000 characters); the full log is in the log fil
 
 Exit codes
   0   installed (or already installed) and ready
-  64  usage: bad or conflicting flags
+  64  usage: bad or conflicting flags, or a value (flag, GOMAN_* variable, extra k3s
+      argument) holding a control character (code BadInput); nothing is written
   10  precheck: curl or wget, or sha256sum, missing
   11  precheck: unsupported architecture (x86_64/amd64, aarch64/arm64, armv7l/armhf)
   12  precheck: not root, or the bin/data dirs are not writable
   13  precheck: not enough free space on the data dir
-  14  precheck: download source unreachable, or the channel did not resolve
+  14  precheck: download source unreachable, the channel did not resolve, or the air-gap
+      URL line (--airgap-stdin, --airgap-ssm-param) is missing or malformed
   15  precheck: cluster token unavailable (file, stdin or SSM)
   20  download failed (binary or checksum file)
   21  checksum: sha256 mismatch or asset missing from the checksum file; nothing installed
@@ -128,7 +136,32 @@ json_escape() {
 }
 jstr() { printf '%s' "$1" | json_escape; }
 
-# Quote one argument for a systemd ExecStart line.
+# Control characters (0x01-0x1f, 0x7f; a shell value holds no NUL). A newline in a value
+# would end the ExecStart line and start another directive of the unit, or another option
+# of a curl config: no value with one is written anywhere.
+CTL=$(printf '\001\002\003\004\005\006\007\010\011\012\013\014\015\016\017\020\021\022\023\024\025\026\027\030\031\032\033\034\035\036\037\177x')
+CTL=${CTL%x}
+has_ctl() {
+	case "$1" in *["$CTL"]*) return 0 ;; esac
+	return 1
+}
+
+# bad_value WHAT VALUE: refuse a value with a control character (exit 64, BadInput). The
+# value itself is not echoed: it is what must not reach a line-based file or the log.
+bad_value() {
+	has_ctl "$2" || return 0
+	printf '%s: %s holds a control character\n' "$PROG" "$1" >&2
+	printf 'GOMAN_RESULT {"ok":false,"class":"bad_input","code":"BadInput","exit":64,"message":"%s holds a control character"}\n' "$(jstr "$1")"
+	exit 64
+}
+
+# One extra k3s argument, checked then quoted for the unit.
+add_extra() {
+	bad_value "an extra k3s argument" "$1"
+	EXTRA_ARGS="$EXTRA_ARGS $(sd_quote "$1")"
+}
+
+# Quote one argument for a systemd ExecStart line (values are free of control characters).
 sd_quote() {
 	printf '"%s"' "$(printf '%s' "$1" | sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/%/%%/g' -e 's/\$/$$/g')"
 }
@@ -276,10 +309,9 @@ ssm_curl() {
 	printf '%s' "$_resp" | sed '$d'
 }
 
-# SSM GetParameter of the token; prints the value.
+# SSM GetParameter of a SecureString NAME; prints the value.
 ssm_fetch_curl() {
-	ssm_curl GetParameter "$(printf '{"Name":"%s","WithDecryption":true}' "$(jstr "$TOKEN_SSM_PARAM")")" \
-		"$TOKEN_SSM_PARAM" |
+	ssm_curl GetParameter "$(printf '{"Name":"%s","WithDecryption":true}' "$(jstr "$1")")" "$1" |
 		json_field Value
 }
 
@@ -287,8 +319,45 @@ ssm_fetch_aws() {
 	_r=""
 	[ -n "$REGION" ] && _r="--region $REGION"
 	# shellcheck disable=SC2086 # _r is two words or none
-	aws ssm get-parameter $_r --name "$TOKEN_SSM_PARAM" --with-decryption \
+	aws ssm get-parameter $_r --name "$1" --with-decryption \
 		--query Parameter.Value --output text 2>>"$LOG_FILE"
+}
+
+# ssm_fetch NAME: the value of SecureString NAME with the SSM client of this node
+ssm_fetch() {
+	_via=${GOMAN_SSM_CLIENT:-auto}
+	if [ "$_via" = auto ]; then
+		if command -v aws >/dev/null 2>&1; then _via=aws; else _via=curl; fi
+	fi
+	log "reading SSM parameter $1 via $_via"
+	case "$_via" in
+	aws) ssm_fetch_aws "$1" ;;
+	curl) ssm_fetch_curl "$1" ;;
+	*) return 2 ;;
+	esac
+}
+
+# The air-gap URLs from stdin or SSM: one line "BINARY_URL CHECKSUM_URL". Presigned URLs
+# carry the session token: they never go through argv, and only without their query
+# string into the log.
+read_airgap() {
+	_line=""
+	if [ "$AIRGAP_STDIN" = 1 ]; then
+		IFS= read -r _line || [ -n "$_line" ] ||
+			fail 14 precheck Unreachable "no air-gap URL line on stdin"
+	elif [ -n "$AIRGAP_SSM_PARAM" ]; then
+		_line=$(ssm_fetch "$AIRGAP_SSM_PARAM") || _line=""
+		[ -n "$_line" ] || fail 14 precheck Unreachable "could not read SSM parameter $AIRGAP_SSM_PARAM"
+	else
+		return 0
+	fi
+	_line=$(printf '%s' "$_line" | tr -d '\r\n')
+	has_ctl "$_line" && fail 14 precheck Unreachable "the air-gap URL line holds a control character"
+	AIRGAP_BIN_URL=${_line%% *}
+	AIRGAP_SUMS_URL=${_line#* }
+	case "$AIRGAP_SUMS_URL" in *' '*) AIRGAP_SUMS_URL="" ;; esac
+	[ -n "$AIRGAP_BIN_URL" ] && [ -n "$AIRGAP_SUMS_URL" ] && [ "$AIRGAP_BIN_URL" != "$_line" ] ||
+		fail 14 precheck Unreachable "the air-gap line is not \"BINARY_URL CHECKSUM_URL\""
 }
 
 read_token() {
@@ -305,19 +374,15 @@ read_token() {
 		IFS= read -r TOKEN || [ -n "$TOKEN" ] ||
 			fail 15 precheck TokenUnavailable "no token line on stdin"
 	elif [ -n "$TOKEN_SSM_PARAM" ]; then
-		_via=${GOMAN_SSM_CLIENT:-auto}
-		if [ "$_via" = auto ]; then
-			if command -v aws >/dev/null 2>&1; then _via=aws; else _via=curl; fi
-		fi
-		log "reading token from SSM parameter $TOKEN_SSM_PARAM via $_via"
-		case "$_via" in
-		aws) TOKEN=$(ssm_fetch_aws) ;;
-		curl) TOKEN=$(ssm_fetch_curl) ;;
+		case "${GOMAN_SSM_CLIENT:-auto}" in
+		auto | aws | curl) ;;
 		*) usage_fail "GOMAN_SSM_CLIENT must be aws or curl" ;;
 		esac
+		TOKEN=$(ssm_fetch "$TOKEN_SSM_PARAM")
 		[ -n "$TOKEN" ] || fail 15 precheck TokenUnavailable "could not read SSM parameter $TOKEN_SSM_PARAM"
 	fi
 	TOKEN=$(printf '%s' "$TOKEN" | tr -d '\r\n')
+	has_ctl "$TOKEN" && fail 15 precheck TokenUnavailable "the token holds a control character"
 	if [ -z "$TOKEN" ]; then
 		if [ "$ROLE" = agent ] || [ -n "$SERVER_URL" ]; then
 			fail 15 precheck TokenUnavailable "joining a cluster needs a token (--token-file, --token-ssm-param or --token-stdin)"
@@ -402,7 +467,7 @@ precheck() {
 	*) usage_fail "GOMAN_DOWNLOADER must be curl or wget" ;;
 	esac
 	command -v sha256sum >/dev/null 2>&1 || fail 10 precheck MissingTool "sha256sum is not installed"
-	if [ -n "$TOKEN_SSM_PARAM$KC_SSM_PARAM" ] && [ "${GOMAN_SSM_CLIENT:-auto}" != aws ] &&
+	if [ -n "$TOKEN_SSM_PARAM$KC_SSM_PARAM$AIRGAP_SSM_PARAM" ] && [ "${GOMAN_SSM_CLIENT:-auto}" != aws ] &&
 		! command -v aws >/dev/null 2>&1 && ! command -v curl >/dev/null 2>&1; then
 		fail 10 precheck MissingTool "SSM (token or kubeconfig) needs the aws CLI or curl"
 	fi
@@ -431,6 +496,8 @@ precheck() {
 	[ "$_free_mb" -ge "$MIN_FREE_MB" ] ||
 		fail 13 precheck LowDisk "only ${_free_mb} MB free on $_e, need ${MIN_FREE_MB} MB"
 
+	# stdin holds the air-gap line first, then the token line
+	read_airgap
 	read_token
 
 	if [ -n "$AIRGAP_BIN_URL" ]; then
@@ -620,25 +687,27 @@ main() {
 	CHANNEL_URL=${GOMAN_CHANNEL_URL:-https://update.k3s.io/v1-release/channels}
 	MIRROR=${GOMAN_MIRROR:-https://github.com/k3s-io/k3s/releases/download}
 	AIRGAP_BIN_URL=${GOMAN_AIRGAP_BINARY_URL:-} AIRGAP_SUMS_URL=${GOMAN_AIRGAP_CHECKSUM_URL:-}
+	AIRGAP_STDIN=${GOMAN_AIRGAP_STDIN:-0} AIRGAP_SSM_PARAM=${GOMAN_AIRGAP_SSM_PARAM:-}
 	PREFIX=${GOMAN_PREFIX:-} BIN_DIR=${GOMAN_BIN_DIR:-} DATA_DIR=${GOMAN_DATA_DIR:-}
 	PROGRESS_FILE=${GOMAN_PROGRESS_FILE:-} LOG_FILE=${GOMAN_LOG_FILE:-}
 	NO_SERVICES=${GOMAN_NO_SERVICES:-0} MIN_FREE_MB=${GOMAN_MIN_FREE_MB:-1024}
 	READY_TIMEOUT=${GOMAN_READY_TIMEOUT:-300}
 	EXTRA_ARGS=""
-	for _a in ${GOMAN_EXEC_ARGS:-}; do EXTRA_ARGS="$EXTRA_ARGS $(sd_quote "$_a")"; done
+	for _a in ${GOMAN_EXEC_ARGS:-}; do add_extra "$_a"; done
 
 	while [ $# -gt 0 ]; do
 		case "$1" in
 		-h | --help) usage; exit 0 ;;
 		--cluster-init) CLUSTER_INIT=1 ;;
 		--token-stdin) TOKEN_STDIN=1 ;;
+		--airgap-stdin) AIRGAP_STDIN=1 ;;
 		--no-services) NO_SERVICES=1 ;;
-		--) shift; for _a in "$@"; do EXTRA_ARGS="$EXTRA_ARGS $(sd_quote "$_a")"; done; break ;;
+		--) shift; for _a in "$@"; do add_extra "$_a"; done; break ;;
 		--role | --server-url | --tls-san | --token-file | --token-ssm-param | --region | \
 			--k3s-version | --channel | --channel-url | --mirror | --airgap-binary-url | \
 			--airgap-checksum-url | --prefix | --bin-dir | --data-dir | --progress-file | \
 			--log-file | --min-free-mb | --ready-timeout | --exec-args | \
-			--kubeconfig-ssm-param | --kubeconfig-server)
+			--kubeconfig-ssm-param | --kubeconfig-server | --airgap-ssm-param)
 			[ $# -ge 2 ] || usage_fail "$1 needs a value"
 			_v=$2
 			case "$1" in
@@ -656,6 +725,7 @@ main() {
 			--mirror) MIRROR=$_v ;;
 			--airgap-binary-url) AIRGAP_BIN_URL=$_v ;;
 			--airgap-checksum-url) AIRGAP_SUMS_URL=$_v ;;
+			--airgap-ssm-param) AIRGAP_SSM_PARAM=$_v ;;
 			--prefix) PREFIX=$_v ;;
 			--bin-dir) BIN_DIR=$_v ;;
 			--data-dir) DATA_DIR=$_v ;;
@@ -663,7 +733,7 @@ main() {
 			--log-file) LOG_FILE=$_v ;;
 			--min-free-mb) MIN_FREE_MB=$_v ;;
 			--ready-timeout) READY_TIMEOUT=$_v ;;
-			--exec-args) for _a in $_v; do EXTRA_ARGS="$EXTRA_ARGS $(sd_quote "$_a")"; done ;;
+			--exec-args) for _a in $_v; do add_extra "$_a"; done ;;
 			esac
 			shift ;;
 		--token | --token=*) usage_fail "the token is never taken from the command line: use --token-file, --token-ssm-param or --token-stdin" ;;
@@ -672,6 +742,27 @@ main() {
 		shift
 	done
 
+	# every value that can reach the unit, a curl config, the token file or the log
+	bad_value --role "$ROLE"
+	bad_value --server-url "$SERVER_URL"
+	bad_value --tls-san "$TLS_SAN"
+	bad_value --token-file "$TOKEN_FILE"
+	bad_value --token-ssm-param "$TOKEN_SSM_PARAM"
+	bad_value --kubeconfig-ssm-param "$KC_SSM_PARAM"
+	bad_value --kubeconfig-server "$KC_SERVER"
+	bad_value --region "$REGION"
+	bad_value --k3s-version "$VERSION"
+	bad_value --channel "$CHANNEL"
+	bad_value --channel-url "$CHANNEL_URL"
+	bad_value --mirror "$MIRROR"
+	bad_value --airgap-binary-url "$AIRGAP_BIN_URL"
+	bad_value --airgap-checksum-url "$AIRGAP_SUMS_URL"
+	bad_value --airgap-ssm-param "$AIRGAP_SSM_PARAM"
+	bad_value --prefix "$PREFIX"
+	bad_value --bin-dir "$BIN_DIR"
+	bad_value --data-dir "$DATA_DIR"
+	bad_value --progress-file "$PROGRESS_FILE"
+	bad_value --log-file "$LOG_FILE"
 	case "$ROLE" in
 	server | agent) ;;
 	'') usage_fail "--role server|agent is required" ;;
@@ -683,6 +774,11 @@ main() {
 	[ "$ROLE" = agent ] && [ -n "$KC_SSM_PARAM" ] && usage_fail "--kubeconfig-ssm-param is for servers"
 	# it goes into a sed expression and a URL: an address or host name, nothing else
 	case "$KC_SERVER" in *[!A-Za-z0-9.:_[\]-]*) usage_fail "--kubeconfig-server must be an address or host name" ;; esac
+	_ag=0
+	[ -n "$AIRGAP_BIN_URL$AIRGAP_SUMS_URL" ] && _ag=$((_ag + 1))
+	[ "$AIRGAP_STDIN" = 1 ] && _ag=$((_ag + 1))
+	[ -n "$AIRGAP_SSM_PARAM" ] && _ag=$((_ag + 1))
+	[ "$_ag" -gt 1 ] && usage_fail "give one air-gap source: the URL flags, --airgap-stdin or --airgap-ssm-param"
 	if [ -n "$AIRGAP_BIN_URL" ] || [ -n "$AIRGAP_SUMS_URL" ]; then
 		[ -n "$AIRGAP_BIN_URL" ] && [ -n "$AIRGAP_SUMS_URL" ] ||
 			usage_fail "air-gap needs both --airgap-binary-url and --airgap-checksum-url"

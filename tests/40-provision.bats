@@ -175,6 +175,16 @@ IN
 	assert_equal "${#lines[@]}" 3
 }
 
+@test "goman-provision: a spec's own \"_line\" (1e300, -5) never replaces its input line number" {
+	run -65 --separate-stderr goman-provision --poll-interval 100ms <<'IN'
+{"cluster":"linex","role":"queen","_line":1e300}
+{"cluster":"linex","role":"queen","_line":-5}
+IN
+	assert_equal "${#lines[@]}" 2
+	assert_equal "$(jq -s -c 'map(.error.line)' <<<"$output")" "[1,2]"
+	assert_equal "$(jq -s -c 'map(has("_line")) | any' <<<"$output")" false
+}
+
 @test "goman-provision: a stopped node is started and reused; --dry-run launches nothing" {
 	run -0 --separate-stderr goman-provision --cluster sleepy --servers 1 --poll-interval 100ms
 	id=$(jq -r .instance_id <<<"$output")

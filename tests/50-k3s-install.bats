@@ -303,6 +303,66 @@ assert_nothing_installed() {
 	nogrep "$TOKEN_TEXT" <<<"$output$stderr"
 }
 
+# agent_with URL [args...]: the script as an agent joining URL, under $SH (sh or bash)
+agent_with() {
+	local url=$1
+	shift
+	PATH="$SHIM_DIR:$PATH" $SH "$S" --role agent --server-url "$url" --prefix "$P" --no-services \
+		--mirror "$MIRROR" --k3s-version "$V" --token-file "$TOKFILE" "$@"
+}
+
+# no_injected_unit: no unit file, and no line anywhere below $P that starts a directive
+no_injected_unit() {
+	[ ! -e "$P/etc/systemd/system/k3s-agent.service" ]
+	[ ! -e "$P/etc/systemd/system/k3s.service" ]
+	if [ -d "$P" ] && grep -rq '^ExecStart=/bin/sh' "$P"; then
+		echo "an injected ExecStart line was written" >&2
+		return 1
+	fi
+}
+
+@test "k3s-install.sh: a server URL with a newline and its own ExecStart line is refused (exit 64), under sh and bash" {
+	evil=$'10.0.0.5\nExecStart=/bin/sh -c \'id >/root/PWNED\'\nX='
+	for SH in sh bash; do
+		rm -rf "$P"
+		run -64 --separate-stderr agent_with "https://$evil:6443"
+		[ "$(result | jq -r .code)" = BadInput ]
+		[ "$(result | jq -r .class)" = bad_input ]
+		[ "$(result | jq -r .message)" = "--server-url holds a control character" ]
+		no_injected_unit
+		# the value itself is not echoed (it is what must stay out of line-based files)
+		nogrep 'PWNED' <<<"$output$stderr"
+	done
+}
+
+@test "k3s-install.sh: control characters in any value written into the unit are refused (exit 64)" {
+	SH=sh
+	run -64 --separate-stderr agent_with https://10.0.0.5:6443 -- $'--node-label=a\nExecStart=/bin/sh'
+	[ "$(result | jq -r .code)" = BadInput ]
+	no_injected_unit
+	run -64 --separate-stderr agent_with https://10.0.0.5:6443 --data-dir $'/var/lib/k\tx'
+	no_injected_unit
+	run -64 --separate-stderr agent_with https://10.0.0.5:6443 --k3s-version $'v1\x7f'
+	no_injected_unit
+	GOMAN_TLS_SAN=$'a\rExecStart=/bin/sh' run -64 --separate-stderr sh "$S" --role server \
+		--prefix "$P" --no-services --mirror "$MIRROR" --k3s-version "$V" --token-file "$TOKFILE"
+	no_injected_unit
+	run -64 --separate-stderr agent_with https://10.0.0.5:6443 --mirror $'http://x/\nurl = "http://evil/"'
+	no_injected_unit
+	# a clean value still installs
+	run -0 --separate-stderr agent_with https://10.0.0.5:6443 -- --node-label=a=b
+	grep -q '^ExecStart=.* "--node-label=a=b"$' "$P/etc/systemd/system/k3s-agent.service"
+}
+
+@test "k3s-install.sh: a token with a control character is refused (exit 15) and not written" {
+	printf 'K10tok\033[2Jen\n' >"$BATS_TEST_TMPDIR/tok"
+	SH=sh
+	run -15 --separate-stderr agent_with https://10.0.0.5:6443 --token-file "$BATS_TEST_TMPDIR/tok"
+	[ "$(result | jq -r .code)" = TokenUnavailable ]
+	[ ! -e "$P/etc/rancher/k3s/goman-token" ]
+	no_injected_unit
+}
+
 @test "k3s-install.sh: a channel resolves to its release" {
 	run -0 --separate-stderr sh "$S" --role server --prefix "$P" --no-services --mirror "$MIRROR" \
 		--channel stable --channel-url "$MIRROR/channels" --ready-timeout 5
@@ -320,6 +380,22 @@ assert_nothing_installed() {
 	nogrep "$q" "$P/var/log/goman-k3s-install.log"
 	nogrep "$q" "$CURL_ARGV_LOG" # the URL went to curl in a config on stdin
 	nogrep "^start / " "$MLOG"     # no reachability probe in air-gap mode
+}
+
+@test "k3s-install.sh: --airgap-stdin reads \"BINARY_URL CHECKSUM_URL\" from stdin; a bad line is exit 14" {
+	q='X-Amz-Signature=feedfacecafe0123'
+	run -0 --separate-stderr install_server --mirror "http://127.0.0.1:$DEAD_PORT" --airgap-stdin \
+		< <(printf '%s %s\n' "$MIRROR/$V2/k3s?$q" "$MIRROR/$V2/sha256sum-amd64.txt?$q")
+	[ "$(result | jq -r .airgap)" = true ]
+	cmp "$P/usr/local/bin/k3s" "$MIRROR_DIR/$V2/k3s"
+	nogrep "$q" "$P/var/log/goman-k3s-install.log"
+	nogrep "$q" "$CURL_ARGV_LOG"
+	rm -rf "$P"
+	run -14 --separate-stderr install_server --airgap-stdin < <(printf '%s\n' "$MIRROR/$V2/k3s")
+	[ "$(result | jq -r .code)" = Unreachable ]
+	run -14 --separate-stderr install_server --airgap-stdin </dev/null
+	run -64 --separate-stderr install_server --airgap-stdin --airgap-binary-url x --airgap-checksum-url y
+	assert_nothing_installed
 }
 
 @test "k3s-install.sh: runs the same under bash" {

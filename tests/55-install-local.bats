@@ -88,3 +88,13 @@ node() { printf '{"cluster":"box","name":"box-%s-%d","role":"%s","index":%d,"min
 	# with one slot, each node waited for the one before it
 	jq -e -s '[.[] | .install.wait_ms] | max > 0' <<<"$output"
 }
+
+@test "goman-install: --server-url must be https://ADDR:PORT (exit 64)" {
+	for url in $'https://10.0.0.5\nExecStart=/bin/sh:6443' https://10.0.0.5 http://10.0.0.5:6443 \
+		'https://10.0.0.5:6443 --token x'; do
+		run -64 --separate-stderr install_local --server-url "$url" < <(node agent 0)
+		[[ "$stderr" == *"--server-url must be https://ADDR:PORT"* ]]
+		[ ! -e "$P" ]
+	done
+	run -0 --separate-stderr install_local < <(node server 0)
+}

@@ -81,3 +81,58 @@ node() { printf '{"cluster":"sh","name":"sh-%s-%d","role":"%s","index":%d,"priva
 	run -65 --separate-stderr install_ssh < <(echo '{"cluster":"sh","role":"server","index":0}')
 	jq -e '.install.error.code == "BadInput" and .install.error.line == 1' <<<"${lines[0]}"
 }
+
+@test "goman-install: a private_ip carrying a unit line is a BadInput record (exit 65); the others install" {
+	evil='{"cluster":"sh","role":"agent","index":1,"private_ip":"127.0.0.1\nExecStart=/bin/sh -c '"'"'id >/tmp/PWNED'"'"'\nX="}'
+	proxy='{"cluster":"sh","role":"agent","index":2,"private_ip":"127.0.0.1","public_ip":"-oProxyCommand=touch '"$BATS_TEST_TMPDIR"'/proxied"}'
+	run -65 --separate-stderr install_ssh < <(node server 0; printf '%s\n' "$evil" "$proxy"; node agent 0)
+	[ "${#lines[@]}" -eq 4 ]
+	jq -e -s '[.[] | select(.index == 1 or .index == 2) | .install.error.code] == ["BadInput", "BadInput"]' <<<"$output"
+	jq -e -s '[.[] | select(.index == 0) | .install.ok] == [true, true]' <<<"$output"
+	# the agent's unit names the first server only; no line of the hostile record got in
+	grep -q '"--server" "https://127.0.0.1:6443"' "$P/etc/systemd/system/k3s-agent.service"
+	if grep -rq '^ExecStart=/bin/sh' "$P/etc/systemd/system"; then echo "injected unit line" >&2; return 1; fi
+	[ ! -e "$BATS_TEST_TMPDIR/proxied" ]
+}
+
+@test "goman-install: an ssh host that is not an address is refused before ssh runs" {
+	run -65 --separate-stderr install_ssh --ssh-public-ip < <(node server 0 |
+		jq -c '.public_ip = "-oProxyCommand=touch '"$BATS_TEST_TMPDIR"'/proxied"')
+	jq -e '.install.error.code == "BadInput"' <<<"${lines[0]}"
+	[ ! -e "$BATS_TEST_TMPDIR/proxied" ]
+	[ ! -e "$P/usr/local/bin/k3s" ]
+}
+
+@test "goman-install: --via ssh --airgap sends the presigned URLs on stdin, never in argv" {
+	# presigned offline with made-up keys; the mirror stands in for S3 (it ignores the query)
+	mkdir -p "$BATS_FILE_TMPDIR/mirror/files/goman-ssh-airgap"
+	cp -r "$BATS_FILE_TMPDIR/mirror/files/$V" "$BATS_FILE_TMPDIR/mirror/files/goman-ssh-airgap/rel"
+	echo 1 >"$BATS_FILE_TMPDIR/mirror/files/.delay"
+	: >"$BATS_FILE_TMPDIR/mirror/log"
+	AWS_ACCESS_KEY_ID=AKIDGOMANAIRGAPTEST AWS_SECRET_ACCESS_KEY=goman-airgap-test-secret \
+		AWS_SESSION_TOKEN=goman-airgap-session-77c1 AWS_REGION=us-east-1 \
+		AWS_ENDPOINT_URL_S3="$MIRROR" install_ssh --no-kubeconfig --airgap s3://goman-ssh-airgap/rel \
+		< <(node server 0) >"$BATS_TEST_TMPDIR/out" 2>"$BATS_TEST_TMPDIR/err" &
+	pid=$!
+	for _ in $(seq 1 100); do
+		grep -qs "^start /goman-ssh-airgap/rel/k3s " "$BATS_FILE_TMPDIR/mirror/log" && break
+		sleep 0.05
+	done
+	ps -eo args >"$BATS_TEST_TMPDIR/ps.txt"
+	wait "$pid"
+	rm -f "$BATS_FILE_TMPDIR/mirror/files/.delay"
+	jq -e '.install.ok and .install.via == "ssh"' "$BATS_TEST_TMPDIR/out"
+	cmp "$P/usr/local/bin/k3s" "$BATS_FILE_TMPDIR/mirror/files/goman-ssh-airgap/rel/k3s"
+	grep -q "bash -s -- .*--airgap-stdin" "$BATS_TEST_TMPDIR/ps.txt"
+	# the script logs the URLs without their query string; argv has no URL at all
+	if grep -qF /goman-ssh-airgap/rel/k3s "$BATS_TEST_TMPDIR/ps.txt"; then
+		echo "an air-gap URL in argv" >&2
+		return 1
+	fi
+	for s in X-Amz-Signature= X-Amz-Credential= goman-airgap-session-77c1; do
+		if grep -qF -- "$s" "$BATS_TEST_TMPDIR/ps.txt" "$BATS_TEST_TMPDIR/out" "$BATS_TEST_TMPDIR/err"; then
+			echo "'$s' in argv or output" >&2
+			return 1
+		fi
+	done
+}

@@ -236,3 +236,111 @@ EOF
 	[ ${#key} -eq 60 ]
 	if grep -q -- "$key" <<<"$output$stderr"; then echo "kubeconfig in the output" >&2; return 1; fi
 }
+
+@test "goman-install: --airgap URLs reach the nodes through a SecureString, never the SendCommand text" {
+	records t9 1 2 >"$BATS_TEST_TMPDIR/in"
+	# temporary credentials (moto checks their session token): the URLs then carry one
+	"$LOCAL_AWS_PYTHON" -c '
+import botocore.session, os, json
+ss = botocore.session.get_session()
+iam = ss.create_client("iam", endpoint_url=os.environ["MOTO"], region_name="us-east-1")
+doc = lambda st: json.dumps({"Version": "2012-10-17", "Statement": [st]})
+try:
+    iam.create_role(RoleName="goman-airgap-test", AssumeRolePolicyDocument=doc(
+        {"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "sts:AssumeRole"}))
+except iam.exceptions.EntityAlreadyExistsException:
+    pass
+iam.put_role_policy(RoleName="goman-airgap-test", PolicyName="all",
+                    PolicyDocument=doc({"Effect": "Allow", "Action": "*", "Resource": "*"}))
+sts = ss.create_client("sts", endpoint_url=os.environ["MOTO"], region_name="us-east-1")
+c = sts.assume_role(RoleArn="arn:aws:iam::123456789012:role/goman-airgap-test",
+                    RoleSessionName="airgap")["Credentials"]
+print(c["AccessKeyId"], c["SecretAccessKey"], c["SessionToken"])' >"$BATS_TEST_TMPDIR/creds"
+	read -r akid skey stok <"$BATS_TEST_TMPDIR/creds"
+	[ -n "$stok" ]
+	AWS_ACCESS_KEY_ID=$akid AWS_SECRET_ACCESS_KEY=$skey AWS_SESSION_TOKEN=$stok \
+		run -0 --separate-stderr install_ssm --airgap s3://goman-airgap/k3s/v1 <"$BATS_TEST_TMPDIR/in"
+	[ "${#lines[@]}" -eq 3 ]
+	proxy_log >"$BATS_TEST_TMPDIR/log.json"
+	jq -r '.[] | select(.action == "SendCommand") | .body' "$BATS_TEST_TMPDIR/log.json" >"$BATS_TEST_TMPDIR/sends"
+	[ "$(jq -s length "$BATS_TEST_TMPDIR/sends")" -ge 2 ]
+	# (the script text itself names the headers and flags: look for values)
+	for secret in X-Amz-Signature= X-Amz-Credential= X-Amz-Security-Token= "$stok" goman-airgap/; do
+		if grep -qF -- "$secret" "$BATS_TEST_TMPDIR/sends"; then
+			echo "'$secret' in a SendCommand body" >&2
+			return 1
+		fi
+	done
+	# the call after the script's here-document names the parameter, not the URLs
+	jq -r '.Parameters.commands[0] | split("GOMAN_K3S_INSTALL_EOF") | last' "$BATS_TEST_TMPDIR/sends" >"$BATS_TEST_TMPDIR/calls"
+	if grep -q -- "--airgap-binary-url\|--airgap-checksum-url" "$BATS_TEST_TMPDIR/calls"; then
+		echo "air-gap URL flags in a command" >&2
+		return 1
+	fi
+	jq -e -s '[.[] | .Parameters.commands[0] | select(contains("GOMAN_K3S_INSTALL_EOF"))] |
+		length >= 2 and all(contains("'"'--airgap-ssm-param' '/goman/t9/airgap'"'"))' \
+		"$BATS_TEST_TMPDIR/sends"
+	# the parameter was written (SecureString) before the first SendCommand
+	jq -e '[.[] | .action] | index("PutParameter") < index("SendCommand")' "$BATS_TEST_TMPDIR/log.json"
+	N=/goman/t9/airgap "$LOCAL_AWS_PYTHON" -c '
+import botocore.session, os
+c = botocore.session.get_session().create_client("ssm", endpoint_url=os.environ["MOTO"], region_name="us-east-1")
+p = c.get_parameter(Name=os.environ["N"], WithDecryption=True)["Parameter"]
+print(p["Type"]); print(p["Value"])' >"$BATS_TEST_TMPDIR/param"
+	[ "$(sed -n 1p "$BATS_TEST_TMPDIR/param")" = SecureString ]
+	read -r bin sums < <(sed -n 2p "$BATS_TEST_TMPDIR/param")
+	[[ "$bin" == */goman-airgap/k3s/v1/k3s\?*X-Amz-Signature=* ]]
+	[[ "$sums" == */goman-airgap/k3s/v1/sha256sum-amd64.txt\?*X-Amz-Signature=* ]]
+	[[ "$bin" == *"X-Amz-Security-Token="* ]]
+	# nor in the records, the log or the events
+	if printf "%s\n" "$output" "$stderr" | cat - "$GOMAN_EVENTS" | grep -qF -e X-Amz-Signature -e "$stok"; then
+		echo "presigned URL in output or events" >&2
+		return 1
+	fi
+}
+
+nogrep_f() { # STRING FILE: fails when FILE holds STRING
+	if grep -qF -- "$1" "$2"; then
+		echo "unexpected '$1' in $2" >&2
+		return 1
+	fi
+}
+
+@test "goman-install: --via local --airgap installs from presigned URLs given on stdin, never in argv" {
+	# moto answers 500 to every presigned GET (botocore's own URLs too): the loopback
+	# mirror stands in for S3 and serves the bucket's path; the URLs are still presigned
+	# by goman with the moto credentials
+	# shellcheck source=fixtures/sshd.bash
+	. "$ROOT/tests/fixtures/sshd.bash"
+	mirror_start "$BATS_TEST_TMPDIR/mirror" goman-local-airgap/rel
+	echo 1 >"$BATS_TEST_TMPDIR/mirror/files/.delay"
+	P="$BATS_TEST_TMPDIR/root"
+	printf '%s\n' K10goman-airgap-local-token >"$BATS_TEST_TMPDIR/token"
+	printf '{"cluster":"l2","name":"l2-server-0","role":"server","index":0,"private_ip":"10.9.8.7"}\n' \
+		>"$BATS_TEST_TMPDIR/in"
+	AWS_ENDPOINT_URL_S3=$MIRROR goman-install --via local --prefix "$P" --no-services --no-kubeconfig \
+		--token-file "$BATS_TEST_TMPDIR/token" --airgap s3://goman-local-airgap/rel --verify-wait 2s \
+		<"$BATS_TEST_TMPDIR/in" >"$BATS_TEST_TMPDIR/out" 2>"$BATS_TEST_TMPDIR/err" &
+	pid=$!
+	# snapshot while the slow binary download is in flight
+	for _ in $(seq 1 100); do
+		grep -qs "^start /goman-local-airgap/rel/k3s " "$BATS_TEST_TMPDIR/mirror/log" && break
+		sleep 0.05
+	done
+	ps -eo args >"$BATS_TEST_TMPDIR/ps.txt"
+	wait "$pid"
+	mirror_stop "$BATS_TEST_TMPDIR/mirror"
+	jq -e '.install.ok and .install.via == "local"' "$BATS_TEST_TMPDIR/out"
+	cmp "$P/usr/local/bin/k3s" "$BATS_TEST_TMPDIR/mirror/files/goman-local-airgap/rel/k3s"
+	grep -q 'air-gap: binary .*/goman-local-airgap/rel/k3s,' "$P/var/log/goman-k3s-install.log"
+	# the snapshot saw the script and its download, without any URL in argv
+	grep -q 'k3s-install.sh .*--airgap-stdin' "$BATS_TEST_TMPDIR/ps.txt"
+	grep -q 'curl -K -' "$BATS_TEST_TMPDIR/ps.txt"
+	grep -q 'goman-install .*--airgap s3://goman-local-airgap/rel' "$BATS_TEST_TMPDIR/ps.txt"
+	nogrep_f /goman-local-airgap/rel/k3s "$BATS_TEST_TMPDIR/ps.txt"
+	for f in ps.txt out err; do
+		nogrep_f X-Amz-Signature= "$BATS_TEST_TMPDIR/$f"
+		nogrep_f X-Amz-Credential= "$BATS_TEST_TMPDIR/$f"
+	done
+	nogrep_f X-Amz-Signature= "$P/var/log/goman-k3s-install.log"
+}

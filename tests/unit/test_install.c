@@ -5,6 +5,7 @@
  * and the parsing of GOMAN_PROGRESS/GOMAN_RESULT and `kubectl get nodes`.
  */
 #include "unit.h"
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <cjson/cJSON.h>
@@ -27,6 +28,9 @@ static const char *young_id;  /* SendCommand naming it fails InvalidInstanceId, 
 static int inprog_left;       /* InProgress answers still to give */
 static struct gm_install *cur; /* the installer under test */
 static int in_flight, max_in_flight, polls_before_send; /* polls sent while a SendCommand waited */
+static const char *poll_answer; /* when set: the GetCommandInvocation reply */
+static char last_code[64], last_msg[256], last_name[128]; /* of the last error record */
+static int bad_records;
 
 static void fire(void *ud)
 {
@@ -73,6 +77,8 @@ static int fake_submit(struct goman_aws *a, const struct goman_aws_call *call, g
 			dne_left--;
 			goman_err_set(&p->res.err, GOMAN_ESERVICE, GOMAN_CLASS_CLIENT, "InvocationDoesNotExist",
 				      "not yet");
+		} else if (poll_answer) {
+			p->res.data = cJSON_Parse(poll_answer);
 		} else {
 			p->res.data = cJSON_Parse("{\"Status\":\"Success\",\"ResponseCode\":0,"
 						  "\"StandardOutputContent\":\"GOMAN_PROGRESS 100 ready\\n"
@@ -90,6 +96,15 @@ static void on_emit(const cJSON *rec, void *ud)
 	const cJSON *st = cJSON_GetObjectItem(rec, "install");
 	if (cJSON_IsTrue(cJSON_GetObjectItem(st, "ok")))
 		ok_records++;
+	const cJSON *e = cJSON_GetObjectItem(st, "error");
+	if (e) {
+		const cJSON *c = cJSON_GetObjectItem(e, "code"), *m = cJSON_GetObjectItem(e, "message");
+		const cJSON *nm = cJSON_GetObjectItem(rec, "name");
+		snprintf(last_code, sizeof(last_code), "%s", cJSON_IsString(c) ? c->valuestring : "");
+		snprintf(last_msg, sizeof(last_msg), "%s", cJSON_IsString(m) ? m->valuestring : "");
+		snprintf(last_name, sizeof(last_name), "%s", cJSON_IsString(nm) ? nm->valuestring : "");
+		bad_records += !strcmp(last_code, "BadInput");
+	}
 }
 
 static struct goman_install *make(void)
@@ -100,6 +115,9 @@ static struct goman_install *make(void)
 	sends = polls = emitted = ok_records = dne_left = inprog_left = 0;
 	in_flight = max_in_flight = polls_before_send = 0;
 	young_id = NULL;
+	poll_answer = NULL;
+	bad_records = 0;
+	last_code[0] = last_msg[0] = last_name[0] = '\0';
 	memset(send_sizes, 0, sizeof(send_sizes));
 	struct goman_install_opts o = {.via = GOMAN_VIA_SSM, .aws = (struct goman_aws *)1, .http = loop,
 				       .script_path = "scripts/k3s-install.sh", .cluster = NULL,
@@ -220,6 +238,134 @@ static void test_agents_wait_for_the_first_server_record(void **s)
 	assert_int_equal(ok_records, 2);
 }
 
+static void add_json(struct goman_install *in, const char *json)
+{
+	struct goman_err err;
+	cJSON *j = cJSON_Parse(json);
+	assert_non_null(j);
+	assert_int_equal(goman_install_add(in, j, 1, &err), 0);
+}
+
+static void test_a_private_ip_with_a_unit_line_is_bad_input_and_others_go_on(void **s)
+{
+	struct goman_install *in = make();
+	add_json(in, "{\"cluster\":\"u\",\"role\":\"server\",\"index\":0,\"instance_id\":\"i-0\","
+		     "\"private_ip\":\"10.0.0.5\\nExecStart=/bin/sh -c 'id >/root/PWNED'\\nX=\"}");
+	assert_int_equal(bad_records, 1);
+	assert_string_equal(last_code, "BadInput");
+	assert_null(strchr(last_msg, '\n'));
+	add_json(in, "{\"cluster\":\"u\",\"role\":\"agent\",\"index\":3,\"instance_id\":\"i-3\","
+		     "\"private_ip\":\"10.0.0.4\",\"public_ip\":\"-oProxyCommand=id\"}");
+	assert_int_equal(bad_records, 2);
+	/* names and IDs go into log lines: no forged line either */
+	add_json(in, "{\"cluster\":\"u\",\"role\":\"agent\",\"index\":4,\"instance_id\":\"i-4\","
+		     "\"private_ip\":\"10.0.0.4\",\"name\":\"a\\n[INSTALL] u-agent-9: installed\"}");
+	add_json(in, "{\"cluster\":\"u\",\"role\":\"agent\",\"index\":5,\"instance_id\":\"i-5\\r\","
+		     "\"private_ip\":\"10.0.0.4\"}");
+	assert_int_equal(bad_records, 4);
+	/* no server URL came from the bad record: the good ones still install */
+	assert_string_equal(((struct gm_install *)in)->server_url, "");
+	add(in, "server", 0, "i-s0");
+	assert_string_equal(((struct gm_install *)in)->server_url, "https://10.0.0.1:6443");
+	add(in, "agent", 1, "i-a1");
+	run_to_end(in);
+	assert_int_equal(ok_records, 2);
+	assert_int_equal(bad_records, 4);
+	assert_int_equal(emitted, 6);
+}
+
+static void test_an_ipv6_first_server_gives_a_bracketed_server_url(void **s)
+{
+	struct goman_install *in = make();
+	add_json(in, "{\"cluster\":\"u\",\"role\":\"server\",\"index\":0,\"instance_id\":\"i-0\","
+		     "\"private_ip\":\"fd00::5\"}");
+	assert_string_equal(((struct gm_install *)in)->server_url, "https://[fd00::5]:6443");
+	run_to_end(in);
+	assert_int_equal(ok_records, 1);
+}
+
+static void test_a_server_url_option_that_is_not_https_addr_port_is_refused(void **s)
+{
+	struct goman_err err;
+	struct goman_http *l = goman_http_new(NULL, &err);
+	const char *bad[] = {"https://10.0.0.5\nExecStart=/bin/sh:6443", "https://10.0.0.5",
+			     "http://10.0.0.5:6443", "https://10.0.0.5:6443 x"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+		struct goman_install_opts o = {.via = GOMAN_VIA_LOCAL, .http = l,
+					       .script_path = "scripts/k3s-install.sh",
+					       .server_url = bad[i], .emit = on_emit};
+		goman_err_clear(&err);
+		assert_null(goman_install_new(&o, &err));
+		assert_string_equal(err.code, "BadInput");
+	}
+	struct goman_install_opts o = {.via = GOMAN_VIA_LOCAL, .http = l,
+				       .script_path = "scripts/k3s-install.sh",
+				       .server_url = "https://[fd00::5]:6443", .emit = on_emit};
+	struct goman_install *in = goman_install_new(&o, &err);
+	assert_non_null(in);
+	goman_install_free(in);
+	goman_http_free(l);
+}
+
+static void test_an_index_out_of_int_range_is_bad_input(void **s)
+{
+	struct goman_install *in = make();
+	const char *idx[] = {"1e300", "-1", "1.5", "100000", "2147483648", "-1e300"};
+	char buf[256];
+	for (size_t i = 0; i < sizeof(idx) / sizeof(*idx); i++) {
+		snprintf(buf, sizeof(buf), "{\"cluster\":\"u\",\"role\":\"agent\",\"index\":%s,"
+			 "\"instance_id\":\"i-x\",\"private_ip\":\"10.0.0.9\"}", idx[i]);
+		add_json(in, buf);
+		assert_int_equal(bad_records, (int)i + 1);
+	}
+	add(in, "server", 0, "i-0");
+	/* the largest index still passes */
+	add_json(in, "{\"cluster\":\"u\",\"role\":\"agent\",\"index\":99999,"
+		     "\"instance_id\":\"i-big\",\"private_ip\":\"10.0.0.9\"}");
+	run_to_end(in);
+	assert_int_equal(ok_records, 2);
+}
+
+static void test_a_response_code_beyond_any_exit_status_is_clamped(void **s)
+{
+	struct goman_install *in = make();
+	poll_answer = "{\"Status\":\"Failed\",\"ResponseCode\":1e300,\"StandardOutputContent\":\"\"}";
+	add(in, "server", 0, "i-0");
+	run_to_end(in);
+	assert_int_equal(ok_records, 0);
+	assert_string_equal(last_msg, "install script exited with 255");
+}
+
+static void test_durations_near_int64_max_still_install(void **s)
+{
+	goman_install_free(make()); /* the harness's loop and counters */
+	/* what a library caller may pass; the deadline sums must not wrap to the past */
+	struct goman_err err;
+	struct goman_install_opts o = {.via = GOMAN_VIA_SSM, .aws = (struct goman_aws *)1, .http = loop,
+				       .script_path = "scripts/k3s-install.sh", .poll_ms = 5,
+				       .poll_floor_ms = 5, .batch_window_ms = 20, .emit = on_emit,
+				       .timeout_ms = INT64_MAX, .delivery_timeout_ms = INT64_MAX / 2,
+				       .verify_wait_ms = INT64_MAX};
+	struct gm_install *g = (struct gm_install *)goman_install_new(&o, &err);
+	assert_non_null(g);
+	g->token = strdup("x");
+	cur = g;
+	add((struct goman_install *)g, "server", 0, "i-0");
+	run_to_end((struct goman_install *)g);
+	assert_int_equal(ok_records, 1);
+}
+
+static void test_presigned_urls_live_inside_the_credentials_remaining_life(void **s)
+{
+	int64_t now = 1700000000000;
+	assert_int_equal(goman_presign_lifetime(4200, 0, now), 4200);       /* long-lived keys */
+	assert_int_equal(goman_presign_lifetime(9999999, 0, now), 604800);  /* SigV4's week */
+	assert_int_equal(goman_presign_lifetime(4200, now + 3600000, now), 3540); /* 1 h left */
+	assert_int_equal(goman_presign_lifetime(600, now + 3600000, now), 600);
+	assert_int_equal(goman_presign_lifetime(4200, now + 30000, now), -1);     /* 30 s left */
+	assert_int_equal(goman_presign_lifetime(4200, now - 1, now), -1);         /* expired */
+}
+
 static void test_parses_progress_and_the_last_result(void **s)
 {
 	int pct;
@@ -254,6 +400,13 @@ int main(void)
 		cmocka_unit_test(test_invalid_instance_id_retries_only_the_named_instance),
 		cmocka_unit_test(test_agents_wait_for_the_first_server_record),
 		cmocka_unit_test(test_a_waiting_sendcommand_goes_before_due_polls),
+		cmocka_unit_test(test_a_private_ip_with_a_unit_line_is_bad_input_and_others_go_on),
+		cmocka_unit_test(test_an_ipv6_first_server_gives_a_bracketed_server_url),
+		cmocka_unit_test(test_a_server_url_option_that_is_not_https_addr_port_is_refused),
+		cmocka_unit_test(test_an_index_out_of_int_range_is_bad_input),
+		cmocka_unit_test(test_a_response_code_beyond_any_exit_status_is_clamped),
+		cmocka_unit_test(test_durations_near_int64_max_still_install),
+		cmocka_unit_test(test_presigned_urls_live_inside_the_credentials_remaining_life),
 		cmocka_unit_test(test_parses_progress_and_the_last_result),
 		cmocka_unit_test(test_counts_ready_nodes_in_kubectl_output),
 	};

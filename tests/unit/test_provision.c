@@ -185,18 +185,38 @@ static void test_filters_group_values_of_one_name(void **state)
 	goman_kvs_clear(&p);
 }
 
-static void existing(struct goman_ec2_instances *l, const char *id, const char *role, const char *index)
+static void existing_in(struct goman_ec2_instances *l, const char *id, const char *cluster,
+			const char *role, const char *index)
 {
 	struct goman_ec2_instance in;
 	memset(&in, 0, sizeof(in));
 	snprintf(in.instance_id, sizeof(in.instance_id), "%s", id);
 	snprintf(in.state, sizeof(in.state), "running");
-	goman_kvs_add(&in.tags, "goman:cluster", "demo");
+	if (cluster)
+		goman_kvs_add(&in.tags, "goman:cluster", cluster);
 	goman_kvs_add(&in.tags, "goman:role", role);
 	if (index)
 		goman_kvs_add(&in.tags, "goman:index", index);
 	assert_int_equal(goman_ec2_instances_add(l, &in), 0);
 	goman_ec2_instance_clear(&in);
+}
+
+static void existing(struct goman_ec2_instances *l, const char *id, const char *role, const char *index)
+{
+	existing_in(l, id, "demo", role, index);
+}
+
+/* gm_prov_plan with the complete listing filter of cluster "demo" */
+static size_t plan(struct node **v, size_t nn, const struct goman_ec2_instances *ex)
+{
+	struct goman_kvs f = {0};
+	struct goman_err e;
+	goman_err_clear(&e);
+	size_t missing = 0;
+	assert_int_equal(gm_prov_filter(&f, "demo", true), 0);
+	assert_int_equal(gm_prov_plan(v, nn, &f, ex, &missing, &e), 0);
+	goman_kvs_clear(&f);
+	return missing;
 }
 
 static void test_plan_reuses_by_index_adopts_unnamed_and_counts_missing(void **state)
@@ -218,7 +238,7 @@ static void test_plan_reuses_by_index_adopts_unnamed_and_counts_missing(void **s
 	existing(&ex, "i-a1", "agent", "1");
 	existing(&ex, "i-crash", "agent", NULL); /* launched, killed before its name tags */
 	existing(&ex, "i-a7", "agent", "7");     /* not asked for: left alone */
-	assert_int_equal(gm_prov_plan(v, 4, &ex), 1);
+	assert_int_equal(plan(v, 4, &ex), 1);
 	assert_true(nodes[0].reused && nodes[0].adopted); /* agent-0: the lowest missing index */
 	assert_string_equal(nodes[0].inst.instance_id, "i-crash");
 	assert_true(nodes[0].need_tags);
@@ -245,7 +265,7 @@ static void test_plan_of_a_converged_cluster_launches_nothing(void **state)
 	struct goman_ec2_instances ex = {0};
 	existing(&ex, "i-0", "agent", "0");
 	existing(&ex, "i-1", "agent", "1");
-	assert_int_equal(gm_prov_plan(v, 2, &ex), 0);
+	assert_int_equal(plan(v, 2, &ex), 0);
 	assert_false(nodes[0].adopted || nodes[1].adopted);
 	for (int i = 0; i < 2; i++)
 		goman_ec2_instance_clear(&nodes[i].inst);
@@ -255,7 +275,77 @@ static void test_plan_of_a_converged_cluster_launches_nothing(void **state)
 	nodes[0].cluster = nodes[1].cluster = "demo";
 	nodes[0].role = nodes[1].role = "server";
 	nodes[1].index = 1;
-	assert_int_equal(gm_prov_plan(v, 2, &ex), 2);
+	assert_int_equal(plan(v, 2, &ex), 2);
+}
+
+static void test_plan_never_reuses_or_adopts_another_clusters_instances(void **state)
+{
+	struct node nodes[2];
+	struct node *v[2] = {&nodes[0], &nodes[1]};
+	memset(nodes, 0, sizeof(nodes));
+	for (int i = 0; i < 2; i++) {
+		nodes[i].cluster = "demo";
+		nodes[i].role = "agent";
+		nodes[i].index = i;
+	}
+	/* a describe answer that holds instances of other clusters (or of none) with this
+	 * cluster's roles and indices, and a terminated one of ours */
+	struct goman_ec2_instances ex = {0};
+	existing_in(&ex, "i-prod0", "prod", "agent", "0");
+	existing_in(&ex, "i-prodx", "prod", "agent", NULL);
+	existing_in(&ex, "i-none", NULL, "agent", NULL);
+	existing_in(&ex, "i-demo-prefix", "demo2", "agent", "1");
+	existing(&ex, "i-dead", "agent", "1");
+	snprintf(ex.v[4].state, sizeof(ex.v[4].state), "terminated");
+	assert_int_equal(plan(v, 2, &ex), 2);
+	assert_false(nodes[0].reused || nodes[0].adopted);
+	assert_false(nodes[1].reused || nodes[1].adopted);
+	assert_string_equal(nodes[0].inst.instance_id, "");
+	/* its own instance among them is still taken */
+	existing(&ex, "i-demo0", "agent", NULL);
+	assert_int_equal(plan(v, 2, &ex), 1);
+	assert_true(nodes[0].adopted);
+	assert_string_equal(nodes[0].inst.instance_id, "i-demo0");
+	for (int i = 0; i < 2; i++)
+		goman_ec2_instance_clear(&nodes[i].inst);
+	goman_ec2_instances_clear(&ex);
+}
+
+static void test_plan_refuses_a_listing_filter_without_its_cluster_tag(void **state)
+{
+	struct node n;
+	struct node *v[1] = {&n};
+	memset(&n, 0, sizeof(n));
+	n.cluster = "demo";
+	n.role = "agent";
+	n.index = 0;
+	struct goman_ec2_instances ex = {0};
+	existing(&ex, "i-0", "agent", NULL);
+	struct goman_err e;
+	size_t missing = 99;
+	/* what a failed first add leaves: the states without the cluster tag */
+	struct goman_kvs half = {0};
+	assert_int_equal(gm_prov_filter(&half, "demo", true), 0);
+	struct goman_kvs f = {0};
+	for (size_t i = 1; i < half.n; i++)
+		assert_int_equal(goman_kvs_add(&f, half.v[i].name, half.v[i].value), 0);
+	goman_err_clear(&e);
+	assert_int_equal(gm_prov_plan(v, 1, &f, &ex, &missing, &e), -1);
+	assert_string_equal(e.code, "Internal");
+	assert_false(n.reused || n.adopted);
+	assert_int_equal(missing, 99);
+	/* a filter for another cluster, one without states, and no filter at all */
+	goman_kvs_clear(&f);
+	assert_int_equal(gm_prov_filter(&f, "prod", true), 0);
+	assert_int_equal(gm_prov_plan(v, 1, &f, &ex, &missing, &e), -1);
+	goman_kvs_clear(&f);
+	assert_int_equal(gm_prov_filter(&f, "demo", false), 0);
+	assert_int_equal(gm_prov_plan(v, 1, &f, &ex, &missing, &e), -1);
+	assert_int_equal(gm_prov_plan(v, 1, NULL, &ex, &missing, &e), -1);
+	assert_false(n.reused);
+	goman_kvs_clear(&f);
+	goman_kvs_clear(&half);
+	goman_ec2_instances_clear(&ex);
 }
 
 static int spec(const char *json, struct node *n, struct goman_err *e)
@@ -341,6 +431,22 @@ static void test_instance_summary_from_a_converted_reply(void **state)
 	goman_ec2_instances_clear(&l);
 }
 
+static void test_an_instance_address_that_is_not_an_ip_is_dropped(void **state)
+{
+	cJSON *reply = cJSON_Parse(
+		"{\"instancesSet\":[{\"instanceId\":\"i-1\",\"instanceState\":{\"name\":\"running\"},"
+		"\"privateIpAddress\":\"10.0.0.5\\nExecStart=/bin/sh -c 'id'\\nX=\","
+		"\"ipAddress\":\"-oProxyCommand=id\"},{\"instanceId\":\"i-2\",\"instanceState\":"
+		"{\"name\":\"running\"},\"privateIpAddress\":\"fd00::2\"}]}");
+	struct goman_ec2_instances l = {0};
+	assert_int_equal(goman_ec2_instances_from_reply(reply, &l), 2);
+	assert_string_equal(l.v[0].private_ip, "");
+	assert_string_equal(l.v[0].public_ip, "");
+	assert_string_equal(l.v[1].private_ip, "fd00::2");
+	cJSON_Delete(reply);
+	goman_ec2_instances_clear(&l);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -351,9 +457,12 @@ int main(void)
 		cmocka_unit_test(test_filters_group_values_of_one_name),
 		cmocka_unit_test(test_plan_reuses_by_index_adopts_unnamed_and_counts_missing),
 		cmocka_unit_test(test_plan_of_a_converged_cluster_launches_nothing),
+		cmocka_unit_test(test_plan_never_reuses_or_adopts_another_clusters_instances),
+		cmocka_unit_test(test_plan_refuses_a_listing_filter_without_its_cluster_tag),
 		cmocka_unit_test(test_specs_are_validated_and_filled_from_defaults),
 		cmocka_unit_test(test_cluster_names_and_default_ami_arch),
 		cmocka_unit_test(test_instance_summary_from_a_converted_reply),
+		cmocka_unit_test(test_an_instance_address_that_is_not_an_ip_is_dropped),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

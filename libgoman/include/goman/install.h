@@ -44,7 +44,10 @@ struct goman_install_opts {
 	const char *region;        /* passed to the node for its SSM calls; NULL = none */
 	/* K3s release and source (non-secret; go into the command text) */
 	const char *k3s_version, *channel, *mirror, *tls_san;
-	const char *airgap_binary_url, *airgap_checksum_url; /* presigned; ssm/ssh/local */
+	/* presigned (they carry the session token): never in command text or argv; ssm puts
+	 * them in the SecureString /goman/<cluster>/airgap the node reads, ssh/local send them
+	 * on the script's stdin before the token */
+	const char *airgap_binary_url, *airgap_checksum_url;
 	/* cluster shape */
 	const char *server_url;    /* agents-only input joins this server */
 	int servers;               /* > 0: number of servers (decides --cluster-init) */
@@ -90,6 +93,17 @@ struct cJSON *goman_install_parse_output(const char *out, int *progress);
 /* Nodes whose STATUS column is "Ready" in `kubectl get nodes` output; -1 when there is no
  * table at all (empty output). */
 int goman_install_count_ready(const char *out);
+
+/* Lifetime (seconds) of a presigned air-gap URL: want_s, within SigV4's 1..604800, and
+ * inside the remaining life of the credentials that sign it (expires_ms, epoch ms; 0 = do
+ * not expire) less a minute, since a URL made with temporary credentials stops working
+ * when they expire whatever X-Amz-Expires says. -1 when they expire within that minute. */
+long goman_presign_lifetime(long want_s, int64_t expires_ms, int64_t now_ms);
+
+/* PutParameter SecureString name = value with Overwrite (Advanced tier past 4 KB). The
+ * request is wiped after the call. 0, or -1 with err. */
+int goman_secret_put(struct goman_aws *aws, const char *name, const char *value,
+		     const char *description, struct goman_err *err);
 
 /* Cluster token: get-or-create the SecureString `name` (PutParameter without Overwrite,
  * so concurrent and repeated runs agree). want_value: also read it back with decryption
