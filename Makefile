@@ -21,12 +21,12 @@ SANFLAGS :=
 OPT     := -O2 -g
 endif
 
-PKGS     := libcurl libcjson expat openssl
+PKGS     := libcurl libcjson expat openssl yaml-0.1
 WARN     := -std=c11 -Wall -Wextra -Werror
 CPPFLAGS += -D_GNU_SOURCE -DGOMAN_VERSION='"$(VERSION)"' -Ilibgoman/include -Ilibgoman
 CFLAGS   ?= $(OPT)
 CFLAGS   += $(WARN) $(SANFLAGS) -fPIC
-LDLIBS   := -lcurl -lcjson -lexpat -lssl -lcrypto -lm
+LDLIBS   := -lcurl -lcjson -lexpat -lssl -lcrypto -lm -lyaml
 LDFLAGS  += $(SANFLAGS)
 
 LIB_SRC  := $(sort $(wildcard libgoman/*.c))
