@@ -161,10 +161,20 @@ __attribute__((format(printf, 4, 5))) static int fail_src(struct goman_err *e, c
 }
 
 /* path handling: push returns the old length to restore */
+/* keys of the schema read as a.b; a user's key (a label, a tag) that holds other
+ * characters reads as a["node-role.example.com/x"] so the path stays unambiguous */
 static size_t push_key(struct ctx *c, const char *k)
 {
 	size_t l = strlen(c->path);
-	snprintf(c->path + l, sizeof(c->path) - l, "%s%.64s", l ? "." : "", k);
+	bool plain = *k != '\0';
+	for (const char *p = k; *p; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+		      *p == '_' || *p == '-'))
+			plain = false;
+	if (plain)
+		snprintf(c->path + l, sizeof(c->path) - l, "%s%.64s", l ? "." : "", k);
+	else
+		snprintf(c->path + l, sizeof(c->path) - l, "[\"%.64s\"]", k);
 	return l;
 }
 
@@ -702,7 +712,7 @@ static const char *key_syntax_why(const char *k)
 	const char *sl = strchr(k, '/');
 	const char *name = sl ? sl + 1 : k;
 	if (sl && !k8s_prefix_ok(k, (size_t)(sl - k)))
-		return "the prefix before '/' must be a DNS subdomain (lower case, dots)";
+		return "has a prefix (before '/') that is not a DNS subdomain (lower case, dots)";
 	if (!k8s_name_ok(name, strlen(name)))
 		return "must be [prefix/]name, name 1-63 of A-Z a-z 0-9 - _ . starting and ending "
 		       "alphanumeric";
@@ -721,8 +731,8 @@ static const char *label_key_why(const char *k)
 		   suffix_is(k, (size_t)(sl - k), "k8s.io")) &&
 	    !suffix_is(k, (size_t)(sl - k), "kubelet.kubernetes.io") &&
 	    !suffix_is(k, (size_t)(sl - k), "node.kubernetes.io"))
-		return "kubernetes.io and k8s.io prefixes are reserved (a node may set only "
-		       "node.kubernetes.io/ and kubelet.kubernetes.io/ ones)";
+		return "has a reserved prefix (kubernetes.io, k8s.io: a node may set only "
+		       "node.kubernetes.io/ and kubelet.kubernetes.io/ labels)";
 	return NULL;
 }
 
@@ -811,6 +821,16 @@ static int as_str(struct ctx *c, const struct cnode *n, char **out)
 	return 0;
 }
 
+/* what a wrong value was, for messages: 'yes', the string "3", a list */
+static const char *what(const struct cnode *n, char *b, size_t bl)
+{
+	char v[40];
+	if (n->kind != N_SCALAR)
+		return kind_name(n);
+	snprintf(b, bl, n->sk == S_STR ? "the string \"%s\"" : "'%s'", shown(n->s, v, sizeof(v)));
+	return b;
+}
+
 static int as_bool(struct ctx *c, const struct cnode *n, bool *out)
 {
 	if (n->kind == N_SCALAR && (n->sk == S_PLAIN || n->sk == S_BOOL)) {
@@ -820,9 +840,7 @@ static int as_bool(struct ctx *c, const struct cnode *n, bool *out)
 		}
 	}
 	char b[40];
-	return fail(c, n->line, NULL, "must be true or false, not %s%s%s",
-		    n->kind == N_SCALAR ? "'" : "", n->kind == N_SCALAR ? shown(n->s, b, sizeof(b)) :
-		    kind_name(n), n->kind == N_SCALAR ? "'" : "");
+	return fail(c, n->line, NULL, "must be true or false, not %s", what(n, b, sizeof(b)));
 }
 
 static int as_int(struct ctx *c, const struct cnode *n, long min, long max, long *out)
@@ -845,9 +863,8 @@ static int as_int(struct ctx *c, const struct cnode *n, long min, long max, long
 			return 0;
 		}
 	}
-	return fail(c, n->line, NULL, "must be an integer from %ld to %ld, not %s%s%s", min, max,
-		    n->kind == N_SCALAR ? "'" : "", n->kind == N_SCALAR ? shown(n->s, b, sizeof(b)) :
-		    kind_name(n), n->kind == N_SCALAR ? "'" : "");
+	return fail(c, n->line, NULL, "must be an integer from %ld to %ld, not %s", min, max,
+		    what(n, b, sizeof(b)));
 }
 
 /* v is one of the space-separated words; *idx its position */
@@ -1117,7 +1134,7 @@ static const char *tag_check(const char *k, const char *v, bool *on_key)
 	if (!strncmp(k, "goman:", 6))
 		return "must not start with goman: (goman's own tags)";
 	if (!strcmp(k, "Name"))
-		return "Name is set by goman to the node name";
+		return "must not be Name (goman sets it to the node name)";
 	*on_key = false;
 	if ((why = utf8_why(v, 256, &n)))
 		return !strcmp(why, "is too long") ? "is longer than 256 characters" : why;
@@ -1547,13 +1564,13 @@ static bool add(cJSON *o, const char *k, cJSON *v)
 }
 
 /* the group fields both outputs share */
-static bool group_fields(cJSON *o, const struct goman_cf_group *g)
+static bool group_fields(cJSON *o, const struct goman_cf_group *g, const char *types_key)
 {
-	return add(o, "types", strs_json(g->types, g->ntypes)) &&
+	return add(o, types_key, strs_json(g->types, g->ntypes)) &&
+	       (!g->ami || add(o, "ami", cJSON_CreateString(g->ami))) &&
 	       add(o, "spot", cJSON_CreateBool(g->spot)) &&
 	       add(o, "labels", pairs_json(g->labels, g->nlabels)) &&
 	       add(o, "taints", taints_json(g)) && add(o, "tags", pairs_json(g->tags, g->ntags)) &&
-	       (!g->ami || add(o, "ami", cJSON_CreateString(g->ami))) &&
 	       (!g->volume_gb || add(o, "volume_gb", cJSON_CreateNumber(g->volume_gb)));
 }
 
@@ -1591,12 +1608,8 @@ cJSON *goman_cluster_file_to_json(const struct goman_cluster_file *cf)
 		cJSON *j = cJSON_CreateObject();
 		ok = cJSON_AddItemToArray(gs, j) && add(j, "name", cJSON_CreateString(g->name)) &&
 		     add(j, "role", cJSON_CreateString(g->server ? "server" : "agent")) &&
-		     add(j, "count", cJSON_CreateNumber((double)g->count)) && group_fields(j, g);
-		if (ok) {
-			/* the file's key is "type"; the node specs say "types" */
-			cJSON *t = cJSON_DetachItemFromObjectCaseSensitive(j, "types");
-			ok = add(j, "type", t);
-		}
+		     add(j, "count", cJSON_CreateNumber((double)g->count)) &&
+		     group_fields(j, g, "type");
 	}
 	if (!ok) {
 		cJSON_Delete(o);
@@ -1629,7 +1642,7 @@ int goman_cluster_file_node_specs(const struct goman_cluster_file *cf, cJSON *ar
 					   add(o, "subnet_id",
 					       cJSON_CreateString(cf->subnets[(size_t)index % cf->nsubnets]))) &&
 					  (!cf->region || add(o, "region", cJSON_CreateString(cf->region))) &&
-					  group_fields(o, g);
+					  group_fields(o, g, "types");
 				if (!ok)
 					return -1;
 			}
