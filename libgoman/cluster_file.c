@@ -1596,7 +1596,7 @@ cJSON *goman_cluster_file_to_json(const struct goman_cluster_file *cf)
 		     (!cf->ssh_key || add(in, "key", cJSON_CreateString(cf->ssh_key))) &&
 		     add(in, "address", cJSON_CreateString(addr_name(cf->ssh_address)));
 	ok = ok && add(o, "network", net = cJSON_CreateObject()) &&
-	     add(net, "subnets", strs_json(cf->subnets, cf->nsubnets)) &&
+	     (!cf->nsubnets || add(net, "subnets", strs_json(cf->subnets, cf->nsubnets))) &&
 	     (!cf->ssh_cidr || add(net, "ssh_cidr", cJSON_CreateString(cf->ssh_cidr))) &&
 	     (!cf->api_cidr || add(net, "api_cidr", cJSON_CreateString(cf->api_cidr))) &&
 	     add(net, "api_endpoint", cJSON_CreateString(cf->api_endpoint == GOMAN_CF_ADDR_DNS

@@ -144,6 +144,32 @@ static void ssh_install_and_dns_endpoint_are_read(void **st)
 	goman_cluster_file_free(cf);
 }
 
+static const char *const good_files[] = {
+	example_yaml,
+	example_json,
+	"name: a\ngroups: [{name: s, role: server, count: 1}]\n",
+	"name: a\ninstall: {via: ssh, user: u, key: k, address: private}\nk3s: {channel: stable}\n"
+	"network: {api_endpoint: a.b.c}\n"
+	"groups: [{name: s, role: server, count: 1, ami: \"ssm:/x/y\", taints: [\"k:NoExecute\"], labels: {a/b: \"\"}}]\n",
+	"name: a\ninstall: {via: local}\nnetwork: {ssh_cidr: 10.0.0.0/8}\n"
+	"groups: [{name: s, role: server, count: 0}, {name: t, role: server, count: 1, volume_gb: 16384}]\n",
+};
+
+static void normalised_form_of_every_good_file_reads_back_unchanged(void **st)
+{
+	for (size_t i = 0; i < sizeof(good_files) / sizeof(good_files[0]); i++) {
+		struct goman_cluster_file *cf = parse_ok(good_files[i], i == 1 ? "g.json" : "g.yaml");
+		char *a = normalised(cf);
+		struct goman_cluster_file *again = parse_ok(a, "normalised.json");
+		char *b = normalised(again);
+		assert_string_equal(a, b);
+		free(a);
+		free(b);
+		goman_cluster_file_free(cf);
+		goman_cluster_file_free(again);
+	}
+}
+
 /* each bad file: the text, the name it is read as, and what the message must hold */
 struct bad {
 	const char *what, *file, *text, *msg;
@@ -350,6 +376,7 @@ int main(void)
 		cmocka_unit_test(yaml_and_json_give_the_same_normalised_file),
 		cmocka_unit_test(defaults_fill_what_the_file_leaves_out),
 		cmocka_unit_test(ssh_install_and_dns_endpoint_are_read),
+		cmocka_unit_test(normalised_form_of_every_good_file_reads_back_unchanged),
 		cmocka_unit_test(bad_files_name_file_line_and_key),
 		cmocka_unit_test(size_and_group_caps_are_enforced),
 		cmocka_unit_test(read_refuses_a_file_over_the_cap_and_names_a_missing_one),
