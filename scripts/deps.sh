@@ -3,7 +3,7 @@
 # As root: installs the missing ones with apt-get. Otherwise: prints the exact line to run.
 set -u
 pkgs=(build-essential pkg-config curl libcurl4-openssl-dev libssl-dev libcjson-dev libexpat1-dev
-      libcmocka-dev bats bats-assert bats-support jq python3 openssh-server openssh-client
+      libcmocka-dev libyaml-dev bats bats-assert bats-support jq python3 openssh-server openssh-client
       parallel prometheus valgrind man-db procps)
 missing=()
 for p in "${pkgs[@]}"; do
