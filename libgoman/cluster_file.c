@@ -850,8 +850,10 @@ static int as_int(struct ctx *c, const struct cnode *n, long min, long max, long
 		const char *p = n->s;
 		long v = 0;
 		bool ok = *p != '\0';
-		if (*p == '-')
-			ok = false; /* every integer of the schema is a count or a size */
+		/* every integer of the schema is a count or a size; a leading 0 is octal to
+		 * YAML 1.1 readers and decimal to 1.2 ones, so it is refused rather than guessed */
+		if (*p == '-' || (p[0] == '0' && p[1]))
+			ok = false;
 		for (; ok && *p; p++) {
 			if (*p < '0' || *p > '9' || v > 100000000)
 				ok = false;

@@ -220,6 +220,8 @@ static const struct bad bads[] = {
 	{"duplicate group", "c.yaml", "name: a\ngroups:\n  - {name: s, role: server, count: 1}\n  - {name: s, role: agent, count: 1}\n",
 	 "c.yaml:4: groups[1].name: 's' is the name of groups[0] too"},
 	{"negative count", "c.yaml", "name: a\ngroups: [{name: s, role: server, count: -1}]\n", "groups[0].count: must be an integer from 0 to 10000, not '-1'"},
+	{"count with a leading zero", "c.yaml", "name: a\ngroups: [{name: s, role: server, count: 010}]\n",
+	 "groups[0].count: must be an integer from 0 to 10000, not '010'"},
 	{"huge count", "c.yaml", "name: a\ngroups: [{name: s, role: server, count: 10001}]\n", "groups[0].count: must be an integer"},
 	{"quoted count", "c.yaml", "name: a\ngroups: [{name: s, role: server, count: \"1\"}]\n", "not the string \"1\""},
 	{"yes is no boolean", "c.yaml", "name: a\ngroups: [{name: s, role: server, count: 1, spot: yes}]\n",
