@@ -84,7 +84,7 @@ int main(int argc, char **argv)
 		return GOMAN_EXIT_USAGE;
 	}
 	long mb = env_size("GOMAN_CLUSTER_FILE_MAX_BYTES", 1L << 30);
-	long mg = env_size("GOMAN_CLUSTER_FILE_MAX_GROUPS", 100000);
+	long mg = env_size("GOMAN_CLUSTER_FILE_MAX_GROUPS", 10000);
 	if (mb < 0 || mg < 0)
 		return GOMAN_EXIT_USAGE;
 	o.max_bytes = (size_t)mb;

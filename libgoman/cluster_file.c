@@ -27,6 +27,9 @@
 #include "internal.h"
 
 #define MAX_DEPTH 32 /* the schema nests 4 deep; anything deeper is not a cluster file */
+/* the largest mapping of the schema holds 64 labels; duplicate keys are found by a linear
+ * scan, so a bound keeps a 1 MiB file of one huge mapping from costing seconds */
+#define MAX_MAP_KEYS 256
 #define DEFAULT_TYPE "t3.medium"
 
 /* ---- the tree ----------------------------------------------------------------------- */
@@ -323,8 +326,13 @@ static struct cnode *ynode(struct yrd *y, yaml_event_t *ev, int depth)
 				goto bad;
 			}
 			char b[80];
-			if (map_find(n, key) >= 0) {
-				fail_src(y->err, y->src, kline, "%s: duplicate key", shown(key, b, sizeof(b)));
+			if (map_find(n, key) >= 0 || n->n >= MAX_MAP_KEYS) {
+				if (n->n >= MAX_MAP_KEYS)
+					fail_src(y->err, y->src, kline, "a mapping of more than %d keys",
+						 MAX_MAP_KEYS);
+				else
+					fail_src(y->err, y->src, kline, "%s: duplicate key",
+						 shown(key, b, sizeof(b)));
 				free(key);
 				goto bad;
 			}
@@ -414,6 +422,11 @@ static struct cnode *jnode(const cJSON *j, const char *src, int depth, struct go
 			char *key = NULL;
 			if (map) {
 				char b[80];
+				if (n->n >= MAX_MAP_KEYS) {
+					fail_src(err, src, 0, "a mapping of more than %d keys", MAX_MAP_KEYS);
+					cnode_free(n);
+					return NULL;
+				}
 				if (map_find(n, k->string) >= 0) {
 					fail_src(err, src, 0, "%s: duplicate key", shown(k->string, b, sizeof(b)));
 					cnode_free(n);

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <cjson/cJSON.h>
+#include "goman/clock.h"
 #include "goman/cluster_file.h"
 
 static const char example_yaml[] =
@@ -297,6 +298,31 @@ static void bad_files_name_file_line_and_key(void **st)
 	assert_int_equal(failed, 0);
 }
 
+static void a_huge_mapping_is_refused_quickly(void **st)
+{
+	/* 20000 distinct keys: quadratic duplicate checks would take seconds */
+	for (int json = 0; json < 2; json++) {
+		size_t cap = 20000 * 16 + 64, l = 0;
+		char *t = malloc(cap);
+		l += (size_t)snprintf(t + l, cap - l, json ? "{\"name\":\"a\",\"labels\":{" : "name: a\nlabels:\n");
+		for (int i = 0; i < 20000; i++)
+			if (json)
+				l += (size_t)snprintf(t + l, cap - l, "%s\"k%d\":\"v\"", i ? "," : "", i);
+			else
+				l += (size_t)snprintf(t + l, cap - l, "  k%d: v\n", i);
+		if (json)
+			l += (size_t)snprintf(t + l, cap - l, "}}");
+		struct goman_cluster_file *cf = NULL;
+		struct goman_err err;
+		goman_err_clear(&err);
+		int64_t t0 = goman_mono_ms();
+		assert_int_equal(goman_cluster_file_parse(t, l, json ? "big.json" : "big.yaml", NULL, &cf, &err), -1);
+		assert_true(goman_mono_ms() - t0 < 1000);
+		assert_non_null(strstr(err.message, "a mapping of more than 256 keys"));
+		free(t);
+	}
+}
+
 static void size_and_group_caps_are_enforced(void **st)
 {
 	struct goman_cluster_file *cf = NULL;
@@ -380,6 +406,7 @@ int main(void)
 		cmocka_unit_test(ssh_install_and_dns_endpoint_are_read),
 		cmocka_unit_test(normalised_form_of_every_good_file_reads_back_unchanged),
 		cmocka_unit_test(bad_files_name_file_line_and_key),
+		cmocka_unit_test(a_huge_mapping_is_refused_quickly),
 		cmocka_unit_test(size_and_group_caps_are_enforced),
 		cmocka_unit_test(read_refuses_a_file_over_the_cap_and_names_a_missing_one),
 		cmocka_unit_test(node_specs_are_servers_then_agents_indexed_per_role),
