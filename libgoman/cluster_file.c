@@ -319,10 +319,16 @@ static struct cnode *ynode(struct yrd *y, yaml_event_t *ev, int depth)
 				fail_src(y->err, y->src, kline, "keys must be plain strings");
 				goto bad;
 			}
-			key = strndup((const char *)e.data.scalar.value, e.data.scalar.length);
+			size_t klen = e.data.scalar.length;
+			key = strndup((const char *)e.data.scalar.value, klen);
 			yaml_event_delete(&e);
 			if (!key) {
 				oom(y->err);
+				goto bad;
+			}
+			if (strlen(key) != klen) { /* "name\0x" must not read as name */
+				fail_src(y->err, y->src, kline, "NUL characters are not allowed");
+				free(key);
 				goto bad;
 			}
 			char b[80];

@@ -187,6 +187,8 @@ static const struct bad bads[] = {
 	{"alias alone", "c.yaml", "name: a\nregion: *r\n" G1, "c.yaml:2:"},
 	{"explicit tag", "c.yaml", "name: !!str a\n" G1, "c.yaml:1: explicit tags"},
 	{"two documents", "c.yaml", "name: a\n" G1 "---\nname: b\n", "c.yaml:3: only one YAML document"},
+	{"NUL in a key", "c.yaml", "name: a\n\"groups\\0x\": 1\n" G1, "c.yaml:2: NUL characters are not allowed"},
+	{"NUL in a value", "c.yaml", "name: \"a\\0b\"\n" G1, "c.yaml:1: NUL characters are not allowed"},
 	{"duplicate key", "c.yaml", "name: a\nname: b\n" G1, "c.yaml:2: name: duplicate key"},
 	{"yaml syntax", "c.yaml", "name: a\ngroups: [\n", "c.yaml:3: YAML syntax"},
 	{"empty file", "c.yaml", "", "c.yaml: the file is empty"},
