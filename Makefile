@@ -120,7 +120,8 @@ demo: deps all
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/pkgconfig \
 		$(DESTDIR)$(PREFIX)/include/goman $(DESTDIR)$(PREFIX)/share/man/man1 \
-		$(DESTDIR)$(PREFIX)/share/man/man3 $(DESTDIR)$(PREFIX)/share/man/man7 \
+		$(DESTDIR)$(PREFIX)/share/man/man3 $(DESTDIR)$(PREFIX)/share/man/man5 \
+		$(DESTDIR)$(PREFIX)/share/man/man7 \
 		$(DESTDIR)$(PREFIX)/share/bash-completion/completions $(DESTDIR)$(PREFIX)/libexec/goman \
 		$(DESTDIR)$(PREFIX)/share/goman
 	install -m 755 $(BINS) $(DESTDIR)$(PREFIX)/bin/
@@ -134,7 +135,7 @@ install: all
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' goman.pc.in \
 		>$(DESTDIR)$(PREFIX)/lib/pkgconfig/goman.pc
 	chmod 644 $(DESTDIR)$(PREFIX)/lib/pkgconfig/goman.pc
-	for s in 1 3 7; do for f in man/man$$s/*.$$s; do [ -f "$$f" ] && \
+	for s in 1 3 5 7; do for f in man/man$$s/*.$$s; do [ -f "$$f" ] && \
 		install -m 644 "$$f" $(DESTDIR)$(PREFIX)/share/man/man$$s/; done; done; true
 	for f in completions/*; do [ -f "$$f" ] && \
 		install -m 644 "$$f" $(DESTDIR)$(PREFIX)/share/bash-completion/completions/; done; true

@@ -9,7 +9,7 @@ setup_file() {
 	isolate_home
 }
 
-pages() { ls "$ROOT"/man/man*/*.[137]; }
+pages() { ls "$ROOT"/man/man*/*.[1357]; }
 
 @test "man: every page renders with groff -ww and man -l without a warning" {
 	run -0 pages
@@ -88,7 +88,7 @@ pages() { ls "$ROOT"/man/man*/*.[137]; }
 	[ "$(readlink "$dest/lib/libgoman.so")" = libgoman.so.0 ]
 	for h in "$ROOT"/libgoman/include/goman/*.h; do [ -f "$dest/include/goman/${h##*/}" ]; done
 	[ -f "$dest/lib/pkgconfig/goman.pc" ]
-	for f in "$ROOT"/man/man*/*.[137]; do
+	for f in "$ROOT"/man/man*/*.[1357]; do
 		s=${f##*.}
 		[ -f "$dest/share/man/man$s/${f##*/}" ] || { echo "no share/man/man$s/${f##*/}"; false; }
 	done
