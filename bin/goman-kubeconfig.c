@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <cjson/cJSON.h>
+#include "goman/addr.h"
 #include "goman/error.h"
 #include "goman/jsonl.h"
 #include "goman/kubeconfig.h"
@@ -65,16 +66,6 @@ static char *read_stdin(size_t *len)
 	return p;
 }
 
-static int server_url_ok(const char *u)
-{
-	if (strncmp(u, "https://", 8) != 0 || !u[8])
-		return 0;
-	for (const char *c = u; *c; c++)
-		if ((unsigned char)*c <= ' ' || *c == 0x7f)
-			return 0;
-	return 1;
-}
-
 int main(int argc, char **argv)
 {
 	static const struct option flags[] = {
@@ -103,8 +94,8 @@ int main(int argc, char **argv)
 			  : !o.cluster     ? "--cluster is needed"
 			  : write && !file ? "write needs --file"
 			  : write && o.use ? "--use goes with merge"
-			  : o.server && !server_url_ok(o.server)
-				  ? "--server must be an https:// URL"
+			  : o.server && !goman_server_url_ok(o.server)
+				  ? "--server must be https://ADDRESS:PORT"
 				  : NULL;
 	if (why) {
 		fprintf(stderr, "goman-kubeconfig: %s\n", why);
@@ -114,7 +105,7 @@ int main(int argc, char **argv)
 	char *path = file ? strdup(file) : goman_kubeconfig_default_path();
 	size_t len = 0;
 	char *in = read_stdin(&len);
-	struct goman_err err;
+	struct goman_err err = GOMAN_ERR_INIT;
 	goman_err_clear(&err);
 	struct goman_kubeconfig_result res = {0};
 	int rc = -1;

@@ -91,7 +91,7 @@ int main(int argc, char **argv)
 	o.max_groups = (size_t)mg;
 
 	struct goman_cluster_file *cf = NULL;
-	struct goman_err err;
+	struct goman_err err = GOMAN_ERR_INIT;
 	goman_err_clear(&err);
 	if (goman_cluster_file_read(path, &o, &cf, &err) != 0) {
 		fprintf(stderr, "goman-spec: %s\n", err.message);

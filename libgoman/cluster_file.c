@@ -23,6 +23,7 @@
 #include <cjson/cJSON.h>
 #include <yaml.h>
 #include "goman/cluster_file.h"
+#include "goman/creds.h"
 #include "goman/provision.h"
 #include "internal.h"
 
@@ -520,25 +521,6 @@ static struct cnode *json_tree(const char *buf, size_t len, const char *src, str
 
 /* ---- value rules -------------------------------------------------------------------- */
 
-/*
- * The region rule of botocore (^[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$). creds.c
- * gets a public goman_region_ok() with the same rule; when both are in one tree, delete
- * cf_region_ok and point REGION_OK at goman_region_ok.
- */
-static bool cf_region_ok(const char *s)
-{
-	size_t n = strlen(s);
-	if (n < 1 || n > 63)
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		char ch = s[i];
-		bool alnum = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9');
-		if (!alnum && !(ch == '-' && i > 0 && i + 1 < n))
-			return false;
-	}
-	return true;
-}
-#define REGION_OK cf_region_ok
 
 static bool is_alnum(char ch)
 {
@@ -1356,7 +1338,7 @@ static int parse_root(struct ctx *c, const struct cnode *root, struct goman_clus
 	if (!get(root, "groups"))
 		return fail(c, root->line, NULL, "missing key 'groups'");
 	if (str_rule(c, root, "name", name_ok, "must match ^[a-z][a-z0-9-]{0,39}$", &cf->name) ||
-	    str_rule(c, root, "region", REGION_OK, "is not a region name like us-east-1", &cf->region))
+	    str_rule(c, root, "region", goman_region_ok, "is not a region name like us-east-1", &cf->region))
 		return -1;
 	static const char *const subs[] = {"k3s", "install", "network"};
 	static int (*const fns[])(struct ctx *, const struct cnode *, struct goman_cluster_file *) = {

@@ -21,7 +21,7 @@ static void one(const uint8_t *data, size_t size, enum goman_cf_format f)
 {
 	struct goman_cf_opts o = {.format = f, .max_groups = 8};
 	struct goman_cluster_file *cf = NULL;
-	struct goman_err err;
+	struct goman_err err = GOMAN_ERR_INIT;
 	goman_err_clear(&err);
 	if (goman_cluster_file_parse((const char *)data, size, "fuzz", &o, &cf, &err) != 0) {
 		if (!memchr(err.message, '\0', sizeof(err.message)) || !err.message[0])

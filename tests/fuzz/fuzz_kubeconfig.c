@@ -18,7 +18,7 @@ static void fixed_point(const char *out, size_t len, const struct goman_kubeconf
 	char *again = NULL;
 	size_t again_len = 0;
 	bool replaced;
-	struct goman_err e;
+	struct goman_err e = GOMAN_ERR_INIT;
 	if (goman_kubeconfig_merge(out, len, k3s, sizeof(k3s) - 1, o, &again, &again_len, &replaced,
 				   &e) != 0 ||
 	    !replaced || again_len != len || memcmp(out, again, len) != 0)
@@ -32,7 +32,7 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
 	char *out = NULL;
 	size_t len = 0;
 	bool replaced;
-	struct goman_err e;
+	struct goman_err e = GOMAN_ERR_INIT;
 	if (goman_kubeconfig_merge((const char *)data, size, k3s, sizeof(k3s) - 1, &o, &out, &len,
 				   &replaced, &e) == 0) {
 		fixed_point(out, len, &o);

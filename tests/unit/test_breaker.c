@@ -268,7 +268,7 @@ static void guard_half_open_probe_answered_4xx_closes_the_breaker(void **st)
 	goman_clock_override(fake_clock, fake_clock, NULL);
 	fake_now = 200000;
 	struct goman_guard *g = guard(2, 8);
-	struct goman_err e, bad, denied;
+	struct goman_err e = GOMAN_ERR_INIT, bad = GOMAN_ERR_INIT, denied = GOMAN_ERR_INIT;
 	goman_err_clear(&bad);
 	goman_err_set(&bad, GOMAN_ESERVICE, GOMAN_CLASS_NONE, "InternalError", "boom");
 	bad.http_status = 500;

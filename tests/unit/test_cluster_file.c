@@ -37,7 +37,7 @@ static const char example_json[] =
 static struct goman_cluster_file *parse_ok(const char *text, const char *name)
 {
 	struct goman_cluster_file *cf = NULL;
-	struct goman_err err;
+	struct goman_err err = GOMAN_ERR_INIT;
 	goman_err_clear(&err);
 	int r = goman_cluster_file_parse(text, strlen(text), name, NULL, &cf, &err);
 	if (r != 0)
@@ -282,7 +282,7 @@ static void bad_files_name_file_line_and_key(void **st)
 	for (size_t i = 0; i < sizeof(bads) / sizeof(bads[0]); i++) {
 		const struct bad *b = &bads[i];
 		struct goman_cluster_file *cf = (struct goman_cluster_file *)1;
-		struct goman_err err;
+		struct goman_err err = GOMAN_ERR_INIT;
 		goman_err_clear(&err);
 		int r = goman_cluster_file_parse(b->text, strlen(b->text), b->file, NULL, &cf, &err);
 		if (r != -1 || cf != NULL) {
@@ -315,7 +315,7 @@ static void a_huge_mapping_is_refused_quickly(void **st)
 		if (json)
 			l += (size_t)snprintf(t + l, cap - l, "}}");
 		struct goman_cluster_file *cf = NULL;
-		struct goman_err err;
+		struct goman_err err = GOMAN_ERR_INIT;
 		goman_err_clear(&err);
 		int64_t t0 = goman_mono_ms();
 		assert_int_equal(goman_cluster_file_parse(t, l, json ? "big.json" : "big.yaml", NULL, &cf, &err), -1);
@@ -328,7 +328,7 @@ static void a_huge_mapping_is_refused_quickly(void **st)
 static void size_and_group_caps_are_enforced(void **st)
 {
 	struct goman_cluster_file *cf = NULL;
-	struct goman_err err;
+	struct goman_err err = GOMAN_ERR_INIT;
 	struct goman_cf_opts o = {.max_bytes = 16};
 	goman_err_clear(&err);
 	assert_int_equal(goman_cluster_file_parse(example_yaml, strlen(example_yaml), "c.yaml", &o, &cf, &err), -1);
@@ -347,7 +347,7 @@ static void read_refuses_a_file_over_the_cap_and_names_a_missing_one(void **st)
 	assert_int_equal(write(fd, example_yaml, strlen(example_yaml)), (ssize_t)strlen(example_yaml));
 	close(fd);
 	struct goman_cluster_file *cf = NULL;
-	struct goman_err err;
+	struct goman_err err = GOMAN_ERR_INIT;
 	struct goman_cf_opts o = {.format = GOMAN_CF_YAML, .max_bytes = strlen(example_yaml)};
 	goman_err_clear(&err);
 	/* exactly the cap is fine, one byte less is not */

@@ -457,7 +457,7 @@ static void credential_process_that_hangs_is_killed_with_its_children_after_the_
 	write_file(".aws/config", cfg, 0600);
 	setenv("GOMAN_CREDENTIAL_PROCESS_TIMEOUT_MS", "300", 1);
 	struct goman_credchain *cc = chain(NULL);
-	struct goman_err err;
+	struct goman_err err = GOMAN_ERR_INIT;
 	struct timespec t0, t1;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	assert_int_equal(get_fails(cc, &err), GOMAN_ECREDS);
@@ -511,7 +511,7 @@ static void region_names_follow_botocore(void **state)
 	/* never a URL from a bad region; a region from the environment is checked too */
 	assert_null(goman_credchain_endpoint(NULL, "sts", "x@127.0.0.1:18443/#"));
 	setenv("AWS_REGION", "x@127.0.0.1:18443/#", 1);
-	struct goman_err err;
+	struct goman_err err = GOMAN_ERR_INIT;
 	goman_err_clear(&err);
 	assert_null(goman_credchain_region(NULL, &err));
 	assert_string_equal(err.code, "InvalidRegion");

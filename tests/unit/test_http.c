@@ -401,7 +401,7 @@ static void proxy_done(struct goman_http_resp *r, void *ud);
 
 static void test_buffered_reply_longer_than_the_cap_is_reply_too_large(void **state)
 {
-	struct goman_err err;
+	struct goman_err err = GOMAN_ERR_INIT;
 	goman_err_clear(&err);
 	struct goman_http_opts o = {.max_body_bytes = 1000};
 	struct goman_http *h = goman_http_new(&o, &err);
@@ -424,7 +424,7 @@ static void test_buffered_reply_longer_than_the_cap_is_reply_too_large(void **st
 
 static void test_control_bytes_in_a_header_or_method_are_refused_before_sending(void **state)
 {
-	struct goman_err err;
+	struct goman_err err = GOMAN_ERR_INIT;
 	goman_err_clear(&err);
 	struct goman_http *h = goman_http_new(NULL, &err);
 	assert_non_null(h);
@@ -469,7 +469,7 @@ static void test_loopback_endpoints_never_go_through_a_proxy(void **state)
 		setenv(names[i], proxy, 1);
 	unsetenv("no_proxy");
 	unsetenv("NO_PROXY");
-	struct goman_err err;
+	struct goman_err err = GOMAN_ERR_INIT;
 	goman_err_clear(&err);
 	struct goman_http *h = goman_http_new(NULL, &err);
 	assert_non_null(h);

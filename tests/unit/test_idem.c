@@ -665,7 +665,7 @@ static void begin_cut_short_by_a_full_disk_fails_and_leaves_only_whole_lines(voi
 	struct fx *f = *state;
 	cJSON *a = ident("a"), *b = ident("b");
 	struct goman_idem_ticket t;
-	struct goman_err e;
+	struct goman_err e = GOMAN_ERR_INIT;
 	store_completed(f->s, a, NULL);
 	char path[160];
 	struct stat before, after;
@@ -705,7 +705,7 @@ static void planted_symlinks_in_the_store_are_never_followed(void **state)
 	struct fx *f = *state;
 	cJSON *a = ident("a");
 	struct goman_idem_ticket t;
-	struct goman_err e;
+	struct goman_err e = GOMAN_ERR_INIT;
 	char victim[160], link[200], created[160];
 	victim_path(f, victim, sizeof(victim));
 	FILE *fp = fopen(victim, "w");
@@ -756,7 +756,7 @@ static void planted_symlinks_in_the_store_are_never_followed(void **state)
 static bool open_refused_as_unsafe(const char *dir)
 {
 	struct goman_idem_opts o = {.dir = dir, .table = "", .no_fsync = true};
-	struct goman_err e;
+	struct goman_err e = GOMAN_ERR_INIT;
 	goman_err_clear(&e);
 	struct goman_idem *s = goman_idem_open(&o, &e);
 	goman_idem_close(s);
@@ -796,7 +796,7 @@ static void store_in_a_directory_others_can_write_or_own_is_refused(void **state
 			snprintf(p, sizeof(p), "%s/%s", f->dir, names[i]);
 			assert_int_equal(chown(p, 65534, 65534), 0);
 			struct goman_idem_opts o = {.dir = f->dir, .table = "", .no_fsync = true};
-			struct goman_err e;
+			struct goman_err e = GOMAN_ERR_INIT;
 			cJSON *a = ident("a");
 			struct goman_idem_ticket t;
 			struct goman_idem *s = goman_idem_open(&o, &e);

@@ -240,7 +240,7 @@ static void test_agents_wait_for_the_first_server_record(void **s)
 
 static void add_json(struct goman_install *in, const char *json)
 {
-	struct goman_err err;
+	struct goman_err err = GOMAN_ERR_INIT;
 	cJSON *j = cJSON_Parse(json);
 	assert_non_null(j);
 	assert_int_equal(goman_install_add(in, j, 1, &err), 0);
@@ -286,7 +286,7 @@ static void test_an_ipv6_first_server_gives_a_bracketed_server_url(void **s)
 
 static void test_a_server_url_option_that_is_not_https_addr_port_is_refused(void **s)
 {
-	struct goman_err err;
+	struct goman_err err = GOMAN_ERR_INIT;
 	struct goman_http *l = goman_http_new(NULL, &err);
 	const char *bad[] = {"https://10.0.0.5\nExecStart=/bin/sh:6443", "https://10.0.0.5",
 			     "http://10.0.0.5:6443", "https://10.0.0.5:6443 x"};
@@ -340,7 +340,7 @@ static void test_durations_near_int64_max_still_install(void **s)
 {
 	goman_install_free(make()); /* the harness's loop and counters */
 	/* what a library caller may pass; the deadline sums must not wrap to the past */
-	struct goman_err err;
+	struct goman_err err = GOMAN_ERR_INIT;
 	struct goman_install_opts o = {.via = GOMAN_VIA_SSM, .aws = (struct goman_aws *)1, .http = loop,
 				       .script_path = "scripts/k3s-install.sh", .poll_ms = 5,
 				       .poll_floor_ms = 5, .batch_window_ms = 20, .emit = on_emit,

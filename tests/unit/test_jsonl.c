@@ -385,7 +385,7 @@ static void test_event_lines_go_out_as_valid_utf8_too(void **s)
 
 static void test_error_json_over_garbage_has_sane_numbers_and_printable_ids(void **s)
 {
-	struct goman_err e;
+	struct goman_err e = GOMAN_ERR_INIT;
 	memset(&e, 0xa5, sizeof(e));
 	e.code[sizeof(e.code) - 1] = e.message[sizeof(e.message) - 1] = '\0';
 	e.request_id[sizeof(e.request_id) - 1] = '\0';

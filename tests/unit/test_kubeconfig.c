@@ -56,7 +56,7 @@ static char *merge(const char *existing, const struct goman_kubeconfig_opts *o, 
 {
 	char *out = NULL;
 	size_t len = 0;
-	struct goman_err e;
+	struct goman_err e = GOMAN_ERR_INIT;
 	goman_err_clear(&e);
 	int rc = goman_kubeconfig_merge(existing, existing ? strlen(existing) : 0, k3s,
 					sizeof(k3s) - 1, o, &out, &len, replaced, &e);
@@ -67,7 +67,7 @@ static char *merge(const char *existing, const struct goman_kubeconfig_opts *o, 
 
 static long foreign(const char *doc, const char *keep)
 {
-	struct goman_err e;
+	struct goman_err e = GOMAN_ERR_INIT;
 	return goman_kubeconfig_foreign(doc, strlen(doc), keep, NULL, 0, &e);
 }
 
@@ -139,7 +139,7 @@ static void test_hostile_or_foreign_documents_are_refused(void **state)
 		char *out = NULL;
 		size_t len;
 		bool replaced;
-		struct goman_err e;
+		struct goman_err e = GOMAN_ERR_INIT;
 		goman_err_clear(&e);
 		assert_int_equal(goman_kubeconfig_merge(bad[i], strlen(bad[i]), k3s, sizeof(k3s) - 1,
 							&o, &out, &len, &replaced, &e),
@@ -153,7 +153,7 @@ static void test_hostile_or_foreign_documents_are_refused(void **state)
 	memset(deep + 3, '[', 100);
 	memset(deep + 103, ']', 100);
 	memcpy(deep + 203, "\n", 2);
-	struct goman_err e;
+	struct goman_err e = GOMAN_ERR_INIT;
 	assert_int_equal(foreign(deep, NULL), -1);
 	deep[3 + 40] = '\0'; /* shallow enough: a document, just not a kubeconfig of anything */
 	memset(deep + 3 + 20, ']', 20);
@@ -217,7 +217,7 @@ static void test_update_backs_up_then_replaces_with_mode_0600(void **state)
 	chmod(path, 0644);
 	struct goman_kubeconfig_opts o = {.cluster = "box"};
 	struct goman_kubeconfig_result r;
-	struct goman_err e;
+	struct goman_err e = GOMAN_ERR_INIT;
 	assert_int_equal(goman_kubeconfig_update(path, k3s, sizeof(k3s) - 1, &o, false, &r, &e), 0);
 	assert_non_null(r.backup_path);
 	char *backup = slurp(r.backup_path);
@@ -243,7 +243,7 @@ static void test_update_refuses_while_kubectls_lock_is_held(void **state)
 	put(lock, "");
 	struct goman_kubeconfig_opts o = {.cluster = "box"};
 	struct goman_kubeconfig_result r;
-	struct goman_err e;
+	struct goman_err e = GOMAN_ERR_INIT;
 	assert_int_equal(goman_kubeconfig_update(path, k3s, sizeof(k3s) - 1, &o, false, &r, &e),
 			 -1);
 	assert_string_equal(e.code, "KubeconfigLocked");
@@ -260,7 +260,7 @@ static void test_standalone_write_refuses_a_file_with_other_entries(void **state
 	put(path, eks);
 	struct goman_kubeconfig_opts o = {.cluster = "box"};
 	struct goman_kubeconfig_result r;
-	struct goman_err e;
+	struct goman_err e = GOMAN_ERR_INIT;
 	assert_int_equal(goman_kubeconfig_update(path, k3s, sizeof(k3s) - 1, &o, true, &r, &e), -1);
 	assert_string_equal(e.code, "KubeconfigInUse");
 	assert_non_null(strstr(e.message, "prod-eks"));
@@ -287,7 +287,7 @@ static void test_a_symbolic_link_is_written_through(void **state)
 	assert_int_equal(symlink(real, link), 0);
 	struct goman_kubeconfig_opts o = {.cluster = "box"};
 	struct goman_kubeconfig_result r;
-	struct goman_err e;
+	struct goman_err e = GOMAN_ERR_INIT;
 	assert_int_equal(goman_kubeconfig_update(link, k3s, sizeof(k3s) - 1, &o, false, &r, &e), 0);
 	struct stat st;
 	assert_int_equal(lstat(link, &st), 0);

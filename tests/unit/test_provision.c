@@ -210,7 +210,7 @@ static void existing(struct goman_ec2_instances *l, const char *id, const char *
 static size_t plan(struct node **v, size_t nn, const struct goman_ec2_instances *ex)
 {
 	struct goman_kvs f = {0};
-	struct goman_err e;
+	struct goman_err e = GOMAN_ERR_INIT;
 	goman_err_clear(&e);
 	size_t missing = 0;
 	assert_int_equal(gm_prov_filter(&f, "demo", true), 0);
@@ -321,7 +321,7 @@ static void test_plan_refuses_a_listing_filter_without_its_cluster_tag(void **st
 	n.index = 0;
 	struct goman_ec2_instances ex = {0};
 	existing(&ex, "i-0", "agent", NULL);
-	struct goman_err e;
+	struct goman_err e = GOMAN_ERR_INIT;
 	size_t missing = 99;
 	/* what a failed first add leaves: the states without the cluster tag */
 	struct goman_kvs half = {0};

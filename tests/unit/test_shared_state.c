@@ -258,7 +258,7 @@ static void a_state_file_cut_short_while_mapped_leaves_breakers_of_the_process_o
 	pid_t p = fork();
 	if (p == 0) {
 		struct goman_guard *g = mkguard();
-		struct goman_err bad, e;
+		struct goman_err bad = GOMAN_ERR_INIT, e = GOMAN_ERR_INIT;
 		goman_err_clear(&bad);
 		goman_err_set(&bad, GOMAN_ETRANSPORT, GOMAN_CLASS_TRANSIENT, "ConnectionRefused", "x");
 		struct goman_guard_ticket t;
@@ -287,7 +287,7 @@ static void a_state_file_cut_short_while_mapped_leaves_breakers_of_the_process_o
 		fail_msg("the child died of signal %d", WTERMSIG(ws));
 	assert_int_equal(WEXITSTATUS(ws), 0);
 	/* the next process makes the file whole again and shares it */
-	struct goman_err e;
+	struct goman_err e = GOMAN_ERR_INIT;
 	struct gm_state *s = gm_state_open(path, &e);
 	assert_non_null(s);
 	struct stat sb;
@@ -298,7 +298,7 @@ static void a_state_file_cut_short_while_mapped_leaves_breakers_of_the_process_o
 
 static void a_state_file_remade_under_a_process_is_left_to_the_new_holders(void **st)
 {
-	struct goman_err e;
+	struct goman_err e = GOMAN_ERR_INIT;
 	struct gm_state *old = gm_state_open(path, &e);
 	assert_non_null(old);
 	struct gm_slot *mine = gm_state_slot(old, "ec2|eu-west-1|");
@@ -325,7 +325,7 @@ static void a_state_file_in_a_directory_others_can_write_or_own_is_refused(void 
 	snprintf(sub, sizeof(sub), "%s/shared", dir);
 	assert_int_equal(mkdir(sub, 0700), 0);
 	snprintf(file, sizeof(file), "%s/breakers", sub);
-	struct goman_err e;
+	struct goman_err e = GOMAN_ERR_INIT;
 	const mode_t unsafe[] = {0777, 0770, 0702, 01777};
 	for (size_t i = 0; i < 4; i++) {
 		assert_int_equal(chmod(sub, unsafe[i]), 0);
