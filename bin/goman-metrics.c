@@ -86,7 +86,8 @@ static int parse_pct(const char *s, double *out)
 	char *end;
 	errno = 0;
 	double v = strtod(s, &end);
-	if (end == s || errno || (*end && strcmp(end, "%")) || v < 0 || v > 100)
+	/* !(in range) also refuses the NaN strtod reads from "nan" */
+	if (end == s || errno || (*end && strcmp(end, "%")) || !(v >= 0 && v <= 100))
 		return -1;
 	*out = v;
 	return 0;

@@ -11,6 +11,7 @@
 #include <unistd.h>
 #include <cjson/cJSON.h>
 #include "goman/idem.h"
+#include "goman/log.h"
 #include "fuzz.h"
 
 static char dir[64];
@@ -33,6 +34,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	(void)argc;
 	(void)argv;
 	unsetenv("GOMAN_IDEMPOTENCY_TABLE");
+	goman_log_set_level(GOMAN_LOG_ERROR); /* forget and cleanup say what they did */
 	snprintf(dir, sizeof(dir), "/tmp/goman-fuzz-idem.XXXXXX");
 	if (!mkdtemp(dir))
 		abort();
