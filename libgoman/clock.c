@@ -61,9 +61,10 @@ void goman_sleep_ms(int64_t ms)
 char *goman_rfc3339(int64_t epoch_ms, char *buf, size_t len)
 {
 	/* floor division: the milliseconds of a time before 1970 are never negative */
-	int64_t secs_ms = epoch_ms / 1000 - (epoch_ms % 1000 < 0);
-	int msec = (int)(epoch_ms - secs_ms * 1000);
-	time_t secs = (time_t)secs_ms;
+	int msec = (int)(epoch_ms % 1000);
+	time_t secs = (time_t)(epoch_ms / 1000);
+	if (msec < 0)
+		msec += 1000, secs--;
 	struct tm tm;
 	if (!gmtime_r(&secs, &tm) || tm.tm_year > 9999 - 1900 || tm.tm_year < -1900) {
 		/* beyond what RFC 3339's four-digit year can say */
