@@ -93,6 +93,9 @@ setup_file() { isolate_home; }
 	for v in nan inf -1 101; do
 		run -64 goman-metrics --target-success "$v" </dev/null
 	done
+	for v in 4294967297 5x 0; do
+		run -64 goman-metrics --concurrency "$v" </dev/null
+	done
 }
 
 @test "goman-metrics: infinite and huge numbers in lines give a finite summary" {
