@@ -121,8 +121,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort(); /* a log's content never keeps the store from opening */
 	}
 	struct seen sn = {0};
-	if (goman_idem_list(s, mode & 1, count, &sn, &err) < 0)
+	/* Lines that passed the torn-write check always list. A forged line (its sum recomputed)
+	 * that is not JSON may fail the listing with an error: the sum only guards against torn
+	 * writes, the directory's permissions against forgers. */
+	if (goman_idem_list(s, mode & 1, count, &sn, &err) < 0 && !(mode & 32)) {
+		fprintf(stderr, "list: %s\n", err.message);
 		abort();
+	}
 	if (sn.first_id[0]) {
 		goman_err_clear(&err);
 		goman_idem_forget(s, sn.first_id, mode & 8, &err);
