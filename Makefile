@@ -3,6 +3,7 @@
 #   make test       unit (cmocka) + integration (bats) tests; SAN=1 for ASan+UBSan
 #   make bench      benchmarks, each printing ratios against a peer run in the same invocation
 #   make demo       local AWS endpoint + a demo against it
+#   make fuzz       libFuzzer targets (clang) into build-fuzz/, each run FUZZ_SECONDS (60)
 #   make install    PREFIX=/usr/local DESTDIR=
 #   make deps       installs missing Debian packages (root) or prints the apt-get line
 VERSION := $(shell cat VERSION)
@@ -13,7 +14,9 @@ CC      ?= cc
 SAN     ?=
 ifeq ($(SAN),1)
 BUILD   ?= build-san
-SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+# GCC's `undefined` leaves float-cast-overflow out: out-of-range double→int casts are UB too
+SANFLAGS := -fsanitize=address,undefined,float-cast-overflow -fno-omit-frame-pointer \
+	-fno-sanitize-recover=all
 OPT     := -O1 -g
 else
 BUILD   ?= build
@@ -39,14 +42,17 @@ UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 UNITS    := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 BENCH_SRC:= $(sort $(wildcard bench/*.c))
 BENCHES  := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
+# fuzz targets: libFuzzer builds (clang) and gcc-built replays of their corpora for `make test`
+FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+REPLAYS  := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/tests/fuzz/%)
 HEADERS  := $(wildcard libgoman/include/goman/*.h) $(wildcard libgoman/*.h)
 
-.PHONY: all lib bins units benches test unit bats bench demo install deps clean check-banned
+.PHONY: all lib bins units benches test unit bats bench demo install deps clean check-banned fuzz fuzzers
 all: lib bins $(BUILD)/goman.pc
 
 lib: $(BUILD)/lib/libgoman.a $(BUILD)/lib/libgoman.so
 bins: $(BINS)
-units: $(UNITS) $(BUILD)/tests/iofault.so
+units: $(UNITS) $(REPLAYS) $(BUILD)/tests/iofault.so
 
 $(BUILD)/obj/%.o: libgoman/%.c $(HEADERS)
 	@mkdir -p $(@D)
@@ -84,12 +90,19 @@ $(BUILD)/tests/iofault.so: tests/fixtures/iofault.c
 	@mkdir -p $(@D)
 	$(CC) -D_GNU_SOURCE $(WARN) -O2 -g -fPIC -shared -o $@ $< -ldl
 
+# one replay binary per fuzz target: tests/fuzz/replay.c's main() feeds it files
+$(BUILD)/tests/fuzz/%: tests/fuzz/%.c tests/fuzz/replay.c tests/fuzz/fuzz.h \
+		$(BUILD)/tests/libgoman-test.a $(HEADERS)
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) -DGOMAN_UNIT_TEST $(CFLAGS) -o $@ $< tests/fuzz/replay.c \
+		$(BUILD)/tests/libgoman-test.a $(LDFLAGS) $(LDLIBS)
+
 $(BUILD)/goman.pc: goman.pc.in VERSION
 	@mkdir -p $(@D)
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' $< >$@
 
 # ---- tests --------------------------------------------------------------------------
-test: deps all units
+test: deps all units check-banned
 	GOMAN_BUILD=$(BUILD) tests/run $(TESTS)
 
 unit: all units
@@ -101,6 +114,35 @@ bats: all $(BUILD)/tests/iofault.so
 check-banned:
 	@! grep -nE '\b(strcpy|sprintf|strtok|atoi|strcat|gets)\s*\(' libgoman/*.c bin/*.c || \
 		{ echo "banned function used (see above)"; exit 1; }
+
+# ---- fuzzing (clang + libFuzzer) -----------------------------------------------------
+# The library is built again with coverage instrumentation and the sanitizers, the
+# GOMAN_TESTABLE internals visible; each target runs FUZZ_SECONDS and any crash, leak,
+# timeout or sanitizer report fails the run (tests/fuzz/run-fuzz).
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_BUILD   := build-fuzz
+FUZZ_SAN     := -fsanitize=address,undefined,float-cast-overflow -fno-sanitize-recover=all \
+	-fno-omit-frame-pointer
+FUZZ_CFLAGS  := -O1 -g $(WARN) $(FUZZ_SAN)
+FUZZ_LIB_OBJ := $(LIB_SRC:libgoman/%.c=$(FUZZ_BUILD)/obj/%.o)
+FUZZERS      := $(FUZZ_SRC:tests/fuzz/%.c=$(FUZZ_BUILD)/%)
+
+$(FUZZ_BUILD)/obj/%.o: libgoman/%.c $(HEADERS)
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(CPPFLAGS) -DGOMAN_UNIT_TEST $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
+
+$(FUZZ_BUILD)/libgoman-fuzz.a: $(FUZZ_LIB_OBJ)
+	rm -f $@ && ar rcs $@ $^
+
+$(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(FUZZ_BUILD)/libgoman-fuzz.a $(HEADERS)
+	$(FUZZ_CC) $(CPPFLAGS) -DGOMAN_UNIT_TEST $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< \
+		$(FUZZ_BUILD)/libgoman-fuzz.a $(LDLIBS)
+
+fuzzers: $(FUZZERS)
+
+fuzz: $(FUZZERS)
+	FUZZ_BUILD=$(FUZZ_BUILD) tests/fuzz/run-fuzz $(FUZZ_SECONDS) $(FUZZERS)
 
 # ---- bench / demo -------------------------------------------------------------------
 $(BUILD)/bench/%: bench/%.c $(BUILD)/tests/libgoman-test.a $(HEADERS)
@@ -144,4 +186,4 @@ deps:
 	@scripts/deps.sh
 
 clean:
-	rm -rf build build-san
+	rm -rf build build-san build-fuzz

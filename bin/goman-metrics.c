@@ -86,7 +86,8 @@ static int parse_pct(const char *s, double *out)
 	char *end;
 	errno = 0;
 	double v = strtod(s, &end);
-	if (end == s || errno || (*end && strcmp(end, "%")) || v < 0 || v > 100)
+	/* !(in range) also refuses the NaN strtod reads from "nan" */
+	if (end == s || errno || (*end && strcmp(end, "%")) || !(v >= 0 && v <= 100))
 		return -1;
 	*out = v;
 	return 0;
@@ -231,11 +232,16 @@ static int parse_flags(struct run *r, int argc, char **argv)
 			if (goman_parse_duration_ms(optarg, &r->interval_ms) < 0 || r->interval_ms <= 0)
 				return die_usage("bad interval '%s'", optarg);
 			break;
-		case OPT_CONCURRENCY:
-			conc = (int)strtol(optarg, NULL, 10);
-			if (conc < 1 || conc > 10000)
+		case OPT_CONCURRENCY: {
+			/* range-checked as a long: a cast first would turn 4294967297 into 1 */
+			char *end;
+			errno = 0;
+			long v = strtol(optarg, &end, 10);
+			if (errno || end == optarg || *end || v < 1 || v > 10000)
 				return die_usage("bad concurrency '%s'", optarg);
+			conc = (int)v;
 			break;
+		}
 		case OPT_SUMMARY: break; /* the summary is what it prints anyway */
 		case OPT_HELP: fputs(usage, stdout); exit(0);
 		case OPT_VERSION: printf("goman-metrics %s\n", GOMAN_VERSION); exit(0);

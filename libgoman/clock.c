@@ -3,6 +3,7 @@
  * and replace sleeping, as curl's CURL_FORCETIME does for signatures.
  */
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,11 +60,19 @@ void goman_sleep_ms(int64_t ms)
 
 char *goman_rfc3339(int64_t epoch_ms, char *buf, size_t len)
 {
+	/* floor division: the milliseconds of a time before 1970 are never negative */
+	int msec = (int)(epoch_ms % 1000);
 	time_t secs = (time_t)(epoch_ms / 1000);
+	if (msec < 0)
+		msec += 1000, secs--;
 	struct tm tm;
-	gmtime_r(&secs, &tm);
+	if (!gmtime_r(&secs, &tm) || tm.tm_year > 9999 - 1900 || tm.tm_year < -1900) {
+		/* beyond what RFC 3339's four-digit year can say */
+		snprintf(buf, len, "%s", epoch_ms < 0 ? "0000-01-01T00:00:00.000Z" : "9999-12-31T23:59:59.999Z");
+		return buf;
+	}
 	snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-		 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(epoch_ms % 1000));
+		 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, msec);
 	return buf;
 }
 
@@ -141,10 +150,17 @@ int goman_parse_duration_ms(const char *s, int64_t *ms)
 	int parts = 0;
 	while (*p) {
 		char *end;
+		/* decimal digits only: strtod would also take "nan", "inf", hex floats, a sign
+		 * and leading blanks, none of which is a duration */
+		if (!((*p >= '0' && *p <= '9') || *p == '.'))
+			return -1;
 		errno = 0;
 		double v = strtod(p, &end);
-		if (end == p || errno || v < 0)
+		if (end == p || errno || !isfinite(v) || v < 0)
 			return -1;
+		for (const char *q = p; q < end; q++)
+			if (!strchr("0123456789.eE+-", *q))
+				return -1;
 		p = end;
 		double unit;
 		if (strncmp(p, "ms", 2) == 0)
@@ -164,7 +180,7 @@ int goman_parse_duration_ms(const char *s, int64_t *ms)
 		total += v * unit;
 		parts++;
 	}
-	if (total > 9.0e15)
+	if (!(total <= 9.0e15)) /* also refuses a NaN or infinite sum */
 		return -1;
 	*ms = (int64_t)(total + 0.5);
 	return 0;

@@ -28,6 +28,7 @@
 #include "goman/idem.h"
 #include "goman/log.h"
 #include "idem_int.h"
+#include "internal.h"
 
 #define COND_BEGIN                                                                                 \
 	"attribute_not_exists(id) OR expires_at <= :now OR "                                       \
@@ -106,7 +107,7 @@ static cJSON *rec_to_item(const struct gm_idem_rec *r)
 }
 
 /* {"id":{"S":"x"},"n":{"N":"1"}} → {"id":"x","n":"1"} → record (JSON text re-parsed) */
-static int item_to_rec(const cJSON *item, struct gm_idem_rec *r)
+GOMAN_TESTABLE int gm_idem_item_to_rec(const cJSON *item, struct gm_idem_rec *r)
 {
 	cJSON *flat = cJSON_CreateObject();
 	if (!flat)
@@ -159,7 +160,7 @@ static int get_item(struct goman_idem *s, const char *id, struct gm_idem_rec *r,
 	}
 	const cJSON *item = cJSON_GetObjectItemCaseSensitive(res.data, "Item");
 	int found = item && item->child ? 1 : 0;
-	if (found && item_to_rec(item, r)) {
+	if (found && gm_idem_item_to_rec(item, r)) {
 		gm_idem_rec_clear(r);
 		found = goman_err_set(err, GOMAN_EPARSE, GOMAN_CLASS_NONE, "IdempotencyStore",
 				      "idempotency table '%s': item %.12s is not a record", s->table, id);
@@ -200,14 +201,14 @@ static int put(struct goman_idem *s, const struct gm_idem_rec *rec, const struct
 	if (rc == 0) {
 		out = 1;
 		const cJSON *attrs = cJSON_GetObjectItemCaseSensitive(res.data, "Attributes");
-		if (replaced && attrs && attrs->child && item_to_rec(attrs, replaced) == 0)
+		if (replaced && attrs && attrs->child && gm_idem_item_to_rec(attrs, replaced) == 0)
 			*have_replaced = true;
 	} else if (cond_failed(&res)) {
 		out = 0;
 		/* ALL_OLD on a failed condition: the holder, when the call path keeps the error
 		 * body's "Item" in res.data; otherwise the caller reads it with GetItem */
 		const cJSON *item = cJSON_GetObjectItemCaseSensitive(res.data, "Item");
-		if (replaced && item && item->child && item_to_rec(item, replaced) == 0)
+		if (replaced && item && item->child && gm_idem_item_to_rec(item, replaced) == 0)
 			*have_replaced = true;
 		else if (replaced)
 			gm_idem_rec_clear(replaced);
@@ -466,7 +467,7 @@ static int list_item(struct goman_idem *s, const cJSON *item, void *ctx)
 	struct lister *l = ctx;
 	struct gm_idem_rec r;
 	int stop = 0;
-	cJSON *o = item_to_rec(item, &r) ? NULL : gm_idem_rec_to_json(&r);
+	cJSON *o = gm_idem_item_to_rec(item, &r) ? NULL : gm_idem_rec_to_json(&r);
 	if (o)
 		stop = l->fn(o, l->ctx);
 	cJSON_Delete(o);

@@ -112,5 +112,9 @@ int gm_idem_dynamo_list(struct goman_idem *s, bool all, goman_idem_list_fn fn, v
 			struct goman_err *err);
 int gm_idem_dynamo_forget(struct goman_idem *s, const char *key, bool force,
 			  struct goman_err *err);
+#ifdef GOMAN_UNIT_TEST
+/* a DynamoDB item ({"id":{"S":..},"n":{"N":..}}) into r: 0, or -1 when it is no record */
+int gm_idem_item_to_rec(const struct cJSON *item, struct gm_idem_rec *r);
+#endif
 
 #endif

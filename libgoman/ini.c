@@ -16,35 +16,102 @@
  *     delimiter, are ignored rather than failing the whole file: one stray line in a
  *     user's config must not take every profile away.
  *
+ * Cost: linear in the size of the text. Sections and keys are found through hash tables
+ * (a config of 200 000 profiles is read at every start of every command), and a value
+ * continued over many lines grows geometrically.
+ * Size: goman_ini_load() refuses a file larger than GOMAN_MAX_CONFIG_BYTES (default 4 MiB).
+ *
  * Ownership: the struct owns every string; lookups hand out borrowed pointers.
- * Errors: NULL with err (ENOTFOUND for a missing file, EIO for unreadable, ENOMEM).
+ * Errors: NULL with err (ENOTFOUND for a missing file, EIO for unreadable or too large,
+ * ENOMEM).
  */
 #include <ctype.h>
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include "goman/ini.h"
 
-/* A config bigger than this is not a config: refuse rather than slurp it. */
-#define INI_MAX_BYTES (4u << 20)
+/* A config bigger than this is not a config: refuse rather than slurp it
+ * (GOMAN_MAX_CONFIG_BYTES changes it). */
+#define INI_MAX_BYTES ((size_t)4 << 20)
 
 struct ini_kv {
 	char *key;
 	char *value;
+	size_t vlen, vcap; /* vcap > 0 once the value grew by continuation lines */
+};
+
+/* open addressing over entry index + 1 (0 = empty), at most half full */
+struct ini_hash {
+	size_t *slots;
+	size_t nslots;
 };
 
 struct ini_section {
 	char *name;
 	struct ini_kv *kv;
 	size_t n, cap;
+	struct ini_hash keys;
 };
 
 struct goman_ini {
 	struct ini_section *s;
 	size_t n, cap;
+	struct ini_hash names;
 };
+
+/* FNV-1a of s, case-folded when fold (keys are matched without case, names with) */
+static size_t hash_str(const char *s, int fold)
+{
+	uint64_t h = UINT64_C(1469598103934665603);
+	for (; *s; s++)
+		h = (h ^ (unsigned char)(fold ? tolower((unsigned char)*s) : *s)) * UINT64_C(1099511628211);
+	return (size_t)h;
+}
+
+/* Makes room for entry number n (0-based) in h, rehashing the n existing entries whose
+ * names name(ctx, i) gives; -1 on ENOMEM. */
+static int hash_reserve(struct ini_hash *h, size_t n, int fold,
+			const char *(*name)(const void *ctx, size_t i), const void *ctx)
+{
+	if ((n + 1) * 2 <= h->nslots)
+		return 0;
+	size_t nslots = h->nslots ? h->nslots * 2 : 16;
+	size_t *slots = calloc(nslots, sizeof(*slots));
+	if (!slots)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		size_t j = hash_str(name(ctx, i), fold) & (nslots - 1);
+		while (slots[j])
+			j = (j + 1) & (nslots - 1);
+		slots[j] = i + 1;
+	}
+	free(h->slots);
+	h->slots = slots;
+	h->nslots = nslots;
+	return 0;
+}
+
+static void hash_insert(struct ini_hash *h, const char *name, int fold, size_t index)
+{
+	size_t j = hash_str(name, fold) & (h->nslots - 1);
+	while (h->slots[j])
+		j = (j + 1) & (h->nslots - 1);
+	h->slots[j] = index + 1;
+}
+
+static const char *section_name_at(const void *ctx, size_t i)
+{
+	return ((const struct goman_ini *)ctx)->s[i].name;
+}
+
+static const char *key_at(const void *ctx, size_t i)
+{
+	return ((const struct ini_section *)ctx)->kv[i].key;
+}
 
 static char *dupn(const char *s, size_t n)
 {
@@ -75,9 +142,14 @@ static const char *cut_comment(const char *b, const char *e)
 
 static struct ini_section *find_section(const struct goman_ini *ini, const char *name)
 {
-	for (size_t i = 0; i < ini->n; i++)
-		if (strcmp(ini->s[i].name, name) == 0)
-			return &ini->s[i];
+	if (!ini->names.nslots)
+		return NULL;
+	size_t m = ini->names.nslots - 1;
+	for (size_t j = hash_str(name, 0) & m; ini->names.slots[j]; j = (j + 1) & m) {
+		struct ini_section *s = &ini->s[ini->names.slots[j] - 1];
+		if (strcmp(s->name, name) == 0)
+			return s;
+	}
 	return NULL;
 }
 
@@ -114,17 +186,27 @@ static struct ini_section *add_section(struct goman_ini *ini, const char *b, con
 		ini->s = v;
 		ini->cap = cap;
 	}
-	s = &ini->s[ini->n++];
+	if (hash_reserve(&ini->names, ini->n, 0, section_name_at, ini) < 0) {
+		free(name);
+		return NULL;
+	}
+	s = &ini->s[ini->n];
 	memset(s, 0, sizeof(*s));
 	s->name = name;
+	hash_insert(&ini->names, name, 0, ini->n++);
 	return s;
 }
 
 static struct ini_kv *find_key(const struct ini_section *s, const char *key)
 {
-	for (size_t i = 0; i < s->n; i++)
-		if (strcasecmp(s->kv[i].key, key) == 0)
-			return &s->kv[i];
+	if (!s->keys.nslots)
+		return NULL;
+	size_t m = s->keys.nslots - 1;
+	for (size_t j = hash_str(key, 1) & m; s->keys.slots[j]; j = (j + 1) & m) {
+		struct ini_kv *kv = &s->kv[s->keys.slots[j] - 1];
+		if (strcasecmp(kv->key, key) == 0)
+			return kv;
+	}
 	return NULL;
 }
 
@@ -137,6 +219,8 @@ static struct ini_kv *set_key(struct ini_section *s, char *key, char *value)
 		free(key);
 		free(kv->value);
 		kv->value = value;
+		kv->vlen = strlen(value);
+		kv->vcap = 0;
 		return kv;
 	}
 	if (s->n == s->cap) {
@@ -150,9 +234,17 @@ static struct ini_kv *set_key(struct ini_section *s, char *key, char *value)
 		s->kv = v;
 		s->cap = cap;
 	}
-	kv = &s->kv[s->n++];
+	if (hash_reserve(&s->keys, s->n, 1, key_at, s) < 0) {
+		free(key);
+		free(value);
+		return NULL;
+	}
+	kv = &s->kv[s->n];
 	kv->key = key;
 	kv->value = value;
+	kv->vlen = strlen(value);
+	kv->vcap = 0;
+	hash_insert(&s->keys, key, 1, s->n++);
 	return kv;
 }
 
@@ -246,17 +338,26 @@ struct goman_ini *goman_ini_parse(const char *text, struct goman_err *err)
 					goto nomem;
 				continue;
 			}
-			/* multi-line value: value "\n" line */
+			/* multi-line value: value "\n" line; grown geometrically, so a value of
+			 * many lines costs its length, not its length squared */
 			const char *ce = cut_comment(b, e);
 			trim(&b, &ce);
-			size_t ol = strlen(parent->value), nl = (size_t)(ce - b);
-			char *v = realloc(parent->value, ol + 1 + nl + 1);
-			if (!v)
-				goto nomem;
+			size_t ol = parent->vlen, nl = (size_t)(ce - b), need = ol + 1 + nl + 1;
+			if (need > parent->vcap) {
+				size_t vcap = parent->vcap ? parent->vcap : 64;
+				while (vcap < need)
+					vcap *= 2;
+				char *v = realloc(parent->value, vcap);
+				if (!v)
+					goto nomem;
+				parent->value = v;
+				parent->vcap = vcap;
+			}
+			char *v = parent->value;
 			v[ol] = '\n';
 			memcpy(v + ol + 1, b, nl);
 			v[ol + 1 + nl] = '\0';
-			parent->value = v;
+			parent->vlen = ol + 1 + nl;
 			continue;
 		}
 		const char *kb, *ke, *vb, *ve;
@@ -282,8 +383,23 @@ nomem:
 	return NULL;
 }
 
+/* GOMAN_MAX_CONFIG_BYTES: a positive decimal byte count, else the default */
+static size_t max_config_bytes(void)
+{
+	const char *v = getenv("GOMAN_MAX_CONFIG_BYTES");
+	if (!v || !*v)
+		return INI_MAX_BYTES;
+	char *end;
+	errno = 0;
+	unsigned long long n = strtoull(v, &end, 10);
+	if (errno || *end || n == 0 || v[0] == '-' || n > SIZE_MAX / 2)
+		return INI_MAX_BYTES;
+	return (size_t)n;
+}
+
 struct goman_ini *goman_ini_load(const char *path, struct goman_err *err)
 {
+	size_t max = max_config_bytes();
 	FILE *f = fopen(path, "rb");
 	if (!f) {
 		if (errno == ENOENT || errno == ENOTDIR)
@@ -296,14 +412,24 @@ struct goman_ini *goman_ini_load(const char *path, struct goman_err *err)
 	char *buf = NULL;
 	size_t len = 0, cap = 0;
 	for (;;) {
+		if (len > max) {
+			free(buf);
+			fclose(f);
+			goman_err_set(err, GOMAN_EIO, GOMAN_CLASS_NONE, "ConfigTooLarge",
+				      "'%s' is larger than %zu bytes (GOMAN_MAX_CONFIG_BYTES)", path, max);
+			return NULL;
+		}
 		if (cap - len < 4096) {
+			/* room for max + 1 bytes at most: one byte past the cap proves it is exceeded */
 			cap = cap ? cap * 2 : 8192;
-			char *nb = cap > INI_MAX_BYTES + 8192 ? NULL : realloc(buf, cap);
+			if (cap > max + 2)
+				cap = max + 2 > len + 2 ? max + 2 : len + 2;
+			char *nb = realloc(buf, cap);
 			if (!nb) {
 				free(buf);
 				fclose(f);
-				goman_err_set(err, GOMAN_EIO, GOMAN_CLASS_NONE, "",
-					      "'%s' is too large or out of memory", path);
+				goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "",
+					      "out of memory reading '%s'", path);
 				return NULL;
 			}
 			buf = nb;
@@ -338,9 +464,11 @@ void goman_ini_free(struct goman_ini *ini)
 			free(s->kv[j].value);
 		}
 		free(s->kv);
+		free(s->keys.slots);
 		free(s->name);
 	}
 	free(ini->s);
+	free(ini->names.slots);
 	free(ini);
 }
 

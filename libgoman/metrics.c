@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +21,9 @@
 #define HBUCKETS 800
 #define HGROWTH 1.02
 #define MAX_BREAKERS 64
+/* Durations from records are clamped here (about 285 000 years): far above any real one,
+ * and small enough that sums of them over every node stay exact int64 arithmetic. */
+#define MAX_MS 9.0e15
 
 enum { OUT_OK, OUT_THROTTLED, OUT_TRANSIENT, OUT_CLIENT, OUT_AUTH, OUT_CIRCUIT, OUT_N };
 static const char *const outcome_names[OUT_N] = {"ok", "throttled", "transient",
@@ -127,10 +131,27 @@ static const char *jstr(const cJSON *o, const char *k)
 	return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
+/* Only finite numbers: cJSON reads 1e999 as infinity, and nothing from a line may carry an
+ * infinity or NaN into a cast or a sum. */
 static double jnum(const cJSON *o, const char *k, double dflt)
 {
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-	return cJSON_IsNumber(v) ? v->valuedouble : dflt;
+	return cJSON_IsNumber(v) && isfinite(v->valuedouble) ? v->valuedouble : dflt;
+}
+
+/* A duration field: -1 when absent or negative, else clamped to MAX_MS before the cast. */
+static int64_t jms(const cJSON *o, const char *k)
+{
+	double v = jnum(o, k, -1);
+	if (v < 0)
+		return -1;
+	return (int64_t)(v > MAX_MS ? MAX_MS : v);
+}
+
+/* a + b for non-negative a, b, stuck at INT64_MAX rather than wrapping */
+static int64_t sat_add(int64_t a, int64_t b)
+{
+	return a > INT64_MAX - b ? INT64_MAX : a + b;
 }
 
 static int64_t jtime(const cJSON *o, const char *k)
@@ -144,10 +165,10 @@ static int64_t jtime(const cJSON *o, const char *k)
 
 static int bucket_of(double ms)
 {
-	if (ms < 1)
+	if (!(ms >= 1))
 		return 0;
-	int b = 1 + (int)(log(ms) / log(HGROWTH));
-	return b >= HBUCKETS ? HBUCKETS - 1 : b;
+	double b = 1 + log(ms) / log(HGROWTH);
+	return b >= HBUCKETS - 1 ? HBUCKETS - 1 : (int)b;
 }
 
 static double quantile(const struct series *s, double q)
@@ -283,8 +304,8 @@ static void feed_node(struct goman_metrics *m, const cJSON *rec, const char *clu
 	n->installed = jtime(t, "installed");
 	const cJSON *prov = cJSON_GetObjectItemCaseSensitive(rec, "provision");
 	const cJSON *inst = cJSON_GetObjectItemCaseSensitive(rec, "install");
-	n->prov_ms = (int64_t)jnum(prov, "ms", -1);
-	n->inst_ms = (int64_t)jnum(inst, "ms", -1);
+	n->prov_ms = jms(prov, "ms");
+	n->inst_ms = jms(inst, "ms");
 	n->ok = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(rec, "ok"));
 }
 
@@ -308,6 +329,7 @@ static void feed_event(struct goman_metrics *m, const cJSON *ev, const char *eve
 	if (!strcmp(event, "api_call")) {
 		struct series *s = series_for(m, jstr(ev, "service"), jstr(ev, "action"));
 		double ms = jnum(ev, "ms", 0);
+		ms = ms < 0 ? 0 : ms > MAX_MS ? MAX_MS : ms;
 		int oi = outcome_index(jstr(ev, "outcome"));
 		m->api_calls++;
 		s->count++;
@@ -353,7 +375,8 @@ static void feed_event(struct goman_metrics *m, const cJSON *ev, const char *eve
 		if (name && phase && !strcmp(phase, "ready")) {
 			struct cluster *c = cluster_for(m, name);
 			c->ready_ts = ts;
-			c->nodes_ready = (int)jnum(ev, "nodes_ready", 0);
+			double nr = jnum(ev, "nodes_ready", 0);
+			c->nodes_ready = nr < 0 ? 0 : nr > INT_MAX ? INT_MAX : (int)nr;
 		}
 	}
 }
@@ -422,11 +445,11 @@ static void cluster_kpi(const struct goman_metrics *m, const struct cluster *c, 
 			if (n->installed > inst_last)
 				inst_last = n->installed;
 		}
-		busy += (n->prov_ms > 0 ? n->prov_ms : 0) + (n->inst_ms > 0 ? n->inst_ms : 0);
+		busy = sat_add(busy, sat_add(n->prov_ms > 0 ? n->prov_ms : 0, n->inst_ms > 0 ? n->inst_ms : 0));
 		int64_t ready_at = n->prov_ms >= 0 ? n->prov_ms : 0;
 		if (!strcmp(n->role, "agent") && server_prov > ready_at)
 			ready_at = server_prov; /* agents join no earlier than the server runs */
-		int64_t path = ready_at + (n->inst_ms > 0 ? n->inst_ms : 0);
+		int64_t path = sat_add(ready_at, n->inst_ms > 0 ? n->inst_ms : 0);
 		if (path > critical)
 			critical = path;
 	}

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# deps.sh - make sure the Debian packages goman builds, tests and benches with are present.
+# deps.sh - make sure the Debian packages goman builds, tests and benches with are present
+# (clang and libclang-rt-14-dev, the libFuzzer runtime, for `make fuzz`).
 # As root: installs the missing ones with apt-get. Otherwise: prints the exact line to run.
 set -u
 pkgs=(build-essential pkg-config curl libcurl4-openssl-dev libssl-dev libcjson-dev libexpat1-dev
-      libcmocka-dev libyaml-dev bats bats-assert bats-support jq python3 openssh-server openssh-client
-      parallel prometheus valgrind man-db procps)
+      libcmocka-dev bats bats-assert bats-support jq python3 openssh-server openssh-client
+      parallel prometheus valgrind man-db procps
+      clang libclang-rt-14-dev clang-format libyaml-dev)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

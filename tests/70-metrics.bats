@@ -85,3 +85,28 @@ setup_file() { isolate_home; }
 	run -0 goman-metrics --help
 	assert_output --partial "usage: goman-metrics"
 }
+
+@test "goman-metrics: NaN, infinite and huge numbers in flags are usage errors" {
+	for v in nan inf 1e999 -5m 0x10s; do
+		run -64 goman-metrics --target-creation "$v" </dev/null
+	done
+	for v in nan inf -1 101; do
+		run -64 goman-metrics --target-success "$v" </dev/null
+	done
+	for v in 4294967297 5x 0; do
+		run -64 goman-metrics --concurrency "$v" </dev/null
+	done
+}
+
+@test "goman-metrics: infinite and huge numbers in lines give a finite summary" {
+	run -0 goman-metrics --format json <<-'EOF2'
+	{"event":"api_call","service":"ec2","action":"X","ms":1e999}
+	{"event":"api_call","service":"ec2","action":"X","ms":-1e999}
+	{"cluster":"c","name":"s","role":"server","ok":true,"provision":{"ms":9e18},"install":{"ms":9e18},"t":{"launched":"2026-01-01T10:00:00Z","installed":"2026-01-01T10:01:00Z"}}
+	{"event":"cluster","cluster":"c","phase":"ready","ts":"2026-01-01T10:02:00Z","nodes_ready":1e300}
+	EOF2
+	jq -e '.health.latency[0].count == 2 and .clusters[0].nodes_ready >= 0 and
+		.clusters[0].parallel_efficiency_pct > 0' <<<"$output"
+	run -0 goman-metrics --format prom <<<'{"event":"api_call","service":"ec2","action":"X","ms":1e308}'
+	refute_output --partial "inf"
+}

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "goman/kubeconfig.h"
+#include "fuzz.h"
 
 static const char k3s[] = "apiVersion: v1\n"
 			  "clusters:\n- cluster: {certificate-authority-data: Q0E=, server: "
@@ -26,7 +27,7 @@ static void fixed_point(const char *out, size_t len, const struct goman_kubeconf
 	free(again);
 }
 
-int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct goman_kubeconfig_opts o = {.cluster = "fz", .use = size > 0 && (data[0] & 1)};
 	char *out = NULL;

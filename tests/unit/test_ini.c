@@ -5,8 +5,10 @@
 #include "unit.h"
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include "goman/ini.h"
+#include "buf_int.h"
 
 static struct goman_ini *parse_ok(const char *text)
 {
@@ -160,6 +162,86 @@ static void load_reads_a_file_and_missing_file_is_enotfound(void **state)
 	assert_int_not_equal(err.rc, GOMAN_OK);
 }
 
+static double cpu_seconds(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void many_sections_keys_and_lines_parse_in_linear_time(void **state)
+{
+	/* 100 000 profiles, a section of 100 000 keys, a value of 100 000 lines: a quadratic
+	 * reader needs minutes of CPU for each (16 s for the profiles alone), a linear one well
+	 * under a second for all three */
+	struct gm_buf b = {0};
+	for (int i = 0; i < 100000; i++)
+		gm_buf_printf(&b, "[profile p%d]\nregion = r%d\n", i, i);
+	gm_buf_printf(&b, "[big]\n");
+	for (int i = 0; i < 100000; i++)
+		gm_buf_printf(&b, "k%d = v%d\n", i, i);
+	gm_buf_printf(&b, "[long]\nv = first\n");
+	for (int i = 0; i < 100000; i++)
+		gm_buf_printf(&b, "  line%d\n", i);
+	char *text = gm_buf_take(&b);
+	assert_non_null(text);
+	double t0 = cpu_seconds();
+	struct goman_ini *ini = parse_ok(text);
+	double spent = cpu_seconds() - t0;
+	assert_string_equal(goman_ini_get(ini, "profile p99999", "region"), "r99999");
+	assert_string_equal(goman_ini_get(ini, "profile p0", "region"), "r0");
+	assert_string_equal(goman_ini_get(ini, "big", "K77777"), "v77777");
+	const char *v = goman_ini_get(ini, "long", "v");
+	assert_non_null(v);
+	assert_non_null(strstr(v, "first\nline0\nline1\n"));
+	assert_int_equal(strlen(strrchr(v, '\n')), strlen("\nline99999"));
+	if (spent > 3.0)
+		fail_msg("parsing took %.2f s of CPU", spent);
+	goman_ini_free(ini);
+	free(text);
+}
+
+static void config_larger_than_the_cap_is_refused_and_the_cap_is_configurable(void **state)
+{
+	char path[] = "/tmp/goman-ini-XXXXXX";
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	char line[64];
+	size_t total = 0;
+	assert_int_equal(write(fd, "[default]\n", 10), 10);
+	total += 10;
+	for (int i = 0; total < 5000; i++) {
+		int n = snprintf(line, sizeof(line), "key%d = value%d\n", i, i);
+		assert_int_equal(write(fd, line, (size_t)n), n);
+		total += (size_t)n;
+	}
+	close(fd);
+	struct goman_err err;
+	char cap[32];
+	snprintf(cap, sizeof(cap), "%zu", total - 1);
+	setenv("GOMAN_MAX_CONFIG_BYTES", cap, 1);
+	goman_err_clear(&err);
+	assert_null(goman_ini_load(path, &err));
+	assert_string_equal(err.code, "ConfigTooLarge");
+	assert_non_null(strstr(err.message, "GOMAN_MAX_CONFIG_BYTES"));
+	/* exactly at the cap is fine */
+	snprintf(cap, sizeof(cap), "%zu", total);
+	setenv("GOMAN_MAX_CONFIG_BYTES", cap, 1);
+	goman_err_clear(&err);
+	struct goman_ini *ini = goman_ini_load(path, &err);
+	assert_non_null(ini);
+	assert_string_equal(goman_ini_get(ini, "default", "key0"), "value0");
+	goman_ini_free(ini);
+	/* the default (4 MiB) holds it; a value that is not a byte count falls back to it */
+	setenv("GOMAN_MAX_CONFIG_BYTES", "lots", 1);
+	goman_err_clear(&err);
+	ini = goman_ini_load(path, &err);
+	assert_non_null(ini);
+	goman_ini_free(ini);
+	unsetenv("GOMAN_MAX_CONFIG_BYTES");
+	unlink(path);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -171,6 +253,8 @@ int main(void)
 		cmocka_unit_test(stray_lines_are_ignored_not_fatal),
 		cmocka_unit_test(empty_value_and_empty_text_are_fine),
 		cmocka_unit_test(load_reads_a_file_and_missing_file_is_enotfound),
+		cmocka_unit_test(many_sections_keys_and_lines_parse_in_linear_time),
+		cmocka_unit_test(config_larger_than_the_cap_is_refused_and_the_cap_is_configurable),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -137,6 +137,64 @@ static void test_memory_does_not_grow_with_repeated_records(void **state)
 	goman_metrics_free(m);
 }
 
+static struct goman_metrics *feed_lines(const char *const *lines, size_t n)
+{
+	struct goman_metrics *m = goman_metrics_new(NULL);
+	for (size_t i = 0; i < n; i++) {
+		cJSON *j = cJSON_Parse(lines[i]);
+		assert_non_null(j);
+		goman_metrics_feed(m, j);
+		cJSON_Delete(j);
+	}
+	return m;
+}
+
+static void test_infinite_latency_is_not_used_in_arithmetic(void **state)
+{
+	/* cJSON reads 1e999 as infinity */
+	static const char *const lines[] = {
+		"{\"event\":\"api_call\",\"service\":\"ec2\",\"action\":\"X\",\"ms\":1e999}",
+		"{\"event\":\"api_call\",\"service\":\"ec2\",\"action\":\"X\",\"ms\":-1e999}",
+		"{\"event\":\"api_call\",\"service\":\"ec2\",\"action\":\"X\",\"ms\":1e308}",
+		"{\"event\":\"api_call\",\"service\":\"ec2\",\"action\":\"X\",\"ms\":1e308}",
+	};
+	struct goman_metrics *m = feed_lines(lines, 4);
+	cJSON *j = goman_metrics_json(m);
+	const cJSON *s = cJSON_GetArrayItem(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "health"), "latency"), 0);
+	assert_int_equal((int)num(s, "count"), 4);
+	assert_true(isfinite(num(s, "max_ms")));
+	assert_true(isfinite(num(s, "p99_ms")));
+	char *prom = goman_metrics_prom(m);
+	assert_null(strstr(prom, "inf"));
+	assert_null(strstr(prom, "nan"));
+	free(prom);
+	cJSON_Delete(j);
+	goman_metrics_free(m);
+}
+
+static void test_huge_provision_and_install_times_saturate(void **state)
+{
+	static const char *const lines[] = {
+		"{\"cluster\":\"c\",\"name\":\"s\",\"role\":\"server\",\"ok\":true,"
+		"\"provision\":{\"ms\":9e18},\"install\":{\"ms\":9e18},"
+		"\"t\":{\"launched\":\"2026-01-01T10:00:00Z\",\"installed\":\"2026-01-01T10:01:00Z\"}}",
+		"{\"cluster\":\"c\",\"name\":\"a\",\"role\":\"agent\",\"ok\":true,"
+		"\"provision\":{\"ms\":1e300},\"install\":{\"ms\":9e18}}",
+		"{\"event\":\"cluster\",\"cluster\":\"c\",\"phase\":\"ready\","
+		"\"ts\":\"2026-01-01T10:02:00Z\",\"nodes_ready\":1e300}",
+	};
+	struct goman_metrics *m = feed_lines(lines, 3);
+	cJSON *j = goman_metrics_json(m);
+	const cJSON *c = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "clusters"), 0);
+	assert_int_equal((int)num(c, "creation_ms"), 120000);
+	/* busy and critical path are sums of clamped durations: huge, but positive */
+	assert_true(num(c, "parallel_efficiency_pct") > 100);
+	assert_true(num(c, "critical_path_ms") >= 9e15);
+	assert_true(num(c, "nodes_ready") >= 0);
+	cJSON_Delete(j);
+	goman_metrics_free(m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -145,6 +203,8 @@ int main(void)
 		cmocka_unit_test(test_latency_quantiles_are_within_two_percent),
 		cmocka_unit_test(test_check_reports_each_breached_target),
 		cmocka_unit_test(test_memory_does_not_grow_with_repeated_records),
+		cmocka_unit_test(test_infinite_latency_is_not_used_in_arithmetic),
+		cmocka_unit_test(test_huge_provision_and_install_times_saturate),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,55 @@
+/*
+ * test_clock.c - the duration and time parsers behind flags and records (clock.c).
+ */
+#include <stdint.h>
+#include <string.h>
+#include "unit.h"
+#include "goman/clock.h"
+
+static void durations_in_every_unit_add_up(void **state)
+{
+	int64_t ms;
+	assert_int_equal(goman_parse_duration_ms("90", &ms), 0);
+	assert_int_equal(ms, 90000);
+	assert_int_equal(goman_parse_duration_ms("1.5s", &ms), 0);
+	assert_int_equal(ms, 1500);
+	assert_int_equal(goman_parse_duration_ms("1h2m3s4ms", &ms), 0);
+	assert_int_equal(ms, 3723004);
+	assert_int_equal(goman_parse_duration_ms("2d", &ms), 0);
+	assert_int_equal(ms, 172800000);
+}
+
+static void durations_nan_inf_and_huge_are_rejected(void **state)
+{
+	static const char *const bad[] = {"nan", "NaN", "nanms", "inf", "infinity", "-inf", "1e999",
+					  "1e999s", "9e15d", "0x10s", " 5s", "+5s", "-5s", "5s nan",
+					  "1e308d", "", "s", "5x"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		int64_t ms = 42;
+		if (goman_parse_duration_ms(bad[i], &ms) != -1)
+			fail_msg("'%s' was accepted as %lld ms", bad[i], (long long)ms);
+		assert_int_equal(ms, 42); /* a refused value leaves the output alone */
+	}
+}
+
+static void rfc3339_round_trips_and_clamps_what_it_cannot_say(void **state)
+{
+	char buf[64];
+	int64_t t;
+	assert_int_equal(goman_parse_time("2026-12-03T05:26:41.123Z", &t), 0);
+	assert_string_equal(goman_rfc3339(t, buf, sizeof(buf)), "2026-12-03T05:26:41.123Z");
+	/* before 1970 the milliseconds count forwards from the second, as for any other time */
+	assert_string_equal(goman_rfc3339(-1, buf, sizeof(buf)), "1969-12-31T23:59:59.999Z");
+	assert_string_equal(goman_rfc3339(INT64_MAX, buf, sizeof(buf)), "9999-12-31T23:59:59.999Z");
+	assert_string_equal(goman_rfc3339(INT64_MIN, buf, sizeof(buf)), "0000-01-01T00:00:00.000Z");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(durations_in_every_unit_add_up),
+		cmocka_unit_test(durations_nan_inf_and_huge_are_rejected),
+		cmocka_unit_test(rfc3339_round_trips_and_clamps_what_it_cannot_say),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
