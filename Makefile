@@ -114,6 +114,12 @@ bats: all $(BUILD)/tests/iofault.so
 check-banned:
 	@! grep -nE '\b(strcpy|sprintf|strtok|atoi|strcat|gets)\s*\(' libgoman/*.c bin/*.c || \
 		{ echo "banned function used (see above)"; exit 1; }
+	@# a local struct goman_err starts defined (GOMAN_ERR_INIT), so no field can leak stack bytes
+	@# (members of a struct definition, between "struct x {" and "};", are not locals)
+	@! awk '/^(static )?struct [a-z_]+ \{/ { m = 1 } /^\};/ { m = 0 } \
+		!m && /^[ \t]+struct goman_err [a-z_]+(, *[a-z_]+)*;/ { print FILENAME ":" FNR ": " $$0 }' \
+		libgoman/*.c bin/*.c | grep . || \
+		{ echo "struct goman_err declared without GOMAN_ERR_INIT (see above)"; exit 1; }
 
 # ---- fuzzing (clang + libFuzzer) -----------------------------------------------------
 # The library is built again with coverage instrumentation and the sanitizers, the
