@@ -63,6 +63,7 @@
 #include "goman/idem.h"
 #include "goman/log.h"
 #include "buf_int.h"
+#include "fdio_int.h"
 #include "idem_int.h"
 #include "shared_state_int.h"
 
@@ -259,12 +260,12 @@ static int line_parse(struct goman_idem *s, const struct entry *e, struct gm_ide
 	if (!bad)
 		return 0;
 	gm_idem_rec_clear(rec);
-	if (!o)
-		return no_memory(err); /* the line passed its checksum: only memory can fail here */
+	/* The line passed its checksum, so it was written whole: a line that is not JSON was
+	 * written by someone who can write the directory, not torn by a crash. */
 	return goman_err_set(err, GOMAN_EIO, GOMAN_CLASS_NONE, "IdempotencyStore",
-			     "idempotency store: a record of key %.12s in '%s/" LOG_NAME
-			     "' lacks its fields",
-			     e->line + ID_AT, s->dir);
+			     "idempotency store: the record of key %.12s in '%s/" LOG_NAME
+			     "' is damaged (%s)",
+			     e->line + ID_AT, s->dir, o ? "it lacks its fields" : "not JSON");
 }
 
 /* ---- the index: key -> latest line ------------------------------------------------------- */
@@ -354,20 +355,6 @@ static long long index_lines(struct goman_idem *s, const char *buf, size_t len, 
 	return (long long)at;
 }
 
-static int write_all(int fd, const char *p, size_t len)
-{
-	while (len) {
-		ssize_t w = write(fd, p, len);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return -1;
-		p += w;
-		len -= (size_t)w;
-	}
-	return 0;
-}
-
 /* fd is the user's own regular file (opened O_NOFOLLOW in the checked directory) */
 static int own_file(int fd, const char *name, struct goman_err *err)
 {
@@ -391,7 +378,7 @@ static int log_replace(struct goman_idem *s, const char *text, size_t len, struc
 			O_RDWR | O_CREAT | O_EXCL | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return io_err(err, "cannot create", LOG_TMP);
-	if (write_all(fd, text, len) || (s->fsync && fsync(fd)) ||
+	if (gm_write_all(fd, text, len) || (s->fsync && fsync(fd)) ||
 	    renameat(s->dirfd, LOG_TMP, s->dirfd, LOG_NAME)) {
 		io_err(err, "cannot write", LOG_TMP);
 		close(fd);

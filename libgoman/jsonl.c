@@ -22,6 +22,7 @@
 #include <cjson/cJSON.h>
 #include "goman/jsonl.h"
 #include "internal.h"
+#include "fdio_int.h"
 #include "jsonl_int.h"
 
 #define INITIAL_CAP (64 * 1024)
@@ -291,31 +292,17 @@ bool goman_jsonl_buffered(const struct goman_jsonl_reader *r)
 	return r->eof;
 }
 
-/* One write(2) for the whole line in the usual case; the loop only continues a partial
+/* One write(2) for the whole line in the usual case; gm_write_all only continues a partial
  * write (signals, a full pipe on a non-blocking fd). */
 static int write_all(int fd, const char *p, size_t n, struct goman_err *err)
 {
-	while (n > 0) {
-		ssize_t w = write(fd, p, n);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			if (errno == EAGAIN || errno == EWOULDBLOCK) {
-				struct pollfd pfd = {.fd = fd, .events = POLLOUT};
-				(void)poll(&pfd, 1, -1);
-				continue;
-			}
-			int e = errno;
-			goman_err_clear(err);
-			goman_err_set(err, GOMAN_EIO, GOMAN_CLASS_NONE, "WriteError", "write: %s",
-				      strerror(e));
-			errno = e;
-			return -1;
-		}
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
+	if (gm_write_all(fd, p, n) == 0)
+		return 0;
+	int e = errno;
+	goman_err_clear(err);
+	goman_err_set(err, GOMAN_EIO, GOMAN_CLASS_NONE, "WriteError", "write: %s", strerror(e));
+	errno = e;
+	return -1;
 }
 
 /* Bytes of s[0..len) that are not valid UTF-8 (or are NUL): 0 when the line can go as is. */

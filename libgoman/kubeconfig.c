@@ -21,6 +21,7 @@
 #include <yaml.h>
 #include "goman/kubeconfig.h"
 #include "buf_int.h"
+#include "fdio_int.h"
 
 #define MAX_DEPTH 64
 #define ENTRY_PREFIX "goman-"
@@ -528,20 +529,6 @@ static int io_err(struct goman_err *err, const char *what, const char *path)
 			     strerror(errno));
 }
 
-static int write_all(int fd, const char *p, size_t len)
-{
-	while (len > 0) {
-		ssize_t w = write(fd, p, len);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return -1;
-		p += w;
-		len -= (size_t)w;
-	}
-	return 0;
-}
-
 /* mkdir -p for the file's directory, new directories 0700 */
 static int make_parent(char *path)
 {
@@ -638,7 +625,7 @@ static int backup(const char *path, const char *data, size_t len, char **backup_
 		if (fd < 0 && errno != EEXIST)
 			break;
 	}
-	if (fd < 0 || write_all(fd, data, len) != 0 || fsync(fd) != 0) {
+	if (fd < 0 || gm_write_all(fd, data, len) != 0 || fsync(fd) != 0) {
 		io_err(err, "cannot write the backup", b);
 		if (fd >= 0) {
 			close(fd);
@@ -664,7 +651,7 @@ static int replace(const char *path, const char *content, size_t len, struct gom
 	int rc = 0;
 	if (fd < 0) {
 		rc = io_err(err, "cannot create a file beside", path);
-	} else if (fchmod(fd, 0600) != 0 || write_all(fd, content, len) != 0 || fsync(fd) != 0) {
+	} else if (fchmod(fd, 0600) != 0 || gm_write_all(fd, content, len) != 0 || fsync(fd) != 0) {
 		rc = io_err(err, "cannot write", tmp);
 	}
 	if (fd >= 0 && close(fd) != 0 && rc == 0)
