@@ -125,3 +125,24 @@ IN
 	run -0 bash -c "jq -e 'select(.plan)' <<<'$output' | wc -l"
 	assert_output 0
 }
+
+@test "goman-plan: labels the file asks for are read from the goman:labels tag (drift, then none)" {
+	create lab 1
+	f=$(cfile lab 1)
+	sed -i 's/type: t3.small}/type: t3.small, labels: {tier: web}, taints: ["d=web:NoSchedule"]}/' "$f"
+	run -2 --separate-stderr bash -c "goman-spec -f '$f' | goman-plan"
+	d=$(jq -c 'select(.change=="drift")' <<<"$output")
+	assert_equal "$(jq -c .drift <<<"$d")" \
+		'{"labels":{"want":{"tier":"web"},"have":{}},"taints":{"want":["d=web:NoSchedule"],"have":[]}}'
+	jq -c '{instance_id}' <<<"$d" | goman-batch tag --tag goman:labels=tier=web --tag 'goman:taints=d=web:NoSchedule' >/dev/null
+	run -0 --separate-stderr bash -c "goman-spec -f '$f' | goman-plan"
+	assert_equal "$(jq -c .plan.unchanged <<<"$output")" 2
+}
+
+@test "goman-plan: a listing that fails exits non-zero with the cause and no plan" {
+	run --separate-stderr env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY AWS_SHARED_CREDENTIALS_FILE=/nonexistent \
+		goman-plan --cluster nocred </dev/null
+	assert [ "$status" -ne 0 ] && assert [ "$status" -ne 2 ]
+	assert_output ""
+	assert_regex "$stderr" "listing cluster nocred"
+}
