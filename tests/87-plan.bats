@@ -44,6 +44,13 @@ create() { # create NAME AGENTS
 	run -64 goman-plan </dev/null
 	assert_output --partial "give --cluster"
 	run -64 goman-plan --cluster a extra </dev/null
+	run -64 --separate-stderr goman-plan <<'IN'
+{"cluster":"r","role":"server","index":0,"region":"us-east-1"}
+{"cluster":"r","role":"agent","index":0,"region":"eu-west-1"}
+IN
+	assert_equal "$stderr" "goman-plan: the specs name different regions"
+	run -64 --separate-stderr goman-plan --region eu-west-1 <<<'{"cluster":"r","role":"server","index":0,"region":"us-east-1"}'
+	assert_equal "$stderr" "goman-plan: --region differs from the specs' region: us-east-1"
 }
 
 @test "goman-plan: the file a cluster was made from plans to nothing, exit 0" {
