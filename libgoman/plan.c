@@ -36,7 +36,7 @@ struct want {
 
 struct have {
 	const cJSON *in;
-	const char *id, *role, *name, *group, *type, *ami, *subnet, *az, *via;
+	const char *id, *role, *name, *group, *type, *ami, *subnet, *az, *via, *state;
 	const char *labels_raw, *taints_raw;
 	char *labels, *taints; /* canonical; NULL when the tag does not read */
 	int spot;              /* -1 unknown */
@@ -374,6 +374,7 @@ static int read_haves(const cJSON *haves, struct have **out, size_t *nout, struc
 		struct have *x = &h[k++];
 		const char *st = str(in, "state");
 		x->in = in;
+		x->state = st;
 		x->live = cJSON_IsObject(in) && str(in, "instance_id") &&
 			  !(st && (!strcmp(st, "shutting-down") || !strcmp(st, "terminated")));
 		x->id = str(in, "instance_id");
@@ -505,6 +506,9 @@ static bool drift_of(const struct want *w, const struct have *h, const char *clu
 				h->taints ? canon_out(h->taints, false) : cJSON_CreateString(h->taints_raw));
 	if (ok && h->group && strcmp(h->group, w->group))
 		ok = drift_item(d, "group", cJSON_CreateString(w->group), cJSON_CreateString(h->group));
+	/* goman-provision starts what is stopped: that is a change the plan must show */
+	if (ok && h->state && (!strcmp(h->state, "stopped") || !strcmp(h->state, "stopping")))
+		ok = drift_item(d, "state", cJSON_CreateString("running"), cJSON_CreateString(h->state));
 	char name[160];
 	snprintf(name, sizeof(name), "%s-%s-%ld", cluster, w->role, w->index);
 	if (ok && (w->adopted || !h->name || strcmp(h->name, name)))

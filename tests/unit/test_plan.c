@@ -130,6 +130,11 @@ static const struct pcase cases[] = {
 	 "launch web-server-0", "1 0 0 0 0"},
 	{"no spec at all: every instance is a termination", "[]", "[" HS0("") "]",
 	 "terminate web-server-0 (no spec asks for server 0)", "0 1 0 0 0"},
+	{"a stopped or stopping instance is a drift of its state (provision starts it)",
+	 "[" S0 "," A(0, "") "]",
+	 "[{'instance_id':'i-s0','state':'stopped','instance_type':'t3.medium','tags':{'goman:role':'server','goman:index':'0','goman:name':'web-server-0'}},"
+	 "{'instance_id':'i-a0','state':'pending','instance_type':'t3.large','tags':{'goman:role':'agent','goman:index':'0','goman:name':'web-agent-0'}}]",
+	 "drift web-server-0 [state]", "0 0 1 0 1"},
 	{"a name tag that is not the node's is a drift",
 	 "[" S0 "]",
 	 "[{'instance_id':'i-s0','state':'running','instance_type':'t3.medium','tags':{'goman:role':'server','goman:index':'0','goman:name':'web-server-7'}}]",

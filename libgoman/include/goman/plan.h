@@ -27,7 +27,8 @@
  *   drift      a met spec whose instance differs: "drift":{field:{"want","have"}} over
  *              instance_type (not among types), ami (only when the spec names an ami-ID;
  *              an ssm: parameter is not resolved), spot (when known), labels, taints,
- *              group (a goman:group tag naming another group), name
+ *              group (a goman:group tag naming another group), name, state (stopped or
+ *              stopping: goman-provision would start it)
  *   terminate  an instance with a role and index no spec asks for ("reason" says why)
  *   orphan     an instance of the cluster with no goman:role (or an unknown one), a role
  *              but no index and nothing to adopt it for, or a duplicate (role, index)
