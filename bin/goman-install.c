@@ -452,7 +452,8 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	o.token = token;
-	if (o.via == GOMAN_VIA_SSM || !token || airgap) {
+	/* an action over ssh/local needs no AWS at all (no token, no air-gap) */
+	if (o.via == GOMAN_VIA_SSM || ((!token || airgap) && o.action == GOMAN_ACTION_INSTALL)) {
 		struct goman_aws_opts ao = {.profile = profile, .region = o.region, .config = &cfg};
 		aws = goman_aws_new(&ao, &err);
 		if (!aws && (o.via == GOMAN_VIA_SSM || airgap)) {

@@ -159,3 +159,45 @@ node() { printf '{"cluster":"box","name":"box-%s-%d","role":"%s","index":%d,"min
 	[ -z "$output" ]
 	[ ! -e "$P" ]
 }
+
+# a server's k3s under $P (the stand-in logs kubectl's argv to kubectl.log beside it)
+fake_server() {
+	mkdir -p "$P/usr/local/bin"
+	cp "$ROOT/tests/fixtures/fake-k3s" "$P/usr/local/bin/k3s"
+	chmod 755 "$P/usr/local/bin/k3s"
+}
+
+@test "goman-install --action drain: kubectl drain of each record's node runs on the server, records get \"drain\"" {
+	fake_server
+	run -0 --separate-stderr goman-install --via local --prefix "$P" --action drain --drain-timeout 90s \
+		< <(node agent 1; node server 0; node agent 2)
+	[ "${#lines[@]}" -eq 3 ]
+	jq -e -s 'all(.ok and .drain.ok and .drain.action == "drain" and .drain.via == "local" and
+		(.drain.ms >= 0) and .mine == "kept" and (has("install") | not))' <<<"$output"
+	[ "$(sort "$P/usr/local/bin/kubectl.log")" = "$(printf '%s\n' \
+		"kubectl drain --ignore-daemonsets --delete-emptydir-data --timeout=90s box-agent-1" \
+		"kubectl drain --ignore-daemonsets --delete-emptydir-data --timeout=90s box-agent-2" \
+		"kubectl drain --ignore-daemonsets --delete-emptydir-data --timeout=90s box-server-0")" ]
+	# nothing was installed, no token was asked for
+	[ ! -e "$P/etc/systemd/system" ]
+}
+
+@test "goman-install --action cordon and uncordon name the node as the install named it" {
+	fake_server
+	run -0 --separate-stderr goman-install --via local --prefix "$P" --action cordon < <(node agent 3)
+	run -0 --separate-stderr goman-install --via local --prefix "$P" --action uncordon < <(node agent 3)
+	jq -e '.drain.ok and .drain.action == "uncordon"' <<<"${lines[0]}"
+	[ "$(cat "$P/usr/local/bin/kubectl.log")" = "$(printf '%s\n' "kubectl cordon box-agent-3" "kubectl uncordon box-agent-3")" ]
+	# the install gave K3s that same name
+	run -0 --separate-stderr install_local < <(node server 0; node agent 3)
+	grep -q '"--node-name" "box-agent-3"' "$P/etc/systemd/system/k3s-agent.service"
+}
+
+@test "goman-install --action drain: a failing kubectl is an error record naming the node and kubectl's error (exit 1)" {
+	fake_server
+	touch "$P/usr/local/bin/kubectl.fail"
+	run -1 --separate-stderr goman-install --via local --prefix "$P" --action drain < <(node agent 4)
+	jq -e '.ok == false and .drain.ok == false and .drain.action == "drain" and
+		.drain.error.code == "DrainFailed" and
+		(.drain.error.message | test("kubectl drain box-agent-4 exited with 1: Error from server \\(NotFound\\)"))' <<<"${lines[0]}"
+}
