@@ -1280,6 +1280,10 @@ struct goman_install *goman_install_new(const struct goman_install_opts *o, stru
 		in->o.verify_wait_ms = 60000;
 	if (in->o.drain_timeout_ms <= 0)
 		in->o.drain_timeout_ms = 300000;
+	/* kubectl drain ends by its own --timeout: the command gets a minute more */
+	if (in->o.action == GOMAN_ACTION_DRAIN && in->o.drain_timeout_ms < GM_INST_MAX_MS - 60000 &&
+	    in->o.timeout_ms < in->o.drain_timeout_ms + 60000)
+		in->o.timeout_ms = in->o.drain_timeout_ms + 60000;
 	/* durations reach deadline sums (now + timeout + delivery + 2 polls): capped where
 	 * goman_parse_duration_ms() caps flags, so no sum can overflow */
 	int64_t *durs[] = {&in->o.timeout_ms, &in->o.delivery_timeout_ms, &in->o.poll_ms,

@@ -547,6 +547,25 @@ static void test_a_failed_kubectl_is_an_error_record_naming_the_node(void **s)
 	assert_non_null(strstr(send_texts[0], "kubectl cordon 'u-agent-7' 2>&1"));
 }
 
+static void test_a_drain_longer_than_the_execution_timeout_raises_it(void **s)
+{
+	goman_install_free(make());
+	struct goman_err err = GOMAN_ERR_INIT;
+	struct goman_install_opts o = {.via = GOMAN_VIA_LOCAL, .http = loop, .emit = on_emit,
+				       .action = GOMAN_ACTION_DRAIN, .drain_timeout_ms = 1200000,
+				       .timeout_ms = 600000};
+	struct gm_install *g = (struct gm_install *)goman_install_new(&o, &err);
+	assert_non_null(g);
+	assert_int_equal(g->o.timeout_ms, 1260000);
+	goman_install_free((struct goman_install *)g);
+	o.action = GOMAN_ACTION_CORDON; /* only a drain waits on its own timeout */
+	g = (struct gm_install *)goman_install_new(&o, &err);
+	assert_int_equal(g->o.timeout_ms, 600000);
+	goman_install_free((struct goman_install *)g);
+	cur = NULL;
+	goman_http_free(loop);
+}
+
 static void test_an_action_without_a_first_server_fails_no_server(void **s)
 {
 	struct goman_install *in = make_action(GOMAN_ACTION_UNCORDON, NULL);
@@ -581,6 +600,7 @@ int main(void)
 		cmocka_unit_test(test_drain_runs_kubectl_on_the_first_server_one_node_per_sendcommand),
 		cmocka_unit_test(test_a_failed_kubectl_is_an_error_record_naming_the_node),
 		cmocka_unit_test(test_an_action_without_a_first_server_fails_no_server),
+		cmocka_unit_test(test_a_drain_longer_than_the_execution_timeout_raises_it),
 	};
 	int rc = cmocka_run_group_tests(tests, NULL, NULL);
 	for (int i = 0; i < 16; i++) {
