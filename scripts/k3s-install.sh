@@ -32,7 +32,8 @@ Role and cluster
   --server-url URL           (GOMAN_SERVER_URL) server to join (agents; joining servers)
   --tls-san NAME             (GOMAN_TLS_SAN, space/comma separated) repeatable
   --node-name NAME           (GOMAN_NODE_NAME) the Kubernetes node name (default: the
-                             hostname); a DNS subdomain: a-z 0-9 - . (1-253)
+                             hostname); a DNS subdomain: a-z 0-9 - . (1-253). Ignored when
+                             this node's unit exists without one (it keeps its name)
   --node-label KEY=VALUE     (GOMAN_NODE_LABELS, space separated) repeatable; KEY is
                              [prefix/]name, both of A-Z a-z 0-9 - _ . (and / in KEY)
   --node-taint KEY[=VALUE]:EFFECT  (GOMAN_NODE_TAINTS, space separated) repeatable;
@@ -659,6 +660,14 @@ install_files() {
 	fi
 	if [ -n "$SERVER_URL" ]; then add_arg --server; add_arg "$SERVER_URL"; fi
 	if [ -n "$TOKEN" ]; then add_arg --token-file; add_arg "$TOKEN_PATH"; fi
+	if [ "$ROLE" = server ]; then UNIT=k3s; else UNIT=k3s-agent; fi
+	# A node registered under its host name (a unit of ours without --node-name) keeps it:
+	# under a new name K3s would register a second node and leave the first NotReady.
+	if [ -n "$NODE_NAME" ] && [ -f "$UNIT_DIR/$UNIT.service" ] &&
+		! grep -q '"--node-name"' "$UNIT_DIR/$UNIT.service"; then
+		log "keeping the registered node name (the host name): $UNIT.service has no --node-name"
+		NODE_NAME=""
+	fi
 	if [ -n "$NODE_NAME" ]; then add_arg --node-name; add_arg "$NODE_NAME"; fi
 	for _l in $NODE_LABELS; do add_arg --node-label; add_arg "$_l"; done
 	for _l in $NODE_TAINTS; do add_arg --node-taint; add_arg "$_l"; done

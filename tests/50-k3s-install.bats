@@ -369,6 +369,15 @@ no_injected_unit() {
 		"$P/etc/systemd/system/k3s-agent.service"
 }
 
+@test "k3s-install.sh: a node installed without --node-name keeps its host name on a re-run" {
+	SH=sh
+	run -0 --separate-stderr agent_with https://10.0.0.5:6443
+	run -0 --separate-stderr agent_with https://10.0.0.5:6443 --node-name web-agent-3 --node-label tier=web
+	nogrep '"--node-name"' "$P/etc/systemd/system/k3s-agent.service"
+	grep -q '"--node-label" "tier=web"' "$P/etc/systemd/system/k3s-agent.service"
+	[[ "$stderr" == *"keeping the registered node name"* ]]
+}
+
 @test "k3s-install.sh: a node name, label or taint outside its form is refused (exit 64), nothing written" {
 	SH=sh
 	for bad in "--node-name Web_1" "--node-name -x" "--node-label tier" "--node-label tier=a\$(id)" \
