@@ -16,6 +16,7 @@
 #include <unistd.h>
 #include <cjson/cJSON.h>
 #include <openssl/crypto.h>
+#include "goman/addr.h"
 #include "goman/aws.h"
 #include "goman/clock.h"
 #include "goman/config.h"
@@ -23,13 +24,26 @@
 #include "goman/install.h"
 #include "goman/jsonl.h"
 #include "goman/log.h"
+#include "goman/provision.h"
 #include "goman/sigv4.h"
 
 static int write_failed;
+/* --check: every problem is reported (one line each), nothing is started */
+static int check_mode, problems;
+
+static void problem(const char *fmt, const char *a, const char *b)
+{
+	fputs("goman-install: ", stderr);
+	fprintf(stderr, fmt, a, b);
+	fputc('\n', stderr);
+	problems++;
+}
 
 static void usage(FILE *f)
 {
 	fputs("usage: goman-install [--via ssm|ssh|local] [options] <node-records.jsonl\n"
+	      "       goman-install --action cordon|drain|uncordon [options] <node-records.jsonl\n"
+	      "       goman-install --check [options]\n"
 	      "Installs K3s on each node as its record arrives; writes the record back with\n"
 	      "\"install\":{ok,ms,k3s_version,via,skipped,verified,...} and t.installed.\n"
 	      "  --via ssm|ssh|local     transport (default ssm: AWS-RunShellScript)\n"
@@ -50,6 +64,12 @@ static void usage(FILE *f)
 	      "  --ssh-user U  --ssh-key F  --ssh-port N  --ssh-config F  --ssh-public-ip\n"
 	      "  --ssh-sudo|--no-ssh-sudo   (default: sudo unless --prefix or user root)\n"
 	      "  --prefix DIR  --no-services   testing aids passed to the script\n"
+	      "  --action cordon|drain|uncordon   kubectl on the first server for each record's node;\n"
+	      "                          writes \"drain\":{ok,action,ms} (no install)\n"
+	      "  --drain-timeout DUR     kubectl drain --timeout (default 5m)\n"
+	      "  --server-address ADDR  --server-instance ID   ssh/ssm: where kubectl runs when\n"
+	      "                          the input has no first server record\n"
+	      "  --check                 check every flag and file, start nothing, read no stdin\n"
 	      "  --region R  --profile P  --env PROFILE  --show-config  --help  --version\n"
 	      "Exit: 0 all ok, 1 some failed, 64 usage, 65 bad input lines, 69 unavailable,\n"
 	      "75 temporary failure. See goman-install(1).\n",
@@ -70,8 +90,29 @@ static int dur(const char *flag, const char *s, int64_t *ms)
 {
 	if (goman_parse_duration_ms(s, ms) == 0)
 		return 0;
-	fprintf(stderr, "goman-install: bad duration for --%s: '%s'\n", flag, s);
+	problem("bad duration for --%s: '%s'", flag, s);
 	return -1;
+}
+
+/* a flag value echoed in a message: printable only */
+static const char *shown(const char *s)
+{
+	for (const char *p = s; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			return "(a value with a control character)";
+	return s;
+}
+
+static bool readable_file(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return false;
+	char c;
+	/* a directory opens, but does not read */
+	bool ok = fread(&c, 1, 1, f) == 1 || !ferror(f);
+	fclose(f);
+	return ok;
 }
 
 static char *find_script(void)
@@ -160,13 +201,79 @@ static char *presign(struct goman_credchain *cc, const char *region, const char 
 	return url;
 }
 
+/* What can be checked without a node, an AWS call or stdin: each problem is one line.
+ * Returns the install script's path (malloc'd; NULL when not needed or not found). */
+static char *check_args(const struct goman_install_opts *o, const char *token_file,
+			const char *script, const char *airgap, const char *sans)
+{
+	bool install = o->action == GOMAN_ACTION_INSTALL;
+	if (airgap && (strncmp(airgap, "s3://", 5) || !strchr(airgap + 5, '/') || airgap[5] == '/'))
+		problem("--airgap takes s3://BUCKET/PREFIX, not '%s'%s", shown(airgap), "");
+	if (token_file && o->via == GOMAN_VIA_SSM)
+		problem("--token-file is for --via ssh|local (SSM nodes read the token from "
+			"Parameter Store)%s%s", "", "");
+	else if (token_file && install && !readable_file(token_file))
+		problem("--token-file %s: not a readable file%s", shown(token_file), "");
+	if (o->cluster && !goman_cluster_name_ok(o->cluster))
+		problem("--cluster '%s' is not a cluster name (a-z first, then a-z 0-9 -, at most "
+			"40)%s", shown(o->cluster), "");
+	if (o->k3s_version && !goman_install_version_ok(o->k3s_version))
+		problem("--k3s-version '%s' is not a K3s release (vMAJOR.MINOR.PATCH+k3sN, e.g. "
+			"v1.31.4+k3s1)%s", shown(o->k3s_version), "");
+	if (o->channel && !goman_install_channel_ok(o->channel))
+		problem("--channel '%s' is not a channel name (stable, latest, v1.31: a-z 0-9 . -)%s",
+			shown(o->channel), "");
+	if (o->server_url && !goman_server_url_ok(o->server_url))
+		problem("--server-url must be https://ADDR:PORT (goman(7) ADDRESSES), not '%s'%s",
+			shown(o->server_url), "");
+	if (o->mirror && ((strncmp(o->mirror, "https://", 8) && strncmp(o->mirror, "http://", 7)) ||
+			  strcmp(shown(o->mirror), o->mirror) || strpbrk(o->mirror, " \"'\\")))
+		problem("--mirror '%s' must be an http:// or https:// URL%s", shown(o->mirror), "");
+	if (o->region && !goman_region_ok(o->region))
+		problem("--region '%s' is not a region name (e.g. us-east-1)%s", shown(o->region), "");
+	if (sans && *sans) {
+		char buf[1024];
+		snprintf(buf, sizeof(buf), "%s", sans);
+		for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save))
+			if (!goman_addr_ok(t))
+				problem("--tls-san '%s' is not an IP address or host name%s", shown(t), "");
+	}
+	if (o->via == GOMAN_VIA_SSH) {
+		if (o->ssh_key && !readable_file(o->ssh_key))
+			problem("--ssh-key %s: not a readable file%s", shown(o->ssh_key), "");
+		if (o->ssh_config && !readable_file(o->ssh_config))
+			problem("--ssh-config %s: not a readable file%s", shown(o->ssh_config), "");
+		if (o->ssh_user && (!*o->ssh_user || o->ssh_user[0] == '-' ||
+				    strcmp(shown(o->ssh_user), o->ssh_user)))
+			problem("--ssh-user '%s' is not a user name%s", shown(o->ssh_user), "");
+	}
+	if (o->server_address && !goman_addr_ok(o->server_address))
+		problem("--server-address '%s' is not an IP address or host name%s",
+			shown(o->server_address), "");
+	if (o->server_instance && (strncmp(o->server_instance, "i-", 2) ||
+				   strspn(o->server_instance + 2, "0123456789abcdefABCDEF") !=
+					   strlen(o->server_instance + 2) ||
+				   !o->server_instance[2] || strlen(o->server_instance) > 30))
+		problem("--server-instance '%s' is not an instance ID (i-...)%s",
+			shown(o->server_instance), "");
+	/* flags of the other mode are ignored: one set of pass-through flags serves both */
+	if (!install)
+		return NULL;
+	char *path = script ? strdup(script) : find_script();
+	if (!path)
+		problem("k3s-install.sh not found (give --script PATH)%s%s", "", "");
+	else if (!readable_file(path))
+		problem("--script %s: not a readable file%s", shown(path), "");
+	return path;
+}
+
 int main(int argc, char **argv)
 {
 	enum { O_VIA = 256, O_CLUSTER, O_SERVERS, O_SERVER_URL, O_WAIT, O_VER, O_CHAN, O_MIRROR,
 	       O_SAN, O_AIRGAP, O_CONC, O_TIMEOUT, O_DELIV, O_POLL, O_FLOOR, O_WINDOW, O_VWAIT,
 	       O_NOVERIFY, O_NOKC, O_TOKFILE, O_SCRIPT, O_SUSER, O_SKEY, O_SPORT, O_SCONF, O_SPUB,
 	       O_SUDO, O_NOSUDO, O_PREFIX, O_NOSVC, O_REGION, O_PROFILE, O_ENV, O_SHOW, O_HELP,
-	       O_VERSION };
+	       O_VERSION, O_ACTION, O_DTIMEOUT, O_SADDR, O_SINST, O_CHECK };
 	static const struct option flags[] = {
 		{"via", 1, NULL, O_VIA}, {"cluster", 1, NULL, O_CLUSTER}, {"servers", 1, NULL, O_SERVERS},
 		{"server-url", 1, NULL, O_SERVER_URL}, {"wait-server", 0, NULL, O_WAIT},
@@ -185,7 +292,12 @@ int main(int argc, char **argv)
 		{"no-services", 0, NULL, O_NOSVC}, {"region", 1, NULL, O_REGION},
 		{"profile", 1, NULL, O_PROFILE}, {"env", 1, NULL, O_ENV},
 		{"show-config", 0, NULL, O_SHOW}, {"help", 0, NULL, O_HELP},
-		{"version", 0, NULL, O_VERSION}, {NULL, 0, NULL, 0}};
+		{"version", 0, NULL, O_VERSION}, {"action", 1, NULL, O_ACTION},
+		{"drain-timeout", 1, NULL, O_DTIMEOUT}, {"server-address", 1, NULL, O_SADDR},
+		{"server-instance", 1, NULL, O_SINST}, {"check", 0, NULL, O_CHECK}, {NULL, 0, NULL, 0}};
+	for (int i = 1; i < argc && strcmp(argv[i], "--"); i++)
+		if (!strcmp(argv[i], "--check"))
+			check_mode = 1;
 	struct goman_install_opts o = {.verify = true, .store_kubeconfig = true, .batch_window_ms = 1000};
 	struct goman_config cfg;
 	struct goman_err err = GOMAN_ERR_INIT;
@@ -207,13 +319,30 @@ int main(int argc, char **argv)
 			else if (!strcmp(optarg, "local"))
 				o.via = GOMAN_VIA_LOCAL;
 			else
-				bad = fprintf(stderr, "goman-install: --via is ssm, ssh or local\n");
+				bad = (problem("--via is ssm, ssh or local, not '%s'%s", shown(optarg), ""), 1);
 			break;
+		case O_ACTION:
+			if (!strcmp(optarg, "cordon"))
+				o.action = GOMAN_ACTION_CORDON;
+			else if (!strcmp(optarg, "drain"))
+				o.action = GOMAN_ACTION_DRAIN;
+			else if (!strcmp(optarg, "uncordon"))
+				o.action = GOMAN_ACTION_UNCORDON;
+			else
+				bad = (problem("--action is cordon, drain or uncordon, not '%s'%s",
+					       shown(optarg), ""), 1);
+			break;
+		case O_DTIMEOUT: bad = dur("drain-timeout", optarg, &o.drain_timeout_ms); break;
+		case O_SADDR: o.server_address = optarg; break;
+		case O_SINST: o.server_instance = optarg; break;
+		case O_CHECK: break;
 		case O_CLUSTER: o.cluster = optarg; break;
 		case O_SERVERS:
 			servers = strtol(optarg, &end, 10);
 			bad = *end || servers < 1 || servers > 99;
 			o.servers = (int)servers;
+			if (bad)
+				problem("--servers takes a number from 1 to 99, not '%s'%s", shown(optarg), "");
 			break;
 		case O_SERVER_URL: o.server_url = optarg; break;
 		case O_WAIT: o.wait_server = true; break;
@@ -229,7 +358,7 @@ int main(int argc, char **argv)
 		case O_CONC:
 			bad = goman_config_set(&cfg, "concurrency", optarg, GOMAN_SRC_FLAG, &err) != 0;
 			if (bad)
-				fprintf(stderr, "goman-install: %s\n", err.message);
+				problem("--concurrency: %s%s", err.message, "");
 			break;
 		case O_TIMEOUT: bad = dur("timeout", optarg, &o.timeout_ms); break;
 		case O_DELIV: bad = dur("delivery-timeout", optarg, &o.delivery_timeout_ms); break;
@@ -246,6 +375,8 @@ int main(int argc, char **argv)
 		case O_SPORT:
 			o.ssh_port = (int)strtol(optarg, &end, 10);
 			bad = *end || o.ssh_port < 1 || o.ssh_port > 65535;
+			if (bad)
+				problem("--ssh-port takes a port from 1 to 65535, not '%s'%s", shown(optarg), "");
 			break;
 		case O_SCONF: o.ssh_config = optarg; break;
 		case O_SPUB: o.ssh_public_ip = true; break;
@@ -258,37 +389,38 @@ int main(int argc, char **argv)
 		case O_ENV:
 			bad = goman_config_set(&cfg, "profile", optarg, GOMAN_SRC_FLAG, &err) != 0;
 			if (bad)
-				fprintf(stderr, "goman-install: %s\n", err.message);
+				problem("--env: %s%s", err.message, "");
 			break;
 		case O_SHOW: show = 1; break;
 		case O_HELP: usage(stdout); return 0;
 		case O_VERSION: printf("goman-install %s\n", GOMAN_VERSION); return 0;
-		default: usage(stderr); return GOMAN_EXIT_USAGE;
+		default:
+			/* getopt named the flag already */
+			problems++;
+			if (!check_mode) {
+				usage(stderr);
+				return GOMAN_EXIT_USAGE;
+			}
 		}
-		if (bad) {
-			if (end)
-				fprintf(stderr, "goman-install: bad number '%s'\n", optarg);
+		if (bad && !check_mode) {
 			usage(stderr);
 			return GOMAN_EXIT_USAGE;
 		}
 	}
-	if (optind < argc) {
-		fprintf(stderr, "goman-install: unexpected argument '%s'\n", argv[optind]);
-		usage(stderr);
+	for (int i = optind; i < argc; i++)
+		problem("unexpected argument '%s'%s", shown(argv[i]), "");
+	char *script_path = check_args(&o, token_file, script, airgap, sans);
+	if (goman_config_load(&cfg, &err) != 0)
+		problem("%s%s", err.message, "");
+	if (problems) {
+		if (!check_mode)
+			usage(stderr);
+		free(script_path);
 		return GOMAN_EXIT_USAGE;
 	}
-	if (airgap && (strncmp(airgap, "s3://", 5) || !strchr(airgap + 5, '/') || airgap[5] == '/')) {
-		fprintf(stderr, "goman-install: --airgap takes s3://BUCKET/PREFIX\n");
-		return GOMAN_EXIT_USAGE;
-	}
-	if (token_file && o.via == GOMAN_VIA_SSM) {
-		fprintf(stderr, "goman-install: --token-file is for --via ssh|local (SSM nodes read "
-				"the token from Parameter Store)\n");
-		return GOMAN_EXIT_USAGE;
-	}
-	if (goman_config_load(&cfg, &err) != 0) {
-		fprintf(stderr, "goman-install: %s\n", err.message);
-		return GOMAN_EXIT_USAGE;
+	if (check_mode) {
+		free(script_path);
+		return 0;
 	}
 	if (show) {
 		goman_config_print(&cfg, stdout);
@@ -305,11 +437,6 @@ int main(int argc, char **argv)
 	o.tls_san = sans[0] ? sans : NULL;
 	o.ssh_sudo = sudo >= 0 ? sudo == 1
 			       : !o.prefix && !(o.ssh_user && !strcmp(o.ssh_user, "root"));
-	char *script_path = script ? strdup(script) : find_script();
-	if (!script_path) {
-		fprintf(stderr, "goman-install: k3s-install.sh not found (give --script PATH)\n");
-		return GOMAN_EXIT_USAGE;
-	}
 	o.script_path = script_path;
 	int exit_code = GOMAN_EXIT_FAILED;
 	char *token = NULL, *bin_url = NULL, *sum_url = NULL;
@@ -325,7 +452,8 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	o.token = token;
-	if (o.via == GOMAN_VIA_SSM || !token || airgap) {
+	/* an action over ssh/local needs no AWS at all (no token, no air-gap) */
+	if (o.via == GOMAN_VIA_SSM || ((!token || airgap) && o.action == GOMAN_ACTION_INSTALL)) {
 		struct goman_aws_opts ao = {.profile = profile, .region = o.region, .config = &cfg};
 		aws = goman_aws_new(&ao, &err);
 		if (!aws && (o.via == GOMAN_VIA_SSM || airgap)) {

@@ -32,6 +32,8 @@
 
 static const char *const via_names[] = {"ssm", "ssh", "local"};
 
+static void add_k3s(struct gm_buf *b, const struct gm_install *in);
+
 /* ---- output parsing ------------------------------------------------------------------ */
 
 cJSON *goman_install_parse_output(const char *out, int *progress)
@@ -216,16 +218,7 @@ char *gm_inst_verify_cmd(struct gm_install *in)
 {
 	struct gm_buf b = {0};
 	char num[64];
-	gm_buf_adds(&b, "k=");
-	if (in->o.prefix && *in->o.prefix) {
-		struct gm_buf p = {0};
-		gm_buf_adds(&p, in->o.prefix);
-		gm_buf_adds(&p, "/usr/local/bin/k3s");
-		gm_buf_quote(&b, p.p ? p.p : "");
-		gm_buf_free(&p);
-	} else {
-		gm_buf_adds(&b, "k3s");
-	}
+	add_k3s(&b, in);
 	/* poll on the node (one SSM command, not many) until every installed node is Ready */
 	snprintf(num, sizeof(num), "; want=%d; n=%lld; ", in->nodes_ok,
 		 (long long)((in->o.verify_wait_ms + 999) / 1000));
@@ -234,6 +227,250 @@ char *gm_inst_verify_cmd(struct gm_install *in)
 			"r=$(printf '%s\\n' \"$out\" | awk '$2 == \"Ready\"' | wc -l); "
 			"[ \"$r\" -ge \"$want\" ] && break; n=$((n - 1)); [ \"$n\" -le 0 ] && break; "
 			"sleep 1; done; printf '%s\\n' \"$out\"");
+	return b.p;
+}
+
+/* ---- node names, labels, taints, releases --------------------------------------------- */
+
+static bool alnum(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+}
+
+static bool lower_alnum(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+}
+
+/* a label name or value: 1-63 of A-Z a-z 0-9 - _ . starting and ending alphanumeric */
+static bool k8s_name_ok(const char *s, size_t n)
+{
+	if (n < 1 || n > 63 || !alnum(s[0]) || !alnum(s[n - 1]))
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!alnum(s[i]) && s[i] != '-' && s[i] != '_' && s[i] != '.')
+			return false;
+	return true;
+}
+
+/* a DNS subdomain: dot-separated lower case labels of [a-z0-9-], max 253 */
+static bool dns_subdomain_ok(const char *s, size_t n)
+{
+	size_t lab = 0;
+	if (n < 1 || n > 253)
+		return false;
+	for (size_t i = 0; i <= n; i++) {
+		if (i == n || s[i] == '.') {
+			if (!lab || s[i - 1] == '-')
+				return false;
+			lab = 0;
+			continue;
+		}
+		if (!lower_alnum(s[i]) && !(s[i] == '-' && lab))
+			return false;
+		lab++;
+	}
+	return true;
+}
+
+static bool domain_is(const char *s, size_t n, const char *dom)
+{
+	size_t l = strlen(dom);
+	return n >= l && !memcmp(s + n - l, dom, l) && (n == l || s[n - l - 1] == '.');
+}
+
+static const char *key_why(const char *k, size_t n)
+{
+	const char *sl = memchr(k, '/', n);
+	if (sl && !dns_subdomain_ok(k, (size_t)(sl - k)))
+		return "has a prefix (before '/') that is not a DNS subdomain (lower case, dots)";
+	const char *name = sl ? sl + 1 : k;
+	if (!k8s_name_ok(name, n - (size_t)(name - k)))
+		return "must be [prefix/]name, name 1-63 of A-Z a-z 0-9 - _ . starting and ending "
+		       "alphanumeric";
+	return NULL;
+}
+
+const char *goman_install_label_why(const char *k, const char *v)
+{
+	if (!k || !v)
+		return "is missing";
+	size_t n = strlen(k);
+	const char *why = key_why(k, n);
+	if (why)
+		return why;
+	const char *sl = strchr(k, '/');
+	/* the NodeRestriction admission plugin refuses kubelet-set labels in these namespaces */
+	if (sl && (domain_is(k, (size_t)(sl - k), "kubernetes.io") ||
+		   domain_is(k, (size_t)(sl - k), "k8s.io")) &&
+	    !domain_is(k, (size_t)(sl - k), "kubelet.kubernetes.io") &&
+	    !domain_is(k, (size_t)(sl - k), "node.kubernetes.io"))
+		return "has a reserved prefix (kubernetes.io, k8s.io: a node may set only "
+		       "node.kubernetes.io/ and kubelet.kubernetes.io/ labels)";
+	if (*v && !k8s_name_ok(v, strlen(v)))
+		return "has a value that is not empty or 1-63 of A-Z a-z 0-9 - _ . starting and "
+		       "ending alphanumeric";
+	return NULL;
+}
+
+const char *goman_install_taint_why(const char *t)
+{
+	if (!t)
+		return "is missing";
+	const char *colon = strrchr(t, ':');
+	if (!colon)
+		return "must be key=value:Effect or key:Effect";
+	const char *eff = colon + 1;
+	if (strcmp(eff, "NoSchedule") && strcmp(eff, "PreferNoSchedule") && strcmp(eff, "NoExecute"))
+		return "has an Effect that is not NoSchedule, PreferNoSchedule or NoExecute";
+	const char *eq = memchr(t, '=', (size_t)(colon - t));
+	size_t kn = (size_t)((eq ? eq : colon) - t);
+	if (key_why(t, kn))
+		return "has a key that is not [prefix/]name as a label key";
+	if (eq && eq + 1 < colon && !k8s_name_ok(eq + 1, (size_t)(colon - eq - 1)))
+		return "has a value that is not empty or a label value (1-63 of A-Z a-z 0-9 - _ .)";
+	return NULL;
+}
+
+bool goman_install_node_name_ok(const char *name)
+{
+	return name && dns_subdomain_ok(name, strlen(name));
+}
+
+static const char *digits(const char *s)
+{
+	const char *p = s;
+	while (*p >= '0' && *p <= '9' && p - s < 9)
+		p++;
+	return p > s && !(*p >= '0' && *p <= '9') ? p : NULL;
+}
+
+bool goman_install_version_ok(const char *v)
+{
+	const char *p;
+	if (!v || v[0] != 'v' || !(p = digits(v + 1)) || *p != '.' || !(p = digits(p + 1)) ||
+	    *p != '.' || !(p = digits(p + 1)))
+		return false;
+	if (*p == '-') { /* a pre-release: -rc1 */
+		const char *q = ++p;
+		while (alnum(*p) || *p == '.')
+			p++;
+		if (p == q || p - q > 32)
+			return false;
+	}
+	return !strncmp(p, "+k3s", 4) && (p = digits(p + 4)) && !*p;
+}
+
+bool goman_install_channel_ok(const char *c)
+{
+	size_t n = c ? strlen(c) : 0;
+	if (n < 1 || n > 64 || !lower_alnum(c[0]))
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!lower_alnum(c[i]) && c[i] != '.' && c[i] != '-')
+			return false;
+	return true;
+}
+
+/* Why the record's "labels" and "taints" cannot reach K3s, or NULL (then every key and
+ * value is a string of the Kubernetes rules: shell- and unit-safe as they are). */
+static const char *labels_taints_why(const cJSON *rec, char *buf, size_t len)
+{
+	const cJSON *l = cJSON_GetObjectItemCaseSensitive(rec, "labels");
+	const cJSON *t = cJSON_GetObjectItemCaseSensitive(rec, "taints");
+	const cJSON *e;
+	if (l && !cJSON_IsNull(l)) {
+		if (!cJSON_IsObject(l))
+			return "\"labels\" must be an object of strings";
+		cJSON_ArrayForEach(e, l) {
+			if (!cJSON_IsString(e))
+				return "\"labels\" must be an object of strings";
+			const char *why = goman_install_label_why(e->string, e->valuestring);
+			if (why) {
+				/* the key is shown only when it is well-formed (it reaches a log line) */
+				if (key_why(e->string, strlen(e->string)))
+					snprintf(buf, len, "a label key %s", why);
+				else
+					snprintf(buf, len, "label '%.80s' %s", e->string, why);
+				return buf;
+			}
+		}
+	}
+	if (t && !cJSON_IsNull(t)) {
+		if (!cJSON_IsArray(t))
+			return "\"taints\" must be an array of \"key=value:Effect\" strings";
+		cJSON_ArrayForEach(e, t) {
+			if (!cJSON_IsString(e))
+				return "\"taints\" must be an array of \"key=value:Effect\" strings";
+			const char *why = goman_install_taint_why(e->valuestring);
+			if (why) {
+				snprintf(buf, len, "a taint %s", why);
+				return buf;
+			}
+		}
+	}
+	return NULL;
+}
+
+char **gm_inst_node_args(const struct gm_inode *n)
+{
+	char **v = NULL;
+	size_t c = 0;
+	v = argv_push(v, &c, "--node-name");
+	v = argv_push(v, &c, n->name);
+	const cJSON *e;
+	cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(n->rec, "labels")) {
+		if (!cJSON_IsString(e))
+			continue;
+		size_t l = strlen(e->string) + strlen(e->valuestring) + 2;
+		char *kv = malloc(l);
+		if (!kv)
+			continue;
+		snprintf(kv, l, "%s=%s", e->string, e->valuestring);
+		v = argv_push(v, &c, "--node-label");
+		v = argv_push(v, &c, kv);
+		free(kv);
+	}
+	cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(n->rec, "taints")) {
+		if (!cJSON_IsString(e))
+			continue;
+		v = argv_push(v, &c, "--node-taint");
+		v = argv_push(v, &c, e->valuestring);
+	}
+	return v;
+}
+
+static const char *const action_names[] = {"install", "cordon", "drain", "uncordon"};
+
+static void add_k3s(struct gm_buf *b, const struct gm_install *in)
+{
+	gm_buf_adds(b, "k=");
+	if (in->o.prefix && *in->o.prefix) {
+		struct gm_buf p = {0};
+		gm_buf_adds(&p, in->o.prefix);
+		gm_buf_adds(&p, "/usr/local/bin/k3s");
+		gm_buf_quote(b, p.p ? p.p : "");
+		gm_buf_free(&p);
+	} else {
+		gm_buf_adds(b, "k3s");
+	}
+}
+
+char *gm_inst_action_cmd(struct gm_install *in, const struct gm_inode *n)
+{
+	struct gm_buf b = {0};
+	char num[96];
+	add_k3s(&b, in);
+	gm_buf_adds(&b, "; \"$k\" kubectl ");
+	gm_buf_adds(&b, action_names[in->o.action]);
+	if (in->o.action == GOMAN_ACTION_DRAIN) {
+		snprintf(num, sizeof(num), " --ignore-daemonsets --delete-emptydir-data --timeout=%llds",
+			 (long long)((in->o.drain_timeout_ms + 999) / 1000));
+		gm_buf_adds(&b, num);
+	}
+	gm_buf_adds(&b, " ");
+	gm_buf_quote(&b, n->name);
+	gm_buf_adds(&b, " 2>&1");
 	return b.p;
 }
 
@@ -266,6 +503,8 @@ static void set_bool(cJSON *o, const char *k, bool v)
 
 static const char *mode_name(const struct gm_install *in, const struct gm_inode *n)
 {
+	if (n->kind == GM_K_ACTION)
+		return action_names[in->o.action];
 	if (n->kind == GM_K_FIRST)
 		return in->cluster_init ? "cluster-init" : "first-server";
 	return n->kind == GM_K_JOIN ? "join-server" : "agent";
@@ -333,6 +572,62 @@ static cJSON *finish_record(struct gm_install *in, struct gm_inode *n, const str
 		set_bool(rec, "ok", !cJSON_IsFalse(prev));
 	}
 	return rec;
+}
+
+/* The record of an action: the input plus "drain":{ok,action,ms} (the error under it). */
+static cJSON *action_record(struct gm_install *in, struct gm_inode *n, const struct goman_err *e)
+{
+	cJSON *rec;
+	bool ok = !e || e->rc == GOMAN_OK;
+	if (ok) {
+		rec = cJSON_Duplicate(n->rec, 1);
+		if (rec) {
+			cJSON_DeleteItemFromObjectCaseSensitive(rec, "drain");
+			cJSON *st = cJSON_AddObjectToObject(rec, "drain");
+			if (st)
+				cJSON_AddTrueToObject(st, "ok");
+			const cJSON *prev = cJSON_GetObjectItemCaseSensitive(rec, "ok");
+			set_bool(rec, "ok", !cJSON_IsFalse(prev));
+		}
+	} else {
+		rec = goman_jsonl_error_record(n->rec, "drain", e, 0);
+	}
+	cJSON *st = rec ? cJSON_GetObjectItemCaseSensitive(rec, "drain") : NULL;
+	if (st) {
+		int64_t now = goman_mono_ms();
+		cJSON_AddStringToObject(st, "action", action_names[in->o.action]);
+		cJSON_AddNumberToObject(st, "ms", (double)(now - (n->t_start ? n->t_start : now)));
+		cJSON_AddStringToObject(st, "via", via_names[in->o.via]);
+		if (n->command_id[0])
+			cJSON_AddStringToObject(st, "command_id", n->command_id);
+	}
+	return rec;
+}
+
+/* kubectl's last line (its error) for the message of a failed action */
+static void action_error(struct goman_err *e, const struct gm_install *in, const struct gm_inode *n,
+			 int exit_code)
+{
+	char last[200] = "";
+	for (const char *l = n->out.p; l && *l;) {
+		const char *nl = strchr(l, '\n');
+		size_t len = nl ? (size_t)(nl - l) : strlen(l);
+		if (len) {
+			if (len >= sizeof(last))
+				len = sizeof(last) - 1;
+			memcpy(last, l, len);
+			last[len] = '\0';
+		}
+		l = nl ? nl + 1 : NULL;
+	}
+	for (char *p = last; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = ' ';
+	static const char *const codes[] = {"", "CordonFailed", "DrainFailed", "UncordonFailed"};
+	goman_err_set(e, GOMAN_ECHILD, GOMAN_CLASS_START, codes[in->o.action],
+		      "kubectl %s %s exited with %d%s%s", action_names[in->o.action], n->name,
+		      exit_code, last[0] ? ": " : "", last);
+	e->retryable = false;
 }
 
 static void emit(struct gm_install *in, const cJSON *rec)
@@ -403,15 +698,30 @@ void gm_inst_node_done(struct gm_install *in, struct gm_inode *n, const struct g
 		maybe_finish(in);
 		return;
 	}
-	if (err.rc == GOMAN_OK && result && !cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(result, "ok")))
-		script_error(&err, result, exit_code ? exit_code : 1);
-	cJSON *rec = finish_record(in, n, err.rc ? &err : NULL, result);
+	cJSON *rec;
+	if (n->kind == GM_K_ACTION) {
+		if (e && e->rc != GOMAN_OK)
+			err = *e;
+		else if (exit_code != 0)
+			action_error(&err, in, n, exit_code);
+		else
+			goman_err_clear(&err);
+		rec = action_record(in, n, err.rc ? &err : NULL);
+	} else {
+		if (err.rc == GOMAN_OK && result &&
+		    !cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(result, "ok")))
+			script_error(&err, result, exit_code ? exit_code : 1);
+		rec = finish_record(in, n, err.rc ? &err : NULL, result);
+	}
 	if (err.rc == GOMAN_OK) {
 		in->nodes_ok++;
 		if (n == in->first)
 			in->first_ok = true;
-		goman_log(GOMAN_LOG_INFO, "INSTALL", "%s: installed (%s)%s", n->name, mode_name(in, n),
-			  result ? "" : ", not verified");
+		if (n->kind == GM_K_ACTION)
+			goman_log(GOMAN_LOG_INFO, "INSTALL", "%s: %s done", n->name, mode_name(in, n));
+		else
+			goman_log(GOMAN_LOG_INFO, "INSTALL", "%s: installed (%s)%s", n->name,
+				  mode_name(in, n), result ? "" : ", not verified");
 	} else {
 		goman_log(GOMAN_LOG_WARN, "INSTALL", "%s: failed: %s%s%s", n->name,
 			  err.code[0] ? err.code : goman_strerror(err.rc), err.message[0] ? ": " : "",
@@ -475,7 +785,10 @@ static void dispatch(struct gm_install *in, struct gm_inode *n)
 	n->state = GM_N_RUNNING;
 	n->t_start = goman_mono_ms();
 	n->t_start_wall = goman_now_ms();
-	if (n->kind != GM_K_VERIFY)
+	if (n->kind == GM_K_ACTION)
+		goman_log(GOMAN_LOG_INFO, "INSTALL", "%s: %s (kubectl on the first server)", n->name,
+			  mode_name(in, n));
+	else if (n->kind != GM_K_VERIFY)
 		goman_log(GOMAN_LOG_INFO, "INSTALL", "%s: starting (%s%s%s)", n->name, mode_name(in, n),
 			  n->kind == GM_K_FIRST ? "" : ", server ",
 			  n->kind == GM_K_FIRST ? "" : in->server_url);
@@ -609,6 +922,8 @@ static bool valid_cluster(const char *s)
 /* First sight of the cluster: the token (SSM: make sure it exists; ssh/local: its value). */
 static void cluster_known(struct gm_install *in)
 {
+	if (in->o.action != GOMAN_ACTION_INSTALL)
+		return; /* kubectl on a running server: no token, no air-gap */
 	if (!in->token_param[0])
 		snprintf(in->token_param, sizeof(in->token_param), "/goman/%s/token", in->cluster);
 	snprintf(in->airgap_param, sizeof(in->airgap_param), "/goman/%s/airgap", in->cluster);
@@ -648,6 +963,45 @@ static void cluster_known(struct gm_install *in)
 	}
 }
 
+/* An action runs where the first server is: its instance (ssm), its address (ssh), here. */
+static void action_host(struct gm_install *in, struct gm_inode *n)
+{
+	snprintf(n->iid, sizeof(n->iid), "%s", in->server_iid);
+	snprintf(n->host, sizeof(n->host), "%s", in->server_host);
+}
+
+static int add_action(struct gm_install *in, struct gm_inode *n, bool first_server)
+{
+	n->kind = GM_K_ACTION;
+	bool was_known = in->server_known;
+	if (!in->server_known && first_server && !cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(n->rec, "ok"))) {
+		if (in->o.via == GOMAN_VIA_SSM && n->iid[0]) {
+			snprintf(in->server_iid, sizeof(in->server_iid), "%s", n->iid);
+			in->server_known = true;
+		} else if (in->o.via == GOMAN_VIA_SSH && n->host[0] && goman_addr_ok(n->host)) {
+			snprintf(in->server_host, sizeof(in->server_host), "%s", n->host);
+			in->server_known = true;
+		}
+		if (in->server_known)
+			goman_log(GOMAN_LOG_INFO, "INSTALL", "kubectl runs on %s (%s)", n->name,
+				  in->server_iid[0] ? in->server_iid : in->server_host);
+	}
+	if (cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(n->rec, "ok"))) {
+		fail_node(in, n, GOMAN_CLASS_CLIENT, "NotProvisioned",
+			  "the input record failed upstream (\"ok\":false)");
+		return 0;
+	}
+	if (!in->server_known)
+		return 0; /* waits for the first server's record */
+	/* in arrival order: those that waited for the server, then this one */
+	for (struct gm_inode *w = was_known ? n : in->nodes; w; w = w->next)
+		if (w->state == GM_N_WAIT && w->kind == GM_K_ACTION) {
+			action_host(in, w);
+			dispatch(in, w);
+		}
+	return 0;
+}
+
 int goman_install_add(struct goman_install *pub, cJSON *rec, long line, struct goman_err *err)
 {
 	struct gm_install *in = (struct gm_install *)pub;
@@ -681,6 +1035,16 @@ int goman_install_add(struct goman_install *pub, cJSON *rec, long line, struct g
 	if ((name && !printable(name)) || (iid && !printable(iid)))
 		return bad_record(in, rec, line, "BadInput", "%s",
 				  "\"name\" and \"instance_id\" may not hold control characters");
+	/* the name is the Kubernetes node name (--node-name; what kubectl drain names) */
+	if (name && !goman_install_node_name_ok(name))
+		return bad_record(in, rec, line, "BadInput", "%s",
+				  "\"name\" is not a Kubernetes node name (lower case a-z 0-9 - ., at "
+				  "most 253)");
+	bool acting = in->o.action != GOMAN_ACTION_INSTALL;
+	char why[200];
+	const char *lt = acting ? NULL : labels_taints_why(rec, why, sizeof(why));
+	if (lt)
+		return bad_record(in, rec, line, "BadInput", "%s", lt);
 	/* an address reaches the node's unit, an ssh host and shell text: IP or DNS name only */
 	if (pip && !goman_addr_ok(pip))
 		return bad_record(in, rec, line, "BadInput", "%s",
@@ -688,9 +1052,10 @@ int goman_install_add(struct goman_install *pub, cJSON *rec, long line, struct g
 	if (pub_ip && !goman_addr_ok(pub_ip))
 		return bad_record(in, rec, line, "BadInput", "%s",
 				  "\"public_ip\" is not an IP address or host name (goman(7) ADDRESSES)");
-	if (in->o.via == GOMAN_VIA_SSM && !iid && !cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(rec, "ok")))
+	if (!acting && in->o.via == GOMAN_VIA_SSM && !iid &&
+	    !cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(rec, "ok")))
 		return bad_record(in, rec, line, "BadInput", "%s", "record has no \"instance_id\"");
-	if (in->o.via == GOMAN_VIA_SSH && !(in->o.ssh_public_ip ? pub_ip : pip) &&
+	if (!acting && in->o.via == GOMAN_VIA_SSH && !(in->o.ssh_public_ip ? pub_ip : pip) &&
 	    !cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(rec, "ok")))
 		return bad_record(in, rec, line, "BadInput", "record has no \"%s\"",
 				  in->o.ssh_public_ip ? "public_ip" : "private_ip");
@@ -724,6 +1089,8 @@ int goman_install_add(struct goman_install *pub, cJSON *rec, long line, struct g
 	bool is_server = !strcmp(role, "server");
 	if (is_server)
 		in->servers_seen++;
+	if (acting)
+		return add_action(in, n, is_server && index == 0);
 	if (cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(rec, "ok"))) {
 		/* upstream failed this node: it is passed on failed, not installed */
 		n->kind = is_server ? GM_K_JOIN : GM_K_AGENT;
@@ -771,7 +1138,15 @@ void goman_install_input_done(struct goman_install *pub)
 		return;
 	in->input_done = true;
 	for (struct gm_inode *n = in->nodes; n; n = n->next)
-		if (n->state == GM_N_WAIT && n->kind != GM_K_FIRST && !in->server_url[0])
+		if (n->state == GM_N_WAIT && n->kind == GM_K_ACTION && !in->server_known)
+			fail_node(in, n, GOMAN_CLASS_CLIENT, "NoServer",
+				  in->o.via == GOMAN_VIA_SSM
+					  ? "no first server record with an instance_id (role server, "
+					    "index 0) and no --server-instance"
+					  : "no first server record with an address (role server, "
+					    "index 0) and no --server-address or --server-url");
+		else if (n->state == GM_N_WAIT && n->kind != GM_K_FIRST && n->kind != GM_K_ACTION &&
+			 !in->server_url[0])
 			fail_node(in, n, GOMAN_CLASS_CLIENT, "NoServer",
 				  in->first ? "the first server has no private_ip"
 					    : "no first server (role server, index 0) in the input "
@@ -819,9 +1194,54 @@ static char *read_file(const char *path, size_t *len)
 	return b.p ? b.p : strdup("");
 }
 
+/* Where kubectl runs when the options say it (else the first server's record will). */
+static int action_server(struct gm_install *in, struct goman_err *err)
+{
+	const struct goman_install_opts *o = &in->o;
+	in->o.verify = false;
+	if (o->via == GOMAN_VIA_LOCAL) {
+		in->server_known = true;
+		return 0;
+	}
+	if (o->via == GOMAN_VIA_SSM && o->server_instance) {
+		const char *p = o->server_instance;
+		bool ok = !strncmp(p, "i-", 2) && strlen(p) < sizeof(in->server_iid) && p[2];
+		for (p += 2; ok && *p; p++)
+			ok = alnum(*p);
+		if (!ok)
+			return goman_err_set(err, GOMAN_EINVAL, GOMAN_CLASS_BAD_INPUT, "BadInput", "%s",
+					     "--server-instance must be an instance ID (i-...)");
+		snprintf(in->server_iid, sizeof(in->server_iid), "%s", o->server_instance);
+		in->server_known = true;
+	}
+	if (o->via == GOMAN_VIA_SSH) {
+		char host[256] = "";
+		if (o->server_address) {
+			snprintf(host, sizeof(host), "%s", o->server_address);
+		} else if (in->server_url[0]) {
+			/* https://ADDR:PORT, checked: the address between them, without brackets */
+			const char *a = in->server_url + 8, *c = strrchr(a, ':');
+			if (*a == '[')
+				a++, c--;
+			snprintf(host, sizeof(host), "%.*s", (int)(c - a), a);
+		}
+		if (host[0] && !goman_addr_ok(host))
+			return goman_err_set(err, GOMAN_EINVAL, GOMAN_CLASS_BAD_INPUT, "BadInput", "%s",
+					     "--server-address is not an IP address or host name "
+					     "(goman(7) ADDRESSES)");
+		if (host[0]) {
+			snprintf(in->server_host, sizeof(in->server_host), "%s", host);
+			in->server_known = true;
+		}
+	}
+	return 0;
+}
+
 struct goman_install *goman_install_new(const struct goman_install_opts *o, struct goman_err *err)
 {
-	if (!o || !o->http || !o->script_path || (o->via == GOMAN_VIA_SSM && !o->aws))
+	if (!o || !o->http || (!o->script_path && o->action == GOMAN_ACTION_INSTALL) ||
+	    (o->via == GOMAN_VIA_SSM && !o->aws) || o->action < GOMAN_ACTION_INSTALL ||
+	    o->action > GOMAN_ACTION_UNCORDON)
 		return goman_err_set(err, GOMAN_EINVAL, GOMAN_CLASS_BAD_INPUT, "BadInput",
 				     "install: missing loop, script or AWS client"),
 		       NULL;
@@ -837,7 +1257,8 @@ struct goman_install *goman_install_new(const struct goman_install_opts *o, stru
 			       &in->o.mirror, &in->o.tls_san, &in->o.airgap_binary_url,
 			       &in->o.airgap_checksum_url, &in->o.server_url, &in->o.prefix,
 			       &in->o.ssh_bin, &in->o.ssh_user, &in->o.ssh_key, &in->o.ssh_config,
-			       &in->o.cluster, &in->o.token_param};
+			       &in->o.cluster, &in->o.token_param, &in->o.server_address,
+			       &in->o.server_instance};
 	for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
 		*strs[i] = dup_opt(*strs[i]);
 	in->o.token = NULL;
@@ -857,10 +1278,17 @@ struct goman_install *goman_install_new(const struct goman_install_opts *o, stru
 		in->o.delivery_timeout_ms = 300000;
 	if (in->o.verify_wait_ms <= 0)
 		in->o.verify_wait_ms = 60000;
+	if (in->o.drain_timeout_ms <= 0)
+		in->o.drain_timeout_ms = 300000;
+	/* kubectl drain ends by its own --timeout: the command gets a minute more */
+	if (in->o.action == GOMAN_ACTION_DRAIN && in->o.drain_timeout_ms < GM_INST_MAX_MS - 60000 &&
+	    in->o.timeout_ms < in->o.drain_timeout_ms + 60000)
+		in->o.timeout_ms = in->o.drain_timeout_ms + 60000;
 	/* durations reach deadline sums (now + timeout + delivery + 2 polls): capped where
 	 * goman_parse_duration_ms() caps flags, so no sum can overflow */
 	int64_t *durs[] = {&in->o.timeout_ms, &in->o.delivery_timeout_ms, &in->o.poll_ms,
-			   &in->o.poll_floor_ms, &in->o.batch_window_ms, &in->o.verify_wait_ms};
+			   &in->o.poll_floor_ms, &in->o.batch_window_ms, &in->o.verify_wait_ms,
+			   &in->o.drain_timeout_ms};
 	for (size_t i = 0; i < sizeof(durs) / sizeof(*durs); i++)
 		if (*durs[i] > GM_INST_MAX_MS)
 			*durs[i] = GM_INST_MAX_MS;
@@ -885,7 +1313,11 @@ struct goman_install *goman_install_new(const struct goman_install_opts *o, stru
 		snprintf(in->cluster, sizeof(in->cluster), "%s", in->o.cluster);
 		cluster_known(in);
 	}
-	if (in->o.via != GOMAN_VIA_LOCAL) {
+	if (in->o.action != GOMAN_ACTION_INSTALL && action_server(in, err) != 0) {
+		goman_install_free((struct goman_install *)in);
+		return NULL;
+	}
+	if (in->o.via != GOMAN_VIA_LOCAL && in->o.action == GOMAN_ACTION_INSTALL) {
 		in->script = read_file(in->o.script_path, &in->script_len);
 		if (!in->script) {
 			goman_err_set(err, GOMAN_EIO, GOMAN_CLASS_BAD_INPUT, "NoScript",
@@ -935,7 +1367,8 @@ void goman_install_free(struct goman_install *pub)
 			       &in->o.mirror, &in->o.tls_san, &in->o.airgap_binary_url,
 			       &in->o.airgap_checksum_url, &in->o.server_url, &in->o.prefix,
 			       &in->o.ssh_bin, &in->o.ssh_user, &in->o.ssh_key, &in->o.ssh_config,
-			       &in->o.cluster, &in->o.token_param};
+			       &in->o.cluster, &in->o.token_param, &in->o.server_address,
+			       &in->o.server_instance};
 	for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
 		free((char *)*strs[i]);
 	if (in->token) {

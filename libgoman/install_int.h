@@ -21,7 +21,9 @@
 struct cJSON;
 
 /* what a node does; SSM groups nodes of one kind into one SendCommand (same text) */
-enum gm_kind { GM_K_FIRST = 0, GM_K_JOIN, GM_K_AGENT, GM_K_VERIFY, GM_K_MAX };
+/* GM_K_ACTION: a cordon/drain/uncordon of one node, run on the first server; its text names
+ * the node, so it goes alone (one instance per SendCommand) */
+enum gm_kind { GM_K_FIRST = 0, GM_K_JOIN, GM_K_AGENT, GM_K_VERIFY, GM_K_ACTION, GM_K_MAX };
 enum gm_nstate { GM_N_WAIT = 0, GM_N_READY, GM_N_RUNNING, GM_N_DONE };
 
 #define GM_SSM_MAX_IDS 50
@@ -42,6 +44,8 @@ struct gm_inode {
 	enum gm_kind kind;
 	enum gm_nstate state;
 	char name[128], role[16], iid[32], ip[256], host[256]; /* ip, host: goman_addr_ok */
+	/* GM_K_ACTION: iid and host are the first server's (where kubectl runs); name is
+	 * the node acted on */
 	int64_t t_arrive, t_start;   /* mono ms */
 	int64_t t_start_wall;        /* epoch ms of t_start (t.install_start in the record) */
 	int progress;
@@ -81,6 +85,9 @@ struct gm_install {
 				      * calls in flight (at most o.concurrency) */
 	bool input_done, cluster_init_decided, cluster_init, verified_done, finished;
 	bool token_failed, first_ok;
+	/* action: the first server (where kubectl runs) is known */
+	bool server_known;
+	char server_iid[32], server_host[256];
 	struct goman_err token_err;
 	int servers_seen, nodes_total, nodes_done, nodes_ok;
 	int64_t t0;
@@ -113,9 +120,13 @@ bool gm_inst_airgap(const struct gm_install *in);
 /* "BINARY_URL CHECKSUM_URL" (malloc'd; it holds the session token: wipe, then free), or
  * NULL without air-gap or on no memory. */
 char *gm_inst_airgap_line(const struct gm_install *in);
+/* the per-node flags (--node-name, --node-label, --node-taint; from the record checked on
+ * arrival), NULL-terminated, malloc'd; free with gm_inst_argv_free() */
+char **gm_inst_node_args(const struct gm_inode *n);
 /* the verification command (shell text, malloc'd) */
 char *gm_inst_verify_cmd(struct gm_install *in);
-/* single-quotes s for sh into b */
+/* the cordon/drain/uncordon command of an action node (shell text, malloc'd) */
+char *gm_inst_action_cmd(struct gm_install *in, const struct gm_inode *n);
 
 /* SSM transport (install_ssm.c) */
 void gm_inst_ssm_enqueue(struct gm_install *in, struct gm_inode *n);

@@ -265,8 +265,8 @@ int gm_inst_proc_start(struct gm_install *in, struct gm_inode *n, struct goman_e
 	if (o->via == GOMAN_VIA_SSH && !goman_addr_ok(n->host))
 		return goman_err_set(err, GOMAN_EINVAL, GOMAN_CLASS_BAD_INPUT, "BadInput", "%s",
 				     "the ssh host is not an IP address or host name");
-	if (n->kind == GM_K_VERIFY) {
-		char *cmd = gm_inst_verify_cmd(in);
+	if (n->kind == GM_K_VERIFY || n->kind == GM_K_ACTION) {
+		char *cmd = n->kind == GM_K_VERIFY ? gm_inst_verify_cmd(in) : gm_inst_action_cmd(in, n);
 		if (!cmd)
 			return goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "", "out of memory");
 		if (o->via == GOMAN_VIA_SSH) {
@@ -282,12 +282,17 @@ int gm_inst_proc_start(struct gm_install *in, struct gm_inode *n, struct goman_e
 		free(cmd);
 	} else {
 		char **args = gm_inst_script_args(in, n);
+		char **nargs = gm_inst_node_args(n);
 		if (o->via == GOMAN_VIA_SSH) {
 			argv = ssh_argv(in, n, &c);
 			gm_buf_adds(&remote, o->ssh_sudo ? "sudo -n bash -s --" : "bash -s --");
 			for (size_t i = 0; args && args[i]; i++) {
 				gm_buf_adds(&remote, " ");
 				gm_buf_quote(&remote, args[i]);
+			}
+			for (size_t i = 0; nargs && nargs[i]; i++) {
+				gm_buf_adds(&remote, " ");
+				gm_buf_quote(&remote, nargs[i]);
 			}
 			argv = push(argv, &c, remote.p ? remote.p : "");
 			gm_buf_add(&in_data, in->script, in->script_len);
@@ -298,8 +303,11 @@ int gm_inst_proc_start(struct gm_install *in, struct gm_inode *n, struct goman_e
 			argv = push(argv, &c, o->script_path);
 			for (size_t i = 0; args && args[i]; i++)
 				argv = push(argv, &c, args[i]);
+			for (size_t i = 0; nargs && nargs[i]; i++)
+				argv = push(argv, &c, nargs[i]);
 		}
 		gm_inst_argv_free(args);
+		gm_inst_argv_free(nargs);
 		/* the script reads the air-gap line first, then the token line */
 		char *ag = gm_inst_airgap_line(in);
 		if (ag) {

@@ -65,14 +65,33 @@ static void fail(struct gm_install *in, struct gm_inode *n, enum goman_rc rc, en
 	gm_inst_node_done(in, n, &e, 0);
 }
 
-/* The shell text for a kind: the script as a here-document, then its flags. */
-static char *command_text(struct gm_install *in, const struct gm_inode *n)
+/* The shell text for a batch: each instance's own flags (node name, labels, taints) chosen
+ * by the instance ID the SSM agent gives the command (AWS_SSM_INSTANCE_ID), so nodes that
+ * differ in them still share one SendCommand; then the script as a here-document and the
+ * flags of the kind. */
+static char *command_text(struct gm_install *in, const struct gm_batch *bt)
 {
 	struct gm_buf b = {0};
-	if (n->kind == GM_K_VERIFY) {
-		char *v = gm_inst_verify_cmd(in);
-		return v;
+	const struct gm_inode *n = bt->nodes[0];
+	if (n->kind == GM_K_VERIFY)
+		return gm_inst_verify_cmd(in);
+	if (n->kind == GM_K_ACTION)
+		return gm_inst_action_cmd(in, n);
+	gm_buf_adds(&b, "case \"${AWS_SSM_INSTANCE_ID:-}\" in\n");
+	for (int i = 0; i < bt->n; i++) {
+		char **nargs = gm_inst_node_args(bt->nodes[i]);
+		gm_buf_quote(&b, bt->nodes[i]->iid);
+		gm_buf_adds(&b, ") set --");
+		for (size_t j = 0; nargs && nargs[j]; j++) {
+			gm_buf_adds(&b, " ");
+			gm_buf_quote(&b, nargs[j]);
+		}
+		gm_buf_adds(&b, " ;;\n");
+		gm_inst_argv_free(nargs);
 	}
+	gm_buf_adds(&b, "*) echo 'GOMAN_RESULT {\"ok\":false,\"class\":\"bad_input\",\"code\":"
+			"\"NoInstanceId\",\"exit\":64,\"message\":\"AWS_SSM_INSTANCE_ID is not this "
+			"command'\"'\"'s instance\"}'; exit 64 ;;\nesac\n");
 	gm_buf_adds(&b, "f=$(mktemp /tmp/goman-k3s-install.XXXXXX) || exit 30\n"
 			"cat >\"$f\" <<'GOMAN_K3S_INSTALL_EOF'\n");
 	gm_buf_add(&b, in->script, in->script_len);
@@ -85,7 +104,7 @@ static char *command_text(struct gm_install *in, const struct gm_inode *n)
 		gm_buf_quote(&b, args[i]);
 	}
 	gm_inst_argv_free(args);
-	gm_buf_adds(&b, "\nrc=$?\nrm -f \"$f\"\n");
+	gm_buf_adds(&b, " \"$@\"\nrc=$?\nrm -f \"$f\"\n");
 	gm_buf_adds(&b, "exit $rc\n");
 	return b.p;
 }
@@ -179,7 +198,7 @@ static void send_done(struct goman_aws_result *res, void *ud)
 			n->retry_ms = 0;
 			n->exec_until = now + in->o.timeout_ms + in->o.delivery_timeout_ms + 2 * in->o.poll_ms;
 			int64_t first = in->o.poll_floor_ms;
-			if (n->kind == GM_K_VERIFY)
+			if (n->kind == GM_K_VERIFY || n->kind == GM_K_ACTION)
 				first = in->o.poll_ms;
 			else if (in->learned_ms > 0)
 				first = in->learned_ms * 3 / 4 > in->o.poll_ms ? in->learned_ms * 3 / 4
@@ -249,7 +268,8 @@ static void flush(struct gm_install *in, enum gm_kind k)
 		}
 		bt->in = in;
 		bt->kind = k;
-		while (in->group[k] && bt->n < GM_SSM_MAX_IDS) {
+		/* an action's text names its node: one per SendCommand */
+		while (in->group[k] && bt->n < (k == GM_K_ACTION ? 1 : GM_SSM_MAX_IDS)) {
 			struct gm_inode *n = in->group[k];
 			in->group[k] = n->qnext;
 			n->qnext = NULL;
@@ -270,7 +290,7 @@ static void submit_batch(struct gm_install *in, struct gm_batch *bt)
 {
 	enum gm_kind k = bt->kind;
 	cJSON *req = cJSON_CreateObject();
-	char *text = command_text(in, bt->nodes[0]);
+	char *text = command_text(in, bt);
 	cJSON *ids = req ? cJSON_AddArrayToObject(req, "InstanceIds") : NULL;
 	cJSON *params = req ? cJSON_CreateObject() : NULL;
 	bool ok = text && ids && params;
@@ -289,7 +309,8 @@ static void submit_batch(struct gm_install *in, struct gm_batch *bt)
 		int64_t dt = (in->o.delivery_timeout_ms + 999) / 1000;
 		cJSON_AddNumberToObject(req, "TimeoutSeconds", (double)(dt < 30 ? 30 : dt));
 		char comment[100];
-		static const char *const kn[] = {"first-server", "join-server", "agent", "verify"};
+		static const char *const kn[] = {"first-server", "join-server", "agent", "verify",
+						 "kubectl"};
 		snprintf(comment, sizeof(comment), "goman install %s %s", in->cluster, kn[k]);
 		cJSON_AddStringToObject(req, "Comment", comment);
 	}
@@ -355,7 +376,7 @@ void gm_inst_ssm_enqueue(struct gm_install *in, struct gm_inode *n)
 		return;
 	}
 	n->deliver_until = goman_mono_ms() + in->o.delivery_timeout_ms;
-	bool alone = n->kind == GM_K_FIRST || n->kind == GM_K_VERIFY;
+	bool alone = n->kind == GM_K_FIRST || n->kind == GM_K_VERIFY || n->kind == GM_K_ACTION;
 	enqueue(in, n, alone ? 0 : in->o.batch_window_ms);
 }
 
@@ -494,7 +515,8 @@ static void poll_done(struct goman_aws_result *res, void *ud)
 		rc = rcj->valuedouble <= 255 ? (int)rcj->valuedouble : 255;
 	int64_t took = goman_mono_ms() - n->t_send;
 	if (!strcmp(st, "Success")) {
-		if (n->kind != GM_K_VERIFY && (in->learned_ms <= 0 || took < in->learned_ms))
+		if (n->kind != GM_K_VERIFY && n->kind != GM_K_ACTION &&
+		    (in->learned_ms <= 0 || took < in->learned_ms))
 			in->learned_ms = took;
 		gm_inst_node_done(in, n, NULL, rc > 0 ? rc : 0);
 	} else if (!strcmp(st, "Failed")) {

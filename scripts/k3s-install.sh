@@ -31,6 +31,13 @@ Role and cluster
   --cluster-init             (GOMAN_CLUSTER_INIT=1) this server initialises embedded etcd
   --server-url URL           (GOMAN_SERVER_URL) server to join (agents; joining servers)
   --tls-san NAME             (GOMAN_TLS_SAN, space/comma separated) repeatable
+  --node-name NAME           (GOMAN_NODE_NAME) the Kubernetes node name (default: the
+                             hostname); a DNS subdomain: a-z 0-9 - . (1-253). Ignored when
+                             this node's unit exists without one (it keeps its name)
+  --node-label KEY=VALUE     (GOMAN_NODE_LABELS, space separated) repeatable; KEY is
+                             [prefix/]name, both of A-Z a-z 0-9 - _ . (and / in KEY)
+  --node-taint KEY[=VALUE]:EFFECT  (GOMAN_NODE_TAINTS, space separated) repeatable;
+                             EFFECT is NoSchedule, PreferNoSchedule or NoExecute
   --exec-args "ARGS"         (GOMAN_EXEC_ARGS) extra k3s args, split on spaces;
                              arguments after `--` are passed as they are
 Cluster token (never on the command line)
@@ -90,7 +97,8 @@ stdout stays small (SSM keeps 24,000 characters); the full log is in the log fil
 Exit codes
   0   installed (or already installed) and ready
   64  usage: bad or conflicting flags, or a value (flag, GOMAN_* variable, extra k3s
-      argument) holding a control character (code BadInput); nothing is written
+      argument) holding a control character, or a node name, label or taint outside
+      its character set (code BadInput); nothing is written
   10  precheck: curl or wget, or sha256sum, missing
   11  precheck: unsupported architecture (x86_64/amd64, aarch64/arm64, armv7l/armhf)
   12  precheck: not root, or the bin/data dirs are not writable
@@ -159,6 +167,54 @@ bad_value() {
 add_extra() {
 	bad_value "an extra k3s argument" "$1"
 	EXTRA_ARGS="$EXTRA_ARGS $(sd_quote "$1")"
+}
+
+# bad_form WHAT: a node name, label or taint outside its form (exit 64, BadInput); the
+# value is not echoed (it may hold anything).
+bad_form() {
+	printf '%s: %s\n' "$PROG" "$1" >&2
+	printf 'GOMAN_RESULT {"ok":false,"class":"bad_input","code":"BadInput","exit":64,"message":"%s"}\n' "$(jstr "$1")"
+	exit 64
+}
+
+# The Kubernetes forms (goman-install checks them too; here nothing else reaches the unit).
+check_node_name() {
+	case "$1" in
+	'' | *[!a-z0-9.-]* | [.-]* | *[.-]) bad_form "--node-name must be a DNS name: a-z 0-9 - ." ;;
+	esac
+	[ "${#1}" -le 253 ] || bad_form "--node-name is longer than 253 characters"
+}
+label_name_ok() { # a label name or value: [A-Za-z0-9] ([-_.A-Za-z0-9]* [A-Za-z0-9])?, 1-63
+	case "$1" in '' | *[!A-Za-z0-9._-]* | [._-]* | *[._-]) return 1 ;; esac
+	[ "${#1}" -le 63 ]
+}
+label_key_ok() { # [prefix/]name, the prefix a DNS subdomain
+	case "$1" in
+	*/*/*) return 1 ;;
+	*/*)
+		case "${1%%/*}" in '' | *[!a-z0-9.-]* | [.-]* | *[.-]) return 1 ;; esac
+		[ "${#1}" -le 316 ] && label_name_ok "${1#*/}" ;;
+	*) label_name_ok "$1" ;;
+	esac
+}
+check_node_label() {
+	case "$1" in *=*) ;; *) bad_form "--node-label must be KEY=VALUE" ;; esac
+	label_key_ok "${1%%=*}" || bad_form "--node-label has a key outside [prefix/]name (A-Z a-z 0-9 - _ .)"
+	_lv=${1#*=}
+	[ -z "$_lv" ] || label_name_ok "$_lv" || bad_form "--node-label has a value outside A-Z a-z 0-9 - _ . (1-63)"
+}
+check_node_taint() {
+	case "$1" in
+	*:NoSchedule | *:PreferNoSchedule | *:NoExecute) ;;
+	*) bad_form "--node-taint must end in :NoSchedule, :PreferNoSchedule or :NoExecute" ;;
+	esac
+	_tk=${1%:*}
+	case "$_tk" in
+	*=*)
+		_tv=${_tk#*=} _tk=${_tk%%=*}
+		[ -z "$_tv" ] || label_name_ok "$_tv" || bad_form "--node-taint has a value outside A-Z a-z 0-9 - _ . (1-63)" ;;
+	esac
+	label_key_ok "$_tk" || bad_form "--node-taint has a key outside [prefix/]name (A-Z a-z 0-9 - _ .)"
 }
 
 # Quote one argument for a systemd ExecStart line (values are free of control characters).
@@ -604,6 +660,17 @@ install_files() {
 	fi
 	if [ -n "$SERVER_URL" ]; then add_arg --server; add_arg "$SERVER_URL"; fi
 	if [ -n "$TOKEN" ]; then add_arg --token-file; add_arg "$TOKEN_PATH"; fi
+	if [ "$ROLE" = server ]; then UNIT=k3s; else UNIT=k3s-agent; fi
+	# A node registered under its host name (a unit of ours without --node-name) keeps it:
+	# under a new name K3s would register a second node and leave the first NotReady.
+	if [ -n "$NODE_NAME" ] && [ -f "$UNIT_DIR/$UNIT.service" ] &&
+		! grep -q '"--node-name"' "$UNIT_DIR/$UNIT.service"; then
+		log "keeping the registered node name (the host name): $UNIT.service has no --node-name"
+		NODE_NAME=""
+	fi
+	if [ -n "$NODE_NAME" ]; then add_arg --node-name; add_arg "$NODE_NAME"; fi
+	for _l in $NODE_LABELS; do add_arg --node-label; add_arg "$_l"; done
+	for _l in $NODE_TAINTS; do add_arg --node-taint; add_arg "$_l"; done
 	[ "$DATA_DIR" != /var/lib/rancher/k3s ] && { add_arg --data-dir; add_arg "$DATA_DIR"; }
 	K3S_ARGS="$K3S_ARGS$EXTRA_ARGS"
 
@@ -692,6 +759,7 @@ main() {
 	PROGRESS_FILE=${GOMAN_PROGRESS_FILE:-} LOG_FILE=${GOMAN_LOG_FILE:-}
 	NO_SERVICES=${GOMAN_NO_SERVICES:-0} MIN_FREE_MB=${GOMAN_MIN_FREE_MB:-1024}
 	READY_TIMEOUT=${GOMAN_READY_TIMEOUT:-300}
+	NODE_NAME=${GOMAN_NODE_NAME:-} NODE_LABELS=${GOMAN_NODE_LABELS:-} NODE_TAINTS=${GOMAN_NODE_TAINTS:-}
 	EXTRA_ARGS=""
 	for _a in ${GOMAN_EXEC_ARGS:-}; do add_extra "$_a"; done
 
@@ -707,7 +775,8 @@ main() {
 			--k3s-version | --channel | --channel-url | --mirror | --airgap-binary-url | \
 			--airgap-checksum-url | --prefix | --bin-dir | --data-dir | --progress-file | \
 			--log-file | --min-free-mb | --ready-timeout | --exec-args | \
-			--kubeconfig-ssm-param | --kubeconfig-server | --airgap-ssm-param)
+			--kubeconfig-ssm-param | --kubeconfig-server | --airgap-ssm-param | --node-name | \
+			--node-label | --node-taint)
 			[ $# -ge 2 ] || usage_fail "$1 needs a value"
 			_v=$2
 			case "$1" in
@@ -734,6 +803,9 @@ main() {
 			--min-free-mb) MIN_FREE_MB=$_v ;;
 			--ready-timeout) READY_TIMEOUT=$_v ;;
 			--exec-args) for _a in $_v; do add_extra "$_a"; done ;;
+			--node-name) NODE_NAME=$_v ;;
+			--node-label) bad_value --node-label "$_v"; check_node_label "$_v"; NODE_LABELS="$NODE_LABELS $_v" ;;
+			--node-taint) bad_value --node-taint "$_v"; check_node_taint "$_v"; NODE_TAINTS="$NODE_TAINTS $_v" ;;
 			esac
 			shift ;;
 		--token | --token=*) usage_fail "the token is never taken from the command line: use --token-file, --token-ssm-param or --token-stdin" ;;
@@ -763,6 +835,16 @@ main() {
 	bad_value --data-dir "$DATA_DIR"
 	bad_value --progress-file "$PROGRESS_FILE"
 	bad_value --log-file "$LOG_FILE"
+	bad_value --node-name "$NODE_NAME"
+	[ -z "$NODE_NAME" ] || check_node_name "$NODE_NAME"
+	# the variables' lists (flags were checked as they came; checking again is harmless)
+	bad_value GOMAN_NODE_LABELS "$NODE_LABELS"
+	bad_value GOMAN_NODE_TAINTS "$NODE_TAINTS"
+	# before they are split: no glob character can expand to file names
+	case "$NODE_LABELS" in *[!A-Za-z0-9._/=\ -]*) bad_form "a node label holds a character outside A-Z a-z 0-9 - _ . / =" ;; esac
+	case "$NODE_TAINTS" in *[!A-Za-z0-9._/=:\ -]*) bad_form "a node taint holds a character outside A-Z a-z 0-9 - _ . / = :" ;; esac
+	for _l in $NODE_LABELS; do check_node_label "$_l"; done
+	for _l in $NODE_TAINTS; do check_node_taint "$_l"; done
 	case "$ROLE" in
 	server | agent) ;;
 	'') usage_fail "--role server|agent is required" ;;

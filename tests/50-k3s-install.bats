@@ -354,6 +354,46 @@ no_injected_unit() {
 	grep -q '^ExecStart=.* "--node-label=a=b"$' "$P/etc/systemd/system/k3s-agent.service"
 }
 
+@test "k3s-install.sh: --node-name, --node-label and --node-taint go into the unit as k3s flags" {
+	SH=sh
+	run -0 --separate-stderr agent_with https://10.0.0.5:6443 --node-name web-agent-3 \
+		--node-label tier=web --node-label example.com/team=a --node-taint dedicated=web:NoSchedule \
+		--node-taint spot:PreferNoSchedule
+	grep -q '^ExecStart=.* "--node-name" "web-agent-3" "--node-label" "tier=web" "--node-label" "example.com/team=a" "--node-taint" "dedicated=web:NoSchedule" "--node-taint" "spot:PreferNoSchedule"' \
+		"$P/etc/systemd/system/k3s-agent.service"
+	# the same from the environment
+	rm -rf "$P"
+	GOMAN_NODE_NAME=web-agent-4 GOMAN_NODE_LABELS="tier=web" GOMAN_NODE_TAINTS="a:NoExecute" \
+		run -0 --separate-stderr agent_with https://10.0.0.5:6443
+	grep -q '"--node-name" "web-agent-4" "--node-label" "tier=web" "--node-taint" "a:NoExecute"' \
+		"$P/etc/systemd/system/k3s-agent.service"
+}
+
+@test "k3s-install.sh: a node installed without --node-name keeps its host name on a re-run" {
+	SH=sh
+	run -0 --separate-stderr agent_with https://10.0.0.5:6443
+	run -0 --separate-stderr agent_with https://10.0.0.5:6443 --node-name web-agent-3 --node-label tier=web
+	nogrep '"--node-name"' "$P/etc/systemd/system/k3s-agent.service"
+	grep -q '"--node-label" "tier=web"' "$P/etc/systemd/system/k3s-agent.service"
+	[[ "$stderr" == *"keeping the registered node name"* ]]
+}
+
+@test "k3s-install.sh: a node name, label or taint outside its form is refused (exit 64), nothing written" {
+	SH=sh
+	for bad in "--node-name Web_1" "--node-name -x" "--node-label tier" "--node-label tier=a\$(id)" \
+		"--node-label ti*r=a" "--node-label a/b/c=d" "--node-label tier=-web" "--node-taint a=b" \
+		"--node-taint a=b:Sometimes" "--node-taint a;b=c:NoSchedule" "--node-taint a=b c:NoSchedule"; do
+		rm -rf "$P"
+		# shellcheck disable=SC2086 # flag and value as two words; the value has no space but the last
+		read -r flag val <<<"$bad"
+		run -64 --separate-stderr agent_with https://10.0.0.5:6443 "$flag" "$val"
+		[ "$(result | jq -r .code)" = BadInput ] || { echo "not refused: $bad" >&2; return 1; }
+		no_injected_unit
+	done
+	GOMAN_NODE_LABELS='*' run -64 --separate-stderr agent_with https://10.0.0.5:6443
+	no_injected_unit
+}
+
 @test "k3s-install.sh: a token with a control character is refused (exit 15) and not written" {
 	printf 'K10tok\033[2Jen\n' >"$BATS_TEST_TMPDIR/tok"
 	SH=sh

@@ -98,3 +98,106 @@ node() { printf '{"cluster":"box","name":"box-%s-%d","role":"%s","index":%d,"min
 	done
 	run -0 --separate-stderr install_local < <(node server 0)
 }
+
+@test "goman-install: a record's name, labels and taints reach the K3s unit as --node-name/--node-label/--node-taint" {
+	run -0 --separate-stderr install_local < <(node server 0 |
+		jq -c '.labels = {"tier": "web", "example.com/team": "a"} | .taints = ["dedicated=web:NoSchedule"]')
+	jq -e '.install.ok' <<<"${lines[0]}"
+	grep -q '"--node-name" "box-server-0" "--node-label" "tier=web" "--node-label" "example.com/team=a" "--node-taint" "dedicated=web:NoSchedule"' \
+		"$P/etc/systemd/system/k3s.service"
+}
+
+@test "goman-install: a label or taint Kubernetes would refuse is a BadInput record (exit 65); the others install" {
+	run -65 --separate-stderr install_local < <(node server 0
+		node agent 1 | jq -c '.labels = {"tier": "web;id"}'
+		node agent 2 | jq -c '.labels = {"kubernetes.io/role": "x"}'
+		node agent 3 | jq -c '.taints = ["a=b:Sometimes"]'
+		node agent 4 | jq -c '.taints = "a=b:NoSchedule"'
+		node agent 5 | jq -c '.name = "Box_Agent"'
+		node agent 0 | jq -c '.labels = {"node.kubernetes.io/pool": "a"}')
+	[ "${#lines[@]}" -eq 7 ]
+	jq -e -s '[.[] | select(.index >= 1) | .install.error.code] == ["BadInput", "BadInput", "BadInput", "BadInput", "BadInput"]' <<<"$output"
+	jq -e -s '[.[] | select(.index == 0) | .install.ok] == [true, true]' <<<"$output"
+	grep -q '"--node-label" "node.kubernetes.io/pool=a"' "$P/etc/systemd/system/k3s-agent.service"
+	if grep -rq 'web;id\|Sometimes\|Box_Agent\|kubernetes.io/role' "$P/etc/systemd/system"; then echo "a refused value reached a unit" >&2; return 1; fi
+}
+
+@test "goman-install --check: good flags print nothing and exit 0, without stdin, AWS or a node" {
+	# stdin stays open 20 s: a read of it would outlast the timeout; the endpoint is dead
+	AWS_ENDPOINT_URL=http://127.0.0.1:9 run -0 --separate-stderr timeout 10 goman-install --check \
+		--via ssm --k3s-version v1.31.4+k3s1 --servers 3 --timeout 5m --tls-san api.example.test \
+		< <(sleep 20)
+	[ -z "$output" ]
+	[ -z "$stderr" ]
+	touch "$BATS_TEST_TMPDIR/key"
+	run -0 --separate-stderr goman-install --check --via ssh --ssh-key "$BATS_TEST_TMPDIR/key" \
+		--channel stable --server-url https://10.0.0.5:6443 --mirror "$MIRROR" </dev/null
+	[ -z "$output$stderr" ]
+	run -0 --separate-stderr goman-install --check --action drain --drain-timeout 2m --via ssh \
+		--server-address 10.0.0.5 </dev/null
+	[ -z "$output$stderr" ]
+}
+
+@test "goman-install --check: one message per problem, exit 64, nothing on stdout" {
+	run -64 --separate-stderr goman-install --check --via ssh --ssh-key "$BATS_TEST_TMPDIR/nokey" \
+		--k3s-version 1.31.4 --channel 'Stable!' --server-url http://10.0.0.5:6443 --bogus \
+		--servers 0 --timeout 5q --region 'eu west' --script "$BATS_TEST_TMPDIR/noscript" \
+		--token-file "$BATS_TEST_TMPDIR/notoken" extra </dev/null
+	[ -z "$output" ]
+	for m in "unrecognized option '--bogus'" "--servers takes a number from 1 to 99" \
+		"bad duration for --timeout" "unexpected argument 'extra'" "--k3s-version '1.31.4' is not a K3s release" \
+		"--channel 'Stable!' is not a channel name" "--server-url must be https://ADDR:PORT" \
+		"--region 'eu west' is not a region name" "--ssh-key $BATS_TEST_TMPDIR/nokey: not a readable file" \
+		"--script $BATS_TEST_TMPDIR/noscript: not a readable file" \
+		"--token-file $BATS_TEST_TMPDIR/notoken: not a readable file"; do
+		[ "$(grep -cF -- "$m" <<<"$stderr")" -eq 1 ] || { echo "missing: $m" >&2; return 1; }
+	done
+	[ "$(wc -l <<<"$stderr")" -eq 11 ]
+	# without --check the same checks refuse to start: nothing runs
+	run -64 --separate-stderr goman-install --via local --k3s-version 1.31.4 < <(node server 0)
+	[[ "$stderr" == *"--k3s-version '1.31.4' is not a K3s release"* ]]
+	[ -z "$output" ]
+	[ ! -e "$P" ]
+}
+
+# a server's k3s under $P (the stand-in logs kubectl's argv to kubectl.log beside it)
+fake_server() {
+	mkdir -p "$P/usr/local/bin"
+	cp "$ROOT/tests/fixtures/fake-k3s" "$P/usr/local/bin/k3s"
+	chmod 755 "$P/usr/local/bin/k3s"
+}
+
+@test "goman-install --action drain: kubectl drain of each record's node runs on the server, records get \"drain\"" {
+	fake_server
+	run -0 --separate-stderr goman-install --via local --prefix "$P" --action drain --drain-timeout 90s \
+		< <(node agent 1; node server 0; node agent 2)
+	[ "${#lines[@]}" -eq 3 ]
+	jq -e -s 'all(.ok and .drain.ok and .drain.action == "drain" and .drain.via == "local" and
+		(.drain.ms >= 0) and .mine == "kept" and (has("install") | not))' <<<"$output"
+	[ "$(sort "$P/usr/local/bin/kubectl.log")" = "$(printf '%s\n' \
+		"kubectl drain --ignore-daemonsets --delete-emptydir-data --timeout=90s box-agent-1" \
+		"kubectl drain --ignore-daemonsets --delete-emptydir-data --timeout=90s box-agent-2" \
+		"kubectl drain --ignore-daemonsets --delete-emptydir-data --timeout=90s box-server-0")" ]
+	# nothing was installed, no token was asked for
+	[ ! -e "$P/etc/systemd/system" ]
+}
+
+@test "goman-install --action cordon and uncordon name the node as the install named it" {
+	fake_server
+	run -0 --separate-stderr goman-install --via local --prefix "$P" --action cordon < <(node agent 3)
+	run -0 --separate-stderr goman-install --via local --prefix "$P" --action uncordon < <(node agent 3)
+	jq -e '.drain.ok and .drain.action == "uncordon"' <<<"${lines[0]}"
+	[ "$(cat "$P/usr/local/bin/kubectl.log")" = "$(printf '%s\n' "kubectl cordon box-agent-3" "kubectl uncordon box-agent-3")" ]
+	# the install gave K3s that same name
+	run -0 --separate-stderr install_local < <(node server 0; node agent 3)
+	grep -q '"--node-name" "box-agent-3"' "$P/etc/systemd/system/k3s-agent.service"
+}
+
+@test "goman-install --action drain: a failing kubectl is an error record naming the node and kubectl's error (exit 1)" {
+	fake_server
+	touch "$P/usr/local/bin/kubectl.fail"
+	run -1 --separate-stderr goman-install --via local --prefix "$P" --action drain < <(node agent 4)
+	jq -e '.ok == false and .drain.ok == false and .drain.action == "drain" and
+		.drain.error.code == "DrainFailed" and
+		(.drain.error.message | test("kubectl drain box-agent-4 exited with 1: Error from server \\(NotFound\\)"))' <<<"${lines[0]}"
+}

@@ -136,3 +136,22 @@ node() { printf '{"cluster":"sh","name":"sh-%s-%d","role":"%s","index":%d,"priva
 		fi
 	done
 }
+
+@test "goman-install --action drain over ssh: kubectl runs on the first server's host, one command per node" {
+	mkdir -p "$P/usr/local/bin"
+	cp "$ROOT/tests/fixtures/fake-k3s" "$P/usr/local/bin/k3s"
+	run -0 --separate-stderr install_ssh --action drain --drain-timeout 45s < <(node agent 1; node server 0)
+	jq -e -s 'length == 2 and all(.drain.ok and .drain.via == "ssh" and .drain.action == "drain")' <<<"$output"
+	[ "$(sort "$P/usr/local/bin/kubectl.log")" = "$(printf '%s\n' \
+		"kubectl drain --ignore-daemonsets --delete-emptydir-data --timeout=45s sh-agent-1" \
+		"kubectl drain --ignore-daemonsets --delete-emptydir-data --timeout=45s sh-server-0")" ]
+	[ "$(grep -c "Accepted publickey" "$SSHD_DIR/sshd.log")" -ge 2 ]
+	# agents only: --server-address names the host; a failing kubectl comes back through ssh
+	touch "$P/usr/local/bin/kubectl.fail"
+	run -1 --separate-stderr install_ssh --action uncordon --server-address 127.0.0.1 < <(node agent 2)
+	jq -e '.drain.error.code == "UncordonFailed" and (.drain.error.message | test("NotFound"))' <<<"${lines[0]}"
+	# and without a server at all, nothing runs: NoServer
+	run -1 --separate-stderr install_ssh --action cordon < <(node agent 3)
+	jq -e '.drain.error.code == "NoServer"' <<<"${lines[0]}"
+	[ "$(grep -c cordon "$P/usr/local/bin/kubectl.log")" -eq 1 ]
+}

@@ -344,3 +344,40 @@ nogrep_f() { # STRING FILE: fails when FILE holds STRING
 	done
 	nogrep_f X-Amz-Signature= "$P/var/log/goman-k3s-install.log"
 }
+
+@test "goman-install: agents with their own names, labels and taints still share one SendCommand" {
+	records t9 1 3 | jq -c 'if .role == "agent" then .labels = {"tier": "web", "idx": "a\(.index)"} |
+		.taints = ["dedicated=web:NoSchedule"] else . end' >"$BATS_TEST_TMPDIR/in"
+	run -0 --separate-stderr install_ssm <"$BATS_TEST_TMPDIR/in"
+	jq -e -s 'length == 4 and all(.install.ok)' <<<"$output"
+	proxy_log | jq -c '[.[] | select(.action == "SendCommand") | .body | fromjson |
+		select(.Comment | test("agent"))]' >"$BATS_TEST_TMPDIR/agent_sends"
+	jq -e 'length == 1 and (.[0].InstanceIds | length == 3)' "$BATS_TEST_TMPDIR/agent_sends"
+	text=$(jq -r '.[0].Parameters.commands[0]' "$BATS_TEST_TMPDIR/agent_sends")
+	for i in 1 2 3; do
+		id=$(sed -n "$((i + 1))p" "$BATS_FILE_TMPDIR/ids" | cut -d' ' -f1)
+		[[ "$text" == *"'$id') set -- '--node-name' 't9-agent-$((i - 1))' '--node-label' 'tier=web' '--node-label' 'idx=a$((i - 1))' '--node-taint' 'dedicated=web:NoSchedule' ;;"* ]]
+	done
+	[[ "$text" == *'case "${AWS_SSM_INSTANCE_ID:-}" in'* ]]
+}
+
+@test "goman-install --action drain over SSM: kubectl on the first server's instance, one SendCommand per node" {
+	records t10 1 2 >"$BATS_TEST_TMPDIR/in"
+	sid=$(head -n 1 "$BATS_FILE_TMPDIR/ids" | cut -d' ' -f1)
+	run -0 --separate-stderr install_ssm --action drain --drain-timeout 2m <"$BATS_TEST_TMPDIR/in"
+	jq -e -s 'length == 3 and all(.drain.ok and .drain.via == "ssm" and (.drain.command_id | length > 0))' <<<"$output"
+	proxy_log | jq -c '[.[] | select(.action == "SendCommand") | .body | fromjson]' >"$BATS_TEST_TMPDIR/sends"
+	jq -e --arg s "$sid" 'length == 3 and all(.InstanceIds == [$s]) and all(.Comment | test("kubectl"))' \
+		"$BATS_TEST_TMPDIR/sends"
+	jq -r '.[].Parameters.commands[0]' "$BATS_TEST_TMPDIR/sends" | sort >"$BATS_TEST_TMPDIR/texts"
+	for n in t10-agent-0 t10-agent-1 t10-server-0; do
+		grep -qxF "k=k3s; \"\$k\" kubectl drain --ignore-daemonsets --delete-emptydir-data --timeout=120s '$n' 2>&1" \
+			"$BATS_TEST_TMPDIR/texts"
+	done
+	# no token was made or read for a drain
+	proxy_log | jq -e '[.[] | select(.action == "PutParameter" or .action == "GetParameter")] | length == 0'
+	# agents only: --server-instance names where kubectl runs
+	records t10 1 2 | tail -n 1 >"$BATS_TEST_TMPDIR/in2"
+	run -0 --separate-stderr install_ssm --action cordon --server-instance "$sid" <"$BATS_TEST_TMPDIR/in2"
+	jq -e '.drain.ok and .drain.action == "cordon"' <<<"${lines[0]}"
+}

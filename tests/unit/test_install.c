@@ -31,6 +31,9 @@ static int in_flight, max_in_flight, polls_before_send; /* polls sent while a Se
 static const char *poll_answer; /* when set: the GetCommandInvocation reply */
 static char last_code[64], last_msg[256], last_name[128]; /* of the last error record */
 static int bad_records;
+static char *send_texts[16];  /* the command text of each SendCommand (first 16) */
+static char *send_ids[16];    /* its InstanceIds, as JSON */
+static cJSON *drain_objs;     /* the "drain" object of every emitted record */
 
 static void fire(void *ud)
 {
@@ -62,8 +65,14 @@ static int fake_submit(struct goman_aws *a, const struct goman_aws_call *call, g
 				      "Instances [[%s]] not in a valid state", young_id);
 			young_id = NULL;
 		} else {
-			if (sends < 16)
+			if (sends < 16) {
 				send_sizes[sends] = cJSON_GetArraySize(ids);
+				const cJSON *cmds = cJSON_GetObjectItem(
+					cJSON_GetObjectItem(call->json, "Parameters"), "commands");
+				const cJSON *c0 = cJSON_GetArrayItem(cmds, 0);
+				send_texts[sends] = strdup(cJSON_IsString(c0) ? c0->valuestring : "");
+				send_ids[sends] = strdup(s);
+			}
 			sends++;
 			p->res.data = cJSON_Parse("{\"Command\":{\"CommandId\":\"c-1\"}}");
 		}
@@ -93,7 +102,12 @@ static void on_emit(const cJSON *rec, void *ud)
 {
 	(void)ud;
 	emitted++;
+	const cJSON *dr = cJSON_GetObjectItem(rec, "drain");
+	if (dr && drain_objs)
+		cJSON_AddItemToArray(drain_objs, cJSON_Duplicate(dr, 1));
 	const cJSON *st = cJSON_GetObjectItem(rec, "install");
+	if (!st)
+		st = dr;
 	if (cJSON_IsTrue(cJSON_GetObjectItem(st, "ok")))
 		ok_records++;
 	const cJSON *e = cJSON_GetObjectItem(st, "error");
@@ -119,6 +133,13 @@ static struct goman_install *make(void)
 	bad_records = 0;
 	last_code[0] = last_msg[0] = last_name[0] = '\0';
 	memset(send_sizes, 0, sizeof(send_sizes));
+	for (int i = 0; i < 16; i++) {
+		free(send_texts[i]);
+		free(send_ids[i]);
+		send_texts[i] = send_ids[i] = NULL;
+	}
+	cJSON_Delete(drain_objs);
+	drain_objs = cJSON_CreateArray();
 	struct goman_install_opts o = {.via = GOMAN_VIA_SSM, .aws = (struct goman_aws *)1, .http = loop,
 				       .script_path = "scripts/k3s-install.sh", .cluster = NULL,
 				       .poll_ms = 5, .poll_floor_ms = 5, .batch_window_ms = 20,
@@ -392,6 +413,170 @@ static void test_counts_ready_nodes_in_kubectl_output(void **s)
 	assert_int_equal(goman_install_count_ready("error: connection refused\n"), -1);
 }
 
+static void test_label_and_taint_rules_follow_kubernetes(void **s)
+{
+	assert_null(goman_install_label_why("tier", "web"));
+	assert_null(goman_install_label_why("example.com/team", "a.b_c-1"));
+	assert_null(goman_install_label_why("node.kubernetes.io/pool", ""));
+	assert_null(goman_install_label_why("kubelet.kubernetes.io/x", "y"));
+	assert_non_null(goman_install_label_why("kubernetes.io/role", "x"));     /* NodeRestriction */
+	assert_non_null(goman_install_label_why("sub.k8s.io/role", "x"));
+	assert_non_null(goman_install_label_why("Example.com/team", "a"));       /* prefix lower case */
+	assert_non_null(goman_install_label_why("tier", "web;id"));
+	assert_non_null(goman_install_label_why("tier", "-web"));
+	assert_non_null(goman_install_label_why("", "x"));
+	assert_non_null(goman_install_label_why("a/b/c", "x"));
+	assert_non_null(goman_install_label_why("tier", "a\nExecStart=/bin/sh"));
+	char longv[80];
+	memset(longv, 'a', 64);
+	longv[64] = '\0';
+	assert_non_null(goman_install_label_why("tier", longv));
+	longv[63] = '\0';
+	assert_null(goman_install_label_why("tier", longv));
+	assert_null(goman_install_taint_why("dedicated=web:NoSchedule"));
+	assert_null(goman_install_taint_why("spot:PreferNoSchedule"));
+	assert_null(goman_install_taint_why("example.com/gpu=:NoExecute"));
+	assert_non_null(goman_install_taint_why("a=b"));
+	assert_non_null(goman_install_taint_why("a=b:Sometimes"));
+	assert_non_null(goman_install_taint_why(":NoSchedule"));
+	assert_non_null(goman_install_taint_why("a=b c:NoSchedule"));
+	assert_non_null(goman_install_taint_why("a;b:NoSchedule"));
+	assert_true(goman_install_node_name_ok("web-agent-3"));
+	assert_true(goman_install_node_name_ok("ip-10-0-0-5.ec2.internal"));
+	assert_false(goman_install_node_name_ok("Web"));
+	assert_false(goman_install_node_name_ok("a_b"));
+	assert_false(goman_install_node_name_ok("-a"));
+	assert_false(goman_install_node_name_ok(""));
+}
+
+static void test_release_and_channel_forms(void **s)
+{
+	assert_true(goman_install_version_ok("v1.31.4+k3s1"));
+	assert_true(goman_install_version_ok("v1.32.0-rc1+k3s2"));
+	assert_false(goman_install_version_ok("1.31.4+k3s1"));
+	assert_false(goman_install_version_ok("v1.31.4"));
+	assert_false(goman_install_version_ok("v1.31+k3s1"));
+	assert_false(goman_install_version_ok("v1.31.4+k3s1 --token x"));
+	assert_false(goman_install_version_ok("v1.31.4+k3s"));
+	assert_false(goman_install_version_ok(""));
+	assert_true(goman_install_channel_ok("stable"));
+	assert_true(goman_install_channel_ok("v1.31"));
+	assert_false(goman_install_channel_ok("Stable"));
+	assert_false(goman_install_channel_ok("../x"));
+	assert_false(goman_install_channel_ok(""));
+}
+
+static void test_each_instance_of_a_sendcommand_gets_its_own_node_flags(void **s)
+{
+	struct goman_install *in = make();
+	add(in, "server", 0, "i-0");
+	add_json(in, "{\"cluster\":\"u\",\"role\":\"agent\",\"index\":0,\"instance_id\":\"i-a0\","
+		     "\"private_ip\":\"10.0.0.7\",\"name\":\"u-agent-0\",\"labels\":{\"tier\":\"web\"},"
+		     "\"taints\":[\"dedicated=web:NoSchedule\"]}");
+	add_json(in, "{\"cluster\":\"u\",\"role\":\"agent\",\"index\":1,\"instance_id\":\"i-a1\","
+		     "\"private_ip\":\"10.0.0.8\",\"name\":\"u-agent-1\",\"labels\":{}}");
+	run_to_end(in);
+	assert_int_equal(ok_records, 3);
+	/* the two agents shared one SendCommand; each instance picks its own flags */
+	assert_int_equal(sends, 2);
+	int ag = send_sizes[0] == 2 ? 0 : 1, sv = 1 - ag;
+	assert_int_equal(send_sizes[ag], 2);
+	const char *t = send_texts[ag];
+	assert_non_null(strstr(t, "case \"${AWS_SSM_INSTANCE_ID:-}\" in\n"));
+	assert_non_null(strstr(t, "'i-a0') set -- '--node-name' 'u-agent-0' '--node-label' 'tier=web' "
+				  "'--node-taint' 'dedicated=web:NoSchedule' ;;\n"));
+	assert_non_null(strstr(t, "'i-a1') set -- '--node-name' 'u-agent-1' ;;\n"));
+	assert_non_null(strstr(t, "*) echo 'GOMAN_RESULT"));
+	assert_non_null(strstr(t, " \"$@\"\nrc=$?"));
+	/* the first server's own case names it */
+	assert_non_null(strstr(send_texts[sv], "'i-0') set -- '--node-name' 'u-server-0' ;;"));
+}
+
+static struct goman_install *make_action(enum goman_install_action action, const char *server_iid)
+{
+	goman_install_free(make()); /* the harness's loop and counters */
+	struct goman_err err = GOMAN_ERR_INIT;
+	struct goman_install_opts o = {.via = GOMAN_VIA_SSM, .aws = (struct goman_aws *)1, .http = loop,
+				       .poll_ms = 5, .poll_floor_ms = 5, .batch_window_ms = 20,
+				       .emit = on_emit, .action = action, .drain_timeout_ms = 90000,
+				       .server_instance = server_iid};
+	struct gm_install *g = (struct gm_install *)goman_install_new(&o, &err);
+	assert_non_null(g);
+	cur = g;
+	return (struct goman_install *)g;
+}
+
+static void test_drain_runs_kubectl_on_the_first_server_one_node_per_sendcommand(void **s)
+{
+	struct goman_install *in = make_action(GOMAN_ACTION_DRAIN, NULL);
+	poll_answer = "{\"Status\":\"Success\",\"ResponseCode\":0,\"StandardOutputContent\":"
+		      "\"node/u-agent-1 drained\\n\"}";
+	/* an agent before the server record waits for it; agents need no instance_id */
+	add_json(in, "{\"cluster\":\"u\",\"role\":\"agent\",\"index\":1,\"name\":\"u-agent-1\"}");
+	assert_int_equal(sends, 0);
+	add(in, "server", 0, "i-srv");
+	add(in, "agent", 2, "i-a2");
+	run_to_end(in);
+	assert_int_equal(emitted, 3);
+	assert_int_equal(ok_records, 3);
+	assert_int_equal(sends, 3);
+	for (int i = 0; i < 3; i++) {
+		assert_string_equal(send_ids[i], "[\"i-srv\"]");
+		assert_non_null(strstr(send_texts[i], "k=k3s; \"$k\" kubectl drain --ignore-daemonsets "
+						      "--delete-emptydir-data --timeout=90s '"));
+	}
+	assert_non_null(strstr(send_texts[0], "--timeout=90s 'u-agent-1' 2>&1"));
+	assert_null(strstr(send_texts[0], "GOMAN_K3S_INSTALL_EOF")); /* no script, no token */
+	const cJSON *d = cJSON_GetArrayItem(drain_objs, 0);
+	assert_true(cJSON_IsTrue(cJSON_GetObjectItem(d, "ok")));
+	assert_string_equal(cJSON_GetObjectItem(d, "action")->valuestring, "drain");
+	assert_true(cJSON_IsNumber(cJSON_GetObjectItem(d, "ms")));
+}
+
+static void test_a_failed_kubectl_is_an_error_record_naming_the_node(void **s)
+{
+	struct goman_install *in = make_action(GOMAN_ACTION_CORDON, "i-given");
+	poll_answer = "{\"Status\":\"Failed\",\"ResponseCode\":1,\"StandardOutputContent\":"
+		      "\"Error from server (NotFound): nodes \\\"u-agent-7\\\" not found\\n\"}";
+	add(in, "agent", 7, "i-a7");
+	run_to_end(in);
+	assert_int_equal(ok_records, 0);
+	assert_string_equal(last_code, "CordonFailed");
+	assert_non_null(strstr(last_msg, "kubectl cordon u-agent-7 exited with 1: Error from server (NotFound)"));
+	assert_string_equal(send_ids[0], "[\"i-given\"]");
+	assert_non_null(strstr(send_texts[0], "kubectl cordon 'u-agent-7' 2>&1"));
+}
+
+static void test_a_drain_longer_than_the_execution_timeout_raises_it(void **s)
+{
+	goman_install_free(make());
+	struct goman_err err = GOMAN_ERR_INIT;
+	struct goman_install_opts o = {.via = GOMAN_VIA_LOCAL, .http = loop, .emit = on_emit,
+				       .action = GOMAN_ACTION_DRAIN, .drain_timeout_ms = 1200000,
+				       .timeout_ms = 600000};
+	struct gm_install *g = (struct gm_install *)goman_install_new(&o, &err);
+	assert_non_null(g);
+	assert_int_equal(g->o.timeout_ms, 1260000);
+	goman_install_free((struct goman_install *)g);
+	o.action = GOMAN_ACTION_CORDON; /* only a drain waits on its own timeout */
+	g = (struct gm_install *)goman_install_new(&o, &err);
+	assert_int_equal(g->o.timeout_ms, 600000);
+	goman_install_free((struct goman_install *)g);
+	cur = NULL;
+	goman_http_free(loop);
+}
+
+static void test_an_action_without_a_first_server_fails_no_server(void **s)
+{
+	struct goman_install *in = make_action(GOMAN_ACTION_UNCORDON, NULL);
+	add(in, "agent", 1, "i-a1");
+	add(in, "server", 1, "i-s1"); /* a joining server is not where kubectl runs */
+	run_to_end(in);
+	assert_int_equal(sends, 0);
+	assert_string_equal(last_code, "NoServer");
+	assert_int_equal(emitted, 2);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -409,6 +594,19 @@ int main(void)
 		cmocka_unit_test(test_presigned_urls_live_inside_the_credentials_remaining_life),
 		cmocka_unit_test(test_parses_progress_and_the_last_result),
 		cmocka_unit_test(test_counts_ready_nodes_in_kubectl_output),
+		cmocka_unit_test(test_label_and_taint_rules_follow_kubernetes),
+		cmocka_unit_test(test_release_and_channel_forms),
+		cmocka_unit_test(test_each_instance_of_a_sendcommand_gets_its_own_node_flags),
+		cmocka_unit_test(test_drain_runs_kubectl_on_the_first_server_one_node_per_sendcommand),
+		cmocka_unit_test(test_a_failed_kubectl_is_an_error_record_naming_the_node),
+		cmocka_unit_test(test_an_action_without_a_first_server_fails_no_server),
+		cmocka_unit_test(test_a_drain_longer_than_the_execution_timeout_raises_it),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	int rc = cmocka_run_group_tests(tests, NULL, NULL);
+	for (int i = 0; i < 16; i++) {
+		free(send_texts[i]);
+		free(send_ids[i]);
+	}
+	cJSON_Delete(drain_objs);
+	return rc;
 }

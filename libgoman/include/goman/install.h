@@ -29,6 +29,16 @@ struct goman_http;
 struct goman_install;
 
 enum goman_install_via { GOMAN_VIA_SSM = 0, GOMAN_VIA_SSH, GOMAN_VIA_LOCAL };
+/* INSTALL: K3s on each node. The others act on the node each record names (its Kubernetes
+ * node name is the record's "name", as the install sets --node-name) with
+ * `k3s kubectl cordon|drain|uncordon` run on the first server through the same transport;
+ * no token, no script, no verification. */
+enum goman_install_action {
+	GOMAN_ACTION_INSTALL = 0,
+	GOMAN_ACTION_CORDON,
+	GOMAN_ACTION_DRAIN,
+	GOMAN_ACTION_UNCORDON
+};
 
 /* emit: one finished node record (or the error record of a bad line). Borrowed. */
 typedef void (*goman_install_emit_fn)(const struct cJSON *rec, void *ud);
@@ -72,6 +82,12 @@ struct goman_install_opts {
 	int ssh_port;
 	bool ssh_public_ip;        /* host = public_ip (default private_ip) */
 	bool ssh_sudo;             /* run the script under `sudo -n` */
+	/* cordon/drain/uncordon (action != INSTALL): where the kubectl command runs when the
+	 * input holds no first server record (role server, index 0): ssh its address (else
+	 * the host of server_url), ssm its instance ID; local runs here */
+	enum goman_install_action action;
+	int64_t drain_timeout_ms;  /* kubectl drain --timeout (default 5m) */
+	const char *server_address, *server_instance;
 	goman_install_emit_fn emit;
 	void *ud;
 };
@@ -93,6 +109,21 @@ struct cJSON *goman_install_parse_output(const char *out, int *progress);
 /* Nodes whose STATUS column is "Ready" in `kubectl get nodes` output; -1 when there is no
  * table at all (empty output). */
 int goman_install_count_ready(const char *out);
+
+/* Node labels and taints of a record ("labels": {k: v}, "taints": ["k=v:Effect"]), checked
+ * as Kubernetes does: NULL when fine, else why not (static text). A label key is
+ * [prefix/]name (prefix a DNS subdomain, name 1-63 of A-Z a-z 0-9 - _ . starting and
+ * ending alphanumeric), outside kubernetes.io and k8s.io except node.kubernetes.io/ and
+ * kubelet.kubernetes.io/ (NodeRestriction); a value is empty or a name; a taint is
+ * key[=value]:NoSchedule|PreferNoSchedule|NoExecute. */
+const char *goman_install_label_why(const char *key, const char *value);
+const char *goman_install_taint_why(const char *taint);
+/* A Kubernetes node name (DNS subdomain: lower case alphanumerics, '-', '.'; 1-253). */
+bool goman_install_node_name_ok(const char *name);
+/* A K3s release (vMAJOR.MINOR.PATCH[-PRE]+k3sN) / a channel name (stable, latest,
+ * testing, v1.31: 1-64 of a-z 0-9 . -). */
+bool goman_install_version_ok(const char *v);
+bool goman_install_channel_ok(const char *c);
 
 /* Lifetime (seconds) of a presigned air-gap URL: want_s, within SigV4's 1..604800, and
  * inside the remaining life of the credentials that sign it (expires_ms, epoch ms; 0 = do
