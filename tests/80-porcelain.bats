@@ -165,6 +165,10 @@ records() { jq -c 'select(.event == null and .name != null)' "$XDG_STATE_HOME/go
 @test "goman cluster create: a re-run converges (no new instance) and every stage's status counts" {
 	run -0 --separate-stderr goman cluster create alpha --servers 1 --agents 2 "${FAST[@]}"
 	[ "$(count_live alpha)" = 3 ]
+	# the summary counts this run's calls, not every call the state file has seen
+	run_calls=$(jq '.summary.health.api_calls' <<<"${lines[-1]}")
+	all_calls=$(jq -s '[.[] | select(.event == "api_call")] | length' "$XDG_STATE_HOME/goman/alpha.jsonl")
+	[ "$run_calls" -gt 0 ] && [ "$run_calls" -lt "$all_calls" ]
 	# a failing stage is not lost: an install flag it rejects stops create before anything
 	run -64 --separate-stderr goman cluster create alpha --servers 1 --agents 3 -- --no-such-install-flag
 	[[ $stderr == *"install flags: unrecognized option '--no-such-install-flag'; nothing launched"* ]]
@@ -346,6 +350,9 @@ print(sorted(x["name"] for x in d["contexts"]), d["users"][0]["user"]["exec"]["a
 	run -0 --separate-stderr goman cluster scale alpha --agents 1
 	[[ $stderr == *"already has 1 agent"* ]]
 	run -64 goman cluster scale alpha
+	run -64 --separate-stderr goman cluster scale alpha --agents 4 -- --no-such-install-flag
+	[[ $stderr == *"install flags: unrecognized option"* ]]
+	[ "$(count_live alpha agent)" = 1 ]
 }
 
 @test "goman cluster upgrade: servers one at a time, then agents, with the new version" {
