@@ -458,7 +458,8 @@ int main(int argc, char **argv)
 		aws = goman_aws_new(&ao, &err);
 		if (!aws && (o.via == GOMAN_VIA_SSM || airgap)) {
 			fprintf(stderr, "goman-install: %s\n", err.message);
-			exit_code = GOMAN_EXIT_USAGE;
+			exit_code = err.rc == GOMAN_ECREDS || err.rc == GOMAN_ECONFIG ? GOMAN_EXIT_CONFIG
+										  : GOMAN_EXIT_USAGE;
 			goto out;
 		}
 	}
@@ -546,6 +547,7 @@ int main(int argc, char **argv)
 	extra.unavailable += oc->unavailable;
 	extra.tempfail += oc->tempfail;
 	extra.ok += oc->ok;
+	extra.config_errors += oc->config_errors;
 	if (write_failed)
 		extra.output_errors++;
 	exit_code = goman_exit_code(&extra);

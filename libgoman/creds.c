@@ -508,14 +508,18 @@ char *goman_credchain_region(struct goman_credchain *cc, struct goman_err *err)
 		from = "the instance metadata region";
 	}
 	if (r && *r) {
-		if (goman_region_check(r, from, err) != 0)
+		if (goman_region_check(r, from, err) != 0) {
+			/* not one record's bad input: every call of the run would fail alike */
+			if (err)
+				err->rc = GOMAN_ECONFIG;
 			return NULL;
+		}
 		char *d = strdup(r);
 		if (!d)
 			goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "", "out of memory");
 		return d;
 	}
-	goman_err_set(err, GOMAN_ENOTFOUND, GOMAN_CLASS_CLIENT, "NoRegion",
+	goman_err_set(err, GOMAN_ECONFIG, GOMAN_CLASS_CLIENT, "NoRegion",
 		      "no region: set AWS_REGION or region in profile %s",
 		      cc ? cc->profile : "default");
 	return NULL;

@@ -23,6 +23,7 @@ static const char *const rc_names[GOMAN_RC_MAX] = {
 	[GOMAN_ENOTFOUND] = "not found",
 	[GOMAN_EQUOTA] = "retry quota exhausted",
 	[GOMAN_ECHILD] = "child process failed",
+	[GOMAN_ECONFIG] = "bad configuration",
 };
 
 const char *goman_strerror(enum goman_rc rc)
@@ -226,7 +227,9 @@ void goman_outcome_add(struct goman_outcome *o, const struct goman_err *e)
 		o->ok++;
 		return;
 	}
-	if (e->cls == GOMAN_CLASS_BAD_INPUT)
+	if (e->rc == GOMAN_ECREDS || e->rc == GOMAN_ECONFIG || e->cls == GOMAN_CLASS_AUTH)
+		o->config_errors++;
+	else if (e->cls == GOMAN_CLASS_BAD_INPUT)
 		o->bad_lines++;
 	else if (e->cls == GOMAN_CLASS_CIRCUIT_OPEN || e->rc == GOMAN_ECIRCUIT)
 		o->unavailable++;
@@ -242,6 +245,8 @@ int goman_exit_code(const struct goman_outcome *o)
 		return GOMAN_EXIT_USAGE;
 	if (o->output_errors)
 		return GOMAN_EXIT_IOERR;
+	if (o->config_errors)
+		return GOMAN_EXIT_CONFIG;
 	if (o->bad_lines)
 		return GOMAN_EXIT_DATAERR;
 	if (o->unavailable)

@@ -9,7 +9,8 @@
 
 # shellcheck disable=SC2034  # names for the scripts that source this file
 # sysexits.h, as DESIGN.md uses them
-GM_EX_USAGE=64 GM_EX_DATAERR=65 GM_EX_UNAVAILABLE=69 GM_EX_TEMPFAIL=75
+GM_EX_USAGE=64 GM_EX_DATAERR=65 GM_EX_UNAVAILABLE=69 GM_EX_IOERR=74 GM_EX_TEMPFAIL=75
+GM_EX_CONFIG=78
 GM_NAME_RE='^[a-z][a-z0-9-]{0,39}$'
 
 gm_prog=${gm_prog:-goman}
@@ -41,10 +42,11 @@ gm_check_name() {
 }
 
 # gm_worst CODE...: the exit code of a pipeline, first match of DESIGN.md's order wins:
-# 64 usage, 65 bad input, 69 unavailable, 75 temporary, any other failure 1, else 0.
+# 64 usage, 74 output lost, 78 configuration, 65 bad input, 69 unavailable, 75 temporary,
+# any other failure 1, else 0.
 gm_worst() {
 	local c w=0
-	for c in 64 65 69 75; do
+	for c in 64 74 78 65 69 75; do
 		case " $* " in *" $c "*) echo "$c"; return 0 ;; esac
 	done
 	for c in "$@"; do [ "$c" != 0 ] && w=1; done
@@ -170,3 +172,114 @@ gm_dur_ms() {
 gm_ms_now() { echo $(($(date +%s%N) / 1000000)); }
 # sleep for N milliseconds
 gm_sleep_ms() { sleep "$(($1 / 1000)).$(printf '%03d' $(($1 % 1000)))"; }
+
+# ---- checks before anything is launched ---------------------------------------------------
+# Each check prints one message and returns the code the command should exit with: 64 for
+# a flag naming something that does not exist, 78 for credentials and configuration, the
+# call's own code (69, 75, 1) when the check itself could not be made.
+
+# gm_check_fail RC LINE WHAT: the message and code of a failed check call
+gm_check_fail() {
+	local rc=$1 line=$2 what=$3 code msg
+	code=$(jq -r '.response.error.code // .error.code // "Error"' <<<"$line" 2>/dev/null)
+	msg=$(jq -r '.response.error.message // .error.message // ""' <<<"$line" 2>/dev/null)
+	[ -n "$code" ] || code=Error
+	gm_warn "cannot check $what: $code${msg:+: $msg}"
+	case $rc in 0) return 1 ;; *) return "$(gm_worst "$rc" 1)" ;; esac
+}
+
+# gm_check_credentials: one STS GetCallerIdentity; no credentials, refused ones, or a region
+# missing or malformed in the environment or profile are configuration (78), said once
+gm_check_credentials() {
+	local out rc msg code
+	out=$(gm_call sts GetCallerIdentity '{}' 2>/dev/null)
+	rc=$?
+	[ "$(jq -r '.response.ok // false' <<<"$out" 2>/dev/null)" = true ] && return 0
+	code=$(jq -r '.response.error.code // .error.code // "Error"' <<<"$out" 2>/dev/null)
+	msg=$(jq -r '.response.error.message // .error.message // ""' <<<"$out" 2>/dev/null)
+	if [ "$rc" = "$GM_EX_CONFIG" ]; then
+		gm_warn "credentials or configuration: ${msg:-$code} ($code); nothing launched"
+		return "$GM_EX_CONFIG"
+	fi
+	gm_check_fail "$rc" "$out" "the credentials (STS GetCallerIdentity)"
+}
+
+# gm_check_exists WHAT SERVICE ACTION PARAMS NOTFOUND-REGEX: 0 when the call succeeds; 64
+# when it answers a not-found code (the flag names something that is not there)
+gm_check_exists() {
+	local what=$1 out rc code msg
+	out=$(gm_call "$2" "$3" "$4" 2>/dev/null)
+	rc=$?
+	[ "$(jq -r '.response.ok // false' <<<"$out" 2>/dev/null)" = true ] && return 0
+	code=$(jq -r '.response.error.code // .error.code // "Error"' <<<"$out" 2>/dev/null)
+	msg=$(jq -r '.response.error.message // .error.message // ""' <<<"$out" 2>/dev/null)
+	if [[ $code =~ $5 ]]; then
+		gm_warn "$what: ${msg:-$code} ($code); nothing launched"
+		return "$GM_EX_USAGE"
+	fi
+	gm_check_fail "$rc" "$out" "$what"
+}
+
+# gm_check_types T...: every instance type exists (EC2 DescribeInstanceTypes)
+gm_check_types() {
+	[ $# -gt 0 ] || return 0
+	local params
+	params=$(printf '%s\n' "$@" | sort -u | jq -Rsc 'split("\n") | map(select(. != "")) |
+		to_entries | map({("InstanceType.\(.key + 1)"): .value}) | add')
+	gm_check_exists "instance type" ec2 DescribeInstanceTypes "$params" '^InvalidInstanceType'
+}
+# gm_check_ami ID|ssm:/path
+gm_check_ami() {
+	case $1 in
+	ssm:*) gm_check_exists "AMI parameter" ssm GetParameter "$(jq -nc --arg n "${1#ssm:}" '{Name:$n}')" \
+		'^(ParameterNotFound|ValidationException)' ;;
+	*) gm_check_exists "AMI" ec2 DescribeImages "$(jq -nc --arg a "$1" '{"ImageId.1":$a}')" \
+		'^InvalidAMIID' ;;
+	esac
+}
+# gm_check_subnets ID...
+gm_check_subnets() {
+	[ $# -gt 0 ] || return 0
+	local params
+	params=$(printf '%s\n' "$@" | jq -Rsc 'split("\n") | map(select(. != "")) |
+		to_entries | map({("SubnetId.\(.key + 1)"): .value}) | add')
+	gm_check_exists "subnet" ec2 DescribeSubnets "$params" '^InvalidSubnet'
+}
+# gm_check_key_pair NAME
+gm_check_key_pair() {
+	gm_check_exists "key pair" ec2 DescribeKeyPairs "$(jq -nc --arg k "$1" '{"KeyName.1":$k}')" \
+		'^InvalidKeyPair'
+}
+
+# gm_check_cidr FLAG VALUE: an IPv4 CIDR (a.b.c.d/n), else a usage error
+gm_check_cidr() {
+	local ip=${2%/*} n=${2##*/} o
+	[[ $2 =~ ^[0-9]{1,3}(\.[0-9]{1,3}){3}/[0-9]{1,2}$ ]] && [ "$n" -le 32 ] &&
+		for o in ${ip//./ }; do [ "$o" -le 255 ] || break; done && [ "${o:-0}" -le 255 ] ||
+		gm_usage_die "$1 wants an IPv4 CIDR like 203.0.113.7/32, not '$2'"
+}
+
+# gm_check_install_flags ARGS...: goman-install's flags as the run will pass them, checked
+# without a node. goman-install --check does that where it exists; before it, --show-config
+# parses every flag (unknown options, bad durations: 64) and does nothing else.
+gm_check_install_flags() {
+	local err rc
+	if goman-install --help 2>/dev/null | grep -q -- '--check'; then
+		err=$(goman-install --check "$@" 2>&1 >/dev/null </dev/null)
+	else
+		err=$(goman-install "$@" --show-config 2>&1 >/dev/null </dev/null)
+	fi
+	rc=$?
+	[ $rc -eq 0 ] && return 0
+	gm_warn "install flags: $(head -1 <<<"$err" | sed 's/^goman-install: //'); nothing launched"
+	return "$rc"
+}
+# gm_check_provision_flags ARGS...: goman-provision's flags, parsed the same way
+gm_check_provision_flags() {
+	local err rc
+	err=$(goman-provision "$@" --show-config 2>&1 >/dev/null </dev/null)
+	rc=$?
+	[ $rc -eq 0 ] && return 0
+	gm_warn "provision flags: $(head -1 <<<"$err" | sed 's/^goman-provision: //'); nothing launched"
+	return "$rc"
+}

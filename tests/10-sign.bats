@@ -92,9 +92,9 @@ $VANILLA"
 	assert_equal "$(jq -r .method <<<"${lines[3]}")" "GET"
 }
 
-@test "goman-sign: no credentials is a failed record, exit 1" {
+@test "goman-sign: no credentials is a failed record, exit 78 (configuration)" {
 	unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY
-	run -1 goman-sign <<<"$VANILLA"
+	run -78 goman-sign <<<"$VANILLA"
 	jq -e '.ok == false and (.error.code | length > 0)' <<<"$output"
 }
 
@@ -132,10 +132,10 @@ $VANILLA"
 	jq -e '.response.body | fromjson | .Parameter.Value | startswith("ami-")' <<<"$output"
 }
 
-@test "goman-sign: --send with a wrong secret is an AuthFailure error record (EC2), exit 1" {
+@test "goman-sign: --send with a wrong secret is an AuthFailure error record (EC2), exit 78" {
 	good=$AWS_SECRET_ACCESS_KEY
 	export AWS_SECRET_ACCESS_KEY=WRONGwrongWRONGwrongWRONGwrongWRONGwrong
-	run -1 --separate-stderr goman-sign --send <<<"{\"method\":\"POST\",\"url\":\"$AWS_ENDPOINT_URL/\",\"service\":\"ec2\",\"headers\":{\"Content-Type\":\"application/x-www-form-urlencoded\"},\"body\":\"Action=DescribeRegions&Version=2016-11-15\"}
+	run -78 --separate-stderr goman-sign --send <<<"{\"method\":\"POST\",\"url\":\"$AWS_ENDPOINT_URL/\",\"service\":\"ec2\",\"headers\":{\"Content-Type\":\"application/x-www-form-urlencoded\"},\"body\":\"Action=DescribeRegions&Version=2016-11-15\"}
 {\"method\":\"POST\",\"url\":\"$AWS_ENDPOINT_URL/\",\"service\":\"sts\",\"headers\":{\"Content-Type\":\"application/x-www-form-urlencoded\"},\"body\":\"Action=GetCallerIdentity&Version=2011-06-15\"}"
 	assert_equal "$(jq -r '.error.code + " " + .error.class + " " + (.error.http_status|tostring) + " " + (.ok|tostring)' <<<"${lines[0]}")" "AuthFailure auth 401 false"
 	assert_equal "$(jq -r '.response.status' <<<"${lines[0]}")" 401

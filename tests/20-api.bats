@@ -102,8 +102,8 @@ IN
 		"x+y&z=1 100% über ✓ ~_.-"
 }
 
-@test "goman-api: a wrong secret is refused and surfaces as an auth error record, exit 1" {
-	AWS_SECRET_ACCESS_KEY=wrong run -1 api <<'IN'
+@test "goman-api: a wrong secret is refused and surfaces as an auth error record, exit 78" {
+	AWS_SECRET_ACCESS_KEY=wrong run -78 api <<'IN'
 {"service":"ec2","action":"DescribeRegions"}
 {"service":"sts","action":"GetCallerIdentity"}
 {"service":"ssm","action":"GetParameter","input":{"Name":"x"}}
@@ -235,15 +235,14 @@ IN
 	run -65 api <<<"{\"service\":\"sts\",\"action\":\"GetCallerIdentity\",\"region\":\"x@127.0.0.1:$LISTEN_PORT/#\"}"
 	assert_equal "$(jq -r '.error.code + " " + .error.class' <<<"$output")" "InvalidRegion bad_input"
 	# the same region from the environment or the flag: a setup error, nothing sent
-	AWS_REGION="x@127.0.0.1:$LISTEN_PORT/#" run --separate-stderr api <<<'{"service":"sts","action":"GetCallerIdentity"}'
-	assert_failure
+	AWS_REGION="x@127.0.0.1:$LISTEN_PORT/#" run -78 --separate-stderr api <<<'{"service":"sts","action":"GetCallerIdentity"}'
 	assert_equal "$(jq -r .error.code <<<"$output")" "InvalidRegion"
 	run --separate-stderr api --region "x@127.0.0.1:$LISTEN_PORT/#" <<<'{"service":"sts","action":"GetCallerIdentity"}'
 	assert_failure
 	printf '[default]\nregion = x@127.0.0.1:%s/#\n' "$LISTEN_PORT" >"$BATS_TEST_TMPDIR/config"
 	AWS_CONFIG_FILE="$BATS_TEST_TMPDIR/config" run --separate-stderr env -u AWS_REGION -u AWS_DEFAULT_REGION \
 		goman-api <<<'{"service":"sts","action":"GetCallerIdentity"}'
-	assert_failure
+	assert_equal "$status" 78
 	assert_equal "$(jq -r .error.code <<<"$output")" "InvalidRegion"
 	assert_equal "$(listen_count)" 0
 }

@@ -3,6 +3,9 @@
 # started by `goman local-aws start` itself (managed policies loaded, for goman init) and
 # stopped by `goman local-aws stop` in the last test and in teardown_file.
 load helpers
+# shellcheck source=fixtures/sshd.bash
+. "$ROOT/tests/fixtures/sshd.bash"
+load fixtures/fault_proxy
 
 # moto answers SSM at once: poll fast, do not wait for a node table that never comes
 FAST=(-- --poll-interval 200ms --poll-floor 100ms --verify-wait 1s)
@@ -14,6 +17,8 @@ setup_file() {
 	out=$(HOME=$REAL_HOME goman local-aws start) || return 1
 	LOCAL_AWS_PYTHON=$(HOME=$REAL_HOME "$ROOT/scripts/local-aws.sh" python)
 	out+=$'\n'"export LOCAL_AWS_PYTHON=$LOCAL_AWS_PYTHON"
+	mirror_start "$BATS_FILE_TMPDIR/mirror" "$K3S_V" || return 1
+	out+=$'\n'"export MIRROR=$MIRROR"
 	eval "$out"
 	printf '%s\n' "$out" >"$BATS_FILE_TMPDIR/env"
 }
@@ -24,8 +29,13 @@ setup() {
 }
 
 teardown_file() {
+	fault_proxy_stop
+	mirror_stop "$BATS_FILE_TMPDIR/mirror"
 	goman local-aws stop >/dev/null 2>&1 || true
 }
+K3S_V=v1.31.4+k3s1
+# a table as a terminal shows it: script(1) gives the command one
+on_tty() { script -qec "$*" /dev/null </dev/null | tr -d '\r'; }
 
 # api SERVICE ACTION JSON -> the response line (JSON on stdin of goman-api, never argv)
 api() {
@@ -128,10 +138,15 @@ records() { jq -c 'select(.event == null and .name != null)' "$XDG_STATE_HOME/go
 	[ "$(jq -c '[.response.data.GetInstanceProfileResult.InstanceProfile.Roles[].RoleName]' <<<"$output")" = '["goman-node"]' ]
 }
 
-@test "goman cluster create: 1 server + 2 agents via ssm, records in the state file, metrics table" {
+@test "goman cluster create: 1 server + 2 agents via ssm, records in the state file, node records then the summary" {
 	run -0 --separate-stderr goman cluster create alpha --servers 1 --agents 2 --via ssm "${FAST[@]}"
-	assert_output --partial "cluster alpha: 3 nodes, 3 ok"
-	assert_output --partial "success rate"
+	# not a terminal: JSON lines, the node records then {"summary"} as the last line
+	[ "${#lines[@]}" = 4 ]
+	[ "$(jq -sc '.[:3] | map(.name) | sort' <<<"$output")" = '["alpha-agent-0","alpha-agent-1","alpha-server-0"]' ]
+	# "not verified" (no node table, as against moto) is not "not Ready": exit 0
+	[ "$(jq -c '.summary | [.nodes, .nodes_ok, .verified, .nodes_ready]' <<<"${lines[3]}")" = '[3,3,false,null]' ]
+	# the summary counts this run's own calls
+	[ "$(jq '.summary.health.api_calls' <<<"${lines[3]}")" -gt 0 ]
 	[ "$(count_live alpha)" = 3 ]
 	[ "$(count_live alpha server)" = 1 ]
 	run -0 records alpha
@@ -150,30 +165,52 @@ records() { jq -c 'select(.event == null and .name != null)' "$XDG_STATE_HOME/go
 @test "goman cluster create: a re-run converges (no new instance) and every stage's status counts" {
 	run -0 --separate-stderr goman cluster create alpha --servers 1 --agents 2 "${FAST[@]}"
 	[ "$(count_live alpha)" = 3 ]
-	# a failing stage is not lost in the pipeline: an install flag it rejects makes create fail
-	run -64 --separate-stderr goman cluster create alpha --servers 1 --agents 2 -- --no-such-install-flag
-	[[ $stderr == *"install exited 64"* ]]
+	# the summary counts this run's calls, not every call the state file has seen
+	run_calls=$(jq '.summary.health.api_calls' <<<"${lines[-1]}")
+	all_calls=$(jq -s '[.[] | select(.event == "api_call")] | length' "$XDG_STATE_HOME/goman/alpha.jsonl")
+	[ "$run_calls" -gt 0 ] && [ "$run_calls" -lt "$all_calls" ]
+	# a failing stage is not lost: an install flag it rejects stops create before anything
+	run -64 --separate-stderr goman cluster create alpha --servers 1 --agents 3 -- --no-such-install-flag
+	[[ $stderr == *"install flags: unrecognized option '--no-such-install-flag'; nothing launched"* ]]
+	[ "$(count_live alpha)" = 3 ]
+	# on a terminal the summary is a table
+	run -0 on_tty goman cluster create alpha --servers 1 --agents 2 "${FAST[@]}"
+	assert_output --partial "cluster alpha: 3 nodes, 3 ok"
+	assert_output --partial "success rate"
+	assert_line --regexp '^nodes ready +not verified'
 }
 
-@test "goman cluster list: from instance tags and state files; --local reads files only" {
-	run -0 --separate-stderr goman cluster list
+@test "goman cluster list: clusters that have instances; a state file without instances is no row" {
+	run -0 on_tty goman cluster list
 	assert_line --regexp '^alpha +3 +3 +.*/goman/alpha.jsonl$'
-	run -0 --separate-stderr goman cluster list --json
+	# not a terminal: JSON lines
+	run -0 --separate-stderr goman cluster list
 	[ "$(jq -sc '.[] | select(.cluster == "alpha") | [.instances, .running]' <<<"$output")" = '[3,3]' ]
-	# a state file without instances is listed too, with 0 instances
 	printf '{"event":"cluster","cluster":"ghost","phase":"ready"}\n' >"$XDG_STATE_HOME/goman/ghost.jsonl"
-	AWS_ENDPOINT_URL=http://127.0.0.1:9 run -0 --separate-stderr goman cluster list --local --json
-	[ "$(jq -sc 'map(.cluster)' <<<"$output")" = '["alpha","ghost"]' ]
+	run -0 --separate-stderr goman cluster list --json
+	[ "$(jq -sc 'map(.cluster)' <<<"$output")" = '["alpha"]' ]
+	rm -f "$XDG_STATE_HOME/goman/ghost.jsonl"
+}
+
+@test "goman cluster list: a count it could not read is unknown, never 0" {
+	printf '{"event":"cluster","cluster":"ghost","phase":"ready"}\n' >"$XDG_STATE_HOME/goman/ghost.jsonl"
+	run -0 --separate-stderr goman cluster list --local --json
+	[ "$(jq -sc 'map([.cluster, .instances, .running])' <<<"$output")" = '[["alpha",null,null],["ghost",null,null]]' ]
+	AWS_ENDPOINT_URL=http://127.0.0.1:9 GOMAN_ENV=development run --separate-stderr goman cluster list
+	[ "$status" -ne 0 ]
+	[[ $stderr == *"counts unknown"* ]]
+	run -0 on_tty goman cluster list --local
+	assert_line --regexp '^ghost +unknown +unknown '
 	rm -f "$XDG_STATE_HOME/goman/ghost.jsonl"
 }
 
 @test "goman cluster status: nodes server first, then the state file's metrics" {
-	run -0 --separate-stderr goman cluster status alpha
+	run -0 on_tty goman cluster status alpha
 	assert_line --index 0 --regexp '^NAME +ROLE +INDEX +INSTANCE +STATE +PRIVATE-IP$'
 	assert_line --index 1 --regexp '^alpha-server-0 +server +0 +i-[0-9a-f]+ +running +[0-9.]+$'
 	assert_line --index 2 --regexp '^alpha-agent-0 +agent +0 '
 	assert_output --partial "cluster alpha: 3 nodes, 3 ok"
-	run -0 --separate-stderr goman cluster status alpha --json
+	run -0 --separate-stderr goman cluster status alpha
 	[ "$(jq -c '[(.nodes | length), .nodes[0].role, (.metrics | type)]' <<<"$output")" = '[3,"server","object"]' ]
 	run -1 --separate-stderr goman cluster status nosuch
 	[[ $stderr == *"no cluster 'nosuch'"* ]]
@@ -276,15 +313,23 @@ print(sorted(x["name"] for x in d["contexts"]), d["users"][0]["user"]["exec"]["a
 }
 
 @test "goman cluster scale: up provisions and installs only the new agent, down drains and terminates the highest" {
+	before=$(records alpha | jq -s '[.[] | select(.name == "alpha-agent-0")] | length')
 	run -0 --separate-stderr goman cluster scale alpha --agents 3 "${FAST[@]}"
 	[ "$(count_live alpha agent)" = 3 ]
 	run -0 records alpha
 	[ "$(jq -s '[.[] | select(.name == "alpha-agent-2" and .install.ok == true)] | length' <<<"$output")" = 1 ]
 	# only the new node went through install this time: one record of it, not of the old ones
-	[ "$(jq -s '[.[] | select(.name == "alpha-agent-0")] | length' <<<"$output")" = 2 ]
+	[ "$(jq -s '[.[] | select(.name == "alpha-agent-0")] | length' <<<"$output")" = "$before" ]
 	s0=$(records alpha | jq -r 'select(.name == "alpha-server-0") | .instance_id' | tail -1)
 	ips=$(records alpha | jq -r 'select(.name == "alpha-agent-1" or .name == "alpha-agent-2") | .private_ip' | sort -u)
-	run -0 --separate-stderr goman cluster scale alpha --agents 1
+	# a termination names its instances and, without a terminal, needs --yes
+	run -64 --separate-stderr goman cluster scale alpha --agents 1 </dev/null
+	[[ $stderr == *"alpha-agent-2 i-"* && $stderr == *"alpha-agent-1 i-"* && $stderr == *"pass --yes"* ]]
+	[ "$(count_live alpha agent)" = 3 ]
+	run -1 script -qec "goman cluster scale alpha --agents 1" /dev/null <<<"n"
+	assert_output --partial "Drain and terminate these 2 agent(s)?"
+	[ "$(count_live alpha agent)" = 3 ]
+	run -0 --separate-stderr goman cluster scale alpha --agents 1 --yes
 	[[ $stderr == *"draining 2 from the first server"* ]]
 	scaled=$output
 	# the drain went to the first server as one SSM command naming the two agents' IPs
@@ -299,9 +344,15 @@ print(sorted(x["name"] for x in d["contexts"]), d["users"][0]["user"]["exec"]["a
 	[ "$(jq -s 'all(.batch.action == "terminate" and .ok == true)' <<<"$scaled")" = true ]
 	[ "$(count_live alpha agent)" = 1 ]
 	[ "$(count_live alpha server)" = 1 ]
+	# status counts the nodes that exist, not the state file's history
+	run -0 --separate-stderr goman cluster status alpha
+	[ "$(jq -c '[(.nodes | length), .metrics.clusters[0].nodes]' <<<"$output")" = '[2,2]' ]
 	run -0 --separate-stderr goman cluster scale alpha --agents 1
 	[[ $stderr == *"already has 1 agent"* ]]
 	run -64 goman cluster scale alpha
+	run -64 --separate-stderr goman cluster scale alpha --agents 4 -- --no-such-install-flag
+	[[ $stderr == *"install flags: unrecognized option"* ]]
+	[ "$(count_live alpha agent)" = 1 ]
 }
 
 @test "goman cluster upgrade: servers one at a time, then agents, with the new version" {
@@ -321,16 +372,17 @@ print(sorted(x["name"] for x in d["contexts"]), d["users"][0]["user"]["exec"]["a
 	# on a terminal (script(1) gives it one) it asks; anything but yes keeps the cluster
 	run -1 script -qec "goman cluster delete alpha" /dev/null <<<"n"
 	assert_output --partial "Delete cluster 'alpha'"
+	# the prompt comes after the instances it would terminate
+	assert_output --partial "alpha-server-0 i-"
 	assert_output --partial "not deleted"
 	[ "$(count_live alpha)" = 2 ]
 	launches=$(goman-idem list | jq -s 'map(select(.identity.cluster == "alpha")) | length')
 	[ "$launches" -ge 1 ]
 	run -0 script -qec "goman cluster delete alpha" /dev/null <<<"y"
-	line=$(grep -o '{"cluster":"alpha","delete".*' <<<"$output" | tr -d '\r')
-	[ "$(jq -r '.delete.ok' <<<"$line")" = true ]
-	[ "$(jq -r '.delete.terminated' <<<"$line")" = 2 ]
+	# on a terminal: one line that says what went
+	assert_output --partial "cluster alpha deleted: 2 instance(s) terminated, parameters /goman/alpha/token"
 	# its launch records are forgotten: a new alpha may launch with other parameters
-	[ "$(jq -r '.delete.launch_records_forgotten' <<<"$line")" = "$launches" ]
+	assert_output --partial " $launches launch record(s) forgotten"
 	[ -z "$(goman-idem list | jq -c 'select(.identity.cluster == "alpha")')" ]
 	[ "$(count_live alpha)" = 0 ]
 	run -0 api ssm GetParameters '{"Names":["/goman/alpha/token","/goman/alpha/kubeconfig"]}'
@@ -339,9 +391,16 @@ print(sorted(x["name"] for x in d["contexts"]), d["users"][0]["user"]["exec"]["a
 	[ "$(jq '.response.data.securityGroupInfo | if type == "array" then length else 0 end' <<<"$output")" = 0 ]
 	[ ! -e "$XDG_STATE_HOME/goman/alpha.jsonl" ]
 	[ -s "$XDG_STATE_HOME/goman/alpha.deleted.jsonl" ]
-	# deleting what is not there is fine
-	run -0 --separate-stderr goman cluster delete alpha --yes
-	[ "$(jq -c '[.delete.terminated, .delete.parameters_deleted, .delete.security_groups_deleted, .delete.launch_records_forgotten]' <<<"$output")" = '[0,[],[],0]' ]
+	# a cluster with neither instances nor parameters: said so, exit 1, nothing printed as deleted
+	run -1 --separate-stderr goman cluster delete alpha --yes
+	[[ $stderr == *"no cluster 'alpha'"* && $stderr != *"deleted ("* ]]
+	[ -z "$output" ]
+}
+
+@test "goman cluster delete: a cluster that does not exist exits 1 and says so" {
+	run -1 --separate-stderr goman cluster delete nosuch --yes
+	[[ $stderr == *"no cluster 'nosuch'"*"nothing deleted"* ]]
+	[ -z "$output" ]
 }
 
 @test "goman cluster delete: termination protection stops it, nothing else deleted, until --force" {
@@ -362,6 +421,102 @@ print(sorted(x["name"] for x in d["contexts"]), d["users"][0]["user"]["exec"]["a
 	run -0 --separate-stderr goman cluster delete prot --yes --force
 	[ "$(jq -c '[.delete.terminated, .delete.parameters_deleted]' <<<"$output")" = '[1,["/goman/prot/token"]]' ]
 	[ "$(count_live prot)" = 0 ]
+}
+
+@test "goman cluster create: a bad install flag, an unknown type, key pair, AMI or subnet: exit 64, nothing launched" {
+	run -64 --separate-stderr goman cluster create keyed --agents 1 -- --key-name mykey
+	[[ $stderr == *"install flags: unrecognized option '--key-name'"* ]]
+	run -64 --separate-stderr goman cluster create keyed --agents 1 --type t3.nosuchsize
+	[[ $stderr == *"instance type: "*"t3.nosuchsize"*"(InvalidInstanceType); nothing launched"* ]]
+	run -64 --separate-stderr goman cluster create keyed --agent-type m5.nosuch
+	[[ $stderr == *"InvalidInstanceType"* ]]
+	run -64 --separate-stderr goman cluster create keyed --key-name nosuchkey
+	[[ $stderr == *"key pair: "*"InvalidKeyPair.NotFound"* ]]
+	run -64 --separate-stderr goman cluster create keyed --ami ami-12345678
+	[[ $stderr == *"AMI: "*"InvalidAMIID.NotFound"* ]]
+	run -64 --separate-stderr goman cluster create keyed --subnet subnet-nosuch
+	[[ $stderr == *"subnet: "*"InvalidSubnetID.NotFound"* ]]
+	run -64 --separate-stderr goman cluster create keyed --ssh-cidr 10.0.0.0/33
+	run -64 --separate-stderr goman cluster create keyed --tag novalue
+	[ "$(count_live keyed)" = 0 ]
+	[ ! -e "$XDG_STATE_HOME/goman/keyed.jsonl" ]
+}
+
+@test "goman cluster create: missing or refused credentials, a malformed region: exit 78, said once, nothing launched" {
+	run -78 --separate-stderr env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY goman cluster create nocred
+	[ "$(grep -c 'no credentials' <<<"$stderr")" = 1 ]
+	[[ $stderr == *"nothing launched"* ]]
+	AWS_SECRET_ACCESS_KEY=wrong-secret run -78 --separate-stderr goman cluster create nocred
+	[[ $stderr == *"SignatureDoesNotMatch"* || $stderr == *"InvalidClientTokenId"* || $stderr == *"AuthFailure"* ]]
+	AWS_REGION='eu west' run -78 --separate-stderr goman cluster create nocred
+	[[ $stderr == *"AWS_REGION is not a valid region name"* ]]
+	[ "$(count_live nocred)" = 0 ]
+	[ ! -e "$XDG_STATE_HOME/goman/nocred.jsonl" ]
+	# nothing launched, so nothing listed, and status of nothing fails
+	run -0 --separate-stderr goman cluster list --json
+	[[ $output != *nocred* ]]
+	run -1 --separate-stderr goman cluster status nocred
+}
+
+@test "goman cluster create: --subnet, --ami, --key-name, --tag, per-role types reach goman-provision; --dry-run launches nothing" {
+	run -0 api ec2 CreateKeyPair '{"KeyName":"passkey"}'
+	subnet=$(api ec2 DescribeSubnets '{}' | jq -r '.response.data.subnetSet | if type == "array" then .[0] else . end | .subnetId')
+	ami=$(api ssm GetParameter '{"Name":"/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"}' |
+		jq -r .response.data.Parameter.Value)
+	run -0 --separate-stderr goman cluster create pass --agents 1 --server-type t3.large --agent-type t3.small \
+		--key-name passkey --tag team=a --tag env=test --subnet "$subnet" --ami "$ami" --ssh-cidr 203.0.113.7/32 --dry-run
+	[ "$(count_live pass)" = 0 ]
+	[ ! -e "$XDG_STATE_HOME/goman/pass.jsonl" ]
+	run -0 --separate-stderr goman cluster create pass --agents 1 --server-type t3.large --agent-type t3.small \
+		--key-name passkey --tag team=a --tag env=test --subnet "$subnet" --ami "$ami" --ssh-cidr 203.0.113.7/32 "${FAST[@]}"
+	run -0 api ec2 DescribeInstances '{"Filter.1.Name":"tag:goman:cluster","Filter.1.Value.1":"pass"}'
+	got=$(jq -c '[.response.data.reservationSet[].instancesSet[] |
+		[(.tagSet | map(select(.key == "goman:role")) | .[0].value), .instanceType, .keyName, .subnetId, .imageId,
+		 (.tagSet | map(select(.key == "team" or .key == "env")) | map("\(.key)=\(.value)") | sort | join(","))]] | sort' <<<"$output")
+	[ "$got" = "$(jq -nc --arg s "$subnet" --arg a "$ami" '[["agent","t3.small","passkey",$s,$a,"env=test,team=a"],["server","t3.large","passkey",$s,$a,"env=test,team=a"]]')" ]
+	run -0 --separate-stderr goman cluster delete pass --yes
+}
+
+@test "goman cluster create: fewer Ready nodes than installed is exit 1, and the summary says so" {
+	# --via local: both nodes install on this machine under one prefix, and the fake k3s
+	# lists one Ready node: the verify step counts 1 of 2
+	printf 'K10porcelain-token::server:1\n' >"$BATS_TEST_TMPDIR/token"
+	chmod 600 "$BATS_TEST_TMPDIR/token"
+	run -1 --separate-stderr goman cluster create short --agents 1 --via local --k3s-version "$K3S_V" -- \
+		--token-file "$BATS_TEST_TMPDIR/token" --prefix "$BATS_TEST_TMPDIR/root" --no-services \
+		--mirror "$MIRROR" --verify-wait 2s
+	[[ $stderr == *"1 of 2 installed nodes Ready; 1 not Ready"* ]]
+	[ "$(jq -c '.summary | [.nodes_ok, .verified, .nodes_ready]' <<<"${lines[-1]}")" = '[2,true,1]' ]
+	run -0 --separate-stderr goman cluster delete short --yes
+}
+
+@test "goman cluster create: SIGINT stops the pipeline, keeps the records, exits 130 and says how to go on" {
+	# SSM invocations stay InProgress for a minute: the create is still installing
+	fault_proxy_start '{"invocation_s":60}'
+	local out="$BATS_TEST_TMPDIR/out" err="$BATS_TEST_TMPDIR/err"
+	# bats runs a test with SIGINT ignored, which a shell cannot trap: the create starts
+	# with SIGINT at its default, as from a terminal
+	AWS_ENDPOINT_URL=$FAULT_PROXY_URL "$LOCAL_AWS_PYTHON" -c 'import os, signal, sys
+signal.signal(signal.SIGINT, signal.SIG_DFL)
+os.execvp(sys.argv[1], sys.argv[1:])' goman cluster create intr --agents 1 "${FAST[@]}" >"$out" 2>"$err" &
+	pid=$!
+	for _ in $(seq 1 200); do
+		grep -q "starting" "$err" && break
+		sleep 0.1
+	done
+	grep -q "starting" "$err"
+	kill -INT "$pid"
+	rc=0
+	wait "$pid" || rc=$?
+	[ "$rc" = 130 ]
+	grep -q "interrupted: 2 instance(s) of intr exist, 0 installed" "$err"
+	grep -q "goman cluster create intr" "$err"
+	grep -q "goman cluster delete intr" "$err"
+	# no stage left running
+	run ! pgrep -f "goman-install --via ssm --servers 1"
+	[ "$(count_live intr)" = 2 ]
+	[ -f "$XDG_STATE_HOME/goman/intr.jsonl" ]
+	run -0 --separate-stderr goman cluster delete intr --yes
 }
 
 @test "goman: the porcelain and the demo are clean under shellcheck" {

@@ -65,16 +65,21 @@ comp() {
 
 @test "completions: goman cluster flags per verb, and values for --env and --via" {
 	run -0 comp goman cluster create demo --
-	for f in --servers --agents --type --env --via --k3s-version --max-nodes --force --json; do assert_line -- "$f"; done
+	for f in --servers --agents --type --env --via --k3s-version --max-nodes --force --json \
+		--server-type --agent-type --ami --subnet --key-name --tag --ssh-cidr --api-cidr --dry-run; do
+		assert_line -- "$f"
+	done
 	refute_line -- --yes
 	run -0 comp goman cluster delete demo --
-	assert_output $'--force\n--help\n--timeout\n--yes'
+	assert_output $'--force\n--help\n--json\n--timeout\n--yes'
 	run -0 comp goman cluster create demo --env ""
 	assert_output $'development\nhigh-volume\nproduction\nstaging'
 	run -0 comp goman cluster create demo --env pro
 	assert_output production
 	run -0 comp goman cluster scale demo --via ""
 	assert_output $'local\nssh\nssm'
+	run -0 comp goman cluster scale demo --y
+	assert_output --yes
 	run -0 comp goman plan --
 	assert_output $'--help\n--json\n--nodes'
 }

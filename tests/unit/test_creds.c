@@ -517,6 +517,7 @@ static void region_names_follow_botocore(void **state)
 	assert_string_equal(err.code, "InvalidRegion");
 	assert_int_equal(err.cls, GOMAN_CLASS_BAD_INPUT);
 	assert_null(strstr(err.message, "127.0.0.1"));
+	assert_int_equal(err.rc, GOMAN_ECONFIG);
 	unsetenv("AWS_REGION");
 }
 
@@ -572,7 +573,7 @@ static void region_precedence_is_env_then_default_env_then_profile(void **state)
 	cc = chain(NULL);
 	goman_err_clear(&err);
 	assert_null(goman_credchain_region(cc, &err));
-	assert_int_equal(err.rc, GOMAN_ENOTFOUND);
+	assert_int_equal(err.rc, GOMAN_ECONFIG);
 	goman_credchain_free(cc);
 }
 

@@ -31,6 +31,7 @@ enum goman_rc {
 	GOMAN_ENOTFOUND = 11, /* a named thing does not exist (profile, file, parameter) */
 	GOMAN_EQUOTA = 12,    /* retry quota exhausted */
 	GOMAN_ECHILD = 13,    /* a child process failed (install script, ssh) */
+	GOMAN_ECONFIG = 14,   /* the configuration (environment, profile) is missing or malformed */
 	GOMAN_RC_MAX
 };
 const char *goman_strerror(enum goman_rc rc);
@@ -106,13 +107,17 @@ enum {
 	GOMAN_EXIT_UNAVAILABLE = 69,
 	GOMAN_EXIT_IOERR = 74, /* standard output (or input) failed: records were lost */
 	GOMAN_EXIT_TEMPFAIL = 75,
+	GOMAN_EXIT_CONFIG = 78, /* no credentials, credentials refused, bad configuration */
 };
-/* Tally of a command's run; goman_exit_code() applies "first match wins": 64, 74, 65, 69, 75,
- * 1, 0. A failed output comes right after usage: whatever else happened, a reader of the
- * output did not get every record. */
+/* Tally of a command's run; goman_exit_code() applies "first match wins": 64, 74, 78, 65, 69,
+ * 75, 1, 0. A failed output comes right after usage: whatever else happened, a reader of the
+ * output did not get every record. Configuration comes next: with no credentials, or ones
+ * the service refuses, every other record failed for that one reason, and retrying cannot
+ * help until the operator fixes it. */
 struct goman_outcome {
 	unsigned long usage_errors, bad_lines, unavailable, tempfail, failed, ok;
 	unsigned long output_errors; /* writes to standard output that failed */
+	unsigned long config_errors; /* rc ECREDS or ECONFIG, or class auth */
 };
 /* Counts one finished record's error (NULL or rc OK = success). */
 void goman_outcome_add(struct goman_outcome *o, const struct goman_err *e);
