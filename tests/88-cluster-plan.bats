@@ -1,0 +1,68 @@
+#!/usr/bin/env bats
+# goman cluster plan / export, the porcelain over goman-spec | goman-plan, against moto
+# (signature checking on): a table on a terminal, JSON lines off it, exit 0 when nothing
+# would change and 2 when changes are pending, nothing launched; export writes the file
+# the cluster was made from and never over a file that exists.
+load helpers
+
+setup_file() {
+	isolate_home
+	local_aws_start
+	node_profile_create
+}
+
+teardown_file() { local_aws_stop; }
+
+cfile() { # cfile NAME AGENTS: a cluster file of 1 server + AGENTS agents, its path
+	local f="$BATS_TEST_TMPDIR/$1-$2.yaml"
+	printf 'name: %s\ngroups:\n  - {name: control, role: server, count: 1}\n  - {name: workers, role: agent, count: %s, type: t3.small}\n' "$1" "$2" >"$f"
+	echo "$f"
+}
+
+count() {
+	goman-api <<<"{\"service\":\"ec2\",\"action\":\"DescribeInstances\",\"params\":{\"Filter.1.Name\":\"tag:goman:cluster\",\"Filter.1.Value.1\":\"$1\",\"Filter.2.Name\":\"instance-state-name\",\"Filter.2.Value.1\":\"running\",\"Filter.2.Value.2\":\"pending\"}}" |
+		jq '[.response.data.reservationSet[]?.instancesSet[]?] | length'
+}
+
+# on_tty CMD...: runs CMD with stdout on a terminal (script(1)), prints what it showed
+on_tty() {
+	script -qec "$(printf '%q ' "$@")" /dev/null | tr -d '\r'
+	return "${PIPESTATUS[0]}"
+}
+
+@test "goman cluster plan: the file a cluster was made from plans to nothing (exit 0)" {
+	goman-spec -f "$(cfile same 1)" | goman-provision --poll-interval 100ms >/dev/null
+	run -0 --separate-stderr goman cluster plan -f "$(cfile same 1)"
+	[ "$(jq -c 'select(.plan) | .plan | [.launch, .terminate, .drift, .unchanged]' <<<"$output")" = '[0,0,0,2]' ]
+}
+
+@test "goman cluster plan: more agents are launches named (exit 2), nothing launched; a table on a terminal" {
+	goman-spec -f "$(cfile grow 1)" | goman-provision --poll-interval 100ms >/dev/null
+	run -2 --separate-stderr goman cluster plan -f "$(cfile grow 3)"
+	[ "$(jq -rc 'select(.change == "launch") | .name' <<<"$output" | sort | paste -sd,)" = grow-agent-1,grow-agent-2 ]
+	[ "$(count grow)" = 2 ]
+	f=$(cfile grow 3)
+	run -2 on_tty goman cluster plan -f "$f"
+	assert_line --regexp '^CHANGE +NAME +GROUP +DETAIL'
+	assert_line --regexp '^launch +grow-agent-2 +workers +t3.small'
+}
+
+@test "goman cluster plan: a bad cluster file is exit 65 naming its line and key" {
+	printf 'name: bad\ngroups:\n  - {name: control, role: server, count: 1, colour: red}\n' >"$BATS_TEST_TMPDIR/bad.yaml"
+	run -65 --separate-stderr goman cluster plan -f "$BATS_TEST_TMPDIR/bad.yaml"
+	[[ $stderr == *"bad.yaml:3"*colour* ]]
+	run -64 goman cluster plan
+}
+
+@test "goman cluster export: the file of an existing cluster plans to nothing; an existing file is never overwritten" {
+	goman-spec -f "$(cfile exp 2)" | goman-provision --poll-interval 100ms >/dev/null
+	run -0 --separate-stderr goman cluster export exp --output "$BATS_TEST_TMPDIR/exp.json"
+	assert_output "$BATS_TEST_TMPDIR/exp.json"
+	run -0 --separate-stderr goman cluster plan -f "$BATS_TEST_TMPDIR/exp.json"
+	[ "$(jq -c 'select(.plan) | .plan.launch + .plan.terminate + .plan.drift' <<<"$output")" = 0 ]
+	before=$(cat "$BATS_TEST_TMPDIR/exp.json")
+	run -1 --separate-stderr goman cluster export exp --output "$BATS_TEST_TMPDIR/exp.json"
+	[[ $stderr == *"exists; not overwriting it"* ]]
+	[ "$(cat "$BATS_TEST_TMPDIR/exp.json")" = "$before" ]
+	[ -z "$(find "$BATS_TEST_TMPDIR" -name '.goman-export.*')" ]
+}
