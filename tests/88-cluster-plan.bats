@@ -66,3 +66,41 @@ on_tty() {
 	[ "$(cat "$BATS_TEST_TMPDIR/exp.json")" = "$before" ]
 	[ -z "$(find "$BATS_TEST_TMPDIR" -name '.goman-export.*')" ]
 }
+
+# moto answers SSM at once: poll fast, do not wait for a node table that never comes
+FAST=(-- --poll-interval 200ms --poll-floor 100ms --verify-wait 1s)
+
+@test "goman cluster apply: launches what the file asks, again is a no-op, more agents are added" {
+	export GOMAN_POLL_MS=200
+	run -0 --separate-stderr goman cluster apply -f "$(cfile app 1)" --yes "${FAST[@]}"
+	[ "$(count app)" = 2 ]
+	run -0 --separate-stderr goman cluster plan -f "$(cfile app 1)"
+	run -0 --separate-stderr goman cluster apply -f "$(cfile app 3)" --yes "${FAST[@]}"
+	[ "$(count app)" = 4 ]
+	[[ $stderr == *"app: 2 to launch, 0 to terminate"* ]]
+	run -0 --separate-stderr goman cluster plan -f "$(cfile app 3)"
+}
+
+@test "goman cluster apply: terminations are named and need --yes off a terminal; then drained and terminated" {
+	export GOMAN_POLL_MS=200
+	goman-spec -f "$(cfile shrink 2)" | goman-provision --poll-interval 100ms >/dev/null
+	[ "$(count shrink)" = 3 ]
+	run -64 --separate-stderr goman cluster apply -f "$(cfile shrink 1)" "${FAST[@]}" </dev/null
+	[[ $stderr == *"shrink-agent-1 i-"* ]]
+	[[ $stderr == *"pass --yes"* ]]
+	[ "$(count shrink)" = 3 ]
+	run -2 --separate-stderr goman cluster apply -f "$(cfile shrink 1)" --dry-run "${FAST[@]}"
+	[ "$(jq -rc 'select(.change == "terminate") | .name' <<<"$output")" = shrink-agent-1 ]
+	[ "$(count shrink)" = 3 ]
+	run -0 --separate-stderr goman cluster apply -f "$(cfile shrink 1)" --yes "${FAST[@]}"
+	[ "$(count shrink)" = 2 ]
+	grep -q '"event":"apply","cluster":"shrink","removed":\["shrink-agent-1"\]' "$XDG_STATE_HOME/goman/shrink.jsonl"
+}
+
+@test "goman cluster apply: a bad install flag or a bad file launches nothing" {
+	run -64 --separate-stderr goman cluster apply -f "$(cfile nothing 1)" --yes -- --no-such-flag
+	[ "$(count nothing)" = 0 ]
+	printf 'name: nothing\ngroups: []\n' >"$BATS_TEST_TMPDIR/empty.yaml"
+	run -65 --separate-stderr goman cluster apply -f "$BATS_TEST_TMPDIR/empty.yaml" --yes
+	[ "$(count nothing)" = 0 ]
+}
