@@ -94,6 +94,11 @@ FAST=(-- --poll-interval 200ms --poll-floor 100ms --verify-wait 1s)
 	[ "$(count shrink)" = 3 ]
 	run -0 --separate-stderr goman cluster apply -f "$(cfile shrink 1)" --yes "${FAST[@]}"
 	[ "$(count shrink)" = 2 ]
+	# one drain, of the surplus agent only, sent to run on the first server
+	run -0 bash -c 'goman-api <<<"{\"service\":\"ssm\",\"action\":\"ListCommands\",\"input\":{}}" |
+		jq -r ".response.data.Commands[] | .Parameters.commands | join(\" \")" | grep "kubectl drain"'
+	assert_equal "${#lines[@]}" 1
+	[[ $output == *shrink-agent-1* && $output != *shrink-server-0* ]]
 	grep -q '"event":"apply","cluster":"shrink","removed":\["shrink-agent-1"\]' "$XDG_STATE_HOME/goman/shrink.jsonl"
 }
 
