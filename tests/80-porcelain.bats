@@ -360,8 +360,14 @@ print(sorted(x["name"] for x in d["contexts"]), d["users"][0]["user"]["exec"]["a
 	[ "${#lines[@]}" = 2 ]
 	[ "$(jq -sc 'map(.role)' <<<"$output")" = '["server","agent"]' ]
 	[ "$(jq -s 'all(.install.ok == true)' <<<"$output")" = true ]
-	[[ $stderr == *"upgrading alpha-server-0 to v1.31.5+k3s1"* ]]
-	[[ $stderr == *"upgrading 1 agent(s) to v1.31.5+k3s1"* ]]
+	[[ $stderr == *"draining alpha-server-0"*"upgrading alpha-server-0 to v1.31.5+k3s1"*"draining alpha-agent-0"*"upgrading alpha-agent-0 to v1.31.5+k3s1"* ]]
+	# each node drained, then uncordoned, by kubectl on the first server (SSM commands)
+	s0=$(records alpha | jq -r 'select(.name == "alpha-server-0") | .instance_id' | tail -1)
+	run -0 api ssm ListCommands "{\"InstanceId\":\"$s0\"}"
+	cmds=$(jq -r '.response.data.Commands[] | .Parameters.commands | join(" ")' <<<"$output")
+	[ "$(grep -c 'kubectl drain.*alpha-server-0' <<<"$cmds")" = 1 ]
+	[ "$(grep -c 'kubectl drain.*alpha-agent-0' <<<"$cmds")" = 1 ]
+	[ "$(grep -c 'kubectl uncordon.*alpha-agent-0' <<<"$cmds")" = 1 ]
 	run -64 goman cluster upgrade alpha
 }
 
