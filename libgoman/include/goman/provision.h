@@ -68,6 +68,7 @@ struct goman_provision_opts {
 	const char *key_name;
 	const char *ssh_cidr, *api_cidr; /* open 22 / 6443 to these when set */
 	const struct goman_kvs *tags; /* --tag K=V, applied at launch */
+	const char *via;              /* default "via" of specs (ssm|ssh|local): goman:via tag */
 	bool wait_none;               /* records as soon as launched and tagged */
 	enum goman_ec2_wait wait;     /* running or status-ok */
 	int64_t timeout_ms;           /* per node wait deadline; 0 = 10 min */
