@@ -348,6 +348,15 @@ static void test_plan_refuses_a_listing_filter_without_its_cluster_tag(void **st
 	goman_ec2_instances_clear(&ex);
 }
 
+static void node_free_fields(struct node *n)
+{
+	cJSON_Delete(n->in);
+	free(n->labels_tag);
+	free(n->taints_tag);
+	free(n->sig);
+	goman_ec2_instance_clear(&n->inst);
+}
+
 static int spec(const char *json, struct node *n, struct goman_err *e)
 {
 	struct goman_provision_opts o = {.agent_type = "t3.small", .cluster = "dflt"};
@@ -367,12 +376,12 @@ static void test_specs_are_validated_and_filled_from_defaults(void **state)
 	assert_string_equal(n.type, "t3.small");
 	assert_int_equal(n.index, -1);
 	assert_string_equal(n.ami, GOMAN_AL2023_X86);
-	cJSON_Delete(n.in);
+	node_free_fields(&n);
 	assert_int_equal(spec("{\"cluster\":\"c\",\"role\":\"server\",\"name\":\"c-server-3\","
 			      "\"instance_type\":\"m7g.large\"}", &n, &e), 0);
 	assert_int_equal(n.index, 3);
 	assert_string_equal(n.ami, GOMAN_AL2023_ARM);
-	cJSON_Delete(n.in);
+	node_free_fields(&n);
 	const char *bad[] = {
 		"{\"cluster\":\"Caps\",\"role\":\"agent\"}",
 		"{\"cluster\":\"c\",\"role\":\"queen\"}",
@@ -387,7 +396,7 @@ static void test_specs_are_validated_and_filled_from_defaults(void **state)
 		assert_int_equal(spec(bad[i], &n, &e), -1);
 		assert_string_equal(e.code, "BadInput");
 		assert_int_equal(e.cls, GOMAN_CLASS_BAD_INPUT);
-		cJSON_Delete(n.in);
+		node_free_fields(&n);
 	}
 }
 
@@ -541,15 +550,6 @@ static void test_fallback_to_the_next_type_only_on_capacity_and_only_while_types
 	goman_err_clear(&e);
 	assert_false(gm_prov_fallback(&e, 0, 3));
 	assert_false(gm_prov_fallback(NULL, 0, 3));
-}
-
-static void node_free_fields(struct node *n)
-{
-	cJSON_Delete(n->in);
-	free(n->labels_tag);
-	free(n->taints_tag);
-	free(n->sig);
-	goman_ec2_instance_clear(&n->inst);
 }
 
 static void test_specs_read_group_types_spot_volume_labels_and_taints(void **state)
