@@ -492,6 +492,17 @@ GOMAN_TESTABLE int gm_prov_spec(const struct goman_provision_opts *o, struct nod
 		if (!(n->taints_tag = gm_prov_compact(tn)))
 			return oom(e);
 	}
+	const cJSON *sl = cJSON_GetObjectItemCaseSensitive(in, "subnets");
+	if (sl) {
+		const cJSON *x;
+		if (!cJSON_IsArray(sl) || cJSON_GetArraySize(sl) < 1 || cJSON_GetArraySize(sl) > 32)
+			return bad(e, "\"subnets\" must be a list of 1 to 32 subnet IDs%s%s", NULL, NULL);
+		cJSON_ArrayForEach(x, sl)
+			if (!cJSON_IsString(x) || strncmp(x->valuestring, "subnet-", 7) ||
+			    strlen(x->valuestring) >= 32)
+				return bad(e, "\"subnets\" entries must be subnet IDs%s%s", NULL, NULL);
+		n->subnets = sl;
+	}
 	const char *sn = str_field(in, "subnet_id");
 	snprintf(n->subnet, sizeof(n->subnet), "%s", sn ? sn : o->subnet ? o->subnet : "");
 	const cJSON *tags = cJSON_GetObjectItemCaseSensitive(in, "tags");
@@ -1450,6 +1461,37 @@ static void prun_clear(struct prun *r)
 
 /* ---- placement, AMIs, surplus ----------------------------------------------------------- */
 
+/* Nodes with a "subnets" list are placed over it (described in sn, sorted by AZ), one
+ * list at a time: nodes of other lists that are still unplaced stay out of that round. */
+static void place_lists(struct prun *r, const struct goman_ec2_subnet *sn, size_t ns)
+{
+	struct node **sel = calloc(r->nn ? r->nn : 1, sizeof(*sel));
+	struct goman_ec2_subnet *sub = calloc(ns ? ns : 1, sizeof(*sub));
+	for (size_t i = 0; sel && sub && i < r->nn; i++) {
+		const cJSON *list = r->nodes[i]->subnets;
+		if (!list || r->nodes[i]->reused || r->nodes[i]->subnet[0])
+			continue;
+		size_t nsub = 0, nsel = 0;
+		for (size_t k = 0; k < ns; k++) {
+			const cJSON *x;
+			cJSON_ArrayForEach(x, list)
+				if (!strcmp(x->valuestring, sn[k].subnet_id)) {
+					sub[nsub++] = sn[k];
+					break;
+				}
+		}
+		for (size_t j = 0; j < r->nn; j++) {
+			struct node *m = r->nodes[j];
+			bool same = m->subnets && cJSON_Compare(m->subnets, list, true);
+			if (m->reused || m->subnet[0] || same)
+				sel[nsel++] = m;
+		}
+		gm_prov_place(sel, nsel, sub, nsub);
+	}
+	free(sel);
+	free(sub);
+}
+
 /* Subnets for the nodes to launch: those the specs name are described (they must exist;
  * their AZ goes into the records), and nodes naming none are placed over the default
  * VPC's default-for-az subnets. One DescribeSubnets each, only when needed. */
@@ -1464,15 +1506,21 @@ static int place(struct prun *r, struct goman_err *e)
 		struct node *n = r->nodes[i];
 		if (n->reused)
 			continue;
-		if (!n->subnet[0]) {
+		if (!n->subnet[0] && !n->subnets) {
 			need_default = true;
 			continue;
 		}
-		bool seen = false;
-		for (size_t j = 0; j < nids && !seen; j++)
-			seen = !strcmp(ids[j], n->subnet);
-		if (!seen && nids < 1000)
-			ids[nids++] = n->subnet;
+		const cJSON *x = n->subnets ? n->subnets->child : NULL;
+		for (const char *id = n->subnet[0] ? n->subnet : x ? x->valuestring : NULL; id;
+		     x = x ? x->next : NULL, id = x ? x->valuestring : NULL) {
+			bool seen = false;
+			for (size_t j = 0; j < nids && !seen; j++)
+				seen = !strcmp(ids[j], id);
+			if (!seen && nids < 1000)
+				ids[nids++] = id;
+			if (n->subnet[0])
+				break;
+		}
 	}
 	struct goman_ec2_subnet *sn = NULL;
 	size_t ns = 0;
@@ -1495,6 +1543,8 @@ static int place(struct prun *r, struct goman_err *e)
 			else if (strcmp(r->vpc, sn[k].vpc_id))
 				r->vpc_mixed = true;
 		}
+		if (rc == 0)
+			place_lists(r, sn, ns);
 		free(sn);
 		sn = NULL;
 		ns = 0;

@@ -27,6 +27,8 @@ struct node {
 	char type[64], ami[256], subnet[64];
 	char group[48], via[8];
 	char az[48];                              /* of the placed subnet, when known */
+	const struct cJSON *subnets;              /* the spec's "subnets" to place over (in
+						     n->in); NULL = the default subnets */
 	char types[GM_PROV_MAX_TYPES][64];        /* fallback order, types[0] == type */
 	int ntypes;
 	bool spot, has_spot;

@@ -430,3 +430,22 @@ IN
 	grep -qF "no spec asks for" <<<"$stderr"
 	assert_equal "$(instances drifty | wc -l)" 5
 }
+
+@test "goman-provision: a spec's \"subnets\" list is placed over round-robin; a subnet that does not exist launches nothing" {
+	read -r s1 s2 < <(AWS_ENDPOINT_URL=$MOTO_URL GOMAN_EVENTS= goman-api <<<'{"service":"ec2","action":"DescribeSubnets","params":{"Filter.1.Name":"default-for-az","Filter.1.Value.1":"true"}}' |
+		jq -r '[.response.data.subnetSet | sort_by(.availabilityZone) | .[-2:][] | .subnetId] | join(" ")')
+	run -0 --separate-stderr goman-provision --poll-interval 100ms <<IN
+{"cluster":"listed","role":"agent","subnets":["$s2","$s1"]}
+{"cluster":"listed","role":"agent","subnets":["$s2","$s1"]}
+{"cluster":"listed","role":"agent","subnets":["$s2","$s1"]}
+IN
+	assert_equal "$(jq -s -c 'map(.subnet_id) | sort | unique' <<<"$output")" "$(jq -nc --arg a "$s1" --arg b "$s2" '[$a,$b] | sort')"
+	assert_equal "$(jq -s -c 'group_by(.subnet_id) | map(length) | sort' <<<"$output")" "[1,2]"
+	: >"$GOMAN_EVENTS"
+	run -1 --separate-stderr goman-provision --poll-interval 100ms <<'IN'
+{"cluster":"nosuchnet","role":"agent","subnets":["subnet-0000000000000dead"]}
+IN
+	assert_equal "$(jq -r .provision.error.code <<<"$output")" InvalidSubnetID.NotFound
+	assert_equal "$(calls RunInstances)" 0
+	assert_equal "$(instances nosuchnet | wc -l)" 0
+}

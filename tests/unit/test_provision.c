@@ -596,6 +596,8 @@ static void test_specs_read_group_types_spot_volume_labels_and_taints(void **sta
 		"{\"cluster\":\"c\",\"role\":\"agent\",\"labels\":[\"a\"]}",
 		"{\"cluster\":\"c\",\"role\":\"agent\",\"taints\":[\"noeffect\"]}",
 		"{\"cluster\":\"c\",\"role\":\"agent\",\"via\":\"telnet\"}",
+		"{\"cluster\":\"c\",\"role\":\"agent\",\"subnets\":[\"sg-1\"]}",
+		"{\"cluster\":\"c\",\"role\":\"agent\",\"subnets\":[]}",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		assert_int_equal(spec(bad[i], &n, &e), -1);
