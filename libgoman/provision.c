@@ -8,6 +8,9 @@
  * the loop runs until idle. Each node is emitted exactly once, the moment it is complete:
  * reused and running → at once; launched → tagged and at the wait state; failed → an
  * error record.
+ * A group whose type has no capacity is launched again from its RunInstances callback with
+ * the next type (a new idempotency key, begun there as the store's completion and failure
+ * already are).
  *
  * Ownership: struct prun owns its nodes (each owns its spec copy and instance summary),
  * its groups (each owns its idempotency ticket) and the poller; prun_free() releases all.

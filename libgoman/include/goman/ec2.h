@@ -12,6 +12,8 @@
  *   (many pending → fewer calls per instance-second; the stragglers at the end are polled at
  *   min_ms so the last records are not held back). InvalidInstanceID.NotFound right after a
  *   launch is eventual consistency: the round is retried within eventual_deadline_ms.
+ * - Subnets (DescribeSubnets, sorted by AZ) and an AMI's root device (DescribeImages),
+ *   for placement and root volumes.
  * - CreateTags on a set of IDs; StartInstances; security-group ensure (describe by
  *   group-name + vpc-id, create when missing, authorize rules; InvalidPermission.Duplicate
  *   and InvalidGroup.Duplicate are success).
