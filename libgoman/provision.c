@@ -1618,6 +1618,15 @@ static int group_amis(struct prun *r, struct group *g, struct goman_err *e)
 	return 0;
 }
 
+static int cmp_inst_name(const void *a, const void *b)
+{
+	const struct goman_ec2_instance *x = *(const struct goman_ec2_instance *const *)a;
+	const struct goman_ec2_instance *y = *(const struct goman_ec2_instance *const *)b;
+	const char *nx = goman_ec2_tag(x, "goman:name"), *ny = goman_ec2_tag(y, "goman:name");
+	int c = strcmp(nx ? nx : x->instance_id, ny ? ny : y->instance_id);
+	return c ? c : strcmp(x->instance_id, y->instance_id);
+}
+
 /* Instances of the cluster no spec asked for: named on stderr and in the summary event
  * always, and as records in a dry run (what a plan shows; never terminated here). */
 static void surplus(struct prun *r, const struct goman_ec2_instances *ex, size_t missing,
@@ -1626,8 +1635,14 @@ static void surplus(struct prun *r, const struct goman_ec2_instances *ex, size_t
 	cJSON *names = cJSON_CreateArray(), *drift = cJSON_CreateArray();
 	char list[512] = "";
 	size_t k = 0;
-	for (size_t j = 0; j < ex->n; j++) {
-		const struct goman_ec2_instance *in = &ex->v[j];
+	/* by name, so every run lists them alike */
+	const struct goman_ec2_instance **by = calloc(ex->n ? ex->n : 1, sizeof(*by));
+	for (size_t j = 0; by && j < ex->n; j++)
+		by[j] = &ex->v[j];
+	if (by)
+		qsort(by, ex->n, sizeof(*by), cmp_inst_name);
+	for (size_t j = 0; by && j < ex->n; j++) {
+		const struct goman_ec2_instance *in = by[j];
 		const char *c = goman_ec2_tag(in, "goman:cluster");
 		if (!c || strcmp(c, r->cluster) || !reusable_state(in->state))
 			continue;
@@ -1672,6 +1687,7 @@ static void surplus(struct prun *r, const struct goman_ec2_instances *ex, size_t
 		r->o->emit(rec, NULL, r->o->ud);
 		cJSON_Delete(rec);
 	}
+	free(by);
 	if (k)
 		goman_log(GOMAN_LOG_WARN, "PROVISION", "cluster %s: %zu node(s) exist that no spec "
 			  "asks for (not terminated here): %s", r->cluster, k, list);
