@@ -33,6 +33,7 @@ static void usage(FILE *f)
 	      "  --ami ID|ssm:/path      default: the AL2023 SSM parameter for the arch\n"
 	      "  --subnet ID  --security-group ID  --instance-profile NAME (default goman-node)\n"
 	      "  --key-name NAME  --ssh-cidr CIDR  --api-cidr CIDR  --tag K=V (repeatable)\n"
+	      "  --via ssm|ssh|local     how K3s gets installed: the goman:via tag\n"
 	      "  --wait running|status-ok|none (default running)  --timeout DUR (default 10m)\n"
 	      "  --poll-interval DUR  --poll-max DUR   describe round interval bounds\n"
 	      "  --region R  --env PROFILE  --dry-run  --show-config  --help  --version\n"
@@ -70,7 +71,7 @@ static int die_usage(const char *msg, const char *arg)
 int main(int argc, char **argv)
 {
 	enum { O_STYPE = 256, O_ATYPE, O_AMI, O_SUBNET, O_SG, O_PROF, O_TAG, O_REGION, O_ENV,
-	       O_WAIT, O_TIMEOUT, O_KEY, O_SSH, O_API, O_DRY, O_SHOW, O_PMIN, O_PMAX };
+	       O_WAIT, O_TIMEOUT, O_KEY, O_SSH, O_API, O_DRY, O_SHOW, O_PMIN, O_PMAX, O_VIA };
 	static const struct option longopts[] = {
 		{"cluster", required_argument, NULL, 'c'}, {"servers", required_argument, NULL, 's'},
 		{"agents", required_argument, NULL, 'a'}, {"type", required_argument, NULL, 't'},
@@ -86,7 +87,7 @@ int main(int argc, char **argv)
 		{"api-cidr", required_argument, NULL, O_API}, {"dry-run", no_argument, NULL, O_DRY},
 		{"show-config", no_argument, NULL, O_SHOW},
 		{"poll-interval", required_argument, NULL, O_PMIN},
-		{"poll-max", required_argument, NULL, O_PMAX},
+		{"poll-max", required_argument, NULL, O_PMAX}, {"via", required_argument, NULL, O_VIA},
 		{"help", no_argument, NULL, 'h'}, {"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0},
 	};
@@ -149,6 +150,11 @@ int main(int argc, char **argv)
 		case O_PMAX:
 			if (goman_parse_duration_ms(optarg, &po.poll_max_ms) || po.poll_max_ms <= 0)
 				return die_usage("--poll-max wants a duration", optarg);
+			break;
+		case O_VIA:
+			if (strcmp(optarg, "ssm") && strcmp(optarg, "ssh") && strcmp(optarg, "local"))
+				return die_usage("--via wants ssm, ssh or local", optarg);
+			po.via = optarg;
 			break;
 		case O_KEY: po.key_name = optarg; break;
 		case O_SSH: po.ssh_cidr = optarg; break;

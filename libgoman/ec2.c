@@ -115,6 +115,7 @@ int goman_ec2_instance_from_json(const struct cJSON *item, struct goman_ec2_inst
 	copy_str(out->subnet_id, sizeof(out->subnet_id), goman_json_path_str(item, "subnetId"));
 	copy_str(out->vpc_id, sizeof(out->vpc_id), goman_json_path_str(item, "vpcId"));
 	copy_str(out->launch_time, sizeof(out->launch_time), goman_json_path_str(item, "launchTime"));
+	copy_str(out->lifecycle, sizeof(out->lifecycle), goman_json_path_str(item, "instanceLifecycle"));
 	const char *li = goman_json_path_str(item, "amiLaunchIndex");
 	if (li) {
 		char *end;
@@ -175,6 +176,8 @@ int goman_ec2_instance_to_json(const struct goman_ec2_instance *in, struct cJSON
 	cJSON_DeleteItemFromObjectCaseSensitive(obj, "public_ip");
 	cJSON_DeleteItemFromObjectCaseSensitive(obj, "az");
 	cJSON_DeleteItemFromObjectCaseSensitive(obj, "instance_type");
+	if (in->subnet_id[0])
+		cJSON_DeleteItemFromObjectCaseSensitive(obj, "subnet_id");
 	if (!cJSON_AddStringToObject(obj, "instance_id", in->instance_id) ||
 	    !cJSON_AddStringToObject(obj, "state", in->state))
 		return -1;
@@ -183,6 +186,8 @@ int goman_ec2_instance_to_json(const struct goman_ec2_instance *in, struct cJSON
 	if (in->public_ip[0] && !cJSON_AddStringToObject(obj, "public_ip", in->public_ip))
 		return -1;
 	if (in->az[0] && !cJSON_AddStringToObject(obj, "az", in->az))
+		return -1;
+	if (in->subnet_id[0] && !cJSON_AddStringToObject(obj, "subnet_id", in->subnet_id))
 		return -1;
 	if (in->type[0] && !cJSON_AddStringToObject(obj, "instance_type", in->type))
 		return -1;
@@ -997,6 +1002,107 @@ int goman_ec2_subnet_vpc(struct goman_aws *aws, const char *subnet, char *vpc, s
 		else
 			rc = goman_err_set(err, GOMAN_ENOTFOUND, GOMAN_CLASS_CLIENT,
 					   "InvalidSubnetID.NotFound", "subnet '%s' not found", subnet);
+	}
+	goman_aws_result_clear(&res);
+	return rc;
+}
+
+static int cmp_subnet(const void *a, const void *b)
+{
+	const struct goman_ec2_subnet *x = a, *y = b;
+	int c = strcmp(x->az, y->az);
+	return c ? c : strcmp(x->subnet_id, y->subnet_id);
+}
+
+int goman_ec2_subnets(struct goman_aws *aws, const struct goman_kvs *filters,
+		      const char *const *ids, size_t nids, struct goman_ec2_subnet **out,
+		      size_t *n, int *calls, struct goman_err *err)
+{
+	struct goman_ec2_subnet *v = NULL;
+	size_t nv = 0, cap = 0;
+	char token[1024] = "";
+	*out = NULL;
+	*n = 0;
+	if (nids > 1000)
+		return goman_err_set(err, GOMAN_EINVAL, GOMAN_CLASS_CLIENT, "Internal",
+				     "at most 1000 subnet IDs a call");
+	for (int page = 0; page < 100; page++) {
+		struct goman_kvs params = {0};
+		struct goman_aws_result res;
+		int rc = gm_ec2_add_filters(&params, filters) | add_ids(&params, "SubnetId", ids, nids);
+		if (!rc && token[0])
+			rc = goman_kvs_add(&params, "NextToken", token);
+		if (rc) {
+			goman_kvs_clear(&params);
+			free(v);
+			return oom(err);
+		}
+		rc = blocking(aws, "DescribeSubnets", &params, &res, calls, err);
+		goman_kvs_clear(&params);
+		if (rc != 0) {
+			goman_aws_result_clear(&res);
+			free(v);
+			return -1;
+		}
+		const cJSON *s;
+		cJSON_ArrayForEach(s, goman_json_path_array(res.data, "subnetSet")) {
+			const char *id = goman_json_path_str(s, "subnetId");
+			if (!id)
+				continue;
+			if (nv == cap) {
+				size_t nc = cap ? cap * 2 : 16;
+				struct goman_ec2_subnet *x = realloc(v, nc * sizeof(*x));
+				if (!x) {
+					goman_aws_result_clear(&res);
+					free(v);
+					return oom(err);
+				}
+				v = x;
+				cap = nc;
+			}
+			struct goman_ec2_subnet *d = &v[nv++];
+			memset(d, 0, sizeof(*d));
+			copy_str(d->subnet_id, sizeof(d->subnet_id), id);
+			copy_str(d->az, sizeof(d->az), goman_json_path_str(s, "availabilityZone"));
+			copy_str(d->vpc_id, sizeof(d->vpc_id), goman_json_path_str(s, "vpcId"));
+			const char *df = goman_json_path_str(s, "defaultForAz");
+			d->default_for_az = df && !strcmp(df, "true");
+		}
+		const char *next = goman_json_path_str(res.data, "nextToken");
+		copy_str(token, sizeof(token), nids ? NULL : next);
+		goman_aws_result_clear(&res);
+		if (!token[0])
+			break;
+	}
+	if (nv)
+		qsort(v, nv, sizeof(*v), cmp_subnet);
+	*out = v;
+	*n = nv;
+	return 0;
+}
+
+int goman_ec2_root_device(struct goman_aws *aws, const char *ami, char *dev, size_t len,
+			  int *calls, struct goman_err *err)
+{
+	struct goman_kvs params = {0};
+	struct goman_aws_result res;
+	if (goman_kvs_add(&params, "ImageId.1", ami)) {
+		goman_kvs_clear(&params);
+		return oom(err);
+	}
+	int rc = blocking(aws, "DescribeImages", &params, &res, calls, err);
+	goman_kvs_clear(&params);
+	if (rc == 0) {
+		const cJSON *set = goman_json_path_array(res.data, "imagesSet");
+		const char *d = set ? goman_json_path_str(cJSON_GetArrayItem(set, 0), "rootDeviceName")
+				    : NULL;
+		/* a device name goes into a launch parameter: only the /dev/ form EC2 uses */
+		if (d && !strncmp(d, "/dev/", 5) && strlen(d) < len && !strpbrk(d, " \t\r\n"))
+			copy_str(dev, len, d);
+		else
+			rc = goman_err_set(err, GOMAN_ENOTFOUND, GOMAN_CLASS_CLIENT,
+					   "InvalidAMIID.NotFound",
+					   "image '%s' not found or has no root device name", ami);
 	}
 	goman_aws_result_clear(&res);
 	return rc;

@@ -8,6 +8,9 @@
  * the loop runs until idle. Each node is emitted exactly once, the moment it is complete:
  * reused and running → at once; launched → tagged and at the wait state; failed → an
  * error record.
+ * A group whose type has no capacity is launched again from its RunInstances callback with
+ * the next type (a new idempotency key, begun there as the store's completion and failure
+ * already are).
  *
  * Ownership: struct prun owns its nodes (each owns its spec copy and instance summary),
  * its groups (each owns its idempotency ticket) and the poller; prun_free() releases all.
@@ -39,9 +42,18 @@
 struct prun;
 struct group;
 
+GOMAN_TESTABLE cJSON *gm_prov_drift(const struct node *n);
+GOMAN_TESTABLE char *gm_prov_compact(const cJSON *v);
+
 
 struct group {
 	char role[8], type[64], subnet[64], ami[256];
+	char types[GM_PROV_MAX_TYPES][64];  /* fallback order; type == types[ti] */
+	char amis[GM_PROV_MAX_TYPES][64];   /* resolved AMI per type */
+	char roots[GM_PROV_MAX_TYPES][32];  /* its root device, when a volume size is set */
+	int ntypes, ti;
+	char tried[GM_PROV_MAX_TYPES][64];  /* types that had no capacity */
+	int ntried;
 	struct node **v;
 	size_t n, cap;
 	struct goman_idem_ticket t;
@@ -72,8 +84,13 @@ struct prun {
 	long tag_timer;
 	int tags_inflight;
 	int stats_run, stats_tags, stats_start;
-	char ami_spec[4][256], ami_val[4][64];
+	char ami_spec[8][256], ami_val[8][64];
 	int nami;
+	char root_ami[8][64], root_dev[8][32];
+	int nroot;
+	char digest[17];
+	char vpc[32];       /* of the subnets placed on; "" = not known */
+	bool vpc_mixed;     /* the subnets span VPCs: one security group cannot cover them */
 };
 
 static int oom(struct goman_err *err)
@@ -180,9 +197,17 @@ static void emit(struct prun *r, struct node *n, const struct goman_err *err)
 	} else {
 		rec = cJSON_Duplicate(n->in, 1);
 		if (rec) {
+			put(rec, "group", cJSON_CreateString(n->group));
+			if (n->subnet[0])
+				put(rec, "subnet_id", cJSON_CreateString(n->subnet));
+			if (n->az[0])
+				put(rec, "az", cJSON_CreateString(n->az));
 			if (n->inst.instance_id[0])
 				goman_ec2_instance_to_json(&n->inst, rec);
 			put(rec, "region", cJSON_CreateString(goman_aws_region(r->aws)));
+			cJSON_DeleteItemFromObjectCaseSensitive(rec, "drift");
+			if (n->reused)
+				put(rec, "drift", gm_prov_drift(n));
 			if (!cJSON_GetObjectItemCaseSensitive(rec, "instance_type"))
 				put(rec, "instance_type", cJSON_CreateString(n->type));
 			cJSON *t = sub(rec, "t");
@@ -201,6 +226,12 @@ static void emit(struct prun *r, struct node *n, const struct goman_err *err)
 				put(pv, "dry_run", cJSON_CreateTrue());
 				put(pv, "would_launch", cJSON_CreateBool(!n->reused));
 			}
+			if (n->g && n->g->ntried) {
+				cJSON *tr = cJSON_CreateArray();
+				for (int i = 0; tr && i < n->g->ntried; i++)
+					cJSON_AddItemToArray(tr, cJSON_CreateString(n->g->tried[i]));
+				put(pv, "types_tried", tr);
+			}
 			put(pv, "api_calls", cJSON_CreateNumber(round2(n->calls)));
 			put(rec, "ok", cJSON_CreateTrue());
 		}
@@ -210,6 +241,113 @@ static void emit(struct prun *r, struct node *n, const struct goman_err *err)
 	if (rec)
 		r->o->emit(rec, err, r->o->ud);
 	cJSON_Delete(rec);
+}
+
+static void drift_put(cJSON *d, const char *k, cJSON *want, const char *have)
+{
+	cJSON *o = cJSON_CreateObject();
+	if (!o || !want) {
+		cJSON_Delete(o);
+		cJSON_Delete(want);
+		return;
+	}
+	cJSON_AddItemToObject(o, "want", want);
+	cJSON_AddStringToObject(o, "have", have);
+	cJSON_AddItemToObject(d, k, o);
+}
+
+GOMAN_TESTABLE cJSON *gm_prov_drift(const struct node *n)
+{
+	const struct goman_ec2_instance *in = &n->inst;
+	cJSON *d = cJSON_CreateObject();
+	if (!d)
+		return NULL;
+	if (n->explicit_type && in->type[0]) {
+		bool listed = false;
+		for (int i = 0; i < n->ntypes; i++)
+			listed |= !strcmp(n->types[i], in->type);
+		if (!listed) {
+			cJSON *w = cJSON_CreateString(n->types[0]);
+			if (n->ntypes > 1) {
+				cJSON_Delete(w);
+				w = cJSON_CreateArray();
+				for (int i = 0; w && i < n->ntypes; i++)
+					cJSON_AddItemToArray(w, cJSON_CreateString(n->types[i]));
+			}
+			drift_put(d, "instance_type", w, in->type);
+		}
+	}
+	if (n->explicit_ami && n->ami_id[0] && in->image_id[0] && strcmp(n->ami_id, in->image_id))
+		drift_put(d, "ami", cJSON_CreateString(n->ami_id), in->image_id);
+	const char *g = goman_ec2_tag(in, "goman:group");
+	/* a node without the tag is adopted into the spec's group, not drift */
+	if (n->explicit_group && g && strcmp(g, n->group))
+		drift_put(d, "group", cJSON_CreateString(n->group), g);
+	const char *l = goman_ec2_tag(in, "goman:labels");
+	if (n->labels_tag && strcmp(n->labels_tag, l ? l : ""))
+		drift_put(d, "labels", cJSON_CreateString(n->labels_tag), l ? l : "");
+	const char *t = goman_ec2_tag(in, "goman:taints");
+	if (n->taints_tag && strcmp(n->taints_tag, t ? t : ""))
+		drift_put(d, "taints", cJSON_CreateString(n->taints_tag), t ? t : "");
+	bool spot = !strcmp(in->lifecycle, "spot");
+	if (n->has_spot && in->state[0] && spot != n->spot) {
+		cJSON *o = cJSON_CreateObject();
+		if (o) {
+			cJSON_AddBoolToObject(o, "want", n->spot);
+			cJSON_AddBoolToObject(o, "have", spot);
+			cJSON_AddItemToObject(d, "spot", o);
+		}
+	}
+	if (!d->child) {
+		cJSON_Delete(d);
+		return NULL;
+	}
+	return d;
+}
+
+GOMAN_TESTABLE bool gm_prov_fallback(const struct goman_err *e, int ti, int ntypes)
+{
+	if (!e || e->rc == GOMAN_OK || ti + 1 >= ntypes)
+		return false;
+	/* no capacity for the type (in that AZ), or the type is not offered there */
+	return !strcmp(e->code, "InsufficientInstanceCapacity") || !strcmp(e->code, "Unsupported");
+}
+
+GOMAN_TESTABLE void gm_prov_place(struct node **nodes, size_t nn, const struct goman_ec2_subnet *sn,
+				  size_t ns)
+{
+	if (!ns)
+		return;
+	size_t *count = calloc(ns, sizeof(size_t));
+	if (!count)
+		return; /* unplaced nodes go where EC2 puts them */
+	for (int r = 0; r < 2; r++) {
+		const char *role = r ? "agent" : "server";
+		memset(count, 0, ns * sizeof(size_t));
+		for (size_t i = 0; i < nn; i++) {
+			const struct node *n = nodes[i];
+			const char *az = n->reused ? n->inst.az : n->az;
+			if (strcmp(n->role, role) || !az[0])
+				continue;
+			for (size_t k = 0; k < ns; k++)
+				count[k] += !strcmp(sn[k].az, az);
+		}
+		for (size_t i = 0; i < nn; i++) {
+			struct node *n = nodes[i];
+			if (strcmp(n->role, role) || n->reused || n->subnet[0])
+				continue;
+			size_t best = 0;
+			for (size_t k = 1; k < ns; k++)
+				if (count[k] < count[best])
+					best = k;
+			snprintf(n->subnet, sizeof(n->subnet), "%s", sn[best].subnet_id);
+			snprintf(n->az, sizeof(n->az), "%s", sn[best].az);
+			/* every subnet of that AZ now holds one more */
+			for (size_t k = 0; k < ns; k++)
+				count[k] += !strcmp(sn[k].az, sn[best].az);
+		}
+	}
+	free(count);
 }
 
 /* Emits the node when everything it waits for is done. */
@@ -282,19 +420,96 @@ GOMAN_TESTABLE int gm_prov_spec(const struct goman_provision_opts *o, struct nod
 			return bad(e, "\"name\" '%s' disagrees with \"index\"%s", s, NULL);
 		n->index = (int)v;
 	}
+	const cJSON *tl = cJSON_GetObjectItemCaseSensitive(in, "types");
+	if (tl && (!cJSON_IsArray(tl) || cJSON_GetArraySize(tl) < 1 ||
+		   cJSON_GetArraySize(tl) > GM_PROV_MAX_TYPES))
+		return bad(e, "\"types\" must be a list of 1 to 8 instance types%s%s", NULL, NULL);
 	const char *ty = str_field(in, "instance_type");
+	if (!ty && tl)
+		ty = cJSON_IsString(cJSON_GetArrayItem(tl, 0)) ? cJSON_GetArrayItem(tl, 0)->valuestring
+							       : NULL;
 	if (!ty)
 		ty = !strcmp(n->role, "server") ? o->server_type : o->agent_type;
+	n->explicit_type = ty && *ty;
 	snprintf(n->type, sizeof(n->type), "%s", ty && *ty ? ty : DEFAULT_TYPE);
+	/* the fallback order: the type, then the list's others */
+	snprintf(n->types[0], sizeof(n->types[0]), "%s", n->type);
+	n->ntypes = 1;
+	const cJSON *t;
+	cJSON_ArrayForEach(t, tl) {
+		if (!cJSON_IsString(t) || !*t->valuestring || strlen(t->valuestring) >= 64)
+			return bad(e, "\"types\" entries must be instance type names%s%s", NULL, NULL);
+		bool dup = false;
+		for (int i = 0; i < n->ntypes; i++)
+			dup |= !strcmp(n->types[i], t->valuestring);
+		if (!dup && n->ntypes < GM_PROV_MAX_TYPES)
+			snprintf(n->types[n->ntypes++], sizeof(n->types[0]), "%s", t->valuestring);
+	}
 	const char *ami = str_field(in, "ami");
 	if (!ami)
 		ami = o->ami;
+	n->explicit_ami = ami && *ami;
 	snprintf(n->ami, sizeof(n->ami), "%s", ami && *ami ? ami : goman_default_ami_for(n->type));
+	const char *gr = str_field(in, "group");
+	if (cJSON_GetObjectItemCaseSensitive(in, "group") && (!gr || !goman_cluster_name_ok(gr)))
+		return bad(e, "\"group\" must match ^[a-z][a-z0-9-]{0,39}$%s%s", NULL, NULL);
+	n->explicit_group = gr != NULL;
+	snprintf(n->group, sizeof(n->group), "%s", gr ? gr : n->role);
+	const char *via = str_field(in, "via");
+	if (cJSON_GetObjectItemCaseSensitive(in, "via") &&
+	    (!via || (strcmp(via, "ssm") && strcmp(via, "ssh") && strcmp(via, "local"))))
+		return bad(e, "\"via\" must be ssm, ssh or local%s%s", NULL, NULL);
+	if (!via)
+		via = o->via;
+	snprintf(n->via, sizeof(n->via), "%s", via ? via : "");
+	const cJSON *sp = cJSON_GetObjectItemCaseSensitive(in, "spot");
+	if (sp && !cJSON_IsBool(sp))
+		return bad(e, "\"spot\" must be true or false%s%s", NULL, NULL);
+	n->has_spot = sp != NULL;
+	n->spot = cJSON_IsTrue(sp);
+	const cJSON *vg = cJSON_GetObjectItemCaseSensitive(in, "volume_gb");
+	if (vg && (!cJSON_IsNumber(vg) || vg->valuedouble < 8 || vg->valuedouble > 16384 ||
+		   vg->valuedouble != (double)(int)vg->valuedouble))
+		return bad(e, "\"volume_gb\" must be an integer from 8 to 16384%s%s", NULL, NULL);
+	n->volume_gb = vg ? (int)vg->valuedouble : 0;
+	const cJSON *lb = cJSON_GetObjectItemCaseSensitive(in, "labels");
+	if (lb) {
+		if (!cJSON_IsObject(lb))
+			return bad(e, "\"labels\" must be an object of strings%s%s", NULL, NULL);
+		cJSON_ArrayForEach(t, lb)
+			if (!cJSON_IsString(t) || strpbrk(t->string, ",=") || strchr(t->valuestring, ','))
+				return bad(e, "label '%s' must be a string without ',' (and '=' in "
+					   "the key)%s", t->string, NULL);
+		if (!(n->labels_tag = gm_prov_compact(lb)))
+			return oom(e);
+	}
+	const cJSON *tn = cJSON_GetObjectItemCaseSensitive(in, "taints");
+	if (tn) {
+		if (!cJSON_IsArray(tn))
+			return bad(e, "\"taints\" must be a list of key=value:Effect%s%s", NULL, NULL);
+		cJSON_ArrayForEach(t, tn)
+			if (!cJSON_IsString(t) || !strchr(t->valuestring, ':') ||
+			    strchr(t->valuestring, ','))
+				return bad(e, "\"taints\" entries must be key[=value]:Effect%s%s", NULL,
+					   NULL);
+		if (!(n->taints_tag = gm_prov_compact(tn)))
+			return oom(e);
+	}
+	const cJSON *sl = cJSON_GetObjectItemCaseSensitive(in, "subnets");
+	if (sl) {
+		const cJSON *x;
+		if (!cJSON_IsArray(sl) || cJSON_GetArraySize(sl) < 1 || cJSON_GetArraySize(sl) > 32)
+			return bad(e, "\"subnets\" must be a list of 1 to 32 subnet IDs%s%s", NULL, NULL);
+		cJSON_ArrayForEach(x, sl)
+			if (!cJSON_IsString(x) || strncmp(x->valuestring, "subnet-", 7) ||
+			    strlen(x->valuestring) >= 32)
+				return bad(e, "\"subnets\" entries must be subnet IDs%s%s", NULL, NULL);
+		n->subnets = sl;
+	}
 	const char *sn = str_field(in, "subnet_id");
 	snprintf(n->subnet, sizeof(n->subnet), "%s", sn ? sn : o->subnet ? o->subnet : "");
 	const cJSON *tags = cJSON_GetObjectItemCaseSensitive(in, "tags");
 	if (tags) {
-		const cJSON *t;
 		if (!cJSON_IsObject(tags))
 			return bad(e, "\"tags\" must be an object of strings%s%s", NULL, NULL);
 		cJSON_ArrayForEach(t, tags) {
@@ -304,7 +519,75 @@ GOMAN_TESTABLE int gm_prov_spec(const struct goman_provision_opts *o, struct nod
 				return bad(e, "tag '%s': goman: tags are goman's own%s", t->string, NULL);
 		}
 	}
-	return 0;
+	/* what else the nodes of one RunInstances must share */
+	cJSON *sig = cJSON_CreateArray();
+	if (!sig)
+		return oom(e);
+	cJSON_AddItemToArray(sig, cJSON_CreateString(n->group));
+	cJSON_AddItemToArray(sig, cJSON_CreateString(n->via));
+	cJSON_AddItemToArray(sig, cJSON_CreateBool(n->spot));
+	cJSON_AddItemToArray(sig, cJSON_CreateNumber(n->volume_gb));
+	for (int i = 0; i < n->ntypes; i++)
+		cJSON_AddItemToArray(sig, cJSON_CreateString(n->types[i]));
+	cJSON_AddItemToArray(sig, cJSON_CreateString(n->labels_tag ? n->labels_tag : ""));
+	cJSON_AddItemToArray(sig, cJSON_CreateString(n->taints_tag ? n->taints_tag : ""));
+	cJSON_AddItemToArray(sig, tags ? cJSON_Duplicate(tags, 1) : cJSON_CreateNull());
+	n->sig = cJSON_PrintUnformatted(sig);
+	cJSON_Delete(sig);
+	return n->sig ? 0 : oom(e);
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+GOMAN_TESTABLE char *gm_prov_compact(const cJSON *v)
+{
+	size_t k = (size_t)cJSON_GetArraySize(v), len = 1;
+	char **items = calloc(k ? k : 1, sizeof(char *));
+	if (!items)
+		return NULL;
+	size_t i = 0;
+	const cJSON *t;
+	bool ok = true;
+	cJSON_ArrayForEach(t, v) {
+		const char *val = cJSON_IsString(t) ? t->valuestring : "";
+		size_t l = (cJSON_IsObject(v) ? strlen(t->string) + 1 : 0) + strlen(val) + 1;
+		if (i >= k || !(items[i] = malloc(l))) {
+			ok = false;
+			break;
+		}
+		if (cJSON_IsObject(v))
+			snprintf(items[i], l, "%s=%s", t->string, val);
+		else
+			snprintf(items[i], l, "%s", val);
+		len += l;
+		i++;
+	}
+	char *out = ok ? malloc(len < 80 ? 80 : len) : NULL;
+	if (out) {
+		qsort(items, i, sizeof(*items), cmp_str);
+		out[0] = '\0';
+		for (size_t j = 0; j < i; j++) {
+			if (j)
+				strcat(out, ",");
+			strcat(out, items[j]);
+		}
+		if (strlen(out) > GM_PROV_TAG_MAX) {
+			/* too long for one tag value: its digest still tells equal from different */
+			unsigned char md[32];
+			unsigned int mdl = 0;
+			EVP_Digest(out, strlen(out), md, &mdl, EVP_sha256(), NULL);
+			strcpy(out, "sha256:");
+			for (unsigned int j = 0; j < mdl && j < 32; j++)
+				snprintf(out + 7 + 2 * j, 3, "%02x", md[j]);
+		}
+	}
+	for (size_t j = 0; j < i; j++)
+		free(items[j]);
+	free(items);
+	return out;
 }
 
 static void node_set_index(struct node *n, int i)
@@ -321,6 +604,9 @@ static void node_free(struct node *n)
 		return;
 	cJSON_Delete(n->in);
 	goman_ec2_instance_clear(&n->inst);
+	free(n->labels_tag);
+	free(n->taints_tag);
+	free(n->sig);
 	free(n);
 }
 
@@ -376,7 +662,7 @@ static int resolve_ami(struct prun *r, const char *spec, char *out, size_t len, 
 				     "SSM parameter %s holds no AMI id", spec + 4);
 	}
 	snprintf(out, len, "%s", v);
-	if (r->nami < 4) {
+	if (r->nami < 8) {
 		snprintf(r->ami_spec[r->nami], sizeof(r->ami_spec[0]), "%s", spec);
 		snprintf(r->ami_val[r->nami++], sizeof(r->ami_val[0]), "%s", v);
 	}
@@ -417,13 +703,21 @@ static int ensure_sg(struct prun *r, struct goman_err *e)
 		return 0;
 	}
 	char vpc[64];
-	int rc, tries = 0;
-	do {
-		rc = o->subnet && *o->subnet
-			? goman_ec2_subnet_vpc(r->aws, o->subnet, vpc, sizeof(vpc), &r->setup_calls, e)
-			: goman_ec2_default_vpc(r->aws, vpc, sizeof(vpc), &r->setup_calls, e);
-	} while (again(&tries, rc, e));
-	if (rc != 0)
+	int rc = 0, tries = 0;
+	if (r->vpc_mixed)
+		return goman_err_set(e, GOMAN_EINVAL, GOMAN_CLASS_CLIENT, "SubnetsInSeveralVpcs",
+				     "the cluster's subnets are in more than one VPC; its security "
+				     "group is per VPC: give --security-group or subnets of one VPC");
+	if (r->vpc[0])
+		snprintf(vpc, sizeof(vpc), "%s", r->vpc);
+	else
+		do {
+			rc = o->subnet && *o->subnet
+				? goman_ec2_subnet_vpc(r->aws, o->subnet, vpc, sizeof(vpc),
+						       &r->setup_calls, e)
+				: goman_ec2_default_vpc(r->aws, vpc, sizeof(vpc), &r->setup_calls, e);
+		} while (again(&tries, rc, e));
+	if (!r->vpc[0] && rc != 0)
 		return -1;
 	struct goman_ec2_sg_rule rules[8];
 	size_t n = 0;
@@ -502,11 +796,19 @@ static int tags_submit(struct prun *r, struct node *n, struct goman_err *e)
 {
 	struct goman_kvs tags = {0};
 	char ix[16];
+	int rc = 0;
 	snprintf(ix, sizeof(ix), "%d", n->index);
-	int rc = goman_kvs_add(&tags, "goman:name", n->name) | goman_kvs_add(&tags, "goman:index", ix) |
-		 goman_kvs_add(&tags, "Name", n->name);
-	const cJSON *t;
-	cJSON_ArrayForEach(t, cJSON_GetObjectItemCaseSensitive(n->in, "tags"))
+	/* launched: the launch carried everything but the node's own name; adopted: named
+	 * here; reused: only what an older goman did not set */
+	if (n->launched || n->adopted)
+		rc |= goman_kvs_add(&tags, "goman:name", n->name) |
+		      goman_kvs_add(&tags, "goman:index", ix) | goman_kvs_add(&tags, "Name", n->name);
+	if (!n->launched && !goman_ec2_tag(&n->inst, "goman:group"))
+		rc |= goman_kvs_add(&tags, "goman:group", n->group);
+	if (!n->launched && n->via[0] && !goman_ec2_tag(&n->inst, "goman:via"))
+		rc |= goman_kvs_add(&tags, "goman:via", n->via);
+	const cJSON *t, *own = n->adopted ? cJSON_GetObjectItemCaseSensitive(n->in, "tags") : NULL;
+	cJSON_ArrayForEach(t, own)
 		rc |= goman_kvs_add(&tags, t->string, t->valuestring);
 	if (rc) {
 		goman_kvs_clear(&tags);
@@ -698,6 +1000,7 @@ static void stopped(const char *id, const struct goman_ec2_instance *inst, const
 /* ---- launching ---------------------------------------------------------------------- */
 
 static int launch_submit(struct group *g, struct goman_err *e);
+static int group_begin(struct prun *r, struct group *g, const char *digest, struct goman_err *e);
 
 static void relaunch(void *ud)
 {
@@ -733,6 +1036,28 @@ static void launched(struct goman_aws_result *res, void *ud)
 			else
 				emit(r, g->v[i], res->err.rc != GOMAN_OK ? &res->err : NULL);
 		}
+		return;
+	}
+	if (res->err.rc != GOMAN_OK && gm_prov_fallback(&res->err, g->ti, g->ntypes)) {
+		struct goman_err fe = GOMAN_ERR_INIT;
+		goman_log(GOMAN_LOG_WARN, "PROVISION", "RunInstances %s x%zu: %s for %s in %s, "
+			  "trying %s", g->role, g->n, res->err.code, g->type,
+			  g->subnet[0] ? g->subnet : "the default subnet", g->types[g->ti + 1]);
+		goman_idem_fail(r->idem, &g->t, &res->err, &fe);
+		goman_idem_ticket_clear(&g->t);
+		snprintf(g->tried[g->ntried++], sizeof(g->tried[0]), "%s", g->type);
+		g->ti++;
+		g->tries = 0;
+		snprintf(g->type, sizeof(g->type), "%s", g->types[g->ti]);
+		snprintf(g->ami, sizeof(g->ami), "%s", g->amis[g->ti]);
+		for (size_t i = 0; i < g->n; i++)
+			snprintf(g->v[i]->type, sizeof(g->v[i]->type), "%s", g->type);
+		/* another type is another launch: its own idempotency identity and token */
+		struct goman_err e = GOMAN_ERR_INIT;
+		goman_err_clear(&e);
+		if (group_begin(r, g, r->digest, &e) != 0 || launch_submit(g, &e) != 0)
+			for (size_t i = 0; i < g->n; i++)
+				emit(r, g->v[i], &e);
 		return;
 	}
 	if (res->err.rc != GOMAN_OK) {
@@ -789,6 +1114,7 @@ static int launch_submit(struct group *g, struct goman_err *e)
 	struct goman_kvs p = {0};
 	char k[64], v[32];
 	int rc = 0;
+	const struct node *n0 = g->v[0];
 	snprintf(v, sizeof(v), "%zu", g->n);
 	rc |= goman_kvs_add(&p, "ImageId", g->ami);
 	rc |= goman_kvs_add(&p, "InstanceType", g->type);
@@ -807,6 +1133,18 @@ static int launch_submit(struct group *g, struct goman_err *e)
 		rc |= goman_kvs_add(&p, "KeyName", o->key_name);
 	rc |= goman_kvs_add(&p, "MetadataOptions.HttpTokens", "required");
 	rc |= goman_kvs_add(&p, "MetadataOptions.HttpEndpoint", "enabled");
+	if (n0->spot) {
+		rc |= goman_kvs_add(&p, "InstanceMarketOptions.MarketType", "spot");
+		rc |= goman_kvs_add(&p, "InstanceMarketOptions.SpotOptions.SpotInstanceType", "one-time");
+	}
+	if (n0->volume_gb) {
+		char gb[16];
+		snprintf(gb, sizeof(gb), "%d", n0->volume_gb);
+		rc |= goman_kvs_add(&p, "BlockDeviceMapping.1.DeviceName", g->roots[g->ti]);
+		rc |= goman_kvs_add(&p, "BlockDeviceMapping.1.Ebs.VolumeSize", gb);
+		rc |= goman_kvs_add(&p, "BlockDeviceMapping.1.Ebs.VolumeType", "gp3");
+		rc |= goman_kvs_add(&p, "BlockDeviceMapping.1.Ebs.DeleteOnTermination", "true");
+	}
 	if (o->dry_run)
 		rc |= goman_kvs_add(&p, "DryRun", "true");
 	rc |= goman_kvs_add(&p, "TagSpecification.1.ResourceType", "instance");
@@ -823,8 +1161,20 @@ static int launch_submit(struct group *g, struct goman_err *e)
 	TAG("goman:role", g->role);
 	if (g->t.client_token[0])
 		TAG("goman:launch", g->t.client_token);
+	TAG("goman:group", n0->group);
+	if (n0->via[0])
+		TAG("goman:via", n0->via);
+	if (n0->labels_tag && *n0->labels_tag)
+		TAG("goman:labels", n0->labels_tag);
+	if (n0->taints_tag && *n0->taints_tag)
+		TAG("goman:taints", n0->taints_tag);
+	const cJSON *st = cJSON_GetObjectItemCaseSensitive(n0->in, "tags"), *x;
+	cJSON_ArrayForEach(x, st)
+		TAG(x->string, x->valuestring);
+	/* the line's tags win over --tag of the same key (EC2 refuses a key twice) */
 	for (size_t i = 0; o->tags && i < o->tags->n; i++)
-		TAG(o->tags->v[i].name, o->tags->v[i].value);
+		if (!cJSON_GetObjectItemCaseSensitive(st, o->tags->v[i].name))
+			TAG(o->tags->v[i].name, o->tags->v[i].value);
 #undef TAG
 	if (rc) {
 		goman_kvs_clear(&p);
@@ -873,6 +1223,7 @@ static int group_begin(struct prun *r, struct group *g, const char *digest, stru
 	cJSON *ix = cJSON_AddArrayToObject(id, "indices");
 	cJSON_AddStringToObject(id, "cluster", r->cluster);
 	cJSON_AddStringToObject(id, "role", g->role);
+	cJSON_AddStringToObject(id, "group", g->v[0]->group);
 	cJSON_AddStringToObject(id, "type", g->type);
 	cJSON_AddStringToObject(id, "subnet", g->subnet);
 	cJSON_AddStringToObject(id, "existing", digest);
@@ -888,6 +1239,7 @@ static int group_begin(struct prun *r, struct group *g, const char *digest, stru
 		cJSON *tg = cJSON_AddObjectToObject(params, "tags");
 		for (size_t i = 0; o->tags && i < o->tags->n; i++)
 			cJSON_AddStringToObject(tg, o->tags->v[i].name, o->tags->v[i].value);
+		cJSON_AddStringToObject(params, "launch", g->v[0]->sig ? g->v[0]->sig : "");
 	}
 	int rc = -1;
 	for (int hop = 0; hop < 8 && params && id; hop++) {
@@ -1055,7 +1407,8 @@ static struct group *group_for(struct prun *r, struct node *n)
 	for (size_t i = 0; i < r->ng; i++) {
 		struct group *g = r->groups[i];
 		if (!strcmp(g->role, n->role) && !strcmp(g->type, n->type) &&
-		    !strcmp(g->subnet, n->subnet) && !strcmp(g->ami, n->ami))
+		    !strcmp(g->subnet, n->subnet) && !strcmp(g->ami, n->ami) &&
+		    !strcmp(g->v[0]->sig ? g->v[0]->sig : "", n->sig ? n->sig : ""))
 			return g;
 	}
 	struct group **v = realloc(r->groups, (r->ng + 1) * sizeof(*v));
@@ -1069,6 +1422,11 @@ static struct group *group_for(struct prun *r, struct node *n)
 	snprintf(g->type, sizeof(g->type), "%s", n->type);
 	snprintf(g->subnet, sizeof(g->subnet), "%s", n->subnet);
 	snprintf(g->ami, sizeof(g->ami), "%s", n->ami);
+	for (int i = 0; i < n->ntypes; i++)
+		snprintf(g->types[i], sizeof(g->types[0]), "%s", n->types[i]);
+	g->ntypes = n->ntypes > 0 ? n->ntypes : 1;
+	if (n->ntypes <= 0)
+		snprintf(g->types[0], sizeof(g->types[0]), "%s", n->type);
 	g->r = r;
 	r->groups[r->ng++] = g;
 	return g;
@@ -1102,6 +1460,267 @@ static void prun_clear(struct prun *r)
 	}
 	free(r->groups);
 	free(r->tq);
+}
+
+/* ---- placement, AMIs, surplus ----------------------------------------------------------- */
+
+/* Nodes with a "subnets" list are placed over it (described in sn, sorted by AZ), one
+ * list at a time: nodes of other lists that are still unplaced stay out of that round. */
+static void place_lists(struct prun *r, const struct goman_ec2_subnet *sn, size_t ns)
+{
+	struct node **sel = calloc(r->nn ? r->nn : 1, sizeof(*sel));
+	struct goman_ec2_subnet *sub = calloc(ns ? ns : 1, sizeof(*sub));
+	for (size_t i = 0; sel && sub && i < r->nn; i++) {
+		const cJSON *list = r->nodes[i]->subnets;
+		if (!list || r->nodes[i]->reused || r->nodes[i]->subnet[0])
+			continue;
+		size_t nsub = 0, nsel = 0;
+		for (size_t k = 0; k < ns; k++) {
+			const cJSON *x;
+			cJSON_ArrayForEach(x, list)
+				if (!strcmp(x->valuestring, sn[k].subnet_id)) {
+					sub[nsub++] = sn[k];
+					break;
+				}
+		}
+		for (size_t j = 0; j < r->nn; j++) {
+			struct node *m = r->nodes[j];
+			bool same = m->subnets && cJSON_Compare(m->subnets, list, true);
+			if (m->reused || m->subnet[0] || same)
+				sel[nsel++] = m;
+		}
+		gm_prov_place(sel, nsel, sub, nsub);
+	}
+	free(sel);
+	free(sub);
+}
+
+/* Subnets for the nodes to launch: those the specs name are described (they must exist;
+ * their AZ goes into the records), and nodes naming none are placed over the default
+ * VPC's default-for-az subnets. One DescribeSubnets each, only when needed. */
+static int place(struct prun *r, struct goman_err *e)
+{
+	const char **ids = calloc(r->nn, sizeof(char *));
+	size_t nids = 0;
+	bool need_default = false;
+	if (!ids)
+		return oom(e);
+	for (size_t i = 0; i < r->nn; i++) {
+		struct node *n = r->nodes[i];
+		if (n->reused)
+			continue;
+		if (!n->subnet[0] && !n->subnets) {
+			need_default = true;
+			continue;
+		}
+		const cJSON *x = n->subnets ? n->subnets->child : NULL;
+		for (const char *id = n->subnet[0] ? n->subnet : x ? x->valuestring : NULL; id;
+		     x = x ? x->next : NULL, id = x ? x->valuestring : NULL) {
+			bool seen = false;
+			for (size_t j = 0; j < nids && !seen; j++)
+				seen = !strcmp(ids[j], id);
+			if (!seen && nids < 1000)
+				ids[nids++] = id;
+			if (n->subnet[0])
+				break;
+		}
+	}
+	struct goman_ec2_subnet *sn = NULL;
+	size_t ns = 0;
+	int rc = 0, tries = 0;
+	if (nids) {
+		do {
+			free(sn);
+			sn = NULL;
+			rc = goman_ec2_subnets(r->aws, NULL, ids, nids, &sn, &ns, &r->setup_calls, e);
+		} while (again(&tries, rc, e));
+		for (size_t i = 0; rc == 0 && i < r->nn; i++) {
+			struct node *n = r->nodes[i];
+			for (size_t k = 0; !n->reused && k < ns; k++)
+				if (!strcmp(sn[k].subnet_id, n->subnet))
+					snprintf(n->az, sizeof(n->az), "%s", sn[k].az);
+		}
+		for (size_t k = 0; rc == 0 && k < ns; k++) {
+			if (!r->vpc[0])
+				snprintf(r->vpc, sizeof(r->vpc), "%s", sn[k].vpc_id);
+			else if (strcmp(r->vpc, sn[k].vpc_id))
+				r->vpc_mixed = true;
+		}
+		if (rc == 0)
+			place_lists(r, sn, ns);
+		free(sn);
+		sn = NULL;
+		ns = 0;
+	}
+	free(ids);
+	if (rc != 0 || !need_default)
+		return rc;
+	struct goman_kvs f = {0};
+	if (goman_kvs_add(&f, "default-for-az", "true") != 0) {
+		goman_kvs_clear(&f);
+		return oom(e);
+	}
+	tries = 0;
+	do {
+		free(sn);
+		sn = NULL;
+		rc = goman_ec2_subnets(r->aws, &f, NULL, 0, &sn, &ns, &r->setup_calls, e);
+	} while (again(&tries, rc, e));
+	goman_kvs_clear(&f);
+	if (rc == 0) {
+		/* no default subnets (a custom default VPC): EC2 chooses, as before */
+		gm_prov_place(r->nodes, r->nn, sn, ns);
+		for (size_t k = 0; k < ns; k++) {
+			if (!r->vpc[0])
+				snprintf(r->vpc, sizeof(r->vpc), "%s", sn[k].vpc_id);
+			else if (strcmp(r->vpc, sn[k].vpc_id))
+				r->vpc_mixed = true;
+		}
+		goman_log(GOMAN_LOG_INFO, "PROVISION", "cluster %s: placing over %zu default "
+			  "subnet(s)", r->cluster, ns);
+	}
+	free(sn);
+	return rc;
+}
+
+static int root_device(struct prun *r, const char *ami, char *dev, size_t len, struct goman_err *e)
+{
+	for (int i = 0; i < r->nroot; i++)
+		if (!strcmp(r->root_ami[i], ami)) {
+			snprintf(dev, len, "%s", r->root_dev[i]);
+			return 0;
+		}
+	int rc, tries = 0;
+	do {
+		rc = goman_ec2_root_device(r->aws, ami, dev, len, &r->setup_calls, e);
+	} while (again(&tries, rc, e));
+	if (rc == 0 && r->nroot < 8) {
+		snprintf(r->root_ami[r->nroot], sizeof(r->root_ami[0]), "%s", ami);
+		snprintf(r->root_dev[r->nroot++], sizeof(r->root_dev[0]), "%s", dev);
+	}
+	return rc;
+}
+
+/* The AMI of every type of the group's list (a fallback type may be of another
+ * architecture), and its root device when the group sets a volume size. */
+static int group_amis(struct prun *r, struct group *g, struct goman_err *e)
+{
+	const struct node *n0 = g->v[0];
+	for (int t = 0; t < g->ntypes; t++) {
+		const char *spec = n0->explicit_ami ? n0->ami : goman_default_ami_for(g->types[t]);
+		if (resolve_ami(r, spec, g->amis[t], sizeof(g->amis[0]), e) != 0)
+			return -1;
+		if (n0->volume_gb &&
+		    root_device(r, g->amis[t], g->roots[t], sizeof(g->roots[0]), e) != 0)
+			return -1;
+	}
+	snprintf(g->ami, sizeof(g->ami), "%s", g->amis[g->ti]);
+	return 0;
+}
+
+static int cmp_inst_name(const void *a, const void *b)
+{
+	const struct goman_ec2_instance *x = *(const struct goman_ec2_instance *const *)a;
+	const struct goman_ec2_instance *y = *(const struct goman_ec2_instance *const *)b;
+	const char *nx = goman_ec2_tag(x, "goman:name"), *ny = goman_ec2_tag(y, "goman:name");
+	int c = strcmp(nx ? nx : x->instance_id, ny ? ny : y->instance_id);
+	return c ? c : strcmp(x->instance_id, y->instance_id);
+}
+
+/* Instances of the cluster no spec asked for: named on stderr and in the summary event
+ * always, and as records in a dry run (what a plan shows; never terminated here). */
+static void surplus(struct prun *r, const struct goman_ec2_instances *ex, size_t missing,
+		    size_t adopted)
+{
+	cJSON *names = cJSON_CreateArray(), *drift = cJSON_CreateArray();
+	char list[512] = "";
+	size_t k = 0;
+	/* by name, so every run lists them alike */
+	const struct goman_ec2_instance **by = calloc(ex->n ? ex->n : 1, sizeof(*by));
+	for (size_t j = 0; by && j < ex->n; j++)
+		by[j] = &ex->v[j];
+	if (by)
+		qsort(by, ex->n, sizeof(*by), cmp_inst_name);
+	for (size_t j = 0; by && j < ex->n; j++) {
+		const struct goman_ec2_instance *in = by[j];
+		const char *c = goman_ec2_tag(in, "goman:cluster");
+		if (!c || strcmp(c, r->cluster) || !reusable_state(in->state))
+			continue;
+		bool taken = false;
+		for (size_t i = 0; i < r->nn && !taken; i++)
+			taken = !strcmp(r->nodes[i]->inst.instance_id, in->instance_id);
+		if (taken)
+			continue;
+		const char *nm = goman_ec2_tag(in, "goman:name");
+		nm = nm ? nm : in->instance_id;
+		cJSON_AddItemToArray(names, cJSON_CreateString(nm));
+		size_t l = strlen(list);
+		if (l < sizeof(list) - 1)
+			snprintf(list + l, sizeof(list) - l, "%s%s", k ? ", " : "", nm);
+		k++;
+		if (!r->o->dry_run)
+			continue;
+		cJSON *rec = cJSON_CreateObject();
+		if (!rec)
+			continue;
+		cJSON_AddStringToObject(rec, "cluster", r->cluster);
+		const char *role = goman_ec2_tag(in, "goman:role");
+		if (role)
+			cJSON_AddStringToObject(rec, "role", role);
+		if (goman_ec2_tag(in, "goman:name")) {
+			cJSON_AddNumberToObject(rec, "index", tag_index(in));
+			cJSON_AddStringToObject(rec, "name", nm);
+		}
+		const char *g = goman_ec2_tag(in, "goman:group");
+		if (g || role)
+			cJSON_AddStringToObject(rec, "group", g ? g : role);
+		goman_ec2_instance_to_json(in, rec);
+		cJSON_AddStringToObject(rec, "region", goman_aws_region(r->aws));
+		cJSON *pv = cJSON_AddObjectToObject(rec, "provision");
+		cJSON_AddTrueToObject(pv, "ok");
+		cJSON_AddTrueToObject(pv, "dry_run");
+		cJSON_AddTrueToObject(pv, "surplus");
+		cJSON_AddFalseToObject(pv, "would_launch");
+		cJSON_AddTrueToObject(rec, "ok");
+		if (r->out)
+			goman_outcome_add(r->out, NULL);
+		r->o->emit(rec, NULL, r->o->ud);
+		cJSON_Delete(rec);
+	}
+	free(by);
+	if (k)
+		goman_log(GOMAN_LOG_WARN, "PROVISION", "cluster %s: %zu node(s) exist that no spec "
+			  "asks for (not terminated here): %s", r->cluster, k, list);
+	size_t nd = 0;
+	for (size_t i = 0; i < r->nn; i++) {
+		const struct node *n = r->nodes[i];
+		cJSON *d = n->reused ? gm_prov_drift(n) : NULL;
+		if (d) {
+			char *txt = cJSON_PrintUnformatted(d);
+			goman_log(GOMAN_LOG_WARN, "PROVISION", "%s drifted from its spec: %s", n->name,
+				  txt ? txt : "?");
+			free(txt);
+			cJSON_AddItemToArray(drift, cJSON_CreateString(n->name));
+			nd++;
+		}
+		cJSON_Delete(d);
+	}
+	cJSON *ev = cJSON_CreateObject();
+	if (ev) {
+		cJSON_AddStringToObject(ev, "cluster", r->cluster);
+		cJSON_AddNumberToObject(ev, "wanted", (double)r->nn);
+		cJSON_AddNumberToObject(ev, "exist", (double)(r->nn - missing));
+		cJSON_AddNumberToObject(ev, "adopted", (double)adopted);
+		cJSON_AddNumberToObject(ev, "launch", (double)missing);
+		cJSON_AddItemToObject(ev, "surplus", names);
+		cJSON_AddItemToObject(ev, "drift", drift);
+		cJSON_AddBoolToObject(ev, "dry_run", r->o->dry_run);
+		names = drift = NULL;
+		goman_event("provision_plan", ev);
+	}
+	cJSON_Delete(names);
+	cJSON_Delete(drift);
+	(void)nd;
 }
 
 /* ---- one cluster ---------------------------------------------------------------------- */
@@ -1159,6 +1778,9 @@ static void run_cluster(struct prun *r)
 	size_t adopted = 0;
 	for (size_t i = 0; i < r->nn; i++)
 		adopted += r->nodes[i]->adopted;
+	bool setup_ok = true;
+	if (missing && place(r, &e) != 0)
+		setup_ok = false;
 	for (size_t i = 0; i < r->nn; i++) {
 		struct node *n = r->nodes[i];
 		if (n->reused)
@@ -1173,19 +1795,22 @@ static void run_cluster(struct prun *r)
 	goman_log(GOMAN_LOG_INFO, "PROVISION", "cluster %s: %zu node(s) wanted, %zu exist (%zu "
 		  "adopted), %zu to launch in %zu group(s)%s", r->cluster, r->nn, r->nn - missing,
 		  adopted, missing, r->ng, o->dry_run ? " (dry run)" : "");
+	surplus(r, &ex, missing, adopted);
 
-	/* 3. setup, only for launches */
-	bool setup_ok = true;
-	if (missing) {
+	/* 3. setup, only for launches (and an explicit AMI to compare reused nodes with) */
+	for (size_t i = 0; i < r->nn; i++) {
+		struct node *n = r->nodes[i];
+		struct goman_err ae = GOMAN_ERR_INIT;
+		if (n->reused && n->explicit_ami &&
+		    resolve_ami(r, n->ami, n->ami_id, sizeof(n->ami_id), &ae) != 0)
+			goman_log(GOMAN_LOG_WARN, "PROVISION", "%s: cannot resolve %s to compare the "
+				  "node's AMI: %s", n->name, n->ami, ae.message);
+	}
+	if (missing && setup_ok) {
 		const char *prof = o->instance_profile ? o->instance_profile : DEFAULT_PROFILE;
-		char ami[256];
-		for (size_t i = 0; i < r->ng && setup_ok; i++) {
-			struct group *g = r->groups[i];
-			if (resolve_ami(r, g->ami, ami, sizeof(ami), &e) != 0)
+		for (size_t i = 0; i < r->ng && setup_ok; i++)
+			if (group_amis(r, r->groups[i], &e) != 0)
 				setup_ok = false;
-			else
-				snprintf(g->ami, sizeof(g->ami), "%s", ami);
-		}
 		if (setup_ok && *prof && check_profile(r, prof, &e) != 0)
 			setup_ok = false;
 		if (setup_ok && !o->dry_run && ensure_sg(r, &e) != 0)
@@ -1198,6 +1823,17 @@ static void run_cluster(struct prun *r)
 		r->nodes[i]->calls += (double)r->setup_calls / (double)r->nn;
 	if (!setup_ok)
 		fail_all(r, true, &e);
+
+	/* nodes an older goman launched: adopted into the spec's group (tag added) */
+	for (size_t i = 0; i < r->nn && !o->dry_run; i++) {
+		struct node *n = r->nodes[i];
+		if (n->reused && !n->adopted && !n->emitted &&
+		    (!goman_ec2_tag(&n->inst, "goman:group") ||
+		     (n->via[0] && !goman_ec2_tag(&n->inst, "goman:via")))) {
+			n->need_tags = true;
+			tags_enqueue(r, n);
+		}
+	}
 
 	/* 4. wait machinery, then everything on the loop */
 	if (!o->wait_none && !o->dry_run) {
@@ -1282,12 +1918,11 @@ static void run_cluster(struct prun *r)
 		free(sv);
 	}
 	if (setup_ok) {
-		char digest[17];
-		existing_digest(&ex, digest);
+		existing_digest(&ex, r->digest);
 		for (size_t i = 0; i < r->ng; i++) {
 			struct group *g = r->groups[i];
 			goman_err_clear(&e);
-			if (!o->dry_run && group_begin(r, g, digest, &e) != 0) {
+			if (!o->dry_run && group_begin(r, g, r->digest, &e) != 0) {
 				for (size_t j = 0; j < g->n; j++)
 					emit(r, g->v[j], &e);
 				continue;

@@ -1,11 +1,12 @@
 /*
  * provision_int.h - provision.c's node type and GOMAN_TESTABLE steps, for unit tests.
- * Ownership: a struct node owns its spec copy (in) and its instance summary; role and
- * cluster point into in.
+ * Ownership: a struct node owns its spec copy (in), its instance summary and the malloc'd
+ * strings labels_tag, taints_tag and sig (NULL when unset); role and cluster point into in.
  */
 #ifndef GOMAN_PROVISION_INT_H
 #define GOMAN_PROVISION_INT_H
 #include <stdbool.h>
+#include <stddef.h>
 #include "goman/ec2.h"
 #include "goman/provision.h"
 #include "internal.h"
@@ -14,6 +15,9 @@ struct cJSON;
 struct group;
 struct prun;
 
+#define GM_PROV_MAX_TYPES 8
+#define GM_PROV_TAG_MAX 256 /* EC2's limit on a tag value */
+
 struct node {
 	cJSON *in;         /* spec copy without _line (owned) */
 	long line;
@@ -21,6 +25,19 @@ struct node {
 	int index;
 	char name[128];
 	char type[64], ami[256], subnet[64];
+	char group[48], via[8];
+	char az[48];                              /* of the placed subnet, when known */
+	const struct cJSON *subnets;              /* the spec's "subnets" to place over (in
+						     n->in); NULL = the default subnets */
+	char types[GM_PROV_MAX_TYPES][64];        /* fallback order, types[0] == type */
+	int ntypes;
+	bool spot, has_spot;
+	int volume_gb;                            /* 0 = the AMI's size */
+	char *labels_tag, *taints_tag;            /* goman:labels / goman:taints values; NULL =
+						     the spec does not say */
+	bool explicit_type, explicit_ami, explicit_group; /* named, not defaulted: drift */
+	char ami_id[64];                          /* the explicit AMI resolved, for drift */
+	char *sig;                                /* what else a launch group must share */
 	struct goman_ec2_instance inst;
 	bool reused, adopted, launched, dry;
 	bool need_tags, tagged, ready, emitted, starting;
@@ -45,5 +62,21 @@ int gm_prov_filter(struct goman_kvs *f, const char *cluster, bool with_states);
  * is not the complete listing filter of the nodes' cluster, or on no memory. */
 int gm_prov_plan(struct node **nodes, size_t nn, const struct goman_kvs *filter,
 		 const struct goman_ec2_instances *ex, size_t *missing, struct goman_err *e);
+/* Places every node that is not reused and names no subnet: per role, on the subnet whose
+ * AZ holds the fewest of that role's nodes so far (reused ones count where they run),
+ * ties to the first in sn's order (sorted by AZ). Servers so land in distinct AZs while
+ * there are AZs, agents go round-robin. Fills subnet and az. */
+void gm_prov_place(struct node **nodes, size_t nn, const struct goman_ec2_subnet *sn, size_t ns);
+/* True when a group launch that failed with e should be tried again with the next type
+ * of its list (ti is the index of the type that failed, of ntypes). */
+bool gm_prov_fallback(const struct goman_err *e, int ti, int ntypes);
+/* The drift of a reused node: what the spec names and the instance differs in (type not
+ * in the list, explicit AMI, group, labels, taints, spot), as {"key":{"want","have"}};
+ * NULL when none. */
+struct cJSON *gm_prov_drift(const struct node *n);
+/* "k=v,k2=v2" of a labels object, keys sorted; the same for a taints array (entries
+ * sorted). Longer than GM_PROV_TAG_MAX: "sha256:<hex>" of that text, so it still compares.
+ * malloc'd; NULL on no memory. */
+char *gm_prov_compact(const struct cJSON *labels_or_taints);
 #endif
 #endif

@@ -9,7 +9,7 @@ setup_file() { cluster_env_start '{"pending_s":2}'; }
 teardown_file() { cluster_env_stop; }
 
 setup() {
-	fault_proxy_config '{"sequence":null,"probabilities":null,"match":null,"pending_s":2,"stopping_s":null,"initializing_s":null,"reset_stats":true}' >/dev/null
+	fault_proxy_config '{"sequence":null,"probabilities":null,"match":null,"match_body":null,"pending_s":2,"stopping_s":null,"initializing_s":null,"reset_stats":true}' >/dev/null
 	export GOMAN_EVENTS="$BATS_TEST_TMPDIR/events.jsonl"
 }
 
@@ -83,18 +83,19 @@ for line in sys.stdin:
 	last_running=$(cut -d' ' -f2- "$BATS_TEST_TMPDIR/out" | jq -r '.t.running' | sort | tail -1)
 	last_ms=$("$LOCAL_AWS_PYTHON" -c 'import sys,datetime as d; print(int(d.datetime.strptime(sys.argv[1],"%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=d.timezone.utc).timestamp()*1000))' "$last_running")
 	[ "$first" -lt $((last_ms - 1500)) ] || { echo "first $first last running $last_ms"; false; }
-	# calls: 2 groups + 1 CreateTags per node + describe rounds + setup (SSM, IAM, VPC, SG x3,
-	# the listing)
-	assert_equal "$(calls RunInstances)" 2
+	# calls: 7 groups (the server; the agents over moto's 6 default subnets) + 1 CreateTags
+	# per node + describe rounds + setup (SSM, IAM, subnets, SG x3, the listing)
+	assert_equal "$(calls RunInstances)" 7
 	assert_equal "$(calls CreateTags)" 100
 	rounds=$(( $(calls DescribeInstances) - 1 ))
 	setup=$(( $(calls GetParameter) + $(calls GetInstanceProfile) + $(calls DescribeVpcs) + \
+		$(calls DescribeSubnets) + \
 		$(calls DescribeSecurityGroups) + $(calls CreateSecurityGroup) + \
 		$(calls AuthorizeSecurityGroupIngress) + 1 ))
 	[ "$setup" -le 7 ]
 	[ "$rounds" -ge 1 ] && [ "$rounds" -le 20 ]
-	assert_equal "$(calls)" $((2 + 100 + rounds + setup))
-	echo "# 100-node launch: $(calls) calls (setup $setup, RunInstances 2, CreateTags 100, describe rounds $rounds)" >&3
+	assert_equal "$(calls)" $((7 + 100 + rounds + setup))
+	echo "# 100-node launch: $(calls) calls (setup $setup, RunInstances 7, CreateTags 100, describe rounds $rounds)" >&3
 	# the records' api_calls add up to every call made
 	assert_equal "$(cut -d' ' -f2- "$BATS_TEST_TMPDIR/out" | jq -s 'map(.provision.api_calls) | add | round')" "$(calls)"
 	# the proxy saw the same
@@ -119,7 +120,7 @@ for line in sys.stdin:
 		>"$BATS_TEST_TMPDIR/out1" 2>"$BATS_TEST_TMPDIR/err1" 3>&- &
 	pid=$!
 	for _ in $(seq 1 200); do
-		grep -q "launched 99 agent" "$BATS_TEST_TMPDIR/err1" && break
+		grep -qE "launched [0-9]+ agent" "$BATS_TEST_TMPDIR/err1" && break
 		sleep 0.05
 	done
 	kill -9 "$pid"
@@ -241,7 +242,7 @@ IN
 	id=$(jq -r 'select(.index == 1) | .instance_id' <<<"$output")
 	run -0 env AWS_ENDPOINT_URL="$MOTO_URL" GOMAN_EVENTS= goman-api <<<"{\"service\":\"ec2\",\"action\":\"DescribeInstances\",\"params\":{\"InstanceId.1\":\"$id\"}}"
 	assert_equal "$(jq -r '.response.data.reservationSet[0].instancesSet[0].tagSet | map("\(.key)=\(.value)") | sort | join(",")' <<<"$output")" \
-		"Name=quick-agent-1,goman:cluster=quick,goman:index=1,goman:launch=$(jq -r '.response.data.reservationSet[0].instancesSet[0].tagSet[] | select(.key=="goman:launch") | .value' <<<"$output"),goman:name=quick-agent-1,goman:role=agent,owner=ops"
+		"Name=quick-agent-1,goman:cluster=quick,goman:group=agent,goman:index=1,goman:launch=$(jq -r '.response.data.reservationSet[0].instancesSet[0].tagSet[] | select(.key=="goman:launch") | .value' <<<"$output"),goman:name=quick-agent-1,goman:role=agent,owner=ops"
 	assert_equal "$(jq -r '.response.data.reservationSet[0].instancesSet[0].metadataOptions.httpTokens // "required"' <<<"$output")" required
 	run -0 env AWS_ENDPOINT_URL="$MOTO_URL" GOMAN_EVENTS= goman-api <<<'{"service":"ec2","action":"DescribeSecurityGroups","params":{"Filter.1.Name":"group-name","Filter.1.Value.1":"goman-quick"}}'
 	perms=$(jq -c '.response.data.securityGroupInfo[0].ipPermissions' <<<"$output")
@@ -277,16 +278,174 @@ IN
 	wait "$pid" || true
 	fault_proxy_config '{"probabilities":null,"match":null}' >/dev/null
 	assert_equal "$(instances takeover | wc -l)" 0
-	# the token was saved before the first send
-	token=$(cat "$XDG_STATE_HOME"/goman/idempotency/records.jsonl |
-		jq -r 'select(.identity.cluster == "takeover" and .status == "INPROGRESS") | .client_token')
-	assert_regex "$token" '^[0-9a-f]{32}$'
+	# the tokens were saved before the first send (one launch per subnet: 3 agents, 3 AZs)
+	tokens=$(cat "$XDG_STATE_HOME"/goman/idempotency/records.jsonl |
+		jq -r 'select(.identity.cluster == "takeover" and .status == "INPROGRESS") | .client_token' | sort -u)
+	assert_equal "$(grep -cE '^[0-9a-f]{32}$' <<<"$tokens")" 3
 	: >"$GOMAN_EVENTS"
 	run -0 --separate-stderr goman-provision --cluster takeover --agents 3 --poll-interval 100ms
 	assert_equal "${#lines[@]}" 3
-	assert_equal "$(jq -c 'select(.event=="idempotency") | .taken_over' "$GOMAN_EVENTS")" true
+	assert_equal "$(jq -c 'select(.event=="idempotency") | .taken_over' "$GOMAN_EVENTS" | sort -u)" true
 	run -0 instances takeover
 	assert_equal "${#lines[@]}" 3
 	run -0 env AWS_ENDPOINT_URL="$MOTO_URL" GOMAN_EVENTS= goman-api <<<'{"service":"ec2","action":"DescribeInstances","params":{"Filter.1.Name":"tag:goman:cluster","Filter.1.Value.1":"takeover"}}'
-	assert_equal "$(jq -r '[.response.data.reservationSet[].instancesSet[].tagSet[] | select(.key=="goman:launch") | .value] | unique | join(" ")' <<<"$output")" "$token"
+	assert_equal "$(jq -r '.response.data.reservationSet[].instancesSet[].tagSet[] | select(.key=="goman:launch") | .value' <<<"$output" | sort -u)" "$tokens"
+}
+
+# one instance's tags as "k=v" lines, sorted
+tags_of() {
+	AWS_ENDPOINT_URL=$MOTO_URL GOMAN_EVENTS= goman-api <<<"{\"service\":\"ec2\",\"action\":\"DescribeInstances\",\"params\":{\"InstanceId.1\":\"$1\"}}" |
+		jq -r '.response.data.reservationSet[0].instancesSet[0].tagSet[] | "\(.key)=\(.value)"' | sort
+}
+
+@test "goman-provision: 3 servers + 4 agents without a subnet → servers in 3 distinct AZs, agents in >= 2, a re-run agrees" {
+	run -0 --separate-stderr goman-provision --cluster spread --servers 3 --agents 4 --poll-interval 100ms
+	assert_equal "${#lines[@]}" 7
+	assert_equal "$(jq -s '[.[] | select(.role=="server") | .az] | unique | length' <<<"$output")" 3
+	[ "$(jq -s '[.[] | select(.role=="agent") | .az] | unique | length' <<<"$output")" -ge 2 ]
+	# every record says where it runs, and that is the default subnet of its AZ
+	assert_equal "$(jq -s 'map(select(.az and (.subnet_id | startswith("subnet-")))) | length' <<<"$output")" 7
+	defaults=$(AWS_ENDPOINT_URL=$MOTO_URL GOMAN_EVENTS= goman-api <<<'{"service":"ec2","action":"DescribeSubnets","params":{"Filter.1.Name":"default-for-az","Filter.1.Value.1":"true"}}' |
+		jq -c '[.response.data.subnetSet[] | {(.subnetId): .availabilityZone}] | add')
+	assert_equal "$(jq -s --argjson d "$defaults" 'map(select($d[.subnet_id] == .az)) | length' <<<"$output")" 7
+	# moto's view: the instances run where the records say
+	first=$(jq -s -c 'map({(.instance_id): .az}) | add' <<<"$output")
+	run -0 env AWS_ENDPOINT_URL="$MOTO_URL" GOMAN_EVENTS= goman-api <<<'{"service":"ec2","action":"DescribeInstances","params":{"Filter.1.Name":"tag:goman:cluster","Filter.1.Value.1":"spread"}}'
+	assert_equal "$(jq -S -c '[.response.data.reservationSet[].instancesSet[] | {(.instanceId): .placement.availabilityZone}] | add' <<<"$output")" "$(jq -S -c . <<<"$first")"
+	# one RunInstances per (role, subnet)
+	assert_equal "$(calls RunInstances)" 7
+	# a dry run of one more of each places it where the plan would: the 4th server in
+	# an AZ with none, the 5th agent where agents are fewest
+	: >"$GOMAN_EVENTS"
+	run -0 --separate-stderr goman-provision --cluster spread --servers 4 --agents 5 --dry-run
+	new_server_az=$(jq -r 'select(.provision.would_launch and .role=="server") | .az' <<<"$output")
+	[ -n "$new_server_az" ]
+	assert_equal "$(jq -s --arg z "$new_server_az" '[.[] | select(.role=="server" and .az==$z)] | length' <<<"$output")" 1
+	run -0 --separate-stderr goman-provision --cluster spread --servers 4 --agents 5 --dry-run
+	assert_equal "$(jq -r 'select(.provision.would_launch and .role=="server") | .az' <<<"$output")" "$new_server_az"
+}
+
+@test "goman-provision: every node carries goman:group (default its role) and goman:via; an untagged node is adopted into its group" {
+	run -0 --separate-stderr goman-provision --poll-interval 100ms --via ssh <<'IN'
+{"cluster":"grp","role":"server","group":"control"}
+{"cluster":"grp","role":"agent"}
+IN
+	assert_equal "$(jq -s -c 'sort_by(.name) | map(.group)' <<<"$output")" '["agent","control"]'
+	sid=$(jq -r 'select(.role=="server") | .instance_id' <<<"$output")
+	aid=$(jq -r 'select(.role=="agent") | .instance_id' <<<"$output")
+	run -0 tags_of "$sid"
+	assert_line goman:group=control
+	assert_line goman:via=ssh
+	run -0 tags_of "$aid"
+	assert_line goman:group=agent
+	# a node an older goman launched: no goman:group, no goman:via
+	AWS_ENDPOINT_URL=$MOTO_URL GOMAN_EVENTS= goman-api >/dev/null <<<"{\"service\":\"ec2\",\"action\":\"DeleteTags\",\"params\":{\"ResourceId.1\":\"$aid\",\"Tag.1.Key\":\"goman:group\",\"Tag.2.Key\":\"goman:via\"}}"
+	run -0 tags_of "$aid"
+	refute_line --partial goman:group=
+	: >"$GOMAN_EVENTS"
+	run -0 --separate-stderr goman-provision --poll-interval 100ms --via ssh <<'IN'
+{"cluster":"grp","role":"server","group":"control"}
+{"cluster":"grp","role":"agent","group":"workers"}
+IN
+	assert_equal "$(jq -s 'map(select(.ok and .provision.reused and (has("drift") | not))) | length' <<<"$output")" 2
+	assert_equal "$(calls RunInstances)" 0
+	assert_equal "$(calls CreateTags)" 1
+	run -0 tags_of "$aid"
+	assert_line goman:group=workers
+	assert_line goman:via=ssh
+	assert_line goman:name=grp-agent-0 # its name tags untouched
+	# converged: nothing more to tag
+	: >"$GOMAN_EVENTS"
+	run -0 --separate-stderr goman-provision --poll-interval 100ms --via ssh <<'IN'
+{"cluster":"grp","role":"server","group":"control"}
+{"cluster":"grp","role":"agent","group":"workers"}
+IN
+	assert_equal "$(calls CreateTags)" 0
+	assert_equal "$(calls)" 1
+}
+
+@test "goman-provision: spot, volume_gb, tags, labels and taints reach RunInstances and the instance's tags" {
+	fault_proxy_config '{"reset_stats":true}' >/dev/null
+	run -0 --separate-stderr goman-provision --poll-interval 100ms <<'IN'
+{"cluster":"spotty","role":"agent","group":"workers","types":["t3.large","t3a.large"],"spot":true,"volume_gb":40,"labels":{"tier":"web","app":"shop"},"taints":["dedicated=web:NoSchedule"],"tags":{"team":"a"}}
+IN
+	assert_equal "$(jq -r '"\(.ok) \(.instance_type) \(.group)"' <<<"$output")" "true t3.large workers"
+	id=$(jq -r .instance_id <<<"$output")
+	run -0 tags_of "$id"
+	assert_line goman:labels=app=shop,tier=web
+	assert_line goman:taints=dedicated=web:NoSchedule
+	assert_line team=a
+	assert_line goman:group=workers
+	run -0 env AWS_ENDPOINT_URL="$MOTO_URL" GOMAN_EVENTS= goman-api <<<"{\"service\":\"ec2\",\"action\":\"DescribeInstances\",\"params\":{\"InstanceId.1\":\"$id\"}}"
+	assert_equal "$(jq -r '.response.data.reservationSet[0].instancesSet[0].instanceLifecycle' <<<"$output")" spot
+	# the request as sent: one-time spot, a 40 GiB gp3 root on the AMI's root device
+	body=$(fault_proxy_get log | jq -r '[.[] | select(.action=="RunInstances")][0].body')
+	ami=$(sed -n 's/.*ImageId=\([^&]*\).*/\1/p' <<<"$body")
+	root=$(AWS_ENDPOINT_URL=$MOTO_URL GOMAN_EVENTS= goman-api <<<"{\"service\":\"ec2\",\"action\":\"DescribeImages\",\"params\":{\"ImageId.1\":\"$ami\"}}" | jq -r '.response.data.imagesSet[0].rootDeviceName')
+	[ -n "$root" ] && [ "$root" != null ]
+	for kv in InstanceMarketOptions.MarketType=spot \
+		InstanceMarketOptions.SpotOptions.SpotInstanceType=one-time \
+		"BlockDeviceMapping.1.DeviceName=$(jq -rn --arg r "$root" '$r|@uri')" \
+		BlockDeviceMapping.1.Ebs.VolumeSize=40 BlockDeviceMapping.1.Ebs.VolumeType=gp3 \
+		BlockDeviceMapping.1.Ebs.DeleteOnTermination=true; do
+		grep -qF -- "$kv" <<<"$body" || { echo "missing $kv in $body"; false; }
+	done
+}
+
+@test "goman-provision: no capacity for the first type → the group launches with the next, the record says which" {
+	# the first type has no capacity anywhere (as EC2 answers it: HTTP 500, never retried)
+	fault_proxy_config '{"probabilities":{"error:500:InsufficientInstanceCapacity":1.0},"match":["RunInstances"],"match_body":["InstanceType=t3.large"]}' >/dev/null
+	run -0 --separate-stderr goman-provision --poll-interval 100ms <<'IN'
+{"cluster":"fallback","role":"agent","types":["t3.large","t3a.large"]}
+{"cluster":"fallback","role":"agent","types":["t3.large","t3a.large"]}
+IN
+	assert_equal "${#lines[@]}" 2
+	assert_equal "$(jq -s -c 'map("\(.ok) \(.instance_type) \(.provision.types_tried)") | unique' <<<"$output")" '["true t3a.large [\"t3.large\"]"]'
+	assert_equal "$(fault_proxy_get stats | jq '.actions.RunInstances.error')" 2
+	assert_equal "$(instances fallback | wc -l)" 2
+	# a list with no type left: the capacity error is the nodes' error
+	run -1 --separate-stderr goman-provision --poll-interval 100ms <<'IN'
+{"cluster":"nofallback","role":"agent","types":["t3.large"]}
+IN
+	assert_equal "$(jq -r .provision.error.code <<<"$output")" InsufficientInstanceCapacity
+	assert_equal "$(instances nofallback | wc -l)" 0
+}
+
+@test "goman-provision: --dry-run names the nodes beyond the specs and the drift of existing ones" {
+	run -0 --separate-stderr goman-provision --cluster drifty --servers 1 --agents 4 --poll-interval 100ms
+	: >"$GOMAN_EVENTS"
+	run -0 --separate-stderr goman-provision --cluster drifty --servers 1 --agents 1 --type m5.large --dry-run
+	# the 2 asked for, with their drift, and the 3 beyond the specs as surplus records
+	assert_equal "${#lines[@]}" 5
+	assert_equal "$(jq -s -c '[.[] | select(.provision.surplus) | .name] | sort' <<<"$output")" '["drifty-agent-1","drifty-agent-2","drifty-agent-3"]'
+	assert_equal "$(jq -s -c '[.[] | select(.provision.surplus | not) | .drift.instance_type] | unique' <<<"$output")" '[{"want":"m5.large","have":"t3.medium"}]'
+	grep -qF "drifty-agent-1, drifty-agent-2, drifty-agent-3" <<<"$stderr"
+	assert_equal "$(grep -c "drifted from its spec" <<<"$stderr")" 2
+	assert_equal "$(jq -c 'select(.event=="provision_plan") | [.wanted, .exist, .launch, (.surplus | length), (.drift | length)]' "$GOMAN_EVENTS")" "[2,2,0,3,2]"
+	assert_equal "$(calls RunInstances)" 0
+	assert_equal "$(instances drifty | wc -l)" 5
+	# without --dry-run the surplus is named on stderr only: records stay one per spec
+	run -0 --separate-stderr goman-provision --cluster drifty --servers 1 --agents 1 --poll-interval 100ms
+	assert_equal "${#lines[@]}" 2
+	grep -qF "no spec asks for" <<<"$stderr"
+	assert_equal "$(instances drifty | wc -l)" 5
+}
+
+@test "goman-provision: a spec's \"subnets\" list is placed over round-robin; a subnet that does not exist launches nothing" {
+	read -r s1 s2 < <(AWS_ENDPOINT_URL=$MOTO_URL GOMAN_EVENTS= goman-api <<<'{"service":"ec2","action":"DescribeSubnets","params":{"Filter.1.Name":"default-for-az","Filter.1.Value.1":"true"}}' |
+		jq -r '[.response.data.subnetSet | sort_by(.availabilityZone) | .[-2:][] | .subnetId] | join(" ")')
+	run -0 --separate-stderr goman-provision --poll-interval 100ms <<IN
+{"cluster":"listed","role":"agent","subnets":["$s2","$s1"]}
+{"cluster":"listed","role":"agent","subnets":["$s2","$s1"]}
+{"cluster":"listed","role":"agent","subnets":["$s2","$s1"]}
+IN
+	assert_equal "$(jq -s -c 'map(.subnet_id) | sort | unique' <<<"$output")" "$(jq -nc --arg a "$s1" --arg b "$s2" '[$a,$b] | sort')"
+	assert_equal "$(jq -s -c 'group_by(.subnet_id) | map(length) | sort' <<<"$output")" "[1,2]"
+	: >"$GOMAN_EVENTS"
+	run -1 --separate-stderr goman-provision --poll-interval 100ms <<'IN'
+{"cluster":"nosuchnet","role":"agent","subnets":["subnet-0000000000000dead"]}
+IN
+	assert_equal "$(jq -r .provision.error.code <<<"$output")" InvalidSubnetID.NotFound
+	assert_equal "$(calls RunInstances)" 0
+	assert_equal "$(instances nosuchnet | wc -l)" 0
 }

@@ -348,6 +348,15 @@ static void test_plan_refuses_a_listing_filter_without_its_cluster_tag(void **st
 	goman_ec2_instances_clear(&ex);
 }
 
+static void node_free_fields(struct node *n)
+{
+	cJSON_Delete(n->in);
+	free(n->labels_tag);
+	free(n->taints_tag);
+	free(n->sig);
+	goman_ec2_instance_clear(&n->inst);
+}
+
 static int spec(const char *json, struct node *n, struct goman_err *e)
 {
 	struct goman_provision_opts o = {.agent_type = "t3.small", .cluster = "dflt"};
@@ -367,12 +376,12 @@ static void test_specs_are_validated_and_filled_from_defaults(void **state)
 	assert_string_equal(n.type, "t3.small");
 	assert_int_equal(n.index, -1);
 	assert_string_equal(n.ami, GOMAN_AL2023_X86);
-	cJSON_Delete(n.in);
+	node_free_fields(&n);
 	assert_int_equal(spec("{\"cluster\":\"c\",\"role\":\"server\",\"name\":\"c-server-3\","
 			      "\"instance_type\":\"m7g.large\"}", &n, &e), 0);
 	assert_int_equal(n.index, 3);
 	assert_string_equal(n.ami, GOMAN_AL2023_ARM);
-	cJSON_Delete(n.in);
+	node_free_fields(&n);
 	const char *bad[] = {
 		"{\"cluster\":\"Caps\",\"role\":\"agent\"}",
 		"{\"cluster\":\"c\",\"role\":\"queen\"}",
@@ -387,7 +396,7 @@ static void test_specs_are_validated_and_filled_from_defaults(void **state)
 		assert_int_equal(spec(bad[i], &n, &e), -1);
 		assert_string_equal(e.code, "BadInput");
 		assert_int_equal(e.cls, GOMAN_CLASS_BAD_INPUT);
-		cJSON_Delete(n.in);
+		node_free_fields(&n);
 	}
 }
 
@@ -447,6 +456,226 @@ static void test_an_instance_address_that_is_not_an_ip_is_dropped(void **state)
 	goman_ec2_instances_clear(&l);
 }
 
+static void sn(struct goman_ec2_subnet *v, int i, const char *id, const char *az)
+{
+	memset(&v[i], 0, sizeof(v[i]));
+	snprintf(v[i].subnet_id, sizeof(v[i].subnet_id), "%s", id);
+	snprintf(v[i].az, sizeof(v[i].az), "%s", az);
+}
+
+static void test_place_spreads_servers_over_distinct_azs_and_round_robins_agents(void **state)
+{
+	struct goman_ec2_subnet subnets[3];
+	sn(subnets, 0, "subnet-a", "us-east-1a");
+	sn(subnets, 1, "subnet-b", "us-east-1b");
+	sn(subnets, 2, "subnet-c", "us-east-1c");
+	struct node nodes[7];
+	struct node *v[7];
+	memset(nodes, 0, sizeof(nodes));
+	for (int i = 0; i < 7; i++) {
+		nodes[i].role = i < 3 ? "server" : "agent";
+		nodes[i].index = i < 3 ? i : i - 3;
+		v[i] = &nodes[i];
+	}
+	gm_prov_place(v, 7, subnets, 3);
+	assert_string_equal(nodes[0].az, "us-east-1a");
+	assert_string_equal(nodes[1].az, "us-east-1b");
+	assert_string_equal(nodes[2].az, "us-east-1c");
+	assert_string_equal(nodes[2].subnet, "subnet-c");
+	/* agents: a, b, c, then a again */
+	assert_string_equal(nodes[3].az, "us-east-1a");
+	assert_string_equal(nodes[4].az, "us-east-1b");
+	assert_string_equal(nodes[5].az, "us-east-1c");
+	assert_string_equal(nodes[6].az, "us-east-1a");
+	/* the same input places the same way (a re-run agrees) */
+	struct node again[7];
+	struct node *w[7];
+	memcpy(again, nodes, sizeof(nodes));
+	for (int i = 0; i < 7; i++) {
+		again[i].subnet[0] = again[i].az[0] = '\0';
+		w[i] = &again[i];
+	}
+	gm_prov_place(w, 7, subnets, 3);
+	for (int i = 0; i < 7; i++)
+		assert_string_equal(again[i].subnet, nodes[i].subnet);
+}
+
+static void test_place_fills_the_azs_existing_nodes_leave_and_keeps_named_subnets(void **state)
+{
+	struct goman_ec2_subnet subnets[3];
+	sn(subnets, 0, "subnet-a", "us-east-1a");
+	sn(subnets, 1, "subnet-b", "us-east-1b");
+	sn(subnets, 2, "subnet-c", "us-east-1c");
+	struct node nodes[4];
+	struct node *v[4];
+	memset(nodes, 0, sizeof(nodes));
+	for (int i = 0; i < 4; i++) {
+		nodes[i].role = "server";
+		nodes[i].index = i;
+		v[i] = &nodes[i];
+	}
+	/* server-0 runs in 1a, server-1 in 1c; server-2 is new, server-3 names its subnet */
+	nodes[0].reused = nodes[1].reused = true;
+	snprintf(nodes[0].inst.az, sizeof(nodes[0].inst.az), "us-east-1a");
+	snprintf(nodes[1].inst.az, sizeof(nodes[1].inst.az), "us-east-1c");
+	snprintf(nodes[3].subnet, sizeof(nodes[3].subnet), "subnet-mine");
+	gm_prov_place(v, 4, subnets, 3);
+	assert_string_equal(nodes[2].az, "us-east-1b");
+	assert_string_equal(nodes[2].subnet, "subnet-b");
+	assert_string_equal(nodes[3].subnet, "subnet-mine");
+	assert_string_equal(nodes[0].subnet, ""); /* reused: left where it runs */
+	/* no subnets known: nothing placed, EC2 chooses */
+	nodes[2].subnet[0] = nodes[2].az[0] = '\0';
+	gm_prov_place(v, 4, subnets, 0);
+	assert_string_equal(nodes[2].subnet, "");
+}
+
+static void test_fallback_to_the_next_type_only_on_capacity_and_only_while_types_remain(void **state)
+{
+	struct goman_err e = GOMAN_ERR_INIT;
+	goman_err_set(&e, GOMAN_ESERVICE, GOMAN_CLASS_CLIENT, "InsufficientInstanceCapacity",
+		      "no capacity");
+	assert_true(gm_prov_fallback(&e, 0, 2));
+	assert_false(gm_prov_fallback(&e, 1, 2)); /* the last type: the nodes' error */
+	assert_false(gm_prov_fallback(&e, 0, 1));
+	goman_err_set(&e, GOMAN_ESERVICE, GOMAN_CLASS_CLIENT, "Unsupported",
+		      "not supported in your requested Availability Zone");
+	assert_true(gm_prov_fallback(&e, 1, 3));
+	const char *other[] = {"InvalidParameterValue", "RequestLimitExceeded", "InternalError",
+			       "UnauthorizedOperation", ""};
+	for (size_t i = 0; i < sizeof(other) / sizeof(other[0]); i++) {
+		goman_err_set(&e, GOMAN_ESERVICE, GOMAN_CLASS_CLIENT, other[i], "x");
+		assert_false(gm_prov_fallback(&e, 0, 3));
+	}
+	goman_err_clear(&e);
+	assert_false(gm_prov_fallback(&e, 0, 3));
+	assert_false(gm_prov_fallback(NULL, 0, 3));
+}
+
+static void test_specs_read_group_types_spot_volume_labels_and_taints(void **state)
+{
+	struct node n;
+	struct goman_err e = GOMAN_ERR_INIT;
+	assert_int_equal(spec("{\"cluster\":\"c\",\"role\":\"agent\",\"group\":\"workers\","
+			      "\"types\":[\"t3.large\",\"t3a.large\"],\"spot\":true,\"volume_gb\":40,"
+			      "\"labels\":{\"tier\":\"web\",\"app\":\"x\"},"
+			      "\"taints\":[\"dedicated=web:NoSchedule\",\"a:NoExecute\"],\"via\":\"ssh\"}",
+			      &n, &e), 0);
+	assert_string_equal(n.group, "workers");
+	assert_string_equal(n.type, "t3.large");
+	assert_int_equal(n.ntypes, 2);
+	assert_string_equal(n.types[1], "t3a.large");
+	assert_true(n.spot && n.has_spot && n.explicit_type && n.explicit_group);
+	assert_int_equal(n.volume_gb, 40);
+	assert_string_equal(n.labels_tag, "app=x,tier=web"); /* sorted: order is no drift */
+	assert_string_equal(n.taints_tag, "a:NoExecute,dedicated=web:NoSchedule");
+	assert_string_equal(n.via, "ssh");
+	node_free_fields(&n);
+	/* defaults: the group of the role, the default type (not explicit), nothing else */
+	assert_int_equal(spec("{\"cluster\":\"c\",\"role\":\"server\"}", &n, &e), 0);
+	assert_string_equal(n.group, "server");
+	assert_false(n.explicit_type || n.explicit_group || n.has_spot);
+	assert_null(n.labels_tag);
+	assert_int_equal(n.ntypes, 1);
+	node_free_fields(&n);
+	/* instance_type first, then the list's others, once each */
+	assert_int_equal(spec("{\"cluster\":\"c\",\"role\":\"agent\",\"instance_type\":\"m5.large\","
+			      "\"types\":[\"t3.large\",\"m5.large\"]}", &n, &e), 0);
+	assert_int_equal(n.ntypes, 2);
+	assert_string_equal(n.types[0], "m5.large");
+	assert_string_equal(n.types[1], "t3.large");
+	node_free_fields(&n);
+	const char *bad[] = {
+		"{\"cluster\":\"c\",\"role\":\"agent\",\"group\":\"Bad Group\"}",
+		"{\"cluster\":\"c\",\"role\":\"agent\",\"types\":[]}",
+		"{\"cluster\":\"c\",\"role\":\"agent\",\"types\":\"t3.large\"}",
+		"{\"cluster\":\"c\",\"role\":\"agent\",\"spot\":\"yes\"}",
+		"{\"cluster\":\"c\",\"role\":\"agent\",\"volume_gb\":4}",
+		"{\"cluster\":\"c\",\"role\":\"agent\",\"volume_gb\":40.5}",
+		"{\"cluster\":\"c\",\"role\":\"agent\",\"labels\":{\"a\":\"x,y\"}}",
+		"{\"cluster\":\"c\",\"role\":\"agent\",\"labels\":[\"a\"]}",
+		"{\"cluster\":\"c\",\"role\":\"agent\",\"taints\":[\"noeffect\"]}",
+		"{\"cluster\":\"c\",\"role\":\"agent\",\"via\":\"telnet\"}",
+		"{\"cluster\":\"c\",\"role\":\"agent\",\"subnets\":[\"sg-1\"]}",
+		"{\"cluster\":\"c\",\"role\":\"agent\",\"subnets\":[]}",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_int_equal(spec(bad[i], &n, &e), -1);
+		assert_string_equal(e.code, "BadInput");
+		node_free_fields(&n);
+	}
+}
+
+static void test_labels_too_long_for_one_tag_become_a_digest_that_still_compares(void **state)
+{
+	cJSON *a = cJSON_CreateObject(), *b = cJSON_CreateObject();
+	char k[16], v[64];
+	memset(v, 'x', 60);
+	v[60] = '\0';
+	for (int i = 0; i < 10; i++) {
+		snprintf(k, sizeof(k), "k%d", i);
+		cJSON_AddStringToObject(a, k, v);
+		cJSON_AddStringToObject(b, k, i == 9 ? "y" : v);
+	}
+	char *ca = gm_prov_compact(a), *cb = gm_prov_compact(b), *ca2 = gm_prov_compact(a);
+	assert_int_equal(strncmp(ca, "sha256:", 7), 0);
+	assert_int_equal(strlen(ca), 7 + 64);
+	assert_string_equal(ca, ca2);
+	assert_string_not_equal(ca, cb);
+	free(ca);
+	free(cb);
+	free(ca2);
+	cJSON_Delete(a);
+	cJSON_Delete(b);
+	cJSON *empty = cJSON_CreateObject();
+	char *ce = gm_prov_compact(empty);
+	assert_string_equal(ce, "");
+	free(ce);
+	cJSON_Delete(empty);
+}
+
+static void test_drift_names_type_ami_group_labels_and_spot_but_not_a_listed_fallback(void **state)
+{
+	struct node n;
+	struct goman_err e = GOMAN_ERR_INIT;
+	assert_int_equal(spec("{\"cluster\":\"c\",\"role\":\"agent\",\"group\":\"workers\","
+			      "\"types\":[\"m5.large\",\"m5a.large\"],\"ami\":\"ami-new\","
+			      "\"labels\":{\"tier\":\"web\"},\"spot\":true}", &n, &e), 0);
+	snprintf(n.ami_id, sizeof(n.ami_id), "ami-new");
+	n.reused = true;
+	snprintf(n.inst.state, sizeof(n.inst.state), "running");
+	snprintf(n.inst.type, sizeof(n.inst.type), "m5a.large"); /* the fallback: no drift */
+	snprintf(n.inst.image_id, sizeof(n.inst.image_id), "ami-new");
+	snprintf(n.inst.lifecycle, sizeof(n.inst.lifecycle), "spot");
+	goman_kvs_add(&n.inst.tags, "goman:group", "workers");
+	goman_kvs_add(&n.inst.tags, "goman:labels", "tier=web");
+	assert_null(gm_prov_drift(&n));
+	snprintf(n.inst.type, sizeof(n.inst.type), "t3.medium");
+	snprintf(n.inst.image_id, sizeof(n.inst.image_id), "ami-old");
+	n.inst.lifecycle[0] = '\0';
+	goman_kvs_clear(&n.inst.tags);
+	goman_kvs_add(&n.inst.tags, "goman:group", "agent");
+	cJSON *d = gm_prov_drift(&n);
+	assert_non_null(d);
+	char *txt = cJSON_PrintUnformatted(d);
+	assert_string_equal(txt, "{\"instance_type\":{\"want\":[\"m5.large\",\"m5a.large\"],"
+				 "\"have\":\"t3.medium\"},\"ami\":{\"want\":\"ami-new\",\"have\":"
+				 "\"ami-old\"},\"group\":{\"want\":\"workers\",\"have\":\"agent\"},"
+				 "\"labels\":{\"want\":\"tier=web\",\"have\":\"\"},"
+				 "\"spot\":{\"want\":true,\"have\":false}}");
+	free(txt);
+	cJSON_Delete(d);
+	node_free_fields(&n);
+	/* defaults are not wishes: a default type or group never drifts (spec() gives agents
+	 * an --agent-type, servers none) */
+	assert_int_equal(spec("{\"cluster\":\"c\",\"role\":\"server\"}", &n, &e), 0);
+	snprintf(n.inst.type, sizeof(n.inst.type), "c7i.4xlarge");
+	snprintf(n.inst.state, sizeof(n.inst.state), "running");
+	goman_kvs_add(&n.inst.tags, "goman:group", "workers");
+	assert_null(gm_prov_drift(&n));
+	node_free_fields(&n);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -463,6 +692,12 @@ int main(void)
 		cmocka_unit_test(test_cluster_names_and_default_ami_arch),
 		cmocka_unit_test(test_instance_summary_from_a_converted_reply),
 		cmocka_unit_test(test_an_instance_address_that_is_not_an_ip_is_dropped),
+		cmocka_unit_test(test_place_spreads_servers_over_distinct_azs_and_round_robins_agents),
+		cmocka_unit_test(test_place_fills_the_azs_existing_nodes_leave_and_keeps_named_subnets),
+		cmocka_unit_test(test_fallback_to_the_next_type_only_on_capacity_and_only_while_types_remain),
+		cmocka_unit_test(test_specs_read_group_types_spot_volume_labels_and_taints),
+		cmocka_unit_test(test_labels_too_long_for_one_tag_become_a_digest_that_still_compares),
+		cmocka_unit_test(test_drift_names_type_ami_group_labels_and_spot_but_not_a_listed_fallback),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -12,6 +12,8 @@
  *   (many pending → fewer calls per instance-second; the stragglers at the end are polled at
  *   min_ms so the last records are not held back). InvalidInstanceID.NotFound right after a
  *   launch is eventual consistency: the round is retried within eventual_deadline_ms.
+ * - Subnets (DescribeSubnets, sorted by AZ) and an AMI's root device (DescribeImages),
+ *   for placement and root volumes.
  * - CreateTags on a set of IDs; StartInstances; security-group ensure (describe by
  *   group-name + vpc-id, create when missing, authorize rules; InvalidPermission.Duplicate
  *   and InvalidGroup.Duplicate are success).
@@ -53,6 +55,7 @@ struct goman_ec2_instance {
 	char subnet_id[32];
 	char vpc_id[32];
 	char launch_time[40];  /* as EC2 gives it (ISO 8601) */
+	char lifecycle[16];    /* instanceLifecycle: "spot", "scheduled"; "" = on-demand */
 	int launch_index;      /* amiLaunchIndex within its RunInstances call; -1 unknown */
 	char status[16];       /* DescribeInstanceStatus "ok"/"initializing"/...; "" unknown */
 	struct goman_kvs tags; /* key → value, as EC2 lists them */
@@ -78,7 +81,7 @@ int goman_ec2_instance_from_json(const struct cJSON *item, struct goman_ec2_inst
  * instancesSet). Returns how many were added, or -1 on no memory. */
 int goman_ec2_instances_from_reply(const struct cJSON *reply, struct goman_ec2_instances *out);
 /* Adds the instance summary fields to obj: instance_id, state, private_ip, public_ip (when
- * known), az, instance_type. 0 or -1. */
+ * known), az, subnet_id, instance_type. 0 or -1. */
 int goman_ec2_instance_to_json(const struct goman_ec2_instance *in, struct cJSON *obj);
 
 /* Filters for DescribeInstances: a goman_kvs of (name, value); entries with the same name
@@ -183,6 +186,25 @@ int goman_ec2_default_vpc(struct goman_aws *aws, char *vpc, size_t len, int *cal
 /* Blocking. The VPC of a subnet. 0 or -1. */
 int goman_ec2_subnet_vpc(struct goman_aws *aws, const char *subnet, char *vpc, size_t len,
 			 int *calls, struct goman_err *err);
+/* A subnet as DescribeSubnets gives it. */
+struct goman_ec2_subnet {
+	char subnet_id[32];
+	char az[48];
+	char vpc_id[32];
+	bool default_for_az;
+};
+/* Blocking. DescribeSubnets by filters (may be NULL; nextToken followed) or by IDs (nids
+ * > 0, at most 1000, one call). *out (malloc'd, the caller frees) gets them sorted by AZ,
+ * then subnet ID, so every run orders them the same way. An ID that does not exist is the
+ * call's error (InvalidSubnetID.NotFound). 0 or -1. */
+int goman_ec2_subnets(struct goman_aws *aws, const struct goman_kvs *filters,
+		      const char *const *ids, size_t nids, struct goman_ec2_subnet **out,
+		      size_t *n, int *calls, struct goman_err *err);
+/* Blocking. The root device name of an AMI (DescribeImages rootDeviceName, e.g. /dev/xvda)
+ * into dev. 0 or -1 (GOMAN_ENOTFOUND when the image is unknown). */
+int goman_ec2_root_device(struct goman_aws *aws, const char *ami, char *dev, size_t len,
+			  int *calls, struct goman_err *err);
+
 /* Blocking. Ensures group `name` in vpc with the rules (duplicates are fine); the group id
  * into group_id (≥ 32 bytes). *calls (may be NULL) gets the attempts made. 0 or -1. */
 int goman_ec2_ensure_sg(struct goman_aws *aws, const char *name, const char *description,

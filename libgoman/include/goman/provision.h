@@ -7,20 +7,27 @@
  *      stopping, stopped count as existing);
  *   2. plan: a spec whose (role, index) exists is reused; instances with the cluster and
  *      role tags but no goman:index (a run killed between RunInstances and CreateTags) are
- *      adopted for the missing indices, lowest first; the rest is grouped by (role, type,
- *      subnet, ami);
+ *      adopted for the missing indices, lowest first; instances no spec asks for are named
+ *      (stderr, the provision_plan event; records in a dry run) and reused nodes get a
+ *      "drift" object for what their spec names and they differ in; missing nodes without
+ *      a subnet are placed (DescribeSubnets: the default-for-az subnets, or the spec's
+ *      "subnets"), per role on the AZ holding the fewest so far; the rest is grouped by
+ *      (role, type, subnet, ami, and the launch's other fields);
  *   3. setup, only when something must be launched: AMI from SSM (ssm:/path), IAM
  *      GetInstanceProfile, security group goman-<cluster> ensured with the K3s rules;
  *   4. launch: one RunInstances per group (MinCount=MaxCount=k, ClientToken from the
  *      idempotency store saved before the send, TagSpecifications goman:cluster,
- *      goman:role, goman:launch=<token> + --tag tags, IMDSv2 required, instance profile),
+ *      goman:role, goman:launch=<token>, goman:group, goman:via, goman:labels,
+ *      goman:taints + the spec's and --tag tags, IMDSv2 required, instance profile, spot,
+ *      the root volume); no capacity for the type → the next type of the spec's list,
  *      all groups at once on the one loop; then per node one CreateTags (goman:name,
- *      goman:index, Name, the line's tags) paced within the CreateTags bucket; stopped
- *      nodes get one StartInstances;
+ *      goman:index, Name; for reused nodes an older goman launched, goman:group/via)
+ *      paced within the CreateTags bucket; stopped nodes get one StartInstances;
  *   5. wait: one poller (goman/ec2.h) for every pending node of the cluster: one paginated
  *      DescribeInstances by tag per round.
- * The idempotency identity of a group launch is {cluster, role, type, subnet, indices,
- * existing} where existing is a digest of the cluster's live instance IDs at planning time:
+ * The idempotency identity of a group launch is {cluster, role, group, type, subnet,
+ * indices, existing} (placement is deterministic, so a re-run forms the same groups) where
+ * existing is a digest of the cluster's live instance IDs at planning time:
  * a re-run after a crash before RunInstances reached EC2 sees the same cluster and takes
  * over the same key (same ClientToken); a crash after it reached EC2 is healed by adoption
  * (the instances carry the cluster tags), so the key is never asked for again.
@@ -68,6 +75,7 @@ struct goman_provision_opts {
 	const char *key_name;
 	const char *ssh_cidr, *api_cidr; /* open 22 / 6443 to these when set */
 	const struct goman_kvs *tags; /* --tag K=V, applied at launch */
+	const char *via;              /* default "via" of specs (ssm|ssh|local): goman:via tag */
 	bool wait_none;               /* records as soon as launched and tagged */
 	enum goman_ec2_wait wait;     /* running or status-ok */
 	int64_t timeout_ms;           /* per node wait deadline; 0 = 10 min */
