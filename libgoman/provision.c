@@ -30,6 +30,8 @@
 #include "goman/jsonl.h"
 #include "goman/log.h"
 #include "goman/provision.h"
+#include "goman/sigv4.h"
+#include "buf_int.h"
 #include "provision_int.h"
 
 #define DEFAULT_TYPE "t3.medium"
@@ -544,7 +546,7 @@ static int cmp_str(const void *a, const void *b)
 
 GOMAN_TESTABLE char *gm_prov_compact(const cJSON *v)
 {
-	size_t k = (size_t)cJSON_GetArraySize(v), len = 1;
+	size_t k = (size_t)cJSON_GetArraySize(v);
 	char **items = calloc(k ? k : 1, sizeof(char *));
 	if (!items)
 		return NULL;
@@ -562,27 +564,26 @@ GOMAN_TESTABLE char *gm_prov_compact(const cJSON *v)
 			snprintf(items[i], l, "%s=%s", t->string, val);
 		else
 			snprintf(items[i], l, "%s", val);
-		len += l;
 		i++;
 	}
-	char *out = ok ? malloc(len < 80 ? 80 : len) : NULL;
-	if (out) {
+	char *out = NULL;
+	if (ok) {
 		qsort(items, i, sizeof(*items), cmp_str);
-		out[0] = '\0';
+		struct gm_buf b = {0};
+		gm_buf_adds(&b, "");
 		for (size_t j = 0; j < i; j++) {
 			if (j)
-				strcat(out, ",");
-			strcat(out, items[j]);
+				gm_buf_adds(&b, ",");
+			gm_buf_adds(&b, items[j]);
 		}
-		if (strlen(out) > GM_PROV_TAG_MAX) {
+		if (!b.oom && b.len > GM_PROV_TAG_MAX) {
 			/* too long for one tag value: its digest still tells equal from different */
-			unsigned char md[32];
-			unsigned int mdl = 0;
-			EVP_Digest(out, strlen(out), md, &mdl, EVP_sha256(), NULL);
-			strcpy(out, "sha256:");
-			for (unsigned int j = 0; j < mdl && j < 32; j++)
-				snprintf(out + 7 + 2 * j, 3, "%02x", md[j]);
+			char hex[65];
+			goman_sha256_hex(b.p, b.len, hex);
+			gm_buf_free(&b);
+			gm_buf_printf(&b, "sha256:%s", hex);
 		}
+		out = gm_buf_take(&b);
 	}
 	for (size_t j = 0; j < i; j++)
 		free(items[j]);
