@@ -522,6 +522,8 @@ static struct cnode *json_tree(const char *buf, size_t len, const char *src, str
 /* ---- value rules -------------------------------------------------------------------- */
 
 
+static const char *const via_names[] = {"ssm", "ssh", "local"};
+
 static bool is_alnum(char ch)
 {
 	return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9');
@@ -1584,7 +1586,7 @@ static const char *addr_name(enum goman_cf_addr a)
 
 cJSON *goman_cluster_file_to_json(const struct goman_cluster_file *cf)
 {
-	static const char *const via[] = {"ssm", "ssh", "local"};
+	const char *const *via = via_names;
 	cJSON *o = cJSON_CreateObject(), *k3s = NULL, *in = NULL, *net = NULL, *gs = NULL;
 	bool ok = o && add(o, "name", cJSON_CreateString(cf->name)) &&
 		  (!cf->region || add(o, "region", cJSON_CreateString(cf->region)));
@@ -1621,6 +1623,9 @@ cJSON *goman_cluster_file_to_json(const struct goman_cluster_file *cf)
 	return o;
 }
 
+/* The specs name the file's subnets as a list, so goman-provision places each role over
+ * them by AZ (servers apart, agents round-robin, counting nodes that already run) rather
+ * than by a fixed index; and the transport, which goman-provision tags for drain. */
 int goman_cluster_file_node_specs(const struct goman_cluster_file *cf, cJSON *arr)
 {
 	for (int pass = 0; pass < 2; pass++) {
@@ -1642,8 +1647,8 @@ int goman_cluster_file_node_specs(const struct goman_cluster_file *cf, cJSON *ar
 					  add(o, "group", cJSON_CreateString(g->name)) &&
 					  add(o, "instance_type", cJSON_CreateString(g->types[0])) &&
 					  (!cf->nsubnets ||
-					   add(o, "subnet_id",
-					       cJSON_CreateString(cf->subnets[(size_t)index % cf->nsubnets]))) &&
+					   add(o, "subnets", strs_json(cf->subnets, cf->nsubnets))) &&
+					  add(o, "via", cJSON_CreateString(via_names[cf->via])) &&
 					  (!cf->region || add(o, "region", cJSON_CreateString(cf->region))) &&
 					  group_fields(o, g, "types");
 				if (!ok)

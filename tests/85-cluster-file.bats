@@ -47,8 +47,8 @@ web-agent-0 agent 0 workers t3.large
 web-agent-1 agent 1 workers t3.large
 web-agent-2 agent 2 workers t3.large
 web-agent-3 agent 3 workers t3.large"
-	# subnets round-robin per role
-	assert_equal "$(jq -r .subnet_id <<<"$output" | sort | uniq -c | awk '{print $1}' | tr '\n' ' ')" "4 3 "
+	# every spec names the file's subnets (goman-provision places over them by AZ) and the transport
+	assert_equal "$(jq -c '[.subnets, .via]' <<<"$output" | sort -u)" '[["subnet-0a1b2c3d4e5f60718","subnet-0b1c2d3e4f5a60719"],"ssm"]' 
 	# the group's fields come along
 	w=${lines[3]}
 	assert_equal "$(jq -c '[.cluster, .types, .spot, .labels, .taints, .tags, .volume_gb, .region]' <<<"$w")" \

@@ -104,12 +104,12 @@ IN
 	assert_regex "$(jq -r .instance_id <<<"$o")" '^i-'
 }
 
-@test "goman-plan: --export writes a file goman-spec reads, and its specs plan to nothing" {
+@test "goman-plan: --export writes a file goman-spec reads (groups from goman:group), and its specs plan to nothing" {
 	create exp 2
 	run -0 --separate-stderr goman-plan --export --cluster exp
 	echo "$output" >"$BATS_TEST_TMPDIR/exp.json"
 	assert_equal "$(jq -c '[.groups[] | {name, role, count, type}]' <<<"$output")" \
-		'[{"name":"server","role":"server","count":1,"type":["t3.medium"]},{"name":"agent","role":"agent","count":2,"type":["t3.small"]}]'
+		'[{"name":"control","role":"server","count":1,"type":["t3.medium"]},{"name":"workers","role":"agent","count":2,"type":["t3.small"]}]'
 	run -0 goman-spec -f "$BATS_TEST_TMPDIR/exp.json" --check
 	run -0 --separate-stderr bash -c "goman-spec -f '$BATS_TEST_TMPDIR/exp.json' | goman-plan"
 	assert_equal "$(jq -c .plan <<<"$output")" '{"launch":0,"terminate":0,"drift":0,"orphan":0,"unchanged":3}'

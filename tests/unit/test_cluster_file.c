@@ -2,7 +2,7 @@
  * test_cluster_file.c - the cluster file: good files in YAML and JSON give the same struct
  * and the same normalised JSON; each class of bad file is refused with a message naming
  * the file, the line (YAML) and the key path; node specs come out servers first, indexed
- * per role, round-robin over the subnets.
+ * per role, each naming the file's subnets (goman-provision places them by AZ).
  */
 #include "unit.h"
 #include <stdio.h>
@@ -378,13 +378,16 @@ static void node_specs_are_servers_then_agents_indexed_per_role(void **st)
 	static const char *const names[] = {"web-server-0", "web-server-1", "web-agent-0", "web-agent-1",
 					    "web-agent-2"};
 	static const char *const groups[] = {"c", "c", "w", "w", "w2"};
-	static const char *const subnets[] = {"subnet-a", "subnet-b", "subnet-a", "subnet-b", "subnet-a"};
 	for (int i = 0; i < 5; i++) {
 		cJSON *n = cJSON_GetArrayItem(arr, i);
 		assert_string_equal(cJSON_GetObjectItem(n, "name")->valuestring, names[i]);
 		assert_string_equal(cJSON_GetObjectItem(n, "cluster")->valuestring, "web");
 		assert_string_equal(cJSON_GetObjectItem(n, "group")->valuestring, groups[i]);
-		assert_string_equal(cJSON_GetObjectItem(n, "subnet_id")->valuestring, subnets[i]);
+		cJSON *sl = cJSON_GetObjectItem(n, "subnets");
+		assert_int_equal(cJSON_GetArraySize(sl), 2);
+		assert_string_equal(cJSON_GetArrayItem(sl, 1)->valuestring, "subnet-b");
+		assert_null(cJSON_GetObjectItem(n, "subnet_id"));
+		assert_string_equal(cJSON_GetObjectItem(n, "via")->valuestring, "ssm");
 		assert_int_equal(cJSON_GetObjectItem(n, "index")->valueint, i < 2 ? i : i - 2);
 	}
 	cJSON *a0 = cJSON_GetArrayItem(arr, 2);
