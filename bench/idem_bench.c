@@ -86,7 +86,8 @@ static double bench_peer_append(const char *dir, int n, int durable)
 	double t0 = now_ns(), c0 = cpu_ns();
 	for (int i = 0; i < n; i++) {
 		for (int step = 0; step < 2; step++) {
-			if (flock(lk, LOCK_EX) || write(fd, line, sizeof(line)) != (ssize_t)sizeof(line) ||
+			if (flock(lk, LOCK_EX) ||
+			    write(fd, line, sizeof(line)) != (ssize_t)sizeof(line) ||
 			    (durable && step == 0 && fdatasync(fd)) || flock(lk, LOCK_UN))
 				exit(1);
 		}
@@ -109,7 +110,8 @@ static double bench_peer_files(const char *dir, int n, int durable)
 		for (int step = 0; step < 2; step++) {
 			snprintf(tmp, sizeof(tmp), "%s/.peer-tmp", dir);
 			int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-			if (fd < 0 || write(fd, body, sizeof(body) - 1) < 0 || (durable && fsync(fd)))
+			if (fd < 0 || write(fd, body, sizeof(body) - 1) < 0 ||
+			    (durable && fsync(fd)))
 				exit(1);
 			close(fd);
 			if (step == 0 ? link(tmp, dst) : rename(tmp, dst))

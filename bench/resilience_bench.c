@@ -24,10 +24,25 @@ extern void *__libc_calloc(size_t, size_t);
 extern void *__libc_realloc(void *, size_t);
 extern void __libc_free(void *);
 static unsigned long allocs;
-void *malloc(size_t n) { allocs++; return __libc_malloc(n); }
-void *calloc(size_t a, size_t b) { allocs++; return __libc_calloc(a, b); }
-void *realloc(void *p, size_t n) { allocs++; return __libc_realloc(p, n); }
-void free(void *p) { __libc_free(p); }
+void *malloc(size_t n)
+{
+	allocs++;
+	return __libc_malloc(n);
+}
+void *calloc(size_t a, size_t b)
+{
+	allocs++;
+	return __libc_calloc(a, b);
+}
+void *realloc(void *p, size_t n)
+{
+	allocs++;
+	return __libc_realloc(p, n);
+}
+void free(void *p)
+{
+	__libc_free(p);
+}
 
 static double now_ns(void)
 {
@@ -61,10 +76,15 @@ static double bench_pure(long n, unsigned long *al, int read_clock)
 		int64_t in, d;
 		int64_t now = read_clock ? goman_mono_ms() : 1000000 + i / 1000;
 		goman_breaker_admit(&w, &bp, now, &ps, &in, &c);
-		goman_breaker_record(&w, &bp, &ps, (i & 1) ? GOMAN_BREAKER_SUCCESS : GOMAN_BREAKER_NEUTRAL,
-				     now, &c);
-		struct goman_retry_in ri = {.policy = pol, .cls = GOMAN_CLASS_THROTTLING, .attempt = 1 + (int)(i & 3),
-					    .now_ms = now, .started_ms = now, .retry_after_ms = -1};
+		goman_breaker_record(&w, &bp, &ps,
+				     (i & 1) ? GOMAN_BREAKER_SUCCESS : GOMAN_BREAKER_NEUTRAL, now,
+				     &c);
+		struct goman_retry_in ri = {.policy = pol,
+					    .cls = GOMAN_CLASS_THROTTLING,
+					    .attempt = 1 + (int)(i & 3),
+					    .now_ms = now,
+					    .started_ms = now,
+					    .retry_after_ms = -1};
 		goman_retry_decide(&ri, &rng, &d);
 		sink += d;
 	}
@@ -82,13 +102,15 @@ static double bench_guard(struct goman_guard *g, long n, unsigned long *al)
 	struct goman_guard_ticket t;
 	/* warm: the entry is allocated on first sight */
 	goman_guard_ticket_init(&t, 0);
-	goman_guard_before(g, &t, "ec2", "us-east-1", "https://ec2.us-east-1.amazonaws.com", &w, &e);
+	goman_guard_before(g, &t, "ec2", "us-east-1", "https://ec2.us-east-1.amazonaws.com", &w,
+			   &e);
 	goman_guard_after(g, &t, NULL, "ec2", "DescribeInstances", &rin);
 	unsigned long a0 = allocs;
 	double t0 = now_ns();
 	for (long i = 0; i < n; i++) {
 		goman_guard_ticket_init(&t, 0);
-		goman_guard_before(g, &t, "ec2", "us-east-1", "https://ec2.us-east-1.amazonaws.com", &w, &e);
+		goman_guard_before(g, &t, "ec2", "us-east-1", "https://ec2.us-east-1.amazonaws.com",
+				   &w, &e);
 		/* one attempt in 8 is throttled and decided for a retry, the rest succeed */
 		goman_guard_after(g, &t, (i & 7) ? NULL : &thr, "ec2", "DescribeInstances", &rin);
 	}
@@ -131,17 +153,22 @@ int main(int argc, char **argv)
 	double gsh = bench_guard(gs, n, &a3);
 	double gad = bench_guard(ga, n / 4, &a4);
 	printf("peer  monotonic clock read              %8.1f ns/op\n", peer);
-	printf("logic breaker check+record+retry decide %8.1f ns/op %5.2f allocs/op  x%.1f peer  target <= 150 ns, 0 allocs: %s\n",
+	printf("logic breaker check+record+retry decide %8.1f ns/op %5.2f allocs/op  x%.1f peer  "
+	       "target <= 150 ns, 0 allocs: %s\n",
 	       logic, (double)a0 / n, logic / peer, logic <= 150 && a0 == 0 ? "PASS" : "FAIL");
-	printf("  ... plus one clock read per op        %8.1f ns/op %5.2f allocs/op  x%.1f peer  (%s incl. the clock)\n",
+	printf("  ... plus one clock read per op        %8.1f ns/op %5.2f allocs/op  x%.1f peer  "
+	       "(%s incl. the clock)\n",
 	       pure, (double)a1 / n, pure / peer, pure <= 150 ? "PASS" : "over target");
-	printf("guard before+after, in-process          %8.1f ns/op %5.2f allocs/op  x%.1f peer\n", gin,
-	       (double)a2 / n, gin / peer);
-	printf("guard before+after, shared state file   %8.1f ns/op %5.2f allocs/op  x%.1f peer  target <= 1000 ns: %s\n",
+	printf("guard before+after, in-process          %8.1f ns/op %5.2f allocs/op  x%.1f peer\n",
+	       gin, (double)a2 / n, gin / peer);
+	printf("guard before+after, shared state file   %8.1f ns/op %5.2f allocs/op  x%.1f peer  "
+	       "target <= 1000 ns: %s\n",
 	       gsh, (double)a3 / n, gsh / peer, gsh <= 1000 && a3 == 0 ? "PASS" : "FAIL");
-	printf("guard before+after, shared + adaptive   %8.1f ns/op %5.2f allocs/op  x%.1f peer  (two fcntl lock pairs)\n",
+	printf("guard before+after, shared + adaptive   %8.1f ns/op %5.2f allocs/op  x%.1f peer  "
+	       "(two fcntl lock pairs)\n",
 	       gad, (double)a4 / (n / 4), gad / peer);
-	printf("seed claim BenchmarkCombinedSystems     1200 ns/op 5 allocs/op (breaker+retry+idempotency)\n");
+	printf("seed claim BenchmarkCombinedSystems     1200 ns/op 5 allocs/op "
+	       "(breaker+retry+idempotency)\n");
 	goman_guard_free(gl);
 	goman_guard_free(gs);
 	goman_guard_free(ga);

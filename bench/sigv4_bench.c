@@ -33,9 +33,9 @@
 void gm_sigv4_cache_reset(void); /* GOMAN_TESTABLE in sigv4.c (bench links the test build) */
 
 #define URL "https://ec2.us-east-1.amazonaws.com/"
-#define BODY                                                                                    \
-	"Action=DescribeInstances&Version=2016-11-15&Filter.1.Name=tag%3Agoman%3Acluster"      \
-	"&Filter.1.Value.1=demo&Filter.2.Name=instance-state-name&Filter.2.Value.1=running"    \
+#define BODY                                                                                \
+	"Action=DescribeInstances&Version=2016-11-15&Filter.1.Name=tag%3Agoman%3Acluster"   \
+	"&Filter.1.Value.1=demo&Filter.2.Name=instance-state-name&Filter.2.Value.1=running" \
 	"&MaxResults=100"
 #define CTYPE "application/x-www-form-urlencoded; charset=utf-8"
 #define SECRET "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
@@ -59,8 +59,8 @@ static void hexify(const unsigned char *d, size_t n, char *o)
 	o[2 * n] = '\0';
 }
 
-static const struct goman_creds creds = {
-	.access_key_id = (char *)"AKIDEXAMPLE", .secret_access_key = (char *)SECRET};
+static const struct goman_creds creds = {.access_key_id = (char *)"AKIDEXAMPLE",
+					 .secret_access_key = (char *)SECRET};
 
 static struct goman_sigv4_params params(int64_t t)
 {

@@ -37,7 +37,8 @@ static void usage(FILE *f)
 {
 	fputs("usage: goman-api [--region R] [--profile P] [--jobs N] <calls.jsonl\n"
 	      "One AWS call per input line (ec2, sts, iam, ssm, dynamodb, s3); each line comes\n"
-	      "back with \"response\" added, in input order. See goman-api(1).\n", f);
+	      "back with \"response\" added, in input order. See goman-api(1).\n",
+	      f);
 }
 
 static struct slot *slot_new(cJSON *in)
@@ -83,7 +84,11 @@ static bool valid_utf8(const unsigned char *p, size_t n)
 {
 	for (size_t i = 0; i < n;) {
 		unsigned char c = p[i];
-		size_t k = c < 0x80 ? 0 : (c >> 5) == 6 ? 1 : (c >> 4) == 14 ? 2 : (c >> 3) == 30 ? 3 : 4;
+		size_t k = c < 0x80         ? 0
+			   : (c >> 5) == 6  ? 1
+			   : (c >> 4) == 14 ? 2
+			   : (c >> 3) == 30 ? 3
+					    : 4;
 		if (c == 0 || k == 4 || (k && i + k >= n))
 			return false;
 		for (size_t j = 1; j <= k; j++)
@@ -119,7 +124,8 @@ static void on_done(struct goman_aws_result *res, void *ud)
 			size_t n = 4 * ((res->raw_len + 2) / 3) + 1;
 			unsigned char *b = malloc(n);
 			if (b) {
-				EVP_EncodeBlock(b, (const unsigned char *)res->raw, (int)res->raw_len);
+				EVP_EncodeBlock(b, (const unsigned char *)res->raw,
+						(int)res->raw_len);
 				cJSON_AddStringToObject(r, "body_base64", (char *)b);
 				free(b);
 			}
@@ -149,7 +155,8 @@ static const char *str_field(const cJSON *o, const char *name, const char **bad)
 static int to_kvs(const cJSON *o, struct goman_kvs *kv)
 {
 	const cJSON *it;
-	cJSON_ArrayForEach(it, o) {
+	cJSON_ArrayForEach(it, o)
+	{
 		char num[64];
 		const char *v;
 		if (cJSON_IsString(it))
@@ -197,7 +204,8 @@ static void submit_line(struct goman_aws *aws, const struct goman_err *setup_err
 		bad = "eventual_deadline_ms";
 	if (bad) {
 		goman_err_set(&err, GOMAN_EINVAL, GOMAN_CLASS_BAD_INPUT, "BadInput",
-			      "line %ld: field \"%s\" has the wrong type or is out of range", line, bad);
+			      "line %ld: field \"%s\" has the wrong type or is out of range", line,
+			      bad);
 	} else if (!c.service || !c.action) {
 		goman_err_set(&err, GOMAN_EINVAL, GOMAN_CLASS_BAD_INPUT, "BadInput",
 			      "line %ld: \"service\" and \"action\" are required", line);

@@ -29,7 +29,8 @@ static const char usage_text[] =
 	"VERB: describe | start | stop | reboot | terminate | tag | wait STATE\n"
 	"      (STATE: running, stopped, terminated, status-ok)\n"
 	"Input lines carry \"instance_id\"; other fields pass through. Output: each input record\n"
-	"with \"batch\":{\"action\",\"previous_state\",\"state\",\"batch\",\"ms\",\"ok\"} and \"ok\".\n"
+	"with \"batch\":{\"action\",\"previous_state\",\"state\",\"batch\",\"ms\",\"ok\"} and "
+	"\"ok\".\n"
 	"\n"
 	"  --cluster NAME        select the instances tagged goman:cluster=NAME (stdin not read)\n"
 	"  --batch-size N        IDs per call, 1..1000 (default: profile 5/10/15/25, else 10)\n"
@@ -46,7 +47,8 @@ static const char usage_text[] =
 	"  --show-config         print the effective settings and exit\n"
 	"  --help, --version\n"
 	"\n"
-	"Exit: 0 all ok, 1 some failed, 64 usage, 65 bad input lines, 69 unavailable, 75 retry later.\n";
+	"Exit: 0 all ok, 1 some failed, 64 usage, 65 bad input lines, 69 unavailable, 75 retry "
+	"later.\n";
 
 struct rec {
 	cJSON *in;
@@ -169,7 +171,9 @@ static int read_stdin(struct run *r)
 			goman_err_set(&err, GOMAN_EINVAL, GOMAN_CLASS_BAD_INPUT, "BadInput",
 				      "a record needs \"instance_id\" (a string)");
 		if (k != GOMAN_JSONL_RECORD || !id || !*id) {
-			put(r, goman_batch_record(in, r->action, NULL, NULL, 0, 0, &err, goman_jsonl_lineno(rd)),
+			put(r,
+			    goman_batch_record(in, r->action, NULL, NULL, 0, 0, &err,
+					       goman_jsonl_lineno(rd)),
 			    &err);
 			cJSON_Delete(in);
 		} else if (keep(r, in) != 0) {
@@ -213,16 +217,23 @@ static int dur_flag(const char *name, const char *v, int64_t *ms)
 
 int main(int argc, char **argv)
 {
-	static const struct option flags[] = {
-		{"cluster", required_argument, NULL, 'c'}, {"batch-size", required_argument, NULL, 'b'},
-		{"concurrency", required_argument, NULL, 'j'}, {"batch-timeout", required_argument, NULL, 'T'},
-		{"env", required_argument, NULL, 'e'},     {"region", required_argument, NULL, 'r'},
-		{"profile", required_argument, NULL, 'p'}, {"force", no_argument, NULL, 'f'},
-		{"hibernate", no_argument, NULL, 'H'},     {"tag", required_argument, NULL, 't'},
-		{"wait", no_argument, NULL, 'w'},          {"timeout", required_argument, NULL, 'o'},
-		{"poll-interval", required_argument, NULL, 'i'}, {"show-config", no_argument, NULL, 'S'},
-		{"help", no_argument, NULL, 'h'},          {"version", no_argument, NULL, 'V'},
-		{NULL, 0, NULL, 0}};
+	static const struct option flags[] = {{"cluster", required_argument, NULL, 'c'},
+					      {"batch-size", required_argument, NULL, 'b'},
+					      {"concurrency", required_argument, NULL, 'j'},
+					      {"batch-timeout", required_argument, NULL, 'T'},
+					      {"env", required_argument, NULL, 'e'},
+					      {"region", required_argument, NULL, 'r'},
+					      {"profile", required_argument, NULL, 'p'},
+					      {"force", no_argument, NULL, 'f'},
+					      {"hibernate", no_argument, NULL, 'H'},
+					      {"tag", required_argument, NULL, 't'},
+					      {"wait", no_argument, NULL, 'w'},
+					      {"timeout", required_argument, NULL, 'o'},
+					      {"poll-interval", required_argument, NULL, 'i'},
+					      {"show-config", no_argument, NULL, 'S'},
+					      {"help", no_argument, NULL, 'h'},
+					      {"version", no_argument, NULL, 'V'},
+					      {NULL, 0, NULL, 0}};
 	struct run r = {.wait = -1, .timeout_ms = 600000};
 	struct goman_config cfg;
 	struct goman_kvs tags = {0};
@@ -236,7 +247,9 @@ int main(int argc, char **argv)
 		const char *key = c == 'b' ? "batch_size" : c == 'j' ? "concurrency" : "profile";
 		char *eq;
 		switch (c) {
-		case 'b': case 'j': case 'e':
+		case 'b':
+		case 'j':
+		case 'e':
 			if (goman_config_set(&cfg, key, optarg, GOMAN_SRC_FLAG, &err) < 0) {
 				fprintf(stderr, "goman-batch: %s\n", err.message);
 				bad = 1;
@@ -253,7 +266,8 @@ int main(int argc, char **argv)
 			if (!eq || eq == optarg) {
 				fprintf(stderr, "goman-batch: --tag wants K=V, not '%s'\n", optarg);
 				bad = 1;
-			} else if (goman_kvs_addn(&tags, optarg, (size_t)(eq - optarg), eq + 1, strlen(eq + 1))) {
+			} else if (goman_kvs_addn(&tags, optarg, (size_t)(eq - optarg), eq + 1,
+						  strlen(eq + 1))) {
 				bad = 1;
 			}
 			break;
@@ -270,8 +284,10 @@ int main(int argc, char **argv)
 		fprintf(stderr, "goman-batch: %s\n", err.message);
 		bad = 1;
 	}
-	if (!bad && (cfg.batch_size < 1 || cfg.batch_size > GOMAN_BATCH_MAX_IDS || cfg.concurrency < 1)) {
-		fprintf(stderr, "goman-batch: batch size must be 1..%d and concurrency at least 1\n",
+	if (!bad &&
+	    (cfg.batch_size < 1 || cfg.batch_size > GOMAN_BATCH_MAX_IDS || cfg.concurrency < 1)) {
+		fprintf(stderr,
+			"goman-batch: batch size must be 1..%d and concurrency at least 1\n",
 			GOMAN_BATCH_MAX_IDS);
 		bad = 1;
 	}
@@ -280,14 +296,16 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	if (!bad && (optind >= argc || goman_batch_verb_parse(argv[optind], &r.verb) != 0)) {
-		fprintf(stderr, "goman-batch: %s\n", optind < argc ? "unknown verb" : "a verb is needed");
+		fprintf(stderr, "goman-batch: %s\n",
+			optind < argc ? "unknown verb" : "a verb is needed");
 		bad = 1;
 	}
 	int need = r.verb == GOMAN_BATCH_WAIT ? 2 : 1;
 	enum goman_ec2_wait w = GOMAN_EC2_WAIT_RUNNING;
 	if (!bad && r.verb == GOMAN_BATCH_WAIT &&
 	    (optind + 1 >= argc || goman_ec2_wait_parse(argv[optind + 1], &w) != 0)) {
-		fprintf(stderr, "goman-batch: wait needs a STATE: running, stopped, terminated, status-ok\n");
+		fprintf(stderr, "goman-batch: wait needs a STATE: running, stopped, terminated, "
+				"status-ok\n");
 		bad = 1;
 	}
 	if (!bad && optind + need < argc) {
@@ -295,7 +313,8 @@ int main(int argc, char **argv)
 		bad = 1;
 	}
 	if (!bad && (r.verb == GOMAN_BATCH_TAG) != (tags.n > 0)) {
-		fprintf(stderr, "goman-batch: --tag goes with the tag verb, which needs at least one\n");
+		fprintf(stderr,
+			"goman-batch: --tag goes with the tag verb, which needs at least one\n");
 		bad = 1;
 	}
 	if (!bad && wait_flag) {
@@ -306,7 +325,8 @@ int main(int argc, char **argv)
 		else if (r.verb == GOMAN_BATCH_TERMINATE)
 			r.wait = GOMAN_EC2_WAIT_TERMINATED;
 		else {
-			fprintf(stderr, "goman-batch: --wait goes with start, stop, reboot, terminate\n");
+			fprintf(stderr,
+				"goman-batch: --wait goes with start, stop, reboot, terminate\n");
 			bad = 1;
 		}
 	}
@@ -323,26 +343,34 @@ int main(int argc, char **argv)
 	xo.tags = &tags;
 	struct goman_http_opts ho = {.timeout_ms = (long)batch_timeout};
 	struct goman_http *http = goman_http_new(batch_timeout ? &ho : NULL, &err);
-	struct goman_aws_opts ao = {.profile = profile, .region = region, .http = http, .config = &cfg};
+	struct goman_aws_opts ao = {
+		.profile = profile, .region = region, .http = http, .config = &cfg};
 	struct goman_aws *aws = http ? goman_aws_new(&ao, &err) : NULL;
 	struct goman_batch_ec2 *x = aws ? goman_batch_ec2_new(aws, &xo, &err) : NULL;
-	struct goman_ec2_poller_opts po = {.target = w, .min_interval_ms = poll_ms,
+	struct goman_ec2_poller_opts po = {.target = w,
+					   .min_interval_ms = poll_ms,
 					   .max_interval_ms = poll_ms > 15000 ? poll_ms : 15000,
-					   .first_delay_ms = poll_ms, .on_done = on_polled, .ud = &r};
+					   .first_delay_ms = poll_ms,
+					   .on_done = on_polled,
+					   .ud = &r};
 	if (x && r.wait >= 0) {
 		po.target = (enum goman_ec2_wait)r.wait;
 		r.poller = goman_ec2_poller_new(aws, &po, &err);
 	}
 	struct goman_batch_opts bo = {.batch_size = (size_t)cfg.batch_size,
-				      .concurrency = (size_t)cfg.concurrency, .action = r.action,
-				      .exec = goman_batch_ec2_exec, .exec_ud = x,
-				      .on_item = on_item, .item_ud = &r};
+				      .concurrency = (size_t)cfg.concurrency,
+				      .action = r.action,
+				      .exec = goman_batch_ec2_exec,
+				      .exec_ud = x,
+				      .on_item = on_item,
+				      .item_ud = &r};
 	struct goman_batch *b = x && (r.wait < 0 || r.poller) ? goman_batch_new(&bo, &err) : NULL;
 	int in_rc = !b ? -1 : cluster ? read_cluster(&r, aws, cluster) : read_stdin(&r);
 	if (!b)
 		goman_log(GOMAN_LOG_ERROR, "BATCH", "%s", err.message);
 	for (size_t i = 0; in_rc == 0 && i < r.n; i++) {
-		const char *id = cJSON_GetStringValue(cJSON_GetObjectItem(r.recs[i].in, "instance_id"));
+		const char *id =
+			cJSON_GetStringValue(cJSON_GetObjectItem(r.recs[i].in, "instance_id"));
 		in_rc = goman_batch_add(b, id, (void *)(intptr_t)i, &err);
 	}
 	int64_t t0 = goman_mono_ms();
@@ -355,8 +383,10 @@ int main(int argc, char **argv)
 	int rounds = 0, pcalls = 0;
 	if (r.poller)
 		goman_ec2_poller_stats(r.poller, &rounds, &pcalls);
-	goman_log(GOMAN_LOG_INFO, "BATCH", "%s: %lu ok, %lu failed, %d batches, %d calls (%d bisections), "
-		  "%d poll rounds, %lld ms", r.action, r.oc.ok,
+	goman_log(GOMAN_LOG_INFO, "BATCH",
+		  "%s: %lu ok, %lu failed, %d batches, %d calls (%d bisections), "
+		  "%d poll rounds, %lld ms",
+		  r.action, r.oc.ok,
 		  r.oc.failed + r.oc.tempfail + r.oc.unavailable + r.oc.bad_lines, st.batches,
 		  st.calls, st.bisections, rounds, (long long)(goman_mono_ms() - t0));
 	for (size_t i = 0; i < r.n; i++)

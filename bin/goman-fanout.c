@@ -20,15 +20,18 @@
 static const char usage_text[] =
 	"usage: goman-fanout [-j N|auto] [--keep-order] [--batch N] [--timeout DUR] [--grace DUR]\n"
 	"                    [--retries N] [--retry-delay DUR] [--halt now|soon[,fail=N|fail=N%]]\n"
-	"                    [--joblog FILE] [--bar] [--pass] [--raw] [--max-jobs N] -- CMD [ARGS...]\n"
+	"                    [--joblog FILE] [--bar] [--pass] [--raw] [--max-jobs N] -- CMD "
+	"[ARGS...]\n"
 	"Runs CMD (no shell) for each JSON line of stdin, the line on CMD's stdin; CMD's stdout\n"
 	"lines go to stdout whole. Failed jobs become error records. See goman-fanout(1).\n"
 	"  -j, --jobs N|auto   concurrency (default auto: adaptive, starting at the profile's)\n"
 	"  -k, --keep-order    output in input order\n"
 	"  --batch N           N input lines per job\n"
-	"  --timeout DUR       TERM a job after DUR (30, 1.5s, 500ms, 2m), KILL after --grace (2s)\n"
+	"  --timeout DUR       TERM a job after DUR (30, 1.5s, 500ms, 2m), KILL after --grace "
+	"(2s)\n"
 	"  --retries N         re-run a job that timed out or exited 75 and wrote nothing\n"
-	"  --halt SPEC         stop after failures: soon (let running jobs end) or now (kill them)\n"
+	"  --halt SPEC         stop after failures: soon (let running jobs end) or now (kill "
+	"them)\n"
 	"  --joblog FILE       GNU parallel style TSV job log\n"
 	"  --bar               progress bar on stderr (when it is a terminal)\n"
 	"  --pass              a job that succeeds silently echoes its input with \"ok\":true\n"
@@ -64,8 +67,21 @@ static void check_fds(void)
 
 int main(int argc, char **argv)
 {
-	enum { O_BATCH = 256, O_TIMEOUT, O_GRACE, O_RETRIES, O_RDELAY, O_HALT, O_JOBLOG, O_BAR,
-	       O_PASS, O_RAW, O_MAXJOBS, O_HELP, O_VERSION };
+	enum {
+		O_BATCH = 256,
+		O_TIMEOUT,
+		O_GRACE,
+		O_RETRIES,
+		O_RDELAY,
+		O_HALT,
+		O_JOBLOG,
+		O_BAR,
+		O_PASS,
+		O_RAW,
+		O_MAXJOBS,
+		O_HELP,
+		O_VERSION
+	};
 	static const struct option opts[] = {
 		{"jobs", required_argument, NULL, 'j'},
 		{"keep-order", no_argument, NULL, 'k'},
@@ -142,12 +158,12 @@ int main(int argc, char **argv)
 			break;
 		case O_HELP: fputs(usage_text, stdout); return fflush(stdout) ? 1 : 0;
 		case O_VERSION: printf("goman-fanout %s\n", GOMAN_VERSION); return 0;
-		default:
-			return usage_error("unknown or incomplete option '%s'", argv[optind - 1]);
+		default: return usage_error("unknown or incomplete option '%s'", argv[optind - 1]);
 		}
 	}
 	if (optind >= argc)
-		return usage_error("%s", "no command given (goman-fanout [options] -- CMD [ARGS...])");
+		return usage_error("%s",
+				   "no command given (goman-fanout [options] -- CMD [ARGS...])");
 	o.argv = argv + optind;
 	if (o.jobs == 0) {
 		/* -j auto starts at the profile's concurrency (GOMAN_ENV, config file, env) */
@@ -204,9 +220,11 @@ int main(int argc, char **argv)
 	}
 	int code = goman_fanout_exit_code(&st);
 	if (st.bad_lines)
-		fprintf(stderr, "goman-fanout: %lu input lines were not JSON objects\n", st.bad_lines);
+		fprintf(stderr, "goman-fanout: %lu input lines were not JSON objects\n",
+			st.bad_lines);
 	if (st.halted)
-		fprintf(stderr, "goman-fanout: halted: %lu of %lu jobs failed\n", st.failed, st.jobs);
+		fprintf(stderr, "goman-fanout: halted: %lu of %lu jobs failed\n", st.failed,
+			st.jobs);
 	else if (st.failed || st.not_run)
 		fprintf(stderr, "goman-fanout: %lu of %lu jobs failed\n", st.failed, st.jobs);
 	return code;

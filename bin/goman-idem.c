@@ -17,12 +17,15 @@
 static int usage(int rc)
 {
 	fputs("usage: goman-idem list [--all]\n"
-	      "       goman-idem forget [--force] [KEY...]   (no KEY: JSON lines with \"id\" on stdin)\n"
+	      "       goman-idem forget [--force] [KEY...]   (no KEY: JSON lines with \"id\" on "
+	      "stdin)\n"
 	      "       goman-idem cleanup\n"
-	      "Looks at and tidies the idempotency store that goman-provision guards launches with.\n"
+	      "Looks at and tidies the idempotency store that goman-provision guards launches "
+	      "with.\n"
 	      "  list      one JSON line per record (expired ones too with --all)\n"
 	      "  forget    removes records, so the next run starts afresh with a new ClientToken;\n"
-	      "            writes {\"id\",\"forgotten\"} per key; a live run's INPROGRESS record is\n"
+	      "            writes {\"id\",\"forgotten\"} per key; a live run's INPROGRESS record "
+	      "is\n"
 	      "            refused without --force\n"
 	      "  cleanup   removes expired records; writes {\"cleaned\":N}\n"
 	      "  --dir DIR     the file store's directory (default $GOMAN_IDEMPOTENCY_DIR, else\n"
@@ -95,8 +98,9 @@ static void forget_stdin(struct goman_idem *s, bool force, struct out *o)
 			break;
 		}
 		long line = goman_jsonl_lineno(r);
-		const cJSON *id = rc == GOMAN_JSONL_RECORD ? cJSON_GetObjectItemCaseSensitive(in, "id")
-							   : NULL;
+		const cJSON *id = rc == GOMAN_JSONL_RECORD
+					  ? cJSON_GetObjectItemCaseSensitive(in, "id")
+					  : NULL;
 		if (rc == GOMAN_JSONL_RECORD && cJSON_IsString(id)) {
 			forget_one(s, id->valuestring, in, force, line, o);
 		} else {
@@ -117,11 +121,13 @@ static void forget_stdin(struct goman_idem *s, bool force, struct out *o)
 
 int main(int argc, char **argv)
 {
-	static const struct option flags[] = {
-		{"all", no_argument, NULL, 'a'},          {"force", no_argument, NULL, 'f'},
-		{"dir", required_argument, NULL, 'd'},    {"table", required_argument, NULL, 't'},
-		{"help", no_argument, NULL, 'h'},         {"version", no_argument, NULL, 'V'},
-		{NULL, 0, NULL, 0}};
+	static const struct option flags[] = {{"all", no_argument, NULL, 'a'},
+					      {"force", no_argument, NULL, 'f'},
+					      {"dir", required_argument, NULL, 'd'},
+					      {"table", required_argument, NULL, 't'},
+					      {"help", no_argument, NULL, 'h'},
+					      {"version", no_argument, NULL, 'V'},
+					      {NULL, 0, NULL, 0}};
 	struct goman_idem_opts io = {0};
 	const char *dir = NULL, *table = NULL;
 	bool all = false, force = false;
@@ -152,7 +158,9 @@ int main(int argc, char **argv)
 	}
 	if ((!forget && optind < argc) || (all && !list) || (force && !forget)) {
 		fprintf(stderr, "goman-idem: %s does not take '%s'\n", verb,
-			optind < argc ? argv[optind] : all ? "--all" : "--force");
+			optind < argc ? argv[optind]
+			: all         ? "--all"
+				      : "--force");
 		return GOMAN_EXIT_USAGE;
 	}
 	signal(SIGPIPE, SIG_IGN);

@@ -64,7 +64,8 @@ static void usage(FILE *f)
 	      "  --ssh-user U  --ssh-key F  --ssh-port N  --ssh-config F  --ssh-public-ip\n"
 	      "  --ssh-sudo|--no-ssh-sudo   (default: sudo unless --prefix or user root)\n"
 	      "  --prefix DIR  --no-services   testing aids passed to the script\n"
-	      "  --action cordon|drain|uncordon   kubectl on the first server for each record's node;\n"
+	      "  --action cordon|drain|uncordon   kubectl on the first server for each record's "
+	      "node;\n"
 	      "                          writes \"drain\":{ok,action,ms} (no install)\n"
 	      "  --drain-timeout DUR     kubectl drain --timeout (default 5m)\n"
 	      "  --server-address ADDR  --server-instance ID   ssh/ssm: where kubectl runs when\n"
@@ -127,8 +128,8 @@ static char *find_script(void)
 		char *slash = strrchr(exe, '/');
 		if (slash)
 			*slash = '\0';
-		const char *tries[] = {"/../share/goman/k3s-install.sh", "/../../scripts/k3s-install.sh",
-				       "/k3s-install.sh"};
+		const char *tries[] = {"/../share/goman/k3s-install.sh",
+				       "/../../scripts/k3s-install.sh", "/k3s-install.sh"};
 		for (size_t i = 0; i < 3; i++) {
 			snprintf(path, sizeof(path), "%s%s", exe, tries[i]);
 			if (access(path, R_OK) == 0)
@@ -180,9 +181,13 @@ static char *presign(struct goman_credchain *cc, const char *region, const char 
 		char *u = malloc(n);
 		if (u) {
 			snprintf(u, n, "%s/%s/%s", ep, bucket, ekey);
-			struct goman_sigv4_params p = {.method = "GET", .url = u, .service = "s3",
-						       .region = region, .presign_expires = expires,
-						       .s3 = true, .unsigned_payload = true,
+			struct goman_sigv4_params p = {.method = "GET",
+						       .url = u,
+						       .service = "s3",
+						       .region = region,
+						       .presign_expires = expires,
+						       .s3 = true,
+						       .unsigned_payload = true,
 						       .normalize = -1};
 			struct goman_kvs h = {0};
 			struct goman_sigv4_out out = {0};
@@ -211,17 +216,21 @@ static char *check_args(const struct goman_install_opts *o, const char *token_fi
 		problem("--airgap takes s3://BUCKET/PREFIX, not '%s'%s", shown(airgap), "");
 	if (token_file && o->via == GOMAN_VIA_SSM)
 		problem("--token-file is for --via ssh|local (SSM nodes read the token from "
-			"Parameter Store)%s%s", "", "");
+			"Parameter Store)%s%s",
+			"", "");
 	else if (token_file && install && !readable_file(token_file))
 		problem("--token-file %s: not a readable file%s", shown(token_file), "");
 	if (o->cluster && !goman_cluster_name_ok(o->cluster))
 		problem("--cluster '%s' is not a cluster name (a-z first, then a-z 0-9 -, at most "
-			"40)%s", shown(o->cluster), "");
+			"40)%s",
+			shown(o->cluster), "");
 	if (o->k3s_version && !goman_install_version_ok(o->k3s_version))
 		problem("--k3s-version '%s' is not a K3s release (vMAJOR.MINOR.PATCH+k3sN, e.g. "
-			"v1.31.4+k3s1)%s", shown(o->k3s_version), "");
+			"v1.31.4+k3s1)%s",
+			shown(o->k3s_version), "");
 	if (o->channel && !goman_install_channel_ok(o->channel))
-		problem("--channel '%s' is not a channel name (stable, latest, v1.31: a-z 0-9 . -)%s",
+		problem("--channel '%s' is not a channel name (stable, latest, v1.31: a-z 0-9 . "
+			"-)%s",
 			shown(o->channel), "");
 	if (o->server_url && !goman_server_url_ok(o->server_url))
 		problem("--server-url must be https://ADDR:PORT (goman(7) ADDRESSES), not '%s'%s",
@@ -230,13 +239,16 @@ static char *check_args(const struct goman_install_opts *o, const char *token_fi
 			  strcmp(shown(o->mirror), o->mirror) || strpbrk(o->mirror, " \"'\\")))
 		problem("--mirror '%s' must be an http:// or https:// URL%s", shown(o->mirror), "");
 	if (o->region && !goman_region_ok(o->region))
-		problem("--region '%s' is not a region name (e.g. us-east-1)%s", shown(o->region), "");
+		problem("--region '%s' is not a region name (e.g. us-east-1)%s", shown(o->region),
+			"");
 	if (sans && *sans) {
 		char buf[1024];
 		snprintf(buf, sizeof(buf), "%s", sans);
-		for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save))
+		for (char *save = NULL, *t = strtok_r(buf, ",", &save); t;
+		     t = strtok_r(NULL, ",", &save))
 			if (!goman_addr_ok(t))
-				problem("--tls-san '%s' is not an IP address or host name%s", shown(t), "");
+				problem("--tls-san '%s' is not an IP address or host name%s",
+					shown(t), "");
 	}
 	if (o->via == GOMAN_VIA_SSH) {
 		if (o->ssh_key && !readable_file(o->ssh_key))
@@ -269,36 +281,96 @@ static char *check_args(const struct goman_install_opts *o, const char *token_fi
 
 int main(int argc, char **argv)
 {
-	enum { O_VIA = 256, O_CLUSTER, O_SERVERS, O_SERVER_URL, O_WAIT, O_VER, O_CHAN, O_MIRROR,
-	       O_SAN, O_AIRGAP, O_CONC, O_TIMEOUT, O_DELIV, O_POLL, O_FLOOR, O_WINDOW, O_VWAIT,
-	       O_NOVERIFY, O_NOKC, O_TOKFILE, O_SCRIPT, O_SUSER, O_SKEY, O_SPORT, O_SCONF, O_SPUB,
-	       O_SUDO, O_NOSUDO, O_PREFIX, O_NOSVC, O_REGION, O_PROFILE, O_ENV, O_SHOW, O_HELP,
-	       O_VERSION, O_ACTION, O_DTIMEOUT, O_SADDR, O_SINST, O_CHECK };
-	static const struct option flags[] = {
-		{"via", 1, NULL, O_VIA}, {"cluster", 1, NULL, O_CLUSTER}, {"servers", 1, NULL, O_SERVERS},
-		{"server-url", 1, NULL, O_SERVER_URL}, {"wait-server", 0, NULL, O_WAIT},
-		{"k3s-version", 1, NULL, O_VER}, {"channel", 1, NULL, O_CHAN},
-		{"mirror", 1, NULL, O_MIRROR}, {"tls-san", 1, NULL, O_SAN},
-		{"airgap", 1, NULL, O_AIRGAP}, {"concurrency", 1, NULL, O_CONC},
-		{"timeout", 1, NULL, O_TIMEOUT}, {"delivery-timeout", 1, NULL, O_DELIV},
-		{"poll-interval", 1, NULL, O_POLL}, {"poll-floor", 1, NULL, O_FLOOR},
-		{"batch-window", 1, NULL, O_WINDOW}, {"verify-wait", 1, NULL, O_VWAIT},
-		{"no-verify", 0, NULL, O_NOVERIFY}, {"no-kubeconfig", 0, NULL, O_NOKC},
-		{"token-file", 1, NULL, O_TOKFILE}, {"script", 1, NULL, O_SCRIPT},
-		{"ssh-user", 1, NULL, O_SUSER}, {"ssh-key", 1, NULL, O_SKEY},
-		{"ssh-port", 1, NULL, O_SPORT}, {"ssh-config", 1, NULL, O_SCONF},
-		{"ssh-public-ip", 0, NULL, O_SPUB}, {"ssh-sudo", 0, NULL, O_SUDO},
-		{"no-ssh-sudo", 0, NULL, O_NOSUDO}, {"prefix", 1, NULL, O_PREFIX},
-		{"no-services", 0, NULL, O_NOSVC}, {"region", 1, NULL, O_REGION},
-		{"profile", 1, NULL, O_PROFILE}, {"env", 1, NULL, O_ENV},
-		{"show-config", 0, NULL, O_SHOW}, {"help", 0, NULL, O_HELP},
-		{"version", 0, NULL, O_VERSION}, {"action", 1, NULL, O_ACTION},
-		{"drain-timeout", 1, NULL, O_DTIMEOUT}, {"server-address", 1, NULL, O_SADDR},
-		{"server-instance", 1, NULL, O_SINST}, {"check", 0, NULL, O_CHECK}, {NULL, 0, NULL, 0}};
+	enum {
+		O_VIA = 256,
+		O_CLUSTER,
+		O_SERVERS,
+		O_SERVER_URL,
+		O_WAIT,
+		O_VER,
+		O_CHAN,
+		O_MIRROR,
+		O_SAN,
+		O_AIRGAP,
+		O_CONC,
+		O_TIMEOUT,
+		O_DELIV,
+		O_POLL,
+		O_FLOOR,
+		O_WINDOW,
+		O_VWAIT,
+		O_NOVERIFY,
+		O_NOKC,
+		O_TOKFILE,
+		O_SCRIPT,
+		O_SUSER,
+		O_SKEY,
+		O_SPORT,
+		O_SCONF,
+		O_SPUB,
+		O_SUDO,
+		O_NOSUDO,
+		O_PREFIX,
+		O_NOSVC,
+		O_REGION,
+		O_PROFILE,
+		O_ENV,
+		O_SHOW,
+		O_HELP,
+		O_VERSION,
+		O_ACTION,
+		O_DTIMEOUT,
+		O_SADDR,
+		O_SINST,
+		O_CHECK
+	};
+	static const struct option flags[] = {{"via", 1, NULL, O_VIA},
+					      {"cluster", 1, NULL, O_CLUSTER},
+					      {"servers", 1, NULL, O_SERVERS},
+					      {"server-url", 1, NULL, O_SERVER_URL},
+					      {"wait-server", 0, NULL, O_WAIT},
+					      {"k3s-version", 1, NULL, O_VER},
+					      {"channel", 1, NULL, O_CHAN},
+					      {"mirror", 1, NULL, O_MIRROR},
+					      {"tls-san", 1, NULL, O_SAN},
+					      {"airgap", 1, NULL, O_AIRGAP},
+					      {"concurrency", 1, NULL, O_CONC},
+					      {"timeout", 1, NULL, O_TIMEOUT},
+					      {"delivery-timeout", 1, NULL, O_DELIV},
+					      {"poll-interval", 1, NULL, O_POLL},
+					      {"poll-floor", 1, NULL, O_FLOOR},
+					      {"batch-window", 1, NULL, O_WINDOW},
+					      {"verify-wait", 1, NULL, O_VWAIT},
+					      {"no-verify", 0, NULL, O_NOVERIFY},
+					      {"no-kubeconfig", 0, NULL, O_NOKC},
+					      {"token-file", 1, NULL, O_TOKFILE},
+					      {"script", 1, NULL, O_SCRIPT},
+					      {"ssh-user", 1, NULL, O_SUSER},
+					      {"ssh-key", 1, NULL, O_SKEY},
+					      {"ssh-port", 1, NULL, O_SPORT},
+					      {"ssh-config", 1, NULL, O_SCONF},
+					      {"ssh-public-ip", 0, NULL, O_SPUB},
+					      {"ssh-sudo", 0, NULL, O_SUDO},
+					      {"no-ssh-sudo", 0, NULL, O_NOSUDO},
+					      {"prefix", 1, NULL, O_PREFIX},
+					      {"no-services", 0, NULL, O_NOSVC},
+					      {"region", 1, NULL, O_REGION},
+					      {"profile", 1, NULL, O_PROFILE},
+					      {"env", 1, NULL, O_ENV},
+					      {"show-config", 0, NULL, O_SHOW},
+					      {"help", 0, NULL, O_HELP},
+					      {"version", 0, NULL, O_VERSION},
+					      {"action", 1, NULL, O_ACTION},
+					      {"drain-timeout", 1, NULL, O_DTIMEOUT},
+					      {"server-address", 1, NULL, O_SADDR},
+					      {"server-instance", 1, NULL, O_SINST},
+					      {"check", 0, NULL, O_CHECK},
+					      {NULL, 0, NULL, 0}};
 	for (int i = 1; i < argc && strcmp(argv[i], "--"); i++)
 		if (!strcmp(argv[i], "--check"))
 			check_mode = 1;
-	struct goman_install_opts o = {.verify = true, .store_kubeconfig = true, .batch_window_ms = 1000};
+	struct goman_install_opts o = {
+		.verify = true, .store_kubeconfig = true, .batch_window_ms = 1000};
 	struct goman_config cfg;
 	struct goman_err err = GOMAN_ERR_INIT;
 	const char *token_file = NULL, *script = NULL, *airgap = NULL, *profile = NULL;
@@ -319,7 +391,9 @@ int main(int argc, char **argv)
 			else if (!strcmp(optarg, "local"))
 				o.via = GOMAN_VIA_LOCAL;
 			else
-				bad = (problem("--via is ssm, ssh or local, not '%s'%s", shown(optarg), ""), 1);
+				bad = (problem("--via is ssm, ssh or local, not '%s'%s",
+					       shown(optarg), ""),
+				       1);
 			break;
 		case O_ACTION:
 			if (!strcmp(optarg, "cordon"))
@@ -330,7 +404,8 @@ int main(int argc, char **argv)
 				o.action = GOMAN_ACTION_UNCORDON;
 			else
 				bad = (problem("--action is cordon, drain or uncordon, not '%s'%s",
-					       shown(optarg), ""), 1);
+					       shown(optarg), ""),
+				       1);
 			break;
 		case O_DTIMEOUT: bad = dur("drain-timeout", optarg, &o.drain_timeout_ms); break;
 		case O_SADDR: o.server_address = optarg; break;
@@ -342,7 +417,8 @@ int main(int argc, char **argv)
 			bad = *end || servers < 1 || servers > 99;
 			o.servers = (int)servers;
 			if (bad)
-				problem("--servers takes a number from 1 to 99, not '%s'%s", shown(optarg), "");
+				problem("--servers takes a number from 1 to 99, not '%s'%s",
+					shown(optarg), "");
 			break;
 		case O_SERVER_URL: o.server_url = optarg; break;
 		case O_WAIT: o.wait_server = true; break;
@@ -356,7 +432,8 @@ int main(int argc, char **argv)
 			break;
 		case O_AIRGAP: airgap = optarg; break;
 		case O_CONC:
-			bad = goman_config_set(&cfg, "concurrency", optarg, GOMAN_SRC_FLAG, &err) != 0;
+			bad = goman_config_set(&cfg, "concurrency", optarg, GOMAN_SRC_FLAG, &err) !=
+			      0;
 			if (bad)
 				problem("--concurrency: %s%s", err.message, "");
 			break;
@@ -376,7 +453,8 @@ int main(int argc, char **argv)
 			o.ssh_port = (int)strtol(optarg, &end, 10);
 			bad = *end || o.ssh_port < 1 || o.ssh_port > 65535;
 			if (bad)
-				problem("--ssh-port takes a port from 1 to 65535, not '%s'%s", shown(optarg), "");
+				problem("--ssh-port takes a port from 1 to 65535, not '%s'%s",
+					shown(optarg), "");
 			break;
 		case O_SCONF: o.ssh_config = optarg; break;
 		case O_SPUB: o.ssh_public_ip = true; break;
@@ -435,8 +513,8 @@ int main(int argc, char **argv)
 	    o.concurrency > cfg.breaker[GOMAN_SVC_SSM].max_concurrent)
 		o.concurrency = (int)cfg.breaker[GOMAN_SVC_SSM].max_concurrent;
 	o.tls_san = sans[0] ? sans : NULL;
-	o.ssh_sudo = sudo >= 0 ? sudo == 1
-			       : !o.prefix && !(o.ssh_user && !strcmp(o.ssh_user, "root"));
+	o.ssh_sudo =
+		sudo >= 0 ? sudo == 1 : !o.prefix && !(o.ssh_user && !strcmp(o.ssh_user, "root"));
 	o.script_path = script_path;
 	int exit_code = GOMAN_EXIT_FAILED;
 	char *token = NULL, *bin_url = NULL, *sum_url = NULL;
@@ -458,8 +536,9 @@ int main(int argc, char **argv)
 		aws = goman_aws_new(&ao, &err);
 		if (!aws && (o.via == GOMAN_VIA_SSM || airgap)) {
 			fprintf(stderr, "goman-install: %s\n", err.message);
-			exit_code = err.rc == GOMAN_ECREDS || err.rc == GOMAN_ECONFIG ? GOMAN_EXIT_CONFIG
-										  : GOMAN_EXIT_USAGE;
+			exit_code = err.rc == GOMAN_ECREDS || err.rc == GOMAN_ECONFIG
+					    ? GOMAN_EXIT_CONFIG
+					    : GOMAN_EXIT_USAGE;
 			goto out;
 		}
 	}
@@ -490,7 +569,8 @@ int main(int argc, char **argv)
 		snprintf(key, sizeof(key), "%.*s%sk3s", (int)pl, pfx, pl ? "/" : "");
 		if (!(bin_url = presign(cc, region, bucket, key, exp, &err)))
 			goto airgap_fail;
-		snprintf(key, sizeof(key), "%.*s%ssha256sum-amd64.txt", (int)pl, pfx, pl ? "/" : "");
+		snprintf(key, sizeof(key), "%.*s%ssha256sum-amd64.txt", (int)pl, pfx,
+			 pl ? "/" : "");
 		if (!(sum_url = presign(cc, region, bucket, key, exp, &err)))
 			goto airgap_fail;
 		o.airgap_binary_url = bin_url;
@@ -517,15 +597,17 @@ int main(int argc, char **argv)
 			if (rc == GOMAN_JSONL_RECORD) {
 				goman_install_add(in, rec, goman_jsonl_lineno(rd), &err);
 			} else if (rc == GOMAN_JSONL_BAD) {
-				cJSON *e = goman_jsonl_error_record(NULL, NULL, &err, goman_jsonl_lineno(rd));
-				goman_log(GOMAN_LOG_WARN, "INSTALL", "line %ld: %s", goman_jsonl_lineno(rd),
-					  err.message);
+				cJSON *e = goman_jsonl_error_record(NULL, NULL, &err,
+								    goman_jsonl_lineno(rd));
+				goman_log(GOMAN_LOG_WARN, "INSTALL", "line %ld: %s",
+					  goman_jsonl_lineno(rd), err.message);
 				emit(e, NULL);
 				cJSON_Delete(e);
 				extra.bad_lines++;
 			} else {
 				if (rc == GOMAN_JSONL_IOERR) {
-					goman_log(GOMAN_LOG_ERROR, "INSTALL", "reading stdin: %s", err.message);
+					goman_log(GOMAN_LOG_ERROR, "INSTALL", "reading stdin: %s",
+						  err.message);
 					extra.failed++;
 				}
 				eof = true;
@@ -536,7 +618,8 @@ int main(int argc, char **argv)
 			break;
 		int r = goman_http_run(http, 1000, eof ? -1 : 0);
 		if (r == 0 && eof && !goman_install_finished(in) && goman_http_pending(http) == 0) {
-			goman_log(GOMAN_LOG_ERROR, "INSTALL", "nothing left to wait for, yet not finished");
+			goman_log(GOMAN_LOG_ERROR, "INSTALL",
+				  "nothing left to wait for, yet not finished");
 			extra.failed++;
 			break;
 		}

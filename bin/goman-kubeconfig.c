@@ -22,15 +22,19 @@ static int usage(int rc)
 	fputs("usage: goman-kubeconfig merge --cluster NAME [--server URL] [--use] [--file FILE]\n"
 	      "       goman-kubeconfig write --cluster NAME [--server URL] --file FILE\n"
 	      "Reads a cluster's kubeconfig (as K3s writes it) on standard input.\n"
-	      "  merge     into FILE (default: the first file of $KUBECONFIG, else ~/.kube/config):\n"
+	      "  merge     into FILE (default: the first file of $KUBECONFIG, else "
+	      "~/.kube/config):\n"
 	      "            cluster, user and context named goman-NAME, every other entry kept;\n"
 	      "            the context becomes current with --use or when none is\n"
 	      "  write     FILE holds goman-NAME only; refused when FILE holds other entries\n"
 	      "  --server URL  the API server address to write (default: the incoming one)\n"
 	      "What was there is first copied to FILE.goman-<UTC time>.bak; the file is replaced\n"
 	      "atomically, mode 0600, under kubectl's FILE.lock.\n"
-	      "Writes {\"cluster\",\"kubeconfig\":{\"ok\",\"path\",\"backup\",\"context\",\"replaced\"},\"ok\"}.\n"
-	      "Exit: 0 ok, 1 not written (locked, other entries, I/O), 64 usage, 65 bad kubeconfig.\n"
+	      "Writes "
+	      "{\"cluster\",\"kubeconfig\":{\"ok\",\"path\",\"backup\",\"context\",\"replaced\"},"
+	      "\"ok\"}.\n"
+	      "Exit: 0 ok, 1 not written (locked, other entries, I/O), 64 usage, 65 bad "
+	      "kubeconfig.\n"
 	      "See goman-kubeconfig(1).\n",
 	      rc ? stderr : stdout);
 	return rc;
@@ -68,11 +72,13 @@ static char *read_stdin(size_t *len)
 
 int main(int argc, char **argv)
 {
-	static const struct option flags[] = {
-		{"cluster", required_argument, NULL, 'c'}, {"server", required_argument, NULL, 's'},
-		{"file", required_argument, NULL, 'f'},    {"use", no_argument, NULL, 'u'},
-		{"help", no_argument, NULL, 'h'},          {"version", no_argument, NULL, 'V'},
-		{NULL, 0, NULL, 0}};
+	static const struct option flags[] = {{"cluster", required_argument, NULL, 'c'},
+					      {"server", required_argument, NULL, 's'},
+					      {"file", required_argument, NULL, 'f'},
+					      {"use", no_argument, NULL, 'u'},
+					      {"help", no_argument, NULL, 'h'},
+					      {"version", no_argument, NULL, 'V'},
+					      {NULL, 0, NULL, 0}};
 	struct goman_kubeconfig_opts o = {0};
 	const char *file = NULL;
 	int c;

@@ -39,9 +39,26 @@ static const char usage[] =
 	"  --concurrency N slots used for parallel efficiency (default 3)\n"
 	"Exit: 0 ok, 1 targets breached (--check), 64 usage, 65 malformed input lines.\n";
 
-enum { OPT_FORMAT = 256, OPT_EXPORT, OPT_PROM_FILE, OPT_CHECK, OPT_T_CREATE, OPT_T_INSTALL,
-       OPT_T_CONFIG, OPT_T_SUCCESS, OPT_T_EFF, OPT_T_RETRY, OPT_NO_BREAKER, OPT_FOLLOW, OPT_LIVE,
-       OPT_INTERVAL, OPT_CONCURRENCY, OPT_SUMMARY, OPT_HELP, OPT_VERSION };
+enum {
+	OPT_FORMAT = 256,
+	OPT_EXPORT,
+	OPT_PROM_FILE,
+	OPT_CHECK,
+	OPT_T_CREATE,
+	OPT_T_INSTALL,
+	OPT_T_CONFIG,
+	OPT_T_SUCCESS,
+	OPT_T_EFF,
+	OPT_T_RETRY,
+	OPT_NO_BREAKER,
+	OPT_FOLLOW,
+	OPT_LIVE,
+	OPT_INTERVAL,
+	OPT_CONCURRENCY,
+	OPT_SUMMARY,
+	OPT_HELP,
+	OPT_VERSION
+};
 
 static const struct option options[] = {
 	{"format", required_argument, NULL, OPT_FORMAT},
@@ -201,7 +218,8 @@ static int parse_flags(struct run *r, int argc, char **argv)
 		int64_t ms;
 		switch (c) {
 		case OPT_FORMAT:
-			if (strcmp(optarg, "table") && strcmp(optarg, "json") && strcmp(optarg, "prom"))
+			if (strcmp(optarg, "table") && strcmp(optarg, "json") &&
+			    strcmp(optarg, "prom"))
 				return die_usage("unknown format '%s'", optarg);
 			r->format = optarg;
 			break;
@@ -213,7 +231,7 @@ static int parse_flags(struct run *r, int argc, char **argv)
 		case OPT_T_CONFIG:
 			if (goman_parse_duration_ms(optarg, &ms) < 0)
 				return die_usage("bad duration '%s'", optarg);
-			*(c == OPT_T_CREATE ? &r->targets.creation_ms
+			*(c == OPT_T_CREATE    ? &r->targets.creation_ms
 			  : c == OPT_T_INSTALL ? &r->targets.installation_ms
 					       : &r->targets.configuration_ms) = ms;
 			break;
@@ -229,7 +247,8 @@ static int parse_flags(struct run *r, int argc, char **argv)
 		case OPT_FOLLOW: r->follow = optarg; break;
 		case OPT_LIVE: r->live = 1; break;
 		case OPT_INTERVAL:
-			if (goman_parse_duration_ms(optarg, &r->interval_ms) < 0 || r->interval_ms <= 0)
+			if (goman_parse_duration_ms(optarg, &r->interval_ms) < 0 ||
+			    r->interval_ms <= 0)
 				return die_usage("bad interval '%s'", optarg);
 			break;
 		case OPT_CONCURRENCY: {
@@ -273,7 +292,8 @@ int main(int argc, char **argv)
 		const char *path = r.follow ? r.follow : events;
 		fd = open(path, O_RDONLY | O_CLOEXEC);
 		if (fd < 0) {
-			fprintf(stderr, "goman-metrics: cannot open '%s': %s\n", path, strerror(errno));
+			fprintf(stderr, "goman-metrics: cannot open '%s': %s\n", path,
+				strerror(errno));
 			goman_metrics_free(r.m);
 			return GOMAN_EXIT_USAGE;
 		}

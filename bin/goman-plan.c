@@ -33,7 +33,8 @@ static void usage(FILE *f)
 	      "  --region R  --profile NAME  --env PROFILE  --help  --version\n"
 	      "Exit: 0 nothing would change, 2 changes are pending, 1 error, 64 usage,\n"
 	      "65 bad spec lines (nothing planned), 69 unavailable, 74 output failed,\n"
-	      "75 temporary failure. See goman-plan(1).\n", f);
+	      "75 temporary failure. See goman-plan(1).\n",
+	      f);
 }
 
 static int die_usage(const char *msg, const char *arg)
@@ -48,7 +49,8 @@ static int put(const cJSON *o, struct goman_outcome *oc)
 	if (oc->output_errors)
 		return -1;
 	if (!o || goman_jsonl_write(1, o, &e) != 0) {
-		fprintf(stderr, "goman-plan: cannot write output: %s\n", o ? e.message : "out of memory");
+		fprintf(stderr, "goman-plan: cannot write output: %s\n",
+			o ? e.message : "out of memory");
 		oc->output_errors++;
 		return -1;
 	}
@@ -125,7 +127,8 @@ static const char *specs_region(const cJSON *specs)
 {
 	const char *r = NULL;
 	const cJSON *s;
-	cJSON_ArrayForEach(s, specs) {
+	cJSON_ArrayForEach(s, specs)
+	{
 		const char *x = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(s, "region"));
 		if (x && r && strcmp(r, x))
 			return "";
@@ -139,11 +142,13 @@ int main(int argc, char **argv)
 {
 	enum { O_EXPORT = 256, O_REGION, O_PROFILE, O_ENV };
 	static const struct option longopts[] = {
-		{"cluster", required_argument, NULL, 'c'}, {"export", no_argument, NULL, O_EXPORT},
+		{"cluster", required_argument, NULL, 'c'},
+		{"export", no_argument, NULL, O_EXPORT},
 		{"region", required_argument, NULL, O_REGION},
 		{"profile", required_argument, NULL, O_PROFILE},
 		{"env", required_argument, NULL, O_ENV},
-		{"help", no_argument, NULL, 'h'}, {"version", no_argument, NULL, 'V'},
+		{"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0},
 	};
 	const char *cluster = NULL, *region = NULL, *profile = NULL;
@@ -193,8 +198,8 @@ int main(int argc, char **argv)
 			goto out;
 		}
 		if (!cluster && cJSON_GetArraySize(specs) > 0)
-			cluster = cJSON_GetStringValue(
-				cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(specs, 0), "cluster"));
+			cluster = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(
+				cJSON_GetArrayItem(specs, 0), "cluster"));
 		if (!cluster) {
 			rc = die_usage("no spec names a cluster: give --cluster", NULL);
 			goto out;
@@ -254,9 +259,10 @@ int main(int argc, char **argv)
 	}
 	put(p ? sum : NULL, &oc);
 	cJSON_Delete(sum);
-	goman_log(GOMAN_LOG_INFO, "PLAN", "cluster %s: %ld to launch, %ld to terminate, %ld drifted, "
-		  "%ld orphans, %ld unchanged", cluster, ct.launch, ct.terminate, ct.drift, ct.orphan,
-		  ct.unchanged);
+	goman_log(GOMAN_LOG_INFO, "PLAN",
+		  "cluster %s: %ld to launch, %ld to terminate, %ld drifted, "
+		  "%ld orphans, %ld unchanged",
+		  cluster, ct.launch, ct.terminate, ct.drift, ct.orphan, ct.unchanged);
 	rc = goman_exit_code(&oc);
 	if (rc == 0 && ct.launch + ct.terminate + ct.drift + ct.orphan > 0)
 		rc = EXIT_PENDING;

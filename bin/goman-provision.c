@@ -38,7 +38,8 @@ static void usage(FILE *f)
 	      "  --poll-interval DUR  --poll-max DUR   describe round interval bounds\n"
 	      "  --region R  --env PROFILE  --dry-run  --show-config  --help  --version\n"
 	      "Exit: 0 all ok, 1 some failed, 64 usage, 65 bad input lines, 69 unavailable,\n"
-	      "75 temporary failure. See goman-provision(1).\n", f);
+	      "75 temporary failure. See goman-provision(1).\n",
+	      f);
 }
 
 static void emit(const cJSON *rec, const struct goman_err *err, void *ud)
@@ -70,25 +71,53 @@ static int die_usage(const char *msg, const char *arg)
 
 int main(int argc, char **argv)
 {
-	enum { O_STYPE = 256, O_ATYPE, O_AMI, O_SUBNET, O_SG, O_PROF, O_TAG, O_REGION, O_ENV,
-	       O_WAIT, O_TIMEOUT, O_KEY, O_SSH, O_API, O_DRY, O_SHOW, O_PMIN, O_PMAX, O_VIA };
+	enum {
+		O_STYPE = 256,
+		O_ATYPE,
+		O_AMI,
+		O_SUBNET,
+		O_SG,
+		O_PROF,
+		O_TAG,
+		O_REGION,
+		O_ENV,
+		O_WAIT,
+		O_TIMEOUT,
+		O_KEY,
+		O_SSH,
+		O_API,
+		O_DRY,
+		O_SHOW,
+		O_PMIN,
+		O_PMAX,
+		O_VIA
+	};
 	static const struct option longopts[] = {
-		{"cluster", required_argument, NULL, 'c'}, {"servers", required_argument, NULL, 's'},
-		{"agents", required_argument, NULL, 'a'}, {"type", required_argument, NULL, 't'},
+		{"cluster", required_argument, NULL, 'c'},
+		{"servers", required_argument, NULL, 's'},
+		{"agents", required_argument, NULL, 'a'},
+		{"type", required_argument, NULL, 't'},
 		{"server-type", required_argument, NULL, O_STYPE},
-		{"agent-type", required_argument, NULL, O_ATYPE}, {"ami", required_argument, NULL, O_AMI},
+		{"agent-type", required_argument, NULL, O_ATYPE},
+		{"ami", required_argument, NULL, O_AMI},
 		{"subnet", required_argument, NULL, O_SUBNET},
 		{"security-group", required_argument, NULL, O_SG},
 		{"instance-profile", required_argument, NULL, O_PROF},
-		{"tag", required_argument, NULL, O_TAG}, {"region", required_argument, NULL, O_REGION},
-		{"env", required_argument, NULL, O_ENV}, {"wait", required_argument, NULL, O_WAIT},
+		{"tag", required_argument, NULL, O_TAG},
+		{"region", required_argument, NULL, O_REGION},
+		{"env", required_argument, NULL, O_ENV},
+		{"wait", required_argument, NULL, O_WAIT},
 		{"timeout", required_argument, NULL, O_TIMEOUT},
-		{"key-name", required_argument, NULL, O_KEY}, {"ssh-cidr", required_argument, NULL, O_SSH},
-		{"api-cidr", required_argument, NULL, O_API}, {"dry-run", no_argument, NULL, O_DRY},
+		{"key-name", required_argument, NULL, O_KEY},
+		{"ssh-cidr", required_argument, NULL, O_SSH},
+		{"api-cidr", required_argument, NULL, O_API},
+		{"dry-run", no_argument, NULL, O_DRY},
 		{"show-config", no_argument, NULL, O_SHOW},
 		{"poll-interval", required_argument, NULL, O_PMIN},
-		{"poll-max", required_argument, NULL, O_PMAX}, {"via", required_argument, NULL, O_VIA},
-		{"help", no_argument, NULL, 'h'}, {"version", no_argument, NULL, 'V'},
+		{"poll-max", required_argument, NULL, O_PMAX},
+		{"via", required_argument, NULL, O_VIA},
+		{"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0},
 	};
 	struct goman_provision_opts po = {.emit = emit};
@@ -123,8 +152,10 @@ int main(int argc, char **argv)
 		case O_TAG: {
 			const char *eq = strchr(optarg, '=');
 			if (!eq || eq == optarg || !strncmp(optarg, "goman:", 6))
-				return die_usage("--tag wants K=V (goman: keys are goman's own)", optarg);
-			goman_kvs_addn(&tags, optarg, (size_t)(eq - optarg), eq + 1, strlen(eq + 1));
+				return die_usage("--tag wants K=V (goman: keys are goman's own)",
+						 optarg);
+			goman_kvs_addn(&tags, optarg, (size_t)(eq - optarg), eq + 1,
+				       strlen(eq + 1));
 			break;
 		}
 		case O_REGION: region = optarg; break;
@@ -152,7 +183,8 @@ int main(int argc, char **argv)
 				return die_usage("--poll-max wants a duration", optarg);
 			break;
 		case O_VIA:
-			if (strcmp(optarg, "ssm") && strcmp(optarg, "ssh") && strcmp(optarg, "local"))
+			if (strcmp(optarg, "ssm") && strcmp(optarg, "ssh") &&
+			    strcmp(optarg, "local"))
 				return die_usage("--via wants ssm, ssh or local", optarg);
 			po.via = optarg;
 			break;
@@ -161,8 +193,14 @@ int main(int argc, char **argv)
 		case O_API: po.api_cidr = optarg; break;
 		case O_DRY: po.dry_run = true; break;
 		case O_SHOW: show = true; break;
-		case 'h': usage(stdout); goman_kvs_clear(&tags); return 0;
-		case 'V': printf("goman-provision %s\n", GOMAN_VERSION); goman_kvs_clear(&tags); return 0;
+		case 'h':
+			usage(stdout);
+			goman_kvs_clear(&tags);
+			return 0;
+		case 'V':
+			printf("goman-provision %s\n", GOMAN_VERSION);
+			goman_kvs_clear(&tags);
+			return 0;
 		default: usage(stderr); goto out;
 		}
 	}
@@ -200,19 +238,22 @@ int main(int argc, char **argv)
 	struct goman_outcome outcome = {0};
 	cJSON *specs = cJSON_CreateArray();
 	if (from_flags) {
-		goman_provision_specs(specs, po.cluster, servers < 0 ? 0 : servers, agents < 0 ? 0 : agents);
+		goman_provision_specs(specs, po.cluster, servers < 0 ? 0 : servers,
+				      agents < 0 ? 0 : agents);
 	} else {
 		struct goman_jsonl_reader *rd = goman_jsonl_reader_new(0, GOMAN_JSONL_DEFAULT_MAX);
 		for (;;) {
 			cJSON *rec = NULL;
 			int r = goman_jsonl_next(rd, &rec, &err);
-			if (r == GOMAN_JSONL_EOF || r == GOMAN_JSONL_IOERR || r == GOMAN_JSONL_AGAIN) {
+			if (r == GOMAN_JSONL_EOF || r == GOMAN_JSONL_IOERR ||
+			    r == GOMAN_JSONL_AGAIN) {
 				if (r == GOMAN_JSONL_IOERR)
 					goman_log(GOMAN_LOG_ERROR, "PROVISION", "%s", err.message);
 				break;
 			}
 			if (r == GOMAN_JSONL_BAD) {
-				cJSON *er = goman_jsonl_error_record(NULL, NULL, &err, goman_jsonl_lineno(rd));
+				cJSON *er = goman_jsonl_error_record(NULL, NULL, &err,
+								     goman_jsonl_lineno(rd));
 				goman_outcome_add(&outcome, &err);
 				if (er)
 					emit(er, &err, NULL);
@@ -235,7 +276,8 @@ int main(int argc, char **argv)
 		goman_err_classify(&err, NULL, NULL);
 		goman_log(GOMAN_LOG_ERROR, "PROVISION", "%s", err.message);
 		const cJSON *s;
-		cJSON_ArrayForEach(s, specs) {
+		cJSON_ArrayForEach(s, specs)
+		{
 			cJSON *er = goman_jsonl_error_record(s, "provision", &err, 0);
 			cJSON_DeleteItemFromObjectCaseSensitive(er, "_line");
 			goman_outcome_add(&outcome, &err);

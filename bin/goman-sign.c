@@ -25,18 +25,21 @@
 #include "aws_int.h" /* the library's AWS error-reply parsing */
 
 static const char usage_text[] =
-	"usage: goman-sign [--service NAME] [--region REGION] [--profile NAME] [--explain] [--send]\n"
+	"usage: goman-sign [--service NAME] [--region REGION] [--profile NAME] [--explain] "
+	"[--send]\n"
 	"\n"
 	"Reads request records, one JSON object per line, on stdin:\n"
 	"  {\"method\",\"url\",\"headers\",\"body\",\"service\",\"region\",\"time\",\"presign\",\n"
 	"   \"unsigned_payload\",\"sign_body\",\"normalize\",\"omit_session_token\"}\n"
-	"and writes each one back signed: headers added (same shape as given), or a presigned url.\n"
+	"and writes each one back signed: headers added (same shape as given), or a presigned "
+	"url.\n"
 	"\n"
 	"  --service NAME   signing name when neither the record nor the URL host gives one\n"
 	"  --region REGION  region when neither the record nor the URL host gives one\n"
 	"  --profile NAME   credentials and default region from this AWS profile\n"
 	"  --explain        also write canonical_request and string_to_sign\n"
-	"  --send           perform the request; add \"response\":{\"status\",\"headers\",\"body\"}\n"
+	"  --send           perform the request; add "
+	"\"response\":{\"status\",\"headers\",\"body\"}\n"
 	"  --help, --version\n"
 	"\n"
 	"Exit: 0 all ok, 1 some records failed, 64 usage, 65 some input lines malformed.\n";
@@ -105,8 +108,11 @@ static int send_one(struct signer *s, const struct goman_signreq *r, const char 
 {
 	if (!s->http && !(s->http = goman_http_new(NULL, err)))
 		return -1;
-	struct goman_http_req req = {.method = r->method, .url = url, .headers = headers,
-				     .body = r->body, .body_len = r->body_len};
+	struct goman_http_req req = {.method = r->method,
+				     .url = url,
+				     .headers = headers,
+				     .body = r->body,
+				     .body_len = r->body_len};
 	struct goman_http_resp resp = {0};
 	if (goman_http_perform(s->http, &req, &resp, err) || resp.err.rc != GOMAN_OK) {
 		if (resp.err.rc != GOMAN_OK)
@@ -114,9 +120,9 @@ static int send_one(struct signer *s, const struct goman_signreq *r, const char 
 		goman_http_resp_clear(&resp);
 		return -1;
 	}
-	cJSON_AddItemToObject(out, "response", goman_signreq_response_json(
-						       resp.status, &resp.headers, resp.body,
-						       resp.body_len));
+	cJSON_AddItemToObject(
+		out, "response",
+		goman_signreq_response_json(resp.status, &resp.headers, resp.body, resp.body_len));
 	int rc = 0;
 	if (resp.status >= 400) {
 		service_error(&resp, service, err);
@@ -140,8 +146,9 @@ static int sign_one(struct signer *s, const cJSON *in, cJSON **out, struct goman
 	const char *svc = r.service ? r.service : gsvc ? gsvc : s->service;
 	const char *reg = r.region ? r.region : greg ? greg : s->region;
 	if (!svc) {
-		goman_err_set(err, GOMAN_EINVAL, GOMAN_CLASS_BAD_INPUT, "BadInput",
-			      "the URL host does not name the service: give \"service\" or --service");
+		goman_err_set(
+			err, GOMAN_EINVAL, GOMAN_CLASS_BAD_INPUT, "BadInput",
+			"the URL host does not name the service: give \"service\" or --service");
 		goto done;
 	}
 	if (!chain(s, err) || goman_credchain_get(s->chain, &cr, err))
@@ -152,11 +159,19 @@ static int sign_one(struct signer *s, const cJSON *in, cJSON **out, struct goman
 		goto done;
 	bool s3 = strcmp(svc, "s3") == 0;
 	struct goman_sigv4_params p = {
-		.method = r.method, .url = r.url, .body = r.body, .body_len = r.body_len,
-		.service = svc, .region = reg, .time_ms = r.time_ms, .presign_expires = r.presign,
-		.s3 = s3, .sign_body = r.sign_body == 1 || (r.sign_body < 0 && s3 && !r.presign),
+		.method = r.method,
+		.url = r.url,
+		.body = r.body,
+		.body_len = r.body_len,
+		.service = svc,
+		.region = reg,
+		.time_ms = r.time_ms,
+		.presign_expires = r.presign,
+		.s3 = s3,
+		.sign_body = r.sign_body == 1 || (r.sign_body < 0 && s3 && !r.presign),
 		.unsigned_payload = r.unsigned_payload == 1 || (s3 && r.presign),
-		.normalize = r.normalize, .omit_session_token = r.omit_session_token};
+		.normalize = r.normalize,
+		.omit_session_token = r.omit_session_token};
 	if (goman_sigv4_sign(&p, &cr, &r.headers, s->explain, &so, err))
 		goto done;
 	if (!(*out = cJSON_Duplicate(in, 1)))
@@ -214,7 +229,8 @@ int main(int argc, char **argv)
 		return usage(GOMAN_EXIT_USAGE);
 	}
 	if (s.region && !goman_region_ok(s.region)) {
-		fprintf(stderr, "goman-sign: --region wants a region name (letters, digits and '-')\n");
+		fprintf(stderr,
+			"goman-sign: --region wants a region name (letters, digits and '-')\n");
 		return GOMAN_EXIT_USAGE;
 	}
 	signal(SIGPIPE, SIG_IGN);

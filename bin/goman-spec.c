@@ -25,7 +25,8 @@ static void usage(FILE *f)
 	      "  --format F        yaml or json (default: by suffix, else by the first character)\n"
 	      "  --help  --version\n"
 	      "Exit: 0 ok, 64 usage, 65 bad file, 66 missing or unreadable file.\n"
-	      "See goman-spec(1).\n", f);
+	      "See goman-spec(1).\n",
+	      f);
 }
 
 /* a positive size from the environment; 0 when unset; -1 when malformed */
@@ -47,9 +48,12 @@ int main(int argc, char **argv)
 {
 	enum { O_CHECK = 256, O_JSON, O_FORMAT };
 	static const struct option longopts[] = {
-		{"file", required_argument, NULL, 'f'}, {"check", no_argument, NULL, O_CHECK},
-		{"json", no_argument, NULL, O_JSON}, {"format", required_argument, NULL, O_FORMAT},
-		{"help", no_argument, NULL, 'h'}, {"version", no_argument, NULL, 'V'},
+		{"file", required_argument, NULL, 'f'},
+		{"check", no_argument, NULL, O_CHECK},
+		{"json", no_argument, NULL, O_JSON},
+		{"format", required_argument, NULL, O_FORMAT},
+		{"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0},
 	};
 	const char *path = "-";
@@ -68,7 +72,8 @@ int main(int argc, char **argv)
 			else if (!strcmp(optarg, "json"))
 				o.format = GOMAN_CF_JSON;
 			else {
-				fprintf(stderr, "goman-spec: --format wants yaml or json: %s\n", optarg);
+				fprintf(stderr, "goman-spec: --format wants yaml or json: %s\n",
+					optarg);
 				return GOMAN_EXIT_USAGE;
 			}
 			break;
@@ -95,9 +100,9 @@ int main(int argc, char **argv)
 	goman_err_clear(&err);
 	if (goman_cluster_file_read(path, &o, &cf, &err) != 0) {
 		fprintf(stderr, "goman-spec: %s\n", err.message);
-		return err.rc == GOMAN_EINVAL ? GOMAN_EXIT_DATAERR
+		return err.rc == GOMAN_EINVAL                             ? GOMAN_EXIT_DATAERR
 		       : err.rc == GOMAN_ENOTFOUND || err.rc == GOMAN_EIO ? EXIT_NOINPUT
-									: GOMAN_EXIT_FAILED;
+									  : GOMAN_EXIT_FAILED;
 	}
 	int rc = 0;
 	if (!check) {
@@ -110,7 +115,8 @@ int main(int argc, char **argv)
 				rc = GOMAN_EXIT_FAILED;
 		} else {
 			const cJSON *n;
-			cJSON_ArrayForEach(n, out) {
+			cJSON_ArrayForEach(n, out)
+			{
 				if (goman_jsonl_write(1, n, &err) != 0) {
 					rc = GOMAN_EXIT_FAILED;
 					break;

@@ -70,9 +70,8 @@ struct goman_aws {
 	struct aws_op *ops; /* in flight */
 	struct goman_guard *guard;
 	struct aws_op *waiters, **waiters_tail; /* parked (MaxConcurrent, send token), FIFO */
-	int64_t max_reply; /* bytes of one reply; 0 = no cap */
+	int64_t max_reply;                      /* bytes of one reply; 0 = no cap */
 };
-
 
 enum { MODE_UNDECIDED, MODE_XML, MODE_BUF };
 
@@ -97,9 +96,9 @@ struct aws_op {
 	struct gm_xml *xml;
 	struct gm_buf body;
 	struct goman_err parse_err;
-	bool err_data;        /* res.data is this attempt's JSON error body */
+	bool err_data; /* res.data is this attempt's JSON error body */
 	int64_t reply_bytes;
-	bool too_large;       /* the reply passed max_reply: the transfer was stopped */
+	bool too_large; /* the reply passed max_reply: the transfer was stopped */
 };
 
 void gm_aws_req_clear(struct gm_aws_req *r)
@@ -249,7 +248,8 @@ static bool is_custom_endpoint(const char *url)
 	h = h ? h + 3 : url;
 	size_t hl = strcspn(h, ":/");
 	static const char aws[] = ".amazonaws.com";
-	return !(hl > sizeof(aws) - 1 && strncasecmp(h + hl - (sizeof(aws) - 1), aws, sizeof(aws) - 1) == 0);
+	return !(hl > sizeof(aws) - 1 &&
+		 strncasecmp(h + hl - (sizeof(aws) - 1), aws, sizeof(aws) - 1) == 0);
 }
 
 /* ---- op lifecycle ------------------------------------------------------------------ */
@@ -334,7 +334,8 @@ static int attempt_chunk(const char *data, size_t len, long status, void *ud)
 			xml = status >= 300 || (!op->req.raw_reply && len > 0 && data[0] == '<');
 		op->mode = xml ? MODE_XML : MODE_BUF;
 		if (xml && !(op->xml = gm_xml_new()))
-			goman_err_set(&op->parse_err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "", "out of memory");
+			goman_err_set(&op->parse_err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "",
+				      "out of memory");
 	}
 	if (op->mode == MODE_XML) {
 		/* after a parse error the rest is drained, not parsed: the connection stays usable */
@@ -456,7 +457,8 @@ static void parse_reply(struct aws_op *op, struct goman_http_resp *resp, struct 
 		} else if (op->req.reply == GM_REPLY_JSON && op->body.len &&
 			   op->body.p[strspn(op->body.p, " \t\r\n")] == '<') {
 			/* a JSON service answering in XML (emulators, front ends on auth failures) */
-			cJSON *x = gm_xml_to_json(op->body.p, op->body.len, root, sizeof(root), NULL);
+			cJSON *x =
+				gm_xml_to_json(op->body.p, op->body.len, root, sizeof(root), NULL);
 			gm_xml_error(root, x, err);
 			cJSON_Delete(x);
 		} else if (data)
@@ -465,8 +467,8 @@ static void parse_reply(struct aws_op *op, struct goman_http_resp *resp, struct 
 			snprintf(err->code, sizeof(err->code), "%s", status_code_name(status));
 		if (!err->message[0] || strncmp(err->message, "HTTP ", 5) == 0) {
 			if (op->body.len)
-				snprintf(err->message, sizeof(err->message), "HTTP %ld: %.200s", status,
-					 op->body.p);
+				snprintf(err->message, sizeof(err->message), "HTTP %ld: %.200s",
+					 status, op->body.p);
 		}
 		cJSON_Delete(data);
 		return;
@@ -634,10 +636,12 @@ static int admit(struct aws_op *op, struct goman_err *err)
 	}
 	if (g == 1) {
 		park(op);
-		op->timer_id = goman_http_timer(a->http, wait > 0 ? wait : ADMIT_POLL_MS, admit_fire, op);
+		op->timer_id =
+			goman_http_timer(a->http, wait > 0 ? wait : ADMIT_POLL_MS, admit_fire, op);
 		if (op->timer_id <= 0) {
 			waiter_remove(op);
-			return goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "", "out of memory");
+			return goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "",
+					     "out of memory");
 		}
 		return 0;
 	}
@@ -705,7 +709,8 @@ static void attempt_done(struct goman_http_resp *resp, void *ud)
 	} else if (resp->err.rc != GOMAN_OK) {
 		err = resp->err;
 		if (op->body.oom)
-			goman_err_set(&err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "", "out of memory reading reply");
+			goman_err_set(&err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "",
+				      "out of memory reading reply");
 	} else {
 		parse_reply(op, resp, &err);
 	}
@@ -741,7 +746,8 @@ static void attempt_done(struct goman_http_resp *resp, void *ud)
 	wake_waiter(a, op); /* this attempt's MaxConcurrent slot is free */
 	const char *reason = "retry";
 	if (again == 1) {
-		reason = err.rc == GOMAN_ESERVICE && goman_is_eventual(op->service, op->action, err.code)
+		reason = err.rc == GOMAN_ESERVICE &&
+					 goman_is_eventual(op->service, op->action, err.code)
 				 ? "eventual"
 				 : outcome_name(&err);
 	} else if (err.rc == GOMAN_ESERVICE && expired_token(err.code) && !a->explicit_creds &&
@@ -762,9 +768,10 @@ static void attempt_done(struct goman_http_resp *resp, void *ud)
 	char st[24] = "";
 	if (err.http_status)
 		snprintf(st, sizeof(st), ", HTTP %d", err.http_status);
-	goman_log(GOMAN_LOG_INFO, "RETRY", "%s %s attempt %d failed (%s%s, %s), retrying in %lld ms",
-		  op->service, op->action, op->t.attempt,
-		  err.code[0] ? err.code : goman_strerror(err.rc), st, reason, (long long)delay);
+	goman_log(GOMAN_LOG_INFO, "RETRY",
+		  "%s %s attempt %d failed (%s%s, %s), retrying in %lld ms", op->service,
+		  op->action, op->t.attempt, err.code[0] ? err.code : goman_strerror(err.rc), st,
+		  reason, (long long)delay);
 	/* re-admitted (breaker, limiter) and re-signed when the timer fires */
 	op->timer_id = goman_http_timer(a->http, delay, admit_fire, op);
 	if (op->timer_id <= 0) {
@@ -821,8 +828,8 @@ static bool action_ok(const char *s)
 	if (n == 0 || n >= sizeof(((struct aws_op *)0)->action))
 		return false;
 	for (; *s; s++)
-		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
-		      *s == '_' || *s == '-' || *s == '.'))
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+		      (*s >= '0' && *s <= '9') || *s == '_' || *s == '-' || *s == '.'))
 			return false;
 	return true;
 }
@@ -836,22 +843,31 @@ static int check_call(const struct goman_aws_call *c, struct goman_err *err)
 	bool json = gm_json_service(c->service, NULL, NULL);
 	bool s3 = !query && !json;
 	if (!action_ok(c->action))
-		return bad_input(err, "%s action must be an operation name (letters, digits, '_', '-', '.')",
-				 c->service);
+		return bad_input(
+			err, "%s action must be an operation name (letters, digits, '_', '-', '.')",
+			c->service);
 	if (c->region && *c->region && goman_region_check(c->region, "\"region\"", err) != 0)
 		return -1;
 	if (c->params && !query)
-		return bad_input(err, "\"params\" is for the query services (ec2, sts, iam); %s takes %s",
-				 c->service, json ? "\"input\"" : "bucket, key, headers and body");
+		return bad_input(
+			err, "\"params\" is for the query services (ec2, sts, iam); %s takes %s",
+			c->service, json ? "\"input\"" : "bucket, key, headers and body");
 	if ((c->version && *c->version) && !query)
-		return bad_input(err, "\"version\" is for the query services (ec2, sts, iam), not %s",
+		return bad_input(err,
+				 "\"version\" is for the query services (ec2, sts, iam), not %s",
 				 c->service);
 	if (c->json && !json)
-		return bad_input(err, "\"input\" is for the JSON services (ssm, dynamodb); %s takes %s",
-				 c->service, query ? "\"params\"" : "bucket, key, headers and body");
+		return bad_input(
+			err, "\"input\" is for the JSON services (ssm, dynamodb); %s takes %s",
+			c->service, query ? "\"params\"" : "bucket, key, headers and body");
 	if (!s3) {
-		const char *f = c->method ? "method" : c->bucket ? "bucket" : c->key ? "key"
-			      : c->query ? "query" : c->headers ? "headers" : c->body || c->body_len ? "body" : NULL;
+		const char *f = c->method                ? "method"
+				: c->bucket              ? "bucket"
+				: c->key                 ? "key"
+				: c->query               ? "query"
+				: c->headers             ? "headers"
+				: c->body || c->body_len ? "body"
+							 : NULL;
 		if (f)
 			return bad_input(err, "\"%s\" is for s3 only, not %s", f, c->service);
 		return 0;
@@ -860,15 +876,19 @@ static int check_call(const struct goman_aws_call *c, struct goman_err *err)
 		return bad_input(err, "\"method\" must be an HTTP method name");
 	for (const char *q = c->query; q && *q; q++)
 		if ((unsigned char)*q <= 0x20 || (unsigned char)*q >= 0x7f || *q == '#')
-			return bad_input(err, "\"query\" must be an encoded query string (no spaces, "
-					      "control bytes or '#')");
+			return bad_input(err,
+					 "\"query\" must be an encoded query string (no spaces, "
+					 "control bytes or '#')");
 	for (size_t i = 0; c->headers && i < c->headers->n; i++) {
 		if (!http_token(c->headers->v[i].name))
 			return bad_input(err, "header name \"%.64s\" is not an HTTP token",
 					 c->headers->v[i].name);
 		if (!gm_header_value_ok(c->headers->v[i].value))
-			return bad_input(err, "header %.64s: control bytes (CR, LF, NUL) are not allowed "
-					      "in a value", c->headers->v[i].name);
+			return bad_input(
+				err,
+				"header %.64s: control bytes (CR, LF, NUL) are not allowed "
+				"in a value",
+				c->headers->v[i].name);
 	}
 	return 0;
 }
@@ -908,8 +928,9 @@ int goman_aws_submit(struct goman_aws *a, const struct goman_aws_call *call, gom
 	snprintf(op->service, sizeof(op->service), "%s", call->service);
 	snprintf(op->action, sizeof(op->action), "%s", call->action);
 	/* IAM is global: it signs for, and lives in, us-east-1 */
-	const char *region = !strcmp(call->service, "iam") ? "us-east-1"
-			     : call->region && *call->region ? call->region : a->region;
+	const char *region = !strcmp(call->service, "iam")   ? "us-east-1"
+			     : call->region && *call->region ? call->region
+							     : a->region;
 	snprintf(op->region, sizeof(op->region), "%s", region);
 	snprintf(op->sign_region, sizeof(op->sign_region), "%s", region);
 	const char *ep = endpoint_for(a, op->service, op->region);
@@ -935,8 +956,9 @@ int goman_aws_submit(struct goman_aws *a, const struct goman_aws_call *call, gom
 	}
 	/* eventual-consistency codes are retried only when the call asks (goman/aws.h); -1
 	 * keeps the guard from applying the configured default deadline to every call */
-	op->t.eventual_deadline_ms =
-		call->eventual_deadline_ms > 0 ? add_sat(op->start_ms, call->eventual_deadline_ms) : -1;
+	op->t.eventual_deadline_ms = call->eventual_deadline_ms > 0
+					     ? add_sat(op->start_ms, call->eventual_deadline_ms)
+					     : -1;
 	op->next = a->ops;
 	if (a->ops)
 		a->ops->prev = op;
@@ -977,7 +999,8 @@ static void call_done(struct goman_aws_result *res, void *ud)
 	c->done = 1;
 }
 
-int goman_aws_call(struct goman_aws *a, const struct goman_aws_call *call, struct goman_aws_result *res)
+int goman_aws_call(struct goman_aws *a, const struct goman_aws_call *call,
+		   struct goman_aws_result *res)
 {
 	memset(res, 0, sizeof(*res));
 	goman_err_clear(&res->err);

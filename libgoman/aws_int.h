@@ -42,8 +42,8 @@ struct gm_aws_req {
 	struct goman_kvs headers; /* unsigned base headers; each attempt signs a copy */
 	char *body;
 	size_t body_len;
-	bool s3;                  /* S3 signing rules */
-	bool raw_reply;           /* S3 object bodies: keep the bytes, do not parse */
+	bool s3;        /* S3 signing rules */
+	bool raw_reply; /* S3 object bodies: keep the bytes, do not parse */
 	enum gm_reply reply;
 };
 void gm_aws_req_clear(struct gm_aws_req *r);
@@ -79,8 +79,8 @@ int gm_xml_error(const char *root, const struct cJSON *data, struct goman_err *e
 /* ---- aws_json.c: SSM JSON 1.1, DynamoDB JSON 1.0 --------------------------------- */
 /* X-Amz-Target prefix and content type; false when the service is not a JSON one. */
 bool gm_json_service(const char *service, const char **target_prefix, const char **content_type);
-int gm_json_prepare(const struct goman_aws_call *call, const char *endpoint,
-		    struct gm_aws_req *out, struct goman_err *err);
+int gm_json_prepare(const struct goman_aws_call *call, const char *endpoint, struct gm_aws_req *out,
+		    struct goman_err *err);
 /* Error body {"__type":"com.amazon...#Code","message":"..."}: fills code (namespace
  * stripped) and message; returns 0 when a code was found. */
 int gm_json_error(const char *body, size_t len, struct goman_err *e);

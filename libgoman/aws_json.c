@@ -35,8 +35,8 @@ bool gm_json_service(const char *service, const char **target_prefix, const char
 	return false;
 }
 
-int gm_json_prepare(const struct goman_aws_call *call, const char *endpoint,
-		    struct gm_aws_req *out, struct goman_err *err)
+int gm_json_prepare(const struct goman_aws_call *call, const char *endpoint, struct gm_aws_req *out,
+		    struct goman_err *err)
 {
 	const char *prefix, *ctype;
 	if (!gm_json_service(call->service, &prefix, &ctype))

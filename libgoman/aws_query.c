@@ -74,7 +74,8 @@ char *gm_query_form(const char *action, const char *version, const struct goman_
 	form_pair(&b, "Version", version);
 	for (size_t i = 0; params && i < params->n; i++) {
 		/* the caller's Action/Version would be sent twice and confuse the service */
-		if (strcmp(params->v[i].name, "Action") == 0 || strcmp(params->v[i].name, "Version") == 0)
+		if (strcmp(params->v[i].name, "Action") == 0 ||
+		    strcmp(params->v[i].name, "Version") == 0)
 			continue;
 		form_pair(&b, params->v[i].name, params->v[i].value);
 	}
@@ -137,7 +138,7 @@ struct gm_xml {
 	int depth;
 	cJSON *result; /* the root's value, once closed */
 	char root[96];
-	int failed;    /* ENOMEM, too deep, DTD entity */
+	int failed; /* ENOMEM, too deep, DTD entity */
 	const char *fail_msg;
 };
 
@@ -204,7 +205,8 @@ static cJSON *frame_value(struct frame *f)
 		if (f->items) /* mixed: keep the list under its own name */
 			cJSON_AddItemToObject(f->obj, "item", f->items);
 		v = f->obj;
-	} else if (ends_with(f->name, "Set") && (!f->text.p || strspn(f->text.p, " \t\r\n") == f->text.len)) {
+	} else if (ends_with(f->name, "Set") &&
+		   (!f->text.p || strspn(f->text.p, " \t\r\n") == f->text.len)) {
 		v = cJSON_CreateArray();
 	} else {
 		v = cJSON_CreateString(f->text.p ? f->text.p : "");
@@ -380,10 +382,12 @@ const char *gm_xml_root(const struct gm_xml *x)
 static int parse_error(struct gm_xml *x, struct goman_err *err)
 {
 	if (x->failed)
-		return goman_err_set(err, x->fail_msg && strstr(x->fail_msg, "memory") ? GOMAN_ENOMEM : GOMAN_EPARSE,
+		return goman_err_set(err,
+				     x->fail_msg && strstr(x->fail_msg, "memory") ? GOMAN_ENOMEM
+										  : GOMAN_EPARSE,
 				     GOMAN_CLASS_NONE, "ParseError", "%s", x->fail_msg);
-	return goman_err_set(err, GOMAN_EPARSE, GOMAN_CLASS_NONE, "ParseError", "XML reply: %s at line %lu",
-			     XML_ErrorString(XML_GetErrorCode(x->p)),
+	return goman_err_set(err, GOMAN_EPARSE, GOMAN_CLASS_NONE, "ParseError",
+			     "XML reply: %s at line %lu", XML_ErrorString(XML_GetErrorCode(x->p)),
 			     (unsigned long)XML_GetCurrentLineNumber(x->p));
 }
 
@@ -424,7 +428,8 @@ cJSON *gm_xml_finish(struct gm_xml *x, struct goman_err *err)
 	return o;
 }
 
-cJSON *gm_xml_to_json(const char *xml, size_t len, char *root, size_t rootlen, struct goman_err *err)
+cJSON *gm_xml_to_json(const char *xml, size_t len, char *root, size_t rootlen,
+		      struct goman_err *err)
 {
 	struct gm_xml *x = gm_xml_new();
 	if (!x) {

@@ -45,8 +45,8 @@ char *gm_s3_url(const char *endpoint, const char *bucket, const char *key, const
 		free(ekey);
 		return NULL;
 	}
-	size_t need = strlen(endpoint) + (ebucket ? strlen(ebucket) : 0) + (ekey ? strlen(ekey) : 0) +
-		      (query ? strlen(query) : 0) + 8;
+	size_t need = strlen(endpoint) + (ebucket ? strlen(ebucket) : 0) +
+		      (ekey ? strlen(ekey) : 0) + (query ? strlen(query) : 0) + 8;
 	char *u = malloc(need);
 	if (u) {
 		const char *q = query && *query ? "?" : "";
@@ -98,12 +98,14 @@ int gm_s3_prepare(const struct goman_aws_call *call, const char *endpoint, const
 		return goman_err_set(err, GOMAN_EINVAL, GOMAN_CLASS_BAD_INPUT, "BadInput",
 				     "bad method '%s'", method);
 	if (call->bucket && !*call->bucket)
-		return goman_err_set(err, GOMAN_EINVAL, GOMAN_CLASS_BAD_INPUT, "BadInput", "empty bucket name");
+		return goman_err_set(err, GOMAN_EINVAL, GOMAN_CLASS_BAD_INPUT, "BadInput",
+				     "empty bucket name");
 	if (act && act->needs_key && (!call->bucket || !call->key || !*call->key))
 		return goman_err_set(err, GOMAN_EINVAL, GOMAN_CLASS_BAD_INPUT, "BadInput",
 				     "%s needs a bucket and a key", act->action);
 	if (call->key && !call->bucket)
-		return goman_err_set(err, GOMAN_EINVAL, GOMAN_CLASS_BAD_INPUT, "BadInput", "a key needs a bucket");
+		return goman_err_set(err, GOMAN_EINVAL, GOMAN_CLASS_BAD_INPUT, "BadInput",
+				     "a key needs a bucket");
 	snprintf(out->method, sizeof(out->method), "%s", method);
 	const char *query = call->query ? call->query : act ? act->query : NULL;
 	out->url = gm_s3_url(endpoint, call->bucket, call->key, query, path_style);
@@ -112,19 +114,22 @@ int gm_s3_prepare(const struct goman_aws_call *call, const char *endpoint, const
 	if (call->body_len) {
 		out->body = malloc(call->body_len);
 		if (!out->body)
-			return goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "", "out of memory");
+			return goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "",
+					     "out of memory");
 		memcpy(out->body, call->body, call->body_len);
 		out->body_len = call->body_len;
 	} else if (act && strcmp(act->action, "CreateBucket") == 0 && region &&
 		   strcmp(region, "us-east-1") != 0) {
 		/* outside us-east-1 the bucket's region must be stated in the body */
-		static const char fmt[] = "<CreateBucketConfiguration xmlns=\"http://s3.amazonaws.com/doc/"
-					  "2006-03-01/\"><LocationConstraint>%s</LocationConstraint>"
-					  "</CreateBucketConfiguration>";
+		static const char fmt[] =
+			"<CreateBucketConfiguration xmlns=\"http://s3.amazonaws.com/doc/"
+			"2006-03-01/\"><LocationConstraint>%s</LocationConstraint>"
+			"</CreateBucketConfiguration>";
 		size_t n = sizeof(fmt) + strlen(region);
 		out->body = malloc(n);
 		if (!out->body)
-			return goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "", "out of memory");
+			return goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "",
+					     "out of memory");
 		snprintf(out->body, n, fmt, region);
 		out->body_len = strlen(out->body);
 	}

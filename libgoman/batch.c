@@ -56,8 +56,8 @@ struct goman_batch {
 	struct goman_batch_stats st;
 };
 
-static const char *const verb_names[] = {"describe", "start", "stop", "reboot",
-					 "terminate", "tag", "wait"};
+static const char *const verb_names[] = {"describe",  "start", "stop", "reboot",
+					 "terminate", "tag",   "wait"};
 
 const char *goman_batch_verb_name(enum goman_batch_verb v)
 {
@@ -77,9 +77,16 @@ int goman_batch_verb_parse(const char *s, enum goman_batch_verb *out)
 
 /* Codes by which EC2 refuses a whole call for the sake of one (or a few) of its IDs. */
 static const char *const id_codes[] = {
-	"InvalidInstanceID.NotFound", "InvalidInstanceID.Malformed", "InvalidInstanceID",
-	"InvalidID", "IncorrectInstanceState", "IncorrectState", "OperationNotPermitted",
-	"UnsupportedOperation", "UnsupportedHibernationConfiguration", "InvalidInstanceType",
+	"InvalidInstanceID.NotFound",
+	"InvalidInstanceID.Malformed",
+	"InvalidInstanceID",
+	"InvalidID",
+	"IncorrectInstanceState",
+	"IncorrectState",
+	"OperationNotPermitted",
+	"UnsupportedOperation",
+	"UnsupportedHibernationConfiguration",
+	"InvalidInstanceType",
 };
 
 bool goman_batch_bisectable(const struct goman_err *e)
@@ -152,7 +159,8 @@ int goman_batch_add(struct goman_batch *b, const char *id, void *item_ud, struct
 		size_t cap = b->cap ? b->cap * 2 : 64;
 		struct item *v = realloc(b->items, cap * sizeof(*v));
 		if (!v)
-			return goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "", "out of memory");
+			return goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "",
+					     "out of memory");
 		b->items = v;
 		b->cap = cap;
 	}
@@ -278,11 +286,13 @@ static void start_unit(struct goman_batch *b, struct unit *u)
 		goman_log(GOMAN_LOG_INFO, "BATCH", "batch %d/%d: %s %zu instances", u->batch,
 			  b->st.batches, b->o.action, u->n);
 	else
-		goman_log(GOMAN_LOG_INFO, "BATCH", "batch %d: bisect depth %d: %s %zu instances (%s..)",
-			  u->batch, u->depth, b->o.action, u->n, ids[0]);
+		goman_log(GOMAN_LOG_INFO, "BATCH",
+			  "batch %d: bisect depth %d: %s %zu instances (%s..)", u->batch, u->depth,
+			  b->o.action, u->n, ids[0]);
 	if (b->o.exec(c, b->o.exec_ud, &e) != 0) {
 		if (e.rc == GOMAN_OK)
-			goman_err_set(&e, GOMAN_EINVAL, GOMAN_CLASS_CLIENT, "", "the call could not start");
+			goman_err_set(&e, GOMAN_EINVAL, GOMAN_CLASS_CLIENT, "",
+				      "the call could not start");
 		goman_batch_call_done(c, &e);
 	}
 }
@@ -320,13 +330,15 @@ int goman_batch_start(struct goman_batch *b, struct goman_err *err)
 		struct unit *u = unit_new(idx, n, (int)nb, 0);
 		if (!u) {
 			free(idx);
-			return goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "", "out of memory");
+			return goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "",
+					     "out of memory");
 		}
 		push_back(b, u);
 	}
 	free(idx);
-	goman_log(GOMAN_LOG_INFO, "BATCH", "%s: %zu instances in %d batches of up to %zu, %zu at a time",
-		  b->o.action, b->n, b->st.batches, bs, b->o.concurrency);
+	goman_log(GOMAN_LOG_INFO, "BATCH",
+		  "%s: %zu instances in %d batches of up to %zu, %zu at a time", b->o.action, b->n,
+		  b->st.batches, bs, b->o.concurrency);
 	pump(b);
 	return 0;
 }
@@ -367,8 +379,9 @@ static int bisect(struct goman_batch *b, struct unit *u, const struct goman_err 
 		return -1;
 	}
 	b->st.bisections++;
-	goman_log(GOMAN_LOG_INFO, "BATCH", "batch %d: %zu instances refused (%s): bisecting into %zu + %zu",
-		  u->batch, u->n, e->code, l->n, r->n);
+	goman_log(GOMAN_LOG_INFO, "BATCH",
+		  "batch %d: %zu instances refused (%s): bisecting into %zu + %zu", u->batch, u->n,
+		  e->code, l->n, r->n);
 	push_front(b, r);
 	push_front(b, l);
 	return 0;
@@ -388,11 +401,12 @@ void goman_batch_call_done(struct goman_batch_call *c, const struct goman_err *e
 	b->inflight--;
 	if (!err || err->rc == GOMAN_OK) {
 		if (u->depth == 0)
-			goman_log(GOMAN_LOG_INFO, "BATCH", "batch %d: %zu ok in %lld ms", u->batch, u->n,
-				  (long long)ms);
+			goman_log(GOMAN_LOG_INFO, "BATCH", "batch %d: %zu ok in %lld ms", u->batch,
+				  u->n, (long long)ms);
 		else
-			goman_log(GOMAN_LOG_INFO, "BATCH", "batch %d: bisect depth %d: %zu ok in %lld ms",
-				  u->batch, u->depth, u->n, (long long)ms);
+			goman_log(GOMAN_LOG_INFO, "BATCH",
+				  "batch %d: bisect depth %d: %zu ok in %lld ms", u->batch,
+				  u->depth, u->n, (long long)ms);
 		fail_unit(b, u, NULL);
 	} else if (goman_batch_bisectable(err) && u->n > 1) {
 		if (bisect(b, u, err) != 0) {
@@ -410,8 +424,9 @@ void goman_batch_call_done(struct goman_batch_call *c, const struct goman_err *e
 			goman_log(GOMAN_LOG_INFO, "BATCH", "batch %d: %s isolated: %s", u->batch,
 				  b->items[u->idx[0]].id, err->code);
 		} else {
-			goman_log(GOMAN_LOG_WARN, "BATCH", "batch %d: %zu instances failed in %lld ms: %s %s",
-				  u->batch, u->n, (long long)ms,
+			goman_log(GOMAN_LOG_WARN, "BATCH",
+				  "batch %d: %zu instances failed in %lld ms: %s %s", u->batch,
+				  u->n, (long long)ms,
 				  err->code[0] ? err->code : goman_strerror(err->rc), err->message);
 		}
 		fail_unit(b, u, &e);
@@ -453,7 +468,8 @@ struct cJSON *goman_batch_record(const struct cJSON *input, const char *action,
 	if (ok) {
 		if (!cJSON_AddTrueToObject(b, "ok"))
 			goto nomem;
-		if (!cJSON_GetObjectItemCaseSensitive(out, "ok") && !cJSON_AddTrueToObject(out, "ok"))
+		if (!cJSON_GetObjectItemCaseSensitive(out, "ok") &&
+		    !cJSON_AddTrueToObject(out, "ok"))
 			goto nomem;
 	}
 	return out;

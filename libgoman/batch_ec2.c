@@ -97,8 +97,7 @@ static void finish(struct xcall *xc, const struct goman_err *err)
 }
 
 /* Reports a state to every index of the call whose ID is id (IDs may repeat in input). */
-static void set_state(struct goman_batch_call *c, const char *id, const char *prev,
-		      const char *cur)
+static void set_state(struct goman_batch_call *c, const char *id, const char *prev, const char *cur)
 {
 	for (size_t i = 0; id && i < c->n; i++)
 		if (!strcmp(c->ids[i], id))
@@ -118,10 +117,9 @@ static void mutation_done(struct goman_aws_result *res, void *ud)
 	if (err.rc == GOMAN_OK) {
 		cJSON *set = goman_json_path_array(res->data, "instancesSet");
 		cJSON *it;
-		cJSON_ArrayForEach(it, set)
-			set_state(c, goman_json_path_str(it, "instanceId"),
-				  goman_json_path_str(it, "previousState.name"),
-				  goman_json_path_str(it, "currentState.name"));
+		cJSON_ArrayForEach(it, set) set_state(c, goman_json_path_str(it, "instanceId"),
+						      goman_json_path_str(it, "previousState.name"),
+						      goman_json_path_str(it, "currentState.name"));
 		finish(xc, NULL);
 		return;
 	}
@@ -147,7 +145,8 @@ static void mutation_done(struct goman_aws_result *res, void *ud)
 	}
 	if (protected_one && !x->o.force)
 		snprintf(err.message, sizeof(err.message),
-			 "termination protection is on for %s (DisableApiTermination): --force lifts it",
+			 "termination protection is on for %s (DisableApiTermination): --force "
+			 "lifts it",
 			 c->ids[0]);
 	finish(xc, &err);
 }
@@ -180,7 +179,9 @@ static void lift_done(struct goman_aws_result *res, void *ud)
 static int submit(struct xcall *xc, const char *action, struct goman_kvs *params,
 		  goman_aws_done_fn done, struct goman_err *err)
 {
-	struct goman_aws_call call = {.service = "ec2", .action = action, .params = params,
+	struct goman_aws_call call = {.service = "ec2",
+				      .action = action,
+				      .params = params,
 				      .eventual_deadline_ms = NO_EVENTUAL};
 	int rc = goman_aws_submit(xc->x->aws, &call, done, xc, err);
 	goman_kvs_clear(params);
@@ -212,8 +213,8 @@ int goman_batch_ec2_exec(struct goman_batch_call *c, void *ud, struct goman_err 
 	switch (x->o.verb) {
 	case GOMAN_BATCH_DESCRIBE:
 	case GOMAN_BATCH_WAIT:
-		rc = goman_ec2_describe_submit(x->aws, NULL, c->ids, c->n, NO_EVENTUAL, describe_done,
-					       xc, err);
+		rc = goman_ec2_describe_submit(x->aws, NULL, c->ids, c->n, NO_EVENTUAL,
+					       describe_done, xc, err);
 		if (rc != 0)
 			free(xc);
 		return rc;

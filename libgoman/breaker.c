@@ -101,8 +101,8 @@ bool goman_breaker_admit(_Atomic uint64_t *word, const struct goman_breaker_para
 			v.since_ms = now;
 		} else {
 			if (healed && !atomic_compare_exchange_weak_explicit(word, &w, pack(&v),
-									    memory_order_acq_rel,
-									    memory_order_acquire))
+									     memory_order_acq_rel,
+									     memory_order_acquire))
 				continue;
 			*retry_in_ms = due - now;
 			return false;
@@ -120,11 +120,9 @@ bool goman_breaker_admit(_Atomic uint64_t *word, const struct goman_breaker_para
 enum goman_breaker_outcome goman_breaker_counts(enum goman_class cls)
 {
 	switch (cls) {
-	case GOMAN_CLASS_NONE:
-		return GOMAN_BREAKER_SUCCESS;
+	case GOMAN_CLASS_NONE: return GOMAN_BREAKER_SUCCESS;
 	case GOMAN_CLASS_TRANSIENT:
-	case GOMAN_CLASS_TIMEOUT:
-		return GOMAN_BREAKER_FAILURE;
+	case GOMAN_CLASS_TIMEOUT: return GOMAN_BREAKER_FAILURE;
 	default:
 		/* throttling goes to the rate limiter and the quota; client errors prove the
 		 * service answered */
@@ -141,7 +139,8 @@ void goman_breaker_record(_Atomic uint64_t *word, const struct goman_breaker_par
 		struct goman_breaker_view v;
 		goman_breaker_unpack(w, &v);
 		chg->from = chg->to = v.state;
-		bool my_probe = pass->probe && v.state == GOMAN_BREAKER_HALF_OPEN && pass->gen == v.gen;
+		bool my_probe =
+			pass->probe && v.state == GOMAN_BREAKER_HALF_OPEN && pass->gen == v.gen;
 		if (v.state == GOMAN_BREAKER_OPEN)
 			return; /* late answers of the closed period change nothing */
 		if (v.state == GOMAN_BREAKER_HALF_OPEN && !my_probe)

@@ -68,7 +68,8 @@ char *goman_rfc3339(int64_t epoch_ms, char *buf, size_t len)
 	struct tm tm;
 	if (!gmtime_r(&secs, &tm) || tm.tm_year > 9999 - 1900 || tm.tm_year < -1900) {
 		/* beyond what RFC 3339's four-digit year can say */
-		snprintf(buf, len, "%s", epoch_ms < 0 ? "0000-01-01T00:00:00.000Z" : "9999-12-31T23:59:59.999Z");
+		snprintf(buf, len, "%s",
+			 epoch_ms < 0 ? "0000-01-01T00:00:00.000Z" : "9999-12-31T23:59:59.999Z");
 		return buf;
 	}
 	snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,

@@ -144,8 +144,8 @@ static int verr_at(struct goman_err *e, const char *src, unsigned line, const ch
 			     where, path && *path ? path : "", path && *path ? ": " : "", msg);
 }
 
-__attribute__((format(printf, 4, 5))) static int fail(struct ctx *c, unsigned line, const char *path,
-						      const char *fmt, ...)
+__attribute__((format(printf, 4, 5))) static int fail(struct ctx *c, unsigned line,
+						      const char *path, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
@@ -172,8 +172,8 @@ static size_t push_key(struct ctx *c, const char *k)
 	size_t l = strlen(c->path);
 	bool plain = *k != '\0';
 	for (const char *p = k; *p; p++)
-		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-		      *p == '_' || *p == '-'))
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		      (*p >= '0' && *p <= '9') || *p == '_' || *p == '-'))
 			plain = false;
 	if (plain)
 		snprintf(c->path + l, sizeof(c->path) - l, "%s%.64s", l ? "." : "", k);
@@ -237,7 +237,10 @@ static int yrefuse(struct yrd *y, const yaml_event_t *ev)
 	switch (ev->type) {
 	case YAML_ALIAS_EVENT:
 		return fail_src(y->err, y->src, line, "aliases (*name) are not allowed");
-	case YAML_SCALAR_EVENT: anchor = ev->data.scalar.anchor; tag = ev->data.scalar.tag; break;
+	case YAML_SCALAR_EVENT:
+		anchor = ev->data.scalar.anchor;
+		tag = ev->data.scalar.tag;
+		break;
 	case YAML_SEQUENCE_START_EVENT:
 		anchor = ev->data.sequence_start.anchor;
 		tag = ev->data.sequence_start.tag;
@@ -278,7 +281,8 @@ static struct cnode *ynode(struct yrd *y, yaml_event_t *ev, int depth)
 				cnode_free(n);
 				n = NULL;
 				if (nul)
-					fail_src(y->err, y->src, line, "NUL characters are not allowed");
+					fail_src(y->err, y->src, line,
+						 "NUL characters are not allowed");
 				else
 					oom(y->err);
 			}
@@ -335,8 +339,8 @@ static struct cnode *ynode(struct yrd *y, yaml_event_t *ev, int depth)
 			char b[80];
 			if (map_find(n, key) >= 0 || n->n >= MAX_MAP_KEYS) {
 				if (n->n >= MAX_MAP_KEYS)
-					fail_src(y->err, y->src, kline, "a mapping of more than %d keys",
-						 MAX_MAP_KEYS);
+					fail_src(y->err, y->src, kline,
+						 "a mapping of more than %d keys", MAX_MAP_KEYS);
 				else
 					fail_src(y->err, y->src, kline, "%s: duplicate key",
 						 shown(key, b, sizeof(b)));
@@ -395,7 +399,8 @@ static struct cnode *yaml_tree(const char *buf, size_t len, const char *src, str
 	if (ynext(&y, &ev) != 0)
 		goto bad;
 	if (ev.type != YAML_STREAM_END_EVENT) {
-		fail_src(err, src, (unsigned)ev.start_mark.line + 1, "only one YAML document is allowed");
+		fail_src(err, src, (unsigned)ev.start_mark.line + 1,
+			 "only one YAML document is allowed");
 		yaml_event_delete(&ev);
 		goto bad;
 	}
@@ -425,17 +430,20 @@ static struct cnode *jnode(const cJSON *j, const char *src, int depth, struct go
 			return NULL;
 		}
 		const cJSON *k;
-		cJSON_ArrayForEach(k, j) {
+		cJSON_ArrayForEach(k, j)
+		{
 			char *key = NULL;
 			if (map) {
 				char b[80];
 				if (n->n >= MAX_MAP_KEYS) {
-					fail_src(err, src, 0, "a mapping of more than %d keys", MAX_MAP_KEYS);
+					fail_src(err, src, 0, "a mapping of more than %d keys",
+						 MAX_MAP_KEYS);
 					cnode_free(n);
 					return NULL;
 				}
 				if (map_find(n, k->string) >= 0) {
-					fail_src(err, src, 0, "%s: duplicate key", shown(k->string, b, sizeof(b)));
+					fail_src(err, src, 0, "%s: duplicate key",
+						 shown(k->string, b, sizeof(b)));
 					cnode_free(n);
 					return NULL;
 				}
@@ -512,7 +520,8 @@ static struct cnode *json_tree(const char *buf, size_t len, const char *src, str
 	for (const char *p = end; p < buf + len; p++)
 		if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r') {
 			cJSON_Delete(j);
-			return fail_src(err, src, line_of(buf, p), "JSON: text after the object"), NULL;
+			return fail_src(err, src, line_of(buf, p), "JSON: text after the object"),
+			       NULL;
 		}
 	struct cnode *n = jnode(j, src, 0, err);
 	cJSON_Delete(j);
@@ -520,7 +529,6 @@ static struct cnode *json_tree(const char *buf, size_t len, const char *src, str
 }
 
 /* ---- value rules -------------------------------------------------------------------- */
-
 
 static const char *const via_names[] = {"ssm", "ssh", "local"};
 
@@ -730,8 +738,9 @@ static const char *label_key_why(const char *k)
 	if (why)
 		return why;
 	/* the NodeRestriction admission plugin refuses kubelet-set labels in these namespaces */
-	if (sl && (suffix_is(k, (size_t)(sl - k), "kubernetes.io") ||
-		   suffix_is(k, (size_t)(sl - k), "k8s.io")) &&
+	if (sl &&
+	    (suffix_is(k, (size_t)(sl - k), "kubernetes.io") ||
+	     suffix_is(k, (size_t)(sl - k), "k8s.io")) &&
 	    !suffix_is(k, (size_t)(sl - k), "kubelet.kubernetes.io") &&
 	    !suffix_is(k, (size_t)(sl - k), "node.kubernetes.io"))
 		return "has a reserved prefix (kubernetes.io, k8s.io: a node may set only "
@@ -751,8 +760,11 @@ static const char *utf8_why(const char *s, size_t max, size_t *chars)
 	const unsigned char *p = (const unsigned char *)s;
 	size_t c = 0;
 	while (*p) {
-		int extra = *p < 0x80 ? 0 : (*p & 0xe0) == 0xc0 ? 1 : (*p & 0xf0) == 0xe0 ? 2 :
-			    (*p & 0xf8) == 0xf0 ? 3 : -1;
+		int extra = *p < 0x80             ? 0
+			    : (*p & 0xe0) == 0xc0 ? 1
+			    : (*p & 0xf0) == 0xe0 ? 2
+			    : (*p & 0xf8) == 0xf0 ? 3
+						  : -1;
 		if (extra < 0)
 			return "is not valid UTF-8";
 		if (*p < 0x20 || *p == 0x7f)
@@ -777,7 +789,8 @@ static const char *kind_name(const struct cnode *n)
 static int want_map(struct ctx *c, const struct cnode *n, const char *allowed)
 {
 	if (n->kind != N_MAP)
-		return fail(c, n->line, NULL, "must be a mapping (%s), not %s", allowed, kind_name(n));
+		return fail(c, n->line, NULL, "must be a mapping (%s), not %s", allowed,
+			    kind_name(n));
 	return 0;
 }
 
@@ -817,8 +830,10 @@ static int as_str(struct ctx *c, const struct cnode *n, char **out)
 	if (n->kind != N_SCALAR || n->sk == S_NUM || n->sk == S_BOOL || n->sk == S_NULL ||
 	    (n->sk == S_PLAIN && (!*n->s || !strcmp(n->s, "~") || !strcmp(n->s, "null"))))
 		return fail(c, n->line, NULL, "must be a string, not %s",
-			    n->kind != N_SCALAR ? kind_name(n) : n->sk == S_NUM ? "a number" :
-			    n->sk == S_BOOL ? "a boolean" : "null");
+			    n->kind != N_SCALAR ? kind_name(n)
+			    : n->sk == S_NUM    ? "a number"
+			    : n->sk == S_BOOL   ? "a boolean"
+						: "null");
 	if (!(*out = strdup(n->s)))
 		return oom(c->err);
 	return 0;
@@ -1011,8 +1026,8 @@ static int str_list(struct ctx *c, const struct cnode *n, bool one_ok, size_t ma
 		items = (const struct cnode *const *)n->kids;
 		k = n->n;
 	} else if (!one_ok || n->kind != N_SCALAR) {
-		return fail(c, n->line, NULL, "must be a list%s, not %s", one_ok ? " or a string" : "",
-			    kind_name(n));
+		return fail(c, n->line, NULL, "must be a list%s, not %s",
+			    one_ok ? " or a string" : "", kind_name(n));
 	}
 	if (k < 1 || k > max)
 		return fail(c, n->line, NULL, "must hold 1 to %zu entries, not %zu", max, k);
@@ -1025,7 +1040,8 @@ static int str_list(struct ctx *c, const struct cnode *n, bool one_ok, size_t ma
 		if (r == 0)
 			*nout = i + 1;
 		if (r == 0 && !ok((*out)[i]))
-			r = fail(c, items[i]->line, NULL, "'%s' %s", shown((*out)[i], b, sizeof(b)), why);
+			r = fail(c, items[i]->line, NULL, "'%s' %s", shown((*out)[i], b, sizeof(b)),
+				 why);
 		for (size_t j = 0; r == 0 && j < i; j++)
 			if (!strcmp((*out)[j], (*out)[i]))
 				r = fail(c, items[i]->line, NULL, "'%s' is listed twice",
@@ -1046,12 +1062,14 @@ static int parse_network(struct ctx *c, const struct cnode *m, struct goman_clus
 	if (n) {
 		size_t l = push_key(c, "subnets");
 		int r = str_list(c, n, false, GOMAN_CF_MAX_SUBNETS, subnet_ok,
-				 "is not a subnet ID like subnet-0abc123", &cf->subnets, &cf->nsubnets);
+				 "is not a subnet ID like subnet-0abc123", &cf->subnets,
+				 &cf->nsubnets);
 		pop(c, l);
 		if (r)
 			return -1;
 	}
-	if (parse_cidr(c, m, "ssh_cidr", &cf->ssh_cidr) || parse_cidr(c, m, "api_cidr", &cf->api_cidr))
+	if (parse_cidr(c, m, "ssh_cidr", &cf->ssh_cidr) ||
+	    parse_cidr(c, m, "api_cidr", &cf->api_cidr))
 		return -1;
 	if ((n = get(m, "api_endpoint"))) {
 		char *s = NULL, b[80];
@@ -1059,7 +1077,8 @@ static int parse_network(struct ctx *c, const struct cnode *m, struct goman_clus
 		int r = as_str(c, n, &s);
 		if (r == 0) {
 			if (!strcmp(s, "public") || !strcmp(s, "private"))
-				cf->api_endpoint = s[1] == 'u' ? GOMAN_CF_ADDR_PUBLIC : GOMAN_CF_ADDR_PRIVATE;
+				cf->api_endpoint =
+					s[1] == 'u' ? GOMAN_CF_ADDR_PUBLIC : GOMAN_CF_ADDR_PRIVATE;
 			else if (dns_ok(s)) {
 				cf->api_endpoint = GOMAN_CF_ADDR_DNS;
 				cf->api_dns = s;
@@ -1121,7 +1140,8 @@ static const char *label_check(const char *k, const char *v, bool *on_key)
 		return why;
 	}
 	if (!label_value_ok(v))
-		return "must be empty or 1-63 of A-Z a-z 0-9 - _ . starting and ending alphanumeric";
+		return "must be empty or 1-63 of A-Z a-z 0-9 - _ . starting and ending "
+		       "alphanumeric";
 	return NULL;
 }
 
@@ -1232,7 +1252,8 @@ static int parse_group(struct ctx *c, const struct cnode *m, struct goman_cf_gro
 		if (r)
 			return -1;
 	} else {
-		if (!(g->types = calloc(1, sizeof(char *))) || !(g->types[0] = strdup(DEFAULT_TYPE)))
+		if (!(g->types = calloc(1, sizeof(char *))) ||
+		    !(g->types[0] = strdup(DEFAULT_TYPE)))
 			return oom(c->err);
 		g->ntypes = 1;
 	}
@@ -1257,7 +1278,8 @@ static int parse_group(struct ctx *c, const struct cnode *m, struct goman_cf_gro
 		if (n->kind != N_SEQ)
 			r = fail(c, n->line, NULL, "must be a list, not %s", kind_name(n));
 		else if (n->n > GOMAN_CF_MAX_TAINTS)
-			r = fail(c, n->line, NULL, "at most %d entries, not %zu", GOMAN_CF_MAX_TAINTS, n->n);
+			r = fail(c, n->line, NULL, "at most %d entries, not %zu",
+				 GOMAN_CF_MAX_TAINTS, n->n);
 		else if (n->n && !(g->taints = calloc(n->n, sizeof(*g->taints))))
 			r = oom(c->err);
 		for (size_t i = 0; r == 0 && i < n->n; i++) {
@@ -1267,8 +1289,9 @@ static int parse_group(struct ctx *c, const struct cnode *m, struct goman_cf_gro
 			for (size_t j = 0; r == 0 && j < i; j++)
 				if (!strcmp(g->taints[j].key, g->taints[i].key) &&
 				    !strcmp(g->taints[j].effect, g->taints[i].effect))
-					r = fail(c, n->kids[i]->line, NULL,
-						 "a taint with this key and effect is listed twice");
+					r = fail(
+						c, n->kids[i]->line, NULL,
+						"a taint with this key and effect is listed twice");
 			pop(c, l2);
 		}
 		pop(c, l);
@@ -1299,7 +1322,8 @@ static int parse_groups(struct ctx *c, const struct cnode *n, struct goman_clust
 	if (n->kind != N_SEQ)
 		return fail(c, n->line, NULL, "must be a list of groups, not %s", kind_name(n));
 	if (n->n < 1 || n->n > c->max_groups)
-		return fail(c, n->line, NULL, "must hold 1 to %zu groups, not %zu", c->max_groups, n->n);
+		return fail(c, n->line, NULL, "must hold 1 to %zu groups, not %zu", c->max_groups,
+			    n->n);
 	if (!(cf->groups = calloc(n->n, sizeof(*cf->groups))))
 		return oom(c->err);
 	long servers = 0, agents = 0;
@@ -1331,7 +1355,8 @@ static int parse_groups(struct ctx *c, const struct cnode *n, struct goman_clust
 static int parse_root(struct ctx *c, const struct cnode *root, struct goman_cluster_file *cf)
 {
 	if (root->kind != N_MAP)
-		return fail(c, root->line, NULL, "the file must be a mapping (name, groups, ...), not %s",
+		return fail(c, root->line, NULL,
+			    "the file must be a mapping (name, groups, ...), not %s",
 			    kind_name(root));
 	if (known_keys(c, root, "name region k3s install network groups"))
 		return -1;
@@ -1340,11 +1365,13 @@ static int parse_root(struct ctx *c, const struct cnode *root, struct goman_clus
 	if (!get(root, "groups"))
 		return fail(c, root->line, NULL, "missing key 'groups'");
 	if (str_rule(c, root, "name", name_ok, "must match ^[a-z][a-z0-9-]{0,39}$", &cf->name) ||
-	    str_rule(c, root, "region", goman_region_ok, "is not a region name like us-east-1", &cf->region))
+	    str_rule(c, root, "region", goman_region_ok, "is not a region name like us-east-1",
+		     &cf->region))
 		return -1;
 	static const char *const subs[] = {"k3s", "install", "network"};
-	static int (*const fns[])(struct ctx *, const struct cnode *, struct goman_cluster_file *) = {
-		parse_k3s, parse_install, parse_network};
+	static int (*const fns[])(struct ctx *, const struct cnode *,
+				  struct goman_cluster_file *) = {parse_k3s, parse_install,
+								  parse_network};
 	for (size_t i = 0; i < 3; i++) {
 		const struct cnode *n = get(root, subs[i]);
 		if (!n)
@@ -1378,7 +1405,8 @@ int goman_cluster_file_parse(const char *buf, size_t len, const char *source,
 	const char *src = !source || !strcmp(source, "-") ? "<stdin>" : source;
 	*out = NULL;
 	if (len > max)
-		return fail_src(err, src, 0, "larger than %zu bytes (GOMAN_CLUSTER_FILE_MAX_BYTES)", max);
+		return fail_src(err, src, 0, "larger than %zu bytes (GOMAN_CLUSTER_FILE_MAX_BYTES)",
+				max);
 	enum goman_cf_format f = o->format;
 	if (f == GOMAN_CF_AUTO) {
 		if (ends_with(src, ".json"))
@@ -1387,16 +1415,19 @@ int goman_cluster_file_parse(const char *buf, size_t len, const char *source,
 			f = GOMAN_CF_YAML;
 		else {
 			size_t i = 0;
-			while (i < len && (buf[i] == ' ' || buf[i] == '\t' || buf[i] == '\n' || buf[i] == '\r'))
+			while (i < len && (buf[i] == ' ' || buf[i] == '\t' || buf[i] == '\n' ||
+					   buf[i] == '\r'))
 				i++;
 			f = i < len && buf[i] == '{' ? GOMAN_CF_JSON : GOMAN_CF_YAML;
 		}
 	}
-	struct cnode *root = f == GOMAN_CF_JSON ? json_tree(buf, len, src, err) : yaml_tree(buf, len, src, err);
+	struct cnode *root =
+		f == GOMAN_CF_JSON ? json_tree(buf, len, src, err) : yaml_tree(buf, len, src, err);
 	if (!root)
 		return -1;
 	struct goman_cluster_file *cf = calloc(1, sizeof(*cf));
-	struct ctx c = {.src = src, .err = err,
+	struct ctx c = {.src = src,
+			.err = err,
 			.max_groups = o->max_groups ? o->max_groups : GOMAN_CF_MAX_GROUPS};
 	int r = -1;
 	if (!cf || !(cf->source = strdup(src)))
@@ -1420,8 +1451,8 @@ int goman_cluster_file_read(const char *path, const struct goman_cf_opts *o,
 	*out = NULL;
 	int fd = in ? 0 : open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return goman_err_set(err, errno == ENOENT ? GOMAN_ENOTFOUND : GOMAN_EIO, GOMAN_CLASS_NONE,
-				     "", "%.300s: %s", path, strerror(errno));
+		return goman_err_set(err, errno == ENOENT ? GOMAN_ENOTFOUND : GOMAN_EIO,
+				     GOMAN_CLASS_NONE, "", "%.300s: %s", path, strerror(errno));
 	/* one byte past the cap tells "too large" from "exactly the cap" */
 	size_t cap = 64 * 1024, len = 0;
 	char *buf = malloc(cap);
@@ -1544,7 +1575,8 @@ static cJSON *taints_json(const struct goman_cf_group *g)
 		size_t l = strlen(t->key) + strlen(t->value) + strlen(t->effect) + 3;
 		char *s = malloc(l);
 		if (s)
-			snprintf(s, l, "%s%s%s:%s", t->key, *t->value ? "=" : "", t->value, t->effect);
+			snprintf(s, l, "%s%s%s:%s", t->key, *t->value ? "=" : "", t->value,
+				 t->effect);
 		cJSON *v = s ? cJSON_CreateString(s) : NULL;
 		free(s);
 		if (!cJSON_AddItemToArray(a, v)) {
@@ -1604,9 +1636,10 @@ cJSON *goman_cluster_file_to_json(const struct goman_cluster_file *cf)
 	     (!cf->nsubnets || add(net, "subnets", strs_json(cf->subnets, cf->nsubnets))) &&
 	     (!cf->ssh_cidr || add(net, "ssh_cidr", cJSON_CreateString(cf->ssh_cidr))) &&
 	     (!cf->api_cidr || add(net, "api_cidr", cJSON_CreateString(cf->api_cidr))) &&
-	     add(net, "api_endpoint", cJSON_CreateString(cf->api_endpoint == GOMAN_CF_ADDR_DNS
-								 ? cf->api_dns
-								 : addr_name(cf->api_endpoint)));
+	     add(net, "api_endpoint",
+		 cJSON_CreateString(cf->api_endpoint == GOMAN_CF_ADDR_DNS
+					    ? cf->api_dns
+					    : addr_name(cf->api_endpoint)));
 	ok = ok && add(o, "groups", gs = cJSON_CreateArray());
 	for (size_t i = 0; ok && i < cf->ngroups; i++) {
 		const struct goman_cf_group *g = &cf->groups[i];
@@ -1639,18 +1672,20 @@ int goman_cluster_file_node_specs(const struct goman_cluster_file *cf, cJSON *ar
 				char name[160];
 				snprintf(name, sizeof(name), "%s-%s-%ld", cf->name, role, index);
 				cJSON *o = cJSON_CreateObject();
-				bool ok = o && cJSON_AddItemToArray(arr, o) &&
-					  add(o, "cluster", cJSON_CreateString(cf->name)) &&
-					  add(o, "role", cJSON_CreateString(role)) &&
-					  add(o, "index", cJSON_CreateNumber((double)index)) &&
-					  add(o, "name", cJSON_CreateString(name)) &&
-					  add(o, "group", cJSON_CreateString(g->name)) &&
-					  add(o, "instance_type", cJSON_CreateString(g->types[0])) &&
-					  (!cf->nsubnets ||
-					   add(o, "subnets", strs_json(cf->subnets, cf->nsubnets))) &&
-					  add(o, "via", cJSON_CreateString(via_names[cf->via])) &&
-					  (!cf->region || add(o, "region", cJSON_CreateString(cf->region))) &&
-					  group_fields(o, g, "types");
+				bool ok =
+					o && cJSON_AddItemToArray(arr, o) &&
+					add(o, "cluster", cJSON_CreateString(cf->name)) &&
+					add(o, "role", cJSON_CreateString(role)) &&
+					add(o, "index", cJSON_CreateNumber((double)index)) &&
+					add(o, "name", cJSON_CreateString(name)) &&
+					add(o, "group", cJSON_CreateString(g->name)) &&
+					add(o, "instance_type", cJSON_CreateString(g->types[0])) &&
+					(!cf->nsubnets ||
+					 add(o, "subnets", strs_json(cf->subnets, cf->nsubnets))) &&
+					add(o, "via", cJSON_CreateString(via_names[cf->via])) &&
+					(!cf->region ||
+					 add(o, "region", cJSON_CreateString(cf->region))) &&
+					group_fields(o, g, "types");
 				if (!ok)
 					return -1;
 			}

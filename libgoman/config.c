@@ -12,15 +12,16 @@
 #include "goman/config.h"
 #include "goman/ini.h"
 
-static const char *const src_names[] = {"default", "profile", "config file", "AWS env", "env", "flag"};
+static const char *const src_names[] = {"default", "profile", "config file",
+					"AWS env", "env",     "flag"};
 
 const char *goman_src_name(enum goman_src s)
 {
 	return (unsigned)s <= GOMAN_SRC_FLAG ? src_names[s] : "?";
 }
 
-static const char *const svc_names[GOMAN_SVC_MAX] = {"ec2", "s3", "ssm", "dynamodb", "sts", "iam",
-						      "other"};
+static const char *const svc_names[GOMAN_SVC_MAX] = {"ec2", "s3",  "ssm",  "dynamodb",
+						     "sts", "iam", "other"};
 
 enum goman_svc goman_svc_from_name(const char *service)
 {
@@ -43,13 +44,16 @@ struct key {
 	size_t off, size;
 };
 
-#define K(n, t, f) {n, t, offsetof(struct goman_config, f), sizeof(((struct goman_config *)0)->f)}
-#define BK(s, i)                                                                    \
-	K("breaker." s ".failure_threshold", T_I64, breaker[i].failure_threshold),     \
-	K("breaker." s ".recovery_ms", T_I64, breaker[i].recovery_ms),                 \
-	K("breaker." s ".max_concurrent", T_I64, breaker[i].max_concurrent),           \
-	K("breaker." s ".success_threshold", T_I64, breaker[i].success_threshold),     \
-	K("breaker." s ".probes", T_I64, breaker[i].probes)
+#define K(n, t, f)                                                                            \
+	{                                                                                     \
+		n, t, offsetof(struct goman_config, f), sizeof(((struct goman_config *)0)->f) \
+	}
+#define BK(s, i)                                                                           \
+	K("breaker." s ".failure_threshold", T_I64, breaker[i].failure_threshold),         \
+		K("breaker." s ".recovery_ms", T_I64, breaker[i].recovery_ms),             \
+		K("breaker." s ".max_concurrent", T_I64, breaker[i].max_concurrent),       \
+		K("breaker." s ".success_threshold", T_I64, breaker[i].success_threshold), \
+		K("breaker." s ".probes", T_I64, breaker[i].probes)
 
 static const struct key keys[] = {
 	K("profile", T_PROFILE, profile),
@@ -92,12 +96,9 @@ static const char *const profiles[] = {"development", "staging", "production", "
 
 /* the seed's per-service breakers; DynamoDB, STS, IAM and others chosen to match */
 static const struct goman_breaker_params breaker_defaults[GOMAN_SVC_MAX] = {
-	[GOMAN_SVC_EC2] = {5, 45000, 8, 2, 2},
-	[GOMAN_SVC_S3] = {3, 10000, 15, 2, 2},
-	[GOMAN_SVC_SSM] = {2, 60000, 3, 1, 1},
-	[GOMAN_SVC_DYNAMODB] = {5, 20000, 10, 2, 2},
-	[GOMAN_SVC_STS] = {3, 30000, 4, 1, 1},
-	[GOMAN_SVC_IAM] = {3, 30000, 4, 1, 1},
+	[GOMAN_SVC_EC2] = {5, 45000, 8, 2, 2},   [GOMAN_SVC_S3] = {3, 10000, 15, 2, 2},
+	[GOMAN_SVC_SSM] = {2, 60000, 3, 1, 1},   [GOMAN_SVC_DYNAMODB] = {5, 20000, 10, 2, 2},
+	[GOMAN_SVC_STS] = {3, 30000, 4, 1, 1},   [GOMAN_SVC_IAM] = {3, 30000, 4, 1, 1},
 	[GOMAN_SVC_OTHER] = {5, 30000, 8, 2, 2},
 };
 
@@ -298,7 +299,8 @@ static int load_file(struct goman_config *c, struct goman_err *err)
 		char prefix[64];
 		if (!strcmp(sec, "goman") || !strcmp(sec, "default"))
 			prefix[0] = 0;
-		else if (!strcmp(sec, "retry") || !strcmp(sec, "adaptive") || !strcmp(sec, "breaker"))
+		else if (!strcmp(sec, "retry") || !strcmp(sec, "adaptive") ||
+			 !strcmp(sec, "breaker"))
 			snprintf(prefix, sizeof(prefix), "%s.", sec);
 		else if (!strncmp(sec, "breaker ", 8))
 			snprintf(prefix, sizeof(prefix), "breaker.%s.", sec + 8);
@@ -314,7 +316,8 @@ static int load_file(struct goman_config *c, struct goman_err *err)
 			if (goman_config_set(c, key, v ? v : "", GOMAN_SRC_FILE, err) < 0) {
 				if (err) {
 					char m[sizeof(err->message)];
-					if (snprintf(m, sizeof(m), "%s: %s", path, err->message) < 0)
+					if (snprintf(m, sizeof(m), "%s: %s", path, err->message) <
+					    0)
 						m[0] = 0;
 					memcpy(err->message, m, sizeof(m));
 				}
@@ -374,8 +377,8 @@ static void apply_policy(struct goman_config *c)
 		return;
 	}
 	unsigned char ps = c->src[key_index("retry.policy")];
-	static const char *const f[] = {"retry.max_retries", "retry.base_ms", "retry.cap_ms",
-					"retry.multiplier", "retry.deadline_ms", "retry.jitter"};
+	static const char *const f[] = {"retry.max_retries", "retry.base_ms",     "retry.cap_ms",
+					"retry.multiplier",  "retry.deadline_ms", "retry.jitter"};
 	for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++) {
 		size_t idx = key_index(f[i]);
 		if (c->src[idx] >= ps && c->src[idx] != GOMAN_SRC_DEFAULT)
@@ -416,8 +419,13 @@ int goman_config_get(const struct goman_config *c, const char *key, char *buf, s
 	case T_I64: snprintf(buf, len, "%lld", (long long)*(const int64_t *)base); break;
 	case T_INT: snprintf(buf, len, "%d", *(const int *)base); break;
 	case T_DBL: snprintf(buf, len, "%g", *(const double *)base); break;
-	case T_MODE: snprintf(buf, len, "%s", goman_retry_mode_name(*(const enum goman_retry_mode *)base)); break;
-	case T_JITTER: snprintf(buf, len, "%s", goman_jitter_name(*(const enum goman_jitter *)base)); break;
+	case T_MODE:
+		snprintf(buf, len, "%s",
+			 goman_retry_mode_name(*(const enum goman_retry_mode *)base));
+		break;
+	case T_JITTER:
+		snprintf(buf, len, "%s", goman_jitter_name(*(const enum goman_jitter *)base));
+		break;
 	default: snprintf(buf, len, "%s", base); break;
 	}
 	if (src)
@@ -433,7 +441,8 @@ void goman_config_print(const struct goman_config *c, FILE *out)
 		goman_config_get(c, keys[i].name, v, sizeof(v), &s);
 		fprintf(out, "%-36s = %-14s (%s)\n", keys[i].name, v, goman_src_name(s));
 	}
-	fprintf(out, "%-36s = %s\n", "# config file", c->config_file[0] ? c->config_file : "(none)");
+	fprintf(out, "%-36s = %s\n", "# config file",
+		c->config_file[0] ? c->config_file : "(none)");
 }
 
 const struct goman_breaker_params *goman_config_breaker(const struct goman_config *c,

@@ -136,10 +136,9 @@ int gm_creds_from_json(const cJSON *o, const char *token_field, const char *sour
 	int64_t exp = 0;
 	if (ex && !cJSON_IsNull(ex)) {
 		if (!cJSON_IsString(ex) || goman_parse_time(ex->valuestring, &exp) < 0)
-			return goman_err_set(err, GOMAN_ECREDS, GOMAN_CLASS_AUTH,
-					     "InvalidCredentials",
-					     "%s credentials: Expiration is not an ISO 8601 time",
-					     source);
+			return goman_err_set(
+				err, GOMAN_ECREDS, GOMAN_CLASS_AUTH, "InvalidCredentials",
+				"%s credentials: Expiration is not an ISO 8601 time", source);
 		if (exp <= goman_now_ms())
 			return goman_err_set(err, GOMAN_ECREDS, GOMAN_CLASS_AUTH, "ExpiredToken",
 					     "%s credentials expired at %s", source,
@@ -204,8 +203,7 @@ static const char *config_get(const struct goman_credchain *cc, const char *prof
 }
 
 /* A profile setting: credentials file first, then config file (botocore's merge). */
-static const char *prof_get(const struct goman_credchain *cc, const char *profile,
-			    const char *key)
+static const char *prof_get(const struct goman_credchain *cc, const char *profile, const char *key)
 {
 	const char *v = goman_ini_get(cc->credentials, profile, key);
 	return v ? v : config_get(cc, profile, key);
@@ -220,7 +218,8 @@ static bool profile_exists(const struct goman_credchain *cc, const char *profile
 			return true;
 	for (size_t i = 0; goman_ini_section(cc->config, i); i++) {
 		const char *s = goman_ini_section(cc->config, i);
-		if (strcmp(s, sec) == 0 || (strcmp(profile, "default") == 0 && strcmp(s, "default") == 0))
+		if (strcmp(s, sec) == 0 ||
+		    (strcmp(profile, "default") == 0 && strcmp(s, "default") == 0))
 			return true;
 	}
 	return false;
@@ -331,17 +330,20 @@ static int assume_role(struct goman_credchain *cc, const char *profile, int dept
 		return 1;
 	if (depth >= MAX_ROLE_DEPTH)
 		return goman_err_set(err, GOMAN_ECREDS, GOMAN_CLASS_AUTH, "InvalidConfig",
-				     "profile %s: source_profile chain too deep (a loop?)", profile);
+				     "profile %s: source_profile chain too deep (a loop?)",
+				     profile);
 	const char *src = prof_get(cc, profile, "source_profile");
 	const char *csrc = prof_get(cc, profile, "credential_source");
 	if (prof_get(cc, profile, "mfa_serial"))
 		return goman_err_set(err, GOMAN_ECREDS, GOMAN_CLASS_AUTH, "InvalidConfig",
 				     "profile %s: mfa_serial needs a prompt; goman does not "
-				     "support it", profile);
+				     "support it",
+				     profile);
 	if ((src && csrc) || (!src && !csrc))
 		return goman_err_set(err, GOMAN_ECREDS, GOMAN_CLASS_AUTH, "InvalidConfig",
 				     "profile %s: role_arn needs exactly one of source_profile "
-				     "and credential_source", profile);
+				     "and credential_source",
+				     profile);
 	struct goman_creds base = {0};
 	int rc;
 	if (src) {
@@ -425,7 +427,8 @@ static int resolve(struct goman_credchain *cc, struct goman_creds *out, struct g
 	return goman_err_set(err, GOMAN_ECREDS, GOMAN_CLASS_AUTH, "NoCredentials",
 			     "no credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or "
 			     "AWS_PROFILE with keys, credential_process or role_arn in ~/.aws, or "
-			     "run in ECS/EC2 (profile %s)", cc->profile);
+			     "run in ECS/EC2 (profile %s)",
+			     cc->profile);
 }
 
 static bool cache_fresh(const struct goman_credchain *cc)
@@ -441,7 +444,8 @@ int goman_credchain_get(struct goman_credchain *cc, struct goman_creds *out, str
 {
 	memset(out, 0, sizeof(*out));
 	if (!cc)
-		return goman_err_set(err, GOMAN_EINVAL, GOMAN_CLASS_NONE, "", "no credential chain");
+		return goman_err_set(err, GOMAN_EINVAL, GOMAN_CLASS_NONE, "",
+				     "no credential chain");
 	if (!cache_fresh(cc)) {
 		struct goman_creds fresh = {0};
 		if (resolve(cc, &fresh, err) < 0)
@@ -553,7 +557,8 @@ char *goman_credchain_endpoint(struct goman_credchain *cc, const char *service, 
 		/* AWS_ENDPOINT_URL_<SERVICE ID>: upper case, spaces and dashes as '_' */
 		i = (size_t)snprintf(key, sizeof(key), "AWS_ENDPOINT_URL_");
 		for (const char *p = service; *p && i + 1 < sizeof(key); p++)
-			key[i++] = (*p == ' ' || *p == '-') ? '_' : (char)toupper((unsigned char)*p);
+			key[i++] =
+				(*p == ' ' || *p == '-') ? '_' : (char)toupper((unsigned char)*p);
 		key[i] = '\0';
 		const char *v = gm_env(key);
 		if (!v)
@@ -565,7 +570,9 @@ char *goman_credchain_endpoint(struct goman_credchain *cc, const char *service, 
 				snprintf(sec, sizeof(sec), "services %s", svcs);
 				snprintf(key, sizeof(key), "%s.endpoint_url", service);
 				for (char *p = key; *p; p++)
-					*p = (*p == ' ' || *p == '-') ? '_' : (char)tolower((unsigned char)*p);
+					*p = (*p == ' ' || *p == '-')
+						     ? '_'
+						     : (char)tolower((unsigned char)*p);
 				v = goman_ini_get(cc->config, sec, key);
 			}
 			if (!v || !*v)

@@ -110,8 +110,9 @@ static char *ecs_token(bool *failed, struct goman_err *err)
 			if (f)
 				fclose(f);
 			*failed = true;
-			goman_err_set(err, GOMAN_ECREDS, GOMAN_CLASS_AUTH, "ContainerCredentialsFailed",
-				      "cannot read AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE '%s'", file);
+			goman_err_set(
+				err, GOMAN_ECREDS, GOMAN_CLASS_AUTH, "ContainerCredentialsFailed",
+				"cannot read AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE '%s'", file);
 			return NULL;
 		}
 		fclose(f);
@@ -151,17 +152,19 @@ int gm_creds_ecs(struct goman_http *h, struct goman_creds *out, struct goman_err
 	if (rel) {
 		size_t n = strlen(ECS_HOST) + strlen(rel) + 2;
 		if (!(url = malloc(n)))
-			return goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "", "out of memory");
+			return goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "",
+					     "out of memory");
 		snprintf(url, n, "%s%s%s", ECS_HOST, rel[0] == '/' ? "" : "/", rel);
 	} else {
 		if (!ecs_url_allowed(full))
-			return goman_err_set(err, GOMAN_ECREDS, GOMAN_CLASS_AUTH,
-					     "ContainerCredentialsFailed",
-					     "AWS_CONTAINER_CREDENTIALS_FULL_URI '%s' must be https or "
-					     "a loopback/container-agent http address",
-					     full);
+			return goman_err_set(
+				err, GOMAN_ECREDS, GOMAN_CLASS_AUTH, "ContainerCredentialsFailed",
+				"AWS_CONTAINER_CREDENTIALS_FULL_URI '%s' must be https or "
+				"a loopback/container-agent http address",
+				full);
 		if (!(url = strdup(full)))
-			return goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "", "out of memory");
+			return goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "",
+					     "out of memory");
 	}
 	bool failed;
 	char *tok = ecs_token(&failed, err);
@@ -225,8 +228,8 @@ static char *imds_base(void)
 }
 
 /* GET base+path with the session token; 200 body or NULL. */
-static char *imds_get(struct goman_http *h, const char *base, const char *path,
-		      const char *token, long *status, struct goman_err *err)
+static char *imds_get(struct goman_http *h, const char *base, const char *path, const char *token,
+		      long *status, struct goman_err *err)
 {
 	struct goman_kvs hdrs = {0};
 	size_t n = strlen(base) + strlen(path) + 1;
@@ -285,7 +288,8 @@ int gm_creds_imds(struct goman_http *h, struct goman_creds *out, struct goman_er
 	goman_err_clear(&herr);
 	if (!tok)
 		goto out;
-	roles = imds_get(h, base, "/latest/meta-data/iam/security-credentials/", tok, &status, &herr);
+	roles = imds_get(h, base, "/latest/meta-data/iam/security-credentials/", tok, &status,
+			 &herr);
 	if (!roles)
 		goto out;
 	/* the first line is the role (an instance profile holds one role) */
@@ -306,15 +310,16 @@ int gm_creds_imds(struct goman_http *h, struct goman_creds *out, struct goman_er
 	}
 	j = cJSON_Parse(body);
 	const cJSON *code = cJSON_GetObjectItemCaseSensitive(j, "Code");
-	if (!cJSON_IsObject(j) || (code && (!cJSON_IsString(code) ||
-					    strcmp(code->valuestring, "Success") != 0))) {
+	if (!cJSON_IsObject(j) ||
+	    (code && (!cJSON_IsString(code) || strcmp(code->valuestring, "Success") != 0))) {
 		rc = goman_err_set(err, GOMAN_ECREDS, GOMAN_CLASS_AUTH, "InstanceMetadataFailed",
 				   "instance metadata credentials for role '%s': bad reply", roles);
 		goto out;
 	}
 	rc = gm_creds_from_json(j, "Token", "imds", out, err);
 	if (rc == 0)
-		goman_log(GOMAN_LOG_DEBUG, "CREDS", "instance metadata credentials of role %s", roles);
+		goman_log(GOMAN_LOG_DEBUG, "CREDS", "instance metadata credentials of role %s",
+			  roles);
 out:
 	if (j) {
 		cJSON *s = cJSON_GetObjectItemCaseSensitive(j, "SecretAccessKey");
@@ -339,7 +344,8 @@ char *gm_imds_region(struct goman_http *h)
 	char *region = NULL;
 	long status;
 	if (tok) {
-		region = imds_get(h, base, "/latest/meta-data/placement/region", tok, &status, NULL);
+		region =
+			imds_get(h, base, "/latest/meta-data/placement/region", tok, &status, NULL);
 		if (region) {
 			region[strcspn(region, " \r\n")] = '\0';
 			if (!*region) {

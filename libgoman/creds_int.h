@@ -42,7 +42,7 @@ char *gm_imds_region(struct goman_http *h);
 
 /* STS AssumeRole with the source credentials src. */
 struct gm_assume {
-	const char *profile;      /* profile whose endpoint settings apply to STS */
+	const char *profile; /* profile whose endpoint settings apply to STS */
 	const char *role_arn;
 	const char *session_name; /* NULL = "goman-<epoch ms>" */
 	const char *external_id;  /* optional */

@@ -114,8 +114,10 @@ int goman_ec2_instance_from_json(const struct cJSON *item, struct goman_ec2_inst
 	copy_str(out->image_id, sizeof(out->image_id), goman_json_path_str(item, "imageId"));
 	copy_str(out->subnet_id, sizeof(out->subnet_id), goman_json_path_str(item, "subnetId"));
 	copy_str(out->vpc_id, sizeof(out->vpc_id), goman_json_path_str(item, "vpcId"));
-	copy_str(out->launch_time, sizeof(out->launch_time), goman_json_path_str(item, "launchTime"));
-	copy_str(out->lifecycle, sizeof(out->lifecycle), goman_json_path_str(item, "instanceLifecycle"));
+	copy_str(out->launch_time, sizeof(out->launch_time),
+		 goman_json_path_str(item, "launchTime"));
+	copy_str(out->lifecycle, sizeof(out->lifecycle),
+		 goman_json_path_str(item, "instanceLifecycle"));
 	const char *li = goman_json_path_str(item, "amiLaunchIndex");
 	if (li) {
 		char *end;
@@ -125,7 +127,8 @@ int goman_ec2_instance_from_json(const struct cJSON *item, struct goman_ec2_inst
 	}
 	const cJSON *tags = goman_json_path_array(item, "tagSet");
 	const cJSON *t;
-	cJSON_ArrayForEach(t, tags) {
+	cJSON_ArrayForEach(t, tags)
+	{
 		const char *k = goman_json_path_str(t, "key");
 		const char *v = goman_json_path_str(t, "value");
 		if (k && goman_kvs_add(&out->tags, k, v ? v : "") != 0)
@@ -139,7 +142,8 @@ static int add_instances_of(const cJSON *set, struct goman_ec2_instances *out, i
 	const cJSON *it;
 	struct goman_ec2_instance in;
 	memset(&in, 0, sizeof(in));
-	cJSON_ArrayForEach(it, set) {
+	cJSON_ArrayForEach(it, set)
+	{
 		if (goman_ec2_instance_from_json(it, &in) != 0) {
 			goman_ec2_instance_clear(&in);
 			continue;
@@ -159,7 +163,8 @@ int goman_ec2_instances_from_reply(const struct cJSON *reply, struct goman_ec2_i
 	int added = 0;
 	const cJSON *res = goman_json_path_array(reply, "reservationSet");
 	const cJSON *r;
-	cJSON_ArrayForEach(r, res) {
+	cJSON_ArrayForEach(r, res)
+	{
 		if (add_instances_of(goman_json_path_array(r, "instancesSet"), out, &added) != 0)
 			return -1;
 	}
@@ -286,7 +291,7 @@ struct desc_op {
 	struct goman_aws *aws;
 	struct goman_kvs filters;
 	struct idlist ids;
-	size_t chunk;          /* next ID chunk start */
+	size_t chunk; /* next ID chunk start */
 	char *next_token;
 	int64_t eventual_ms;
 	struct goman_ec2_instances found;
@@ -445,7 +450,8 @@ int goman_ec2_describe(struct goman_aws *aws, const struct goman_kvs *filters,
 		if (goman_http_run(goman_aws_http(aws), 1000, -1) == 0 && !w.done)
 			break;
 	if (!w.done)
-		return goman_err_set(err, GOMAN_EIO, GOMAN_CLASS_NONE, "", "describe never finished");
+		return goman_err_set(err, GOMAN_EIO, GOMAN_CLASS_NONE, "",
+				     "describe never finished");
 	return w.rc;
 }
 
@@ -476,8 +482,8 @@ struct pend {
 	char id[32];
 	int64_t deadline;
 	double share;
-	bool in_round;  /* was pending when the current round started */
-	bool running;   /* status-ok: reached running, waiting for the status checks */
+	bool in_round; /* was pending when the current round started */
+	bool running;  /* status-ok: reached running, waiting for the status checks */
 	struct goman_ec2_instance last; /* the last summary seen */
 };
 
@@ -490,7 +496,7 @@ struct goman_ec2_poller {
 	long timer;
 	bool in_flight;
 	bool started;
-	bool dead;     /* freed by its owner while a round was in flight: the round frees it */
+	bool dead; /* freed by its owner while a round was in flight: the round frees it */
 	int rounds, calls, failed_rounds;
 	int round_calls;
 };
@@ -592,8 +598,8 @@ static void schedule(struct goman_ec2_poller *p)
 	p->timer = goman_http_timer(goman_aws_http(p->aws), d, round_fire, p);
 }
 
-int goman_ec2_poller_add(struct goman_ec2_poller *p, const char *instance_id, int64_t deadline_mono_ms,
-			 struct goman_err *err)
+int goman_ec2_poller_add(struct goman_ec2_poller *p, const char *instance_id,
+			 int64_t deadline_mono_ms, struct goman_err *err)
 {
 	for (size_t i = 0; i < p->n; i++)
 		if (!strcmp(p->v[i].id, instance_id))
@@ -678,8 +684,9 @@ GOMAN_TESTABLE void gm_ec2_poller_apply(struct goman_ec2_poller *p,
 		p->failed_rounds++;
 		give_up = p->failed_rounds >= p->o.give_up_rounds;
 		goman_log(give_up ? GOMAN_LOG_WARN : GOMAN_LOG_INFO, "PROVISION",
-			  "describe round failed (%s)%s", round_err->code[0] ? round_err->code
-			  : goman_strerror(round_err->rc), give_up ? ", giving up" : ", will retry");
+			  "describe round failed (%s)%s",
+			  round_err->code[0] ? round_err->code : goman_strerror(round_err->rc),
+			  give_up ? ", giving up" : ", will retry");
 	} else {
 		p->failed_rounds = 0;
 	}
@@ -778,7 +785,8 @@ static void status_done(struct goman_aws_result *res, void *ud)
 	if (res->err.rc == GOMAN_OK) {
 		const cJSON *set = goman_json_path_array(res->data, "instanceStatusSet");
 		const cJSON *it;
-		cJSON_ArrayForEach(it, set) {
+		cJSON_ArrayForEach(it, set)
+		{
 			const char *id = goman_json_path_str(it, "instanceId");
 			const char *is = goman_json_path_str(it, "instanceStatus.status");
 			const char *ss = goman_json_path_str(it, "systemStatus.status");
@@ -786,7 +794,8 @@ static void status_done(struct goman_aws_result *res, void *ud)
 				if (!strcmp(c->found.v[j].instance_id, id))
 					copy_str(c->found.v[j].status, sizeof(c->found.v[j].status),
 						 is && ss && !strcmp(is, "ok") && !strcmp(ss, "ok")
-							 ? "ok" : (is ? is : ""));
+							 ? "ok"
+							 : (is ? is : ""));
 		}
 	}
 	/* a failed status call only delays these instances to the next round */
@@ -820,7 +829,8 @@ static void round_described(struct goman_ec2_instances *found, const struct goma
 				snprintf(key, sizeof(key), "InstanceId.%zu", ++k);
 				goman_kvs_add(&params, key, c->found.v[i].instance_id);
 			}
-			struct goman_aws_call call = {.service = "ec2", .action = "DescribeInstanceStatus",
+			struct goman_aws_call call = {.service = "ec2",
+						      .action = "DescribeInstanceStatus",
 						      .params = &params};
 			struct goman_err e2 = GOMAN_ERR_INIT;
 			goman_err_clear(&e2);
@@ -892,7 +902,9 @@ static int mut_submit(struct goman_aws *aws, const char *action, struct goman_kv
 	}
 	m->done = done;
 	m->ud = ud;
-	struct goman_aws_call call = {.service = "ec2", .action = action, .params = params,
+	struct goman_aws_call call = {.service = "ec2",
+				      .action = action,
+				      .params = params,
 				      .eventual_deadline_ms = eventual_ms};
 	int rc = goman_aws_submit(aws, &call, mut_done, m, err);
 	goman_kvs_clear(params);
@@ -972,7 +984,8 @@ int goman_ec2_default_vpc(struct goman_aws *aws, char *vpc, size_t len, int *cal
 	goman_kvs_clear(&params);
 	if (rc == 0) {
 		const cJSON *set = goman_json_path_array(res.data, "vpcSet");
-		const char *id = set ? goman_json_path_str(cJSON_GetArrayItem(set, 0), "vpcId") : NULL;
+		const char *id =
+			set ? goman_json_path_str(cJSON_GetArrayItem(set, 0), "vpcId") : NULL;
 		if (id)
 			copy_str(vpc, len, id);
 		else
@@ -996,12 +1009,14 @@ int goman_ec2_subnet_vpc(struct goman_aws *aws, const char *subnet, char *vpc, s
 	goman_kvs_clear(&params);
 	if (rc == 0) {
 		const cJSON *set = goman_json_path_array(res.data, "subnetSet");
-		const char *id = set ? goman_json_path_str(cJSON_GetArrayItem(set, 0), "vpcId") : NULL;
+		const char *id =
+			set ? goman_json_path_str(cJSON_GetArrayItem(set, 0), "vpcId") : NULL;
 		if (id)
 			copy_str(vpc, len, id);
 		else
 			rc = goman_err_set(err, GOMAN_ENOTFOUND, GOMAN_CLASS_CLIENT,
-					   "InvalidSubnetID.NotFound", "subnet '%s' not found", subnet);
+					   "InvalidSubnetID.NotFound", "subnet '%s' not found",
+					   subnet);
 	}
 	goman_aws_result_clear(&res);
 	return rc;
@@ -1015,8 +1030,8 @@ static int cmp_subnet(const void *a, const void *b)
 }
 
 int goman_ec2_subnets(struct goman_aws *aws, const struct goman_kvs *filters,
-		      const char *const *ids, size_t nids, struct goman_ec2_subnet **out,
-		      size_t *n, int *calls, struct goman_err *err)
+		      const char *const *ids, size_t nids, struct goman_ec2_subnet **out, size_t *n,
+		      int *calls, struct goman_err *err)
 {
 	struct goman_ec2_subnet *v = NULL;
 	size_t nv = 0, cap = 0;
@@ -1029,7 +1044,8 @@ int goman_ec2_subnets(struct goman_aws *aws, const struct goman_kvs *filters,
 	for (int page = 0; page < 100; page++) {
 		struct goman_kvs params = {0};
 		struct goman_aws_result res;
-		int rc = gm_ec2_add_filters(&params, filters) | add_ids(&params, "SubnetId", ids, nids);
+		int rc = gm_ec2_add_filters(&params, filters) |
+			 add_ids(&params, "SubnetId", ids, nids);
 		if (!rc && token[0])
 			rc = goman_kvs_add(&params, "NextToken", token);
 		if (rc) {
@@ -1045,7 +1061,8 @@ int goman_ec2_subnets(struct goman_aws *aws, const struct goman_kvs *filters,
 			return -1;
 		}
 		const cJSON *s;
-		cJSON_ArrayForEach(s, goman_json_path_array(res.data, "subnetSet")) {
+		cJSON_ArrayForEach(s, goman_json_path_array(res.data, "subnetSet"))
+		{
 			const char *id = goman_json_path_str(s, "subnetId");
 			if (!id)
 				continue;
@@ -1081,8 +1098,8 @@ int goman_ec2_subnets(struct goman_aws *aws, const struct goman_kvs *filters,
 	return 0;
 }
 
-int goman_ec2_root_device(struct goman_aws *aws, const char *ami, char *dev, size_t len,
-			  int *calls, struct goman_err *err)
+int goman_ec2_root_device(struct goman_aws *aws, const char *ami, char *dev, size_t len, int *calls,
+			  struct goman_err *err)
 {
 	struct goman_kvs params = {0};
 	struct goman_aws_result res;
@@ -1094,8 +1111,9 @@ int goman_ec2_root_device(struct goman_aws *aws, const char *ami, char *dev, siz
 	goman_kvs_clear(&params);
 	if (rc == 0) {
 		const cJSON *set = goman_json_path_array(res.data, "imagesSet");
-		const char *d = set ? goman_json_path_str(cJSON_GetArrayItem(set, 0), "rootDeviceName")
-				    : NULL;
+		const char *d =
+			set ? goman_json_path_str(cJSON_GetArrayItem(set, 0), "rootDeviceName")
+			    : NULL;
 		/* a device name goes into a launch parameter: only the /dev/ form EC2 uses */
 		if (d && !strncmp(d, "/dev/", 5) && strlen(d) < len && !strpbrk(d, " \t\r\n"))
 			copy_str(dev, len, d);
@@ -1115,7 +1133,8 @@ static bool has_rule(const cJSON *perms, const struct goman_ec2_sg_rule *r, cons
 	char from[16], to[16];
 	snprintf(from, sizeof(from), "%d", r->from);
 	snprintf(to, sizeof(to), "%d", r->to);
-	cJSON_ArrayForEach(p, perms) {
+	cJSON_ArrayForEach(p, perms)
+	{
 		const char *pr = goman_json_path_str(p, "ipProtocol");
 		const char *f = goman_json_path_str(p, "fromPort");
 		const char *t = goman_json_path_str(p, "toPort");
@@ -1123,13 +1142,15 @@ static bool has_rule(const cJSON *perms, const struct goman_ec2_sg_rule *r, cons
 			continue;
 		const cJSON *x;
 		if (r->cidr) {
-			cJSON_ArrayForEach(x, goman_json_path_array(p, "ipRanges")) {
+			cJSON_ArrayForEach(x, goman_json_path_array(p, "ipRanges"))
+			{
 				const char *c = goman_json_path_str(x, "cidrIp");
 				if (c && !strcmp(c, r->cidr))
 					return true;
 			}
 		} else {
-			cJSON_ArrayForEach(x, goman_json_path_array(p, "groups")) {
+			cJSON_ArrayForEach(x, goman_json_path_array(p, "groups"))
+			{
 				const char *g = goman_json_path_str(x, "groupId");
 				if (g && !strcmp(g, gid))
 					return true;
@@ -1139,7 +1160,8 @@ static bool has_rule(const cJSON *perms, const struct goman_ec2_sg_rule *r, cons
 	return false;
 }
 
-static int add_rule(struct goman_kvs *params, int n, const struct goman_ec2_sg_rule *r, const char *gid)
+static int add_rule(struct goman_kvs *params, int n, const struct goman_ec2_sg_rule *r,
+		    const char *gid)
 {
 	char k[64], v[16];
 	snprintf(k, sizeof(k), "IpPermissions.%d.IpProtocol", n);
@@ -1189,7 +1211,8 @@ int goman_ec2_ensure_sg(struct goman_aws *aws, const char *name, const char *des
 	group_id[0] = '\0';
 	if (describe_sg(aws, name, vpc, &res, calls, err) != 0)
 		goto out;
-	const cJSON *g = cJSON_GetArrayItem(goman_json_path_array(res.data, "securityGroupInfo"), 0);
+	const cJSON *g =
+		cJSON_GetArrayItem(goman_json_path_array(res.data, "securityGroupInfo"), 0);
 	if (g && goman_json_path_str(g, "groupId")) {
 		copy_str(group_id, len, goman_json_path_str(g, "groupId"));
 		perms = cJSON_Duplicate(goman_json_path_array(g, "ipPermissions"), 1);
@@ -1203,14 +1226,15 @@ int goman_ec2_ensure_sg(struct goman_aws *aws, const char *name, const char *des
 		}
 		if (blocking(aws, "CreateSecurityGroup", &params, &res, calls, err) == 0) {
 			copy_str(group_id, len, goman_json_path_str(res.data, "groupId"));
-			goman_log(GOMAN_LOG_INFO, "PROVISION", "created security group %s (%s) in %s",
-				  name, group_id, vpc);
+			goman_log(GOMAN_LOG_INFO, "PROVISION",
+				  "created security group %s (%s) in %s", name, group_id, vpc);
 		} else if (!strcmp(res.err.code, "InvalidGroup.Duplicate")) {
 			/* another run made it between our describe and create */
 			goman_aws_result_clear(&res);
 			if (describe_sg(aws, name, vpc, &res, calls, err) != 0)
 				goto out;
-			g = cJSON_GetArrayItem(goman_json_path_array(res.data, "securityGroupInfo"), 0);
+			g = cJSON_GetArrayItem(goman_json_path_array(res.data, "securityGroupInfo"),
+					       0);
 			copy_str(group_id, len, g ? goman_json_path_str(g, "groupId") : NULL);
 		} else {
 			goto out;
@@ -1219,7 +1243,8 @@ int goman_ec2_ensure_sg(struct goman_aws *aws, const char *name, const char *des
 	}
 	goman_aws_result_clear(&res);
 	if (!group_id[0]) {
-		rc = goman_err_set(err, GOMAN_EPARSE, GOMAN_CLASS_NONE, "", "no groupId for '%s'", name);
+		rc = goman_err_set(err, GOMAN_EPARSE, GOMAN_CLASS_NONE, "", "no groupId for '%s'",
+				   name);
 		goto out;
 	}
 	if (goman_kvs_add(&params, "GroupId", group_id)) {
@@ -1247,12 +1272,14 @@ int goman_ec2_ensure_sg(struct goman_aws *aws, const char *name, const char *des
 		for (size_t i = 0; i < nrules && rc == 0; i++) {
 			struct goman_kvs one = {0};
 			goman_aws_result_clear(&res);
-			if (goman_kvs_add(&one, "GroupId", group_id) || add_rule(&one, 1, &rules[i], group_id)) {
+			if (goman_kvs_add(&one, "GroupId", group_id) ||
+			    add_rule(&one, 1, &rules[i], group_id)) {
 				goman_kvs_clear(&one);
 				rc = oom(err);
 				break;
 			}
-			if (blocking(aws, "AuthorizeSecurityGroupIngress", &one, &res, calls, err) != 0 &&
+			if (blocking(aws, "AuthorizeSecurityGroupIngress", &one, &res, calls,
+				     err) != 0 &&
 			    strcmp(res.err.code, "InvalidPermission.Duplicate"))
 				rc = -1;
 			goman_kvs_clear(&one);

@@ -196,18 +196,10 @@ void goman_err_classify(struct goman_err *e, const char *service, const char *ac
 	if (!e)
 		return;
 	switch (e->rc) {
-	case GOMAN_OK:
-		e->cls = GOMAN_CLASS_NONE;
-		break;
-	case GOMAN_ETRANSPORT:
-		e->cls = GOMAN_CLASS_TRANSIENT;
-		break;
-	case GOMAN_ETIMEOUT:
-		e->cls = GOMAN_CLASS_TIMEOUT;
-		break;
-	case GOMAN_ECIRCUIT:
-		e->cls = GOMAN_CLASS_CIRCUIT_OPEN;
-		break;
+	case GOMAN_OK: e->cls = GOMAN_CLASS_NONE; break;
+	case GOMAN_ETRANSPORT: e->cls = GOMAN_CLASS_TRANSIENT; break;
+	case GOMAN_ETIMEOUT: e->cls = GOMAN_CLASS_TIMEOUT; break;
+	case GOMAN_ECIRCUIT: e->cls = GOMAN_CLASS_CIRCUIT_OPEN; break;
 	case GOMAN_ESERVICE:
 		e->cls = goman_classify(service, action, e->http_status, e->code);
 		break;

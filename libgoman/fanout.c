@@ -49,17 +49,17 @@ enum jstate { J_FILLING, J_WAITING, J_RUNNING, J_DONE };
 
 struct job {
 	enum jstate state;
-	unsigned long ord;  /* output order (pseudo-jobs for bad lines take one too) */
-	unsigned long seq;  /* job number, 1-based, as in the joblog */
-	long first_line;    /* input line number of its first line */
+	unsigned long ord; /* output order (pseudo-jobs for bad lines take one too) */
+	unsigned long seq; /* job number, 1-based, as in the joblog */
+	long first_line;   /* input line number of its first line */
 	size_t nlines;
-	struct gm_buf in;      /* its input lines, each ending in '\n' */
-	size_t in_off;      /* bytes of `in` already down the pipe */
+	struct gm_buf in; /* its input lines, each ending in '\n' */
+	size_t in_off;    /* bytes of `in` already down the pipe */
 	pid_t pid;
 	int fd_in, fd_out, fd_err;
-	struct gm_buf out;     /* stdout bytes (and final records) not yet written */
-	size_t out_watched;    /* -j auto: bytes of `out` already looked at for throttling */
-	struct gm_buf errb;    /* -j auto: stderr bytes up to the next '\n' */
+	struct gm_buf out;  /* stdout bytes (and final records) not yet written */
+	size_t out_watched; /* -j auto: bytes of `out` already looked at for throttling */
+	struct gm_buf errb; /* -j auto: stderr bytes up to the next '\n' */
 	unsigned long out_lines;
 	size_t recv;
 	int attempts;
@@ -68,7 +68,7 @@ struct job {
 	const char *stop_code; /* "Halted" / "Interrupted" when we killed it for the run */
 	int status;
 	int spawn_errno;
-	struct job *next;   /* retry queue */
+	struct job *next; /* retry queue */
 };
 
 struct fo {
@@ -495,11 +495,12 @@ static void bar(struct fo *f, bool last)
 		bars[30] = '\0';
 		double eta = frac > 0 ? el / frac - el : 0;
 		n = snprintf(line, sizeof(line),
-			     "\r[%s] %3.0f%% %lu done, %zu running, %lu failed, ETA %.0fs\033[K", bars,
-			     frac * 100, done, f->nrun, f->st->failed, eta < 0 ? 0 : eta);
+			     "\r[%s] %3.0f%% %lu done, %zu running, %lu failed, ETA %.0fs\033[K",
+			     bars, frac * 100, done, f->nrun, f->st->failed, eta < 0 ? 0 : eta);
 	} else {
-		n = snprintf(line, sizeof(line), "\r%lu done, %zu running, %lu failed, %.1f jobs/s\033[K",
-			     done, f->nrun, f->st->failed, el > 0 ? (double)done / el : 0.0);
+		n = snprintf(line, sizeof(line),
+			     "\r%lu done, %zu running, %lu failed, %.1f jobs/s\033[K", done,
+			     f->nrun, f->st->failed, el > 0 ? (double)done / el : 0.0);
 	}
 	if (n > 0 && (size_t)n < sizeof(line)) {
 		if (last && (size_t)n + 1 < sizeof(line))
@@ -561,7 +562,8 @@ static void spawn(struct fo *f, struct job *j)
 	j->start_wall = goman_now_ms();
 	j->deadline = f->o->timeout_ms > 0 ? j->start_mono + f->o->timeout_ms : 0;
 	j->kill_at = 0;
-	if (pipe2(pin, O_CLOEXEC) || pipe2(pout, O_CLOEXEC) || (cap_err && pipe2(perr, O_CLOEXEC))) {
+	if (pipe2(pin, O_CLOEXEC) || pipe2(pout, O_CLOEXEC) ||
+	    (cap_err && pipe2(perr, O_CLOEXEC))) {
 		j->spawn_errno = errno;
 		goto fail;
 	}
@@ -667,8 +669,8 @@ static int finish(struct fo *f, size_t idx)
 	bool tempfail = code == GOMAN_EXIT_TEMPFAIL;
 	if (f->o->jobs == 0) {
 		if ((tempfail || j->throttled) && gm_aimd_throttle(&f->aimd, j->start_mono, now))
-			set_slots(f, gm_aimd_slots(&f->aimd), tempfail ? "a job exited 75" :
-				  "a job reported throttling");
+			set_slots(f, gm_aimd_slots(&f->aimd),
+				  tempfail ? "a job exited 75" : "a job reported throttling");
 		else if (ok) {
 			gm_aimd_ok(&f->aimd);
 			if (gm_aimd_slots(&f->aimd) != f->slots)
@@ -683,9 +685,10 @@ static int finish(struct fo *f, size_t idx)
 			d *= 2;
 		if (d > RETRY_DELAY_CAP_MS)
 			d = RETRY_DELAY_CAP_MS;
-		goman_log(GOMAN_LOG_INFO, "RETRY", "job %lu (line %ld) %s, attempt %d of %d in %lld ms",
-			  j->seq, j->first_line, j->timed_out ? "timed out" : "exited 75",
-			  j->attempts + 1, f->o->retries + 1, (long long)d);
+		goman_log(GOMAN_LOG_INFO, "RETRY",
+			  "job %lu (line %ld) %s, attempt %d of %d in %lld ms", j->seq,
+			  j->first_line, j->timed_out ? "timed out" : "exited 75", j->attempts + 1,
+			  f->o->retries + 1, (long long)d);
 		f->st->retried++;
 		j->not_before = now + d;
 		j->state = J_WAITING;
@@ -724,7 +727,8 @@ static int finish(struct fo *f, size_t idx)
 		goman_err_clear(&e);
 		if (j->spawn_errno)
 			goman_err_set(&e, GOMAN_ECHILD, GOMAN_CLASS_START, "SpawnFailed",
-				      "cannot run '%s': %s", f->o->argv[0], strerror(j->spawn_errno));
+				      "cannot run '%s': %s", f->o->argv[0],
+				      strerror(j->spawn_errno));
 		else if (j->stop_code)
 			goman_err_set(&e, GOMAN_ECHILD, GOMAN_CLASS_NONE, j->stop_code,
 				      "job killed: the run was stopped (%s)",
@@ -749,9 +753,10 @@ static int finish(struct fo *f, size_t idx)
 			f->st->halted = true;
 			f->stop_input = true;
 			f->stop_code = "Halted";
-			goman_log(GOMAN_LOG_WARN, "PARALLEL", "halting (%s): %lu of %lu jobs failed",
-				  f->o->halt == GOMAN_FANOUT_HALT_NOW ? "now" : "soon", f->st->failed,
-				  f->st->jobs);
+			goman_log(GOMAN_LOG_WARN, "PARALLEL",
+				  "halting (%s): %lu of %lu jobs failed",
+				  f->o->halt == GOMAN_FANOUT_HALT_NOW ? "now" : "soon",
+				  f->st->failed, f->st->jobs);
 		}
 	}
 	return settle(f, j);
@@ -1089,7 +1094,11 @@ static int drop_pending(struct fo *f)
 static int64_t next_timer(struct fo *f, int64_t now)
 {
 	int64_t t = -1;
-#define EARLIER(x) do { if ((x) > 0 && (t < 0 || (x) < t)) t = (x); } while (0)
+#define EARLIER(x)                                 \
+	do {                                       \
+		if ((x) > 0 && (t < 0 || (x) < t)) \
+			t = (x);                   \
+	} while (0)
 	for (size_t i = 0; i < f->nrun; i++) {
 		struct job *j = f->run[i];
 		if (!j->timed_out && !j->term_sent)
@@ -1184,7 +1193,8 @@ static int loop(struct fo *f)
 		if (!f->nrun && !f->retry_first && !f->filling && !more_input)
 			break;
 		if (!f->stop_input && f->nrun < (size_t)f->slots &&
-		    (f->retry_first || (f->filling && (f->filling->nlines >= f->o->batch || f->in_eof))))
+		    (f->retry_first ||
+		     (f->filling && (f->filling->nlines >= f->o->batch || f->in_eof))))
 			if (!f->retry_first || f->retry_first->not_before <= goman_mono_ms())
 				continue; /* a job can start now */
 		nfds_t n = 0;
@@ -1222,8 +1232,8 @@ static int loop(struct fo *f)
 		int64_t t = next_timer(f, now);
 		int pr = poll(pfd, n, t < 0 ? -1 : t > 1000000 ? 1000000 : (int)t);
 		if (pr < 0 && errno != EINTR) {
-			rc = goman_err_set(f->err, GOMAN_EIO, GOMAN_CLASS_NONE, "PollError", "poll: %s",
-					   strerror(errno));
+			rc = goman_err_set(f->err, GOMAN_EIO, GOMAN_CLASS_NONE, "PollError",
+					   "poll: %s", strerror(errno));
 			goto out;
 		}
 		if (pr > 0) {
@@ -1237,9 +1247,12 @@ static int loop(struct fo *f)
 					for (ssize_t s = 0; s < got; s++) {
 						if (sigs[s] == SIGINT || sigs[s] == SIGTERM) {
 							if (!f->st->signal)
-								goman_log(GOMAN_LOG_WARN, "PARALLEL",
-									  "%s: stopping, killing %zu jobs",
-									  strsignal(sigs[s]), f->nrun);
+								goman_log(GOMAN_LOG_WARN,
+									  "PARALLEL",
+									  "%s: stopping, killing "
+									  "%zu jobs",
+									  strsignal(sigs[s]),
+									  f->nrun);
 							f->st->signal = sigs[s];
 							f->stop_input = true;
 							kill_all(f, "Interrupted");
@@ -1255,12 +1268,14 @@ static int loop(struct fo *f)
 				struct job *j = who[k];
 				if (pfd[k].fd == j->fd_in && (re & (POLLOUT | POLLERR | POLLHUP)))
 					feed(j);
-				else if (pfd[k].fd == j->fd_out && (re & (POLLIN | POLLHUP | POLLERR))) {
+				else if (pfd[k].fd == j->fd_out &&
+					 (re & (POLLIN | POLLHUP | POLLERR))) {
 					if (drain_out(f, j)) {
 						rc = -1;
 						goto out;
 					}
-				} else if (pfd[k].fd == j->fd_err && (re & (POLLIN | POLLHUP | POLLERR)))
+				} else if (pfd[k].fd == j->fd_err &&
+					   (re & (POLLIN | POLLHUP | POLLERR)))
 					drain_err(f, j);
 			}
 		}
@@ -1344,7 +1359,8 @@ int goman_fanout_run(const struct goman_fanout_opts *o, struct goman_fanout_stat
 		oc.order_buf = 1024 * 1024;
 	struct fo *f = calloc(1, sizeof(*f));
 	if (!f)
-		return goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "NoMemory", "out of memory");
+		return goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "NoMemory",
+				     "out of memory");
 	f->o = &oc;
 	f->st = st;
 	f->err = err;
@@ -1414,8 +1430,8 @@ int goman_fanout_run(const struct goman_fanout_opts *o, struct goman_fanout_stat
 		f->bytes_total = (long long)sb.st_size - (pos > 0 ? (long long)pos : 0);
 	}
 	if (oc.joblog_fd >= 0) {
-		static const char hdr[] =
-			"Seq\tHost\tStarttime\tJobRuntime\tSend\tReceive\tExitval\tSignal\tCommand\n";
+		static const char hdr[] = "Seq\tHost\tStarttime\tJobRuntime\tSend\tReceive\tExitval"
+					  "\tSignal\tCommand\n";
 		ssize_t w = write(oc.joblog_fd, hdr, sizeof(hdr) - 1);
 		(void)w;
 	}

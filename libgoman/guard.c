@@ -24,7 +24,7 @@ struct gm_guard_entry {
 	char service[24], region[32];
 	char endpoint[200];
 	const struct goman_breaker_params *bp;
-	struct gm_slot *slot;  /* shared, or &own */
+	struct gm_slot *slot; /* shared, or &own */
 	int inflight;
 	struct gm_slot own;
 };
@@ -77,8 +77,9 @@ struct goman_guard *goman_guard_new(const struct goman_guard_opts *opts, struct 
 			return NULL;
 		}
 	}
-	goman_rng_seed(&g->rng, opts->seed ? opts->seed
-					   : (uint64_t)goman_now_ms() * 2654435761u ^ (uint64_t)getpid());
+	goman_rng_seed(&g->rng,
+		       opts->seed ? opts->seed
+				  : (uint64_t)goman_now_ms() * 2654435761u ^ (uint64_t)getpid());
 	const char *ev = getenv("GOMAN_EVENTS");
 	g->events = ev && *ev;
 	if (!opts->no_shared_state) {
@@ -93,8 +94,8 @@ struct goman_guard *goman_guard_new(const struct goman_guard_opts *opts, struct 
 		if (p)
 			g->state = gm_state_open(p, &e);
 		if (!g->state)
-			goman_log(GOMAN_LOG_WARN, "CIRCUIT",
-				  "breakers are per process: %s", p ? e.message : "no state directory");
+			goman_log(GOMAN_LOG_WARN, "CIRCUIT", "breakers are per process: %s",
+				  p ? e.message : "no state directory");
 	}
 	return g;
 }
@@ -136,11 +137,13 @@ static struct gm_guard_entry *entry(struct goman_guard *g, const char *service, 
 {
 	gm_state_check(g->state);
 	struct gm_guard_entry *e = g->last;
-	if (e && same(e->service, service) && same(e->region, region) && same(e->endpoint, endpoint))
+	if (e && same(e->service, service) && same(e->region, region) &&
+	    same(e->endpoint, endpoint))
 		return e;
 	for (size_t i = 0; i < g->n; i++) {
 		e = g->ents[i];
-		if (same(e->service, service) && same(e->region, region) && same(e->endpoint, endpoint))
+		if (same(e->service, service) && same(e->region, region) &&
+		    same(e->endpoint, endpoint))
 			return g->last = e;
 	}
 	if (g->n == g->cap) {
@@ -167,17 +170,18 @@ static struct gm_guard_entry *entry(struct goman_guard *g, const char *service, 
 	return g->last = e;
 }
 
-static void breaker_changed(const struct goman_guard *g, const struct gm_guard_entry *e, const struct goman_breaker_change *c,
-			    int64_t retry_in)
+static void breaker_changed(const struct goman_guard *g, const struct gm_guard_entry *e,
+			    const struct goman_breaker_change *c, int64_t retry_in)
 {
 	if (c->from == c->to)
 		return;
 	const char *from = goman_breaker_state_name(c->from), *to = goman_breaker_state_name(c->to);
 	if (c->to == GOMAN_BREAKER_OPEN)
-		goman_log(GOMAN_LOG_WARN, "CIRCUIT", "%s %s: %s -> %s, next probe in %lld ms", e->service,
-			  e->region, from, to, (long long)retry_in);
+		goman_log(GOMAN_LOG_WARN, "CIRCUIT", "%s %s: %s -> %s, next probe in %lld ms",
+			  e->service, e->region, from, to, (long long)retry_in);
 	else
-		goman_log(GOMAN_LOG_INFO, "CIRCUIT", "%s %s: %s -> %s", e->service, e->region, from, to);
+		goman_log(GOMAN_LOG_INFO, "CIRCUIT", "%s %s: %s -> %s", e->service, e->region, from,
+			  to);
 	if (!g->events)
 		return;
 	cJSON *ev = cJSON_CreateObject();
@@ -216,7 +220,8 @@ int goman_guard_before(struct goman_guard *g, struct goman_guard_ticket *t, cons
 		goman_guard_abandon(g, t);
 	struct gm_guard_entry *e = entry(g, service, region, endpoint);
 	if (!e)
-		return goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "NoMemory", "out of memory");
+		return goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "NoMemory",
+				     "out of memory");
 	if (e->inflight >= e->bp->max_concurrent && e->bp->max_concurrent > 0) {
 		/* a slot frees when an attempt of this process ends: a caller that hears of it
 		 * (aws.c wakes its parked calls) asks then; this is only the backstop */
@@ -228,8 +233,8 @@ int goman_guard_before(struct goman_guard *g, struct goman_guard_ticket *t, cons
 	int64_t retry_in = 0;
 	if (!goman_breaker_admit(&e->slot->breaker, e->bp, now, &t->pass, &retry_in, &chg)) {
 		goman_err_set(err, GOMAN_ECIRCUIT, GOMAN_CLASS_CIRCUIT_OPEN, "CircuitOpen",
-			      "circuit breaker for %s in %s is open; next probe in %lld ms", e->service,
-			      e->region, (long long)retry_in);
+			      "circuit breaker for %s in %s is open; next probe in %lld ms",
+			      e->service, e->region, (long long)retry_in);
 		if (err)
 			err->retry_after_ms = retry_in;
 		return -1;
@@ -242,8 +247,8 @@ int goman_guard_before(struct goman_guard *g, struct goman_guard_ticket *t, cons
 		if (w > 0) {
 			/* no send token yet: give the breaker's admission (a probe slot, maybe)
 			 * back and let the caller ask again, when the wait is priced anew */
-			goman_breaker_record(&e->slot->breaker, e->bp, &t->pass, GOMAN_BREAKER_NEUTRAL,
-					     now, &chg);
+			goman_breaker_record(&e->slot->breaker, e->bp, &t->pass,
+					     GOMAN_BREAKER_NEUTRAL, now, &chg);
 			*wait_ms = w;
 			return 1;
 		}
@@ -291,7 +296,8 @@ int goman_guard_after(struct goman_guard *g, struct goman_guard_ticket *t,
 			goman_err_classify(&c, service, action);
 			cls = c.cls;
 		}
-		eventual = res->rc == GOMAN_ESERVICE && goman_is_eventual(service, action, res->code);
+		eventual =
+			res->rc == GOMAN_ESERVICE && goman_is_eventual(service, action, res->code);
 	}
 	struct goman_breaker_change chg;
 	enum goman_breaker_outcome bo = goman_breaker_counts(cls);
@@ -312,8 +318,9 @@ int goman_guard_after(struct goman_guard *g, struct goman_guard_ticket *t,
 	}
 	if (cls == GOMAN_CLASS_NONE) {
 		if (quota)
-			goman_quota_release(&e->slot->quota, t->quota_held ? t->quota_held
-									   : g->cfg.quota_success_refund);
+			goman_quota_release(&e->slot->quota, t->quota_held
+								     ? t->quota_held
+								     : g->cfg.quota_success_refund);
 		t->quota_held = 0;
 		return 0;
 	}
@@ -332,11 +339,12 @@ int goman_guard_after(struct goman_guard *g, struct goman_guard_ticket *t,
 		.now_ms = now,
 		.started_ms = t->started_ms,
 		.deadline_ms = t->deadline_ms,
-		.eventual_deadline_ms = t->eventual_deadline_ms
-						? t->eventual_deadline_ms
-						: (g->cfg.eventual_deadline_ms > INT64_MAX - t->started_ms
-							   ? INT64_MAX
-							   : t->started_ms + g->cfg.eventual_deadline_ms),
+		.eventual_deadline_ms =
+			t->eventual_deadline_ms
+				? t->eventual_deadline_ms
+				: (g->cfg.eventual_deadline_ms > INT64_MAX - t->started_ms
+					   ? INT64_MAX
+					   : t->started_ms + g->cfg.eventual_deadline_ms),
 		.retry_after_ms = res ? res->retry_after_ms : -1,
 		.prev_delay_ms = t->prev_delay_ms,
 	};
@@ -353,8 +361,9 @@ int goman_guard_after(struct goman_guard *g, struct goman_guard_ticket *t,
 	const char *why = eventual ? "eventual" : goman_class_name(cls);
 	if (r != GOMAN_RETRY_YES) {
 		if (r != GOMAN_RETRY_NO)
-			goman_log(GOMAN_LOG_DEBUG, "RETRY", "%s %s: giving up after %d attempts (%s, %s)",
-				  service, action ? action : "", t->attempt, why,
+			goman_log(GOMAN_LOG_DEBUG, "RETRY",
+				  "%s %s: giving up after %d attempts (%s, %s)", service,
+				  action ? action : "", t->attempt, why,
 				  goman_retry_reason_name(r));
 		return 0;
 	}

@@ -29,7 +29,7 @@ struct http_req {
 	long id;
 	CURL *easy;
 	struct curl_slist *hdrs;
-	char *body;        /* our copy of the request body */
+	char *body; /* our copy of the request body */
 	goman_http_chunk_fn on_chunk;
 	goman_http_done_fn on_done;
 	void *ud;
@@ -38,7 +38,7 @@ struct http_req {
 	int64_t start_ms;
 	int consumer_abort; /* on_chunk asked to stop */
 	int oom;
-	int too_large;      /* the buffered body passed max_body_bytes */
+	int too_large; /* the buffered body passed max_body_bytes */
 	char errbuf[CURL_ERROR_SIZE];
 };
 
@@ -96,7 +96,8 @@ struct goman_http *goman_http_new(const struct goman_http_opts *opts, struct gom
 	curl_share_setopt(h->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
 	curl_share_setopt(h->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
 	if (h->opts.max_host_connections > 0)
-		curl_multi_setopt(h->multi, CURLMOPT_MAX_HOST_CONNECTIONS, h->opts.max_host_connections);
+		curl_multi_setopt(h->multi, CURLMOPT_MAX_HOST_CONNECTIONS,
+				  h->opts.max_host_connections);
 	return h;
 oom:
 	goman_http_free(h);
@@ -212,8 +213,8 @@ static size_t write_cb(char *data, size_t size, size_t nmemb, void *ud)
 	}
 	/* 0 (GOMAN_MAX_REPLY_BYTES=0) is no cap, as for the AWS calls */
 	long long cap = q->h->opts.max_body_bytes;
-	if (cap > 0 && (len > (unsigned long long)cap ||
-			q->resp.body_len > (unsigned long long)cap - len)) {
+	if (cap > 0 &&
+	    (len > (unsigned long long)cap || q->resp.body_len > (unsigned long long)cap - len)) {
 		q->too_large = 1;
 		return 0;
 	}
@@ -290,10 +291,12 @@ static int build_headers(struct http_req *q, const struct goman_kvs *hs)
 	return 0;
 }
 
-long goman_http_submit(struct goman_http *h, const struct goman_http_req *req, struct goman_err *err)
+long goman_http_submit(struct goman_http *h, const struct goman_http_req *req,
+		       struct goman_err *err)
 {
 	if (!h || !req || !req->url || !req->on_done) {
-		goman_err_set(err, GOMAN_EINVAL, GOMAN_CLASS_CLIENT, "", "http submit: missing url or callback");
+		goman_err_set(err, GOMAN_EINVAL, GOMAN_CLASS_CLIENT, "",
+			      "http submit: missing url or callback");
 		return -1;
 	}
 	const char *method = req->method ? req->method : "GET";
@@ -334,8 +337,10 @@ long goman_http_submit(struct goman_http *h, const struct goman_http_req *req, s
 	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, header_cb);
 	curl_easy_setopt(e, CURLOPT_HEADERDATA, q);
 	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
-			 req->connect_timeout_ms > 0 ? req->connect_timeout_ms : h->opts.connect_timeout_ms);
-	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, req->timeout_ms > 0 ? req->timeout_ms : h->opts.timeout_ms);
+			 req->connect_timeout_ms > 0 ? req->connect_timeout_ms
+						     : h->opts.connect_timeout_ms);
+	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS,
+			 req->timeout_ms > 0 ? req->timeout_ms : h->opts.timeout_ms);
 	/* verification stays on; only loopback endpoints (local emulators, fixtures) skip it */
 	if (goman_url_is_loopback(req->url)) {
 		curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
@@ -459,7 +464,8 @@ static void finish(struct goman_http *h, CURL *easy, CURLcode rc)
 		q->body_cap = 1;
 	}
 	if (q->oom) {
-		goman_err_set(&r->err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "", "out of memory reading reply");
+		goman_err_set(&r->err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "",
+			      "out of memory reading reply");
 	} else if (q->too_large) {
 		goman_err_set(&r->err, GOMAN_EPARSE, GOMAN_CLASS_CLIENT, "ReplyTooLarge",
 			      "the reply is longer than %lld bytes (GOMAN_MAX_REPLY_BYTES)",

@@ -355,7 +355,8 @@ static int64_t get_num(const cJSON *o, const char *name)
 static cJSON *get_dup(const cJSON *o, const char *name)
 {
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
-	if (cJSON_IsString(v) && v->valuestring[0] && (v->valuestring[0] == '{' || v->valuestring[0] == '['))
+	if (cJSON_IsString(v) && v->valuestring[0] &&
+	    (v->valuestring[0] == '{' || v->valuestring[0] == '['))
 		return cJSON_Parse(v->valuestring); /* DynamoDB keeps JSON as text */
 	return v ? cJSON_Duplicate(v, 1) : NULL;
 }
@@ -495,7 +496,8 @@ int goman_idem_begin(struct goman_idem *s, const char *operation, const cJSON *i
 		free(pcanon);
 	free(canon);
 	if (bad)
-		return goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "NoMemory", "out of memory");
+		return goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "NoMemory",
+				     "out of memory");
 
 	int64_t now = goman_now_ms();
 	struct gm_idem_rec mine, found;
@@ -529,9 +531,10 @@ int goman_idem_begin(struct goman_idem *s, const char *operation, const cJSON *i
 		s->stats.miss++;
 		if (t->taken_over) {
 			s->stats.taken_over++;
-			goman_log(GOMAN_LOG_INFO, TAG,
-				  "%s: took over %s record of pid %ld on %s, reusing its ClientToken",
-				  operation, found.status, found.owner_pid, found.owner_host);
+			goman_log(
+				GOMAN_LOG_INFO, TAG,
+				"%s: took over %s record of pid %ld on %s, reusing its ClientToken",
+				operation, found.status, found.owner_pid, found.owner_host);
 		} else {
 			goman_log(GOMAN_LOG_DEBUG, TAG, "%s: miss, key %.12s", operation, t->key);
 		}
@@ -604,7 +607,8 @@ int goman_idem_fail(struct goman_idem *s, const struct goman_idem_ticket *t,
 {
 	cJSON *e = cJSON_CreateObject();
 	if (!e)
-		return goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "NoMemory", "out of memory");
+		return goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "NoMemory",
+				     "out of memory");
 	if (why) {
 		cJSON_AddStringToObject(e, "code", why->code);
 		cJSON_AddStringToObject(e, "message", why->message);
@@ -618,7 +622,8 @@ int goman_idem_cleanup(struct goman_idem *s, size_t *removed, struct goman_err *
 {
 	size_t n = 0;
 	if (!s)
-		return goman_err_set(err, GOMAN_EINVAL, GOMAN_CLASS_BAD_INPUT, "BadInput", "no store");
+		return goman_err_set(err, GOMAN_EINVAL, GOMAN_CLASS_BAD_INPUT, "BadInput",
+				     "no store");
 	int rc = s->kind == GM_IDEM_DYNAMO ? gm_idem_dynamo_cleanup(s, &n, err)
 					   : gm_idem_file_cleanup(s, &n, err);
 	s->stats.cleaned += n;
@@ -634,7 +639,8 @@ int goman_idem_list(struct goman_idem *s, bool all, goman_idem_list_fn fn, void 
 		    struct goman_err *err)
 {
 	if (!s || !fn)
-		return goman_err_set(err, GOMAN_EINVAL, GOMAN_CLASS_BAD_INPUT, "BadInput", "no store");
+		return goman_err_set(err, GOMAN_EINVAL, GOMAN_CLASS_BAD_INPUT, "BadInput",
+				     "no store");
 	return s->kind == GM_IDEM_DYNAMO ? gm_idem_dynamo_list(s, all, fn, ctx, err)
 					 : gm_idem_file_list(s, all, fn, ctx, err);
 }
@@ -643,9 +649,10 @@ int goman_idem_forget(struct goman_idem *s, const char *key, bool force, struct 
 {
 	size_t n = key ? strspn(key, "0123456789abcdef") : 0;
 	if (!s || n != 64 || key[n])
-		return goman_err_set(err, GOMAN_EINVAL, GOMAN_CLASS_BAD_INPUT, "BadInput",
-				     "idempotency: '%s' is not a record key (64 lowercase hex digits)",
-				     key ? key : "");
+		return goman_err_set(
+			err, GOMAN_EINVAL, GOMAN_CLASS_BAD_INPUT, "BadInput",
+			"idempotency: '%s' is not a record key (64 lowercase hex digits)",
+			key ? key : "");
 	int rc = s->kind == GM_IDEM_DYNAMO ? gm_idem_dynamo_forget(s, key, force, err)
 					   : gm_idem_file_forget(s, key, force, err);
 	if (rc == 1)

@@ -30,15 +30,16 @@
 #include "idem_int.h"
 #include "internal.h"
 
-#define COND_BEGIN                                                                                 \
-	"attribute_not_exists(id) OR expires_at <= :now OR "                                       \
+#define COND_BEGIN                                           \
+	"attribute_not_exists(id) OR expires_at <= :now OR " \
 	"(#s = :inprogress AND lease_expires <= :now AND payload_hash = :ph)"
 
 int gm_idem_dynamo_open(struct goman_idem *s, const char *table, struct goman_aws *aws,
 			struct goman_err *err)
 {
 	if (!(s->table = strdup(table)))
-		return goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "NoMemory", "out of memory");
+		return goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "NoMemory",
+				     "out of memory");
 	if (aws) {
 		s->aws = aws;
 		return 0;
@@ -163,7 +164,8 @@ static int get_item(struct goman_idem *s, const char *id, struct gm_idem_rec *r,
 	if (found && gm_idem_item_to_rec(item, r)) {
 		gm_idem_rec_clear(r);
 		found = goman_err_set(err, GOMAN_EPARSE, GOMAN_CLASS_NONE, "IdempotencyStore",
-				      "idempotency table '%s': item %.12s is not a record", s->table, id);
+				      "idempotency table '%s': item %.12s is not a record",
+				      s->table, id);
 	}
 	goman_aws_result_clear(&res);
 	return found;
@@ -174,7 +176,8 @@ static int get_item(struct goman_idem *s, const char *id, struct gm_idem_rec *r,
  * overwritten item on success, or the holder on a failed condition when the reply
  * carried it; *have_replaced says whether it did. */
 static int put(struct goman_idem *s, const struct gm_idem_rec *rec, const struct gm_idem_rec *old,
-	       int64_t now, struct gm_idem_rec *replaced, bool *have_replaced, struct goman_err *err)
+	       int64_t now, struct gm_idem_rec *replaced, bool *have_replaced,
+	       struct goman_err *err)
 {
 	cJSON *req = base_req(s);
 	cJSON_AddItemToObject(req, "Item", rec_to_item(rec));
@@ -188,7 +191,8 @@ static int put(struct goman_idem *s, const struct gm_idem_rec *rec, const struct
 		add_s(vals, ":ph", rec->payload_hash);
 		cJSON_AddStringToObject(req, "ReturnValues", "ALL_OLD");
 	} else {
-		cJSON_AddStringToObject(req, "ConditionExpression", "#o = :oldowner AND #s = :oldstatus");
+		cJSON_AddStringToObject(req, "ConditionExpression",
+					"#o = :oldowner AND #s = :oldstatus");
 		cJSON_AddStringToObject(names, "#o", "owner");
 		add_s(vals, ":oldowner", old->owner);
 		add_s(vals, ":oldstatus", old->status);
@@ -291,14 +295,15 @@ int gm_idem_dynamo_begin(struct goman_idem *s, struct gm_idem_rec *mine, struct 
 			return 0;
 		}
 		*verdict = gm_idem_judge(found, mine->payload_hash, now);
-		if (*verdict == GM_IDEM_ANSWER_COMPLETED || *verdict == GM_IDEM_ANSWER_IN_PROGRESS ||
-		    *verdict == GM_IDEM_ANSWER_MISMATCH)
+		if (*verdict == GM_IDEM_ANSWER_COMPLETED ||
+		    *verdict == GM_IDEM_ANSWER_IN_PROGRESS || *verdict == GM_IDEM_ANSWER_MISMATCH)
 			return 0;
 		/* a dead owner on this host, or FAILED: compare-and-swap on its owner nonce */
 		char token[65];
 		snprintf(token, sizeof(token), "%s", mine->client_token);
 		if (*verdict == GM_IDEM_REPLACE_TAKEOVER)
-			snprintf(mine->client_token, sizeof(mine->client_token), "%s", found->client_token);
+			snprintf(mine->client_token, sizeof(mine->client_token), "%s",
+				 found->client_token);
 		w = put(s, mine, found, now, NULL, NULL, err);
 		if (w < 0)
 			return -1;
@@ -308,7 +313,8 @@ int gm_idem_dynamo_begin(struct goman_idem *s, struct gm_idem_rec *mine, struct 
 		gm_idem_rec_clear(found); /* lost the swap: judge again */
 	}
 	return goman_err_set(err, GOMAN_ECONFLICT, GOMAN_CLASS_TRANSIENT, "IdempotencyBusy",
-			     "%s: the idempotency record kept changing; try again", mine->operation);
+			     "%s: the idempotency record kept changing; try again",
+			     mine->operation);
 }
 
 int gm_idem_dynamo_finish(struct goman_idem *s, const struct goman_idem_ticket *t,
@@ -347,10 +353,11 @@ int gm_idem_dynamo_finish(struct goman_idem *s, const struct goman_idem_ticket *
 		    !strcmp(cur.status, status))
 			rc = 0;
 		else
-			goman_err_set(err, GOMAN_ECONFLICT, GOMAN_CLASS_CLIENT, "IdempotencyLost",
-				      "%s: this process no longer holds the idempotency record (its "
-				      "lease expired and another run took it over, or it was removed)",
-				      t->operation);
+			goman_err_set(
+				err, GOMAN_ECONFLICT, GOMAN_CLASS_CLIENT, "IdempotencyLost",
+				"%s: this process no longer holds the idempotency record (its "
+				"lease expired and another run took it over, or it was removed)",
+				t->operation);
 		gm_idem_rec_clear(&cur);
 	} else if (rc) {
 		*err = res.err;
@@ -371,7 +378,8 @@ static int scan(struct goman_idem *s, const char *filter, const char *projection
 		cJSON *req = base_req(s);
 		if (filter) {
 			cJSON_AddStringToObject(req, "FilterExpression", filter);
-			add_n(cJSON_AddObjectToObject(req, "ExpressionAttributeValues"), ":now", now);
+			add_n(cJSON_AddObjectToObject(req, "ExpressionAttributeValues"), ":now",
+			      now);
 		}
 		if (projection)
 			cJSON_AddStringToObject(req, "ProjectionExpression", projection);
@@ -436,11 +444,13 @@ int gm_idem_dynamo_cleanup(struct goman_idem *s, size_t *removed, struct goman_e
 
 int goman_idem_dynamo_create_table(struct goman_aws *aws, const char *table, struct goman_err *err)
 {
-	cJSON *req = cJSON_Parse("{\"AttributeDefinitions\":[{\"AttributeName\":\"id\","
-				 "\"AttributeType\":\"S\"}],\"KeySchema\":[{\"AttributeName\":\"id\","
-				 "\"KeyType\":\"HASH\"}],\"BillingMode\":\"PAY_PER_REQUEST\"}");
+	cJSON *req =
+		cJSON_Parse("{\"AttributeDefinitions\":[{\"AttributeName\":\"id\","
+			    "\"AttributeType\":\"S\"}],\"KeySchema\":[{\"AttributeName\":\"id\","
+			    "\"KeyType\":\"HASH\"}],\"BillingMode\":\"PAY_PER_REQUEST\"}");
 	if (!req)
-		return goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "NoMemory", "out of memory");
+		return goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "NoMemory",
+				     "out of memory");
 	cJSON_AddStringToObject(req, "TableName", table);
 	struct goman_aws_call c = {.service = "dynamodb", .action = "CreateTable", .json = req};
 	struct goman_aws_result res;
@@ -483,8 +493,7 @@ int gm_idem_dynamo_list(struct goman_idem *s, bool all, goman_idem_list_fn fn, v
 }
 
 /* DeleteItem conditional on the owner and status it was judged by. */
-int gm_idem_dynamo_forget(struct goman_idem *s, const char *key, bool force,
-			  struct goman_err *err)
+int gm_idem_dynamo_forget(struct goman_idem *s, const char *key, bool force, struct goman_err *err)
 {
 	struct gm_idem_rec r;
 	memset(&r, 0, sizeof(r));

@@ -70,20 +70,20 @@
 #define LOG_NAME "records.jsonl"
 #define LOG_TMP ".records.tmp"
 #define COMPACT_MIN_BYTES (256LL * 1024)
-#define ID_AT 7         /* {"id":" */
-#define SUM_TAIL 26     /* ,"sum":"<16 hex>"} */
+#define ID_AT 7     /* {"id":" */
+#define SUM_TAIL 26 /* ,"sum":"<16 hex>"} */
 
 struct entry {
-	char *line;               /* the key's latest valid line, without its \n; NULL = free */
+	char *line; /* the key's latest valid line, without its \n; NULL = free */
 	size_t len;
 	int64_t expires_at;
-	unsigned long long seq;   /* when it was indexed (held_seq compares against it) */
+	unsigned long long seq; /* when it was indexed (held_seq compares against it) */
 };
 
 struct gm_idem_index {
 	struct entry *slots;
-	size_t cap, used;        /* cap is a power of two, used <= cap / 2 */
-	long long live_bytes;    /* the latest lines, with their \n: the rest of the log is dead */
+	size_t cap, used;     /* cap is a power of two, used <= cap / 2 */
+	long long live_bytes; /* the latest lines, with their \n: the rest of the log is dead */
 };
 
 static int io_err(struct goman_err *err, const char *what, const char *path)
@@ -345,7 +345,8 @@ static long long index_lines(struct goman_idem *s, const char *buf, size_t len, 
 		size_t n = (size_t)(nl - (buf + at));
 		if (line_valid(buf + at, n)) {
 			char *copy = malloc(n + 1);
-			if (!copy || (memcpy(copy, buf + at, n), copy[n] = '\0', index_put(s, copy, n))) {
+			if (!copy ||
+			    (memcpy(copy, buf + at, n), copy[n] = '\0', index_put(s, copy, n))) {
 				*rc = -1;
 				return (long long)at;
 			}
@@ -452,7 +453,8 @@ static int refresh(struct goman_idem *s, struct goman_err *err)
 	if (!buf)
 		return no_memory(err);
 	while (got < want) {
-		ssize_t n = pread(s->logfd, buf + got, want - got, (off_t)(s->log_off + (long long)got));
+		ssize_t n = pread(s->logfd, buf + got, want - got,
+				  (off_t)(s->log_off + (long long)got));
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
@@ -473,8 +475,8 @@ static int refresh(struct goman_idem *s, struct goman_err *err)
 }
 
 /* Appends line (malloc'd, \n included; taken) and indexes it; *seq gets its sequence. */
-static int append(struct goman_idem *s, char *line, size_t len, bool sync,
-		  unsigned long long *seq, struct goman_err *err)
+static int append(struct goman_idem *s, char *line, size_t len, bool sync, unsigned long long *seq,
+		  struct goman_err *err)
 {
 	struct iovec iov[2] = {{"\n", 1}, {line, len}};
 	int first = s->log_torn ? 0 : 1;
@@ -486,7 +488,8 @@ static int append(struct goman_idem *s, char *line, size_t len, bool sync,
 	long long before = s->log_off;
 	bool was_torn = s->log_torn; /* then the cut below keeps the earlier torn bytes */
 	if (w != (ssize_t)total) {
-		int e = w >= 0 ? ENOSPC : errno; /* a short write to a regular file: the disk is full */
+		int e = w >= 0 ? ENOSPC
+			       : errno; /* a short write to a regular file: the disk is full */
 		if (w > 0) {
 			s->log_off += w;
 			if (cut_torn(s, before))
@@ -716,8 +719,8 @@ static int begin_locked(struct goman_idem *s, struct gm_idem_rec *mine, struct g
 		if (line_parse(s, e, found, err))
 			return -1;
 		*verdict = gm_idem_judge(found, mine->payload_hash, mine->started_at);
-		if (*verdict == GM_IDEM_ANSWER_COMPLETED || *verdict == GM_IDEM_ANSWER_IN_PROGRESS ||
-		    *verdict == GM_IDEM_ANSWER_MISMATCH)
+		if (*verdict == GM_IDEM_ANSWER_COMPLETED ||
+		    *verdict == GM_IDEM_ANSWER_IN_PROGRESS || *verdict == GM_IDEM_ANSWER_MISMATCH)
 			return 0;
 		if (*verdict == GM_IDEM_REPLACE_TAKEOVER)
 			snprintf(mine->client_token, sizeof(mine->client_token), "%s",
@@ -758,10 +761,11 @@ static int finish_locked(struct goman_idem *s, const struct goman_idem_ticket *t
 		return -1;
 	}
 	if (!e || strcmp(rec->status, "INPROGRESS") || strcmp(rec->owner, t->owner_id))
-		return goman_err_set(err, GOMAN_ECONFLICT, GOMAN_CLASS_CLIENT, "IdempotencyLost",
-				     "%s: this process no longer holds the idempotency record (its "
-				     "lease expired and another run took it over, or it was removed)",
-				     t->operation);
+		return goman_err_set(
+			err, GOMAN_ECONFLICT, GOMAN_CLASS_CLIENT, "IdempotencyLost",
+			"%s: this process no longer holds the idempotency record (its "
+			"lease expired and another run took it over, or it was removed)",
+			t->operation);
 	snprintf(rec->status, sizeof(rec->status), "%s", status);
 	rec->expires_at = goman_now_ms() + s->ttl_ms;
 	cJSON_Delete(rec->result);
@@ -769,7 +773,8 @@ static int finish_locked(struct goman_idem *s, const struct goman_idem_ticket *t
 	rec->result = result ? cJSON_Duplicate(result, 1) : NULL;
 	rec->error = error ? cJSON_Duplicate(error, 1) : NULL;
 	size_t len;
-	char *line = (result && !rec->result) || (error && !rec->error) ? NULL : line_make(rec, &len);
+	char *line =
+		(result && !rec->result) || (error && !rec->error) ? NULL : line_make(rec, &len);
 	unsigned long long seq;
 	if (!line)
 		return no_memory(err);
@@ -812,7 +817,8 @@ int gm_idem_file_list(struct goman_idem *s, bool all, goman_idem_list_fn fn, voi
 	char **lines = calloc(ix->used + 1, sizeof(*lines));
 	for (size_t i = 0; lines && i < ix->cap; i++) {
 		struct entry *e = &ix->slots[i];
-		if (e->line && (all || e->expires_at > now) && (lines[n] = strndup(e->line, e->len)))
+		if (e->line && (all || e->expires_at > now) &&
+		    (lines[n] = strndup(e->line, e->len)))
 			n++;
 	}
 	unlock(s);
@@ -847,7 +853,8 @@ int gm_idem_file_forget(struct goman_idem *s, const char *key, bool force, struc
 	memset(&rec, 0, sizeof(rec));
 	int rc = 0;
 	if (e && e->expires_at > now) {
-		rc = line_parse(s, e, &rec, err) || gm_idem_forget_check(&rec, force, now, err) ? -1 : 1;
+		rc = line_parse(s, e, &rec, err) || gm_idem_forget_check(&rec, force, now, err) ? -1
+												: 1;
 		if (rc == 1) {
 			snprintf(rec.status, sizeof(rec.status), "FORGOTTEN");
 			rec.expires_at = 0;

@@ -18,10 +18,10 @@ struct gm_idem_index;
 struct gm_idem_rec {
 	char id[65];
 	char operation[64];
-	char status[16];        /* INPROGRESS | COMPLETED | FAILED */
+	char status[16]; /* INPROGRESS | COMPLETED | FAILED */
 	char payload_hash[65];
 	char client_token[65];
-	char owner[33];         /* ownership nonce of the current holder */
+	char owner[33]; /* ownership nonce of the current holder */
 	long owner_pid;
 	long long owner_pid_start; /* /proc/<pid>/stat starttime: guards against pid reuse */
 	char owner_host[256];
@@ -33,7 +33,7 @@ struct gm_idem_rec {
 
 /* What begin does with a record it found. */
 enum gm_idem_verdict {
-	GM_IDEM_CREATED,          /* (backend answer) no live record: ours was stored */
+	GM_IDEM_CREATED, /* (backend answer) no live record: ours was stored */
 	GM_IDEM_ANSWER_COMPLETED,
 	GM_IDEM_ANSWER_IN_PROGRESS,
 	GM_IDEM_ANSWER_MISMATCH,
@@ -53,8 +53,8 @@ struct goman_idem {
 	int dirfd;
 	int lockfd;
 	int logfd;
-	long long log_off;       /* bytes of the log read into the index */
-	bool log_torn;           /* the log ends in a torn line: the next append starts with \n */
+	long long log_off; /* bytes of the log read into the index */
+	bool log_torn;     /* the log ends in a torn line: the next append starts with \n */
 	struct gm_idem_index *index; /* key -> the latest valid line for it */
 	unsigned long long next_seq;
 	/* the record this handle last stored as owner and the index sequence of its line:
@@ -84,15 +84,16 @@ bool gm_idem_owner_dead(const struct gm_idem_rec *r);
 int gm_idem_forget_check(const struct gm_idem_rec *r, bool force, int64_t now,
 			 struct goman_err *err);
 int gm_idem_random_hex(char *out, size_t nbytes); /* out gets 2*nbytes hex + NUL */
-long gm_idem_pid(void); /* getpid(), cached (reset in forked children) */
+long gm_idem_pid(void);                           /* getpid(), cached (reset in forked children) */
 
 /* backends: fill t (state NEW with token, or an answer), return 0 or -1 */
 int gm_idem_file_open(struct goman_idem *s, const char *dir, struct goman_err *err);
 void gm_idem_file_close(struct goman_idem *s);
-int gm_idem_file_begin(struct goman_idem *s, struct gm_idem_rec *mine,
-		       struct gm_idem_rec *found, enum gm_idem_verdict *verdict, struct goman_err *err);
+int gm_idem_file_begin(struct goman_idem *s, struct gm_idem_rec *mine, struct gm_idem_rec *found,
+		       enum gm_idem_verdict *verdict, struct goman_err *err);
 int gm_idem_file_finish(struct goman_idem *s, const struct goman_idem_ticket *t, const char *status,
-			const struct cJSON *result, const struct cJSON *error, struct goman_err *err);
+			const struct cJSON *result, const struct cJSON *error,
+			struct goman_err *err);
 int gm_idem_file_cleanup(struct goman_idem *s, size_t *removed, struct goman_err *err);
 int gm_idem_file_list(struct goman_idem *s, bool all, goman_idem_list_fn fn, void *ctx,
 		      struct goman_err *err);
@@ -101,17 +102,15 @@ int gm_idem_file_forget(struct goman_idem *s, const char *key, bool force, struc
 int gm_idem_dynamo_open(struct goman_idem *s, const char *table, struct goman_aws *aws,
 			struct goman_err *err);
 void gm_idem_dynamo_close(struct goman_idem *s);
-int gm_idem_dynamo_begin(struct goman_idem *s, struct gm_idem_rec *mine,
-			 struct gm_idem_rec *found, enum gm_idem_verdict *verdict,
-			 struct goman_err *err);
+int gm_idem_dynamo_begin(struct goman_idem *s, struct gm_idem_rec *mine, struct gm_idem_rec *found,
+			 enum gm_idem_verdict *verdict, struct goman_err *err);
 int gm_idem_dynamo_finish(struct goman_idem *s, const struct goman_idem_ticket *t,
 			  const char *status, const struct cJSON *result, const struct cJSON *error,
 			  struct goman_err *err);
 int gm_idem_dynamo_cleanup(struct goman_idem *s, size_t *removed, struct goman_err *err);
 int gm_idem_dynamo_list(struct goman_idem *s, bool all, goman_idem_list_fn fn, void *ctx,
 			struct goman_err *err);
-int gm_idem_dynamo_forget(struct goman_idem *s, const char *key, bool force,
-			  struct goman_err *err);
+int gm_idem_dynamo_forget(struct goman_idem *s, const char *key, bool force, struct goman_err *err);
 #ifdef GOMAN_UNIT_TEST
 /* a DynamoDB item ({"id":{"S":..},"n":{"N":..}}) into r: 0, or -1 when it is no record */
 int gm_idem_item_to_rec(const struct cJSON *item, struct gm_idem_rec *r);

@@ -68,7 +68,8 @@ static size_t hash_str(const char *s, int fold)
 {
 	uint64_t h = UINT64_C(1469598103934665603);
 	for (; *s; s++)
-		h = (h ^ (unsigned char)(fold ? tolower((unsigned char)*s) : *s)) * UINT64_C(1099511628211);
+		h = (h ^ (unsigned char)(fold ? tolower((unsigned char)*s) : *s)) *
+		    UINT64_C(1099511628211);
 	return (size_t)h;
 }
 
@@ -266,8 +267,8 @@ static char *lower_dup(const char *b, const char *e, const char *prefix)
 
 /* Splits "key = value" / "key: value"; returns 0 and the trimmed parts, -1 without a
  * delimiter or with an empty key. */
-static int split_kv(const char *b, const char *e, const char **kb, const char **ke,
-		    const char **vb, const char **ve)
+static int split_kv(const char *b, const char *e, const char **kb, const char **ke, const char **vb,
+		    const char **ve)
 {
 	const char *d = b;
 	while (d < e && *d != '=' && *d != ':')
@@ -295,7 +296,8 @@ struct goman_ini *goman_ini_parse(const char *text, struct goman_err *err)
 	size_t last = (size_t)-1;
 	int nested = 0; /* last key opened a nested sub-section (its value was empty) */
 	const char *p = text;
-	if ((unsigned char)p[0] == 0xEF && (unsigned char)p[1] == 0xBB && (unsigned char)p[2] == 0xBF)
+	if ((unsigned char)p[0] == 0xEF && (unsigned char)p[1] == 0xBB &&
+	    (unsigned char)p[2] == 0xBF)
 		p += 3;
 	while (*p) {
 		const char *b = p, *e = strchr(p, '\n');
@@ -403,10 +405,11 @@ struct goman_ini *goman_ini_load(const char *path, struct goman_err *err)
 	FILE *f = fopen(path, "rb");
 	if (!f) {
 		if (errno == ENOENT || errno == ENOTDIR)
-			goman_err_set(err, GOMAN_ENOTFOUND, GOMAN_CLASS_NONE, "", "no file '%s'", path);
+			goman_err_set(err, GOMAN_ENOTFOUND, GOMAN_CLASS_NONE, "", "no file '%s'",
+				      path);
 		else
-			goman_err_set(err, GOMAN_EIO, GOMAN_CLASS_NONE, "", "cannot open '%s': %s", path,
-				      strerror(errno));
+			goman_err_set(err, GOMAN_EIO, GOMAN_CLASS_NONE, "", "cannot open '%s': %s",
+				      path, strerror(errno));
 		return NULL;
 	}
 	char *buf = NULL;
@@ -416,7 +419,8 @@ struct goman_ini *goman_ini_load(const char *path, struct goman_err *err)
 			free(buf);
 			fclose(f);
 			goman_err_set(err, GOMAN_EIO, GOMAN_CLASS_NONE, "ConfigTooLarge",
-				      "'%s' is larger than %zu bytes (GOMAN_MAX_CONFIG_BYTES)", path, max);
+				      "'%s' is larger than %zu bytes (GOMAN_MAX_CONFIG_BYTES)",
+				      path, max);
 			return NULL;
 		}
 		if (cap - len < 4096) {

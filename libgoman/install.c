@@ -223,10 +223,11 @@ char *gm_inst_verify_cmd(struct gm_install *in)
 	snprintf(num, sizeof(num), "; want=%d; n=%lld; ", in->nodes_ok,
 		 (long long)((in->o.verify_wait_ms + 999) / 1000));
 	gm_buf_adds(&b, num);
-	gm_buf_adds(&b, "while :; do out=$(\"$k\" kubectl get nodes --no-headers 2>&1); "
-			"r=$(printf '%s\\n' \"$out\" | awk '$2 == \"Ready\"' | wc -l); "
-			"[ \"$r\" -ge \"$want\" ] && break; n=$((n - 1)); [ \"$n\" -le 0 ] && break; "
-			"sleep 1; done; printf '%s\\n' \"$out\"");
+	gm_buf_adds(&b,
+		    "while :; do out=$(\"$k\" kubectl get nodes --no-headers 2>&1); "
+		    "r=$(printf '%s\\n' \"$out\" | awk '$2 == \"Ready\"' | wc -l); "
+		    "[ \"$r\" -ge \"$want\" ] && break; n=$((n - 1)); [ \"$n\" -le 0 ] && break; "
+		    "sleep 1; done; printf '%s\\n' \"$out\"");
 	return b.p;
 }
 
@@ -301,8 +302,9 @@ const char *goman_install_label_why(const char *k, const char *v)
 		return why;
 	const char *sl = strchr(k, '/');
 	/* the NodeRestriction admission plugin refuses kubelet-set labels in these namespaces */
-	if (sl && (domain_is(k, (size_t)(sl - k), "kubernetes.io") ||
-		   domain_is(k, (size_t)(sl - k), "k8s.io")) &&
+	if (sl &&
+	    (domain_is(k, (size_t)(sl - k), "kubernetes.io") ||
+	     domain_is(k, (size_t)(sl - k), "k8s.io")) &&
 	    !domain_is(k, (size_t)(sl - k), "kubelet.kubernetes.io") &&
 	    !domain_is(k, (size_t)(sl - k), "node.kubernetes.io"))
 		return "has a reserved prefix (kubernetes.io, k8s.io: a node may set only "
@@ -321,7 +323,8 @@ const char *goman_install_taint_why(const char *t)
 	if (!colon)
 		return "must be key=value:Effect or key:Effect";
 	const char *eff = colon + 1;
-	if (strcmp(eff, "NoSchedule") && strcmp(eff, "PreferNoSchedule") && strcmp(eff, "NoExecute"))
+	if (strcmp(eff, "NoSchedule") && strcmp(eff, "PreferNoSchedule") &&
+	    strcmp(eff, "NoExecute"))
 		return "has an Effect that is not NoSchedule, PreferNoSchedule or NoExecute";
 	const char *eq = memchr(t, '=', (size_t)(colon - t));
 	size_t kn = (size_t)((eq ? eq : colon) - t);
@@ -382,7 +385,8 @@ static const char *labels_taints_why(const cJSON *rec, char *buf, size_t len)
 	if (l && !cJSON_IsNull(l)) {
 		if (!cJSON_IsObject(l))
 			return "\"labels\" must be an object of strings";
-		cJSON_ArrayForEach(e, l) {
+		cJSON_ArrayForEach(e, l)
+		{
 			if (!cJSON_IsString(e))
 				return "\"labels\" must be an object of strings";
 			const char *why = goman_install_label_why(e->string, e->valuestring);
@@ -399,9 +403,11 @@ static const char *labels_taints_why(const cJSON *rec, char *buf, size_t len)
 	if (t && !cJSON_IsNull(t)) {
 		if (!cJSON_IsArray(t))
 			return "\"taints\" must be an array of \"key=value:Effect\" strings";
-		cJSON_ArrayForEach(e, t) {
+		cJSON_ArrayForEach(e, t)
+		{
 			if (!cJSON_IsString(e))
-				return "\"taints\" must be an array of \"key=value:Effect\" strings";
+				return "\"taints\" must be an array of \"key=value:Effect\" "
+				       "strings";
 			const char *why = goman_install_taint_why(e->valuestring);
 			if (why) {
 				snprintf(buf, len, "a taint %s", why);
@@ -419,7 +425,8 @@ char **gm_inst_node_args(const struct gm_inode *n)
 	v = argv_push(v, &c, "--node-name");
 	v = argv_push(v, &c, n->name);
 	const cJSON *e;
-	cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(n->rec, "labels")) {
+	cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(n->rec, "labels"))
+	{
 		if (!cJSON_IsString(e))
 			continue;
 		size_t l = strlen(e->string) + strlen(e->valuestring) + 2;
@@ -431,7 +438,8 @@ char **gm_inst_node_args(const struct gm_inode *n)
 		v = argv_push(v, &c, kv);
 		free(kv);
 	}
-	cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(n->rec, "taints")) {
+	cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(n->rec, "taints"))
+	{
 		if (!cJSON_IsString(e))
 			continue;
 		v = argv_push(v, &c, "--node-taint");
@@ -464,7 +472,8 @@ char *gm_inst_action_cmd(struct gm_install *in, const struct gm_inode *n)
 	gm_buf_adds(&b, "; \"$k\" kubectl ");
 	gm_buf_adds(&b, action_names[in->o.action]);
 	if (in->o.action == GOMAN_ACTION_DRAIN) {
-		snprintf(num, sizeof(num), " --ignore-daemonsets --delete-emptydir-data --timeout=%llds",
+		snprintf(num, sizeof(num),
+			 " --ignore-daemonsets --delete-emptydir-data --timeout=%llds",
 			 (long long)((in->o.drain_timeout_ms + 999) / 1000));
 		gm_buf_adds(&b, num);
 	}
@@ -646,14 +655,15 @@ static void script_error(struct goman_err *e, const cJSON *result, int exit_code
 	const cJSON *cls = cJSON_GetObjectItemCaseSensitive(result, "class");
 	const cJSON *code = cJSON_GetObjectItemCaseSensitive(result, "code");
 	const cJSON *msg = cJSON_GetObjectItemCaseSensitive(result, "message");
-	enum goman_class c = cJSON_IsString(cls) ? goman_class_from_name(cls->valuestring)
-						 : GOMAN_CLASS_START;
+	enum goman_class c =
+		cJSON_IsString(cls) ? goman_class_from_name(cls->valuestring) : GOMAN_CLASS_START;
 	if (c == GOMAN_CLASS_NONE)
 		c = GOMAN_CLASS_START;
 	goman_err_set(e, GOMAN_ECHILD, c, cJSON_IsString(code) ? code->valuestring : "ScriptFailed",
 		      "%s", cJSON_IsString(msg) ? msg->valuestring : "install script failed");
 	if (!cJSON_IsString(msg))
-		snprintf(e->message, sizeof(e->message), "install script exited with %d", exit_code);
+		snprintf(e->message, sizeof(e->message), "install script exited with %d",
+			 exit_code);
 	e->retryable = false;
 }
 
@@ -674,7 +684,8 @@ void gm_inst_node_done(struct gm_install *in, struct gm_inode *n, const struct g
 		script_error(&err, result, exit_code);
 	n->state = GM_N_DONE;
 	if (n->kind == GM_K_VERIFY) {
-		int ready = err.rc == GOMAN_OK && n->out.p ? goman_install_count_ready(n->out.p) : -1;
+		int ready =
+			err.rc == GOMAN_OK && n->out.p ? goman_install_count_ready(n->out.p) : -1;
 		cJSON *ev = cJSON_CreateObject();
 		if (ev) {
 			cJSON_AddStringToObject(ev, "cluster", in->cluster);
@@ -688,11 +699,13 @@ void gm_inst_node_done(struct gm_install *in, struct gm_inode *n, const struct g
 			goman_event("cluster", ev);
 		}
 		if (ready < 0)
-			goman_log(GOMAN_LOG_INFO, "INSTALL", "cluster %s: not verified (%s)", in->cluster,
+			goman_log(GOMAN_LOG_INFO, "INSTALL", "cluster %s: not verified (%s)",
+				  in->cluster,
 				  err.rc ? err.message : "no node table in the output");
 		else
-			goman_log(GOMAN_LOG_INFO, "INSTALL", "cluster %s ready: %d of %d nodes Ready",
-				  in->cluster, ready, in->nodes_ok);
+			goman_log(GOMAN_LOG_INFO, "INSTALL",
+				  "cluster %s ready: %d of %d nodes Ready", in->cluster, ready,
+				  in->nodes_ok);
 		cJSON_Delete(result);
 		in->verified_done = true;
 		maybe_finish(in);
@@ -718,14 +731,15 @@ void gm_inst_node_done(struct gm_install *in, struct gm_inode *n, const struct g
 		if (n == in->first)
 			in->first_ok = true;
 		if (n->kind == GM_K_ACTION)
-			goman_log(GOMAN_LOG_INFO, "INSTALL", "%s: %s done", n->name, mode_name(in, n));
+			goman_log(GOMAN_LOG_INFO, "INSTALL", "%s: %s done", n->name,
+				  mode_name(in, n));
 		else
 			goman_log(GOMAN_LOG_INFO, "INSTALL", "%s: installed (%s)%s", n->name,
 				  mode_name(in, n), result ? "" : ", not verified");
 	} else {
 		goman_log(GOMAN_LOG_WARN, "INSTALL", "%s: failed: %s%s%s", n->name,
-			  err.code[0] ? err.code : goman_strerror(err.rc), err.message[0] ? ": " : "",
-			  err.message);
+			  err.code[0] ? err.code : goman_strerror(err.rc),
+			  err.message[0] ? ": " : "", err.message);
 	}
 	goman_outcome_add(&in->oc, err.rc ? &err : NULL);
 	in->nodes_done++;
@@ -786,11 +800,11 @@ static void dispatch(struct gm_install *in, struct gm_inode *n)
 	n->t_start = goman_mono_ms();
 	n->t_start_wall = goman_now_ms();
 	if (n->kind == GM_K_ACTION)
-		goman_log(GOMAN_LOG_INFO, "INSTALL", "%s: %s (kubectl on the first server)", n->name,
-			  mode_name(in, n));
+		goman_log(GOMAN_LOG_INFO, "INSTALL", "%s: %s (kubectl on the first server)",
+			  n->name, mode_name(in, n));
 	else if (n->kind != GM_K_VERIFY)
-		goman_log(GOMAN_LOG_INFO, "INSTALL", "%s: starting (%s%s%s)", n->name, mode_name(in, n),
-			  n->kind == GM_K_FIRST ? "" : ", server ",
+		goman_log(GOMAN_LOG_INFO, "INSTALL", "%s: starting (%s%s%s)", n->name,
+			  mode_name(in, n), n->kind == GM_K_FIRST ? "" : ", server ",
 			  n->kind == GM_K_FIRST ? "" : in->server_url);
 	if (in->o.via == GOMAN_VIA_SSM) {
 		gm_inst_ssm_enqueue(in, n);
@@ -818,8 +832,8 @@ static bool can_start(const struct gm_install *in, const struct gm_inode *n)
 
 static void release_waiting(struct gm_install *in)
 {
-	bool first_failed = in->o.wait_server && in->first && in->first->state == GM_N_DONE &&
-			    !in->first_ok;
+	bool first_failed =
+		in->o.wait_server && in->first && in->first->state == GM_N_DONE && !in->first_ok;
 	for (struct gm_inode *n = in->nodes; n; n = n->next) {
 		if (n->state != GM_N_WAIT || n->kind == GM_K_FIRST)
 			continue;
@@ -837,8 +851,8 @@ static void maybe_finish(struct gm_install *in)
 {
 	if (in->finished || !in->input_done || in->nodes_done < in->nodes_total)
 		return;
-	if (!in->verified_done && in->o.verify && in->first && in->nodes_ok > 0 &&
-	    !in->verify && in->first_ok) {
+	if (!in->verified_done && in->o.verify && in->first && in->nodes_ok > 0 && !in->verify &&
+	    in->first_ok) {
 		struct gm_inode *v = calloc(1, sizeof(*v));
 		if (v) {
 			*v = *in->first;
@@ -860,8 +874,8 @@ static void maybe_finish(struct gm_install *in)
 			snprintf(v->name, sizeof(v->name), "%.100s (verify)", in->first->name);
 			v->t_arrive = goman_mono_ms();
 			in->verify = v;
-			goman_log(GOMAN_LOG_INFO, "INSTALL", "verifying cluster %s from %s", in->cluster,
-				  in->first->name);
+			goman_log(GOMAN_LOG_INFO, "INSTALL", "verifying cluster %s from %s",
+				  in->cluster, in->first->name);
 			dispatch(in, v);
 			return;
 		}
@@ -940,8 +954,8 @@ static void cluster_known(struct gm_install *in)
 		}
 		if (rc != 0) {
 			in->token_failed = true;
-			goman_log(GOMAN_LOG_ERROR, "INSTALL", "air-gap URLs %s: %s", in->airgap_param,
-				  in->token_err.message);
+			goman_log(GOMAN_LOG_ERROR, "INSTALL", "air-gap URLs %s: %s",
+				  in->airgap_param, in->token_err.message);
 			return;
 		}
 	}
@@ -974,7 +988,8 @@ static int add_action(struct gm_install *in, struct gm_inode *n, bool first_serv
 {
 	n->kind = GM_K_ACTION;
 	bool was_known = in->server_known;
-	if (!in->server_known && first_server && !cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(n->rec, "ok"))) {
+	if (!in->server_known && first_server &&
+	    !cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(n->rec, "ok"))) {
 		if (in->o.via == GOMAN_VIA_SSM && n->iid[0]) {
 			snprintf(in->server_iid, sizeof(in->server_iid), "%s", n->iid);
 			in->server_known = true;
@@ -1007,7 +1022,8 @@ int goman_install_add(struct goman_install *pub, cJSON *rec, long line, struct g
 	struct gm_install *in = (struct gm_install *)pub;
 	if (!in || !rec) {
 		cJSON_Delete(rec);
-		return goman_err_set(err, GOMAN_EINVAL, GOMAN_CLASS_BAD_INPUT, "BadInput", "no record");
+		return goman_err_set(err, GOMAN_EINVAL, GOMAN_CLASS_BAD_INPUT, "BadInput",
+				     "no record");
 	}
 	const char *cluster = rec_str(rec, "cluster");
 	const char *role = rec_str(rec, "role");
@@ -1018,9 +1034,11 @@ int goman_install_add(struct goman_install *pub, cJSON *rec, long line, struct g
 	if (cluster && !valid_cluster(cluster))
 		return bad_record(in, rec, line, "BadInput", "bad cluster name '%s'", cluster);
 	if (cluster && in->cluster[0] && strcmp(cluster, in->cluster))
-		return bad_record(in, rec, line, "BadInput", "record of another cluster '%s'", cluster);
+		return bad_record(in, rec, line, "BadInput", "record of another cluster '%s'",
+				  cluster);
 	if (!role || (strcmp(role, "server") && strcmp(role, "agent")))
-		return bad_record(in, rec, line, "BadInput", "%s", "\"role\" must be server or agent");
+		return bad_record(in, rec, line, "BadInput", "%s",
+				  "\"role\" must be server or agent");
 	if (!cJSON_IsNumber(idx))
 		return bad_record(in, rec, line, "BadInput", "%s", "record has no \"index\"");
 	/* compared before any cast: a double out of int's range has no defined conversion */
@@ -1037,9 +1055,10 @@ int goman_install_add(struct goman_install *pub, cJSON *rec, long line, struct g
 				  "\"name\" and \"instance_id\" may not hold control characters");
 	/* the name is the Kubernetes node name (--node-name; what kubectl drain names) */
 	if (name && !goman_install_node_name_ok(name))
-		return bad_record(in, rec, line, "BadInput", "%s",
-				  "\"name\" is not a Kubernetes node name (lower case a-z 0-9 - ., at "
-				  "most 253)");
+		return bad_record(
+			in, rec, line, "BadInput", "%s",
+			"\"name\" is not a Kubernetes node name (lower case a-z 0-9 - ., at "
+			"most 253)");
 	bool acting = in->o.action != GOMAN_ACTION_INSTALL;
 	char why[200];
 	const char *lt = acting ? NULL : labels_taints_why(rec, why, sizeof(why));
@@ -1047,11 +1066,13 @@ int goman_install_add(struct goman_install *pub, cJSON *rec, long line, struct g
 		return bad_record(in, rec, line, "BadInput", "%s", lt);
 	/* an address reaches the node's unit, an ssh host and shell text: IP or DNS name only */
 	if (pip && !goman_addr_ok(pip))
-		return bad_record(in, rec, line, "BadInput", "%s",
-				  "\"private_ip\" is not an IP address or host name (goman(7) ADDRESSES)");
+		return bad_record(
+			in, rec, line, "BadInput", "%s",
+			"\"private_ip\" is not an IP address or host name (goman(7) ADDRESSES)");
 	if (pub_ip && !goman_addr_ok(pub_ip))
-		return bad_record(in, rec, line, "BadInput", "%s",
-				  "\"public_ip\" is not an IP address or host name (goman(7) ADDRESSES)");
+		return bad_record(
+			in, rec, line, "BadInput", "%s",
+			"\"public_ip\" is not an IP address or host name (goman(7) ADDRESSES)");
 	if (!acting && in->o.via == GOMAN_VIA_SSM && !iid &&
 	    !cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(rec, "ok")))
 		return bad_record(in, rec, line, "BadInput", "%s", "record has no \"instance_id\"");
@@ -1106,14 +1127,16 @@ int goman_install_add(struct goman_install *pub, cJSON *rec, long line, struct g
 	if (is_server && index == 0 && !in->o.server_url) {
 		if (in->first) {
 			n->kind = GM_K_JOIN;
-			fail_node(in, n, GOMAN_CLASS_BAD_INPUT, "BadInput", "a second server with index 0");
+			fail_node(in, n, GOMAN_CLASS_BAD_INPUT, "BadInput",
+				  "a second server with index 0");
 			return 0;
 		}
 		n->kind = GM_K_FIRST;
 		in->first = n;
 		if (!n->ip[0] && in->o.via == GOMAN_VIA_LOCAL)
 			snprintf(n->ip, sizeof(n->ip), "127.0.0.1");
-		if (n->ip[0] && goman_server_url(in->server_url, sizeof(in->server_url), n->ip, 6443) != 0)
+		if (n->ip[0] &&
+		    goman_server_url(in->server_url, sizeof(in->server_url), n->ip, 6443) != 0)
 			in->server_url[0] = '\0';
 		/* start from the loop, after the caller read all input that is already there:
 		 * the --cluster-init decision then sees every server record (and EOF) that came
@@ -1141,7 +1164,8 @@ void goman_install_input_done(struct goman_install *pub)
 		if (n->state == GM_N_WAIT && n->kind == GM_K_ACTION && !in->server_known)
 			fail_node(in, n, GOMAN_CLASS_CLIENT, "NoServer",
 				  in->o.via == GOMAN_VIA_SSM
-					  ? "no first server record with an instance_id (role server, "
+					  ? "no first server record with an instance_id (role "
+					    "server, "
 					    "index 0) and no --server-instance"
 					  : "no first server record with an address (role server, "
 					    "index 0) and no --server-address or --server-url");
@@ -1209,7 +1233,8 @@ static int action_server(struct gm_install *in, struct goman_err *err)
 		for (p += 2; ok && *p; p++)
 			ok = alnum(*p);
 		if (!ok)
-			return goman_err_set(err, GOMAN_EINVAL, GOMAN_CLASS_BAD_INPUT, "BadInput", "%s",
+			return goman_err_set(err, GOMAN_EINVAL, GOMAN_CLASS_BAD_INPUT, "BadInput",
+					     "%s",
 					     "--server-instance must be an instance ID (i-...)");
 		snprintf(in->server_iid, sizeof(in->server_iid), "%s", o->server_instance);
 		in->server_known = true;
@@ -1226,7 +1251,8 @@ static int action_server(struct gm_install *in, struct goman_err *err)
 			snprintf(host, sizeof(host), "%.*s", (int)(c - a), a);
 		}
 		if (host[0] && !goman_addr_ok(host))
-			return goman_err_set(err, GOMAN_EINVAL, GOMAN_CLASS_BAD_INPUT, "BadInput", "%s",
+			return goman_err_set(err, GOMAN_EINVAL, GOMAN_CLASS_BAD_INPUT, "BadInput",
+					     "%s",
 					     "--server-address is not an IP address or host name "
 					     "(goman(7) ADDRESSES)");
 		if (host[0]) {
@@ -1247,17 +1273,30 @@ struct goman_install *goman_install_new(const struct goman_install_opts *o, stru
 		       NULL;
 	struct gm_install *in = calloc(1, sizeof(*in));
 	if (!in)
-		return goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "", "out of memory"), NULL;
+		return goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "", "out of memory"),
+		       NULL;
 	in->o = *o;
 	in->tail = &in->nodes;
 	in->ready_tail = &in->ready_head;
 	in->pollq_tail = &in->pollq_head;
 	in->t0 = goman_mono_ms();
-	const char **strs[] = {&in->o.script_path, &in->o.region, &in->o.k3s_version, &in->o.channel,
-			       &in->o.mirror, &in->o.tls_san, &in->o.airgap_binary_url,
-			       &in->o.airgap_checksum_url, &in->o.server_url, &in->o.prefix,
-			       &in->o.ssh_bin, &in->o.ssh_user, &in->o.ssh_key, &in->o.ssh_config,
-			       &in->o.cluster, &in->o.token_param, &in->o.server_address,
+	const char **strs[] = {&in->o.script_path,
+			       &in->o.region,
+			       &in->o.k3s_version,
+			       &in->o.channel,
+			       &in->o.mirror,
+			       &in->o.tls_san,
+			       &in->o.airgap_binary_url,
+			       &in->o.airgap_checksum_url,
+			       &in->o.server_url,
+			       &in->o.prefix,
+			       &in->o.ssh_bin,
+			       &in->o.ssh_user,
+			       &in->o.ssh_key,
+			       &in->o.ssh_config,
+			       &in->o.cluster,
+			       &in->o.token_param,
+			       &in->o.server_address,
 			       &in->o.server_instance};
 	for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
 		*strs[i] = dup_opt(*strs[i]);
@@ -1286,8 +1325,9 @@ struct goman_install *goman_install_new(const struct goman_install_opts *o, stru
 		in->o.timeout_ms = in->o.drain_timeout_ms + 60000;
 	/* durations reach deadline sums (now + timeout + delivery + 2 polls): capped where
 	 * goman_parse_duration_ms() caps flags, so no sum can overflow */
-	int64_t *durs[] = {&in->o.timeout_ms, &in->o.delivery_timeout_ms, &in->o.poll_ms,
-			   &in->o.poll_floor_ms, &in->o.batch_window_ms, &in->o.verify_wait_ms,
+	int64_t *durs[] = {&in->o.timeout_ms,      &in->o.delivery_timeout_ms,
+			   &in->o.poll_ms,         &in->o.poll_floor_ms,
+			   &in->o.batch_window_ms, &in->o.verify_wait_ms,
 			   &in->o.drain_timeout_ms};
 	for (size_t i = 0; i < sizeof(durs) / sizeof(*durs); i++)
 		if (*durs[i] > GM_INST_MAX_MS)
@@ -1295,8 +1335,10 @@ struct goman_install *goman_install_new(const struct goman_install_opts *o, stru
 	if (in->o.server_url) {
 		if (!goman_server_url_ok(in->o.server_url)) {
 			goman_install_free((struct goman_install *)in);
-			return goman_err_set(err, GOMAN_EINVAL, GOMAN_CLASS_BAD_INPUT, "BadInput", "%s",
-					     "--server-url must be https://ADDR:PORT (goman(7) ADDRESSES)"),
+			return goman_err_set(err, GOMAN_EINVAL, GOMAN_CLASS_BAD_INPUT, "BadInput",
+					     "%s",
+					     "--server-url must be https://ADDR:PORT (goman(7) "
+					     "ADDRESSES)"),
 			       NULL;
 		}
 		snprintf(in->server_url, sizeof(in->server_url), "%s", in->o.server_url);
@@ -1362,12 +1404,25 @@ void goman_install_free(struct goman_install *pub)
 	if (in->o.airgap_binary_url)
 		OPENSSL_cleanse((char *)in->o.airgap_binary_url, strlen(in->o.airgap_binary_url));
 	if (in->o.airgap_checksum_url)
-		OPENSSL_cleanse((char *)in->o.airgap_checksum_url, strlen(in->o.airgap_checksum_url));
-	const char **strs[] = {&in->o.script_path, &in->o.region, &in->o.k3s_version, &in->o.channel,
-			       &in->o.mirror, &in->o.tls_san, &in->o.airgap_binary_url,
-			       &in->o.airgap_checksum_url, &in->o.server_url, &in->o.prefix,
-			       &in->o.ssh_bin, &in->o.ssh_user, &in->o.ssh_key, &in->o.ssh_config,
-			       &in->o.cluster, &in->o.token_param, &in->o.server_address,
+		OPENSSL_cleanse((char *)in->o.airgap_checksum_url,
+				strlen(in->o.airgap_checksum_url));
+	const char **strs[] = {&in->o.script_path,
+			       &in->o.region,
+			       &in->o.k3s_version,
+			       &in->o.channel,
+			       &in->o.mirror,
+			       &in->o.tls_san,
+			       &in->o.airgap_binary_url,
+			       &in->o.airgap_checksum_url,
+			       &in->o.server_url,
+			       &in->o.prefix,
+			       &in->o.ssh_bin,
+			       &in->o.ssh_user,
+			       &in->o.ssh_key,
+			       &in->o.ssh_config,
+			       &in->o.cluster,
+			       &in->o.token_param,
+			       &in->o.server_address,
 			       &in->o.server_instance};
 	for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
 		free((char *)*strs[i]);

@@ -32,36 +32,35 @@ enum gm_nstate { GM_N_WAIT = 0, GM_N_READY, GM_N_RUNNING, GM_N_DONE };
 /* the longest duration option (ms), as goman_parse_duration_ms() allows */
 #define GM_INST_MAX_MS 9000000000000000LL
 
-
 struct gm_install;
 
 struct gm_inode {
-	struct gm_install *in;       /* the owner (timers and callbacks get the node) */
-	struct gm_inode *next;       /* all nodes, in arrival order */
-	struct gm_inode *qnext;      /* ready queue / SSM group / poll queue */
-	struct cJSON *rec;           /* the input record (owned) */
+	struct gm_install *in;  /* the owner (timers and callbacks get the node) */
+	struct gm_inode *next;  /* all nodes, in arrival order */
+	struct gm_inode *qnext; /* ready queue / SSM group / poll queue */
+	struct cJSON *rec;      /* the input record (owned) */
 	long line;
 	enum gm_kind kind;
 	enum gm_nstate state;
 	char name[128], role[16], iid[32], ip[256], host[256]; /* ip, host: goman_addr_ok */
 	/* GM_K_ACTION: iid and host are the first server's (where kubectl runs); name is
 	 * the node acted on */
-	int64_t t_arrive, t_start;   /* mono ms */
-	int64_t t_start_wall;        /* epoch ms of t_start (t.install_start in the record) */
+	int64_t t_arrive, t_start; /* mono ms */
+	int64_t t_start_wall;      /* epoch ms of t_start (t.install_start in the record) */
 	int progress;
 	/* ssm */
 	char command_id[64];
 	int64_t t_send, deliver_until, exec_until;
-	int64_t retry_ms;            /* back-off of the next SendCommand retry / failed poll */
+	int64_t retry_ms; /* back-off of the next SendCommand retry / failed poll */
 	long timer;
-	int polls, sends, rejects;    /* rejects: InvalidInstanceId answers */
-	bool queued;                 /* in a group or the poll queue */
+	int polls, sends, rejects; /* rejects: InvalidInstanceId answers */
+	bool queued;               /* in a group or the poll queue */
 	/* proc */
 	pid_t pid;
 	int out_fd, in_fd;
-	char *stdin_data;            /* script + token for ssh; token for local (wiped) */
+	char *stdin_data; /* script + token for ssh; token for local (wiped) */
 	size_t stdin_len, stdin_off;
-	size_t line_off;             /* start of the not yet parsed part of out */
+	size_t line_off; /* start of the not yet parsed part of out */
 	bool exited, eof;
 	int status;
 	/* output */
@@ -73,15 +72,15 @@ struct gm_install {
 	char *token;                 /* ssh/local token (wiped at free) */
 	char cluster[64];
 	char token_param[160];
-	char airgap_param[160];      /* ssm: the SecureString holding the air-gap URLs */
+	char airgap_param[160]; /* ssm: the SecureString holding the air-gap URLs */
 	char server_url[300];
-	char *script;                /* the script text (ssm, ssh) */
+	char *script; /* the script text (ssm, ssh) */
 	size_t script_len;
 	struct gm_inode *nodes, **tail;
-	struct gm_inode *first;      /* the first server (index 0) */
+	struct gm_inode *first; /* the first server (index 0) */
 	struct gm_inode *verify;
 	struct gm_inode *ready_head, **ready_tail; /* proc: waiting for a slot */
-	int running;                 /* proc: children; ssm: SendCommand + GetCommandInvocation
+	int running; /* proc: children; ssm: SendCommand + GetCommandInvocation
 				      * calls in flight (at most o.concurrency) */
 	bool input_done, cluster_init_decided, cluster_init, verified_done, finished;
 	bool token_failed, first_ok;
@@ -97,15 +96,15 @@ struct gm_install {
 	int group_n[GM_K_MAX];
 	long group_timer[GM_K_MAX];
 	struct gm_inode *pollq_head, **pollq_tail;
-	int64_t learned_ms;          /* shortest install seen so far (send → done) */
-	int64_t learned_reg_ms;      /* shortest arrival → accepted of a node SSM first did not
+	int64_t learned_ms;     /* shortest install seen so far (send → done) */
+	int64_t learned_reg_ms; /* shortest arrival → accepted of a node SSM first did not
 				      * know (InvalidInstanceId): when young instances register */
 	unsigned long ssm_sends, ssm_polls;
 	/* proc */
 	long proc_timer;
 	long first_timer;
-	struct gm_batch *batches;    /* SendCommands in flight (freed with the installer) */
-	struct gm_batch *sendq;      /* SendCommands waiting for a slot (sent before polls) */
+	struct gm_batch *batches; /* SendCommands in flight (freed with the installer) */
+	struct gm_batch *sendq;   /* SendCommands waiting for a slot (sent before polls) */
 };
 
 /* scheduler (install.c) */

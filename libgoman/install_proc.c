@@ -90,7 +90,8 @@ static void pump(struct gm_install *in, struct gm_inode *n)
 {
 	if (n->in_fd >= 0) {
 		while (n->stdin_off < n->stdin_len) {
-			ssize_t w = write(n->in_fd, n->stdin_data + n->stdin_off, n->stdin_len - n->stdin_off);
+			ssize_t w = write(n->in_fd, n->stdin_data + n->stdin_off,
+					  n->stdin_len - n->stdin_off);
 			if (w > 0) {
 				n->stdin_off += (size_t)w;
 				continue;
@@ -99,7 +100,8 @@ static void pump(struct gm_install *in, struct gm_inode *n)
 				continue;
 			if (w < 0 && errno == EAGAIN)
 				break;
-			n->stdin_off = n->stdin_len; /* EPIPE: the child is gone or stopped reading */
+			n->stdin_off =
+				n->stdin_len; /* EPIPE: the child is gone or stopped reading */
 		}
 		if (n->stdin_off >= n->stdin_len) {
 			close_fd(&n->in_fd);
@@ -266,9 +268,11 @@ int gm_inst_proc_start(struct gm_install *in, struct gm_inode *n, struct goman_e
 		return goman_err_set(err, GOMAN_EINVAL, GOMAN_CLASS_BAD_INPUT, "BadInput", "%s",
 				     "the ssh host is not an IP address or host name");
 	if (n->kind == GM_K_VERIFY || n->kind == GM_K_ACTION) {
-		char *cmd = n->kind == GM_K_VERIFY ? gm_inst_verify_cmd(in) : gm_inst_action_cmd(in, n);
+		char *cmd =
+			n->kind == GM_K_VERIFY ? gm_inst_verify_cmd(in) : gm_inst_action_cmd(in, n);
 		if (!cmd)
-			return goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "", "out of memory");
+			return goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "",
+					     "out of memory");
 		if (o->via == GOMAN_VIA_SSH) {
 			argv = ssh_argv(in, n, &c);
 			gm_buf_adds(&remote, o->ssh_sudo ? "sudo -n sh -c " : "sh -c ");
@@ -327,7 +331,8 @@ int gm_inst_proc_start(struct gm_install *in, struct gm_inode *n, struct goman_e
 	bool fa_ok = false;
 	int rc = -1;
 	if (!argv || pipe2(pin, O_CLOEXEC) || pipe2(pout, O_CLOEXEC)) {
-		goman_err_set(err, GOMAN_EIO, GOMAN_CLASS_NONE, "Spawn", "pipe: %s", strerror(errno));
+		goman_err_set(err, GOMAN_EIO, GOMAN_CLASS_NONE, "Spawn", "pipe: %s",
+			      strerror(errno));
 		goto out;
 	}
 	if (posix_spawn_file_actions_init(&fa) == 0)

@@ -89,9 +89,10 @@ static char *command_text(struct gm_install *in, const struct gm_batch *bt)
 		gm_buf_adds(&b, " ;;\n");
 		gm_inst_argv_free(nargs);
 	}
-	gm_buf_adds(&b, "*) echo 'GOMAN_RESULT {\"ok\":false,\"class\":\"bad_input\",\"code\":"
-			"\"NoInstanceId\",\"exit\":64,\"message\":\"AWS_SSM_INSTANCE_ID is not this "
-			"command'\"'\"'s instance\"}'; exit 64 ;;\nesac\n");
+	gm_buf_adds(&b,
+		    "*) echo 'GOMAN_RESULT {\"ok\":false,\"class\":\"bad_input\",\"code\":"
+		    "\"NoInstanceId\",\"exit\":64,\"message\":\"AWS_SSM_INSTANCE_ID is not this "
+		    "command'\"'\"'s instance\"}'; exit 64 ;;\nesac\n");
 	gm_buf_adds(&b, "f=$(mktemp /tmp/goman-k3s-install.XXXXXX) || exit 30\n"
 			"cat >\"$f\" <<'GOMAN_K3S_INSTALL_EOF'\n");
 	gm_buf_add(&b, in->script, in->script_len);
@@ -166,8 +167,8 @@ static void retry_send(struct gm_install *in, struct gm_inode *n, const struct g
 		d = n->t_arrive + in->learned_reg_ms - now;
 	if (now + d > n->deliver_until)
 		d = n->deliver_until - now;
-	goman_log(GOMAN_LOG_DEBUG, "INSTALL", "%s: send again in %lld ms (%s)", n->name, (long long)d,
-		  e->code[0] ? e->code : goman_strerror(e->rc));
+	goman_log(GOMAN_LOG_DEBUG, "INSTALL", "%s: send again in %lld ms (%s)", n->name,
+		  (long long)d, e->code[0] ? e->code : goman_strerror(e->rc));
 	n->timer = goman_http_timer(in->o.http, d, retry_send_fire, n);
 }
 
@@ -189,24 +190,29 @@ static void send_done(struct goman_aws_result *res, void *ud)
 				continue;
 			}
 			snprintf(n->command_id, sizeof(n->command_id), "%s", cid);
-			if (n->rejects > 0 && (in->learned_reg_ms <= 0 || now - n->t_arrive < in->learned_reg_ms))
+			if (n->rejects > 0 &&
+			    (in->learned_reg_ms <= 0 || now - n->t_arrive < in->learned_reg_ms))
 				in->learned_reg_ms = now - n->t_arrive;
 			n->t_send = now;
 			n->sends++;
-			goman_log(GOMAN_LOG_DEBUG, "INSTALL", "%s: sent %lld ms after its start (try %d)",
-				  n->name, (long long)(now - n->t_start), n->sends);
+			goman_log(GOMAN_LOG_DEBUG, "INSTALL",
+				  "%s: sent %lld ms after its start (try %d)", n->name,
+				  (long long)(now - n->t_start), n->sends);
 			n->retry_ms = 0;
-			n->exec_until = now + in->o.timeout_ms + in->o.delivery_timeout_ms + 2 * in->o.poll_ms;
+			n->exec_until = now + in->o.timeout_ms + in->o.delivery_timeout_ms +
+					2 * in->o.poll_ms;
 			int64_t first = in->o.poll_floor_ms;
 			if (n->kind == GM_K_VERIFY || n->kind == GM_K_ACTION)
 				first = in->o.poll_ms;
 			else if (in->learned_ms > 0)
-				first = in->learned_ms * 3 / 4 > in->o.poll_ms ? in->learned_ms * 3 / 4
-									: in->o.poll_ms;
+				first = in->learned_ms * 3 / 4 > in->o.poll_ms
+						? in->learned_ms * 3 / 4
+						: in->o.poll_ms;
 			schedule_poll(in, n, first);
 		}
 		if (cid)
-			goman_log(GOMAN_LOG_DEBUG, "INSTALL", "SendCommand %s: %d instance(s)", cid, bt->n);
+			goman_log(GOMAN_LOG_DEBUG, "INSTALL", "SendCommand %s: %d instance(s)", cid,
+				  bt->n);
 		free(bt);
 		pump(in);
 		return;
@@ -224,8 +230,7 @@ static void send_done(struct goman_aws_result *res, void *ud)
 			if (young) {
 				n->rejects++;
 				retry_send(in, n, e);
-			}
-			else
+			} else
 				enqueue(in, n, -1);
 		}
 		flush(in, bt->kind);
@@ -235,8 +240,8 @@ static void send_done(struct goman_aws_result *res, void *ud)
 	}
 	for (int i = 0; i < bt->n; i++) {
 		struct gm_inode *n = bt->nodes[i];
-		if (e->retryable || e->cls == GOMAN_CLASS_THROTTLING || e->cls == GOMAN_CLASS_TRANSIENT ||
-		    e->cls == GOMAN_CLASS_TIMEOUT)
+		if (e->retryable || e->cls == GOMAN_CLASS_THROTTLING ||
+		    e->cls == GOMAN_CLASS_TRANSIENT || e->cls == GOMAN_CLASS_TIMEOUT)
 			retry_send(in, n, e);
 		else
 			gm_inst_node_done(in, n, e, 0);
@@ -319,7 +324,8 @@ static void submit_batch(struct gm_install *in, struct gm_batch *bt)
 	struct goman_err err = GOMAN_ERR_INIT;
 	goman_err_clear(&err);
 	if (ok) {
-		struct goman_aws_call call = {.service = "ssm", .action = "SendCommand", .json = req};
+		struct goman_aws_call call = {
+			.service = "ssm", .action = "SendCommand", .json = req};
 		bt->next = in->batches;
 		in->batches = bt;
 		in->running++;
@@ -478,7 +484,10 @@ static void poll_done(struct goman_aws_result *res, void *ud)
 	}
 	goman_log(GOMAN_LOG_DEBUG, "INSTALL", "%s: poll %d at %lld ms after the send: %s", n->name,
 		  n->polls, (long long)(goman_mono_ms() - n->t_send),
-		  e->rc ? e->code : (goman_json_path_str(res->data, "Status") ? goman_json_path_str(res->data, "Status") : "?"));
+		  e->rc ? e->code
+			: (goman_json_path_str(res->data, "Status")
+				   ? goman_json_path_str(res->data, "Status")
+				   : "?"));
 	if (e->rc != GOMAN_OK) {
 		if (!strcmp(e->code, "InvocationDoesNotExist")) {
 			schedule_poll(in, n, in->o.poll_ms);
@@ -542,7 +551,8 @@ static void submit_poll(struct gm_install *in, struct gm_inode *n)
 		fail(in, n, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "", "out of memory");
 		return;
 	}
-	struct goman_aws_call call = {.service = "ssm", .action = "GetCommandInvocation", .json = req};
+	struct goman_aws_call call = {
+		.service = "ssm", .action = "GetCommandInvocation", .json = req};
 	in->running++;
 	if (gm_inst_aws_submit(in->o.aws, &call, poll_done, n, &err) != 0) {
 		in->running--;

@@ -149,11 +149,13 @@ static int check_shape(const char *what, yaml_document_t *d, struct goman_err *e
 		if (!seq || (seq->type == YAML_SCALAR_NODE && seq->data.scalar.length == 0))
 			continue; /* kubectl writes "users: null" for none */
 		if (seq->type != YAML_SEQUENCE_NODE)
-			return bad(err, what, "not a kubeconfig (clusters, users and contexts are lists)");
+			return bad(err, what,
+				   "not a kubeconfig (clusters, users and contexts are lists)");
 		for (yaml_node_item_t *it = seq->data.sequence.items.start;
 		     it < seq->data.sequence.items.top; it++)
 			if (node(d, *it)->type != YAML_MAPPING_NODE)
-				return bad(err, what, "not a kubeconfig (a list entry is not a mapping)");
+				return bad(err, what,
+					   "not a kubeconfig (a list entry is not a mapping)");
 	}
 	return 0;
 }
@@ -203,7 +205,8 @@ static int copy_map_replacing(struct out *o, yaml_document_t *src, int idx, cons
 		return 0;
 	}
 	int seen = 0;
-	for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
+	for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top;
+	     p++) {
 		int k = copy_node(o, src, p->key, depth + 1);
 		if (replace_key && scalar_is(node(src, p->key), replace_key)) {
 			add_pair(o, m, k, replace_value);
@@ -259,7 +262,8 @@ static int make_entries(struct out *o, yaml_document_t *in, const struct goman_k
 	for (int l = L_CLUSTERS; l <= L_USERS; l += L_USERS - L_CLUSTERS) {
 		yaml_node_t *seq = root ? node(in, map_get(in, root, lists[l])) : NULL;
 		yaml_node_t *first = seq && seq->type == YAML_SEQUENCE_NODE &&
-						     seq->data.sequence.items.start < seq->data.sequence.items.top
+						     seq->data.sequence.items.start <
+							     seq->data.sequence.items.top
 					     ? node(in, *seq->data.sequence.items.start)
 					     : NULL;
 		body[l] = first ? map_get(in, first, bodies[l]) : 0;
@@ -384,9 +388,11 @@ static int build(struct out *o, yaml_document_t *ex, yaml_document_t *in,
 		add_pair(o, m, add_str(o, "apiVersion"), add_str(o, "v1"));
 	for (int l = 0; l < L_N; l++)
 		if (!done[l])
-			add_pair(o, m, add_str(o, lists[l]), merged_list(o, ex, 0, &e, l, replaced));
+			add_pair(o, m, add_str(o, lists[l]),
+				 merged_list(o, ex, 0, &e, l, replaced));
 	if (!cur_done)
-		add_pair(o, m, add_str(o, "current-context"), current_context(o, ex, root, opt, name));
+		add_pair(o, m, add_str(o, "current-context"),
+			 current_context(o, ex, root, opt, name));
 	if (!root)
 		add_pair(o, m, add_str(o, "kind"), add_str(o, "Config"));
 	return o->failed ? oom(err) : 0;
@@ -493,8 +499,10 @@ long goman_kubeconfig_foreign(const char *doc, size_t len, const char *keep, cha
 				yaml_node_t *nm = node(&d, map_get(&d, node(&d, *it), "name"));
 				if (keep && scalar_is(nm, keep))
 					continue;
-				if (n++ == 0 && first && first_size && nm && nm->type == YAML_SCALAR_NODE)
-					snprintf(first, first_size, "%.*s", (int)nm->data.scalar.length,
+				if (n++ == 0 && first && first_size && nm &&
+				    nm->type == YAML_SCALAR_NODE)
+					snprintf(first, first_size, "%.*s",
+						 (int)nm->data.scalar.length,
 						 (const char *)nm->data.scalar.value);
 			}
 		}
@@ -619,8 +627,8 @@ static int backup(const char *path, const char *data, size_t len, char **backup_
 		if (i == 0)
 			snprintf(b, n, "%s.goman-%s.%03ldZ.bak", path, stamp, ts.tv_nsec / 1000000);
 		else
-			snprintf(b, n, "%s.goman-%s.%03ldZ-%d.bak", path, stamp, ts.tv_nsec / 1000000,
-				 i);
+			snprintf(b, n, "%s.goman-%s.%03ldZ-%d.bak", path, stamp,
+				 ts.tv_nsec / 1000000, i);
 		fd = open(b, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 		if (fd < 0 && errno != EEXIST)
 			break;
@@ -688,7 +696,8 @@ static int update_locked(const char *target, const char *incoming, size_t incomi
 		if (n < 0)
 			rc = -1;
 		else if (n > 0)
-			rc = goman_err_set(err, GOMAN_ECONFLICT, GOMAN_CLASS_NONE, "KubeconfigInUse",
+			rc = goman_err_set(err, GOMAN_ECONFLICT, GOMAN_CLASS_NONE,
+					   "KubeconfigInUse",
 					   "%s holds other entries (%s%s): not replacing it; merge "
 					   "into it instead",
 					   target, first, n > 1 ? ", ..." : "");

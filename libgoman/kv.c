@@ -17,7 +17,8 @@ static char *dup_n(const char *s, size_t n)
 	return p;
 }
 
-int goman_kvs_addn(struct goman_kvs *l, const char *name, size_t nlen, const char *value, size_t vlen)
+int goman_kvs_addn(struct goman_kvs *l, const char *name, size_t nlen, const char *value,
+		   size_t vlen)
 {
 	if (l->n == l->cap) {
 		size_t cap = l->cap ? l->cap * 2 : 8;

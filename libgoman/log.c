@@ -40,8 +40,8 @@ static void stderr_sink(enum goman_level lvl, const char *tag, const char *msg, 
 		return;
 	/* messages carry what services and input lines said: control bytes (terminal escapes,
 	 * CR rewriting the line, newlines forging another log line) are shown as '?' */
-	for (const unsigned char *p = (const unsigned char *)msg; *p && (size_t)n < sizeof(line) - 1;
-	     p++)
+	for (const unsigned char *p = (const unsigned char *)msg;
+	     *p && (size_t)n < sizeof(line) - 1; p++)
 		line[n++] = (*p < 0x20 && *p != '\t') || *p == 0x7f ? '?' : (char)*p;
 	line[n++] = '\n';
 	ssize_t w = write(2, line, (size_t)n);
@@ -109,8 +109,9 @@ static int events_open(void)
 		if (path && *path) {
 			events_fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
 			if (events_fd < 0)
-				goman_log(GOMAN_LOG_WARN, "METRICS", "cannot open GOMAN_EVENTS '%s': %s",
-					  path, strerror(errno));
+				goman_log(GOMAN_LOG_WARN, "METRICS",
+					  "cannot open GOMAN_EVENTS '%s': %s", path,
+					  strerror(errno));
 		}
 	}
 	return events_fd;

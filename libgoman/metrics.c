@@ -26,8 +26,8 @@
 #define MAX_MS 9.0e15
 
 enum { OUT_OK, OUT_THROTTLED, OUT_TRANSIENT, OUT_CLIENT, OUT_AUTH, OUT_CIRCUIT, OUT_N };
-static const char *const outcome_names[OUT_N] = {"ok", "throttled", "transient",
-						 "client", "auth", "circuit_open"};
+static const char *const outcome_names[OUT_N] = {"ok",     "throttled", "transient",
+						 "client", "auth",      "circuit_open"};
 
 struct series {
 	char service[24];
@@ -342,7 +342,8 @@ static void feed_event(struct goman_metrics *m, const cJSON *ev, const char *eve
 	} else if (!strcmp(event, "retry")) {
 		m->retries++;
 	} else if (!strcmp(event, "breaker")) {
-		const char *svc = jstr(ev, "service"), *reg = jstr(ev, "region"), *to = jstr(ev, "to");
+		const char *svc = jstr(ev, "service"), *reg = jstr(ev, "region"),
+			   *to = jstr(ev, "to");
 		char key[96];
 		snprintf(key, sizeof(key), "%s/%s", svc ? svc : "unknown", reg ? reg : "-");
 		struct breaker *b = NULL;
@@ -445,7 +446,8 @@ static void cluster_kpi(const struct goman_metrics *m, const struct cluster *c, 
 			if (n->installed > inst_last)
 				inst_last = n->installed;
 		}
-		busy = sat_add(busy, sat_add(n->prov_ms > 0 ? n->prov_ms : 0, n->inst_ms > 0 ? n->inst_ms : 0));
+		busy = sat_add(busy, sat_add(n->prov_ms > 0 ? n->prov_ms : 0,
+					     n->inst_ms > 0 ? n->inst_ms : 0));
 		int64_t ready_at = n->prov_ms >= 0 ? n->prov_ms : 0;
 		if (!strcmp(n->role, "agent") && server_prov > ready_at)
 			ready_at = server_prov; /* agents join no earlier than the server runs */
@@ -464,7 +466,8 @@ static void cluster_kpi(const struct goman_metrics *m, const struct cluster *c, 
 		k->configuration_ms = c->ready_ts - inst_last;
 	k->critical_ms = critical;
 	if (k->creation_ms > 0 && k->nodes) {
-		size_t slots = (size_t)m->concurrency < k->nodes ? (size_t)m->concurrency : k->nodes;
+		size_t slots =
+			(size_t)m->concurrency < k->nodes ? (size_t)m->concurrency : k->nodes;
 		k->parallel_pct = 100.0 * (double)busy / ((double)k->creation_ms * (double)slots);
 		if (critical > 0)
 			k->schedule_pct = 100.0 * (double)critical / (double)k->creation_ms;
@@ -555,7 +558,8 @@ cJSON *goman_metrics_json(const struct goman_metrics *m)
 		cJSON *oc = cJSON_AddObjectToObject(o, "outcomes");
 		for (int j = 0; j < OUT_N; j++)
 			if (s->outcomes[j])
-				cJSON_AddNumberToObject(oc, outcome_names[j], (double)s->outcomes[j]);
+				cJSON_AddNumberToObject(oc, outcome_names[j],
+							(double)s->outcomes[j]);
 		cJSON_AddItemToArray(lat, o);
 	}
 	double tp = ops_per_min(m);
@@ -575,9 +579,11 @@ static const char *dur(int64_t ms, char *out, size_t len)
 	else if (ms < 60000)
 		snprintf(out, len, "%.1fs", (double)ms / 1000.0);
 	else if (ms < 3600000)
-		snprintf(out, len, "%lldm%.1fs", (long long)(ms / 60000), (double)(ms % 60000) / 1000.0);
+		snprintf(out, len, "%lldm%.1fs", (long long)(ms / 60000),
+			 (double)(ms % 60000) / 1000.0);
 	else
-		snprintf(out, len, "%lldh%lldm", (long long)(ms / 3600000), (long long)(ms % 3600000 / 60000));
+		snprintf(out, len, "%lldh%lldm", (long long)(ms / 3600000),
+			 (long long)(ms % 3600000 / 60000));
 	return out;
 }
 
@@ -597,38 +603,47 @@ char *goman_metrics_table(const struct goman_metrics *m)
 	for (size_t i = 0; i < m->nclusters; i++) {
 		struct kpi k;
 		cluster_kpi(m, &m->clusters[i], &k);
-		gm_buf_printf(&b, "cluster %s: %zu nodes, %zu ok\n", m->clusters[i].name, k.nodes, k.ok);
-		gm_buf_printf(&b, "  %-22s %12s\n", "creation time", dur(k.creation_ms, d1, sizeof(d1)));
-		gm_buf_printf(&b, "  %-22s %12s\n", "installation time", dur(k.installation_ms, d1, sizeof(d1)));
-		gm_buf_printf(&b, "  %-22s %12s\n", "configuration time", dur(k.configuration_ms, d1, sizeof(d1)));
-		gm_buf_printf(&b, "  %-22s %12s\n", "success rate", pct(k.success_pct, d1, sizeof(d1)));
-		gm_buf_printf(&b, "  %-22s %12s\n", "parallel efficiency", pct(k.parallel_pct, d1, sizeof(d1)));
+		gm_buf_printf(&b, "cluster %s: %zu nodes, %zu ok\n", m->clusters[i].name, k.nodes,
+			      k.ok);
+		gm_buf_printf(&b, "  %-22s %12s\n", "creation time",
+			      dur(k.creation_ms, d1, sizeof(d1)));
+		gm_buf_printf(&b, "  %-22s %12s\n", "installation time",
+			      dur(k.installation_ms, d1, sizeof(d1)));
+		gm_buf_printf(&b, "  %-22s %12s\n", "configuration time",
+			      dur(k.configuration_ms, d1, sizeof(d1)));
+		gm_buf_printf(&b, "  %-22s %12s\n", "success rate",
+			      pct(k.success_pct, d1, sizeof(d1)));
+		gm_buf_printf(&b, "  %-22s %12s\n", "parallel efficiency",
+			      pct(k.parallel_pct, d1, sizeof(d1)));
 		gm_buf_printf(&b, "  %-22s %12s  (critical path %s)\n", "schedule efficiency",
-			pct(k.schedule_pct, d1, sizeof(d1)), dur(k.critical_ms, d2, sizeof(d2)));
+			      pct(k.schedule_pct, d1, sizeof(d1)),
+			      dur(k.critical_ms, d2, sizeof(d2)));
 	}
 	gm_buf_printf(&b, "health\n");
 	if (!m->nbreakers)
 		gm_buf_printf(&b, "  %-22s %12s\n", "breakers", "no changes seen");
 	for (size_t i = 0; i < m->nbreakers; i++)
-		gm_buf_printf(&b, "  breaker %-14s %12s\n", m->breakers[i].key, m->breakers[i].state);
-	gm_buf_printf(&b, "  %-22s %12s  (%llu of %llu calls)\n", "retry rate", pct(retry_pct(m), d1, sizeof(d1)),
-		(unsigned long long)m->retries, (unsigned long long)m->api_calls);
+		gm_buf_printf(&b, "  breaker %-14s %12s\n", m->breakers[i].key,
+			      m->breakers[i].state);
+	gm_buf_printf(&b, "  %-22s %12s  (%llu of %llu calls)\n", "retry rate",
+		      pct(retry_pct(m), d1, sizeof(d1)), (unsigned long long)m->retries,
+		      (unsigned long long)m->api_calls);
 	gm_buf_printf(&b, "  %-22s %12s  (%llu hit, %llu miss)\n", "idempotency hit rate",
-		pct(hit_pct(m), d1, sizeof(d1)), (unsigned long long)m->idem_hit,
-		(unsigned long long)m->idem_miss);
+		      pct(hit_pct(m), d1, sizeof(d1)), (unsigned long long)m->idem_hit,
+		      (unsigned long long)m->idem_miss);
 	double tp = ops_per_min(m);
 	if (tp >= 0)
 		gm_buf_printf(&b, "  %-22s %12.1f\n", "throughput ops/min", tp);
 	if (m->nseries) {
-		gm_buf_printf(&b, "  %-30s %7s %9s %9s %9s %9s\n", "api latency (ms)", "calls", "p50", "p95",
-			"p99", "max");
+		gm_buf_printf(&b, "  %-30s %7s %9s %9s %9s %9s\n", "api latency (ms)", "calls",
+			      "p50", "p95", "p99", "max");
 		for (size_t i = 0; i < m->nseries; i++) {
 			const struct series *s = &m->series[i];
 			char name[96];
 			snprintf(name, sizeof(name), "%s %s", s->service, s->action);
 			gm_buf_printf(&b, "  %-30s %7llu %9.1f %9.1f %9.1f %9.1f\n", name,
-				(unsigned long long)s->count, quantile(s, 0.5), quantile(s, 0.95),
-				quantile(s, 0.99), s->max_ms);
+				      (unsigned long long)s->count, quantile(s, 0.5),
+				      quantile(s, 0.95), quantile(s, 0.99), s->max_ms);
 		}
 	}
 	return gm_buf_take(&b);
@@ -671,7 +686,8 @@ char *goman_metrics_prom(const struct goman_metrics *m)
 		{"goman_cluster_nodes", "Nodes seen in the cluster's records.", 0},
 		{"goman_cluster_nodes_ok", "Nodes whose record says ok.", 1},
 		{"goman_cluster_creation_seconds", "First launch to cluster ready.", 2},
-		{"goman_cluster_installation_seconds", "First install start to last install end.", 3},
+		{"goman_cluster_installation_seconds", "First install start to last install end.",
+		 3},
 		{"goman_cluster_configuration_seconds", "Last install to cluster ready.", 4},
 		{"goman_cluster_success_ratio", "Share of nodes whose record says ok.", 5},
 		{"goman_cluster_parallel_efficiency_ratio", "Node busy time / (wall x slots).", 6},
@@ -684,41 +700,57 @@ char *goman_metrics_prom(const struct goman_metrics *m)
 			switch (gauges[g].field) {
 			case 0: v = (double)k[i].nodes; break;
 			case 1: v = (double)k[i].ok; break;
-			case 2: v = k[i].creation_ms < 0 ? NAN : (double)k[i].creation_ms / 1000; break;
-			case 3: v = k[i].installation_ms < 0 ? NAN : (double)k[i].installation_ms / 1000; break;
-			case 4: v = k[i].configuration_ms < 0 ? NAN : (double)k[i].configuration_ms / 1000; break;
+			case 2:
+				v = k[i].creation_ms < 0 ? NAN : (double)k[i].creation_ms / 1000;
+				break;
+			case 3:
+				v = k[i].installation_ms < 0 ? NAN
+							     : (double)k[i].installation_ms / 1000;
+				break;
+			case 4:
+				v = k[i].configuration_ms < 0
+					    ? NAN
+					    : (double)k[i].configuration_ms / 1000;
+				break;
 			case 5: v = k[i].success_pct < 0 ? NAN : k[i].success_pct / 100; break;
 			case 6: v = k[i].parallel_pct < 0 ? NAN : k[i].parallel_pct / 100; break;
 			default: v = k[i].schedule_pct < 0 ? NAN : k[i].schedule_pct / 100; break;
 			}
 			if (!isnan(v))
 				gm_buf_printf(&b, "%s{cluster=\"%s\"} %.6g\n", gauges[g].name,
-					lv(m->clusters[i].name, l1, sizeof(l1)), v);
+					      lv(m->clusters[i].name, l1, sizeof(l1)), v);
 		}
 	}
 	free(k);
 	prom_head(&b, "goman_breaker_open", "gauge", "1 when the service's breaker is open.");
 	for (size_t i = 0; i < m->nbreakers; i++)
 		gm_buf_printf(&b, "goman_breaker_open{breaker=\"%s\",state=\"%s\"} %d\n",
-			lv(m->breakers[i].key, l1, sizeof(l1)), lv(m->breakers[i].state, l2, sizeof(l2)),
-			!strcmp(m->breakers[i].state, "open"));
+			      lv(m->breakers[i].key, l1, sizeof(l1)),
+			      lv(m->breakers[i].state, l2, sizeof(l2)),
+			      !strcmp(m->breakers[i].state, "open"));
 	prom_head(&b, "goman_api_calls_total", "counter", "API call attempts by outcome.");
 	for (size_t i = 0; i < m->nseries; i++)
 		for (int j = 0; j < OUT_N; j++)
 			if (m->series[i].outcomes[j])
-				gm_buf_printf(&b, "goman_api_calls_total{service=\"%s\",action=\"%s\",outcome=\"%s\"} %llu\n",
-					lv(m->series[i].service, l1, sizeof(l1)),
-					lv(m->series[i].action, l2, sizeof(l2)), outcome_names[j],
-					(unsigned long long)m->series[i].outcomes[j]);
+				gm_buf_printf(&b,
+					      "goman_api_calls_total{service=\"%s\",action=\"%s\","
+					      "outcome=\"%s\"} %llu\n",
+					      lv(m->series[i].service, l1, sizeof(l1)),
+					      lv(m->series[i].action, l2, sizeof(l2)),
+					      outcome_names[j],
+					      (unsigned long long)m->series[i].outcomes[j]);
 	prom_head(&b, "goman_retries_total", "counter", "Retries of API calls.");
 	gm_buf_printf(&b, "goman_retries_total %llu\n", (unsigned long long)m->retries);
-	prom_head(&b, "goman_idempotency_lookups_total", "counter", "Idempotency store lookups by result.");
-	gm_buf_printf(&b, "goman_idempotency_lookups_total{result=\"hit\"} %llu\n", (unsigned long long)m->idem_hit);
-	gm_buf_printf(&b, "goman_idempotency_lookups_total{result=\"miss\"} %llu\n", (unsigned long long)m->idem_miss);
+	prom_head(&b, "goman_idempotency_lookups_total", "counter",
+		  "Idempotency store lookups by result.");
+	gm_buf_printf(&b, "goman_idempotency_lookups_total{result=\"hit\"} %llu\n",
+		      (unsigned long long)m->idem_hit);
+	gm_buf_printf(&b, "goman_idempotency_lookups_total{result=\"miss\"} %llu\n",
+		      (unsigned long long)m->idem_miss);
 	gm_buf_printf(&b, "goman_idempotency_lookups_total{result=\"mismatch\"} %llu\n",
-		(unsigned long long)m->idem_mismatch);
+		      (unsigned long long)m->idem_mismatch);
 	gm_buf_printf(&b, "goman_idempotency_lookups_total{result=\"in_progress\"} %llu\n",
-		(unsigned long long)m->idem_in_progress);
+		      (unsigned long long)m->idem_in_progress);
 	prom_head(&b, "goman_api_latency_seconds", "summary", "API call latency per attempt.");
 	for (size_t i = 0; i < m->nseries; i++) {
 		const struct series *s = &m->series[i];
@@ -726,12 +758,16 @@ char *goman_metrics_prom(const struct goman_metrics *m)
 		lv(s->action, l2, sizeof(l2));
 		static const double qs[] = {0.5, 0.95, 0.99};
 		for (int q = 0; q < 3; q++)
-			gm_buf_printf(&b, "goman_api_latency_seconds{service=\"%s\",action=\"%s\",quantile=\"%g\"} %.6g\n",
-				l1, l2, qs[q], quantile(s, qs[q]) / 1000);
-		gm_buf_printf(&b, "goman_api_latency_seconds_sum{service=\"%s\",action=\"%s\"} %.6g\n", l1, l2,
-			s->sum_ms / 1000);
-		gm_buf_printf(&b, "goman_api_latency_seconds_count{service=\"%s\",action=\"%s\"} %llu\n", l1, l2,
-			(unsigned long long)s->count);
+			gm_buf_printf(&b,
+				      "goman_api_latency_seconds{service=\"%s\",action=\"%s\","
+				      "quantile=\"%g\"} %.6g\n",
+				      l1, l2, qs[q], quantile(s, qs[q]) / 1000);
+		gm_buf_printf(&b,
+			      "goman_api_latency_seconds_sum{service=\"%s\",action=\"%s\"} %.6g\n",
+			      l1, l2, s->sum_ms / 1000);
+		gm_buf_printf(
+			&b, "goman_api_latency_seconds_count{service=\"%s\",action=\"%s\"} %llu\n",
+			l1, l2, (unsigned long long)s->count);
 	}
 	return gm_buf_take(&b);
 }
@@ -753,17 +789,20 @@ char *goman_metrics_check(const struct goman_metrics *m, const struct goman_targ
 		for (int j = 0; j < 3; j++)
 			if (lims[j] >= 0 && vals[j] >= 0 && vals[j] >= lims[j]) {
 				gm_buf_printf(&b, "%s %s >= target %s (cluster %s)\n", names[j],
-					dur(vals[j], d1, sizeof(d1)), dur(lims[j], d2, sizeof(d2)), cn);
+					      dur(vals[j], d1, sizeof(d1)),
+					      dur(lims[j], d2, sizeof(d2)), cn);
 				n++;
 			}
 		if (t->success_pct >= 0 && k.success_pct >= 0 && k.success_pct <= t->success_pct) {
-			gm_buf_printf(&b, "success rate %.1f%% <= target %.1f%% (cluster %s)\n", k.success_pct,
-				t->success_pct, cn);
+			gm_buf_printf(&b, "success rate %.1f%% <= target %.1f%% (cluster %s)\n",
+				      k.success_pct, t->success_pct, cn);
 			n++;
 		}
-		if (t->efficiency_pct >= 0 && k.parallel_pct >= 0 && k.parallel_pct <= t->efficiency_pct) {
-			gm_buf_printf(&b, "parallel efficiency %.1f%% <= target %.1f%% (cluster %s)\n",
-				k.parallel_pct, t->efficiency_pct, cn);
+		if (t->efficiency_pct >= 0 && k.parallel_pct >= 0 &&
+		    k.parallel_pct <= t->efficiency_pct) {
+			gm_buf_printf(&b,
+				      "parallel efficiency %.1f%% <= target %.1f%% (cluster %s)\n",
+				      k.parallel_pct, t->efficiency_pct, cn);
 			n++;
 		}
 	}
@@ -789,11 +828,12 @@ int goman_write_file_atomic(const char *path, const char *text, struct goman_err
 {
 	char tmp[4096];
 	if (snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof(tmp))
-		return goman_err_set(err, GOMAN_EINVAL, GOMAN_CLASS_CLIENT, "PathTooLong", "path too long");
+		return goman_err_set(err, GOMAN_EINVAL, GOMAN_CLASS_CLIENT, "PathTooLong",
+				     "path too long");
 	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (fd < 0)
-		return goman_err_set(err, GOMAN_EIO, GOMAN_CLASS_CLIENT, "IOError", "cannot create '%s': %s",
-				     tmp, strerror(errno));
+		return goman_err_set(err, GOMAN_EIO, GOMAN_CLASS_CLIENT, "IOError",
+				     "cannot create '%s': %s", tmp, strerror(errno));
 	size_t len = strlen(text), off = 0;
 	while (off < len) {
 		ssize_t w = write(fd, text + off, len - off);
@@ -811,8 +851,8 @@ int goman_write_file_atomic(const char *path, const char *text, struct goman_err
 		if (ok)
 			saved = errno;
 		unlink(tmp);
-		return goman_err_set(err, GOMAN_EIO, GOMAN_CLASS_CLIENT, "IOError", "cannot write '%s': %s",
-				     path, strerror(saved));
+		return goman_err_set(err, GOMAN_EIO, GOMAN_CLASS_CLIENT, "IOError",
+				     "cannot write '%s': %s", path, strerror(saved));
 	}
 	return 0;
 }

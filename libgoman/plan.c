@@ -108,7 +108,8 @@ static char *canon_json(const cJSON *j, bool *bad)
 	const cJSON *e;
 	if (!v)
 		return NULL;
-	cJSON_ArrayForEach(e, j) {
+	cJSON_ArrayForEach(e, j)
+	{
 		if (!cJSON_IsString(e) || strchr(e->valuestring, ',') ||
 		    (cJSON_IsObject(j) && strchr(e->string, ','))) {
 			*bad = true;
@@ -180,8 +181,9 @@ static cJSON *canon_out(const char *c, bool labels)
 		char *eq = item && labels ? strchr(item, '=') : NULL;
 		if (eq)
 			*eq = '\0';
-		bool ok = item && (labels ? cJSON_AddStringToObject(o, item, eq ? eq + 1 : "") != NULL
-					  : cJSON_AddItemToArray(o, cJSON_CreateString(item)));
+		bool ok =
+			item && (labels ? cJSON_AddStringToObject(o, item, eq ? eq + 1 : "") != NULL
+					: cJSON_AddItemToArray(o, cJSON_CreateString(item)));
 		free(item);
 		if (!ok) {
 			cJSON_Delete(o);
@@ -243,7 +245,8 @@ int goman_plan_spec_check(const cJSON *spec, const char *cluster, struct goman_e
 		return bad(err, "\"role\" must be \"server\" or \"agent\"%s", NULL);
 	long ix = spec_index(spec, cl, role);
 	if (ix == -1)
-		return bad(err, "a node spec needs \"index\" or a \"name\" <cluster>-<role>-<index>%s",
+		return bad(err,
+			   "a node spec needs \"index\" or a \"name\" <cluster>-<role>-<index>%s",
 			   NULL);
 	if (ix < 0)
 		return bad(err, "\"index\" must be an integer from 0 to 99999%s", NULL);
@@ -307,7 +310,8 @@ static int read_wants(const cJSON *specs, const char *cluster, struct want **out
 	const char *cl = cluster;
 	const cJSON *s;
 	size_t k = 0;
-	cJSON_ArrayForEach(s, specs) {
+	cJSON_ArrayForEach(s, specs)
+	{
 		if (goman_plan_spec_check(s, cl, err) != 0)
 			goto fail;
 		if (!cl)
@@ -329,7 +333,8 @@ static int read_wants(const cJSON *specs, const char *cluster, struct want **out
 		x->spot = sp ? cJSON_IsTrue(sp) : -1;
 		x->have = -1;
 		bool b = false;
-		if (!(x->labels = canon_field(s, "labels", &b)) || !(x->taints = canon_field(s, "taints", &b))) {
+		if (!(x->labels = canon_field(s, "labels", &b)) ||
+		    !(x->taints = canon_field(s, "taints", &b))) {
 			if (b)
 				bad(err, "labels and taints must not hold ','%s", NULL);
 			else
@@ -370,7 +375,8 @@ static int read_haves(const cJSON *haves, struct have **out, size_t *nout, struc
 		return oom(err);
 	const cJSON *in;
 	size_t k = 0;
-	cJSON_ArrayForEach(in, haves) {
+	cJSON_ArrayForEach(in, haves)
+	{
 		struct have *x = &h[k++];
 		const char *st = str(in, "state");
 		x->in = in;
@@ -389,8 +395,10 @@ static int read_haves(const cJSON *haves, struct have **out, size_t *nout, struc
 		x->az = str(in, "az");
 		const cJSON *sp = cJSON_GetObjectItemCaseSensitive(in, "spot");
 		const char *ts = tag(in, "goman:spot");
-		x->spot = cJSON_IsBool(sp) ? cJSON_IsTrue(sp)
-			  : ts && !strcmp(ts, "true") ? 1 : ts && !strcmp(ts, "false") ? 0 : -1;
+		x->spot = cJSON_IsBool(sp)             ? cJSON_IsTrue(sp)
+			  : ts && !strcmp(ts, "true")  ? 1
+			  : ts && !strcmp(ts, "false") ? 0
+						       : -1;
 		x->labels_raw = tag(in, "goman:labels");
 		x->taints_raw = tag(in, "goman:taints");
 		bool b1 = false, b2 = false;
@@ -490,8 +498,9 @@ static bool drift_of(const struct want *w, const struct have *h, const char *clu
 	bool ok = true;
 	*d = NULL;
 	if (!type_listed(w, h->type)) {
-		cJSON *want = w->types && cJSON_GetArraySize(w->types) ? cJSON_Duplicate(w->types, 1)
-								       : str_or_null(w->type);
+		cJSON *want = w->types && cJSON_GetArraySize(w->types)
+				      ? cJSON_Duplicate(w->types, 1)
+				      : str_or_null(w->type);
 		ok = drift_item(d, "instance_type", want, str_or_null(h->type));
 	}
 	if (ok && w->ami && !strncmp(w->ami, "ami-", 4) && (!h->ami || strcmp(w->ami, h->ami)))
@@ -500,15 +509,19 @@ static bool drift_of(const struct want *w, const struct have *h, const char *clu
 		ok = drift_item(d, "spot", cJSON_CreateBool(w->spot), cJSON_CreateBool(h->spot));
 	if (ok && (!h->labels || strcmp(w->labels, h->labels)))
 		ok = drift_item(d, "labels", canon_out(w->labels, true),
-				h->labels ? canon_out(h->labels, true) : cJSON_CreateString(h->labels_raw));
+				h->labels ? canon_out(h->labels, true)
+					  : cJSON_CreateString(h->labels_raw));
 	if (ok && (!h->taints || strcmp(w->taints, h->taints)))
 		ok = drift_item(d, "taints", canon_out(w->taints, false),
-				h->taints ? canon_out(h->taints, false) : cJSON_CreateString(h->taints_raw));
+				h->taints ? canon_out(h->taints, false)
+					  : cJSON_CreateString(h->taints_raw));
 	if (ok && h->group && strcmp(h->group, w->group))
-		ok = drift_item(d, "group", cJSON_CreateString(w->group), cJSON_CreateString(h->group));
+		ok = drift_item(d, "group", cJSON_CreateString(w->group),
+				cJSON_CreateString(h->group));
 	/* goman-provision starts what is stopped: that is a change the plan must show */
 	if (ok && h->state && (!strcmp(h->state, "stopped") || !strcmp(h->state, "stopping")))
-		ok = drift_item(d, "state", cJSON_CreateString("running"), cJSON_CreateString(h->state));
+		ok = drift_item(d, "state", cJSON_CreateString("running"),
+				cJSON_CreateString(h->state));
 	char name[160];
 	snprintf(name, sizeof(name), "%s-%s-%ld", cluster, w->role, w->index);
 	if (ok && (w->adopted || !h->name || strcmp(h->name, name)))
@@ -622,8 +635,8 @@ int goman_plan_compute(const cJSON *specs, const cJSON *haves, const char *clust
 		else if (!role_ok(x->role))
 			snprintf(why, sizeof(why), "goman:role is neither server nor agent");
 		else if (x->index < 0)
-			snprintf(why, sizeof(why), "no goman:index tag, and no missing %s to adopt it for",
-				 x->role);
+			snprintf(why, sizeof(why),
+				 "no goman:index tag, and no missing %s to adopt it for", x->role);
 		else if (dup)
 			snprintf(why, sizeof(why), "another instance is %s %ld", x->role, x->index);
 		else {
@@ -631,7 +644,8 @@ int goman_plan_compute(const cJSON *specs, const cJSON *haves, const char *clust
 			if (x->group && !group_in_specs(w, nw, x->group))
 				snprintf(why, sizeof(why), "its group is not in the specs");
 			else
-				snprintf(why, sizeof(why), "no spec asks for %s %ld", x->role, x->index);
+				snprintf(why, sizeof(why), "no spec asks for %s %ld", x->role,
+					 x->index);
 		}
 		const char *nm = x->name;
 		if (!strcmp(kind, "terminate") && !nm) {
@@ -640,7 +654,10 @@ int goman_plan_compute(const cJSON *specs, const cJSON *haves, const char *clust
 		}
 		cJSON *o = change(changes, cl, kind);
 		ok = o && add_str(o, "name", nm) &&
-		     add_str(o, "group", x->group ? x->group : role_ok(x->role) ? x->role : NULL) &&
+		     add_str(o, "group",
+			     x->group           ? x->group
+			     : role_ok(x->role) ? x->role
+						: NULL) &&
 		     add_str(o, "role", x->role) &&
 		     (x->index < 0 || add(o, "index", cJSON_CreateNumber((double)x->index))) &&
 		     add_str(o, "instance_id", x->id) && add_str(o, "instance_type", x->type) &&
@@ -706,9 +723,18 @@ static const char *most_common(struct have **m, size_t n, const char *(*f)(const
 	return best;
 }
 
-static const char *f_labels(const struct have *h) { return h->labels; }
-static const char *f_taints(const struct have *h) { return h->taints; }
-static const char *f_via(const struct have *h) { return h->via; }
+static const char *f_labels(const struct have *h)
+{
+	return h->labels;
+}
+static const char *f_taints(const struct have *h)
+{
+	return h->taints;
+}
+static const char *f_via(const struct have *h)
+{
+	return h->via;
+}
 
 static char *dup_or(const char *s, bool *ok)
 {
@@ -730,7 +756,8 @@ static bool labels_to(struct goman_cf_group *g, const char *c, bool *ok)
 		return *ok = false;
 	}
 	const cJSON *e;
-	cJSON_ArrayForEach(e, o) {
+	cJSON_ArrayForEach(e, o)
+	{
 		struct goman_cf_pair *p = &g->labels[g->nlabels++];
 		p->key = dup_or(e->string, ok);
 		p->value = dup_or(e->valuestring, ok);
@@ -752,7 +779,8 @@ static bool taints_to(struct goman_cf_group *g, const char *c, bool *ok)
 		return *ok = false;
 	}
 	const cJSON *e;
-	cJSON_ArrayForEach(e, a) {
+	cJSON_ArrayForEach(e, a)
+	{
 		struct goman_cf_taint *t = &g->taints[g->ntaints++];
 		const char *s = e->valuestring, *colon = strrchr(s, ':'), *eq = strchr(s, '=');
 		if (!colon) {
@@ -785,7 +813,8 @@ static bool tags_to(struct goman_cf_group *g, const struct egroup *eg, bool *ok)
 	size_t n = (size_t)cJSON_GetArraySize(t0);
 	if (n && !(g->tags = calloc(n, sizeof(*g->tags))))
 		return *ok = false;
-	cJSON_ArrayForEach(t, t0) {
+	cJSON_ArrayForEach(t, t0)
+	{
 		if (!cJSON_IsString(t) || !user_tag(t->string))
 			continue;
 		bool all = true;
@@ -877,8 +906,9 @@ static int build_export(const char *cluster, const char *region, struct have *h,
 			if (!strcmp(eg[k].name, gn))
 				g = &eg[k];
 		if (g && g->server != server) {
-			rc = goman_err_set(err, GOMAN_EINVAL, GOMAN_CLASS_BAD_INPUT, "BadInput",
-					   "group %s holds servers and agents: a cluster file cannot", gn);
+			rc = goman_err_set(
+				err, GOMAN_EINVAL, GOMAN_CLASS_BAD_INPUT, "BadInput",
+				"group %s holds servers and agents: a cluster file cannot", gn);
 			break;
 		}
 		if (!g) {

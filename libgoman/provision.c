@@ -36,10 +36,11 @@
 
 #define DEFAULT_TYPE "t3.medium"
 #define DEFAULT_PROFILE "goman-node"
-#define APP_RETRIES 6        /* re-sends of a group launch / CreateTags after the call gave up
+#define APP_RETRIES \
+	6 /* re-sends of a group launch / CreateTags after the call gave up
 				on a retryable error (same ClientToken) */
 #define APP_RETRY_MS 1000
-#define SETUP_RETRIES 3      /* the same for the blocking setup calls */
+#define SETUP_RETRIES 3 /* the same for the blocking setup calls */
 
 struct prun;
 struct group;
@@ -47,14 +48,13 @@ struct group;
 GOMAN_TESTABLE cJSON *gm_prov_drift(const struct node *n);
 GOMAN_TESTABLE char *gm_prov_compact(const cJSON *v);
 
-
 struct group {
 	char role[8], type[64], subnet[64], ami[256];
-	char types[GM_PROV_MAX_TYPES][64];  /* fallback order; type == types[ti] */
-	char amis[GM_PROV_MAX_TYPES][64];   /* resolved AMI per type */
-	char roots[GM_PROV_MAX_TYPES][32];  /* its root device, when a volume size is set */
+	char types[GM_PROV_MAX_TYPES][64]; /* fallback order; type == types[ti] */
+	char amis[GM_PROV_MAX_TYPES][64];  /* resolved AMI per type */
+	char roots[GM_PROV_MAX_TYPES][32]; /* its root device, when a volume size is set */
 	int ntypes, ti;
-	char tried[GM_PROV_MAX_TYPES][64];  /* types that had no capacity */
+	char tried[GM_PROV_MAX_TYPES][64]; /* types that had no capacity */
 	int ntried;
 	struct node **v;
 	size_t n, cap;
@@ -91,8 +91,8 @@ struct prun {
 	char root_ami[8][64], root_dev[8][32];
 	int nroot;
 	char digest[17];
-	char vpc[32];       /* of the subnets placed on; "" = not known */
-	bool vpc_mixed;     /* the subnets span VPCs: one security group cannot cover them */
+	char vpc[32];   /* of the subnets placed on; "" = not known */
+	bool vpc_mixed; /* the subnets span VPCs: one security group cannot cover them */
 };
 
 static int oom(struct goman_err *err)
@@ -214,7 +214,8 @@ static void emit(struct prun *r, struct node *n, const struct goman_err *err)
 				put(rec, "instance_type", cJSON_CreateString(n->type));
 			cJSON *t = sub(rec, "t");
 			int64_t lt;
-			if (n->inst.launch_time[0] && goman_parse_time(n->inst.launch_time, &lt) == 0)
+			if (n->inst.launch_time[0] &&
+			    goman_parse_time(n->inst.launch_time, &lt) == 0)
 				put_time(t, "launched", lt);
 			if (n->running_wall)
 				put_time(t, "running", n->running_wall);
@@ -231,7 +232,8 @@ static void emit(struct prun *r, struct node *n, const struct goman_err *err)
 			if (n->g && n->g->ntried) {
 				cJSON *tr = cJSON_CreateArray();
 				for (int i = 0; tr && i < n->g->ntried; i++)
-					cJSON_AddItemToArray(tr, cJSON_CreateString(n->g->tried[i]));
+					cJSON_AddItemToArray(tr,
+							     cJSON_CreateString(n->g->tried[i]));
 				put(pv, "types_tried", tr);
 			}
 			put(pv, "api_calls", cJSON_CreateNumber(round2(n->calls)));
@@ -393,7 +395,8 @@ GOMAN_TESTABLE int gm_prov_spec(const struct goman_provision_opts *o, struct nod
 	if (!n->cluster)
 		return bad(e, "missing \"cluster\"%s%s", NULL, NULL);
 	if (!goman_cluster_name_ok(n->cluster))
-		return bad(e, "cluster name '%s' must match ^[a-z][a-z0-9-]{0,39}$%s", n->cluster, NULL);
+		return bad(e, "cluster name '%s' must match ^[a-z][a-z0-9-]{0,39}$%s", n->cluster,
+			   NULL);
 	if (!n->role || (strcmp(n->role, "server") && strcmp(n->role, "agent")))
 		return bad(e, "\"role\" must be \"server\" or \"agent\"%s%s", NULL, NULL);
 	const cJSON *ix = cJSON_GetObjectItemCaseSensitive(in, "index");
@@ -416,7 +419,8 @@ GOMAN_TESTABLE int gm_prov_spec(const struct goman_provision_opts *o, struct nod
 		if (!strncmp(s, prefix, pl) && isdigit((unsigned char)s[pl]))
 			v = strtol(s + pl, &end, 10);
 		if (v < 0 || !end || *end || v > 99999)
-			return bad(e, "\"name\" '%s' must be <cluster>-<role>-<index>, here %s<index>",
+			return bad(e,
+				   "\"name\" '%s' must be <cluster>-<role>-<index>, here %s<index>",
 				   s, prefix);
 		if (n->index >= 0 && v != n->index)
 			return bad(e, "\"name\" '%s' disagrees with \"index\"%s", s, NULL);
@@ -428,8 +432,9 @@ GOMAN_TESTABLE int gm_prov_spec(const struct goman_provision_opts *o, struct nod
 		return bad(e, "\"types\" must be a list of 1 to 8 instance types%s%s", NULL, NULL);
 	const char *ty = str_field(in, "instance_type");
 	if (!ty && tl)
-		ty = cJSON_IsString(cJSON_GetArrayItem(tl, 0)) ? cJSON_GetArrayItem(tl, 0)->valuestring
-							       : NULL;
+		ty = cJSON_IsString(cJSON_GetArrayItem(tl, 0))
+			     ? cJSON_GetArrayItem(tl, 0)->valuestring
+			     : NULL;
 	if (!ty)
 		ty = !strcmp(n->role, "server") ? o->server_type : o->agent_type;
 	n->explicit_type = ty && *ty;
@@ -438,9 +443,11 @@ GOMAN_TESTABLE int gm_prov_spec(const struct goman_provision_opts *o, struct nod
 	snprintf(n->types[0], sizeof(n->types[0]), "%s", n->type);
 	n->ntypes = 1;
 	const cJSON *t;
-	cJSON_ArrayForEach(t, tl) {
+	cJSON_ArrayForEach(t, tl)
+	{
 		if (!cJSON_IsString(t) || !*t->valuestring || strlen(t->valuestring) >= 64)
-			return bad(e, "\"types\" entries must be instance type names%s%s", NULL, NULL);
+			return bad(e, "\"types\" entries must be instance type names%s%s", NULL,
+				   NULL);
 		bool dup = false;
 		for (int i = 0; i < n->ntypes; i++)
 			dup |= !strcmp(n->types[i], t->valuestring);
@@ -478,22 +485,27 @@ GOMAN_TESTABLE int gm_prov_spec(const struct goman_provision_opts *o, struct nod
 	if (lb) {
 		if (!cJSON_IsObject(lb))
 			return bad(e, "\"labels\" must be an object of strings%s%s", NULL, NULL);
-		cJSON_ArrayForEach(t, lb)
-			if (!cJSON_IsString(t) || strpbrk(t->string, ",=") || strchr(t->valuestring, ','))
-				return bad(e, "label '%s' must be a string without ',' (and '=' in "
-					   "the key)%s", t->string, NULL);
+		cJSON_ArrayForEach(t, lb) if (!cJSON_IsString(t) || strpbrk(t->string, ",=") ||
+					      strchr(t->valuestring,
+						     ',')) return bad(e,
+								      "label '%s' must be a string "
+								      "without ',' (and '=' in "
+								      "the key)%s",
+								      t->string, NULL);
 		if (!(n->labels_tag = gm_prov_compact(lb)))
 			return oom(e);
 	}
 	const cJSON *tn = cJSON_GetObjectItemCaseSensitive(in, "taints");
 	if (tn) {
 		if (!cJSON_IsArray(tn))
-			return bad(e, "\"taints\" must be a list of key=value:Effect%s%s", NULL, NULL);
-		cJSON_ArrayForEach(t, tn)
-			if (!cJSON_IsString(t) || !strchr(t->valuestring, ':') ||
-			    strchr(t->valuestring, ','))
-				return bad(e, "\"taints\" entries must be key[=value]:Effect%s%s", NULL,
-					   NULL);
+			return bad(e, "\"taints\" must be a list of key=value:Effect%s%s", NULL,
+				   NULL);
+		cJSON_ArrayForEach(t, tn) if (!cJSON_IsString(t) || !strchr(t->valuestring, ':') ||
+					      strchr(t->valuestring,
+						     ',')) return bad(e,
+								      "\"taints\" entries must be "
+								      "key[=value]:Effect%s%s",
+								      NULL, NULL);
 		if (!(n->taints_tag = gm_prov_compact(tn)))
 			return oom(e);
 	}
@@ -501,11 +513,15 @@ GOMAN_TESTABLE int gm_prov_spec(const struct goman_provision_opts *o, struct nod
 	if (sl) {
 		const cJSON *x;
 		if (!cJSON_IsArray(sl) || cJSON_GetArraySize(sl) < 1 || cJSON_GetArraySize(sl) > 32)
-			return bad(e, "\"subnets\" must be a list of 1 to 32 subnet IDs%s%s", NULL, NULL);
-		cJSON_ArrayForEach(x, sl)
-			if (!cJSON_IsString(x) || strncmp(x->valuestring, "subnet-", 7) ||
-			    strlen(x->valuestring) >= 32)
-				return bad(e, "\"subnets\" entries must be subnet IDs%s%s", NULL, NULL);
+			return bad(e, "\"subnets\" must be a list of 1 to 32 subnet IDs%s%s", NULL,
+				   NULL);
+		cJSON_ArrayForEach(
+			x,
+			sl) if (!cJSON_IsString(x) || strncmp(x->valuestring, "subnet-", 7) ||
+				strlen(x->valuestring) >=
+					32) return bad(e,
+						       "\"subnets\" entries must be subnet IDs%s%s",
+						       NULL, NULL);
 		n->subnets = sl;
 	}
 	const char *sn = str_field(in, "subnet_id");
@@ -514,11 +530,13 @@ GOMAN_TESTABLE int gm_prov_spec(const struct goman_provision_opts *o, struct nod
 	if (tags) {
 		if (!cJSON_IsObject(tags))
 			return bad(e, "\"tags\" must be an object of strings%s%s", NULL, NULL);
-		cJSON_ArrayForEach(t, tags) {
+		cJSON_ArrayForEach(t, tags)
+		{
 			if (!cJSON_IsString(t))
 				return bad(e, "tag '%s' must be a string%s", t->string, NULL);
 			if (!strncmp(t->string, "goman:", 6))
-				return bad(e, "tag '%s': goman: tags are goman's own%s", t->string, NULL);
+				return bad(e, "tag '%s': goman: tags are goman's own%s", t->string,
+					   NULL);
 		}
 	}
 	/* what else the nodes of one RunInstances must share */
@@ -553,7 +571,8 @@ GOMAN_TESTABLE char *gm_prov_compact(const cJSON *v)
 	size_t i = 0;
 	const cJSON *t;
 	bool ok = true;
-	cJSON_ArrayForEach(t, v) {
+	cJSON_ArrayForEach(t, v)
+	{
 		const char *val = cJSON_IsString(t) ? t->valuestring : "";
 		size_t l = (cJSON_IsObject(v) ? strlen(t->string) + 1 : 0) + strlen(val) + 1;
 		if (i >= k || !(items[i] = malloc(l))) {
@@ -677,7 +696,8 @@ static int check_profile(struct prun *r, const char *profile, struct goman_err *
 	struct goman_kvs params = {0};
 	if (goman_kvs_add(&params, "InstanceProfileName", profile) != 0)
 		return oom(e);
-	struct goman_aws_call call = {.service = "iam", .action = "GetInstanceProfile", .params = &params};
+	struct goman_aws_call call = {
+		.service = "iam", .action = "GetInstanceProfile", .params = &params};
 	struct goman_aws_result res;
 	int rc, tries = 0;
 	do {
@@ -688,9 +708,11 @@ static int check_profile(struct prun *r, const char *profile, struct goman_err *
 	if (rc != 0) {
 		*e = res.err;
 		if (!strcmp(res.err.code, "NoSuchEntity"))
-			goman_err_set(e, GOMAN_ENOTFOUND, GOMAN_CLASS_CLIENT, "NoSuchEntity",
-				      "instance profile '%s' does not exist: run `goman init` to create "
-				      "it, or pass --instance-profile", profile);
+			goman_err_set(
+				e, GOMAN_ENOTFOUND, GOMAN_CLASS_CLIENT, "NoSuchEntity",
+				"instance profile '%s' does not exist: run `goman init` to create "
+				"it, or pass --instance-profile",
+				profile);
 	}
 	goman_aws_result_clear(&res);
 	return rc;
@@ -706,17 +728,19 @@ static int ensure_sg(struct prun *r, struct goman_err *e)
 	char vpc[64];
 	int rc = 0, tries = 0;
 	if (r->vpc_mixed)
-		return goman_err_set(e, GOMAN_EINVAL, GOMAN_CLASS_CLIENT, "SubnetsInSeveralVpcs",
-				     "the cluster's subnets are in more than one VPC; its security "
-				     "group is per VPC: give --security-group or subnets of one VPC");
+		return goman_err_set(
+			e, GOMAN_EINVAL, GOMAN_CLASS_CLIENT, "SubnetsInSeveralVpcs",
+			"the cluster's subnets are in more than one VPC; its security "
+			"group is per VPC: give --security-group or subnets of one VPC");
 	if (r->vpc[0])
 		snprintf(vpc, sizeof(vpc), "%s", r->vpc);
 	else
 		do {
 			rc = o->subnet && *o->subnet
-				? goman_ec2_subnet_vpc(r->aws, o->subnet, vpc, sizeof(vpc),
-						       &r->setup_calls, e)
-				: goman_ec2_default_vpc(r->aws, vpc, sizeof(vpc), &r->setup_calls, e);
+				     ? goman_ec2_subnet_vpc(r->aws, o->subnet, vpc, sizeof(vpc),
+							    &r->setup_calls, e)
+				     : goman_ec2_default_vpc(r->aws, vpc, sizeof(vpc),
+							     &r->setup_calls, e);
 		} while (again(&tries, rc, e));
 	if (!r->vpc[0] && rc != 0)
 		return -1;
@@ -803,14 +827,14 @@ static int tags_submit(struct prun *r, struct node *n, struct goman_err *e)
 	 * here; reused: only what an older goman did not set */
 	if (n->launched || n->adopted)
 		rc |= goman_kvs_add(&tags, "goman:name", n->name) |
-		      goman_kvs_add(&tags, "goman:index", ix) | goman_kvs_add(&tags, "Name", n->name);
+		      goman_kvs_add(&tags, "goman:index", ix) |
+		      goman_kvs_add(&tags, "Name", n->name);
 	if (!n->launched && !goman_ec2_tag(&n->inst, "goman:group"))
 		rc |= goman_kvs_add(&tags, "goman:group", n->group);
 	if (!n->launched && n->via[0] && !goman_ec2_tag(&n->inst, "goman:via"))
 		rc |= goman_kvs_add(&tags, "goman:via", n->via);
 	const cJSON *t, *own = n->adopted ? cJSON_GetObjectItemCaseSensitive(n->in, "tags") : NULL;
-	cJSON_ArrayForEach(t, own)
-		rc |= goman_kvs_add(&tags, t->string, t->valuestring);
+	cJSON_ArrayForEach(t, own) rc |= goman_kvs_add(&tags, t->string, t->valuestring);
 	if (rc) {
 		goman_kvs_clear(&tags);
 		return oom(e);
@@ -876,8 +900,8 @@ static struct node *note_polled(struct prun *r, const char *id,
 	return n;
 }
 
-static void polled(const char *id, const struct goman_ec2_instance *inst, const struct goman_err *err,
-		   double share, void *ud)
+static void polled(const char *id, const struct goman_ec2_instance *inst,
+		   const struct goman_err *err, double share, void *ud)
 {
 	struct prun *r = ud;
 	struct node *n = note_polled(r, id, inst, share);
@@ -903,7 +927,8 @@ static void wait_for(struct prun *r, struct node *n)
 	struct goman_err e = GOMAN_ERR_INIT;
 	goman_err_clear(&e);
 	int64_t to = r->o->timeout_ms > 0 ? r->o->timeout_ms : 600000;
-	if (!r->poller || goman_ec2_poller_add(r->poller, n->inst.instance_id, goman_mono_ms() + to, &e) != 0) {
+	if (!r->poller ||
+	    goman_ec2_poller_add(r->poller, n->inst.instance_id, goman_mono_ms() + to, &e) != 0) {
 		if (!r->poller)
 			oom(&e);
 		emit(r, n, &e);
@@ -935,8 +960,9 @@ static void started(const struct goman_err *err, int calls, void *ud)
 	    goman_http_timer(goman_aws_http(r->aws), APP_RETRY_MS * c->tries, start_again, c) > 0)
 		return;
 	if (err)
-		goman_log(GOMAN_LOG_WARN, "PROVISION", "StartInstances of %zu node(s) failed: %s %s",
-			  c->n, err->code, err->message);
+		goman_log(GOMAN_LOG_WARN, "PROVISION",
+			  "StartInstances of %zu node(s) failed: %s %s", c->n, err->code,
+			  err->message);
 	for (size_t i = 0; i < c->n; i++) {
 		if (err)
 			emit(r, c->v[i], err);
@@ -985,8 +1011,8 @@ static void start_nodes(struct prun *r, struct node **v, size_t k)
 }
 
 /* A node that was stopping is now stopped: start it. */
-static void stopped(const char *id, const struct goman_ec2_instance *inst, const struct goman_err *err,
-		    double share, void *ud)
+static void stopped(const char *id, const struct goman_ec2_instance *inst,
+		    const struct goman_err *err, double share, void *ud)
 {
 	struct prun *r = ud;
 	struct node *n = note_polled(r, id, inst, share);
@@ -1041,8 +1067,10 @@ static void launched(struct goman_aws_result *res, void *ud)
 	}
 	if (res->err.rc != GOMAN_OK && gm_prov_fallback(&res->err, g->ti, g->ntypes)) {
 		struct goman_err fe = GOMAN_ERR_INIT;
-		goman_log(GOMAN_LOG_WARN, "PROVISION", "RunInstances %s x%zu: %s for %s in %s, "
-			  "trying %s", g->role, g->n, res->err.code, g->type,
+		goman_log(GOMAN_LOG_WARN, "PROVISION",
+			  "RunInstances %s x%zu: %s for %s in %s, "
+			  "trying %s",
+			  g->role, g->n, res->err.code, g->type,
 			  g->subnet[0] ? g->subnet : "the default subnet", g->types[g->ti + 1]);
 		goman_idem_fail(r->idem, &g->t, &res->err, &fe);
 		goman_idem_ticket_clear(&g->t);
@@ -1063,14 +1091,17 @@ static void launched(struct goman_aws_result *res, void *ud)
 	}
 	if (res->err.rc != GOMAN_OK) {
 		if (res->err.retryable && ++g->tries <= APP_RETRIES) {
-			goman_log(GOMAN_LOG_INFO, "PROVISION", "RunInstances %s x%zu: %s, sending again "
-				  "with the same ClientToken", g->role, g->n, res->err.code);
-			goman_http_timer(goman_aws_http(r->aws), APP_RETRY_MS * g->tries, relaunch, g);
+			goman_log(GOMAN_LOG_INFO, "PROVISION",
+				  "RunInstances %s x%zu: %s, sending again "
+				  "with the same ClientToken",
+				  g->role, g->n, res->err.code);
+			goman_http_timer(goman_aws_http(r->aws), APP_RETRY_MS * g->tries, relaunch,
+					 g);
 			return;
 		}
 		struct goman_err fe = GOMAN_ERR_INIT;
-		goman_log(GOMAN_LOG_WARN, "PROVISION", "RunInstances %s x%zu failed: %s %s", g->role,
-			  g->n, res->err.code, res->err.message);
+		goman_log(GOMAN_LOG_WARN, "PROVISION", "RunInstances %s x%zu failed: %s %s",
+			  g->role, g->n, res->err.code, res->err.message);
 		goman_idem_fail(r->idem, &g->t, &res->err, &fe);
 		for (size_t i = 0; i < g->n; i++)
 			emit(r, g->v[i], &res->err);
@@ -1102,7 +1133,8 @@ static void launched(struct goman_aws_result *res, void *ud)
 	}
 	struct goman_err ce = GOMAN_ERR_INIT;
 	if (goman_idem_complete(r->idem, &g->t, result, &ce) != 0)
-		goman_log(GOMAN_LOG_WARN, "IDEMPOTENCY", "cannot record the launch: %s", ce.message);
+		goman_log(GOMAN_LOG_WARN, "IDEMPOTENCY", "cannot record the launch: %s",
+			  ce.message);
 	cJSON_Delete(result);
 	goman_ec2_instances_clear(&got);
 	tags_pump(r);
@@ -1136,7 +1168,8 @@ static int launch_submit(struct group *g, struct goman_err *e)
 	rc |= goman_kvs_add(&p, "MetadataOptions.HttpEndpoint", "enabled");
 	if (n0->spot) {
 		rc |= goman_kvs_add(&p, "InstanceMarketOptions.MarketType", "spot");
-		rc |= goman_kvs_add(&p, "InstanceMarketOptions.SpotOptions.SpotInstanceType", "one-time");
+		rc |= goman_kvs_add(&p, "InstanceMarketOptions.SpotOptions.SpotInstanceType",
+				    "one-time");
 	}
 	if (n0->volume_gb) {
 		char gb[16];
@@ -1150,13 +1183,13 @@ static int launch_submit(struct group *g, struct goman_err *e)
 		rc |= goman_kvs_add(&p, "DryRun", "true");
 	rc |= goman_kvs_add(&p, "TagSpecification.1.ResourceType", "instance");
 	int t = 0;
-#define TAG(K, V)                                                            \
-	do {                                                                 \
-		t++;                                                         \
-		snprintf(k, sizeof(k), "TagSpecification.1.Tag.%d.Key", t);  \
-		rc |= goman_kvs_add(&p, k, K);                               \
+#define TAG(K, V)                                                             \
+	do {                                                                  \
+		t++;                                                          \
+		snprintf(k, sizeof(k), "TagSpecification.1.Tag.%d.Key", t);   \
+		rc |= goman_kvs_add(&p, k, K);                                \
 		snprintf(k, sizeof(k), "TagSpecification.1.Tag.%d.Value", t); \
-		rc |= goman_kvs_add(&p, k, V);                               \
+		rc |= goman_kvs_add(&p, k, V);                                \
 	} while (0)
 	TAG("goman:cluster", r->cluster);
 	TAG("goman:role", g->role);
@@ -1170,8 +1203,7 @@ static int launch_submit(struct group *g, struct goman_err *e)
 	if (n0->taints_tag && *n0->taints_tag)
 		TAG("goman:taints", n0->taints_tag);
 	const cJSON *st = cJSON_GetObjectItemCaseSensitive(n0->in, "tags"), *x;
-	cJSON_ArrayForEach(x, st)
-		TAG(x->string, x->valuestring);
+	cJSON_ArrayForEach(x, st) TAG(x->string, x->valuestring);
 	/* the line's tags win over --tag of the same key (EC2 refuses a key twice) */
 	for (size_t i = 0; o->tags && i < o->tags->n; i++)
 		if (!cJSON_GetObjectItemCaseSensitive(st, o->tags->v[i].name))
@@ -1235,7 +1267,8 @@ static int group_begin(struct prun *r, struct group *g, const char *digest, stru
 		cJSON_AddStringToObject(params, "ami", g->ami);
 		cJSON_AddStringToObject(params, "security_group", r->sg);
 		cJSON_AddStringToObject(params, "instance_profile",
-					o->instance_profile ? o->instance_profile : DEFAULT_PROFILE);
+					o->instance_profile ? o->instance_profile
+							    : DEFAULT_PROFILE);
 		cJSON_AddStringToObject(params, "key_name", o->key_name ? o->key_name : "");
 		cJSON *tg = cJSON_AddObjectToObject(params, "tags");
 		for (size_t i = 0; o->tags && i < o->tags->n; i++)
@@ -1250,8 +1283,10 @@ static int group_begin(struct prun *r, struct group *g, const char *digest, stru
 		if (st == GOMAN_IDEM_NEW) {
 			g->have_ticket = true;
 			if (g->t.taken_over)
-				goman_log(GOMAN_LOG_INFO, "IDEMPOTENCY", "RunInstances %s x%zu: taking over "
-					  "a dead run's launch, same ClientToken", g->role, g->n);
+				goman_log(GOMAN_LOG_INFO, "IDEMPOTENCY",
+					  "RunInstances %s x%zu: taking over "
+					  "a dead run's launch, same ClientToken",
+					  g->role, g->n);
 			rc = 0;
 			break;
 		}
@@ -1302,7 +1337,8 @@ static bool reusable_state(const char *s)
 GOMAN_TESTABLE int gm_prov_filter(struct goman_kvs *f, const char *cluster, bool with_states)
 {
 	int rc = goman_kvs_add(f, "tag:goman:cluster", cluster);
-	for (size_t i = 0; with_states && i < sizeof(reusable_states) / sizeof(*reusable_states); i++)
+	for (size_t i = 0; with_states && i < sizeof(reusable_states) / sizeof(*reusable_states);
+	     i++)
 		rc |= goman_kvs_add(f, "instance-state-name", reusable_states[i]);
 	return rc ? -1 : 0;
 }
@@ -1341,9 +1377,10 @@ GOMAN_TESTABLE int gm_prov_plan(struct node **nodes, size_t nn, const struct gom
 {
 	for (size_t i = 0; i < nn; i++)
 		if (!filter_complete(filter, nodes[i]->cluster))
-			return goman_err_set(e, GOMAN_EIO, GOMAN_CLASS_NONE, "Internal",
-					     "the listing filter of cluster %s is incomplete; not planning",
-					     nodes[i]->cluster ? nodes[i]->cluster : "");
+			return goman_err_set(
+				e, GOMAN_EIO, GOMAN_CLASS_NONE, "Internal",
+				"the listing filter of cluster %s is incomplete; not planning",
+				nodes[i]->cluster ? nodes[i]->cluster : "");
 	bool *used = calloc(ex->n ? ex->n : 1, sizeof(bool));
 	if (!used)
 		return oom(e);
@@ -1352,8 +1389,8 @@ GOMAN_TESTABLE int gm_prov_plan(struct node **nodes, size_t nn, const struct gom
 		struct node *n = nodes[i];
 		for (size_t j = 0; j < ex->n; j++) {
 			const char *role = goman_ec2_tag(&ex->v[j], "goman:role");
-			if (used[j] || !role || strcmp(role, n->role) || tag_index(&ex->v[j]) != n->index ||
-			    !ours(&ex->v[j], n))
+			if (used[j] || !role || strcmp(role, n->role) ||
+			    tag_index(&ex->v[j]) != n->index || !ours(&ex->v[j], n))
 				continue;
 			if (goman_ec2_instance_copy(&n->inst, &ex->v[j]) != 0)
 				goto nomem;
@@ -1370,8 +1407,8 @@ GOMAN_TESTABLE int gm_prov_plan(struct node **nodes, size_t nn, const struct gom
 			continue;
 		for (size_t j = 0; j < ex->n; j++) {
 			const char *role = goman_ec2_tag(&ex->v[j], "goman:role");
-			if (used[j] || !role || strcmp(role, n->role) || tag_index(&ex->v[j]) >= 0 ||
-			    !ours(&ex->v[j], n))
+			if (used[j] || !role || strcmp(role, n->role) ||
+			    tag_index(&ex->v[j]) >= 0 || !ours(&ex->v[j], n))
 				continue;
 			if (goman_ec2_instance_copy(&n->inst, &ex->v[j]) != 0)
 				goto nomem;
@@ -1478,11 +1515,11 @@ static void place_lists(struct prun *r, const struct goman_ec2_subnet *sn, size_
 		size_t nsub = 0, nsel = 0;
 		for (size_t k = 0; k < ns; k++) {
 			const cJSON *x;
-			cJSON_ArrayForEach(x, list)
-				if (!strcmp(x->valuestring, sn[k].subnet_id)) {
-					sub[nsub++] = sn[k];
-					break;
-				}
+			cJSON_ArrayForEach(x, list) if (!strcmp(x->valuestring, sn[k].subnet_id))
+			{
+				sub[nsub++] = sn[k];
+				break;
+			}
 		}
 		for (size_t j = 0; j < r->nn; j++) {
 			struct node *m = r->nodes[j];
@@ -1515,8 +1552,10 @@ static int place(struct prun *r, struct goman_err *e)
 			continue;
 		}
 		const cJSON *x = n->subnets ? n->subnets->child : NULL;
-		for (const char *id = n->subnet[0] ? n->subnet : x ? x->valuestring : NULL; id;
-		     x = x ? x->next : NULL, id = x ? x->valuestring : NULL) {
+		for (const char *id = n->subnet[0] ? n->subnet
+				      : x          ? x->valuestring
+						   : NULL;
+		     id; x = x ? x->next : NULL, id = x ? x->valuestring : NULL) {
 			bool seen = false;
 			for (size_t j = 0; j < nids && !seen; j++)
 				seen = !strcmp(ids[j], id);
@@ -1533,7 +1572,8 @@ static int place(struct prun *r, struct goman_err *e)
 		do {
 			free(sn);
 			sn = NULL;
-			rc = goman_ec2_subnets(r->aws, NULL, ids, nids, &sn, &ns, &r->setup_calls, e);
+			rc = goman_ec2_subnets(r->aws, NULL, ids, nids, &sn, &ns, &r->setup_calls,
+					       e);
 		} while (again(&tries, rc, e));
 		for (size_t i = 0; rc == 0 && i < r->nn; i++) {
 			struct node *n = r->nodes[i];
@@ -1577,8 +1617,10 @@ static int place(struct prun *r, struct goman_err *e)
 			else if (strcmp(r->vpc, sn[k].vpc_id))
 				r->vpc_mixed = true;
 		}
-		goman_log(GOMAN_LOG_INFO, "PROVISION", "cluster %s: placing over %zu default "
-			  "subnet(s)", r->cluster, ns);
+		goman_log(GOMAN_LOG_INFO, "PROVISION",
+			  "cluster %s: placing over %zu default "
+			  "subnet(s)",
+			  r->cluster, ns);
 	}
 	free(sn);
 	return rc;
@@ -1690,16 +1732,18 @@ static void surplus(struct prun *r, const struct goman_ec2_instances *ex, size_t
 	}
 	free(by);
 	if (k)
-		goman_log(GOMAN_LOG_WARN, "PROVISION", "cluster %s: %zu node(s) exist that no spec "
-			  "asks for (not terminated here): %s", r->cluster, k, list);
+		goman_log(GOMAN_LOG_WARN, "PROVISION",
+			  "cluster %s: %zu node(s) exist that no spec "
+			  "asks for (not terminated here): %s",
+			  r->cluster, k, list);
 	size_t nd = 0;
 	for (size_t i = 0; i < r->nn; i++) {
 		const struct node *n = r->nodes[i];
 		cJSON *d = n->reused ? gm_prov_drift(n) : NULL;
 		if (d) {
 			char *txt = cJSON_PrintUnformatted(d);
-			goman_log(GOMAN_LOG_WARN, "PROVISION", "%s drifted from its spec: %s", n->name,
-				  txt ? txt : "?");
+			goman_log(GOMAN_LOG_WARN, "PROVISION", "%s drifted from its spec: %s",
+				  n->name, txt ? txt : "?");
 			free(txt);
 			cJSON_AddItemToArray(drift, cJSON_CreateString(n->name));
 			nd++;
@@ -1793,9 +1837,11 @@ static void run_cluster(struct prun *r)
 			goto out;
 		}
 	}
-	goman_log(GOMAN_LOG_INFO, "PROVISION", "cluster %s: %zu node(s) wanted, %zu exist (%zu "
-		  "adopted), %zu to launch in %zu group(s)%s", r->cluster, r->nn, r->nn - missing,
-		  adopted, missing, r->ng, o->dry_run ? " (dry run)" : "");
+	goman_log(GOMAN_LOG_INFO, "PROVISION",
+		  "cluster %s: %zu node(s) wanted, %zu exist (%zu "
+		  "adopted), %zu to launch in %zu group(s)%s",
+		  r->cluster, r->nn, r->nn - missing, adopted, missing, r->ng,
+		  o->dry_run ? " (dry run)" : "");
 	surplus(r, &ex, missing, adopted);
 
 	/* 3. setup, only for launches (and an explicit AMI to compare reused nodes with) */
@@ -1804,8 +1850,10 @@ static void run_cluster(struct prun *r)
 		struct goman_err ae = GOMAN_ERR_INIT;
 		if (n->reused && n->explicit_ami &&
 		    resolve_ami(r, n->ami, n->ami_id, sizeof(n->ami_id), &ae) != 0)
-			goman_log(GOMAN_LOG_WARN, "PROVISION", "%s: cannot resolve %s to compare the "
-				  "node's AMI: %s", n->name, n->ami, ae.message);
+			goman_log(GOMAN_LOG_WARN, "PROVISION",
+				  "%s: cannot resolve %s to compare the "
+				  "node's AMI: %s",
+				  n->name, n->ami, ae.message);
 	}
 	if (missing && setup_ok) {
 		const char *prof = o->instance_profile ? o->instance_profile : DEFAULT_PROFILE;
@@ -1890,8 +1938,9 @@ static void run_cluster(struct prun *r)
 				goman_kvs_clear(&pf);
 			}
 			int64_t to = o->timeout_ms > 0 ? o->timeout_ms : 600000;
-			if (!r->stop_poller || goman_ec2_poller_add(r->stop_poller, n->inst.instance_id,
-								    goman_mono_ms() + to, &se) != 0) {
+			if (!r->stop_poller ||
+			    goman_ec2_poller_add(r->stop_poller, n->inst.instance_id,
+						 goman_mono_ms() + to, &se) != 0) {
 				if (!se.code[0] && se.rc == GOMAN_OK)
 					oom(&se);
 				emit(r, n, &se);
@@ -1901,7 +1950,8 @@ static void run_cluster(struct prun *r)
 		if (!strcmp(n->inst.state, "stopped")) {
 			n->starting = true;
 			any_start = true;
-		} else if (!strcmp(n->inst.state, "running") && o->wait != GOMAN_EC2_WAIT_STATUS_OK) {
+		} else if (!strcmp(n->inst.state, "running") &&
+			   o->wait != GOMAN_EC2_WAIT_STATUS_OK) {
 			n->ready = true;
 			try_emit(r, n);
 		} else {
@@ -1935,16 +1985,19 @@ static void run_cluster(struct prun *r)
 	}
 	tags_pump(r);
 	goman_http_run(goman_aws_http(r->aws), -1, -1);
-	goman_err_set(&e, GOMAN_EIO, GOMAN_CLASS_NONE, "Internal", "the node was left without a result");
+	goman_err_set(&e, GOMAN_EIO, GOMAN_CLASS_NONE, "Internal",
+		      "the node was left without a result");
 	fail_all(r, false, &e); /* no-op for every emitted node */
 	{
 		int rounds = 0, pcalls = 0;
 		if (r->poller)
 			goman_ec2_poller_stats(r->poller, &rounds, &pcalls);
-		goman_log(GOMAN_LOG_INFO, "PROVISION", "cluster %s done in %lld ms: api calls setup %d, "
-			  "RunInstances %d, CreateTags %d, StartInstances %d, describe rounds %d (%d calls)",
-			  r->cluster, (long long)(goman_mono_ms() - t0), r->setup_calls, r->stats_run,
-			  r->stats_tags, r->stats_start, rounds, pcalls);
+		goman_log(GOMAN_LOG_INFO, "PROVISION",
+			  "cluster %s done in %lld ms: api calls setup %d, "
+			  "RunInstances %d, CreateTags %d, StartInstances %d, describe rounds %d "
+			  "(%d calls)",
+			  r->cluster, (long long)(goman_mono_ms() - t0), r->setup_calls,
+			  r->stats_run, r->stats_tags, r->stats_start, rounds, pcalls);
 	}
 out:
 	goman_kvs_clear(&f);
@@ -1965,7 +2018,8 @@ int goman_provision_run(struct goman_aws *aws, struct goman_idem *idem,
 		return oom(err);
 	/* validate, in input order */
 	const cJSON *s;
-	cJSON_ArrayForEach(s, specs) {
+	cJSON_ArrayForEach(s, specs)
+	{
 		struct node *n = calloc(1, sizeof(*n));
 		if (!n) {
 			for (size_t i = 0; i < na; i++)
@@ -2004,8 +2058,8 @@ int goman_provision_run(struct goman_aws *aws, struct goman_idem *idem,
 			continue;
 		bool dup = false;
 		for (size_t j = 0; j < i; j++)
-			if (all[j] && all[j]->index == n->index && !strcmp(all[j]->cluster, n->cluster) &&
-			    !strcmp(all[j]->role, n->role))
+			if (all[j] && all[j]->index == n->index &&
+			    !strcmp(all[j]->cluster, n->cluster) && !strcmp(all[j]->role, n->role))
 				dup = true;
 		if (dup) {
 			struct goman_err e = GOMAN_ERR_INIT;
@@ -2032,7 +2086,8 @@ int goman_provision_run(struct goman_aws *aws, struct goman_idem *idem,
 			bool taken = false;
 			for (size_t j = 0; j < na && !taken; j++)
 				taken = all[j] && all[j] != n && all[j]->index == cand &&
-					!strcmp(all[j]->cluster, n->cluster) && !strcmp(all[j]->role, n->role);
+					!strcmp(all[j]->cluster, n->cluster) &&
+					!strcmp(all[j]->role, n->role);
 			if (!taken) {
 				node_set_index(n, cand);
 				break;

@@ -19,25 +19,25 @@ struct prun;
 #define GM_PROV_TAG_MAX 256 /* EC2's limit on a tag value */
 
 struct node {
-	cJSON *in;         /* spec copy without _line (owned) */
+	cJSON *in; /* spec copy without _line (owned) */
 	long line;
 	const char *cluster, *role; /* borrowed from in */
 	int index;
 	char name[128];
 	char type[64], ami[256], subnet[64];
 	char group[48], via[8];
-	char az[48];                              /* of the placed subnet, when known */
-	const struct cJSON *subnets;              /* the spec's "subnets" to place over (in
+	char az[48];                       /* of the placed subnet, when known */
+	const struct cJSON *subnets;       /* the spec's "subnets" to place over (in
 						     n->in); NULL = the default subnets */
-	char types[GM_PROV_MAX_TYPES][64];        /* fallback order, types[0] == type */
+	char types[GM_PROV_MAX_TYPES][64]; /* fallback order, types[0] == type */
 	int ntypes;
 	bool spot, has_spot;
-	int volume_gb;                            /* 0 = the AMI's size */
-	char *labels_tag, *taints_tag;            /* goman:labels / goman:taints values; NULL =
+	int volume_gb;                 /* 0 = the AMI's size */
+	char *labels_tag, *taints_tag; /* goman:labels / goman:taints values; NULL =
 						     the spec does not say */
 	bool explicit_type, explicit_ami, explicit_group; /* named, not defaulted: drift */
-	char ami_id[64];                          /* the explicit AMI resolved, for drift */
-	char *sig;                                /* what else a launch group must share */
+	char ami_id[64];                                  /* the explicit AMI resolved, for drift */
+	char *sig;                                        /* what else a launch group must share */
 	struct goman_ec2_instance inst;
 	bool reused, adopted, launched, dry;
 	bool need_tags, tagged, ready, emitted, starting;

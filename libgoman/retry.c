@@ -125,8 +125,8 @@ bool goman_quota_acquire(struct goman_quota *q, int64_t capacity, int64_t cost)
 			s = 0; /* a damaged value heals to a full bucket */
 		if (capacity - s < cost)
 			return false;
-	} while (!atomic_compare_exchange_weak_explicit(&q->spent, &s, s + cost, memory_order_acq_rel,
-						       memory_order_relaxed));
+	} while (!atomic_compare_exchange_weak_explicit(
+		&q->spent, &s, s + cost, memory_order_acq_rel, memory_order_relaxed));
 	return true;
 }
 
@@ -177,8 +177,9 @@ static void adaptive_check(struct goman_adaptive *a, const struct goman_adaptive
 {
 	bool sane = a->valid == 1 && isfinite(a->fill_rate) && a->fill_rate > 0 &&
 		    isfinite(a->max_capacity) && a->max_capacity >= 1 && isfinite(a->capacity) &&
-		    isfinite(a->w_max) && a->w_max >= 0 && isfinite(a->k) && isfinite(a->measured_rate) &&
-		    a->measured_rate >= 0 && isfinite(a->count) && a->last_refill_ms <= now + 1000;
+		    isfinite(a->w_max) && a->w_max >= 0 && isfinite(a->k) &&
+		    isfinite(a->measured_rate) && a->measured_rate >= 0 && isfinite(a->count) &&
+		    a->last_refill_ms <= now + 1000;
 	if (sane)
 		return;
 	memset(a, 0, sizeof(*a));
@@ -252,7 +253,8 @@ double goman_adaptive_update(struct goman_adaptive *a, const struct goman_adapti
 		double dt = (double)(now_ms - a->last_fail_ms) / 1000.0 - a->k;
 		rate = p->scale * dt * dt * dt + a->w_max;
 	} else {
-		double use = a->enabled && a->fill_rate < a->measured_rate ? a->fill_rate : a->measured_rate;
+		double use = a->enabled && a->fill_rate < a->measured_rate ? a->fill_rate
+									   : a->measured_rate;
 		a->w_max = use;
 		a->k = cbrt(use * (1.0 - p->beta) / p->scale);
 		a->last_fail_ms = now_ms;

@@ -86,7 +86,8 @@ static void boot_id(char *buf, size_t len)
 
 static int lock_range(int fd, off_t start, int type)
 {
-	struct flock fl = {.l_type = (short)type, .l_whence = SEEK_SET, .l_start = start, .l_len = 1};
+	struct flock fl = {
+		.l_type = (short)type, .l_whence = SEEK_SET, .l_start = start, .l_len = 1};
 #ifdef F_OFD_SETLKW
 	int cmd = F_OFD_SETLKW;
 #else
@@ -139,13 +140,15 @@ static int dir_unsafe(const char *real, struct stat *last, char *why, size_t why
 			return -1;
 		}
 		if (st.st_uid != me && st.st_uid != 0) {
-			snprintf(why, whylen, "directory '%s' is owned by uid %lu, not by uid %lu or root",
-				 p, (unsigned long)st.st_uid, (unsigned long)me);
+			snprintf(why, whylen,
+				 "directory '%s' is owned by uid %lu, not by uid %lu or root", p,
+				 (unsigned long)st.st_uid, (unsigned long)me);
 			return -1;
 		}
 		if ((st.st_mode & 022) && (first || !(st.st_mode & S_ISVTX))) {
-			snprintf(why, whylen, "directory '%s' is writable by group or others (mode %04o)",
-				 p, (unsigned)(st.st_mode & 07777));
+			snprintf(why, whylen,
+				 "directory '%s' is writable by group or others (mode %04o)", p,
+				 (unsigned)(st.st_mode & 07777));
 			return -1;
 		}
 		char *slash = strrchr(p, '/');
@@ -280,8 +283,8 @@ void gm_state_check(struct gm_state *s)
 	s->detached = true;
 	for (unsigned i = 0; i < s->nhanded; i++)
 		atomic_store(&s->slots[s->handed[i]].key, s->handed_key[i]);
-	goman_log(GOMAN_LOG_WARN, "CIRCUIT", "breakers are per process from now on: state file '%s' %s",
-		  s->path, why);
+	goman_log(GOMAN_LOG_WARN, "CIRCUIT",
+		  "breakers are per process from now on: state file '%s' %s", s->path, why);
 }
 
 bool gm_state_detached(const struct gm_state *s)

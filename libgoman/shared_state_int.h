@@ -24,10 +24,10 @@
 #define GM_STATE_NAME 104
 
 struct gm_slot {
-	_Atomic uint64_t key;      /* FNV-1a of the name, 0 = free */
-	_Atomic uint64_t breaker;  /* goman/breaker.h word */
+	_Atomic uint64_t key;     /* FNV-1a of the name, 0 = free */
+	_Atomic uint64_t breaker; /* goman/breaker.h word */
 	struct goman_quota quota;
-	char name[GM_STATE_NAME];  /* "service|region|endpoint", informative */
+	char name[GM_STATE_NAME];       /* "service|region|endpoint", informative */
 	struct goman_adaptive adaptive; /* under gm_state_lock() */
 	char pad[256 - 8 - 8 - 8 - GM_STATE_NAME - sizeof(struct goman_adaptive)];
 };

@@ -66,7 +66,8 @@ static int add_header(struct goman_signreq *r, const char *name, const char *val
 		    strchr("\"(),/:;<=>?@[\\]{}", *n))
 			break;
 	if (!*name || *n)
-		return bad(err, "names must be HTTP tokens (no spaces, ':' or control bytes)", "headers");
+		return bad(err, "names must be HTTP tokens (no spaces, ':' or control bytes)",
+			   "headers");
 	if (!gm_header_value_ok(value))
 		return bad(err, "values must not hold control bytes (CR, LF, NUL)", "headers");
 	return goman_kvs_add(&r->headers, name, value) ? nomem(err) : 0;
@@ -321,7 +322,8 @@ cJSON *goman_signreq_response_json(long status, const struct goman_kvs *headers,
 	} else {
 		char *b64 = malloc(4 * ((body_len + 2) / 3) + 1);
 		if (b64) {
-			EVP_EncodeBlock((unsigned char *)b64, (const unsigned char *)body, (int)body_len);
+			EVP_EncodeBlock((unsigned char *)b64, (const unsigned char *)body,
+					(int)body_len);
 			cJSON_AddStringToObject(o, "body_base64", b64);
 			free(b64);
 		}

@@ -37,7 +37,10 @@ struct buf {
 	bool heap; /* p is malloc'd (else it is the caller's stack array, or NULL) */
 };
 /* a buffer that starts in a stack array: most signatures never touch malloc for it */
-#define BUF_ON(arr) {.p = (arr), .cap = sizeof(arr)}
+#define BUF_ON(arr)                            \
+	{                                      \
+		.p = (arr), .cap = sizeof(arr) \
+	}
 
 static void b_free(struct buf *b)
 {
@@ -82,7 +85,10 @@ static inline void b_put(struct buf *b, const char *s, size_t n)
 	b->p[b->n] = '\0';
 }
 
-static void b_puts(struct buf *b, const char *s) { b_put(b, s, strlen(s)); }
+static void b_puts(struct buf *b, const char *s)
+{
+	b_put(b, s, strlen(s));
+}
 
 static inline void b_putc(struct buf *b, char c)
 {
@@ -143,8 +149,8 @@ static void b_reenc(struct buf *b, const char *s, size_t n, bool keep_slash)
 	for (size_t i = 0; i < n; i++) {
 		char c = s[i];
 		int h, l;
-		if (c == '%' && i + 2 < n &&
-		    (h = hexval(s[i + 1])) >= 0 && (l = hexval(s[i + 2])) >= 0) {
+		if (c == '%' && i + 2 < n && (h = hexval(s[i + 1])) >= 0 &&
+		    (l = hexval(s[i + 2])) >= 0) {
 			c = (char)(h * 16 + l);
 			i += 2;
 		}
@@ -256,9 +262,8 @@ static unsigned long khits, kmisses;
 static pthread_mutex_t kmu = PTHREAD_MUTEX_INITIALIZER;
 
 /* Unit tests: how the cache is doing. */
-GOMAN_TESTABLE __attribute__((unused)) void gm_sigv4_cache_stats(size_t *entries,
-								  unsigned long *hits,
-								  unsigned long *misses)
+GOMAN_TESTABLE __attribute__((unused)) void
+gm_sigv4_cache_stats(size_t *entries, unsigned long *hits, unsigned long *misses)
 {
 	pthread_mutex_lock(&kmu);
 	size_t n = 0;
@@ -486,10 +491,9 @@ static void canonical_path(struct buf *b, struct buf *tmp, const struct url *u, 
 /* Query parameters that a presigned URL carries and that we therefore own. */
 static bool is_presign_param(const char *k, size_t n)
 {
-	static const char *const names[] = {"X-Amz-Algorithm", "X-Amz-Credential",
-					    "X-Amz-Date",      "X-Amz-Expires",
-					    "X-Amz-SignedHeaders", "X-Amz-Security-Token",
-					    "X-Amz-Signature"};
+	static const char *const names[] = {
+		"X-Amz-Algorithm",     "X-Amz-Credential",     "X-Amz-Date",     "X-Amz-Expires",
+		"X-Amz-SignedHeaders", "X-Amz-Security-Token", "X-Amz-Signature"};
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
 		if (strlen(names[i]) == n && strncasecmp(names[i], k, n) == 0)
 			return true;
@@ -541,7 +545,7 @@ static int cmp_hent_arena(const void *a, const void *b, void *arena)
 static bool unsigned_header(const char *lname)
 {
 	static const char *const skip[] = {"authorization", "user-agent",        "x-amzn-trace-id",
-					    "expect",        "transfer-encoding", "connection"};
+					   "expect",        "transfer-encoding", "connection"};
 	for (size_t i = 0; i < sizeof(skip) / sizeof(skip[0]); i++)
 		if (lname[0] == skip[i][0] && strcmp(lname, skip[i]) == 0)
 			return true;
@@ -820,9 +824,9 @@ int goman_sigv4_sign(const struct goman_sigv4_params *p, const struct goman_cred
 	if (presign) {
 		char exp[32];
 		snprintf(exp, sizeof(exp), "%ld", p->presign_expires);
-		const char *names[6] = {"X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Date",
-					"X-Amz-Expires", "X-Amz-SignedHeaders",
-					"X-Amz-Security-Token"};
+		const char *names[6] = {"X-Amz-Algorithm",     "X-Amz-Credential",
+					"X-Amz-Date",          "X-Amz-Expires",
+					"X-Amz-SignedHeaders", "X-Amz-Security-Token"};
 		for (int k = 0; k < 6; k++) {
 			if (k == 5 && !sign_token)
 				break;

@@ -135,7 +135,8 @@ int goman_token_ensure(struct goman_aws *aws, const char *name, bool want_value,
 	int rc = goman_aws_call(aws, &call, &res);
 	wipe_delete(req);
 	if (rc == 0) {
-		goman_log(GOMAN_LOG_INFO, "INSTALL", "created cluster token %s (SecureString)", name);
+		goman_log(GOMAN_LOG_INFO, "INSTALL", "created cluster token %s (SecureString)",
+			  name);
 		if (created)
 			*created = true;
 		goman_aws_result_clear(&res);

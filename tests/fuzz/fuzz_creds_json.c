@@ -43,8 +43,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		cJSON *j = cJSON_ParseWithLength(text, len);
 		struct goman_creds c = {0};
 		static const char *const src[] = {"process", "ecs", "imds"};
-		int rc = gm_creds_from_json(j, (mode & 2) ? "Token" : "SessionToken", src[(mode >> 2) % 3],
-					    &c, &err);
+		int rc = gm_creds_from_json(j, (mode & 2) ? "Token" : "SessionToken",
+					    src[(mode >> 2) % 3], &c, &err);
 		if (rc == 0) {
 			if (!c.access_key_id || !c.secret_access_key || !*c.access_key_id ||
 			    !*c.secret_access_key)

@@ -28,7 +28,9 @@ static void one(const cJSON *item)
 		free(text);
 		cJSON_Delete(o);
 		int64_t now = 1767225600000LL;
-		gm_idem_judge(&r, "0000000000000000000000000000000000000000000000000000000000000000", now);
+		gm_idem_judge(&r,
+			      "0000000000000000000000000000000000000000000000000000000000000000",
+			      now);
 		gm_idem_judge(&r, r.payload_hash, now);
 		struct goman_err err;
 		goman_err_clear(&err);
@@ -43,8 +45,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	const cJSON *items = cJSON_GetObjectItemCaseSensitive(j, "Items");
 	const cJSON *it;
 	if (cJSON_IsArray(items)) {
-		cJSON_ArrayForEach(it, items)
-			one(it);
+		cJSON_ArrayForEach(it, items) one(it);
 	} else {
 		const cJSON *item = cJSON_GetObjectItemCaseSensitive(j, "Item");
 		one(item ? item : j);

@@ -81,7 +81,8 @@ static void fix_sums(uint8_t *p, size_t n)
 	for (size_t b = 0; b < n;) {
 		uint8_t *nl = memchr(p + b, '\n', n - b);
 		size_t e = nl ? (size_t)(nl - p) : n;
-		if (e - b >= 26 && !memcmp(p + e - 26, tail, 8) && p[e - 2] == '"' && p[e - 1] == '}') {
+		if (e - b >= 26 && !memcmp(p + e - 26, tail, 8) && p[e - 2] == '"' &&
+		    p[e - 1] == '}') {
 			uint64_t sum = fnv1a(p + b, e - b - 26);
 			for (int i = 15; i >= 0; i--, sum >>= 4)
 				p[e - 26 + 8 + i] = (uint8_t)hexd[sum & 15];

@@ -58,9 +58,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 					abort();
 				struct goman_err e;
 				goman_err_clear(&e);
-				goman_err_set(&e, GOMAN_EINVAL, GOMAN_CLASS_BAD_INPUT, "BadInput", "fuzz");
-				cJSON *rec = goman_jsonl_error_record(j, (mode & 0x20) ? "install" : NULL,
-								      &e, goman_jsonl_lineno(r));
+				goman_err_set(&e, GOMAN_EINVAL, GOMAN_CLASS_BAD_INPUT, "BadInput",
+					      "fuzz");
+				cJSON *rec = goman_jsonl_error_record(
+					j, (mode & 0x20) ? "install" : NULL, &e,
+					goman_jsonl_lineno(r));
 				char *text = rec ? cJSON_PrintUnformatted(rec) : NULL;
 				if (text) {
 					cJSON *back = cJSON_Parse(text);

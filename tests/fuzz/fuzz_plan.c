@@ -44,8 +44,9 @@ static void plan(const cJSON *specs, const cJSON *haves, const char *cluster)
 		    cJSON_GetArraySize(specs) != n.launch + n.drift + n.unchanged)
 			abort();
 		const cJSON *c;
-		cJSON_ArrayForEach(c, ch) if (!cJSON_GetStringValue(cJSON_GetObjectItem(c, "change")) ||
-					      !cJSON_GetStringValue(cJSON_GetObjectItem(c, "cluster")))
+		cJSON_ArrayForEach(
+			c, ch) if (!cJSON_GetStringValue(cJSON_GetObjectItem(c, "change")) ||
+				   !cJSON_GetStringValue(cJSON_GetObjectItem(c, "cluster")))
 			abort();
 	}
 	cJSON_Delete(ch);
@@ -57,7 +58,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size_t a = nl ? (size_t)(nl - data) : size;
 	cJSON *specs = array_of(data, a);
 	cJSON *haves = nl ? array_of(nl + 1, size - a - 1) : cJSON_CreateArray();
-	if (specs && haves && cJSON_GetArraySize(specs) <= 256 && cJSON_GetArraySize(haves) <= 256) {
+	if (specs && haves && cJSON_GetArraySize(specs) <= 256 &&
+	    cJSON_GetArraySize(haves) <= 256) {
 		plan(specs, haves, NULL);
 		plan(specs, haves, "web");
 		struct goman_cluster_file *cf = NULL;

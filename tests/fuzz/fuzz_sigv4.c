@@ -25,9 +25,9 @@ static int token_name(const char *s)
 	return 1;
 }
 
-static int sign(const struct goman_sigv4_params *p, const struct goman_creds *c,
-		const char **names, const char **values, const size_t *order, size_t n, bool explain,
-		char sig[65], char **url)
+static int sign(const struct goman_sigv4_params *p, const struct goman_creds *c, const char **names,
+		const char **values, const size_t *order, size_t n, bool explain, char sig[65],
+		char **url)
 {
 	struct goman_kvs h = {0};
 	struct goman_sigv4_out out = {0};

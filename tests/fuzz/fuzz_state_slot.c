@@ -73,8 +73,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct gm_state *s = gm_state_open(path, &err);
 	if (!s)
 		abort();
-	struct goman_breaker_params bp = {.failure_threshold = 5, .recovery_ms = 60000,
-					  .max_concurrent = 8, .success_threshold = 2, .probes = 1};
+	struct goman_breaker_params bp = {.failure_threshold = 5,
+					  .recovery_ms = 60000,
+					  .max_concurrent = 8,
+					  .success_threshold = 2,
+					  .probes = 1};
 	struct goman_adaptive_params ap;
 	goman_adaptive_params_default(&ap);
 	static const char *const names[] = {"ec2|us-east-1|", "ssm|eu-west-1|", "sts|us-east-1|",
@@ -91,8 +94,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		int64_t retry_in = 0;
 		if (goman_breaker_admit(&sl->breaker, &bp, now, &pass, &retry_in, &chg)) {
 			goman_breaker_record(&sl->breaker, &bp, &pass,
-					     (mode & 2) ? GOMAN_BREAKER_FAILURE : GOMAN_BREAKER_SUCCESS, now + 5,
-					     &chg);
+					     (mode & 2) ? GOMAN_BREAKER_FAILURE
+							: GOMAN_BREAKER_SUCCESS,
+					     now + 5, &chg);
 		} else if (retry_in < 0) {
 			abort();
 		}

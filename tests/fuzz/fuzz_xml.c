@@ -27,8 +27,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort();
 		int rc = 0;
 		for (size_t off = 0; rc == 0 && off < f.n; off += chunk)
-			rc = gm_xml_feed(x, (const char *)f.p + off, f.n - off < chunk ? f.n - off : chunk,
-					 &err);
+			rc = gm_xml_feed(x, (const char *)f.p + off,
+					 f.n - off < chunk ? f.n - off : chunk, &err);
 		v = rc == 0 ? gm_xml_finish(x, &err) : NULL;
 		snprintf(root, sizeof(root), "%s", gm_xml_root(x) ? gm_xml_root(x) : "");
 		gm_xml_free(x);

@@ -8,9 +8,18 @@
 
 static void test_ip_literals_and_rfc1123_names_are_addresses(void **state)
 {
-	const char *good[] = {"10.0.0.5", "127.0.0.1", "::1", "fd00::5", "2001:db8::1:2",
-			      "::ffff:10.0.0.1", "ip-10-0-0-5.ec2.internal", "node1", "a",
-			      "A-b.C-d", "x1.y2.z3", "9node.example.com"};
+	const char *good[] = {"10.0.0.5",
+			      "127.0.0.1",
+			      "::1",
+			      "fd00::5",
+			      "2001:db8::1:2",
+			      "::ffff:10.0.0.1",
+			      "ip-10-0-0-5.ec2.internal",
+			      "node1",
+			      "a",
+			      "A-b.C-d",
+			      "x1.y2.z3",
+			      "9node.example.com"};
 	for (size_t i = 0; i < sizeof(good) / sizeof(*good); i++)
 		if (!goman_addr_ok(good[i]))
 			fail_msg("refused: %s", good[i]);
@@ -26,13 +35,36 @@ static void test_ip_literals_and_rfc1123_names_are_addresses(void **state)
 
 static void test_injections_and_malformed_names_are_not_addresses(void **state)
 {
-	const char *bad[] = {
-		"10.0.0.5\nExecStart=/bin/sh -c 'id >/root/PWNED'\nX=",
-		"10.0.0.5\n", "10.0.0.5 ", " 10.0.0.5", "10.0.0.5\r", "10.0.0.5\t",
-		"-oProxyCommand=id", "root@10.0.0.5", "10.0.0.5:22", "[::1]", "fe80::1%eth0",
-		"10.0.0.256", "1.2.3", "10.0.0.5/24", "a..b", ".a", "a.", "-a", "a-", "a.-b",
-		"a_b", "a b", "a;b", "$(id)", "`id`", "a\"b", "h\xc3\xa9.example", "", "x\x7f",
-		"https://10.0.0.5:6443"};
+	const char *bad[] = {"10.0.0.5\nExecStart=/bin/sh -c 'id >/root/PWNED'\nX=",
+			     "10.0.0.5\n",
+			     "10.0.0.5 ",
+			     " 10.0.0.5",
+			     "10.0.0.5\r",
+			     "10.0.0.5\t",
+			     "-oProxyCommand=id",
+			     "root@10.0.0.5",
+			     "10.0.0.5:22",
+			     "[::1]",
+			     "fe80::1%eth0",
+			     "10.0.0.256",
+			     "1.2.3",
+			     "10.0.0.5/24",
+			     "a..b",
+			     ".a",
+			     "a.",
+			     "-a",
+			     "a-",
+			     "a.-b",
+			     "a_b",
+			     "a b",
+			     "a;b",
+			     "$(id)",
+			     "`id`",
+			     "a\"b",
+			     "h\xc3\xa9.example",
+			     "",
+			     "x\x7f",
+			     "https://10.0.0.5:6443"};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++)
 		if (goman_addr_ok(bad[i]))
 			fail_msg("accepted: %s", bad[i]);
@@ -55,13 +87,24 @@ static void test_server_urls_are_https_addr_port_and_nothing_else(void **state)
 	for (size_t i = 0; i < sizeof(good) / sizeof(*good); i++)
 		if (!goman_server_url_ok(good[i]))
 			fail_msg("refused: %s", good[i]);
-	const char *bad[] = {
-		"https://10.0.0.5\nExecStart=/bin/sh:6443", "http://10.0.0.5:6443",
-		"https://10.0.0.5", "https://10.0.0.5:", "https://10.0.0.5:0", "https://10.0.0.5:65536",
-		"https://10.0.0.5:06443", "https://10.0.0.5:+6443", "https://10.0.0.5:6443/",
-		"https://10.0.0.5:6443\n", "https://fd00::5:6443", "https://[10.0.0.5]:6443",
-		"https://[fd00::5]6443", "https://u@10.0.0.5:6443", "https://:6443", "",
-		"https://10.0.0.5:6443 --token x", "HTTPS://10.0.0.5:6443"};
+	const char *bad[] = {"https://10.0.0.5\nExecStart=/bin/sh:6443",
+			     "http://10.0.0.5:6443",
+			     "https://10.0.0.5",
+			     "https://10.0.0.5:",
+			     "https://10.0.0.5:0",
+			     "https://10.0.0.5:65536",
+			     "https://10.0.0.5:06443",
+			     "https://10.0.0.5:+6443",
+			     "https://10.0.0.5:6443/",
+			     "https://10.0.0.5:6443\n",
+			     "https://fd00::5:6443",
+			     "https://[10.0.0.5]:6443",
+			     "https://[fd00::5]6443",
+			     "https://u@10.0.0.5:6443",
+			     "https://:6443",
+			     "",
+			     "https://10.0.0.5:6443 --token x",
+			     "HTTPS://10.0.0.5:6443"};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++)
 		if (goman_server_url_ok(bad[i]))
 			fail_msg("accepted: %s", bad[i]);

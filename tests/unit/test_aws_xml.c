@@ -85,12 +85,11 @@ static void test_streaming_one_byte_at_a_time_gives_the_same_result(void **state
 
 static void test_repeated_names_become_arrays_single_stays_object(void **state)
 {
-	static const char s3[] =
-		"<ListBucketResult><Name>b</Name>"
-		"<Contents><Key>a</Key><Size>1</Size></Contents>"
-		"<Contents><Key>b</Key><Size>2</Size></Contents>"
-		"<Contents><Key>c</Key></Contents>"
-		"<Owner><ID>x</ID></Owner></ListBucketResult>";
+	static const char s3[] = "<ListBucketResult><Name>b</Name>"
+				 "<Contents><Key>a</Key><Size>1</Size></Contents>"
+				 "<Contents><Key>b</Key><Size>2</Size></Contents>"
+				 "<Contents><Key>c</Key></Contents>"
+				 "<Owner><ID>x</ID></Owner></ListBucketResult>";
 	cJSON *j = gm_xml_to_json(s3, strlen(s3), NULL, 0, NULL);
 	cJSON *c = goman_json_path_array(j, "Contents");
 	assert_non_null(c);
@@ -194,9 +193,10 @@ static void test_sts_iam_error_document(void **state)
 static void test_error_response_with_errors_wrapper(void **state)
 {
 	/* what moto sends for a refused signature on query and JSON services alike */
-	static const char doc[] = "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<ErrorResponse><Errors>"
-				  "<Error><Code>AuthFailure</Code><Message>no</Message><Type>Sender</Type>"
-				  "</Error></Errors></ErrorResponse>";
+	static const char doc[] =
+		"<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<ErrorResponse><Errors>"
+		"<Error><Code>AuthFailure</Code><Message>no</Message><Type>Sender</Type>"
+		"</Error></Errors></ErrorResponse>";
 	char root[64];
 	cJSON *j = gm_xml_to_json(doc, strlen(doc), root, sizeof(root), NULL);
 	struct goman_err e = GOMAN_ERR_INIT;
@@ -209,7 +209,8 @@ static void test_error_response_with_errors_wrapper(void **state)
 static void test_s3_error_document(void **state)
 {
 	static const char doc[] =
-		"<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>SignatureDoesNotMatch</Code>"
+		"<?xml version=\"1.0\" "
+		"encoding=\"UTF-8\"?><Error><Code>SignatureDoesNotMatch</Code>"
 		"<Message>The request signature we calculated does not match</Message>"
 		"<RequestId>req-s3</RequestId><HostId>h</HostId></Error>";
 	char root[64];
@@ -236,13 +237,15 @@ static void test_json_error_strips_namespace_and_reads_both_message_spellings(vo
 {
 	struct goman_err e = GOMAN_ERR_INIT;
 	goman_err_clear(&e);
-	static const char a[] = "{\"__type\":\"com.amazonaws.dynamodb.v20120810#ResourceNotFoundException\","
-				"\"message\":\"Requested resource not found\"}";
+	static const char a[] =
+		"{\"__type\":\"com.amazonaws.dynamodb.v20120810#ResourceNotFoundException\","
+		"\"message\":\"Requested resource not found\"}";
 	assert_int_equal(gm_json_error(a, strlen(a), &e), 0);
 	assert_string_equal(e.code, "ResourceNotFoundException");
 	assert_string_equal(e.message, "Requested resource not found");
 	goman_err_clear(&e);
-	static const char b[] = "{\"__type\":\"ParameterNotFound\",\"Message\":\"no such parameter\"}";
+	static const char b[] =
+		"{\"__type\":\"ParameterNotFound\",\"Message\":\"no such parameter\"}";
 	assert_int_equal(gm_json_error(b, strlen(b), &e), 0);
 	assert_string_equal(e.code, "ParameterNotFound");
 	assert_string_equal(e.message, "no such parameter");
@@ -279,10 +282,11 @@ static void test_query_form_spells_space_as_plus_like_botocore(void **state)
 	goman_kvs_add(&p, "Tag.1 Key", "x+y&z=1 100%\t\"'*!()#?/:@[]");
 	goman_kvs_add(&p, "Empty", "");
 	char *f = gm_query_form("CreateSecurityGroup", gm_query_version("ec2"), &p, NULL);
-	assert_string_equal(f, "Action=CreateSecurityGroup&Version=2016-11-15"
-			       "&GroupDescription=a+b++c"
-			       "&Tag.1+Key=x%2By%26z%3D1+100%25%09%22%27%2A%21%28%29%23%3F%2F%3A%40%5B%5D"
-			       "&Empty=");
+	assert_string_equal(
+		f, "Action=CreateSecurityGroup&Version=2016-11-15"
+		   "&GroupDescription=a+b++c"
+		   "&Tag.1+Key=x%2By%26z%3D1+100%25%09%22%27%2A%21%28%29%23%3F%2F%3A%40%5B%5D"
+		   "&Empty=");
 	free(f);
 	goman_kvs_clear(&p);
 }
@@ -300,7 +304,8 @@ static void test_json_targets_and_content_types(void **state)
 
 	struct goman_aws_call call = {.service = "ssm", .action = "GetParameter"};
 	struct gm_aws_req r = {0};
-	assert_int_equal(gm_json_prepare(&call, "https://ssm.eu-west-1.amazonaws.com", &r, NULL), 0);
+	assert_int_equal(gm_json_prepare(&call, "https://ssm.eu-west-1.amazonaws.com", &r, NULL),
+			 0);
 	assert_string_equal(goman_kvs_get(&r.headers, "X-Amz-Target"), "AmazonSSM.GetParameter");
 	assert_string_equal(r.body, "{}");
 	assert_string_equal(r.url, "https://ssm.eu-west-1.amazonaws.com/");
@@ -309,8 +314,10 @@ static void test_json_targets_and_content_types(void **state)
 
 static void test_s3_urls_path_and_virtual_host(void **state)
 {
-	char *u = gm_s3_url("https://s3.us-east-1.amazonaws.com", "my-bucket", "a b+c/%/ü//x", NULL, false);
-	assert_string_equal(u, "https://my-bucket.s3.us-east-1.amazonaws.com/a%20b%2Bc/%25/%C3%BC//x");
+	char *u = gm_s3_url("https://s3.us-east-1.amazonaws.com", "my-bucket", "a b+c/%/ü//x", NULL,
+			    false);
+	assert_string_equal(u,
+			    "https://my-bucket.s3.us-east-1.amazonaws.com/a%20b%2Bc/%25/%C3%BC//x");
 	free(u);
 	u = gm_s3_url("http://127.0.0.1:5000", "my-bucket", "k", "uploads", true);
 	assert_string_equal(u, "http://127.0.0.1:5000/my-bucket/k?uploads");
@@ -330,9 +337,11 @@ static void test_s3_urls_path_and_virtual_host(void **state)
 
 static void test_s3_prepare_methods_and_location_body(void **state)
 {
-	struct goman_aws_call call = {.service = "s3", .action = "GetObject", .bucket = "b", .key = "k"};
+	struct goman_aws_call call = {
+		.service = "s3", .action = "GetObject", .bucket = "b", .key = "k"};
 	struct gm_aws_req r = {0};
-	assert_int_equal(gm_s3_prepare(&call, "http://127.0.0.1:1", "us-east-1", true, &r, NULL), 0);
+	assert_int_equal(gm_s3_prepare(&call, "http://127.0.0.1:1", "us-east-1", true, &r, NULL),
+			 0);
 	assert_string_equal(r.method, "GET");
 	assert_true(r.raw_reply);
 	assert_true(r.s3);

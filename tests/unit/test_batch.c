@@ -21,7 +21,7 @@ struct fake {
 	bool queued;               /* finish calls later, from drain() */
 	/* observations */
 	int calls;
-	int actioned[MAXN];        /* successful actions per item index */
+	int actioned[MAXN]; /* successful actions per item index */
 	int reported[MAXN];
 	int inflight, max_inflight;
 	size_t max_ids;
@@ -52,7 +52,8 @@ static void finish(struct fake *f, struct goman_batch_call *c)
 	struct goman_err e = GOMAN_ERR_INIT;
 	goman_err_clear(&e);
 	if (f->fail_all_code) {
-		goman_err_set(&e, GOMAN_ESERVICE, GOMAN_CLASS_THROTTLING, f->fail_all_code, "slow down");
+		goman_err_set(&e, GOMAN_ESERVICE, GOMAN_CLASS_THROTTLING, f->fail_all_code,
+			      "slow down");
 		e.retryable = true;
 	}
 	for (size_t i = 0; i < c->n && e.rc == GOMAN_OK; i++)
@@ -118,8 +119,13 @@ static void make_ids(size_t n)
 static struct goman_batch *run(struct fake *f, size_t n, size_t bs, size_t conc)
 {
 	struct goman_err err = GOMAN_ERR_INIT;
-	struct goman_batch_opts o = {.batch_size = bs, .concurrency = conc, .action = "stop",
-				     .exec = fake_exec, .exec_ud = f, .on_item = on_item, .item_ud = f};
+	struct goman_batch_opts o = {.batch_size = bs,
+				     .concurrency = conc,
+				     .action = "stop",
+				     .exec = fake_exec,
+				     .exec_ud = f,
+				     .on_item = on_item,
+				     .item_ud = f};
 	make_ids(n);
 	if (!f->bad_code)
 		f->bad_code = "InvalidInstanceID.NotFound";
@@ -273,8 +279,11 @@ static void batch_size_over_1000_is_refused(void **state)
 	(void)state;
 	struct fake f = {0};
 	struct goman_err err = GOMAN_ERR_INIT;
-	struct goman_batch_opts o = {.batch_size = 1001, .exec = fake_exec, .exec_ud = &f,
-				     .on_item = on_item, .item_ud = &f};
+	struct goman_batch_opts o = {.batch_size = 1001,
+				     .exec = fake_exec,
+				     .exec_ud = &f,
+				     .on_item = on_item,
+				     .item_ud = &f};
 	assert_null(goman_batch_new(&o, &err));
 	assert_int_equal(err.rc, GOMAN_EINVAL);
 }
@@ -321,9 +330,10 @@ static void record_keeps_input_and_puts_results_under_batch(void **state)
 	(void)state;
 	char *t = record_text("{\"instance_id\":\"i-1\",\"state\":\"mine\",\"n\":7}", "running",
 			      "stopping", NULL, 0);
-	assert_string_equal(t, "{\"instance_id\":\"i-1\",\"state\":\"mine\",\"n\":7,\"batch\":{"
-			       "\"action\":\"stop\",\"previous_state\":\"running\",\"state\":\"stopping\","
-			       "\"batch\":3,\"ms\":412,\"ok\":true},\"ok\":true}");
+	assert_string_equal(
+		t, "{\"instance_id\":\"i-1\",\"state\":\"mine\",\"n\":7,\"batch\":{"
+		   "\"action\":\"stop\",\"previous_state\":\"running\",\"state\":\"stopping\","
+		   "\"batch\":3,\"ms\":412,\"ok\":true},\"ok\":true}");
 	cJSON_free(t);
 }
 
@@ -331,9 +341,11 @@ static void record_replaces_an_earlier_batch_result_and_keeps_ok_false(void **st
 {
 	(void)state;
 	char *t = record_text("{\"instance_id\":\"i-1\",\"batch\":{\"action\":\"start\",\"x\":1},"
-			      "\"ok\":false}", "", "", NULL, 0);
-	assert_string_equal(t, "{\"instance_id\":\"i-1\",\"ok\":false,\"batch\":{\"action\":\"stop\","
-			       "\"batch\":3,\"ms\":412,\"ok\":true}}");
+			      "\"ok\":false}",
+			      "", "", NULL, 0);
+	assert_string_equal(t,
+			    "{\"instance_id\":\"i-1\",\"ok\":false,\"batch\":{\"action\":\"stop\","
+			    "\"batch\":3,\"ms\":412,\"ok\":true}}");
 	cJSON_free(t);
 }
 
@@ -353,8 +365,9 @@ static void record_of_a_failure_is_the_error_record_under_batch(void **state)
 	assert_true(cJSON_IsFalse(cJSON_GetObjectItem(b, "ok")));
 	assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(b, "action")), "stop");
 	assert_int_equal(cJSON_GetObjectItem(b, "batch")->valueint, 3);
-	assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetObjectItem(b, "error"), "code")),
-			    "InvalidInstanceID.NotFound");
+	assert_string_equal(
+		cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetObjectItem(b, "error"), "code")),
+		"InvalidInstanceID.NotFound");
 	assert_null(cJSON_GetObjectItem(b, "state"));
 	cJSON_Delete(o);
 	cJSON_free(t);

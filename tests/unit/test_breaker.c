@@ -11,10 +11,17 @@
 #include "goman/log.h"
 
 static int64_t fake_now;
-static int64_t fake_clock(void *ctx) { (void)ctx; return fake_now; }
+static int64_t fake_clock(void *ctx)
+{
+	(void)ctx;
+	return fake_now;
+}
 
-static const struct goman_breaker_params P = {.failure_threshold = 3, .recovery_ms = 1000,
-					      .max_concurrent = 4, .success_threshold = 2, .probes = 2};
+static const struct goman_breaker_params P = {.failure_threshold = 3,
+					      .recovery_ms = 1000,
+					      .max_concurrent = 4,
+					      .success_threshold = 2,
+					      .probes = 2};
 
 static enum goman_breaker_state state(_Atomic uint64_t *w)
 {
@@ -197,10 +204,12 @@ static void guard_refuses_with_circuit_open_error_and_logs(void **st)
 	for (int i = 0; i < 2; i++) {
 		struct goman_guard_ticket t;
 		goman_guard_ticket_init(&t, 0);
-		assert_int_equal(goman_guard_before(g, &t, "ec2", "us-east-1", "http://x", &wait, &e), 0);
+		assert_int_equal(
+			goman_guard_before(g, &t, "ec2", "us-east-1", "http://x", &wait, &e), 0);
 		goman_guard_after(g, &t, &bad, "ec2", "DescribeRegions", &rin);
 	}
-	assert_int_equal(goman_guard_breaker_state(g, "ec2", "us-east-1", "http://x"), GOMAN_BREAKER_OPEN);
+	assert_int_equal(goman_guard_breaker_state(g, "ec2", "us-east-1", "http://x"),
+			 GOMAN_BREAKER_OPEN);
 	assert_non_null(strstr(logbuf, "[CIRCUIT] ec2 us-east-1: closed -> open"));
 	struct goman_guard_ticket t;
 	goman_guard_ticket_init(&t, 0);
@@ -285,7 +294,8 @@ static void guard_half_open_probe_answered_4xx_closes_the_breaker(void **st)
 	assert_int_equal(goman_guard_breaker_state(g, "ec2", "r", "e"), GOMAN_BREAKER_OPEN);
 	fake_now += 1000;
 	int needed = 0;
-	while (goman_guard_breaker_state(g, "ec2", "r", "e") != GOMAN_BREAKER_CLOSED && needed < 10) {
+	while (goman_guard_breaker_state(g, "ec2", "r", "e") != GOMAN_BREAKER_CLOSED &&
+	       needed < 10) {
 		goman_guard_ticket_init(&t, 0);
 		assert_int_equal(goman_guard_before(g, &t, "ec2", "r", "e", &wait, &e), 0);
 		assert_true(t.pass.probe);

@@ -21,9 +21,9 @@ static void durations_in_every_unit_add_up(void **state)
 
 static void durations_nan_inf_and_huge_are_rejected(void **state)
 {
-	static const char *const bad[] = {"nan", "NaN", "nanms", "inf", "infinity", "-inf", "1e999",
-					  "1e999s", "9e15d", "0x10s", " 5s", "+5s", "-5s", "5s nan",
-					  "1e308d", "", "s", "5x"};
+	static const char *const bad[] = {"nan",   "NaN",    "nanms",  "inf",   "infinity", "-inf",
+					  "1e999", "1e999s", "9e15d",  "0x10s", " 5s",      "+5s",
+					  "-5s",   "5s nan", "1e308d", "",      "s",        "5x"};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		int64_t ms = 42;
 		if (goman_parse_duration_ms(bad[i], &ms) != -1)

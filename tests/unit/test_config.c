@@ -47,7 +47,8 @@ static void write_file(const char *text)
 	fclose(f);
 }
 
-static void get(const struct goman_config *c, const char *key, const char *want, enum goman_src wsrc)
+static void get(const struct goman_config *c, const char *key, const char *want,
+		enum goman_src wsrc)
 {
 	char buf[256];
 	enum goman_src s;
@@ -127,7 +128,7 @@ static void precedence_flag_env_aws_file_profile_default(void **st)
 	struct goman_config c;
 	goman_config_init(&c);
 	assert_int_equal(goman_config_load(&c, NULL), 0);
-	get(&c, "concurrency", "7", GOMAN_SRC_FILE);          /* file > profile */
+	get(&c, "concurrency", "7", GOMAN_SRC_FILE); /* file > profile */
 	get(&c, "batch_size", "15", GOMAN_SRC_PROFILE);
 	get(&c, "retry.base_ms", "250", GOMAN_SRC_FILE);      /* explicit field > policy */
 	get(&c, "retry.cap_ms", "120000", GOMAN_SRC_PROFILE); /* critical, via the profile */
@@ -139,7 +140,7 @@ static void precedence_flag_env_aws_file_profile_default(void **st)
 	setenv("AWS_MAX_ATTEMPTS", "4", 1);
 	goman_config_init(&c);
 	assert_int_equal(goman_config_load(&c, NULL), 0);
-	get(&c, "retry.mode", "adaptive", GOMAN_SRC_AWS_ENV);   /* AWS env > file */
+	get(&c, "retry.mode", "adaptive", GOMAN_SRC_AWS_ENV); /* AWS env > file */
 	get(&c, "retry.max_retries", "3", GOMAN_SRC_AWS_ENV);
 
 	setenv("GOMAN_CONCURRENCY", "11", 1);
@@ -148,8 +149,8 @@ static void precedence_flag_env_aws_file_profile_default(void **st)
 	goman_config_init(&c);
 	assert_int_equal(goman_config_set(&c, "concurrency", "12", GOMAN_SRC_FLAG, NULL), 0);
 	assert_int_equal(goman_config_load(&c, NULL), 0);
-	get(&c, "concurrency", "12", GOMAN_SRC_FLAG);            /* flag > env */
-	get(&c, "retry.max_retries", "1", GOMAN_SRC_ENV);       /* GOMAN_* > AWS_* */
+	get(&c, "concurrency", "12", GOMAN_SRC_FLAG);     /* flag > env */
+	get(&c, "retry.max_retries", "1", GOMAN_SRC_ENV); /* GOMAN_* > AWS_* */
 	get(&c, "breaker.ec2.recovery_ms", "50", GOMAN_SRC_ENV);
 	unsetenv("GOMAN_RETRY_MAX_RETRIES");
 	clean_env();

@@ -27,14 +27,31 @@
 #include "creds_int.h"
 
 static const char *const aws_vars[] = {
-	"HOME", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
-	"AWS_SECURITY_TOKEN", "AWS_CREDENTIAL_EXPIRATION", "AWS_PROFILE", "AWS_DEFAULT_PROFILE",
-	"AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE", "AWS_REGION", "AWS_DEFAULT_REGION",
-	"AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_EC2", "AWS_ENDPOINT_URL_SSM", "AWS_ENDPOINT_URL_S3",
-	"AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_STS", "AWS_ENDPOINT_URL_IAM",
-	"AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "AWS_CONTAINER_CREDENTIALS_FULL_URI",
-	"AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_AUTHORIZATION_TOKEN",
-	"AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", "AWS_EC2_METADATA_DISABLED",
+	"HOME",
+	"AWS_ACCESS_KEY_ID",
+	"AWS_SECRET_ACCESS_KEY",
+	"AWS_SESSION_TOKEN",
+	"AWS_SECURITY_TOKEN",
+	"AWS_CREDENTIAL_EXPIRATION",
+	"AWS_PROFILE",
+	"AWS_DEFAULT_PROFILE",
+	"AWS_CONFIG_FILE",
+	"AWS_SHARED_CREDENTIALS_FILE",
+	"AWS_REGION",
+	"AWS_DEFAULT_REGION",
+	"AWS_ENDPOINT_URL",
+	"AWS_ENDPOINT_URL_EC2",
+	"AWS_ENDPOINT_URL_SSM",
+	"AWS_ENDPOINT_URL_S3",
+	"AWS_ENDPOINT_URL_DYNAMODB",
+	"AWS_ENDPOINT_URL_STS",
+	"AWS_ENDPOINT_URL_IAM",
+	"AWS_IGNORE_CONFIGURED_ENDPOINT_URLS",
+	"AWS_CONTAINER_CREDENTIALS_FULL_URI",
+	"AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+	"AWS_CONTAINER_AUTHORIZATION_TOKEN",
+	"AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+	"AWS_EC2_METADATA_DISABLED",
 	"AWS_EC2_METADATA_SERVICE_ENDPOINT",
 };
 #define NVARS (sizeof(aws_vars) / sizeof(aws_vars[0]))
@@ -233,8 +250,10 @@ static void credentials_file_keys_win_over_config_file_keys(void **state)
 
 static void file_location_env_overrides_are_honoured(void **state)
 {
-	write_file("elsewhere-creds", "[other]\naws_access_key_id = AKIAOTHER\n"
-				      "aws_secret_access_key = other-secret\n", 0600);
+	write_file("elsewhere-creds",
+		   "[other]\naws_access_key_id = AKIAOTHER\n"
+		   "aws_secret_access_key = other-secret\n",
+		   0600);
 	write_file("elsewhere-config", "[profile other]\nregion = ap-northeast-2\n", 0600);
 	write_file(".aws/credentials", credentials_file, 0600);
 	setenv("AWS_SHARED_CREDENTIALS_FILE", tpath("elsewhere-creds"), 1);
@@ -332,8 +351,8 @@ static void credential_process_json_is_read_and_cached_until_expiry(void **state
 {
 	write_process_script();
 	char cfg[1024];
-	snprintf(cfg, sizeof(cfg), "[profile proc]\ncredential_process = %s/proc.sh 60 'two words'\n",
-		 tmpdir);
+	snprintf(cfg, sizeof(cfg),
+		 "[profile proc]\ncredential_process = %s/proc.sh 60 'two words'\n", tmpdir);
 	write_file(".aws/config", cfg, 0600);
 	struct goman_credchain *cc = chain("proc");
 	struct goman_creds c;
@@ -446,11 +465,12 @@ static bool gone(pid_t pid)
 	return n == 1 && (st == 'Z' || st == 'X');
 }
 
-static void credential_process_that_hangs_is_killed_with_its_children_after_the_timeout(void **state)
+static void
+credential_process_that_hangs_is_killed_with_its_children_after_the_timeout(void **state)
 {
 	char text[512];
-	snprintf(text, sizeof(text),
-		 "#!/bin/sh\nsleep 30 &\necho $! > '%s/grandchild'\nsleep 30\n", tmpdir);
+	snprintf(text, sizeof(text), "#!/bin/sh\nsleep 30 &\necho $! > '%s/grandchild'\nsleep 30\n",
+		 tmpdir);
 	write_file("hang.sh", text, 0700);
 	char cfg[600];
 	snprintf(cfg, sizeof(cfg), "[default]\ncredential_process = %s/hang.sh\n", tmpdir);
@@ -492,10 +512,11 @@ static void a_process_holding_credentials_is_not_dumpable(void **state)
 
 static void region_names_follow_botocore(void **state)
 {
-	static const char *const good[] = {"us-east-1", "eu-central-1", "us-gov-west-1", "cn-north-1",
-					   "a", "A1", "x-y"};
-	static const char *const bad[] = {"", "-us", "us-", "x@127.0.0.1:18443/#", "us east", "us.east",
-					  "us_east", "r\r\nX: y", "r\xc3\xa9"};
+	static const char *const good[] = {
+		"us-east-1", "eu-central-1", "us-gov-west-1", "cn-north-1", "a", "A1", "x-y"};
+	static const char *const bad[] = {"",         "-us",     "us-",     "x@127.0.0.1:18443/#",
+					  "us east",  "us.east", "us_east", "r\r\nX: y",
+					  "r\xc3\xa9"};
 	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
 		assert_true(goman_region_ok(good[i]));
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
@@ -641,8 +662,11 @@ static void default_endpoints_are_the_real_aws_ones(void **state)
 
 static void creds_copy_duplicates_and_clear_frees(void **state)
 {
-	struct goman_creds a = {.access_key_id = "AKIA", .secret_access_key = "s",
-				.session_token = NULL, .expires_ms = 42, .source = "env"};
+	struct goman_creds a = {.access_key_id = "AKIA",
+				.secret_access_key = "s",
+				.session_token = NULL,
+				.expires_ms = 42,
+				.source = "env"};
 	struct goman_creds b;
 	assert_int_equal(goman_creds_copy(&b, &a), 0);
 	assert_ptr_not_equal(b.access_key_id, a.access_key_id);
@@ -797,9 +821,12 @@ static void imdsv2_token_then_role_then_credentials(void **state)
 	char *p = log;
 	for (size_t i = 0; i < before; i++)
 		p = strchr(p, '\n') + 1;
-	assert_non_null(strstr(p, "{\"method\": \"PUT\", \"path\": \"/latest/api/token\", \"ttl\": \"21600\"}"));
+	assert_non_null(strstr(
+		p, "{\"method\": \"PUT\", \"path\": \"/latest/api/token\", \"ttl\": \"21600\"}"));
 	assert_true(strstr(p, "\"PUT\"") < strstr(p, "\"GET\""));
-	assert_non_null(strstr(p, "\"path\": \"/latest/meta-data/iam/security-credentials/goman-node\", \"token_ok\": true"));
+	assert_non_null(
+		strstr(p, "\"path\": \"/latest/meta-data/iam/security-credentials/goman-node\", "
+			  "\"token_ok\": true"));
 	assert_null(strstr(p, "\"token_ok\": false"));
 	free(log);
 }
@@ -936,8 +963,8 @@ static void assume_role_uses_source_profile_and_caches(void **state)
 	goman_creds_clear(&c);
 	goman_credchain_free(cc);
 	/* a bad source key is an auth error from STS, named after the role */
-	snprintf(text, sizeof(text), "[base]\naws_access_key_id = %s\naws_secret_access_key = wrong\n",
-		 moto_env[0]);
+	snprintf(text, sizeof(text),
+		 "[base]\naws_access_key_id = %s\naws_secret_access_key = wrong\n", moto_env[0]);
 	write_file(".aws/credentials", text, 0600);
 	cc = chain("ops");
 	struct goman_err err = GOMAN_ERR_INIT;

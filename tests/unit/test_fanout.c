@@ -65,8 +65,16 @@ static void test_halt_spec_rejects_malformed(void **state)
 	enum goman_fanout_halt h;
 	unsigned long n;
 	bool pct;
-	const char *bad[] = {"", "later", "now,", "now,fail=", "now,fail=0", "soon,fail=101%",
-			     "soon,fail=x", "nowfail=1", "soon,succeed=1", "fail=-1"};
+	const char *bad[] = {"",
+			     "later",
+			     "now,",
+			     "now,fail=",
+			     "now,fail=0",
+			     "soon,fail=101%",
+			     "soon,fail=x",
+			     "nowfail=1",
+			     "soon,succeed=1",
+			     "fail=-1"};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		assert_int_equal(goman_fanout_parse_halt(bad[i], &h, &n, &pct), -1);
 }
@@ -199,8 +207,9 @@ static void test_run_failed_job_record_keeps_input_fields(void **state)
 	assert_true(cJSON_IsFalse(cJSON_GetObjectItem(rec, "ok")));
 	cJSON *fo = cJSON_GetObjectItem(rec, "fanout");
 	assert_int_equal(cJSON_GetObjectItem(fo, "exit")->valueint, 7);
-	assert_string_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(fo, "error"), "code")->valuestring,
-			    "JobFailed");
+	assert_string_equal(
+		cJSON_GetObjectItem(cJSON_GetObjectItem(fo, "error"), "code")->valuestring,
+		"JobFailed");
 	assert_int_equal(st.failed, 1);
 	assert_int_equal(goman_fanout_exit_code(&st), 1);
 	cJSON_Delete(rec);
@@ -233,9 +242,11 @@ static void test_throttling_is_the_class_of_an_error_record_whatever_the_spacing
 	assert_true(throttling("{ \"error\" : { \"code\": \"Throttling\",\n"
 			       "\t\"class\" : \"throttling\" } }"));
 	assert_true(throttling("{\"error\":{\"class\":\"thrott\\u006cing\"}}"));
-	assert_true(throttling("{\"i\":1,\"install\":{\"ok\":false,\"error\":{\"class\":\"throttling\"}}}"));
+	assert_true(throttling(
+		"{\"i\":1,\"install\":{\"ok\":false,\"error\":{\"class\":\"throttling\"}}}"));
 	/* the length bounds the line: what follows is not part of it */
-	assert_true(gm_line_reports_throttling("{\"error\":{\"class\":\"throttling\"}}garbage", 36));
+	assert_true(
+		gm_line_reports_throttling("{\"error\":{\"class\":\"throttling\"}}garbage", 36));
 }
 
 static void test_throttling_is_not_a_mention_of_the_word(void **state)
@@ -263,7 +274,8 @@ int main(void)
 		cmocka_unit_test(test_run_keep_order_returns_input_order),
 		cmocka_unit_test(test_run_failed_job_record_keeps_input_fields),
 		cmocka_unit_test(test_run_batch_gives_each_job_its_lines),
-		cmocka_unit_test(test_throttling_is_the_class_of_an_error_record_whatever_the_spacing),
+		cmocka_unit_test(
+			test_throttling_is_the_class_of_an_error_record_whatever_the_spacing),
 		cmocka_unit_test(test_throttling_is_not_a_mention_of_the_word),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

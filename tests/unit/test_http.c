@@ -133,8 +133,8 @@ static void test_post_sends_binary_body_and_no_default_content_type(void **state
 {
 	struct goman_http *h = goman_http_new(NULL, NULL);
 	static const char body[] = {'a', '\0', 'b', '\n', 'c'};
-	struct goman_http_req req = {.method = "PUT", .url = url("/echo"), .body = body,
-				     .body_len = sizeof(body)};
+	struct goman_http_req req = {
+		.method = "PUT", .url = url("/echo"), .body = body, .body_len = sizeof(body)};
 	struct goman_http_resp r;
 	assert_int_equal(goman_http_perform(h, &req, &r, NULL), 0);
 	assert_int_equal(r.status, 200);
@@ -275,8 +275,8 @@ static void test_chunk_callback_streams_the_body(void **state)
 {
 	struct goman_http *h = goman_http_new(NULL, NULL);
 	struct chunks c = {0};
-	struct goman_http_req req = {.url = url("/big"), .on_chunk = on_chunk, .on_done = chunk_done,
-				     .ud = &c};
+	struct goman_http_req req = {
+		.url = url("/big"), .on_chunk = on_chunk, .on_done = chunk_done, .ud = &c};
 	assert_true(goman_http_submit(h, &req, NULL) > 0);
 	goman_http_run(h, -1, -1);
 	assert_int_equal(c.done, 1);
@@ -302,9 +302,21 @@ struct tlog {
 	int req_done;
 };
 
-static void t_a(void *ud) { struct tlog *t = ud; t->order[t->n++] = 'a'; }
-static void t_b(void *ud) { struct tlog *t = ud; t->order[t->n++] = 'b'; }
-static void t_c(void *ud) { struct tlog *t = ud; t->order[t->n++] = 'c'; }
+static void t_a(void *ud)
+{
+	struct tlog *t = ud;
+	t->order[t->n++] = 'a';
+}
+static void t_b(void *ud)
+{
+	struct tlog *t = ud;
+	t->order[t->n++] = 'b';
+}
+static void t_c(void *ud)
+{
+	struct tlog *t = ud;
+	t->order[t->n++] = 'c';
+}
 static void t_req_done(struct goman_http_resp *r, void *ud)
 {
 	struct tlog *t = ud;
@@ -431,8 +443,11 @@ static void test_control_bytes_in_a_header_or_method_are_refused_before_sending(
 	struct goman_kvs hs = {0};
 	assert_int_equal(goman_kvs_add(&hs, "X-A", "b\r\nX-Injected: yes"), 0);
 	int done = 0;
-	struct goman_http_req rq = {.method = "GET", .url = url("/echo"), .headers = &hs,
-				    .on_done = proxy_done, .ud = &done};
+	struct goman_http_req rq = {.method = "GET",
+				    .url = url("/echo"),
+				    .headers = &hs,
+				    .on_done = proxy_done,
+				    .ud = &done};
 	assert_int_equal(goman_http_submit(h, &rq, &err), -1);
 	assert_int_equal(err.cls, GOMAN_CLASS_BAD_INPUT);
 	goman_kvs_clear(&hs);
@@ -464,7 +479,8 @@ static void test_loopback_endpoints_never_go_through_a_proxy(void **state)
 	assert_int_equal(getsockname(ls, (struct sockaddr *)&a, &al), 0);
 	char proxy[64];
 	snprintf(proxy, sizeof(proxy), "http://127.0.0.1:%d", ntohs(a.sin_port));
-	const char *names[] = {"https_proxy", "HTTPS_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"};
+	const char *names[] = {"https_proxy", "HTTPS_PROXY", "http_proxy", "ALL_PROXY",
+			       "all_proxy"};
 	for (size_t i = 0; i < 5; i++)
 		setenv(names[i], proxy, 1);
 	unsetenv("no_proxy");
@@ -480,8 +496,11 @@ static void test_loopback_endpoints_never_go_through_a_proxy(void **state)
 	const char *urls[] = {https, url("/echo")};
 	for (size_t i = 0; i < 2; i++) {
 		int done = 0;
-		struct goman_http_req rq = {.method = "GET", .url = urls[i], .on_done = proxy_done,
-					    .ud = &done, .timeout_ms = 3000};
+		struct goman_http_req rq = {.method = "GET",
+					    .url = urls[i],
+					    .on_done = proxy_done,
+					    .ud = &done,
+					    .timeout_ms = 3000};
 		assert_true(goman_http_submit(h, &rq, &err) > 0);
 		while (!done)
 			goman_http_run(h, 100, -1);
@@ -517,7 +536,8 @@ int main(void)
 		cmocka_unit_test(test_loopback_detection),
 		cmocka_unit_test(test_loopback_endpoints_never_go_through_a_proxy),
 		cmocka_unit_test(test_buffered_reply_longer_than_the_cap_is_reply_too_large),
-		cmocka_unit_test(test_control_bytes_in_a_header_or_method_are_refused_before_sending),
+		cmocka_unit_test(
+			test_control_bytes_in_a_header_or_method_are_refused_before_sending),
 	};
 	return cmocka_run_group_tests(tests, server_up, server_down);
 }

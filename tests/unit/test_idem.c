@@ -21,8 +21,16 @@
 #include "goman/log.h"
 
 static int64_t fake_now = 1790000000000LL;
-static int64_t fake_wall(void *ctx) { (void)ctx; return fake_now; }
-static int64_t fake_mono(void *ctx) { (void)ctx; return fake_now; }
+static int64_t fake_wall(void *ctx)
+{
+	(void)ctx;
+	return fake_now;
+}
+static int64_t fake_mono(void *ctx)
+{
+	(void)ctx;
+	return fake_now;
+}
 
 struct fx {
 	char dir[64];
@@ -48,8 +56,8 @@ static void rm_rf(const char *dir)
 
 static struct goman_idem *open_store(const char *dir)
 {
-	struct goman_idem_opts o = {.dir = dir, .table = "", .ttl_ms = 3600000, .lease_ms = 60000,
-				    .no_fsync = true};
+	struct goman_idem_opts o = {
+		.dir = dir, .table = "", .ttl_ms = 3600000, .lease_ms = 60000, .no_fsync = true};
 	struct goman_err e = GOMAN_ERR_INIT;
 	struct goman_idem *s = goman_idem_open(&o, &e);
 	if (!s)
@@ -184,7 +192,8 @@ static void begin_new_then_complete_then_hit_returns_result(void **state)
 	cJSON *res = cJSON_Parse("{\"instances\":[\"i-1\",\"i-2\"]}");
 	assert_int_equal(goman_idem_complete(f->s, &t, res, &e), 0);
 
-	assert_int_equal(goman_idem_begin(f->s, "RunInstances", id, p, &t2, &e), GOMAN_IDEM_COMPLETED);
+	assert_int_equal(goman_idem_begin(f->s, "RunInstances", id, p, &t2, &e),
+			 GOMAN_IDEM_COMPLETED);
 	assert_non_null(t2.result);
 	assert_true(cJSON_Compare(t2.result, res, 1));
 	assert_string_equal(t2.client_token, t.client_token);
@@ -209,7 +218,8 @@ static void same_key_other_parameters_is_a_mismatch_naming_the_operation(void **
 	assert_int_equal(goman_idem_begin(f->s, "RunInstances", id, p2, &t, &e), GOMAN_IDEM_NEW);
 	assert_int_equal(goman_idem_complete(f->s, &t, NULL, &e), 0);
 	goman_idem_ticket_clear(&t);
-	assert_int_equal(goman_idem_begin(f->s, "RunInstances", id, p3, &t, &e), GOMAN_IDEM_MISMATCH);
+	assert_int_equal(goman_idem_begin(f->s, "RunInstances", id, p3, &t, &e),
+			 GOMAN_IDEM_MISMATCH);
 	assert_int_equal(e.rc, GOMAN_ECONFLICT);
 	assert_string_equal(e.code, "IdempotencyMismatch");
 	assert_non_null(strstr(e.message, "RunInstances"));
@@ -222,7 +232,8 @@ static void same_key_other_parameters_is_a_mismatch_naming_the_operation(void **
 	goman_idem_ticket_clear(&t);
 	assert_int_equal(goman_idem_begin(f->s, "RunInstances", other, p2, &t, &e), GOMAN_IDEM_NEW);
 	goman_idem_ticket_clear(&t);
-	assert_int_equal(goman_idem_begin(f->s, "RunInstances", other, p3, &t, &e), GOMAN_IDEM_MISMATCH);
+	assert_int_equal(goman_idem_begin(f->s, "RunInstances", other, p3, &t, &e),
+			 GOMAN_IDEM_MISMATCH);
 	struct goman_idem_stats st;
 	goman_idem_get_stats(f->s, &st);
 	assert_int_equal(st.mismatch, 2);
@@ -357,7 +368,8 @@ static void cleanup_removes_only_expired_records(void **state)
 	assert_int_equal(goman_idem_cleanup(f->s, &removed, &e), 0);
 	assert_int_equal(removed, 1);
 	assert_int_equal(count_records(f->dir), 1);
-	assert_int_equal(goman_idem_begin(f->s, "RunInstances", b, NULL, &t, &e), GOMAN_IDEM_COMPLETED);
+	assert_int_equal(goman_idem_begin(f->s, "RunInstances", b, NULL, &t, &e),
+			 GOMAN_IDEM_COMPLETED);
 	goman_idem_ticket_clear(&t);
 	/* cleanup on use: opening a store whose last cleanup is over an hour old runs one */
 	fake_now += 3600000; /* b has expired too */
@@ -459,19 +471,22 @@ static void eight_processes_appending_and_compacting_together_lose_no_record(voi
 			cJSON_AddNumberToObject(res, "i", i);
 			struct goman_idem_ticket t;
 			for (int r = 0; r < 60; r++) {
-				if (goman_idem_begin(s, "RunInstances", k, NULL, &t, NULL) != GOMAN_IDEM_NEW ||
+				if (goman_idem_begin(s, "RunInstances", k, NULL, &t, NULL) !=
+					    GOMAN_IDEM_NEW ||
 				    goman_idem_fail(s, &t, NULL, NULL))
 					_exit(1);
 				goman_idem_ticket_clear(&t);
 			}
 			snprintf(name, sizeof(name), "done%d", i);
 			cJSON *d = ident(name);
-			int ok = goman_idem_begin(s, "RunInstances", d, NULL, &t, NULL) == GOMAN_IDEM_NEW &&
+			int ok = goman_idem_begin(s, "RunInstances", d, NULL, &t, NULL) ==
+					 GOMAN_IDEM_NEW &&
 				 goman_idem_complete(s, &t, res, NULL) == 0;
 			goman_idem_ticket_clear(&t);
 			goman_idem_close(s);
 			cJSON_Delete(k), cJSON_Delete(res), cJSON_Delete(d);
-			_exit(ok ? 0 : 1); /* freed first: valgrind's leak check runs in children too */
+			_exit(ok ? 0
+				 : 1); /* freed first: valgrind's leak check runs in children too */
 		}
 	}
 	for (int i = 0; i < 8; i++) {
@@ -487,13 +502,15 @@ static void eight_processes_appending_and_compacting_together_lose_no_record(voi
 		snprintf(name, sizeof(name), "done%d", i);
 		cJSON *d = ident(name);
 		struct goman_idem_ticket t;
-		assert_int_equal(goman_idem_begin(s, "RunInstances", d, NULL, &t, NULL), GOMAN_IDEM_COMPLETED);
+		assert_int_equal(goman_idem_begin(s, "RunInstances", d, NULL, &t, NULL),
+				 GOMAN_IDEM_COMPLETED);
 		assert_int_equal(cJSON_GetObjectItem(t.result, "i")->valueint, i);
 		goman_idem_ticket_clear(&t);
 		cJSON_Delete(d);
 		snprintf(name, sizeof(name), "p%d", i);
 		cJSON *k = ident(name);
-		assert_int_equal(goman_idem_begin(s, "RunInstances", k, NULL, &t, NULL), GOMAN_IDEM_NEW);
+		assert_int_equal(goman_idem_begin(s, "RunInstances", k, NULL, &t, NULL),
+				 GOMAN_IDEM_NEW);
 		assert_true(t.taken_over); /* its FAILED record, not a fresh start */
 		goman_idem_ticket_clear(&t);
 		cJSON_Delete(k);
@@ -507,7 +524,8 @@ static int collect(const cJSON *rec, void *ctx)
 	return 0;
 }
 
-static void forget_refuses_a_live_owner_unless_forced_and_the_owner_then_cannot_complete(void **state)
+static void
+forget_refuses_a_live_owner_unless_forced_and_the_owner_then_cannot_complete(void **state)
 {
 	struct fx *f = *state;
 	cJSON *a = ident("a"), *b = ident("b"), *got = cJSON_CreateArray();
@@ -545,8 +563,8 @@ static void forget_refuses_a_live_owner_unless_forced_and_the_owner_then_cannot_
 	assert_int_equal(cJSON_GetArraySize(got), 2);
 	const cJSON *it;
 	int forgotten = 0;
-	cJSON_ArrayForEach(it, got)
-		forgotten += !strcmp(cJSON_GetObjectItem(it, "status")->valuestring, "FORGOTTEN");
+	cJSON_ArrayForEach(it, got) forgotten +=
+		!strcmp(cJSON_GetObjectItem(it, "status")->valuestring, "FORGOTTEN");
 	assert_int_equal(forgotten, 1);
 	goman_idem_ticket_clear(&ta);
 	goman_idem_ticket_clear(&tb);
@@ -562,10 +580,12 @@ static void begin_emits_idempotency_events(void **state)
 	goman_events_init("test_idem");
 	cJSON *id = ident("agents");
 	struct goman_idem_ticket t;
-	assert_int_equal(goman_idem_begin(f->s, "RunInstances", id, NULL, &t, NULL), GOMAN_IDEM_NEW);
+	assert_int_equal(goman_idem_begin(f->s, "RunInstances", id, NULL, &t, NULL),
+			 GOMAN_IDEM_NEW);
 	goman_idem_complete(f->s, &t, NULL, NULL);
 	goman_idem_ticket_clear(&t);
-	assert_int_equal(goman_idem_begin(f->s, "RunInstances", id, NULL, &t, NULL), GOMAN_IDEM_COMPLETED);
+	assert_int_equal(goman_idem_begin(f->s, "RunInstances", id, NULL, &t, NULL),
+			 GOMAN_IDEM_COMPLETED);
 	goman_idem_ticket_clear(&t);
 	unsetenv("GOMAN_EVENTS");
 	goman_events_init("test_idem");
@@ -645,13 +665,15 @@ static void torn_line_at_the_end_of_the_log_is_cut_off_by_the_next_holder_of_the
 	/* a writer killed in the middle of its line (or a power cut) left half a record */
 	append_to_log(f->dir, "{\"id\":\"0123456789abcdef0123456789abcdef0123456789abcd");
 	struct goman_idem *s2 = open_store(f->dir);
-	assert_int_equal(goman_idem_begin(s2, "RunInstances", a, NULL, &t, &e), GOMAN_IDEM_COMPLETED);
+	assert_int_equal(goman_idem_begin(s2, "RunInstances", a, NULL, &t, &e),
+			 GOMAN_IDEM_COMPLETED);
 	goman_idem_ticket_clear(&t);
 	assert_int_equal(log_lines_all_parse(f->dir), 2);
 	store_completed(s2, b, NULL);
 	goman_idem_close(s2);
 	struct goman_idem *s3 = open_store(f->dir);
-	assert_int_equal(goman_idem_begin(s3, "RunInstances", b, NULL, &t, &e), GOMAN_IDEM_COMPLETED);
+	assert_int_equal(goman_idem_begin(s3, "RunInstances", b, NULL, &t, &e),
+			 GOMAN_IDEM_COMPLETED);
 	goman_idem_ticket_clear(&t);
 	goman_idem_close(s3);
 	assert_int_equal(log_lines_all_parse(f->dir), 4);
@@ -832,7 +854,8 @@ static void line_failing_its_checksum_is_skipped_and_the_keys_previous_line_stan
 	free(log);
 	/* the INPROGRESS line stands, and its owner (this process) is alive */
 	struct goman_idem *s2 = open_store(f->dir);
-	assert_int_equal(goman_idem_begin(s2, "RunInstances", a, NULL, &t, &e), GOMAN_IDEM_IN_PROGRESS);
+	assert_int_equal(goman_idem_begin(s2, "RunInstances", a, NULL, &t, &e),
+			 GOMAN_IDEM_IN_PROGRESS);
 	assert_int_equal(t.owner_pid, (long)getpid());
 	goman_idem_ticket_clear(&t);
 	goman_idem_close(s2);
@@ -847,7 +870,8 @@ static void another_handles_compaction_is_followed_to_the_new_log(void **state)
 	struct goman_err e = GOMAN_ERR_INIT;
 	struct goman_idem *b = open_store(f->dir);
 	store_completed(f->s, x, NULL);
-	assert_int_equal(goman_idem_begin(b, "RunInstances", x, NULL, &t, &e), GOMAN_IDEM_COMPLETED);
+	assert_int_equal(goman_idem_begin(b, "RunInstances", x, NULL, &t, &e),
+			 GOMAN_IDEM_COMPLETED);
 	goman_idem_ticket_clear(&t);
 	struct stat before, after;
 	char path[160];
@@ -862,7 +886,8 @@ static void another_handles_compaction_is_followed_to_the_new_log(void **state)
 	assert_int_equal(after.st_size, 0);
 	/* the second handle writes into the new log, where the first one finds it */
 	store_completed(b, y, NULL);
-	assert_int_equal(goman_idem_begin(f->s, "RunInstances", y, NULL, &t, &e), GOMAN_IDEM_COMPLETED);
+	assert_int_equal(goman_idem_begin(f->s, "RunInstances", y, NULL, &t, &e),
+			 GOMAN_IDEM_COMPLETED);
 	goman_idem_ticket_clear(&t);
 	assert_int_equal(count_records(f->dir), 1);
 	goman_idem_close(b);
@@ -878,7 +903,8 @@ static void log_is_compacted_when_superseded_lines_outweigh_live_ones(void **sta
 	char first_token[65] = "";
 	/* one key begun and failed 400 times: two lines each, all but the last dead */
 	for (int i = 0; i < 400; i++) {
-		assert_int_equal(goman_idem_begin(f->s, "RunInstances", k, NULL, &t, &e), GOMAN_IDEM_NEW);
+		assert_int_equal(goman_idem_begin(f->s, "RunInstances", k, NULL, &t, &e),
+				 GOMAN_IDEM_NEW);
 		if (i == 0)
 			snprintf(first_token, sizeof(first_token), "%s", t.client_token);
 		assert_string_equal(t.client_token, first_token);
@@ -958,9 +984,9 @@ static cJSON *fresh_ident(void)
 	return o;
 }
 
-#define DYN_OR_SKIP(f)                                                                             \
-	struct fx *f = *state;                                                                     \
-	if (!f)                                                                                    \
+#define DYN_OR_SKIP(f)         \
+	struct fx *f = *state; \
+	if (!f)                \
 	skip()
 
 static void dynamo_table_create_is_idempotent(void **state)
@@ -985,11 +1011,13 @@ static void dynamo_new_complete_hit_and_mismatch(void **state)
 	assert_int_equal(goman_idem_begin(f->s, "RunInstances", id, p2, &t, &e), GOMAN_IDEM_NEW);
 	assert_false(t.taken_over);
 	assert_int_equal(goman_idem_complete(f->s, &t, res, &e), 0);
-	assert_int_equal(goman_idem_begin(f->s, "RunInstances", id, p2, &t2, &e), GOMAN_IDEM_COMPLETED);
+	assert_int_equal(goman_idem_begin(f->s, "RunInstances", id, p2, &t2, &e),
+			 GOMAN_IDEM_COMPLETED);
 	assert_true(cJSON_Compare(t2.result, res, 1));
 	assert_string_equal(t2.client_token, t.client_token);
 	goman_idem_ticket_clear(&t2);
-	assert_int_equal(goman_idem_begin(f->s, "RunInstances", id, p3, &t2, &e), GOMAN_IDEM_MISMATCH);
+	assert_int_equal(goman_idem_begin(f->s, "RunInstances", id, p3, &t2, &e),
+			 GOMAN_IDEM_MISMATCH);
 	assert_string_equal(e.code, "IdempotencyMismatch");
 	goman_idem_ticket_clear(&t), goman_idem_ticket_clear(&t2);
 	cJSON_Delete(id), cJSON_Delete(p2), cJSON_Delete(p3), cJSON_Delete(res);
@@ -1016,7 +1044,8 @@ static void dynamo_conditional_put_refuses_a_live_holder_and_admits_an_expired_l
 	assert_int_equal(goman_idem_complete(f->s, &t, NULL, &e), -1);
 	assert_string_equal(e.code, "IdempotencyLost");
 	assert_int_equal(goman_idem_complete(f->s, &t2, NULL, &e), 0);
-	assert_int_equal(goman_idem_begin(f->s, "RunInstances", id, NULL, &t3, &e), GOMAN_IDEM_COMPLETED);
+	assert_int_equal(goman_idem_begin(f->s, "RunInstances", id, NULL, &t3, &e),
+			 GOMAN_IDEM_COMPLETED);
 	goman_idem_ticket_clear(&t3);
 	/* the record expires (checked in the condition, not by TTL deletion): a fresh token */
 	fake_now += 3600001;
@@ -1118,32 +1147,70 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(canonical_json_sorts_keys_at_every_depth),
-		cmocka_unit_test_setup_teardown(begin_new_then_complete_then_hit_returns_result, setup, teardown),
-		cmocka_unit_test_setup_teardown(same_key_other_parameters_is_a_mismatch_naming_the_operation, setup, teardown),
-		cmocka_unit_test_setup_teardown(live_owner_is_reported_in_progress_with_its_pid, setup, teardown),
-		cmocka_unit_test_setup_teardown(completed_record_expires_after_ttl_and_a_new_token_is_issued, setup, teardown),
-		cmocka_unit_test_setup_teardown(expired_lease_is_taken_over_and_the_old_owner_cannot_complete, setup, teardown),
-		cmocka_unit_test_setup_teardown(dead_owners_in_progress_is_taken_over_reusing_its_stored_token, setup, teardown),
-		cmocka_unit_test_setup_teardown(failed_record_is_retried_with_the_same_token, setup, teardown),
-		cmocka_unit_test_setup_teardown(cleanup_removes_only_expired_records, setup, teardown),
-		cmocka_unit_test_setup_teardown(eight_processes_racing_begin_on_one_key_get_exactly_one_new, setup, teardown),
-		cmocka_unit_test_setup_teardown(eight_processes_appending_and_compacting_together_lose_no_record, setup, teardown),
-		cmocka_unit_test_setup_teardown(forget_refuses_a_live_owner_unless_forced_and_the_owner_then_cannot_complete, setup, teardown),
+		cmocka_unit_test_setup_teardown(begin_new_then_complete_then_hit_returns_result,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			same_key_other_parameters_is_a_mismatch_naming_the_operation, setup,
+			teardown),
+		cmocka_unit_test_setup_teardown(live_owner_is_reported_in_progress_with_its_pid,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			completed_record_expires_after_ttl_and_a_new_token_is_issued, setup,
+			teardown),
+		cmocka_unit_test_setup_teardown(
+			expired_lease_is_taken_over_and_the_old_owner_cannot_complete, setup,
+			teardown),
+		cmocka_unit_test_setup_teardown(
+			dead_owners_in_progress_is_taken_over_reusing_its_stored_token, setup,
+			teardown),
+		cmocka_unit_test_setup_teardown(failed_record_is_retried_with_the_same_token, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(cleanup_removes_only_expired_records, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(
+			eight_processes_racing_begin_on_one_key_get_exactly_one_new, setup,
+			teardown),
+		cmocka_unit_test_setup_teardown(
+			eight_processes_appending_and_compacting_together_lose_no_record, setup,
+			teardown),
+		cmocka_unit_test_setup_teardown(
+			forget_refuses_a_live_owner_unless_forced_and_the_owner_then_cannot_complete,
+			setup, teardown),
 		cmocka_unit_test_setup_teardown(begin_emits_idempotency_events, setup, teardown),
-		cmocka_unit_test_setup_teardown(store_dir_follows_goman_idempotency_dir_then_xdg_state_home, setup, teardown),
-		cmocka_unit_test_setup_teardown(torn_line_at_the_end_of_the_log_is_cut_off_by_the_next_holder_of_the_lock, setup, teardown),
-		cmocka_unit_test_setup_teardown(begin_cut_short_by_a_full_disk_fails_and_leaves_only_whole_lines, setup, teardown),
-		cmocka_unit_test_setup_teardown(planted_symlinks_in_the_store_are_never_followed, setup, teardown),
-		cmocka_unit_test_setup_teardown(store_in_a_directory_others_can_write_or_own_is_refused, setup, teardown),
-		cmocka_unit_test_setup_teardown(line_failing_its_checksum_is_skipped_and_the_keys_previous_line_stands, setup, teardown),
-		cmocka_unit_test_setup_teardown(another_handles_compaction_is_followed_to_the_new_log, setup, teardown),
-		cmocka_unit_test_setup_teardown(log_is_compacted_when_superseded_lines_outweigh_live_ones, setup, teardown),
-		cmocka_unit_test_setup_teardown(dynamo_table_create_is_idempotent, dyn_setup, dyn_teardown),
-		cmocka_unit_test_setup_teardown(dynamo_new_complete_hit_and_mismatch, dyn_setup, dyn_teardown),
-		cmocka_unit_test_setup_teardown(dynamo_conditional_put_refuses_a_live_holder_and_admits_an_expired_lease, dyn_setup, dyn_teardown),
-		cmocka_unit_test_setup_teardown(dynamo_dead_owner_and_failed_records_are_taken_over_with_their_token, dyn_setup, dyn_teardown),
-		cmocka_unit_test_setup_teardown(dynamo_eight_processes_in_turn_get_exactly_one_new, dyn_setup, dyn_teardown),
-		cmocka_unit_test_setup_teardown(dynamo_cleanup_deletes_expired_items, dyn_setup, dyn_teardown),
+		cmocka_unit_test_setup_teardown(
+			store_dir_follows_goman_idempotency_dir_then_xdg_state_home, setup,
+			teardown),
+		cmocka_unit_test_setup_teardown(
+			torn_line_at_the_end_of_the_log_is_cut_off_by_the_next_holder_of_the_lock,
+			setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			begin_cut_short_by_a_full_disk_fails_and_leaves_only_whole_lines, setup,
+			teardown),
+		cmocka_unit_test_setup_teardown(planted_symlinks_in_the_store_are_never_followed,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			store_in_a_directory_others_can_write_or_own_is_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			line_failing_its_checksum_is_skipped_and_the_keys_previous_line_stands,
+			setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			another_handles_compaction_is_followed_to_the_new_log, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			log_is_compacted_when_superseded_lines_outweigh_live_ones, setup, teardown),
+		cmocka_unit_test_setup_teardown(dynamo_table_create_is_idempotent, dyn_setup,
+						dyn_teardown),
+		cmocka_unit_test_setup_teardown(dynamo_new_complete_hit_and_mismatch, dyn_setup,
+						dyn_teardown),
+		cmocka_unit_test_setup_teardown(
+			dynamo_conditional_put_refuses_a_live_holder_and_admits_an_expired_lease,
+			dyn_setup, dyn_teardown),
+		cmocka_unit_test_setup_teardown(
+			dynamo_dead_owner_and_failed_records_are_taken_over_with_their_token,
+			dyn_setup, dyn_teardown),
+		cmocka_unit_test_setup_teardown(dynamo_eight_processes_in_turn_get_exactly_one_new,
+						dyn_setup, dyn_teardown),
+		cmocka_unit_test_setup_teardown(dynamo_cleanup_deletes_expired_items, dyn_setup,
+						dyn_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -23,17 +23,17 @@ struct pending {
 static struct goman_http *loop;
 static int sends, polls, emitted, ok_records;
 static int send_sizes[16];
-static int dne_left;          /* InvocationDoesNotExist answers still to give */
-static const char *young_id;  /* SendCommand naming it fails InvalidInstanceId, once */
-static int inprog_left;       /* InProgress answers still to give */
+static int dne_left;           /* InvocationDoesNotExist answers still to give */
+static const char *young_id;   /* SendCommand naming it fails InvalidInstanceId, once */
+static int inprog_left;        /* InProgress answers still to give */
 static struct gm_install *cur; /* the installer under test */
 static int in_flight, max_in_flight, polls_before_send; /* polls sent while a SendCommand waited */
 static const char *poll_answer; /* when set: the GetCommandInvocation reply */
 static char last_code[64], last_msg[256], last_name[128]; /* of the last error record */
 static int bad_records;
-static char *send_texts[16];  /* the command text of each SendCommand (first 16) */
-static char *send_ids[16];    /* its InstanceIds, as JSON */
-static cJSON *drain_objs;     /* the "drain" object of every emitted record */
+static char *send_texts[16]; /* the command text of each SendCommand (first 16) */
+static char *send_ids[16];   /* its InstanceIds, as JSON */
+static cJSON *drain_objs;    /* the "drain" object of every emitted record */
 
 static void fire(void *ud)
 {
@@ -44,8 +44,8 @@ static void fire(void *ud)
 	free(p);
 }
 
-static int fake_submit(struct goman_aws *a, const struct goman_aws_call *call, goman_aws_done_fn done,
-		       void *ud, struct goman_err *err)
+static int fake_submit(struct goman_aws *a, const struct goman_aws_call *call,
+		       goman_aws_done_fn done, void *ud, struct goman_err *err)
 {
 	(void)a;
 	(void)err;
@@ -61,8 +61,9 @@ static int fake_submit(struct goman_aws *a, const struct goman_aws_call *call, g
 		const cJSON *ids = cJSON_GetObjectItem(call->json, "InstanceIds");
 		char *s = cJSON_PrintUnformatted(ids);
 		if (young_id && strstr(s, young_id)) {
-			goman_err_set(&p->res.err, GOMAN_ESERVICE, GOMAN_CLASS_CLIENT, "InvalidInstanceId",
-				      "Instances [[%s]] not in a valid state", young_id);
+			goman_err_set(&p->res.err, GOMAN_ESERVICE, GOMAN_CLASS_CLIENT,
+				      "InvalidInstanceId", "Instances [[%s]] not in a valid state",
+				      young_id);
 			young_id = NULL;
 		} else {
 			if (sends < 16) {
@@ -70,7 +71,8 @@ static int fake_submit(struct goman_aws *a, const struct goman_aws_call *call, g
 				const cJSON *cmds = cJSON_GetObjectItem(
 					cJSON_GetObjectItem(call->json, "Parameters"), "commands");
 				const cJSON *c0 = cJSON_GetArrayItem(cmds, 0);
-				send_texts[sends] = strdup(cJSON_IsString(c0) ? c0->valuestring : "");
+				send_texts[sends] =
+					strdup(cJSON_IsString(c0) ? c0->valuestring : "");
 				send_ids[sends] = strdup(s);
 			}
 			sends++;
@@ -84,14 +86,15 @@ static int fake_submit(struct goman_aws *a, const struct goman_aws_call *call, g
 			p->res.data = cJSON_Parse("{\"Status\":\"InProgress\"}");
 		} else if (dne_left > 0) {
 			dne_left--;
-			goman_err_set(&p->res.err, GOMAN_ESERVICE, GOMAN_CLASS_CLIENT, "InvocationDoesNotExist",
-				      "not yet");
+			goman_err_set(&p->res.err, GOMAN_ESERVICE, GOMAN_CLASS_CLIENT,
+				      "InvocationDoesNotExist", "not yet");
 		} else if (poll_answer) {
 			p->res.data = cJSON_Parse(poll_answer);
 		} else {
-			p->res.data = cJSON_Parse("{\"Status\":\"Success\",\"ResponseCode\":0,"
-						  "\"StandardOutputContent\":\"GOMAN_PROGRESS 100 ready\\n"
-						  "GOMAN_RESULT {\\\"ok\\\":true,\\\"version\\\":\\\"v1\\\"}\\n\"}");
+			p->res.data = cJSON_Parse(
+				"{\"Status\":\"Success\",\"ResponseCode\":0,"
+				"\"StandardOutputContent\":\"GOMAN_PROGRESS 100 ready\\n"
+				"GOMAN_RESULT {\\\"ok\\\":true,\\\"version\\\":\\\"v1\\\"}\\n\"}");
 		}
 	}
 	goman_http_timer(loop, 1, fire, p);
@@ -112,11 +115,14 @@ static void on_emit(const cJSON *rec, void *ud)
 		ok_records++;
 	const cJSON *e = cJSON_GetObjectItem(st, "error");
 	if (e) {
-		const cJSON *c = cJSON_GetObjectItem(e, "code"), *m = cJSON_GetObjectItem(e, "message");
+		const cJSON *c = cJSON_GetObjectItem(e, "code"),
+			    *m = cJSON_GetObjectItem(e, "message");
 		const cJSON *nm = cJSON_GetObjectItem(rec, "name");
-		snprintf(last_code, sizeof(last_code), "%s", cJSON_IsString(c) ? c->valuestring : "");
+		snprintf(last_code, sizeof(last_code), "%s",
+			 cJSON_IsString(c) ? c->valuestring : "");
 		snprintf(last_msg, sizeof(last_msg), "%s", cJSON_IsString(m) ? m->valuestring : "");
-		snprintf(last_name, sizeof(last_name), "%s", cJSON_IsString(nm) ? nm->valuestring : "");
+		snprintf(last_name, sizeof(last_name), "%s",
+			 cJSON_IsString(nm) ? nm->valuestring : "");
 		bad_records += !strcmp(last_code, "BadInput");
 	}
 }
@@ -140,10 +146,16 @@ static struct goman_install *make(void)
 	}
 	cJSON_Delete(drain_objs);
 	drain_objs = cJSON_CreateArray();
-	struct goman_install_opts o = {.via = GOMAN_VIA_SSM, .aws = (struct goman_aws *)1, .http = loop,
-				       .script_path = "scripts/k3s-install.sh", .cluster = NULL,
-				       .poll_ms = 5, .poll_floor_ms = 5, .batch_window_ms = 20,
-				       .emit = on_emit, .token = NULL};
+	struct goman_install_opts o = {.via = GOMAN_VIA_SSM,
+				       .aws = (struct goman_aws *)1,
+				       .http = loop,
+				       .script_path = "scripts/k3s-install.sh",
+				       .cluster = NULL,
+				       .poll_ms = 5,
+				       .poll_floor_ms = 5,
+				       .batch_window_ms = 20,
+				       .emit = on_emit,
+				       .token = NULL};
 	/* the token parameter is named up front, so no AWS call is made for it here */
 	struct gm_install *in = (struct gm_install *)goman_install_new(&o, &err);
 	assert_non_null(in);
@@ -279,8 +291,9 @@ static void test_a_private_ip_with_a_unit_line_is_bad_input_and_others_go_on(voi
 		     "\"private_ip\":\"10.0.0.4\",\"public_ip\":\"-oProxyCommand=id\"}");
 	assert_int_equal(bad_records, 2);
 	/* names and IDs go into log lines: no forged line either */
-	add_json(in, "{\"cluster\":\"u\",\"role\":\"agent\",\"index\":4,\"instance_id\":\"i-4\","
-		     "\"private_ip\":\"10.0.0.4\",\"name\":\"a\\n[INSTALL] u-agent-9: installed\"}");
+	add_json(in,
+		 "{\"cluster\":\"u\",\"role\":\"agent\",\"index\":4,\"instance_id\":\"i-4\","
+		 "\"private_ip\":\"10.0.0.4\",\"name\":\"a\\n[INSTALL] u-agent-9: installed\"}");
 	add_json(in, "{\"cluster\":\"u\",\"role\":\"agent\",\"index\":5,\"instance_id\":\"i-5\\r\","
 		     "\"private_ip\":\"10.0.0.4\"}");
 	assert_int_equal(bad_records, 4);
@@ -312,16 +325,20 @@ static void test_a_server_url_option_that_is_not_https_addr_port_is_refused(void
 	const char *bad[] = {"https://10.0.0.5\nExecStart=/bin/sh:6443", "https://10.0.0.5",
 			     "http://10.0.0.5:6443", "https://10.0.0.5:6443 x"};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
-		struct goman_install_opts o = {.via = GOMAN_VIA_LOCAL, .http = l,
+		struct goman_install_opts o = {.via = GOMAN_VIA_LOCAL,
+					       .http = l,
 					       .script_path = "scripts/k3s-install.sh",
-					       .server_url = bad[i], .emit = on_emit};
+					       .server_url = bad[i],
+					       .emit = on_emit};
 		goman_err_clear(&err);
 		assert_null(goman_install_new(&o, &err));
 		assert_string_equal(err.code, "BadInput");
 	}
-	struct goman_install_opts o = {.via = GOMAN_VIA_LOCAL, .http = l,
+	struct goman_install_opts o = {.via = GOMAN_VIA_LOCAL,
+				       .http = l,
 				       .script_path = "scripts/k3s-install.sh",
-				       .server_url = "https://[fd00::5]:6443", .emit = on_emit};
+				       .server_url = "https://[fd00::5]:6443",
+				       .emit = on_emit};
 	struct goman_install *in = goman_install_new(&o, &err);
 	assert_non_null(in);
 	goman_install_free(in);
@@ -334,8 +351,10 @@ static void test_an_index_out_of_int_range_is_bad_input(void **s)
 	const char *idx[] = {"1e300", "-1", "1.5", "100000", "2147483648", "-1e300"};
 	char buf[256];
 	for (size_t i = 0; i < sizeof(idx) / sizeof(*idx); i++) {
-		snprintf(buf, sizeof(buf), "{\"cluster\":\"u\",\"role\":\"agent\",\"index\":%s,"
-			 "\"instance_id\":\"i-x\",\"private_ip\":\"10.0.0.9\"}", idx[i]);
+		snprintf(buf, sizeof(buf),
+			 "{\"cluster\":\"u\",\"role\":\"agent\",\"index\":%s,"
+			 "\"instance_id\":\"i-x\",\"private_ip\":\"10.0.0.9\"}",
+			 idx[i]);
 		add_json(in, buf);
 		assert_int_equal(bad_records, (int)i + 1);
 	}
@@ -350,7 +369,8 @@ static void test_an_index_out_of_int_range_is_bad_input(void **s)
 static void test_a_response_code_beyond_any_exit_status_is_clamped(void **s)
 {
 	struct goman_install *in = make();
-	poll_answer = "{\"Status\":\"Failed\",\"ResponseCode\":1e300,\"StandardOutputContent\":\"\"}";
+	poll_answer =
+		"{\"Status\":\"Failed\",\"ResponseCode\":1e300,\"StandardOutputContent\":\"\"}";
 	add(in, "server", 0, "i-0");
 	run_to_end(in);
 	assert_int_equal(ok_records, 0);
@@ -362,10 +382,16 @@ static void test_durations_near_int64_max_still_install(void **s)
 	goman_install_free(make()); /* the harness's loop and counters */
 	/* what a library caller may pass; the deadline sums must not wrap to the past */
 	struct goman_err err = GOMAN_ERR_INIT;
-	struct goman_install_opts o = {.via = GOMAN_VIA_SSM, .aws = (struct goman_aws *)1, .http = loop,
-				       .script_path = "scripts/k3s-install.sh", .poll_ms = 5,
-				       .poll_floor_ms = 5, .batch_window_ms = 20, .emit = on_emit,
-				       .timeout_ms = INT64_MAX, .delivery_timeout_ms = INT64_MAX / 2,
+	struct goman_install_opts o = {.via = GOMAN_VIA_SSM,
+				       .aws = (struct goman_aws *)1,
+				       .http = loop,
+				       .script_path = "scripts/k3s-install.sh",
+				       .poll_ms = 5,
+				       .poll_floor_ms = 5,
+				       .batch_window_ms = 20,
+				       .emit = on_emit,
+				       .timeout_ms = INT64_MAX,
+				       .delivery_timeout_ms = INT64_MAX / 2,
 				       .verify_wait_ms = INT64_MAX};
 	struct gm_install *g = (struct gm_install *)goman_install_new(&o, &err);
 	assert_non_null(g);
@@ -379,21 +405,22 @@ static void test_durations_near_int64_max_still_install(void **s)
 static void test_presigned_urls_live_inside_the_credentials_remaining_life(void **s)
 {
 	int64_t now = 1700000000000;
-	assert_int_equal(goman_presign_lifetime(4200, 0, now), 4200);       /* long-lived keys */
-	assert_int_equal(goman_presign_lifetime(9999999, 0, now), 604800);  /* SigV4's week */
+	assert_int_equal(goman_presign_lifetime(4200, 0, now), 4200);      /* long-lived keys */
+	assert_int_equal(goman_presign_lifetime(9999999, 0, now), 604800); /* SigV4's week */
 	assert_int_equal(goman_presign_lifetime(4200, now + 3600000, now), 3540); /* 1 h left */
 	assert_int_equal(goman_presign_lifetime(600, now + 3600000, now), 600);
-	assert_int_equal(goman_presign_lifetime(4200, now + 30000, now), -1);     /* 30 s left */
-	assert_int_equal(goman_presign_lifetime(4200, now - 1, now), -1);         /* expired */
+	assert_int_equal(goman_presign_lifetime(4200, now + 30000, now), -1); /* 30 s left */
+	assert_int_equal(goman_presign_lifetime(4200, now - 1, now), -1);     /* expired */
 }
 
 static void test_parses_progress_and_the_last_result(void **s)
 {
 	int pct;
-	cJSON *r = goman_install_parse_output("noise\nGOMAN_PROGRESS 25 precheck\nGOMAN_PROGRESS 50 "
-					      "download\nGOMAN_RESULT {\"ok\":false}\nGOMAN_RESULT "
-					      "{\"ok\":true,\"version\":\"v1\"}\ntrailer\n",
-					      &pct);
+	cJSON *r =
+		goman_install_parse_output("noise\nGOMAN_PROGRESS 25 precheck\nGOMAN_PROGRESS 50 "
+					   "download\nGOMAN_RESULT {\"ok\":false}\nGOMAN_RESULT "
+					   "{\"ok\":true,\"version\":\"v1\"}\ntrailer\n",
+					   &pct);
 	assert_non_null(r);
 	assert_int_equal(pct, 50);
 	assert_true(cJSON_IsTrue(cJSON_GetObjectItem(r, "ok")));
@@ -419,9 +446,9 @@ static void test_label_and_taint_rules_follow_kubernetes(void **s)
 	assert_null(goman_install_label_why("example.com/team", "a.b_c-1"));
 	assert_null(goman_install_label_why("node.kubernetes.io/pool", ""));
 	assert_null(goman_install_label_why("kubelet.kubernetes.io/x", "y"));
-	assert_non_null(goman_install_label_why("kubernetes.io/role", "x"));     /* NodeRestriction */
+	assert_non_null(goman_install_label_why("kubernetes.io/role", "x")); /* NodeRestriction */
 	assert_non_null(goman_install_label_why("sub.k8s.io/role", "x"));
-	assert_non_null(goman_install_label_why("Example.com/team", "a"));       /* prefix lower case */
+	assert_non_null(goman_install_label_why("Example.com/team", "a")); /* prefix lower case */
 	assert_non_null(goman_install_label_why("tier", "web;id"));
 	assert_non_null(goman_install_label_why("tier", "-web"));
 	assert_non_null(goman_install_label_why("", "x"));
@@ -470,9 +497,10 @@ static void test_each_instance_of_a_sendcommand_gets_its_own_node_flags(void **s
 {
 	struct goman_install *in = make();
 	add(in, "server", 0, "i-0");
-	add_json(in, "{\"cluster\":\"u\",\"role\":\"agent\",\"index\":0,\"instance_id\":\"i-a0\","
-		     "\"private_ip\":\"10.0.0.7\",\"name\":\"u-agent-0\",\"labels\":{\"tier\":\"web\"},"
-		     "\"taints\":[\"dedicated=web:NoSchedule\"]}");
+	add_json(in,
+		 "{\"cluster\":\"u\",\"role\":\"agent\",\"index\":0,\"instance_id\":\"i-a0\","
+		 "\"private_ip\":\"10.0.0.7\",\"name\":\"u-agent-0\",\"labels\":{\"tier\":\"web\"},"
+		 "\"taints\":[\"dedicated=web:NoSchedule\"]}");
 	add_json(in, "{\"cluster\":\"u\",\"role\":\"agent\",\"index\":1,\"instance_id\":\"i-a1\","
 		     "\"private_ip\":\"10.0.0.8\",\"name\":\"u-agent-1\",\"labels\":{}}");
 	run_to_end(in);
@@ -483,8 +511,9 @@ static void test_each_instance_of_a_sendcommand_gets_its_own_node_flags(void **s
 	assert_int_equal(send_sizes[ag], 2);
 	const char *t = send_texts[ag];
 	assert_non_null(strstr(t, "case \"${AWS_SSM_INSTANCE_ID:-}\" in\n"));
-	assert_non_null(strstr(t, "'i-a0') set -- '--node-name' 'u-agent-0' '--node-label' 'tier=web' "
-				  "'--node-taint' 'dedicated=web:NoSchedule' ;;\n"));
+	assert_non_null(strstr(t,
+			       "'i-a0') set -- '--node-name' 'u-agent-0' '--node-label' 'tier=web' "
+			       "'--node-taint' 'dedicated=web:NoSchedule' ;;\n"));
 	assert_non_null(strstr(t, "'i-a1') set -- '--node-name' 'u-agent-1' ;;\n"));
 	assert_non_null(strstr(t, "*) echo 'GOMAN_RESULT"));
 	assert_non_null(strstr(t, " \"$@\"\nrc=$?"));
@@ -496,9 +525,15 @@ static struct goman_install *make_action(enum goman_install_action action, const
 {
 	goman_install_free(make()); /* the harness's loop and counters */
 	struct goman_err err = GOMAN_ERR_INIT;
-	struct goman_install_opts o = {.via = GOMAN_VIA_SSM, .aws = (struct goman_aws *)1, .http = loop,
-				       .poll_ms = 5, .poll_floor_ms = 5, .batch_window_ms = 20,
-				       .emit = on_emit, .action = action, .drain_timeout_ms = 90000,
+	struct goman_install_opts o = {.via = GOMAN_VIA_SSM,
+				       .aws = (struct goman_aws *)1,
+				       .http = loop,
+				       .poll_ms = 5,
+				       .poll_floor_ms = 5,
+				       .batch_window_ms = 20,
+				       .emit = on_emit,
+				       .action = action,
+				       .drain_timeout_ms = 90000,
 				       .server_instance = server_iid};
 	struct gm_install *g = (struct gm_install *)goman_install_new(&o, &err);
 	assert_non_null(g);
@@ -522,8 +557,9 @@ static void test_drain_runs_kubectl_on_the_first_server_one_node_per_sendcommand
 	assert_int_equal(sends, 3);
 	for (int i = 0; i < 3; i++) {
 		assert_string_equal(send_ids[i], "[\"i-srv\"]");
-		assert_non_null(strstr(send_texts[i], "k=k3s; \"$k\" kubectl drain --ignore-daemonsets "
-						      "--delete-emptydir-data --timeout=90s '"));
+		assert_non_null(strstr(send_texts[i],
+				       "k=k3s; \"$k\" kubectl drain --ignore-daemonsets "
+				       "--delete-emptydir-data --timeout=90s '"));
 	}
 	assert_non_null(strstr(send_texts[0], "--timeout=90s 'u-agent-1' 2>&1"));
 	assert_null(strstr(send_texts[0], "GOMAN_K3S_INSTALL_EOF")); /* no script, no token */
@@ -542,7 +578,8 @@ static void test_a_failed_kubectl_is_an_error_record_naming_the_node(void **s)
 	run_to_end(in);
 	assert_int_equal(ok_records, 0);
 	assert_string_equal(last_code, "CordonFailed");
-	assert_non_null(strstr(last_msg, "kubectl cordon u-agent-7 exited with 1: Error from server (NotFound)"));
+	assert_non_null(strstr(
+		last_msg, "kubectl cordon u-agent-7 exited with 1: Error from server (NotFound)"));
 	assert_string_equal(send_ids[0], "[\"i-given\"]");
 	assert_non_null(strstr(send_texts[0], "kubectl cordon 'u-agent-7' 2>&1"));
 }
@@ -551,8 +588,11 @@ static void test_a_drain_longer_than_the_execution_timeout_raises_it(void **s)
 {
 	goman_install_free(make());
 	struct goman_err err = GOMAN_ERR_INIT;
-	struct goman_install_opts o = {.via = GOMAN_VIA_LOCAL, .http = loop, .emit = on_emit,
-				       .action = GOMAN_ACTION_DRAIN, .drain_timeout_ms = 1200000,
+	struct goman_install_opts o = {.via = GOMAN_VIA_LOCAL,
+				       .http = loop,
+				       .emit = on_emit,
+				       .action = GOMAN_ACTION_DRAIN,
+				       .drain_timeout_ms = 1200000,
 				       .timeout_ms = 600000};
 	struct gm_install *g = (struct gm_install *)goman_install_new(&o, &err);
 	assert_non_null(g);
@@ -597,7 +637,8 @@ int main(void)
 		cmocka_unit_test(test_label_and_taint_rules_follow_kubernetes),
 		cmocka_unit_test(test_release_and_channel_forms),
 		cmocka_unit_test(test_each_instance_of_a_sendcommand_gets_its_own_node_flags),
-		cmocka_unit_test(test_drain_runs_kubectl_on_the_first_server_one_node_per_sendcommand),
+		cmocka_unit_test(
+			test_drain_runs_kubectl_on_the_first_server_one_node_per_sendcommand),
 		cmocka_unit_test(test_a_failed_kubectl_is_an_error_record_naming_the_node),
 		cmocka_unit_test(test_an_action_without_a_first_server_fails_no_server),
 		cmocka_unit_test(test_a_drain_longer_than_the_execution_timeout_raises_it),

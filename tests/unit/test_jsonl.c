@@ -345,7 +345,9 @@ static void test_writer_replaces_invalid_utf8_in_keys_and_values(void **s)
 	assert_int_equal(pipe(p), 0);
 	cJSON *o = cJSON_CreateObject();
 	/* a lone continuation byte, a cut 3-byte sequence, an overlong '/', a surrogate */
-	cJSON_AddStringToObject(o, "k\x80", "a\xe2\x82" "b\xc0\xaf\xed\xa0\x80\xc3\xa9");
+	cJSON_AddStringToObject(o, "k\x80",
+				"a\xe2\x82"
+				"b\xc0\xaf\xed\xa0\x80\xc3\xa9");
 	struct goman_err e = GOMAN_ERR_INIT;
 	assert_int_equal(goman_jsonl_write(p[1], o, &e), 0);
 	assert_int_equal(goman_jsonl_write_raw(p[1], "{\"x\":\"\xff\0\"}", 10, &e), 0);

@@ -77,8 +77,8 @@ static void test_merge_keeps_other_entries_and_adds_goman_named_ones(void **stat
 	bool replaced = true;
 	char *out = merge(eks, &o, &replaced);
 	assert_false(replaced);
-	assert_int_equal(foreign(out, "goman-box"), 3); /* prod-eks cluster, context, user */
-	assert_int_equal(foreign(out, "prod-eks"), 3);  /* goman-box cluster, context, user */
+	assert_int_equal(foreign(out, "goman-box"), 3);      /* prod-eks cluster, context, user */
+	assert_int_equal(foreign(out, "prod-eks"), 3);       /* goman-box cluster, context, user */
 	assert_non_null(strstr(out, "namespace: \"true\"")); /* a quoted string stays a string */
 	assert_non_null(strstr(out, "args: [eks, get-token]"));
 	assert_non_null(strstr(out, "current-context: prod-eks"));
@@ -141,8 +141,9 @@ static void test_hostile_or_foreign_documents_are_refused(void **state)
 		bool replaced;
 		struct goman_err e = GOMAN_ERR_INIT;
 		goman_err_clear(&e);
-		assert_int_equal(goman_kubeconfig_merge(bad[i], strlen(bad[i]), k3s, sizeof(k3s) - 1,
-							&o, &out, &len, &replaced, &e),
+		assert_int_equal(goman_kubeconfig_merge(bad[i], strlen(bad[i]), k3s,
+							sizeof(k3s) - 1, &o, &out, &len, &replaced,
+							&e),
 				 -1);
 		assert_null(out);
 		assert_string_equal(e.code, "BadInput");

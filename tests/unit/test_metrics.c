@@ -66,7 +66,8 @@ static void test_health_counts_retries_idempotency_and_breakers(void **state)
 	assert_int_equal((int)num(h, "retries"), 1);
 	assert_true(fabs(num(h, "retry_pct") - 25.0) < 0.001);
 	assert_true(fabs(num(cJSON_GetObjectItem(h, "idempotency"), "hit_pct") - 50.0) < 0.001);
-	assert_string_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(h, "breakers"), "ec2/us-east-1")->valuestring,
+	assert_string_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(h, "breakers"), "ec2/us-east-1")
+				    ->valuestring,
 			    "open");
 	/* 4 calls over the span of event times, 10:00:00 to 10:01:30 */
 	assert_true(fabs(num(h, "throughput_ops_per_min") - 4 * 60.0 / 90.0) < 0.01);
@@ -81,13 +82,16 @@ static void test_latency_quantiles_are_within_two_percent(void **state)
 	for (int i = 1; i <= 1000; i++) {
 		char line[256];
 		snprintf(line, sizeof(line),
-			 "{\"event\":\"api_call\",\"service\":\"ssm\",\"action\":\"SendCommand\",\"ms\":%d,\"outcome\":\"ok\"}", i);
+			 "{\"event\":\"api_call\",\"service\":\"ssm\",\"action\":\"SendCommand\","
+			 "\"ms\":%d,\"outcome\":\"ok\"}",
+			 i);
 		cJSON *e = cJSON_Parse(line);
 		goman_metrics_feed(m, e);
 		cJSON_Delete(e);
 	}
 	cJSON *j = goman_metrics_json(m);
-	const cJSON *l = cJSON_GetArrayItem(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "health"), "latency"), 0);
+	const cJSON *l = cJSON_GetArrayItem(
+		cJSON_GetObjectItem(cJSON_GetObjectItem(j, "health"), "latency"), 0);
 	assert_true(fabs(num(l, "p50_ms") - 500) / 500 < 0.02);
 	assert_true(fabs(num(l, "p95_ms") - 950) / 950 < 0.02);
 	assert_true(fabs(num(l, "p99_ms") - 990) / 990 < 0.02);
@@ -127,11 +131,13 @@ static void test_check_reports_each_breached_target(void **state)
 static void test_memory_does_not_grow_with_repeated_records(void **state)
 {
 	struct goman_metrics *m = goman_metrics_new(NULL);
-	cJSON *rec = cJSON_Parse("{\"cluster\":\"c\",\"name\":\"c-agent-0\",\"role\":\"agent\",\"ok\":true}");
+	cJSON *rec = cJSON_Parse(
+		"{\"cluster\":\"c\",\"name\":\"c-agent-0\",\"role\":\"agent\",\"ok\":true}");
 	for (int i = 0; i < 100000; i++)
 		goman_metrics_feed(m, rec);
 	cJSON *j = goman_metrics_json(m);
-	assert_int_equal((int)num(cJSON_GetArrayItem(cJSON_GetObjectItem(j, "clusters"), 0), "nodes"), 1);
+	assert_int_equal(
+		(int)num(cJSON_GetArrayItem(cJSON_GetObjectItem(j, "clusters"), 0), "nodes"), 1);
 	cJSON_Delete(j);
 	cJSON_Delete(rec);
 	goman_metrics_free(m);
@@ -160,7 +166,8 @@ static void test_infinite_latency_is_not_used_in_arithmetic(void **state)
 	};
 	struct goman_metrics *m = feed_lines(lines, 4);
 	cJSON *j = goman_metrics_json(m);
-	const cJSON *s = cJSON_GetArrayItem(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "health"), "latency"), 0);
+	const cJSON *s = cJSON_GetArrayItem(
+		cJSON_GetObjectItem(cJSON_GetObjectItem(j, "health"), "latency"), 0);
 	assert_int_equal((int)num(s, "count"), 4);
 	assert_true(isfinite(num(s, "max_ms")));
 	assert_true(isfinite(num(s, "p99_ms")));
@@ -177,7 +184,8 @@ static void test_huge_provision_and_install_times_saturate(void **state)
 	static const char *const lines[] = {
 		"{\"cluster\":\"c\",\"name\":\"s\",\"role\":\"server\",\"ok\":true,"
 		"\"provision\":{\"ms\":9e18},\"install\":{\"ms\":9e18},"
-		"\"t\":{\"launched\":\"2026-01-01T10:00:00Z\",\"installed\":\"2026-01-01T10:01:00Z\"}}",
+		"\"t\":{\"launched\":\"2026-01-01T10:00:00Z\",\"installed\":\"2026-01-01T10:01:"
+		"00Z\"}}",
 		"{\"cluster\":\"c\",\"name\":\"a\",\"role\":\"agent\",\"ok\":true,"
 		"\"provision\":{\"ms\":1e300},\"install\":{\"ms\":9e18}}",
 		"{\"event\":\"cluster\",\"cluster\":\"c\",\"phase\":\"ready\","

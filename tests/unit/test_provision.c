@@ -21,8 +21,8 @@ struct seen {
 	int n;
 };
 
-static void on_done(const char *id, const struct goman_ec2_instance *inst, const struct goman_err *err,
-		    double share, void *ud)
+static void on_done(const char *id, const struct goman_ec2_instance *inst,
+		    const struct goman_err *err, double share, void *ud)
 {
 	struct seen *s = ud;
 	assert_non_null(inst);
@@ -32,7 +32,8 @@ static void on_done(const char *id, const struct goman_ec2_instance *inst, const
 	s->n++;
 }
 
-static void inst(struct goman_ec2_instances *l, const char *id, const char *state, const char *reason)
+static void inst(struct goman_ec2_instances *l, const char *id, const char *state,
+		 const char *reason)
 {
 	struct goman_ec2_instance in;
 	memset(&in, 0, sizeof(in));
@@ -45,8 +46,10 @@ static void inst(struct goman_ec2_instances *l, const char *id, const char *stat
 
 static struct goman_ec2_poller *poller(struct seen *s, int give_up)
 {
-	struct goman_ec2_poller_opts o = {.target = GOMAN_EC2_WAIT_RUNNING, .on_done = on_done,
-					  .ud = s, .give_up_rounds = give_up};
+	struct goman_ec2_poller_opts o = {.target = GOMAN_EC2_WAIT_RUNNING,
+					  .on_done = on_done,
+					  .ud = s,
+					  .give_up_rounds = give_up};
 	struct goman_ec2_poller *p = goman_ec2_poller_new(NULL, &o, NULL);
 	assert_non_null(p);
 	return p;
@@ -109,7 +112,7 @@ static void test_poller_shares_round_calls_over_the_pending_set(void **state)
 	inst(&r, "i-a", "pending", NULL);
 	inst(&r, "i-b", "pending", NULL);
 	gm_ec2_poller_mark(p);
-	gm_ec2_poller_apply(p, &r, 2, NULL); /* 2 calls over 2 pending: 1 each */
+	gm_ec2_poller_apply(p, &r, 2, NULL);        /* 2 calls over 2 pending: 1 each */
 	goman_ec2_poller_add(p, "i-late", 0, NULL); /* joins after the round started */
 	goman_ec2_instances_clear(&r);
 	inst(&r, "i-a", "running", NULL);
@@ -149,7 +152,8 @@ static void test_poller_deadline_and_failed_rounds_become_errors(void **state)
 	assert_string_equal(s.id[0], "i-late");
 	assert_string_equal(s.code[0], "Timeout");
 	struct goman_err e = GOMAN_ERR_INIT;
-	goman_err_set(&e, GOMAN_ESERVICE, GOMAN_CLASS_THROTTLING, "RequestLimitExceeded", "slow down");
+	goman_err_set(&e, GOMAN_ESERVICE, GOMAN_CLASS_THROTTLING, "RequestLimitExceeded",
+		      "slow down");
 	gm_ec2_poller_apply(p, NULL, 1, &e); /* first failed round: kept */
 	assert_int_equal(s.n, 1);
 	gm_ec2_poller_apply(p, NULL, 1, &e); /* second: given up */
@@ -161,8 +165,8 @@ static void test_poller_deadline_and_failed_rounds_become_errors(void **state)
 
 static void test_poll_interval_grows_with_the_pending_count(void **state)
 {
-	struct goman_ec2_poller_opts o = {.min_interval_ms = 100, .max_interval_ms = 1000,
-					  .per_pending_ms = 10};
+	struct goman_ec2_poller_opts o = {
+		.min_interval_ms = 100, .max_interval_ms = 1000, .per_pending_ms = 10};
 	assert_int_equal(goman_ec2_poll_interval(&o, 0), 100);
 	assert_int_equal(goman_ec2_poll_interval(&o, 1), 110);
 	assert_int_equal(goman_ec2_poll_interval(&o, 50), 600);
@@ -201,7 +205,8 @@ static void existing_in(struct goman_ec2_instances *l, const char *id, const cha
 	goman_ec2_instance_clear(&in);
 }
 
-static void existing(struct goman_ec2_instances *l, const char *id, const char *role, const char *index)
+static void existing(struct goman_ec2_instances *l, const char *id, const char *role,
+		     const char *index)
 {
 	existing_in(l, id, "demo", role, index);
 }
@@ -378,7 +383,9 @@ static void test_specs_are_validated_and_filled_from_defaults(void **state)
 	assert_string_equal(n.ami, GOMAN_AL2023_X86);
 	node_free_fields(&n);
 	assert_int_equal(spec("{\"cluster\":\"c\",\"role\":\"server\",\"name\":\"c-server-3\","
-			      "\"instance_type\":\"m7g.large\"}", &n, &e), 0);
+			      "\"instance_type\":\"m7g.large\"}",
+			      &n, &e),
+			 0);
 	assert_int_equal(n.index, 3);
 	assert_string_equal(n.ami, GOMAN_AL2023_ARM);
 	node_free_fields(&n);
@@ -443,7 +450,8 @@ static void test_instance_summary_from_a_converted_reply(void **state)
 static void test_an_instance_address_that_is_not_an_ip_is_dropped(void **state)
 {
 	cJSON *reply = cJSON_Parse(
-		"{\"instancesSet\":[{\"instanceId\":\"i-1\",\"instanceState\":{\"name\":\"running\"},"
+		"{\"instancesSet\":[{\"instanceId\":\"i-1\",\"instanceState\":{\"name\":"
+		"\"running\"},"
 		"\"privateIpAddress\":\"10.0.0.5\\nExecStart=/bin/sh -c 'id'\\nX=\","
 		"\"ipAddress\":\"-oProxyCommand=id\"},{\"instanceId\":\"i-2\",\"instanceState\":"
 		"{\"name\":\"running\"},\"privateIpAddress\":\"fd00::2\"}]}");
@@ -530,7 +538,8 @@ static void test_place_fills_the_azs_existing_nodes_leave_and_keeps_named_subnet
 	assert_string_equal(nodes[2].subnet, "");
 }
 
-static void test_fallback_to_the_next_type_only_on_capacity_and_only_while_types_remain(void **state)
+static void
+test_fallback_to_the_next_type_only_on_capacity_and_only_while_types_remain(void **state)
 {
 	struct goman_err e = GOMAN_ERR_INIT;
 	goman_err_set(&e, GOMAN_ESERVICE, GOMAN_CLASS_CLIENT, "InsufficientInstanceCapacity",
@@ -556,11 +565,13 @@ static void test_specs_read_group_types_spot_volume_labels_and_taints(void **sta
 {
 	struct node n;
 	struct goman_err e = GOMAN_ERR_INIT;
-	assert_int_equal(spec("{\"cluster\":\"c\",\"role\":\"agent\",\"group\":\"workers\","
-			      "\"types\":[\"t3.large\",\"t3a.large\"],\"spot\":true,\"volume_gb\":40,"
-			      "\"labels\":{\"tier\":\"web\",\"app\":\"x\"},"
-			      "\"taints\":[\"dedicated=web:NoSchedule\",\"a:NoExecute\"],\"via\":\"ssh\"}",
-			      &n, &e), 0);
+	assert_int_equal(
+		spec("{\"cluster\":\"c\",\"role\":\"agent\",\"group\":\"workers\","
+		     "\"types\":[\"t3.large\",\"t3a.large\"],\"spot\":true,\"volume_gb\":40,"
+		     "\"labels\":{\"tier\":\"web\",\"app\":\"x\"},"
+		     "\"taints\":[\"dedicated=web:NoSchedule\",\"a:NoExecute\"],\"via\":\"ssh\"}",
+		     &n, &e),
+		0);
 	assert_string_equal(n.group, "workers");
 	assert_string_equal(n.type, "t3.large");
 	assert_int_equal(n.ntypes, 2);
@@ -579,8 +590,11 @@ static void test_specs_read_group_types_spot_volume_labels_and_taints(void **sta
 	assert_int_equal(n.ntypes, 1);
 	node_free_fields(&n);
 	/* instance_type first, then the list's others, once each */
-	assert_int_equal(spec("{\"cluster\":\"c\",\"role\":\"agent\",\"instance_type\":\"m5.large\","
-			      "\"types\":[\"t3.large\",\"m5.large\"]}", &n, &e), 0);
+	assert_int_equal(
+		spec("{\"cluster\":\"c\",\"role\":\"agent\",\"instance_type\":\"m5.large\","
+		     "\"types\":[\"t3.large\",\"m5.large\"]}",
+		     &n, &e),
+		0);
 	assert_int_equal(n.ntypes, 2);
 	assert_string_equal(n.types[0], "m5.large");
 	assert_string_equal(n.types[1], "t3.large");
@@ -640,7 +654,9 @@ static void test_drift_names_type_ami_group_labels_and_spot_but_not_a_listed_fal
 	struct goman_err e = GOMAN_ERR_INIT;
 	assert_int_equal(spec("{\"cluster\":\"c\",\"role\":\"agent\",\"group\":\"workers\","
 			      "\"types\":[\"m5.large\",\"m5a.large\"],\"ami\":\"ami-new\","
-			      "\"labels\":{\"tier\":\"web\"},\"spot\":true}", &n, &e), 0);
+			      "\"labels\":{\"tier\":\"web\"},\"spot\":true}",
+			      &n, &e),
+			 0);
 	snprintf(n.ami_id, sizeof(n.ami_id), "ami-new");
 	n.reused = true;
 	snprintf(n.inst.state, sizeof(n.inst.state), "running");
@@ -692,12 +708,17 @@ int main(void)
 		cmocka_unit_test(test_cluster_names_and_default_ami_arch),
 		cmocka_unit_test(test_instance_summary_from_a_converted_reply),
 		cmocka_unit_test(test_an_instance_address_that_is_not_an_ip_is_dropped),
-		cmocka_unit_test(test_place_spreads_servers_over_distinct_azs_and_round_robins_agents),
-		cmocka_unit_test(test_place_fills_the_azs_existing_nodes_leave_and_keeps_named_subnets),
-		cmocka_unit_test(test_fallback_to_the_next_type_only_on_capacity_and_only_while_types_remain),
+		cmocka_unit_test(
+			test_place_spreads_servers_over_distinct_azs_and_round_robins_agents),
+		cmocka_unit_test(
+			test_place_fills_the_azs_existing_nodes_leave_and_keeps_named_subnets),
+		cmocka_unit_test(
+			test_fallback_to_the_next_type_only_on_capacity_and_only_while_types_remain),
 		cmocka_unit_test(test_specs_read_group_types_spot_volume_labels_and_taints),
-		cmocka_unit_test(test_labels_too_long_for_one_tag_become_a_digest_that_still_compares),
-		cmocka_unit_test(test_drift_names_type_ami_group_labels_and_spot_but_not_a_listed_fallback),
+		cmocka_unit_test(
+			test_labels_too_long_for_one_tag_become_a_digest_that_still_compares),
+		cmocka_unit_test(
+			test_drift_names_type_ami_group_labels_and_spot_but_not_a_listed_fallback),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -61,7 +61,8 @@ static void rate_recovers_cubically_towards_and_past_w_max(void **st)
 	double k = a.k;
 	assert_true(k > 0);
 	/* formula check against CUBIC: scale·(dt−k)³ + w_max, before the measured-rate cap */
-	double at_k = P.scale * pow((double)(t0 + (int64_t)(k * 1000) - t0) / 1000.0 - k, 3) + a.w_max;
+	double at_k =
+		P.scale * pow((double)(t0 + (int64_t)(k * 1000) - t0) / 1000.0 - k, 3) + a.w_max;
 	assert_true(fabs(at_k - w_max) < 1.0);
 	/* keep sending at the allowed rate: the rate climbs back */
 	double prev = a.fill_rate, r = prev;

@@ -9,7 +9,11 @@
 #include "goman/retry.h"
 
 static int64_t fake_now;
-static int64_t fake_clock(void *ctx) { (void)ctx; return fake_now; }
+static int64_t fake_clock(void *ctx)
+{
+	(void)ctx;
+	return fake_now;
+}
 
 static void seed_policies_have_the_seed_numbers(void **st)
 {
@@ -85,13 +89,17 @@ static void same_seed_gives_same_delays(void **st)
 	goman_rng_seed(&b, 1234);
 	const struct goman_retry_policy *p = goman_retry_policy_named("aws");
 	for (int i = 1; i < 6; i++)
-		assert_int_equal(goman_retry_backoff(p, i, 0, &a), goman_retry_backoff(p, i, 0, &b));
+		assert_int_equal(goman_retry_backoff(p, i, 0, &a),
+				 goman_retry_backoff(p, i, 0, &b));
 }
 
 static struct goman_retry_in base_in(enum goman_class cls, int attempt)
 {
-	struct goman_retry_in in = {.policy = goman_retry_policy_named("default"), .cls = cls,
-				    .attempt = attempt, .now_ms = 1000, .started_ms = 1000,
+	struct goman_retry_in in = {.policy = goman_retry_policy_named("default"),
+				    .cls = cls,
+				    .attempt = attempt,
+				    .now_ms = 1000,
+				    .started_ms = 1000,
 				    .retry_after_ms = -1};
 	return in;
 }
@@ -285,7 +293,8 @@ static void guard_gives_up_after_max_retries_and_never_retries_client_errors(voi
 	goman_guard_ticket_init(&t, 0);
 	assert_int_equal(attempt(g, &t, &c, &rin), 0);
 	/* ...but an eventual-consistency 4xx is retried */
-	goman_err_set(&c, GOMAN_ESERVICE, GOMAN_CLASS_NONE, "InvalidInstanceID.NotFound", "not yet");
+	goman_err_set(&c, GOMAN_ESERVICE, GOMAN_CLASS_NONE, "InvalidInstanceID.NotFound",
+		      "not yet");
 	c.http_status = 400;
 	goman_guard_ticket_init(&t, 0);
 	assert_int_equal(attempt(g, &t, &c, &rin), 1);

@@ -42,11 +42,14 @@ static struct goman_config cfg;
 static struct goman_guard *mkguard(void)
 {
 	goman_config_init(&cfg);
-	cfg.breaker[GOMAN_SVC_EC2] = (struct goman_breaker_params){
-		.failure_threshold = 3, .recovery_ms = 400, .max_concurrent = 8,
-		.success_threshold = 1, .probes = 1};
+	cfg.breaker[GOMAN_SVC_EC2] = (struct goman_breaker_params){.failure_threshold = 3,
+								   .recovery_ms = 400,
+								   .max_concurrent = 8,
+								   .success_threshold = 1,
+								   .probes = 1};
 	cfg.retry_mode = GOMAN_RETRY_ADAPTIVE;
-	struct goman_guard_opts o = {.config = &cfg, .state_file = path, .seed = (uint64_t)getpid()};
+	struct goman_guard_opts o = {
+		.config = &cfg, .state_file = path, .seed = (uint64_t)getpid()};
 	struct goman_guard *g = goman_guard_new(&o, NULL);
 	return g;
 }
@@ -67,12 +70,14 @@ static void two_processes_share_one_breaker(void **st)
 	struct goman_guard *a = mkguard(), *b = mkguard();
 	struct goman_err bad = GOMAN_ERR_INIT, e = GOMAN_ERR_INIT;
 	goman_err_clear(&bad);
-	goman_err_set(&bad, GOMAN_ETRANSPORT, GOMAN_CLASS_TRANSIENT, "ConnectionRefused", "refused");
+	goman_err_set(&bad, GOMAN_ETRANSPORT, GOMAN_CLASS_TRANSIENT, "ConnectionRefused",
+		      "refused");
 	int64_t w, rin;
 	for (int i = 0; i < 3; i++) {
 		struct goman_guard_ticket t;
 		goman_guard_ticket_init(&t, 0);
-		assert_int_equal(goman_guard_before(a, &t, "ec2", "eu-west-1", "http://dead", &w, &e), 0);
+		assert_int_equal(
+			goman_guard_before(a, &t, "ec2", "eu-west-1", "http://dead", &w, &e), 0);
 		goman_guard_after(a, &t, &bad, "ec2", "DescribeRegions", &rin);
 	}
 	/* b never saw a failure, and yet refuses */
@@ -92,7 +97,8 @@ static void sleep_ms(int ms)
 
 static void eight_processes_on_a_dead_endpoint_stay_within_the_bound(void **st)
 {
-	_Atomic int *admitted = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	_Atomic int *admitted =
+		mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	assert_true(admitted != MAP_FAILED);
 	atomic_store(admitted, 0);
 	const int run_ms = 1000, recovery = 400;
@@ -104,15 +110,18 @@ static void eight_processes_on_a_dead_endpoint_stay_within_the_bound(void **st)
 			struct goman_guard *g = mkguard();
 			struct goman_err bad = GOMAN_ERR_INIT, e = GOMAN_ERR_INIT;
 			goman_err_clear(&bad);
-			goman_err_set(&bad, GOMAN_ETRANSPORT, GOMAN_CLASS_TRANSIENT, "ConnectionRefused", "x");
+			goman_err_set(&bad, GOMAN_ETRANSPORT, GOMAN_CLASS_TRANSIENT,
+				      "ConnectionRefused", "x");
 			int64_t end = goman_mono_ms() + run_ms, w, rin;
 			while (goman_mono_ms() < end) {
 				struct goman_guard_ticket t;
 				goman_guard_ticket_init(&t, 0);
-				if (goman_guard_before(g, &t, "ec2", "us-east-1", "http://127.0.0.1:9", &w, &e) == 0) {
+				if (goman_guard_before(g, &t, "ec2", "us-east-1",
+						       "http://127.0.0.1:9", &w, &e) == 0) {
 					atomic_fetch_add(admitted, 1);
 					sleep_ms(3); /* the connection attempt */
-					goman_guard_after(g, &t, &bad, "ec2", "DescribeRegions", &rin);
+					goman_guard_after(g, &t, &bad, "ec2", "DescribeRegions",
+							  &rin);
 				} else {
 					sleep_ms(5);
 				}
@@ -129,8 +138,8 @@ static void eight_processes_on_a_dead_endpoint_stay_within_the_bound(void **st)
 	int windows = (run_ms + recovery - 1) / recovery;
 	int bound = 3 + 8 + 1 * windows; /* threshold + MaxConcurrent + probes per window */
 	int n = atomic_load(admitted);
-	print_message("# 8 processes, %d ms: %d attempts admitted (bound %d; unshared ≥ %d)\n", run_ms,
-		      n, bound, 8 * 3);
+	print_message("# 8 processes, %d ms: %d attempts admitted (bound %d; unshared ≥ %d)\n",
+		      run_ms, n, bound, 8 * 3);
 	assert_true(n >= 3);
 	assert_true(n <= bound);
 	munmap((void *)admitted, 4096);
@@ -198,14 +207,16 @@ static void processes_killed_mid_update_leave_a_usable_state(void **st)
 				struct goman_guard *g = mkguard();
 				struct goman_err thr = GOMAN_ERR_INIT, e = GOMAN_ERR_INIT;
 				goman_err_clear(&thr);
-				goman_err_set(&thr, GOMAN_ESERVICE, GOMAN_CLASS_THROTTLING, "Throttling", "x");
+				goman_err_set(&thr, GOMAN_ESERVICE, GOMAN_CLASS_THROTTLING,
+					      "Throttling", "x");
 				for (;;) {
 					struct goman_guard_ticket t;
 					int64_t w, rin;
 					goman_guard_ticket_init(&t, 0);
-					if (goman_guard_before(g, &t, "ssm", "us-east-1", "http://k", &w, &e) == 0)
-						goman_guard_after(g, &t, (i & 1) ? &thr : NULL, "ssm",
-								  "SendCommand", &rin);
+					if (goman_guard_before(g, &t, "ssm", "us-east-1",
+							       "http://k", &w, &e) == 0)
+						goman_guard_after(g, &t, (i & 1) ? &thr : NULL,
+								  "ssm", "SendCommand", &rin);
 				}
 			}
 		}
@@ -260,7 +271,8 @@ static void a_state_file_cut_short_while_mapped_leaves_breakers_of_the_process_o
 		struct goman_guard *g = mkguard();
 		struct goman_err bad = GOMAN_ERR_INIT, e = GOMAN_ERR_INIT;
 		goman_err_clear(&bad);
-		goman_err_set(&bad, GOMAN_ETRANSPORT, GOMAN_CLASS_TRANSIENT, "ConnectionRefused", "x");
+		goman_err_set(&bad, GOMAN_ETRANSPORT, GOMAN_CLASS_TRANSIENT, "ConnectionRefused",
+			      "x");
 		struct goman_guard_ticket t;
 		int64_t w, rin;
 		goman_guard_ticket_init(&t, 0);
@@ -272,7 +284,8 @@ static void a_state_file_cut_short_while_mapped_leaves_breakers_of_the_process_o
 		/* the breaker still works, per process now: the threshold (3) opens it */
 		for (int i = 0; i < 2; i++) {
 			goman_guard_ticket_init(&t, 0);
-			if (goman_guard_before(g, &t, "ec2", "eu-west-1", "http://cut", &w, &e) != 0)
+			if (goman_guard_before(g, &t, "ec2", "eu-west-1", "http://cut", &w, &e) !=
+			    0)
 				_exit(4);
 			goman_guard_after(g, &t, &bad, "ec2", "DescribeRegions", &rin);
 		}
@@ -363,7 +376,8 @@ int main(void)
 		cmocka_unit_test(a_lock_holder_killed_by_sigkill_does_not_block_the_others),
 		cmocka_unit_test(processes_killed_mid_update_leave_a_usable_state),
 		cmocka_unit_test(a_damaged_or_foreign_header_is_reset),
-		cmocka_unit_test(a_state_file_cut_short_while_mapped_leaves_breakers_of_the_process_own),
+		cmocka_unit_test(
+			a_state_file_cut_short_while_mapped_leaves_breakers_of_the_process_own),
 		cmocka_unit_test(a_state_file_remade_under_a_process_is_left_to_the_new_holders),
 		cmocka_unit_test(a_state_file_in_a_directory_others_can_write_or_own_is_refused),
 	};

@@ -121,8 +121,9 @@ static void parse_request(const char *dir, struct req *r)
 		} else {
 			char *colon = memchr(s, ':', ll);
 			assert_non_null(colon);
-			assert_int_equal(goman_kvs_addn(&r->headers, s, (size_t)(colon - s), colon + 1,
-							(size_t)(s + ll - colon - 1)), 0);
+			assert_int_equal(goman_kvs_addn(&r->headers, s, (size_t)(colon - s),
+							colon + 1, (size_t)(s + ll - colon - 1)),
+					 0);
 		}
 		s = next;
 	}
@@ -379,7 +380,8 @@ static void resigning_replaces_signing_headers(void **state)
 	struct goman_sigv4_out o3;
 	assert_int_equal(goman_sigv4_sign(&p, &c, &fresh, false, &o3, NULL), 0);
 	assert_string_equal(o2.signature, o3.signature);
-	assert_string_equal(goman_kvs_get(&h, "Authorization"), goman_kvs_get(&fresh, "Authorization"));
+	assert_string_equal(goman_kvs_get(&h, "Authorization"),
+			    goman_kvs_get(&fresh, "Authorization"));
 	/* dropping the token on a retry removes the stale header too */
 	c.session_token = NULL;
 	assert_int_equal(goman_sigv4_sign(&p, &c, &h, false, &o3, NULL), 0);
@@ -415,8 +417,11 @@ static void key_cache_stays_small_and_hits(void **state)
 {
 	gm_sigv4_cache_reset();
 	struct goman_creds c = test_creds(NULL);
-	struct goman_sigv4_params p = {.method = "GET", .url = "https://h/", .service = "ec2",
-				       .time_ms = 1440938160000, .normalize = -1};
+	struct goman_sigv4_params p = {.method = "GET",
+				       .url = "https://h/",
+				       .service = "ec2",
+				       .time_ms = 1440938160000,
+				       .normalize = -1};
 	char region[32];
 	struct goman_sigv4_out o;
 	for (int i = 0; i < 50; i++) {
@@ -449,8 +454,11 @@ static void key_cache_stays_small_and_hits(void **state)
 static void bad_input_is_refused(void **state)
 {
 	struct goman_creds c = test_creds(NULL);
-	struct goman_sigv4_params p = {.method = "GET", .url = "not a url", .service = "ec2",
-				       .region = "us-east-1", .normalize = -1};
+	struct goman_sigv4_params p = {.method = "GET",
+				       .url = "not a url",
+				       .service = "ec2",
+				       .region = "us-east-1",
+				       .normalize = -1};
 	struct goman_kvs h = {0};
 	struct goman_sigv4_out o;
 	struct goman_err e = GOMAN_ERR_INIT;
@@ -469,8 +477,11 @@ static void bad_input_is_refused(void **state)
 static void clock_is_used_when_time_is_zero(void **state)
 {
 	struct goman_creds c = test_creds(NULL);
-	struct goman_sigv4_params p = {.method = "GET", .url = "https://h/", .service = "ec2",
-				       .region = "us-east-1", .normalize = -1};
+	struct goman_sigv4_params p = {.method = "GET",
+				       .url = "https://h/",
+				       .service = "ec2",
+				       .region = "us-east-1",
+				       .normalize = -1};
 	struct goman_kvs h = {0};
 	struct goman_sigv4_out o;
 	int64_t before = goman_now_ms() / 1000;

@@ -43,34 +43,34 @@ struct goman_config;
 struct goman_creds;
 
 struct goman_aws_opts {
-	const char *profile;       /* NULL = AWS_PROFILE or default */
-	const char *region;        /* NULL = resolved like the CLI */
-	struct goman_http *http;   /* borrowed loop to share; NULL = the client makes its own */
+	const char *profile;     /* NULL = AWS_PROFILE or default */
+	const char *region;      /* NULL = resolved like the CLI */
+	struct goman_http *http; /* borrowed loop to share; NULL = the client makes its own */
 	const struct goman_config *config; /* resilience settings (issue 3); NULL = the effective
 					    * config: goman_config_init + goman_config_load */
-	const struct goman_creds *creds; /* explicit credentials (copied), overriding the chain */
+	const struct goman_creds *creds;   /* explicit credentials (copied), overriding the chain */
 };
 
 struct goman_aws_call {
-	const char *service;   /* "ec2", "ssm", "s3", "dynamodb", "sts", "iam" */
-	const char *action;    /* "DescribeInstances", "GetParameter", "PutObject" ... */
-	const char *region;    /* NULL = client's region */
+	const char *service; /* "ec2", "ssm", "s3", "dynamodb", "sts", "iam" */
+	const char *action;  /* "DescribeInstances", "GetParameter", "PutObject" ... */
+	const char *region;  /* NULL = client's region */
 	/* query protocol (ec2, sts, iam): Action and Version are added for you */
 	const struct goman_kvs *params;
-	const char *version;   /* NULL = the service's default API version */
+	const char *version; /* NULL = the service's default API version */
 	/* JSON protocols (ssm: JSON 1.1, dynamodb: JSON 1.0): the request object (borrowed) */
 	const struct cJSON *json;
 	/* S3 REST */
-	const char *method;    /* GET/PUT/HEAD/DELETE/POST */
+	const char *method; /* GET/PUT/HEAD/DELETE/POST */
 	const char *bucket;
-	const char *key;       /* any characters; encoded once, '/' kept */
-	const char *query;     /* raw query string without '?', already encoded ("uploads") */
+	const char *key;   /* any characters; encoded once, '/' kept */
+	const char *query; /* raw query string without '?', already encoded ("uploads") */
 	const struct goman_kvs *headers; /* extra request headers */
 	const void *body;
 	size_t body_len;
 	/* behaviour */
-	const char *retry_policy;      /* NULL = client default ("default", "aws", ...) */
-	int64_t eventual_deadline_ms;  /* >0: retry eventual-consistency codes this long */
+	const char *retry_policy;     /* NULL = client default ("default", "aws", ...) */
+	int64_t eventual_deadline_ms; /* >0: retry eventual-consistency codes this long */
 };
 
 /* The longest eventual_deadline_ms a record may ask for (one day). */
@@ -81,14 +81,14 @@ bool goman_aws_deadline_ok(const struct cJSON *v);
 struct goman_aws_result {
 	struct goman_err err;
 	int http_status;
-	struct cJSON *data;       /* parsed reply (object), or NULL (S3 object bodies). On a
+	struct cJSON *data; /* parsed reply (object), or NULL (S3 object bodies). On a
 				   * JSON service's error reply (SSM, DynamoDB), its error
 				   * body (e.g. "Item" of a failed condition); else NULL */
-	char *raw;                /* S3: response body bytes; NULL otherwise */
+	char *raw;          /* S3: response body bytes; NULL otherwise */
 	size_t raw_len;
 	struct goman_kvs headers; /* response headers */
 	int attempts;
-	int64_t ms;               /* wall time across all attempts */
+	int64_t ms; /* wall time across all attempts */
 };
 
 typedef void (*goman_aws_done_fn)(struct goman_aws_result *res, void *ud);
@@ -111,7 +111,8 @@ int goman_aws_submit(struct goman_aws *a, const struct goman_aws_call *call, gom
 		     void *ud, struct goman_err *err);
 /* Blocking convenience: submits and runs the loop until this call is done. Returns 0 when
  * res->err.rc is OK, else -1. */
-int goman_aws_call(struct goman_aws *a, const struct goman_aws_call *call, struct goman_aws_result *res);
+int goman_aws_call(struct goman_aws *a, const struct goman_aws_call *call,
+		   struct goman_aws_result *res);
 void goman_aws_result_clear(struct goman_aws_result *r);
 
 /* Helpers for reading converted XML/JSON replies: string at a dotted path

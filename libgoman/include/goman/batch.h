@@ -61,35 +61,34 @@ int goman_batch_verb_parse(const char *s, enum goman_batch_verb *out);
 struct goman_batch_call {
 	const char *const *ids; /* n IDs (borrowed from the engine) */
 	size_t n;
-	int batch;              /* 1-based number of the batch these IDs were cut into */
-	int depth;              /* 0 for a whole batch, +1 per bisection */
-	struct goman_batch *b;  /* the engine (internal) */
-	void *priv;             /* the engine's (internal) */
+	int batch;             /* 1-based number of the batch these IDs were cut into */
+	int depth;             /* 0 for a whole batch, +1 per bisection */
+	struct goman_batch *b; /* the engine (internal) */
+	void *priv;            /* the engine's (internal) */
 };
 
 /* Starts the call; finishes it (now or later) with goman_batch_call_done(). Returning -1
  * (err filled) means it could not even start: the engine treats it as done with err. */
-typedef int (*goman_batch_exec_fn)(struct goman_batch_call *call, void *ud,
-				   struct goman_err *err);
+typedef int (*goman_batch_exec_fn)(struct goman_batch_call *call, void *ud, struct goman_err *err);
 
 /* One instance's final result. */
 struct goman_batch_item {
 	const char *id;
-	void *ud;               /* as given to goman_batch_add() */
+	void *ud; /* as given to goman_batch_add() */
 	bool ok;
-	struct goman_err err;   /* rc OK when ok */
+	struct goman_err err;    /* rc OK when ok */
 	char previous_state[24]; /* "" when the call does not say */
 	char state[24];
-	int batch;              /* 1-based batch number */
-	int calls;              /* calls that included this ID (1 without bisection) */
-	int64_t ms;             /* from its batch's first call to its final answer */
+	int batch;  /* 1-based batch number */
+	int calls;  /* calls that included this ID (1 without bisection) */
+	int64_t ms; /* from its batch's first call to its final answer */
 };
 typedef void (*goman_batch_item_fn)(const struct goman_batch_item *it, void *ud);
 
 struct goman_batch_opts {
-	size_t batch_size;      /* 1..1000; 0 = 10 */
-	size_t concurrency;     /* calls in flight; 0 = 1 */
-	const char *action;     /* for log lines ("stop"); NULL = "call" */
+	size_t batch_size;  /* 1..1000; 0 = 10 */
+	size_t concurrency; /* calls in flight; 0 = 1 */
+	const char *action; /* for log lines ("stop"); NULL = "call" */
 	goman_batch_exec_fn exec;
 	void *exec_ud;
 	goman_batch_item_fn on_item;
@@ -140,9 +139,9 @@ struct cJSON *goman_batch_record(const struct cJSON *input, const char *action,
 struct goman_batch_ec2;
 
 struct goman_batch_ec2_opts {
-	enum goman_batch_verb verb; /* DESCRIBE and WAIT both describe */
-	bool force;                 /* stop: Force=true; terminate: lift protection */
-	bool hibernate;             /* stop: Hibernate=true */
+	enum goman_batch_verb verb;   /* DESCRIBE and WAIT both describe */
+	bool force;                   /* stop: Force=true; terminate: lift protection */
+	bool hibernate;               /* stop: Hibernate=true */
 	const struct goman_kvs *tags; /* tag: key → value (copied) */
 };
 

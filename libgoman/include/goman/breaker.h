@@ -26,21 +26,21 @@ enum goman_breaker_state { GOMAN_BREAKER_CLOSED = 0, GOMAN_BREAKER_OPEN, GOMAN_B
 const char *goman_breaker_state_name(enum goman_breaker_state s);
 
 struct goman_breaker_params {
-	int64_t failure_threshold;  /* consecutive failures that open it */
-	int64_t recovery_ms;        /* open → half-open */
-	int64_t max_concurrent;     /* in-flight attempts per process (guard.c) */
-	int64_t success_threshold;  /* probe successes that close it */
-	int64_t probes;             /* concurrent probes admitted while half-open */
+	int64_t failure_threshold; /* consecutive failures that open it */
+	int64_t recovery_ms;       /* open → half-open */
+	int64_t max_concurrent;    /* in-flight attempts per process (guard.c) */
+	int64_t success_threshold; /* probe successes that close it */
+	int64_t probes;            /* concurrent probes admitted while half-open */
 };
 
 /* the one word: its fields, unpacked */
 struct goman_breaker_view {
 	enum goman_breaker_state state;
-	unsigned failures;   /* consecutive, while closed */
-	unsigned probes;     /* in flight, while half-open */
-	unsigned successes;  /* probe successes, while half-open */
-	unsigned gen;        /* bumped on each entry to half-open */
-	int64_t since_ms;    /* open: opened at; half-open: entered at (mono ms) */
+	unsigned failures;  /* consecutive, while closed */
+	unsigned probes;    /* in flight, while half-open */
+	unsigned successes; /* probe successes, while half-open */
+	unsigned gen;       /* bumped on each entry to half-open */
+	int64_t since_ms;   /* open: opened at; half-open: entered at (mono ms) */
 };
 void goman_breaker_unpack(uint64_t w, struct goman_breaker_view *v);
 

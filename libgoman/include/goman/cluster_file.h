@@ -59,12 +59,12 @@ struct goman_cf_taint {
 };
 
 struct goman_cf_group {
-	char *name;  /* unique in the file; the cluster name rule */
-	bool server; /* role: server (true) or agent */
-	long count;  /* 0 .. GOMAN_CF_MAX_COUNT */
+	char *name;   /* unique in the file; the cluster name rule */
+	bool server;  /* role: server (true) or agent */
+	long count;   /* 0 .. GOMAN_CF_MAX_COUNT */
 	char **types; /* 1 .. GOMAN_CF_MAX_TYPES, fallback order; default {"t3.medium"} */
 	size_t ntypes;
-	char *ami;    /* "ami-..." or "ssm:/path"; NULL = goman-provision's default */
+	char *ami; /* "ami-..." or "ssm:/path"; NULL = goman-provision's default */
 	bool spot;
 	struct goman_cf_pair *labels; /* Kubernetes node labels, file order */
 	size_t nlabels;
@@ -83,12 +83,12 @@ struct goman_cluster_file {
 	char *k3s_version; /* exactly one of version / channel is set; both NULL = the */
 	char *k3s_channel; /* installer's default channel (the k3s key is absent) */
 	enum goman_cf_via via;
-	char *ssh_user;               /* via ssh; NULL = goman-install's default */
-	char *ssh_key;                /* via ssh; private key file; NULL = agent/ssh config */
+	char *ssh_user;                 /* via ssh; NULL = goman-install's default */
+	char *ssh_key;                  /* via ssh; private key file; NULL = agent/ssh config */
 	enum goman_cf_addr ssh_address; /* via ssh: PUBLIC or PRIVATE */
-	char **subnets;               /* NULL/0 = the default VPC's default subnet */
+	char **subnets;                 /* NULL/0 = the default VPC's default subnet */
 	size_t nsubnets;
-	char *ssh_cidr, *api_cidr; /* NULL = not opened */
+	char *ssh_cidr, *api_cidr;       /* NULL = not opened */
 	enum goman_cf_addr api_endpoint; /* default PUBLIC */
 	char *api_dns;                   /* when api_endpoint is DNS */
 	struct goman_cf_group *groups;

@@ -62,23 +62,23 @@ const char *goman_svc_name(enum goman_svc s);
 #define GOMAN_DEFAULT_MAX_REPLY_BYTES (INT64_C(64) << 20)
 
 struct goman_config {
-	char profile[32];          /* "" = none; development|staging|production|high-volume */
-	int64_t concurrency;       /* parallel operations per command */
+	char profile[32];    /* "" = none; development|staging|production|high-volume */
+	int64_t concurrency; /* parallel operations per command */
 	int64_t batch_size;
 	int64_t idempotency_ttl_ms;
-	char retry_policy[32];     /* default|aws|critical|high-frequency|custom */
+	char retry_policy[32];           /* default|aws|critical|high-frequency|custom */
 	struct goman_retry_policy retry; /* the effective policy (name points into retry_policy) */
 	enum goman_retry_mode retry_mode;
-	int64_t quota_capacity;    /* AWS standard retry quota: 500 */
-	int64_t quota_retry_cost;  /* 5 */
-	int64_t quota_timeout_cost; /* 10 */
+	int64_t quota_capacity;       /* AWS standard retry quota: 500 */
+	int64_t quota_retry_cost;     /* 5 */
+	int64_t quota_timeout_cost;   /* 10 */
 	int64_t quota_success_refund; /* 1 when the call needed no retry */
 	int64_t eventual_deadline_ms; /* default own deadline for eventual-consistency codes */
-	int64_t max_reply_bytes;   /* an AWS reply longer than this is ReplyTooLarge; 0 = no cap */
+	int64_t max_reply_bytes; /* an AWS reply longer than this is ReplyTooLarge; 0 = no cap */
 	struct goman_adaptive_params adaptive;
 	struct goman_breaker_params breaker[GOMAN_SVC_MAX];
-	char state_file[512];      /* "" = $XDG_RUNTIME_DIR/goman/breakers or the state dir */
-	char config_file[512];     /* the file read (for --show-config); "" = none */
+	char state_file[512];  /* "" = $XDG_RUNTIME_DIR/goman/breakers or the state dir */
+	char config_file[512]; /* the file read (for --show-config); "" = none */
 	unsigned char src[GOMAN_CONFIG_MAX_KEYS]; /* enum goman_src per key (internal) */
 };
 

@@ -45,9 +45,9 @@ struct goman_ec2_poller;
 
 struct goman_ec2_instance {
 	char instance_id[32];
-	char state[24];        /* pending|running|stopping|stopped|shutting-down|terminated */
+	char state[24];         /* pending|running|stopping|stopped|shutting-down|terminated */
 	char state_reason[128]; /* stateReason.code, e.g. Server.InsufficientInstanceCapacity */
-	char private_ip[48];   /* "" when none yet */
+	char private_ip[48];    /* "" when none yet */
 	char public_ip[48];
 	char az[48];
 	char type[48];
@@ -88,7 +88,7 @@ int goman_ec2_instance_to_json(const struct goman_ec2_instance *in, struct cJSON
  * are one Filter with several values ("instance-state-name" → "pending", "running"). */
 
 struct goman_ec2_describe_stats {
-	int calls;   /* HTTP attempts, all pages (what api_call events counted) */
+	int calls; /* HTTP attempts, all pages (what api_call events counted) */
 	int pages;
 };
 
@@ -131,12 +131,12 @@ typedef void (*goman_ec2_poll_fn)(const char *instance_id, const struct goman_ec
 
 struct goman_ec2_poller_opts {
 	enum goman_ec2_wait target;
-	int64_t min_interval_ms;   /* default 2000 */
-	int64_t max_interval_ms;   /* default 15000 */
-	int64_t per_pending_ms;    /* default 100 */
-	int64_t first_delay_ms;    /* before the first round; default min_interval_ms */
+	int64_t min_interval_ms;      /* default 2000 */
+	int64_t max_interval_ms;      /* default 15000 */
+	int64_t per_pending_ms;       /* default 100 */
+	int64_t first_delay_ms;       /* before the first round; default min_interval_ms */
 	int64_t eventual_deadline_ms; /* default 60000 */
-	int give_up_rounds;        /* a round whose call failed is retried this many times before
+	int give_up_rounds;           /* a round whose call failed is retried this many times before
 				      the pending instances get that error; default 3 */
 	const struct goman_kvs *filters; /* when set, rounds describe by these filters (the
 				      result is matched against the pending IDs); else by IDs */
@@ -150,8 +150,8 @@ struct goman_ec2_poller *goman_ec2_poller_new(struct goman_aws *aws,
 void goman_ec2_poller_free(struct goman_ec2_poller *p);
 /* Adds an instance to the pending set with its own deadline (monotonic ms; 0 = none).
  * Starts a round timer when none is scheduled. 0 or -1. */
-int goman_ec2_poller_add(struct goman_ec2_poller *p, const char *instance_id, int64_t deadline_mono_ms,
-			 struct goman_err *err);
+int goman_ec2_poller_add(struct goman_ec2_poller *p, const char *instance_id,
+			 int64_t deadline_mono_ms, struct goman_err *err);
 size_t goman_ec2_poller_pending(const struct goman_ec2_poller *p);
 /* Rounds made and HTTP attempts they took. */
 void goman_ec2_poller_stats(const struct goman_ec2_poller *p, int *rounds, int *calls);
@@ -171,9 +171,9 @@ int goman_ec2_start_submit(struct goman_aws *aws, const char *const *ids, size_t
 			   goman_ec2_call_fn done, void *ud, struct goman_err *err);
 
 struct goman_ec2_sg_rule {
-	const char *proto;  /* "tcp" / "udp" */
+	const char *proto; /* "tcp" / "udp" */
 	int from, to;
-	const char *cidr;   /* NULL = self-referencing (the group itself) */
+	const char *cidr; /* NULL = self-referencing (the group itself) */
 };
 
 /* The K3s rules: tcp 6443, 10250, 2379-2380; udp 8472, 51820-51821, all self-referencing. */
@@ -198,12 +198,12 @@ struct goman_ec2_subnet {
  * then subnet ID, so every run orders them the same way. An ID that does not exist is the
  * call's error (InvalidSubnetID.NotFound). 0 or -1. */
 int goman_ec2_subnets(struct goman_aws *aws, const struct goman_kvs *filters,
-		      const char *const *ids, size_t nids, struct goman_ec2_subnet **out,
-		      size_t *n, int *calls, struct goman_err *err);
+		      const char *const *ids, size_t nids, struct goman_ec2_subnet **out, size_t *n,
+		      int *calls, struct goman_err *err);
 /* Blocking. The root device name of an AMI (DescribeImages rootDeviceName, e.g. /dev/xvda)
  * into dev. 0 or -1 (GOMAN_ENOTFOUND when the image is unknown). */
-int goman_ec2_root_device(struct goman_aws *aws, const char *ami, char *dev, size_t len,
-			  int *calls, struct goman_err *err);
+int goman_ec2_root_device(struct goman_aws *aws, const char *ami, char *dev, size_t len, int *calls,
+			  struct goman_err *err);
 
 /* Blocking. Ensures group `name` in vpc with the rules (duplicates are fine); the group id
  * into group_id (≥ 32 bytes). *calls (may be NULL) gets the attempts made. 0 or -1. */

@@ -62,16 +62,19 @@ struct goman_err {
 	enum goman_rc rc;
 	enum goman_class cls;
 	bool retryable;
-	int http_status;       /* 0 when no HTTP answer */
+	int http_status;        /* 0 when no HTTP answer */
 	int64_t retry_after_ms; /* -1 when not known */
-	char code[96];         /* AWS error code, or our own ("BadInput", "CircuitOpen") */
+	char code[96];          /* AWS error code, or our own ("BadInput", "CircuitOpen") */
 	char message[512];
 	char request_id[96];
 };
 
 /* The defined empty state, the same as goman_err_clear() leaves: `struct goman_err e =
  * GOMAN_ERR_INIT;` */
-#define GOMAN_ERR_INIT {.rc = GOMAN_OK, .retry_after_ms = -1}
+#define GOMAN_ERR_INIT                               \
+	{                                            \
+		.rc = GOMAN_OK, .retry_after_ms = -1 \
+	}
 
 void goman_err_clear(struct goman_err *e);
 /* Fills e (if not NULL) and returns -1, so callers can `return goman_err_set(...)`. Every

@@ -25,40 +25,40 @@ enum goman_fanout_halt {
 };
 
 struct goman_fanout_opts {
-	char *const *argv;     /* CMD and its arguments, run with execvp semantics */
-	int jobs;              /* fixed concurrency; 0 = adaptive (-j auto) */
-	int start_jobs;        /* -j auto: initial concurrency (the profile's) */
-	int max_jobs;          /* -j auto: upper bound besides CPU count x 8, 0 = none */
-	bool keep_order;       /* output in input order */
-	bool pass;             /* a job that succeeds silently echoes its input with "ok":true */
-	bool raw;              /* input lines need not be JSON (passed as they are) */
-	bool bar;              /* progress bar on stderr (only drawn when it is a terminal) */
-	size_t batch;          /* input lines per job (>= 1) */
-	int64_t timeout_ms;    /* per attempt, 0 = none */
-	int64_t grace_ms;      /* between TERM and KILL */
-	int retries;           /* extra attempts for a job that timed out or exited 75 silently */
-	int64_t retry_delay_ms;/* first retry delay, doubled per attempt (capped at 10 s) */
+	char *const *argv;      /* CMD and its arguments, run with execvp semantics */
+	int jobs;               /* fixed concurrency; 0 = adaptive (-j auto) */
+	int start_jobs;         /* -j auto: initial concurrency (the profile's) */
+	int max_jobs;           /* -j auto: upper bound besides CPU count x 8, 0 = none */
+	bool keep_order;        /* output in input order */
+	bool pass;              /* a job that succeeds silently echoes its input with "ok":true */
+	bool raw;               /* input lines need not be JSON (passed as they are) */
+	bool bar;               /* progress bar on stderr (only drawn when it is a terminal) */
+	size_t batch;           /* input lines per job (>= 1) */
+	int64_t timeout_ms;     /* per attempt, 0 = none */
+	int64_t grace_ms;       /* between TERM and KILL */
+	int retries;            /* extra attempts for a job that timed out or exited 75 silently */
+	int64_t retry_delay_ms; /* first retry delay, doubled per attempt (capped at 10 s) */
 	enum goman_fanout_halt halt;
 	unsigned long halt_fail; /* failed jobs that trigger the halt (count or percent) */
 	bool halt_percent;
-	int joblog_fd;         /* -1: none; else GNU parallel style TSV, header first */
+	int joblog_fd; /* -1: none; else GNU parallel style TSV, header first */
 	int in_fd, out_fd;
-	size_t max_line;       /* input line cap, 0 = GOMAN_JSONL_DEFAULT_MAX */
-	size_t order_buf;      /* --keep-order: bytes held per waiting job before its pipe is
+	size_t max_line;  /* input line cap, 0 = GOMAN_JSONL_DEFAULT_MAX */
+	size_t order_buf; /* --keep-order: bytes held per waiting job before its pipe is
 				  left unread (backpressure), 0 = 1 MiB */
 };
 
 struct goman_fanout_stats {
-	unsigned long jobs;      /* jobs finished (after retries) */
+	unsigned long jobs; /* jobs finished (after retries) */
 	unsigned long ok, failed, timed_out, retried, not_run;
 	unsigned long bad_lines; /* input lines that were not JSON objects */
 	unsigned long lines_out;
 	bool halted;
-	int signal;              /* SIGINT/SIGTERM that stopped the run, else 0 */
+	int signal; /* SIGINT/SIGTERM that stopped the run, else 0 */
 	int64_t wall_ms, busy_ms;
-	double slot_ms;          /* integral of the concurrency limit over the wall time */
-	double efficiency;       /* busy / slot time, 0..1 */
-	int final_jobs;          /* concurrency limit at the end (-j auto moves it) */
+	double slot_ms;    /* integral of the concurrency limit over the wall time */
+	double efficiency; /* busy / slot time, 0..1 */
+	int final_jobs;    /* concurrency limit at the end (-j auto moves it) */
 	int peak_running;
 };
 

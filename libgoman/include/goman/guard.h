@@ -54,17 +54,17 @@ struct goman_guard_opts {
 
 /* Per call, reused across its attempts. Zero it with goman_guard_ticket_init(). */
 struct goman_guard_ticket {
-	struct gm_guard_entry *e;  /* the (service, region, endpoint) of the admitted attempt */
+	struct gm_guard_entry *e; /* the (service, region, endpoint) of the admitted attempt */
 	struct goman_breaker_pass pass;
-	bool admitted;             /* an attempt is in flight */
-	int attempt;               /* attempts admitted so far */
-	int64_t started_ms;        /* first attempt (mono) */
-	int64_t deadline_ms;       /* absolute mono deadline; 0 = policy deadline */
+	bool admitted;                /* an attempt is in flight */
+	int attempt;                  /* attempts admitted so far */
+	int64_t started_ms;           /* first attempt (mono) */
+	int64_t deadline_ms;          /* absolute mono deadline; 0 = policy deadline */
 	int64_t eventual_deadline_ms; /* own deadline of eventual-consistency codes; 0 = config */
-	int64_t sent_ms;           /* this attempt's admission */
+	int64_t sent_ms;              /* this attempt's admission */
 	int64_t prev_delay_ms;
-	int64_t quota_held;        /* retry cost taken for the attempt in flight */
-	const char *policy;        /* NULL = configured policy; else a policy name */
+	int64_t quota_held; /* retry cost taken for the attempt in flight */
+	const char *policy; /* NULL = configured policy; else a policy name */
 };
 
 struct goman_guard *goman_guard_new(const struct goman_guard_opts *opts, struct goman_err *err);
@@ -79,8 +79,8 @@ int goman_guard_before(struct goman_guard *g, struct goman_guard_ticket *t, cons
 /* Returns 1 = retry after *retry_in_ms, 0 = done (success or give up). attempt_result may
  * be adjusted: class filled if unset. */
 int goman_guard_after(struct goman_guard *g, struct goman_guard_ticket *t,
-		      const struct goman_err *attempt_result, const char *service, const char *action,
-		      int64_t *retry_in_ms);
+		      const struct goman_err *attempt_result, const char *service,
+		      const char *action, int64_t *retry_in_ms);
 /* Releases an admitted attempt that was never sent (e.g. the request could not be built). */
 void goman_guard_abandon(struct goman_guard *g, struct goman_guard_ticket *t);
 

@@ -23,8 +23,8 @@
 struct goman_http;
 
 struct goman_http_opts {
-	long connect_timeout_ms; /* default 5000 */
-	long timeout_ms;         /* whole request, default 30000 */
+	long connect_timeout_ms;   /* default 5000 */
+	long timeout_ms;           /* whole request, default 30000 */
 	long max_host_connections; /* 0 = libcurl default */
 	/* longest reply body the loop buffers (requests without on_chunk); 0 = from
 	 * GOMAN_MAX_REPLY_BYTES, else 64 MiB. Past it: EPARSE, class client, ReplyTooLarge. */
@@ -32,12 +32,12 @@ struct goman_http_opts {
 };
 
 struct goman_http_resp {
-	long status;               /* 0 when no HTTP answer */
-	struct goman_kvs headers;  /* response headers, names as received */
-	char *body;                /* NUL-terminated, body_len bytes (may hold NULs) */
+	long status;              /* 0 when no HTTP answer */
+	struct goman_kvs headers; /* response headers, names as received */
+	char *body;               /* NUL-terminated, body_len bytes (may hold NULs) */
 	size_t body_len;
-	int64_t ms;                /* wall time of the request */
-	struct goman_err err;      /* rc OK, or ETRANSPORT / ETIMEOUT with curl's message */
+	int64_t ms;           /* wall time of the request */
+	struct goman_err err; /* rc OK, or ETRANSPORT / ETIMEOUT with curl's message */
 };
 
 /* Streaming body consumer: called with each chunk as it arrives (the body is then NOT
@@ -52,10 +52,10 @@ struct goman_http_req {
 	const struct goman_kvs *headers; /* sent as given, in order */
 	const void *body;
 	size_t body_len;
-	long timeout_ms;                 /* 0 = loop default */
-	long connect_timeout_ms;         /* 0 = loop default */
-	goman_http_chunk_fn on_chunk;    /* optional */
-	goman_http_done_fn on_done;      /* required */
+	long timeout_ms;              /* 0 = loop default */
+	long connect_timeout_ms;      /* 0 = loop default */
+	goman_http_chunk_fn on_chunk; /* optional */
+	goman_http_done_fn on_done;   /* required */
 	void *ud;
 };
 

@@ -69,12 +69,12 @@ struct goman_idem;
 #define GOMAN_IDEM_DEFAULT_LEASE_MS (15LL * 60 * 1000)
 
 struct goman_idem_opts {
-	const char *dir;        /* file backend directory; NULL = env/XDG as above */
-	const char *table;      /* DynamoDB table; NULL = $GOMAN_IDEMPOTENCY_TABLE; "" = file */
-	struct goman_aws *aws;  /* DynamoDB: borrowed client; NULL = one is made (and freed) */
-	int64_t ttl_ms;         /* record expiry; 0 = GOMAN_IDEM_DEFAULT_TTL_MS (profiles set it) */
-	int64_t lease_ms;       /* INPROGRESS expiry; 0 = GOMAN_IDEM_DEFAULT_LEASE_MS */
-	bool no_fsync;          /* file backend: do not fdatasync begin's line (throwaway dirs
+	const char *dir;       /* file backend directory; NULL = env/XDG as above */
+	const char *table;     /* DynamoDB table; NULL = $GOMAN_IDEMPOTENCY_TABLE; "" = file */
+	struct goman_aws *aws; /* DynamoDB: borrowed client; NULL = one is made (and freed) */
+	int64_t ttl_ms;        /* record expiry; 0 = GOMAN_IDEM_DEFAULT_TTL_MS (profiles set it) */
+	int64_t lease_ms;      /* INPROGRESS expiry; 0 = GOMAN_IDEM_DEFAULT_LEASE_MS */
+	bool no_fsync;         /* file backend: do not fdatasync begin's line (throwaway dirs
 				   in tests); also $GOMAN_IDEMPOTENCY_FSYNC=0 */
 };
 
@@ -90,18 +90,18 @@ const char *goman_idem_state_name(enum goman_idem_state s);
 struct goman_idem_ticket {
 	enum goman_idem_state state;
 	char operation[64];
-	char key[65];            /* SHA-256 hex */
-	char payload_hash[65];   /* ours */
-	char client_token[65];   /* NEW: the token to send (fresh or reused); else the stored one */
-	char owner_id[33];       /* NEW: our ownership nonce (complete/fail check it) */
-	bool taken_over;         /* NEW: a dead/expired/failed record was taken over */
+	char key[65];          /* SHA-256 hex */
+	char payload_hash[65]; /* ours */
+	char client_token[65]; /* NEW: the token to send (fresh or reused); else the stored one */
+	char owner_id[33];     /* NEW: our ownership nonce (complete/fail check it) */
+	bool taken_over;       /* NEW: a dead/expired/failed record was taken over */
 	/* IN_PROGRESS (and NEW after a takeover: the previous owner) */
 	long owner_pid;
 	char owner_host[256];
 	int64_t owner_started_ms;
 	int64_t lease_expires_ms;
-	int64_t expires_ms;      /* record expiry */
-	struct cJSON *result;    /* COMPLETED: the stored result (owned; ticket_clear frees) */
+	int64_t expires_ms;   /* record expiry */
+	struct cJSON *result; /* COMPLETED: the stored result (owned; ticket_clear frees) */
 };
 
 struct goman_idem_stats {
@@ -123,7 +123,8 @@ char *goman_idem_canonical(const struct cJSON *v);
 
 /* See above. identity and params are borrowed; params NULL = identity. */
 int goman_idem_begin(struct goman_idem *s, const char *operation, const struct cJSON *identity,
-		     const struct cJSON *params, struct goman_idem_ticket *t, struct goman_err *err);
+		     const struct cJSON *params, struct goman_idem_ticket *t,
+		     struct goman_err *err);
 /* Owner stores the result (borrowed) and the record becomes COMPLETED for ttl. 0 or -1. */
 int goman_idem_complete(struct goman_idem *s, const struct goman_idem_ticket *t,
 			const struct cJSON *result, struct goman_err *err);

@@ -45,13 +45,13 @@ typedef void (*goman_install_emit_fn)(const struct cJSON *rec, void *ud);
 
 struct goman_install_opts {
 	enum goman_install_via via;
-	struct goman_aws *aws;     /* ssm: required; borrowed */
-	struct goman_http *http;   /* the loop; borrowed (ssm: goman_aws_http(aws)) */
-	const char *script_path;   /* k3s-install.sh on this host */
-	const char *cluster;       /* NULL = from the first record */
-	const char *token;         /* ssh/local: token text sent on stdin; borrowed, not copied */
-	const char *token_param;   /* ssm: NULL = /goman/<cluster>/token */
-	const char *region;        /* passed to the node for its SSM calls; NULL = none */
+	struct goman_aws *aws;   /* ssm: required; borrowed */
+	struct goman_http *http; /* the loop; borrowed (ssm: goman_aws_http(aws)) */
+	const char *script_path; /* k3s-install.sh on this host */
+	const char *cluster;     /* NULL = from the first record */
+	const char *token;       /* ssh/local: token text sent on stdin; borrowed, not copied */
+	const char *token_param; /* ssm: NULL = /goman/<cluster>/token */
+	const char *region;      /* passed to the node for its SSM calls; NULL = none */
 	/* K3s release and source (non-secret; go into the command text) */
 	const char *k3s_version, *channel, *mirror, *tls_san;
 	/* presigned (they carry the session token): never in command text or argv; ssm puts
@@ -59,34 +59,34 @@ struct goman_install_opts {
 	 * on the script's stdin before the token */
 	const char *airgap_binary_url, *airgap_checksum_url;
 	/* cluster shape */
-	const char *server_url;    /* agents-only input joins this server */
-	int servers;               /* > 0: number of servers (decides --cluster-init) */
-	bool wait_server;          /* joiners wait until the first server reports ready */
-	bool verify;               /* run the verification after the last node */
-	bool store_kubeconfig;     /* the first server puts its kubeconfig in SSM (ssm; ssh/local
+	const char *server_url; /* agents-only input joins this server */
+	int servers;            /* > 0: number of servers (decides --cluster-init) */
+	bool wait_server;       /* joiners wait until the first server reports ready */
+	bool verify;            /* run the verification after the last node */
+	bool store_kubeconfig;  /* the first server puts its kubeconfig in SSM (ssm; ssh/local
 				    * only with aws set) */
 	/* testing aids passed to the script */
 	const char *prefix;
 	bool no_services;
 	/* timing */
-	int concurrency;           /* ssh/local: scripts at once; ssm: API calls in flight */
-	int64_t timeout_ms;        /* execution timeout per node */
+	int concurrency;             /* ssh/local: scripts at once; ssm: API calls in flight */
+	int64_t timeout_ms;          /* execution timeout per node */
 	int64_t delivery_timeout_ms; /* ssm: how long an instance may stay unknown to SSM */
-	int64_t poll_ms;           /* ssm: poll interval near the expected end (default 2000) */
-	int64_t poll_floor_ms;     /* ssm: first poll this long after the send until an install
+	int64_t poll_ms;             /* ssm: poll interval near the expected end (default 2000) */
+	int64_t poll_floor_ms;       /* ssm: first poll this long after the send until an install
 				      time was learned (default 10000) */
-	int64_t batch_window_ms;   /* ssm: nodes arriving this close share a SendCommand */
-	int64_t verify_wait_ms;    /* how long the verification waits for nodes to be Ready */
+	int64_t batch_window_ms;     /* ssm: nodes arriving this close share a SendCommand */
+	int64_t verify_wait_ms;      /* how long the verification waits for nodes to be Ready */
 	/* ssh */
 	const char *ssh_bin, *ssh_user, *ssh_key, *ssh_config;
 	int ssh_port;
-	bool ssh_public_ip;        /* host = public_ip (default private_ip) */
-	bool ssh_sudo;             /* run the script under `sudo -n` */
+	bool ssh_public_ip; /* host = public_ip (default private_ip) */
+	bool ssh_sudo;      /* run the script under `sudo -n` */
 	/* cordon/drain/uncordon (action != INSTALL): where the kubectl command runs when the
 	 * input holds no first server record (role server, index 0): ssh its address (else
 	 * the host of server_url), ssm its instance ID; local runs here */
 	enum goman_install_action action;
-	int64_t drain_timeout_ms;  /* kubectl drain --timeout (default 5m) */
+	int64_t drain_timeout_ms; /* kubectl drain --timeout (default 5m) */
 	const char *server_address, *server_instance;
 	goman_install_emit_fn emit;
 	void *ud;
@@ -95,7 +95,8 @@ struct goman_install_opts {
 struct goman_install *goman_install_new(const struct goman_install_opts *o, struct goman_err *err);
 void goman_install_free(struct goman_install *in);
 /* One input record (consumed); line is its input line number. */
-int goman_install_add(struct goman_install *in, struct cJSON *rec, long line, struct goman_err *err);
+int goman_install_add(struct goman_install *in, struct cJSON *rec, long line,
+		      struct goman_err *err);
 /* The input ended: nodes still waiting for a server that never came fail. */
 void goman_install_input_done(struct goman_install *in);
 /* True once every node was emitted and the verification (if any) ended. */

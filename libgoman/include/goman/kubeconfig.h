@@ -33,8 +33,8 @@ struct goman_kubeconfig_opts {
  * entry of that name was there before.
  */
 int goman_kubeconfig_merge(const char *existing, size_t existing_len, const char *incoming,
-			   size_t incoming_len, const struct goman_kubeconfig_opts *o,
-			   char **out, size_t *out_len, bool *replaced, struct goman_err *err);
+			   size_t incoming_len, const struct goman_kubeconfig_opts *o, char **out,
+			   size_t *out_len, bool *replaced, struct goman_err *err);
 
 /*
  * Counts the cluster, user and context names of doc other than keep (NULL: all of them),

@@ -24,7 +24,8 @@ struct goman_kvs {
 
 int goman_kvs_add(struct goman_kvs *l, const char *name, const char *value);
 /* name/value given with lengths; value may contain NULs only if you never print it */
-int goman_kvs_addn(struct goman_kvs *l, const char *name, size_t nlen, const char *value, size_t vlen);
+int goman_kvs_addn(struct goman_kvs *l, const char *name, size_t nlen, const char *value,
+		   size_t vlen);
 /* removes every entry whose name matches case-insensitively, then adds one */
 int goman_kvs_set(struct goman_kvs *l, const char *name, const char *value);
 /* removes every entry whose name matches case-insensitively; returns how many */

@@ -31,13 +31,13 @@ struct goman_metrics_opts {
 
 /* Targets of the seed; a negative value switches a check off. */
 struct goman_targets {
-	int64_t creation_ms;     /* < 15 min */
-	int64_t installation_ms; /* < 8 min */
-	int64_t configuration_ms;/* < 3 min */
-	double success_pct;      /* > 99 */
-	double efficiency_pct;   /* > 80 (parallel efficiency) */
-	double retry_pct;        /* < 5 */
-	int breaker_open_alert;  /* 1: any open breaker is a breach */
+	int64_t creation_ms;      /* < 15 min */
+	int64_t installation_ms;  /* < 8 min */
+	int64_t configuration_ms; /* < 3 min */
+	double success_pct;       /* > 99 */
+	double efficiency_pct;    /* > 80 (parallel efficiency) */
+	double retry_pct;         /* < 5 */
+	int breaker_open_alert;   /* 1: any open breaker is a breach */
 };
 void goman_targets_default(struct goman_targets *t);
 

@@ -66,7 +66,8 @@ int goman_plan_spec_check(const struct cJSON *spec, const char *cluster, struct 
  * and nothing is appended (-1). Two specs with the same role and index are a bad spec.
  */
 int goman_plan_compute(const struct cJSON *specs, const struct cJSON *haves, const char *cluster,
-		       struct cJSON *changes, struct goman_plan_counts *counts, struct goman_err *err);
+		       struct cJSON *changes, struct goman_plan_counts *counts,
+		       struct goman_err *err);
 
 /*
  * The cluster file of what exists: groups by goman:group (else the role's name: "server",

@@ -74,16 +74,16 @@ struct goman_provision_opts {
 	const char *instance_profile; /* NULL = "goman-node"; "" = none */
 	const char *key_name;
 	const char *ssh_cidr, *api_cidr; /* open 22 / 6443 to these when set */
-	const struct goman_kvs *tags; /* --tag K=V, applied at launch */
-	const char *via;              /* default "via" of specs (ssm|ssh|local): goman:via tag */
-	bool wait_none;               /* records as soon as launched and tagged */
-	enum goman_ec2_wait wait;     /* running or status-ok */
-	int64_t timeout_ms;           /* per node wait deadline; 0 = 10 min */
+	const struct goman_kvs *tags;    /* --tag K=V, applied at launch */
+	const char *via;                 /* default "via" of specs (ssm|ssh|local): goman:via tag */
+	bool wait_none;                  /* records as soon as launched and tagged */
+	enum goman_ec2_wait wait;        /* running or status-ok */
+	int64_t timeout_ms;              /* per node wait deadline; 0 = 10 min */
 	bool dry_run;
 	int64_t poll_min_ms, poll_max_ms, poll_per_pending_ms; /* 0 = poller defaults */
-	double tags_rate;             /* CreateTags per second; 0 = 10 */
-	double tags_burst;            /* 0 = 100 */
-	int tags_inflight;            /* CreateTags calls in flight at once; 0 = 10 */
+	double tags_rate;                                      /* CreateTags per second; 0 = 10 */
+	double tags_burst;                                     /* 0 = 100 */
+	int tags_inflight; /* CreateTags calls in flight at once; 0 = 10 */
 	goman_provision_emit_fn emit;
 	void *ud;
 };

@@ -18,12 +18,12 @@ enum goman_jitter { GOMAN_JITTER_FULL = 0, GOMAN_JITTER_DECORRELATED, GOMAN_JITT
 enum goman_retry_mode { GOMAN_RETRY_STANDARD = 0, GOMAN_RETRY_LEGACY, GOMAN_RETRY_ADAPTIVE };
 
 struct goman_retry_policy {
-	const char *name;      /* "default", "aws", "critical", "high-frequency", "custom" */
-	int max_retries;       /* retries after the first attempt */
+	const char *name; /* "default", "aws", "critical", "high-frequency", "custom" */
+	int max_retries;  /* retries after the first attempt */
 	int64_t base_ms;
 	int64_t cap_ms;
 	double multiplier;
-	int64_t deadline_ms;   /* whole call, from its first attempt; 0 = none */
+	int64_t deadline_ms; /* whole call, from its first attempt; 0 = none */
 	enum goman_jitter jitter;
 };
 
@@ -75,15 +75,15 @@ void goman_adaptive_params_default(struct goman_adaptive_params *p);
  * the first throttle every request is sent at once (as botocore). */
 struct goman_adaptive {
 	int32_t enabled;
-	int32_t valid;           /* 0 in a zero-filled struct: initialise on first use */
-	double fill_rate;        /* tokens/s */
+	int32_t valid;    /* 0 in a zero-filled struct: initialise on first use */
+	double fill_rate; /* tokens/s */
 	double max_capacity;
-	double capacity;         /* may go negative: reservations of queued senders */
+	double capacity; /* may go negative: reservations of queued senders */
 	int64_t last_refill_ms;
-	double w_max;            /* CUBIC */
+	double w_max; /* CUBIC */
 	double k;
 	int64_t last_fail_ms;
-	double measured_rate;    /* EWMA of the send rate, req/s */
+	double measured_rate; /* EWMA of the send rate, req/s */
 	double count;
 	int64_t last_bucket_ms;
 };
@@ -102,22 +102,22 @@ double goman_adaptive_update(struct goman_adaptive *a, const struct goman_adapti
 struct goman_retry_in {
 	const struct goman_retry_policy *policy;
 	enum goman_retry_mode mode;
-	enum goman_class cls;   /* of the attempt's error (NONE = success) */
-	bool eventual;          /* an eventual-consistency code for this operation */
-	int attempt;            /* 1 = the first attempt just finished */
+	enum goman_class cls; /* of the attempt's error (NONE = success) */
+	bool eventual;        /* an eventual-consistency code for this operation */
+	int attempt;          /* 1 = the first attempt just finished */
 	int64_t now_ms;
-	int64_t started_ms;     /* the call's first attempt */
-	int64_t deadline_ms;    /* absolute (mono); 0 = started + policy deadline */
+	int64_t started_ms;           /* the call's first attempt */
+	int64_t deadline_ms;          /* absolute (mono); 0 = started + policy deadline */
 	int64_t eventual_deadline_ms; /* absolute (mono); 0 = none */
-	int64_t retry_after_ms; /* server hint, -1 none */
+	int64_t retry_after_ms;       /* server hint, -1 none */
 	int64_t prev_delay_ms;
 };
 enum goman_retry_reason {
-	GOMAN_RETRY_NO = 0,       /* success or not retryable */
+	GOMAN_RETRY_NO = 0, /* success or not retryable */
 	GOMAN_RETRY_YES,
-	GOMAN_RETRY_NO_ATTEMPTS,  /* retries used up */
-	GOMAN_RETRY_NO_DEADLINE,  /* the next attempt would start past the deadline */
-	GOMAN_RETRY_NO_QUOTA,     /* retry quota exhausted */
+	GOMAN_RETRY_NO_ATTEMPTS, /* retries used up */
+	GOMAN_RETRY_NO_DEADLINE, /* the next attempt would start past the deadline */
+	GOMAN_RETRY_NO_QUOTA,    /* retry quota exhausted */
 };
 /* Pure policy part (quota is the caller's): returns YES with *delay_ms, or why not. */
 enum goman_retry_reason goman_retry_decide(const struct goman_retry_in *in, struct goman_rng *rng,

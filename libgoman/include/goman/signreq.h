@@ -24,15 +24,15 @@
 struct cJSON;
 
 struct goman_signreq {
-	char *method;           /* given, else POST with a body, GET without */
+	char *method; /* given, else POST with a body, GET without */
 	char *url;
 	struct goman_kvs headers;
-	bool headers_array;     /* "headers" came as [[name, value], ...] */
-	char *body;             /* NULL when absent */
+	bool headers_array; /* "headers" came as [[name, value], ...] */
+	char *body;         /* NULL when absent */
 	size_t body_len;
-	char *service, *region; /* NULL when not in the record */
-	int64_t time_ms;        /* 0 = now */
-	long presign;           /* > 0: presigned URL valid this many seconds */
+	char *service, *region;                     /* NULL when not in the record */
+	int64_t time_ms;                            /* 0 = now */
+	long presign;                               /* > 0: presigned URL valid this many seconds */
 	int sign_body, unsigned_payload, normalize; /* -1 not given, 0 false, 1 true */
 	bool omit_session_token;
 };

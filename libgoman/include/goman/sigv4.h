@@ -27,19 +27,19 @@ void goman_creds_clear(struct goman_creds *c);
 int goman_creds_copy(struct goman_creds *dst, const struct goman_creds *src);
 
 struct goman_sigv4_params {
-	const char *method;     /* "GET", "POST", ... */
-	const char *url;        /* absolute URL, path and query as they go on the wire */
-	const void *body;       /* may be NULL when body_len is 0 */
+	const char *method; /* "GET", "POST", ... */
+	const char *url;    /* absolute URL, path and query as they go on the wire */
+	const void *body;   /* may be NULL when body_len is 0 */
 	size_t body_len;
-	const char *service;    /* signing name: "ec2", "ssm", "s3", "dynamodb", "sts", "iam" ... */
+	const char *service; /* signing name: "ec2", "ssm", "s3", "dynamodb", "sts", "iam" ... */
 	const char *region;
-	int64_t time_ms;        /* signing time, epoch ms (0 = goman_now_ms()) */
-	long presign_expires;   /* > 0: presigned-query mode with X-Amz-Expires */
-	bool s3;                /* S3 rules: no double encoding, no normalisation, content sha */
-	bool sign_body;         /* add signed x-amz-content-sha256 (always on for S3 header mode) */
-	bool unsigned_payload;  /* payload hash "UNSIGNED-PAYLOAD" (presigned S3 always) */
-	int normalize;          /* -1 default (true unless s3), 0 off, 1 on */
-	bool omit_session_token;/* sign without the token, add X-Amz-Security-Token afterwards */
+	int64_t time_ms;       /* signing time, epoch ms (0 = goman_now_ms()) */
+	long presign_expires;  /* > 0: presigned-query mode with X-Amz-Expires */
+	bool s3;               /* S3 rules: no double encoding, no normalisation, content sha */
+	bool sign_body;        /* add signed x-amz-content-sha256 (always on for S3 header mode) */
+	bool unsigned_payload; /* payload hash "UNSIGNED-PAYLOAD" (presigned S3 always) */
+	int normalize;         /* -1 default (true unless s3), 0 off, 1 on */
+	bool omit_session_token; /* sign without the token, add X-Amz-Security-Token afterwards */
 };
 
 struct goman_sigv4_out {
