@@ -47,7 +47,7 @@ FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 REPLAYS  := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/tests/fuzz/%)
 HEADERS  := $(wildcard libgoman/include/goman/*.h) $(wildcard libgoman/*.h)
 
-.PHONY: all lib bins units benches test unit bats bench demo install deps clean check-banned fuzz fuzzers
+.PHONY: all lib bins units benches test unit bats bench demo install deps clean check-banned check-format fuzz fuzzers
 all: lib bins $(BUILD)/goman.pc
 
 lib: $(BUILD)/lib/libgoman.a $(BUILD)/lib/libgoman.so
@@ -102,7 +102,7 @@ $(BUILD)/goman.pc: goman.pc.in VERSION
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' $< >$@
 
 # ---- tests --------------------------------------------------------------------------
-test: deps all units check-banned
+test: deps all units check-banned check-format
 	GOMAN_BUILD=$(BUILD) tests/run $(TESTS)
 
 unit: all units
@@ -110,6 +110,13 @@ unit: all units
 
 bats: all $(BUILD)/tests/iofault.so
 	GOMAN_BUILD=$(BUILD) tests/run --bats-only $(TESTS)
+
+# every C file as .clang-format says (clang-format 14, from make deps)
+C_FILES := $(wildcard libgoman/*.[ch] libgoman/include/goman/*.h bin/*.c tests/unit/*.[ch] \
+	tests/fuzz/*.[ch] tests/fixtures/*.c bench/*.c)
+check-format:
+	@clang-format --dry-run --Werror $(C_FILES) || \
+		{ echo "not formatted as .clang-format says: clang-format -i FILE"; exit 1; }
 
 check-banned:
 	@! grep -nE '\b(strcpy|sprintf|strtok|atoi|strcat|gets)\s*\(' libgoman/*.c bin/*.c || \
