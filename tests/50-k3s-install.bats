@@ -269,10 +269,15 @@ assert_nothing_installed() {
 @test "k3s-install.sh: the token is absent from every process's argv during the run" {
 	echo 1 >"$MIRROR_DIR/.delay"
 	export FAKE_K3S_PS_SNAPSHOT="$BATS_TEST_TMPDIR/ps-ready.txt"
+	# the mirror's log holds earlier tests' requests too: wait for a start line of this run
+	n0=$(wc -l <"$MLOG")
 	install_server >"$BATS_TEST_TMPDIR/out" 2>&1 &
 	pid=$!
-	# snapshot while the slow binary download is in flight
-	for _ in $(seq 1 100); do grep -q "^start /$V/k3s " "$MLOG" && break; sleep 0.05; done
+	# snapshot while the slow binary download is in flight (its curl is running)
+	for _ in $(seq 1 100); do
+		tail -n +"$((n0 + 1))" "$MLOG" | grep -q "^start /$V/k3s " && ps -eo args | grep -q '[c]url -K -' && break
+		sleep 0.05
+	done
 	ps -eo args >"$BATS_TEST_TMPDIR/ps-download.txt"
 	wait "$pid"
 	grep -q 'k3s-install.sh' "$BATS_TEST_TMPDIR/ps-download.txt" # the snapshot saw the run
