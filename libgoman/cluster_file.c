@@ -24,6 +24,7 @@
 #include <yaml.h>
 #include "goman/cluster_file.h"
 #include "goman/creds.h"
+#include "goman/k8s_names.h"
 #include "goman/provision.h"
 #include "internal.h"
 
@@ -430,8 +431,7 @@ static struct cnode *jnode(const cJSON *j, const char *src, int depth, struct go
 			return NULL;
 		}
 		const cJSON *k;
-		cJSON_ArrayForEach(k, j)
-		{
+		cJSON_ArrayForEach (k, j) {
 			char *key = NULL;
 			if (map) {
 				char b[80];
@@ -678,80 +678,6 @@ static bool dns_ok(const char *s)
 		lab++;
 	}
 	return true;
-}
-
-/* Kubernetes qualified-name part: ([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9], max 63 */
-static bool k8s_name_ok(const char *s, size_t n)
-{
-	if (n < 1 || n > 63 || !is_alnum(s[0]) || !is_alnum(s[n - 1]))
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if (!is_alnum(s[i]) && s[i] != '-' && s[i] != '_' && s[i] != '.')
-			return false;
-	return true;
-}
-
-/* a DNS subdomain (the label key prefix): lower case labels, max 253 */
-static bool k8s_prefix_ok(const char *s, size_t n)
-{
-	size_t lab = 0;
-	if (n < 1 || n > 253)
-		return false;
-	for (size_t i = 0; i <= n; i++) {
-		if (i == n || s[i] == '.') {
-			if (!lab || s[i - 1] == '-')
-				return false;
-			lab = 0;
-			continue;
-		}
-		if (!is_lower_alnum(s[i]) && !(s[i] == '-' && lab))
-			return false;
-		lab++;
-	}
-	return true;
-}
-
-static bool suffix_is(const char *s, size_t n, const char *suf)
-{
-	size_t l = strlen(suf);
-	return n >= l && !memcmp(s + n - l, suf, l) && (n == l || s[n - l - 1] == '.');
-}
-
-/* NULL when k is a Kubernetes qualified name ([prefix/]name), else why not */
-static const char *key_syntax_why(const char *k)
-{
-	const char *sl = strchr(k, '/');
-	const char *name = sl ? sl + 1 : k;
-	if (sl && !k8s_prefix_ok(k, (size_t)(sl - k)))
-		return "has a prefix (before '/') that is not a DNS subdomain (lower case, dots)";
-	if (!k8s_name_ok(name, strlen(name)))
-		return "must be [prefix/]name, name 1-63 of A-Z a-z 0-9 - _ . starting and ending "
-		       "alphanumeric";
-	return NULL;
-}
-
-/* NULL when key is a label key K3s can set on its node, else why not */
-static const char *label_key_why(const char *k)
-{
-	const char *sl = strchr(k, '/');
-	const char *why = key_syntax_why(k);
-	if (why)
-		return why;
-	/* the NodeRestriction admission plugin refuses kubelet-set labels in these namespaces */
-	if (sl &&
-	    (suffix_is(k, (size_t)(sl - k), "kubernetes.io") ||
-	     suffix_is(k, (size_t)(sl - k), "k8s.io")) &&
-	    !suffix_is(k, (size_t)(sl - k), "kubelet.kubernetes.io") &&
-	    !suffix_is(k, (size_t)(sl - k), "node.kubernetes.io"))
-		return "has a reserved prefix (kubernetes.io, k8s.io: a node may set only "
-		       "node.kubernetes.io/ and kubelet.kubernetes.io/ labels)";
-	return NULL;
-}
-
-static bool label_value_ok(const char *v)
-{
-	size_t n = strlen(v);
-	return n == 0 || k8s_name_ok(v, n);
 }
 
 /* characters, not bytes: EC2 counts Unicode characters; NULL when fine */
@@ -1134,12 +1060,12 @@ static int str_map(struct ctx *c, const struct cnode *n, size_t max,
 
 static const char *label_check(const char *k, const char *v, bool *on_key)
 {
-	const char *why = label_key_why(k);
+	const char *why = goman_k8s_label_key_why(k, strlen(k));
 	if (why) {
 		*on_key = true;
 		return why;
 	}
-	if (!label_value_ok(v))
+	if (!goman_k8s_label_value_ok(v, strlen(v)))
 		return "must be empty or 1-63 of A-Z a-z 0-9 - _ . starting and ending "
 		       "alphanumeric";
 	return NULL;
@@ -1184,9 +1110,9 @@ static int parse_taint(struct ctx *c, const struct cnode *n, struct goman_cf_tai
 		if (strcmp(eff, "NoSchedule") && strcmp(eff, "PreferNoSchedule") &&
 		    strcmp(eff, "NoExecute"))
 			why = "Effect must be NoSchedule, PreferNoSchedule or NoExecute";
-		else if (key_syntax_why(s))
+		else if (goman_k8s_key_why(s, strlen(s)))
 			why = "key must be [prefix/]name as a label key";
-		else if (eq && !label_value_ok(eq + 1))
+		else if (eq && !goman_k8s_label_value_ok(eq + 1, strlen(eq + 1)))
 			why = "value must be empty or a label value (1-63 of A-Z a-z 0-9 - _ .)";
 		if (!why) {
 			t->key = strdup(s);

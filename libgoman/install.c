@@ -27,6 +27,7 @@
 #include "goman/clock.h"
 #include "goman/http.h"
 #include "goman/jsonl.h"
+#include "goman/k8s_names.h"
 #include "goman/log.h"
 #include "install_int.h"
 
@@ -243,73 +244,14 @@ static bool lower_alnum(char c)
 	return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
 }
 
-/* a label name or value: 1-63 of A-Z a-z 0-9 - _ . starting and ending alphanumeric */
-static bool k8s_name_ok(const char *s, size_t n)
-{
-	if (n < 1 || n > 63 || !alnum(s[0]) || !alnum(s[n - 1]))
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if (!alnum(s[i]) && s[i] != '-' && s[i] != '_' && s[i] != '.')
-			return false;
-	return true;
-}
-
-/* a DNS subdomain: dot-separated lower case labels of [a-z0-9-], max 253 */
-static bool dns_subdomain_ok(const char *s, size_t n)
-{
-	size_t lab = 0;
-	if (n < 1 || n > 253)
-		return false;
-	for (size_t i = 0; i <= n; i++) {
-		if (i == n || s[i] == '.') {
-			if (!lab || s[i - 1] == '-')
-				return false;
-			lab = 0;
-			continue;
-		}
-		if (!lower_alnum(s[i]) && !(s[i] == '-' && lab))
-			return false;
-		lab++;
-	}
-	return true;
-}
-
-static bool domain_is(const char *s, size_t n, const char *dom)
-{
-	size_t l = strlen(dom);
-	return n >= l && !memcmp(s + n - l, dom, l) && (n == l || s[n - l - 1] == '.');
-}
-
-static const char *key_why(const char *k, size_t n)
-{
-	const char *sl = memchr(k, '/', n);
-	if (sl && !dns_subdomain_ok(k, (size_t)(sl - k)))
-		return "has a prefix (before '/') that is not a DNS subdomain (lower case, dots)";
-	const char *name = sl ? sl + 1 : k;
-	if (!k8s_name_ok(name, n - (size_t)(name - k)))
-		return "must be [prefix/]name, name 1-63 of A-Z a-z 0-9 - _ . starting and ending "
-		       "alphanumeric";
-	return NULL;
-}
-
 const char *goman_install_label_why(const char *k, const char *v)
 {
 	if (!k || !v)
 		return "is missing";
-	size_t n = strlen(k);
-	const char *why = key_why(k, n);
+	const char *why = goman_k8s_label_key_why(k, strlen(k));
 	if (why)
 		return why;
-	const char *sl = strchr(k, '/');
-	/* the NodeRestriction admission plugin refuses kubelet-set labels in these namespaces */
-	if (sl &&
-	    (domain_is(k, (size_t)(sl - k), "kubernetes.io") ||
-	     domain_is(k, (size_t)(sl - k), "k8s.io")) &&
-	    !domain_is(k, (size_t)(sl - k), "kubelet.kubernetes.io") &&
-	    !domain_is(k, (size_t)(sl - k), "node.kubernetes.io"))
-		return "has a reserved prefix (kubernetes.io, k8s.io: a node may set only "
-		       "node.kubernetes.io/ and kubelet.kubernetes.io/ labels)";
-	if (*v && !k8s_name_ok(v, strlen(v)))
+	if (!goman_k8s_label_value_ok(v, strlen(v)))
 		return "has a value that is not empty or 1-63 of A-Z a-z 0-9 - _ . starting and "
 		       "ending alphanumeric";
 	return NULL;
@@ -328,16 +270,16 @@ const char *goman_install_taint_why(const char *t)
 		return "has an Effect that is not NoSchedule, PreferNoSchedule or NoExecute";
 	const char *eq = memchr(t, '=', (size_t)(colon - t));
 	size_t kn = (size_t)((eq ? eq : colon) - t);
-	if (key_why(t, kn))
+	if (goman_k8s_key_why(t, kn))
 		return "has a key that is not [prefix/]name as a label key";
-	if (eq && eq + 1 < colon && !k8s_name_ok(eq + 1, (size_t)(colon - eq - 1)))
+	if (eq && !goman_k8s_label_value_ok(eq + 1, (size_t)(colon - eq - 1)))
 		return "has a value that is not empty or a label value (1-63 of A-Z a-z 0-9 - _ .)";
 	return NULL;
 }
 
 bool goman_install_node_name_ok(const char *name)
 {
-	return name && dns_subdomain_ok(name, strlen(name));
+	return name && goman_k8s_dns_subdomain_ok(name, strlen(name));
 }
 
 static const char *digits(const char *s)
@@ -385,14 +327,13 @@ static const char *labels_taints_why(const cJSON *rec, char *buf, size_t len)
 	if (l && !cJSON_IsNull(l)) {
 		if (!cJSON_IsObject(l))
 			return "\"labels\" must be an object of strings";
-		cJSON_ArrayForEach(e, l)
-		{
+		cJSON_ArrayForEach (e, l) {
 			if (!cJSON_IsString(e))
 				return "\"labels\" must be an object of strings";
 			const char *why = goman_install_label_why(e->string, e->valuestring);
 			if (why) {
 				/* the key is shown only when it is well-formed (it reaches a log line) */
-				if (key_why(e->string, strlen(e->string)))
+				if (goman_k8s_key_why(e->string, strlen(e->string)))
 					snprintf(buf, len, "a label key %s", why);
 				else
 					snprintf(buf, len, "label '%.80s' %s", e->string, why);
@@ -403,8 +344,7 @@ static const char *labels_taints_why(const cJSON *rec, char *buf, size_t len)
 	if (t && !cJSON_IsNull(t)) {
 		if (!cJSON_IsArray(t))
 			return "\"taints\" must be an array of \"key=value:Effect\" strings";
-		cJSON_ArrayForEach(e, t)
-		{
+		cJSON_ArrayForEach (e, t) {
 			if (!cJSON_IsString(e))
 				return "\"taints\" must be an array of \"key=value:Effect\" "
 				       "strings";
@@ -425,8 +365,7 @@ char **gm_inst_node_args(const struct gm_inode *n)
 	v = argv_push(v, &c, "--node-name");
 	v = argv_push(v, &c, n->name);
 	const cJSON *e;
-	cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(n->rec, "labels"))
-	{
+	cJSON_ArrayForEach (e, cJSON_GetObjectItemCaseSensitive(n->rec, "labels")) {
 		if (!cJSON_IsString(e))
 			continue;
 		size_t l = strlen(e->string) + strlen(e->valuestring) + 2;
@@ -438,8 +377,7 @@ char **gm_inst_node_args(const struct gm_inode *n)
 		v = argv_push(v, &c, kv);
 		free(kv);
 	}
-	cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(n->rec, "taints"))
-	{
+	cJSON_ArrayForEach (e, cJSON_GetObjectItemCaseSensitive(n->rec, "taints")) {
 		if (!cJSON_IsString(e))
 			continue;
 		v = argv_push(v, &c, "--node-taint");
