@@ -155,8 +155,7 @@ static const char *str_field(const cJSON *o, const char *name, const char **bad)
 static int to_kvs(const cJSON *o, struct goman_kvs *kv)
 {
 	const cJSON *it;
-	cJSON_ArrayForEach(it, o)
-	{
+	cJSON_ArrayForEach (it, o) {
 		char num[64];
 		const char *v;
 		if (cJSON_IsString(it))

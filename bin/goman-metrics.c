@@ -161,8 +161,7 @@ static void live_tick(struct run *r)
 	}
 	cJSON *j = goman_metrics_json(r->m);
 	const cJSON *c;
-	cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(j, "clusters"))
-	{
+	cJSON_ArrayForEach (c, cJSON_GetObjectItemCaseSensitive(j, "clusters")) {
 		char *s = cJSON_PrintUnformatted(c);
 		if (s)
 			goman_log(GOMAN_LOG_INFO, "METRICS", "%s", s);

@@ -127,8 +127,7 @@ static const char *specs_region(const cJSON *specs)
 {
 	const char *r = NULL;
 	const cJSON *s;
-	cJSON_ArrayForEach(s, specs)
-	{
+	cJSON_ArrayForEach (s, specs) {
 		const char *x = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(s, "region"));
 		if (x && r && strcmp(r, x))
 			return "";
@@ -247,7 +246,8 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	const cJSON *ch;
-	cJSON_ArrayForEach(ch, changes) put(ch, &oc);
+	cJSON_ArrayForEach (ch, changes)
+		put(ch, &oc);
 	cJSON *sum = cJSON_CreateObject(), *p = NULL;
 	if (sum && cJSON_AddStringToObject(sum, "cluster", cluster) &&
 	    (p = cJSON_AddObjectToObject(sum, "plan"))) {

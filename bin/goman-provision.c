@@ -276,8 +276,7 @@ int main(int argc, char **argv)
 		goman_err_classify(&err, NULL, NULL);
 		goman_log(GOMAN_LOG_ERROR, "PROVISION", "%s", err.message);
 		const cJSON *s;
-		cJSON_ArrayForEach(s, specs)
-		{
+		cJSON_ArrayForEach (s, specs) {
 			cJSON *er = goman_jsonl_error_record(s, "provision", &err, 0);
 			cJSON_DeleteItemFromObjectCaseSensitive(er, "_line");
 			goman_outcome_add(&outcome, &err);

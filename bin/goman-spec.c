@@ -115,8 +115,7 @@ int main(int argc, char **argv)
 				rc = GOMAN_EXIT_FAILED;
 		} else {
 			const cJSON *n;
-			cJSON_ArrayForEach(n, out)
-			{
+			cJSON_ArrayForEach (n, out) {
 				if (goman_jsonl_write(1, n, &err) != 0) {
 					rc = GOMAN_EXIT_FAILED;
 					break;

@@ -117,9 +117,10 @@ static void mutation_done(struct goman_aws_result *res, void *ud)
 	if (err.rc == GOMAN_OK) {
 		cJSON *set = goman_json_path_array(res->data, "instancesSet");
 		cJSON *it;
-		cJSON_ArrayForEach(it, set) set_state(c, goman_json_path_str(it, "instanceId"),
-						      goman_json_path_str(it, "previousState.name"),
-						      goman_json_path_str(it, "currentState.name"));
+		cJSON_ArrayForEach (it, set)
+			set_state(c, goman_json_path_str(it, "instanceId"),
+				  goman_json_path_str(it, "previousState.name"),
+				  goman_json_path_str(it, "currentState.name"));
 		finish(xc, NULL);
 		return;
 	}

@@ -127,8 +127,7 @@ int goman_ec2_instance_from_json(const struct cJSON *item, struct goman_ec2_inst
 	}
 	const cJSON *tags = goman_json_path_array(item, "tagSet");
 	const cJSON *t;
-	cJSON_ArrayForEach(t, tags)
-	{
+	cJSON_ArrayForEach (t, tags) {
 		const char *k = goman_json_path_str(t, "key");
 		const char *v = goman_json_path_str(t, "value");
 		if (k && goman_kvs_add(&out->tags, k, v ? v : "") != 0)
@@ -142,8 +141,7 @@ static int add_instances_of(const cJSON *set, struct goman_ec2_instances *out, i
 	const cJSON *it;
 	struct goman_ec2_instance in;
 	memset(&in, 0, sizeof(in));
-	cJSON_ArrayForEach(it, set)
-	{
+	cJSON_ArrayForEach (it, set) {
 		if (goman_ec2_instance_from_json(it, &in) != 0) {
 			goman_ec2_instance_clear(&in);
 			continue;
@@ -163,8 +161,7 @@ int goman_ec2_instances_from_reply(const struct cJSON *reply, struct goman_ec2_i
 	int added = 0;
 	const cJSON *res = goman_json_path_array(reply, "reservationSet");
 	const cJSON *r;
-	cJSON_ArrayForEach(r, res)
-	{
+	cJSON_ArrayForEach (r, res) {
 		if (add_instances_of(goman_json_path_array(r, "instancesSet"), out, &added) != 0)
 			return -1;
 	}
@@ -785,8 +782,7 @@ static void status_done(struct goman_aws_result *res, void *ud)
 	if (res->err.rc == GOMAN_OK) {
 		const cJSON *set = goman_json_path_array(res->data, "instanceStatusSet");
 		const cJSON *it;
-		cJSON_ArrayForEach(it, set)
-		{
+		cJSON_ArrayForEach (it, set) {
 			const char *id = goman_json_path_str(it, "instanceId");
 			const char *is = goman_json_path_str(it, "instanceStatus.status");
 			const char *ss = goman_json_path_str(it, "systemStatus.status");
@@ -1061,8 +1057,7 @@ int goman_ec2_subnets(struct goman_aws *aws, const struct goman_kvs *filters,
 			return -1;
 		}
 		const cJSON *s;
-		cJSON_ArrayForEach(s, goman_json_path_array(res.data, "subnetSet"))
-		{
+		cJSON_ArrayForEach (s, goman_json_path_array(res.data, "subnetSet")) {
 			const char *id = goman_json_path_str(s, "subnetId");
 			if (!id)
 				continue;
@@ -1133,8 +1128,7 @@ static bool has_rule(const cJSON *perms, const struct goman_ec2_sg_rule *r, cons
 	char from[16], to[16];
 	snprintf(from, sizeof(from), "%d", r->from);
 	snprintf(to, sizeof(to), "%d", r->to);
-	cJSON_ArrayForEach(p, perms)
-	{
+	cJSON_ArrayForEach (p, perms) {
 		const char *pr = goman_json_path_str(p, "ipProtocol");
 		const char *f = goman_json_path_str(p, "fromPort");
 		const char *t = goman_json_path_str(p, "toPort");
@@ -1142,15 +1136,13 @@ static bool has_rule(const cJSON *perms, const struct goman_ec2_sg_rule *r, cons
 			continue;
 		const cJSON *x;
 		if (r->cidr) {
-			cJSON_ArrayForEach(x, goman_json_path_array(p, "ipRanges"))
-			{
+			cJSON_ArrayForEach (x, goman_json_path_array(p, "ipRanges")) {
 				const char *c = goman_json_path_str(x, "cidrIp");
 				if (c && !strcmp(c, r->cidr))
 					return true;
 			}
 		} else {
-			cJSON_ArrayForEach(x, goman_json_path_array(p, "groups"))
-			{
+			cJSON_ArrayForEach (x, goman_json_path_array(p, "groups")) {
 				const char *g = goman_json_path_str(x, "groupId");
 				if (g && !strcmp(g, gid))
 					return true;

@@ -397,8 +397,7 @@ static int scan(struct goman_idem *s, const char *filter, const char *projection
 			break;
 		}
 		const cJSON *it;
-		cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(res.data, "Items"))
-		{
+		cJSON_ArrayForEach (it, cJSON_GetObjectItemCaseSensitive(res.data, "Items")) {
 			if (!stop)
 				stop = each(s, it, ctx);
 		}

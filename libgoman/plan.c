@@ -108,8 +108,7 @@ static char *canon_json(const cJSON *j, bool *bad)
 	const cJSON *e;
 	if (!v)
 		return NULL;
-	cJSON_ArrayForEach(e, j)
-	{
+	cJSON_ArrayForEach (e, j) {
 		if (!cJSON_IsString(e) || strchr(e->valuestring, ',') ||
 		    (cJSON_IsObject(j) && strchr(e->string, ','))) {
 			*bad = true;
@@ -205,7 +204,9 @@ static int bad(struct goman_err *e, const char *fmt, const char *a)
 static bool strings_only(const cJSON *j)
 {
 	const cJSON *e;
-	cJSON_ArrayForEach(e, j) if (!cJSON_IsString(e)) return false;
+	cJSON_ArrayForEach (e, j)
+		if (!cJSON_IsString(e))
+			return false;
 	return true;
 }
 
@@ -310,8 +311,7 @@ static int read_wants(const cJSON *specs, const char *cluster, struct want **out
 	const char *cl = cluster;
 	const cJSON *s;
 	size_t k = 0;
-	cJSON_ArrayForEach(s, specs)
-	{
+	cJSON_ArrayForEach (s, specs) {
 		if (goman_plan_spec_check(s, cl, err) != 0)
 			goto fail;
 		if (!cl)
@@ -375,8 +375,7 @@ static int read_haves(const cJSON *haves, struct have **out, size_t *nout, struc
 		return oom(err);
 	const cJSON *in;
 	size_t k = 0;
-	cJSON_ArrayForEach(in, haves)
-	{
+	cJSON_ArrayForEach (in, haves) {
 		struct have *x = &h[k++];
 		const char *st = str(in, "state");
 		x->in = in;
@@ -488,7 +487,9 @@ static bool type_listed(const struct want *w, const char *type)
 	if (!w->types || !cJSON_GetArraySize(w->types))
 		return !w->type || !strcmp(w->type, type);
 	const cJSON *t;
-	cJSON_ArrayForEach(t, w->types) if (!strcmp(t->valuestring, type)) return true;
+	cJSON_ArrayForEach (t, w->types)
+		if (!strcmp(t->valuestring, type))
+			return true;
 	return false;
 }
 
@@ -756,8 +757,7 @@ static bool labels_to(struct goman_cf_group *g, const char *c, bool *ok)
 		return *ok = false;
 	}
 	const cJSON *e;
-	cJSON_ArrayForEach(e, o)
-	{
+	cJSON_ArrayForEach (e, o) {
 		struct goman_cf_pair *p = &g->labels[g->nlabels++];
 		p->key = dup_or(e->string, ok);
 		p->value = dup_or(e->valuestring, ok);
@@ -779,8 +779,7 @@ static bool taints_to(struct goman_cf_group *g, const char *c, bool *ok)
 		return *ok = false;
 	}
 	const cJSON *e;
-	cJSON_ArrayForEach(e, a)
-	{
+	cJSON_ArrayForEach (e, a) {
 		struct goman_cf_taint *t = &g->taints[g->ntaints++];
 		const char *s = e->valuestring, *colon = strrchr(s, ':'), *eq = strchr(s, '=');
 		if (!colon) {
@@ -813,8 +812,7 @@ static bool tags_to(struct goman_cf_group *g, const struct egroup *eg, bool *ok)
 	size_t n = (size_t)cJSON_GetArraySize(t0);
 	if (n && !(g->tags = calloc(n, sizeof(*g->tags))))
 		return *ok = false;
-	cJSON_ArrayForEach(t, t0)
-	{
+	cJSON_ArrayForEach (t, t0) {
 		if (!cJSON_IsString(t) || !user_tag(t->string))
 			continue;
 		bool all = true;

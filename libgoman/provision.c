@@ -443,8 +443,7 @@ GOMAN_TESTABLE int gm_prov_spec(const struct goman_provision_opts *o, struct nod
 	snprintf(n->types[0], sizeof(n->types[0]), "%s", n->type);
 	n->ntypes = 1;
 	const cJSON *t;
-	cJSON_ArrayForEach(t, tl)
-	{
+	cJSON_ArrayForEach (t, tl) {
 		if (!cJSON_IsString(t) || !*t->valuestring || strlen(t->valuestring) >= 64)
 			return bad(e, "\"types\" entries must be instance type names%s%s", NULL,
 				   NULL);
@@ -485,13 +484,14 @@ GOMAN_TESTABLE int gm_prov_spec(const struct goman_provision_opts *o, struct nod
 	if (lb) {
 		if (!cJSON_IsObject(lb))
 			return bad(e, "\"labels\" must be an object of strings%s%s", NULL, NULL);
-		cJSON_ArrayForEach(t, lb) if (!cJSON_IsString(t) || strpbrk(t->string, ",=") ||
-					      strchr(t->valuestring,
-						     ',')) return bad(e,
-								      "label '%s' must be a string "
-								      "without ',' (and '=' in "
-								      "the key)%s",
-								      t->string, NULL);
+		cJSON_ArrayForEach (t, lb)
+			if (!cJSON_IsString(t) || strpbrk(t->string, ",=") ||
+			    strchr(t->valuestring, ','))
+				return bad(e,
+					   "label '%s' must be a string "
+					   "without ',' (and '=' in "
+					   "the key)%s",
+					   t->string, NULL);
 		if (!(n->labels_tag = gm_prov_compact(lb)))
 			return oom(e);
 	}
@@ -500,12 +500,13 @@ GOMAN_TESTABLE int gm_prov_spec(const struct goman_provision_opts *o, struct nod
 		if (!cJSON_IsArray(tn))
 			return bad(e, "\"taints\" must be a list of key=value:Effect%s%s", NULL,
 				   NULL);
-		cJSON_ArrayForEach(t, tn) if (!cJSON_IsString(t) || !strchr(t->valuestring, ':') ||
-					      strchr(t->valuestring,
-						     ',')) return bad(e,
-								      "\"taints\" entries must be "
-								      "key[=value]:Effect%s%s",
-								      NULL, NULL);
+		cJSON_ArrayForEach (t, tn)
+			if (!cJSON_IsString(t) || !strchr(t->valuestring, ':') ||
+			    strchr(t->valuestring, ','))
+				return bad(e,
+					   "\"taints\" entries must be "
+					   "key[=value]:Effect%s%s",
+					   NULL, NULL);
 		if (!(n->taints_tag = gm_prov_compact(tn)))
 			return oom(e);
 	}
@@ -515,13 +516,11 @@ GOMAN_TESTABLE int gm_prov_spec(const struct goman_provision_opts *o, struct nod
 		if (!cJSON_IsArray(sl) || cJSON_GetArraySize(sl) < 1 || cJSON_GetArraySize(sl) > 32)
 			return bad(e, "\"subnets\" must be a list of 1 to 32 subnet IDs%s%s", NULL,
 				   NULL);
-		cJSON_ArrayForEach(
-			x,
-			sl) if (!cJSON_IsString(x) || strncmp(x->valuestring, "subnet-", 7) ||
-				strlen(x->valuestring) >=
-					32) return bad(e,
-						       "\"subnets\" entries must be subnet IDs%s%s",
-						       NULL, NULL);
+		cJSON_ArrayForEach (x, sl)
+			if (!cJSON_IsString(x) || strncmp(x->valuestring, "subnet-", 7) ||
+			    strlen(x->valuestring) >= 32)
+				return bad(e, "\"subnets\" entries must be subnet IDs%s%s", NULL,
+					   NULL);
 		n->subnets = sl;
 	}
 	const char *sn = str_field(in, "subnet_id");
@@ -530,8 +529,7 @@ GOMAN_TESTABLE int gm_prov_spec(const struct goman_provision_opts *o, struct nod
 	if (tags) {
 		if (!cJSON_IsObject(tags))
 			return bad(e, "\"tags\" must be an object of strings%s%s", NULL, NULL);
-		cJSON_ArrayForEach(t, tags)
-		{
+		cJSON_ArrayForEach (t, tags) {
 			if (!cJSON_IsString(t))
 				return bad(e, "tag '%s' must be a string%s", t->string, NULL);
 			if (!strncmp(t->string, "goman:", 6))
@@ -571,8 +569,7 @@ GOMAN_TESTABLE char *gm_prov_compact(const cJSON *v)
 	size_t i = 0;
 	const cJSON *t;
 	bool ok = true;
-	cJSON_ArrayForEach(t, v)
-	{
+	cJSON_ArrayForEach (t, v) {
 		const char *val = cJSON_IsString(t) ? t->valuestring : "";
 		size_t l = (cJSON_IsObject(v) ? strlen(t->string) + 1 : 0) + strlen(val) + 1;
 		if (i >= k || !(items[i] = malloc(l))) {
@@ -834,7 +831,8 @@ static int tags_submit(struct prun *r, struct node *n, struct goman_err *e)
 	if (!n->launched && n->via[0] && !goman_ec2_tag(&n->inst, "goman:via"))
 		rc |= goman_kvs_add(&tags, "goman:via", n->via);
 	const cJSON *t, *own = n->adopted ? cJSON_GetObjectItemCaseSensitive(n->in, "tags") : NULL;
-	cJSON_ArrayForEach(t, own) rc |= goman_kvs_add(&tags, t->string, t->valuestring);
+	cJSON_ArrayForEach (t, own)
+		rc |= goman_kvs_add(&tags, t->string, t->valuestring);
 	if (rc) {
 		goman_kvs_clear(&tags);
 		return oom(e);
@@ -1203,7 +1201,8 @@ static int launch_submit(struct group *g, struct goman_err *e)
 	if (n0->taints_tag && *n0->taints_tag)
 		TAG("goman:taints", n0->taints_tag);
 	const cJSON *st = cJSON_GetObjectItemCaseSensitive(n0->in, "tags"), *x;
-	cJSON_ArrayForEach(x, st) TAG(x->string, x->valuestring);
+	cJSON_ArrayForEach (x, st)
+		TAG(x->string, x->valuestring);
 	/* the line's tags win over --tag of the same key (EC2 refuses a key twice) */
 	for (size_t i = 0; o->tags && i < o->tags->n; i++)
 		if (!cJSON_GetObjectItemCaseSensitive(st, o->tags->v[i].name))
@@ -1515,11 +1514,11 @@ static void place_lists(struct prun *r, const struct goman_ec2_subnet *sn, size_
 		size_t nsub = 0, nsel = 0;
 		for (size_t k = 0; k < ns; k++) {
 			const cJSON *x;
-			cJSON_ArrayForEach(x, list) if (!strcmp(x->valuestring, sn[k].subnet_id))
-			{
-				sub[nsub++] = sn[k];
-				break;
-			}
+			cJSON_ArrayForEach (x, list)
+				if (!strcmp(x->valuestring, sn[k].subnet_id)) {
+					sub[nsub++] = sn[k];
+					break;
+				}
 		}
 		for (size_t j = 0; j < r->nn; j++) {
 			struct node *m = r->nodes[j];
@@ -2018,8 +2017,7 @@ int goman_provision_run(struct goman_aws *aws, struct goman_idem *idem,
 		return oom(err);
 	/* validate, in input order */
 	const cJSON *s;
-	cJSON_ArrayForEach(s, specs)
-	{
+	cJSON_ArrayForEach (s, specs) {
 		struct node *n = calloc(1, sizeof(*n));
 		if (!n) {
 			for (size_t i = 0; i < na; i++)

@@ -79,8 +79,7 @@ static int get_headers(const cJSON *h, struct goman_signreq *r, struct goman_err
 	if (!h || cJSON_IsNull(h))
 		return 0;
 	if (cJSON_IsObject(h)) {
-		cJSON_ArrayForEach(it, h)
-		{
+		cJSON_ArrayForEach (it, h) {
 			if (!cJSON_IsString(it))
 				return bad(err, "values must be strings", "headers");
 			if (add_header(r, it->string, it->valuestring, err))
@@ -91,8 +90,7 @@ static int get_headers(const cJSON *h, struct goman_signreq *r, struct goman_err
 	if (!cJSON_IsArray(h))
 		return bad(err, "must be an object or an array of [name, value] pairs", "headers");
 	r->headers_array = true;
-	cJSON_ArrayForEach(it, h)
-	{
+	cJSON_ArrayForEach (it, h) {
 		const cJSON *n = cJSON_GetArrayItem(it, 0), *v = cJSON_GetArrayItem(it, 1);
 		if (!cJSON_IsArray(it) || cJSON_GetArraySize(it) != 2 || !cJSON_IsString(n) ||
 		    !cJSON_IsString(v))

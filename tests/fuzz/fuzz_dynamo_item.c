@@ -45,7 +45,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	const cJSON *items = cJSON_GetObjectItemCaseSensitive(j, "Items");
 	const cJSON *it;
 	if (cJSON_IsArray(items)) {
-		cJSON_ArrayForEach(it, items) one(it);
+		cJSON_ArrayForEach (it, items)
+			one(it);
 	} else {
 		const cJSON *item = cJSON_GetObjectItemCaseSensitive(j, "Item");
 		one(item ? item : j);

@@ -44,10 +44,10 @@ static void plan(const cJSON *specs, const cJSON *haves, const char *cluster)
 		    cJSON_GetArraySize(specs) != n.launch + n.drift + n.unchanged)
 			abort();
 		const cJSON *c;
-		cJSON_ArrayForEach(
-			c, ch) if (!cJSON_GetStringValue(cJSON_GetObjectItem(c, "change")) ||
-				   !cJSON_GetStringValue(cJSON_GetObjectItem(c, "cluster")))
-			abort();
+		cJSON_ArrayForEach (c, ch)
+			if (!cJSON_GetStringValue(cJSON_GetObjectItem(c, "change")) ||
+			    !cJSON_GetStringValue(cJSON_GetObjectItem(c, "cluster")))
+				abort();
 	}
 	cJSON_Delete(ch);
 }

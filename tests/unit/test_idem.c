@@ -563,8 +563,8 @@ forget_refuses_a_live_owner_unless_forced_and_the_owner_then_cannot_complete(voi
 	assert_int_equal(cJSON_GetArraySize(got), 2);
 	const cJSON *it;
 	int forgotten = 0;
-	cJSON_ArrayForEach(it, got) forgotten +=
-		!strcmp(cJSON_GetObjectItem(it, "status")->valuestring, "FORGOTTEN");
+	cJSON_ArrayForEach (it, got)
+		forgotten += !strcmp(cJSON_GetObjectItem(it, "status")->valuestring, "FORGOTTEN");
 	assert_int_equal(forgotten, 1);
 	goman_idem_ticket_clear(&ta);
 	goman_idem_ticket_clear(&tb);

@@ -32,8 +32,7 @@ static void describe(const cJSON *changes, char *out, size_t len)
 	const cJSON *c;
 	size_t o = 0;
 	out[0] = '\0';
-	cJSON_ArrayForEach(c, changes)
-	{
+	cJSON_ArrayForEach (c, changes) {
 		const char *kind = cJSON_GetStringValue(cJSON_GetObjectItem(c, "change"));
 		const char *name = cJSON_GetStringValue(cJSON_GetObjectItem(c, "name"));
 		const char *id = cJSON_GetStringValue(cJSON_GetObjectItem(c, "instance_id"));
@@ -42,8 +41,9 @@ static void describe(const cJSON *changes, char *out, size_t len)
 		const cJSON *d = cJSON_GetObjectItem(c, "drift"), *f;
 		if (d) {
 			o += (size_t)snprintf(out + o, len - o, " [");
-			cJSON_ArrayForEach(f, d) o += (size_t)snprintf(
-				out + o, len - o, "%s%s", f == d->child ? "" : ",", f->string);
+			cJSON_ArrayForEach (f, d)
+				o += (size_t)snprintf(out + o, len - o, "%s%s",
+						      f == d->child ? "" : ",", f->string);
 			o += (size_t)snprintf(out + o, len - o, "]");
 		}
 		const char *sn = cJSON_GetStringValue(cJSON_GetObjectItem(c, "subnet_id"));
@@ -431,8 +431,7 @@ static void export_rebuilds_the_file_from_tags(void **st)
 	assert_int_equal(goman_cluster_file_node_specs(cf, specs), 0);
 	/* the instances carry no name tag: give them theirs, so only the orphan is left */
 	const cJSON *h;
-	cJSON_ArrayForEach(h, haves)
-	{
+	cJSON_ArrayForEach (h, haves) {
 		cJSON *t = cJSON_GetObjectItem(h, "tags");
 		const char *r = cJSON_GetStringValue(cJSON_GetObjectItem(t, "goman:role"));
 		if (!r)
