@@ -1201,6 +1201,34 @@ static int action_server(struct gm_install *in, struct goman_err *err)
 	return 0;
 }
 
+/* The option strings the installer copies at creation and frees at the end: one list, so a
+ * field added here is both copied and freed. */
+#define OWNED_MAX 24
+static size_t owned_strings(struct goman_install_opts *o, const char **out[OWNED_MAX])
+{
+	const char **all[] = {&o->script_path,
+			      &o->region,
+			      &o->k3s_version,
+			      &o->channel,
+			      &o->mirror,
+			      &o->tls_san,
+			      &o->airgap_binary_url,
+			      &o->airgap_checksum_url,
+			      &o->server_url,
+			      &o->prefix,
+			      &o->ssh_bin,
+			      &o->ssh_user,
+			      &o->ssh_key,
+			      &o->ssh_config,
+			      &o->cluster,
+			      &o->token_param,
+			      &o->server_address,
+			      &o->server_instance};
+	_Static_assert(sizeof(all) / sizeof(all[0]) <= OWNED_MAX, "raise OWNED_MAX");
+	memcpy(out, all, sizeof(all));
+	return sizeof(all) / sizeof(all[0]);
+}
+
 struct goman_install *goman_install_new(const struct goman_install_opts *o, struct goman_err *err)
 {
 	if (!o || !o->http || (!o->script_path && o->action == GOMAN_ACTION_INSTALL) ||
@@ -1218,25 +1246,8 @@ struct goman_install *goman_install_new(const struct goman_install_opts *o, stru
 	in->ready_tail = &in->ready_head;
 	in->pollq_tail = &in->pollq_head;
 	in->t0 = goman_mono_ms();
-	const char **strs[] = {&in->o.script_path,
-			       &in->o.region,
-			       &in->o.k3s_version,
-			       &in->o.channel,
-			       &in->o.mirror,
-			       &in->o.tls_san,
-			       &in->o.airgap_binary_url,
-			       &in->o.airgap_checksum_url,
-			       &in->o.server_url,
-			       &in->o.prefix,
-			       &in->o.ssh_bin,
-			       &in->o.ssh_user,
-			       &in->o.ssh_key,
-			       &in->o.ssh_config,
-			       &in->o.cluster,
-			       &in->o.token_param,
-			       &in->o.server_address,
-			       &in->o.server_instance};
-	for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
+	const char **strs[OWNED_MAX];
+	for (size_t i = 0, n = owned_strings(&in->o, strs); i < n; i++)
 		*strs[i] = dup_opt(*strs[i]);
 	in->o.token = NULL;
 	if (o->token && !(in->token = strdup(o->token)))
@@ -1344,25 +1355,8 @@ void goman_install_free(struct goman_install *pub)
 	if (in->o.airgap_checksum_url)
 		OPENSSL_cleanse((char *)in->o.airgap_checksum_url,
 				strlen(in->o.airgap_checksum_url));
-	const char **strs[] = {&in->o.script_path,
-			       &in->o.region,
-			       &in->o.k3s_version,
-			       &in->o.channel,
-			       &in->o.mirror,
-			       &in->o.tls_san,
-			       &in->o.airgap_binary_url,
-			       &in->o.airgap_checksum_url,
-			       &in->o.server_url,
-			       &in->o.prefix,
-			       &in->o.ssh_bin,
-			       &in->o.ssh_user,
-			       &in->o.ssh_key,
-			       &in->o.ssh_config,
-			       &in->o.cluster,
-			       &in->o.token_param,
-			       &in->o.server_address,
-			       &in->o.server_instance};
-	for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
+	const char **strs[OWNED_MAX];
+	for (size_t i = 0, n = owned_strings(&in->o, strs); i < n; i++)
 		free((char *)*strs[i]);
 	if (in->token) {
 		OPENSSL_cleanse(in->token, strlen(in->token));
