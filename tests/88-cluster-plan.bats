@@ -13,17 +13,6 @@ setup_file() {
 
 teardown_file() { local_aws_stop; }
 
-cfile() { # cfile NAME AGENTS: a cluster file of 1 server + AGENTS agents, its path
-	local f="$BATS_TEST_TMPDIR/$1-$2.yaml"
-	printf 'name: %s\ngroups:\n  - {name: control, role: server, count: 1}\n  - {name: workers, role: agent, count: %s, type: t3.small}\n' "$1" "$2" >"$f"
-	echo "$f"
-}
-
-count() {
-	goman-api <<<"{\"service\":\"ec2\",\"action\":\"DescribeInstances\",\"params\":{\"Filter.1.Name\":\"tag:goman:cluster\",\"Filter.1.Value.1\":\"$1\",\"Filter.2.Name\":\"instance-state-name\",\"Filter.2.Value.1\":\"running\",\"Filter.2.Value.2\":\"pending\"}}" |
-		jq '[.response.data.reservationSet[]?.instancesSet[]?] | length'
-}
-
 # on_tty CMD...: runs CMD with stdout on a terminal (script(1)), prints what it showed
 on_tty() {
 	script -qec "$(printf '%q ' "$@")" /dev/null | tr -d '\r'

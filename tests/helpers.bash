@@ -54,3 +54,16 @@ local_aws_stop() {
 
 REAL_HOME=${REAL_HOME:-$HOME}
 export REAL_HOME
+
+# cfile NAME AGENTS: a cluster file of 1 server + AGENTS agents (t3.small), its path
+cfile() {
+	local f="$BATS_TEST_TMPDIR/$1-$2.yaml"
+	printf 'name: %s\ngroups:\n  - {name: control, role: server, count: 1}\n  - {name: workers, role: agent, count: %s, type: t3.small}\n' "$1" "$2" >"$f"
+	echo "$f"
+}
+
+# count CLUSTER: its pending and running instances, straight from the endpoint
+count() {
+	goman-api <<<"{\"service\":\"ec2\",\"action\":\"DescribeInstances\",\"params\":{\"Filter.1.Name\":\"tag:goman:cluster\",\"Filter.1.Value.1\":\"$1\",\"Filter.2.Name\":\"instance-state-name\",\"Filter.2.Value.1\":\"running\",\"Filter.2.Value.2\":\"pending\"}}" |
+		jq '[.response.data.reservationSet[]?.instancesSet[]?] | length'
+}
