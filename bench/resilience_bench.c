@@ -123,12 +123,12 @@ int main(int argc, char **argv)
 {
 	long n = argc > 1 ? strtol(argv[1], NULL, 10) : 2000000;
 	unsetenv("GOMAN_EVENTS");
-	char path[] = "/tmp/goman-bench-XXXXXX";
-	int fd = mkstemp(path);
-	if (fd < 0)
+	/* the state file's directory must be the user's own (a shared /tmp is refused and the
+	 * guard would fall back to per-process breakers, measuring the wrong thing) */
+	char dir[] = "/tmp/goman-bench-XXXXXX", path[64];
+	if (!mkdtemp(dir))
 		return 1;
-	close(fd);
-	unlink(path);
+	snprintf(path, sizeof(path), "%s/breakers", dir);
 	struct goman_config cfg;
 	goman_config_init(&cfg);
 	cfg.retry_mode = GOMAN_RETRY_STANDARD;
@@ -173,5 +173,6 @@ int main(int argc, char **argv)
 	goman_guard_free(gs);
 	goman_guard_free(ga);
 	unlink(path);
+	rmdir(dir);
 	return logic <= 150 && a1 == 0 && gsh <= 1000 && a3 == 0 ? 0 : 1;
 }
