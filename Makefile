@@ -38,6 +38,12 @@ LIB_OBJ  := $(LIB_SRC:libgoman/%.c=$(BUILD)/obj/%.o)
 TLIB_OBJ := $(LIB_SRC:libgoman/%.c=$(BUILD)/tobj/%.o)
 BIN_SRC  := $(sort $(wildcard bin/*.c))
 BINS     := $(BIN_SRC:bin/%.c=$(BUILD)/bin/%)
+# the commands' shared flag helpers (bin/cli), linked into every command, never into libgoman
+CLI_SRC  := $(sort $(wildcard bin/cli/*.c))
+CLI_OBJ  := $(CLI_SRC:bin/cli/%.c=$(BUILD)/cli/%.o)
+# every command is linked a second time against libgoman.so: proves no command reaches
+# past the exported (goman_*) interface
+SO_BINS  := $(BIN_SRC:bin/%.c=$(BUILD)/bin-so/%)
 UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 UNITS    := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 BENCH_SRC:= $(sort $(wildcard bench/*.c))
@@ -47,11 +53,13 @@ FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 REPLAYS  := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/tests/fuzz/%)
 HEADERS  := $(wildcard libgoman/include/goman/*.h) $(wildcard libgoman/*.h)
 
-.PHONY: all lib bins units benches test unit bats bench demo install deps clean check-banned check-format fuzz fuzzers
+.PHONY: all lib bins bins-so units benches test unit bats bench demo install deps clean check-banned check-format fuzz fuzzers
 all: lib bins $(BUILD)/goman.pc
 
 lib: $(BUILD)/lib/libgoman.a $(BUILD)/lib/libgoman.so
 bins: $(BINS)
+# not yet part of all: goman-sign still reaches private symbols
+bins-so: $(SO_BINS)
 units: $(UNITS) $(REPLAYS) $(BUILD)/tests/iofault.so
 
 $(BUILD)/obj/%.o: libgoman/%.c $(HEADERS)
@@ -75,9 +83,18 @@ $(BUILD)/tests/libgoman-test.a: $(TLIB_OBJ)
 	@mkdir -p $(@D)
 	rm -f $@ && ar rcs $@ $^
 
-$(BUILD)/bin/%: bin/%.c $(BUILD)/lib/libgoman.a $(HEADERS)
+$(BUILD)/cli/%.o: bin/cli/%.c bin/cli/cli.h $(HEADERS)
 	@mkdir -p $(@D)
-	$(CC) $(CPPFLAGS) $(CFLAGS) -o $@ $< $(BUILD)/lib/libgoman.a $(LDFLAGS) $(LDLIBS)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/bin/%: bin/%.c $(CLI_OBJ) $(BUILD)/lib/libgoman.a $(HEADERS) bin/cli/cli.h
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) -Ibin/cli $(CFLAGS) -o $@ $< $(CLI_OBJ) $(BUILD)/lib/libgoman.a $(LDFLAGS) $(LDLIBS)
+
+$(BUILD)/bin-so/%: bin/%.c $(CLI_OBJ) $(BUILD)/lib/libgoman.so $(HEADERS) bin/cli/cli.h
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) -Ibin/cli $(CFLAGS) -o $@ $< $(CLI_OBJ) -L$(BUILD)/lib -lgoman \
+		-Wl,-rpath,'$$ORIGIN/../lib' $(LDFLAGS) $(LDLIBS)
 
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/tests/libgoman-test.a $(HEADERS) tests/unit/unit.h
 	@mkdir -p $(@D)
@@ -112,14 +129,14 @@ bats: all $(BUILD)/tests/iofault.so
 	GOMAN_BUILD=$(BUILD) tests/run --bats-only $(TESTS)
 
 # every C file as .clang-format says (clang-format 14, from make deps)
-C_FILES := $(wildcard libgoman/*.[ch] libgoman/include/goman/*.h bin/*.c tests/unit/*.[ch] \
+C_FILES := $(wildcard libgoman/*.[ch] libgoman/include/goman/*.h bin/*.c bin/cli/*.[ch] tests/unit/*.[ch] \
 	tests/fuzz/*.[ch] tests/fixtures/*.c bench/*.c)
 check-format:
 	@clang-format --dry-run --Werror $(C_FILES) || \
 		{ echo "not formatted as .clang-format says: clang-format -i FILE"; exit 1; }
 
 check-banned:
-	@! grep -nE '\b(strcpy|sprintf|strtok|atoi|strcat|gets)\s*\(' libgoman/*.c bin/*.c || \
+	@! grep -nE '\b(strcpy|sprintf|strtok|atoi|strcat|gets)\s*\(' libgoman/*.c bin/*.c bin/cli/*.c || \
 		{ echo "banned function used (see above)"; exit 1; }
 	@# a local struct goman_err starts defined (GOMAN_ERR_INIT), so no field can leak stack bytes
 	@# (members of a struct definition, between "struct x {" and "};", are not locals)
