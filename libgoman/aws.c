@@ -46,11 +46,14 @@
 #include "goman/sigv4.h"
 #include "aws_int.h"
 #include "buf_int.h"
+#include "bytes_int.h"
 #include "creds_int.h"
 
 /* a parked op also re-asks on its own after the guard's wait_ms, or this long when the
  * guard names none: a wake-up is never lost, and the loop sees the op as pending */
 #define ADMIT_POLL_MS 500
+/* an op whose credentials the chain is fetching for another op asks again this often */
+#define CREDS_BUSY_POLL_MS 20
 
 struct endpoint {
 	char *service, *region, *url;
@@ -60,6 +63,7 @@ struct aws_op;
 
 struct goman_aws {
 	struct goman_credchain *cc;
+	bool own_cc; /* false for the client a bare chain makes for its own calls */
 	struct goman_creds creds; /* explicit credentials (opts->creds), else unused */
 	bool explicit_creds;
 	char *region;
@@ -89,6 +93,8 @@ struct aws_op {
 	bool waiting;
 	int64_t start_ms;
 	bool creds_refreshed;
+	bool unsigned_req;             /* the credential chain's unsigned calls */
+	struct goman_creds *sign_with; /* the chain's AssumeRole: its source credentials */
 	long http_id, timer_id;
 	struct goman_aws_result res;
 	/* per attempt */
@@ -124,9 +130,12 @@ struct goman_aws *goman_aws_new(const struct goman_aws_opts *opts, struct goman_
 		return NULL;
 	}
 	a->waiters_tail = &a->waiters;
-	a->cc = goman_credchain_new(opts->profile, err);
+	a->cc = gm_credchain_new(opts->profile, err);
 	if (!a->cc)
 		goto fail;
+	a->own_cc = true;
+	/* the chain's own calls (STS, SSO) go through this client, its loop and guard */
+	gm_credchain_set_caller(a->cc, gm_aws_creds_call, a, NULL);
 	if (opts->creds) {
 		if (goman_creds_copy(&a->creds, opts->creds) != 0) {
 			goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "", "out of memory");
@@ -134,8 +143,22 @@ struct goman_aws *goman_aws_new(const struct goman_aws_opts *opts, struct goman_
 		}
 		a->explicit_creds = true;
 		gm_secrets_held();
+	}
+	if (opts->http) {
+		a->http = opts->http;
 	} else {
-		/* resolve once now, so a missing setup fails here and not per call */
+		a->http = goman_http_new(NULL, err);
+		if (!a->http)
+			goto fail;
+		a->own_http = true;
+	}
+	struct goman_guard_opts go = {.config = opts->config};
+	if (!(a->guard = goman_guard_new(&go, err)))
+		goto fail;
+	a->max_reply = goman_guard_config(a->guard)->max_reply_bytes;
+	if (!a->explicit_creds) {
+		/* resolve once now (loop and guard ready: a role or SSO profile calls through
+		 * them), so a missing setup fails here and not per call */
 		struct goman_creds c = {0};
 		int rc = goman_credchain_get(a->cc, &c, err);
 		goman_creds_clear(&c);
@@ -152,15 +175,30 @@ struct goman_aws *goman_aws_new(const struct goman_aws_opts *opts, struct goman_
 	}
 	if (goman_region_check(a->region, "the region", err) != 0)
 		goto fail;
-	if (opts->http) {
-		a->http = opts->http;
-	} else {
-		a->http = goman_http_new(NULL, err);
-		if (!a->http)
-			goto fail;
-		a->own_http = true;
+	return a;
+fail:
+	goman_aws_free(a);
+	return NULL;
+}
+
+struct goman_aws *gm_aws_new_on_chain(struct goman_credchain *cc, struct goman_err *err)
+{
+	struct goman_aws *a = calloc(1, sizeof(*a));
+	if (!a) {
+		gm_err_oom(err);
+		return NULL;
 	}
-	struct goman_guard_opts go = {.config = opts->config};
+	a->waiters_tail = &a->waiters;
+	a->cc = cc;
+	/* every call it makes names its region; this one is never used for a host */
+	if (!(a->region = strdup("us-east-1"))) {
+		gm_err_oom(err);
+		goto fail;
+	}
+	if (!(a->http = goman_http_new(NULL, err)))
+		goto fail;
+	a->own_http = true;
+	struct goman_guard_opts go = {0};
 	if (!(a->guard = goman_guard_new(&go, err)))
 		goto fail;
 	a->max_reply = goman_guard_config(a->guard)->max_reply_bytes;
@@ -196,7 +234,8 @@ void goman_aws_free(struct goman_aws *a)
 	free(a->eps);
 	free(a->region);
 	goman_creds_clear(&a->creds);
-	goman_credchain_free(a->cc);
+	if (a->own_cc)
+		goman_credchain_free(a->cc);
 	free(a);
 }
 
@@ -273,6 +312,10 @@ static void op_free(struct aws_op *op)
 	attempt_reset(op);
 	gm_aws_req_clear(&op->req);
 	goman_aws_result_clear(&op->res);
+	if (op->sign_with) {
+		goman_creds_clear(op->sign_with);
+		free(op->sign_with);
+	}
 	free(op);
 }
 
@@ -354,26 +397,36 @@ static int attempt_chunk(const char *data, size_t len, long status, void *ud)
 
 static void wake_waiter(struct goman_aws *a, const struct aws_op *done);
 
-/* Takes fresh credentials, signs a fresh copy of the headers and submits the attempt the
- * guard admitted. 0, or -1 with err (credentials, signing or submit failed: nothing is in
- * flight and the admission is given back). */
-static int attempt_send(struct aws_op *op, struct goman_err *err)
+/* The credentials for this attempt: 0 (c filled; left empty for unsigned calls), 1 the
+ * chain is busy fetching them further up this stack (ask again soon), -1 with err. */
+static int attempt_creds(struct aws_op *op, struct goman_creds *c, struct goman_err *err)
 {
 	struct goman_aws *a = op->a;
-	struct goman_creds c = {0};
+	const struct goman_creds *fixed = op->sign_with ? op->sign_with
+					  : a->explicit_creds ? &a->creds
+							      : NULL;
+	if (op->unsigned_req)
+		return 0;
+	if (fixed)
+		return goman_creds_copy(c, fixed) == 0 ? 0 : gm_err_oom(err);
+	if (goman_credchain_get(a->cc, c, err) == 0)
+		return 0;
+	return err && !strcmp(err->code, GM_CREDS_BUSY_CODE) ? 1 : -1;
+}
+
+/* Signs a fresh copy of the headers with c (taken just before the guard admitted the
+ * attempt) and submits it. 0, or -1 with err (signing or submit failed: nothing is in
+ * flight and the admission is given back). c is wiped here. */
+static int attempt_send(struct aws_op *op, struct goman_creds *cp, struct goman_err *err)
+{
+	struct goman_aws *a = op->a;
+	struct goman_creds c = *cp;
 	struct goman_kvs hdrs = {0};
 	struct goman_sigv4_out sout = {0};
 	int rc = -1;
+	memset(cp, 0, sizeof(*cp));
 	attempt_reset(op);
 	op->http_id = op->timer_id = 0;
-	if (a->explicit_creds) {
-		if (goman_creds_copy(&c, &a->creds) != 0) {
-			goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "", "out of memory");
-			goto out;
-		}
-	} else if (goman_credchain_get(a->cc, &c, err) != 0) {
-		goto out;
-	}
 	if (goman_kvs_copy(&hdrs, &op->req.headers) != 0) {
 		goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "", "out of memory");
 		goto out;
@@ -388,7 +441,7 @@ static int attempt_send(struct aws_op *op, struct goman_err *err)
 		.s3 = op->req.s3,
 		.normalize = -1,
 	};
-	if (goman_sigv4_sign(&p, &c, &hdrs, false, &sout, err) != 0)
+	if (!op->unsigned_req && goman_sigv4_sign(&p, &c, &hdrs, false, &sout, err) != 0)
 		goto out;
 	struct goman_http_req hr = {
 		.method = op->req.method,
@@ -626,16 +679,30 @@ static int admit(struct aws_op *op, struct goman_err *err)
 {
 	struct goman_aws *a = op->a;
 	int64_t wait = 0;
+	struct goman_creds c = {0};
 	op->timer_id = 0;
-	int g = goman_guard_before(a->guard, &op->t, op->service, op->region, op->endpoint, &wait,
-				   err);
+	/* credentials before the guard: fetching them may call STS or SSO through this client,
+	 * and that call must not wait behind an admission this op would already hold */
+	int cr = attempt_creds(op, &c, err);
+	if (cr < 0) {
+		goman_err_classify(err, op->service, op->action);
+		return -1;
+	}
+	int g = cr == 1 ? 1
+			: goman_guard_before(a->guard, &op->t, op->service, op->region,
+					     op->endpoint, &wait, err);
 	if (g < 0) {
+		goman_creds_clear(&c);
 		if (err->rc == GOMAN_ECIRCUIT) /* the refused attempt is still an api_call */
 			emit_api_call(op, op->t.attempt + 1, 0, 0, err);
 		return -1;
 	}
 	if (g == 1) {
-		park(op);
+		goman_creds_clear(&c);
+		if (cr == 1)
+			wait = CREDS_BUSY_POLL_MS;
+		else
+			park(op);
 		op->timer_id =
 			goman_http_timer(a->http, wait > 0 ? wait : ADMIT_POLL_MS, admit_fire, op);
 		if (op->timer_id <= 0) {
@@ -645,7 +712,7 @@ static int admit(struct aws_op *op, struct goman_err *err)
 		}
 		return 0;
 	}
-	return attempt_send(op, err);
+	return attempt_send(op, &c, err);
 }
 
 static void admit_fire(void *ud)
@@ -751,7 +818,7 @@ static void attempt_done(struct goman_http_resp *resp, void *ud)
 				 ? "eventual"
 				 : outcome_name(&err);
 	} else if (err.rc == GOMAN_ESERVICE && expired_token(err.code) && !a->explicit_creds &&
-		   !op->creds_refreshed) {
+		   !op->sign_with && !op->unsigned_req && !op->creds_refreshed) {
 		/* credentials expired under us: fetch new ones once and go again at once (the
 		 * guard saw an auth error, which it never retries) */
 		op->creds_refreshed = true;
@@ -809,15 +876,6 @@ static bool http_token(const char *s)
 		if (c <= 0x20 || c >= 0x7f || strchr("\"(),/:;<=>?@[\\]{}", c))
 			return false;
 	}
-	return true;
-}
-
-bool gm_header_value_ok(const char *v)
-{
-	/* a CR or LF would end the header early and start one of the caller's choosing */
-	for (const unsigned char *p = (const unsigned char *)v; p && *p; p++)
-		if ((*p < 0x20 && *p != '\t') || *p == 0x7f)
-			return false;
 	return true;
 }
 
@@ -906,6 +964,11 @@ static int64_t add_sat(int64_t a, int64_t b)
 	return b > 0 && a > INT64_MAX - b ? INT64_MAX : a + b;
 }
 
+static struct aws_op *op_new(struct goman_aws *a, const char *service, const char *action,
+			     const char *region, goman_aws_done_fn done, void *ud,
+			     struct goman_err *err);
+static int op_start(struct aws_op *op, struct goman_err *err);
+
 int goman_aws_submit(struct goman_aws *a, const struct goman_aws_call *call, goman_aws_done_fn done,
 		     void *ud, struct goman_err *err)
 {
@@ -918,27 +981,16 @@ int goman_aws_submit(struct goman_aws *a, const struct goman_aws_call *call, gom
 				     call->service);
 	if (check_call(call, err) != 0)
 		return -1;
-	struct aws_op *op = calloc(1, sizeof(*op));
-	if (!op)
-		return goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "", "out of memory");
-	op->a = a;
-	op->done = done;
-	op->ud = ud;
-	goman_err_clear(&op->res.err);
-	snprintf(op->service, sizeof(op->service), "%s", call->service);
-	snprintf(op->action, sizeof(op->action), "%s", call->action);
 	/* IAM is global: it signs for, and lives in, us-east-1 */
 	const char *region = !strcmp(call->service, "iam")   ? "us-east-1"
 			     : call->region && *call->region ? call->region
 							     : a->region;
-	snprintf(op->region, sizeof(op->region), "%s", region);
-	snprintf(op->sign_region, sizeof(op->sign_region), "%s", region);
-	const char *ep = endpoint_for(a, op->service, op->region);
-	op->endpoint = ep;
+	struct aws_op *op = op_new(a, call->service, call->action, region, done, ud, err);
+	if (!op)
+		return -1;
+	const char *ep = op->endpoint;
 	int rc;
-	if (!ep)
-		rc = goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "", "out of memory");
-	else if (gm_query_version(op->service))
+	if (gm_query_version(op->service))
 		rc = gm_query_prepare(call, ep, &op->req, err);
 	else if (gm_json_service(op->service, NULL, NULL))
 		rc = gm_json_prepare(call, ep, &op->req, err);
@@ -948,8 +1000,6 @@ int goman_aws_submit(struct goman_aws *a, const struct goman_aws_call *call, gom
 		op_free(op);
 		return -1;
 	}
-	op->start_ms = goman_mono_ms();
-	goman_guard_ticket_init(&op->t, 0); /* 0: the policy's deadline */
 	if (call->retry_policy && *call->retry_policy) {
 		snprintf(op->policy, sizeof(op->policy), "%s", call->retry_policy);
 		op->t.policy = op->policy;
@@ -959,6 +1009,44 @@ int goman_aws_submit(struct goman_aws *a, const struct goman_aws_call *call, gom
 	op->t.eventual_deadline_ms = call->eventual_deadline_ms > 0
 					     ? add_sat(op->start_ms, call->eventual_deadline_ms)
 					     : -1;
+	return op_start(op, err);
+}
+
+/* An op for (service, action, region) with its endpoint resolved; the caller builds its
+ * request, then op_start(). NULL with err. */
+static struct aws_op *op_new(struct goman_aws *a, const char *service, const char *action,
+			     const char *region, goman_aws_done_fn done, void *ud,
+			     struct goman_err *err)
+{
+	struct aws_op *op = calloc(1, sizeof(*op));
+	if (!op) {
+		gm_err_oom(err);
+		return NULL;
+	}
+	op->a = a;
+	op->done = done;
+	op->ud = ud;
+	goman_err_clear(&op->res.err);
+	snprintf(op->service, sizeof(op->service), "%s", service);
+	snprintf(op->action, sizeof(op->action), "%s", action);
+	snprintf(op->region, sizeof(op->region), "%s", region);
+	snprintf(op->sign_region, sizeof(op->sign_region), "%s", region);
+	if (!(op->endpoint = endpoint_for(a, op->service, op->region))) {
+		gm_err_oom(err);
+		free(op);
+		return NULL;
+	}
+	op->start_ms = goman_mono_ms();
+	goman_guard_ticket_init(&op->t, 0); /* 0: the policy's deadline */
+	op->t.eventual_deadline_ms = -1;
+	return op;
+}
+
+/* Links the op and asks for its first attempt. 0 (in flight, parked, or refused with the
+ * result on its way through the loop), or -1 with err (the op is freed). */
+static int op_start(struct aws_op *op, struct goman_err *err)
+{
+	struct goman_aws *a = op->a;
 	op->next = a->ops;
 	if (a->ops)
 		a->ops->prev = op;
@@ -1020,6 +1108,82 @@ void goman_aws_result_clear(struct goman_aws_result *r)
 	goman_kvs_clear(&r->headers);
 	memset(r, 0, sizeof(*r));
 	goman_err_clear(&r->err);
+}
+
+/* ---- the credential chain's calls -------------------------------------------------- */
+
+/* REST-JSON request of the chain (SSO portal, SSO-OIDC): unsigned, JSON reply. */
+static int rest_prepare(const struct gm_cc_call *c, const char *ep, struct gm_aws_req *r,
+			struct goman_err *err)
+{
+	size_t n = strlen(ep) + strlen(c->path) + 1;
+	snprintf(r->method, sizeof(r->method), "%s", c->method);
+	r->reply = GM_REPLY_JSON;
+	if (!(r->url = malloc(n)))
+		return gm_err_oom(err);
+	snprintf(r->url, n, "%s%s", ep, c->path);
+	if (c->bearer_header && !gm_header_value_ok(c->bearer))
+		/* a token with a line break would add headers of its own */
+		return goman_err_set(err, GOMAN_ECREDS, GOMAN_CLASS_AUTH, "InvalidToken",
+				     "%s: the token holds control bytes", c->action);
+	if ((c->bearer_header && goman_kvs_add(&r->headers, c->bearer_header, c->bearer) < 0) ||
+	    goman_kvs_add(&r->headers, "Accept", "application/json") < 0)
+		return gm_err_oom(err);
+	if (c->body) {
+		r->body_len = strlen(c->body);
+		if (!(r->body = strdup(c->body)) ||
+		    goman_kvs_add(&r->headers, "Content-Type", "application/json") < 0)
+			return gm_err_oom(err);
+	}
+	return 0;
+}
+
+int gm_aws_creds_call(void *ctx, const struct gm_cc_call *c, cJSON **reply,
+		      struct goman_err *err)
+{
+	struct goman_aws *a = ctx;
+	struct goman_aws_result res;
+	struct call_ctx cx = {.out = &res, .done = 0};
+	*reply = NULL;
+	memset(&res, 0, sizeof(res));
+	struct aws_op *op = op_new(a, c->service, c->action, c->region, call_done, &cx, err);
+	if (!op)
+		return -1;
+	op->unsigned_req = c->kind != GM_CC_QUERY_SIGNED;
+	int rc;
+	if (c->kind == GM_CC_REST_JSON) {
+		rc = rest_prepare(c, op->endpoint, &op->req, err);
+	} else {
+		struct goman_aws_call q = {
+			.service = c->service, .action = c->action, .params = c->params};
+		rc = gm_query_prepare(&q, op->endpoint, &op->req, err);
+	}
+	if (rc == 0 && c->kind == GM_CC_QUERY_SIGNED &&
+	    (!(op->sign_with = calloc(1, sizeof(*op->sign_with))) ||
+	     goman_creds_copy(op->sign_with, c->creds) != 0))
+		rc = gm_err_oom(err);
+	if (rc != 0) {
+		op_free(op);
+		return -1;
+	}
+	/* the caller waits inside its own attempt: this loop runs the others meanwhile */
+	if (op_start(op, err) != 0)
+		return -1;
+	gm_http_run_until(a->http, &cx.done);
+	if (res.err.rc != GOMAN_OK) {
+		/* REST services name the error in a header */
+		const char *t = goman_kvs_get(&res.headers, "x-amzn-ErrorType");
+		if (t && res.err.rc == GOMAN_ESERVICE && !cJSON_IsObject(res.data))
+			snprintf(res.err.code, sizeof(res.err.code), "%.*s", (int)strcspn(t, ":"), t);
+		if (err)
+			*err = res.err;
+		goman_aws_result_clear(&res);
+		return -1;
+	}
+	*reply = res.data;
+	res.data = NULL;
+	goman_aws_result_clear(&res);
+	return 0;
 }
 
 /* ---- reading replies --------------------------------------------------------------- */

@@ -29,6 +29,18 @@ void gm_http_cancel(struct goman_http *h, long id);
  * would end the header and start another). */
 bool gm_header_value_ok(const char *v);
 
+/* ---- aws.c: the credential chain's caller (creds_int.h) --------------------------- */
+struct gm_cc_call;
+struct goman_credchain;
+/* The hook aws.c installs on its own chain (ctx = the client): STS query calls signed with
+ * the call's credentials or unsigned, and unsigned REST-JSON calls, on the client's loop
+ * and through its guard. */
+int gm_aws_creds_call(void *ctx, const struct gm_cc_call *call, struct cJSON **reply,
+		      struct goman_err *err);
+/* A client for a bare chain's own calls: borrows cc (endpoints), makes its own loop and
+ * guard, never resolves credentials itself. Freed with goman_aws_free (cc stays). */
+struct goman_aws *gm_aws_new_on_chain(struct goman_credchain *cc, struct goman_err *err);
+
 /* ---- the request a protocol file builds; aws.c signs and sends it ----------------- */
 enum gm_reply {
 	GM_REPLY_XML,  /* query protocol: XML replies, success and error */

@@ -21,6 +21,7 @@
  * Errors: -1/NULL with struct goman_err; ECREDS "NoCredentials" when no source had any.
  */
 #include <ctype.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +31,7 @@
 #include "goman/clock.h"
 #include "goman/ini.h"
 #include "goman/log.h"
+#include "bytes_int.h"
 #include "creds_int.h"
 
 #define REFRESH_MARGIN_MS (5 * 60 * 1000)
@@ -44,109 +46,10 @@ struct goman_credchain {
 	int64_t cache_margin_ms;
 	char *imds_region; /* asked once */
 	bool imds_region_asked;
+	struct gm_caller caller; /* the owner's AWS client (STS, SSO calls) */
+	void (*caller_free)(void *);
+	bool resolving; /* a fetch is running further up this stack */
 };
-
-const char *gm_env(const char *name)
-{
-	const char *v = getenv(name);
-	return v && *v ? v : NULL;
-}
-
-bool gm_env_true(const char *name)
-{
-	const char *v = gm_env(name);
-	return v && strcasecmp(v, "true") == 0;
-}
-
-static char *xstrdup(const char *s)
-{
-	return s ? strdup(s) : NULL;
-}
-
-void goman_creds_clear(struct goman_creds *c)
-{
-	if (!c)
-		return;
-	if (c->secret_access_key)
-		explicit_bzero(c->secret_access_key, strlen(c->secret_access_key));
-	if (c->session_token)
-		explicit_bzero(c->session_token, strlen(c->session_token));
-	free(c->access_key_id);
-	free(c->secret_access_key);
-	free(c->session_token);
-	free(c->source);
-	memset(c, 0, sizeof(*c));
-}
-
-int goman_creds_copy(struct goman_creds *dst, const struct goman_creds *src)
-{
-	memset(dst, 0, sizeof(*dst));
-	dst->access_key_id = xstrdup(src->access_key_id);
-	dst->secret_access_key = xstrdup(src->secret_access_key);
-	dst->session_token = xstrdup(src->session_token);
-	dst->source = xstrdup(src->source);
-	dst->expires_ms = src->expires_ms;
-	if ((src->access_key_id && !dst->access_key_id) ||
-	    (src->secret_access_key && !dst->secret_access_key) ||
-	    (src->session_token && !dst->session_token) || (src->source && !dst->source)) {
-		goman_creds_clear(dst);
-		return -1;
-	}
-	return 0;
-}
-
-/* Builds creds from borrowed strings (token may be NULL). */
-static int creds_set(struct goman_creds *out, const char *akid, const char *secret,
-		     const char *token, int64_t expires_ms, const char *source,
-		     struct goman_err *err)
-{
-	struct goman_creds tmp = {
-		.access_key_id = (char *)akid,
-		.secret_access_key = (char *)secret,
-		.session_token = (char *)(token && *token ? token : NULL),
-		.expires_ms = expires_ms,
-		.source = (char *)source,
-	};
-	if (goman_creds_copy(out, &tmp) < 0)
-		return goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "", "out of memory");
-	return 0;
-}
-
-void gm_secrets_held(void)
-{
-	/* a core dump or a same-user ptrace/proc read of this process would now carry the
-	 * secret key (and the session token): neither is allowed from here on. exec resets
-	 * it, so programs we start are not affected. */
-	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
-}
-
-int gm_creds_from_json(const cJSON *o, const char *token_field, const char *source,
-		       struct goman_creds *out, struct goman_err *err)
-{
-	const cJSON *ak = cJSON_GetObjectItemCaseSensitive(o, "AccessKeyId");
-	const cJSON *sk = cJSON_GetObjectItemCaseSensitive(o, "SecretAccessKey");
-	const cJSON *tk = cJSON_GetObjectItemCaseSensitive(o, token_field);
-	const cJSON *ex = cJSON_GetObjectItemCaseSensitive(o, "Expiration");
-	if (!cJSON_IsString(ak) || !*ak->valuestring || !cJSON_IsString(sk) || !*sk->valuestring)
-		return goman_err_set(err, GOMAN_ECREDS, GOMAN_CLASS_AUTH, "InvalidCredentials",
-				     "%s credentials lack AccessKeyId or SecretAccessKey", source);
-	if (tk && !cJSON_IsString(tk) && !cJSON_IsNull(tk))
-		return goman_err_set(err, GOMAN_ECREDS, GOMAN_CLASS_AUTH, "InvalidCredentials",
-				     "%s credentials: %s is not a string", source, token_field);
-	int64_t exp = 0;
-	if (ex && !cJSON_IsNull(ex)) {
-		if (!cJSON_IsString(ex) || goman_parse_time(ex->valuestring, &exp) < 0)
-			return goman_err_set(
-				err, GOMAN_ECREDS, GOMAN_CLASS_AUTH, "InvalidCredentials",
-				"%s credentials: Expiration is not an ISO 8601 time", source);
-		if (exp <= goman_now_ms())
-			return goman_err_set(err, GOMAN_ECREDS, GOMAN_CLASS_AUTH, "ExpiredToken",
-					     "%s credentials expired at %s", source,
-					     ex->valuestring);
-	}
-	return creds_set(out, ak->valuestring, sk->valuestring,
-			 cJSON_IsString(tk) ? tk->valuestring : NULL, exp, source, err);
-}
 
 /* ~/ expansion of a path from the environment, or $HOME/.aws/<name>. malloc'd or NULL. */
 static char *aws_file(const char *envname, const char *name)
@@ -225,7 +128,7 @@ static bool profile_exists(const struct goman_credchain *cc, const char *profile
 	return false;
 }
 
-struct goman_credchain *goman_credchain_new(const char *profile, struct goman_err *err)
+struct goman_credchain *gm_credchain_new(const char *profile, struct goman_err *err)
 {
 	struct goman_credchain *cc = calloc(1, sizeof(*cc));
 	if (!cc) {
@@ -257,10 +160,26 @@ fail:
 	return NULL;
 }
 
+void gm_credchain_set_caller(struct goman_credchain *cc, gm_cc_call_fn fn, void *ctx,
+			     void (*ctx_free)(void *))
+{
+	if (cc->caller_free)
+		cc->caller_free(cc->caller.ctx);
+	cc->caller = (struct gm_caller){.fn = fn, .ctx = ctx};
+	cc->caller_free = ctx_free;
+}
+
+bool gm_credchain_explicit(const struct goman_credchain *cc)
+{
+	return cc && cc->explicit_profile;
+}
+
 void goman_credchain_free(struct goman_credchain *cc)
 {
 	if (!cc)
 		return;
+	if (cc->caller_free)
+		cc->caller_free(cc->caller.ctx);
 	goman_creds_clear(&cc->cache);
 	goman_ini_free(cc->config);
 	goman_ini_free(cc->credentials);
@@ -294,7 +213,7 @@ static int from_env(struct goman_creds *out, struct goman_err *err)
 	const char *ex = gm_env("AWS_CREDENTIAL_EXPIRATION");
 	if (ex && goman_parse_time(ex, &exp) < 0)
 		exp = 0;
-	return creds_set(out, ak, sk, tok, exp, "env", err);
+	return gm_creds_set(out, ak, sk, tok, exp, "env", err);
 }
 
 /* static keys of a profile in one file (credentials: "[name]"; config: via config_get) */
@@ -315,95 +234,329 @@ static int static_keys(const struct goman_credchain *cc, const char *profile, bo
 		return 1;
 	char src[300];
 	snprintf(src, sizeof(src), "profile:%s", profile);
-	return creds_set(out, ak, sk, tok, 0, src, err);
+	return gm_creds_set(out, ak, sk, tok, 0, src, err);
 }
 
-static int profile_creds(struct goman_credchain *cc, const char *profile, int depth,
+static int profile_creds(struct goman_credchain *cc, const char *profile, int depth, bool env_ok,
 			 struct goman_creds *out, struct goman_err *err);
 
-/* role_arn: resolve the source, then AssumeRole. 1 when the profile has no role_arn. */
-static int assume_role(struct goman_credchain *cc, const char *profile, int depth,
-		       struct goman_creds *out, struct goman_err *err)
+static int config_error(struct goman_err *err, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static int config_error(struct goman_err *err, const char *fmt, ...)
 {
-	const char *role = prof_get(cc, profile, "role_arn");
-	if (!role || !*role)
-		return 1;
-	if (depth >= MAX_ROLE_DEPTH)
-		return goman_err_set(err, GOMAN_ECREDS, GOMAN_CLASS_AUTH, "InvalidConfig",
-				     "profile %s: source_profile chain too deep (a loop?)",
-				     profile);
+	char msg[256];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	return goman_err_set(err, GOMAN_ECREDS, GOMAN_CLASS_AUTH, "InvalidConfig", "%s", msg);
+}
+
+/* The region of the chain's own STS calls: the one the CLI's client for the profile uses,
+ * us-east-1 when none is set. Checked like every region before it names a host. */
+static int sts_region(const struct goman_credchain *cc, const char *profile, const char **out,
+		      struct goman_err *err)
+{
+	const char *from = "AWS_REGION", *r = gm_env("AWS_REGION");
+	if (!r)
+		r = gm_env(from = "AWS_DEFAULT_REGION");
+	if (!r) {
+		r = prof_get(cc, profile, "region");
+		from = "the profile's region";
+	}
+	*out = r;
+	return r ? goman_region_check(r, from, err) : 0;
+}
+
+/* One provider behind the CLI's on-disk cache (assume-role, web identity, SSO). */
+struct fetch {
+	struct goman_credchain *cc;
+	const char *profile;
+	int depth;
+	const char *source;
+	int (*run)(struct fetch *f, struct goman_creds *out, cJSON **doc, struct goman_err *err);
+	struct gm_assume a;
+	const char *token_file;
+	struct gm_sso sso;
+};
+
+/* Cached credentials of slot `key` while they have more than the margin left; else one
+ * process refreshes them (run) under the slot's lock while the others wait, or keep using
+ * theirs while they are still valid. */
+static int cached_fetch(struct fetch *f, const char *key, struct goman_creds *out,
+			struct goman_err *err)
+{
+	struct gm_cache_slot *slot = gm_cache_open(key, err);
+	if (!slot)
+		return -1;
+	int rc = gm_cache_read(slot, REFRESH_MARGIN_MS, out, f->source, err);
+	if (rc != 1)
+		goto done;
+	int lk = gm_cache_lock(slot, false, err);
+	if (lk == 1) {
+		/* another process is refreshing: still-valid credentials will do meanwhile */
+		if ((rc = gm_cache_read(slot, 0, out, f->source, err)) != 1)
+			goto done;
+		lk = gm_cache_lock(slot, true, err);
+	}
+	if (lk != 0) {
+		rc = -1;
+		goto done;
+	}
+	/* the lock's previous holder may have refreshed them */
+	if ((rc = gm_cache_read(slot, REFRESH_MARGIN_MS, out, f->source, err)) != 1)
+		goto done;
+	cJSON *doc = NULL;
+	rc = f->run(f, out, &doc, err);
+	if (rc == 0 && doc)
+		gm_cache_write(slot, doc, NULL); /* not fatal: the credentials are good */
+	gm_json_wipe_delete(doc);
+done:
+	gm_cache_close(slot);
+	return rc;
+}
+
+/* The source credentials of a role profile: source_profile or credential_source. */
+static int role_source(struct goman_credchain *cc, const char *profile, int depth,
+		       struct goman_creds *base, struct goman_err *err)
+{
 	const char *src = prof_get(cc, profile, "source_profile");
 	const char *csrc = prof_get(cc, profile, "credential_source");
-	if (prof_get(cc, profile, "mfa_serial"))
-		return goman_err_set(err, GOMAN_ECREDS, GOMAN_CLASS_AUTH, "InvalidConfig",
-				     "profile %s: mfa_serial needs a prompt; goman does not "
-				     "support it",
-				     profile);
-	if ((src && csrc) || (!src && !csrc))
-		return goman_err_set(err, GOMAN_ECREDS, GOMAN_CLASS_AUTH, "InvalidConfig",
-				     "profile %s: role_arn needs exactly one of source_profile "
-				     "and credential_source",
-				     profile);
-	struct goman_creds base = {0};
 	int rc;
 	if (src) {
-		if (!profile_exists(cc, src))
-			return goman_err_set(err, GOMAN_ECREDS, GOMAN_CLASS_AUTH, "ProfileNotFound",
-					     "profile %s: source_profile %s could not be found",
-					     profile, src);
 		/* a profile naming itself means its own static keys, as in botocore */
 		if (strcmp(src, profile) == 0) {
-			rc = static_keys(cc, src, false, &base, err);
+			rc = static_keys(cc, src, false, base, err);
 			if (rc == 1)
-				rc = static_keys(cc, src, true, &base, err);
+				rc = static_keys(cc, src, true, base, err);
 		} else {
-			rc = profile_creds(cc, src, depth + 1, &base, err);
+			rc = profile_creds(cc, src, depth + 1, false, base, err);
 		}
 	} else if (strcmp(csrc, "Environment") == 0) {
-		rc = from_env(&base, err);
+		rc = from_env(base, err);
 	} else if (strcmp(csrc, "EcsContainer") == 0) {
-		rc = gm_creds_ecs(NULL, &base, err);
-	} else if (strcmp(csrc, "Ec2InstanceMetadata") == 0) {
-		rc = gm_creds_imds(NULL, &base, err);
+		rc = gm_creds_ecs(NULL, base, err);
 	} else {
-		return goman_err_set(err, GOMAN_ECREDS, GOMAN_CLASS_AUTH, "InvalidConfig",
-				     "profile %s: unknown credential_source '%s'", profile, csrc);
+		rc = gm_creds_imds(NULL, base, err);
 	}
 	if (rc == 1)
 		return goman_err_set(err, GOMAN_ECREDS, GOMAN_CLASS_AUTH, "NoCredentials",
 				     "profile %s: its source (%s) has no credentials", profile,
 				     src ? src : csrc);
-	if (rc < 0)
-		return -1;
+	return rc;
+}
+
+static int run_assume(struct fetch *f, struct goman_creds *out, cJSON **doc,
+		      struct goman_err *err)
+{
+	struct goman_creds base = {0};
+	char code[16] = "";
+	struct gm_assume a = f->a;
+	int rc = role_source(f->cc, f->profile, f->depth, &base, err);
+	/* the prompt comes after the source resolved: a broken setup asks for no code */
+	if (rc == 0 && a.mfa_serial) {
+		rc = gm_mfa_prompt(a.mfa_serial, code, err);
+		a.token_code = code;
+	}
+	if (rc == 0)
+		rc = gm_creds_assume_role(&f->cc->caller, &a, &base, out, doc, err);
+	explicit_bzero(code, sizeof(code));
+	goman_creds_clear(&base);
+	return rc;
+}
+
+/* role_arn (without web_identity_token_file): AssumeRole from the source. 1 when the
+ * profile has no role_arn. */
+static int assume_role(struct goman_credchain *cc, const char *profile, int depth,
+		       struct goman_creds *out, struct goman_err *err)
+{
+	const char *role = prof_get(cc, profile, "role_arn");
+	if (!role || !*role || prof_get(cc, profile, "web_identity_token_file"))
+		return 1;
+	const char *src = prof_get(cc, profile, "source_profile");
+	const char *csrc = prof_get(cc, profile, "credential_source");
+	if ((src && csrc) || (!src && !csrc))
+		return config_error(err,
+				    "profile %s: role_arn needs exactly one of source_profile and "
+				    "credential_source",
+				    profile);
+	if (src && !profile_exists(cc, src))
+		return goman_err_set(err, GOMAN_ECREDS, GOMAN_CLASS_AUTH, "ProfileNotFound",
+				     "profile %s: source_profile %s could not be found", profile,
+				     src);
+	/* a loop of source_profile names is a configuration error found before any call */
+	const char *p = src && strcmp(src, profile) ? src : NULL;
+	for (int i = depth + 1; p; i++) {
+		if (i >= MAX_ROLE_DEPTH || !strcmp(p, profile))
+			return config_error(err,
+					    "profile %s: source_profile chain too deep (a loop?)",
+					    profile);
+		const char *next = prof_get(cc, p, "role_arn") ? prof_get(cc, p, "source_profile")
+							       : NULL;
+		p = next && strcmp(next, p) ? next : NULL;
+	}
+	if (csrc && strcmp(csrc, "Environment") && strcmp(csrc, "EcsContainer") &&
+	    strcmp(csrc, "Ec2InstanceMetadata"))
+		return config_error(err, "profile %s: unknown credential_source '%s'", profile,
+				    csrc);
 	const char *dur = prof_get(cc, profile, "duration_seconds");
 	char *end = NULL;
 	long d = dur ? strtol(dur, &end, 10) : 0;
 	if (dur && (end == dur || *end || d < 0))
 		d = 0;
-	const char *region = gm_env("AWS_REGION");
-	if (!region)
-		region = gm_env("AWS_DEFAULT_REGION");
-	if (!region)
-		region = prof_get(cc, profile, "region");
-	struct gm_assume a = {
-		.profile = cc->profile,
-		.role_arn = role,
-		.session_name = prof_get(cc, profile, "role_session_name"),
-		.external_id = prof_get(cc, profile, "external_id"),
-		.duration_s = d,
-		.region = region,
+	struct fetch f = {
+		.cc = cc,
+		.profile = profile,
+		.depth = depth,
+		.source = "assume-role",
+		.run = run_assume,
+		.a = {
+			.role_arn = role,
+			.session_name = prof_get(cc, profile, "role_session_name"),
+			.external_id = prof_get(cc, profile, "external_id"),
+			.mfa_serial = prof_get(cc, profile, "mfa_serial"),
+			.duration_s = d,
+		},
 	};
-	rc = gm_creds_assume_role(&a, &base, out, err);
-	goman_creds_clear(&base);
-	return rc;
+	char key[41];
+	if (sts_region(cc, profile, &f.a.region, err) != 0)
+		return -1;
+	if (gm_cache_key_assume(&f.a, key) != 0)
+		return gm_err_oom(err);
+	return cached_fetch(&f, key, out, err);
 }
 
-/* Credentials of one profile; 1 when it holds none. */
-static int profile_creds(struct goman_credchain *cc, const char *profile, int depth,
+static int run_web_identity(struct fetch *f, struct goman_creds *out, cJSON **doc,
+			    struct goman_err *err)
+{
+	return gm_creds_web_identity(&f->cc->caller, &f->a, f->token_file, out, doc, err);
+}
+
+/* web identity: AWS_WEB_IDENTITY_TOKEN_FILE / AWS_ROLE_ARN / AWS_ROLE_SESSION_NAME (not for
+ * a named profile or a source profile), else the profile's keys of the same meaning, each
+ * on its own, as botocore reads them. 1 when no token file is configured. */
+static int web_identity(struct goman_credchain *cc, const char *profile, bool env_ok,
+			struct goman_creds *out, struct goman_err *err)
+{
+	const char *file = env_ok ? gm_env("AWS_WEB_IDENTITY_TOKEN_FILE") : NULL;
+	const char *role = env_ok ? gm_env("AWS_ROLE_ARN") : NULL;
+	const char *name = env_ok ? gm_env("AWS_ROLE_SESSION_NAME") : NULL;
+	if (!file)
+		file = prof_get(cc, profile, "web_identity_token_file");
+	if (!file || !*file)
+		return 1;
+	if (!role)
+		role = prof_get(cc, profile, "role_arn");
+	if (!name)
+		name = prof_get(cc, profile, "role_session_name");
+	if (!role || !*role)
+		return config_error(err,
+				    "profile %s: a web identity token file is set but no role ARN "
+				    "(AWS_ROLE_ARN or role_arn)",
+				    profile);
+	struct fetch f = {
+		.cc = cc,
+		.profile = profile,
+		.source = "web-identity",
+		.run = run_web_identity,
+		.a = {.role_arn = role, .session_name = name},
+		.token_file = file,
+	};
+	char key[41];
+	if (sts_region(cc, profile, &f.a.region, err) != 0)
+		return -1;
+	if (gm_cache_key_assume(&f.a, key) != 0)
+		return gm_err_oom(err);
+	return cached_fetch(&f, key, out, err);
+}
+
+static int run_sso(struct fetch *f, struct goman_creds *out, cJSON **doc, struct goman_err *err)
+{
+	return gm_creds_sso(&f->cc->caller, &f->sso, out, doc, err);
+}
+
+/* the SSO settings of a profile: [sso-session NAME] or the legacy keys in the profile */
+static int sso_settings(const struct goman_credchain *cc, const char *profile,
+			struct gm_sso *s, struct goman_err *err)
+{
+	s->profile = profile;
+	s->session = prof_get(cc, profile, "sso_session");
+	s->account_id = prof_get(cc, profile, "sso_account_id");
+	s->role_name = prof_get(cc, profile, "sso_role_name");
+	s->start_url = prof_get(cc, profile, "sso_start_url");
+	s->region = prof_get(cc, profile, "sso_region");
+	if (s->session) {
+		char sec[300];
+		snprintf(sec, sizeof(sec), "sso-session %s", s->session);
+		const char *url = goman_ini_get(cc->config, sec, "sso_start_url");
+		const char *reg = goman_ini_get(cc->config, sec, "sso_region");
+		if (!url && !reg)
+			return config_error(err,
+					    "profile %s: sso_session %s has no [sso-session %s] "
+					    "section with sso_start_url and sso_region",
+					    profile, s->session, s->session);
+		/* the profile may repeat them, but not differently */
+		if ((s->start_url && url && strcmp(s->start_url, url)) ||
+		    (s->region && reg && strcmp(s->region, reg)))
+			return config_error(err,
+					    "profile %s: sso_start_url or sso_region differ from "
+					    "sso-session %s",
+					    profile, s->session);
+		s->start_url = url;
+		s->region = reg;
+	}
+	const char *missing = !s->start_url ? "sso_start_url"
+			      : !s->region  ? "sso_region"
+			      : !s->account_id ? "sso_account_id"
+			      : !s->role_name  ? "sso_role_name"
+					       : NULL;
+	if (missing)
+		return config_error(err, "profile %s: SSO needs %s", profile, missing);
+	if (goman_region_check(s->region, "sso_region", err) != 0)
+		return -1;
+	return 0;
+}
+
+/* IAM Identity Center: sso_session or the legacy sso_start_url. 1 when neither is set. */
+static int sso(struct goman_credchain *cc, const char *profile, struct goman_creds *out,
+	       struct goman_err *err)
+{
+	if (!prof_get(cc, profile, "sso_session") && !prof_get(cc, profile, "sso_start_url"))
+		return 1;
+	struct fetch f = {.cc = cc, .profile = profile, .source = "sso", .run = run_sso};
+	char key[41];
+	if (sso_settings(cc, profile, &f.sso, err) != 0)
+		return -1;
+	if (gm_cache_key_sso(f.sso.account_id, f.sso.role_name, f.sso.session, f.sso.start_url,
+			     key) != 0)
+		return gm_err_oom(err);
+	return cached_fetch(&f, key, out, err);
+}
+
+static bool has_static_keys(const struct goman_credchain *cc, const char *profile)
+{
+	return (goman_ini_get(cc->credentials, profile, "aws_access_key_id") &&
+		goman_ini_get(cc->credentials, profile, "aws_secret_access_key")) ||
+	       (config_get(cc, profile, "aws_access_key_id") &&
+		config_get(cc, profile, "aws_secret_access_key"));
+}
+
+/* Credentials of one profile in botocore's order; 1 when it holds none. A source profile
+ * (depth > 0) with static keys is used for its keys, not for its role_arn, as botocore
+ * does; env_ok says whether the web identity variables apply. */
+static int profile_creds(struct goman_credchain *cc, const char *profile, int depth, bool env_ok,
 			 struct goman_creds *out, struct goman_err *err)
 {
-	int rc = assume_role(cc, profile, depth, out, err);
-	if (rc != 1)
+	int rc;
+	if (depth >= MAX_ROLE_DEPTH)
+		return config_error(err, "profile %s: source_profile chain too deep (a loop?)",
+				    profile);
+	if ((depth == 0 || !has_static_keys(cc, profile)) &&
+	    (rc = assume_role(cc, profile, depth, out, err)) != 1)
+		return rc;
+	if ((rc = web_identity(cc, profile, env_ok, out, err)) != 1)
+		return rc;
+	if ((rc = sso(cc, profile, out, err)) != 1)
 		return rc;
 	if ((rc = static_keys(cc, profile, false, out, err)) != 1)
 		return rc;
@@ -418,7 +571,7 @@ static int resolve(struct goman_credchain *cc, struct goman_creds *out, struct g
 	int rc = 1;
 	if (!cc->explicit_profile && (rc = from_env(out, err)) != 1)
 		return rc;
-	if ((rc = profile_creds(cc, cc->profile, 0, out, err)) != 1)
+	if ((rc = profile_creds(cc, cc->profile, 0, !cc->explicit_profile, out, err)) != 1)
 		return rc;
 	if ((rc = gm_creds_ecs(NULL, out, err)) != 1)
 		return rc;
@@ -426,8 +579,8 @@ static int resolve(struct goman_credchain *cc, struct goman_creds *out, struct g
 		return rc;
 	return goman_err_set(err, GOMAN_ECREDS, GOMAN_CLASS_AUTH, "NoCredentials",
 			     "no credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or "
-			     "AWS_PROFILE with keys, credential_process or role_arn in ~/.aws, or "
-			     "run in ECS/EC2 (profile %s)",
+			     "AWS_PROFILE with keys, credential_process, role_arn, sso_session or "
+			     "web_identity_token_file in ~/.aws, or run in ECS/EC2 (profile %s)",
 			     cc->profile);
 }
 
@@ -446,9 +599,19 @@ int goman_credchain_get(struct goman_credchain *cc, struct goman_creds *out, str
 	if (!cc)
 		return goman_err_set(err, GOMAN_EINVAL, GOMAN_CLASS_NONE, "",
 				     "no credential chain");
-	if (!cache_fresh(cc)) {
+	if (!cache_fresh(cc) && cc->resolving) {
+		/* asked from inside our own fetch (the AWS client runs its other calls while it
+		 * waits for STS or SSO): lend the current credentials while they last */
+		if (!cc->cached || (cc->cache.expires_ms && cc->cache.expires_ms <= goman_now_ms()))
+			return goman_err_set(err, GOMAN_ECREDS, GOMAN_CLASS_TRANSIENT,
+					     GM_CREDS_BUSY_CODE,
+					     "credentials are being fetched; ask again");
+	} else if (!cache_fresh(cc)) {
 		struct goman_creds fresh = {0};
-		if (resolve(cc, &fresh, err) < 0)
+		cc->resolving = true;
+		int rc = resolve(cc, &fresh, err);
+		cc->resolving = false;
+		if (rc < 0)
 			return -1;
 		gm_secrets_held();
 		goman_credchain_invalidate(cc);
@@ -589,6 +752,10 @@ char *goman_credchain_endpoint(struct goman_credchain *cc, const char *service, 
 	char url[300];
 	if (strcmp(service, "iam") == 0 && strncmp(region, "cn-", 3) != 0)
 		snprintf(url, sizeof(url), "https://iam.amazonaws.com");
+	else if (strcmp(service, "sso") == 0) /* the SSO portal, as botocore names its host */
+		snprintf(url, sizeof(url), "https://portal.sso.%s.%s", region, suffix);
+	else if (strcmp(service, "sso-oidc") == 0)
+		snprintf(url, sizeof(url), "https://oidc.%s.%s", region, suffix);
 	else
 		snprintf(url, sizeof(url), "https://%s.%s.%s", service, region, suffix);
 	return strdup(url);

@@ -155,6 +155,15 @@ void goman_http_free(struct goman_http *h)
 	free(h);
 }
 
+bool gm_header_value_ok(const char *v)
+{
+	/* a CR or LF would end the header early and start one of the caller's choosing */
+	for (const unsigned char *p = (const unsigned char *)v; p && *p; p++)
+		if ((*p < 0x20 && *p != '\t') || *p == 0x7f)
+			return false;
+	return true;
+}
+
 bool goman_url_is_loopback(const char *url)
 {
 	bool lo = false;

@@ -123,6 +123,14 @@ static int teardown(void **state)
 	return 0;
 }
 
+/* removes HOME/rel and everything under it */
+static void rm_tree(const char *rel)
+{
+	char p[600];
+	snprintf(p, sizeof(p), "%s/%s", tmpdir, rel);
+	nftw(p, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+}
+
 static struct goman_credchain *chain(const char *profile)
 {
 	struct goman_err err = GOMAN_ERR_INIT;
@@ -962,7 +970,9 @@ static void assume_role_uses_source_profile_and_caches(void **state)
 	assert_non_null(c.session_token);
 	goman_creds_clear(&c);
 	goman_credchain_free(cc);
-	/* a bad source key is an auth error from STS, named after the role */
+	/* a bad source key is an auth error from STS, named after the role (once the role's
+	 * credentials are no longer in the CLI's cache, which would answer first) */
+	rm_tree(".aws/cli");
 	snprintf(text, sizeof(text),
 		 "[base]\naws_access_key_id = %s\naws_secret_access_key = wrong\n", moto_env[0]);
 	write_file(".aws/credentials", text, 0600);
