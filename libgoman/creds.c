@@ -265,7 +265,12 @@ static int sts_region(const struct goman_credchain *cc, const char *profile, con
 		from = "the profile's region";
 	}
 	*out = r;
-	return r ? goman_region_check(r, from, err) : 0;
+	if (r && goman_region_check(r, from, err) != 0) {
+		if (err)
+			err->rc = GOMAN_ECONFIG;
+		return -1;
+	}
+	return 0;
 }
 
 /* One provider behind the CLI's on-disk cache (assume-role, web identity, SSO). */
@@ -512,8 +517,12 @@ static int sso_settings(const struct goman_credchain *cc, const char *profile,
 					       : NULL;
 	if (missing)
 		return config_error(err, "profile %s: SSO needs %s", profile, missing);
-	if (goman_region_check(s->region, "sso_region", err) != 0)
+	if (goman_region_check(s->region, "sso_region", err) != 0) {
+		/* the profile's, not one record's: every call of the run would fail alike */
+		if (err)
+			err->rc = GOMAN_ECONFIG;
 		return -1;
+	}
 	return 0;
 }
 
