@@ -21,7 +21,6 @@
  * Errors: -1/NULL with struct goman_err; ECREDS "NoCredentials" when no source had any.
  */
 #include <ctype.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -240,17 +239,8 @@ static int static_keys(const struct goman_credchain *cc, const char *profile, bo
 static int profile_creds(struct goman_credchain *cc, const char *profile, int depth, bool env_ok,
 			 struct goman_creds *out, struct goman_err *err);
 
-static int config_error(struct goman_err *err, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-static int config_error(struct goman_err *err, const char *fmt, ...)
-{
-	char msg[256];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	return goman_err_set(err, GOMAN_ECREDS, GOMAN_CLASS_AUTH, "InvalidConfig", "%s", msg);
-}
+#define config_error(err, ...)                                                            \
+	goman_err_set(err, GOMAN_ECREDS, GOMAN_CLASS_AUTH, "InvalidConfig", __VA_ARGS__)
 
 /* The region of the chain's own STS calls: the one the CLI's client for the profile uses,
  * us-east-1 when none is set. Checked like every region before it names a host. */
@@ -319,6 +309,18 @@ static int cached_fetch(struct fetch *f, const char *key, struct goman_creds *ou
 done:
 	gm_cache_close(slot);
 	return rc;
+}
+
+/* An STS provider (assume-role, web identity) in the region of the profile's STS calls,
+ * behind its CLI cache slot. */
+static int cached_sts(struct fetch *f, struct goman_creds *out, struct goman_err *err)
+{
+	char key[41];
+	if (sts_region(f->cc, f->profile, &f->a.region, err) != 0)
+		return -1;
+	if (gm_cache_key_assume(&f->a, key) != 0)
+		return gm_err_oom(err);
+	return cached_fetch(f, key, out, err);
 }
 
 /* The source credentials of a role profile: source_profile or credential_source. */
@@ -423,12 +425,7 @@ static int assume_role(struct goman_credchain *cc, const char *profile, int dept
 			.duration_s = d,
 		},
 	};
-	char key[41];
-	if (sts_region(cc, profile, &f.a.region, err) != 0)
-		return -1;
-	if (gm_cache_key_assume(&f.a, key) != 0)
-		return gm_err_oom(err);
-	return cached_fetch(&f, key, out, err);
+	return cached_sts(&f, out, err);
 }
 
 static int run_web_identity(struct fetch *f, struct goman_creds *out, cJSON **doc,
@@ -467,12 +464,7 @@ static int web_identity(struct goman_credchain *cc, const char *profile, bool en
 		.a = {.role_arn = role, .session_name = name},
 		.token_file = file,
 	};
-	char key[41];
-	if (sts_region(cc, profile, &f.a.region, err) != 0)
-		return -1;
-	if (gm_cache_key_assume(&f.a, key) != 0)
-		return gm_err_oom(err);
-	return cached_fetch(&f, key, out, err);
+	return cached_sts(&f, out, err);
 }
 
 static int run_sso(struct fetch *f, struct goman_creds *out, cJSON **doc, struct goman_err *err)

@@ -53,6 +53,13 @@ static const char *const aws_vars[] = {
 	"AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
 	"AWS_EC2_METADATA_DISABLED",
 	"AWS_EC2_METADATA_SERVICE_ENDPOINT",
+	"AWS_WEB_IDENTITY_TOKEN_FILE",
+	"AWS_ROLE_ARN",
+	"AWS_ROLE_SESSION_NAME",
+	"AWS_ENDPOINT_URL_SSO",
+	"AWS_ENDPOINT_URL_SSO_OIDC",
+	"AWS_MAX_ATTEMPTS",
+	"GOMAN_CREDS_LOCK_TIMEOUT_MS",
 };
 #define NVARS (sizeof(aws_vars) / sizeof(aws_vars[0]))
 static char *saved[NVARS];
@@ -867,6 +874,123 @@ static void imds_unreachable_is_no_credentials_quickly(void **state)
 	goman_credchain_free(cc);
 }
 
+/* ---- precedence, as the AWS CLI v2 documents it ----------------------------------- */
+
+/* One row: what is configured, and which source must win. Sources that would call STS or
+ * SSO are pointed at a loopback port nobody listens on, so the winner shows in the error
+ * it ends with (the chain stops at the first configured source, as the CLI does). */
+struct prec_row {
+	const char *name;
+	const char *config, *credentials;
+	const char *env[4]; /* "NAME=value" */
+	const char *profile; /* passed as an argument (like --profile) */
+	const char *want;    /* the source ("env", "profile:NAME", "process") or a piece of
+			      * the error of the source that won */
+};
+
+#define ROLE "role_arn = arn:aws:iam::123456789012:role/"
+#define KEYS(k) "aws_access_key_id = " k "\naws_secret_access_key = s-" k "\n"
+#define PROC "credential_process = /bin/echo '{\"Version\": 1, \"AccessKeyId\": \"AKIAPROC\", " \
+	     "\"SecretAccessKey\": \"proc-secret\"}'\n"
+#define SSO "sso_session = corp\nsso_account_id = 123456789012\nsso_role_name = Admin\n" \
+	    "[sso-session corp]\nsso_start_url = https://x.awsapps.com/start\n"            \
+	    "sso_region = eu-west-1\n"
+#define WEBID_ENV "AWS_WEB_IDENTITY_TOKEN_FILE=/dev/null/none", \
+		  "AWS_ROLE_ARN=arn:aws:iam::123456789012:role/webid"
+
+static const struct prec_row prec_rows[] = {
+	{"env keys before a role profile", "[default]\n" ROLE "r\nsource_profile = base\n",
+	 "[base]\n" KEYS("AKIABASE"), {"AWS_ACCESS_KEY_ID=AKIAENV", "AWS_SECRET_ACCESS_KEY=e"},
+	 NULL, "env"},
+	{"a role profile before web identity", "[default]\n" ROLE "r\nsource_profile = base\n",
+	 "[base]\n" KEYS("AKIABASE"), {WEBID_ENV}, NULL, "AssumeRole arn:aws:iam::123456789012:role/r:"},
+	{"web identity before SSO", "[default]\n" SSO, "", {WEBID_ENV}, NULL,
+	 "web identity token file '/dev/null/none'"},
+	{"SSO before the credentials file", "[default]\n" SSO, "[default]\n" KEYS("AKIAFILE"), {0},
+	 NULL, "aws sso login --profile default"},
+	{"credentials file before credential_process", "[default]\n" PROC,
+	 "[default]\n" KEYS("AKIAFILE"), {0}, NULL, "profile:default"},
+	{"credential_process before config file keys", "[default]\n" PROC KEYS("AKIACONF"), "", {0},
+	 NULL, "process"},
+	{"config file keys before container credentials", "[default]\n" KEYS("AKIACONF"), "",
+	 {"AWS_CONTAINER_CREDENTIALS_FULL_URI=http://127.0.0.1:1/creds"}, NULL,
+	 "profile:default"},
+	{"a named profile skips env keys and web identity env",
+	 "[profile p]\n" KEYS("AKIAP"), "",
+	 {"AWS_ACCESS_KEY_ID=AKIAENV", "AWS_SECRET_ACCESS_KEY=e", WEBID_ENV}, "p", "profile:p"},
+	{"a source profile with keys is used for its keys, not its role",
+	 "[default]\n" ROLE "top\nsource_profile = mid\n[profile mid]\n" ROLE "mid\n"
+	 "source_profile = base\n" KEYS("AKIAMID"),
+	 "[base]\n" KEYS("AKIABASE"), {0}, NULL, "AssumeRole arn:aws:iam::123456789012:role/top:"},
+	{"web identity profile keys win over role_arn + source_profile",
+	 "[default]\n" ROLE "r\nsource_profile = base\nweb_identity_token_file = /dev/null/p\n",
+	 "[base]\n" KEYS("AKIABASE"), {0}, NULL, "web identity token file '/dev/null/p'"},
+};
+
+static void credential_precedence_follows_the_cli_table(void **state)
+{
+	for (size_t i = 0; i < sizeof(prec_rows) / sizeof(prec_rows[0]); i++) {
+		const struct prec_row *r = &prec_rows[i];
+		for (size_t v = 0; v < NVARS; v++)
+			if (strcmp(aws_vars[v], "HOME"))
+				unsetenv(aws_vars[v]);
+		setenv("AWS_EC2_METADATA_DISABLED", "true", 1);
+		setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:1", 1);
+		setenv("AWS_MAX_ATTEMPTS", "1", 1);
+		for (size_t e = 0; e < 4 && r->env[e]; e++) {
+			char name[64];
+			const char *eq = strchr(r->env[e], '=');
+			snprintf(name, sizeof(name), "%.*s", (int)(eq - r->env[e]), r->env[e]);
+			setenv(name, eq + 1, 1);
+		}
+		write_file(".aws/config", r->config, 0600);
+		write_file(".aws/credentials", r->credentials, 0600);
+		struct goman_credchain *cc = chain(r->profile);
+		struct goman_creds c;
+		struct goman_err err = GOMAN_ERR_INIT;
+		goman_err_clear(&err);
+		const char *got = goman_credchain_get(cc, &c, &err) == 0 ? c.source : err.message;
+		if (!strstr(got, r->want))
+			fail_msg("%s: wanted \"%s\", got \"%s\"", r->name, r->want, got);
+		goman_creds_clear(&c);
+		goman_credchain_free(cc);
+	}
+}
+
+/* botocore's keys for the same arguments (computed with botocore's fetchers, whose
+ * json.dumps escapes non-ASCII as \uXXXX with surrogate pairs) */
+#define BOTO_KEY_PIPELINE "e78be19f8f35d1fda1036b2cf3d70426cc0494b1"
+#define BOTO_KEY_UNICODE "3bb04b7484cf59356f4d462a031596bf1796d4c9"
+#define BOTO_KEY_ROLE_ONLY "f12bc260e3d2390dd0ea8aa092d6f7f5f6a0ec1c"
+#define BOTO_KEY_SSO_SESSION "8457bc68cf9d4aa8d629a61563948e8bd3159d49"
+#define BOTO_KEY_SSO_URL "243185b3287804d23760113d179c4c72e67b4061"
+static void cache_keys_are_botocores(void **state)
+{
+	char key[41];
+	struct gm_assume a = {.role_arn = "arn:aws:iam::123456789012:role/goman-cached",
+			      .session_name = "pipeline",
+			      .duration_s = 900};
+	assert_int_equal(gm_cache_key_assume(&a, key), 0);
+	assert_string_equal(key, BOTO_KEY_PIPELINE);
+	struct gm_assume b = {.role_arn = "arn:aws:iam::123456789012:role/r",
+			      .session_name = "s\xc3\xa9ssion \xf0\x9f\x94\x91\"\\\n",
+			      .external_id = "ext",
+			      .mfa_serial = "arn:aws:iam::123456789012:mfa/u"};
+	assert_int_equal(gm_cache_key_assume(&b, key), 0);
+	assert_string_equal(key, BOTO_KEY_UNICODE);
+	struct gm_assume c = {.role_arn = "arn:aws:iam::123456789012:role/webid"};
+	assert_int_equal(gm_cache_key_assume(&c, key), 0);
+	assert_string_equal(key, BOTO_KEY_ROLE_ONLY);
+	assert_int_equal(gm_cache_key_sso("123456789012", "Admin", "corp", NULL, key), 0);
+	assert_string_equal(key, BOTO_KEY_SSO_SESSION);
+	assert_int_equal(
+		gm_cache_key_sso("123456789012", "Admin", NULL, "https://x.awsapps.com/start", key), 0);
+	assert_string_equal(key, BOTO_KEY_SSO_URL);
+	/* bad UTF-8 is refused, not hashed into a key nobody else computes */
+	b.session_name = "\xff";
+	assert_int_equal(gm_cache_key_assume(&b, key), -1);
+}
+
 /* ---- AssumeRole against the local AWS endpoint ----------------------------------- */
 
 /* moto checks an assumed role's own policies when its credentials are used (the chained
@@ -1020,6 +1144,8 @@ int main(int argc, char **argv)
 			T(endpoint_precedence_service_env_global_env_services_profile_default),
 			T(default_endpoints_are_the_real_aws_ones),
 			T(creds_copy_duplicates_and_clear_frees),
+			T(credential_precedence_follows_the_cli_table),
+			T(cache_keys_are_botocores),
 		};
 		const struct CMUnitTest fixture[] = {
 			T(ecs_full_uri_with_token_gives_container_credentials),
