@@ -19,9 +19,9 @@ teardown_file() {
 	local_aws_stop
 }
 
-@test "creds: role_arn + source_profile assumes the role through STS, chains, and caches" {
+@test "creds: role_arn + source_profile assumes the role through STS, chains, caches, and refreshes before expiry" {
 	run -0 "$GOMAN_BUILD/tests/test_creds" assume-role
-	assert_output --partial "[  PASSED  ] 1 test(s)."
+	assert_output --partial "[  PASSED  ] 2 test(s)."
 	refute_output --partial "FAILED"
 }
 

@@ -21,6 +21,7 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include <cjson/cJSON.h>
 #include "goman/aws.h"
 #include "goman/clock.h"
 #include "goman/creds.h"
@@ -959,6 +960,8 @@ static void credential_precedence_follows_the_cli_table(void **state)
 
 /* botocore's keys for the same arguments (computed with botocore's fetchers, whose
  * json.dumps escapes non-ASCII as \uXXXX with surrogate pairs) */
+/* {"DurationSeconds": 900, "RoleArn": "...:role/goman-ops", "RoleSessionName": "goman-test"} */
+#define BOTO_KEY_OPS "011f03122cd47a4fe14462be02773fa526486dd8"
 #define BOTO_KEY_PIPELINE "e78be19f8f35d1fda1036b2cf3d70426cc0494b1"
 #define BOTO_KEY_UNICODE "3bb04b7484cf59356f4d462a031596bf1796d4c9"
 #define BOTO_KEY_ROLE_ONLY "f12bc260e3d2390dd0ea8aa092d6f7f5f6a0ec1c"
@@ -1108,6 +1111,62 @@ static void assume_role_uses_source_profile_and_caches(void **state)
 	goman_credchain_free(cc);
 }
 
+
+/* the AccessKeyId in the CLI cache slot of the ops profile (malloc'd) */
+static char *cached_key_id(void)
+{
+	char path[600];
+	snprintf(path, sizeof(path), "%s/.aws/cli/cache/%s.json", tmpdir, BOTO_KEY_OPS);
+	char *text = read_text(path);
+	cJSON *doc = text ? cJSON_Parse(text) : NULL;
+	const char *id = goman_json_path_str(doc, "Credentials.AccessKeyId");
+	char *out = id ? strdup(id) : NULL;
+	cJSON_Delete(doc);
+	free(text);
+	return out;
+}
+
+static void long_run_refreshes_role_credentials_before_they_expire(void **state)
+{
+	char text[1024];
+	snprintf(text, sizeof(text), "[base]\naws_access_key_id = %s\naws_secret_access_key = %s\n",
+		 moto_env[0], moto_env[1]);
+	write_file(".aws/credentials", text, 0600);
+	write_file(".aws/config",
+		   "[profile ops]\n"
+		   "role_arn = arn:aws:iam::123456789012:role/goman-ops\n"
+		   "source_profile = base\n"
+		   "role_session_name = goman-test\n"
+		   "duration_seconds = 900\n",
+		   0600);
+	setenv("AWS_ENDPOINT_URL", moto_env[2], 1);
+	struct goman_err err = GOMAN_ERR_INIT;
+	struct goman_aws_opts o = {.profile = "ops", .region = "us-east-1"};
+	struct goman_aws *aws = goman_aws_new(&o, &err);
+	if (!aws)
+		fail_msg("aws client: %s", err.message);
+	struct goman_aws_call call = {.service = "sts", .action = "GetCallerIdentity"};
+	struct goman_aws_result res;
+	assert_int_equal(goman_aws_call(aws, &call, &res), 0);
+	goman_aws_result_clear(&res);
+	char *first = cached_key_id();
+	assert_non_null(first);
+	/* 11 minutes on, the 15-minute credentials are inside the 5-minute margin: the next
+	 * call fetches new ones first and is signed with them */
+	wall_offset = 11 * 60000;
+	goman_clock_override(shifted_wall, NULL, NULL);
+	assert_int_equal(goman_aws_call(aws, &call, &res), 0);
+	assert_non_null(strstr(goman_json_path_str(res.data, "GetCallerIdentityResult.Arn"),
+			       "assumed-role/goman-ops/goman-test"));
+	goman_aws_result_clear(&res);
+	char *second = cached_key_id();
+	assert_non_null(second);
+	assert_string_not_equal(first, second);
+	free(first);
+	free(second);
+	goman_aws_free(aws);
+}
+
 int main(int argc, char **argv)
 {
 	for (size_t i = 0; i < NVARS; i++) {
@@ -1119,6 +1178,9 @@ int main(int argc, char **argv)
 		const struct CMUnitTest sts[] = {
 			cmocka_unit_test_setup_teardown(assume_role_uses_source_profile_and_caches,
 							setup, teardown),
+			cmocka_unit_test_setup_teardown(
+				long_run_refreshes_role_credentials_before_they_expire, setup,
+				teardown),
 		};
 		rc = cmocka_run_group_tests_name("assume-role", sts, assume_setup, assume_teardown);
 	} else {
