@@ -4,16 +4,24 @@
  * Credentials: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY/AWS_SESSION_TOKEN; AWS_PROFILE (or
  * "default") in AWS_SHARED_CREDENTIALS_FILE (~/.aws/credentials) and AWS_CONFIG_FILE
  * (~/.aws/config): static keys, credential_process (JSON with Expiration), role_arn +
- * source_profile (STS AssumeRole, cached until expiry); ECS container credentials
+ * source_profile / credential_source (STS AssumeRole; mfa_serial prompts on /dev/tty), web
+ * identity (AWS_WEB_IDENTITY_TOKEN_FILE + AWS_ROLE_ARN, or the profile keys: STS
+ * AssumeRoleWithWebIdentity, unsigned, the token file re-read at each refresh), IAM Identity
+ * Center (sso_session or sso_start_url: the token `aws sso login` cached, refreshed with
+ * SSO-OIDC CreateToken, then GetRoleCredentials); ECS container credentials
  * (AWS_CONTAINER_CREDENTIALS_FULL_URI / _RELATIVE_URI, authorization token); IMDSv2 (PUT
  * token then GET, short timeouts, AWS_EC2_METADATA_SERVICE_ENDPOINT, off when
  * AWS_EC2_METADATA_DISABLED=true).
- * Order (botocore's): env keys (skipped when a profile is passed to _new, as with
+ * Order (the AWS CLI v2's): env keys (skipped when a profile is passed to _new, as with
  * `aws --profile`; AWS_PROFILE keeps them first) > profile: role_arn (source_profile or
- * credential_source Environment/EcsContainer/Ec2InstanceMetadata), keys in the credentials
- * file, credential_process, keys in the config file > ECS > IMDS. A source that is
- * configured but fails ends the chain with its error. Profile settings are read from the
- * credentials file "[name]" first, then the config file "[profile name]" ("[default]").
+ * credential_source Environment/EcsContainer/Ec2InstanceMetadata), web identity, SSO, keys
+ * in the credentials file, credential_process, keys in the config file > ECS > IMDS. A
+ * source that is configured but fails ends the chain with its error. Profile settings are
+ * read from the credentials file "[name]" first, then the config file "[profile name]"
+ * ("[default]").
+ * Assumed-role, web identity and SSO role credentials are shared between processes (and
+ * with the AWS CLI) through ~/.aws/cli/cache: reused until 5 minutes before expiry, then
+ * refreshed by one process under a lock (see goman(7)).
  * Region: AWS_REGION > AWS_DEFAULT_REGION > profile region > IMDS placement region. Endpoint
  * per service: AWS_ENDPOINT_URL_<SERVICE> > AWS_ENDPOINT_URL > the profile's "services"
  * section (<svc>.endpoint_url) > profile endpoint_url > real AWS; none of the configured
@@ -33,7 +41,9 @@
 struct goman_credchain;
 
 /* Loads the files (absent files are empty). NULL with ENOTFOUND "ProfileNotFound" when a
- * profile named by the argument or AWS_PROFILE exists in neither file. Resolves nothing. */
+ * profile named by the argument or AWS_PROFILE exists in neither file. Resolves nothing.
+ * The STS and SSO calls of such a chain go through an AWS client it makes on first need;
+ * a goman_aws client's own chain uses that client instead. */
 struct goman_credchain *goman_credchain_new(const char *profile /* NULL = env/default */,
 					    struct goman_err *err);
 void goman_credchain_free(struct goman_credchain *cc);
