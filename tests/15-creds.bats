@@ -323,3 +323,49 @@ PY
 	assert_output --partial "sso_region is not a valid region name"
 	refute_output --partial "127.0.0.1:1"
 }
+
+@test "creds: mfa_serial reads the code from the terminal unechoed, holding the cache lock across the prompt" {
+	no_keys
+	role_profile
+	export AWS_ENDPOINT_URL=$MOTO_URL
+	printf 'mfa_serial = arn:aws:iam::123456789012:mfa/ops\n' >>"$HOME/.aws/config"
+	# A prompts on a terminal of its own; B, with no terminal, starts while A waits at the
+	# prompt: it must wait for A's credentials rather than fail for want of a terminal
+	run -0 "$LOCAL_AWS_PYTHON" - "$GOMAN_BIN/goman-api" <<'PY'
+import os, pty, select, subprocess, sys, time
+line = b'{"service":"sts","action":"GetCallerIdentity"}\n'
+env = dict(os.environ, AWS_PROFILE="ops")
+pid, fd = pty.fork()
+if pid == 0:
+    r, w = os.pipe()
+    os.write(w, line); os.close(w)
+    os.dup2(r, 0)
+    os.execve(sys.argv[1], [sys.argv[1]], env)
+seen = b""
+while b"Enter MFA code" not in seen:
+    select.select([fd], [], [], 10)
+    seen += os.read(fd, 1024)
+b = subprocess.Popen(["setsid", "-w", sys.argv[1]], stdin=subprocess.PIPE,
+                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
+b.stdin.write(line); b.stdin.close()
+time.sleep(1.0)
+assert b.poll() is None, "B did not wait for the lock: " + b.stdout.read().decode()
+os.write(fd, b"975318\n")
+out = b""
+while True:
+    try:
+        chunk = os.read(fd, 4096)
+    except OSError:
+        break
+    if not chunk:
+        break
+    out += chunk
+_, status = os.waitpid(pid, 0)
+bout = b.stdout.read().decode()
+print("A", os.waitstatus_to_exitcode(status), "echoed" if b"975318" in out else "quiet",
+      "assumed" if b"assumed-role/goman-cached/pipeline" in out else out.decode())
+print("B", b.wait(), "assumed" if "assumed-role/goman-cached/pipeline" in bout else bout)
+PY
+	assert_line "A 0 quiet assumed"
+	assert_line "B 0 assumed"
+}
