@@ -369,3 +369,37 @@ PY
 	assert_line "A 0 quiet assumed"
 	assert_line "B 0 assumed"
 }
+
+@test "creds: no token, refresh token, client secret or secret key in debug logs, events or errors" {
+	no_keys
+	sso_profile
+	sso_login corp 300 refreshable
+	export GOMAN_EVENTS="$BATS_TEST_TMPDIR/events"
+	AWS_PROFILE=sso GOMAN_LOG=debug run -0 --separate-stderr caller_arn
+	all="$output$stderr$(cat "$GOMAN_EVENTS" 2>/dev/null)"
+	webid_env
+	AWS_ENDPOINT_URL=$MOTO_URL GOMAN_LOG=debug run -0 --separate-stderr caller_arn
+	all="$all$output$stderr"
+	unset AWS_WEB_IDENTITY_TOKEN_FILE
+	role_profile
+	AWS_ENDPOINT_URL=$MOTO_URL AWS_PROFILE=ops GOMAN_LOG=debug run -0 --separate-stderr caller_arn
+	all="$all$output$stderr"
+	# the failures name files and profiles, never what they hold
+	unset AWS_WEB_IDENTITY_TOKEN_FILE AWS_ROLE_ARN AWS_ROLE_SESSION_NAME
+	sso_profile
+	sso_login corp -60 refreshable
+	sed -i 's/sso-fixture-refresh-token/wrong-refresh-token-secret/' "$HOME"/.aws/sso/cache/*.json
+	cached=$(jq -r .Credentials.SecretAccessKey "$HOME"/.aws/cli/cache/*.json | head -1)
+	rm -f "$HOME"/.aws/cli/cache/*.json
+	AWS_PROFILE=sso GOMAN_LOG=debug run -78 --separate-stderr caller_arn
+	all="$all$output$stderr"
+	for secret in sso-fixture-access-token sso-fixture-refreshed sso-fixture-refresh-token \
+		wrong-refresh-token-secret sso-fixture-client-secret webid-token-secret "$MOTO_SECRET"; do
+		[[ "$all" != *"$secret"* ]] || { echo "leaked: $secret"; false; }
+	done
+	[ -n "$cached" ] && [[ "$all" != *"$cached"* ]]
+	# nothing secret on any command line (the patterns come from a file: grep's own argv
+	# holds none of them)
+	printf '%s\n' sso-fixture-access-token webid-token-secret >"$BATS_TEST_TMPDIR/pat"
+	! grep -l -F -f "$BATS_TEST_TMPDIR/pat" /proc/[0-9]*/cmdline 2>/dev/null
+}
