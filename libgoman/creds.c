@@ -168,11 +168,6 @@ void gm_credchain_set_caller(struct goman_credchain *cc, gm_cc_call_fn fn, void 
 	cc->caller_free = ctx_free;
 }
 
-bool gm_credchain_explicit(const struct goman_credchain *cc)
-{
-	return cc && cc->explicit_profile;
-}
-
 void goman_credchain_free(struct goman_credchain *cc)
 {
 	if (!cc)

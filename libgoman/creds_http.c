@@ -33,14 +33,6 @@
 #define IMDS_HOST "http://169.254.169.254"
 #define IMDS_TTL "21600"
 
-static void wipe_free(char *s)
-{
-	if (s) {
-		explicit_bzero(s, strlen(s));
-		free(s);
-	}
-}
-
 /* One request; returns the body (malloc'd) when status is 200, else NULL with *status
  * set (0 = no answer) and err filled for transport errors. */
 static char *md_request(struct goman_http *h, const char *method, const char *url,
@@ -133,7 +125,7 @@ static char *ecs_token(bool *failed, struct goman_err *err)
 	while (l && (tok[l - 1] == '\n' || tok[l - 1] == '\r' || tok[l - 1] == ' '))
 		tok[--l] = '\0';
 	if (strpbrk(tok, "\r\n")) { /* would split the header */
-		wipe_free(tok);
+		gm_wipe_free(tok);
 		*failed = true;
 		goman_err_set(err, GOMAN_ECREDS, GOMAN_CLASS_AUTH, "ContainerCredentialsFailed",
 			      "container authorization token holds a line break");
@@ -205,11 +197,11 @@ out:
 			explicit_bzero(s->valuestring, strlen(s->valuestring));
 		cJSON_Delete(j);
 	}
-	wipe_free(body);
+	gm_wipe_free(body);
 	if (hdrs.n > 1 && hdrs.v[1].value)
 		explicit_bzero(hdrs.v[1].value, strlen(hdrs.v[1].value));
 	goman_kvs_clear(&hdrs);
-	wipe_free(tok);
+	gm_wipe_free(tok);
 	free(url);
 	return rc;
 }
@@ -266,7 +258,7 @@ static char *imds_token(struct goman_http *h, const char *base)
 	goman_kvs_clear(&hdrs);
 	free(url);
 	if (tok && (!*tok || strpbrk(tok, "\r\n"))) {
-		wipe_free(tok);
+		gm_wipe_free(tok);
 		tok = NULL;
 	}
 	return tok;
@@ -327,10 +319,10 @@ out:
 			explicit_bzero(s->valuestring, strlen(s->valuestring));
 		cJSON_Delete(j);
 	}
-	wipe_free(body);
+	gm_wipe_free(body);
 	free(path);
 	free(roles);
-	wipe_free(tok);
+	gm_wipe_free(tok);
 	free(base);
 	return rc;
 }
@@ -354,7 +346,7 @@ char *gm_imds_region(struct goman_http *h)
 			}
 		}
 	}
-	wipe_free(tok);
+	gm_wipe_free(tok);
 	free(base);
 	return region;
 }

@@ -90,8 +90,6 @@ struct goman_credchain *gm_credchain_new(const char *profile, struct goman_err *
 /* Installs the caller; ctx_free (may be NULL) runs on ctx when the chain is freed. */
 void gm_credchain_set_caller(struct goman_credchain *cc, gm_cc_call_fn fn, void *ctx,
 			     void (*ctx_free)(void *));
-/* Whether the profile was named (argument) rather than taken from the environment. */
-bool gm_credchain_explicit(const struct goman_credchain *cc);
 /* -1, ECREDS class transient "CredentialsRefreshing": the chain is fetching credentials
  * further up this same stack (an AWS call made while it waits for its own call) and has
  * no unexpired ones to lend; the AWS client waits a moment and asks again. */
