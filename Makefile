@@ -41,6 +41,7 @@ BINS     := $(BIN_SRC:bin/%.c=$(BUILD)/bin/%)
 # the commands' shared flag helpers (bin/cli), linked into every command, never into libgoman
 CLI_SRC  := $(sort $(wildcard bin/cli/*.c))
 CLI_OBJ  := $(CLI_SRC:bin/cli/%.c=$(BUILD)/cli/%.o)
+.SECONDARY: $(CLI_OBJ)
 # every command is linked a second time against libgoman.so: proves no command reaches
 # past the exported (goman_*) interface
 SO_BINS  := $(BIN_SRC:bin/%.c=$(BUILD)/bin-so/%)
