@@ -225,6 +225,11 @@ for r in rows:
 EOF
 }
 
+# the simulator against botocore's models first (fast mode; needs botocore, as the tests do)
+if [ "$SCALE_MODE" = fast ] && BOTO=$(scripts/local-aws.sh python 2>/dev/null) &&
+	"$BOTO" -c 'import botocore' 2>/dev/null; then
+	"$BOTO" bench/aws_sim_check.py || exit 1
+fi
 echo "scale: $SCALE_MODE (durations x$SCALE), nodes: $NODES, seed $SEED; $BASE_DESC; this = $THIS"
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) CPUs"
 rc=0
