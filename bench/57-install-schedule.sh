@@ -22,6 +22,9 @@
 #   BENCH57_BASE=REV     the base build's rev (default: git merge-base HEAD main);
 #                        BENCH57_BASE=none runs "this" only
 #   BENCH57_SEED=N       the simulator's seed (default 57)
+#   BENCH57_SERVER_BOOT=S  the first server boots in S s (before scaling) instead of a
+#                        drawn 25-45 s: 45 makes it the last to run, so agents that wait for
+#                        its record show in agent-start
 #   BENCH57_INSTALL_FLAGS / BENCH57_PROVISION_FLAGS   extra flags for both builds
 #
 # Printed per (nodes, build):
@@ -111,7 +114,7 @@ IFLAGS+=(${BENCH57_INSTALL_FLAGS:-})
 run_one() {
 	local label=$1 bin=$2 n=$3 r=$T/$1-$3
 	rm -f "$T/port"
-	$PY bench/aws_sim.py "$T/port" --scale "$SCALE" --seed "$SEED" 2>"$r.sim.err" &
+	$PY bench/aws_sim.py "$T/port" --scale "$SCALE" --seed "$SEED" ${BENCH57_SERVER_BOOT:+--server-boot "$BENCH57_SERVER_BOOT"} 2>"$r.sim.err" &
 	SIM_PID=$!
 	for _ in $(seq 100); do [ -s "$T/port" ] && break; sleep 0.1; done
 	[ -s "$T/port" ] || { echo "simulator did not start"; cat "$r.sim.err"; return 1; }
@@ -225,24 +228,29 @@ for r in rows:
 EOF
 }
 
-# the simulator against botocore's models first (fast mode; needs botocore, as the tests do)
-if [ "$SCALE_MODE" = fast ] && BOTO=$(scripts/local-aws.sh python 2>/dev/null) &&
-	"$BOTO" -c 'import botocore' 2>/dev/null; then
-	"$BOTO" bench/aws_sim_check.py || exit 1
-fi
-echo "scale: $SCALE_MODE (durations x$SCALE), nodes: $NODES, seed $SEED; $BASE_DESC; this = $THIS"
-echo "load average: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) CPUs"
-rc=0
-for n in $NODES; do
-	labels=()
-	for b in "${builds[@]}"; do
-		label=${b%%:*}
-		run_one "$label" "${b#*:}" "$n" || { rc=1; continue; }
-		report "$label" "$n" || { rc=1; continue; }
-		labels+=("$label")
+# one function, so that editing this file while it runs cannot change what runs
+main() {
+	# the simulator against botocore's models first (fast mode; needs botocore, as the tests do)
+	if [ "$SCALE_MODE" = fast ] && BOTO=$(scripts/local-aws.sh python 2>/dev/null) &&
+		"$BOTO" -c 'import botocore' 2>/dev/null; then
+		"$BOTO" bench/aws_sim_check.py || exit 1
+	fi
+	echo "scale: $SCALE_MODE (durations x$SCALE), nodes: $NODES, seed $SEED; $BASE_DESC; this = $THIS"
+	echo "load average: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) CPUs"
+	rc=0
+	for n in $NODES; do
+		labels=()
+		for b in "${builds[@]}"; do
+			label=${b%%:*}
+			run_one "$label" "${b#*:}" "$n" || { rc=1; continue; }
+			report "$label" "$n" || { rc=1; continue; }
+			labels+=("$label")
+		done
+		echo "--- $n nodes (1 server + $((n - 1)) agents)"
+		[ ${#labels[@]} -gt 0 ] && table "$n" "${labels[@]}"
 	done
-	echo "--- $n nodes (1 server + $((n - 1)) agents)"
-	[ ${#labels[@]} -gt 0 ] && table "$n" "${labels[@]}"
-done
-echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
-exit $rc
+	echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+	return $rc
+}
+main "$@"
+exit $?

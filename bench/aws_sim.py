@@ -3,7 +3,7 @@
 durations and throttle buckets, for bench/57. Not a test fixture: nothing is checked
 (signatures are ignored), only what goman-provision | goman-install call is answered.
 
-    aws_sim.py PORT_FILE [--scale S] [--seed N]
+    aws_sim.py PORT_FILE [--scale S] [--seed N] [--server-boot S]
 
 Listens on 127.0.0.1 (a free port), writes the port to PORT_FILE. Python 3 stdlib only.
 
@@ -73,8 +73,8 @@ class ApiError(Exception):
 
 
 class Sim:
-    def __init__(self, scale, seed):
-        self.scale, self.seed = scale, seed
+    def __init__(self, scale, seed, server_boot=None):
+        self.scale, self.seed, self.server_boot = scale, seed, server_boot
         self.lock = threading.Lock()
         self.reset()
 
@@ -104,7 +104,10 @@ class Sim:
     def durations(self, role, k):
         r = random.Random("%s/%s/%d" % (self.seed, role, k))
         s = self.scale
-        return r.uniform(25, 45) * s, r.uniform(3, 10) * s, r.uniform(20, 40) * s
+        boot, reg, inst = r.uniform(25, 45), r.uniform(3, 10), r.uniform(20, 40)
+        if role == "server" and k == 0 and self.server_boot is not None:
+            boot = self.server_boot
+        return boot * s, reg * s, inst * s
 
     def state(self, inst, now):
         return "running" if now >= inst["t_running"] else "pending"
@@ -520,11 +523,12 @@ def main():
     ap.add_argument("port_file")
     ap.add_argument("--scale", type=float, default=1.0)
     ap.add_argument("--seed", type=int, default=57)
+    ap.add_argument("--server-boot", type=float, help="the first server's boot (s, before scaling)")
     a = ap.parse_args()
     srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     srv.daemon_threads = True
     srv.request_queue_size = 256
-    srv.sim = Sim(a.scale, a.seed)
+    srv.sim = Sim(a.scale, a.seed, a.server_boot)
     tmp = a.port_file + ".tmp"
     with open(tmp, "w") as f:
         f.write(str(srv.server_address[1]))
