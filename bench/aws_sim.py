@@ -129,11 +129,7 @@ class Sim:
         if tok and tok in self.tokens:
             return self.tokens[tok]
         n = int(p.get("MaxCount", "1"))
-        tags = {}
-        i = 1
-        while "TagSpecification.1.Tag.%d.Key" % i in p:
-            tags[p["TagSpecification.1.Tag.%d.Key" % i]] = p.get("TagSpecification.1.Tag.%d.Value" % i, "")
-            i += 1
+        tags = self.tag_list(p, "TagSpecification.1.Tag")
         role = tags.get("goman:role", "agent")
         ids = []
         for li in range(n):
@@ -181,6 +177,14 @@ class Sim:
             i += 1
         return out
 
+    @staticmethod
+    def tag_list(p, prefix):
+        out, i = {}, 1
+        while "%s.%d.Key" % (prefix, i) in p:
+            out[p["%s.%d.Key" % (prefix, i)]] = p.get("%s.%d.Value" % (prefix, i), "")
+            i += 1
+        return out
+
     def filters(self, p):
         out, i = [], 1
         while "Filter.%d.Name" % i in p:
@@ -223,24 +227,25 @@ class Sim:
                         for x in page)
         return "<reservationSet>%s</reservationSet>%s" % (items, nxt)
 
-    def create_tags(self, p):
+    def create_tags(self, p, now):
         ids = self.indexed(p, "ResourceId")
-        tags, i = {}, 1
-        while "Tag.%d.Key" % i in p:
-            tags[p["Tag.%d.Key" % i]] = p.get("Tag.%d.Value" % i, "")
-            i += 1
+        tags = self.tag_list(p, "Tag")
         for r in ids:
             if r in self.instances:
                 self.instances[r]["tags"].update(tags)
         return "<return>true</return>"
 
-    def ec2(self, action, p, now):
-        if action == "RunInstances":
-            return self.run_instances(p, now)
-        if action == "DescribeInstances":
-            return self.describe_instances(p, now)
-        if action == "CreateTags":
-            return self.create_tags(p)
+    def call(self, service, action, args, now):
+        """the answer to one request (XML body for EC2, JSON object for SSM)"""
+        own = {"RunInstances": self.run_instances, "DescribeInstances": self.describe_instances,
+               "CreateTags": self.create_tags, "SendCommand": self.send_command,
+               "GetCommandInvocation": self.get_invocation,
+               "ListCommandInvocations": self.list_invocations}.get(action)
+        if own:
+            return own(args, now)
+        return (self.ssm_params if service == "ssm" else self.ec2_setup)(action, args)
+
+    def ec2_setup(self, action, p):
         if action == "DescribeSubnets":
             ids = self.indexed(p, "SubnetId") or ["subnet-0sim"]
             return "<subnetSet>%s</subnetSet>" % "".join(
@@ -380,13 +385,7 @@ class Sim:
             res["NextToken"] = str(start + mx)
         return res
 
-    def ssm(self, action, j, now):
-        if action == "SendCommand":
-            return self.send_command(j, now)
-        if action == "GetCommandInvocation":
-            return self.get_invocation(j, now)
-        if action == "ListCommandInvocations":
-            return self.list_invocations(j, now)
+    def ssm_params(self, action, j):
         if action == "GetParameter":
             v = self.params.get(j.get("Name"))
             if v is None:
@@ -471,12 +470,7 @@ class Handler(BaseHTTPRequestHandler):
                     else ApiError(400, "ThrottlingException", "Rate exceeded")
                 return self.error(service, err)
             try:
-                if service == "ssm":
-                    res = sim.ssm(action, args, now)
-                elif service == "iam":
-                    res = self.iam(action, args)
-                else:
-                    res = sim.ec2(action, args, now)
+                res = self.iam(action, args) if service == "iam" else sim.call(service, action, args, now)
                 sim.count(action, "ok")
             except ApiError as e:
                 sim.count(action, "error")
