@@ -14,7 +14,10 @@
 # Modes (environment):
 #   BENCH57_SCALE=fast   (default, `make bench`) durations x0.1, bucket refills x10, goman's
 #                        SSM timing scaled the same way; 50 nodes. About 2 x 15 s, plus the
-#                        base build the first time (~1 min; cached per rev in /tmp).
+#                        simulator's check (~15 s) and the base build the first time (~1 min;
+#                        cached per rev in /tmp). Meant for <= 100 nodes: goman-provision paces
+#                        its CreateTags itself at AWS's real rate (10/s after a burst of 100),
+#                        which no flag scales, so larger fast runs measure that pacing.
 #   BENCH57_SCALE=real   AWS's real time scale, goman's defaults. Each run takes the critical
 #                        path (~75-100 s) plus goman's overhead: about 2 x 2 min for each of
 #                        50, 500 and 1000 nodes (~12 min for BENCH57_NODES="50 500 1000").
@@ -35,8 +38,9 @@
 #   per node; throttled = answered RequestLimitExceeded/ThrottlingException (goman retried
 #   them unless a record carries the error: "in records");
 #   lateness = a node's record out - its simulated install end (p50/p90/max);
-#   agent start = its SendCommand - the moment its SSM agent registered (p50/max: a held
-#   agent shows here); max RSS of goman-provision and goman-install (/usr/bin/time), and
+#   agent-start = its SendCommand - the moment its SSM agent registered (p50/max: a held
+#   agent shows here) and "late", the agents whose start exceeds the batch window + 1 s
+#   (2 s, scaled; the target for an agent registered before its server); max RSS of goman-provision and goman-install (/usr/bin/time), and
 #   the simulator's own CPU (to show it is not the bottleneck) and RSS.
 set -u
 cd "$(dirname "$0")/.." || exit 1
@@ -46,7 +50,7 @@ fast) SCALE=0.1 ;;
 real) SCALE=1 ;;
 *) echo "BENCH57_SCALE is fast or real, not '$SCALE_MODE'" >&2; exit 64 ;;
 esac
-NODES=${BENCH57_NODES:-50}
+NODES=${BENCH57_NODES:-${GOMAN_BENCH_NODES:-50}}
 SEED=${BENCH57_SEED:-57}
 THIS=${GOMAN_BUILD:-build}/bin
 for b in goman-provision goman-install; do
@@ -56,9 +60,10 @@ done
 PY=python3
 
 T=$(mktemp -d)
-SIM_PID=
+SIM_PID= WT=
 cleanup() {
 	[ -n "$SIM_PID" ] && kill "$SIM_PID" 2>/dev/null
+	[ -n "$WT" ] && git worktree remove --force "$WT" >/dev/null 2>&1
 	rm -rf "$T"
 }
 trap cleanup EXIT
@@ -67,20 +72,21 @@ trap cleanup EXIT
 # (static binaries, with k3s-install.sh next to them where goman-install finds it); prints
 # the directory
 base_build() {
-	local sha dir wt
+	local sha dir
 	sha=$(git rev-parse --verify "$1^{commit}" 2>/dev/null) || { echo "no such rev: $1" >&2; return 1; }
 	dir=/tmp/goman-bench57-bin-${sha:0:12}
 	if [ ! -x "$dir/goman-install" ] || [ ! -x "$dir/goman-provision" ]; then
-		wt=$(mktemp -d /tmp/goman-bench57-wt.XXXXXX)
-		git worktree add -q --detach "$wt" "$sha" >&2 || return 1
-		echo "building base ${sha:0:12} in $wt ..." >&2
-		if make -C "$wt" -j2 build/bin/goman-provision build/bin/goman-install >"$T/base-build.log" 2>&1; then
-			mkdir -p "$dir.tmp" && cp "$wt/build/bin/goman-provision" "$wt/build/bin/goman-install" \
-				"$wt/scripts/k3s-install.sh" "$dir.tmp/" && rm -rf "$dir" && mv "$dir.tmp" "$dir"
+		WT=$(mktemp -d /tmp/goman-bench57-wt.XXXXXX)
+		git worktree add -q --detach "$WT" "$sha" >&2 || return 1
+		echo "building base ${sha:0:12} in $WT ..." >&2
+		if make -C "$WT" -j2 build/bin/goman-provision build/bin/goman-install >"$T/base-build.log" 2>&1; then
+			mkdir -p "$dir.tmp" && cp "$WT/build/bin/goman-provision" "$WT/build/bin/goman-install" \
+				"$WT/scripts/k3s-install.sh" "$dir.tmp/" && rm -rf "$dir" && mv "$dir.tmp" "$dir"
 		else
 			tail -20 "$T/base-build.log" >&2
 		fi
-		git worktree remove --force "$wt" >&2
+		git worktree remove --force "$WT" >&2
+		WT=
 		[ -x "$dir/goman-install" ] || return 1
 	fi
 	echo "$dir"
@@ -89,9 +95,12 @@ base_build() {
 BASE=${BENCH57_BASE:-$(git merge-base HEAD main 2>/dev/null)}
 builds=()
 if [ -n "$BASE" ] && [ "$BASE" != none ]; then
-	BASEDIR=$(base_build "$BASE") || { echo "cannot build base $BASE"; exit 1; }
-	builds+=("base:$BASEDIR")
-	BASE_DESC="base = $(git rev-parse --short "$BASE") ($(git log -1 --format=%s "$BASE" | cut -c1-60))"
+	if base_build "$BASE" >"$T/basedir"; then
+		builds+=("base:$(cat "$T/basedir")")
+		BASE_DESC="base = $(git rev-parse --short "$BASE") ($(git log -1 --format=%s "$BASE" | cut -c1-60))"
+	else
+		BASE_DESC="base = none (cannot build $BASE)"
+	fi
 else
 	BASE_DESC="base = none"
 fi
@@ -124,7 +133,8 @@ run_one() {
 	(
 		export AWS_ENDPOINT_URL=$url AWS_ACCESS_KEY_ID=AKIDBENCH57SIM AWS_SECRET_ACCESS_KEY=bench57-not-a-secret
 		export AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true
-		export HOME=$T/home-$label-$n GOMAN_EVENTS=
+		# events on, as the porcelain's create runs them
+		export HOME=$T/home-$label-$n GOMAN_EVENTS=$r.events
 		unset AWS_SESSION_TOKEN AWS_PROFILE XDG_RUNTIME_DIR XDG_STATE_HOME XDG_CONFIG_HOME GOMAN_STATE_FILE GOMAN_CONFIG
 		/usr/bin/time -f %M -o "$r.prov.rss" "$bin/goman-provision" --cluster bench --servers 1 \
 			--agents $((n - 1)) --ami ami-0b57sim --subnet subnet-0sim --security-group sg-0sim \
@@ -182,13 +192,29 @@ by_id = {x.get("instance_id"): t for t, x in recs}
 late = sorted(by_id[i] - x["t_finish"] for i, x in nodes.items() if i in by_id and "t_finish" in x)
 start = sorted(x["t_send"] - x["t_registered"] for x in nodes.values()
                if x["role"] != "server" and "t_send" in x)
+held = sum(1 for v in start if v > 2 * scale)
+ev = {"calls": 0, "throttled": 0, "retries": 0, "circuit_open": 0}
+try:
+    for line in open(r + ".events"):
+        try:
+            e = json.loads(line)
+        except ValueError:
+            continue
+        if e.get("event") != "api_call":
+            continue
+        ev["calls"] += 1
+        ev["retries"] += e.get("attempt", 1) > 1
+        if e.get("outcome") in ("throttled", "circuit_open"):
+            ev[e["outcome"]] += 1
+except OSError:
+    pass
 def q(v, p):
     return v[min(len(v) - 1, int(len(v) * p))] if v else float("nan")
 row = {"label": label, "n": n, "ok": ok, "wall": wall, "crit": crit, "calls": calls, "thr": thr,
        "in_recs": in_recs, "prov_rss": rss(".prov.rss"), "inst_rss": rss(".inst.rss"),
        "sim_rss": rss(".sim.rss"), "sim_cpu": st["cpu_s"],
        "late": (q(late, .5), q(late, .9), late[-1] if late else float("nan")),
-       "start": (q(start, .5), start[-1] if start else float("nan")),
+       "start": (q(start, .5), start[-1] if start else float("nan")), "held": held, "ev": ev,
        "acts": {a: sum(v.values()) for a, v in acts.items()},
        "thr_acts": {a: v["throttled"] for a, v in acts.items() if v["throttled"]},
        "err_acts": {a: v["error"] for a, v in acts.items() if v["error"]}}
@@ -204,22 +230,25 @@ import json, sys
 d, n, scale, labels = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), sys.argv[4:]
 rows = [json.load(open("%s/%s-%d.row" % (d, l, n))) for l in labels]
 u = "s" if scale == 1 else "s (x%g)" % scale
-print("%-5s %5s %5s %8s %8s %9s %6s %9s %5s %8s %8s %8s %8s %11s %11s" % (
+print("%-5s %5s %5s %8s %8s %9s %6s %9s %5s %8s %8s %8s %8s %11s %11s %5s" % (
     "build", "nodes", "ok", "wall", "crit", "crit/wall", "calls", "calls/node", "thr", "thr-rec",
-    "prov-MB", "inst-MB", "sim-MB", "sim-cpu", "agent-start"))
+    "prov-MB", "inst-MB", "sim-MB", "sim-cpu", "agent-start", "late"))
 for r in rows:
-    print("%-5s %5d %5d %8.1f %8.1f %9.3f %6d %9.2f %5d %8d %8.1f %8.1f %8.1f %6.1fs/%2.0f%% %5.1f/%5.1f" % (
+    print("%-5s %5d %5d %8.1f %8.1f %9.3f %6d %9.2f %5d %8d %8.1f %8.1f %8.1f %6.1fs/%2.0f%% %5.1f/%5.1f %5d" % (
         r["label"], r["n"], r["ok"], r["wall"], r["crit"], r["crit"] / r["wall"] if r["wall"] else 0,
         r["calls"], r["calls"] / r["n"], r["thr"], r["in_recs"], r["prov_rss"], r["inst_rss"],
         r["sim_rss"], r["sim_cpu"], 100 * r["sim_cpu"] / r["wall"] if r["wall"] else 0,
-        r["start"][0], r["start"][1]))
-print("  (times in %s; agent-start = SendCommand - agent registered, p50/max)" % u)
+        r["start"][0], r["start"][1], r["held"]))
+print("  (times in %s; agent-start = SendCommand - agent registered, p50/max; late = agents whose"
+      " SendCommand came more than the batch window + 1 s (%g s) after registration)" % (u, 2 * scale))
 for r in rows:
     print("  %s: calls by action: %s" % (r["label"], ", ".join(
         "%s %d" % (a, c) for a, c in sorted(r["acts"].items(), key=lambda x: -x[1]))))
     if r["thr_acts"]:
-        print("  %s: throttled: %s (retried by goman; %d reached a record)" % (r["label"], ", ".join(
+        print("  %s: throttled: %s (%d reached a record)" % (r["label"], ", ".join(
             "%s %d" % x for x in sorted(r["thr_acts"].items())), r["in_recs"]))
+    print("  %s: goman's api_call events: %d, %d throttled, %d retries (attempt > 1), %d circuit_open" % (
+        r["label"], r["ev"]["calls"], r["ev"]["throttled"], r["ev"]["retries"], r["ev"]["circuit_open"]))
     if r["err_acts"]:
         print("  %s: error answers: %s" % (r["label"], ", ".join(
             "%s %d" % x for x in sorted(r["err_acts"].items()))))
@@ -237,6 +266,10 @@ main() {
 	fi
 	echo "scale: $SCALE_MODE (durations x$SCALE), nodes: $NODES, seed $SEED; $BASE_DESC; this = $THIS"
 	echo "load average: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) CPUs"
+	for n in $NODES; do
+		[ "$SCALE_MODE" = fast ] && [ "$n" -gt 100 ] &&
+			echo "note: fast mode at $n nodes: goman-provision's own CreateTags pacing (10/s) is not scaled"
+	done
 	rc=0
 	for n in $NODES; do
 		labels=()
