@@ -29,7 +29,8 @@ HTTP 400 ThrottlingException JSON), and the request has no effect:
 
 SSM ListCommandInvocations follows the API reference: CommandId / InstanceId filters,
 MaxResults 1-50 (default 50), NextToken, Details (CommandPlugins with Output cut at 2,500
-characters; an empty CommandPlugins list without it).
+characters; an empty CommandPlugins list without it). An install's output is ~4 KB of log
+with GOMAN_RESULT last, so that line is only in GetCommandInvocation's output.
 
 Control: GET /__sim/stats  {"actions":{A:{"ok":N,"throttled":N,"error":N}},
                             "nodes":{id:{role,ordinal,boot,reg,install,t_launch,t_finish,...}},
@@ -50,6 +51,10 @@ from xml.sax.saxutils import escape
 
 EC2_NS = "http://ec2.amazonaws.com/doc/2016-11-15/"
 OUTPUT_CAP = 2500  # ListCommandInvocations Details=true: "Output" is cut here
+# an install's log before its GOMAN_RESULT line, as long as a real one (~4 KB): the
+# result line lies past OUTPUT_CAP, as it does on AWS
+LOG = "".join("[k3s-install] %02d simulated step: pre-checks, download, verify, unit, readiness"
+              " (the node-side installer's own log line)\n" % i for i in range(30))
 
 
 class Bucket:
@@ -274,22 +279,26 @@ class Sim:
                 raise ApiError(400, "InvalidInstanceId",
                                "Instances [[%s]] not in a valid state for account 123456789012" % i)
         comment = j.get("Comment", "")
-        kind = comment.rsplit(" ", 1)[-1] if comment else "agent"
+        # goman's Comment ends with the command's kind; anything not a verify/kubectl command
+        # is an install, and the first server is known by its tags (not by the comment)
+        last = comment.rsplit(" ", 1)[-1] if comment else ""
+        quick = last in ("verify", "kubectl")
         cid = str(uuid.uuid4())
         inv = {}
         for i in ids:
             x = self.instances[i]
-            if kind in ("verify", "kubectl"):
-                fin = now + 1.0 * self.scale
+            if quick:
+                kind, fin = last, now + 1.0 * self.scale
             else:
+                kind = "first-server" if (x["role"], x["ordinal"]) == ("server", 0) else \
+                    "join-server" if x["role"] == "server" else "agent"
                 fin = now + x["install"]
                 x["t_send"] = now
                 x["kind"] = kind
-                x["inv"] = None  # set below
                 if kind == "first-server" and self.server_finish is None:
                     self.server_finish = fin
             inv[i] = {"t_send": now, "t_finish": fin, "kind": kind}
-            if kind not in ("verify", "kubectl"):
+            if not quick:
                 x["inv"] = inv[i]
         self.commands[cid] = {"id": cid, "ids": list(ids), "inv": inv, "comment": comment,
                               "t": now, "doc": j.get("DocumentName", "AWS-RunShellScript")}
@@ -311,7 +320,7 @@ class Sim:
         role = "server" if v["kind"] in ("first-server", "join-server") else "agent"
         if v["kind"] in ("verify", "kubectl"):
             return "NAME STATUS ROLES AGE VERSION\n"
-        return ("[k3s-install] simulated install\nGOMAN_PROGRESS 100\n"
+        return (LOG + "GOMAN_PROGRESS 100\n"
                 'GOMAN_RESULT {"ok":true,"role":"%s","version":"v1.31.4+k3s1","arch":"amd64",'
                 '"checksum":"sha256:0","skipped":false,"upgraded":false}\n' % role)
 
