@@ -18,9 +18,11 @@
 #                        cached per rev in /tmp). Meant for <= 100 nodes: goman-provision paces
 #                        its CreateTags itself at AWS's real rate (10/s after a burst of 100),
 #                        which no flag scales, so larger fast runs measure that pacing.
-#   BENCH57_SCALE=real   AWS's real time scale, goman's defaults. Each run takes the critical
-#                        path (~75-100 s) plus goman's overhead: about 2 x 2 min for each of
-#                        50, 500 and 1000 nodes (~12 min for BENCH57_NODES="50 500 1000").
+#   BENCH57_SCALE=real   AWS's real time scale, goman's defaults. A run takes the critical
+#                        path (~90 s) plus goman's overhead, twice (base, this): measured on
+#                        a loaded 2-core box, 50 nodes ~3.5 min, 500 nodes ~4.5 min; 1000
+#                        nodes ~6 min expected (CreateTags pacing adds ~50 s): ~15 min for
+#                        BENCH57_NODES="50 500 1000".
 #   BENCH57_NODES="50 500 1000"   node counts (default 50)
 #   BENCH57_BASE=REV     the base build's rev (default: git merge-base HEAD main);
 #                        BENCH57_BASE=none runs "this" only
@@ -30,18 +32,22 @@
 #                        its record show in agent-start
 #   BENCH57_INSTALL_FLAGS / BENCH57_PROVISION_FLAGS   extra flags for both builds
 #
-# Printed per (nodes, build):
-#   wall = start -> last record out of goman-install; critical = the ideal: the slowest
-#   node's own boot + registration + install, its install ending no earlier than the first
+# Printed per (nodes, build), one row each, side by side:
+#   wall = start -> last record out of goman-install; crit = the ideal: the slowest node's
+#   own boot + registration + install, its install ending no earlier than the first
 #   server's + 2 s, all launched at start; crit/wall (1.0 = no overhead).
-#   calls: every request the simulator answered, by action (throttled ones included),
-#   per node; throttled = answered RequestLimitExceeded/ThrottlingException (goman retried
-#   them unless a record carries the error: "in records");
-#   lateness = a node's record out - its simulated install end (p50/p90/max);
-#   agent-start = its SendCommand - the moment its SSM agent registered (p50/max: a held
-#   agent shows here) and "late", the agents whose start exceeds the batch window + 1 s
-#   (2 s, scaled; the target for an agent registered before its server); max RSS of goman-provision and goman-install (/usr/bin/time), and
-#   the simulator's own CPU (to show it is not the bottleneck) and RSS.
+#   calls = every request the simulator answered (throttled ones included), and per node;
+#   thr = answered RequestLimitExceeded/ThrottlingException; thr-rec = records carrying a
+#   throttling error (goman retried all others); prov-MB, inst-MB = max RSS of
+#   goman-provision and goman-install (/usr/bin/time); sim-MB, sim-cpu = the simulator's
+#   own (CPU seconds and % of one core over the wall: it is not the bottleneck while far
+#   below 100 %); agent-start = an agent's SendCommand - its SSM agent's registration
+#   (p50/max: a held agent shows here); late = agents whose start exceeds the batch
+#   window + 1 s (2 s, scaled).
+# Then per build: calls by action, throttles by action, goman's own api_call events
+# (throttled, retries, circuit_open), error answers (InvalidInstanceId: a SendCommand
+# before registration), and lateness = a node's record out - its simulated install end
+# (p50/p90/max).
 set -u
 cd "$(dirname "$0")/.." || exit 1
 SCALE_MODE=${BENCH57_SCALE:-fast}
