@@ -66,7 +66,8 @@ done
 PY=python3
 
 T=$(mktemp -d)
-SIM_PID= WT=
+SIM_PID='' WT=''
+# shellcheck disable=SC2317 # run by the trap
 cleanup() {
 	[ -n "$SIM_PID" ] && kill "$SIM_PID" 2>/dev/null
 	[ -n "$WT" ] && git worktree remove --force "$WT" >/dev/null 2>&1
@@ -133,7 +134,8 @@ run_one() {
 	SIM_PID=$!
 	for _ in $(seq 100); do [ -s "$T/port" ] && break; sleep 0.1; done
 	[ -s "$T/port" ] || { echo "simulator did not start"; cat "$r.sim.err"; return 1; }
-	local url=http://127.0.0.1:$(cat "$T/port")
+	local url
+	url=http://127.0.0.1:$(cat "$T/port")
 	mkdir -p "$T/home-$label-$n"
 	date +%s%3N >"$r.t0"
 	(
