@@ -470,22 +470,25 @@ class Handler(BaseHTTPRequestHandler):
             service = "iam" if "/iam/" in auth else "ec2"
             args = p
         now = time.monotonic()
-        with sim.lock:
+        err = res = None
+        with sim.lock:  # the model under the lock; the answer is written after it
             sim.requests += 1
             b = sim.bucket_for(service, action)
             if b is not None and not b.take():
                 sim.count(action, "throttled")
                 err = ApiError(503, "RequestLimitExceeded", "Request limit exceeded.") if service == "ec2" \
                     else ApiError(400, "ThrottlingException", "Rate exceeded")
-                return self.error(service, err)
-            try:
-                res = self.iam(action, args) if service == "iam" else sim.call(service, action, args, now)
-                sim.count(action, "ok")
-            except ApiError as e:
-                sim.count(action, "error")
-                if e.code == "InvalidAction":
-                    sys.stderr.write("aws_sim: unanswered %s %s\n" % (service, action))
-                return self.error(service, e)
+            else:
+                try:
+                    res = self.iam(action, args) if service == "iam" else sim.call(service, action, args, now)
+                    sim.count(action, "ok")
+                except ApiError as e:
+                    sim.count(action, "error")
+                    err = e
+        if err is not None:
+            if err.code == "InvalidAction":
+                sys.stderr.write("aws_sim: unanswered %s %s\n" % (service, action))
+            return self.error(service, err)
         rid = str(uuid.uuid4())
         if service == "ssm":
             self.reply(200, json.dumps(res), "application/x-amz-json-1.1")
