@@ -30,6 +30,8 @@
 #   BENCH57_SERVER_BOOT=S  the first server boots in S s (before scaling) instead of a
 #                        drawn 25-45 s: 45 makes it the last to run, so agents that wait for
 #                        its record show in agent-start
+#   BENCH57_WITHOUT=ListCommandInvocations   the simulator answers that action as an
+#                        unknown operation (goman's per-invocation fallback)
 #   BENCH57_INSTALL_FLAGS / BENCH57_PROVISION_FLAGS   extra flags for both builds
 #
 # Printed per (nodes, build), one row each, side by side:
@@ -130,7 +132,8 @@ IFLAGS+=(${BENCH57_INSTALL_FLAGS:-})
 run_one() {
 	local label=$1 bin=$2 n=$3 r=$T/$1-$3
 	rm -f "$T/port"
-	$PY bench/aws_sim.py "$T/port" --scale "$SCALE" --seed "$SEED" ${BENCH57_SERVER_BOOT:+--server-boot "$BENCH57_SERVER_BOOT"} 2>"$r.sim.err" &
+	$PY bench/aws_sim.py "$T/port" --scale "$SCALE" --seed "$SEED" ${BENCH57_SERVER_BOOT:+--server-boot "$BENCH57_SERVER_BOOT"} \
+		${BENCH57_WITHOUT:+--without "$BENCH57_WITHOUT"} 2>"$r.sim.err" &
 	SIM_PID=$!
 	for _ in $(seq 100); do [ -s "$T/port" ] && break; sleep 0.1; done
 	[ -s "$T/port" ] || { echo "simulator did not start"; cat "$r.sim.err"; return 1; }

@@ -3,7 +3,10 @@
 durations and throttle buckets, for bench/57. Not a test fixture: nothing is checked
 (signatures are ignored), only what goman-provision | goman-install call is answered.
 
-    aws_sim.py PORT_FILE [--scale S] [--seed N] [--server-boot S]
+    aws_sim.py PORT_FILE [--scale S] [--seed N] [--server-boot S] [--without ACTION]...
+
+--without ListCommandInvocations answers that action as SSM answers an unknown operation
+(HTTP 400 UnknownOperationException): the per-invocation fallback's path.
 
 Listens on 127.0.0.1 (a free port), writes the port to PORT_FILE. Python 3 stdlib only.
 
@@ -78,8 +81,8 @@ class ApiError(Exception):
 
 
 class Sim:
-    def __init__(self, scale, seed, server_boot=None):
-        self.scale, self.seed, self.server_boot = scale, seed, server_boot
+    def __init__(self, scale, seed, server_boot=None, without=()):
+        self.scale, self.seed, self.server_boot, self.without = scale, seed, server_boot, set(without)
         self.lock = threading.Lock()
         self.reset()
 
@@ -242,6 +245,9 @@ class Sim:
 
     def call(self, service, action, args, now):
         """the answer to one request (XML body for EC2, JSON object for SSM)"""
+        if action in self.without:
+            raise ApiError(400, "UnknownOperationException", "") if service == "ssm" else \
+                ApiError(400, "InvalidAction", "The action %s is not valid for this web service." % action)
         own = {"RunInstances": self.run_instances, "DescribeInstances": self.describe_instances,
                "CreateTags": self.create_tags, "SendCommand": self.send_command,
                "GetCommandInvocation": self.get_invocation,
@@ -405,7 +411,7 @@ class Sim:
                 raise ApiError(400, "ParameterAlreadyExists", "")
             self.params[j["Name"]] = (j.get("Value", ""), j.get("Type", "String"))
             return {"Version": 1, "Tier": "Standard"}
-        raise ApiError(400, "InvalidAction", "the simulator has no %s" % action)
+        raise ApiError(400, "UnknownOperationException", "the simulator has no %s" % action)
 
     def stats(self):
         now = time.monotonic()
@@ -486,7 +492,7 @@ class Handler(BaseHTTPRequestHandler):
                     sim.count(action, "error")
                     err = e
         if err is not None:
-            if err.code == "InvalidAction":
+            if err.message.startswith("the simulator has no"):
                 sys.stderr.write("aws_sim: unanswered %s %s\n" % (service, action))
             return self.error(service, err)
         rid = str(uuid.uuid4())
@@ -530,11 +536,13 @@ def main():
     ap.add_argument("--scale", type=float, default=1.0)
     ap.add_argument("--seed", type=int, default=57)
     ap.add_argument("--server-boot", type=float, help="the first server's boot (s, before scaling)")
+    ap.add_argument("--without", action="append", default=[], metavar="ACTION",
+                    help="answer ACTION as an unknown operation (as an endpoint without it does)")
     a = ap.parse_args()
     srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     srv.daemon_threads = True
     srv.request_queue_size = 256
-    srv.sim = Sim(a.scale, a.seed, a.server_boot)
+    srv.sim = Sim(a.scale, a.seed, a.server_boot, a.without)
     tmp = a.port_file + ".tmp"
     with open(tmp, "w") as f:
         f.write(str(srv.server_address[1]))

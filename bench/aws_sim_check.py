@@ -3,7 +3,7 @@
 client parses every answer): launch, pending -> running, registration, SendCommand,
 ListCommandInvocations by CommandId (pages, Details, the 2,500-character Output cut),
 GetCommandInvocation, an agent held until the first server's install + 2 s, and the
-throttle answers botocore classifies as throttling. Starts its own simulator at --scale 0.05.
+throttle answers botocore classifies as throttling, and --without's unknown operation. Starts its own simulator at --scale 0.05.
 
     aws_sim_check.py      prints "aws_sim: N checks passed" or fails on the first wrong one
 """
@@ -40,11 +40,11 @@ def code_of(fn):
     return None, 200
 
 
-def start(scale, sims):
-    """a simulator at SCALE: its (ec2, ssm) botocore clients, retries off"""
+def start(scale, sims, extra=()):
+    """a simulator at SCALE: its (ec2, ssm) botocore clients, retries off, and its URL"""
     pf = os.path.join(tempfile.mkdtemp(), "port")
     sims.append(subprocess.Popen([sys.executable, os.path.join(HERE, "aws_sim.py"), pf,
-                                  "--scale", str(scale)]))
+                                  "--scale", str(scale)] + list(extra)))
     for _ in range(400):
         if os.path.exists(pf):
             break
@@ -125,6 +125,9 @@ def main():
                 Parameters={"commands": ["true"]})), range(60)))
         check(codes.count(("InvalidInstanceId", 400)) >= 20 and ("ThrottlingException", 400) in codes,
               "SendCommand bucket of 20: then ThrottlingException 400")
+        _, ssm, _ = start(1, sims, ["--without", "ListCommandInvocations"])
+        check(code_of(lambda: ssm.list_command_invocations(CommandId=c)) == ("UnknownOperationException", 400),
+              "--without: an unknown operation, as SSM answers one")
     finally:
         for p in sims:
             p.terminate()
