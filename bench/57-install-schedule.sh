@@ -49,7 +49,9 @@
 # Then per build: calls by action, throttles by action, goman's own api_call events
 # (throttled, retries, circuit_open), error answers (InvalidInstanceId: a SendCommand
 # before registration), and lateness = a node's record out - its simulated install end
-# (p50/p90/max).
+# (p50/p90/max). At real scale, a targets line: crit/wall >= 0.97 and <= 300 calls at 50
+# nodes (6 per node below 500), >= 0.95 and <= 3 calls per node from 500, no throttling
+# error in a record, every goman process <= 30 MB RSS, no late agent.
 set -u
 cd "$(dirname "$0")/.." || exit 1
 SCALE_MODE=${BENCH57_SCALE:-fast}
@@ -265,6 +267,19 @@ for r in rows:
             "%s %d" % x for x in sorted(r["err_acts"].items()))))
     print("  %s: lateness (record out - install end) p50 %.2f, p90 %.2f, max %.2f" % (
         (r["label"],) + tuple(r["late"])))
+    if scale == 1:
+        # the targets a real-scale create is held to
+        small = r["n"] < 500
+        want_ratio, want_calls = (0.97, 300 if r["n"] == 50 else 6 * r["n"]) if small else (0.95, 3 * r["n"])
+        ratio = r["crit"] / r["wall"] if r["wall"] else 0
+        mb = max(r["prov_rss"], r["inst_rss"])
+        res = [("crit/wall %.3f >= %.2f" % (ratio, want_ratio), ratio >= want_ratio),
+               ("calls %d <= %d" % (r["calls"], want_calls), r["calls"] <= want_calls),
+               ("throttling errors in records %d == 0" % r["in_recs"], r["in_recs"] == 0),
+               ("max RSS %.1f MB <= 30" % mb, mb <= 30),
+               ("late agents %d == 0" % r["held"], r["held"] == 0)]
+        print("  %s: targets: %s" % (r["label"], "; ".join(
+            "%s %s" % (t, "ok" if good else "MISSED") for t, good in res)))
 EOF
 }
 
