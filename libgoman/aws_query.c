@@ -1,7 +1,7 @@
 /*
  * aws_query.c - the AWS query protocol (EC2, STS, IAM): form-encoded POST bodies, and the
- * streaming XML → cJSON converter (expat) that every XML reply goes through, with the
- * error documents of EC2, STS/IAM and S3.
+ * streaming XML → cJSON converter (expat) that every XML reply goes through (error
+ * documents are read from its output by aws_error.c).
  *
  * The converter keeps one frame per open element: its text, an object for named children
  * and an array for <item>/<member> children. When an element closes, its frame collapses
@@ -443,53 +443,4 @@ cJSON *gm_xml_to_json(const char *xml, size_t len, char *root, size_t rootlen,
 		snprintf(root, rootlen, "%s", x->root);
 	gm_xml_free(x);
 	return v;
-}
-
-/* ---- error documents --------------------------------------------------------------- */
-
-static const char *str_at(const cJSON *o, const char *name)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
-	return cJSON_IsString(v) ? v->valuestring : NULL;
-}
-
-/* The first element when repeated names became an array. */
-static const cJSON *first(const cJSON *v)
-{
-	return cJSON_IsArray(v) ? cJSON_GetArrayItem(v, 0) : v;
-}
-
-static void fill(struct goman_err *e, const cJSON *err_obj, const char *request_id)
-{
-	const char *code = str_at(err_obj, "Code");
-	const char *msg = str_at(err_obj, "Message");
-	snprintf(e->code, sizeof(e->code), "%s", code ? code : "");
-	if (msg)
-		snprintf(e->message, sizeof(e->message), "%s", msg);
-	if (request_id)
-		snprintf(e->request_id, sizeof(e->request_id), "%s", request_id);
-}
-
-int gm_xml_error(const char *root, const cJSON *data, struct goman_err *e)
-{
-	if (!root || !data)
-		return -1;
-	if (strcmp(root, "Response") == 0 || strcmp(root, "ErrorResponse") == 0) {
-		/* EC2 nests <Errors><Error>; STS/IAM have <Error> directly. Emulators mix the two
-		 * (moto answers auth failures with <ErrorResponse><Errors><Error>), so take both. */
-		const cJSON *errs = cJSON_GetObjectItemCaseSensitive(data, "Errors");
-		const cJSON *er = first(cJSON_GetObjectItemCaseSensitive(errs, "Error"));
-		if (!cJSON_IsObject(er))
-			er = first(cJSON_GetObjectItemCaseSensitive(data, "Error"));
-		if (!cJSON_IsObject(er))
-			return -1;
-		const char *rid = str_at(data, "RequestID");
-		fill(e, er, rid ? rid : str_at(data, "RequestId"));
-		return 0;
-	}
-	if (strcmp(root, "Error") == 0) { /* S3 */
-		fill(e, data, str_at(data, "RequestId"));
-		return 0;
-	}
-	return -1;
 }
