@@ -11,6 +11,7 @@
 #include <string.h>
 #include <cjson/cJSON.h>
 #include "aws_int.h"
+#include "bytes_int.h"
 
 struct json_service {
 	const char *service, *target_prefix, *content_type;
@@ -54,7 +55,7 @@ int gm_json_prepare(const struct goman_aws_call *call, const char *endpoint, str
 	out->body = call->json ? cJSON_PrintUnformatted(call->json) : strdup("{}");
 	if (!target || !out->url || !out->body) {
 		free(target);
-		return goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "", "out of memory");
+		return gm_err_oom(err);
 	}
 	snprintf(out->url, elen + 2, "%s/", endpoint);
 	snprintf(target, tlen, "%s.%s", prefix, call->action);
@@ -63,7 +64,7 @@ int gm_json_prepare(const struct goman_aws_call *call, const char *endpoint, str
 		 goman_kvs_add(&out->headers, "X-Amz-Target", target);
 	free(target);
 	if (rc)
-		return goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "", "out of memory");
+		return gm_err_oom(err);
 	out->reply = GM_REPLY_JSON;
 	return 0;
 }

@@ -17,6 +17,7 @@
 #include "goman/clock.h"
 #include "goman/metrics.h"
 #include "buf_int.h"
+#include "bytes_int.h"
 
 #define HBUCKETS 800
 #define HGROWTH 1.02
@@ -233,10 +234,7 @@ static struct cluster *cluster_for(struct goman_metrics *m, const char *name)
 
 static size_t hash_str(const char *s)
 {
-	size_t h = 1469598103934665603ULL;
-	while (*s)
-		h = (h ^ (unsigned char)*s++) * 1099511628211ULL;
-	return h;
+	return (size_t)gm_fnv1a(s, strlen(s));
 }
 
 static int rehash(struct cluster *c, size_t nslots)

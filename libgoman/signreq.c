@@ -16,6 +16,7 @@
 #include "goman/signreq.h"
 #include "aws_int.h"
 #include "jsonl_int.h"
+#include "bytes_int.h"
 
 static int bad(struct goman_err *err, const char *what, const char *field)
 {
@@ -27,7 +28,7 @@ static int bad(struct goman_err *err, const char *what, const char *field)
 static int nomem(struct goman_err *err)
 {
 	goman_err_clear(err);
-	return goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "NoMemory", "out of memory");
+	return gm_err_oom(err);
 }
 
 /* Optional string field: 0 absent (or null), 1 copied into *out, -1 wrong type. */
