@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <math.h>
 #include <poll.h>
 #include <signal.h>
@@ -21,6 +22,7 @@
 #include "goman/aws.h"
 #include "goman/jsonl.h"
 #include "goman/log.h"
+#include "cli.h"
 
 struct slot {
 	struct slot *next;
@@ -225,17 +227,17 @@ int main(int argc, char **argv)
 	unsigned long jobs = 16;
 	int c;
 	signal(SIGPIPE, SIG_IGN);
+	cli_init("goman-api");
 	while ((c = getopt_long(argc, argv, "r:p:j:hV", longopts, NULL)) != -1) {
-		char *end;
+		long n;
 		switch (c) {
 		case 'r': opts.region = optarg; break;
 		case 'p': opts.profile = optarg; break;
 		case 'j':
-			jobs = strtoul(optarg, &end, 10);
-			if (*end || jobs == 0) {
-				fprintf(stderr, "goman-api: --jobs wants a positive number\n");
-				return GOMAN_EXIT_USAGE;
-			}
+			/* strict: strtoul would read "-1" as the largest number */
+			if (cli_parse_long(optarg, 1, LONG_MAX, &n) < 0)
+				return cli_usage_error("--jobs wants a positive number");
+			jobs = (unsigned long)n;
 			break;
 		case 'h': usage(stdout); return 0;
 		case 'V': printf("goman-api %s\n", GOMAN_VERSION); return 0;

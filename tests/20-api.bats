@@ -171,6 +171,14 @@ IN
 	run -64 goman-api --bogus
 }
 
+@test "goman-api: --jobs takes a positive whole number only (-1 is not the largest one)" {
+	for bad in -1 0 x 3x '' 99999999999999999999999; do
+		run -64 goman-api --jobs "$bad" </dev/null
+		assert_output --partial "goman-api: --jobs wants a positive number"
+	done
+	run -0 goman-api --jobs 1 </dev/null
+}
+
 # A loopback listener that counts the connections it accepts (and closes each at once), so
 # a test can prove that nothing reached the wire. Sets LISTEN_PORT; listen_count prints n.
 listen_start() {
