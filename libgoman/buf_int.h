@@ -22,7 +22,10 @@ struct gm_buf {
 	int oom;
 	int borrowed; /* p is the caller's array (GM_BUF_ON), not ours to free */
 };
-#define GM_BUF_ON(arr) {.p = (arr), .cap = sizeof(arr), .borrowed = 1}
+#define GM_BUF_ON(arr)                                        \
+	{                                                     \
+		.p = (arr), .cap = sizeof(arr), .borrowed = 1 \
+	}
 
 /* room for more bytes and a NUL after len: 0, or -1 (and oom set) */
 int gm_buf_reserve(struct gm_buf *b, size_t more);

@@ -735,7 +735,8 @@ char *goman_metrics_prom(const struct goman_metrics *m)
 		 3},
 		{"goman_cluster_configuration_seconds", "Last install to cluster ready.", 4},
 		{"goman_cluster_success_ratio", "Share of nodes whose record says ok.", 5},
-		{"goman_cluster_parallel_efficiency_ratio", "Slot time holding work / (wall x slots), at most 1.", 6},
+		{"goman_cluster_parallel_efficiency_ratio",
+		 "Slot time holding work / (wall x slots), at most 1.", 6},
 		{"goman_cluster_schedule_efficiency_ratio", "Critical path / wall.", 7},
 	};
 	for (size_t g = 0; g < sizeof(gauges) / sizeof(gauges[0]); g++) {

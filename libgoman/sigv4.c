@@ -582,7 +582,8 @@ static void sign_free(struct sign *s)
 
 static int bad_input(struct goman_err *err, const char *msg)
 {
-	return goman_err_set(err, GOMAN_EINVAL, GOMAN_CLASS_BAD_INPUT, "BadInput", "sigv4: %s", msg);
+	return goman_err_set(err, GOMAN_EINVAL, GOMAN_CLASS_BAD_INPUT, "BadInput", "sigv4: %s",
+			     msg);
 }
 
 static int check_args(const struct goman_sigv4_params *p, const struct goman_creds *c,

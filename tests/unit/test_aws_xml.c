@@ -171,8 +171,8 @@ static const struct err_row err_rows[] = {
 	 "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Errors><Error>"
 	 "<Code>AuthFailure</Code><Message>AWS was not able to validate the provided access "
 	 "credentials</Message></Error></Errors><RequestID>req-ec2</RequestID></Response>",
-	 NULL, 0, "AuthFailure",
-	 "AWS was not able to validate the provided access credentials", "req-ec2"},
+	 NULL, 0, "AuthFailure", "AWS was not able to validate the provided access credentials",
+	 "req-ec2"},
 	{"STS/IAM <ErrorResponse><Error>",
 	 "<ErrorResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><Error>"
 	 "<Type>Sender</Type><Code>InvalidClientTokenId</Code><Message>bad token</Message>"
@@ -199,8 +199,9 @@ static const struct err_row err_rows[] = {
 	{"the body's request id wins over the header's",
 	 "<Error><Code>NoSuchKey</Code><RequestId>body-id</RequestId></Error>",
 	 "x-amz-request-id=hdr-id", 0, "NoSuchKey", "", "body-id"},
-	{"a success document is not an error", "<DescribeInstancesResponse><requestId>r-1"
-					       "</requestId></DescribeInstancesResponse>",
+	{"a success document is not an error",
+	 "<DescribeInstancesResponse><requestId>r-1"
+	 "</requestId></DescribeInstancesResponse>",
 	 NULL, -1, "", "", ""},
 	{"JSON: namespace stripped, message",
 	 "{\"__type\":\"com.amazonaws.dynamodb.v20120810#ResourceNotFoundException\","
@@ -212,8 +213,7 @@ static const struct err_row err_rows[] = {
 	{"JSON: \"code\" and a \":http...\" tail",
 	 "{\"code\":\"ValidationException:http://internal.amazon.com/\",\"message\":\"m\"}", NULL,
 	 0, "ValidationException", "m", ""},
-	{"JSON without a code: the x-amzn-ErrorType header names it",
-	 "{\"message\":\"bad input\"}",
+	{"JSON without a code: the x-amzn-ErrorType header names it", "{\"message\":\"bad input\"}",
 	 "x-amzn-ErrorType=InvalidRequestException:http://internal.amazon.com/\n"
 	 "x-amzn-RequestId=hdr-json",
 	 0, "InvalidRequestException", "bad input", "hdr-json"},
@@ -243,7 +243,8 @@ static void test_error_replies_table(void **state)
 			fail_msg("%s: rc %d code '%s' message '%s' request id '%s'", r->what, rc,
 				 e.code, e.message, e.request_id);
 		/* the JSON body that named the error comes back parsed; nothing else does */
-		bool json_named = rc == 0 && r->body[0] == '{' && !strstr(r->body, "\"message\":\"bad");
+		bool json_named =
+			rc == 0 && r->body[0] == '{' && !strstr(r->body, "\"message\":\"bad");
 		if (json_named != (doc != NULL))
 			fail_msg("%s: doc %s", r->what, doc ? "given" : "missing");
 		cJSON_Delete(doc);

@@ -116,8 +116,8 @@ static const struct {
 	{"ec2", "DescribeInstances", 400, "Throttling", GOMAN_CLASS_THROTTLING, true},
 	{"dynamodb", "PutItem", 400, "ThrottlingException", GOMAN_CLASS_THROTTLING, true},
 	{"ec2", "RunInstances", 503, "RequestLimitExceeded", GOMAN_CLASS_THROTTLING, true},
-	{"dynamodb", "Query", 400, "ProvisionedThroughputExceededException",
-	 GOMAN_CLASS_THROTTLING, true},
+	{"dynamodb", "Query", 400, "ProvisionedThroughputExceededException", GOMAN_CLASS_THROTTLING,
+	 true},
 	{"dynamodb", "TransactWriteItems", 400, "TransactionInProgressException",
 	 GOMAN_CLASS_THROTTLING, true},
 	{"s3", "PutObject", 503, "SlowDown", GOMAN_CLASS_THROTTLING, true},
@@ -138,8 +138,7 @@ static const struct {
 	/* eventual consistency: a client error that means "not yet" is retried */
 	{"ec2", "DescribeInstances", 400, "InvalidInstanceID.NotFound", GOMAN_CLASS_CLIENT, true},
 	{"ssm", "SendCommand", 400, "InvalidInstanceId", GOMAN_CLASS_CLIENT, true},
-	{"ssm", "DescribeInstanceInformation", 400, "InvalidInstanceId", GOMAN_CLASS_CLIENT,
-	 false},
+	{"ssm", "DescribeInstanceInformation", 400, "InvalidInstanceId", GOMAN_CLASS_CLIENT, false},
 	{"ssm", "GetCommandInvocation", 400, "InvocationDoesNotExist", GOMAN_CLASS_CLIENT, true},
 	{"s3", "GetObject", 404, "InvalidInstanceID.NotFound", GOMAN_CLASS_CLIENT, false},
 	/* codes the table does not know fall back to the HTTP status */
@@ -168,7 +167,8 @@ static void classification_table_row_by_row(void **st)
 			fail_msg("row %zu (%s %s %d %s): class %s retryable %d", i,
 				 class_rows[i].service ? class_rows[i].service : "-",
 				 class_rows[i].action ? class_rows[i].action : "-",
-				 class_rows[i].status, class_rows[i].code ? class_rows[i].code : "-",
+				 class_rows[i].status,
+				 class_rows[i].code ? class_rows[i].code : "-",
 				 goman_class_name(e.cls), e.retryable);
 	}
 }
@@ -237,9 +237,8 @@ static void exit_code_mapping_row_by_row(void **st)
 				 rows[i].exit);
 	}
 	/* rows later in this list are more serious: adding one raises the exit code to its */
-	static const int order[] = {GOMAN_EXIT_OK,          GOMAN_EXIT_FAILED,
-				    GOMAN_EXIT_TEMPFAIL,    GOMAN_EXIT_UNAVAILABLE,
-				    GOMAN_EXIT_DATAERR,     GOMAN_EXIT_CONFIG};
+	static const int order[] = {GOMAN_EXIT_OK,          GOMAN_EXIT_FAILED,  GOMAN_EXIT_TEMPFAIL,
+				    GOMAN_EXIT_UNAVAILABLE, GOMAN_EXIT_DATAERR, GOMAN_EXIT_CONFIG};
 	struct goman_outcome o = {0};
 	for (size_t k = 0; k < sizeof(order) / sizeof(order[0]); k++) {
 		for (size_t i = 0; i < n; i++) {

@@ -25,10 +25,20 @@ static const struct {
 	int64_t deadline_ms;
 	int64_t delays[8]; /* retries 1..8 */
 } policy_rows[] = {
-	{"default", 3, 1000, 30000, 2.0, 300000,
+	{"default",
+	 3,
+	 1000,
+	 30000,
+	 2.0,
+	 300000,
 	 {1000, 2000, 4000, 8000, 16000, 30000, 30000, 30000}},
 	{"aws", 5, 500, 64000, 2.0, 0, {500, 1000, 2000, 4000, 8000, 16000, 32000, 64000}},
-	{"critical", 7, 2000, 120000, 2.0, 1200000,
+	{"critical",
+	 7,
+	 2000,
+	 120000,
+	 2.0,
+	 1200000,
 	 {2000, 4000, 8000, 16000, 32000, 64000, 120000, 120000}},
 	{"high-frequency", 2, 100, 2000, 1.5, 30000, {100, 150, 225, 337, 506, 759, 1139, 1708}},
 };
@@ -50,9 +60,10 @@ static void seed_policies_have_the_seed_numbers(void **st)
 		struct goman_rng r;
 		goman_rng_seed(&r, 1);
 		for (int retry = 1; retry <= 8; retry++)
-			if (goman_retry_backoff(&flat, retry, 0, &r) != policy_rows[i].delays[retry - 1])
-				fail_msg("%s retry %d: %lld ms, want %lld", policy_rows[i].name, retry,
-					 (long long)goman_retry_backoff(&flat, retry, 0, &r),
+			if (goman_retry_backoff(&flat, retry, 0, &r) !=
+			    policy_rows[i].delays[retry - 1])
+				fail_msg("%s retry %d: %lld ms, want %lld", policy_rows[i].name,
+					 retry, (long long)goman_retry_backoff(&flat, retry, 0, &r),
 					 (long long)policy_rows[i].delays[retry - 1]);
 	}
 	assert_null(goman_retry_policy_named("nope"));
