@@ -24,6 +24,7 @@
 #include "goman/log.h"
 #include "goman/signreq.h"
 #include "goman/sigv4.h"
+#include "cli.h"
 
 static const char usage_text[] =
 	"usage: goman-sign [--service NAME] [--region REGION] [--profile NAME] [--explain] "
@@ -177,6 +178,7 @@ int main(int argc, char **argv)
 		{"version", no_argument, NULL, 'V'},       {NULL, 0, NULL, 0}};
 	struct signer s = {0};
 	int c;
+	cli_init("goman-sign");
 	while ((c = getopt_long(argc, argv, "", flags, NULL)) != -1) {
 		switch (c) {
 		case 's': s.service = optarg; break;
@@ -190,14 +192,11 @@ int main(int argc, char **argv)
 		}
 	}
 	if (optind < argc) {
-		fprintf(stderr, "goman-sign: unexpected argument '%s'\n", argv[optind]);
+		cli_usage_error("unexpected argument '%s'", cli_shown(argv[optind]));
 		return usage(GOMAN_EXIT_USAGE);
 	}
-	if (s.region && !goman_region_ok(s.region)) {
-		fprintf(stderr,
-			"goman-sign: --region wants a region name (letters, digits and '-')\n");
-		return GOMAN_EXIT_USAGE;
-	}
+	if (s.region && !goman_region_ok(s.region))
+		return cli_usage_error("--region wants a region name (letters, digits and '-')");
 	signal(SIGPIPE, SIG_IGN);
 	goman_events_init("goman-sign");
 	struct goman_jsonl_reader *rd = goman_jsonl_reader_new(0, 0);
