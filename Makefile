@@ -41,6 +41,7 @@ BINS     := $(BIN_SRC:bin/%.c=$(BUILD)/bin/%)
 # the commands' shared flag helpers (bin/cli), linked into every command, never into libgoman
 CLI_SRC  := $(sort $(wildcard bin/cli/*.c))
 CLI_OBJ  := $(CLI_SRC:bin/cli/%.c=$(BUILD)/cli/%.o)
+.SECONDARY: $(CLI_OBJ)
 # every command is linked a second time against libgoman.so: proves no command reaches
 # past the exported (goman_*) interface
 SO_BINS  := $(BIN_SRC:bin/%.c=$(BUILD)/bin-so/%)
@@ -53,7 +54,7 @@ FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 REPLAYS  := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/tests/fuzz/%)
 HEADERS  := $(wildcard libgoman/include/goman/*.h) $(wildcard libgoman/*.h)
 
-.PHONY: all lib bins bins-so units benches test unit bats bench demo install deps clean check-banned check-format fuzz fuzzers
+.PHONY: all lib bins bins-so check-structure units benches test unit bats bench demo install deps clean check-banned check-format fuzz fuzzers
 all: lib bins $(BUILD)/goman.pc
 
 lib: $(BUILD)/lib/libgoman.a $(BUILD)/lib/libgoman.so
@@ -119,7 +120,7 @@ $(BUILD)/goman.pc: goman.pc.in VERSION
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' $< >$@
 
 # ---- tests --------------------------------------------------------------------------
-test: deps all units check-banned check-format
+test: deps all units check-banned check-format check-structure
 	GOMAN_BUILD=$(BUILD) tests/run $(TESTS)
 
 unit: all units
@@ -144,6 +145,15 @@ check-banned:
 		!m && /^[ \t]+struct goman_err [a-z_]+(, *[a-z_]+)*;/ { print FILENAME ":" FNR ": " $$0 }' \
 		libgoman/*.c bin/*.c | grep . || \
 		{ echo "struct goman_err declared without GOMAN_ERR_INIT (see above)"; exit 1; }
+
+# the tree's shape, as the README's map promises it: no dependency circle among libgoman's
+# object files, no function over 120 lines, no command reaching a private header, every
+# command linked against libgoman.so too (the exported interface is enough)
+check-structure: lib $(SO_BINS)
+	@tests/checks/dep-circles $(BUILD)/obj
+	@tests/checks/long-functions 120 libgoman/*.c bin/*.c bin/cli/*.c
+	@! grep -nE '^#include "(.*_int\.h|internal\.h)"' bin/*.c bin/cli/*.c || \
+		{ echo "a command includes a private libgoman header (see above)"; exit 1; }
 
 # ---- fuzzing (clang + libFuzzer) -----------------------------------------------------
 # The library is built again with coverage instrumentation and the sanitizers, the

@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <math.h>
 #include <poll.h>
 #include <signal.h>
@@ -21,6 +22,7 @@
 #include "goman/aws.h"
 #include "goman/jsonl.h"
 #include "goman/log.h"
+#include "cli.h"
 
 struct slot {
 	struct slot *next;
@@ -78,27 +80,6 @@ static void answer_error(struct slot *s, const struct goman_err *e, long line)
 		s->out = cJSON_CreateObject();
 }
 
-/* S3 bodies go out as "body" when they are UTF-8 text without NULs, else "body_base64".
- * (Overlong forms are not policed: this only picks the field.) */
-static bool valid_utf8(const unsigned char *p, size_t n)
-{
-	for (size_t i = 0; i < n;) {
-		unsigned char c = p[i];
-		size_t k = c < 0x80         ? 0
-			   : (c >> 5) == 6  ? 1
-			   : (c >> 4) == 14 ? 2
-			   : (c >> 3) == 30 ? 3
-					    : 4;
-		if (c == 0 || k == 4 || (k && i + k >= n))
-			return false;
-		for (size_t j = 1; j <= k; j++)
-			if ((p[i + j] & 0xC0) != 0x80)
-				return false;
-		i += k + 1;
-	}
-	return true;
-}
-
 static void on_done(struct goman_aws_result *res, void *ud)
 {
 	struct slot *s = ud;
@@ -118,7 +99,9 @@ static void on_done(struct goman_aws_result *res, void *ud)
 	cJSON_AddItemToObject(r, "data", res->data ? res->data : cJSON_CreateObject());
 	res->data = NULL; /* taken */
 	if (res->raw) {
-		if (valid_utf8((const unsigned char *)res->raw, res->raw_len)) {
+		/* UTF-8 text without NULs goes out as "body", anything else as "body_base64" */
+		if (!memchr(res->raw, 0, res->raw_len) &&
+		    goman_utf8_valid(res->raw, res->raw_len)) {
 			cJSON_AddStringToObject(r, "body", res->raw);
 		} else {
 			size_t n = 4 * ((res->raw_len + 2) / 3) + 1;
@@ -244,17 +227,17 @@ int main(int argc, char **argv)
 	unsigned long jobs = 16;
 	int c;
 	signal(SIGPIPE, SIG_IGN);
+	cli_init("goman-api");
 	while ((c = getopt_long(argc, argv, "r:p:j:hV", longopts, NULL)) != -1) {
-		char *end;
+		long n;
 		switch (c) {
 		case 'r': opts.region = optarg; break;
 		case 'p': opts.profile = optarg; break;
 		case 'j':
-			jobs = strtoul(optarg, &end, 10);
-			if (*end || jobs == 0) {
-				fprintf(stderr, "goman-api: --jobs wants a positive number\n");
-				return GOMAN_EXIT_USAGE;
-			}
+			/* strict: strtoul would read "-1" as the largest number */
+			if (cli_parse_long(optarg, 1, LONG_MAX, &n) < 0)
+				return cli_usage_error("--jobs wants a positive number");
+			jobs = (unsigned long)n;
 			break;
 		case 'h': usage(stdout); return 0;
 		case 'V': printf("goman-api %s\n", GOMAN_VERSION); return 0;

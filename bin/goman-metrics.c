@@ -20,6 +20,7 @@
 #include "goman/jsonl.h"
 #include "goman/log.h"
 #include "goman/metrics.h"
+#include "cli.h"
 
 static const char usage[] =
 	"usage: goman-metrics [--format table|json|prom] [--export] [--prom-file PATH]\n"
@@ -252,10 +253,8 @@ static int parse_flags(struct run *r, int argc, char **argv)
 			break;
 		case OPT_CONCURRENCY: {
 			/* range-checked as a long: a cast first would turn 4294967297 into 1 */
-			char *end;
-			errno = 0;
-			long v = strtol(optarg, &end, 10);
-			if (errno || end == optarg || *end || v < 1 || v > 10000)
+			long v;
+			if (cli_parse_long(optarg, 1, 10000, &v) < 0)
 				return die_usage("bad concurrency '%s'", optarg);
 			conc = (int)v;
 			break;

@@ -3,7 +3,8 @@
  * record signed (and, with --send, answered) on stdout. See goman-sign(1).
  *
  * Glue only: the record shape is libgoman/signreq.c, signing is goman_sigv4_sign(),
- * credentials come from the chain, sending is goman/http.h. Each output line is one
+ * credentials come from the chain, sending is goman/http.h, error replies are read by
+ * goman/aws_error.h. Each output line is one
  * write(2), so a driver reading our stdout sees every answer as soon as it is made.
  * Every heap object made for a line is freed before the next line is read.
  */
@@ -15,6 +16,7 @@
 #include <strings.h>
 #include <unistd.h>
 #include <cjson/cJSON.h>
+#include "goman/aws_error.h"
 #include "goman/creds.h"
 #include "goman/error.h"
 #include "goman/http.h"
@@ -22,7 +24,7 @@
 #include "goman/log.h"
 #include "goman/signreq.h"
 #include "goman/sigv4.h"
-#include "aws_int.h" /* the library's AWS error-reply parsing */
+#include "cli.h"
 
 static const char usage_text[] =
 	"usage: goman-sign [--service NAME] [--region REGION] [--profile NAME] [--explain] "
@@ -60,47 +62,6 @@ static struct goman_credchain *chain(struct signer *s, struct goman_err *err)
 	return s->chain;
 }
 
-/* Code, message and request id of an AWS error reply: XML replies through the library's
- * reply parser (aws_query.c), JSON ones by "__type" (namespace stripped) or the
- * x-amzn-ErrorType header. */
-static void service_error(const struct goman_http_resp *resp, const char *service,
-			  struct goman_err *e)
-{
-	const char *body = resp->body ? resp->body : "";
-	char root[64] = "";
-	goman_err_clear(e);
-	goman_err_set(e, GOMAN_ESERVICE, GOMAN_CLASS_CLIENT, "HttpError", "HTTP status %ld",
-		      resp->status);
-	cJSON *x = gm_xml_to_json(body, resp->body_len, root, sizeof(root), NULL);
-	int found = x && gm_xml_error(root, x, e) == 0;
-	/* moto wraps EC2's <Errors><Error> in <ErrorResponse>: read it as EC2's <Response> */
-	if (x && !found && cJSON_GetObjectItemCaseSensitive(x, "Errors"))
-		found = gm_xml_error("Response", x, e) == 0;
-	cJSON_Delete(x);
-	cJSON *j = found ? NULL : cJSON_ParseWithLength(body, resp->body_len);
-	const char *t = cJSON_GetStringValue(cJSON_GetObjectItem(j, "__type"));
-	if (!found && !t)
-		t = goman_kvs_get(&resp->headers, "x-amzn-ErrorType");
-	if (t) {
-		const char *hash = strrchr(t, '#');
-		t = hash ? hash + 1 : t;
-		snprintf(e->code, sizeof(e->code), "%.*s", (int)strcspn(t, ":"), t);
-	}
-	const char *m = cJSON_GetStringValue(cJSON_GetObjectItem(j, "message"));
-	if (!m)
-		m = cJSON_GetStringValue(cJSON_GetObjectItem(j, "Message"));
-	if (m)
-		snprintf(e->message, sizeof(e->message), "%s", m);
-	cJSON_Delete(j);
-	e->http_status = (int)resp->status;
-	const char *rid = goman_kvs_get(&resp->headers, "x-amzn-RequestId");
-	if (!rid)
-		rid = goman_kvs_get(&resp->headers, "x-amz-request-id");
-	if (rid && !e->request_id[0])
-		snprintf(e->request_id, sizeof(e->request_id), "%s", rid);
-	goman_err_classify(e, service, NULL);
-}
-
 /* --send: performs the signed request and adds "response" to out. */
 static int send_one(struct signer *s, const struct goman_signreq *r, const char *service,
 		    const char *url, const struct goman_kvs *headers, cJSON *out,
@@ -125,7 +86,12 @@ static int send_one(struct signer *s, const struct goman_signreq *r, const char 
 		goman_signreq_response_json(resp.status, &resp.headers, resp.body, resp.body_len));
 	int rc = 0;
 	if (resp.status >= 400) {
-		service_error(&resp, service, err);
+		goman_err_clear(err);
+		goman_err_set(err, GOMAN_ESERVICE, GOMAN_CLASS_CLIENT, "HttpError",
+			      "HTTP status %ld", resp.status);
+		err->http_status = (int)resp.status;
+		goman_aws_error_parse(resp.body, resp.body_len, &resp.headers, err, NULL);
+		goman_err_classify(err, service, NULL);
 		rc = -1;
 	}
 	goman_http_resp_clear(&resp);
@@ -212,6 +178,7 @@ int main(int argc, char **argv)
 		{"version", no_argument, NULL, 'V'},       {NULL, 0, NULL, 0}};
 	struct signer s = {0};
 	int c;
+	cli_init("goman-sign");
 	while ((c = getopt_long(argc, argv, "", flags, NULL)) != -1) {
 		switch (c) {
 		case 's': s.service = optarg; break;
@@ -225,14 +192,11 @@ int main(int argc, char **argv)
 		}
 	}
 	if (optind < argc) {
-		fprintf(stderr, "goman-sign: unexpected argument '%s'\n", argv[optind]);
+		cli_usage_error("unexpected argument '%s'", cli_shown(argv[optind]));
 		return usage(GOMAN_EXIT_USAGE);
 	}
-	if (s.region && !goman_region_ok(s.region)) {
-		fprintf(stderr,
-			"goman-sign: --region wants a region name (letters, digits and '-')\n");
-		return GOMAN_EXIT_USAGE;
-	}
+	if (s.region && !goman_region_ok(s.region))
+		return cli_usage_error("--region wants a region name (letters, digits and '-')");
 	signal(SIGPIPE, SIG_IGN);
 	goman_events_init("goman-sign");
 	struct goman_jsonl_reader *rd = goman_jsonl_reader_new(0, 0);

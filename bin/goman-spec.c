@@ -11,6 +11,7 @@
 #include <cjson/cJSON.h>
 #include "goman/cluster_file.h"
 #include "goman/jsonl.h"
+#include "cli.h"
 
 #define EXIT_NOINPUT 66 /* sysexits EX_NOINPUT: the file is missing or unreadable */
 
@@ -35,9 +36,8 @@ static long env_size(const char *name, long max)
 	const char *s = getenv(name);
 	if (!s || !*s)
 		return 0;
-	char *end;
-	long v = strtol(s, &end, 10);
-	if (*end || v < 1 || v > max) {
+	long v;
+	if (cli_parse_long(s, 1, max, &v) < 0) {
 		fprintf(stderr, "goman-spec: %s wants a number from 1 to %ld: %s\n", name, max, s);
 		return -1;
 	}

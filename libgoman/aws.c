@@ -38,6 +38,7 @@
 #include <unistd.h>
 #include <cjson/cJSON.h>
 #include "goman/aws.h"
+#include "goman/aws_error.h"
 #include "goman/clock.h"
 #include "goman/config.h"
 #include "goman/creds.h"
@@ -500,22 +501,17 @@ static void parse_reply(struct aws_op *op, struct goman_http_resp *resp, struct 
 	if (status >= 300) {
 		goman_err_set(err, GOMAN_ESERVICE, GOMAN_CLASS_NONE, "", "HTTP %ld", status);
 		err->http_status = (int)status;
-		cJSON *doc = NULL;
-		if (op->req.reply == GM_REPLY_JSON &&
-		    gm_json_error_doc(op->body.p, op->body.len, err, &doc) == 0) {
-			/* the body is the service's JSON error: kept for the caller, as the SDKs
-			 * do (ReturnValuesOnConditionCheckFailure=ALL_OLD answers "Item" there) */
+		if (op->mode == MODE_XML) {
+			goman_aws_error_xml(root, data, err);
+		} else {
+			/* JSON, or XML from a JSON service (emulators, front ends on auth
+			 * failures). A JSON error body is kept for the caller, as the SDKs do
+			 * (ReturnValuesOnConditionCheckFailure=ALL_OLD answers "Item" there) */
+			cJSON *doc = NULL;
+			goman_aws_error_parse(op->body.p, op->body.len, &resp->headers, err, &doc);
 			op->res.data = doc;
 			op->err_data = doc != NULL;
-		} else if (op->req.reply == GM_REPLY_JSON && op->body.len &&
-			   op->body.p[strspn(op->body.p, " \t\r\n")] == '<') {
-			/* a JSON service answering in XML (emulators, front ends on auth failures) */
-			cJSON *x =
-				gm_xml_to_json(op->body.p, op->body.len, root, sizeof(root), NULL);
-			gm_xml_error(root, x, err);
-			cJSON_Delete(x);
-		} else if (data)
-			gm_xml_error(root, data, err);
+		}
 		if (!err->code[0])
 			snprintf(err->code, sizeof(err->code), "%s", status_code_name(status));
 		if (!err->message[0] || strncmp(err->message, "HTTP ", 5) == 0) {
@@ -595,21 +591,6 @@ static void emit_api_call(struct aws_op *op, int attempt, int64_t ms, long statu
 		cJSON_AddNumberToObject(ev, "retry_after_ms", (double)e->retry_after_ms);
 	goman_event("api_call", ev);
 }
-
-#ifdef GOMAN_UNIT_TEST
-/* The stand-in back-off of the foundation issue, kept for test_aws_xml; the call path now
- * takes its delays from retry.c through the guard. Full jitter: uniform in
- * [0, min(cap, base * 2^(attempt-1))]. */
-int64_t gm_backoff_full_jitter(uint64_t rnd, int attempt, int64_t base, int64_t cap)
-{
-	int64_t ceil = base;
-	for (int i = 1; i < attempt && ceil < cap; i++)
-		ceil *= 2;
-	if (ceil > cap)
-		ceil = cap;
-	return ceil > 0 ? (int64_t)(rnd % (uint64_t)(ceil + 1)) : 0;
-}
-#endif
 
 static bool expired_token(const char *code)
 {

@@ -83,21 +83,12 @@ const char *gm_xml_root(const struct gm_xml *x);
 /* One-shot conversion; root (if not NULL) gets the root element's name. */
 struct cJSON *gm_xml_to_json(const char *xml, size_t len, char *root, size_t rootlen,
 			     struct goman_err *err);
-/* AWS XML errors: EC2 <Response><Errors><Error>, STS/IAM <ErrorResponse><Error>, S3 <Error>.
- * Fills code, message and request id of e from converted data; returns 0 when the
- * document was an error document, -1 otherwise. */
-int gm_xml_error(const char *root, const struct cJSON *data, struct goman_err *e);
 
 /* ---- aws_json.c: SSM JSON 1.1, DynamoDB JSON 1.0 --------------------------------- */
 /* X-Amz-Target prefix and content type; false when the service is not a JSON one. */
 bool gm_json_service(const char *service, const char **target_prefix, const char **content_type);
 int gm_json_prepare(const struct goman_aws_call *call, const char *endpoint, struct gm_aws_req *out,
 		    struct goman_err *err);
-/* Error body {"__type":"com.amazon...#Code","message":"..."}: fills code (namespace
- * stripped) and message; returns 0 when a code was found. */
-int gm_json_error(const char *body, size_t len, struct goman_err *e);
-/* The same; with doc non-NULL and a code found, *doc is the parsed body (caller frees). */
-int gm_json_error_doc(const char *body, size_t len, struct goman_err *e, struct cJSON **doc);
 
 /* ---- aws_s3.c: S3 REST ------------------------------------------------------------- */
 /* True when a bucket name can be a DNS label (virtual-host style). */
@@ -110,8 +101,6 @@ int gm_s3_prepare(const struct goman_aws_call *call, const char *endpoint, const
 		  bool path_style, struct gm_aws_req *out, struct goman_err *err);
 
 #ifdef GOMAN_UNIT_TEST
-/* aws.c: full-jitter back-off, uniform in [0, min(cap, base * 2^(attempt-1))] */
-int64_t gm_backoff_full_jitter(uint64_t rnd, int attempt, int64_t base, int64_t cap);
 /* aws_query.c: element-name comparisons made while attaching children (the converter's
  * work per sibling must not grow with the number of siblings) */
 extern unsigned long gm_xml_name_compares;

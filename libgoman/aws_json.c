@@ -1,7 +1,7 @@
 /*
  * aws_json.c - the AWS JSON protocols: SSM (JSON 1.1) and DynamoDB (JSON 1.0). A call is a
  * POST of the request object to "/" with X-Amz-Target "<prefix>.<Action>"; errors come
- * back as {"__type":"[namespace#]Code","message":"..."} (or "Message").
+ * back as {"__type":"[namespace#]Code","message":"..."} (or "Message"), read by aws_error.c.
  *
  * Ownership: gm_json_prepare fills a caller-owned struct gm_aws_req (gm_aws_req_clear).
  * Errors: -1 with struct goman_err filled.
@@ -11,6 +11,7 @@
 #include <string.h>
 #include <cjson/cJSON.h>
 #include "aws_int.h"
+#include "bytes_int.h"
 
 struct json_service {
 	const char *service, *target_prefix, *content_type;
@@ -54,7 +55,7 @@ int gm_json_prepare(const struct goman_aws_call *call, const char *endpoint, str
 	out->body = call->json ? cJSON_PrintUnformatted(call->json) : strdup("{}");
 	if (!target || !out->url || !out->body) {
 		free(target);
-		return goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "", "out of memory");
+		return gm_err_oom(err);
 	}
 	snprintf(out->url, elen + 2, "%s/", endpoint);
 	snprintf(target, tlen, "%s.%s", prefix, call->action);
@@ -63,42 +64,7 @@ int gm_json_prepare(const struct goman_aws_call *call, const char *endpoint, str
 		 goman_kvs_add(&out->headers, "X-Amz-Target", target);
 	free(target);
 	if (rc)
-		return goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "", "out of memory");
+		return gm_err_oom(err);
 	out->reply = GM_REPLY_JSON;
-	return 0;
-}
-
-int gm_json_error(const char *body, size_t len, struct goman_err *e)
-{
-	return gm_json_error_doc(body, len, e, NULL);
-}
-
-int gm_json_error_doc(const char *body, size_t len, struct goman_err *e, cJSON **doc)
-{
-	if (doc)
-		*doc = NULL;
-	cJSON *j = body && len ? cJSON_ParseWithLength(body, len) : NULL;
-	const cJSON *t = cJSON_GetObjectItemCaseSensitive(j, "__type");
-	if (!cJSON_IsString(t))
-		t = cJSON_GetObjectItemCaseSensitive(j, "code");
-	if (!cJSON_IsString(t)) {
-		cJSON_Delete(j);
-		return -1;
-	}
-	/* "com.amazonaws.dynamodb.v20120810#ResourceNotFoundException" → the part after '#';
-	 * some services append ":http://..." details after the code, dropped too */
-	const char *code = strrchr(t->valuestring, '#');
-	code = code ? code + 1 : t->valuestring;
-	size_t clen = strcspn(code, ":");
-	snprintf(e->code, sizeof(e->code), "%.*s", (int)clen, code);
-	const cJSON *m = cJSON_GetObjectItemCaseSensitive(j, "message");
-	if (!cJSON_IsString(m))
-		m = cJSON_GetObjectItemCaseSensitive(j, "Message");
-	if (cJSON_IsString(m))
-		snprintf(e->message, sizeof(e->message), "%s", m->valuestring);
-	if (doc && cJSON_IsObject(j))
-		*doc = j;
-	else
-		cJSON_Delete(j);
 	return 0;
 }

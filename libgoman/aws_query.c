@@ -1,7 +1,7 @@
 /*
  * aws_query.c - the AWS query protocol (EC2, STS, IAM): form-encoded POST bodies, and the
- * streaming XML → cJSON converter (expat) that every XML reply goes through, with the
- * error documents of EC2, STS/IAM and S3.
+ * streaming XML → cJSON converter (expat) that every XML reply goes through (error
+ * documents are read from its output by aws_error.c).
  *
  * The converter keeps one frame per open element: its text, an object for named children
  * and an array for <item>/<member> children. When an element closes, its frame collapses
@@ -18,6 +18,7 @@
 #include <expat.h>
 #include "aws_int.h"
 #include "buf_int.h"
+#include "bytes_int.h"
 
 #define XML_MAX_DEPTH 128
 
@@ -100,11 +101,11 @@ int gm_query_prepare(const struct goman_aws_call *call, const char *endpoint,
 	out->url = malloc(elen + 2);
 	out->body = gm_query_form(call->action, version, call->params, &out->body_len);
 	if (!out->url || !out->body)
-		return goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "", "out of memory");
+		return gm_err_oom(err);
 	snprintf(out->url, elen + 2, "%s/", endpoint);
 	if (goman_kvs_add(&out->headers, "Content-Type",
 			  "application/x-www-form-urlencoded; charset=utf-8") != 0)
-		return goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "", "out of memory");
+		return gm_err_oom(err);
 	out->reply = GM_REPLY_XML;
 	return 0;
 }
@@ -139,7 +140,7 @@ struct gm_xml {
 	cJSON *result; /* the root's value, once closed */
 	char root[96];
 	int failed; /* ENOMEM, too deep, DTD entity */
-	const char *fail_msg;
+	const char *fail_msg; /* NULL after failed: out of memory */
 };
 
 static void fail(struct gm_xml *x, const char *msg)
@@ -172,7 +173,7 @@ static void XMLCALL on_start(void *ud, const XML_Char *name, const XML_Char **at
 	memset(f, 0, sizeof(*f));
 	f->name = strdup(ln);
 	if (!f->name)
-		return fail(x, "out of memory");
+		return fail(x, NULL);
 	x->depth++;
 }
 
@@ -186,7 +187,7 @@ static void XMLCALL on_text(void *ud, const XML_Char *s, int len)
 		return; /* text beside child elements is layout whitespace */
 	gm_buf_add(&f->text, s, (size_t)len);
 	if (f->text.oom)
-		fail(x, "out of memory");
+		fail(x, NULL);
 }
 
 static bool ends_with(const char *s, const char *suffix)
@@ -228,10 +229,7 @@ unsigned long gm_xml_name_compares;
 
 static size_t name_hash(const char *s)
 {
-	uint64_t h = 1469598103934665603u; /* FNV-1a */
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 1099511628211u;
-	return (size_t)h;
+	return (size_t)gm_fnv1a(s, strlen(s));
 }
 
 /* The slot for name: its entry, or the empty one where it goes. */
@@ -317,14 +315,14 @@ static void XMLCALL on_end(void *ud, const XML_Char *name)
 	f->name = NULL;
 	if (!v) {
 		free(fname);
-		return fail(x, "out of memory");
+		return fail(x, NULL);
 	}
 	if (x->depth == 0) {
 		x->result = v;
 	} else if (attach(&x->stack[x->depth - 1], fname, v) != 0) {
 		cJSON_Delete(v);
 		free(fname);
-		return fail(x, "out of memory");
+		return fail(x, NULL);
 	}
 	free(fname);
 }
@@ -381,11 +379,11 @@ const char *gm_xml_root(const struct gm_xml *x)
 
 static int parse_error(struct gm_xml *x, struct goman_err *err)
 {
+	if (x->failed && !x->fail_msg)
+		return gm_err_oom(err);
 	if (x->failed)
-		return goman_err_set(err,
-				     x->fail_msg && strstr(x->fail_msg, "memory") ? GOMAN_ENOMEM
-										  : GOMAN_EPARSE,
-				     GOMAN_CLASS_NONE, "ParseError", "%s", x->fail_msg);
+		return goman_err_set(err, GOMAN_EPARSE, GOMAN_CLASS_NONE, "ParseError", "%s",
+				     x->fail_msg);
 	return goman_err_set(err, GOMAN_EPARSE, GOMAN_CLASS_NONE, "ParseError",
 			     "XML reply: %s at line %lu", XML_ErrorString(XML_GetErrorCode(x->p)),
 			     (unsigned long)XML_GetCurrentLineNumber(x->p));
@@ -421,7 +419,7 @@ cJSON *gm_xml_finish(struct gm_xml *x, struct goman_err *err)
 	cJSON *o = cJSON_CreateObject();
 	if (!o) {
 		cJSON_Delete(v);
-		goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "", "out of memory");
+		gm_err_oom(err);
 		return NULL;
 	}
 	cJSON_AddItemToObject(o, x->root, v);
@@ -433,7 +431,7 @@ cJSON *gm_xml_to_json(const char *xml, size_t len, char *root, size_t rootlen,
 {
 	struct gm_xml *x = gm_xml_new();
 	if (!x) {
-		goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "", "out of memory");
+		gm_err_oom(err);
 		return NULL;
 	}
 	cJSON *v = NULL;
@@ -443,53 +441,4 @@ cJSON *gm_xml_to_json(const char *xml, size_t len, char *root, size_t rootlen,
 		snprintf(root, rootlen, "%s", x->root);
 	gm_xml_free(x);
 	return v;
-}
-
-/* ---- error documents --------------------------------------------------------------- */
-
-static const char *str_at(const cJSON *o, const char *name)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
-	return cJSON_IsString(v) ? v->valuestring : NULL;
-}
-
-/* The first element when repeated names became an array. */
-static const cJSON *first(const cJSON *v)
-{
-	return cJSON_IsArray(v) ? cJSON_GetArrayItem(v, 0) : v;
-}
-
-static void fill(struct goman_err *e, const cJSON *err_obj, const char *request_id)
-{
-	const char *code = str_at(err_obj, "Code");
-	const char *msg = str_at(err_obj, "Message");
-	snprintf(e->code, sizeof(e->code), "%s", code ? code : "");
-	if (msg)
-		snprintf(e->message, sizeof(e->message), "%s", msg);
-	if (request_id)
-		snprintf(e->request_id, sizeof(e->request_id), "%s", request_id);
-}
-
-int gm_xml_error(const char *root, const cJSON *data, struct goman_err *e)
-{
-	if (!root || !data)
-		return -1;
-	if (strcmp(root, "Response") == 0 || strcmp(root, "ErrorResponse") == 0) {
-		/* EC2 nests <Errors><Error>; STS/IAM have <Error> directly. Emulators mix the two
-		 * (moto answers auth failures with <ErrorResponse><Errors><Error>), so take both. */
-		const cJSON *errs = cJSON_GetObjectItemCaseSensitive(data, "Errors");
-		const cJSON *er = first(cJSON_GetObjectItemCaseSensitive(errs, "Error"));
-		if (!cJSON_IsObject(er))
-			er = first(cJSON_GetObjectItemCaseSensitive(data, "Error"));
-		if (!cJSON_IsObject(er))
-			return -1;
-		const char *rid = str_at(data, "RequestID");
-		fill(e, er, rid ? rid : str_at(data, "RequestId"));
-		return 0;
-	}
-	if (strcmp(root, "Error") == 0) { /* S3 */
-		fill(e, data, str_at(data, "RequestId"));
-		return 0;
-	}
-	return -1;
 }

@@ -7,7 +7,7 @@
 #include <string.h>
 #include "buf_int.h"
 
-static int reserve(struct gm_buf *b, size_t more)
+int gm_buf_reserve(struct gm_buf *b, size_t more)
 {
 	if (b->oom)
 		return -1;
@@ -16,29 +16,17 @@ static int reserve(struct gm_buf *b, size_t more)
 	size_t cap = b->cap ? b->cap : 256;
 	while (cap < b->len + more + 1)
 		cap *= 2;
-	char *p = realloc(b->p, cap);
+	char *p = b->borrowed ? malloc(cap) : realloc(b->p, cap);
 	if (!p) {
 		b->oom = 1;
 		return -1;
 	}
+	if (b->borrowed && b->len)
+		memcpy(p, b->p, b->len);
 	b->p = p;
 	b->cap = cap;
+	b->borrowed = 0;
 	return 0;
-}
-
-void gm_buf_add(struct gm_buf *b, const char *s, size_t n)
-{
-	if (reserve(b, n) < 0)
-		return;
-	if (n)
-		memcpy(b->p + b->len, s, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-}
-
-void gm_buf_adds(struct gm_buf *b, const char *s)
-{
-	gm_buf_add(b, s, strlen(s));
 }
 
 void gm_buf_printf(struct gm_buf *b, const char *fmt, ...)
@@ -51,7 +39,7 @@ void gm_buf_printf(struct gm_buf *b, const char *fmt, ...)
 		b->oom = 1;
 		return;
 	}
-	if (reserve(b, (size_t)need) < 0)
+	if (gm_buf_reserve(b, (size_t)need) < 0)
 		return;
 	va_start(ap, fmt);
 	vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
@@ -84,15 +72,27 @@ void gm_buf_shift(struct gm_buf *b, size_t n)
 
 void gm_buf_free(struct gm_buf *b)
 {
-	free(b->p);
+	if (!b->borrowed)
+		free(b->p);
 	memset(b, 0, sizeof(*b));
 }
 
 char *gm_buf_take(struct gm_buf *b)
 {
-	char *p = b->oom ? NULL : b->p ? b->p : strdup("");
-	if (b->oom)
-		free(b->p);
-	memset(b, 0, sizeof(*b));
+	char *p;
+	if (b->oom) {
+		p = NULL;
+	} else if (b->borrowed || !b->p) { /* the caller's array, or nothing: a copy */
+		p = malloc(b->len + 1);
+		if (p) {
+			if (b->len)
+				memcpy(p, b->p, b->len);
+			p[b->len] = '\0';
+		}
+	} else {
+		p = b->p;
+		b->p = NULL;
+	}
+	gm_buf_free(b);
 	return p;
 }

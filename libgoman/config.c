@@ -249,7 +249,8 @@ static int load_env(struct goman_config *c, struct goman_err *err)
 		if (v && set_one(c, &keys[i], v, GOMAN_SRC_ENV, err) < 0)
 			return -1;
 	}
-	const char *v = getenv("GOMAN_ENV"); /* the name for the profile */
+	/* the profile has its own variable, as goman(7) and the porcelain name it */
+	const char *v = getenv("GOMAN_ENV");
 	if (v && goman_config_set(c, "profile", v, GOMAN_SRC_ENV, err) < 0)
 		return -1;
 	v = getenv("AWS_RETRY_MODE");

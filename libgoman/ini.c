@@ -33,6 +33,7 @@
 #include <string.h>
 #include <strings.h>
 #include "goman/ini.h"
+#include "bytes_int.h"
 
 /* A config bigger than this is not a config: refuse rather than slurp it
  * (GOMAN_MAX_CONFIG_BYTES changes it). */
@@ -66,10 +67,9 @@ struct goman_ini {
 /* FNV-1a of s, case-folded when fold (keys are matched without case, names with) */
 static size_t hash_str(const char *s, int fold)
 {
-	uint64_t h = UINT64_C(1469598103934665603);
+	uint64_t h = GM_FNV1A_INIT;
 	for (; *s; s++)
-		h = (h ^ (unsigned char)(fold ? tolower((unsigned char)*s) : *s)) *
-		    UINT64_C(1099511628211);
+		h = gm_fnv1a_step(h, (unsigned char)(fold ? tolower((unsigned char)*s) : *s));
 	return (size_t)h;
 }
 
@@ -381,7 +381,7 @@ struct goman_ini *goman_ini_parse(const char *text, struct goman_err *err)
 	return ini;
 nomem:
 	goman_ini_free(ini);
-	goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "", "out of memory parsing ini");
+	gm_err_oom(err);
 	return NULL;
 }
 
@@ -432,8 +432,7 @@ struct goman_ini *goman_ini_load(const char *path, struct goman_err *err)
 			if (!nb) {
 				free(buf);
 				fclose(f);
-				goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "",
-					      "out of memory reading '%s'", path);
+				gm_err_oom(err);
 				return NULL;
 			}
 			buf = nb;

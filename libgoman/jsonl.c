@@ -24,6 +24,7 @@
 #include "internal.h"
 #include "fdio_int.h"
 #include "jsonl_int.h"
+#include "bytes_int.h"
 
 #define INITIAL_CAP (64 * 1024)
 
@@ -101,6 +102,11 @@ size_t gm_utf8_invalid_at(const unsigned char *s, size_t len)
 		i += n + 1;
 	}
 	return len;
+}
+
+bool goman_utf8_valid(const void *p, size_t n)
+{
+	return gm_utf8_invalid_at(p, n) == n;
 }
 
 /* Fills err with BadInput for the current line: "line N: <what> <arg>". */
@@ -193,8 +199,7 @@ int goman_jsonl_next_raw(struct goman_jsonl_reader *r, const char **line, size_t
 			char *b = realloc(r->buf, cap);
 			if (!b) {
 				goman_err_clear(err);
-				goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "NoMemory",
-					      "out of memory growing the line buffer");
+				gm_err_oom(err);
 				return GOMAN_JSONL_IOERR;
 			}
 			r->buf = b;
@@ -352,7 +357,7 @@ int goman_jsonl_write_raw(int fd, const char *line, size_t len, struct goman_err
 	char *b = need <= sizeof(stackbuf) ? stackbuf : malloc(need);
 	if (!b) {
 		goman_err_clear(err);
-		goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "NoMemory", "out of memory");
+		gm_err_oom(err);
 		errno = ENOMEM;
 		return -1;
 	}

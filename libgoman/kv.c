@@ -62,12 +62,6 @@ size_t goman_kvs_del(struct goman_kvs *l, const char *name)
 	return removed;
 }
 
-int goman_kvs_set(struct goman_kvs *l, const char *name, const char *value)
-{
-	goman_kvs_del(l, name);
-	return goman_kvs_add(l, name, value);
-}
-
 const char *goman_kvs_get(const struct goman_kvs *l, const char *name)
 {
 	for (size_t i = 0; i < l->n; i++)

@@ -17,6 +17,7 @@
 #include "goman/clock.h"
 #include "goman/metrics.h"
 #include "buf_int.h"
+#include "bytes_int.h"
 
 #define HBUCKETS 800
 #define HGROWTH 1.02
@@ -70,7 +71,7 @@ struct goman_metrics {
 	size_t nclusters;
 	struct breaker breakers[MAX_BREAKERS];
 	size_t nbreakers;
-	uint64_t api_calls, retries, lines;
+	uint64_t api_calls, retries;
 	uint64_t idem_hit, idem_miss, idem_mismatch, idem_in_progress;
 	int64_t first_ts, last_ts;
 };
@@ -116,11 +117,6 @@ void goman_metrics_free(struct goman_metrics *m)
 	free(m->clusters);
 	free(m->series);
 	free(m);
-}
-
-unsigned long goman_metrics_count(const struct goman_metrics *m)
-{
-	return (unsigned long)m->lines;
 }
 
 /* ---- small JSON readers --------------------------------------------------------- */
@@ -233,10 +229,7 @@ static struct cluster *cluster_for(struct goman_metrics *m, const char *name)
 
 static size_t hash_str(const char *s)
 {
-	size_t h = 1469598103934665603ULL;
-	while (*s)
-		h = (h ^ (unsigned char)*s++) * 1099511628211ULL;
-	return h;
+	return (size_t)gm_fnv1a(s, strlen(s));
 }
 
 static int rehash(struct cluster *c, size_t nslots)
@@ -389,13 +382,11 @@ int goman_metrics_feed(struct goman_metrics *m, const cJSON *line)
 	const char *event = jstr(line, "event");
 	if (event) {
 		feed_event(m, line, event);
-		m->lines++;
 		return 1;
 	}
 	const char *cluster = jstr(line, "cluster"), *name = jstr(line, "name");
 	if (cluster && name) {
 		feed_node(m, line, cluster, name);
-		m->lines++;
 		return 1;
 	}
 	return 0;
@@ -418,9 +409,65 @@ static int64_t launch_of(const struct node *n)
 	return -1;
 }
 
+struct edge {
+	int64_t t;
+	int d; /* +1 a node starts working, -1 it stops */
+};
+
+static int cmp_edge(const void *a, const void *b)
+{
+	const struct edge *x = a, *y = b;
+	return x->t < y->t ? -1 : x->t > y->t;
+}
+
+/* [a, b) clipped to [start, end] as two edges, when anything is left of it */
+static void add_span(struct edge *e, size_t *ne, int64_t a, int64_t b, int64_t start, int64_t end)
+{
+	a = a < start ? start : a;
+	b = b > end ? end : b;
+	if (a < b) {
+		e[(*ne)++] = (struct edge){a, 1};
+		e[(*ne)++] = (struct edge){b, -1};
+	}
+}
+
+/* Parallel efficiency: the slot-time that held work over the slot-time there was. At each
+ * moment of [start, end] the nodes provisioning (launch to launch + provision.ms) or
+ * installing (installed - install.ms to installed) are counted, at most slots of them, so
+ * the result is never above 100 % (summing durations was: provisioning is not bounded by
+ * the install concurrency). A node whose times are unknown adds nothing. -1 when unknown. */
+static double parallel_pct(const struct cluster *c, int64_t start, int64_t end, size_t slots)
+{
+	struct edge *e = malloc((4 * c->n + 1) * sizeof(*e));
+	if (!e || end <= start || !slots) {
+		free(e);
+		return -1;
+	}
+	size_t ne = 0;
+	for (size_t i = 0; i < c->n; i++) {
+		const struct node *n = &c->nodes[i];
+		int64_t l = launch_of(n);
+		if (l >= 0 && n->prov_ms > 0)
+			add_span(e, &ne, l, sat_add(l, n->prov_ms), start, end);
+		if (n->installed >= 0 && n->inst_ms > 0)
+			add_span(e, &ne, n->installed - n->inst_ms, n->installed, start, end);
+	}
+	qsort(e, ne, sizeof(*e), cmp_edge);
+	double held = 0;
+	int64_t prev = start;
+	size_t active = 0;
+	for (size_t i = 0; i < ne; i++) {
+		held += (double)(e[i].t - prev) * (double)(active < slots ? active : slots);
+		prev = e[i].t;
+		active += (size_t)e[i].d; /* wraps back on -1: every -1 follows its +1 */
+	}
+	free(e);
+	return 100.0 * held / ((double)(end - start) * (double)slots);
+}
+
 static void cluster_kpi(const struct goman_metrics *m, const struct cluster *c, struct kpi *k)
 {
-	int64_t start = -1, last_running = -1, inst_first = -1, inst_last = -1, busy = 0;
+	int64_t start = -1, last_running = -1, inst_first = -1, inst_last = -1;
 	int64_t server_prov = -1, critical = -1;
 	memset(k, 0, sizeof(*k));
 	k->creation_ms = k->installation_ms = k->configuration_ms = k->critical_ms = -1;
@@ -446,8 +493,6 @@ static void cluster_kpi(const struct goman_metrics *m, const struct cluster *c, 
 			if (n->installed > inst_last)
 				inst_last = n->installed;
 		}
-		busy = sat_add(busy, sat_add(n->prov_ms > 0 ? n->prov_ms : 0,
-					     n->inst_ms > 0 ? n->inst_ms : 0));
 		int64_t ready_at = n->prov_ms >= 0 ? n->prov_ms : 0;
 		if (!strcmp(n->role, "agent") && server_prov > ready_at)
 			ready_at = server_prov; /* agents join no earlier than the server runs */
@@ -468,7 +513,7 @@ static void cluster_kpi(const struct goman_metrics *m, const struct cluster *c, 
 	if (k->creation_ms > 0 && k->nodes) {
 		size_t slots =
 			(size_t)m->concurrency < k->nodes ? (size_t)m->concurrency : k->nodes;
-		k->parallel_pct = 100.0 * (double)busy / ((double)k->creation_ms * (double)slots);
+		k->parallel_pct = parallel_pct(c, start, end, slots);
 		if (critical > 0)
 			k->schedule_pct = 100.0 * (double)critical / (double)k->creation_ms;
 	}
@@ -690,7 +735,8 @@ char *goman_metrics_prom(const struct goman_metrics *m)
 		 3},
 		{"goman_cluster_configuration_seconds", "Last install to cluster ready.", 4},
 		{"goman_cluster_success_ratio", "Share of nodes whose record says ok.", 5},
-		{"goman_cluster_parallel_efficiency_ratio", "Node busy time / (wall x slots).", 6},
+		{"goman_cluster_parallel_efficiency_ratio",
+		 "Slot time holding work / (wall x slots), at most 1.", 6},
 		{"goman_cluster_schedule_efficiency_ratio", "Critical path / wall.", 7},
 	};
 	for (size_t g = 0; g < sizeof(gauges) / sizeof(gauges[0]); g++) {

@@ -16,18 +16,13 @@
 #include "goman/signreq.h"
 #include "aws_int.h"
 #include "jsonl_int.h"
+#include "bytes_int.h"
 
 static int bad(struct goman_err *err, const char *what, const char *field)
 {
 	goman_err_clear(err);
 	return goman_err_set(err, GOMAN_EINVAL, GOMAN_CLASS_BAD_INPUT, "BadInput", "\"%s\" %s",
 			     field, what);
-}
-
-static int nomem(struct goman_err *err)
-{
-	goman_err_clear(err);
-	return goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "NoMemory", "out of memory");
 }
 
 /* Optional string field: 0 absent (or null), 1 copied into *out, -1 wrong type. */
@@ -39,7 +34,7 @@ static int get_str(const cJSON *rec, const char *name, char **out, struct goman_
 	if (!cJSON_IsString(v))
 		return bad(err, "must be a string", name);
 	*out = strdup(v->valuestring);
-	return *out ? 1 : nomem(err);
+	return *out ? 1 : gm_err_oom(err);
 }
 
 /* Optional boolean field into *out (-1 when absent). */
@@ -70,7 +65,7 @@ static int add_header(struct goman_signreq *r, const char *name, const char *val
 			   "headers");
 	if (!gm_header_value_ok(value))
 		return bad(err, "values must not hold control bytes (CR, LF, NUL)", "headers");
-	return goman_kvs_add(&r->headers, name, value) ? nomem(err) : 0;
+	return goman_kvs_add(&r->headers, name, value) ? gm_err_oom(err) : 0;
 }
 
 static int get_headers(const cJSON *h, struct goman_signreq *r, struct goman_err *err)
@@ -122,7 +117,7 @@ int goman_signreq_parse(const cJSON *rec, struct goman_signreq *r, struct goman_
 		goto fail;
 	r->body_len = r->body ? strlen(r->body) : 0;
 	if (!r->method && !(r->method = strdup(r->body ? "POST" : "GET"))) {
-		nomem(err);
+		gm_err_oom(err);
 		goto fail;
 	}
 	for (char *m = r->method; *m; m++)

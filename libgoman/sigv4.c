@@ -25,78 +25,11 @@
 #include "goman/clock.h"
 #include "goman/sigv4.h"
 #include "internal.h"
+#include "buf_int.h"
+#include "bytes_int.h"
 
 #define ALGO "AWS4-HMAC-SHA256"
 #define UNSIGNED_PAYLOAD "UNSIGNED-PAYLOAD"
-
-/* ---- growable scratch buffer: an out-of-memory sticks, checked once at the end ---- */
-struct buf {
-	char *p;
-	size_t n, cap;
-	bool oom;
-	bool heap; /* p is malloc'd (else it is the caller's stack array, or NULL) */
-};
-/* a buffer that starts in a stack array: most signatures never touch malloc for it */
-#define BUF_ON(arr)                            \
-	{                                      \
-		.p = (arr), .cap = sizeof(arr) \
-	}
-
-static void b_free(struct buf *b)
-{
-	if (b->heap)
-		free(b->p);
-}
-
-static bool b_reserve(struct buf *b, size_t more)
-{
-	if (b->oom)
-		return false;
-	if (b->n + more + 1 <= b->cap)
-		return true;
-	size_t cap = b->cap ? b->cap : 1024;
-	while (cap < b->n + more + 1)
-		cap *= 2;
-	char *p;
-	if (b->heap) {
-		p = realloc(b->p, cap);
-	} else {
-		p = malloc(cap);
-		if (p && b->p && b->n)
-			memcpy(p, b->p, b->n);
-	}
-	if (!p) {
-		b->oom = true;
-		return false;
-	}
-	b->p = p;
-	b->cap = cap;
-	b->heap = true;
-	return true;
-}
-
-static inline void b_put(struct buf *b, const char *s, size_t n)
-{
-	if (b->n + n + 1 > b->cap && !b_reserve(b, n))
-		return;
-	if (n)
-		memcpy(b->p + b->n, s, n);
-	b->n += n;
-	b->p[b->n] = '\0';
-}
-
-static void b_puts(struct buf *b, const char *s)
-{
-	b_put(b, s, strlen(s));
-}
-
-static inline void b_putc(struct buf *b, char c)
-{
-	if (b->n + 2 > b->cap && !b_reserve(b, 1))
-		return;
-	b->p[b->n++] = c;
-	b->p[b->n] = '\0';
-}
 
 static const char HEX[] = "0123456789ABCDEF";
 
@@ -107,11 +40,11 @@ static bool unreserved(unsigned char c)
 }
 
 /* RFC 3986 encoding as SigV4 wants it: uppercase hex, everything but unreserved. */
-static void b_enc(struct buf *b, const char *s, size_t n, bool keep_slash)
+static void b_enc(struct gm_buf *b, const char *s, size_t n, bool keep_slash)
 {
-	if (!b_reserve(b, 3 * n))
+	if (gm_buf_reserve(b, 3 * n) < 0)
 		return;
-	char *o = b->p + b->n;
+	char *o = b->p + b->len;
 	for (size_t i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)s[i];
 		if (unreserved(c) || (keep_slash && c == '/')) {
@@ -122,25 +55,14 @@ static void b_enc(struct buf *b, const char *s, size_t n, bool keep_slash)
 			*o++ = HEX[c & 15];
 		}
 	}
-	b->n = (size_t)(o - b->p);
-	b->p[b->n] = '\0';
-}
-
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
+	b->len = (size_t)(o - b->p);
+	b->p[b->len] = '\0';
 }
 
 /* Encodes s after decoding its %XX escapes, so "%e1%88%b4", "ሴ" and "%E1%88%B4" all come out
  * the same. A '%' not followed by two hex digits is a literal '%'. '+' stays a literal plus
  * (RFC 3986, not HTML forms), as AWS reads it. */
-static void b_reenc(struct buf *b, const char *s, size_t n, bool keep_slash)
+static void b_reenc(struct gm_buf *b, const char *s, size_t n, bool keep_slash)
 {
 	if (!memchr(s, '%', n)) { /* nothing to decode: the common case */
 		b_enc(b, s, n, keep_slash);
@@ -149,8 +71,8 @@ static void b_reenc(struct buf *b, const char *s, size_t n, bool keep_slash)
 	for (size_t i = 0; i < n; i++) {
 		char c = s[i];
 		int h, l;
-		if (c == '%' && i + 2 < n && (h = hexval(s[i + 1])) >= 0 &&
-		    (l = hexval(s[i + 2])) >= 0) {
+		if (c == '%' && i + 2 < n && (h = gm_hex_value(s[i + 1])) >= 0 &&
+		    (l = gm_hex_value(s[i + 2])) >= 0) {
 			c = (char)(h * 16 + l);
 			i += 2;
 		}
@@ -160,28 +82,12 @@ static void b_reenc(struct buf *b, const char *s, size_t n, bool keep_slash)
 
 char *goman_uri_encode(const char *s, size_t len, bool keep_slash)
 {
-	struct buf b = {0};
+	struct gm_buf b = {0};
 	b_enc(&b, s ? s : "", s ? len : 0, keep_slash);
-	if (!b.oom && !b.p)
-		b_put(&b, "", 0);
-	if (b.oom) {
-		b_free(&b);
-		return NULL;
-	}
-	return b.p;
+	return gm_buf_take(&b);
 }
 
 /* ---- SHA-256 and HMAC ---- */
-static void to_hex(const unsigned char *d, size_t n, char *out)
-{
-	static const char hx[] = "0123456789abcdef";
-	for (size_t i = 0; i < n; i++) {
-		out[2 * i] = hx[d[i] >> 4];
-		out[2 * i + 1] = hx[d[i] & 15];
-	}
-	out[2 * n] = '\0';
-}
-
 static void sha256(const void *data, size_t len, unsigned char md[SHA256_DIGEST_LENGTH])
 {
 	SHA256_CTX c;
@@ -195,7 +101,7 @@ void goman_sha256_hex(const void *data, size_t len, char out[65])
 {
 	unsigned char md[SHA256_DIGEST_LENGTH];
 	sha256(data, len, md);
-	to_hex(md, sizeof(md), out);
+	gm_hex_encode(md, sizeof(md), out);
 }
 
 /* An HMAC-SHA256 key made ready: the states after the inner and outer padded key blocks. */
@@ -413,7 +319,7 @@ static int parse_url(const char *u, struct url *out)
 
 /* botocore's remove_dot_segments: RFC 3986 5.2.4 plus empty segments dropped; a trailing
  * slash survives only when the path ended with one. Writes into b. */
-static void normalized_path(struct buf *b, const char *p, size_t n)
+static void normalized_path(struct gm_buf *b, const char *p, size_t n)
 {
 	size_t nseg = 0, cap = 16;
 	size_t stackbuf[2 * 16];
@@ -432,7 +338,7 @@ static void normalized_path(struct buf *b, const char *p, size_t n)
 			if (nseg == cap) {
 				size_t *ns = malloc(4 * cap * sizeof(*ns));
 				if (!ns) {
-					b->oom = true;
+					b->oom = 1;
 					goto done;
 				}
 				memcpy(ns, seg, 2 * cap * sizeof(*ns));
@@ -448,24 +354,24 @@ static void normalized_path(struct buf *b, const char *p, size_t n)
 		i = j + 1;
 	}
 	if (n && p[0] == '/')
-		b_putc(b, '/');
+		gm_buf_addc(b, '/');
 	for (size_t k = 0; k < nseg; k++) {
 		if (k)
-			b_putc(b, '/');
-		b_put(b, p + seg[2 * k], seg[2 * k + 1]);
+			gm_buf_addc(b, '/');
+		gm_buf_add(b, p + seg[2 * k], seg[2 * k + 1]);
 	}
 	if (n && p[n - 1] == '/' && nseg)
-		b_putc(b, '/');
+		gm_buf_addc(b, '/');
 done:
 	if (seg != stackbuf)
 		free(seg);
 }
 
-static void canonical_path(struct buf *b, struct buf *tmp, const struct url *u, bool s3,
+static void canonical_path(struct gm_buf *b, struct gm_buf *tmp, const struct url *u, bool s3,
 			   bool normalize)
 {
 	if (u->path_len == 0) {
-		b_putc(b, '/');
+		gm_buf_addc(b, '/');
 		return;
 	}
 	if (s3) {
@@ -475,14 +381,14 @@ static void canonical_path(struct buf *b, struct buf *tmp, const struct url *u, 
 	}
 	/* other services: the wire path (already encoded once) is encoded again */
 	if (normalize) {
-		tmp->n = 0;
+		tmp->len = 0;
 		normalized_path(tmp, u->path, u->path_len);
 		if (tmp->oom)
 			return;
-		if (tmp->n == 0)
-			b_putc(b, '/');
+		if (tmp->len == 0)
+			gm_buf_addc(b, '/');
 		else
-			b_enc(b, tmp->p, tmp->n, true);
+			b_enc(b, tmp->p, tmp->len, true);
 	} else {
 		b_enc(b, u->path, u->path_len, true);
 	}
@@ -558,7 +464,7 @@ static bool is_ws(char c)
 	return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' || c == '\f';
 }
 
-static void put_trimmed(struct buf *b, const char *v)
+static void put_trimmed(struct gm_buf *b, const char *v)
 {
 	bool first = true;
 	for (;;) {
@@ -570,24 +476,24 @@ static void put_trimmed(struct buf *b, const char *v)
 		while (*w && !is_ws(*w))
 			w++;
 		if (!first)
-			b_putc(b, ' ');
-		b_put(b, v, (size_t)(w - v));
+			gm_buf_addc(b, ' ');
+		gm_buf_add(b, v, (size_t)(w - v));
 		first = false;
 		v = w;
 	}
 }
 
-static void put_lower(struct buf *b, const char *s)
+static void put_lower(struct gm_buf *b, const char *s)
 {
 	size_t n = strlen(s);
-	if (!b_reserve(b, n))
+	if (gm_buf_reserve(b, n) < 0)
 		return;
 	for (size_t i = 0; i < n; i++) {
 		char c = s[i];
-		b->p[b->n + i] = (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c;
+		b->p[b->len + i] = (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c;
 	}
-	b->n += n;
-	b->p[b->n] = '\0';
+	b->len += n;
+	b->p[b->len] = '\0';
 }
 
 /* qsort_r is a GNU extension with glibc's argument order (_GNU_SOURCE comes from the
@@ -638,10 +544,357 @@ void goman_sigv4_out_clear(struct goman_sigv4_out *o)
 	memset(o, 0, sizeof(*o));
 }
 
-static int oom(struct goman_err *err)
+/* One signature's working state: borrowed inputs, what is derived from them, and the
+ * scratch buffers, which start on the stack (most signatures never call malloc for them). */
+struct sign {
+	const struct goman_sigv4_params *p;
+	const struct goman_creds *c;
+	struct url u;
+	bool presign, sign_token;
+	const char *token; /* NULL when there is none */
+	char amzdate[17], date[9], payload[65], scope[160];
+	size_t scope_len;
+	struct gm_buf ar;  /* arena: lowercased names, trimmed values, query pairs */
+	struct gm_buf cr;  /* canonical request */
+	struct gm_buf tmp; /* scratch: normalized path, string to sign, Authorization */
+	struct gm_buf sh;  /* signed headers list */
+	struct gm_buf url; /* presign: the URL handed back */
+	struct hent *he;
+	struct qpair *qp;
+	size_t nh, nq, qcap;
+	char ar_s[1024], cr_s[1024], tmp_s[512], sh_s[256];
+	struct hent he_s[16];
+	struct qpair qp_s[16];
+};
+
+static void sign_free(struct sign *s)
 {
-	return goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "OutOfMemory",
-			     "out of memory while signing");
+	gm_buf_free(&s->ar);
+	gm_buf_free(&s->cr);
+	gm_buf_free(&s->tmp);
+	gm_buf_free(&s->sh);
+	gm_buf_free(&s->url);
+	if (s->he != s->he_s)
+		free(s->he);
+	if (s->qp != s->qp_s)
+		free(s->qp);
+}
+
+static int bad_input(struct goman_err *err, const char *msg)
+{
+	return goman_err_set(err, GOMAN_EINVAL, GOMAN_CLASS_BAD_INPUT, "BadInput", "sigv4: %s",
+			     msg);
+}
+
+static int check_args(const struct goman_sigv4_params *p, const struct goman_creds *c,
+		      const struct goman_kvs *headers, const struct goman_sigv4_out *out,
+		      struct goman_err *err)
+{
+	if (!p || !c || !out || (!headers && p->presign_expires <= 0))
+		return bad_input(err, "missing argument");
+	if (!p->method || !*p->method || !p->url || !p->service || !*p->service || !p->region ||
+	    !*p->region)
+		return bad_input(err, "method, url, service and region are required");
+	if (!c->access_key_id || !*c->access_key_id || !c->secret_access_key ||
+	    !*c->secret_access_key)
+		return bad_input(err, "credentials lack an access key id or secret");
+	if (p->body_len && !p->body)
+		return bad_input(err, "body_len without body");
+	return 0;
+}
+
+/* URL, time, payload hash and credential scope */
+static int sign_start(struct sign *s, struct goman_err *err)
+{
+	const struct goman_sigv4_params *p = s->p;
+	if (parse_url(p->url, &s->u) < 0)
+		return goman_err_set(err, GOMAN_EINVAL, GOMAN_CLASS_BAD_INPUT, "BadInput",
+				     "sigv4: not an absolute URL: '%.200s'", p->url);
+	s->presign = p->presign_expires > 0;
+	const char *token = s->c->session_token;
+	s->token = token && *token ? token : NULL;
+	s->sign_token = s->token && !p->omit_session_token;
+	if (amz_date(p->time_ms ? p->time_ms : goman_now_ms(), s->amzdate) < 0)
+		return bad_input(err, "signing time out of range");
+	memcpy(s->date, s->amzdate, 8);
+	s->date[8] = '\0';
+	if (p->unsigned_payload || (s->presign && p->s3))
+		memcpy(s->payload, UNSIGNED_PAYLOAD, sizeof(UNSIGNED_PAYLOAD));
+	else
+		goman_sha256_hex(p->body, p->body_len, s->payload);
+	size_t rlen = strlen(p->region), svlen = strlen(p->service);
+	s->scope_len = 8 + 1 + rlen + 1 + svlen + sizeof("/aws4_request") - 1;
+	if (s->scope_len >= sizeof(s->scope))
+		return bad_input(err, "region or service name too long");
+	char *q = s->scope;
+	memcpy(q, s->date, 8);
+	q[8] = '/';
+	q += 9;
+	memcpy(q, p->region, rlen);
+	q[rlen] = '/';
+	q += rlen + 1;
+	memcpy(q, p->service, svlen);
+	memcpy(q + svlen, "/aws4_request", sizeof("/aws4_request"));
+	return 0;
+}
+
+/* Header mode: our headers replace any left by an earlier signing (a retry). */
+static int set_headers(struct sign *s, struct goman_kvs *headers, struct goman_err *err)
+{
+	const bool content_header = s->p->s3 || s->p->sign_body;
+	goman_kvs_del(headers, "Authorization");
+	goman_kvs_del(headers, "X-Amz-Date");
+	goman_kvs_del(headers, "X-Amz-Security-Token");
+	if (content_header)
+		goman_kvs_del(headers, "x-amz-content-sha256");
+	if ((!goman_kvs_get(headers, "Host") &&
+	     goman_kvs_addn(headers, "Host", 4, s->u.host, s->u.host_len) < 0) ||
+	    (s->token && goman_kvs_add(headers, "X-Amz-Security-Token", s->token) < 0) ||
+	    goman_kvs_add(headers, "X-Amz-Date", s->amzdate) < 0 ||
+	    (content_header && goman_kvs_add(headers, "x-amz-content-sha256", s->payload) < 0))
+		return gm_err_oom(err);
+	return 0;
+}
+
+static bool same_name(const struct sign *s, size_t i)
+{
+	if (i == 0)
+		return false;
+	const struct hent *a = &s->he[i], *b = &s->he[i - 1];
+	return a->name_len == b->name_len &&
+	       memcmp(s->ar.p + a->name_off, s->ar.p + b->name_off, a->name_len) == 0;
+}
+
+/* Canonical headers into the arena (sorted by name, stable) and the signed-headers list;
+ * -1 when out of memory. */
+static int canonical_headers(struct sign *s, const struct goman_kvs *headers)
+{
+	struct gm_buf *ar = &s->ar;
+	size_t hn = headers ? headers->n : 0;
+	s->he = hn + 1 <= 16 ? s->he_s : malloc((hn + 1) * sizeof(*s->he));
+	if (!s->he)
+		return -1;
+	bool have_host = false;
+	for (size_t i = 0; i < hn; i++) {
+		/* lowercase the name into the arena first; take it back if it is not signed */
+		size_t mark = ar->len;
+		put_lower(ar, headers->v[i].name);
+		gm_buf_addc(ar, '\0');
+		if (ar->oom)
+			return -1;
+		const char *ln = ar->p + mark;
+		bool is_token = strcmp(ln, "x-amz-security-token") == 0;
+		if (unsigned_header(ln) || (is_token && (s->presign || !s->sign_token)) ||
+		    (s->presign && strcmp(ln, "x-amz-date") == 0)) {
+			ar->len = mark;
+			continue;
+		}
+		have_host |= strcmp(ln, "host") == 0;
+		struct hent *e = &s->he[s->nh++];
+		*e = (struct hent){.pos = i, .name_off = mark, .name_len = ar->len - mark - 1};
+		e->val_off = ar->len;
+		put_trimmed(ar, headers->v[i].value);
+		e->val_len = ar->len - e->val_off;
+		gm_buf_addc(ar, '\0');
+	}
+	if (!have_host) { /* presign: Host goes into the signed set even when not listed */
+		struct hent *e = &s->he[s->nh++];
+		*e = (struct hent){.pos = hn, .name_off = ar->len, .name_len = 4};
+		gm_buf_add(ar, "host", 5);
+		e->val_off = ar->len;
+		gm_buf_add(ar, s->u.host, s->u.host_len);
+		e->val_len = s->u.host_len;
+		gm_buf_addc(ar, '\0');
+	}
+	if (ar->oom)
+		return -1;
+	sort_arena(s->he, s->nh, sizeof(*s->he), cmp_hent_arena, ar->p);
+	for (size_t i = 0; i < s->nh; i++) {
+		if (same_name(s, i))
+			continue;
+		if (s->sh.len)
+			gm_buf_addc(&s->sh, ';');
+		gm_buf_add(&s->sh, ar->p + s->he[i].name_off, s->he[i].name_len);
+	}
+	return s->sh.oom ? -1 : 0;
+}
+
+/* a new pair at the arena's end; NULL when out of memory */
+static struct qpair *new_pair(struct sign *s)
+{
+	if (s->nq == s->qcap) {
+		size_t cap = s->qcap * 2;
+		struct qpair *n = s->qp == s->qp_s ? malloc(cap * sizeof(*n))
+						   : realloc(s->qp, cap * sizeof(*n));
+		if (!n)
+			return NULL;
+		if (s->qp == s->qp_s)
+			memcpy(n, s->qp_s, sizeof(s->qp_s));
+		s->qp = n;
+		s->qcap = cap;
+	}
+	struct qpair *q = &s->qp[s->nq++];
+	q->off = s->ar.len;
+	return q;
+}
+
+/* The one walk over the caller's query: each pair decoded, re-encoded and kept for the
+ * canonical query (bare keys get '='); when presigning, the pair also goes as given into
+ * the URL handed back, less any X-Amz-* parameter of ours left by an earlier signing. */
+static int canonical_query(struct sign *s)
+{
+	const struct url *u = &s->u;
+	s->qp = s->qp_s;
+	s->qcap = sizeof(s->qp_s) / sizeof(s->qp_s[0]);
+	if (s->presign)
+		gm_buf_add(&s->url, u->base, u->base_len);
+	for (size_t i = 0; i < u->query_len;) {
+		const char *q = u->query + i;
+		size_t len = strcspn(q, "&#");
+		if (i + len > u->query_len)
+			len = u->query_len - i;
+		i += len + 1;
+		if (len == 0)
+			continue;
+		const char *eq = memchr(q, '=', len);
+		size_t klen = eq ? (size_t)(eq - q) : len;
+		if (s->presign) {
+			if (is_presign_param(q, klen))
+				continue;
+			gm_buf_addc(&s->url, s->url.len == u->base_len ? '?' : '&');
+			gm_buf_add(&s->url, q, len);
+		}
+		struct qpair *p = new_pair(s);
+		if (!p)
+			return -1;
+		b_reenc(&s->ar, q, klen, false);
+		p->keylen = s->ar.len - p->off;
+		gm_buf_addc(&s->ar, '=');
+		if (eq)
+			b_reenc(&s->ar, eq + 1, len - klen - 1, false);
+		p->len = s->ar.len - p->off;
+	}
+	return s->ar.oom || s->url.oom ? -1 : 0;
+}
+
+/* Presign: our X-Amz-* parameters onto the URL (in the AWS suite's order) and, but for
+ * an unsigned session token, into the canonical query as the same encoded pairs. */
+static int presign_params(struct sign *s)
+{
+	struct gm_buf *ub = &s->url;
+	char exp[32];
+	snprintf(exp, sizeof(exp), "%ld", s->p->presign_expires);
+	gm_buf_addc(ub, ub->len == s->u.base_len ? '?' : '&');
+	size_t start = ub->len;
+	gm_buf_adds(ub, "X-Amz-Algorithm=" ALGO "&X-Amz-Credential=");
+	b_enc(ub, s->c->access_key_id, strlen(s->c->access_key_id), false);
+	gm_buf_adds(ub, "%2F");
+	b_enc(ub, s->scope, s->scope_len, false);
+	gm_buf_adds(ub, "&X-Amz-Date=");
+	gm_buf_adds(ub, s->amzdate);
+	gm_buf_adds(ub, "&X-Amz-SignedHeaders=");
+	b_enc(ub, s->sh.p ? s->sh.p : "", s->sh.len, false);
+	gm_buf_adds(ub, "&X-Amz-Expires=");
+	gm_buf_adds(ub, exp);
+	size_t signed_end = ub->len;
+	if (s->token) { /* omit_session_token: unsigned, but still carried */
+		gm_buf_adds(ub, "&X-Amz-Security-Token=");
+		b_enc(ub, s->token, strlen(s->token), false);
+		if (s->sign_token)
+			signed_end = ub->len;
+	}
+	if (ub->oom)
+		return -1;
+	for (size_t i = start; i < signed_end;) {
+		size_t len = strcspn(ub->p + i, "&");
+		if (i + len > signed_end)
+			len = signed_end - i;
+		struct qpair *q = new_pair(s);
+		if (!q)
+			return -1;
+		gm_buf_add(&s->ar, ub->p + i, len);
+		q->keylen = strcspn(ub->p + i, "=");
+		q->len = len;
+		i += len + 1;
+	}
+	return s->ar.oom ? -1 : 0;
+}
+
+/* method, path, sorted query, headers, signed headers, payload hash */
+static int canonical_request(struct sign *s)
+{
+	const struct goman_sigv4_params *p = s->p;
+	struct gm_buf *cr = &s->cr;
+	const char *ar = s->ar.p;
+	const bool normalize = p->normalize < 0 ? !p->s3 : p->normalize != 0;
+	sort_arena(s->qp, s->nq, sizeof(*s->qp), cmp_qpair_arena, s->ar.p);
+	gm_buf_adds(cr, p->method);
+	gm_buf_addc(cr, '\n');
+	canonical_path(cr, &s->tmp, &s->u, p->s3, normalize);
+	gm_buf_addc(cr, '\n');
+	for (size_t i = 0; i < s->nq; i++) {
+		if (i)
+			gm_buf_addc(cr, '&');
+		gm_buf_add(cr, ar + s->qp[i].off, s->qp[i].len);
+	}
+	gm_buf_addc(cr, '\n');
+	for (size_t i = 0; i < s->nh; i++) {
+		const struct hent *h = &s->he[i];
+		if (same_name(s, i)) {
+			/* duplicate names: one line, values joined by ',' in their given order */
+			cr->len--; /* the '\n' */
+			gm_buf_addc(cr, ',');
+		} else {
+			gm_buf_add(cr, ar + h->name_off, h->name_len);
+			gm_buf_addc(cr, ':');
+		}
+		gm_buf_add(cr, ar + h->val_off, h->val_len);
+		gm_buf_addc(cr, '\n');
+	}
+	gm_buf_addc(cr, '\n');
+	gm_buf_add(cr, s->sh.p ? s->sh.p : "", s->sh.len);
+	gm_buf_addc(cr, '\n');
+	gm_buf_adds(cr, s->payload);
+	return cr->oom || s->tmp.oom ? -1 : 0;
+}
+
+/* string to sign (left in tmp, for explain) and its HMAC with the signing key */
+static int signature(struct sign *s, char out[65])
+{
+	char crhash[65];
+	goman_sha256_hex(s->cr.p, s->cr.len, crhash);
+	struct gm_buf *t = &s->tmp;
+	t->len = 0;
+	gm_buf_adds(t, ALGO "\n");
+	gm_buf_adds(t, s->amzdate);
+	gm_buf_addc(t, '\n');
+	gm_buf_add(t, s->scope, s->scope_len);
+	gm_buf_addc(t, '\n');
+	gm_buf_adds(t, crhash);
+	if (t->oom)
+		return -1;
+	struct hmac_key key;
+	unsigned char sig[SHA256_DIGEST_LENGTH];
+	signing_key(s->c->secret_access_key, s->date, s->p->region, s->p->service, &key);
+	hmac_run(&key, t->p, t->len, sig);
+	OPENSSL_cleanse(&key, sizeof(key));
+	gm_hex_encode(sig, sizeof(sig), out);
+	return 0;
+}
+
+static int authorization(struct sign *s, struct goman_kvs *headers, const char *sig)
+{
+	struct gm_buf *t = &s->tmp;
+	t->len = 0;
+	gm_buf_adds(t, ALGO " Credential=");
+	gm_buf_adds(t, s->c->access_key_id);
+	gm_buf_addc(t, '/');
+	gm_buf_add(t, s->scope, s->scope_len);
+	gm_buf_adds(t, ", SignedHeaders=");
+	gm_buf_add(t, s->sh.p ? s->sh.p : "", s->sh.len);
+	gm_buf_adds(t, ", Signature=");
+	gm_buf_adds(t, sig);
+	return t->oom || goman_kvs_add(headers, "Authorization", t->p) < 0 ? -1 : 0;
 }
 
 int goman_sigv4_sign(const struct goman_sigv4_params *p, const struct goman_creds *c,
@@ -650,342 +903,43 @@ int goman_sigv4_sign(const struct goman_sigv4_params *p, const struct goman_cred
 {
 	if (out)
 		memset(out, 0, sizeof(*out));
-	if (!p || !c || !out || (!headers && p->presign_expires <= 0))
-		return goman_err_set(err, GOMAN_EINVAL, GOMAN_CLASS_BAD_INPUT, "BadInput",
-				     "sigv4: missing argument");
-	if (!p->method || !*p->method || !p->url || !p->service || !*p->service || !p->region ||
-	    !*p->region)
-		return goman_err_set(err, GOMAN_EINVAL, GOMAN_CLASS_BAD_INPUT, "BadInput",
-				     "sigv4: method, url, service and region are required");
-	if (!c->access_key_id || !*c->access_key_id || !c->secret_access_key ||
-	    !*c->secret_access_key)
-		return goman_err_set(err, GOMAN_EINVAL, GOMAN_CLASS_BAD_INPUT, "BadInput",
-				     "sigv4: credentials lack an access key id or secret");
-	if (p->body_len && !p->body)
-		return goman_err_set(err, GOMAN_EINVAL, GOMAN_CLASS_BAD_INPUT, "BadInput",
-				     "sigv4: body_len without body");
-	struct url u;
-	if (parse_url(p->url, &u) < 0)
-		return goman_err_set(err, GOMAN_EINVAL, GOMAN_CLASS_BAD_INPUT, "BadInput",
-				     "sigv4: not an absolute URL: '%.200s'", p->url);
-
-	const bool presign = p->presign_expires > 0;
-	const bool normalize = p->normalize < 0 ? !p->s3 : p->normalize != 0;
-	const char *token = c->session_token && *c->session_token ? c->session_token : NULL;
-	const bool sign_token = token && !p->omit_session_token;
-	const bool content_header = !presign && (p->s3 || p->sign_body);
-
-	/* time */
-	int64_t ms = p->time_ms ? p->time_ms : goman_now_ms();
-	char amzdate[17], date[9];
-	if (amz_date(ms, amzdate) < 0)
-		return goman_err_set(err, GOMAN_EINVAL, GOMAN_CLASS_BAD_INPUT, "BadInput",
-				     "sigv4: signing time out of range");
-	memcpy(date, amzdate, 8);
-	date[8] = '\0';
-
-	/* payload */
-	char payload[65];
-	if (p->unsigned_payload || (presign && p->s3))
-		memcpy(payload, UNSIGNED_PAYLOAD, sizeof(UNSIGNED_PAYLOAD));
-	else
-		goman_sha256_hex(p->body, p->body_len, payload);
-
-	/* header mode: our headers replace any left by an earlier signing (a retry) */
-	if (!presign) {
-		goman_kvs_del(headers, "Authorization");
-		goman_kvs_del(headers, "X-Amz-Date");
-		goman_kvs_del(headers, "X-Amz-Security-Token");
-		if (content_header)
-			goman_kvs_del(headers, "x-amz-content-sha256");
-		if (!goman_kvs_get(headers, "Host") &&
-		    goman_kvs_addn(headers, "Host", 4, u.host, u.host_len) < 0)
-			return oom(err);
-		if (token && goman_kvs_add(headers, "X-Amz-Security-Token", token) < 0)
-			return oom(err);
-		if (goman_kvs_add(headers, "X-Amz-Date", amzdate) < 0)
-			return oom(err);
-		if (content_header && goman_kvs_add(headers, "x-amz-content-sha256", payload) < 0)
-			return oom(err);
-	}
-
+	if (check_args(p, c, headers, out, err))
+		return -1;
+	struct sign s;
+	s.p = p;
+	s.c = c;
+	s.ar = (struct gm_buf)GM_BUF_ON(s.ar_s);
+	s.cr = (struct gm_buf)GM_BUF_ON(s.cr_s);
+	s.tmp = (struct gm_buf)GM_BUF_ON(s.tmp_s);
+	s.sh = (struct gm_buf)GM_BUF_ON(s.sh_s);
+	s.url = (struct gm_buf){0};
+	s.he = s.he_s;
+	s.qp = s.qp_s;
+	s.nh = s.nq = 0;
 	int rc = -1;
-	char ar_s[1024], cr_s[1024], tmp_s[512], sh_s[256];
-	struct buf ar = BUF_ON(ar_s);   /* arena: lowercased names, trimmed values, query pairs */
-	struct buf cr = BUF_ON(cr_s);   /* canonical request */
-	struct buf tmp = BUF_ON(tmp_s); /* scratch */
-	struct buf sh = BUF_ON(sh_s);   /* signed headers list */
-	struct hent he_s[16], *he = NULL;
-	struct qpair qp_s[16], *qp = NULL;
-	size_t nh = 0, nq = 0;
-	char scope[160];
-	size_t rlen = strlen(p->region), svlen = strlen(p->service);
-	size_t sl = 8 + 1 + rlen + 1 + svlen + sizeof("/aws4_request") - 1;
-	if (sl < sizeof(scope)) {
-		char *q = scope;
-		memcpy(q, date, 8);
-		q[8] = '/';
-		q += 9;
-		memcpy(q, p->region, rlen);
-		q[rlen] = '/';
-		q += rlen + 1;
-		memcpy(q, p->service, svlen);
-		memcpy(q + svlen, "/aws4_request", sizeof("/aws4_request"));
-	} else {
-		goman_err_set(err, GOMAN_EINVAL, GOMAN_CLASS_BAD_INPUT, "BadInput",
-			      "sigv4: region or service name too long");
+	if (sign_start(&s, err) || (!s.presign && set_headers(&s, headers, err)))
 		goto out;
-	}
-
-	/* canonical headers */
-	size_t hn = headers ? headers->n : 0;
-	he = hn + 1 <= 16 ? he_s : malloc((hn + 1) * sizeof(*he));
-	if (!he)
+	if (canonical_headers(&s, headers) || canonical_query(&s) ||
+	    (s.presign && presign_params(&s)) || canonical_request(&s) ||
+	    signature(&s, out->signature))
 		goto nomem;
-	bool have_host = false;
-	for (size_t i = 0; i < hn; i++) {
-		const struct goman_kv *kv = &headers->v[i];
-		/* lowercase the name into the arena first; take it back if it is not signed */
-		size_t mark = ar.n;
-		put_lower(&ar, kv->name);
-		b_putc(&ar, '\0');
-		if (ar.oom)
+	if (explain && (!(out->canonical_request = gm_buf_take(&s.cr)) ||
+			!(out->string_to_sign = strdup(s.tmp.p))))
+		goto nomem;
+	if (s.presign) {
+		gm_buf_adds(&s.url, "&X-Amz-Signature=");
+		gm_buf_adds(&s.url, out->signature);
+		if (!(out->url = gm_buf_take(&s.url)))
 			goto nomem;
-		const char *ln = ar.p + mark;
-		bool is_token = strcmp(ln, "x-amz-security-token") == 0;
-		if (unsigned_header(ln) || (is_token && (presign || !sign_token)) ||
-		    (presign && strcmp(ln, "x-amz-date") == 0)) {
-			ar.n = mark;
-			continue;
-		}
-		if (strcmp(ln, "host") == 0)
-			have_host = true;
-		struct hent *e = &he[nh++];
-		e->pos = i;
-		e->name_off = mark;
-		e->name_len = ar.n - mark - 1;
-		e->val_off = ar.n;
-		put_trimmed(&ar, kv->value);
-		e->val_len = ar.n - e->val_off;
-		b_putc(&ar, '\0');
-	}
-	if (!have_host) { /* presign: Host goes into the signed set even when not listed */
-		struct hent *e = &he[nh++];
-		e->pos = hn;
-		e->name_off = ar.n;
-		b_puts(&ar, "host");
-		e->name_len = 4;
-		b_putc(&ar, '\0');
-		e->val_off = ar.n;
-		b_put(&ar, u.host, u.host_len);
-		e->val_len = u.host_len;
-		b_putc(&ar, '\0');
-	}
-	if (ar.oom)
+	} else if (authorization(&s, headers, out->signature)) {
 		goto nomem;
-	sort_arena(he, nh, sizeof(*he), cmp_hent_arena, ar.p);
-	for (size_t i = 0; i < nh; i++) {
-		if (i && he[i].name_len == he[i - 1].name_len &&
-		    memcmp(ar.p + he[i].name_off, ar.p + he[i - 1].name_off, he[i].name_len) == 0)
-			continue;
-		if (sh.n)
-			b_putc(&sh, ';');
-		b_put(&sh, ar.p + he[i].name_off, he[i].name_len);
-	}
-
-	/* canonical query: decode, re-encode, sort by key then value; bare keys get '=' */
-	size_t qcap = 8;
-	for (size_t i = 0; i < u.query_len; i++)
-		qcap += u.query[i] == '&';
-	qp = qcap <= 16 ? qp_s : malloc(qcap * sizeof(*qp));
-	if (!qp)
-		goto nomem;
-	for (size_t i = 0; i < u.query_len;) {
-		const char *s = u.query + i;
-		size_t len = strcspn(s, "&#");
-		if (i + len > u.query_len)
-			len = u.query_len - i;
-		i += len + 1;
-		if (len == 0)
-			continue;
-		const char *eq = memchr(s, '=', len);
-		size_t klen = eq ? (size_t)(eq - s) : len;
-		if (presign && is_presign_param(s, klen))
-			continue;
-		struct qpair *q = &qp[nq++];
-		q->off = ar.n;
-		b_reenc(&ar, s, klen, false);
-		q->keylen = ar.n - q->off;
-		b_putc(&ar, '=');
-		if (eq)
-			b_reenc(&ar, eq + 1, len - klen - 1, false);
-		q->len = ar.n - q->off;
-	}
-	if (presign) {
-		char exp[32];
-		snprintf(exp, sizeof(exp), "%ld", p->presign_expires);
-		const char *names[6] = {"X-Amz-Algorithm",     "X-Amz-Credential",
-					"X-Amz-Date",          "X-Amz-Expires",
-					"X-Amz-SignedHeaders", "X-Amz-Security-Token"};
-		for (int k = 0; k < 6; k++) {
-			if (k == 5 && !sign_token)
-				break;
-			struct qpair *q = &qp[nq++];
-			q->off = ar.n;
-			b_puts(&ar, names[k]);
-			q->keylen = ar.n - q->off;
-			b_putc(&ar, '=');
-			switch (k) {
-			case 0: b_puts(&ar, ALGO); break;
-			case 1:
-				b_enc(&ar, c->access_key_id, strlen(c->access_key_id), false);
-				b_puts(&ar, "%2F");
-				b_enc(&ar, scope, sl, false);
-				break;
-			case 2: b_puts(&ar, amzdate); break;
-			case 3: b_puts(&ar, exp); break;
-			case 4: b_enc(&ar, sh.p ? sh.p : "", sh.n, false); break;
-			default: b_enc(&ar, token, strlen(token), false); break;
-			}
-			q->len = ar.n - q->off;
-		}
-	}
-	if (ar.oom || sh.oom)
-		goto nomem;
-	sort_arena(qp, nq, sizeof(*qp), cmp_qpair_arena, ar.p);
-
-	/* the canonical request */
-	b_puts(&cr, p->method);
-	b_putc(&cr, '\n');
-	canonical_path(&cr, &tmp, &u, p->s3, normalize);
-	b_putc(&cr, '\n');
-	for (size_t i = 0; i < nq; i++) {
-		if (i)
-			b_putc(&cr, '&');
-		b_put(&cr, ar.p + qp[i].off, qp[i].len);
-	}
-	b_putc(&cr, '\n');
-	for (size_t i = 0; i < nh; i++) {
-		bool cont = i && he[i].name_len == he[i - 1].name_len &&
-			    memcmp(ar.p + he[i].name_off, ar.p + he[i - 1].name_off,
-				   he[i].name_len) == 0;
-		if (cont) {
-			/* duplicate names: one line, values joined by ',' in their given order */
-			cr.n--; /* the '\n' */
-			b_putc(&cr, ',');
-		} else {
-			b_put(&cr, ar.p + he[i].name_off, he[i].name_len);
-			b_putc(&cr, ':');
-		}
-		b_put(&cr, ar.p + he[i].val_off, he[i].val_len);
-		b_putc(&cr, '\n');
-	}
-	b_putc(&cr, '\n');
-	b_put(&cr, sh.p ? sh.p : "", sh.n);
-	b_putc(&cr, '\n');
-	b_puts(&cr, payload);
-	if (cr.oom || tmp.oom)
-		goto nomem;
-
-	/* string to sign, signature */
-	char crhash[65];
-	goman_sha256_hex(cr.p, cr.n, crhash);
-	tmp.n = 0;
-	b_puts(&tmp, ALGO "\n");
-	b_puts(&tmp, amzdate);
-	b_putc(&tmp, '\n');
-	b_put(&tmp, scope, sl);
-	b_putc(&tmp, '\n');
-	b_puts(&tmp, crhash);
-	if (tmp.oom)
-		goto nomem;
-	struct hmac_key key;
-	unsigned char sig[SHA256_DIGEST_LENGTH];
-	signing_key(c->secret_access_key, date, p->region, p->service, &key);
-	hmac_run(&key, tmp.p, tmp.n, sig);
-	OPENSSL_cleanse(&key, sizeof(key));
-	to_hex(sig, sizeof(sig), out->signature);
-
-	if (explain) {
-		out->canonical_request = cr.heap ? cr.p : strdup(cr.p);
-		if (cr.heap)
-			cr.heap = false; /* now the caller's */
-		if (!out->canonical_request)
-			goto nomem;
-		out->string_to_sign = strdup(tmp.p);
-		if (!out->string_to_sign)
-			goto nomem;
-	}
-
-	if (presign) {
-		/* the URL as given, our parameters after the caller's (in the AWS suite's order) */
-		struct buf ub = {0};
-		b_put(&ub, u.base, u.base_len);
-		char sepc = '?';
-		for (size_t i = 0; i < u.query_len;) {
-			const char *s = u.query + i;
-			size_t len = strcspn(s, "&#");
-			if (i + len > u.query_len)
-				len = u.query_len - i;
-			i += len + 1;
-			if (len == 0)
-				continue;
-			const char *eq = memchr(s, '=', len);
-			if (is_presign_param(s, eq ? (size_t)(eq - s) : len))
-				continue;
-			b_putc(&ub, sepc);
-			sepc = '&';
-			b_put(&ub, s, len);
-		}
-		b_putc(&ub, sepc);
-		b_puts(&ub, "X-Amz-Algorithm=" ALGO "&X-Amz-Credential=");
-		b_enc(&ub, c->access_key_id, strlen(c->access_key_id), false);
-		b_puts(&ub, "%2F");
-		b_enc(&ub, scope, sl, false);
-		b_puts(&ub, "&X-Amz-Date=");
-		b_puts(&ub, amzdate);
-		b_puts(&ub, "&X-Amz-SignedHeaders=");
-		b_enc(&ub, sh.p ? sh.p : "", sh.n, false);
-		char exp[48];
-		snprintf(exp, sizeof(exp), "&X-Amz-Expires=%ld", p->presign_expires);
-		b_puts(&ub, exp);
-		if (token) { /* omit_session_token: unsigned, but still carried */
-			b_puts(&ub, "&X-Amz-Security-Token=");
-			b_enc(&ub, token, strlen(token), false);
-		}
-		b_puts(&ub, "&X-Amz-Signature=");
-		b_puts(&ub, out->signature);
-		if (ub.oom) {
-			b_free(&ub);
-			goto nomem;
-		}
-		out->url = ub.p;
-	} else {
-		tmp.n = 0;
-		b_puts(&tmp, ALGO " Credential=");
-		b_puts(&tmp, c->access_key_id);
-		b_putc(&tmp, '/');
-		b_put(&tmp, scope, sl);
-		b_puts(&tmp, ", SignedHeaders=");
-		b_put(&tmp, sh.p ? sh.p : "", sh.n);
-		b_puts(&tmp, ", Signature=");
-		b_puts(&tmp, out->signature);
-		if (tmp.oom || goman_kvs_add(headers, "Authorization", tmp.p) < 0)
-			goto nomem;
 	}
 	rc = 0;
 	goto out;
 nomem:
-	oom(err);
+	gm_err_oom(err);
 	goman_sigv4_out_clear(out);
 out:
-	b_free(&ar);
-	b_free(&cr);
-	b_free(&tmp);
-	b_free(&sh);
-	if (he != he_s)
-		free(he);
-	if (qp != qp_s)
-		free(qp);
+	sign_free(&s);
 	return rc;
 }

@@ -17,6 +17,7 @@
 #include "goman/aws.h"
 #include "goman/install.h"
 #include "goman/log.h"
+#include "bytes_int.h"
 
 /* Wipes every string in a cJSON tree (it may hold the token). */
 static void wipe(cJSON *j)
@@ -41,7 +42,7 @@ static int get_value(struct goman_aws *aws, const char *name, char **value, stru
 	if (!req || !cJSON_AddStringToObject(req, "Name", name) ||
 	    !cJSON_AddTrueToObject(req, "WithDecryption")) {
 		cJSON_Delete(req);
-		return goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "", "out of memory");
+		return gm_err_oom(err);
 	}
 	struct goman_aws_call call = {.service = "ssm", .action = "GetParameter", .json = req};
 	struct goman_aws_result res = {0};
@@ -66,7 +67,7 @@ static int get_value(struct goman_aws *aws, const char *name, char **value, stru
 	res.data = NULL;
 	goman_aws_result_clear(&res);
 	if (!*value)
-		return goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "", "out of memory");
+		return gm_err_oom(err);
 	return 0;
 }
 
@@ -86,7 +87,7 @@ int goman_secret_put(struct goman_aws *aws, const char *name, const char *value,
 	    !cJSON_AddStringToObject(req, "Tier", strlen(value) > 4096 ? "Advanced" : "Standard") ||
 	    (description && !cJSON_AddStringToObject(req, "Description", description))) {
 		wipe_delete(req);
-		return goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "", "out of memory");
+		return gm_err_oom(err);
 	}
 	struct goman_aws_call call = {.service = "ssm", .action = "PutParameter", .json = req};
 	struct goman_aws_result res = {0};
@@ -103,7 +104,6 @@ int goman_token_ensure(struct goman_aws *aws, const char *name, bool want_value,
 {
 	unsigned char raw[32];
 	char hex[sizeof(raw) * 2 + 1];
-	static const char digits[] = "0123456789abcdef";
 	if (value)
 		*value = NULL;
 	if (created)
@@ -114,11 +114,7 @@ int goman_token_ensure(struct goman_aws *aws, const char *name, bool want_value,
 	if (RAND_bytes(raw, sizeof(raw)) != 1)
 		return goman_err_set(err, GOMAN_EIO, GOMAN_CLASS_NONE, "Random",
 				     "token: RAND_bytes failed");
-	for (size_t i = 0; i < sizeof(raw); i++) {
-		hex[2 * i] = digits[raw[i] >> 4];
-		hex[2 * i + 1] = digits[raw[i] & 15];
-	}
-	hex[sizeof(hex) - 1] = '\0';
+	gm_hex_encode(raw, sizeof(raw), hex);
 	OPENSSL_cleanse(raw, sizeof(raw));
 
 	cJSON *req = cJSON_CreateObject();
@@ -128,7 +124,7 @@ int goman_token_ensure(struct goman_aws *aws, const char *name, bool want_value,
 	    !cJSON_AddStringToObject(req, "Description", "goman K3s cluster token")) {
 		wipe_delete(req);
 		OPENSSL_cleanse(hex, sizeof(hex));
-		return goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "", "out of memory");
+		return gm_err_oom(err);
 	}
 	struct goman_aws_call call = {.service = "ssm", .action = "PutParameter", .json = req};
 	struct goman_aws_result res = {0};
@@ -144,8 +140,7 @@ int goman_token_ensure(struct goman_aws *aws, const char *name, bool want_value,
 			*value = strdup(hex);
 			OPENSSL_cleanse(hex, sizeof(hex));
 			if (!*value)
-				return goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "",
-						     "out of memory");
+				return gm_err_oom(err);
 			return 0;
 		}
 		OPENSSL_cleanse(hex, sizeof(hex));

@@ -62,6 +62,25 @@ IN
 	assert_equal "$(jq -r .response.data.Contents.Key <<<"${lines[1]}")" "dir one//sub dir/a b~c.txt"
 }
 
+@test "goman-api: an S3 body that is not valid UTF-8 (overlong, surrogate, NUL) comes back as body_base64" {
+	"$LOCAL_AWS_PYTHON" - <<'PY'
+import os, boto3
+s3 = boto3.client("s3", endpoint_url=os.environ["AWS_ENDPOINT_URL"])
+s3.create_bucket(Bucket="goman-utf8")
+for key, body in (("overlong", b"a\xc0\xafb"), ("surrogate", b"\xed\xa0\x80"),
+                  ("nul", b"a\x00b"), ("text", "h\u00e9llo".encode())):
+    s3.put_object(Bucket="goman-utf8", Key=key, Body=body)
+PY
+	for key in overlong surrogate nul; do
+		run -0 api <<<"{\"service\":\"s3\",\"action\":\"GetObject\",\"bucket\":\"goman-utf8\",\"key\":\"$key\"}"
+		assert_equal "$key: $(jq -r '.response.body // "-"' <<<"$output")" "$key: -"
+		jq -r .response.body_base64 <<<"$output" | base64 -d >"$BATS_TEST_TMPDIR/$key"
+		[ -s "$BATS_TEST_TMPDIR/$key" ]
+	done
+	run -0 api <<<'{"service":"s3","action":"GetObject","bucket":"goman-utf8","key":"text"}'
+	assert_equal "$(jq -r .response.body <<<"$output")" "héllo"
+}
+
 @test "goman-api: S3 keys with +, %, : and unicode are signed as botocore signs them" {
 	# moto's S3 signature check refuses these keys even from botocore (a moto gap, see
 	# DESIGN.md): what must hold is that goman-api and botocore get the same answer.
@@ -150,6 +169,14 @@ IN
 	run -0 goman-api --version
 	assert_output --regexp '^goman-api [0-9]'
 	run -64 goman-api --bogus
+}
+
+@test "goman-api: --jobs takes a positive whole number only (-1 is not the largest one)" {
+	for bad in -1 0 x 3x '' 99999999999999999999999; do
+		run -64 goman-api --jobs "$bad" </dev/null
+		assert_output --partial "goman-api: --jobs wants a positive number"
+	done
+	run -0 goman-api --jobs 1 </dev/null
 }
 
 # A loopback listener that counts the connections it accepts (and closes each at once), so

@@ -110,3 +110,28 @@ setup_file() { isolate_home; }
 	run -0 goman-metrics --format prom <<<'{"event":"api_call","service":"ec2","action":"X","ms":1e308}'
 	refute_output --partial "inf"
 }
+
+@test "goman-metrics: parallel efficiency stays within 100 % when more nodes provision at once than there are slots" {
+	# four nodes provision together for 60 s, then install one after another (concurrency 1):
+	# summing durations said (4 x 60 + 4 x 15) / (120 x 1) = 250 %
+	run -0 goman-metrics --format json --concurrency 1 <<-'EOF2'
+	{"cluster":"c","name":"s","role":"server","ok":true,"provision":{"ms":60000},"install":{"ms":15000},"t":{"launched":"2026-01-01T10:00:00Z","installed":"2026-01-01T10:01:15Z"}}
+	{"cluster":"c","name":"a1","role":"agent","ok":true,"provision":{"ms":60000},"install":{"ms":15000},"t":{"launched":"2026-01-01T10:00:00Z","installed":"2026-01-01T10:01:30Z"}}
+	{"cluster":"c","name":"a2","role":"agent","ok":true,"provision":{"ms":60000},"install":{"ms":15000},"t":{"launched":"2026-01-01T10:00:00Z","installed":"2026-01-01T10:01:45Z"}}
+	{"cluster":"c","name":"a3","role":"agent","ok":true,"provision":{"ms":60000},"install":{"ms":15000},"t":{"launched":"2026-01-01T10:00:00Z","installed":"2026-01-01T10:02:00Z"}}
+	EOF2
+	# the one slot held work all 120 s
+	assert_equal "$(jq .clusters[0].parallel_efficiency_pct <<<"$output")" 100
+	run -0 goman-metrics --format json --concurrency 3 <"$STREAM"
+	jq -e '.clusters[0].parallel_efficiency_pct <= 100' <<<"$output"
+}
+
+@test "goman-metrics: the summary counts the calls and retries of the lines it is given, as create feeds it" {
+	# create feeds the run's node records, then the run's own events file (not the state file)
+	run -0 goman-metrics --format json < <(grep -v '"event"' "$STREAM"; grep '"event"' "$STREAM")
+	calls=$(grep -c '"event":"api_call"' "$STREAM")
+	retries=$(grep -c '"event":"retry"' "$STREAM")
+	assert_equal "$(jq -c '[.health.api_calls, .health.retries]' <<<"$output")" "[$calls,$retries]"
+	run -0 goman-metrics < <(grep -v '"event"' "$STREAM"; grep '"event"' "$STREAM")
+	assert_output --partial "($retries of $calls calls)"
+}

@@ -1,11 +1,12 @@
 /*
  * fuzz_xml.c - XML replies of the query protocols (EC2, IAM, STS) and S3/query error
- * documents into cJSON (aws_query.c): any bytes, fed whole or in pieces, give a tree or a
+ * documents into cJSON (aws_query.c, aws_error.c): any bytes, fed whole or in pieces, give a tree or a
  * ParseError, and the error-document reader never crashes on whatever tree came out.
  * Input: one byte choosing the feed chunk size, then the document.
  */
 #include <stdio.h>
 #include <cjson/cJSON.h>
+#include "goman/aws_error.h"
 #include "aws_int.h"
 #include "fuzz.h"
 
@@ -36,7 +37,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (v) {
 		struct goman_err e;
 		goman_err_clear(&e);
-		gm_xml_error(root, v, &e);
+		goman_aws_error_xml(root, v, &e);
 		char *text = cJSON_PrintUnformatted(v);
 		free(text);
 		cJSON_Delete(v);

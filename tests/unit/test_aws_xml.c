@@ -1,6 +1,7 @@
 /*
- * test_aws_xml.c - XML → JSON conversion rules, streaming, AWS error documents (EC2,
- * STS/IAM, S3, JSON __type), the query form encoding, S3 URLs and the JSON path helpers.
+ * test_aws_xml.c - XML → JSON conversion rules, streaming, AWS error replies (EC2, STS/IAM,
+ * S3, JSON __type, headers; one table), the query form encoding, S3 URLs and the JSON path
+ * helpers.
  */
 #include "unit.h"
 #include <stdio.h>
@@ -8,6 +9,7 @@
 #include <string.h>
 #include <cjson/cJSON.h>
 #include "goman/aws.h"
+#include "goman/aws_error.h"
 #include "aws_int.h"
 
 static const char ec2_reply[] =
@@ -156,102 +158,119 @@ static void test_entity_declarations_are_refused(void **state)
 	assert_int_equal(err.rc, GOMAN_EPARSE);
 }
 
-static void test_ec2_error_document(void **state)
+/* One row per error reply goman meets: the body, the headers that came with it (name=value
+ * pairs split on '\n'), and what the parser must read from them. */
+struct err_row {
+	const char *what, *body, *headers;
+	int rc;
+	const char *code, *message, *request_id;
+};
+
+static const struct err_row err_rows[] = {
+	{"EC2 <Response><Errors><Error>",
+	 "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Errors><Error>"
+	 "<Code>AuthFailure</Code><Message>AWS was not able to validate the provided access "
+	 "credentials</Message></Error></Errors><RequestID>req-ec2</RequestID></Response>",
+	 NULL, 0, "AuthFailure", "AWS was not able to validate the provided access credentials",
+	 "req-ec2"},
+	{"STS/IAM <ErrorResponse><Error>",
+	 "<ErrorResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><Error>"
+	 "<Type>Sender</Type><Code>InvalidClientTokenId</Code><Message>bad token</Message>"
+	 "</Error><RequestId>req-sts</RequestId></ErrorResponse>",
+	 NULL, 0, "InvalidClientTokenId", "bad token", "req-sts"},
+	{"moto's refused signature: <ErrorResponse><Errors><Error>",
+	 "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<ErrorResponse><Errors>"
+	 "<Error><Code>AuthFailure</Code><Message>no</Message><Type>Sender</Type>"
+	 "</Error></Errors></ErrorResponse>",
+	 NULL, 0, "AuthFailure", "no", ""},
+	{"another root around <Errors> reads as EC2's",
+	 "<Wrapper><Errors><Error><Code>Throttling</Code><Message>slow down</Message>"
+	 "</Error></Errors></Wrapper>",
+	 NULL, 0, "Throttling", "slow down", ""},
+	{"S3 <Error>",
+	 "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>SignatureDoesNotMatch</Code>"
+	 "<Message>The request signature we calculated does not match</Message>"
+	 "<RequestId>req-s3</RequestId><HostId>h</HostId></Error>",
+	 NULL, 0, "SignatureDoesNotMatch", "The request signature we calculated does not match",
+	 "req-s3"},
+	{"XML after blanks, request id from the header when the body has none",
+	 " \r\n<Error><Code>NoSuchKey</Code></Error>", "x-amz-request-id=hdr-s3", 0, "NoSuchKey",
+	 "", "hdr-s3"},
+	{"the body's request id wins over the header's",
+	 "<Error><Code>NoSuchKey</Code><RequestId>body-id</RequestId></Error>",
+	 "x-amz-request-id=hdr-id", 0, "NoSuchKey", "", "body-id"},
+	{"a success document is not an error",
+	 "<DescribeInstancesResponse><requestId>r-1"
+	 "</requestId></DescribeInstancesResponse>",
+	 NULL, -1, "", "", ""},
+	{"JSON: namespace stripped, message",
+	 "{\"__type\":\"com.amazonaws.dynamodb.v20120810#ResourceNotFoundException\","
+	 "\"message\":\"Requested resource not found\"}",
+	 NULL, 0, "ResourceNotFoundException", "Requested resource not found", ""},
+	{"JSON: Message spelled with a capital",
+	 "{\"__type\":\"ParameterNotFound\",\"Message\":\"no such parameter\"}", NULL, 0,
+	 "ParameterNotFound", "no such parameter", ""},
+	{"JSON: \"code\" and a \":http...\" tail",
+	 "{\"code\":\"ValidationException:http://internal.amazon.com/\",\"message\":\"m\"}", NULL,
+	 0, "ValidationException", "m", ""},
+	{"JSON without a code: the x-amzn-ErrorType header names it", "{\"message\":\"bad input\"}",
+	 "x-amzn-ErrorType=InvalidRequestException:http://internal.amazon.com/\n"
+	 "x-amzn-RequestId=hdr-json",
+	 0, "InvalidRequestException", "bad input", "hdr-json"},
+	{"XML without an error document: the header still names it", "<html>busy</html>",
+	 "x-amzn-ErrorType=ServiceUnavailable", 0, "ServiceUnavailable", "", ""},
+	{"not JSON, no header", "not json", NULL, -1, "", "", ""},
+	{"an empty object", "{}", NULL, -1, "", "", ""},
+	{"an empty body", "", NULL, -1, "", "", ""},
+};
+
+static void test_error_replies_table(void **state)
 {
-	static const char doc[] =
-		"<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Errors><Error>"
-		"<Code>AuthFailure</Code><Message>AWS was not able to validate the provided access "
-		"credentials</Message></Error></Errors><RequestID>req-ec2</RequestID></Response>";
-	char root[64];
-	cJSON *j = gm_xml_to_json(doc, strlen(doc), root, sizeof(root), NULL);
-	struct goman_err e = GOMAN_ERR_INIT;
-	goman_err_clear(&e);
-	assert_int_equal(gm_xml_error(root, j, &e), 0);
-	assert_string_equal(e.code, "AuthFailure");
-	assert_string_equal(e.request_id, "req-ec2");
-	assert_non_null(strstr(e.message, "validate"));
-	cJSON_Delete(j);
+	for (size_t i = 0; i < sizeof(err_rows) / sizeof(err_rows[0]); i++) {
+		const struct err_row *r = &err_rows[i];
+		struct goman_kvs h = {0};
+		for (const char *p = r->headers; p && *p;) {
+			size_t n = strcspn(p, "\n"), k = strcspn(p, "=");
+			assert_int_equal(goman_kvs_addn(&h, p, k, p + k + 1, n - k - 1), 0);
+			p += n + (p[n] == '\n');
+		}
+		struct goman_err e = GOMAN_ERR_INIT;
+		goman_err_clear(&e);
+		cJSON *doc = NULL;
+		int rc = goman_aws_error_parse(r->body, strlen(r->body), &h, &e, &doc);
+		if (rc != r->rc || strcmp(e.code, r->code) || strcmp(e.message, r->message) ||
+		    strcmp(e.request_id, r->request_id))
+			fail_msg("%s: rc %d code '%s' message '%s' request id '%s'", r->what, rc,
+				 e.code, e.message, e.request_id);
+		/* the JSON body that named the error comes back parsed; nothing else does */
+		bool by_header = r->headers && strstr(r->headers, "x-amzn-ErrorType");
+		bool json_named = rc == 0 && r->body[0] == '{' && !by_header;
+		if (json_named != (doc != NULL))
+			fail_msg("%s: doc %s", r->what, doc ? "given" : "missing");
+		cJSON_Delete(doc);
+		goman_kvs_clear(&h);
+	}
 }
 
-static void test_sts_iam_error_document(void **state)
+/* the AWS client streams XML replies and hands the parser the converted document */
+static void test_error_from_streamed_xml_matches_the_whole_body(void **state)
 {
-	static const char doc[] =
-		"<ErrorResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><Error>"
-		"<Type>Sender</Type><Code>InvalidClientTokenId</Code><Message>bad token</Message>"
-		"</Error><RequestId>req-sts</RequestId></ErrorResponse>";
-	char root[64];
-	cJSON *j = gm_xml_to_json(doc, strlen(doc), root, sizeof(root), NULL);
+	for (size_t i = 0; i < sizeof(err_rows) / sizeof(err_rows[0]); i++) {
+		const struct err_row *r = &err_rows[i];
+		if (r->body[0] != '<' || r->headers)
+			continue;
+		char root[64];
+		cJSON *j = gm_xml_to_json(r->body, strlen(r->body), root, sizeof(root), NULL);
+		struct goman_err e = GOMAN_ERR_INIT;
+		goman_err_clear(&e);
+		assert_int_equal(goman_aws_error_xml(root, j, &e), r->rc);
+		assert_string_equal(e.code, r->code);
+		assert_string_equal(e.request_id, r->request_id);
+		cJSON_Delete(j);
+	}
 	struct goman_err e = GOMAN_ERR_INIT;
-	goman_err_clear(&e);
-	assert_int_equal(gm_xml_error(root, j, &e), 0);
-	assert_string_equal(e.code, "InvalidClientTokenId");
-	assert_string_equal(e.message, "bad token");
-	assert_string_equal(e.request_id, "req-sts");
-	cJSON_Delete(j);
-}
-
-static void test_error_response_with_errors_wrapper(void **state)
-{
-	/* what moto sends for a refused signature on query and JSON services alike */
-	static const char doc[] =
-		"<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<ErrorResponse><Errors>"
-		"<Error><Code>AuthFailure</Code><Message>no</Message><Type>Sender</Type>"
-		"</Error></Errors></ErrorResponse>";
-	char root[64];
-	cJSON *j = gm_xml_to_json(doc, strlen(doc), root, sizeof(root), NULL);
-	struct goman_err e = GOMAN_ERR_INIT;
-	goman_err_clear(&e);
-	assert_int_equal(gm_xml_error(root, j, &e), 0);
-	assert_string_equal(e.code, "AuthFailure");
-	cJSON_Delete(j);
-}
-
-static void test_s3_error_document(void **state)
-{
-	static const char doc[] =
-		"<?xml version=\"1.0\" "
-		"encoding=\"UTF-8\"?><Error><Code>SignatureDoesNotMatch</Code>"
-		"<Message>The request signature we calculated does not match</Message>"
-		"<RequestId>req-s3</RequestId><HostId>h</HostId></Error>";
-	char root[64];
-	cJSON *j = gm_xml_to_json(doc, strlen(doc), root, sizeof(root), NULL);
-	struct goman_err e = GOMAN_ERR_INIT;
-	goman_err_clear(&e);
-	assert_int_equal(gm_xml_error(root, j, &e), 0);
-	assert_string_equal(e.code, "SignatureDoesNotMatch");
-	assert_string_equal(e.request_id, "req-s3");
-	cJSON_Delete(j);
-}
-
-static void test_success_document_is_not_an_error(void **state)
-{
-	cJSON *j = gm_xml_to_json(ec2_reply, strlen(ec2_reply), NULL, 0, NULL);
-	struct goman_err e = GOMAN_ERR_INIT;
-	goman_err_clear(&e);
-	assert_int_equal(gm_xml_error("DescribeInstancesResponse", j, &e), -1);
-	assert_string_equal(e.code, "");
-	cJSON_Delete(j);
-}
-
-static void test_json_error_strips_namespace_and_reads_both_message_spellings(void **state)
-{
-	struct goman_err e = GOMAN_ERR_INIT;
-	goman_err_clear(&e);
-	static const char a[] =
-		"{\"__type\":\"com.amazonaws.dynamodb.v20120810#ResourceNotFoundException\","
-		"\"message\":\"Requested resource not found\"}";
-	assert_int_equal(gm_json_error(a, strlen(a), &e), 0);
-	assert_string_equal(e.code, "ResourceNotFoundException");
-	assert_string_equal(e.message, "Requested resource not found");
-	goman_err_clear(&e);
-	static const char b[] =
-		"{\"__type\":\"ParameterNotFound\",\"Message\":\"no such parameter\"}";
-	assert_int_equal(gm_json_error(b, strlen(b), &e), 0);
-	assert_string_equal(e.code, "ParameterNotFound");
-	assert_string_equal(e.message, "no such parameter");
-	goman_err_clear(&e);
-	assert_int_equal(gm_json_error("not json", 8, &e), -1);
-	assert_int_equal(gm_json_error("{}", 2, &e), -1);
+	assert_int_equal(goman_aws_error_xml("Error", NULL, &e), -1);
+	assert_int_equal(goman_aws_error_xml(NULL, NULL, &e), -1);
 }
 
 static void test_query_form_encodes_every_reserved_byte(void **state)
@@ -359,17 +378,6 @@ static void test_s3_prepare_methods_and_location_body(void **state)
 	gm_aws_req_clear(&r);
 }
 
-static void test_full_jitter_stays_within_the_doubling_ceiling(void **state)
-{
-	for (uint64_t r = 0; r < 5000; r += 7) {
-		assert_true(gm_backoff_full_jitter(r, 1, 200, 20000) <= 200);
-		assert_true(gm_backoff_full_jitter(r, 3, 200, 20000) <= 800);
-		assert_true(gm_backoff_full_jitter(r, 30, 200, 20000) <= 20000);
-	}
-	/* it does spread: the top of the range is reachable */
-	assert_int_equal(gm_backoff_full_jitter(800, 3, 200, 20000), 800);
-}
-
 /* <R><e0>v</e0><e1>v</e1>...</R> with n distinct names, plus n repeats of one name */
 static char *siblings_doc(int n)
 {
@@ -419,18 +427,13 @@ int main(void)
 		cmocka_unit_test(test_text_root_goes_under_its_name),
 		cmocka_unit_test(test_broken_xml_is_a_parse_error),
 		cmocka_unit_test(test_entity_declarations_are_refused),
-		cmocka_unit_test(test_ec2_error_document),
-		cmocka_unit_test(test_sts_iam_error_document),
-		cmocka_unit_test(test_error_response_with_errors_wrapper),
-		cmocka_unit_test(test_s3_error_document),
-		cmocka_unit_test(test_success_document_is_not_an_error),
-		cmocka_unit_test(test_json_error_strips_namespace_and_reads_both_message_spellings),
+		cmocka_unit_test(test_error_replies_table),
+		cmocka_unit_test(test_error_from_streamed_xml_matches_the_whole_body),
 		cmocka_unit_test(test_query_form_encodes_every_reserved_byte),
 		cmocka_unit_test(test_query_form_spells_space_as_plus_like_botocore),
 		cmocka_unit_test(test_json_targets_and_content_types),
 		cmocka_unit_test(test_s3_urls_path_and_virtual_host),
 		cmocka_unit_test(test_s3_prepare_methods_and_location_body),
-		cmocka_unit_test(test_full_jitter_stays_within_the_doubling_ceiling),
 		cmocka_unit_test(test_sibling_elements_cost_constant_work_each),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -15,28 +15,60 @@ static int64_t fake_clock(void *ctx)
 	return fake_now;
 }
 
+/* One row per seed policy: its numbers, and the delay before each retry without jitter
+ * (base x multiplier^(retry-1), at most cap) - the ceiling full jitter draws under. */
+static const struct {
+	const char *name;
+	int max_retries;
+	int64_t base_ms, cap_ms;
+	double multiplier;
+	int64_t deadline_ms;
+	int64_t delays[8]; /* retries 1..8 */
+} policy_rows[] = {
+	{"default",
+	 3,
+	 1000,
+	 30000,
+	 2.0,
+	 300000,
+	 {1000, 2000, 4000, 8000, 16000, 30000, 30000, 30000}},
+	{"aws", 5, 500, 64000, 2.0, 0, {500, 1000, 2000, 4000, 8000, 16000, 32000, 64000}},
+	{"critical",
+	 7,
+	 2000,
+	 120000,
+	 2.0,
+	 1200000,
+	 {2000, 4000, 8000, 16000, 32000, 64000, 120000, 120000}},
+	{"high-frequency", 2, 100, 2000, 1.5, 30000, {100, 150, 225, 337, 506, 759, 1139, 1708}},
+};
+
 static void seed_policies_have_the_seed_numbers(void **st)
 {
-	const struct goman_retry_policy *p = goman_retry_policy_named("default");
-	assert_int_equal(p->max_retries, 3);
-	assert_int_equal(p->base_ms, 1000);
-	assert_int_equal(p->cap_ms, 30000);
-	assert_int_equal(p->deadline_ms, 300000);
-	p = goman_retry_policy_named("aws");
-	assert_int_equal(p->max_retries, 5);
-	assert_int_equal(p->base_ms, 500);
-	assert_int_equal(p->cap_ms, 64000);
-	p = goman_retry_policy_named("critical");
-	assert_int_equal(p->max_retries, 7);
-	assert_int_equal(p->cap_ms, 120000);
-	assert_int_equal(p->deadline_ms, 1200000);
-	p = goman_retry_policy_named("high-frequency");
-	assert_int_equal(p->max_retries, 2);
-	assert_int_equal(p->base_ms, 100);
-	assert_int_equal(p->cap_ms, 2000);
-	assert_true(p->multiplier == 1.5);
-	assert_int_equal(p->deadline_ms, 30000);
+	for (size_t i = 0; i < sizeof(policy_rows) / sizeof(policy_rows[0]); i++) {
+		const struct goman_retry_policy *p = goman_retry_policy_named(policy_rows[i].name);
+		assert_non_null(p);
+		assert_string_equal(p->name, policy_rows[i].name);
+		assert_int_equal(p->max_retries, policy_rows[i].max_retries);
+		assert_int_equal(p->base_ms, policy_rows[i].base_ms);
+		assert_int_equal(p->cap_ms, policy_rows[i].cap_ms);
+		assert_true(p->multiplier == policy_rows[i].multiplier);
+		assert_int_equal(p->deadline_ms, policy_rows[i].deadline_ms);
+		assert_int_equal(p->jitter, GOMAN_JITTER_FULL);
+		struct goman_retry_policy flat = *p;
+		flat.jitter = GOMAN_JITTER_NONE;
+		struct goman_rng r;
+		goman_rng_seed(&r, 1);
+		for (int retry = 1; retry <= 8; retry++)
+			if (goman_retry_backoff(&flat, retry, 0, &r) !=
+			    policy_rows[i].delays[retry - 1])
+				fail_msg("%s retry %d: %lld ms, want %lld", policy_rows[i].name,
+					 retry, (long long)goman_retry_backoff(&flat, retry, 0, &r),
+					 (long long)policy_rows[i].delays[retry - 1]);
+	}
 	assert_null(goman_retry_policy_named("nope"));
+	assert_null(goman_retry_policy_named("custom"));
+	assert_null(goman_retry_policy_named(NULL));
 }
 
 static void full_jitter_stays_within_the_exponential_bound(void **st)

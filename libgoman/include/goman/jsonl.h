@@ -48,6 +48,10 @@ long goman_jsonl_lineno(const struct goman_jsonl_reader *r);
 /* True when a whole line is already buffered (no read needed). */
 bool goman_jsonl_buffered(const struct goman_jsonl_reader *r);
 
+/* True when p[0..n) is valid UTF-8 by the reader's rule (overlongs, surrogates and code
+ * points above U+10FFFF are not): text that may go out as a JSON string as it is. */
+bool goman_utf8_valid(const void *p, size_t n);
+
 /* Writes obj as one line with one write(2). Returns 0, or -1 (EIO, errno kept). Bytes that
  * are not valid UTF-8 in its keys or strings go out as U+FFFD. */
 int goman_jsonl_write(int fd, const struct cJSON *obj, struct goman_err *err);

@@ -26,8 +26,6 @@ int goman_kvs_add(struct goman_kvs *l, const char *name, const char *value);
 /* name/value given with lengths; value may contain NULs only if you never print it */
 int goman_kvs_addn(struct goman_kvs *l, const char *name, size_t nlen, const char *value,
 		   size_t vlen);
-/* removes every entry whose name matches case-insensitively, then adds one */
-int goman_kvs_set(struct goman_kvs *l, const char *name, const char *value);
 /* removes every entry whose name matches case-insensitively; returns how many */
 size_t goman_kvs_del(struct goman_kvs *l, const char *name);
 /* first value whose name matches case-insensitively, or NULL (borrowed) */

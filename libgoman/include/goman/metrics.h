@@ -45,8 +45,6 @@ struct goman_metrics *goman_metrics_new(const struct goman_metrics_opts *opts);
 void goman_metrics_free(struct goman_metrics *m);
 /* Returns 1 when the line was a node record or an event it used, 0 when ignored. */
 int goman_metrics_feed(struct goman_metrics *m, const struct cJSON *line);
-/* Lines used so far (records + events). */
-unsigned long goman_metrics_count(const struct goman_metrics *m);
 
 struct cJSON *goman_metrics_json(const struct goman_metrics *m);
 char *goman_metrics_table(const struct goman_metrics *m);
