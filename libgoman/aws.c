@@ -2,12 +2,14 @@
  * aws.c - the one generic AWS call path (see goman/aws.h).
  *
  * A call becomes an op: the protocol file builds the unsigned request once (aws_query.c,
- * aws_json.c, aws_s3.c). Every attempt then goes breaker -> rate limiter -> send through the
+ * aws_json.c, aws_s3.c). Every attempt first takes the current credentials from the chain
+ * (before the guard: fetching them may itself be a call through this client), then goes
+ * breaker -> rate limiter -> send through the
  * client's guard (guard.c): admit() asks goman_guard_before() (CircuitOpen ends the call;
  * MaxConcurrent parks the op in a wait queue that the next finished attempt of the same
  * (service, region, endpoint) wakes; with no adaptive-mode send token yet the op parks the
  * same way, with the guard's wait as its timer, and asks again), then
- * attempt_send() takes fresh credentials, signs a copy of the headers with a fresh date and
+ * attempt_send() signs a copy of the headers with those credentials and a fresh date and
  * submits on the shared loop. The reply streams through attempt_chunk (XML straight into
  * expat, JSON and S3 bytes buffered); attempt_done parses it, fills the one error type,
  * classifies it with goman_err_classify(), emits the api_call event, and hands the outcome
@@ -17,6 +19,16 @@
  * consistency codes are only retried when the call asked (eventual_deadline_ms > 0), as
  * goman/aws.h has always promised. Waits are loop timers, never sleeps, so other calls keep
  * moving.
+ *
+ * The credential chain's own calls: the client installs gm_aws_creds_call() as its chain's
+ * caller hook, so AssumeRole (signed with the source credentials the chain hands over),
+ * AssumeRoleWithWebIdentity (unsigned, no credential lookup) and the SSO portal and SSO-OIDC
+ * (unsigned REST-JSON, an optional bearer header) run as ops of this client, on its loop and
+ * through its guard. The chain asks from inside an op's admit(): the hook runs the loop until
+ * its own op is done, and other ops that want credentials meanwhile get the current ones, or
+ * wait a moment (GM_CREDS_BUSY_CODE) while there are none. A bare chain
+ * (goman_credchain_new, creds_client.c) gets a client of this kind on first need
+ * (gm_aws_new_on_chain).
  *
  * Config: opts->config when given; NULL means the guard loads the effective config itself
  * (goman_config_init + goman_config_load: GOMAN_* env > AWS_RETRY_MODE/AWS_MAX_ATTEMPTS >
