@@ -134,6 +134,7 @@ static cJSON *load_token(const struct gm_caller *c, const struct gm_sso *s,
 	int rc = 1;
 	char *text = path ? gm_read_private_file(path, &len, &rc, err) : NULL;
 	cJSON *tok = text ? cJSON_ParseWithLength(text, len) : NULL;
+	bool found = text != NULL;
 	if (text) {
 		explicit_bzero(text, len);
 		free(text);
@@ -143,7 +144,7 @@ static cJSON *load_token(const struct gm_caller *c, const struct gm_sso *s,
 	if (rc < 0) {
 		/* err names the file and its owner */
 	} else if (!tok || gm_sso_token_parse(tok, &access, &exp) != 0) {
-		login_required(s, text ? "the cached SSO login is not valid JSON with accessToken "
+		login_required(s, found ? "the cached SSO login is not valid JSON with accessToken "
 					 "and expiresAt"
 				       : "there is no cached SSO login",
 			       err);

@@ -403,3 +403,18 @@ PY
 	printf '%s\n' sso-fixture-access-token webid-token-secret >"$BATS_TEST_TMPDIR/pat"
 	! grep -l -F -f "$BATS_TEST_TMPDIR/pat" /proc/[0-9]*/cmdline 2>/dev/null
 }
+
+@test "creds: an SSO token holding a line break never reaches a header" {
+	no_keys
+	sso_profile
+	sso_login corp 7200
+	f=$(ls "$HOME"/.aws/sso/cache/*.json)
+	jq -c '.accessToken = "sso-fixture-access-token\r\nx-injected: 1"' "$f" >"$f.new"
+	mv "$f.new" "$f"
+	chmod 600 "$f"
+	before=$(sso_stat .GetRoleCredentials)
+	AWS_PROFILE=sso run -78 caller_arn
+	assert_output --partial "GetRoleCredentials: the token holds control bytes"
+	assert_equal "$(sso_stat .GetRoleCredentials)" "$before"
+	refute_output --partial "sso-fixture-access-token"
+}
