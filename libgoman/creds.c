@@ -1,22 +1,36 @@
 /*
  * creds.c - the credential chain, region and endpoint resolution, as the AWS CLI does them
- * (see goman/creds.h). The providers that run programs or talk HTTP live in
- * creds_process.c, creds_http.c and creds_sts.c; this file decides the order.
+ * (see goman/creds.h). The providers that run programs or talk to services live in
+ * creds_process.c, creds_http.c, creds_sts.c and creds_sso.c, the CLI's on-disk cache in
+ * creds_cache.c; this file reads the profiles and decides the order.
  *
- * Chain order (botocore's): environment keys (skipped when a profile was passed
- * explicitly, like `aws --profile`), then the profile: role_arn (AssumeRole from
- * source_profile or credential_source), static keys in the credentials file,
- * credential_process, static keys in the config file; then ECS container credentials,
- * then IMDSv2. A source that is configured but fails stops the chain with its error.
+ * Chain order (the AWS CLI v2's, botocore's create_credential_resolver): environment keys
+ * (skipped when a profile was passed explicitly, like `aws --profile`), then the profile:
+ * role_arn without web_identity_token_file (AssumeRole from source_profile or
+ * credential_source, with an MFA code when mfa_serial is set), web identity (the
+ * AWS_WEB_IDENTITY_TOKEN_FILE / AWS_ROLE_ARN / AWS_ROLE_SESSION_NAME variables, not for an
+ * explicit or source profile, else the profile keys), IAM Identity Center (sso_session or
+ * sso_start_url), static keys in the credentials file, credential_process, static keys in
+ * the config file; then ECS container credentials, then IMDSv2. A source that is configured
+ * but fails stops the chain with its error. A source profile holding static keys is used
+ * for them, not for its own role_arn (botocore's _resolve_credentials_from_profile).
  *
  * Profile settings are looked up in the credentials file "[name]" first, then the config
  * file "[profile name]" ("[default]" for default), as botocore merges them.
  *
- * Caching: the last credentials are kept until they are within the refresh margin of
- * their expiry: 5 minutes, or half their lifetime when that is shorter (so a provider
- * handing out 4-minute credentials is not re-run on every call).
+ * The chain makes no AWS call by name: STS and SSO go through the caller hook its owner
+ * installed (gm_credchain_set_caller). Assumed-role, web identity and SSO credentials sit in
+ * the CLI's cache (~/.aws/cli/cache), shared by every process: reused while they have more
+ * than the refresh margin left, else refreshed by one process under the slot's lock while
+ * the others keep theirs or wait (cached_fetch).
  *
- * Ownership: the chain owns its files, cache and HTTP loop; callers get copies.
+ * Caching in memory: the last credentials are kept until they are within the refresh margin
+ * of their expiry: 5 minutes, or half their lifetime when that is shorter (so a provider
+ * handing out 4-minute credentials is not re-run on every call). Asked again while it is
+ * fetching (the owner's loop runs other calls meanwhile), the chain lends the current
+ * credentials while they are unexpired, else answers GM_CREDS_BUSY_CODE.
+ *
+ * Ownership: the chain owns its files, cache and caller context; callers get copies.
  * goman_creds_clear() wipes the secret before freeing it.
  * Errors: -1/NULL with struct goman_err; ECREDS "NoCredentials" when no source had any.
  */
