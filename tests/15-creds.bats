@@ -21,7 +21,7 @@ teardown_file() {
 
 @test "creds: role_arn + source_profile assumes the role through STS, chains, caches, and refreshes before expiry" {
 	run -0 "$GOMAN_BUILD/tests/test_creds" assume-role
-	assert_output --partial "[  PASSED  ] 2 test(s)."
+	assert_output --partial "[  PASSED  ] 3 test(s)."
 	refute_output --partial "FAILED"
 }
 

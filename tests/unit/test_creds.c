@@ -25,6 +25,7 @@
 #include "goman/aws.h"
 #include "goman/clock.h"
 #include "goman/creds.h"
+#include "aws_int.h"
 #include "creds_int.h"
 
 static const char *const aws_vars[] = {
@@ -1167,6 +1168,65 @@ static void long_run_refreshes_role_credentials_before_they_expire(void **state)
 	goman_aws_free(aws);
 }
 
+
+/* A caller that asks its chain again from inside the chain's own STS call (what the AWS
+ * client's loop does when other calls want credentials meanwhile), then makes the real call
+ * through a client on the chain. */
+struct reentrant {
+	struct goman_credchain *cc;
+	struct goman_aws *aws;
+	int rc;
+	char code[sizeof(((struct goman_err *)0)->code)], key[128];
+};
+
+static int reentrant_call(void *ctx, const struct gm_cc_call *call, cJSON **reply,
+			  struct goman_err *err)
+{
+	struct reentrant *r = ctx;
+	struct goman_creds c = {0};
+	struct goman_err e = GOMAN_ERR_INIT;
+	goman_err_clear(&e);
+	r->rc = goman_credchain_get(r->cc, &c, &e);
+	snprintf(r->code, sizeof(r->code), "%s", e.code);
+	snprintf(r->key, sizeof(r->key), "%s", c.access_key_id ? c.access_key_id : "");
+	goman_creds_clear(&c);
+	return gm_aws_creds_call(r->aws, call, reply, err);
+}
+
+static void chain_asked_while_fetching_lends_valid_credentials_or_says_busy(void **state)
+{
+	char text[1024];
+	snprintf(text, sizeof(text), "[base]\naws_access_key_id = %s\naws_secret_access_key = %s\n",
+		 moto_env[0], moto_env[1]);
+	write_file(".aws/credentials", text, 0600);
+	write_file(".aws/config",
+		   "[profile ops]\nrole_arn = arn:aws:iam::123456789012:role/goman-ops\n"
+		   "source_profile = base\nduration_seconds = 900\n",
+		   0600);
+	setenv("AWS_ENDPOINT_URL", moto_env[2], 1);
+	struct reentrant r = {.cc = chain("ops")};
+	struct goman_err err = GOMAN_ERR_INIT;
+	assert_non_null(r.aws = gm_aws_new_on_chain(r.cc, &err));
+	gm_credchain_set_caller(r.cc, reentrant_call, &r, NULL);
+	struct goman_creds c1, c2;
+	/* nothing held yet: "ask again" */
+	get_ok(r.cc, &c1);
+	assert_int_equal(r.rc, -1);
+	assert_string_equal(r.code, GM_CREDS_BUSY_CODE);
+	/* inside the margin but unexpired: the current ones are lent while new ones come */
+	wall_offset = 11 * 60000;
+	goman_clock_override(shifted_wall, NULL, NULL);
+	rm_tree(".aws/cli");
+	get_ok(r.cc, &c2);
+	assert_int_equal(r.rc, 0);
+	assert_string_equal(r.key, c1.access_key_id);
+	assert_string_not_equal(c2.access_key_id, c1.access_key_id);
+	goman_creds_clear(&c1);
+	goman_creds_clear(&c2);
+	goman_aws_free(r.aws);
+	goman_credchain_free(r.cc);
+}
+
 int main(int argc, char **argv)
 {
 	for (size_t i = 0; i < NVARS; i++) {
@@ -1180,6 +1240,9 @@ int main(int argc, char **argv)
 							setup, teardown),
 			cmocka_unit_test_setup_teardown(
 				long_run_refreshes_role_credentials_before_they_expire, setup,
+				teardown),
+			cmocka_unit_test_setup_teardown(
+				chain_asked_while_fetching_lends_valid_credentials_or_says_busy, setup,
 				teardown),
 		};
 		rc = cmocka_run_group_tests_name("assume-role", sts, assume_setup, assume_teardown);
