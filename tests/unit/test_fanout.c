@@ -1,5 +1,5 @@
 /*
- * test_fanout.c - goman-fanout's engine (libgoman/fanout.c): flag parsers, the -j auto AIMD,
+ * test_fanout.c - goman-fanout's engine (libgoman/fanout*.c): the --halt parser, the -j auto AIMD,
  * the halt rule, exit codes, and whole runs through goman_fanout_run() with real children
  * (input and output are temporary files, so nothing here depends on pipe timing).
  */
@@ -10,33 +10,6 @@
 #include "unit.h"
 #include "goman/fanout.h"
 #include "fanout_int.h"
-
-static void test_duration_accepts_units_and_bare_seconds(void **state)
-{
-	int64_t ms;
-	assert_int_equal(goman_fanout_parse_duration("30", &ms), 0);
-	assert_int_equal(ms, 30000);
-	assert_int_equal(goman_fanout_parse_duration("1.5s", &ms), 0);
-	assert_int_equal(ms, 1500);
-	assert_int_equal(goman_fanout_parse_duration("500ms", &ms), 0);
-	assert_int_equal(ms, 500);
-	assert_int_equal(goman_fanout_parse_duration("2m", &ms), 0);
-	assert_int_equal(ms, 120000);
-	assert_int_equal(goman_fanout_parse_duration("1h", &ms), 0);
-	assert_int_equal(ms, 3600000);
-}
-
-static void test_duration_rejects_junk_zero_and_negative(void **state)
-{
-	int64_t ms = 7;
-	assert_int_equal(goman_fanout_parse_duration("", &ms), -1);
-	assert_int_equal(goman_fanout_parse_duration("0", &ms), -1);
-	assert_int_equal(goman_fanout_parse_duration("-5", &ms), -1);
-	assert_int_equal(goman_fanout_parse_duration("5 parsecs", &ms), -1);
-	assert_int_equal(goman_fanout_parse_duration("s", &ms), -1);
-	assert_int_equal(goman_fanout_parse_duration("0.1ms", &ms), -1);
-	assert_int_equal(ms, 7);
-}
 
 static void test_halt_spec_forms(void **state)
 {
@@ -263,8 +236,6 @@ static void test_throttling_is_not_a_mention_of_the_word(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_duration_accepts_units_and_bare_seconds),
-		cmocka_unit_test(test_duration_rejects_junk_zero_and_negative),
 		cmocka_unit_test(test_halt_spec_forms),
 		cmocka_unit_test(test_halt_spec_rejects_malformed),
 		cmocka_unit_test(test_halt_percent_waits_for_enough_jobs),
