@@ -16,7 +16,6 @@
 #include "goman/idem.h"
 
 struct cJSON;
-struct gm_idem_index;
 
 struct gm_idem_rec {
 	char id[65];
@@ -75,7 +74,8 @@ struct gm_idem_ops {
 extern const struct gm_idem_ops gm_idem_file_ops;   /* idem_file.c */
 extern const struct gm_idem_ops gm_idem_dynamo_ops; /* idem_dynamo.c */
 
-/* What every backend shares; each keeps the rest in its own struct behind be. */
+/* What every backend shares; each keeps the rest in its own struct behind be (struct
+ * fstore in idem_file.c, struct dstore in idem_dynamo.c). */
 struct goman_idem {
 	const struct gm_idem_ops *ops;
 	void *be;
@@ -99,8 +99,6 @@ bool gm_idem_owner_dead(const struct gm_idem_rec *r);
 /* forget's check: 0 when r may be forgotten, else -1 with *err (IdempotencyInProgress) */
 int gm_idem_forget_check(const struct gm_idem_rec *r, bool force, int64_t now,
 			 struct goman_err *err);
-int gm_idem_random_hex(char *out, size_t nbytes); /* out gets 2*nbytes hex + NUL */
-long gm_idem_pid(void);                           /* getpid(), cached (reset in forked children) */
 
 #ifdef GOMAN_UNIT_TEST
 /* a DynamoDB item ({"id":{"S":..},"n":{"N":..}}) into r: 0, or -1 when it is no record */

@@ -23,7 +23,8 @@
 #include "bytes_int.h"
 #include "idem_int.h"
 
-int gm_idem_random_hex(char *out, size_t nbytes)
+/* out gets 2 * nbytes hex digits and a NUL */
+static int random_hex(char *out, size_t nbytes)
 {
 	unsigned char b[64];
 	if (nbytes > sizeof(b) || RAND_bytes(b, (int)nbytes) != 1)
@@ -76,7 +77,7 @@ static void forget_pid(void)
 	cached_pid = 0;
 }
 
-long gm_idem_pid(void)
+static long my_pid(void)
 {
 	static int registered;
 	if (!registered) {
@@ -92,7 +93,7 @@ long gm_idem_pid(void)
 
 static long long my_start_time(void)
 {
-	long pid = gm_idem_pid();
+	long pid = my_pid();
 	if (cached_start == -2)
 		cached_start = pid_start_time(pid);
 	return cached_start;
@@ -166,11 +167,11 @@ int gm_idem_rec_init_owner(struct gm_idem_rec *r, const char *operation, const c
 	snprintf(r->status, sizeof(r->status), "INPROGRESS");
 	snprintf(r->payload_hash, sizeof(r->payload_hash), "%s", payload_hash);
 	char both[65]; /* one RAND_bytes call for both: each costs a getpid() inside OpenSSL */
-	if (gm_idem_random_hex(both, 32))
+	if (random_hex(both, 32))
 		return -1;
 	memcpy(r->client_token, both, 32);
 	memcpy(r->owner, both + 32, 32);
-	r->owner_pid = gm_idem_pid();
+	r->owner_pid = my_pid();
 	r->owner_pid_start = my_start_time();
 	snprintf(r->owner_host, sizeof(r->owner_host), "%s", my_host());
 	r->started_at = now;
