@@ -70,48 +70,38 @@ struct flag {
 	enum kind kind;
 	size_t off; /* offsetof(struct cmd, ...) */
 	long min, max;
-	const char *bad; /* the message for a value out of range */
 };
 
 #define OFF(field) offsetof(struct cmd, field)
 static const struct flag flags[] = {
-	{{"jobs", required_argument, NULL, 'j'},
-	 K_JOBS,
-	 OFF(o.jobs),
-	 1,
-	 100000,
-	 "bad -j '%s' (a number >= 1, or auto)"},
-	{{"keep-order", no_argument, NULL, 'k'}, K_BOOL, OFF(o.keep_order), 0, 0, NULL},
-	{{"batch", required_argument, NULL, 256},
-	 K_SIZE,
-	 OFF(o.batch),
-	 1,
-	 1000000,
-	 "bad --batch '%s'"},
-	{{"timeout", required_argument, NULL, 257}, K_DUR, OFF(o.timeout_ms), 0, 0, NULL},
-	{{"grace", required_argument, NULL, 258}, K_DUR, OFF(o.grace_ms), 0, 0, NULL},
-	{{"retries", required_argument, NULL, 259},
-	 K_INT,
-	 OFF(o.retries),
-	 0,
-	 1000,
-	 "bad --retries '%s'"},
-	{{"retry-delay", required_argument, NULL, 260}, K_DUR, OFF(o.retry_delay_ms), 0, 0, NULL},
-	{{"halt", required_argument, NULL, 261}, K_HALT, 0, 0, 0, "bad --halt '%s'"},
-	{{"joblog", required_argument, NULL, 262}, K_JOBLOG, OFF(joblog), 0, 0, NULL},
-	{{"bar", no_argument, NULL, 263}, K_BOOL, OFF(bar), 0, 0, NULL},
-	{{"pass", no_argument, NULL, 264}, K_BOOL, OFF(o.pass), 0, 0, NULL},
-	{{"raw", no_argument, NULL, 265}, K_BOOL, OFF(o.raw), 0, 0, NULL},
-	{{"max-jobs", required_argument, NULL, 266},
-	 K_INT,
-	 OFF(o.max_jobs),
-	 1,
-	 100000,
-	 "bad --max-jobs '%s'"},
-	{{"help", no_argument, NULL, 267}, K_HELP, 0, 0, 0, NULL},
-	{{"version", no_argument, NULL, 268}, K_VERSION, 0, 0, 0, NULL},
+	{{"jobs", required_argument, NULL, 'j'}, K_JOBS, OFF(o.jobs), 1, 100000},
+	{{"keep-order", no_argument, NULL, 'k'}, K_BOOL, OFF(o.keep_order), 0, 0},
+	{{"batch", required_argument, NULL, 256}, K_SIZE, OFF(o.batch), 1, 1000000},
+	{{"timeout", required_argument, NULL, 257}, K_DUR, OFF(o.timeout_ms), 0, 0},
+	{{"grace", required_argument, NULL, 258}, K_DUR, OFF(o.grace_ms), 0, 0},
+	{{"retries", required_argument, NULL, 259}, K_INT, OFF(o.retries), 0, 1000},
+	{{"retry-delay", required_argument, NULL, 260}, K_DUR, OFF(o.retry_delay_ms), 0, 0},
+	{{"halt", required_argument, NULL, 261}, K_HALT, 0, 0, 0},
+	{{"joblog", required_argument, NULL, 262}, K_JOBLOG, OFF(joblog), 0, 0},
+	{{"bar", no_argument, NULL, 263}, K_BOOL, OFF(bar), 0, 0},
+	{{"pass", no_argument, NULL, 264}, K_BOOL, OFF(o.pass), 0, 0},
+	{{"raw", no_argument, NULL, 265}, K_BOOL, OFF(o.raw), 0, 0},
+	{{"max-jobs", required_argument, NULL, 266}, K_INT, OFF(o.max_jobs), 1, 100000},
+	{{"help", no_argument, NULL, 267}, K_HELP, 0, 0, 0},
+	{{"version", no_argument, NULL, 268}, K_VERSION, 0, 0, 0},
 };
 #define NFLAGS (sizeof(flags) / sizeof(flags[0]))
+
+/* a value the flag does not take: its message, then the usage text, exit 64 */
+static int bad_value(const struct flag *fl, const char *arg)
+{
+	if (fl->kind == K_JOBS)
+		cli_usage_error("bad -j '%s' (a number >= 1, or auto)", cli_shown(arg));
+	else
+		cli_usage_error("bad --%s '%s'", fl->opt.name, cli_shown(arg));
+	fputs(usage_text, stderr);
+	return GOMAN_EXIT_USAGE;
+}
 
 /* Stores one flag's value. -1 to go on, else the exit status to return now. */
 static int apply(const struct flag *fl, const char *arg, struct cmd *c)
@@ -128,7 +118,7 @@ static int apply(const struct flag *fl, const char *arg, struct cmd *c)
 	case K_INT:
 	case K_SIZE:
 		if (cli_parse_long(arg, fl->min, fl->max, &v))
-			return usage_error(fl->bad, arg);
+			return bad_value(fl, arg);
 		if (fl->kind == K_SIZE)
 			*(size_t *)(void *)field = (size_t)v;
 		else
@@ -142,7 +132,7 @@ static int apply(const struct flag *fl, const char *arg, struct cmd *c)
 		return -1;
 	case K_HALT:
 		if (goman_fanout_parse_halt(arg, &c->o.halt, &c->o.halt_fail, &c->o.halt_percent))
-			return usage_error(fl->bad, arg);
+			return bad_value(fl, arg);
 		return -1;
 	case K_BOOL: *(bool *)(void *)field = true; return -1;
 	case K_JOBLOG: c->joblog = arg; return -1;
