@@ -40,7 +40,6 @@
 #include "goman/log.h"
 #include "bytes_int.h"
 #include "fanout_int.h"
-#include "internal.h"
 
 extern char **environ;
 
