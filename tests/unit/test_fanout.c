@@ -204,6 +204,45 @@ static void test_run_batch_gives_each_job_its_lines(void **state)
 	free(out);
 }
 
+struct seen_progress {
+	int calls, last_calls;
+	struct goman_fanout_progress last;
+};
+
+static void note_progress(const struct goman_fanout_progress *p, void *ctx)
+{
+	struct seen_progress *s = ctx;
+	s->calls++;
+	if (p->last) {
+		s->last_calls++;
+		s->last = *p;
+	}
+}
+
+/* the engine draws nothing itself: it hands its counts to the caller's hook, with the
+ * input's size when stdin is a file, and once more with last set when the run is over */
+static void test_run_hands_progress_to_the_callers_hook(void **state)
+{
+	static const char input[] = "{\"i\":1}\n{\"i\":2}\n{\"i\":3}\n";
+	struct goman_fanout_opts o;
+	goman_fanout_opts_init(&o);
+	o.jobs = 2;
+	struct seen_progress seen = {0};
+	o.progress = note_progress;
+	o.progress_ctx = &seen;
+	struct goman_fanout_stats st;
+	char *argv[] = {"sh", "-c", "read l; [ \"$l\" != '{\"i\":2}' ]", NULL};
+	char *out = run_fanout(&o, argv, input, &st);
+	assert_int_equal(seen.last_calls, 1);
+	assert_true(seen.calls >= 1);
+	assert_int_equal(seen.last.done, 3);
+	assert_int_equal(seen.last.failed, 1);
+	assert_int_equal(seen.last.running, 0);
+	assert_int_equal(seen.last.bytes_total, (long long)strlen(input));
+	assert_int_equal(seen.last.bytes_in, (long long)strlen(input));
+	free(out);
+}
+
 static bool throttling(const char *line)
 {
 	return gm_line_reports_throttling(line, strlen(line));
@@ -245,6 +284,7 @@ int main(void)
 		cmocka_unit_test(test_run_keep_order_returns_input_order),
 		cmocka_unit_test(test_run_failed_job_record_keeps_input_fields),
 		cmocka_unit_test(test_run_batch_gives_each_job_its_lines),
+		cmocka_unit_test(test_run_hands_progress_to_the_callers_hook),
 		cmocka_unit_test(
 			test_throttling_is_the_class_of_an_error_record_whatever_the_spacing),
 		cmocka_unit_test(test_throttling_is_not_a_mention_of_the_word),
