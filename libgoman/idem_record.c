@@ -13,6 +13,7 @@
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -259,23 +260,34 @@ static cJSON *get_dup(const cJSON *o, const char *name)
 	return v ? cJSON_Duplicate(v, 1) : NULL;
 }
 
+/* the record's text fields: name, where each goes and how much room it has */
+#define AT(f) offsetof(struct gm_idem_rec, f), sizeof(((struct gm_idem_rec *)0)->f)
+static const struct {
+	const char *name;
+	size_t off, len;
+} text_fields[] = {
+	{"id", AT(id)},
+	{"operation", AT(operation)},
+	{"status", AT(status)},
+	{"payload_hash", AT(payload_hash)},
+	{"client_token", AT(client_token)},
+	{"owner", AT(owner)},
+	{"owner_host", AT(owner_host)},
+};
+
 int gm_idem_rec_from_json(const cJSON *o, struct gm_idem_rec *r)
 {
 	memset(r, 0, sizeof(*r));
 	if (!cJSON_IsObject(o))
 		return -1;
-	get_str(o, "id", r->id, sizeof(r->id));
-	get_str(o, "operation", r->operation, sizeof(r->operation));
-	get_str(o, "status", r->status, sizeof(r->status));
-	get_str(o, "payload_hash", r->payload_hash, sizeof(r->payload_hash));
-	get_str(o, "client_token", r->client_token, sizeof(r->client_token));
-	get_str(o, "owner", r->owner, sizeof(r->owner));
-	get_str(o, "owner_host", r->owner_host, sizeof(r->owner_host));
+	for (size_t i = 0; i < sizeof(text_fields) / sizeof(text_fields[0]); i++)
+		get_str(o, text_fields[i].name, (char *)r + text_fields[i].off, text_fields[i].len);
 	r->owner_pid = (long)get_num(o, "owner_pid");
 	r->owner_pid_start = (long long)get_num(o, "owner_pid_start");
-	r->started_at = get_num(o, "started_at");
-	r->lease_expires = get_num(o, "lease_expires");
-	r->expires_at = get_num(o, "expires_at");
+	int64_t *const times[] = {&r->started_at, &r->lease_expires, &r->expires_at};
+	static const char *const time_names[] = {"started_at", "lease_expires", "expires_at"};
+	for (size_t i = 0; i < 3; i++)
+		*times[i] = get_num(o, time_names[i]);
 	r->identity = get_dup(o, "identity");
 	r->result = get_dup(o, "result");
 	r->error = get_dup(o, "error");
