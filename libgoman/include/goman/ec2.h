@@ -176,10 +176,6 @@ struct goman_ec2_sg_rule {
 	const char *cidr; /* NULL = self-referencing (the group itself) */
 };
 
-/* The K3s rules: tcp 6443, 10250, 2379-2380; udp 8472, 51820-51821, all self-referencing. */
-extern const struct goman_ec2_sg_rule goman_ec2_k3s_rules[];
-extern const size_t goman_ec2_k3s_nrules;
-
 /* Blocking. The default VPC's id into vpc (size len). 0, or -1 (GOMAN_ENOTFOUND when none). */
 int goman_ec2_default_vpc(struct goman_aws *aws, char *vpc, size_t len, int *calls,
 			  struct goman_err *err);
