@@ -442,6 +442,35 @@ int goman_ec2_describe(struct goman_aws *aws, const struct goman_kvs *filters,
 	return w.rc;
 }
 
+int goman_ec2_cluster_instances(struct goman_aws *aws, const char *cluster, bool shutting_down,
+				struct goman_ec2_instances *out, struct goman_err *err)
+{
+	static const char *const live[] = {"pending", "running", "stopping", "stopped",
+					   "shutting-down"};
+	size_t nstates = shutting_down ? 5 : 4;
+	struct goman_kvs f = {0};
+	struct goman_ec2_instances l = {0};
+	int rc = cluster ? goman_kvs_add(&f, "tag:goman:cluster", cluster)
+			 : goman_kvs_add(&f, "tag-key", "goman:cluster");
+	for (size_t i = 0; i < nstates; i++)
+		rc |= goman_kvs_add(&f, "instance-state-name", live[i]);
+	if (rc != 0)
+		rc = gm_err_oom(err);
+	else
+		rc = goman_ec2_describe(aws, &f, NULL, 0, &l, NULL, err);
+	for (size_t i = 0; rc == 0 && i < l.n; i++) {
+		/* a reply is outside input: the filter is checked again */
+		const char *c = goman_ec2_tag(&l.v[i], "goman:cluster");
+		if (!c || (cluster && strcmp(c, cluster)))
+			continue;
+		if (goman_ec2_instances_add(out, &l.v[i]) != 0)
+			rc = gm_err_oom(err);
+	}
+	goman_ec2_instances_clear(&l);
+	goman_kvs_clear(&f);
+	return rc;
+}
+
 /* ---- mutations ------------------------------------------------------------------------ */
 
 struct mut_op {
