@@ -358,6 +358,7 @@ static int list_clusters(struct goman_aws *aws, bool shutting_down, struct goman
 		goman_log(GOMAN_LOG_ERROR, "BATCH", "listing clusters: %s %s", err->code,
 			  err->message);
 		cJSON *er = goman_jsonl_error_record(NULL, "batch", err, 0);
+		cJSON_AddStringToObject(cJSON_GetObjectItem(er, "batch"), "action", "clusters");
 		goman_outcome_add(&oc, err);
 		if (!er || goman_jsonl_write(1, er, NULL))
 			oc.output_errors++;

@@ -449,3 +449,17 @@ IN
 	assert_equal "$(calls RunInstances)" 0
 	assert_equal "$(instances nosuchnet | wc -l)" 0
 }
+
+@test "goman-provision: every record from RunInstances on carries the first server's server_url; a re-run's records too" {
+	run -0 --separate-stderr goman-provision --cluster joinurl --servers 1 --agents 2 --wait none
+	ip=$(jq -r 'select(.role == "server" and .index == 0) | .private_ip' <<<"$output")
+	[[ $ip =~ ^[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+$ ]]
+	assert_equal "$(jq -s -c 'map(.server_url) | unique' <<<"$output")" "[\"https://$ip:6443\"]"
+	# a re-run that names only agents: the URL comes from the existing first server
+	run -0 --separate-stderr goman-provision --cluster joinurl --agents 3 --wait none
+	assert_equal "$(jq -s 'length' <<<"$output")" 3
+	assert_equal "$(jq -s -c 'map(.server_url) | unique' <<<"$output")" "[\"https://$ip:6443\"]"
+	# a cluster without a first server has no URL to give
+	run -0 --separate-stderr goman-provision --cluster nourl --agents 1 --wait none
+	assert_equal "$(jq -r '.server_url // "none"' <<<"$output")" none
+}
