@@ -22,6 +22,7 @@
 #include "goman/jsonl.h"
 #include "goman/log.h"
 #include "cli/cli.h"
+#include "cli/cli_flags.h"
 
 static const char usage_text[] =
 	"usage: goman-batch VERB [options] < instances.jsonl\n"
@@ -235,38 +236,37 @@ static int cfg_flag(struct args *a, const char *key, const char *v)
 	return -1;
 }
 
-static int f_batch_size(struct args *a, const char *v) { return cfg_flag(a, "batch_size", v); }
-static int f_concurrency(struct args *a, const char *v) { return cfg_flag(a, "concurrency", v); }
-static int f_env(struct args *a, const char *v) { return cfg_flag(a, "profile", v); }
-static int f_cluster(struct args *a, const char *v) { a->cluster = v; return 0; }
-static int f_region(struct args *a, const char *v) { a->region = v; return 0; }
-static int f_profile(struct args *a, const char *v) { a->profile = v; return 0; }
-static int f_force(struct args *a, const char *v) { (void)v; a->xo.force = true; return 0; }
-static int f_hibernate(struct args *a, const char *v) { (void)v; a->xo.hibernate = true; return 0; }
-static int f_wait(struct args *a, const char *v) { (void)v; a->wait_flag = true; return 0; }
-static int f_show(struct args *a, const char *v) { (void)v; a->show = true; return 0; }
-static int f_shutting(struct args *a, const char *v) { (void)v; a->shutting_down = true; return 0; }
-static int f_batch_timeout(struct args *a, const char *v)
+/* one setter per flag: p is the struct args */
+#define A ((struct args *)p)
+static int f_batch_size(void *p, const char *v) { return cfg_flag(A, "batch_size", v); }
+static int f_concurrency(void *p, const char *v) { return cfg_flag(A, "concurrency", v); }
+static int f_env(void *p, const char *v) { return cfg_flag(A, "profile", v); }
+static int f_cluster(void *p, const char *v) { A->cluster = v; return 0; }
+static int f_region(void *p, const char *v) { A->region = v; return 0; }
+static int f_profile(void *p, const char *v) { A->profile = v; return 0; }
+static int f_force(void *p, const char *v) { (void)v; A->xo.force = true; return 0; }
+static int f_hibernate(void *p, const char *v) { (void)v; A->xo.hibernate = true; return 0; }
+static int f_wait(void *p, const char *v) { (void)v; A->wait_flag = true; return 0; }
+static int f_show(void *p, const char *v) { (void)v; A->show = true; return 0; }
+static int f_shutting(void *p, const char *v) { (void)v; A->shutting_down = true; return 0; }
+static int f_batch_timeout(void *p, const char *v)
 {
-	return cli_duration("batch-timeout", v, &a->batch_timeout);
+	return cli_duration("batch-timeout", v, &A->batch_timeout);
 }
-static int f_timeout(struct args *a, const char *v) { return cli_duration("timeout", v, &a->r->timeout_ms); }
-static int f_poll(struct args *a, const char *v) { return cli_duration("poll-interval", v, &a->poll_ms); }
-static int f_tag(struct args *a, const char *v)
+static int f_timeout(void *p, const char *v) { return cli_duration("timeout", v, &A->r->timeout_ms); }
+static int f_poll(void *p, const char *v) { return cli_duration("poll-interval", v, &A->poll_ms); }
+static int f_tag(void *p, const char *v)
 {
 	const char *eq = strchr(v, '=');
 	if (!eq || eq == v) {
 		fprintf(stderr, "goman-batch: --tag wants K=V, not '%s'\n", cli_shown(v));
 		return -1;
 	}
-	return goman_kvs_addn(&a->tags, v, (size_t)(eq - v), eq + 1, strlen(eq + 1)) ? -1 : 0;
+	return goman_kvs_addn(&A->tags, v, (size_t)(eq - v), eq + 1, strlen(eq + 1)) ? -1 : 0;
 }
+#undef A
 
-static const struct flag {
-	const char *name;
-	int has_arg;
-	int (*set)(struct args *a, const char *v);
-} flags[] = {
+static const struct cli_flag flags[] = {
 	{"cluster", required_argument, f_cluster},
 	{"batch-size", required_argument, f_batch_size},
 	{"concurrency", required_argument, f_concurrency},
@@ -283,27 +283,6 @@ static const struct flag {
 	{"show-config", no_argument, f_show},
 	{"include-shutting-down", no_argument, f_shutting},
 };
-#define NFLAGS (sizeof(flags) / sizeof(flags[0]))
-enum { F_HELP = 1, F_VERSION = 2 };
-
-/* The flags into a; 0, F_HELP / F_VERSION, or -1 (a message was printed). */
-static int parse_flags(struct args *a, int argc, char **argv)
-{
-	struct option longopts[NFLAGS + 3];
-	int c, bad = 0;
-	for (size_t i = 0; i < NFLAGS; i++)
-		longopts[i] = (struct option){flags[i].name, flags[i].has_arg, NULL, 256 + (int)i};
-	longopts[NFLAGS] = (struct option){"help", no_argument, NULL, 'h'};
-	longopts[NFLAGS + 1] = (struct option){"version", no_argument, NULL, 'V'};
-	longopts[NFLAGS + 2] = (struct option){NULL, 0, NULL, 0};
-	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-		if (c == 'h' || c == 'V')
-			return c == 'h' ? F_HELP : F_VERSION;
-		if (c < 256 || c >= 256 + (int)NFLAGS || flags[c - 256].set(a, optarg) != 0)
-			bad = 1;
-	}
-	return bad ? -1 : 0;
-}
 
 /* The verb, its STATE, and which flags go with it. 0 or -1 (a message was printed). */
 static int check_verb(struct args *a, int argc, char **argv)
@@ -443,14 +422,15 @@ int main(int argc, char **argv)
 	struct goman_err err = GOMAN_ERR_INIT;
 	cli_init("goman-batch");
 	goman_config_init(&a.cfg);
-	int pf = parse_flags(&a, argc, argv);
-	if (pf == F_HELP)
+	int pf = cli_flags_parse(flags, sizeof(flags) / sizeof(flags[0]), NULL, true, &a, argc,
+				 argv);
+	if (pf == CLI_FLAGS_HELP)
 		return done(&a, usage(0));
-	if (pf == F_VERSION) {
+	if (pf == CLI_FLAGS_VERSION) {
 		printf("goman-batch %s\n", GOMAN_VERSION);
 		return done(&a, 0);
 	}
-	int bad = pf < 0;
+	int bad = pf != CLI_FLAGS_OK;
 	if (!bad && goman_config_load(&a.cfg, &err) < 0)
 		bad = cli_usage_error("%s", err.message);
 	if (!bad && (a.cfg.batch_size < 1 || a.cfg.batch_size > GOMAN_BATCH_MAX_IDS ||

@@ -19,6 +19,7 @@
 #include "goman/log.h"
 #include "goman/provision.h"
 #include "cli/cli.h"
+#include "cli/cli_flags.h"
 
 static int write_failed;
 
@@ -90,61 +91,61 @@ static int dur_arg(const char *flag, const char *v, int64_t *ms)
 	return 0;
 }
 
-static int f_cluster(struct args *a, const char *v) { a->po.cluster = v; return 0; }
-static int f_servers(struct args *a, const char *v) { return count_arg("servers", v, &a->servers); }
-static int f_agents(struct args *a, const char *v) { return count_arg("agents", v, &a->agents); }
-static int f_type(struct args *a, const char *v) { a->type = v; return 0; }
-static int f_stype(struct args *a, const char *v) { a->po.server_type = v; return 0; }
-static int f_atype(struct args *a, const char *v) { a->po.agent_type = v; return 0; }
-static int f_ami(struct args *a, const char *v) { a->po.ami = v; return 0; }
-static int f_subnet(struct args *a, const char *v) { a->po.subnet = v; return 0; }
-static int f_sg(struct args *a, const char *v) { a->po.security_group = v; return 0; }
-static int f_prof(struct args *a, const char *v) { a->po.instance_profile = v; return 0; }
-static int f_region(struct args *a, const char *v) { a->region = v; return 0; }
-static int f_key(struct args *a, const char *v) { a->po.key_name = v; return 0; }
-static int f_ssh(struct args *a, const char *v) { a->po.ssh_cidr = v; return 0; }
-static int f_api(struct args *a, const char *v) { a->po.api_cidr = v; return 0; }
-static int f_dry(struct args *a, const char *v) { (void)v; a->po.dry_run = true; return 0; }
-static int f_show(struct args *a, const char *v) { (void)v; a->show = true; return 0; }
-static int f_timeout(struct args *a, const char *v) { return dur_arg("timeout", v, &a->po.timeout_ms); }
-static int f_pmin(struct args *a, const char *v) { return dur_arg("poll-interval", v, &a->po.poll_min_ms); }
-static int f_pmax(struct args *a, const char *v) { return dur_arg("poll-max", v, &a->po.poll_max_ms); }
-static int f_tag(struct args *a, const char *v)
+/* one setter per flag: p is the struct args */
+#define A ((struct args *)p)
+static int f_cluster(void *p, const char *v) { A->po.cluster = v; return 0; }
+static int f_servers(void *p, const char *v) { return count_arg("servers", v, &A->servers); }
+static int f_agents(void *p, const char *v) { return count_arg("agents", v, &A->agents); }
+static int f_type(void *p, const char *v) { A->type = v; return 0; }
+static int f_stype(void *p, const char *v) { A->po.server_type = v; return 0; }
+static int f_atype(void *p, const char *v) { A->po.agent_type = v; return 0; }
+static int f_ami(void *p, const char *v) { A->po.ami = v; return 0; }
+static int f_subnet(void *p, const char *v) { A->po.subnet = v; return 0; }
+static int f_sg(void *p, const char *v) { A->po.security_group = v; return 0; }
+static int f_prof(void *p, const char *v) { A->po.instance_profile = v; return 0; }
+static int f_region(void *p, const char *v) { A->region = v; return 0; }
+static int f_key(void *p, const char *v) { A->po.key_name = v; return 0; }
+static int f_ssh(void *p, const char *v) { A->po.ssh_cidr = v; return 0; }
+static int f_api(void *p, const char *v) { A->po.api_cidr = v; return 0; }
+static int f_dry(void *p, const char *v) { (void)v; A->po.dry_run = true; return 0; }
+static int f_show(void *p, const char *v) { (void)v; A->show = true; return 0; }
+static int f_timeout(void *p, const char *v) { return dur_arg("timeout", v, &A->po.timeout_ms); }
+static int f_pmin(void *p, const char *v) { return dur_arg("poll-interval", v, &A->po.poll_min_ms); }
+static int f_pmax(void *p, const char *v) { return dur_arg("poll-max", v, &A->po.poll_max_ms); }
+static int f_tag(void *p, const char *v)
 {
 	const char *eq = strchr(v, '=');
 	if (!eq || eq == v || !strncmp(v, "goman:", 6))
 		return die_usage("--tag wants K=V (goman: keys are goman's own)", v);
-	goman_kvs_addn(&a->tags, v, (size_t)(eq - v), eq + 1, strlen(eq + 1));
+	goman_kvs_addn(&A->tags, v, (size_t)(eq - v), eq + 1, strlen(eq + 1));
 	return 0;
 }
-static int f_env(struct args *a, const char *v)
+static int f_env(void *p, const char *v)
 {
 	struct goman_err err = GOMAN_ERR_INIT;
-	if (goman_config_set(&a->cfg, "profile", v, GOMAN_SRC_FLAG, &err) != 0)
+	if (goman_config_set(&A->cfg, "profile", v, GOMAN_SRC_FLAG, &err) != 0)
 		return die_usage(err.message, NULL);
 	return 0;
 }
-static int f_wait(struct args *a, const char *v)
+static int f_wait(void *p, const char *v)
 {
 	if (!strcmp(v, "none"))
-		a->po.wait_none = true;
-	else if (goman_ec2_wait_parse(v, &a->po.wait) != 0 || a->po.wait > GOMAN_EC2_WAIT_STATUS_OK)
+		A->po.wait_none = true;
+	else if (goman_ec2_wait_parse(v, &A->po.wait) != 0 || A->po.wait > GOMAN_EC2_WAIT_STATUS_OK)
 		return die_usage("--wait wants running, status-ok or none", v);
 	return 0;
 }
-static int f_via(struct args *a, const char *v)
+static int f_via(void *p, const char *v)
 {
 	if (strcmp(v, "ssm") && strcmp(v, "ssh") && strcmp(v, "local"))
 		return die_usage("--via wants ssm, ssh or local", v);
-	a->po.via = v;
+	A->po.via = v;
 	return 0;
 }
 
-static const struct flag {
-	const char *name;
-	int has_arg;
-	int (*set)(struct args *a, const char *v);
-} flags[] = {
+#undef A
+
+static const struct cli_flag flags[] = {
 	{"cluster", required_argument, f_cluster},
 	{"servers", required_argument, f_servers},
 	{"agents", required_argument, f_agents},
@@ -169,41 +170,6 @@ static const struct flag {
 	{"poll-max", required_argument, f_pmax},
 	{"via", required_argument, f_via},
 };
-#define NFLAGS (sizeof(flags) / sizeof(flags[0]))
-/* the short forms of the first four */
-static const char shorts[] = "c:s:a:t:hV";
-
-enum { PF_OK = 0, PF_HELP, PF_VERSION, PF_USAGE, PF_FAILED };
-
-/* The flags into a: PF_OK, PF_HELP, PF_VERSION, PF_USAGE (usage shown) or PF_FAILED (one
- * message printed). */
-static int parse_flags(struct args *a, int argc, char **argv)
-{
-	struct option longopts[NFLAGS + 3];
-	int c;
-	for (size_t i = 0; i < NFLAGS; i++)
-		longopts[i] = (struct option){flags[i].name, flags[i].has_arg, NULL, 256 + (int)i};
-	longopts[NFLAGS] = (struct option){"help", no_argument, NULL, 'h'};
-	longopts[NFLAGS + 1] = (struct option){"version", no_argument, NULL, 'V'};
-	longopts[NFLAGS + 2] = (struct option){NULL, 0, NULL, 0};
-	while ((c = getopt_long(argc, argv, shorts, longopts, NULL)) != -1) {
-		const char *sp = c > 0 && c < 256 ? strchr("csat", c) : NULL;
-		int i = sp ? (int)(sp - "csat") : c - 256;
-		if (c == 'h' || c == 'V')
-			return c == 'h' ? PF_HELP : PF_VERSION;
-		if (i < 0 || i >= (int)NFLAGS) {
-			usage(stderr);
-			return PF_USAGE;
-		}
-		if (flags[i].set(a, optarg) != 0)
-			return PF_FAILED;
-	}
-	if (optind < argc) {
-		usage(stderr);
-		return PF_USAGE;
-	}
-	return PF_OK;
-}
 
 /* ---- the run --------------------------------------------------------------------------- */
 
@@ -275,16 +241,22 @@ int main(int argc, char **argv)
 	goman_config_init(&a.cfg);
 	cli_init("goman-provision");
 	signal(SIGPIPE, SIG_IGN);
-	int pf = parse_flags(&a, argc, argv);
-	if (pf == PF_HELP || pf == PF_VERSION) {
-		if (pf == PF_HELP)
+	/* -c -s -a -t stand for the first four */
+	int pf = cli_flags_parse(flags, sizeof(flags) / sizeof(flags[0]), "csat", false, &a, argc,
+				 argv);
+	if (pf == CLI_FLAGS_BAD || (pf == CLI_FLAGS_OK && optind < argc)) {
+		usage(stderr);
+		goto out;
+	}
+	if (pf == CLI_FLAGS_HELP || pf == CLI_FLAGS_VERSION) {
+		if (pf == CLI_FLAGS_HELP)
 			usage(stdout);
 		else
 			printf("goman-provision %s\n", GOMAN_VERSION);
 		rc = 0;
 		goto out;
 	}
-	if (pf != PF_OK)
+	if (pf != CLI_FLAGS_OK)
 		goto out;
 	if (a.type) {
 		if (!a.po.server_type)

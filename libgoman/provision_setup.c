@@ -48,6 +48,19 @@ bool gm_prov_again(int *tries, int rc, const struct goman_err *e)
 	return true;
 }
 
+/* One setup call, made again while gm_prov_again says so; its attempts are counted. res is
+ * the last attempt's (the caller clears it). 0 or -1. */
+static int setup_call(struct prun *r, const struct goman_aws_call *call,
+		      struct goman_aws_result *res)
+{
+	int rc, tries = 0;
+	do {
+		rc = goman_aws_call(r->aws, call, res);
+		r->setup_calls += res->attempts > 0 ? res->attempts : 1;
+	} while (gm_prov_again(&tries, rc, &res->err) && (goman_aws_result_clear(res), 1));
+	return rc;
+}
+
 int gm_prov_resolve_ami(struct prun *r, const char *spec, char *out, size_t len, struct goman_err *e)
 {
 	if (strncmp(spec, "ssm:", 4)) {
@@ -67,11 +80,7 @@ int gm_prov_resolve_ami(struct prun *r, const char *spec, char *out, size_t len,
 	}
 	struct goman_aws_call call = {.service = "ssm", .action = "GetParameter", .json = req};
 	struct goman_aws_result res;
-	int rc, tries = 0;
-	do {
-		rc = goman_aws_call(r->aws, &call, &res);
-		r->setup_calls += res.attempts > 0 ? res.attempts : 1;
-	} while (gm_prov_again(&tries, rc, &res.err) && (goman_aws_result_clear(&res), 1));
+	int rc = setup_call(r, &call, &res);
 	cJSON_Delete(req);
 	if (rc != 0) {
 		*e = res.err;
@@ -102,11 +111,7 @@ int gm_prov_check_profile(struct prun *r, const char *profile, struct goman_err 
 	struct goman_aws_call call = {
 		.service = "iam", .action = "GetInstanceProfile", .params = &params};
 	struct goman_aws_result res;
-	int rc, tries = 0;
-	do {
-		rc = goman_aws_call(r->aws, &call, &res);
-		r->setup_calls += res.attempts > 0 ? res.attempts : 1;
-	} while (gm_prov_again(&tries, rc, &res.err) && (goman_aws_result_clear(&res), 1));
+	int rc = setup_call(r, &call, &res);
 	goman_kvs_clear(&params);
 	if (rc != 0) {
 		*e = res.err;
