@@ -922,8 +922,13 @@ static int plan(struct prun *r, const struct goman_kvs *f, const struct goman_ec
 		return -1;
 	}
 	size_t adopted = 0;
-	for (size_t i = 0; i < r->nn; i++)
+	for (size_t i = 0; i < r->nn; i++) {
 		adopted += r->nodes[i]->adopted;
+		/* an adopted first server has no goman:index yet: the listing missed it */
+		if (r->nodes[i]->reused)
+			note_first_server(r, &r->nodes[i]->inst, r->nodes[i]->role,
+					  r->nodes[i]->index);
+	}
 	*setup_ok = !(*missing && gm_prov_place_nodes(r, e) != 0);
 	for (size_t i = 0; i < r->nn; i++) {
 		struct node *n = r->nodes[i];
