@@ -84,15 +84,15 @@ $(BUILD)/tests/libgoman-test.a: $(TLIB_OBJ)
 	@mkdir -p $(@D)
 	rm -f $@ && ar rcs $@ $^
 
-$(BUILD)/cli/%.o: bin/cli/%.c bin/cli/cli.h $(HEADERS)
+$(BUILD)/cli/%.o: bin/cli/%.c $(wildcard bin/cli/*.h) $(HEADERS)
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
 
-$(BUILD)/bin/%: bin/%.c $(CLI_OBJ) $(BUILD)/lib/libgoman.a $(HEADERS) bin/cli/cli.h
+$(BUILD)/bin/%: bin/%.c $(CLI_OBJ) $(BUILD)/lib/libgoman.a $(HEADERS) $(wildcard bin/cli/*.h)
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) -Ibin/cli $(CFLAGS) -o $@ $< $(CLI_OBJ) $(BUILD)/lib/libgoman.a $(LDFLAGS) $(LDLIBS)
 
-$(BUILD)/bin-so/%: bin/%.c $(CLI_OBJ) $(BUILD)/lib/libgoman.so $(HEADERS) bin/cli/cli.h
+$(BUILD)/bin-so/%: bin/%.c $(CLI_OBJ) $(BUILD)/lib/libgoman.so $(HEADERS) $(wildcard bin/cli/*.h)
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) -Ibin/cli $(CFLAGS) -o $@ $< $(CLI_OBJ) -L$(BUILD)/lib -lgoman \
 		-Wl,-rpath,'$$ORIGIN/../lib' $(LDFLAGS) $(LDLIBS)
