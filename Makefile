@@ -59,7 +59,6 @@ all: lib bins $(BUILD)/goman.pc
 
 lib: $(BUILD)/lib/libgoman.a $(BUILD)/lib/libgoman.so
 bins: $(BINS)
-# not yet part of all: goman-sign still reaches private symbols
 bins-so: $(SO_BINS)
 units: $(UNITS) $(REPLAYS) $(BUILD)/tests/iofault.so
 
@@ -79,20 +78,21 @@ $(BUILD)/lib/libgoman.so: $(LIB_OBJ) libgoman/libgoman.map
 	@mkdir -p $(@D)
 	$(CC) -shared -Wl,--version-script=libgoman/libgoman.map -Wl,-soname,libgoman.so.0 \
 		$(LDFLAGS) -o $@ $(LIB_OBJ) $(LDLIBS)
+	ln -sf libgoman.so $(@D)/libgoman.so.0
 
 $(BUILD)/tests/libgoman-test.a: $(TLIB_OBJ)
 	@mkdir -p $(@D)
 	rm -f $@ && ar rcs $@ $^
 
-$(BUILD)/cli/%.o: bin/cli/%.c bin/cli/cli.h $(HEADERS)
+$(BUILD)/cli/%.o: bin/cli/%.c $(wildcard bin/cli/*.h) $(HEADERS)
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
 
-$(BUILD)/bin/%: bin/%.c $(CLI_OBJ) $(BUILD)/lib/libgoman.a $(HEADERS) bin/cli/cli.h
+$(BUILD)/bin/%: bin/%.c $(CLI_OBJ) $(BUILD)/lib/libgoman.a $(HEADERS) $(wildcard bin/cli/*.h)
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) -Ibin/cli $(CFLAGS) -o $@ $< $(CLI_OBJ) $(BUILD)/lib/libgoman.a $(LDFLAGS) $(LDLIBS)
 
-$(BUILD)/bin-so/%: bin/%.c $(CLI_OBJ) $(BUILD)/lib/libgoman.so $(HEADERS) bin/cli/cli.h
+$(BUILD)/bin-so/%: bin/%.c $(CLI_OBJ) $(BUILD)/lib/libgoman.so $(HEADERS) $(wildcard bin/cli/*.h)
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) -Ibin/cli $(CFLAGS) -o $@ $< $(CLI_OBJ) -L$(BUILD)/lib -lgoman \
 		-Wl,-rpath,'$$ORIGIN/../lib' $(LDFLAGS) $(LDLIBS)
@@ -151,6 +151,7 @@ check-banned:
 # command linked against libgoman.so too (the exported interface is enough)
 check-structure: lib $(SO_BINS)
 	@tests/checks/dep-circles $(BUILD)/obj
+	@for b in $(SO_BINS); do $$b --version >/dev/null || { echo "$$b: does not run"; exit 1; }; done
 	@tests/checks/long-functions 120 libgoman/*.c bin/*.c bin/cli/*.c
 	@! grep -nE '^#include "(.*_int\.h|internal\.h)"' bin/*.c bin/cli/*.c || \
 		{ echo "a command includes a private libgoman header (see above)"; exit 1; }

@@ -21,18 +21,24 @@
 #include "goman/http.h"
 #include "goman/jsonl.h"
 #include "goman/log.h"
+#include "cli/cli.h"
+#include "cli/cli_flags.h"
 
 static const char usage_text[] =
 	"usage: goman-batch VERB [options] < instances.jsonl\n"
 	"       goman-batch VERB --cluster NAME [options]\n"
+	"       goman-batch clusters [options]\n"
 	"\n"
 	"VERB: describe | start | stop | reboot | terminate | tag | wait STATE\n"
 	"      (STATE: running, stopped, terminated, status-ok)\n"
+	"clusters: one line per cluster that has instances {\"cluster\",\"instances\",\"running\",\n"
+	"      \"states\"}; when the listing fails, no counts (an error record; never 0)\n"
 	"Input lines carry \"instance_id\"; other fields pass through. Output: each input record\n"
 	"with \"batch\":{\"action\",\"previous_state\",\"state\",\"batch\",\"ms\",\"ok\"} and "
 	"\"ok\".\n"
 	"\n"
 	"  --cluster NAME        select the instances tagged goman:cluster=NAME (stdin not read)\n"
+	"  --include-shutting-down  --cluster, clusters: count shutting-down instances too\n"
 	"  --batch-size N        IDs per call, 1..1000 (default: profile 5/10/15/25, else 10)\n"
 	"  --concurrency N       calls in flight (default: the profile's)\n"
 	"  --batch-timeout DUR   per-call HTTP timeout (e.g. 30s)\n"
@@ -186,10 +192,11 @@ static int read_stdin(struct run *r)
 	return rc;
 }
 
-static int read_cluster(struct run *r, struct goman_aws *aws, const char *cluster)
+static int read_cluster(struct run *r, struct goman_aws *aws, const char *cluster,
+			bool shutting_down)
 {
 	struct goman_err err = GOMAN_ERR_INIT;
-	cJSON *arr = goman_batch_cluster_records(aws, cluster, &err);
+	cJSON *arr = goman_batch_cluster_records(aws, cluster, shutting_down, &err);
 	if (!arr) {
 		goman_log(GOMAN_LOG_ERROR, "BATCH", "listing cluster %s: %s %s", cluster, err.code,
 			  err.message);
@@ -207,198 +214,263 @@ static int read_cluster(struct run *r, struct goman_aws *aws, const char *cluste
 	return 0;
 }
 
-static int dur_flag(const char *name, const char *v, int64_t *ms)
+/* ---- flags ----------------------------------------------------------------------------- */
+
+struct args {
+	struct run *r;
+	struct goman_config cfg;
+	struct goman_kvs tags;
+	struct goman_batch_ec2_opts xo;
+	const char *cluster, *region, *profile;
+	int64_t batch_timeout, poll_ms;
+	bool wait_flag, show, shutting_down, list_clusters;
+	enum goman_ec2_wait w;
+};
+
+static int cfg_flag(struct args *a, const char *key, const char *v)
 {
-	if (goman_parse_duration_ms(v, ms) == 0)
+	struct goman_err err = GOMAN_ERR_INIT;
+	if (goman_config_set(&a->cfg, key, v, GOMAN_SRC_FLAG, &err) == 0)
 		return 0;
-	fprintf(stderr, "goman-batch: bad duration for --%s: '%s'\n", name, v);
+	fprintf(stderr, "goman-batch: %s\n", err.message);
 	return -1;
 }
 
-int main(int argc, char **argv)
+/* one setter per flag: p is the struct args */
+#define A ((struct args *)p)
+static int f_batch_size(void *p, const char *v) { return cfg_flag(A, "batch_size", v); }
+static int f_concurrency(void *p, const char *v) { return cfg_flag(A, "concurrency", v); }
+static int f_env(void *p, const char *v) { return cfg_flag(A, "profile", v); }
+static int f_cluster(void *p, const char *v) { A->cluster = v; return 0; }
+static int f_region(void *p, const char *v) { A->region = v; return 0; }
+static int f_profile(void *p, const char *v) { A->profile = v; return 0; }
+static int f_force(void *p, const char *v) { (void)v; A->xo.force = true; return 0; }
+static int f_hibernate(void *p, const char *v) { (void)v; A->xo.hibernate = true; return 0; }
+static int f_wait(void *p, const char *v) { (void)v; A->wait_flag = true; return 0; }
+static int f_show(void *p, const char *v) { (void)v; A->show = true; return 0; }
+static int f_shutting(void *p, const char *v) { (void)v; A->shutting_down = true; return 0; }
+static int f_batch_timeout(void *p, const char *v)
 {
-	static const struct option flags[] = {{"cluster", required_argument, NULL, 'c'},
-					      {"batch-size", required_argument, NULL, 'b'},
-					      {"concurrency", required_argument, NULL, 'j'},
-					      {"batch-timeout", required_argument, NULL, 'T'},
-					      {"env", required_argument, NULL, 'e'},
-					      {"region", required_argument, NULL, 'r'},
-					      {"profile", required_argument, NULL, 'p'},
-					      {"force", no_argument, NULL, 'f'},
-					      {"hibernate", no_argument, NULL, 'H'},
-					      {"tag", required_argument, NULL, 't'},
-					      {"wait", no_argument, NULL, 'w'},
-					      {"timeout", required_argument, NULL, 'o'},
-					      {"poll-interval", required_argument, NULL, 'i'},
-					      {"show-config", no_argument, NULL, 'S'},
-					      {"help", no_argument, NULL, 'h'},
-					      {"version", no_argument, NULL, 'V'},
-					      {NULL, 0, NULL, 0}};
-	struct run r = {.wait = -1, .timeout_ms = 600000};
-	struct goman_config cfg;
-	struct goman_kvs tags = {0};
-	struct goman_batch_ec2_opts xo = {0};
-	const char *cluster = NULL, *region = NULL, *profile = NULL;
-	int64_t batch_timeout = 0, poll_ms = 2000;
-	int c, wait_flag = 0, show = 0, bad = 0;
-	struct goman_err err = GOMAN_ERR_INIT;
-	goman_config_init(&cfg);
-	while ((c = getopt_long(argc, argv, "", flags, NULL)) != -1) {
-		const char *key = c == 'b' ? "batch_size" : c == 'j' ? "concurrency" : "profile";
-		char *eq;
-		switch (c) {
-		case 'b':
-		case 'j':
-		case 'e':
-			if (goman_config_set(&cfg, key, optarg, GOMAN_SRC_FLAG, &err) < 0) {
-				fprintf(stderr, "goman-batch: %s\n", err.message);
-				bad = 1;
-			}
-			break;
-		case 'c': cluster = optarg; break;
-		case 'T': bad |= dur_flag("batch-timeout", optarg, &batch_timeout); break;
-		case 'r': region = optarg; break;
-		case 'p': profile = optarg; break;
-		case 'f': xo.force = true; break;
-		case 'H': xo.hibernate = true; break;
-		case 't':
-			eq = strchr(optarg, '=');
-			if (!eq || eq == optarg) {
-				fprintf(stderr, "goman-batch: --tag wants K=V, not '%s'\n", optarg);
-				bad = 1;
-			} else if (goman_kvs_addn(&tags, optarg, (size_t)(eq - optarg), eq + 1,
-						  strlen(eq + 1))) {
-				bad = 1;
-			}
-			break;
-		case 'w': wait_flag = 1; break;
-		case 'o': bad |= dur_flag("timeout", optarg, &r.timeout_ms); break;
-		case 'i': bad |= dur_flag("poll-interval", optarg, &poll_ms); break;
-		case 'S': show = 1; break;
-		case 'h': return usage(0);
-		case 'V': printf("goman-batch %s\n", GOMAN_VERSION); return 0;
-		default: bad = 1;
-		}
+	return cli_duration("batch-timeout", v, &A->batch_timeout);
+}
+static int f_timeout(void *p, const char *v) { return cli_duration("timeout", v, &A->r->timeout_ms); }
+static int f_poll(void *p, const char *v) { return cli_duration("poll-interval", v, &A->poll_ms); }
+static int f_tag(void *p, const char *v)
+{
+	const char *eq = strchr(v, '=');
+	if (!eq || eq == v) {
+		fprintf(stderr, "goman-batch: --tag wants K=V, not '%s'\n", cli_shown(v));
+		return -1;
 	}
-	if (!bad && goman_config_load(&cfg, &err) < 0) {
-		fprintf(stderr, "goman-batch: %s\n", err.message);
-		bad = 1;
-	}
-	if (!bad &&
-	    (cfg.batch_size < 1 || cfg.batch_size > GOMAN_BATCH_MAX_IDS || cfg.concurrency < 1)) {
-		fprintf(stderr,
-			"goman-batch: batch size must be 1..%d and concurrency at least 1\n",
-			GOMAN_BATCH_MAX_IDS);
-		bad = 1;
-	}
-	if (show && !bad) {
-		goman_config_print(&cfg, stdout);
+	return goman_kvs_addn(&A->tags, v, (size_t)(eq - v), eq + 1, strlen(eq + 1)) ? -1 : 0;
+}
+#undef A
+
+static const struct cli_flag flags[] = {
+	{"cluster", required_argument, f_cluster},
+	{"batch-size", required_argument, f_batch_size},
+	{"concurrency", required_argument, f_concurrency},
+	{"batch-timeout", required_argument, f_batch_timeout},
+	{"env", required_argument, f_env},
+	{"region", required_argument, f_region},
+	{"profile", required_argument, f_profile},
+	{"force", no_argument, f_force},
+	{"hibernate", no_argument, f_hibernate},
+	{"tag", required_argument, f_tag},
+	{"wait", no_argument, f_wait},
+	{"timeout", required_argument, f_timeout},
+	{"poll-interval", required_argument, f_poll},
+	{"show-config", no_argument, f_show},
+	{"include-shutting-down", no_argument, f_shutting},
+};
+
+/* The verb, its STATE, and which flags go with it. 0 or -1 (a message was printed). */
+static int check_verb(struct args *a, int argc, char **argv)
+{
+	struct run *r = a->r;
+	static const enum goman_ec2_wait wait_of[] = {
+		[GOMAN_BATCH_START] = GOMAN_EC2_WAIT_RUNNING,
+		[GOMAN_BATCH_REBOOT] = GOMAN_EC2_WAIT_RUNNING,
+		[GOMAN_BATCH_STOP] = GOMAN_EC2_WAIT_STOPPED,
+		[GOMAN_BATCH_TERMINATE] = GOMAN_EC2_WAIT_TERMINATED,
+	};
+	if (optind < argc && !strcmp(argv[optind], "clusters")) {
+		a->list_clusters = true;
+		if (optind + 1 < argc)
+			return cli_usage_error("unexpected argument '%s'", cli_shown(argv[optind + 1])), -1;
 		return 0;
 	}
-	if (!bad && (optind >= argc || goman_batch_verb_parse(argv[optind], &r.verb) != 0)) {
-		fprintf(stderr, "goman-batch: %s\n",
-			optind < argc ? "unknown verb" : "a verb is needed");
-		bad = 1;
+	if (optind >= argc || goman_batch_verb_parse(argv[optind], &r->verb) != 0)
+		return cli_usage_error("%s", optind < argc ? "unknown verb" : "a verb is needed"), -1;
+	int need = r->verb == GOMAN_BATCH_WAIT ? 2 : 1;
+	if (r->verb == GOMAN_BATCH_WAIT &&
+	    (optind + 1 >= argc || goman_ec2_wait_parse(argv[optind + 1], &a->w) != 0))
+		return cli_usage_error("wait needs a STATE: running, stopped, terminated, "
+				       "status-ok"), -1;
+	if (optind + need < argc)
+		return cli_usage_error("unexpected argument '%s'", cli_shown(argv[optind + need])), -1;
+	if ((r->verb == GOMAN_BATCH_TAG) != (a->tags.n > 0))
+		return cli_usage_error("--tag goes with the tag verb, which needs at least one"), -1;
+	if (a->shutting_down && !a->cluster)
+		return cli_usage_error("--include-shutting-down goes with --cluster or clusters"), -1;
+	if (a->wait_flag) {
+		bool ok = r->verb == GOMAN_BATCH_START || r->verb == GOMAN_BATCH_REBOOT ||
+			  r->verb == GOMAN_BATCH_STOP || r->verb == GOMAN_BATCH_TERMINATE;
+		if (!ok)
+			return cli_usage_error("--wait goes with start, stop, reboot, terminate"), -1;
+		r->wait = (int)wait_of[r->verb];
 	}
-	int need = r.verb == GOMAN_BATCH_WAIT ? 2 : 1;
-	enum goman_ec2_wait w = GOMAN_EC2_WAIT_RUNNING;
-	if (!bad && r.verb == GOMAN_BATCH_WAIT &&
-	    (optind + 1 >= argc || goman_ec2_wait_parse(argv[optind + 1], &w) != 0)) {
-		fprintf(stderr, "goman-batch: wait needs a STATE: running, stopped, terminated, "
-				"status-ok\n");
-		bad = 1;
+	if (r->verb == GOMAN_BATCH_WAIT)
+		r->wait = (int)a->w;
+	return 0;
+}
+
+/* ---- the run --------------------------------------------------------------------------- */
+
+/* clusters: one record per cluster, or one error record (no count is known then). */
+static int list_clusters(struct goman_aws *aws, bool shutting_down, struct goman_err *err)
+{
+	struct goman_outcome oc = {0};
+	cJSON *arr = aws ? goman_batch_clusters(aws, shutting_down, err) : NULL;
+	if (!arr) {
+		goman_err_classify(err, "ec2", "DescribeInstances");
+		goman_log(GOMAN_LOG_ERROR, "BATCH", "listing clusters: %s %s", err->code,
+			  err->message);
+		cJSON *er = goman_jsonl_error_record(NULL, "batch", err, 0);
+		cJSON_AddStringToObject(cJSON_GetObjectItem(er, "batch"), "action", "clusters");
+		goman_outcome_add(&oc, err);
+		if (!er || goman_jsonl_write(1, er, NULL))
+			oc.output_errors++;
+		cJSON_Delete(er);
+		return goman_exit_code(&oc);
 	}
-	if (!bad && optind + need < argc) {
-		fprintf(stderr, "goman-batch: unexpected argument '%s'\n", argv[optind + need]);
-		bad = 1;
+	cJSON *o;
+	cJSON_ArrayForEach (o, arr) {
+		cJSON_AddTrueToObject(o, "ok");
+		goman_outcome_add(&oc, NULL);
+		if (goman_jsonl_write(1, o, NULL))
+			oc.output_errors++;
 	}
-	if (!bad && (r.verb == GOMAN_BATCH_TAG) != (tags.n > 0)) {
-		fprintf(stderr,
-			"goman-batch: --tag goes with the tag verb, which needs at least one\n");
-		bad = 1;
-	}
-	if (!bad && wait_flag) {
-		if (r.verb == GOMAN_BATCH_START || r.verb == GOMAN_BATCH_REBOOT)
-			r.wait = GOMAN_EC2_WAIT_RUNNING;
-		else if (r.verb == GOMAN_BATCH_STOP)
-			r.wait = GOMAN_EC2_WAIT_STOPPED;
-		else if (r.verb == GOMAN_BATCH_TERMINATE)
-			r.wait = GOMAN_EC2_WAIT_TERMINATED;
-		else {
-			fprintf(stderr,
-				"goman-batch: --wait goes with start, stop, reboot, terminate\n");
-			bad = 1;
-		}
-	}
-	if (r.verb == GOMAN_BATCH_WAIT)
-		r.wait = (int)w;
-	if (bad) {
-		goman_kvs_clear(&tags);
-		return usage(GOMAN_EXIT_USAGE);
-	}
-	signal(SIGPIPE, SIG_IGN);
-	goman_events_init("goman-batch");
-	r.action = goman_batch_verb_name(r.verb);
-	xo.verb = r.verb;
-	xo.tags = &tags;
-	struct goman_http_opts ho = {.timeout_ms = (long)batch_timeout};
-	struct goman_http *http = goman_http_new(batch_timeout ? &ho : NULL, &err);
-	struct goman_aws_opts ao = {
-		.profile = profile, .region = region, .http = http, .config = &cfg};
-	struct goman_aws *aws = http ? goman_aws_new(&ao, &err) : NULL;
-	struct goman_batch_ec2 *x = aws ? goman_batch_ec2_new(aws, &xo, &err) : NULL;
-	struct goman_ec2_poller_opts po = {.target = w,
-					   .min_interval_ms = poll_ms,
-					   .max_interval_ms = poll_ms > 15000 ? poll_ms : 15000,
-					   .first_delay_ms = poll_ms,
+	cJSON_Delete(arr);
+	return goman_exit_code(&oc);
+}
+
+/* The batches (and the waits) of the verb over the input records. */
+static void run_batches(struct args *a, struct goman_aws *aws, struct goman_http *http)
+{
+	struct run *r = a->r;
+	struct goman_err err = GOMAN_ERR_INIT;
+	struct goman_batch_ec2 *x = goman_batch_ec2_new(aws, &a->xo, &err);
+	struct goman_ec2_poller_opts po = {.target = (enum goman_ec2_wait)r->wait,
+					   .min_interval_ms = a->poll_ms,
+					   .max_interval_ms = a->poll_ms > 15000 ? a->poll_ms : 15000,
+					   .first_delay_ms = a->poll_ms,
 					   .on_done = on_polled,
-					   .ud = &r};
-	if (x && r.wait >= 0) {
-		po.target = (enum goman_ec2_wait)r.wait;
-		r.poller = goman_ec2_poller_new(aws, &po, &err);
-	}
-	struct goman_batch_opts bo = {.batch_size = (size_t)cfg.batch_size,
-				      .concurrency = (size_t)cfg.concurrency,
-				      .action = r.action,
+					   .ud = r};
+	if (x && r->wait >= 0)
+		r->poller = goman_ec2_poller_new(aws, &po, &err);
+	struct goman_batch_opts bo = {.batch_size = (size_t)a->cfg.batch_size,
+				      .concurrency = (size_t)a->cfg.concurrency,
+				      .action = r->action,
 				      .exec = goman_batch_ec2_exec,
 				      .exec_ud = x,
 				      .on_item = on_item,
-				      .item_ud = &r};
-	struct goman_batch *b = x && (r.wait < 0 || r.poller) ? goman_batch_new(&bo, &err) : NULL;
-	int in_rc = !b ? -1 : cluster ? read_cluster(&r, aws, cluster) : read_stdin(&r);
+				      .item_ud = r};
+	struct goman_batch *b = x && (r->wait < 0 || r->poller) ? goman_batch_new(&bo, &err) : NULL;
+	int in_rc = !b		? -1
+		    : a->cluster ? read_cluster(r, aws, a->cluster, a->shutting_down)
+				 : read_stdin(r);
 	if (!b)
 		goman_log(GOMAN_LOG_ERROR, "BATCH", "%s", err.message);
-	for (size_t i = 0; in_rc == 0 && i < r.n; i++) {
+	for (size_t i = 0; in_rc == 0 && i < r->n; i++) {
 		const char *id =
-			cJSON_GetStringValue(cJSON_GetObjectItem(r.recs[i].in, "instance_id"));
+			cJSON_GetStringValue(cJSON_GetObjectItem(r->recs[i].in, "instance_id"));
 		in_rc = goman_batch_add(b, id, (void *)(intptr_t)i, &err);
 	}
 	int64_t t0 = goman_mono_ms();
 	if (in_rc == 0 && goman_batch_start(b, &err) == 0)
 		goman_http_run(http, -1, -1);
 	else if (in_rc < 0)
-		r.oc.failed++;
+		r->oc.failed++;
 	struct goman_batch_stats st = {0};
 	goman_batch_stats(b, &st);
 	int rounds = 0, pcalls = 0;
-	if (r.poller)
-		goman_ec2_poller_stats(r.poller, &rounds, &pcalls);
+	if (r->poller)
+		goman_ec2_poller_stats(r->poller, &rounds, &pcalls);
 	goman_log(GOMAN_LOG_INFO, "BATCH",
 		  "%s: %lu ok, %lu failed, %d batches, %d calls (%d bisections), "
 		  "%d poll rounds, %lld ms",
-		  r.action, r.oc.ok,
-		  r.oc.failed + r.oc.tempfail + r.oc.unavailable + r.oc.bad_lines, st.batches,
+		  r->action, r->oc.ok,
+		  r->oc.failed + r->oc.tempfail + r->oc.unavailable + r->oc.bad_lines, st.batches,
 		  st.calls, st.bisections, rounds, (long long)(goman_mono_ms() - t0));
-	for (size_t i = 0; i < r.n; i++)
-		cJSON_Delete(r.recs[i].in);
-	free(r.recs);
 	goman_batch_free(b);
-	goman_ec2_poller_free(r.poller);
+	goman_ec2_poller_free(r->poller);
+	r->poller = NULL;
 	goman_batch_ec2_free(x);
+}
+
+static int done(struct args *a, int rc)
+{
+	goman_kvs_clear(&a->tags);
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	struct run r = {.wait = -1, .timeout_ms = 600000};
+	struct args a = {.r = &r, .poll_ms = 2000};
+	struct goman_err err = GOMAN_ERR_INIT;
+	cli_init("goman-batch");
+	goman_config_init(&a.cfg);
+	int pf = cli_flags_parse(flags, sizeof(flags) / sizeof(flags[0]), NULL, true, &a, argc,
+				 argv);
+	if (pf == CLI_FLAGS_HELP)
+		return done(&a, usage(0));
+	if (pf == CLI_FLAGS_VERSION) {
+		printf("goman-batch %s\n", GOMAN_VERSION);
+		return done(&a, 0);
+	}
+	int bad = pf != CLI_FLAGS_OK;
+	if (!bad && goman_config_load(&a.cfg, &err) < 0)
+		bad = cli_usage_error("%s", err.message);
+	if (!bad && (a.cfg.batch_size < 1 || a.cfg.batch_size > GOMAN_BATCH_MAX_IDS ||
+		     a.cfg.concurrency < 1))
+		bad = cli_usage_error("batch size must be 1..%d and concurrency at least 1",
+				      GOMAN_BATCH_MAX_IDS);
+	if (a.show && !bad) {
+		goman_config_print(&a.cfg, stdout);
+		return done(&a, 0);
+	}
+	if (bad || check_verb(&a, argc, argv) != 0)
+		return done(&a, usage(GOMAN_EXIT_USAGE));
+	signal(SIGPIPE, SIG_IGN);
+	goman_events_init("goman-batch");
+	r.action = goman_batch_verb_name(r.verb);
+	a.xo.verb = r.verb;
+	a.xo.tags = &a.tags;
+	struct goman_http_opts ho = {.timeout_ms = (long)a.batch_timeout};
+	struct goman_http *http = goman_http_new(a.batch_timeout ? &ho : NULL, &err);
+	struct goman_aws_opts ao = {
+		.profile = a.profile, .region = a.region, .http = http, .config = &a.cfg};
+	struct goman_aws *aws = http ? goman_aws_new(&ao, &err) : NULL;
+	int rc;
+	if (a.list_clusters) {
+		rc = list_clusters(aws, a.shutting_down, &err);
+	} else {
+		if (aws) {
+			run_batches(&a, aws, http);
+		} else {
+			goman_log(GOMAN_LOG_ERROR, "BATCH", "%s", err.message);
+			r.oc.failed++;
+		}
+		for (size_t i = 0; i < r.n; i++)
+			cJSON_Delete(r.recs[i].in);
+		free(r.recs);
+		if (r.wfail)
+			r.oc.output_errors++;
+		rc = goman_exit_code(&r.oc);
+	}
 	goman_aws_free(aws);
 	goman_http_free(http);
-	goman_kvs_clear(&tags);
-	if (r.wfail)
-		r.oc.output_errors++;
-	return goman_exit_code(&r.oc);
+	return done(&a, rc);
 }

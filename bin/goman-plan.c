@@ -92,23 +92,12 @@ static int read_specs(cJSON *specs, const char *cluster, struct goman_outcome *o
 /* The cluster's live instances as plan.h's have objects. NULL with err on failure. */
 static cJSON *list_cluster(struct goman_aws *aws, const char *cluster, struct goman_err *err)
 {
-	static const char *const live[] = {"pending", "running", "stopping", "stopped"};
-	struct goman_kvs f = {0};
 	struct goman_ec2_instances l = {0};
 	cJSON *arr = NULL;
-	int rc = goman_kvs_add(&f, "tag:goman:cluster", cluster);
-	for (size_t i = 0; i < sizeof(live) / sizeof(*live); i++)
-		rc |= goman_kvs_add(&f, "instance-state-name", live[i]);
-	if (rc != 0)
-		goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "", "out of memory");
-	else if (goman_ec2_describe(aws, &f, NULL, 0, &l, NULL, err) == 0 &&
-		 !(arr = cJSON_CreateArray()))
+	if (goman_ec2_cluster_instances(aws, cluster, false, &l, err) == 0 &&
+	    !(arr = cJSON_CreateArray()))
 		goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "", "out of memory");
 	for (size_t i = 0; arr && i < l.n; i++) {
-		/* a reply is outside input: the filter is checked again */
-		const char *c = goman_ec2_tag(&l.v[i], "goman:cluster");
-		if (!c || strcmp(c, cluster))
-			continue;
 		cJSON *o = goman_plan_instance_json(&l.v[i]);
 		if (!o || !cJSON_AddItemToArray(arr, o)) {
 			cJSON_Delete(o);
@@ -118,7 +107,6 @@ static cJSON *list_cluster(struct goman_aws *aws, const char *cluster, struct go
 		}
 	}
 	goman_ec2_instances_clear(&l);
-	goman_kvs_clear(&f);
 	return arr;
 }
 
@@ -137,7 +125,14 @@ static const char *specs_region(const cJSON *specs)
 	return r;
 }
 
-int main(int argc, char **argv)
+struct args {
+	const char *cluster, *region, *profile;
+	bool export;
+	struct goman_config cfg;
+};
+
+/* The flags into a: 0, or the exit code (help, version, usage). */
+static int parse_flags(struct args *a, int argc, char **argv)
 {
 	enum { O_EXPORT = 256, O_REGION, O_PROFILE, O_ENV };
 	static const struct option longopts[] = {
@@ -150,104 +145,89 @@ int main(int argc, char **argv)
 		{"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0},
 	};
-	const char *cluster = NULL, *region = NULL, *profile = NULL;
-	bool export = false;
-	struct goman_config cfg;
 	struct goman_err err = GOMAN_ERR_INIT;
 	int c;
-	goman_err_clear(&err);
-	goman_config_init(&cfg);
-	signal(SIGPIPE, SIG_IGN);
 	while ((c = getopt_long(argc, argv, "c:hV", longopts, NULL)) != -1) {
 		switch (c) {
-		case 'c': cluster = optarg; break;
-		case O_EXPORT: export = true; break;
-		case O_REGION: region = optarg; break;
-		case O_PROFILE: profile = optarg; break;
+		case 'c': a->cluster = optarg; break;
+		case O_EXPORT: a->export = true; break;
+		case O_REGION: a->region = optarg; break;
+		case O_PROFILE: a->profile = optarg; break;
 		case O_ENV:
-			if (goman_config_set(&cfg, "profile", optarg, GOMAN_SRC_FLAG, &err) != 0)
+			if (goman_config_set(&a->cfg, "profile", optarg, GOMAN_SRC_FLAG, &err) != 0)
 				return die_usage(err.message, NULL);
 			break;
-		case 'h': usage(stdout); return 0;
-		case 'V': printf("goman-plan %s\n", GOMAN_VERSION); return 0;
+		case 'h': usage(stdout); return -1;
+		case 'V': printf("goman-plan %s\n", GOMAN_VERSION); return -1;
 		default: usage(stderr); return GOMAN_EXIT_USAGE;
 		}
 	}
 	if (optind < argc)
 		return die_usage("unexpected argument", argv[optind]);
-	if (cluster && !goman_cluster_name_ok(cluster))
-		return die_usage("cluster names must match ^[a-z][a-z0-9-]{0,39}$", cluster);
-	if (export && !cluster)
+	if (a->cluster && !goman_cluster_name_ok(a->cluster))
+		return die_usage("cluster names must match ^[a-z][a-z0-9-]{0,39}$", a->cluster);
+	if (a->export && !a->cluster)
 		return die_usage("--export needs --cluster", NULL);
-	if (goman_config_load(&cfg, &err) != 0)
+	if (goman_config_load(&a->cfg, &err) != 0)
 		return die_usage(err.message, NULL);
+	return 0;
+}
 
-	struct goman_outcome oc = {0};
-	cJSON *specs = cJSON_CreateArray(), *haves = NULL, *changes = NULL;
-	struct goman_aws *aws = NULL;
+/* The specs from stdin, and the cluster and region they name. 0, or the exit code. */
+static int take_specs(struct args *a, cJSON *specs, struct goman_outcome *oc)
+{
+	if (read_specs(specs, a->cluster, oc) != 0)
+		return GOMAN_EXIT_FAILED;
+	if (oc->bad_lines) /* a plan from part of the specs would name wrong terminations */
+		return goman_exit_code(oc);
+	if (!a->cluster && cJSON_GetArraySize(specs) > 0)
+		a->cluster = cJSON_GetStringValue(
+			cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(specs, 0), "cluster"));
+	if (!a->cluster)
+		return die_usage("no spec names a cluster: give --cluster", NULL);
+	const char *sr = specs_region(specs);
+	if (sr && !*sr)
+		return die_usage("the specs name different regions", NULL);
+	if (sr && a->region && strcmp(sr, a->region))
+		return die_usage("--region differs from the specs' region", sr);
+	if (!a->region)
+		a->region = sr;
+	return 0;
+}
+
+/* The cluster file of what exists. The exit code. */
+static int export_file(const char *cluster, struct goman_aws *aws, const cJSON *haves,
+		       struct goman_outcome *oc)
+{
+	struct goman_err err = GOMAN_ERR_INIT;
+	struct goman_cluster_file *cf = NULL;
+	if (goman_plan_export(cluster, goman_aws_region(aws), haves, &cf, &err) != 0) {
+		fprintf(stderr, "goman-plan: export of %s: %s\n", cluster, err.message);
+		return GOMAN_EXIT_FAILED;
+	}
+	cJSON *j = goman_cluster_file_to_json(cf);
+	goman_cluster_file_free(cf);
+	put(j, oc);
+	cJSON_Delete(j);
+	return goman_exit_code(oc);
+}
+
+/* The changes, then the summary line. The exit code (2 when anything would change). */
+static int write_plan(const char *cluster, const cJSON *specs, const cJSON *haves,
+		      struct goman_outcome *oc)
+{
+	struct goman_err err = GOMAN_ERR_INIT;
 	struct goman_plan_counts ct = {0};
-	int rc = GOMAN_EXIT_FAILED;
-	if (!specs)
-		goto out;
-	if (!export) {
-		if (read_specs(specs, cluster, &oc) != 0)
-			goto out;
-		if (oc.bad_lines) { /* a plan from part of the specs would name wrong terminations */
-			rc = goman_exit_code(&oc);
-			goto out;
-		}
-		if (!cluster && cJSON_GetArraySize(specs) > 0)
-			cluster = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(
-				cJSON_GetArrayItem(specs, 0), "cluster"));
-		if (!cluster) {
-			rc = die_usage("no spec names a cluster: give --cluster", NULL);
-			goto out;
-		}
-		const char *sr = specs_region(specs);
-		if (sr && !*sr) {
-			rc = die_usage("the specs name different regions", NULL);
-			goto out;
-		}
-		if (sr && region && strcmp(sr, region)) {
-			rc = die_usage("--region differs from the specs' region", sr);
-			goto out;
-		}
-		if (!region)
-			region = sr;
-	}
-	goman_events_init("goman-plan");
-	struct goman_aws_opts ao = {.profile = profile, .region = region, .config = &cfg};
-	if (!(aws = goman_aws_new(&ao, &err)) || !(haves = list_cluster(aws, cluster, &err))) {
-		goman_err_classify(&err, "ec2", "DescribeInstances");
-		fprintf(stderr, "goman-plan: listing cluster %s: %s%s%s\n", cluster, err.code,
-			err.code[0] ? " " : "", err.message);
-		goman_outcome_add(&oc, &err);
-		rc = goman_exit_code(&oc);
-		if (rc == 0)
-			rc = GOMAN_EXIT_FAILED;
-		goto out;
-	}
-	if (export) {
-		struct goman_cluster_file *cf = NULL;
-		if (goman_plan_export(cluster, goman_aws_region(aws), haves, &cf, &err) != 0) {
-			fprintf(stderr, "goman-plan: export of %s: %s\n", cluster, err.message);
-			goto out;
-		}
-		cJSON *j = goman_cluster_file_to_json(cf);
-		goman_cluster_file_free(cf);
-		put(j, &oc);
-		cJSON_Delete(j);
-		rc = goman_exit_code(&oc);
-		goto out;
-	}
-	if (!(changes = cJSON_CreateArray()) ||
-	    goman_plan_compute(specs, haves, cluster, changes, &ct, &err) != 0) {
+	cJSON *changes = cJSON_CreateArray();
+	if (!changes || goman_plan_compute(specs, haves, cluster, changes, &ct, &err) != 0) {
 		fprintf(stderr, "goman-plan: %s\n", changes ? err.message : "out of memory");
-		goto out;
+		cJSON_Delete(changes);
+		return GOMAN_EXIT_FAILED;
 	}
 	const cJSON *ch;
 	cJSON_ArrayForEach (ch, changes)
-		put(ch, &oc);
+		put(ch, oc);
+	cJSON_Delete(changes);
 	cJSON *sum = cJSON_CreateObject(), *p = NULL;
 	if (sum && cJSON_AddStringToObject(sum, "cluster", cluster) &&
 	    (p = cJSON_AddObjectToObject(sum, "plan"))) {
@@ -257,17 +237,49 @@ int main(int argc, char **argv)
 		cJSON_AddNumberToObject(p, "orphan", (double)ct.orphan);
 		cJSON_AddNumberToObject(p, "unchanged", (double)ct.unchanged);
 	}
-	put(p ? sum : NULL, &oc);
+	put(p ? sum : NULL, oc);
 	cJSON_Delete(sum);
 	goman_log(GOMAN_LOG_INFO, "PLAN",
 		  "cluster %s: %ld to launch, %ld to terminate, %ld drifted, "
 		  "%ld orphans, %ld unchanged",
 		  cluster, ct.launch, ct.terminate, ct.drift, ct.orphan, ct.unchanged);
-	rc = goman_exit_code(&oc);
+	int rc = goman_exit_code(oc);
 	if (rc == 0 && ct.launch + ct.terminate + ct.drift + ct.orphan > 0)
 		rc = EXIT_PENDING;
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	struct args a = {0};
+	struct goman_err err = GOMAN_ERR_INIT;
+	goman_err_clear(&err);
+	goman_config_init(&a.cfg);
+	signal(SIGPIPE, SIG_IGN);
+	int rc = parse_flags(&a, argc, argv);
+	if (rc != 0)
+		return rc < 0 ? 0 : rc;
+	struct goman_outcome oc = {0};
+	cJSON *specs = cJSON_CreateArray(), *haves = NULL;
+	struct goman_aws *aws = NULL;
+	rc = GOMAN_EXIT_FAILED;
+	if (!specs || (!a.export && (rc = take_specs(&a, specs, &oc)) != 0))
+		goto out;
+	goman_events_init("goman-plan");
+	struct goman_aws_opts ao = {.profile = a.profile, .region = a.region, .config = &a.cfg};
+	if (!(aws = goman_aws_new(&ao, &err)) || !(haves = list_cluster(aws, a.cluster, &err))) {
+		goman_err_classify(&err, "ec2", "DescribeInstances");
+		fprintf(stderr, "goman-plan: listing cluster %s: %s%s%s\n", a.cluster, err.code,
+			err.code[0] ? " " : "", err.message);
+		goman_outcome_add(&oc, &err);
+		rc = goman_exit_code(&oc);
+		if (rc == 0)
+			rc = GOMAN_EXIT_FAILED;
+		goto out;
+	}
+	rc = a.export ? export_file(a.cluster, aws, haves, &oc)
+		      : write_plan(a.cluster, specs, haves, &oc);
 out:
-	cJSON_Delete(changes);
 	cJSON_Delete(haves);
 	cJSON_Delete(specs);
 	goman_aws_free(aws);

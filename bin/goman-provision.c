@@ -6,6 +6,7 @@
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -17,6 +18,8 @@
 #include "goman/jsonl.h"
 #include "goman/log.h"
 #include "goman/provision.h"
+#include "cli/cli.h"
+#include "cli/cli_flags.h"
 
 static int write_failed;
 
@@ -53,248 +56,247 @@ static void emit(const cJSON *rec, const struct goman_err *err, void *ud)
 	}
 }
 
-static int count_arg(const char *s, long *out)
-{
-	char *end;
-	long v = strtol(s, &end, 10);
-	if (end == s || *end || v < 0 || v > 10000)
-		return -1;
-	*out = v;
-	return 0;
-}
+/* ---- flags ----------------------------------------------------------------------------- */
+
+struct args {
+	struct goman_provision_opts po;
+	struct goman_kvs tags;
+	struct goman_config cfg;
+	const char *region, *type;
+	long servers, agents;
+	bool show;
+};
 
 static int die_usage(const char *msg, const char *arg)
 {
-	fprintf(stderr, "goman-provision: %s%s%s\n", msg, arg ? ": " : "", arg ? arg : "");
-	return GOMAN_EXIT_USAGE;
+	if (arg)
+		return cli_usage_error("%s: %s", msg, cli_shown(arg)), -1;
+	return cli_usage_error("%s", msg), -1;
 }
 
-int main(int argc, char **argv)
+static int count_arg(const char *flag, const char *v, long *out)
 {
-	enum {
-		O_STYPE = 256,
-		O_ATYPE,
-		O_AMI,
-		O_SUBNET,
-		O_SG,
-		O_PROF,
-		O_TAG,
-		O_REGION,
-		O_ENV,
-		O_WAIT,
-		O_TIMEOUT,
-		O_KEY,
-		O_SSH,
-		O_API,
-		O_DRY,
-		O_SHOW,
-		O_PMIN,
-		O_PMAX,
-		O_VIA
-	};
-	static const struct option longopts[] = {
-		{"cluster", required_argument, NULL, 'c'},
-		{"servers", required_argument, NULL, 's'},
-		{"agents", required_argument, NULL, 'a'},
-		{"type", required_argument, NULL, 't'},
-		{"server-type", required_argument, NULL, O_STYPE},
-		{"agent-type", required_argument, NULL, O_ATYPE},
-		{"ami", required_argument, NULL, O_AMI},
-		{"subnet", required_argument, NULL, O_SUBNET},
-		{"security-group", required_argument, NULL, O_SG},
-		{"instance-profile", required_argument, NULL, O_PROF},
-		{"tag", required_argument, NULL, O_TAG},
-		{"region", required_argument, NULL, O_REGION},
-		{"env", required_argument, NULL, O_ENV},
-		{"wait", required_argument, NULL, O_WAIT},
-		{"timeout", required_argument, NULL, O_TIMEOUT},
-		{"key-name", required_argument, NULL, O_KEY},
-		{"ssh-cidr", required_argument, NULL, O_SSH},
-		{"api-cidr", required_argument, NULL, O_API},
-		{"dry-run", no_argument, NULL, O_DRY},
-		{"show-config", no_argument, NULL, O_SHOW},
-		{"poll-interval", required_argument, NULL, O_PMIN},
-		{"poll-max", required_argument, NULL, O_PMAX},
-		{"via", required_argument, NULL, O_VIA},
-		{"help", no_argument, NULL, 'h'},
-		{"version", no_argument, NULL, 'V'},
-		{NULL, 0, NULL, 0},
-	};
-	struct goman_provision_opts po = {.emit = emit};
-	struct goman_kvs tags = {0};
-	struct goman_config cfg;
-	struct goman_err err = GOMAN_ERR_INIT;
-	const char *region = NULL, *type = NULL;
-	long servers = -1, agents = -1;
-	bool show = false;
-	int c, rc = GOMAN_EXIT_USAGE;
-	goman_err_clear(&err);
-	goman_config_init(&cfg);
-	signal(SIGPIPE, SIG_IGN);
-	while ((c = getopt_long(argc, argv, "c:s:a:t:hV", longopts, NULL)) != -1) {
-		switch (c) {
-		case 'c': po.cluster = optarg; break;
-		case 's':
-			if (count_arg(optarg, &servers))
-				return die_usage("--servers wants a count", optarg);
-			break;
-		case 'a':
-			if (count_arg(optarg, &agents))
-				return die_usage("--agents wants a count", optarg);
-			break;
-		case 't': type = optarg; break;
-		case O_STYPE: po.server_type = optarg; break;
-		case O_ATYPE: po.agent_type = optarg; break;
-		case O_AMI: po.ami = optarg; break;
-		case O_SUBNET: po.subnet = optarg; break;
-		case O_SG: po.security_group = optarg; break;
-		case O_PROF: po.instance_profile = optarg; break;
-		case O_TAG: {
-			const char *eq = strchr(optarg, '=');
-			if (!eq || eq == optarg || !strncmp(optarg, "goman:", 6))
-				return die_usage("--tag wants K=V (goman: keys are goman's own)",
-						 optarg);
-			goman_kvs_addn(&tags, optarg, (size_t)(eq - optarg), eq + 1,
-				       strlen(eq + 1));
-			break;
-		}
-		case O_REGION: region = optarg; break;
-		case O_ENV:
-			if (goman_config_set(&cfg, "profile", optarg, GOMAN_SRC_FLAG, &err) != 0)
-				return die_usage(err.message, NULL);
-			break;
-		case O_WAIT:
-			if (!strcmp(optarg, "none"))
-				po.wait_none = true;
-			else if (goman_ec2_wait_parse(optarg, &po.wait) != 0 ||
-				 po.wait > GOMAN_EC2_WAIT_STATUS_OK)
-				return die_usage("--wait wants running, status-ok or none", optarg);
-			break;
-		case O_TIMEOUT:
-			if (goman_parse_duration_ms(optarg, &po.timeout_ms) || po.timeout_ms <= 0)
-				return die_usage("--timeout wants a duration", optarg);
-			break;
-		case O_PMIN:
-			if (goman_parse_duration_ms(optarg, &po.poll_min_ms) || po.poll_min_ms <= 0)
-				return die_usage("--poll-interval wants a duration", optarg);
-			break;
-		case O_PMAX:
-			if (goman_parse_duration_ms(optarg, &po.poll_max_ms) || po.poll_max_ms <= 0)
-				return die_usage("--poll-max wants a duration", optarg);
-			break;
-		case O_VIA:
-			if (strcmp(optarg, "ssm") && strcmp(optarg, "ssh") &&
-			    strcmp(optarg, "local"))
-				return die_usage("--via wants ssm, ssh or local", optarg);
-			po.via = optarg;
-			break;
-		case O_KEY: po.key_name = optarg; break;
-		case O_SSH: po.ssh_cidr = optarg; break;
-		case O_API: po.api_cidr = optarg; break;
-		case O_DRY: po.dry_run = true; break;
-		case O_SHOW: show = true; break;
-		case 'h':
-			usage(stdout);
-			goman_kvs_clear(&tags);
-			return 0;
-		case 'V':
-			printf("goman-provision %s\n", GOMAN_VERSION);
-			goman_kvs_clear(&tags);
-			return 0;
-		default: usage(stderr); goto out;
-		}
-	}
-	if (optind < argc) {
-		usage(stderr);
-		goto out;
-	}
-	if (type) {
-		if (!po.server_type)
-			po.server_type = type;
-		if (!po.agent_type)
-			po.agent_type = type;
-	}
-	po.tags = &tags;
-	if (goman_config_load(&cfg, &err) != 0) {
-		fprintf(stderr, "goman-provision: %s\n", err.message);
-		goto out;
-	}
-	if (show) {
-		goman_config_print(&cfg, stdout);
-		rc = 0;
-		goto out;
-	}
-	bool from_flags = servers >= 0 || agents >= 0;
-	if (from_flags && !po.cluster) {
-		die_usage("--servers/--agents need --cluster", NULL);
-		goto out;
-	}
-	if (po.cluster && !goman_cluster_name_ok(po.cluster)) {
-		die_usage("cluster names must match ^[a-z][a-z0-9-]{0,39}$", po.cluster);
-		goto out;
-	}
+	char msg[64];
+	snprintf(msg, sizeof(msg), "--%s wants a count", flag);
+	return cli_parse_long(v, 0, 10000, out) == 0 ? 0 : die_usage(msg, v);
+}
 
-	goman_events_init("goman-provision");
-	struct goman_outcome outcome = {0};
-	cJSON *specs = cJSON_CreateArray();
-	if (from_flags) {
-		goman_provision_specs(specs, po.cluster, servers < 0 ? 0 : servers,
-				      agents < 0 ? 0 : agents);
-	} else {
-		struct goman_jsonl_reader *rd = goman_jsonl_reader_new(0, GOMAN_JSONL_DEFAULT_MAX);
-		for (;;) {
-			cJSON *rec = NULL;
-			int r = goman_jsonl_next(rd, &rec, &err);
-			if (r == GOMAN_JSONL_EOF || r == GOMAN_JSONL_IOERR ||
-			    r == GOMAN_JSONL_AGAIN) {
-				if (r == GOMAN_JSONL_IOERR)
-					goman_log(GOMAN_LOG_ERROR, "PROVISION", "%s", err.message);
-				break;
-			}
-			if (r == GOMAN_JSONL_BAD) {
-				cJSON *er = goman_jsonl_error_record(NULL, NULL, &err,
-								     goman_jsonl_lineno(rd));
-				goman_outcome_add(&outcome, &err);
-				if (er)
-					emit(er, &err, NULL);
-				cJSON_Delete(er);
-				continue;
-			}
-			/* ours, not the input's: a "_line" of the record would be read first */
-			cJSON_DeleteItemFromObjectCaseSensitive(rec, "_line");
-			cJSON_AddNumberToObject(rec, "_line", (double)goman_jsonl_lineno(rd));
-			cJSON_AddItemToArray(specs, rec);
+/* a positive duration, or the flag's message */
+static int dur_arg(const char *flag, const char *v, int64_t *ms)
+{
+	char msg[64];
+	snprintf(msg, sizeof(msg), "--%s wants a duration", flag);
+	if (goman_parse_duration_ms(v, ms) || *ms <= 0)
+		return die_usage(msg, v);
+	return 0;
+}
+
+/* one setter per flag: p is the struct args */
+#define A ((struct args *)p)
+static int f_cluster(void *p, const char *v) { A->po.cluster = v; return 0; }
+static int f_servers(void *p, const char *v) { return count_arg("servers", v, &A->servers); }
+static int f_agents(void *p, const char *v) { return count_arg("agents", v, &A->agents); }
+static int f_type(void *p, const char *v) { A->type = v; return 0; }
+static int f_stype(void *p, const char *v) { A->po.server_type = v; return 0; }
+static int f_atype(void *p, const char *v) { A->po.agent_type = v; return 0; }
+static int f_ami(void *p, const char *v) { A->po.ami = v; return 0; }
+static int f_subnet(void *p, const char *v) { A->po.subnet = v; return 0; }
+static int f_sg(void *p, const char *v) { A->po.security_group = v; return 0; }
+static int f_prof(void *p, const char *v) { A->po.instance_profile = v; return 0; }
+static int f_region(void *p, const char *v) { A->region = v; return 0; }
+static int f_key(void *p, const char *v) { A->po.key_name = v; return 0; }
+static int f_ssh(void *p, const char *v) { A->po.ssh_cidr = v; return 0; }
+static int f_api(void *p, const char *v) { A->po.api_cidr = v; return 0; }
+static int f_dry(void *p, const char *v) { (void)v; A->po.dry_run = true; return 0; }
+static int f_show(void *p, const char *v) { (void)v; A->show = true; return 0; }
+static int f_timeout(void *p, const char *v) { return dur_arg("timeout", v, &A->po.timeout_ms); }
+static int f_pmin(void *p, const char *v) { return dur_arg("poll-interval", v, &A->po.poll_min_ms); }
+static int f_pmax(void *p, const char *v) { return dur_arg("poll-max", v, &A->po.poll_max_ms); }
+static int f_tag(void *p, const char *v)
+{
+	const char *eq = strchr(v, '=');
+	if (!eq || eq == v || !strncmp(v, "goman:", 6))
+		return die_usage("--tag wants K=V (goman: keys are goman's own)", v);
+	goman_kvs_addn(&A->tags, v, (size_t)(eq - v), eq + 1, strlen(eq + 1));
+	return 0;
+}
+static int f_env(void *p, const char *v)
+{
+	struct goman_err err = GOMAN_ERR_INIT;
+	if (goman_config_set(&A->cfg, "profile", v, GOMAN_SRC_FLAG, &err) != 0)
+		return die_usage(err.message, NULL);
+	return 0;
+}
+static int f_wait(void *p, const char *v)
+{
+	if (!strcmp(v, "none"))
+		A->po.wait_none = true;
+	else if (goman_ec2_wait_parse(v, &A->po.wait) != 0 || A->po.wait > GOMAN_EC2_WAIT_STATUS_OK)
+		return die_usage("--wait wants running, status-ok or none", v);
+	return 0;
+}
+static int f_via(void *p, const char *v)
+{
+	if (strcmp(v, "ssm") && strcmp(v, "ssh") && strcmp(v, "local"))
+		return die_usage("--via wants ssm, ssh or local", v);
+	A->po.via = v;
+	return 0;
+}
+
+#undef A
+
+static const struct cli_flag flags[] = {
+	{"cluster", required_argument, f_cluster},
+	{"servers", required_argument, f_servers},
+	{"agents", required_argument, f_agents},
+	{"type", required_argument, f_type},
+	{"server-type", required_argument, f_stype},
+	{"agent-type", required_argument, f_atype},
+	{"ami", required_argument, f_ami},
+	{"subnet", required_argument, f_subnet},
+	{"security-group", required_argument, f_sg},
+	{"instance-profile", required_argument, f_prof},
+	{"tag", required_argument, f_tag},
+	{"region", required_argument, f_region},
+	{"env", required_argument, f_env},
+	{"wait", required_argument, f_wait},
+	{"timeout", required_argument, f_timeout},
+	{"key-name", required_argument, f_key},
+	{"ssh-cidr", required_argument, f_ssh},
+	{"api-cidr", required_argument, f_api},
+	{"dry-run", no_argument, f_dry},
+	{"show-config", no_argument, f_show},
+	{"poll-interval", required_argument, f_pmin},
+	{"poll-max", required_argument, f_pmax},
+	{"via", required_argument, f_via},
+};
+
+/* ---- the run --------------------------------------------------------------------------- */
+
+/* The specs from stdin; a bad line is an error record at once. */
+static void read_specs(cJSON *specs, struct goman_outcome *outcome)
+{
+	struct goman_err err = GOMAN_ERR_INIT;
+	struct goman_jsonl_reader *rd = goman_jsonl_reader_new(0, GOMAN_JSONL_DEFAULT_MAX);
+	for (;;) {
+		cJSON *rec = NULL;
+		int r = goman_jsonl_next(rd, &rec, &err);
+		if (r == GOMAN_JSONL_EOF || r == GOMAN_JSONL_IOERR || r == GOMAN_JSONL_AGAIN) {
+			if (r == GOMAN_JSONL_IOERR)
+				goman_log(GOMAN_LOG_ERROR, "PROVISION", "%s", err.message);
+			break;
 		}
-		goman_jsonl_reader_free(rd);
+		if (r == GOMAN_JSONL_BAD) {
+			cJSON *er =
+				goman_jsonl_error_record(NULL, NULL, &err, goman_jsonl_lineno(rd));
+			goman_outcome_add(outcome, &err);
+			if (er)
+				emit(er, &err, NULL);
+			cJSON_Delete(er);
+			continue;
+		}
+		/* ours, not the input's: a "_line" of the record would be read first */
+		cJSON_DeleteItemFromObjectCaseSensitive(rec, "_line");
+		cJSON_AddNumberToObject(rec, "_line", (double)goman_jsonl_lineno(rd));
+		cJSON_AddItemToArray(specs, rec);
 	}
-	struct goman_aws_opts ao = {.region = region, .config = &cfg};
+	goman_jsonl_reader_free(rd);
+}
+
+/* The engine over the specs; when it cannot start, every spec gets the setup error. */
+static void provision(struct args *a, const cJSON *specs, struct goman_outcome *outcome)
+{
+	struct goman_err err = GOMAN_ERR_INIT;
+	goman_err_clear(&err);
+	struct goman_aws_opts ao = {.region = a->region, .config = &a->cfg};
 	struct goman_aws *aws = goman_aws_new(&ao, &err);
-	struct goman_idem_opts io = {.ttl_ms = cfg.idempotency_ttl_ms};
+	struct goman_idem_opts io = {.ttl_ms = a->cfg.idempotency_ttl_ms};
 	struct goman_idem *idem = aws ? goman_idem_open(&io, &err) : NULL;
 	if (!aws || !idem) {
-		/* every spec is a record: each gets the setup error */
 		goman_err_classify(&err, NULL, NULL);
 		goman_log(GOMAN_LOG_ERROR, "PROVISION", "%s", err.message);
 		const cJSON *s;
 		cJSON_ArrayForEach (s, specs) {
 			cJSON *er = goman_jsonl_error_record(s, "provision", &err, 0);
 			cJSON_DeleteItemFromObjectCaseSensitive(er, "_line");
-			goman_outcome_add(&outcome, &err);
+			goman_outcome_add(outcome, &err);
 			if (er)
 				emit(er, &err, NULL);
 			cJSON_Delete(er);
 		}
-	} else if (goman_provision_run(aws, idem, &po, specs, &outcome, &err) != 0) {
+	} else if (goman_provision_run(aws, idem, &a->po, specs, outcome, &err) != 0) {
 		goman_log(GOMAN_LOG_ERROR, "PROVISION", "%s", err.message);
-		outcome.failed++;
+		outcome->failed++;
 	}
 	goman_idem_close(idem);
 	goman_aws_free(aws);
+}
+
+int main(int argc, char **argv)
+{
+	struct args a = {.po = {.emit = emit}, .servers = -1, .agents = -1};
+	struct goman_err err = GOMAN_ERR_INIT;
+	int rc = GOMAN_EXIT_USAGE;
+	goman_err_clear(&err);
+	goman_config_init(&a.cfg);
+	cli_init("goman-provision");
+	signal(SIGPIPE, SIG_IGN);
+	/* -c -s -a -t stand for the first four */
+	int pf = cli_flags_parse(flags, sizeof(flags) / sizeof(flags[0]), "csat", false, &a, argc,
+				 argv);
+	if (pf == CLI_FLAGS_BAD || (pf == CLI_FLAGS_OK && optind < argc)) {
+		usage(stderr);
+		goto out;
+	}
+	if (pf == CLI_FLAGS_HELP || pf == CLI_FLAGS_VERSION) {
+		if (pf == CLI_FLAGS_HELP)
+			usage(stdout);
+		else
+			printf("goman-provision %s\n", GOMAN_VERSION);
+		rc = 0;
+		goto out;
+	}
+	if (pf != CLI_FLAGS_OK)
+		goto out;
+	if (a.type) {
+		if (!a.po.server_type)
+			a.po.server_type = a.type;
+		if (!a.po.agent_type)
+			a.po.agent_type = a.type;
+	}
+	a.po.tags = &a.tags;
+	if (goman_config_load(&a.cfg, &err) != 0) {
+		cli_usage_error("%s", err.message);
+		goto out;
+	}
+	if (a.show) {
+		goman_config_print(&a.cfg, stdout);
+		rc = 0;
+		goto out;
+	}
+	bool from_flags = a.servers >= 0 || a.agents >= 0;
+	if (from_flags && !a.po.cluster) {
+		die_usage("--servers/--agents need --cluster", NULL);
+		goto out;
+	}
+	if (a.po.cluster && !goman_cluster_name_ok(a.po.cluster)) {
+		die_usage("cluster names must match ^[a-z][a-z0-9-]{0,39}$", a.po.cluster);
+		goto out;
+	}
+	goman_events_init("goman-provision");
+	struct goman_outcome outcome = {0};
+	cJSON *specs = cJSON_CreateArray();
+	if (from_flags)
+		goman_provision_specs(specs, a.po.cluster, a.servers < 0 ? 0 : a.servers,
+				      a.agents < 0 ? 0 : a.agents);
+	else
+		read_specs(specs, &outcome);
+	provision(&a, specs, &outcome);
 	cJSON_Delete(specs);
 	if (write_failed)
 		outcome.output_errors++;
 	rc = goman_exit_code(&outcome);
 out:
-	goman_kvs_clear(&tags);
+	goman_kvs_clear(&a.tags);
 	return rc;
 }

@@ -24,6 +24,7 @@
 #include "goman/clock.h"
 #include "goman/jsonl.h"
 #include "goman/log.h"
+#include "bytes_int.h"
 
 struct item {
 	struct goman_batch_item r;
@@ -114,7 +115,7 @@ struct goman_batch *goman_batch_new(const struct goman_batch_opts *o, struct gom
 	}
 	struct goman_batch *b = calloc(1, sizeof(*b));
 	if (!b) {
-		goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "", "out of memory");
+		gm_err_oom(err);
 		return NULL;
 	}
 	b->o = *o;
@@ -159,15 +160,14 @@ int goman_batch_add(struct goman_batch *b, const char *id, void *item_ud, struct
 		size_t cap = b->cap ? b->cap * 2 : 64;
 		struct item *v = realloc(b->items, cap * sizeof(*v));
 		if (!v)
-			return goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "",
-					     "out of memory");
+			return gm_err_oom(err);
 		b->items = v;
 		b->cap = cap;
 	}
 	struct item *it = &b->items[b->n];
 	memset(it, 0, sizeof(*it));
 	if (!(it->id = strdup(id)))
-		return goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "", "out of memory");
+		return gm_err_oom(err);
 	it->r.ud = item_ud;
 	goman_err_clear(&it->r.err);
 	b->n++;
@@ -257,7 +257,7 @@ static void start_unit(struct goman_batch *b, struct unit *u)
 		free(c);
 		free(p);
 		free(ids);
-		goman_err_set(&e, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "", "out of memory");
+		gm_err_oom(&e);
 		fail_unit(b, u, &e);
 		unit_free(u);
 		return;
@@ -322,7 +322,7 @@ int goman_batch_start(struct goman_batch *b, struct goman_err *err)
 	b->st.batches = (int)((b->n + bs - 1) / bs);
 	size_t *idx = malloc(bs * sizeof(*idx));
 	if (!idx)
-		return goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "", "out of memory");
+		return gm_err_oom(err);
 	for (size_t i = 0, nb = 1; i < b->n; i += bs, nb++) {
 		size_t n = b->n - i < bs ? b->n - i : bs;
 		for (size_t k = 0; k < n; k++)
@@ -330,8 +330,7 @@ int goman_batch_start(struct goman_batch *b, struct goman_err *err)
 		struct unit *u = unit_new(idx, n, (int)nb, 0);
 		if (!u) {
 			free(idx);
-			return goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "",
-					     "out of memory");
+			return gm_err_oom(err);
 		}
 		push_back(b, u);
 	}
@@ -411,7 +410,7 @@ void goman_batch_call_done(struct goman_batch_call *c, const struct goman_err *e
 	} else if (goman_batch_bisectable(err) && u->n > 1) {
 		if (bisect(b, u, err) != 0) {
 			struct goman_err e = GOMAN_ERR_INIT;
-			goman_err_set(&e, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "", "out of memory");
+			gm_err_oom(&e);
 			fail_unit(b, u, &e);
 		}
 	} else {

@@ -25,6 +25,8 @@
 #include "goman/batch.h"
 #include "goman/ec2.h"
 #include "goman/log.h"
+#include "bytes_int.h"
+#include "ec2_int.h"
 
 /* No eventual-consistency retries: a NotFound ID is bad, to be isolated now. Negative rather
  * than 0 so that a configured default for 0 (config.h eventual_deadline_ms) cannot apply. */
@@ -34,7 +36,6 @@ struct goman_batch_ec2 {
 	struct goman_aws *aws;
 	struct goman_batch_ec2_opts o;
 	struct goman_kvs tags;
-	int lifted;
 };
 
 struct xcall {
@@ -50,7 +51,7 @@ struct goman_batch_ec2 *goman_batch_ec2_new(struct goman_aws *aws,
 	struct goman_batch_ec2 *x = calloc(1, sizeof(*x));
 	if (!x || (o->tags && goman_kvs_copy(&x->tags, o->tags) != 0)) {
 		free(x);
-		goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "", "out of memory");
+		gm_err_oom(err);
 		return NULL;
 	}
 	x->aws = aws;
@@ -65,27 +66,6 @@ void goman_batch_ec2_free(struct goman_batch_ec2 *x)
 		return;
 	goman_kvs_clear(&x->tags);
 	free(x);
-}
-
-int goman_batch_ec2_lifted(const struct goman_batch_ec2 *x)
-{
-	return x ? x->lifted : 0;
-}
-
-static int oom(struct goman_err *err)
-{
-	return goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "", "out of memory");
-}
-
-static int add_ids(struct goman_kvs *p, const char *name, const char *const *ids, size_t n)
-{
-	char k[64];
-	for (size_t i = 0; i < n; i++) {
-		snprintf(k, sizeof(k), "%s.%zu", name, i + 1);
-		if (goman_kvs_add(p, k, ids[i]) != 0)
-			return -1;
-	}
-	return 0;
 }
 
 /* The engine call is over: free the context first (the engine may start more calls). */
@@ -136,7 +116,7 @@ static void mutation_done(struct goman_aws_result *res, void *ud)
 		if (goman_kvs_add(&p, "InstanceId", c->ids[0]) ||
 		    goman_kvs_add(&p, "DisableApiTermination.Value", "false")) {
 			goman_kvs_clear(&p);
-			oom(&e2);
+			gm_err_oom(&e2);
 			finish(xc, &e2);
 			return;
 		}
@@ -163,11 +143,10 @@ static void lift_done(struct goman_aws_result *res, void *ud)
 	struct goman_kvs p = {0};
 	struct goman_err err = GOMAN_ERR_INIT;
 	goman_err_clear(&err);
-	xc->x->lifted++;
 	xc->phase = 2;
-	if (add_ids(&p, "InstanceId", xc->c->ids, xc->c->n) != 0) {
+	if (gm_ec2_add_ids(&p, "InstanceId", xc->c->ids, xc->c->n) != 0) {
 		goman_kvs_clear(&p);
-		oom(&err);
+		gm_err_oom(&err);
 		finish(xc, &err);
 		return;
 	}
@@ -205,7 +184,7 @@ int goman_batch_ec2_exec(struct goman_batch_call *c, void *ud, struct goman_err 
 	struct goman_batch_ec2 *x = ud;
 	struct xcall *xc = calloc(1, sizeof(*xc));
 	if (!xc)
-		return oom(err);
+		return gm_err_oom(err);
 	xc->x = x;
 	xc->c = c;
 	struct goman_kvs p = {0};
@@ -232,7 +211,7 @@ int goman_batch_ec2_exec(struct goman_batch_call *c, void *ud, struct goman_err 
 	}
 	if (x->o.verb == GOMAN_BATCH_TAG) {
 		char k[64];
-		rc = add_ids(&p, "ResourceId", c->ids, c->n);
+		rc = gm_ec2_add_ids(&p, "ResourceId", c->ids, c->n);
 		for (size_t i = 0; rc == 0 && i < x->tags.n; i++) {
 			snprintf(k, sizeof(k), "Tag.%zu.Key", i + 1);
 			rc = goman_kvs_add(&p, k, x->tags.v[i].name);
@@ -241,7 +220,7 @@ int goman_batch_ec2_exec(struct goman_batch_call *c, void *ud, struct goman_err 
 				rc = goman_kvs_add(&p, k, x->tags.v[i].value);
 		}
 	} else {
-		rc = add_ids(&p, "InstanceId", c->ids, c->n);
+		rc = gm_ec2_add_ids(&p, "InstanceId", c->ids, c->n);
 	}
 	if (rc == 0 && x->o.verb == GOMAN_BATCH_STOP && x->o.force)
 		rc = goman_kvs_add(&p, "Force", "true");
@@ -250,7 +229,7 @@ int goman_batch_ec2_exec(struct goman_batch_call *c, void *ud, struct goman_err 
 	if (rc != 0) {
 		goman_kvs_clear(&p);
 		free(xc);
-		return oom(err);
+		return gm_err_oom(err);
 	}
 	if (submit(xc, action, &p, mutation_done, err) != 0) {
 		free(xc);
@@ -259,38 +238,46 @@ int goman_batch_ec2_exec(struct goman_batch_call *c, void *ud, struct goman_err 
 	return 0;
 }
 
-struct cJSON *goman_batch_cluster_records(struct goman_aws *aws, const char *cluster,
-					  struct goman_err *err)
+/* The record of one listed instance: {"cluster","name","role","index",...summary}; name,
+ * role and index only when tagged (index when goman:index is a whole number). NULL on no
+ * memory. */
+static cJSON *cluster_record(const char *cluster, const struct goman_ec2_instance *in)
 {
-	static const char *const live[] = {"pending", "running", "stopping", "stopped"};
-	struct goman_kvs f = {0};
+	cJSON *o = cJSON_CreateObject();
+	const char *name = goman_ec2_tag(in, "goman:name");
+	const char *role = goman_ec2_tag(in, "goman:role");
+	const char *ix = goman_ec2_tag(in, "goman:index");
+	char *end = NULL;
+	long index = ix && *ix >= '0' && *ix <= '9' ? strtol(ix, &end, 10) : -1;
+	if (!o || !cJSON_AddStringToObject(o, "cluster", cluster) ||
+	    (name && !cJSON_AddStringToObject(o, "name", name)) ||
+	    (role && !cJSON_AddStringToObject(o, "role", role)) ||
+	    (end && !*end && index <= 99999 &&
+	     !cJSON_AddNumberToObject(o, "index", (double)index)) ||
+	    goman_ec2_instance_to_json(in, o) != 0) {
+		cJSON_Delete(o);
+		return NULL;
+	}
+	return o;
+}
+
+struct cJSON *goman_batch_cluster_records(struct goman_aws *aws, const char *cluster,
+					  bool shutting_down, struct goman_err *err)
+{
 	struct goman_ec2_instances l = {0};
 	cJSON *arr = NULL;
-	int rc = goman_kvs_add(&f, "tag:goman:cluster", cluster);
-	for (size_t i = 0; rc == 0 && i < sizeof(live) / sizeof(live[0]); i++)
-		rc = goman_kvs_add(&f, "instance-state-name", live[i]);
-	if (rc != 0) {
-		oom(err);
-		goto done;
-	}
-	if (goman_ec2_describe(aws, &f, NULL, 0, &l, NULL, err) != 0)
+	if (goman_ec2_cluster_instances(aws, cluster, shutting_down, &l, err) != 0)
 		goto done;
 	if (!(arr = cJSON_CreateArray())) {
-		oom(err);
+		gm_err_oom(err);
 		goto done;
 	}
 	for (size_t i = 0; i < l.n; i++) {
-		cJSON *o = cJSON_CreateObject();
-		const char *name = goman_ec2_tag(&l.v[i], "goman:name");
-		const char *role = goman_ec2_tag(&l.v[i], "goman:role");
-		if (!o || !cJSON_AddStringToObject(o, "cluster", cluster) ||
-		    (name && !cJSON_AddStringToObject(o, "name", name)) ||
-		    (role && !cJSON_AddStringToObject(o, "role", role)) ||
-		    goman_ec2_instance_to_json(&l.v[i], o) != 0) {
-			cJSON_Delete(o);
+		cJSON *o = cluster_record(cluster, &l.v[i]);
+		if (!o) {
 			cJSON_Delete(arr);
 			arr = NULL;
-			oom(err);
+			gm_err_oom(err);
 			goto done;
 		}
 		cJSON_AddItemToArray(arr, o);
@@ -298,6 +285,101 @@ struct cJSON *goman_batch_cluster_records(struct goman_aws *aws, const char *clu
 	goman_log(GOMAN_LOG_INFO, "BATCH", "cluster %s: %zu instances", cluster, l.n);
 done:
 	goman_ec2_instances_clear(&l);
-	goman_kvs_clear(&f);
+	return arr;
+}
+
+/* The count of state in a cluster's record (created at 0 when missing). */
+static int count_state(cJSON *rec, const char *state)
+{
+	cJSON *st = cJSON_GetObjectItemCaseSensitive(rec, "states");
+	cJSON *n = cJSON_GetObjectItemCaseSensitive(st, state);
+	if (!n)
+		n = cJSON_AddNumberToObject(st, state, 0);
+	if (!n)
+		return -1;
+	cJSON_SetNumberValue(n, n->valuedouble + 1);
+	return 0;
+}
+
+static int cmp_cluster(const void *a, const void *b)
+{
+	const char *x = goman_ec2_tag(*(const struct goman_ec2_instance *const *)a, "goman:cluster");
+	const char *y = goman_ec2_tag(*(const struct goman_ec2_instance *const *)b, "goman:cluster");
+	return strcmp(x, y);
+}
+
+/* Closes a cluster's record: its totals, then into arr. 0 or -1. */
+static int close_count(cJSON *arr, cJSON *rec, long total, long running)
+{
+	/* the totals before the per-state counts: the order a reader scans */
+	cJSON *st = cJSON_DetachItemFromObjectCaseSensitive(rec, "states");
+	if (!cJSON_AddNumberToObject(rec, "instances", (double)total) ||
+	    !cJSON_AddNumberToObject(rec, "running", (double)running) ||
+	    !cJSON_AddItemToObject(rec, "states", st)) {
+		cJSON_Delete(st);
+		cJSON_Delete(rec);
+		return -1;
+	}
+	cJSON_AddItemToArray(arr, rec);
+	return 0;
+}
+
+/* One record per cluster of the instances sorted by cluster: instances, running, states.
+ * NULL on no memory. */
+static cJSON *cluster_counts(const struct goman_ec2_instance **by, size_t n)
+{
+	cJSON *arr = cJSON_CreateArray(), *rec = NULL;
+	const char *cur = "";
+	long total = 0, running = 0;
+	bool bad = !arr;
+	for (size_t i = 0; !bad && i < n; i++) {
+		const char *c = goman_ec2_tag(by[i], "goman:cluster");
+		if (rec && strcmp(c, cur)) {
+			bad = close_count(arr, rec, total, running) != 0;
+			rec = NULL;
+		}
+		if (!bad && !rec) {
+			cur = c;
+			total = running = 0;
+			rec = cJSON_CreateObject();
+			bad = !rec || !cJSON_AddStringToObject(rec, "cluster", c) ||
+			      !cJSON_AddObjectToObject(rec, "states");
+		}
+		total++;
+		running += !strcmp(by[i]->state, "running");
+		bad = bad || count_state(rec, by[i]->state) != 0;
+	}
+	if (!bad && rec)
+		bad = close_count(arr, rec, total, running) != 0;
+	else if (bad)
+		cJSON_Delete(rec);
+	if (bad) {
+		cJSON_Delete(arr);
+		return NULL;
+	}
+	return arr;
+}
+
+struct cJSON *goman_batch_clusters(struct goman_aws *aws, bool shutting_down,
+				   struct goman_err *err)
+{
+	struct goman_ec2_instances l = {0};
+	const struct goman_ec2_instance **by = NULL;
+	cJSON *arr = NULL;
+	if (goman_ec2_cluster_instances(aws, NULL, shutting_down, &l, err) != 0)
+		goto done;
+	by = calloc(l.n ? l.n : 1, sizeof(*by));
+	for (size_t i = 0; by && i < l.n; i++)
+		by[i] = &l.v[i];
+	if (by)
+		qsort(by, l.n, sizeof(*by), cmp_cluster);
+	if (!by || !(arr = cluster_counts(by, l.n)))
+		gm_err_oom(err);
+	else
+		goman_log(GOMAN_LOG_INFO, "BATCH", "%d cluster(s), %zu instances",
+			  cJSON_GetArraySize(arr), l.n);
+done:
+	free(by);
+	goman_ec2_instances_clear(&l);
 	return arr;
 }

@@ -1,9 +1,6 @@
-/* bytes.c - hex, SHA-256 hex, FNV-1a and the out-of-memory error; see bytes_int.h */
+/* bytes.c - hex and FNV-1a; see bytes_int.h. No OpenSSL here: a command that only needs
+ * hex or a hash table does not link libcrypto for it (digest.c has the SHA-256). */
 #include "bytes_int.h"
-
-#include <openssl/evp.h>
-
-#include <goman/error.h>
 
 void gm_hex_encode(const void *bytes, size_t n, char *out)
 {
@@ -27,16 +24,6 @@ int gm_hex_value(char c)
 	return -1;
 }
 
-int gm_sha256_hex(const void *p, size_t n, char out[65])
-{
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int len = 0;
-	if (!EVP_Digest(p, n, md, &len, EVP_sha256(), NULL) || len != 32)
-		return -1;
-	gm_hex_encode(md, 32, out);
-	return 0;
-}
-
 uint64_t gm_fnv1a(const void *p, size_t n)
 {
 	const unsigned char *s = p;
@@ -44,9 +31,4 @@ uint64_t gm_fnv1a(const void *p, size_t n)
 	for (size_t i = 0; i < n; i++)
 		h = gm_fnv1a_step(h, s[i]);
 	return h;
-}
-
-int gm_err_oom(struct goman_err *err)
-{
-	return goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "", "out of memory");
 }

@@ -16,7 +16,7 @@ struct goman_err;
 void gm_hex_encode(const void *bytes, size_t n, char *out);
 /* 0-15 for a hex digit (either case), -1 otherwise */
 int gm_hex_value(char c);
-/* SHA-256 of p[0..n) as 64 hex digits and a NUL; 0, or -1 when the digest failed */
+/* SHA-256 of p[0..n) as 64 hex digits and a NUL; 0, or -1 when the digest failed (digest.c) */
 int gm_sha256_hex(const void *p, size_t n, char out[65]);
 
 /* FNV-1a, 64 bits: fast, not cryptographic (hash tables, torn-line checksums) */
@@ -28,7 +28,7 @@ static inline uint64_t gm_fnv1a_step(uint64_t h, unsigned char c)
 }
 uint64_t gm_fnv1a(const void *p, size_t n);
 
-/* GOMAN_ENOMEM, "out of memory": the one wording of the one error; returns -1 */
+/* GOMAN_ENOMEM, "out of memory": the one wording of the one error; returns -1 (error.c) */
 int gm_err_oom(struct goman_err *err);
 
 #endif

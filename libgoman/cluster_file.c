@@ -26,6 +26,7 @@
 #include "goman/creds.h"
 #include "goman/k8s_names.h"
 #include "goman/provision.h"
+#include "bytes_int.h"
 #include "internal.h"
 
 #define MAX_DEPTH 32 /* the schema nests 4 deep; anything deeper is not a cluster file */
@@ -127,11 +128,6 @@ struct ctx {
 	size_t max_groups;
 };
 
-static int oom(struct goman_err *e)
-{
-	return goman_err_set(e, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "", "out of memory");
-}
-
 static int verr_at(struct goman_err *e, const char *src, unsigned line, const char *path,
 		   const char *fmt, va_list ap)
 {
@@ -223,7 +219,7 @@ static int ynext(struct yrd *y, yaml_event_t *ev)
 	if (!yaml_parser_parse(&y->p, ev)) {
 		unsigned line = (unsigned)y->p.problem_mark.line + 1;
 		if (y->p.error == YAML_MEMORY_ERROR)
-			return oom(y->err);
+			return gm_err_oom(y->err);
 		return fail_src(y->err, y->src, line, "YAML syntax: %s%s%s",
 				y->p.problem ? y->p.problem : "error", y->p.context ? " " : "",
 				y->p.context ? y->p.context : "");
@@ -285,10 +281,10 @@ static struct cnode *ynode(struct yrd *y, yaml_event_t *ev, int depth)
 					fail_src(y->err, y->src, line,
 						 "NUL characters are not allowed");
 				else
-					oom(y->err);
+					gm_err_oom(y->err);
 			}
 		} else {
-			oom(y->err);
+			gm_err_oom(y->err);
 		}
 		yaml_event_delete(ev);
 		return n;
@@ -302,7 +298,7 @@ static struct cnode *ynode(struct yrd *y, yaml_event_t *ev, int depth)
 	yaml_event_delete(ev);
 	struct cnode *n = cnode_new(map ? N_MAP : N_SEQ, line);
 	if (!n) {
-		oom(y->err);
+		gm_err_oom(y->err);
 		return NULL;
 	}
 	for (;;) {
@@ -329,7 +325,7 @@ static struct cnode *ynode(struct yrd *y, yaml_event_t *ev, int depth)
 			key = strndup((const char *)e.data.scalar.value, klen);
 			yaml_event_delete(&e);
 			if (!key) {
-				oom(y->err);
+				gm_err_oom(y->err);
 				goto bad;
 			}
 			if (strlen(key) != klen) { /* "name\0x" must not read as name */
@@ -359,7 +355,7 @@ static struct cnode *ynode(struct yrd *y, yaml_event_t *ev, int depth)
 			goto bad;
 		}
 		if (cnode_add(n, key, kline, kid) != 0) {
-			oom(y->err);
+			gm_err_oom(y->err);
 			goto bad;
 		}
 	}
@@ -374,7 +370,7 @@ static struct cnode *yaml_tree(const char *buf, size_t len, const char *src, str
 	struct cnode *root = NULL;
 	yaml_event_t ev;
 	if (!yaml_parser_initialize(&y.p)) {
-		oom(err);
+		gm_err_oom(err);
 		return NULL;
 	}
 	yaml_parser_set_input_string(&y.p, (const unsigned char *)buf, len);
@@ -427,7 +423,7 @@ static struct cnode *jnode(const cJSON *j, const char *src, int depth, struct go
 	if (map || cJSON_IsArray(j)) {
 		struct cnode *n = cnode_new(map ? N_MAP : N_SEQ, 0);
 		if (!n) {
-			oom(err);
+			gm_err_oom(err);
 			return NULL;
 		}
 		const cJSON *k;
@@ -448,7 +444,7 @@ static struct cnode *jnode(const cJSON *j, const char *src, int depth, struct go
 					return NULL;
 				}
 				if (!(key = strdup(k->string))) {
-					oom(err);
+					gm_err_oom(err);
 					cnode_free(n);
 					return NULL;
 				}
@@ -461,7 +457,7 @@ static struct cnode *jnode(const cJSON *j, const char *src, int depth, struct go
 			}
 			if (cnode_add(n, key, 0, kid) != 0) {
 				cnode_free(n);
-				oom(err);
+				gm_err_oom(err);
 				return NULL;
 			}
 		}
@@ -469,7 +465,7 @@ static struct cnode *jnode(const cJSON *j, const char *src, int depth, struct go
 	}
 	struct cnode *n = cnode_new(N_SCALAR, 0);
 	if (!n) {
-		oom(err);
+		gm_err_oom(err);
 		return NULL;
 	}
 	char num[64];
@@ -494,7 +490,7 @@ static struct cnode *jnode(const cJSON *j, const char *src, int depth, struct go
 	}
 	if (!(n->s = strdup(s))) {
 		cnode_free(n);
-		oom(err);
+		gm_err_oom(err);
 		return NULL;
 	}
 	return n;
@@ -761,7 +757,7 @@ static int as_str(struct ctx *c, const struct cnode *n, char **out)
 			    : n->sk == S_BOOL   ? "a boolean"
 						: "null");
 	if (!(*out = strdup(n->s)))
-		return oom(c->err);
+		return gm_err_oom(c->err);
 	return 0;
 }
 
@@ -958,7 +954,7 @@ static int str_list(struct ctx *c, const struct cnode *n, bool one_ok, size_t ma
 	if (k < 1 || k > max)
 		return fail(c, n->line, NULL, "must hold 1 to %zu entries, not %zu", max, k);
 	if (!(*out = calloc(k, sizeof(char *))))
-		return oom(c->err);
+		return gm_err_oom(c->err);
 	for (size_t i = 0; i < k; i++) {
 		size_t l = n->kind == N_SEQ ? push_index(c, i) : strlen(c->path);
 		char b[80];
@@ -1034,7 +1030,7 @@ static int str_map(struct ctx *c, const struct cnode *n, size_t max,
 	if (!n->n)
 		return 0;
 	if (!(*out = calloc(n->n, sizeof(**out))))
-		return oom(c->err);
+		return gm_err_oom(c->err);
 	for (size_t i = 0; i < n->n; i++) {
 		char b[80];
 		size_t l = push_key(c, shown(n->keys[i], b, sizeof(b)));
@@ -1043,7 +1039,7 @@ static int str_map(struct ctx *c, const struct cnode *n, size_t max,
 		if (r == 0) {
 			*nout = i + 1;
 			if (!(p->key = strdup(n->keys[i])))
-				r = oom(c->err);
+				r = gm_err_oom(c->err);
 		}
 		bool on_key = false;
 		const char *why = r == 0 ? check(p->key, p->value, &on_key) : NULL;
@@ -1120,7 +1116,7 @@ static int parse_taint(struct ctx *c, const struct cnode *n, struct goman_cf_tai
 			t->effect = strdup(eff);
 			if (!t->key || !t->value || !t->effect) {
 				free(s);
-				return oom(c->err);
+				return gm_err_oom(c->err);
 			}
 		}
 		if (eq)
@@ -1180,7 +1176,7 @@ static int parse_group(struct ctx *c, const struct cnode *m, struct goman_cf_gro
 	} else {
 		if (!(g->types = calloc(1, sizeof(char *))) ||
 		    !(g->types[0] = strdup(DEFAULT_TYPE)))
-			return oom(c->err);
+			return gm_err_oom(c->err);
 		g->ntypes = 1;
 	}
 	if (str_rule(c, m, "ami", ami_ok, "is not an AMI ID (ami-...) or ssm:/parameter", &g->ami))
@@ -1207,7 +1203,7 @@ static int parse_group(struct ctx *c, const struct cnode *m, struct goman_cf_gro
 			r = fail(c, n->line, NULL, "at most %d entries, not %zu",
 				 GOMAN_CF_MAX_TAINTS, n->n);
 		else if (n->n && !(g->taints = calloc(n->n, sizeof(*g->taints))))
-			r = oom(c->err);
+			r = gm_err_oom(c->err);
 		for (size_t i = 0; r == 0 && i < n->n; i++) {
 			size_t l2 = push_index(c, i);
 			g->ntaints = i + 1;
@@ -1251,7 +1247,7 @@ static int parse_groups(struct ctx *c, const struct cnode *n, struct goman_clust
 		return fail(c, n->line, NULL, "must hold 1 to %zu groups, not %zu", c->max_groups,
 			    n->n);
 	if (!(cf->groups = calloc(n->n, sizeof(*cf->groups))))
-		return oom(c->err);
+		return gm_err_oom(c->err);
 	long servers = 0, agents = 0;
 	for (size_t i = 0; i < n->n; i++) {
 		size_t l = push_index(c, i);
@@ -1357,7 +1353,7 @@ int goman_cluster_file_parse(const char *buf, size_t len, const char *source,
 			.max_groups = o->max_groups ? o->max_groups : GOMAN_CF_MAX_GROUPS};
 	int r = -1;
 	if (!cf || !(cf->source = strdup(src)))
-		oom(err);
+		gm_err_oom(err);
 	else
 		r = parse_root(&c, root, cf);
 	cnode_free(root);
@@ -1412,7 +1408,7 @@ int goman_cluster_file_read(const char *path, const struct goman_cf_opts *o,
 		}
 	}
 	if (len <= max)
-		oom(err);
+		gm_err_oom(err);
 out:
 	free(buf);
 	if (!in)

@@ -1,7 +1,8 @@
 /*
  * ec2.c - EC2 helpers shared by goman-provision and goman-batch (see goman/ec2.h):
- * instance summaries from converted XML replies, paginated DescribeInstances, the
- * pending-set poller, CreateTags/StartInstances, and the security-group ensure.
+ * instance summaries from converted XML replies, paginated DescribeInstances,
+ * CreateTags/StartInstances, and the blocking VPC/subnet/image lookups. The poller is
+ * ec2_poll.c, the security-group ensure ec2_sg.c.
  *
  * Everything goes through goman_aws_submit() on the client's one loop; the blocking forms
  * are goman_aws_call() (which runs that loop) and are meant for setup before async work.
@@ -21,19 +22,8 @@
 #include "goman/ec2.h"
 #include "goman/http.h"
 #include "goman/log.h"
+#include "bytes_int.h"
 #include "ec2_int.h"
-
-#define IDS_PER_CALL 1000
-
-static int oom(struct goman_err *err)
-{
-	return goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "", "out of memory");
-}
-
-static void copy_str(char *dst, size_t len, const char *src)
-{
-	snprintf(dst, len, "%s", src ? src : "");
-}
 
 /* ---- summaries ------------------------------------------------------------------------ */
 
@@ -100,23 +90,23 @@ int goman_ec2_instance_from_json(const struct cJSON *item, struct goman_ec2_inst
 	const char *id = goman_json_path_str(item, "instanceId");
 	if (!id)
 		return -1;
-	copy_str(out->instance_id, sizeof(out->instance_id), id);
-	copy_str(out->state, sizeof(out->state), goman_json_path_str(item, "instanceState.name"));
-	copy_str(out->state_reason, sizeof(out->state_reason),
+	gm_ec2_copy(out->instance_id, sizeof(out->instance_id), id);
+	gm_ec2_copy(out->state, sizeof(out->state), goman_json_path_str(item, "instanceState.name"));
+	gm_ec2_copy(out->state_reason, sizeof(out->state_reason),
 		 goman_json_path_str(item, "stateReason.code"));
 	/* the reply is outside input: an address that is not one never reaches a record */
 	const char *pip = goman_json_path_str(item, "privateIpAddress");
 	const char *pub = goman_json_path_str(item, "ipAddress");
-	copy_str(out->private_ip, sizeof(out->private_ip), goman_addr_ok(pip) ? pip : NULL);
-	copy_str(out->public_ip, sizeof(out->public_ip), goman_addr_ok(pub) ? pub : NULL);
-	copy_str(out->az, sizeof(out->az), goman_json_path_str(item, "placement.availabilityZone"));
-	copy_str(out->type, sizeof(out->type), goman_json_path_str(item, "instanceType"));
-	copy_str(out->image_id, sizeof(out->image_id), goman_json_path_str(item, "imageId"));
-	copy_str(out->subnet_id, sizeof(out->subnet_id), goman_json_path_str(item, "subnetId"));
-	copy_str(out->vpc_id, sizeof(out->vpc_id), goman_json_path_str(item, "vpcId"));
-	copy_str(out->launch_time, sizeof(out->launch_time),
+	gm_ec2_copy(out->private_ip, sizeof(out->private_ip), goman_addr_ok(pip) ? pip : NULL);
+	gm_ec2_copy(out->public_ip, sizeof(out->public_ip), goman_addr_ok(pub) ? pub : NULL);
+	gm_ec2_copy(out->az, sizeof(out->az), goman_json_path_str(item, "placement.availabilityZone"));
+	gm_ec2_copy(out->type, sizeof(out->type), goman_json_path_str(item, "instanceType"));
+	gm_ec2_copy(out->image_id, sizeof(out->image_id), goman_json_path_str(item, "imageId"));
+	gm_ec2_copy(out->subnet_id, sizeof(out->subnet_id), goman_json_path_str(item, "subnetId"));
+	gm_ec2_copy(out->vpc_id, sizeof(out->vpc_id), goman_json_path_str(item, "vpcId"));
+	gm_ec2_copy(out->launch_time, sizeof(out->launch_time),
 		 goman_json_path_str(item, "launchTime"));
-	copy_str(out->lifecycle, sizeof(out->lifecycle),
+	gm_ec2_copy(out->lifecycle, sizeof(out->lifecycle),
 		 goman_json_path_str(item, "instanceLifecycle"));
 	const char *li = goman_json_path_str(item, "amiLaunchIndex");
 	if (li) {
@@ -199,7 +189,7 @@ int goman_ec2_instance_to_json(const struct goman_ec2_instance *in, struct cJSON
 /* ---- query parameters ----------------------------------------------------------------- */
 
 /* Filter.N.Name / Filter.N.Value.M, grouping entries of the same name. */
-GOMAN_TESTABLE int gm_ec2_add_filters(struct goman_kvs *params, const struct goman_kvs *filters)
+int gm_ec2_add_filters(struct goman_kvs *params, const struct goman_kvs *filters)
 {
 	if (!filters)
 		return 0;
@@ -228,7 +218,7 @@ GOMAN_TESTABLE int gm_ec2_add_filters(struct goman_kvs *params, const struct gom
 	return 0;
 }
 
-static int add_ids(struct goman_kvs *params, const char *prefix, const char *const *ids, size_t n)
+int gm_ec2_add_ids(struct goman_kvs *params, const char *prefix, const char *const *ids, size_t n)
 {
 	char k[64];
 	for (size_t i = 0; i < n; i++) {
@@ -268,8 +258,12 @@ static void idlist_clear(struct idlist *l)
 	l->n = 0;
 }
 
-/* Page size for filter describes: 1000 (the API maximum); GOMAN_EC2_MAX_RESULTS lowers it so
- * tests can see pagination on small sets. */
+/* Page size for filter describes: 200, not the API's 1000. A page is one reply held whole
+ * (reply buffer, then its cJSON tree): 1000 instances are ~3.2 MB of XML from moto and more
+ * from EC2 with many tags, against ~0.7 MB for 200, while a 500-node poll round costs 3
+ * calls instead of 1. GOMAN_EC2_MAX_RESULTS (5..1000) sets it; max_reply_bytes (64 MiB)
+ * stays far above one page at any of them. */
+#define DEFAULT_MAX_RESULTS "200"
 static const char *max_results(void)
 {
 	const char *e = getenv("GOMAN_EC2_MAX_RESULTS");
@@ -279,7 +273,7 @@ static const char *max_results(void)
 		if (!*end && v >= 5 && v <= 1000)
 			return e;
 	}
-	return "1000";
+	return DEFAULT_MAX_RESULTS;
 }
 
 /* ---- paginated describe --------------------------------------------------------------- */
@@ -315,9 +309,9 @@ static int desc_page(struct desc_op *d, struct goman_err *err)
 	size_t n = 0;
 	if (rc == 0 && d->ids.n) {
 		n = d->ids.n - d->chunk;
-		if (n > IDS_PER_CALL)
-			n = IDS_PER_CALL;
-		rc = add_ids(&params, "InstanceId", (const char *const *)d->ids.v + d->chunk, n);
+		if (n > GM_EC2_IDS_PER_CALL)
+			n = GM_EC2_IDS_PER_CALL;
+		rc = gm_ec2_add_ids(&params, "InstanceId", (const char *const *)d->ids.v + d->chunk, n);
 	} else if (rc == 0) {
 		/* MaxResults cannot be combined with InstanceId.N */
 		rc = goman_kvs_add(&params, "MaxResults", max_results());
@@ -326,7 +320,7 @@ static int desc_page(struct desc_op *d, struct goman_err *err)
 		rc = goman_kvs_add(&params, "NextToken", d->next_token);
 	if (rc != 0) {
 		goman_kvs_clear(&params);
-		return oom(err);
+		return gm_err_oom(err);
 	}
 	struct goman_aws_call call = {
 		.service = "ec2",
@@ -357,7 +351,7 @@ static void desc_page_done(struct goman_aws_result *res, void *ud)
 		return;
 	}
 	if (goman_ec2_instances_from_reply(res->data, &d->found) < 0) {
-		oom(&err);
+		gm_err_oom(&err);
 		desc_finish(d, &err);
 		return;
 	}
@@ -367,12 +361,12 @@ static void desc_page_done(struct goman_aws_result *res, void *ud)
 	if (tok && *tok) {
 		d->next_token = strdup(tok);
 		if (!d->next_token) {
-			oom(&err);
+			gm_err_oom(&err);
 			desc_finish(d, &err);
 			return;
 		}
 	} else if (d->ids.n) {
-		d->chunk += IDS_PER_CALL;
+		d->chunk += GM_EC2_IDS_PER_CALL;
 		if (d->chunk >= d->ids.n) {
 			desc_finish(d, NULL);
 			return;
@@ -391,7 +385,7 @@ int goman_ec2_describe_submit(struct goman_aws *aws, const struct goman_kvs *fil
 {
 	struct desc_op *d = calloc(1, sizeof(*d));
 	if (!d)
-		return oom(err);
+		return gm_err_oom(err);
 	d->aws = aws;
 	d->done = done;
 	d->ud = ud;
@@ -399,7 +393,7 @@ int goman_ec2_describe_submit(struct goman_aws *aws, const struct goman_kvs *fil
 	if ((filters && goman_kvs_copy(&d->filters, filters) != 0) ||
 	    idlist_copy(&d->ids, ids, nids) != 0) {
 		desc_free(d);
-		return oom(err);
+		return gm_err_oom(err);
 	}
 	if (desc_page(d, err) != 0) {
 		desc_free(d);
@@ -430,7 +424,7 @@ static void desc_wait_done(struct goman_ec2_instances *found, const struct goman
 	}
 	for (size_t i = 0; i < found->n; i++)
 		if (goman_ec2_instances_add(w->out, &found->v[i]) != 0) {
-			oom(w->err);
+			gm_err_oom(w->err);
 			w->rc = -1;
 			return;
 		}
@@ -452,425 +446,33 @@ int goman_ec2_describe(struct goman_aws *aws, const struct goman_kvs *filters,
 	return w.rc;
 }
 
-/* ---- poller --------------------------------------------------------------------------- */
-
-const char *goman_ec2_wait_name(enum goman_ec2_wait w)
+int goman_ec2_cluster_instances(struct goman_aws *aws, const char *cluster, bool shutting_down,
+				struct goman_ec2_instances *out, struct goman_err *err)
 {
-	switch (w) {
-	case GOMAN_EC2_WAIT_RUNNING: return "running";
-	case GOMAN_EC2_WAIT_STATUS_OK: return "status-ok";
-	case GOMAN_EC2_WAIT_STOPPED: return "stopped";
-	case GOMAN_EC2_WAIT_TERMINATED: return "terminated";
-	}
-	return "?";
-}
-
-int goman_ec2_wait_parse(const char *s, enum goman_ec2_wait *out)
-{
-	for (int w = GOMAN_EC2_WAIT_RUNNING; w <= GOMAN_EC2_WAIT_TERMINATED; w++)
-		if (s && !strcmp(s, goman_ec2_wait_name((enum goman_ec2_wait)w))) {
-			*out = (enum goman_ec2_wait)w;
-			return 0;
-		}
-	return -1;
-}
-
-struct pend {
-	char id[32];
-	int64_t deadline;
-	double share;
-	bool in_round; /* was pending when the current round started */
-	bool running;  /* status-ok: reached running, waiting for the status checks */
-	struct goman_ec2_instance last; /* the last summary seen */
-};
-
-struct goman_ec2_poller {
-	struct goman_aws *aws;
-	struct goman_ec2_poller_opts o;
-	struct goman_kvs filters;
-	struct pend *v;
-	size_t n, cap;
-	long timer;
-	bool in_flight;
-	bool started;
-	bool dead; /* freed by its owner while a round was in flight: the round frees it */
-	int rounds, calls, failed_rounds;
-	int round_calls;
-};
-
-int64_t goman_ec2_poll_interval(const struct goman_ec2_poller_opts *o, size_t pending)
-{
-	int64_t lo = o->min_interval_ms, hi = o->max_interval_ms;
-	int64_t v = lo + o->per_pending_ms * (int64_t)pending;
-	if (v > hi)
-		v = hi;
-	if (v < lo)
-		v = lo;
-	return v;
-}
-
-struct goman_ec2_poller *goman_ec2_poller_new(struct goman_aws *aws,
-					      const struct goman_ec2_poller_opts *opts,
-					      struct goman_err *err)
-{
-	struct goman_ec2_poller *p = calloc(1, sizeof(*p));
-	if (!p) {
-		oom(err);
-		return NULL;
-	}
-	p->aws = aws;
-	p->o = *opts;
-	if (p->o.min_interval_ms <= 0)
-		p->o.min_interval_ms = 2000;
-	if (p->o.max_interval_ms < p->o.min_interval_ms)
-		p->o.max_interval_ms = p->o.min_interval_ms > 15000 ? p->o.min_interval_ms : 15000;
-	if (p->o.per_pending_ms < 0)
-		p->o.per_pending_ms = 0;
-	else if (p->o.per_pending_ms == 0 && !opts->min_interval_ms)
-		p->o.per_pending_ms = 100;
-	if (p->o.first_delay_ms <= 0)
-		p->o.first_delay_ms = p->o.min_interval_ms;
-	if (p->o.eventual_deadline_ms <= 0)
-		p->o.eventual_deadline_ms = 60000;
-	if (p->o.give_up_rounds <= 0)
-		p->o.give_up_rounds = 3;
-	if (opts->filters && goman_kvs_copy(&p->filters, opts->filters) != 0) {
-		goman_kvs_clear(&p->filters);
-		free(p);
-		oom(err);
-		return NULL;
-	}
-	p->o.filters = opts->filters ? &p->filters : NULL;
-	return p;
-}
-
-static void pend_remove(struct goman_ec2_poller *p, size_t i)
-{
-	goman_ec2_instance_clear(&p->v[i].last);
-	p->v[i] = p->v[p->n - 1];
-	p->n--;
-}
-
-void goman_ec2_poller_free(struct goman_ec2_poller *p)
-{
-	if (!p)
-		return;
-	if (p->timer && p->aws)
-		goman_http_timer_cancel(goman_aws_http(p->aws), p->timer);
-	p->timer = 0;
-	if (p->in_flight && !p->dead) {
-		/* the round's describe still points at p: it frees p when it ends (or the
-		 * client drops it unrun when the client is freed first) */
-		p->dead = true;
-		return;
-	}
-	while (p->n)
-		pend_remove(p, p->n - 1);
-	free(p->v);
-	goman_kvs_clear(&p->filters);
-	free(p);
-}
-
-size_t goman_ec2_poller_pending(const struct goman_ec2_poller *p)
-{
-	return p->n;
-}
-
-void goman_ec2_poller_stats(const struct goman_ec2_poller *p, int *rounds, int *calls)
-{
-	if (rounds)
-		*rounds = p->rounds;
-	if (calls)
-		*calls = p->calls;
-}
-
-static void round_fire(void *ud);
-
-static void schedule(struct goman_ec2_poller *p)
-{
-	if (!p->aws || p->in_flight || p->timer || !p->n)
-		return;
-	int64_t d = p->started ? goman_ec2_poll_interval(&p->o, p->n) : p->o.first_delay_ms;
-	p->started = true;
-	p->timer = goman_http_timer(goman_aws_http(p->aws), d, round_fire, p);
-}
-
-int goman_ec2_poller_add(struct goman_ec2_poller *p, const char *instance_id,
-			 int64_t deadline_mono_ms, struct goman_err *err)
-{
-	for (size_t i = 0; i < p->n; i++)
-		if (!strcmp(p->v[i].id, instance_id))
-			return 0;
-	if (p->n == p->cap) {
-		size_t cap = p->cap ? p->cap * 2 : 32;
-		struct pend *v = realloc(p->v, cap * sizeof(*v));
-		if (!v)
-			return oom(err);
-		p->v = v;
-		p->cap = cap;
-	}
-	struct pend *e = &p->v[p->n++];
-	memset(e, 0, sizeof(*e));
-	copy_str(e->id, sizeof(e->id), instance_id);
-	e->deadline = deadline_mono_ms;
-	e->last.launch_index = -1;
-	schedule(p);
-	return 0;
-}
-
-/* A finished instance, held until the pending array is consistent again so callbacks may
- * add instances. */
-struct fin {
-	char id[32];
-	struct goman_ec2_instance inst;
-	struct goman_err err;
-	bool failed;
-	double share;
-};
-
-static bool state_is_final_bad(enum goman_ec2_wait t, const char *state)
-{
-	if (t == GOMAN_EC2_WAIT_TERMINATED)
-		return false;
-	return !strcmp(state, "terminated") || !strcmp(state, "shutting-down");
-}
-
-static bool state_reached(enum goman_ec2_wait t, const char *state)
-{
-	switch (t) {
-	case GOMAN_EC2_WAIT_RUNNING:
-	case GOMAN_EC2_WAIT_STATUS_OK: return !strcmp(state, "running");
-	case GOMAN_EC2_WAIT_STOPPED: return !strcmp(state, "stopped");
-	case GOMAN_EC2_WAIT_TERMINATED: return !strcmp(state, "terminated");
-	}
-	return false;
-}
-
-static void deliver(struct goman_ec2_poller *p, struct fin *f, size_t nf)
-{
-	for (size_t i = 0; i < nf; i++) {
-		p->o.on_done(f[i].id, &f[i].inst, f[i].failed ? &f[i].err : NULL, f[i].share,
-			     p->o.ud);
-		goman_ec2_instance_clear(&f[i].inst);
-	}
-	free(f);
-}
-
-/*
- * One round's result: every pending instance that was in the round gets its share of the
- * round's calls; those that reached the target (or a state they cannot leave, or their
- * deadline) are taken out and reported. round_err (may be NULL) is the round's call error.
- */
-GOMAN_TESTABLE void gm_ec2_poller_apply(struct goman_ec2_poller *p,
-					const struct goman_ec2_instances *found, int calls,
-					const struct goman_err *round_err)
-{
-	size_t in_round = 0;
-	for (size_t i = 0; i < p->n; i++)
-		if (p->v[i].in_round)
-			in_round++;
-	p->rounds++;
-	p->calls += calls;
-	struct fin *f = calloc(p->n ? p->n : 1, sizeof(*f));
-	size_t nf = 0;
-	if (!f)
-		return;
-	int64_t now = goman_mono_ms();
-	bool give_up = false;
-	if (round_err && round_err->rc != GOMAN_OK) {
-		p->failed_rounds++;
-		give_up = p->failed_rounds >= p->o.give_up_rounds;
-		goman_log(give_up ? GOMAN_LOG_WARN : GOMAN_LOG_INFO, "PROVISION",
-			  "describe round failed (%s)%s",
-			  round_err->code[0] ? round_err->code : goman_strerror(round_err->rc),
-			  give_up ? ", giving up" : ", will retry");
-	} else {
-		p->failed_rounds = 0;
-	}
-	for (size_t i = 0; i < p->n;) {
-		struct pend *e = &p->v[i];
-		if (e->in_round && in_round)
-			e->share += (double)calls / (double)in_round;
-		e->in_round = false;
-		const struct goman_ec2_instance *in = NULL;
-		for (size_t j = 0; found && j < found->n; j++)
-			if (!strcmp(found->v[j].instance_id, e->id)) {
-				in = &found->v[j];
-				break;
-			}
-		if (in)
-			goman_ec2_instance_copy(&e->last, in);
-		struct fin *x = &f[nf];
-		bool done = false;
-		goman_err_clear(&x->err);
-		if (give_up) {
-			x->err = *round_err;
-			x->failed = true;
-			done = true;
-		} else if (in && state_is_final_bad(p->o.target, in->state)) {
-			goman_err_set(&x->err, GOMAN_ESERVICE, GOMAN_CLASS_CLIENT,
-				      in->state_reason[0] ? in->state_reason : "InstanceTerminated",
-				      "instance %s went %s while waiting for %s", e->id, in->state,
-				      goman_ec2_wait_name(p->o.target));
-			/* capacity shortfalls are worth another try later */
-			if (strstr(x->err.code, "InsufficientInstanceCapacity"))
-				x->err.retryable = true;
-			x->failed = true;
-			done = true;
-		} else if (in && state_reached(p->o.target, in->state)) {
-			if (p->o.target == GOMAN_EC2_WAIT_STATUS_OK) {
-				e->running = true;
-				done = !strcmp(e->last.status, "ok");
-			} else {
-				done = true;
-			}
-		}
-		if (!done && e->deadline > 0 && now >= e->deadline) {
-			goman_err_set(&x->err, GOMAN_ETIMEOUT, GOMAN_CLASS_TIMEOUT, "Timeout",
-				      "instance %s still %s after the wait deadline", e->id,
-				      e->last.state[0] ? e->last.state : "unseen");
-			x->err.retryable = true;
-			x->failed = true;
-			done = true;
-		}
-		if (!done) {
-			i++;
-			continue;
-		}
-		copy_str(x->id, sizeof(x->id), e->id);
-		x->share = e->share;
-		memset(&x->inst, 0, sizeof(x->inst));
-		x->inst.launch_index = -1;
-		goman_ec2_instance_copy(&x->inst, &e->last);
-		if (!x->inst.instance_id[0])
-			copy_str(x->inst.instance_id, sizeof(x->inst.instance_id), e->id);
-		nf++;
-		pend_remove(p, i);
-	}
-	deliver(p, f, nf);
-}
-
-/* A round begins: every instance pending now is in it (its calls are shared by them). */
-GOMAN_TESTABLE void gm_ec2_poller_mark(struct goman_ec2_poller *p)
-{
-	for (size_t i = 0; i < p->n; i++)
-		p->v[i].in_round = true;
-}
-
-struct round_ctx {
-	struct goman_ec2_poller *p;
-	struct goman_ec2_instances found;
-	int calls;
-};
-
-static void round_end(struct goman_ec2_poller *p, struct goman_ec2_instances *found, int calls,
-		      const struct goman_err *err)
-{
-	p->in_flight = false;
-	if (p->dead) {
-		goman_ec2_poller_free(p);
-		return;
-	}
-	gm_ec2_poller_apply(p, found, calls, err);
-	schedule(p);
-}
-
-static void status_done(struct goman_aws_result *res, void *ud)
-{
-	struct round_ctx *c = ud;
-	c->calls += res->attempts > 0 ? res->attempts : 1;
-	if (res->err.rc == GOMAN_OK) {
-		const cJSON *set = goman_json_path_array(res->data, "instanceStatusSet");
-		const cJSON *it;
-		cJSON_ArrayForEach (it, set) {
-			const char *id = goman_json_path_str(it, "instanceId");
-			const char *is = goman_json_path_str(it, "instanceStatus.status");
-			const char *ss = goman_json_path_str(it, "systemStatus.status");
-			for (size_t j = 0; id && j < c->found.n; j++)
-				if (!strcmp(c->found.v[j].instance_id, id))
-					copy_str(c->found.v[j].status, sizeof(c->found.v[j].status),
-						 is && ss && !strcmp(is, "ok") && !strcmp(ss, "ok")
-							 ? "ok"
-							 : (is ? is : ""));
-		}
-	}
-	/* a failed status call only delays these instances to the next round */
-	round_end(c->p, &c->found, c->calls, NULL);
-	goman_ec2_instances_clear(&c->found);
-	free(c);
-}
-
-static void round_described(struct goman_ec2_instances *found, const struct goman_err *err,
-			    const struct goman_ec2_describe_stats *st, void *ud)
-{
-	struct goman_ec2_poller *p = ud;
-	if (p->dead || (err && err->rc != GOMAN_OK)) {
-		round_end(p, found, st->calls, err);
-		return;
-	}
-	if (p->o.target == GOMAN_EC2_WAIT_STATUS_OK) {
-		/* one DescribeInstanceStatus for the running ones of this round */
-		struct goman_kvs params = {0};
-		size_t k = 0;
-		struct round_ctx *c = calloc(1, sizeof(*c));
-		if (c) {
-			c->p = p;
-			c->found = *found;
-			memset(found, 0, sizeof(*found));
-			c->calls = st->calls;
-			for (size_t i = 0; i < c->found.n && k < IDS_PER_CALL; i++) {
-				if (strcmp(c->found.v[i].state, "running"))
-					continue;
-				char key[48];
-				snprintf(key, sizeof(key), "InstanceId.%zu", ++k);
-				goman_kvs_add(&params, key, c->found.v[i].instance_id);
-			}
-			struct goman_aws_call call = {.service = "ec2",
-						      .action = "DescribeInstanceStatus",
-						      .params = &params};
-			struct goman_err e2 = GOMAN_ERR_INIT;
-			goman_err_clear(&e2);
-			if (k && goman_aws_submit(p->aws, &call, status_done, c, &e2) == 0) {
-				goman_kvs_clear(&params);
-				return;
-			}
-			goman_kvs_clear(&params);
-			round_end(p, &c->found, c->calls, NULL);
-			goman_ec2_instances_clear(&c->found);
-			free(c);
-			return;
-		}
-	}
-	round_end(p, found, st->calls, NULL);
-}
-
-static void round_fire(void *ud)
-{
-	struct goman_ec2_poller *p = ud;
-	p->timer = 0;
-	if (!p->n)
-		return;
-	struct goman_err err = GOMAN_ERR_INIT;
-	goman_err_clear(&err);
-	char **ids = NULL;
-	size_t nids = 0;
-	if (!p->o.filters) {
-		ids = calloc(p->n, sizeof(char *));
-		if (!ids) {
-			oom(&err);
-			gm_ec2_poller_apply(p, NULL, 0, &err);
-			return;
-		}
-		for (size_t i = 0; i < p->n; i++)
-			ids[nids++] = p->v[i].id;
-	}
-	gm_ec2_poller_mark(p);
-	p->in_flight = true;
-	int rc = goman_ec2_describe_submit(p->aws, p->o.filters, (const char *const *)ids, nids,
-					   p->o.eventual_deadline_ms, round_described, p, &err);
-	free(ids);
+	static const char *const live[] = {"pending", "running", "stopping", "stopped",
+					   "shutting-down"};
+	size_t nstates = shutting_down ? 5 : 4;
+	struct goman_kvs f = {0};
+	struct goman_ec2_instances l = {0};
+	int rc = cluster ? goman_kvs_add(&f, "tag:goman:cluster", cluster)
+			 : goman_kvs_add(&f, "tag-key", "goman:cluster");
+	for (size_t i = 0; i < nstates; i++)
+		rc |= goman_kvs_add(&f, "instance-state-name", live[i]);
 	if (rc != 0)
-		round_end(p, NULL, 0, &err);
+		rc = gm_err_oom(err);
+	else
+		rc = goman_ec2_describe(aws, &f, NULL, 0, &l, NULL, err);
+	for (size_t i = 0; rc == 0 && i < l.n; i++) {
+		/* a reply is outside input: the filter is checked again */
+		const char *c = goman_ec2_tag(&l.v[i], "goman:cluster");
+		if (!c || (cluster && strcmp(c, cluster)))
+			continue;
+		if (goman_ec2_instances_add(out, &l.v[i]) != 0)
+			rc = gm_err_oom(err);
+	}
+	goman_ec2_instances_clear(&l);
+	goman_kvs_clear(&f);
+	return rc;
 }
 
 /* ---- mutations ------------------------------------------------------------------------ */
@@ -894,7 +496,7 @@ static int mut_submit(struct goman_aws *aws, const char *action, struct goman_kv
 	struct mut_op *m = calloc(1, sizeof(*m));
 	if (!m) {
 		goman_kvs_clear(params);
-		return oom(err);
+		return gm_err_oom(err);
 	}
 	m->done = done;
 	m->ud = ud;
@@ -915,7 +517,7 @@ int goman_ec2_create_tags_submit(struct goman_aws *aws, const char *const *ids, 
 {
 	struct goman_kvs params = {0};
 	char k[64];
-	if (add_ids(&params, "ResourceId", ids, nids) != 0)
+	if (gm_ec2_add_ids(&params, "ResourceId", ids, nids) != 0)
 		goto nomem;
 	for (size_t i = 0; i < tags->n; i++) {
 		snprintf(k, sizeof(k), "Tag.%zu.Key", i + 1);
@@ -929,32 +531,23 @@ int goman_ec2_create_tags_submit(struct goman_aws *aws, const char *const *ids, 
 	return mut_submit(aws, "CreateTags", &params, 60000, done, ud, err);
 nomem:
 	goman_kvs_clear(&params);
-	return oom(err);
+	return gm_err_oom(err);
 }
 
 int goman_ec2_start_submit(struct goman_aws *aws, const char *const *ids, size_t nids,
 			   goman_ec2_call_fn done, void *ud, struct goman_err *err)
 {
 	struct goman_kvs params = {0};
-	if (add_ids(&params, "InstanceId", ids, nids) != 0) {
+	if (gm_ec2_add_ids(&params, "InstanceId", ids, nids) != 0) {
 		goman_kvs_clear(&params);
-		return oom(err);
+		return gm_err_oom(err);
 	}
 	return mut_submit(aws, "StartInstances", &params, 0, done, ud, err);
 }
 
-/* ---- security groups ------------------------------------------------------------------ */
+/* ---- VPCs, subnets, images ------------------------------------------------------------ */
 
-const struct goman_ec2_sg_rule goman_ec2_k3s_rules[] = {
-	{"tcp", 6443, 6443, NULL},   /* Kubernetes API */
-	{"tcp", 10250, 10250, NULL}, /* kubelet */
-	{"tcp", 2379, 2380, NULL},   /* embedded etcd (HA servers) */
-	{"udp", 8472, 8472, NULL},   /* flannel VXLAN */
-	{"udp", 51820, 51821, NULL}, /* flannel WireGuard v4/v6 */
-};
-const size_t goman_ec2_k3s_nrules = sizeof(goman_ec2_k3s_rules) / sizeof(goman_ec2_k3s_rules[0]);
-
-static int blocking(struct goman_aws *aws, const char *action, const struct goman_kvs *params,
+int gm_ec2_blocking(struct goman_aws *aws, const char *action, const struct goman_kvs *params,
 		    struct goman_aws_result *res, int *calls, struct goman_err *err)
 {
 	struct goman_aws_call call = {.service = "ec2", .action = action, .params = params};
@@ -974,16 +567,16 @@ int goman_ec2_default_vpc(struct goman_aws *aws, char *vpc, size_t len, int *cal
 	if (goman_kvs_add(&params, "Filter.1.Name", "is-default") ||
 	    goman_kvs_add(&params, "Filter.1.Value.1", "true")) {
 		goman_kvs_clear(&params);
-		return oom(err);
+		return gm_err_oom(err);
 	}
-	int rc = blocking(aws, "DescribeVpcs", &params, &res, calls, err);
+	int rc = gm_ec2_blocking(aws, "DescribeVpcs", &params, &res, calls, err);
 	goman_kvs_clear(&params);
 	if (rc == 0) {
 		const cJSON *set = goman_json_path_array(res.data, "vpcSet");
 		const char *id =
 			set ? goman_json_path_str(cJSON_GetArrayItem(set, 0), "vpcId") : NULL;
 		if (id)
-			copy_str(vpc, len, id);
+			gm_ec2_copy(vpc, len, id);
 		else
 			rc = goman_err_set(err, GOMAN_ENOTFOUND, GOMAN_CLASS_CLIENT, "NoDefaultVpc",
 					   "this region has no default VPC: give --subnet");
@@ -999,16 +592,16 @@ int goman_ec2_subnet_vpc(struct goman_aws *aws, const char *subnet, char *vpc, s
 	struct goman_aws_result res;
 	if (goman_kvs_add(&params, "SubnetId.1", subnet)) {
 		goman_kvs_clear(&params);
-		return oom(err);
+		return gm_err_oom(err);
 	}
-	int rc = blocking(aws, "DescribeSubnets", &params, &res, calls, err);
+	int rc = gm_ec2_blocking(aws, "DescribeSubnets", &params, &res, calls, err);
 	goman_kvs_clear(&params);
 	if (rc == 0) {
 		const cJSON *set = goman_json_path_array(res.data, "subnetSet");
 		const char *id =
 			set ? goman_json_path_str(cJSON_GetArrayItem(set, 0), "vpcId") : NULL;
 		if (id)
-			copy_str(vpc, len, id);
+			gm_ec2_copy(vpc, len, id);
 		else
 			rc = goman_err_set(err, GOMAN_ENOTFOUND, GOMAN_CLASS_CLIENT,
 					   "InvalidSubnetID.NotFound", "subnet '%s' not found",
@@ -1041,15 +634,15 @@ int goman_ec2_subnets(struct goman_aws *aws, const struct goman_kvs *filters,
 		struct goman_kvs params = {0};
 		struct goman_aws_result res;
 		int rc = gm_ec2_add_filters(&params, filters) |
-			 add_ids(&params, "SubnetId", ids, nids);
+			 gm_ec2_add_ids(&params, "SubnetId", ids, nids);
 		if (!rc && token[0])
 			rc = goman_kvs_add(&params, "NextToken", token);
 		if (rc) {
 			goman_kvs_clear(&params);
 			free(v);
-			return oom(err);
+			return gm_err_oom(err);
 		}
-		rc = blocking(aws, "DescribeSubnets", &params, &res, calls, err);
+		rc = gm_ec2_blocking(aws, "DescribeSubnets", &params, &res, calls, err);
 		goman_kvs_clear(&params);
 		if (rc != 0) {
 			goman_aws_result_clear(&res);
@@ -1067,21 +660,21 @@ int goman_ec2_subnets(struct goman_aws *aws, const struct goman_kvs *filters,
 				if (!x) {
 					goman_aws_result_clear(&res);
 					free(v);
-					return oom(err);
+					return gm_err_oom(err);
 				}
 				v = x;
 				cap = nc;
 			}
 			struct goman_ec2_subnet *d = &v[nv++];
 			memset(d, 0, sizeof(*d));
-			copy_str(d->subnet_id, sizeof(d->subnet_id), id);
-			copy_str(d->az, sizeof(d->az), goman_json_path_str(s, "availabilityZone"));
-			copy_str(d->vpc_id, sizeof(d->vpc_id), goman_json_path_str(s, "vpcId"));
+			gm_ec2_copy(d->subnet_id, sizeof(d->subnet_id), id);
+			gm_ec2_copy(d->az, sizeof(d->az), goman_json_path_str(s, "availabilityZone"));
+			gm_ec2_copy(d->vpc_id, sizeof(d->vpc_id), goman_json_path_str(s, "vpcId"));
 			const char *df = goman_json_path_str(s, "defaultForAz");
 			d->default_for_az = df && !strcmp(df, "true");
 		}
 		const char *next = goman_json_path_str(res.data, "nextToken");
-		copy_str(token, sizeof(token), nids ? NULL : next);
+		gm_ec2_copy(token, sizeof(token), nids ? NULL : next);
 		goman_aws_result_clear(&res);
 		if (!token[0])
 			break;
@@ -1100,9 +693,9 @@ int goman_ec2_root_device(struct goman_aws *aws, const char *ami, char *dev, siz
 	struct goman_aws_result res;
 	if (goman_kvs_add(&params, "ImageId.1", ami)) {
 		goman_kvs_clear(&params);
-		return oom(err);
+		return gm_err_oom(err);
 	}
-	int rc = blocking(aws, "DescribeImages", &params, &res, calls, err);
+	int rc = gm_ec2_blocking(aws, "DescribeImages", &params, &res, calls, err);
 	goman_kvs_clear(&params);
 	if (rc == 0) {
 		const cJSON *set = goman_json_path_array(res.data, "imagesSet");
@@ -1111,177 +704,12 @@ int goman_ec2_root_device(struct goman_aws *aws, const char *ami, char *dev, siz
 			    : NULL;
 		/* a device name goes into a launch parameter: only the /dev/ form EC2 uses */
 		if (d && !strncmp(d, "/dev/", 5) && strlen(d) < len && !strpbrk(d, " \t\r\n"))
-			copy_str(dev, len, d);
+			gm_ec2_copy(dev, len, d);
 		else
 			rc = goman_err_set(err, GOMAN_ENOTFOUND, GOMAN_CLASS_CLIENT,
 					   "InvalidAMIID.NotFound",
 					   "image '%s' not found or has no root device name", ami);
 	}
-	goman_aws_result_clear(&res);
-	return rc;
-}
-
-/* Does the group's ipPermissions already hold this rule? */
-static bool has_rule(const cJSON *perms, const struct goman_ec2_sg_rule *r, const char *gid)
-{
-	const cJSON *p;
-	char from[16], to[16];
-	snprintf(from, sizeof(from), "%d", r->from);
-	snprintf(to, sizeof(to), "%d", r->to);
-	cJSON_ArrayForEach (p, perms) {
-		const char *pr = goman_json_path_str(p, "ipProtocol");
-		const char *f = goman_json_path_str(p, "fromPort");
-		const char *t = goman_json_path_str(p, "toPort");
-		if (!pr || !f || !t || strcmp(pr, r->proto) || strcmp(f, from) || strcmp(t, to))
-			continue;
-		const cJSON *x;
-		if (r->cidr) {
-			cJSON_ArrayForEach (x, goman_json_path_array(p, "ipRanges")) {
-				const char *c = goman_json_path_str(x, "cidrIp");
-				if (c && !strcmp(c, r->cidr))
-					return true;
-			}
-		} else {
-			cJSON_ArrayForEach (x, goman_json_path_array(p, "groups")) {
-				const char *g = goman_json_path_str(x, "groupId");
-				if (g && !strcmp(g, gid))
-					return true;
-			}
-		}
-	}
-	return false;
-}
-
-static int add_rule(struct goman_kvs *params, int n, const struct goman_ec2_sg_rule *r,
-		    const char *gid)
-{
-	char k[64], v[16];
-	snprintf(k, sizeof(k), "IpPermissions.%d.IpProtocol", n);
-	if (goman_kvs_add(params, k, r->proto))
-		return -1;
-	snprintf(k, sizeof(k), "IpPermissions.%d.FromPort", n);
-	snprintf(v, sizeof(v), "%d", r->from);
-	if (goman_kvs_add(params, k, v))
-		return -1;
-	snprintf(k, sizeof(k), "IpPermissions.%d.ToPort", n);
-	snprintf(v, sizeof(v), "%d", r->to);
-	if (goman_kvs_add(params, k, v))
-		return -1;
-	if (r->cidr) {
-		snprintf(k, sizeof(k), "IpPermissions.%d.IpRanges.1.CidrIp", n);
-		return goman_kvs_add(params, k, r->cidr);
-	}
-	snprintf(k, sizeof(k), "IpPermissions.%d.Groups.1.GroupId", n);
-	return goman_kvs_add(params, k, gid);
-}
-
-static int describe_sg(struct goman_aws *aws, const char *name, const char *vpc,
-		       struct goman_aws_result *res, int *calls, struct goman_err *err)
-{
-	struct goman_kvs params = {0};
-	if (goman_kvs_add(&params, "Filter.1.Name", "group-name") ||
-	    goman_kvs_add(&params, "Filter.1.Value.1", name) ||
-	    goman_kvs_add(&params, "Filter.2.Name", "vpc-id") ||
-	    goman_kvs_add(&params, "Filter.2.Value.1", vpc)) {
-		goman_kvs_clear(&params);
-		return oom(err);
-	}
-	int rc = blocking(aws, "DescribeSecurityGroups", &params, res, calls, err);
-	goman_kvs_clear(&params);
-	return rc;
-}
-
-int goman_ec2_ensure_sg(struct goman_aws *aws, const char *name, const char *description,
-			const char *vpc, const struct goman_ec2_sg_rule *rules, size_t nrules,
-			char *group_id, size_t len, int *calls, struct goman_err *err)
-{
-	struct goman_aws_result res;
-	struct goman_kvs params = {0};
-	cJSON *perms = NULL;
-	memset(&res, 0, sizeof(res));
-	int rc = -1;
-	group_id[0] = '\0';
-	if (describe_sg(aws, name, vpc, &res, calls, err) != 0)
-		goto out;
-	const cJSON *g =
-		cJSON_GetArrayItem(goman_json_path_array(res.data, "securityGroupInfo"), 0);
-	if (g && goman_json_path_str(g, "groupId")) {
-		copy_str(group_id, len, goman_json_path_str(g, "groupId"));
-		perms = cJSON_Duplicate(goman_json_path_array(g, "ipPermissions"), 1);
-	} else {
-		goman_aws_result_clear(&res);
-		if (goman_kvs_add(&params, "GroupName", name) ||
-		    goman_kvs_add(&params, "GroupDescription", description ? description : name) ||
-		    goman_kvs_add(&params, "VpcId", vpc)) {
-			oom(err);
-			goto out;
-		}
-		if (blocking(aws, "CreateSecurityGroup", &params, &res, calls, err) == 0) {
-			copy_str(group_id, len, goman_json_path_str(res.data, "groupId"));
-			goman_log(GOMAN_LOG_INFO, "PROVISION",
-				  "created security group %s (%s) in %s", name, group_id, vpc);
-		} else if (!strcmp(res.err.code, "InvalidGroup.Duplicate")) {
-			/* another run made it between our describe and create */
-			goman_aws_result_clear(&res);
-			if (describe_sg(aws, name, vpc, &res, calls, err) != 0)
-				goto out;
-			g = cJSON_GetArrayItem(goman_json_path_array(res.data, "securityGroupInfo"),
-					       0);
-			copy_str(group_id, len, g ? goman_json_path_str(g, "groupId") : NULL);
-		} else {
-			goto out;
-		}
-		goman_kvs_clear(&params);
-	}
-	goman_aws_result_clear(&res);
-	if (!group_id[0]) {
-		rc = goman_err_set(err, GOMAN_EPARSE, GOMAN_CLASS_NONE, "", "no groupId for '%s'",
-				   name);
-		goto out;
-	}
-	if (goman_kvs_add(&params, "GroupId", group_id)) {
-		oom(err);
-		goto out;
-	}
-	int n = 0;
-	for (size_t i = 0; i < nrules; i++) {
-		if (perms && has_rule(perms, &rules[i], group_id))
-			continue;
-		if (add_rule(&params, ++n, &rules[i], group_id)) {
-			oom(err);
-			goto out;
-		}
-	}
-	if (!n) {
-		rc = 0;
-		goto out;
-	}
-	if (blocking(aws, "AuthorizeSecurityGroupIngress", &params, &res, calls, err) == 0) {
-		rc = 0;
-	} else if (!strcmp(res.err.code, "InvalidPermission.Duplicate")) {
-		/* one duplicate refuses the whole call: go rule by rule, duplicates are fine */
-		rc = 0;
-		for (size_t i = 0; i < nrules && rc == 0; i++) {
-			struct goman_kvs one = {0};
-			goman_aws_result_clear(&res);
-			if (goman_kvs_add(&one, "GroupId", group_id) ||
-			    add_rule(&one, 1, &rules[i], group_id)) {
-				goman_kvs_clear(&one);
-				rc = oom(err);
-				break;
-			}
-			if (blocking(aws, "AuthorizeSecurityGroupIngress", &one, &res, calls,
-				     err) != 0 &&
-			    strcmp(res.err.code, "InvalidPermission.Duplicate"))
-				rc = -1;
-			goman_kvs_clear(&one);
-		}
-		if (rc == 0 && err)
-			goman_err_clear(err);
-	}
-out:
-	cJSON_Delete(perms);
-	goman_kvs_clear(&params);
 	goman_aws_result_clear(&res);
 	return rc;
 }

@@ -8,6 +8,8 @@
 #include <strings.h>
 #include "goman/error.h"
 
+#include "bytes_int.h"
+
 static const char *const rc_names[GOMAN_RC_MAX] = {
 	[GOMAN_OK] = "no error",
 	[GOMAN_ENOMEM] = "out of memory",
@@ -248,4 +250,10 @@ int goman_exit_code(const struct goman_outcome *o)
 	if (o->failed)
 		return GOMAN_EXIT_FAILED;
 	return GOMAN_EXIT_OK;
+}
+
+/* declared in bytes_int.h: error.o is in every command already */
+int gm_err_oom(struct goman_err *err)
+{
+	return goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "", "out of memory");
 }

@@ -1,5 +1,9 @@
 /*
- * fanout.c - the process pool of goman-fanout (see goman/fanout.h).
+ * fanout.c - the process pool of goman-fanout (see goman/fanout.h): input, spawning, the
+ * poll loop, retries and timers. Beside it: fanout_opts.c (defaults, --halt, exit status),
+ * fanout_policy.c (-j auto, halting, throttling), fanout_order.c (whole lines, input order,
+ * joblog), fanout_bar.c (the progress bar, a hook the caller installs); fanout_int.h is the
+ * seam.
  *
  * One poll(2) loop, no threads. A job is CMD started with posix_spawnp (vfork-based in glibc:
  * no page-table copy), in its own process group so a timeout can TERM/KILL whatever the job
@@ -13,14 +17,13 @@
  * Children are reaped from a SIGCHLD self-pipe; a job is finished once it is reaped AND its
  * stdout is at EOF.
  *
- * Ownership: every struct job is owned by the engine from the moment its first line is read
- * until its output is written (then freed). Errors: -1 + struct goman_err, after the running
+ * Ownership: every struct gm_fo_job is owned by the engine from the moment its first line is
+ * read until its output is written (then freed). Errors: -1 + struct goman_err, after the running
  * jobs are killed and reaped; the jobs' own failures are records, not errors.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <math.h>
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
@@ -35,65 +38,13 @@
 #include "goman/fanout.h"
 #include "goman/jsonl.h"
 #include "goman/log.h"
+#include "bytes_int.h"
 #include "fanout_int.h"
-#include "buf_int.h"
-#include "internal.h"
 
 extern char **environ;
 
-#define SCRATCH (64 * 1024)
 #define CPU_FACTOR 8
 #define RETRY_DELAY_CAP_MS 10000
-
-enum jstate { J_FILLING, J_WAITING, J_RUNNING, J_DONE };
-
-struct job {
-	enum jstate state;
-	unsigned long ord; /* output order (pseudo-jobs for bad lines take one too) */
-	unsigned long seq; /* job number, 1-based, as in the joblog */
-	long first_line;   /* input line number of its first line */
-	size_t nlines;
-	struct gm_buf in; /* its input lines, each ending in '\n' */
-	size_t in_off;    /* bytes of `in` already down the pipe */
-	pid_t pid;
-	int fd_in, fd_out, fd_err;
-	struct gm_buf out;  /* stdout bytes (and final records) not yet written */
-	size_t out_watched; /* -j auto: bytes of `out` already looked at for throttling */
-	struct gm_buf errb; /* -j auto: stderr bytes up to the next '\n' */
-	unsigned long out_lines;
-	size_t recv;
-	int attempts;
-	int64_t start_mono, start_wall, end_mono, deadline, kill_at, not_before;
-	bool reaped, eof, timed_out, term_sent, throttled;
-	const char *stop_code; /* "Halted" / "Interrupted" when we killed it for the run */
-	int status;
-	int spawn_errno;
-	struct job *next; /* retry queue */
-};
-
-struct fo {
-	const struct goman_fanout_opts *o;
-	struct goman_fanout_stats *st;
-	struct goman_err *err;
-	struct goman_jsonl_reader *rd;
-	posix_spawnattr_t attr;
-	char *cmdline; /* joblog Command column */
-	struct job **run;
-	size_t nrun, run_cap;
-	struct job **ring; /* keep_order: jobs by ord % window */
-	size_t window;
-	unsigned long head_ord, next_ord, next_seq;
-	struct job *retry_first, *retry_last;
-	struct job *filling; /* job collecting its batch of lines */
-	bool in_eof, stop_input, in_ready, fatal;
-	const char *stop_code;
-	int max_slots;
-	struct gm_aimd aimd;
-	int slots;
-	int64_t t0, last_slot_change, last_bar;
-	long long bytes_in, bytes_total;
-	char scratch[SCRATCH];
-};
 
 static int sigfd[2] = {-1, -1};
 
@@ -106,16 +57,6 @@ static int buf_add(struct gm_buf *b, const char *p, size_t n)
 	return b->oom ? -1 : 0;
 }
 
-static void job_free(struct job *j)
-{
-	if (!j)
-		return;
-	gm_buf_free(&j->in);
-	gm_buf_free(&j->out);
-	gm_buf_free(&j->errb);
-	free(j);
-}
-
 static void close_fd(int *fd)
 {
 	if (*fd >= 0)
@@ -123,10 +64,10 @@ static void close_fd(int *fd)
 	*fd = -1;
 }
 
-static int oom(struct fo *f)
+static int oom(struct gm_fo *f)
 {
 	f->fatal = true;
-	return goman_err_set(f->err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "NoMemory", "out of memory");
+	return gm_err_oom(f->err);
 }
 
 /* Count of '\n' in p[0..n). */
@@ -141,248 +82,12 @@ static unsigned long count_nl(const char *p, size_t n)
 	return c;
 }
 
-/* ---- parsing ------------------------------------------------------------------------ */
-
-int goman_fanout_parse_duration(const char *s, int64_t *ms)
-{
-	if (!s || !*s)
-		return -1;
-	char *end;
-	errno = 0;
-	double v = strtod(s, &end);
-	if (errno || end == s || !(v > 0) || s[0] == '-' || s[0] == '+')
-		return -1;
-	double mult;
-	if (!*end || !strcmp(end, "s"))
-		mult = 1000;
-	else if (!strcmp(end, "ms"))
-		mult = 1;
-	else if (!strcmp(end, "m"))
-		mult = 60000;
-	else if (!strcmp(end, "h"))
-		mult = 3600000;
-	else
-		return -1;
-	double r = v * mult;
-	if (r < 1 || r > 1e15)
-		return -1;
-	*ms = (int64_t)llround(r);
-	return 0;
-}
-
-static int parse_ulong(const char *s, unsigned long *out)
-{
-	if (!s || *s < '0' || *s > '9')
-		return -1;
-	char *end;
-	errno = 0;
-	unsigned long v = strtoul(s, &end, 10);
-	if (errno || *end)
-		return -1;
-	*out = v;
-	return 0;
-}
-
-int goman_fanout_parse_halt(const char *s, enum goman_fanout_halt *halt, unsigned long *fail,
-			    bool *percent)
-{
-	char tmp[64];
-	if (!s || strlen(s) >= sizeof(tmp))
-		return -1;
-	memcpy(tmp, s, strlen(s) + 1);
-	enum goman_fanout_halt h = GOMAN_FANOUT_HALT_SOON;
-	char *rest = tmp;
-	if (!strncmp(tmp, "now", 3) && (tmp[3] == '\0' || tmp[3] == ',')) {
-		h = GOMAN_FANOUT_HALT_NOW;
-		rest = tmp[3] ? tmp + 4 : tmp + 3;
-	} else if (!strncmp(tmp, "soon", 4) && (tmp[4] == '\0' || tmp[4] == ',')) {
-		rest = tmp[4] ? tmp + 5 : tmp + 4;
-	} else if (strncmp(tmp, "fail=", 5)) {
-		return -1;
-	}
-	unsigned long n = 1;
-	bool pct = false;
-	if (*rest || (rest > tmp && rest[-1] == ',')) {
-		if (strncmp(rest, "fail=", 5))
-			return -1;
-		rest += 5;
-		size_t len = strlen(rest);
-		if (len && rest[len - 1] == '%') {
-			pct = true;
-			rest[len - 1] = '\0';
-		}
-		if (parse_ulong(rest, &n) || n == 0 || (pct && n > 100))
-			return -1;
-	} else if (rest == tmp) {
-		return -1;
-	}
-	*halt = h;
-	*fail = n;
-	*percent = pct;
-	return 0;
-}
-
-void goman_fanout_opts_init(struct goman_fanout_opts *o)
-{
-	memset(o, 0, sizeof(*o));
-	o->start_jobs = 3;
-	o->batch = 1;
-	o->grace_ms = 2000;
-	o->retry_delay_ms = 100;
-	o->joblog_fd = -1;
-	o->in_fd = 0;
-	o->out_fd = 1;
-}
-
-int goman_fanout_exit_code(const struct goman_fanout_stats *st)
-{
-	if (st->bad_lines)
-		return GOMAN_EXIT_DATAERR;
-	if (st->halted)
-		return GOMAN_EXIT_TEMPFAIL;
-	if (st->failed || st->not_run)
-		return GOMAN_EXIT_FAILED;
-	return GOMAN_EXIT_OK;
-}
-
-/* ---- adaptive concurrency (AIMD) ------------------------------------------------------ */
-
-GOMAN_TESTABLE void gm_aimd_init(struct gm_aimd *a, int start, int max)
-{
-	a->max = max < 1 ? 1 : max;
-	a->c = start < 1 ? 1 : start > a->max ? a->max : start;
-	a->last_cut_ms = INT64_MIN;
-}
-
-GOMAN_TESTABLE int gm_aimd_slots(const struct gm_aimd *a)
-{
-	return (int)floor(a->c + 1e-9);
-}
-
-/* A job succeeded: c += 1/c, about one slot more per window of `slots` successes (TCP
- * congestion avoidance). */
-GOMAN_TESTABLE void gm_aimd_ok(struct gm_aimd *a)
-{
-	a->c += 1.0 / a->c;
-	if (a->c > a->max)
-		a->c = a->max;
-}
-
-/* A job started at started_ms was throttled (exit 75 or a throttling record). Halves the
- * concurrency, once per congestion event: a job started before the last cut saw the old
- * concurrency, so its throttle is already answered. Returns true when it cut. */
-GOMAN_TESTABLE bool gm_aimd_throttle(struct gm_aimd *a, int64_t started_ms, int64_t now_ms)
-{
-	if (started_ms <= a->last_cut_ms)
-		return false;
-	a->c = a->c / 2;
-	if (a->c < 1)
-		a->c = 1;
-	a->last_cut_ms = now_ms;
-	return true;
-}
-
-/* fail=N / fail=N%: should the run halt after `failed` of `done` finished jobs?  A percent
- * is only judged once ceil(100/N) jobs have finished, so one early failure does not stop a
- * run at fail=10%. */
-GOMAN_TESTABLE bool gm_halt_due(unsigned long fail, bool percent, unsigned long failed,
-				unsigned long done)
-{
-	if (!fail || !failed)
-		return false;
-	if (!percent)
-		return failed >= fail;
-	unsigned long min_done = (100 + fail - 1) / fail;
-	return done >= min_done && failed * 100 >= fail * done;
-}
-
-/* ---- output ------------------------------------------------------------------------- */
-
-static int write_out(struct fo *f, const char *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = write(f->o->out_fd, p, n);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			if (errno == EAGAIN) {
-				struct pollfd pfd = {.fd = f->o->out_fd, .events = POLLOUT};
-				(void)poll(&pfd, 1, -1);
-				continue;
-			}
-			f->fatal = true;
-			return goman_err_set(f->err, GOMAN_EIO, GOMAN_CLASS_NONE, "WriteError",
-					     "write to stdout: %s", strerror(errno));
-		}
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
-static bool can_stream(const struct fo *f, const struct job *j)
-{
-	return !f->o->keep_order || j->ord == f->head_ord;
-}
-
-/* Writes the complete lines of j->out (all of it once the job is done) if j may speak now. */
-static int flush_job(struct fo *f, struct job *j)
-{
-	if (!can_stream(f, j) || !j->out.len)
-		return 0;
-	size_t n = j->out.len;
-	if (j->state != J_DONE) {
-		char *nl = memrchr(j->out.p, '\n', j->out.len);
-		if (!nl)
-			return 0;
-		n = (size_t)(nl - j->out.p) + 1;
-	}
-	int rc = write_out(f, j->out.p, n);
-	gm_buf_shift(&j->out, n);
-	j->out_watched = j->out_watched > n ? j->out_watched - n : 0;
-	if (j->out.cap > SCRATCH && j->out.len < SCRATCH / 4) {
-		/* a long line passed: give its memory back */
-		char *q = realloc(j->out.p, j->out.len + 1);
-		if (q) {
-			j->out.p = q;
-			j->out.cap = j->out.len + 1;
-		}
-	}
-	return rc;
-}
-
-/* keep_order: writes and frees every finished job at the head, then flushes the new head. */
-static int advance_ring(struct fo *f)
-{
-	for (;;) {
-		struct job *j = f->ring[f->head_ord % f->window];
-		if (!j)
-			return 0;
-		if (flush_job(f, j))
-			return -1;
-		if (j->state != J_DONE)
-			return 0;
-		f->ring[f->head_ord % f->window] = NULL;
-		job_free(j);
-		f->head_ord++;
-	}
-}
-
-/* A job is done: write it (or queue it behind the head). */
-static int settle(struct fo *f, struct job *j)
-{
-	j->state = J_DONE;
-	if (f->o->keep_order)
-		return advance_ring(f);
-	int rc = flush_job(f, j);
-	job_free(j);
-	return rc;
-}
+/* ---- records ------------------------------------------------------------------------ */
 
 /* Appends the record for one input line (text, len) of job j to j->out: an error record
  * when e is set, else the input with "ok":true (--pass). */
-static int add_record(struct fo *f, struct job *j, const char *line, size_t len, long lineno,
-		      const struct goman_err *e, cJSON *details)
+static int add_record(struct gm_fo *f, struct gm_fo_job *j, const char *line, size_t len,
+		      long lineno, const struct goman_err *e, cJSON *details)
 {
 	cJSON *in = f->o->raw ? NULL : cJSON_ParseWithLength(line, len);
 	cJSON *rec;
@@ -425,7 +130,8 @@ static int add_record(struct fo *f, struct job *j, const char *line, size_t len,
 
 /* One record per input line of j (error or pass). Lines are NUL-split in place then
  * restored, so `in` can be logged afterwards. */
-static int add_records(struct fo *f, struct job *j, const struct goman_err *e, cJSON *details)
+static int add_records(struct gm_fo *f, struct gm_fo_job *j, const struct goman_err *e,
+		       cJSON *details)
 {
 	char *p = j->in.p, *end = j->in.p + j->in.len;
 	long lineno = j->first_line;
@@ -451,68 +157,32 @@ static int add_records(struct fo *f, struct job *j, const struct goman_err *e, c
 	return 0;
 }
 
-static void joblog(struct fo *f, struct job *j, int code, int sig)
-{
-	if (f->o->joblog_fd < 0)
-		return;
-	char line[4096];
-	double rt = (double)(j->end_mono - j->start_mono) / 1000.0;
-	int n = snprintf(line, sizeof(line), "%lu\t:\t%.3f\t%.3f\t%zu\t%zu\t%d\t%d\t%s\n", j->seq,
-			 (double)j->start_wall / 1000.0, rt < 0 ? 0 : rt, j->in.len, j->recv, code,
-			 sig, f->cmdline);
-	if (n < 0)
-		return;
-	if ((size_t)n >= sizeof(line)) {
-		n = sizeof(line) - 1;
-		line[n - 1] = '\n';
-	}
-	ssize_t w = write(f->o->joblog_fd, line, (size_t)n);
-	(void)w;
-}
+/* ---- progress --------------------------------------------------------------------- */
 
-/* ---- progress bar --------------------------------------------------------------------- */
-
-static void bar(struct fo *f, bool last)
+/* Calls the progress hook, at most every progress_ms unless this is the last call. */
+static void progress(struct gm_fo *f, bool last)
 {
-	if (!f->o->bar)
+	if (!f->o->progress)
 		return;
 	int64_t now = goman_mono_ms();
-	if (!last && now - f->last_bar < 200)
+	if (!last && now - f->last_progress < f->o->progress_ms)
 		return;
-	f->last_bar = now;
-	char line[256];
-	double el = (double)(now - f->t0) / 1000.0;
-	unsigned long done = f->st->jobs;
-	int n;
-	if (f->bytes_total > 0 && f->bytes_in > 0) {
-		double frac = (double)f->bytes_in / (double)f->bytes_total;
-		if (frac > 1)
-			frac = 1;
-		int w = (int)(frac * 30);
-		char bars[31];
-		memset(bars, '=', (size_t)w);
-		memset(bars + w, ' ', (size_t)(30 - w));
-		bars[30] = '\0';
-		double eta = frac > 0 ? el / frac - el : 0;
-		n = snprintf(line, sizeof(line),
-			     "\r[%s] %3.0f%% %lu done, %zu running, %lu failed, ETA %.0fs\033[K",
-			     bars, frac * 100, done, f->nrun, f->st->failed, eta < 0 ? 0 : eta);
-	} else {
-		n = snprintf(line, sizeof(line),
-			     "\r%lu done, %zu running, %lu failed, %.1f jobs/s\033[K", done,
-			     f->nrun, f->st->failed, el > 0 ? (double)done / el : 0.0);
-	}
-	if (n > 0 && (size_t)n < sizeof(line)) {
-		if (last && (size_t)n + 1 < sizeof(line))
-			line[n++] = '\n';
-		ssize_t w = write(2, line, (size_t)n);
-		(void)w;
-	}
+	f->last_progress = now;
+	struct goman_fanout_progress p = {
+		.done = f->st->jobs,
+		.failed = f->st->failed,
+		.running = f->nrun,
+		.bytes_in = f->bytes_in,
+		.bytes_total = f->bytes_total,
+		.elapsed_ms = now - f->t0,
+		.last = last,
+	};
+	f->o->progress(&p, f->o->progress_ctx);
 }
 
 /* ---- slots ----------------------------------------------------------------------------- */
 
-static void set_slots(struct fo *f, int slots, const char *why)
+static void set_slots(struct gm_fo *f, int slots, const char *why)
 {
 	int64_t now = goman_mono_ms();
 	f->st->slot_ms += (double)f->slots * (double)(now - f->last_slot_change);
@@ -525,7 +195,7 @@ static void set_slots(struct fo *f, int slots, const char *why)
 
 /* ---- spawning ----------------------------------------------------------------------------- */
 
-static int feed(struct job *j)
+static int feed(struct gm_fo_job *j)
 {
 	while (j->in_off < j->in.len) {
 		ssize_t w = write(j->fd_in, j->in.p + j->in_off, j->in.len - j->in_off);
@@ -544,7 +214,7 @@ static int feed(struct job *j)
 	return 0;
 }
 
-static void spawn(struct fo *f, struct job *j)
+static void spawn(struct gm_fo *f, struct gm_fo_job *j)
 {
 	int pin[2] = {-1, -1}, pout[2] = {-1, -1}, perr[2] = {-1, -1};
 	bool cap_err = f->o->jobs == 0;
@@ -595,7 +265,7 @@ static void spawn(struct fo *f, struct job *j)
 	}
 	j->fd_out = pout[0];
 	j->fd_err = perr[0];
-	j->state = J_RUNNING;
+	j->state = GM_JOB_RUNNING;
 	f->run[f->nrun++] = j;
 	if ((int)f->nrun > f->st->peak_running)
 		f->st->peak_running = (int)f->nrun;
@@ -611,13 +281,13 @@ fail:
 	j->pid = -1;
 	j->reaped = j->eof = true;
 	j->end_mono = j->start_mono;
-	j->state = J_RUNNING;
+	j->state = GM_JOB_RUNNING;
 	f->run[f->nrun++] = j; /* finished at the next sweep, like any other job */
 }
 
 /* ---- finishing -------------------------------------------------------------------------- */
 
-static void retry_push(struct fo *f, struct job *j)
+static void retry_push(struct gm_fo *f, struct gm_fo_job *j)
 {
 	j->next = NULL;
 	if (f->retry_last)
@@ -627,7 +297,8 @@ static void retry_push(struct fo *f, struct job *j)
 	f->retry_last = j;
 }
 
-static int fail_job(struct fo *f, struct job *j, const struct goman_err *e, int code, int sig)
+static int fail_job(struct gm_fo *f, struct gm_fo_job *j, const struct goman_err *e, int code,
+		    int sig)
 {
 	cJSON *d = cJSON_CreateObject();
 	if (!d)
@@ -649,9 +320,9 @@ static int fail_job(struct fo *f, struct job *j, const struct goman_err *e, int 
 }
 
 /* Takes a reaped, drained job out of the running set and decides: retry, ok, or failed. */
-static int finish(struct fo *f, size_t idx)
+static int finish(struct gm_fo *f, size_t idx)
 {
-	struct job *j = f->run[idx];
+	struct gm_fo_job *j = f->run[idx];
 	f->run[idx] = f->run[--f->nrun];
 	close_fd(&j->fd_in);
 	close_fd(&j->fd_out);
@@ -691,13 +362,13 @@ static int finish(struct fo *f, size_t idx)
 			  f->o->retries + 1, (long long)d);
 		f->st->retried++;
 		j->not_before = now + d;
-		j->state = J_WAITING;
+		j->state = GM_JOB_WAITING;
 		j->out.len = 0;
 		retry_push(f, j);
 		return 0;
 	}
 	f->st->jobs++;
-	joblog(f, j, code < 0 ? -1 : code, sig);
+	gm_fo_joblog(f, j, code < 0 ? -1 : code, sig);
 	if (ok) {
 		f->st->ok++;
 		if (j->out.len && j->out.p[j->out.len - 1] != '\n') {
@@ -759,15 +430,15 @@ static int finish(struct fo *f, size_t idx)
 				  f->st->failed, f->st->jobs);
 		}
 	}
-	return settle(f, j);
+	return gm_fo_settle(f, j);
 }
 
 /* Every running job's group gets sig; TERM arms the KILL after the grace period. */
-static void kill_all(struct fo *f, const char *why)
+static void kill_all(struct gm_fo *f, const char *why)
 {
 	int64_t now = goman_mono_ms();
 	for (size_t i = 0; i < f->nrun; i++) {
-		struct job *j = f->run[i];
+		struct gm_fo_job *j = f->run[i];
 		if (j->reaped || j->pid <= 0)
 			continue;
 		if (!j->stop_code)
@@ -782,9 +453,9 @@ static void kill_all(struct fo *f, const char *why)
 
 /* ---- input ------------------------------------------------------------------------------ */
 
-static struct job *job_new(struct fo *f)
+static struct gm_fo_job *job_new(struct gm_fo *f)
 {
-	struct job *j = calloc(1, sizeof(*j));
+	struct gm_fo_job *j = calloc(1, sizeof(*j));
 	if (!j)
 		return NULL;
 	j->fd_in = j->fd_out = j->fd_err = -1;
@@ -796,10 +467,10 @@ static struct job *job_new(struct fo *f)
 }
 
 /* A line that is not a JSON object: a BadInput record in its place, no job. */
-static int bad_line(struct fo *f, const char *line, size_t len, bool show, long lineno,
+static int bad_line(struct gm_fo *f, const char *line, size_t len, bool show, long lineno,
 		    const struct goman_err *e)
 {
-	struct job *j = job_new(f);
+	struct gm_fo_job *j = job_new(f);
 	if (!j)
 		return oom(f);
 	f->st->bad_lines++;
@@ -813,18 +484,18 @@ static int bad_line(struct fo *f, const char *line, size_t len, bool show, long 
 	cJSON_Delete(rec);
 	if (!s || buf_add(&j->out, s, strlen(s)) || buf_add(&j->out, "\n", 1)) {
 		cJSON_free(s);
-		j->state = J_DONE;
+		j->state = GM_JOB_DONE;
 		if (!f->o->keep_order)
-			job_free(j);
+			gm_fo_job_free(j);
 		return oom(f);
 	}
 	cJSON_free(s);
 	f->st->lines_out++;
-	return settle(f, j);
+	return gm_fo_settle(f, j);
 }
 
 /* Reads one line into the filling job. Returns 0, or -1 on a fatal error. */
-static int read_line(struct fo *f)
+static int read_line(struct gm_fo *f)
 {
 	const char *line;
 	size_t len;
@@ -858,12 +529,12 @@ static int read_line(struct fo *f)
 			return bad_line(f, line, len, true, lineno, &e);
 		}
 	}
-	struct job *j = f->filling;
+	struct gm_fo_job *j = f->filling;
 	if (!j) {
 		j = f->filling = job_new(f);
 		if (!j)
 			return oom(f);
-		j->state = J_FILLING;
+		j->state = GM_JOB_FILLING;
 		j->first_line = lineno;
 	}
 	if (buf_add(&j->in, line, len) || buf_add(&j->in, "\n", 1))
@@ -883,13 +554,13 @@ static void on_signal(int sig)
 	errno = e;
 }
 
-static void reap(struct fo *f)
+static void reap(struct gm_fo *f)
 {
 	int status;
 	pid_t pid;
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
 		for (size_t i = 0; i < f->nrun; i++) {
-			struct job *j = f->run[i];
+			struct gm_fo_job *j = f->run[i];
 			if (j->pid == pid && !j->reaped) {
 				j->reaped = true;
 				j->status = status;
@@ -900,36 +571,8 @@ static void reap(struct fo *f)
 	}
 }
 
-/* see fanout_int.h */
-GOMAN_TESTABLE bool gm_line_reports_throttling(const char *line, size_t len)
-{
-	/* without a backslash nothing is escaped, so the class must be there literally: most
-	 * lines are decided without parsing them */
-	if (!memchr(line, '\\', len) && !memmem(line, len, "throttling", 10))
-		return false;
-	cJSON *rec = cJSON_ParseWithLength(line, len);
-	bool yes = false;
-	if (cJSON_IsObject(rec)) {
-		/* {"error":{...}} of a plain record, or {"<stage>":{"error":{...}}} */
-		const cJSON *err = cJSON_GetObjectItemCaseSensitive(rec, "error");
-		const cJSON *st = rec->child;
-		while (!yes) {
-			const cJSON *cls = cJSON_GetObjectItemCaseSensitive(err, "class");
-			yes = cJSON_IsString(cls) && strcmp(cls->valuestring, "throttling") == 0;
-			while (st && !cJSON_IsObject(st))
-				st = st->next;
-			if (!st)
-				break;
-			err = cJSON_GetObjectItemCaseSensitive(st, "error");
-			st = st->next;
-		}
-	}
-	cJSON_Delete(rec);
-	return yes;
-}
-
 /* -j auto: looks at each line of p[0..n) (the last one may lack its '\n') for throttling. */
-static void watch_lines(struct job *j, const char *p, size_t n)
+static void watch_lines(struct gm_fo_job *j, const char *p, size_t n)
 {
 	while (n && !j->throttled) {
 		const char *nl = memchr(p, '\n', n);
@@ -944,7 +587,7 @@ static void watch_lines(struct job *j, const char *p, size_t n)
 
 /* Reads what a job wrote on stdout; writes its complete lines when it may. Throttling is
  * decided on whole lines only: a record split across reads is looked at once it is whole. */
-static int drain_out(struct fo *f, struct job *j)
+static int drain_out(struct gm_fo *f, struct gm_fo_job *j)
 {
 	bool watch = f->o->jobs == 0;
 	ssize_t n = read(j->fd_out, f->scratch, sizeof(f->scratch));
@@ -964,13 +607,13 @@ static int drain_out(struct fo *f, struct job *j)
 	j->recv += (size_t)n;
 	unsigned long nl = count_nl(f->scratch, (size_t)n);
 	j->out_lines += nl;
-	if (j->out.len == 0 && nl && can_stream(f, j)) {
+	if (j->out.len == 0 && nl && gm_fo_can_stream(f, j)) {
 		/* the usual case: whole lines straight from the read buffer */
 		char *last = memrchr(f->scratch, '\n', (size_t)n);
 		size_t whole = (size_t)(last - f->scratch) + 1;
 		if (watch)
 			watch_lines(j, f->scratch, whole - 1);
-		if (write_out(f, f->scratch, whole))
+		if (gm_fo_write_out(f, f->scratch, whole))
 			return -1;
 		j->out_watched = 0;
 		return buf_add(&j->out, f->scratch + whole, (size_t)n - whole) ? oom(f) : 0;
@@ -983,11 +626,11 @@ static int drain_out(struct fo *f, struct job *j)
 		watch_lines(j, j->out.p + j->out_watched, upto - j->out_watched);
 		j->out_watched = upto + 1;
 	}
-	return nl ? flush_job(f, j) : 0;
+	return nl ? gm_fo_flush_job(f, j) : 0;
 }
 
 /* -j auto: a job's stderr is read to see throttling; its lines go on to our stderr whole. */
-static void drain_err(struct fo *f, struct job *j)
+static void drain_err(struct gm_fo *f, struct gm_fo_job *j)
 {
 	ssize_t n = read(j->fd_err, f->scratch, sizeof(f->scratch));
 	if (n <= 0) {
@@ -1013,21 +656,21 @@ static void drain_err(struct fo *f, struct job *j)
 		ssize_t w = write(2, j->errb.p, whole);
 		(void)w;
 		gm_buf_shift(&j->errb, whole);
-	} else if (j->errb.len > SCRATCH) {
+	} else if (j->errb.len > GM_FO_SCRATCH) {
 		ssize_t w = write(2, j->errb.p, j->errb.len);
 		(void)w;
 		j->errb.len = 0;
 	}
 }
 
-static bool head_blocked(const struct fo *f)
+static bool head_blocked(const struct gm_fo *f)
 {
 	/* the oldest job waits for a retry while every slot holds a younger job that cannot
 	 * write: let it run beyond the limit, or keep_order could wait forever */
 	return f->o->keep_order && f->retry_first && f->retry_first->ord == f->head_ord;
 }
 
-static bool want_input(const struct fo *f)
+static bool want_input(const struct gm_fo *f)
 {
 	if (f->stop_input || f->in_eof || f->fatal)
 		return false;
@@ -1040,18 +683,18 @@ static bool want_input(const struct fo *f)
 	return true;
 }
 
-static void start_jobs(struct fo *f)
+static void start_jobs(struct gm_fo *f)
 {
 	int64_t now = goman_mono_ms();
 	while (f->retry_first && f->retry_first->not_before <= now &&
 	       ((int)f->nrun < f->slots || (head_blocked(f) && f->nrun < f->run_cap))) {
-		struct job *j = f->retry_first;
+		struct gm_fo_job *j = f->retry_first;
 		f->retry_first = j->next;
 		if (!f->retry_first)
 			f->retry_last = NULL;
 		spawn(f, j);
 	}
-	struct job *j = f->filling;
+	struct gm_fo_job *j = f->filling;
 	if (j && (j->nlines >= f->o->batch || (f->in_eof && j->nlines)) &&
 	    (int)f->nrun < f->slots) {
 		f->filling = NULL;
@@ -1062,36 +705,36 @@ static void start_jobs(struct fo *f)
 
 /* After a halt or signal: what was read but not run, and what waits for a retry, is
  * written as records now. */
-static int drop_pending(struct fo *f)
+static int drop_pending(struct gm_fo *f)
 {
 	struct goman_err e = GOMAN_ERR_INIT;
 	if (f->filling) {
-		struct job *j = f->filling;
+		struct gm_fo_job *j = f->filling;
 		f->filling = NULL;
 		j->seq = ++f->next_seq;
 		goman_err_clear(&e);
 		goman_err_set(&e, GOMAN_ECHILD, GOMAN_CLASS_NONE, "NotRun",
 			      "not run: the run was stopped");
 		f->st->not_run++;
-		if (fail_job(f, j, &e, -1, 0) || settle(f, j))
+		if (fail_job(f, j, &e, -1, 0) || gm_fo_settle(f, j))
 			return -1;
 	}
 	while (f->retry_first) {
-		struct job *j = f->retry_first;
+		struct gm_fo_job *j = f->retry_first;
 		f->retry_first = j->next;
 		f->st->jobs++;
 		f->st->failed++;
 		goman_err_clear(&e);
 		goman_err_set(&e, GOMAN_ECHILD, GOMAN_CLASS_NONE, "NotRun",
 			      "retry not run: the run was stopped");
-		if (fail_job(f, j, &e, -1, 0) || settle(f, j))
+		if (fail_job(f, j, &e, -1, 0) || gm_fo_settle(f, j))
 			return -1;
 	}
 	f->retry_last = NULL;
 	return 0;
 }
 
-static int64_t next_timer(struct fo *f, int64_t now)
+static int64_t next_timer(struct gm_fo *f, int64_t now)
 {
 	int64_t t = -1;
 #define EARLIER(x)                                 \
@@ -1100,7 +743,7 @@ static int64_t next_timer(struct fo *f, int64_t now)
 			t = (x);                   \
 	} while (0)
 	for (size_t i = 0; i < f->nrun; i++) {
-		struct job *j = f->run[i];
+		struct gm_fo_job *j = f->run[i];
 		if (!j->timed_out && !j->term_sent)
 			EARLIER(j->deadline);
 		if (j->term_sent)
@@ -1108,19 +751,19 @@ static int64_t next_timer(struct fo *f, int64_t now)
 	}
 	if (f->retry_first && ((int)f->nrun < f->slots || head_blocked(f)))
 		EARLIER(f->retry_first->not_before);
-	if (f->o->bar)
-		EARLIER(f->last_bar + 200);
+	if (f->o->progress)
+		EARLIER(f->last_progress + f->o->progress_ms);
 #undef EARLIER
 	if (t < 0)
 		return -1;
 	return t <= now ? 0 : t - now;
 }
 
-static void timers(struct fo *f)
+static void timers(struct gm_fo *f)
 {
 	int64_t now = goman_mono_ms();
 	for (size_t i = 0; i < f->nrun; i++) {
-		struct job *j = f->run[i];
+		struct gm_fo_job *j = f->run[i];
 		if (j->pid <= 0)
 			continue;
 		if (!j->reaped && !j->term_sent && j->deadline && now >= j->deadline) {
@@ -1142,157 +785,165 @@ static void timers(struct fo *f)
 	}
 }
 
-static int loop(struct fo *f)
+/* Reads the input a job can take, starts what can start and settles finished jobs (reaped
+ * and drained). 0, or -1 on a fatal error. */
+static int step(struct gm_fo *f)
+{
+	while (want_input(f) && (f->in_ready || goman_jsonl_buffered(f->rd))) {
+		f->in_ready = false;
+		if (read_line(f))
+			return -1;
+		if (!want_input(f))
+			break;
+	}
+	if (!f->stop_input)
+		start_jobs(f);
+	for (size_t i = 0; i < f->nrun;) {
+		struct gm_fo_job *j = f->run[i];
+		if (j->reaped && j->eof) {
+			if (finish(f, i))
+				return -1;
+			continue; /* run[i] now holds another job */
+		}
+		i++;
+	}
+	if (f->fatal || (f->stop_input && drop_pending(f)))
+		return -1;
+	if (f->st->halted && f->o->halt == GOMAN_FANOUT_HALT_NOW)
+		kill_all(f, "Halted");
+	return 0;
+}
+
+/* A job can start now: go round again without polling. */
+static bool can_start_now(const struct gm_fo *f)
+{
+	return !f->stop_input && f->nrun < (size_t)f->slots &&
+	       (f->retry_first ||
+		(f->filling && (f->filling->nlines >= f->o->batch || f->in_eof))) &&
+	       (!f->retry_first || f->retry_first->not_before <= goman_mono_ms());
+}
+
+/* The poll set: the signal pipe first, stdin when a job can take a line, then each running
+ * job's pipes (a --keep-order job holding order_buf bytes is left unread: backpressure). */
+static nfds_t poll_set(struct gm_fo *f, struct pollfd *pfd, struct gm_fo_job **who, nfds_t *in_slot)
+{
+	nfds_t n = 0;
+	pfd[n] = (struct pollfd){.fd = sigfd[0], .events = POLLIN};
+	who[n++] = NULL;
+	*in_slot = (nfds_t)-1;
+	if (want_input(f)) {
+		*in_slot = n;
+		pfd[n] = (struct pollfd){.fd = f->o->in_fd, .events = POLLIN};
+		who[n++] = NULL;
+	}
+	for (size_t i = 0; i < f->nrun; i++) {
+		struct gm_fo_job *j = f->run[i];
+		if (j->fd_out >= 0) {
+			bool hold = f->o->keep_order && !gm_fo_can_stream(f, j) &&
+				    j->out.len >= f->o->order_buf;
+			/* -1: poll skips it */
+			pfd[n] = (struct pollfd){.fd = hold ? -1 : j->fd_out, .events = POLLIN};
+			who[n++] = j;
+		}
+		if (j->fd_in >= 0) {
+			pfd[n] = (struct pollfd){.fd = j->fd_in, .events = POLLOUT};
+			who[n++] = j;
+		}
+		if (j->fd_err >= 0) {
+			pfd[n] = (struct pollfd){.fd = j->fd_err, .events = POLLIN};
+			who[n++] = j;
+		}
+	}
+	return n;
+}
+
+/* The signal pipe: SIGINT/SIGTERM stop the run (running jobs are killed), SIGCHLD reaps. */
+static void on_signals(struct gm_fo *f)
+{
+	unsigned char sigs[64];
+	ssize_t got = read(sigfd[0], sigs, sizeof(sigs));
+	for (ssize_t s = 0; s < got; s++) {
+		if (sigs[s] != SIGINT && sigs[s] != SIGTERM)
+			continue;
+		if (!f->st->signal)
+			goman_log(GOMAN_LOG_WARN, "PARALLEL", "%s: stopping, killing %zu jobs",
+				  strsignal(sigs[s]), f->nrun);
+		f->st->signal = sigs[s];
+		f->stop_input = true;
+		kill_all(f, "Interrupted");
+	}
+	reap(f);
+}
+
+/* Acts on what poll reported. 0, or -1 on a fatal error. */
+static int dispatch(struct gm_fo *f, const struct pollfd *pfd, struct gm_fo_job *const *who,
+		    nfds_t n, nfds_t in_slot)
+{
+	for (nfds_t k = 0; k < n; k++) {
+		short re = pfd[k].revents;
+		if (!re)
+			continue;
+		if (k == 0) {
+			on_signals(f);
+			continue;
+		}
+		if (k == in_slot) {
+			f->in_ready = true;
+			continue;
+		}
+		struct gm_fo_job *j = who[k];
+		if (pfd[k].fd == j->fd_in && (re & (POLLOUT | POLLERR | POLLHUP)))
+			feed(j);
+		else if (pfd[k].fd == j->fd_out && (re & (POLLIN | POLLHUP | POLLERR))) {
+			if (drain_out(f, j))
+				return -1;
+		} else if (pfd[k].fd == j->fd_err && (re & (POLLIN | POLLHUP | POLLERR)))
+			drain_err(f, j);
+	}
+	return 0;
+}
+
+static int loop(struct gm_fo *f)
 {
 	struct pollfd *pfd = calloc(f->run_cap * 3 + 2, sizeof(*pfd));
-	struct job **who = calloc(f->run_cap * 3 + 2, sizeof(*who));
-	if (!pfd || !who) {
-		free(pfd);
-		free(who);
-		return oom(f);
-	}
-	int rc = 0;
-	for (;;) {
-		/* read input while a job can take it */
-		while (want_input(f) && (f->in_ready || goman_jsonl_buffered(f->rd))) {
-			f->in_ready = false;
-			if (read_line(f)) {
-				rc = -1;
-				goto out;
-			}
-			if (!want_input(f))
-				break;
-		}
-		if (!f->stop_input)
-			start_jobs(f);
-		/* finished jobs: reaped and drained */
-		for (size_t i = 0; i < f->nrun;) {
-			struct job *j = f->run[i];
-			if (j->reaped && j->eof) {
-				if (finish(f, i)) {
-					rc = -1;
-					goto out;
-				}
-				continue; /* run[i] now holds another job */
-			}
-			i++;
-		}
-		if (f->fatal) {
+	struct gm_fo_job **who = calloc(f->run_cap * 3 + 2, sizeof(*who));
+	int rc = pfd && who ? 0 : oom(f);
+	while (rc == 0) {
+		if (step(f)) {
 			rc = -1;
-			goto out;
+			break;
 		}
-		if (f->stop_input && drop_pending(f)) {
-			rc = -1;
-			goto out;
-		}
-		if (f->st->halted && f->o->halt == GOMAN_FANOUT_HALT_NOW)
-			kill_all(f, "Halted");
 		if (want_input(f) && goman_jsonl_buffered(f->rd))
 			continue; /* lines already read, poll would not say so */
 		bool more_input = !f->in_eof && !f->stop_input;
 		if (!f->nrun && !f->retry_first && !f->filling && !more_input)
 			break;
-		if (!f->stop_input && f->nrun < (size_t)f->slots &&
-		    (f->retry_first ||
-		     (f->filling && (f->filling->nlines >= f->o->batch || f->in_eof))))
-			if (!f->retry_first || f->retry_first->not_before <= goman_mono_ms())
-				continue; /* a job can start now */
-		nfds_t n = 0;
-		pfd[n].fd = sigfd[0];
-		pfd[n].events = POLLIN;
-		who[n++] = NULL;
-		size_t in_slot = (size_t)-1;
-		if (want_input(f)) {
-			in_slot = n;
-			pfd[n].fd = f->o->in_fd;
-			pfd[n].events = POLLIN;
-			who[n++] = NULL;
-		}
-		for (size_t i = 0; i < f->nrun; i++) {
-			struct job *j = f->run[i];
-			if (j->fd_out >= 0) {
-				bool hold = f->o->keep_order && !can_stream(f, j) &&
-					    j->out.len >= f->o->order_buf;
-				pfd[n].fd = hold ? -1 : j->fd_out; /* -1: poll skips it */
-				pfd[n].events = POLLIN;
-				who[n++] = j;
-			}
-			if (j->fd_in >= 0) {
-				pfd[n].fd = j->fd_in;
-				pfd[n].events = POLLOUT;
-				who[n++] = j;
-			}
-			if (j->fd_err >= 0) {
-				pfd[n].fd = j->fd_err;
-				pfd[n].events = POLLIN;
-				who[n++] = j;
-			}
-		}
-		int64_t now = goman_mono_ms();
-		int64_t t = next_timer(f, now);
+		if (can_start_now(f))
+			continue;
+		nfds_t in_slot;
+		nfds_t n = poll_set(f, pfd, who, &in_slot);
+		int64_t t = next_timer(f, goman_mono_ms());
 		int pr = poll(pfd, n, t < 0 ? -1 : t > 1000000 ? 1000000 : (int)t);
-		if (pr < 0 && errno != EINTR) {
+		if (pr < 0 && errno != EINTR)
 			rc = goman_err_set(f->err, GOMAN_EIO, GOMAN_CLASS_NONE, "PollError",
 					   "poll: %s", strerror(errno));
-			goto out;
+		else if (pr > 0 && dispatch(f, pfd, who, n, in_slot))
+			rc = -1;
+		if (rc == 0) {
+			timers(f);
+			progress(f, false);
 		}
-		if (pr > 0) {
-			for (nfds_t k = 0; k < n; k++) {
-				short re = pfd[k].revents;
-				if (!re)
-					continue;
-				if (k == 0) {
-					unsigned char sigs[64];
-					ssize_t got = read(sigfd[0], sigs, sizeof(sigs));
-					for (ssize_t s = 0; s < got; s++) {
-						if (sigs[s] == SIGINT || sigs[s] == SIGTERM) {
-							if (!f->st->signal)
-								goman_log(GOMAN_LOG_WARN,
-									  "PARALLEL",
-									  "%s: stopping, killing "
-									  "%zu jobs",
-									  strsignal(sigs[s]),
-									  f->nrun);
-							f->st->signal = sigs[s];
-							f->stop_input = true;
-							kill_all(f, "Interrupted");
-						}
-					}
-					reap(f);
-					continue;
-				}
-				if (k == in_slot) {
-					f->in_ready = true;
-					continue;
-				}
-				struct job *j = who[k];
-				if (pfd[k].fd == j->fd_in && (re & (POLLOUT | POLLERR | POLLHUP)))
-					feed(j);
-				else if (pfd[k].fd == j->fd_out &&
-					 (re & (POLLIN | POLLHUP | POLLERR))) {
-					if (drain_out(f, j)) {
-						rc = -1;
-						goto out;
-					}
-				} else if (pfd[k].fd == j->fd_err &&
-					   (re & (POLLIN | POLLHUP | POLLERR)))
-					drain_err(f, j);
-			}
-		}
-		timers(f);
-		bar(f, false);
 	}
-out:
 	free(pfd);
 	free(who);
 	return rc;
 }
 
 /* On a fatal error: kill, reap and free everything still held. */
-static void cleanup(struct fo *f)
+static void cleanup(struct gm_fo *f)
 {
 	for (size_t i = 0; i < f->nrun; i++) {
-		struct job *j = f->run[i];
+		struct gm_fo_job *j = f->run[i];
 		if (j->pid > 0 && !j->reaped) {
 			kill(-j->pid, SIGKILL);
 			waitpid(j->pid, NULL, 0);
@@ -1301,46 +952,115 @@ static void cleanup(struct fo *f)
 		close_fd(&j->fd_out);
 		close_fd(&j->fd_err);
 		if (!f->o->keep_order)
-			job_free(j);
+			gm_fo_job_free(j);
 	}
 	f->nrun = 0;
 	while (f->retry_first) {
-		struct job *j = f->retry_first;
+		struct gm_fo_job *j = f->retry_first;
 		f->retry_first = j->next;
 		if (!f->o->keep_order)
-			job_free(j);
+			gm_fo_job_free(j);
 	}
 	if (f->filling && !f->o->keep_order)
-		job_free(f->filling);
+		gm_fo_job_free(f->filling);
 	f->filling = NULL;
 	if (f->ring) {
 		for (size_t i = 0; i < f->window; i++)
-			job_free(f->ring[i]);
+			gm_fo_job_free(f->ring[i]);
 	}
 }
 
-static char *join_argv(char *const *argv)
+/* -j N, or -j auto's AIMD bounded by CPU count x factor and by --max-jobs, whichever is
+ * lower. */
+static void init_slots(struct gm_fo *f)
 {
-	size_t n = 1;
-	for (char *const *a = argv; *a; a++)
-		n += strlen(*a) + 1;
-	char *s = malloc(n), *p = s;
-	if (!s)
-		return NULL;
-	for (char *const *a = argv; *a; a++) {
-		size_t l = strlen(*a);
-		memcpy(p, *a, l);
-		p += l;
-		*p++ = ' ';
+	const struct goman_fanout_opts *o = f->o;
+	if (o->jobs > 0) {
+		f->max_slots = f->slots = o->jobs;
+	} else {
+		long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+		f->max_slots = (int)(ncpu < 1 ? 1 : ncpu) * CPU_FACTOR;
+		if (o->max_jobs > 0 && o->max_jobs < f->max_slots)
+			f->max_slots = o->max_jobs;
+		gm_aimd_init(&f->aimd, o->start_jobs, f->max_slots);
+		f->slots = gm_aimd_slots(&f->aimd);
 	}
-	if (p > s)
-		p--;
-	*p = '\0';
-	/* the joblog is TSV: no tab or newline inside a column */
-	for (p = s; *p; p++)
-		if (*p == '\t' || *p == '\n')
-			*p = ' ';
-	return s;
+	f->run_cap = (size_t)f->max_slots + 1;
+	f->window = (size_t)f->max_slots * 4 < 16 ? 16 : (size_t)f->max_slots * 4;
+}
+
+/* A job starts with default signal handling (we ignore SIGPIPE, and ignored stays ignored
+ * across exec) in its own process group. 0, or -1 when the attributes cannot be made. */
+static int init_spawn_attr(struct gm_fo *f)
+{
+	if (posix_spawnattr_init(&f->attr))
+		return -1;
+	sigset_t def, none;
+	sigemptyset(&none);
+	sigemptyset(&def);
+	int sigs[] = {SIGPIPE, SIGINT, SIGTERM, SIGCHLD, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
+	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+		sigaddset(&def, sigs[i]);
+	posix_spawnattr_setsigdefault(&f->attr, &def);
+	posix_spawnattr_setsigmask(&f->attr, &none);
+	posix_spawnattr_setpgroup(&f->attr, 0);
+	posix_spawnattr_setflags(&f->attr, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK |
+						   POSIX_SPAWN_SETPGROUP);
+	return 0;
+}
+
+struct saved_signals {
+	struct sigaction chld, intr, term;
+};
+
+/* SIGCHLD, SIGINT and SIGTERM into the self-pipe for the run. 0, or -1 with *f->err. */
+static int take_signals(struct gm_fo *f, struct saved_signals *old)
+{
+	if (pipe2(sigfd, O_CLOEXEC | O_NONBLOCK))
+		return goman_err_set(f->err, GOMAN_EIO, GOMAN_CLASS_NONE, "PipeError", "pipe: %s",
+				     strerror(errno));
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sa.sa_flags = SA_RESTART | SA_NOCLDSTOP;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGCHLD, &sa, &old->chld);
+	sigaction(SIGINT, &sa, &old->intr);
+	sigaction(SIGTERM, &sa, &old->term);
+	return 0;
+}
+
+static void give_back_signals(const struct saved_signals *old)
+{
+	sigaction(SIGCHLD, &old->chld, NULL);
+	sigaction(SIGINT, &old->intr, NULL);
+	sigaction(SIGTERM, &old->term, NULL);
+}
+
+/* A progress hook is told the input's size when stdin is a file (for a percentage). */
+static void measure_input(struct gm_fo *f)
+{
+	struct stat sb;
+	if (f->o->progress && fstat(f->o->in_fd, &sb) == 0 && S_ISREG(sb.st_mode)) {
+		off_t pos = lseek(f->o->in_fd, 0, SEEK_CUR);
+		f->bytes_total = (long long)sb.st_size - (pos > 0 ? (long long)pos : 0);
+	}
+}
+
+/* Wall time, the final concurrency and the efficiency of a finished run. */
+static void sum_up(struct gm_fo *f)
+{
+	struct goman_fanout_stats *st = f->st;
+	set_slots(f, f->slots, NULL);
+	st->wall_ms = goman_mono_ms() - f->t0;
+	st->final_jobs = f->slots;
+	/* fewer jobs than slots cannot fill them: judge against the slots they could use */
+	double slot_ms = st->slot_ms;
+	if (st->jobs + st->retried < (unsigned long)f->slots && st->wall_ms > 0)
+		slot_ms = (double)st->wall_ms * (double)(st->jobs + st->retried);
+	st->efficiency = slot_ms > 0 ? (double)st->busy_ms / slot_ms : 0;
+	if (st->efficiency > 1)
+		st->efficiency = 1;
 }
 
 int goman_fanout_run(const struct goman_fanout_opts *o, struct goman_fanout_stats *st,
@@ -1357,107 +1077,38 @@ int goman_fanout_run(const struct goman_fanout_opts *o, struct goman_fanout_stat
 	struct goman_fanout_opts oc = *o;
 	if (!oc.order_buf)
 		oc.order_buf = 1024 * 1024;
-	struct fo *f = calloc(1, sizeof(*f));
+	if (oc.progress_ms <= 0)
+		oc.progress_ms = 200;
+	struct gm_fo *f = calloc(1, sizeof(*f));
 	if (!f)
-		return goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "NoMemory",
-				     "out of memory");
+		return gm_err_oom(err);
 	f->o = &oc;
 	f->st = st;
 	f->err = err;
-	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-	if (ncpu < 1)
-		ncpu = 1;
-	if (oc.jobs > 0) {
-		f->max_slots = oc.jobs;
-		f->slots = oc.jobs;
-	} else {
-		/* bounded by CPU count x factor and by --max-jobs, whichever is lower */
-		f->max_slots = (int)ncpu * CPU_FACTOR;
-		if (oc.max_jobs > 0 && oc.max_jobs < f->max_slots)
-			f->max_slots = oc.max_jobs;
-		gm_aimd_init(&f->aimd, oc.start_jobs, f->max_slots);
-		f->slots = gm_aimd_slots(&f->aimd);
-	}
-	f->run_cap = (size_t)f->max_slots + 1;
-	f->window = (size_t)f->max_slots * 4 < 16 ? 16 : (size_t)f->max_slots * 4;
+	init_slots(f);
 	f->run = calloc(f->run_cap, sizeof(*f->run));
 	f->ring = oc.keep_order ? calloc(f->window, sizeof(*f->ring)) : NULL;
 	f->rd = goman_jsonl_reader_new(oc.in_fd, oc.max_line);
-	f->cmdline = join_argv(oc.argv);
+	f->cmdline = gm_fo_cmdline(oc.argv);
 	int rc = -1;
 	bool attr_ok = false, sig_ok = false;
-	struct sigaction sa, old_chld, old_int, old_term;
-	if (!f->run || (oc.keep_order && !f->ring) || !f->rd || !f->cmdline) {
+	struct saved_signals old;
+	if (!f->run || (oc.keep_order && !f->ring) || !f->rd || !f->cmdline ||
+	    !(attr_ok = init_spawn_attr(f) == 0)) {
 		oom(f);
-		goto done;
+	} else if (take_signals(f, &old) == 0) {
+		sig_ok = true;
+		measure_input(f);
+		gm_fo_joblog_header(f);
+		f->t0 = f->last_slot_change = goman_mono_ms();
+		rc = loop(f);
+		sum_up(f);
+		progress(f, true);
 	}
-	if (posix_spawnattr_init(&f->attr)) {
-		oom(f);
-		goto done;
-	}
-	attr_ok = true;
-	sigset_t def, none;
-	sigemptyset(&none);
-	sigemptyset(&def);
-	/* a job starts with default signal handling (we ignore SIGPIPE, and ignored stays
-	 * ignored across exec) in its own process group */
-	int sigs[] = {SIGPIPE, SIGINT, SIGTERM, SIGCHLD, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
-	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
-		sigaddset(&def, sigs[i]);
-	posix_spawnattr_setsigdefault(&f->attr, &def);
-	posix_spawnattr_setsigmask(&f->attr, &none);
-	posix_spawnattr_setpgroup(&f->attr, 0);
-	posix_spawnattr_setflags(&f->attr, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK |
-						   POSIX_SPAWN_SETPGROUP);
-	if (pipe2(sigfd, O_CLOEXEC | O_NONBLOCK)) {
-		goman_err_set(err, GOMAN_EIO, GOMAN_CLASS_NONE, "PipeError", "pipe: %s",
-			      strerror(errno));
-		goto done;
-	}
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_signal;
-	sa.sa_flags = SA_RESTART | SA_NOCLDSTOP;
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGCHLD, &sa, &old_chld);
-	sigaction(SIGINT, &sa, &old_int);
-	sigaction(SIGTERM, &sa, &old_term);
-	sig_ok = true;
-	struct stat sb;
-	if (oc.bar && !isatty(2))
-		oc.bar = false;
-	if (oc.bar && fstat(oc.in_fd, &sb) == 0 && S_ISREG(sb.st_mode)) {
-		off_t pos = lseek(oc.in_fd, 0, SEEK_CUR);
-		f->bytes_total = (long long)sb.st_size - (pos > 0 ? (long long)pos : 0);
-	}
-	if (oc.joblog_fd >= 0) {
-		static const char hdr[] = "Seq\tHost\tStarttime\tJobRuntime\tSend\tReceive\tExitval"
-					  "\tSignal\tCommand\n";
-		ssize_t w = write(oc.joblog_fd, hdr, sizeof(hdr) - 1);
-		(void)w;
-	}
-	f->t0 = f->last_slot_change = goman_mono_ms();
-	rc = loop(f);
-	set_slots(f, f->slots, NULL);
-	st->wall_ms = goman_mono_ms() - f->t0;
-	st->final_jobs = f->slots;
-	/* fewer jobs than slots cannot fill them: judge against the slots they could use */
-	double slot_ms = st->slot_ms;
-	if (st->jobs + st->retried < (unsigned long)f->slots && st->wall_ms > 0)
-		slot_ms = (double)st->wall_ms * (double)(st->jobs + st->retried);
-	st->efficiency = slot_ms > 0 ? (double)st->busy_ms / slot_ms : 0;
-	if (st->efficiency > 1)
-		st->efficiency = 1;
-	bar(f, true);
-done:
-	if (rc)
-		cleanup(f);
-	else if (f->ring)
-		cleanup(f); /* frees nothing left in a clean run, but is cheap to be sure */
-	if (sig_ok) {
-		sigaction(SIGCHLD, &old_chld, NULL);
-		sigaction(SIGINT, &old_int, NULL);
-		sigaction(SIGTERM, &old_term, NULL);
-	}
+	if (rc || f->ring)
+		cleanup(f); /* a clean run leaves nothing, but the ring is cheap to be sure of */
+	if (sig_ok)
+		give_back_signals(&old);
 	close_fd(&sigfd[0]);
 	close_fd(&sigfd[1]);
 	if (attr_ok)

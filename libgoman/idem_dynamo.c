@@ -16,7 +16,8 @@
  *    finish recognise their owner nonce in what they read back and count that as success.
  *  - cleanup: Scan for expires_at <= now, DeleteItem each with the same condition.
  * Numbers are N attributes; identity/result/error are JSON text in S attributes.
- * Ownership: s->table (malloc'd) and, when own_aws, s->aws belong to the handle.
+ * Ownership: struct dstore (the handle's be) owns table (malloc'd) and, when own_aws, aws;
+ * dynamo_close frees them.
  * Errors: -1 + *err (the AWS error as the call path reported it).
  */
 #include <stdio.h>
@@ -27,6 +28,7 @@
 #include "goman/clock.h"
 #include "goman/idem.h"
 #include "goman/log.h"
+#include "bytes_int.h"
 #include "idem_int.h"
 #include "internal.h"
 
@@ -34,28 +36,42 @@
 	"attribute_not_exists(id) OR expires_at <= :now OR " \
 	"(#s = :inprogress AND lease_expires <= :now AND payload_hash = :ph)"
 
-int gm_idem_dynamo_open(struct goman_idem *s, const char *table, struct goman_aws *aws,
-			struct goman_err *err)
+/* The DynamoDB backend's state (behind struct goman_idem's be). */
+struct dstore {
+	char *table;
+	struct goman_aws *aws;
+	bool own_aws;
+};
+
+static int dynamo_open(struct goman_idem *s, const struct goman_idem_opts *o, struct goman_err *err)
 {
-	if (!(s->table = strdup(table)))
-		return goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "NoMemory",
-				     "out of memory");
-	if (aws) {
-		s->aws = aws;
+	struct dstore *d = calloc(1, sizeof(*d));
+	if (!d || !(d->table = strdup(o->table))) {
+		free(d);
+		return gm_err_oom(err);
+	}
+	s->be = d;
+	if (o->aws) {
+		d->aws = o->aws;
 		return 0;
 	}
-	s->aws = goman_aws_new(NULL, err);
-	if (!s->aws)
+	d->aws = goman_aws_new(NULL, err);
+	if (!d->aws)
 		return -1;
-	s->own_aws = true;
+	d->own_aws = true;
 	return 0;
 }
 
-void gm_idem_dynamo_close(struct goman_idem *s)
+static void dynamo_close(struct goman_idem *s)
 {
-	if (s->own_aws)
-		goman_aws_free(s->aws);
-	free(s->table);
+	struct dstore *d = s->be;
+	if (!d)
+		return;
+	if (d->own_aws)
+		goman_aws_free(d->aws);
+	free(d->table);
+	free(d);
+	s->be = NULL;
 }
 
 /* ---- attribute values ---------------------------------------------------------------- */
@@ -123,19 +139,19 @@ GOMAN_TESTABLE int gm_idem_item_to_rec(const cJSON *item, struct gm_idem_rec *r)
 	return rc;
 }
 
-static cJSON *base_req(struct goman_idem *s)
+static cJSON *base_req(const struct dstore *d)
 {
 	cJSON *req = cJSON_CreateObject();
 	if (req)
-		cJSON_AddStringToObject(req, "TableName", s->table);
+		cJSON_AddStringToObject(req, "TableName", d->table);
 	return req;
 }
 
-static int call(struct goman_idem *s, const char *action, const cJSON *req,
+static int call(const struct dstore *d, const char *action, const cJSON *req,
 		struct goman_aws_result *res)
 {
 	struct goman_aws_call c = {.service = "dynamodb", .action = action, .json = req};
-	return goman_aws_call(s->aws, &c, res);
+	return goman_aws_call(d->aws, &c, res);
 }
 
 static bool cond_failed(const struct goman_aws_result *res)
@@ -144,15 +160,15 @@ static bool cond_failed(const struct goman_aws_result *res)
 }
 
 /* Reads the current item (consistent). 1 found, 0 absent, -1 error. */
-static int get_item(struct goman_idem *s, const char *id, struct gm_idem_rec *r,
+static int get_item(const struct dstore *d, const char *id, struct gm_idem_rec *r,
 		    struct goman_err *err)
 {
-	cJSON *req = base_req(s);
+	cJSON *req = base_req(d);
 	cJSON *key = cJSON_AddObjectToObject(req, "Key");
 	add_s(key, "id", id);
 	cJSON_AddBoolToObject(req, "ConsistentRead", 1);
 	struct goman_aws_result res;
-	int rc = call(s, "GetItem", req, &res);
+	int rc = call(d, "GetItem", req, &res);
 	cJSON_Delete(req);
 	if (rc) {
 		*err = res.err;
@@ -165,7 +181,7 @@ static int get_item(struct goman_idem *s, const char *id, struct gm_idem_rec *r,
 		gm_idem_rec_clear(r);
 		found = goman_err_set(err, GOMAN_EPARSE, GOMAN_CLASS_NONE, "IdempotencyStore",
 				      "idempotency table '%s': item %.12s is not a record",
-				      s->table, id);
+				      d->table, id);
 	}
 	goman_aws_result_clear(&res);
 	return found;
@@ -175,11 +191,11 @@ static int get_item(struct goman_idem *s, const char *id, struct gm_idem_rec *r,
  * Returns 1 written, 0 condition failed, -1 error. *replaced (when asked) gets the
  * overwritten item on success, or the holder on a failed condition when the reply
  * carried it; *have_replaced says whether it did. */
-static int put(struct goman_idem *s, const struct gm_idem_rec *rec, const struct gm_idem_rec *old,
+static int put(const struct dstore *d, const struct gm_idem_rec *rec, const struct gm_idem_rec *old,
 	       int64_t now, struct gm_idem_rec *replaced, bool *have_replaced,
 	       struct goman_err *err)
 {
-	cJSON *req = base_req(s);
+	cJSON *req = base_req(d);
 	cJSON_AddItemToObject(req, "Item", rec_to_item(rec));
 	cJSON *names = cJSON_AddObjectToObject(req, "ExpressionAttributeNames");
 	cJSON *vals = cJSON_AddObjectToObject(req, "ExpressionAttributeValues");
@@ -199,7 +215,7 @@ static int put(struct goman_idem *s, const struct gm_idem_rec *rec, const struct
 	}
 	cJSON_AddStringToObject(req, "ReturnValuesOnConditionCheckFailure", "ALL_OLD");
 	struct goman_aws_result res;
-	int rc = call(s, "PutItem", req, &res);
+	int rc = call(d, "PutItem", req, &res);
 	cJSON_Delete(req);
 	int out;
 	if (rc == 0) {
@@ -225,10 +241,10 @@ static int put(struct goman_idem *s, const struct gm_idem_rec *rec, const struct
 }
 
 /* Puts back the ClientToken of the record an expired lease held (we overwrote it with ours). */
-static int restore_token(struct goman_idem *s, struct gm_idem_rec *mine, const char *token,
+static int restore_token(const struct dstore *d, struct gm_idem_rec *mine, const char *token,
 			 struct goman_err *err)
 {
-	cJSON *req = base_req(s);
+	cJSON *req = base_req(d);
 	cJSON *key = cJSON_AddObjectToObject(req, "Key");
 	add_s(key, "id", mine->id);
 	cJSON_AddStringToObject(req, "UpdateExpression", "SET client_token = :t");
@@ -239,7 +255,7 @@ static int restore_token(struct goman_idem *s, struct gm_idem_rec *mine, const c
 	add_s(vals, ":t", token);
 	add_s(vals, ":me", mine->owner);
 	struct goman_aws_result res;
-	int rc = call(s, "UpdateItem", req, &res);
+	int rc = call(d, "UpdateItem", req, &res);
 	cJSON_Delete(req);
 	if (rc) {
 		if (cond_failed(&res))
@@ -256,13 +272,14 @@ static int restore_token(struct goman_idem *s, struct gm_idem_rec *mine, const c
 	return 0;
 }
 
-int gm_idem_dynamo_begin(struct goman_idem *s, struct gm_idem_rec *mine, struct gm_idem_rec *found,
-			 enum gm_idem_verdict *verdict, struct goman_err *err)
+static int dynamo_begin(struct goman_idem *s, struct gm_idem_rec *mine, struct gm_idem_rec *found,
+			enum gm_idem_verdict *verdict, struct goman_err *err)
 {
+	const struct dstore *d = s->be;
 	int64_t now = mine->started_at;
 	for (int tries = 0; tries < 8; tries++) {
 		bool have_old = false;
-		int w = put(s, mine, NULL, now, found, &have_old, err);
+		int w = put(d, mine, NULL, now, found, &have_old, err);
 		if (w < 0)
 			return -1;
 		if (w == 1) {
@@ -270,7 +287,7 @@ int gm_idem_dynamo_begin(struct goman_idem *s, struct gm_idem_rec *mine, struct 
 			if (have_old) {
 				*verdict = gm_idem_judge(found, mine->payload_hash, now);
 				if (*verdict == GM_IDEM_REPLACE_TAKEOVER &&
-				    restore_token(s, mine, found->client_token, err))
+				    restore_token(d, mine, found->client_token, err))
 					return -1;
 				if (*verdict != GM_IDEM_REPLACE_TAKEOVER)
 					*verdict = GM_IDEM_REPLACE_FRESH;
@@ -282,7 +299,7 @@ int gm_idem_dynamo_begin(struct goman_idem *s, struct gm_idem_rec *mine, struct 
 		int g = 1;
 		if (!have_old) {
 			gm_idem_rec_clear(found);
-			g = get_item(s, mine->id, found, err);
+			g = get_item(d, mine->id, found, err);
 		}
 		if (g < 0)
 			return -1;
@@ -304,7 +321,7 @@ int gm_idem_dynamo_begin(struct goman_idem *s, struct gm_idem_rec *mine, struct 
 		if (*verdict == GM_IDEM_REPLACE_TAKEOVER)
 			snprintf(mine->client_token, sizeof(mine->client_token), "%s",
 				 found->client_token);
-		w = put(s, mine, found, now, NULL, NULL, err);
+		w = put(d, mine, found, now, NULL, NULL, err);
 		if (w < 0)
 			return -1;
 		if (w == 1)
@@ -317,11 +334,12 @@ int gm_idem_dynamo_begin(struct goman_idem *s, struct gm_idem_rec *mine, struct 
 			     mine->operation);
 }
 
-int gm_idem_dynamo_finish(struct goman_idem *s, const struct goman_idem_ticket *t,
-			  const char *status, const cJSON *result, const cJSON *error,
-			  struct goman_err *err)
+static int dynamo_finish(struct goman_idem *s, const struct goman_idem_ticket *t,
+			 const char *status, const cJSON *result, const cJSON *error,
+			 struct goman_err *err)
 {
-	cJSON *req = base_req(s);
+	const struct dstore *d = s->be;
+	cJSON *req = base_req(d);
 	cJSON *key = cJSON_AddObjectToObject(req, "Key");
 	add_s(key, "id", t->key);
 	cJSON *names = cJSON_AddObjectToObject(req, "ExpressionAttributeNames");
@@ -342,14 +360,14 @@ int gm_idem_dynamo_finish(struct goman_idem *s, const struct goman_idem_ticket *
 				      : "SET #s = :st, expires_at = :exp");
 	cJSON_AddStringToObject(req, "ConditionExpression", "#o = :me AND #s = :inprogress");
 	struct goman_aws_result res;
-	int rc = call(s, "UpdateItem", req, &res);
+	int rc = call(d, "UpdateItem", req, &res);
 	cJSON_Delete(req);
 	if (rc && cond_failed(&res)) {
 		/* a retried update whose first reply was lost finds its own work done */
 		struct gm_idem_rec cur;
 		struct goman_err ignored = GOMAN_ERR_INIT;
 		memset(&cur, 0, sizeof(cur));
-		if (get_item(s, t->key, &cur, &ignored) == 1 && !strcmp(cur.owner, t->owner_id) &&
+		if (get_item(d, t->key, &cur, &ignored) == 1 && !strcmp(cur.owner, t->owner_id) &&
 		    !strcmp(cur.status, status))
 			rc = 0;
 		else
@@ -368,14 +386,14 @@ int gm_idem_dynamo_finish(struct goman_idem *s, const struct goman_idem_ticket *
 
 /* Scans the whole table, page by page; filter (over :now, or NULL) and projection (or NULL)
  * narrow it. each(item, ctx) returns nonzero to stop. 0, or -1 with *err. */
-static int scan(struct goman_idem *s, const char *filter, const char *projection, int64_t now,
-		int (*each)(struct goman_idem *s, const cJSON *item, void *ctx), void *ctx,
+static int scan(const struct dstore *d, const char *filter, const char *projection, int64_t now,
+		int (*each)(const struct dstore *d, const cJSON *item, void *ctx), void *ctx,
 		struct goman_err *err)
 {
 	cJSON *start = NULL;
 	int rc = 0, stop = 0;
 	do {
-		cJSON *req = base_req(s);
+		cJSON *req = base_req(d);
 		if (filter) {
 			cJSON_AddStringToObject(req, "FilterExpression", filter);
 			add_n(cJSON_AddObjectToObject(req, "ExpressionAttributeValues"), ":now",
@@ -389,7 +407,7 @@ static int scan(struct goman_idem *s, const char *filter, const char *projection
 			cJSON_AddItemToObject(req, "ExclusiveStartKey", start);
 		start = NULL;
 		struct goman_aws_result res;
-		rc = call(s, "Scan", req, &res);
+		rc = call(d, "Scan", req, &res);
 		cJSON_Delete(req);
 		if (rc) {
 			*err = res.err;
@@ -399,7 +417,7 @@ static int scan(struct goman_idem *s, const char *filter, const char *projection
 		const cJSON *it;
 		cJSON_ArrayForEach (it, cJSON_GetObjectItemCaseSensitive(res.data, "Items")) {
 			if (!stop)
-				stop = each(s, it, ctx);
+				stop = each(d, it, ctx);
 		}
 		const cJSON *lek = cJSON_GetObjectItemCaseSensitive(res.data, "LastEvaluatedKey");
 		if (!stop && lek && lek->child)
@@ -415,28 +433,29 @@ struct sweep {
 };
 
 /* DeleteItem with the scan's condition again: a record renewed meanwhile stays. */
-static int delete_expired(struct goman_idem *s, const cJSON *item, void *ctx)
+static int delete_expired(const struct dstore *d, const cJSON *item, void *ctx)
 {
 	struct sweep *w = ctx;
 	const char *id = goman_json_path_str(item, "id.S");
 	if (!id)
 		return 0;
-	cJSON *del = base_req(s);
+	cJSON *del = base_req(d);
 	add_s(cJSON_AddObjectToObject(del, "Key"), "id", id);
 	cJSON_AddStringToObject(del, "ConditionExpression", "expires_at <= :now");
 	add_n(cJSON_AddObjectToObject(del, "ExpressionAttributeValues"), ":now", w->now);
 	struct goman_aws_result dres;
-	if (call(s, "DeleteItem", del, &dres) == 0)
+	if (call(d, "DeleteItem", del, &dres) == 0)
 		w->removed++;
 	goman_aws_result_clear(&dres);
 	cJSON_Delete(del);
 	return 0;
 }
 
-int gm_idem_dynamo_cleanup(struct goman_idem *s, size_t *removed, struct goman_err *err)
+static int dynamo_cleanup(struct goman_idem *s, size_t *removed, struct goman_err *err)
 {
+	const struct dstore *d = s->be;
 	struct sweep w = {.now = goman_now_ms()};
-	int rc = scan(s, "expires_at <= :now", "id", w.now, delete_expired, &w, err);
+	int rc = scan(d, "expires_at <= :now", "id", w.now, delete_expired, &w, err);
 	*removed = w.removed;
 	return rc;
 }
@@ -448,8 +467,7 @@ int goman_idem_dynamo_create_table(struct goman_aws *aws, const char *table, str
 			    "\"AttributeType\":\"S\"}],\"KeySchema\":[{\"AttributeName\":\"id\","
 			    "\"KeyType\":\"HASH\"}],\"BillingMode\":\"PAY_PER_REQUEST\"}");
 	if (!req)
-		return goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "NoMemory",
-				     "out of memory");
+		return gm_err_oom(err);
 	cJSON_AddStringToObject(req, "TableName", table);
 	struct goman_aws_call c = {.service = "dynamodb", .action = "CreateTable", .json = req};
 	struct goman_aws_result res;
@@ -470,9 +488,9 @@ struct lister {
 	void *ctx;
 };
 
-static int list_item(struct goman_idem *s, const cJSON *item, void *ctx)
+static int list_item(const struct dstore *d, const cJSON *item, void *ctx)
 {
-	(void)s;
+	(void)d;
 	struct lister *l = ctx;
 	struct gm_idem_rec r;
 	int stop = 0;
@@ -484,26 +502,28 @@ static int list_item(struct goman_idem *s, const cJSON *item, void *ctx)
 	return stop;
 }
 
-int gm_idem_dynamo_list(struct goman_idem *s, bool all, goman_idem_list_fn fn, void *ctx,
-			struct goman_err *err)
+static int dynamo_list(struct goman_idem *s, bool all, goman_idem_list_fn fn, void *ctx,
+		       struct goman_err *err)
 {
+	const struct dstore *d = s->be;
 	struct lister l = {fn, ctx};
-	return scan(s, all ? NULL : "expires_at > :now", NULL, goman_now_ms(), list_item, &l, err);
+	return scan(d, all ? NULL : "expires_at > :now", NULL, goman_now_ms(), list_item, &l, err);
 }
 
 /* DeleteItem conditional on the owner and status it was judged by. */
-int gm_idem_dynamo_forget(struct goman_idem *s, const char *key, bool force, struct goman_err *err)
+static int dynamo_forget(struct goman_idem *s, const char *key, bool force, struct goman_err *err)
 {
+	const struct dstore *d = s->be;
 	struct gm_idem_rec r;
 	memset(&r, 0, sizeof(r));
 	int64_t now = goman_now_ms();
-	int found = get_item(s, key, &r, err);
+	int found = get_item(d, key, &r, err);
 	if (found <= 0 || r.expires_at <= now || gm_idem_forget_check(&r, force, now, err)) {
 		int rc = found < 0 || (found && r.expires_at > now) ? -1 : 0;
 		gm_idem_rec_clear(&r);
 		return rc;
 	}
-	cJSON *req = base_req(s);
+	cJSON *req = base_req(d);
 	add_s(cJSON_AddObjectToObject(req, "Key"), "id", key);
 	cJSON_AddStringToObject(req, "ConditionExpression", "#o = :o AND #s = :s");
 	cJSON *names = cJSON_AddObjectToObject(req, "ExpressionAttributeNames");
@@ -513,7 +533,7 @@ int gm_idem_dynamo_forget(struct goman_idem *s, const char *key, bool force, str
 	add_s(vals, ":o", r.owner);
 	add_s(vals, ":s", r.status);
 	struct goman_aws_result res;
-	int rc = call(s, "DeleteItem", req, &res) == 0 ? 1 : -1;
+	int rc = call(d, "DeleteItem", req, &res) == 0 ? 1 : -1;
 	if (rc < 0 && cond_failed(&res))
 		goman_err_set(err, GOMAN_ECONFLICT, GOMAN_CLASS_CLIENT, "IdempotencyChanged",
 			      "record %.12s changed while it was being forgotten; look again", key);
@@ -524,3 +544,5 @@ int gm_idem_dynamo_forget(struct goman_idem *s, const char *key, bool force, str
 	gm_idem_rec_clear(&r);
 	return rc;
 }
+
+const struct gm_idem_ops gm_idem_dynamo_ops = GM_IDEM_OPS(dynamo, "dynamodb", NULL);

@@ -45,8 +45,8 @@
  * forget (goman-idem) appends the record once more as FORGOTTEN with expires_at 0: begin
  * starts afresh, its owner can no longer complete it, and compaction drops it.
  *
- * Ownership: s->dir (malloc'd), the three fds, the index (and its malloc'd lines) and
- * s->held belong to the handle. Errors: -1 + *err (GOMAN_EIO with the path and errno text).
+ * Ownership: f->dir (malloc'd), the three fds, the index (and its malloc'd lines) and
+ * f->held belong to the handle. Errors: -1 + *err (GOMAN_EIO with the path and errno text).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -63,6 +63,7 @@
 #include "goman/idem.h"
 #include "goman/log.h"
 #include "buf_int.h"
+#include "bytes_int.h"
 #include "fdio_int.h"
 #include "idem_int.h"
 #include "shared_state_int.h"
@@ -86,44 +87,38 @@ struct gm_idem_index {
 	long long live_bytes; /* the latest lines, with their \n: the rest of the log is dead */
 };
 
+/* The file backend's state (behind struct goman_idem's be). */
+struct fstore {
+	struct goman_idem *s; /* the front's handle: ttl and counters */
+	char *dir;
+	int dirfd, lockfd, logfd;
+	bool fsync;
+	long long log_off;       /* bytes of the log read into the index */
+	bool log_torn;           /* the log ends in a torn line: the next append starts with \n */
+	struct gm_idem_index ix; /* key -> the latest valid line for it */
+	unsigned long long next_seq;
+	/* the record this handle last stored as owner and the index sequence of its line:
+	 * complete/fail trust it while that line is still the key's latest, saving a parse.
+	 * held.id[0] == 0 when none. */
+	struct gm_idem_rec held;
+	unsigned long long held_seq;
+};
+
 static int io_err(struct goman_err *err, const char *what, const char *path)
 {
 	return goman_err_set(err, GOMAN_EIO, GOMAN_CLASS_NONE, "IdempotencyStore",
 			     "idempotency store: %s '%s': %s", what, path, strerror(errno));
 }
 
-static int no_memory(struct goman_err *err)
-{
-	return goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "NoMemory", "out of memory");
-}
-
 /* ---- lines ------------------------------------------------------------------------------ */
 
-static uint64_t fnv1a(const char *p, size_t n)
-{
-	uint64_t h = 0xcbf29ce484222325ULL;
-	for (size_t i = 0; i < n; i++) {
-		h ^= (unsigned char)p[i];
-		h *= 0x100000001b3ULL;
-	}
-	return h;
-}
-
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
-
-/* n lowercase hex digits at p as a number; false if any is not one */
+/* n lowercase hex digits at p as a number; false if any is not one (the store writes
+ * lowercase only, so an uppercase digit is a line someone else wrote) */
 static bool hex_number(const char *p, size_t n, uint64_t *out)
 {
 	uint64_t v = 0;
 	for (size_t i = 0; i < n; i++) {
-		int d = hexval(p[i]);
+		int d = p[i] >= 'A' && p[i] <= 'F' ? -1 : gm_hex_value(p[i]);
 		if (d < 0)
 			return false;
 		v = v << 4 | (uint64_t)d;
@@ -142,7 +137,7 @@ static bool line_valid(const char *p, size_t len)
 		return false;
 	const char *tail = p + len - SUM_TAIL;
 	return !memcmp(tail, ",\"sum\":\"", 8) && !memcmp(tail + 24, "\"}", 2) &&
-	       hex_number(tail + 8, 16, &sum) && sum == fnv1a(p, len - SUM_TAIL);
+	       hex_number(tail + 8, 16, &sum) && sum == gm_fnv1a(p, len - SUM_TAIL);
 }
 
 static void put_name(struct gm_buf *b, const char *name)
@@ -224,11 +219,13 @@ static char *line_make(const struct gm_idem_rec *r, size_t *len)
 	put_json(&b, "result", r->result);
 	put_json(&b, "error", r->error);
 	if (!b.oom) {
-		static const char hexd[] = "0123456789abcdef";
-		uint64_t sum = fnv1a(b.p, b.len);
+		uint64_t sum = gm_fnv1a(b.p, b.len);
+		unsigned char be[8]; /* big-endian, so the hex reads as the number */
 		char tail[SUM_TAIL + 1] = ",\"sum\":\"0123456789abcdef\"}\n";
-		for (int i = 15; i >= 0; i--, sum >>= 4)
-			tail[8 + i] = hexd[sum & 15];
+		for (int i = 7; i >= 0; i--, sum >>= 8)
+			be[i] = (unsigned char)(sum & 0xff);
+		gm_hex_encode(be, 8, tail + 8);
+		tail[24] = '"'; /* gm_hex_encode's NUL */
 		gm_buf_add(&b, tail, SUM_TAIL + 1);
 	}
 	*len = b.len;
@@ -251,7 +248,7 @@ static int64_t line_expires(const char *p, size_t len)
 	return 0;
 }
 
-static int line_parse(struct goman_idem *s, const struct entry *e, struct gm_idem_rec *rec,
+static int line_parse(struct fstore *f, const struct entry *e, struct gm_idem_rec *rec,
 		      struct goman_err *err)
 {
 	cJSON *o = cJSON_ParseWithLength(e->line, e->len);
@@ -265,7 +262,7 @@ static int line_parse(struct goman_idem *s, const struct entry *e, struct gm_ide
 	return goman_err_set(err, GOMAN_EIO, GOMAN_CLASS_NONE, "IdempotencyStore",
 			     "idempotency store: the record of key %.12s in '%s/" LOG_NAME
 			     "' is damaged (%s)",
-			     e->line + ID_AT, s->dir, o ? "it lacks its fields" : "not JSON");
+			     e->line + ID_AT, f->dir, o ? "it lacks its fields" : "not JSON");
 }
 
 /* ---- the index: key -> latest line ------------------------------------------------------- */
@@ -303,9 +300,9 @@ static int index_grow(struct gm_idem_index *ix)
 }
 
 /* Takes line (malloc'd, len without \n) as the key's latest; frees it on failure. */
-static int index_put(struct goman_idem *s, char *line, size_t len)
+static int index_put(struct fstore *f, char *line, size_t len)
 {
-	struct gm_idem_index *ix = s->index;
+	struct gm_idem_index *ix = &f->ix;
 	if ((ix->used + 1) * 2 > ix->cap && index_grow(ix)) {
 		free(line);
 		return -1;
@@ -317,7 +314,7 @@ static int index_put(struct goman_idem *s, char *line, size_t len)
 	} else {
 		ix->used++;
 	}
-	*e = (struct entry){line, len, line_expires(line, len), ++s->next_seq};
+	*e = (struct entry){line, len, line_expires(line, len), ++f->next_seq};
 	ix->live_bytes += (long long)len + 1;
 	return 0;
 }
@@ -334,7 +331,7 @@ static void index_clear(struct gm_idem_index *ix)
 
 /* Indexes the whole lines of buf[0..len) that pass their check; returns how many bytes it
  * consumed (up to the last \n). */
-static long long index_lines(struct goman_idem *s, const char *buf, size_t len, int *rc)
+static long long index_lines(struct fstore *f, const char *buf, size_t len, int *rc)
 {
 	size_t at = 0;
 	*rc = 0;
@@ -346,7 +343,7 @@ static long long index_lines(struct goman_idem *s, const char *buf, size_t len, 
 		if (line_valid(buf + at, n)) {
 			char *copy = malloc(n + 1);
 			if (!copy ||
-			    (memcpy(copy, buf + at, n), copy[n] = '\0', index_put(s, copy, n))) {
+			    (memcpy(copy, buf + at, n), copy[n] = '\0', index_put(f, copy, n))) {
 				*rc = -1;
 				return (long long)at;
 			}
@@ -369,92 +366,92 @@ static int own_file(int fd, const char *name, struct goman_err *err)
 	return 0;
 }
 
-/* Replaces the log with text[0..len) (temp + rename); on success s->logfd is the new log. */
-static int log_replace(struct goman_idem *s, const char *text, size_t len, struct goman_err *err)
+/* Replaces the log with text[0..len) (temp + rename); on success f->logfd is the new log. */
+static int log_replace(struct fstore *f, const char *text, size_t len, struct goman_err *err)
 {
 	/* a temp file left by a writer that died is ours to remove (we hold the lock) */
-	if (unlinkat(s->dirfd, LOG_TMP, 0) && errno != ENOENT)
+	if (unlinkat(f->dirfd, LOG_TMP, 0) && errno != ENOENT)
 		return io_err(err, "cannot remove", LOG_TMP);
-	int fd = openat(s->dirfd, LOG_TMP,
+	int fd = openat(f->dirfd, LOG_TMP,
 			O_RDWR | O_CREAT | O_EXCL | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return io_err(err, "cannot create", LOG_TMP);
-	if (gm_write_all(fd, text, len) || (s->fsync && fsync(fd)) ||
-	    renameat(s->dirfd, LOG_TMP, s->dirfd, LOG_NAME)) {
+	if (gm_write_all(fd, text, len) || (f->fsync && fsync(fd)) ||
+	    renameat(f->dirfd, LOG_TMP, f->dirfd, LOG_NAME)) {
 		io_err(err, "cannot write", LOG_TMP);
 		close(fd);
-		unlinkat(s->dirfd, LOG_TMP, 0);
+		unlinkat(f->dirfd, LOG_TMP, 0);
 		return -1;
 	}
-	if (s->fsync)
-		fsync(s->dirfd);
-	if (s->logfd >= 0)
-		close(s->logfd);
-	s->logfd = fd;
-	s->log_off = (long long)len;
-	s->log_torn = false;
+	if (f->fsync)
+		fsync(f->dirfd);
+	if (f->logfd >= 0)
+		close(f->logfd);
+	f->logfd = fd;
+	f->log_off = (long long)len;
+	f->log_torn = false;
 	return 0;
 }
 
 /* Opens the log; creates it when this directory has none. */
-static int log_open(struct goman_idem *s, struct goman_err *err)
+static int log_open(struct fstore *f, struct goman_err *err)
 {
-	s->logfd = openat(s->dirfd, LOG_NAME, O_RDWR | O_APPEND | O_NOFOLLOW | O_CLOEXEC);
-	if (s->logfd >= 0) {
-		if (own_file(s->logfd, LOG_NAME, err) == 0)
+	f->logfd = openat(f->dirfd, LOG_NAME, O_RDWR | O_APPEND | O_NOFOLLOW | O_CLOEXEC);
+	if (f->logfd >= 0) {
+		if (own_file(f->logfd, LOG_NAME, err) == 0)
 			return 0;
-		close(s->logfd);
-		s->logfd = -1;
+		close(f->logfd);
+		f->logfd = -1;
 		return -1;
 	}
 	if (errno != ENOENT)
 		return io_err(err, "cannot open", LOG_NAME);
-	return log_replace(s, "", 0, err);
+	return log_replace(f, "", 0, err);
 }
 
 /* Cuts the log back to its last whole line at off (torn bytes after it); false if it could
  * not, when the next line is to start with a \n of its own. */
-static bool cut_torn(struct goman_idem *s, long long off)
+static bool cut_torn(struct fstore *f, long long off)
 {
-	if (ftruncate(s->logfd, (off_t)off) == 0) {
-		s->log_off = off;
-		s->log_torn = false;
+	if (ftruncate(f->logfd, (off_t)off) == 0) {
+		f->log_off = off;
+		f->log_torn = false;
 		return true;
 	}
 	goman_log(GOMAN_LOG_WARN, "IDEMPOTENCY", "cannot cut a torn line off '%s/" LOG_NAME "': %s",
-		  s->dir, strerror(errno));
-	s->log_torn = true;
+		  f->dir, strerror(errno));
+	f->log_torn = true;
 	return false;
 }
 
 /* Under the lock: brings the index up to the log's end (a replaced log is read afresh). */
-static int refresh(struct goman_idem *s, struct goman_err *err)
+static int refresh(struct fstore *f, struct goman_err *err)
 {
 	struct stat st;
-	if (s->logfd >= 0 && fstat(s->logfd, &st))
+	if (f->logfd >= 0 && fstat(f->logfd, &st))
 		return io_err(err, "cannot stat", LOG_NAME);
-	if (s->logfd < 0 || st.st_nlink == 0 || st.st_size < s->log_off) {
-		if (s->logfd >= 0)
-			close(s->logfd);
-		s->logfd = -1;
-		index_clear(s->index);
-		gm_idem_rec_clear(&s->held);
-		s->log_off = 0;
-		s->log_torn = false;
-		if (log_open(s, err))
+	if (f->logfd < 0 || st.st_nlink == 0 || st.st_size < f->log_off) {
+		if (f->logfd >= 0)
+			close(f->logfd);
+		f->logfd = -1;
+		index_clear(&f->ix);
+		gm_idem_rec_clear(&f->held);
+		f->log_off = 0;
+		f->log_torn = false;
+		if (log_open(f, err))
 			return -1;
-		if (fstat(s->logfd, &st))
+		if (fstat(f->logfd, &st))
 			return io_err(err, "cannot stat", LOG_NAME);
 	}
-	if (st.st_size == s->log_off)
+	if (st.st_size == f->log_off)
 		return 0;
-	size_t want = (size_t)(st.st_size - s->log_off), got = 0;
+	size_t want = (size_t)(st.st_size - f->log_off), got = 0;
 	char *buf = malloc(want);
 	if (!buf)
-		return no_memory(err);
+		return gm_err_oom(err);
 	while (got < want) {
-		ssize_t n = pread(s->logfd, buf + got, want - got,
-				  (off_t)(s->log_off + (long long)got));
+		ssize_t n = pread(f->logfd, buf + got, want - got,
+				  (off_t)(f->log_off + (long long)got));
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
@@ -462,66 +459,66 @@ static int refresh(struct goman_idem *s, struct goman_err *err)
 		got += (size_t)n;
 	}
 	int rc;
-	long long used = index_lines(s, buf, got, &rc);
+	long long used = index_lines(f, buf, got, &rc);
 	free(buf);
 	if (rc)
-		return no_memory(err);
+		return gm_err_oom(err);
 	/* bytes after the last \n: a writer died mid-line (every writer holds the lock) */
-	long long whole = s->log_off + used;
-	s->log_off += (long long)got;
+	long long whole = f->log_off + used;
+	f->log_off += (long long)got;
 	if (used < (long long)got)
-		cut_torn(s, whole);
+		cut_torn(f, whole);
 	return 0;
 }
 
 /* Appends line (malloc'd, \n included; taken) and indexes it; *seq gets its sequence. */
-static int append(struct goman_idem *s, char *line, size_t len, bool sync, unsigned long long *seq,
+static int append(struct fstore *f, char *line, size_t len, bool sync, unsigned long long *seq,
 		  struct goman_err *err)
 {
 	struct iovec iov[2] = {{"\n", 1}, {line, len}};
-	int first = s->log_torn ? 0 : 1;
-	size_t total = len + (s->log_torn ? 1 : 0);
+	int first = f->log_torn ? 0 : 1;
+	size_t total = len + (f->log_torn ? 1 : 0);
 	ssize_t w;
 	do
-		w = writev(s->logfd, iov + first, 2 - first);
+		w = writev(f->logfd, iov + first, 2 - first);
 	while (w < 0 && errno == EINTR);
-	long long before = s->log_off;
-	bool was_torn = s->log_torn; /* then the cut below keeps the earlier torn bytes */
+	long long before = f->log_off;
+	bool was_torn = f->log_torn; /* then the cut below keeps the earlier torn bytes */
 	if (w != (ssize_t)total) {
 		int e = w >= 0 ? ENOSPC
 			       : errno; /* a short write to a regular file: the disk is full */
 		if (w > 0) {
-			s->log_off += w;
-			if (cut_torn(s, before))
-				s->log_torn = was_torn;
+			f->log_off += w;
+			if (cut_torn(f, before))
+				f->log_torn = was_torn;
 		}
 		free(line);
 		errno = e;
 		return io_err(err, "cannot append to", LOG_NAME);
 	}
-	s->log_off += w;
-	s->log_torn = false;
-	if (sync && fdatasync(s->logfd)) {
+	f->log_off += w;
+	f->log_torn = false;
+	if (sync && fdatasync(f->logfd)) {
 		/* reported as not written, so it must not stand: a caller told "failed" does not
 		 * launch, and a record left behind would answer the next run IN_PROGRESS */
 		int e = errno;
-		if (cut_torn(s, before))
-			s->log_torn = was_torn;
+		if (cut_torn(f, before))
+			f->log_torn = was_torn;
 		free(line);
 		errno = e;
 		return io_err(err, "cannot sync", LOG_NAME);
 	}
 	line[len - 1] = '\0';
-	if (index_put(s, line, len - 1))
-		return no_memory(err);
-	*seq = s->next_seq;
+	if (index_put(f, line, len - 1))
+		return gm_err_oom(err);
+	*seq = f->next_seq;
 	return 0;
 }
 
 /* Writes the live lines (expired ones dropped, counted in *dropped) as the new log. */
-static int compact(struct goman_idem *s, int64_t now, size_t *dropped, struct goman_err *err)
+static int compact(struct fstore *f, int64_t now, size_t *dropped, struct goman_err *err)
 {
-	struct gm_idem_index *ix = s->index;
+	struct gm_idem_index *ix = &f->ix;
 	size_t n = 0, total = 0;
 	for (size_t i = 0; i < ix->cap; i++) {
 		struct entry *e = &ix->slots[i];
@@ -531,11 +528,11 @@ static int compact(struct goman_idem *s, int64_t now, size_t *dropped, struct go
 			total += e->len + 1;
 	}
 	*dropped = n;
-	if (n == 0 && (long long)total == s->log_off)
+	if (n == 0 && (long long)total == f->log_off)
 		return 0; /* nothing dead: leave the log alone */
 	char *text = malloc(total + 1), *p = text;
 	if (!text)
-		return no_memory(err);
+		return gm_err_oom(err);
 	for (size_t i = 0; i < ix->cap; i++) {
 		struct entry *e = &ix->slots[i];
 		if (e->line && e->expires_at > now) {
@@ -544,12 +541,12 @@ static int compact(struct goman_idem *s, int64_t now, size_t *dropped, struct go
 			p += e->len + 1;
 		}
 	}
-	int rc = log_replace(s, text, total, err);
+	int rc = log_replace(f, text, total, err);
 	free(text);
 	if (rc)
 		return -1;
 	/* re-index what was written: dropped keys leave, sequences stay comparable */
-	unsigned long long held = s->held_seq;
+	unsigned long long held = f->held_seq;
 	bool keep_held = false;
 	struct gm_idem_index old = *ix;
 	memset(ix, 0, sizeof(*ix));
@@ -563,33 +560,33 @@ static int compact(struct goman_idem *s, int64_t now, size_t *dropped, struct go
 			continue;
 		}
 		bool was_held = e->seq == held;
-		rc = index_put(s, e->line, e->len);
+		rc = index_put(f, e->line, e->len);
 		if (!rc && was_held) {
-			s->held_seq = s->next_seq;
+			f->held_seq = f->next_seq;
 			keep_held = true;
 		}
 	}
 	free(old.slots);
 	if (!keep_held)
-		gm_idem_rec_clear(&s->held);
+		gm_idem_rec_clear(&f->held);
 	if (rc) {
-		s->log_off = 0; /* the index is incomplete: read the log afresh next time */
+		f->log_off = 0; /* the index is incomplete: read the log afresh next time */
 		index_clear(ix);
-		return no_memory(err);
+		return gm_err_oom(err);
 	}
 	return 0;
 }
 
 /* After a change: compacts when dead lines outweigh live ones in a log worth the trouble. */
-static void maybe_compact(struct goman_idem *s, int64_t now)
+static void maybe_compact(struct fstore *f, int64_t now)
 {
-	long long live = s->index->live_bytes;
-	if (s->log_off < COMPACT_MIN_BYTES || s->log_off - live <= live)
+	long long live = f->ix.live_bytes;
+	if (f->log_off < COMPACT_MIN_BYTES || f->log_off - live <= live)
 		return;
 	size_t n = 0;
 	struct goman_err e = GOMAN_ERR_INIT;
-	if (compact(s, now, &n, &e) == 0)
-		s->stats.cleaned += n;
+	if (compact(f, now, &n, &e) == 0)
+		f->s->stats.cleaned += n;
 	else
 		goman_log(GOMAN_LOG_WARN, "IDEMPOTENCY", "compaction skipped: %s", e.message);
 }
@@ -612,7 +609,10 @@ static int mkdir_p(char *path)
 	return 0;
 }
 
-int gm_idem_file_open(struct goman_idem *s, const char *dir, struct goman_err *err)
+static int file_cleanup_store(struct fstore *f, size_t *removed, struct goman_err *err);
+
+/* Fills f->dir as goman/idem.h says (the given dir, $GOMAN_IDEMPOTENCY_DIR, XDG, HOME). */
+static int store_dir(struct fstore *f, const char *dir, struct goman_err *err)
 {
 	char buf[4096];
 	const char *env = getenv("GOMAN_IDEMPOTENCY_DIR"), *xdg = getenv("XDG_STATE_HOME"),
@@ -628,32 +628,47 @@ int gm_idem_file_open(struct goman_idem *s, const char *dir, struct goman_err *e
 	else
 		return goman_err_set(err, GOMAN_EINVAL, GOMAN_CLASS_BAD_INPUT, "NoStateDir",
 				     "idempotency store: neither XDG_STATE_HOME nor HOME is set");
-	if (!(s->dir = strdup(buf)) || !(s->index = calloc(1, sizeof(*s->index))))
-		return no_memory(err);
+	if (!(f->dir = strdup(buf)))
+		return gm_err_oom(err);
 	if (mkdir_p(buf))
-		return io_err(err, "cannot create", s->dir);
+		return io_err(err, "cannot create", f->dir);
+	return 0;
+}
+
+static int file_open(struct goman_idem *s, const struct goman_idem_opts *o, struct goman_err *err)
+{
+	struct fstore *f = calloc(1, sizeof(*f));
+	if (!f)
+		return gm_err_oom(err);
+	s->be = f;
+	f->s = s;
+	f->dirfd = f->lockfd = f->logfd = -1;
+	const char *fs = getenv("GOMAN_IDEMPOTENCY_FSYNC");
+	f->fsync = !o->no_fsync && !(fs && !strcmp(fs, "0"));
+	if (store_dir(f, o->dir, err))
+		return -1;
 	char why[4200];
-	s->dirfd = gm_private_dir(s->dir, why, sizeof(why));
-	if (s->dirfd < 0 && errno == EPERM)
+	f->dirfd = gm_private_dir(f->dir, why, sizeof(why));
+	if (f->dirfd < 0 && errno == EPERM)
 		return goman_err_set(err, GOMAN_EIO, GOMAN_CLASS_NONE, "UnsafeDirectory",
 				     "idempotency store '%s' refused: %s (others could forge or "
 				     "remove its records; see goman(7))",
-				     s->dir, why);
-	if (s->dirfd < 0)
+				     f->dir, why);
+	if (f->dirfd < 0)
 		return goman_err_set(err, GOMAN_EIO, GOMAN_CLASS_NONE, "IdempotencyStore",
 				     "idempotency store: %s", why);
-	s->lockfd = openat(s->dirfd, ".lock", O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (s->lockfd < 0)
-		return io_err(err, "cannot open lock in", s->dir);
-	if (own_file(s->lockfd, ".lock", err))
+	f->lockfd = openat(f->dirfd, ".lock", O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (f->lockfd < 0)
+		return io_err(err, "cannot open lock in", f->dir);
+	if (own_file(f->lockfd, ".lock", err))
 		return -1;
 	/* cleanup on use, amortised: at most once an hour per store, stamped by .cleaned's
 	 * mtime, so a store nobody runs cleanup on does not grow without bound */
 	struct stat st;
 	int64_t now = goman_now_ms();
-	if (fstatat(s->dirfd, ".cleaned", &st, AT_SYMLINK_NOFOLLOW) != 0 ||
+	if (fstatat(f->dirfd, ".cleaned", &st, AT_SYMLINK_NOFOLLOW) != 0 ||
 	    (int64_t)st.st_mtime * 1000 + 3600 * 1000 < now) {
-		int fd = openat(s->dirfd, ".cleaned", O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC,
+		int fd = openat(f->dirfd, ".cleaned", O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC,
 				0600);
 		if (fd >= 0) {
 			futimens(fd, NULL);
@@ -661,62 +676,64 @@ int gm_idem_file_open(struct goman_idem *s, const char *dir, struct goman_err *e
 		}
 		size_t n = 0;
 		struct goman_err ignored = GOMAN_ERR_INIT;
-		if (gm_idem_file_cleanup(s, &n, &ignored) == 0)
+		if (file_cleanup_store(f, &n, &ignored) == 0)
 			s->stats.cleaned += n;
 	}
 	return 0;
 }
 
-void gm_idem_file_close(struct goman_idem *s)
+static void file_close(struct goman_idem *s)
 {
-	gm_idem_rec_clear(&s->held);
-	if (s->index) {
-		index_clear(s->index);
-		free(s->index);
-	}
-	if (s->logfd >= 0)
-		close(s->logfd);
-	if (s->lockfd >= 0)
-		close(s->lockfd);
-	if (s->dirfd >= 0)
-		close(s->dirfd);
-	free(s->dir);
+	struct fstore *f = s->be;
+	if (!f)
+		return;
+	gm_idem_rec_clear(&f->held);
+	index_clear(&f->ix);
+	if (f->logfd >= 0)
+		close(f->logfd);
+	if (f->lockfd >= 0)
+		close(f->lockfd);
+	if (f->dirfd >= 0)
+		close(f->dirfd);
+	free(f->dir);
+	free(f);
+	s->be = NULL;
 }
 
-static int lock(struct goman_idem *s, struct goman_err *err)
+static int lock(struct fstore *f, struct goman_err *err)
 {
-	while (flock(s->lockfd, LOCK_EX) != 0) {
+	while (flock(f->lockfd, LOCK_EX) != 0) {
 		if (errno != EINTR)
-			return io_err(err, "cannot lock", s->dir);
+			return io_err(err, "cannot lock", f->dir);
 	}
-	if (refresh(s, err)) {
-		flock(s->lockfd, LOCK_UN);
+	if (refresh(f, err)) {
+		flock(f->lockfd, LOCK_UN);
 		return -1;
 	}
 	return 0;
 }
 
-static void unlock(struct goman_idem *s)
+static void unlock(struct fstore *f)
 {
-	flock(s->lockfd, LOCK_UN);
+	flock(f->lockfd, LOCK_UN);
 }
 
 /* Remembers rec (moved: its cJSON pointers now belong to the handle) as the one we hold. */
-static void hold(struct goman_idem *s, struct gm_idem_rec *rec, unsigned long long seq)
+static void hold(struct fstore *f, struct gm_idem_rec *rec, unsigned long long seq)
 {
-	gm_idem_rec_clear(&s->held);
-	s->held = *rec;
+	gm_idem_rec_clear(&f->held);
+	f->held = *rec;
 	rec->identity = rec->result = rec->error = NULL;
-	s->held_seq = seq;
+	f->held_seq = seq;
 }
 
-static int begin_locked(struct goman_idem *s, struct gm_idem_rec *mine, struct gm_idem_rec *found,
+static int begin_locked(struct fstore *f, struct gm_idem_rec *mine, struct gm_idem_rec *found,
 			enum gm_idem_verdict *verdict, struct goman_err *err)
 {
-	struct entry *e = index_find(s->index, mine->id);
+	struct entry *e = index_find(&f->ix, mine->id);
 	*verdict = GM_IDEM_CREATED;
 	if (e) {
-		if (line_parse(s, e, found, err))
+		if (line_parse(f, e, found, err))
 			return -1;
 		*verdict = gm_idem_judge(found, mine->payload_hash, mine->started_at);
 		if (*verdict == GM_IDEM_ANSWER_COMPLETED ||
@@ -730,34 +747,35 @@ static int begin_locked(struct goman_idem *s, struct gm_idem_rec *mine, struct g
 	char *line = line_make(mine, &len);
 	unsigned long long seq;
 	if (!line)
-		return no_memory(err);
-	if (append(s, line, len, s->fsync, &seq, err))
+		return gm_err_oom(err);
+	if (append(f, line, len, f->fsync, &seq, err))
 		return -1;
-	hold(s, mine, seq);
+	hold(f, mine, seq);
 	return 0;
 }
 
-int gm_idem_file_begin(struct goman_idem *s, struct gm_idem_rec *mine, struct gm_idem_rec *found,
-		       enum gm_idem_verdict *verdict, struct goman_err *err)
+static int file_begin(struct goman_idem *s, struct gm_idem_rec *mine, struct gm_idem_rec *found,
+		      enum gm_idem_verdict *verdict, struct goman_err *err)
 {
-	if (lock(s, err))
+	struct fstore *f = s->be;
+	if (lock(f, err))
 		return -1;
-	int rc = begin_locked(s, mine, found, verdict, err);
+	int rc = begin_locked(f, mine, found, verdict, err);
 	if (rc == 0)
-		maybe_compact(s, mine->started_at);
-	unlock(s);
+		maybe_compact(f, mine->started_at);
+	unlock(f);
 	return rc;
 }
 
-static int finish_locked(struct goman_idem *s, const struct goman_idem_ticket *t,
-			 const char *status, const cJSON *result, const cJSON *error,
-			 struct gm_idem_rec *rec, struct goman_err *err)
+static int finish_locked(struct fstore *f, const struct goman_idem_ticket *t, const char *status,
+			 const cJSON *result, const cJSON *error, struct gm_idem_rec *rec,
+			 struct goman_err *err)
 {
-	struct entry *e = index_find(s->index, t->key);
-	if (e && e->seq == s->held_seq && !strcmp(s->held.id, t->key)) {
-		*rec = s->held; /* our line is still the latest: no need to parse it */
-		memset(&s->held, 0, sizeof(s->held));
-	} else if (e && line_parse(s, e, rec, err)) {
+	struct entry *e = index_find(&f->ix, t->key);
+	if (e && e->seq == f->held_seq && !strcmp(f->held.id, t->key)) {
+		*rec = f->held; /* our line is still the latest: no need to parse it */
+		memset(&f->held, 0, sizeof(f->held));
+	} else if (e && line_parse(f, e, rec, err)) {
 		return -1;
 	}
 	if (!e || strcmp(rec->status, "INPROGRESS") || strcmp(rec->owner, t->owner_id))
@@ -767,7 +785,7 @@ static int finish_locked(struct goman_idem *s, const struct goman_idem_ticket *t
 			"lease expired and another run took it over, or it was removed)",
 			t->operation);
 	snprintf(rec->status, sizeof(rec->status), "%s", status);
-	rec->expires_at = goman_now_ms() + s->ttl_ms;
+	rec->expires_at = goman_now_ms() + f->s->ttl_ms;
 	cJSON_Delete(rec->result);
 	cJSON_Delete(rec->error);
 	rec->result = result ? cJSON_Duplicate(result, 1) : NULL;
@@ -777,42 +795,49 @@ static int finish_locked(struct goman_idem *s, const struct goman_idem_ticket *t
 		(result && !rec->result) || (error && !rec->error) ? NULL : line_make(rec, &len);
 	unsigned long long seq;
 	if (!line)
-		return no_memory(err);
-	return append(s, line, len, false, &seq, err); /* unsynced: see the header */
+		return gm_err_oom(err);
+	return append(f, line, len, false, &seq, err); /* unsynced: see the header */
 }
 
-int gm_idem_file_finish(struct goman_idem *s, const struct goman_idem_ticket *t, const char *status,
-			const cJSON *result, const cJSON *error, struct goman_err *err)
+static int file_finish(struct goman_idem *s, const struct goman_idem_ticket *t, const char *status,
+		       const cJSON *result, const cJSON *error, struct goman_err *err)
 {
+	struct fstore *f = s->be;
 	struct gm_idem_rec rec;
 	memset(&rec, 0, sizeof(rec));
-	if (lock(s, err))
+	if (lock(f, err))
 		return -1;
-	int rc = finish_locked(s, t, status, result, error, &rec, err);
+	int rc = finish_locked(f, t, status, result, error, &rec, err);
 	if (rc == 0)
-		maybe_compact(s, goman_now_ms());
-	unlock(s);
+		maybe_compact(f, goman_now_ms());
+	unlock(f);
 	gm_idem_rec_clear(&rec);
 	return rc;
 }
 
-int gm_idem_file_cleanup(struct goman_idem *s, size_t *removed, struct goman_err *err)
+static int file_cleanup_store(struct fstore *f, size_t *removed, struct goman_err *err)
 {
-	if (lock(s, err))
+	if (lock(f, err))
 		return -1;
-	int rc = compact(s, goman_now_ms(), removed, err);
-	unlock(s);
+	int rc = compact(f, goman_now_ms(), removed, err);
+	unlock(f);
 	return rc;
 }
 
-/* Copies the lines to list under the lock, then hands them out without it. */
-int gm_idem_file_list(struct goman_idem *s, bool all, goman_idem_list_fn fn, void *ctx,
-		      struct goman_err *err)
+static int file_cleanup(struct goman_idem *s, size_t *removed, struct goman_err *err)
 {
-	if (lock(s, err))
+	return file_cleanup_store(s->be, removed, err);
+}
+
+/* Copies the lines to list under the lock, then hands them out without it. */
+static int file_list(struct goman_idem *s, bool all, goman_idem_list_fn fn, void *ctx,
+		     struct goman_err *err)
+{
+	struct fstore *f = s->be;
+	if (lock(f, err))
 		return -1;
 	int64_t now = goman_now_ms();
-	struct gm_idem_index *ix = s->index;
+	struct gm_idem_index *ix = &f->ix;
 	size_t n = 0;
 	char **lines = calloc(ix->used + 1, sizeof(*lines));
 	for (size_t i = 0; lines && i < ix->cap; i++) {
@@ -821,9 +846,9 @@ int gm_idem_file_list(struct goman_idem *s, bool all, goman_idem_list_fn fn, voi
 		    (lines[n] = strndup(e->line, e->len)))
 			n++;
 	}
-	unlock(s);
+	unlock(f);
 	if (!lines)
-		return no_memory(err);
+		return gm_err_oom(err);
 	int rc = 0;
 	for (size_t i = 0; i < n; i++) {
 		cJSON *o = rc ? NULL : cJSON_Parse(lines[i]);
@@ -832,7 +857,7 @@ int gm_idem_file_list(struct goman_idem *s, bool all, goman_idem_list_fn fn, voi
 			rc = fn(o, ctx) ? 1 : 0;
 		} else if (!rc) {
 			rc = -1;
-			no_memory(err);
+			gm_err_oom(err);
 		}
 		cJSON_Delete(o);
 		free(lines[i]);
@@ -843,17 +868,18 @@ int gm_idem_file_list(struct goman_idem *s, bool all, goman_idem_list_fn fn, voi
 
 /* Appends the record again as FORGOTTEN with expires_at 0: begin starts afresh, its owner
  * can no longer complete it (not INPROGRESS), and the next compaction drops it. */
-int gm_idem_file_forget(struct goman_idem *s, const char *key, bool force, struct goman_err *err)
+static int file_forget(struct goman_idem *s, const char *key, bool force, struct goman_err *err)
 {
-	if (lock(s, err))
+	struct fstore *f = s->be;
+	if (lock(f, err))
 		return -1;
 	int64_t now = goman_now_ms();
-	struct entry *e = index_find(s->index, key);
+	struct entry *e = index_find(&f->ix, key);
 	struct gm_idem_rec rec;
 	memset(&rec, 0, sizeof(rec));
 	int rc = 0;
 	if (e && e->expires_at > now) {
-		rc = line_parse(s, e, &rec, err) || gm_idem_forget_check(&rec, force, now, err) ? -1
+		rc = line_parse(f, e, &rec, err) || gm_idem_forget_check(&rec, force, now, err) ? -1
 												: 1;
 		if (rc == 1) {
 			snprintf(rec.status, sizeof(rec.status), "FORGOTTEN");
@@ -862,12 +888,20 @@ int gm_idem_file_forget(struct goman_idem *s, const char *key, bool force, struc
 			char *line = line_make(&rec, &len);
 			unsigned long long seq;
 			if (!line)
-				rc = no_memory(err);
-			else if (append(s, line, len, s->fsync, &seq, err))
+				rc = gm_err_oom(err);
+			else if (append(f, line, len, f->fsync, &seq, err))
 				rc = -1;
 		}
 	}
-	unlock(s);
+	unlock(f);
 	gm_idem_rec_clear(&rec);
 	return rc;
 }
+
+static const char *file_dir(const struct goman_idem *s)
+{
+	const struct fstore *f = s->be;
+	return f->dir;
+}
+
+const struct gm_idem_ops gm_idem_file_ops = GM_IDEM_OPS(file, "file", file_dir);

@@ -22,14 +22,10 @@
 #include "goman/kubeconfig.h"
 #include "buf_int.h"
 #include "fdio_int.h"
+#include "bytes_int.h"
 
 #define MAX_DEPTH 64
 #define ENTRY_PREFIX "goman-"
-
-static int oom(struct goman_err *err)
-{
-	return goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "NoMemory", "out of memory");
-}
 
 static int bad(struct goman_err *err, const char *what, const char *why)
 {
@@ -44,7 +40,7 @@ static int check_events(const char *what, const char *s, size_t len, struct goma
 {
 	yaml_parser_t p;
 	if (!yaml_parser_initialize(&p))
-		return oom(err);
+		return gm_err_oom(err);
 	yaml_parser_set_input_string(&p, (const unsigned char *)s, len);
 	int depth = 0, rc = 0, docs = 0;
 	for (;;) {
@@ -101,7 +97,7 @@ static int load(const char *what, const char *s, size_t len, yaml_document_t *do
 		return -1;
 	yaml_parser_t p;
 	if (!yaml_parser_initialize(&p))
-		return oom(err);
+		return gm_err_oom(err);
 	yaml_parser_set_input_string(&p, (const unsigned char *)s, len);
 	int ok = yaml_parser_load(&p, doc);
 	yaml_parser_delete(&p);
@@ -295,7 +291,7 @@ static int make_entries(struct out *o, yaml_document_t *in, const struct goman_k
 	e->entry[L_CLUSTERS] = c;
 	e->entry[L_USERS] = u;
 	e->entry[L_CONTEXTS] = x;
-	return o->failed ? oom(err) : 0;
+	return o->failed ? gm_err_oom(err) : 0;
 }
 
 /* The list l of the user's file with goman's entry in place of one of the same name, or
@@ -358,7 +354,7 @@ static int build(struct out *o, yaml_document_t *ex, yaml_document_t *in,
 	int m = yaml_document_add_mapping(o->doc, NULL, YAML_BLOCK_MAPPING_STYLE);
 	struct entries e;
 	if (!m)
-		return oom(err);
+		return gm_err_oom(err);
 	if (make_entries(o, in, opt, name, &e, err) != 0)
 		return -1;
 	yaml_node_t *root = yaml_document_get_root_node(ex);
@@ -395,7 +391,7 @@ static int build(struct out *o, yaml_document_t *ex, yaml_document_t *in,
 			 current_context(o, ex, root, opt, name));
 	if (!root)
 		add_pair(o, m, add_str(o, "kind"), add_str(o, "Config"));
-	return o->failed ? oom(err) : 0;
+	return o->failed ? gm_err_oom(err) : 0;
 }
 
 static int sink_write(void *data, unsigned char *buf, size_t size)
@@ -412,7 +408,7 @@ static int emit(yaml_document_t *doc, char **out, size_t *out_len, struct goman_
 	struct gm_buf s = {0};
 	if (!yaml_emitter_initialize(&em)) {
 		yaml_document_delete(doc);
-		return oom(err);
+		return gm_err_oom(err);
 	}
 	yaml_emitter_set_output(&em, sink_write, &s);
 	yaml_emitter_set_width(&em, -1); /* certificate data stays on one line */
@@ -463,7 +459,7 @@ int goman_kubeconfig_merge(const char *existing, size_t existing_len, const char
 	if (check_shape("kubeconfig", &ex, err) == 0 &&
 	    check_shape("incoming kubeconfig", &in, err) == 0) {
 		if (!yaml_document_initialize(&res, NULL, NULL, NULL, 1, 1)) {
-			rc = oom(err);
+			rc = gm_err_oom(err);
 		} else {
 			struct out od = {&res, 0};
 			if (build(&od, &ex, &in, o, replaced, err) == 0)
@@ -586,7 +582,7 @@ static int read_file(const char *path, char **data, size_t *len, struct goman_er
 	}
 	close(fd);
 	if (!p)
-		return oom(err);
+		return gm_err_oom(err);
 	p[got] = '\0';
 	*data = p;
 	*len = got;
@@ -605,7 +601,7 @@ static char *target_of(const char *path, struct goman_err *err)
 	}
 	char *t = strdup(path);
 	if (!t)
-		oom(err);
+		gm_err_oom(err);
 	return t;
 }
 
@@ -621,7 +617,7 @@ static int backup(const char *path, const char *data, size_t len, char **backup_
 	size_t n = strlen(path) + 64;
 	char *b = malloc(n);
 	if (!b)
-		return oom(err);
+		return gm_err_oom(err);
 	int fd = -1;
 	for (int i = 0; i < 100 && fd < 0; i++) {
 		if (i == 0)
@@ -653,7 +649,7 @@ static int replace(const char *path, const char *content, size_t len, struct gom
 	size_t n = strlen(path) + 32;
 	char *tmp = malloc(n);
 	if (!tmp)
-		return oom(err);
+		return gm_err_oom(err);
 	snprintf(tmp, n, "%s.goman-tmp-XXXXXX", path);
 	int fd = mkostemp(tmp, O_CLOEXEC); /* mkstemp creates 0600 */
 	int rc = 0;
@@ -729,7 +725,7 @@ int goman_kubeconfig_update(const char *path, const char *incoming, size_t incom
 	size_t n = strlen(target) + sizeof(".lock");
 	char *lock = malloc(n);
 	if (!lock) {
-		oom(err);
+		gm_err_oom(err);
 		goto out;
 	}
 	snprintf(lock, n, "%s.lock", target);

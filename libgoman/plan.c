@@ -19,6 +19,7 @@
 #include "goman/ec2.h"
 #include "goman/plan.h"
 #include "goman/provision.h"
+#include "bytes_int.h"
 #include "internal.h"
 
 #define MAX_INDEX 99999 /* goman-provision's bound on an index */
@@ -43,11 +44,6 @@ struct have {
 	long index;            /* -1 none or unreadable */
 	bool used, live;
 };
-
-static int oom(struct goman_err *e)
-{
-	return goman_err_set(e, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "", "out of memory");
-}
 
 static const char *str(const cJSON *o, const char *k)
 {
@@ -307,7 +303,7 @@ static int read_wants(const cJSON *specs, const char *cluster, struct want **out
 	size_t n = (size_t)cJSON_GetArraySize(specs);
 	struct want *w = calloc(n ? n : 1, sizeof(*w));
 	if (!w)
-		return oom(err);
+		return gm_err_oom(err);
 	const char *cl = cluster;
 	const cJSON *s;
 	size_t k = 0;
@@ -338,7 +334,7 @@ static int read_wants(const cJSON *specs, const char *cluster, struct want **out
 			if (b)
 				bad(err, "labels and taints must not hold ','%s", NULL);
 			else
-				oom(err);
+				gm_err_oom(err);
 			goto fail;
 		}
 		for (size_t j = 0; j + 1 < k; j++)
@@ -372,7 +368,7 @@ static int read_haves(const cJSON *haves, struct have **out, size_t *nout, struc
 	size_t n = (size_t)cJSON_GetArraySize(haves);
 	struct have *h = calloc(n ? n : 1, sizeof(*h));
 	if (!h)
-		return oom(err);
+		return gm_err_oom(err);
 	const cJSON *in;
 	size_t k = 0;
 	cJSON_ArrayForEach (in, haves) {
@@ -405,7 +401,7 @@ static int read_haves(const cJSON *haves, struct have **out, size_t *nout, struc
 		x->taints = canon_tag(x->taints_raw, false, &b2);
 		if ((!x->labels && !b1) || (!x->taints && !b2)) {
 			haves_free(h, k);
-			return oom(err);
+			return gm_err_oom(err);
 		}
 	}
 	*out = h;
@@ -671,7 +667,7 @@ int goman_plan_compute(const cJSON *specs, const cJSON *haves, const char *clust
 	wants_free(w, nw);
 	haves_free(h, nh);
 	if (!ok)
-		return oom(err);
+		return gm_err_oom(err);
 	if (counts)
 		*counts = ct;
 	return 0;
@@ -964,7 +960,7 @@ static int build_export(const char *cluster, const char *region, struct have *h,
 	free(eg);
 	free(mem);
 	if (!ok)
-		return oom(err);
+		return gm_err_oom(err);
 	return rc;
 }
 
@@ -979,7 +975,7 @@ int goman_plan_export(const char *cluster, const char *region, const cJSON *have
 	if (read_haves(haves, &h, &nh, err) != 0)
 		return -1;
 	struct goman_cluster_file *cf = calloc(1, sizeof(*cf));
-	int rc = cf ? build_export(cluster, region, h, nh, cf, err) : oom(err);
+	int rc = cf ? build_export(cluster, region, h, nh, cf, err) : gm_err_oom(err);
 	haves_free(h, nh);
 	if (rc != 0) {
 		goman_cluster_file_free(cf);
@@ -991,7 +987,7 @@ int goman_plan_export(const char *cluster, const char *region, const cJSON *have
 	cJSON_Delete(j);
 	goman_cluster_file_free(cf);
 	if (!s)
-		return oom(err);
+		return gm_err_oom(err);
 	struct goman_cf_opts o = {.format = GOMAN_CF_JSON, .max_groups = nh + 1};
 	char src[64];
 	snprintf(src, sizeof(src), "export of %s", cluster);

@@ -70,12 +70,16 @@ gm_state_clusters() {
 
 gm_now() { date -u +%Y-%m-%dT%H:%M:%S.%3NZ; }
 
-# the concurrency of a profile (config.c's table), for goman-metrics' efficiency slots
+# the concurrency of a profile, for goman-metrics' efficiency slots: what the plumbing's
+# --show-config says (config.c holds the table); a profile it does not know gives the
+# configured default, as a command without --env would use
 gm_profile_concurrency() {
-	case "${1:-}" in
-	development) echo 2 ;; staging) echo 3 ;; production) echo 5 ;; high-volume) echo 10 ;;
-	*) echo 3 ;;
-	esac
+	local c
+	c=$(goman-batch --show-config ${1:+--env "$1"} 2>/dev/null ||
+		goman-batch --show-config 2>/dev/null)
+	c=$(awk '$1 == "concurrency" && $2 == "=" { print $3; exit }' <<<"$c")
+	[[ $c =~ ^[0-9]+$ ]] || return 1
+	echo "$c"
 }
 
 gm_have() { command -v "$1" >/dev/null 2>&1; }
@@ -102,59 +106,28 @@ gm_call() {
 gm_err_code() { jq -r 'if .response.ok then "" else (.response.error.code // .error.code // "Error") end'; }
 
 # gm_describe_cluster NAME: the cluster's live instances (not terminated) as node-like lines
-# {cluster,name,role,index,instance_id,state,private_ip,public_ip,instance_type,az},
-# following nextToken. Returns goman-api's code on failure.
+# {cluster,name,role,index,instance_id,state,private_ip,public_ip,instance_type,az}, from
+# goman-batch describe --cluster (the plumbing pages DescribeInstances). Returns its code
+# on failure.
 gm_describe_cluster() {
-	local name=$1 token="" out rc params
-	while :; do
-		params=$(jq -nc --arg c "$name" --arg t "$token" '{
-			"Filter.1.Name":"tag:goman:cluster", "Filter.1.Value.1":$c,
-			"Filter.2.Name":"instance-state-name",
-			"Filter.2.Value.1":"pending", "Filter.2.Value.2":"running",
-			"Filter.2.Value.3":"stopping", "Filter.2.Value.4":"stopped",
-			"Filter.2.Value.5":"shutting-down", "MaxResults":"1000"}
-			+ (if $t == "" then {} else {NextToken:$t} end)')
-		out=$(gm_call ec2 DescribeInstances "$params")
-		rc=$?
-		if [ $rc -ne 0 ] || [ "$(jq -r '.response.ok' <<<"$out")" != true ]; then
-			gm_warn "DescribeInstances failed: $(jq -r '.response.error.code // .error.code // "?"' <<<"$out" 2>/dev/null)"
-			[ $rc -ne 0 ] && return $rc
-			return 1
-		fi
-		jq -c "$GM_JQ_ARR"'.response.data | (.reservationSet | arr)[] | (.instancesSet | arr)[] |
-			((.tagSet | arr) | map({(.key): .value}) | add // {}) as $t |
-			{cluster: $t["goman:cluster"], name: $t["goman:name"], role: $t["goman:role"],
-			 index: ($t["goman:index"] // null | if . == null then null else (tonumber? // null) end),
-			 instance_id: .instanceId, state: .instanceState.name,
-			 private_ip: .privateIpAddress, public_ip: .ipAddress,
-			 instance_type: .instanceType, az: .placement.availabilityZone}' <<<"$out"
-		token=$(jq -r '.response.data.nextToken // ""' <<<"$out")
-		[ -n "$token" ] || return 0
-	done
+	local out rc
+	out=$(GOMAN_LOG=${GOMAN_LOG:-warn} goman-batch describe --cluster "$1" --include-shutting-down)
+	rc=$?
+	jq -c 'select(.instance_id != null and .ok != false) |
+		{cluster, name, role, index, instance_id, state: (.batch.state // .state),
+		 private_ip, public_ip, instance_type, az}' <<<"$out"
+	return $rc
 }
 
-# gm_tagged_clusters: "<cluster> <state>" for every live instance tagged goman:cluster
+# gm_tagged_clusters: "<cluster> <state>" for every live instance tagged goman:cluster, from
+# goman-batch clusters (its per-state counts); non-zero when the listing failed
 gm_tagged_clusters() {
-	local token="" out rc params
-	while :; do
-		params=$(jq -nc --arg t "$token" '{"Filter.1.Name":"tag-key", "Filter.1.Value.1":"goman:cluster",
-			"Filter.2.Name":"instance-state-name",
-			"Filter.2.Value.1":"pending", "Filter.2.Value.2":"running",
-			"Filter.2.Value.3":"stopping", "Filter.2.Value.4":"stopped",
-			"Filter.2.Value.5":"shutting-down", "MaxResults":"1000"}
-			+ (if $t == "" then {} else {NextToken:$t} end)')
-		out=$(gm_call ec2 DescribeInstances "$params")
-		rc=$?
-		if [ $rc -ne 0 ] || [ "$(jq -r '.response.ok' <<<"$out")" != true ]; then
-			[ $rc -ne 0 ] && return $rc
-			return 1
-		fi
-		jq -r "$GM_JQ_ARR"'.response.data | (.reservationSet | arr)[] | (.instancesSet | arr)[] |
-			((.tagSet | arr) | map(select(.key == "goman:cluster")) | .[0].value) as $c |
-			select($c != null) | "\($c) \(.instanceState.name)"' <<<"$out"
-		token=$(jq -r '.response.data.nextToken // ""' <<<"$out")
-		[ -n "$token" ] || return 0
-	done
+	local out rc
+	out=$(GOMAN_LOG=${GOMAN_LOG:-warn} goman-batch clusters --include-shutting-down)
+	rc=$?
+	[ $rc -eq 0 ] || return $rc
+	jq -r 'select(.ok == true and .states != null) | .cluster as $c |
+		.states | to_entries[] | range(.value) as $_ | "\($c) \(.key)"' <<<"$out"
 }
 
 # gm_dur_ms DUR: 90 (seconds), 90s, 500ms, 10m, 1h, 1h30m -> milliseconds; 1 when malformed

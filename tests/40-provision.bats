@@ -449,3 +449,24 @@ IN
 	assert_equal "$(calls RunInstances)" 0
 	assert_equal "$(instances nosuchnet | wc -l)" 0
 }
+
+@test "goman-provision: every record from RunInstances on carries the first server's server_url; a re-run's records too" {
+	run -0 --separate-stderr goman-provision --cluster joinurl --servers 1 --agents 2 --wait none
+	ip=$(jq -r 'select(.role == "server" and .index == 0) | .private_ip' <<<"$output")
+	[[ $ip =~ ^[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+$ ]]
+	assert_equal "$(jq -s -c 'map(.server_url) | unique' <<<"$output")" "[\"https://$ip:6443\"]"
+	# a re-run that names only agents: the URL comes from the existing first server
+	run -0 --separate-stderr goman-provision --cluster joinurl --agents 3 --wait none
+	assert_equal "$(jq -s 'length' <<<"$output")" 3
+	assert_equal "$(jq -s -c 'map(.server_url) | unique' <<<"$output")" "[\"https://$ip:6443\"]"
+	# a cluster without a first server has no URL to give
+	run -0 --separate-stderr goman-provision --cluster nourl --agents 1 --wait none
+	assert_equal "$(jq -r '.server_url // "none"' <<<"$output")" none
+	# a first server killed before its CreateTags (cluster and role tags, no index) is
+	# adopted: its address is the URL of every record
+	run -0 --separate-stderr goman-api <<<'{"service":"ec2","action":"RunInstances","params":{"ImageId":"ami-12c6146b","MinCount":"1","MaxCount":"1","TagSpecification.1.ResourceType":"instance","TagSpecification.1.Tag.1.Key":"goman:cluster","TagSpecification.1.Tag.1.Value":"adopturl","TagSpecification.1.Tag.2.Key":"goman:role","TagSpecification.1.Tag.2.Value":"server"}}'
+	ip=$(jq -r '.response.data.instancesSet[0].privateIpAddress' <<<"$output")
+	run -0 --separate-stderr goman-provision --cluster adopturl --servers 1 --agents 1 --wait none
+	assert_equal "$(jq -r 'select(.role == "server") | .provision.adopted' <<<"$output")" true
+	assert_equal "$(jq -s -c 'map(.server_url) | unique' <<<"$output")" "[\"https://$ip:6443\"]"
+}

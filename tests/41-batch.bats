@@ -172,3 +172,43 @@ inst() {
 	run -0 goman-batch --show-config --env high-volume
 	grep -Eq '^batch_size *= *25' <<<"$output"
 }
+
+@test "goman-batch clusters: one record per cluster with its counts, read over describe pages of 200" {
+	# moto counts a page in reservations, EC2 in instances: 201 launches of one each
+	"$LOCAL_AWS_PYTHON" - <<'PY'
+import botocore.session
+ec2 = botocore.session.get_session().create_client("ec2")
+for _ in range(201):
+    ec2.run_instances(ImageId="ami-12c6146b", MinCount=1, MaxCount=1, InstanceType="t3.micro",
+                      TagSpecifications=[{"ResourceType": "instance",
+                                          "Tags": [{"Key": "goman:cluster", "Value": "big"}]}])
+PY
+	inst launch 2 --cluster small >"$BATS_TEST_TMPDIR/small.jsonl"
+	goman-batch stop <<<"$(head -1 "$BATS_TEST_TMPDIR/small.jsonl")" >/dev/null 2>&1
+	export GOMAN_EVENTS="$BATS_TEST_TMPDIR/events.jsonl"
+	run -0 --separate-stderr goman-batch clusters
+	assert_equal "$(jq -c 'select(.cluster == "big") | [.instances, .running, .ok]' <<<"$output")" '[201,201,true]'
+	assert_equal "$(jq -c 'select(.cluster == "small") | [.instances, .running, .states.stopped]' <<<"$output")" '[2,1,1]'
+	# sorted by name, one record each
+	[ "$(jq -r .cluster <<<"$output")" = "$(jq -r .cluster <<<"$output" | sort -u)" ]
+	# more than one page: no reply holds the whole listing
+	[ "$(jq -c 'select(.event == "api_call" and .action == "DescribeInstances")' "$GOMAN_EVENTS" | wc -l)" -ge 2 ]
+	GOMAN_EC2_MAX_RESULTS=1000 run -0 --separate-stderr goman-batch clusters --include-shutting-down
+	assert_equal "$(jq -c 'select(.cluster == "big") | .instances' <<<"$output")" 201
+}
+
+@test "goman-batch clusters: a listing that failed is an error record with no count, never 0" {
+	AWS_ENDPOINT_URL=http://127.0.0.1:9 GOMAN_ENV=development run --separate-stderr goman-batch clusters
+	[ "$status" -ne 0 ] && [ "$status" -ne 64 ]
+	assert_equal "$(jq -s 'length' <<<"$output")" 1
+	assert_equal "$(jq -c '[.ok, has("instances"), has("running"), (.batch.error.code // .error.code | length > 0)]' <<<"$output")" '[false,false,false,true]'
+}
+
+@test "goman-batch describe --cluster: index from goman:index; --include-shutting-down goes with --cluster or clusters" {
+	inst launch 2 --cluster indexed >"$BATS_TEST_TMPDIR/in.jsonl"
+	goman-batch tag --tag goman:index=7 <<<"$(head -1 "$BATS_TEST_TMPDIR/in.jsonl")" >/dev/null 2>&1
+	run -0 --separate-stderr goman-batch describe --cluster indexed --include-shutting-down
+	assert_equal "$(jq -s -c 'map(.index) | sort' <<<"$output")" '[null,7]'
+	run -64 goman-batch describe --include-shutting-down
+	run -64 goman-batch clusters extra
+}

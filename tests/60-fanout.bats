@@ -290,3 +290,8 @@ print(len(seen))' "$BATS_TEST_TMPDIR/out"
 	run -0 script -qc "goman-fanout --bar -j 4 -- true <'$BATS_TEST_TMPDIR/in'" /dev/null
 	assert_output --partial "100% 30 done, 0 running, 0 failed"
 }
+
+@test "goman-fanout: --timeout, --grace and --retry-delay read goman(7)'s one duration grammar (1h30m, 0)" {
+	run -0 --separate-stderr goman-fanout --timeout 1h30m --grace 1m30s --retry-delay 0 -- cat <<<'{"i":1}'
+	assert_output '{"i":1}'
+}

@@ -32,6 +32,30 @@ static void durations_nan_inf_and_huge_are_rejected(void **state)
 	}
 }
 
+/* goman-fanout's --timeout, --grace and --retry-delay had a parser of their own: every form
+ * it took still reads the same, and what it refused but the one grammar has (1h30m, 0) now
+ * reads too */
+static void durations_fanout_took_read_the_same(void **state)
+{
+	static const struct {
+		const char *s;
+		int64_t ms;
+	} same[] = {{"30", 30000},   {"1.5s", 1500}, {"500ms", 500},     {"2m", 120000},
+		    {"1h", 3600000}, {"0.5", 500},   {"1h30m", 5400000}, {"0", 0}};
+	for (size_t i = 0; i < sizeof(same) / sizeof(same[0]); i++) {
+		int64_t ms = -1;
+		if (goman_parse_duration_ms(same[i].s, &ms) != 0 || ms != same[i].ms)
+			fail_msg("'%s' read as %lld ms, not %lld", same[i].s, (long long)ms,
+				 (long long)same[i].ms);
+	}
+	static const char *const refused[] = {"", "-5", "5 parsecs", "s", "5parsecs"};
+	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+		int64_t ms = 7;
+		assert_int_equal(goman_parse_duration_ms(refused[i], &ms), -1);
+		assert_int_equal(ms, 7);
+	}
+}
+
 static void rfc3339_round_trips_and_clamps_what_it_cannot_say(void **state)
 {
 	char buf[64];
@@ -49,6 +73,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(durations_in_every_unit_add_up),
 		cmocka_unit_test(durations_nan_inf_and_huge_are_rejected),
+		cmocka_unit_test(durations_fanout_took_read_the_same),
 		cmocka_unit_test(rfc3339_round_trips_and_clamps_what_it_cannot_say),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

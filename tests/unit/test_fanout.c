@@ -1,5 +1,5 @@
 /*
- * test_fanout.c - goman-fanout's engine (libgoman/fanout.c): flag parsers, the -j auto AIMD,
+ * test_fanout.c - goman-fanout's engine (libgoman/fanout*.c): the --halt parser, the -j auto AIMD,
  * the halt rule, exit codes, and whole runs through goman_fanout_run() with real children
  * (input and output are temporary files, so nothing here depends on pipe timing).
  */
@@ -10,33 +10,6 @@
 #include "unit.h"
 #include "goman/fanout.h"
 #include "fanout_int.h"
-
-static void test_duration_accepts_units_and_bare_seconds(void **state)
-{
-	int64_t ms;
-	assert_int_equal(goman_fanout_parse_duration("30", &ms), 0);
-	assert_int_equal(ms, 30000);
-	assert_int_equal(goman_fanout_parse_duration("1.5s", &ms), 0);
-	assert_int_equal(ms, 1500);
-	assert_int_equal(goman_fanout_parse_duration("500ms", &ms), 0);
-	assert_int_equal(ms, 500);
-	assert_int_equal(goman_fanout_parse_duration("2m", &ms), 0);
-	assert_int_equal(ms, 120000);
-	assert_int_equal(goman_fanout_parse_duration("1h", &ms), 0);
-	assert_int_equal(ms, 3600000);
-}
-
-static void test_duration_rejects_junk_zero_and_negative(void **state)
-{
-	int64_t ms = 7;
-	assert_int_equal(goman_fanout_parse_duration("", &ms), -1);
-	assert_int_equal(goman_fanout_parse_duration("0", &ms), -1);
-	assert_int_equal(goman_fanout_parse_duration("-5", &ms), -1);
-	assert_int_equal(goman_fanout_parse_duration("5 parsecs", &ms), -1);
-	assert_int_equal(goman_fanout_parse_duration("s", &ms), -1);
-	assert_int_equal(goman_fanout_parse_duration("0.1ms", &ms), -1);
-	assert_int_equal(ms, 7);
-}
 
 static void test_halt_spec_forms(void **state)
 {
@@ -231,6 +204,45 @@ static void test_run_batch_gives_each_job_its_lines(void **state)
 	free(out);
 }
 
+struct seen_progress {
+	int calls, last_calls;
+	struct goman_fanout_progress last;
+};
+
+static void note_progress(const struct goman_fanout_progress *p, void *ctx)
+{
+	struct seen_progress *s = ctx;
+	s->calls++;
+	if (p->last) {
+		s->last_calls++;
+		s->last = *p;
+	}
+}
+
+/* the engine draws nothing itself: it hands its counts to the caller's hook, with the
+ * input's size when stdin is a file, and once more with last set when the run is over */
+static void test_run_hands_progress_to_the_callers_hook(void **state)
+{
+	static const char input[] = "{\"i\":1}\n{\"i\":2}\n{\"i\":3}\n";
+	struct goman_fanout_opts o;
+	goman_fanout_opts_init(&o);
+	o.jobs = 2;
+	struct seen_progress seen = {0};
+	o.progress = note_progress;
+	o.progress_ctx = &seen;
+	struct goman_fanout_stats st;
+	char *argv[] = {"sh", "-c", "read l; [ \"$l\" != '{\"i\":2}' ]", NULL};
+	char *out = run_fanout(&o, argv, input, &st);
+	assert_int_equal(seen.last_calls, 1);
+	assert_true(seen.calls >= 1);
+	assert_int_equal(seen.last.done, 3);
+	assert_int_equal(seen.last.failed, 1);
+	assert_int_equal(seen.last.running, 0);
+	assert_int_equal(seen.last.bytes_total, (long long)strlen(input));
+	assert_int_equal(seen.last.bytes_in, (long long)strlen(input));
+	free(out);
+}
+
 static bool throttling(const char *line)
 {
 	return gm_line_reports_throttling(line, strlen(line));
@@ -263,8 +275,6 @@ static void test_throttling_is_not_a_mention_of_the_word(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_duration_accepts_units_and_bare_seconds),
-		cmocka_unit_test(test_duration_rejects_junk_zero_and_negative),
 		cmocka_unit_test(test_halt_spec_forms),
 		cmocka_unit_test(test_halt_spec_rejects_malformed),
 		cmocka_unit_test(test_halt_percent_waits_for_enough_jobs),
@@ -274,6 +284,7 @@ int main(void)
 		cmocka_unit_test(test_run_keep_order_returns_input_order),
 		cmocka_unit_test(test_run_failed_job_record_keeps_input_fields),
 		cmocka_unit_test(test_run_batch_gives_each_job_its_lines),
+		cmocka_unit_test(test_run_hands_progress_to_the_callers_hook),
 		cmocka_unit_test(
 			test_throttling_is_the_class_of_an_error_record_whatever_the_spacing),
 		cmocka_unit_test(test_throttling_is_not_a_mention_of_the_word),

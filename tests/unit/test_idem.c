@@ -862,6 +862,49 @@ static void line_failing_its_checksum_is_skipped_and_the_keys_previous_line_stan
 	cJSON_Delete(a);
 }
 
+/* The log's checksum is FNV-1a 64 (offset basis 0xcbf29ce484222325, prime 0x100000001b3) of
+ * the bytes before ,"sum", as 16 lowercase hex digits: a line written by an earlier goman
+ * (this one, its sum worked out apart from the library) is read, and the lines written now
+ * carry the sum that the same sum gives. */
+static void log_checksum_is_fnv1a_64_as_released(void **state)
+{
+	struct fx *f = *state;
+	static const char released[] =
+		"{\"id\":\"81bf6a487be2aa8b2194bb2da19a96ac05c53f364359757215280162c25f8b9c\","
+		"\"operation\":\"RunInstances\",\"status\":\"COMPLETED\",\"payload_hash\":"
+		"\"81bf6a487be2aa8b2194bb2da19a96ac05c53f364359757215280162c25f8b9c\","
+		"\"client_token\":\"0123456789abcdef0123456789abcdef\","
+		"\"owner\":\"fedcba9876543210fedcba9876543210\",\"owner_pid\":1,"
+		"\"owner_pid_start\":1,\"owner_host\":\"elsewhere\",\"started_at\":1790000000000,"
+		"\"lease_expires\":1790000060000,\"expires_at\":1790003600000,"
+		"\"identity\":{\"cluster\":\"demo\",\"group\":\"z\"},"
+		"\"result\":{\"instances\":[\"i-0released\"]},\"sum\":\"63844b154a23c780\"}\n";
+	cJSON *z = ident("z"), *a = ident("a");
+	struct goman_idem_ticket t;
+	struct goman_err e = GOMAN_ERR_INIT;
+	store_completed(f->s, a, NULL);
+	append_to_log(f->dir, released);
+	assert_int_equal(goman_idem_begin(f->s, "RunInstances", z, NULL, &t, &e),
+			 GOMAN_IDEM_COMPLETED);
+	assert_string_equal(t.client_token, "0123456789abcdef0123456789abcdef");
+	goman_idem_ticket_clear(&t);
+	size_t len, lines = 0;
+	char *log = slurp_log(f->dir, &len);
+	for (char *p = log, *nl; (nl = strchr(p, '\n')); p = nl + 1, lines++) {
+		assert_true(nl - p > 26);
+		uint64_t h = 0xcbf29ce484222325ULL;
+		for (const char *q = p; q < nl - 26; q++)
+			h = (h ^ (unsigned char)*q) * 0x100000001b3ULL;
+		char want[32];
+		snprintf(want, sizeof(want), ",\"sum\":\"%016llx\"}", (unsigned long long)h);
+		assert_memory_equal(nl - 26, want, 26);
+	}
+	assert_int_equal(lines, 3); /* a's INPROGRESS and COMPLETED, and the released line */
+	free(log);
+	cJSON_Delete(z);
+	cJSON_Delete(a);
+}
+
 static void another_handles_compaction_is_followed_to_the_new_log(void **state)
 {
 	struct fx *f = *state;
@@ -1193,6 +1236,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(
 			line_failing_its_checksum_is_skipped_and_the_keys_previous_line_stands,
 			setup, teardown),
+		cmocka_unit_test_setup_teardown(log_checksum_is_fnv1a_64_as_released, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(
 			another_handles_compaction_is_followed_to_the_new_log, setup, teardown),
 		cmocka_unit_test_setup_teardown(

@@ -1,7 +1,7 @@
 /*
  * test_idem_rec.c - a stored idempotency record is input: its numbers saturate instead of
  * overflowing a cast, and an owner pid that no process can have proves nothing
- * (libgoman/idem.c, gm_idem_rec_from_json and gm_idem_owner_dead).
+ * (libgoman/idem_record.c, gm_idem_rec_from_json and gm_idem_owner_dead).
  */
 #include <limits.h>
 #include <stdio.h>

@@ -10,6 +10,7 @@
 #include "goman/aws.h"
 #include "goman/clock.h"
 #include "goman/ec2.h"
+#include "goman/http.h"
 #include "goman/provision.h"
 #include "ec2_int.h"
 #include "provision_int.h"
@@ -692,6 +693,59 @@ static void test_drift_names_type_ami_group_labels_and_spot_but_not_a_listed_fal
 	node_free_fields(&n);
 }
 
+struct paced {
+	const char *sent[8], *failed[8];
+	int nsent, nfailed;
+};
+
+static int pace_send(void *item, void *ctx, struct goman_err *e)
+{
+	struct paced *p = ctx;
+	if (!strcmp(item, "refused"))
+		return goman_err_set(e, GOMAN_EIO, GOMAN_CLASS_NONE, "Refused", "no");
+	p->sent[p->nsent++] = item;
+	return 0;
+}
+
+static void pace_fail(void *item, void *ctx, const struct goman_err *e)
+{
+	struct paced *p = ctx;
+	assert_string_equal(e->code, "Refused");
+	p->failed[p->nfailed++] = item;
+}
+
+static void test_pacing_keeps_to_the_burst_and_the_calls_in_flight(void **st)
+{
+	(void)st;
+	struct goman_http *h = goman_http_new(NULL, NULL);
+	struct gm_pace pace;
+	struct paced seen = {0};
+	assert_non_null(h);
+	/* 1 per second after a burst of 3, at most 2 in flight */
+	gm_pace_init(&pace, h, 1.0, 3.0, 2, pace_send, pace_fail, &seen);
+	static char *items[] = {"a", "refused", "b", "c", "d", "e"};
+	for (size_t i = 0; i < 6; i++)
+		assert_int_equal(gm_pace_push(&pace, items[i]), 0);
+	gm_pace_pump(&pace);
+	/* a, the refused one (its token spent, not in flight), b: two in flight */
+	assert_int_equal(seen.nsent, 2);
+	assert_int_equal(seen.nfailed, 1);
+	assert_string_equal(seen.failed[0], "refused");
+	assert_int_equal(pace.inflight, 2);
+	assert_int_equal(pace.n, 3);
+	assert_int_equal(pace.timer, 0); /* nothing could go anyway: no timer */
+	gm_pace_done(&pace);
+	gm_pace_done(&pace);
+	gm_pace_pump(&pace);
+	/* the burst is spent: c waits for a token, on a timer */
+	assert_int_equal(seen.nsent, 2);
+	assert_int_equal(pace.n, 3);
+	assert_true(pace.timer > 0);
+	gm_pace_clear(&pace);
+	assert_int_equal(pace.timer, 0);
+	goman_http_free(h);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -719,6 +773,7 @@ int main(void)
 			test_labels_too_long_for_one_tag_become_a_digest_that_still_compares),
 		cmocka_unit_test(
 			test_drift_names_type_ami_group_labels_and_spot_but_not_a_listed_fallback),
+		cmocka_unit_test(test_pacing_keeps_to_the_burst_and_the_calls_in_flight),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -152,14 +152,20 @@ void goman_batch_ec2_free(struct goman_batch_ec2 *x);
 /* The goman_batch_exec_fn for the verb; ud is the struct goman_batch_ec2. Calls are queued
  * on the client's loop: drive it with goman_http_run(goman_aws_http(aws), ...). */
 int goman_batch_ec2_exec(struct goman_batch_call *call, void *ud, struct goman_err *err);
-/* Protection lifts made (terminate --force). */
-int goman_batch_ec2_lifted(const struct goman_batch_ec2 *x);
 
 /* Blocking: the instances tagged goman:cluster=cluster in state pending, running, stopping
- * or stopped (one paginated DescribeInstances), as input records {"cluster","name","role",
- * "instance_id","state","private_ip",...} in a new cJSON array the caller deletes; NULL
- * with err on failure. */
+ * or stopped, and shutting-down too with shutting_down (one paginated DescribeInstances), as
+ * input records {"cluster","name","role","index","instance_id","state","private_ip",...}
+ * (name, role, index when tagged) in a new cJSON array the caller deletes; NULL with err on
+ * failure. */
 struct cJSON *goman_batch_cluster_records(struct goman_aws *aws, const char *cluster,
-					  struct goman_err *err);
+					  bool shutting_down, struct goman_err *err);
+/* Blocking: one record per cluster that has instances in those states (every instance with
+ * a goman:cluster tag, one paginated DescribeInstances), sorted by name:
+ * {"cluster","instances","running","states":{"<state>":N,...}}, in a new cJSON array the
+ * caller deletes. NULL with err when the listing failed: no count is then known (the caller
+ * says "unknown", never 0). */
+struct cJSON *goman_batch_clusters(struct goman_aws *aws, bool shutting_down,
+				   struct goman_err *err);
 
 #endif

@@ -26,8 +26,9 @@ char *goman_rfc3339(int64_t epoch_ms, char *buf, size_t len);
  * optional fraction and Z or +00:00). Returns 0 and sets *epoch_ms, or -1. */
 int goman_parse_time(const char *s, int64_t *epoch_ms);
 
-/* Durations: "250ms", "90s", "15m", "2h", "1h30m", or a bare number of seconds ("30",
- * "0.5"). Returns 0 and sets *ms, or -1 for anything else (negative, junk, overflow). */
+/* Durations, goman(7)'s one grammar: every command's duration flags are read here:
+ * "250ms", "90s", "15m", "2h", "1d", "1h30m", or a bare number of seconds ("30", "0.5",
+ * "0"). Returns 0 and sets *ms, or -1 for anything else (negative, junk, overflow). */
 int goman_parse_duration_ms(const char *s, int64_t *ms);
 
 #endif

@@ -108,6 +108,13 @@ int goman_ec2_describe(struct goman_aws *aws, const struct goman_kvs *filters,
 		       const char *const *ids, size_t nids, struct goman_ec2_instances *out,
 		       struct goman_ec2_describe_stats *st, struct goman_err *err);
 
+/* Blocking. The live instances of a cluster: tagged goman:cluster=cluster (cluster NULL:
+ * every instance that has a goman:cluster tag) in state pending, running, stopping or
+ * stopped, and shutting-down too when shutting_down is set (one paginated describe). The
+ * tag is checked again on the reply. out is appended to. 0 or -1. */
+int goman_ec2_cluster_instances(struct goman_aws *aws, const char *cluster, bool shutting_down,
+				struct goman_ec2_instances *out, struct goman_err *err);
+
 /* ---- poller ---------------------------------------------------------------------------- */
 
 enum goman_ec2_wait {
@@ -175,10 +182,6 @@ struct goman_ec2_sg_rule {
 	int from, to;
 	const char *cidr; /* NULL = self-referencing (the group itself) */
 };
-
-/* The K3s rules: tcp 6443, 10250, 2379-2380; udp 8472, 51820-51821, all self-referencing. */
-extern const struct goman_ec2_sg_rule goman_ec2_k3s_rules[];
-extern const size_t goman_ec2_k3s_nrules;
 
 /* Blocking. The default VPC's id into vpc (size len). 0, or -1 (GOMAN_ENOTFOUND when none). */
 int goman_ec2_default_vpc(struct goman_aws *aws, char *vpc, size_t len, int *calls,

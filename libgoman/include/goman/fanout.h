@@ -6,6 +6,9 @@
  * owns SIGCHLD, SIGINT and SIGTERM (handlers restored before it returns) and reaps every
  * child of the process (waitpid(-1)), so call it from a process with no other children.
  *
+ * Durations (timeout, grace, retry delay) are milliseconds; a command reads them with
+ * goman_parse_duration_ms (goman/clock.h), goman(7)'s one duration grammar.
+ *
  * Ownership: goman_fanout_opts borrows everything it points to (argv, nothing is freed);
  * goman_fanout_stats is plain data. Errors: goman_fanout_run() returns 0 when the run ended
  * (whatever the jobs did: see stats) and -1 with err filled when it could not go on (stdin
@@ -24,15 +27,30 @@ enum goman_fanout_halt {
 	GOMAN_FANOUT_HALT_NOW,  /* also kill running jobs (TERM, grace, KILL) */
 };
 
+/* What a progress hook is shown (plain data, valid during the call only). */
+struct goman_fanout_progress {
+	unsigned long done, failed; /* jobs finished, and how many of them failed */
+	size_t running;
+	long long bytes_in;    /* input bytes read so far */
+	long long bytes_total; /* the input file's size when stdin is one, else 0 */
+	int64_t elapsed_ms;
+	bool last; /* the run is over: the final call */
+};
+typedef void (*goman_fanout_progress_fn)(const struct goman_fanout_progress *p, void *ctx);
+
 struct goman_fanout_opts {
-	char *const *argv;      /* CMD and its arguments, run with execvp semantics */
-	int jobs;               /* fixed concurrency; 0 = adaptive (-j auto) */
-	int start_jobs;         /* -j auto: initial concurrency (the profile's) */
-	int max_jobs;           /* -j auto: upper bound besides CPU count x 8, 0 = none */
-	bool keep_order;        /* output in input order */
-	bool pass;              /* a job that succeeds silently echoes its input with "ok":true */
-	bool raw;               /* input lines need not be JSON (passed as they are) */
-	bool bar;               /* progress bar on stderr (only drawn when it is a terminal) */
+	char *const *argv; /* CMD and its arguments, run with execvp semantics */
+	int jobs;          /* fixed concurrency; 0 = adaptive (-j auto) */
+	int start_jobs;    /* -j auto: initial concurrency (the profile's) */
+	int max_jobs;      /* -j auto: upper bound besides CPU count x 8, 0 = none */
+	bool keep_order;   /* output in input order */
+	bool pass;         /* a job that succeeds silently echoes its input with "ok":true */
+	bool raw;          /* input lines need not be JSON (passed as they are) */
+	/* called at most every progress_ms (0 = 200) while jobs run, and once with last at the
+	 * end; NULL = none. goman_fanout_bar() is the progress bar of goman-fanout --bar. */
+	goman_fanout_progress_fn progress;
+	void *progress_ctx;
+	int64_t progress_ms;
 	size_t batch;           /* input lines per job (>= 1) */
 	int64_t timeout_ms;     /* per attempt, 0 = none */
 	int64_t grace_ms;       /* between TERM and KILL */
@@ -74,7 +92,9 @@ int goman_fanout_exit_code(const struct goman_fanout_stats *st);
 /* "now", "soon", "now,fail=N", "soon,fail=N%", "fail=N" (= soon). 0, or -1 if malformed. */
 int goman_fanout_parse_halt(const char *s, enum goman_fanout_halt *halt, unsigned long *fail,
 			    bool *percent);
-/* "30" (seconds), "1.5s", "500ms", "2m", "1h" -> milliseconds > 0. 0, or -1. */
-int goman_fanout_parse_duration(const char *s, int64_t *ms);
+/* A goman_fanout_progress_fn: one line on stderr redrawn in place ("\r...\033[K"): a bar
+ * with percent and ETA when the input size is known, else jobs per second; ctx unused.
+ * The caller installs it only when stderr is a terminal. */
+void goman_fanout_bar(const struct goman_fanout_progress *p, void *ctx);
 
 #endif

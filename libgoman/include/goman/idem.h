@@ -84,8 +84,6 @@ enum goman_idem_state {
 	GOMAN_IDEM_COMPLETED = 2,
 	GOMAN_IDEM_MISMATCH = 3,
 };
-/* "new", "in_progress", "completed", "mismatch" */
-const char *goman_idem_state_name(enum goman_idem_state s);
 
 struct goman_idem_ticket {
 	enum goman_idem_state state;

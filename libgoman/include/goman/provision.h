@@ -32,6 +32,11 @@
  * over the same key (same ClientToken); a crash after it reached EC2 is healed by adoption
  * (the instances carry the cluster tags), so the key is never asked for again.
  *
+ * server_url in a record: https://IP:6443 of the cluster's first server (role server, index
+ * 0) as soon as its private IP is known (from the listing when it exists, else from its
+ * RunInstances answer); every record written from then on carries it, so installs of the
+ * other nodes need not wait for that server's own record.
+ *
  * api_calls in a record (what the calls attributable to the node are): its share of the
  * cluster's setup calls (listing, SSM, IAM, VPC/subnet, security group) divided evenly over
  * the cluster's nodes, its group's RunInstances attempts divided by the group size, its own
