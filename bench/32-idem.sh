@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# 32-idem.sh - file-backed idempotency begin+complete (ns/op) against the issue-3 target
+# 32-idem.sh - file-backed idempotency begin+complete (ns/op) against the performance guide's target
 # (<= 50 us/op), beside two peers run in the same invocation and directory:
 #   locked appends  the least any store shared by processes must do for begin+complete: two
 #                   appends to an open file, each under flock (the first fdatasync'd when

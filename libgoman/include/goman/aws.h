@@ -2,7 +2,7 @@
  * goman/aws.h - the one generic AWS call path used by every command.
  *
  * A struct goman_aws holds the credential chain, the region, the endpoint resolution, the
- * HTTP loop and (issue 3) the breakers, retry policy, quota and rate limiter. Each call
+ * HTTP loop and the breakers, retry policy, quota and rate limiter. Each call
  * is: resolve endpoint → build request (EC2/STS/IAM query form POST; SSM JSON 1.1 and
  * DynamoDB JSON 1.0 with X-Amz-Target; S3 REST) → sign → send on the shared loop →
  * parse (XML replies streamed through expat into cJSON; JSON replies with cJSON) →
@@ -46,7 +46,7 @@ struct goman_aws_opts {
 	const char *profile;     /* NULL = AWS_PROFILE or default */
 	const char *region;      /* NULL = resolved like the CLI */
 	struct goman_http *http; /* borrowed loop to share; NULL = the client makes its own */
-	const struct goman_config *config; /* resilience settings (issue 3); NULL = the effective
+	const struct goman_config *config; /* resilience settings; NULL = the effective
 					    * config: goman_config_init + goman_config_load */
 	const struct goman_creds *creds;   /* explicit credentials (copied), overriding the chain */
 };
