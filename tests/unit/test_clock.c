@@ -68,10 +68,36 @@ static void rfc3339_round_trips_and_clamps_what_it_cannot_say(void **state)
 	assert_string_equal(goman_rfc3339(INT64_MIN, buf, sizeof(buf)), "0000-01-01T00:00:00.000Z");
 }
 
+static int64_t slept_ms;
+static void fake_sleep(int64_t ms, void *ctx)
+{
+	(void)ctx;
+	slept_ms += ms;
+}
+
+static void sleeping_goes_through_the_override_and_back_to_the_real_clock(void **st)
+{
+	(void)st;
+	slept_ms = 0;
+	goman_clock_override_sleep(fake_sleep);
+	int64_t t0 = goman_mono_ms();
+	goman_sleep_ms(3600000);
+	goman_sleep_ms(250);
+	/* an hour asked, none spent: the override took both */
+	assert_true(goman_mono_ms() - t0 < 1000);
+	assert_int_equal(slept_ms, 3600250);
+	goman_clock_override_sleep(NULL);
+	t0 = goman_mono_ms();
+	goman_sleep_ms(20);
+	assert_true(goman_mono_ms() - t0 >= 19);
+	assert_int_equal(slept_ms, 3600250);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(durations_in_every_unit_add_up),
+		cmocka_unit_test(sleeping_goes_through_the_override_and_back_to_the_real_clock),
 		cmocka_unit_test(durations_nan_inf_and_huge_are_rejected),
 		cmocka_unit_test(durations_fanout_took_read_the_same),
 		cmocka_unit_test(rfc3339_round_trips_and_clamps_what_it_cannot_say),

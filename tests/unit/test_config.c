@@ -218,6 +218,18 @@ static void show_config_names_each_source(void **st)
 	clean_env();
 }
 
+static void service_names_round_trip_and_unknown_ones_are_other(void **st)
+{
+	(void)st;
+	const char *names[] = {"ec2", "s3", "ssm", "dynamodb", "sts", "iam"};
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		assert_string_equal(goman_svc_name(goman_svc_from_name(names[i])), names[i]);
+	assert_int_equal(goman_svc_from_name("nosuch"), GOMAN_SVC_OTHER);
+	assert_int_equal(goman_svc_from_name(NULL), GOMAN_SVC_OTHER);
+	assert_string_equal(goman_svc_name((enum goman_svc)GOMAN_SVC_MAX), "other");
+	assert_string_equal(goman_svc_name((enum goman_svc) - 1), "other");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -227,6 +239,7 @@ int main(void)
 		cmocka_unit_test(a_policy_chosen_by_env_fills_fields_below_it),
 		cmocka_unit_test(bad_values_and_unknown_keys_are_clear_errors),
 		cmocka_unit_test(show_config_names_each_source),
+		cmocka_unit_test(service_names_round_trip_and_unknown_ones_are_other),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
