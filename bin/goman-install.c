@@ -42,7 +42,7 @@ static void problem(const char *fmt, const char *a, const char *b)
 static void usage(FILE *f)
 {
 	fputs("usage: goman-install [--via ssm|ssh|local] [options] <node-records.jsonl\n"
-	      "       goman-install --action cordon|drain|uncordon [options] <node-records.jsonl\n"
+	      "       goman-install --action cordon|drain|uncordon|delete [options] <records.jsonl\n"
 	      "       goman-install --check [options]\n"
 	      "Installs K3s on each node as its record arrives; writes the record back with\n"
 	      "\"install\":{ok,ms,k3s_version,via,skipped,verified,...} and t.installed.\n"
@@ -64,8 +64,8 @@ static void usage(FILE *f)
 	      "  --ssh-user U  --ssh-key F  --ssh-port N  --ssh-config F  --ssh-public-ip\n"
 	      "  --ssh-sudo|--no-ssh-sudo   (default: sudo unless --prefix or user root)\n"
 	      "  --prefix DIR  --no-services   testing aids passed to the script\n"
-	      "  --action cordon|drain|uncordon   kubectl on the first server for each record's "
-	      "node;\n"
+	      "  --action cordon|drain|uncordon|delete   kubectl on the first server for each\n"
+	      "                          record's node (delete: drain, then delete the node);\n"
 	      "                          writes \"drain\":{ok,action,ms} (no install)\n"
 	      "  --drain-timeout DUR     kubectl drain --timeout (default 5m)\n"
 	      "  --server-address ADDR  --server-instance ID   ssh/ssm: where kubectl runs when\n"
@@ -402,8 +402,10 @@ int main(int argc, char **argv)
 				o.action = GOMAN_ACTION_DRAIN;
 			else if (!strcmp(optarg, "uncordon"))
 				o.action = GOMAN_ACTION_UNCORDON;
+			else if (!strcmp(optarg, "delete"))
+				o.action = GOMAN_ACTION_DELETE;
 			else
-				bad = (problem("--action is cordon, drain or uncordon, not '%s'%s",
+				bad = (problem("--action is cordon, drain, uncordon or delete, not '%s'%s",
 					       shown(optarg), ""),
 				       1);
 			break;

@@ -64,9 +64,12 @@ cJSON *goman_install_parse_output(const char *out, int *progress)
 	return res;
 }
 
-int goman_install_count_ready(const char *out)
+/* Calls fn for each node row of `kubectl get nodes` output (NAME STATUS ROLES AGE VERSION;
+ * the header row and other text are skipped) and returns the number of rows. */
+static int node_rows(const char *out, void (*fn)(const char *name, const char *status, void *ud),
+		     void *ud)
 {
-	int ready = 0, rows = 0;
+	int rows = 0;
 	for (const char *l = out; l && *l;) {
 		const char *e = strchr(l, '\n');
 		size_t n = e ? (size_t)(e - l) : strlen(l);
@@ -76,16 +79,58 @@ int goman_install_count_ready(const char *out)
 		memcpy(row, l, n);
 		row[n] = '\0';
 		char name[256], status[64];
-		/* NAME STATUS ROLES AGE VERSION; the header row and other text are skipped */
 		if (sscanf(row, "%255s %63s", name, status) == 2 && strcmp(name, "NAME") &&
 		    strstr(row, " v") && strncmp(row, "GOMAN_", 6)) {
 			rows++;
-			if (!strcmp(status, "Ready"))
-				ready++;
+			fn(name, status, ud);
 		}
 		l = e ? e + 1 : NULL;
 	}
-	return rows ? ready : -1;
+	return rows;
+}
+
+static void count_row(const char *name, const char *status, void *ud)
+{
+	(void)name;
+	if (!strcmp(status, "Ready"))
+		(*(int *)ud)++;
+}
+
+int goman_install_count_ready(const char *out)
+{
+	int ready = 0;
+	return node_rows(out, count_row, &ready) ? ready : -1;
+}
+
+struct ready_q {
+	const char *name;
+	bool ready;
+};
+
+static void find_row(const char *name, const char *status, void *ud)
+{
+	struct ready_q *q = ud;
+	if (!strcmp(name, q->name) && !strcmp(status, "Ready"))
+		q->ready = true;
+}
+
+static void add_row_not_ready(const char *name, const char *status, void *ud)
+{
+	cJSON *arr = ud;
+	const cJSON *e;
+	if (!strcmp(status, "Ready"))
+		return;
+	cJSON_ArrayForEach (e, arr)
+		if (!strcmp(e->valuestring, name))
+			return;
+	cJSON_AddItemToArray(arr, cJSON_CreateString(name));
+}
+
+bool goman_install_node_ready(const char *out, const char *name)
+{
+	struct ready_q q = {name ? name : "", false};
+	node_rows(out, find_row, &q);
+	return q.ready;
 }
 
 /* ---- script arguments ------------------------------------------------------------------- */
@@ -386,7 +431,7 @@ char **gm_inst_node_args(const struct gm_inode *n)
 	return v;
 }
 
-static const char *const action_names[] = {"install", "cordon", "drain", "uncordon"};
+static const char *const action_names[] = {"install", "cordon", "drain", "uncordon", "delete"};
 
 static void add_k3s(struct gm_buf *b, const struct gm_install *in)
 {
@@ -406,18 +451,31 @@ char *gm_inst_action_cmd(struct gm_install *in, const struct gm_inode *n)
 {
 	struct gm_buf b = {0};
 	char num[96];
+	enum goman_install_action a = in->o.action;
+	bool del = a == GOMAN_ACTION_DELETE;
 	add_k3s(&b, in);
-	gm_buf_adds(&b, "; \"$k\" kubectl ");
-	gm_buf_adds(&b, action_names[in->o.action]);
-	if (in->o.action == GOMAN_ACTION_DRAIN) {
+	gm_buf_adds(&b, del ? "; o=$(\"$k\" kubectl drain" : "; \"$k\" kubectl ");
+	if (!del)
+		gm_buf_adds(&b, action_names[a]);
+	if (a == GOMAN_ACTION_DRAIN || del) {
+		/* a node being deleted loses its unmanaged pods anyway: --force lets the drain
+		 * evict them instead of refusing */
 		snprintf(num, sizeof(num),
-			 " --ignore-daemonsets --delete-emptydir-data --timeout=%llds",
-			 (long long)((in->o.drain_timeout_ms + 999) / 1000));
+			 " --ignore-daemonsets --delete-emptydir-data%s --timeout=%llds",
+			 del ? " --force" : "", (long long)((in->o.drain_timeout_ms + 999) / 1000));
 		gm_buf_adds(&b, num);
 	}
 	gm_buf_adds(&b, " ");
 	gm_buf_quote(&b, n->name);
 	gm_buf_adds(&b, " 2>&1");
+	if (del) {
+		/* a node Kubernetes does not know (it never joined, or a re-run deleted it) is
+		 * already what a delete wants */
+		gm_buf_adds(&b, "); r=$?; printf '%s\\n' \"$o\"; if [ $r -ne 0 ]; then case \"$o\" in "
+				"*NotFound*) exit 0 ;; esac; exit $r; fi; \"$k\" kubectl delete node ");
+		gm_buf_quote(&b, n->name);
+		gm_buf_adds(&b, " 2>&1");
+	}
 	return b.p;
 }
 
@@ -570,7 +628,8 @@ static void action_error(struct goman_err *e, const struct gm_install *in, const
 	for (char *p = last; *p; p++)
 		if ((unsigned char)*p < 0x20 || *p == 0x7f)
 			*p = ' ';
-	static const char *const codes[] = {"", "CordonFailed", "DrainFailed", "UncordonFailed"};
+	static const char *const codes[] = {"", "CordonFailed", "DrainFailed", "UncordonFailed",
+					    "DeleteFailed"};
 	goman_err_set(e, GOMAN_ECHILD, GOMAN_CLASS_START, codes[in->o.action],
 		      "kubectl %s %s exited with %d%s%s", action_names[in->o.action], n->name,
 		      exit_code, last[0] ? ": " : "", last);
@@ -586,6 +645,67 @@ static void emit(struct gm_install *in, const cJSON *rec)
 static void maybe_finish(struct gm_install *in);
 static void dispatch(struct gm_install *in, struct gm_inode *n);
 static void release_waiting(struct gm_install *in);
+
+/* "not_ready": every node installed by this run that the table does not show Ready (absent
+ * from it too), then the table's other rows that are not Ready, each name once. */
+static void add_not_ready(struct gm_install *in, cJSON *ev, const char *out)
+{
+	cJSON *arr = cJSON_AddArrayToObject(ev, "not_ready");
+	if (!arr)
+		return;
+	for (struct gm_inode *m = in->nodes; m; m = m->next)
+		if (m->ok && !goman_install_node_ready(out, m->name))
+			cJSON_AddItemToArray(arr, cJSON_CreateString(m->name));
+	node_rows(out, add_row_not_ready, arr);
+}
+
+/* "a, b, c" of a not_ready array (malloc'd), NULL when empty */
+static char *not_ready_text(const cJSON *arr)
+{
+	struct gm_buf b = {0};
+	const cJSON *e;
+	cJSON_ArrayForEach (e, arr) {
+		if (b.len)
+			gm_buf_adds(&b, ", ");
+		gm_buf_adds(&b, e->valuestring);
+	}
+	return b.p;
+}
+
+/* The verification ended: the `cluster` event with the Ready count and the names of the
+ * nodes that are not Ready; without a node table the cluster is "not verified", which is
+ * not the same as "not Ready". */
+static void verify_done(struct gm_install *in, struct gm_inode *n, const struct goman_err *err)
+{
+	int ready = err->rc == GOMAN_OK && n->out.p ? goman_install_count_ready(n->out.p) : -1;
+	cJSON *ev = cJSON_CreateObject();
+	char *names = NULL;
+	if (ev) {
+		cJSON_AddStringToObject(ev, "cluster", in->cluster);
+		cJSON_AddStringToObject(ev, "phase", "ready");
+		cJSON_AddNumberToObject(ev, "nodes_ready", ready < 0 ? 0 : ready);
+		if (ready >= 0) {
+			add_not_ready(in, ev, n->out.p);
+			names = not_ready_text(cJSON_GetObjectItemCaseSensitive(ev, "not_ready"));
+		}
+		cJSON_AddNumberToObject(ev, "nodes", in->nodes_total);
+		cJSON_AddNumberToObject(ev, "nodes_ok", in->nodes_ok);
+		cJSON_AddBoolToObject(ev, "verified", ready >= 0);
+		cJSON_AddStringToObject(ev, "via", via_names[in->o.via]);
+		cJSON_AddNumberToObject(ev, "ms", (double)(goman_mono_ms() - in->t0));
+		goman_event("cluster", ev);
+	}
+	if (ready < 0)
+		goman_log(GOMAN_LOG_INFO, "INSTALL", "cluster %s: not verified (%s)", in->cluster,
+			  err->rc ? err->message : "no node table in the output");
+	else
+		goman_log(GOMAN_LOG_INFO, "INSTALL", "cluster %s ready: %d of %d nodes Ready%s%s",
+			  in->cluster, ready, in->nodes_ok, names ? "; not Ready: " : "",
+			  names ? names : "");
+	free(names);
+	in->verified_done = true;
+	maybe_finish(in);
+}
 
 /* Error for a node whose script failed: class/code from GOMAN_RESULT when present. */
 static void script_error(struct goman_err *e, const cJSON *result, int exit_code)
@@ -622,31 +742,8 @@ void gm_inst_node_done(struct gm_install *in, struct gm_inode *n, const struct g
 		script_error(&err, result, exit_code);
 	n->state = GM_N_DONE;
 	if (n->kind == GM_K_VERIFY) {
-		int ready =
-			err.rc == GOMAN_OK && n->out.p ? goman_install_count_ready(n->out.p) : -1;
-		cJSON *ev = cJSON_CreateObject();
-		if (ev) {
-			cJSON_AddStringToObject(ev, "cluster", in->cluster);
-			cJSON_AddStringToObject(ev, "phase", "ready");
-			cJSON_AddNumberToObject(ev, "nodes_ready", ready < 0 ? 0 : ready);
-			cJSON_AddNumberToObject(ev, "nodes", in->nodes_total);
-			cJSON_AddNumberToObject(ev, "nodes_ok", in->nodes_ok);
-			cJSON_AddBoolToObject(ev, "verified", ready >= 0);
-			cJSON_AddStringToObject(ev, "via", via_names[in->o.via]);
-			cJSON_AddNumberToObject(ev, "ms", (double)(goman_mono_ms() - in->t0));
-			goman_event("cluster", ev);
-		}
-		if (ready < 0)
-			goman_log(GOMAN_LOG_INFO, "INSTALL", "cluster %s: not verified (%s)",
-				  in->cluster,
-				  err.rc ? err.message : "no node table in the output");
-		else
-			goman_log(GOMAN_LOG_INFO, "INSTALL",
-				  "cluster %s ready: %d of %d nodes Ready", in->cluster, ready,
-				  in->nodes_ok);
 		cJSON_Delete(result);
-		in->verified_done = true;
-		maybe_finish(in);
+		verify_done(in, n, &err);
 		return;
 	}
 	cJSON *rec;
@@ -666,6 +763,7 @@ void gm_inst_node_done(struct gm_install *in, struct gm_inode *n, const struct g
 	}
 	if (err.rc == GOMAN_OK) {
 		in->nodes_ok++;
+		n->ok = true;
 		if (n == in->first)
 			in->first_ok = true;
 		if (n->kind == GM_K_ACTION)
@@ -1233,7 +1331,7 @@ struct goman_install *goman_install_new(const struct goman_install_opts *o, stru
 {
 	if (!o || !o->http || (!o->script_path && o->action == GOMAN_ACTION_INSTALL) ||
 	    (o->via == GOMAN_VIA_SSM && !o->aws) || o->action < GOMAN_ACTION_INSTALL ||
-	    o->action > GOMAN_ACTION_UNCORDON)
+	    o->action > GOMAN_ACTION_DELETE)
 		return goman_err_set(err, GOMAN_EINVAL, GOMAN_CLASS_BAD_INPUT, "BadInput",
 				     "install: missing loop, script or AWS client"),
 		       NULL;
@@ -1269,7 +1367,8 @@ struct goman_install *goman_install_new(const struct goman_install_opts *o, stru
 	if (in->o.drain_timeout_ms <= 0)
 		in->o.drain_timeout_ms = 300000;
 	/* kubectl drain ends by its own --timeout: the command gets a minute more */
-	if (in->o.action == GOMAN_ACTION_DRAIN && in->o.drain_timeout_ms < GM_INST_MAX_MS - 60000 &&
+	if ((in->o.action == GOMAN_ACTION_DRAIN || in->o.action == GOMAN_ACTION_DELETE) &&
+	    in->o.drain_timeout_ms < GM_INST_MAX_MS - 60000 &&
 	    in->o.timeout_ms < in->o.drain_timeout_ms + 60000)
 		in->o.timeout_ms = in->o.drain_timeout_ms + 60000;
 	/* durations reach deadline sums (now + timeout + delivery + 2 polls): capped where

@@ -48,6 +48,7 @@ struct gm_inode {
 	int64_t t_arrive, t_start; /* mono ms */
 	int64_t t_start_wall;      /* epoch ms of t_start (t.install_start in the record) */
 	int progress;
+	bool ok; /* finished without error */
 	/* ssm */
 	char command_id[64];
 	int64_t t_send, deliver_until, exec_until;

@@ -381,3 +381,15 @@ nogrep_f() { # STRING FILE: fails when FILE holds STRING
 	run -0 --separate-stderr install_ssm --action cordon --server-instance "$sid" <"$BATS_TEST_TMPDIR/in2"
 	jq -e '.drain.ok and .drain.action == "cordon"' <<<"${lines[0]}"
 }
+
+@test "goman-install --action delete over SSM: one SendCommand per node on the first server: drain, then delete the node" {
+	records t11 1 1 >"$BATS_TEST_TMPDIR/in"
+	sid=$(head -n 1 "$BATS_FILE_TMPDIR/ids" | cut -d' ' -f1)
+	run -0 --separate-stderr install_ssm --action delete --drain-timeout 30s <"$BATS_TEST_TMPDIR/in"
+	jq -e -s 'length == 2 and all(.drain.ok and .drain.action == "delete" and .drain.via == "ssm")' <<<"$output"
+	proxy_log | jq -c '[.[] | select(.action == "SendCommand") | .body | fromjson]' >"$BATS_TEST_TMPDIR/sends"
+	jq -e --arg s "$sid" 'length == 2 and all(.InstanceIds == [$s])' "$BATS_TEST_TMPDIR/sends"
+	text=$(jq -r '.[].Parameters.commands[0] | select(test("t11-agent-0"))' "$BATS_TEST_TMPDIR/sends")
+	[[ "$text" == *"kubectl drain --ignore-daemonsets --delete-emptydir-data --force --timeout=30s 't11-agent-0'"* ]]
+	[[ "$text" == *"kubectl delete node 't11-agent-0' 2>&1" ]]
+}

@@ -438,6 +438,10 @@ static void test_counts_ready_nodes_in_kubectl_output(void **s)
 	assert_int_equal(goman_install_count_ready(out), 2);
 	assert_int_equal(goman_install_count_ready(""), -1);
 	assert_int_equal(goman_install_count_ready("error: connection refused\n"), -1);
+	assert_true(goman_install_node_ready(out, "a"));
+	assert_false(goman_install_node_ready(out, "b"));
+	assert_false(goman_install_node_ready(out, "absent"));
+	assert_false(goman_install_node_ready(out, "NAME"));
 }
 
 static void test_label_and_taint_rules_follow_kubernetes(void **s)

@@ -37,7 +37,10 @@ enum goman_install_action {
 	GOMAN_ACTION_INSTALL = 0,
 	GOMAN_ACTION_CORDON,
 	GOMAN_ACTION_DRAIN,
-	GOMAN_ACTION_UNCORDON
+	GOMAN_ACTION_UNCORDON,
+	/* drain (with --force: the node is going away), then `kubectl delete node`; a node
+	 * Kubernetes does not know (it never joined) is already deleted */
+	GOMAN_ACTION_DELETE
 };
 
 /* emit: one finished node record (or the error record of a bad line). Borrowed. */
@@ -110,6 +113,8 @@ struct cJSON *goman_install_parse_output(const char *out, int *progress);
 /* Nodes whose STATUS column is "Ready" in `kubectl get nodes` output; -1 when there is no
  * table at all (empty output). */
 int goman_install_count_ready(const char *out);
+/* Is the node `name` a row of that table with STATUS "Ready"? */
+bool goman_install_node_ready(const char *out, const char *name);
 
 /* Node labels and taints of a record ("labels": {k: v}, "taints": ["k=v:Effect"]), checked
  * as Kubernetes does: NULL when fine, else why not (static text). A label key is
