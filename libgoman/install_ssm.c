@@ -29,7 +29,7 @@
  * Success is the invocation's Status and ResponseCode; GOMAN_RESULT is parsed from
  * StandardOutputContent when present (install.c).
  *
- * Ownership: batches in flight (in->batches) and waiting for a slot (in->sendq) are freed
+ * Ownership: batches in flight (SI(in)->batches) and waiting for a slot (SI(in)->sendq) are freed
  * with the installer.
  */
 #include <stdio.h>
@@ -43,6 +43,41 @@
 #include "install_int.h"
 
 gm_inst_submit_fn gm_inst_aws_submit = goman_aws_submit;
+
+/* a node's SSM state (n->tp) */
+struct ssm_node {
+	char command_id[64];
+	int64_t t_send, deliver_until, exec_until;
+	int64_t retry_ms; /* back-off of the next SendCommand retry / failed poll */
+	long timer;
+	int polls, sends, rejects; /* rejects: InvalidInstanceId answers */
+	bool queued;               /* in a group or the poll queue */
+};
+
+/* the installer's (in->tp) */
+struct ssm_inst {
+	struct gm_inode *group[GM_K_MAX];
+	int group_n[GM_K_MAX];
+	long group_timer[GM_K_MAX];
+	struct gm_inode *pollq_head, **pollq_tail;
+	int64_t learned_ms;     /* shortest install seen so far (send -> done) */
+	int64_t learned_reg_ms; /* shortest arrival -> accepted of a node SSM first did not
+				 * know (InvalidInstanceId): when young instances register */
+	unsigned long sends, polls;
+	int calls;                /* SendCommand + GetCommandInvocation in flight */
+	struct gm_batch *batches; /* SendCommands in flight (freed with the installer) */
+	struct gm_batch *sendq;   /* SendCommands waiting for a slot (sent before polls) */
+};
+
+static struct ssm_node *SN(const struct gm_inode *n)
+{
+	return n->tp;
+}
+
+static struct ssm_inst *SI(const struct gm_install *in)
+{
+	return in->tp;
+}
 
 struct gm_batch {
 	struct gm_batch *next;
@@ -62,7 +97,7 @@ static void fail(struct gm_install *in, struct gm_inode *n, enum goman_rc rc, en
 {
 	struct goman_err e = GOMAN_ERR_INIT;
 	goman_err_set(&e, rc, cls, code, "%s", msg);
-	gm_inst_node_done(in, n, &e, 0);
+	in->done(in, n, &e, 0);
 }
 
 /* The shell text for a batch: each instance's own flags (node name, labels, taints) chosen
@@ -112,7 +147,7 @@ static char *command_text(struct gm_install *in, const struct gm_batch *bt)
 
 static void batch_unlink(struct gm_install *in, struct gm_batch *bt)
 {
-	for (struct gm_batch **p = &in->batches; *p; p = &(*p)->next)
+	for (struct gm_batch **p = &SI(in)->batches; *p; p = &(*p)->next)
 		if (*p == bt) {
 			*p = bt->next;
 			return;
@@ -127,15 +162,15 @@ static void retry_send_fire(void *ud)
 {
 	struct gm_inode *n = ud;
 	struct gm_install *in = n->in;
-	n->timer = 0;
+	SN(n)->timer = 0;
 	enqueue(in, n, -1);
-	if (!n->queued)
+	if (!SN(n)->queued)
 		return; /* a full group went out at once */
-	if (in->group_timer[n->kind])
-		goman_http_timer_cancel(in->o.http, in->group_timer[n->kind]);
-	in->group_timer[n->kind] = goman_http_timer(in->o.http, 0, group_fire, n);
-	if (in->group_timer[n->kind] <= 0) {
-		in->group_timer[n->kind] = 0;
+	if (SI(in)->group_timer[n->kind])
+		goman_http_timer_cancel(in->o.http, SI(in)->group_timer[n->kind]);
+	SI(in)->group_timer[n->kind] = goman_http_timer(in->o.http, 0, group_fire, n);
+	if (SI(in)->group_timer[n->kind] <= 0) {
+		SI(in)->group_timer[n->kind] = 0;
 		flush(in, n->kind);
 	}
 }
@@ -144,32 +179,32 @@ static void retry_send_fire(void *ud)
 static void retry_send(struct gm_install *in, struct gm_inode *n, const struct goman_err *e)
 {
 	int64_t now = goman_mono_ms();
-	if (now >= n->deliver_until) {
+	if (now >= SN(n)->deliver_until) {
 		struct goman_err te = *e;
 		te.cls = GOMAN_CLASS_TIMEOUT;
 		snprintf(te.message, sizeof(te.message),
 			 "not delivered within the delivery timeout (%lld ms): %.400s",
 			 (long long)in->o.delivery_timeout_ms, e->message);
-		gm_inst_node_done(in, n, &te, 0);
+		in->done(in, n, &te, 0);
 		return;
 	}
-	if (n->retry_ms <= 0)
-		n->retry_ms = in->o.poll_ms / 4 > 0 ? in->o.poll_ms / 4 : 1;
+	if (SN(n)->retry_ms <= 0)
+		SN(n)->retry_ms = in->o.poll_ms / 4 > 0 ? in->o.poll_ms / 4 : 1;
 	else
-		n->retry_ms = n->retry_ms * 3 / 2 + 1;
-	if (n->retry_ms > in->o.poll_ms)
-		n->retry_ms = in->o.poll_ms;
-	int64_t d = n->retry_ms;
+		SN(n)->retry_ms = SN(n)->retry_ms * 3 / 2 + 1;
+	if (SN(n)->retry_ms > in->o.poll_ms)
+		SN(n)->retry_ms = in->o.poll_ms;
+	int64_t d = SN(n)->retry_ms;
 	/* Not yet registered: once some instance was seen to register, aim at the age at
 	 * which it did instead of asking again every back-off step (each ask is a call). */
-	if (!strcmp(e->code, "InvalidInstanceId") && in->learned_reg_ms > 0 &&
-	    n->t_arrive + in->learned_reg_ms - now > d)
-		d = n->t_arrive + in->learned_reg_ms - now;
-	if (now + d > n->deliver_until)
-		d = n->deliver_until - now;
+	if (!strcmp(e->code, "InvalidInstanceId") && SI(in)->learned_reg_ms > 0 &&
+	    n->t_arrive + SI(in)->learned_reg_ms - now > d)
+		d = n->t_arrive + SI(in)->learned_reg_ms - now;
+	if (now + d > SN(n)->deliver_until)
+		d = SN(n)->deliver_until - now;
 	goman_log(GOMAN_LOG_DEBUG, "INSTALL", "%s: send again in %lld ms (%s)", n->name,
 		  (long long)d, e->code[0] ? e->code : goman_strerror(e->rc));
-	n->timer = goman_http_timer(in->o.http, d, retry_send_fire, n);
+	SN(n)->timer = goman_http_timer(in->o.http, d, retry_send_fire, n);
 }
 
 static void send_done(struct goman_aws_result *res, void *ud)
@@ -178,8 +213,8 @@ static void send_done(struct goman_aws_result *res, void *ud)
 	struct gm_install *in = bt->in;
 	batch_unlink(in, bt);
 	int64_t now = goman_mono_ms();
-	in->ssm_sends++;
-	in->running--;
+	SI(in)->sends++;
+	SI(in)->calls--;
 	if (res->err.rc == GOMAN_OK) {
 		const char *cid = goman_json_path_str(res->data, "Command.CommandId");
 		for (int i = 0; i < bt->n; i++) {
@@ -189,24 +224,24 @@ static void send_done(struct goman_aws_result *res, void *ud)
 				     "SendCommand: no CommandId in the reply");
 				continue;
 			}
-			snprintf(n->command_id, sizeof(n->command_id), "%s", cid);
-			if (n->rejects > 0 &&
-			    (in->learned_reg_ms <= 0 || now - n->t_arrive < in->learned_reg_ms))
-				in->learned_reg_ms = now - n->t_arrive;
-			n->t_send = now;
-			n->sends++;
+			snprintf(SN(n)->command_id, sizeof(SN(n)->command_id), "%s", cid);
+			if (SN(n)->rejects > 0 &&
+			    (SI(in)->learned_reg_ms <= 0 || now - n->t_arrive < SI(in)->learned_reg_ms))
+				SI(in)->learned_reg_ms = now - n->t_arrive;
+			SN(n)->t_send = now;
+			SN(n)->sends++;
 			goman_log(GOMAN_LOG_DEBUG, "INSTALL",
 				  "%s: sent %lld ms after its start (try %d)", n->name,
-				  (long long)(now - n->t_start), n->sends);
-			n->retry_ms = 0;
-			n->exec_until = now + in->o.timeout_ms + in->o.delivery_timeout_ms +
+				  (long long)(now - n->t_start), SN(n)->sends);
+			SN(n)->retry_ms = 0;
+			SN(n)->exec_until = now + in->o.timeout_ms + in->o.delivery_timeout_ms +
 					2 * in->o.poll_ms;
 			int64_t first = in->o.poll_floor_ms;
 			if (n->kind == GM_K_VERIFY || n->kind == GM_K_ACTION)
 				first = in->o.poll_ms;
-			else if (in->learned_ms > 0)
-				first = in->learned_ms * 3 / 4 > in->o.poll_ms
-						? in->learned_ms * 3 / 4
+			else if (SI(in)->learned_ms > 0)
+				first = SI(in)->learned_ms * 3 / 4 > in->o.poll_ms
+						? SI(in)->learned_ms * 3 / 4
 						: in->o.poll_ms;
 			schedule_poll(in, n, first);
 		}
@@ -228,7 +263,7 @@ static void send_done(struct goman_aws_result *res, void *ud)
 			struct gm_inode *n = bt->nodes[i];
 			bool young = !named || (n->iid[0] && strstr(e->message, n->iid));
 			if (young) {
-				n->rejects++;
+				SN(n)->rejects++;
 				retry_send(in, n, e);
 			} else
 				enqueue(in, n, -1);
@@ -244,7 +279,7 @@ static void send_done(struct goman_aws_result *res, void *ud)
 		    e->cls == GOMAN_CLASS_TRANSIENT || e->cls == GOMAN_CLASS_TIMEOUT)
 			retry_send(in, n, e);
 		else
-			gm_inst_node_done(in, n, e, 0);
+			in->done(in, n, e, 0);
 	}
 	free(bt);
 	pump(in);
@@ -254,35 +289,35 @@ static void send_done(struct goman_aws_result *res, void *ud)
  * goes before any poll, so a node that is ready to start never waits behind polls. */
 static void flush(struct gm_install *in, enum gm_kind k)
 {
-	if (in->group_timer[k]) {
-		goman_http_timer_cancel(in->o.http, in->group_timer[k]);
-		in->group_timer[k] = 0;
+	if (SI(in)->group_timer[k]) {
+		goman_http_timer_cancel(in->o.http, SI(in)->group_timer[k]);
+		SI(in)->group_timer[k] = 0;
 	}
-	while (in->group[k]) {
+	while (SI(in)->group[k]) {
 		struct gm_batch *bt = calloc(1, sizeof(*bt));
 		if (!bt) {
 			struct goman_err err = GOMAN_ERR_INIT;
 			goman_err_set(&err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "", "out of memory");
-			struct gm_inode *n = in->group[k];
-			in->group[k] = n->qnext;
+			struct gm_inode *n = SI(in)->group[k];
+			SI(in)->group[k] = n->qnext;
 			n->qnext = NULL;
-			n->queued = false;
-			in->group_n[k]--;
-			gm_inst_node_done(in, n, &err, 0);
+			SN(n)->queued = false;
+			SI(in)->group_n[k]--;
+			in->done(in, n, &err, 0);
 			continue;
 		}
 		bt->in = in;
 		bt->kind = k;
 		/* an action's text names its node: one per SendCommand */
-		while (in->group[k] && bt->n < (k == GM_K_ACTION ? 1 : GM_SSM_MAX_IDS)) {
-			struct gm_inode *n = in->group[k];
-			in->group[k] = n->qnext;
+		while (SI(in)->group[k] && bt->n < (k == GM_K_ACTION ? 1 : GM_SSM_MAX_IDS)) {
+			struct gm_inode *n = SI(in)->group[k];
+			SI(in)->group[k] = n->qnext;
 			n->qnext = NULL;
-			n->queued = false;
-			in->group_n[k]--;
+			SN(n)->queued = false;
+			SI(in)->group_n[k]--;
 			bt->nodes[bt->n++] = n;
 		}
-		struct gm_batch **p = &in->sendq;
+		struct gm_batch **p = &SI(in)->sendq;
 		while (*p)
 			p = &(*p)->next;
 		*p = bt;
@@ -326,11 +361,11 @@ static void submit_batch(struct gm_install *in, struct gm_batch *bt)
 	if (ok) {
 		struct goman_aws_call call = {
 			.service = "ssm", .action = "SendCommand", .json = req};
-		bt->next = in->batches;
-		in->batches = bt;
-		in->running++;
+		bt->next = SI(in)->batches;
+		SI(in)->batches = bt;
+		SI(in)->calls++;
 		if (gm_inst_aws_submit(in->o.aws, &call, send_done, bt, &err) != 0) {
-			in->running--;
+			SI(in)->calls--;
 			batch_unlink(in, bt);
 			ok = false;
 		}
@@ -340,7 +375,7 @@ static void submit_batch(struct gm_install *in, struct gm_batch *bt)
 	cJSON_Delete(req);
 	if (!ok) {
 		for (int i = 0; i < bt->n; i++)
-			gm_inst_node_done(in, bt->nodes[i], &err, 0);
+			in->done(in, bt->nodes[i], &err, 0);
 		free(bt);
 	}
 }
@@ -349,47 +384,57 @@ static void group_fire(void *ud)
 {
 	struct gm_install *in = ((struct gm_inode *)ud)->in;
 	enum gm_kind k = ((struct gm_inode *)ud)->kind;
-	in->group_timer[k] = 0;
+	SI(in)->group_timer[k] = 0;
 	flush(in, k);
 }
 
 static void enqueue(struct gm_install *in, struct gm_inode *n, int64_t window)
 {
 	enum gm_kind k = n->kind;
-	if (n->queued)
+	if (SN(n)->queued)
 		return;
-	n->queued = true;
+	SN(n)->queued = true;
 	n->qnext = NULL;
-	struct gm_inode **p = &in->group[k];
+	struct gm_inode **p = &SI(in)->group[k];
 	while (*p)
 		p = &(*p)->qnext;
 	*p = n;
-	in->group_n[k]++;
-	if (in->group_n[k] >= GM_SSM_MAX_IDS || window == 0) {
+	SI(in)->group_n[k]++;
+	if (SI(in)->group_n[k] >= GM_SSM_MAX_IDS || window == 0) {
 		flush(in, k);
 		return;
 	}
 	if (window < 0) /* the caller flushes */
 		return;
-	if (!in->group_timer[k])
-		in->group_timer[k] = goman_http_timer(in->o.http, window, group_fire, n);
+	if (!SI(in)->group_timer[k])
+		SI(in)->group_timer[k] = goman_http_timer(in->o.http, window, group_fire, n);
 }
 
-void gm_inst_ssm_enqueue(struct gm_install *in, struct gm_inode *n)
+static int ssm_start(struct gm_install *in, struct gm_inode *n, struct goman_err *err)
 {
-	if (!n->iid[0]) {
-		fail(in, n, GOMAN_EINVAL, GOMAN_CLASS_BAD_INPUT, "BadInput", "no instance_id");
-		return;
+	if (!in->tp) {
+		if (!(in->tp = calloc(1, sizeof(struct ssm_inst))))
+			return goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "",
+					     "out of memory");
+		SI(in)->pollq_tail = &SI(in)->pollq_head;
 	}
-	n->deliver_until = goman_mono_ms() + in->o.delivery_timeout_ms;
+	if (!n->tp && !(n->tp = calloc(1, sizeof(struct ssm_node))))
+		return goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "", "out of memory");
+	if (!n->iid[0])
+		return goman_err_set(err, GOMAN_EINVAL, GOMAN_CLASS_BAD_INPUT, "BadInput", "%s",
+				     "no instance_id");
+	SN(n)->deliver_until = goman_mono_ms() + in->o.delivery_timeout_ms;
 	bool alone = n->kind == GM_K_FIRST || n->kind == GM_K_VERIFY || n->kind == GM_K_ACTION;
 	enqueue(in, n, alone ? 0 : in->o.batch_window_ms);
+	return 0;
 }
 
-void gm_inst_ssm_input_done(struct gm_install *in)
+static void ssm_input_done(struct gm_install *in)
 {
+	if (!in->tp)
+		return;
 	for (int k = 0; k < GM_K_MAX; k++)
-		if (in->group[k])
+		if (SI(in)->group[k])
 			flush(in, k);
 }
 
@@ -402,17 +447,17 @@ static void submit_poll(struct gm_install *in, struct gm_inode *n);
 static struct gm_inode *pick_poll(struct gm_install *in)
 {
 	struct gm_inode **best = NULL;
-	for (struct gm_inode **p = &in->pollq_head; *p; p = &(*p)->qnext)
-		if (!best || (*p)->t_send < (*best)->t_send)
+	for (struct gm_inode **p = &SI(in)->pollq_head; *p; p = &(*p)->qnext)
+		if (!best || SN(*p)->t_send < SN(*best)->t_send)
 			best = p;
 	if (!best)
 		return NULL;
 	struct gm_inode *n = *best;
 	*best = n->qnext;
 	if (!*best)
-		in->pollq_tail = best;
+		SI(in)->pollq_tail = best;
 	n->qnext = NULL;
-	n->queued = false;
+	SN(n)->queued = false;
 	return n;
 }
 
@@ -422,10 +467,10 @@ static struct gm_inode *pick_poll(struct gm_install *in)
  * likely finished first. */
 static void pump(struct gm_install *in)
 {
-	while (in->running < in->o.concurrency) {
-		if (in->sendq) {
-			struct gm_batch *bt = in->sendq;
-			in->sendq = bt->next;
+	while (SI(in)->calls < in->o.concurrency) {
+		if (SI(in)->sendq) {
+			struct gm_batch *bt = SI(in)->sendq;
+			SI(in)->sendq = bt->next;
 			bt->next = NULL;
 			submit_batch(in, bt);
 			continue;
@@ -442,27 +487,27 @@ static void poll_fire(void *ud)
 {
 	struct gm_inode *n = ud;
 	struct gm_install *in = n->in;
-	n->timer = 0;
+	SN(n)->timer = 0;
 	if (n->state == GM_N_DONE)
 		return;
-	n->queued = true;
+	SN(n)->queued = true;
 	n->qnext = NULL;
-	*in->pollq_tail = n;
-	in->pollq_tail = &n->qnext;
+	*SI(in)->pollq_tail = n;
+	SI(in)->pollq_tail = &n->qnext;
 	pump(in);
 }
 
 static void schedule_poll(struct gm_install *in, struct gm_inode *n, int64_t delay)
 {
 	int64_t now = goman_mono_ms();
-	if (now >= n->exec_until) {
+	if (now >= SN(n)->exec_until) {
 		fail(in, n, GOMAN_ETIMEOUT, GOMAN_CLASS_TIMEOUT, "ExecutionTimeout",
 		     "no final status within the execution and delivery timeouts");
 		return;
 	}
-	if (now + delay > n->exec_until)
-		delay = n->exec_until - now;
-	n->timer = goman_http_timer(in->o.http, delay, poll_fire, n);
+	if (now + delay > SN(n)->exec_until)
+		delay = SN(n)->exec_until - now;
+	SN(n)->timer = goman_http_timer(in->o.http, delay, poll_fire, n);
 }
 
 static bool status_pending(const char *s)
@@ -474,16 +519,16 @@ static void poll_done(struct goman_aws_result *res, void *ud)
 {
 	struct gm_inode *n = ud;
 	struct gm_install *in = n->in;
-	in->running--;
-	in->ssm_polls++;
-	n->polls++;
+	SI(in)->calls--;
+	SI(in)->polls++;
+	SN(n)->polls++;
 	const struct goman_err *e = &res->err;
 	if (n->state == GM_N_DONE) {
 		pump(in);
 		return;
 	}
 	goman_log(GOMAN_LOG_DEBUG, "INSTALL", "%s: poll %d at %lld ms after the send: %s", n->name,
-		  n->polls, (long long)(goman_mono_ms() - n->t_send),
+		  SN(n)->polls, (long long)(goman_mono_ms() - SN(n)->t_send),
 		  e->rc ? e->code
 			: (goman_json_path_str(res->data, "Status")
 				   ? goman_json_path_str(res->data, "Status")
@@ -493,17 +538,17 @@ static void poll_done(struct goman_aws_result *res, void *ud)
 			schedule_poll(in, n, in->o.poll_ms);
 		} else if (e->retryable || e->cls == GOMAN_CLASS_THROTTLING ||
 			   e->cls == GOMAN_CLASS_TRANSIENT || e->cls == GOMAN_CLASS_TIMEOUT) {
-			n->retry_ms = n->retry_ms > 0 ? n->retry_ms * 2 : in->o.poll_ms;
-			if (n->retry_ms > 4 * in->o.poll_ms)
-				n->retry_ms = 4 * in->o.poll_ms;
-			schedule_poll(in, n, n->retry_ms);
+			SN(n)->retry_ms = SN(n)->retry_ms > 0 ? SN(n)->retry_ms * 2 : in->o.poll_ms;
+			if (SN(n)->retry_ms > 4 * in->o.poll_ms)
+				SN(n)->retry_ms = 4 * in->o.poll_ms;
+			schedule_poll(in, n, SN(n)->retry_ms);
 		} else {
-			gm_inst_node_done(in, n, e, 0);
+			in->done(in, n, e, 0);
 		}
 		pump(in);
 		return;
 	}
-	n->retry_ms = 0;
+	SN(n)->retry_ms = 0;
 	const char *st = goman_json_path_str(res->data, "Status");
 	if (!st)
 		st = "";
@@ -522,14 +567,14 @@ static void poll_done(struct goman_aws_result *res, void *ud)
 	int rc = -1;
 	if (cJSON_IsNumber(rcj) && rcj->valuedouble >= -1)
 		rc = rcj->valuedouble <= 255 ? (int)rcj->valuedouble : 255;
-	int64_t took = goman_mono_ms() - n->t_send;
+	int64_t took = goman_mono_ms() - SN(n)->t_send;
 	if (!strcmp(st, "Success")) {
 		if (n->kind != GM_K_VERIFY && n->kind != GM_K_ACTION &&
-		    (in->learned_ms <= 0 || took < in->learned_ms))
-			in->learned_ms = took;
-		gm_inst_node_done(in, n, NULL, rc > 0 ? rc : 0);
+		    (SI(in)->learned_ms <= 0 || took < SI(in)->learned_ms))
+			SI(in)->learned_ms = took;
+		in->done(in, n, NULL, rc > 0 ? rc : 0);
 	} else if (!strcmp(st, "Failed")) {
-		gm_inst_node_done(in, n, NULL, rc > 0 ? rc : 1);
+		in->done(in, n, NULL, rc > 0 ? rc : 1);
 	} else {
 		bool timed = strstr(st, "TimedOut") != NULL;
 		char msg[160];
@@ -545,7 +590,7 @@ static void submit_poll(struct gm_install *in, struct gm_inode *n)
 	cJSON *req = cJSON_CreateObject();
 	struct goman_err err = GOMAN_ERR_INIT;
 	goman_err_clear(&err);
-	if (!req || !cJSON_AddStringToObject(req, "CommandId", n->command_id) ||
+	if (!req || !cJSON_AddStringToObject(req, "CommandId", SN(n)->command_id) ||
 	    !cJSON_AddStringToObject(req, "InstanceId", n->iid)) {
 		cJSON_Delete(req);
 		fail(in, n, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "", "out of memory");
@@ -553,32 +598,64 @@ static void submit_poll(struct gm_install *in, struct gm_inode *n)
 	}
 	struct goman_aws_call call = {
 		.service = "ssm", .action = "GetCommandInvocation", .json = req};
-	in->running++;
+	SI(in)->calls++;
 	if (gm_inst_aws_submit(in->o.aws, &call, poll_done, n, &err) != 0) {
-		in->running--;
-		gm_inst_node_done(in, n, &err, 0);
+		SI(in)->calls--;
+		in->done(in, n, &err, 0);
 	}
 	cJSON_Delete(req);
 }
 
-void gm_inst_ssm_free(struct gm_install *in)
+static void ssm_annotate(const struct gm_inode *n, cJSON *st)
 {
-	for (int k = 0; k < GM_K_MAX; k++)
-		if (in->group_timer[k])
-			goman_http_timer_cancel(in->o.http, in->group_timer[k]);
-	for (struct gm_inode *n = in->nodes; n; n = n->next)
-		if (n->timer && in->o.via == GOMAN_VIA_SSM)
-			goman_http_timer_cancel(in->o.http, n->timer);
-	if (in->verify && in->verify->timer && in->o.via == GOMAN_VIA_SSM)
-		goman_http_timer_cancel(in->o.http, in->verify->timer);
-	for (struct gm_batch *b = in->batches, *next; b; b = next) {
-		next = b->next;
-		free(b);
-	}
-	in->batches = NULL;
-	for (struct gm_batch *b = in->sendq, *next; b; b = next) {
-		next = b->next;
-		free(b);
-	}
-	in->sendq = NULL;
+	if (n->tp && SN(n)->command_id[0])
+		cJSON_AddStringToObject(st, "command_id", SN(n)->command_id);
 }
+
+static void ssm_node_free(struct gm_inode *n)
+{
+	free(n->tp);
+	n->tp = NULL;
+}
+
+static void ssm_free(struct gm_install *in)
+{
+	if (!in->tp)
+		return;
+	for (int k = 0; k < GM_K_MAX; k++)
+		if (SI(in)->group_timer[k])
+			goman_http_timer_cancel(in->o.http, SI(in)->group_timer[k]);
+	for (struct gm_inode *n = in->nodes; n; n = n->next)
+		if (n->tp && SN(n)->timer)
+			goman_http_timer_cancel(in->o.http, SN(n)->timer);
+	if (in->verify && in->verify->tp && SN(in->verify)->timer)
+		goman_http_timer_cancel(in->o.http, SN(in->verify)->timer);
+	for (struct gm_batch *b = SI(in)->batches, *next; b; b = next) {
+		next = b->next;
+		free(b);
+	}
+	for (struct gm_batch *b = SI(in)->sendq, *next; b; b = next) {
+		next = b->next;
+		free(b);
+	}
+	free(in->tp);
+	in->tp = NULL;
+}
+
+bool gm_inst_ssm_sends_waiting(const struct gm_install *in)
+{
+	return in->tp && SI(in)->sendq;
+}
+
+bool gm_inst_ssm_polls_waiting(const struct gm_install *in)
+{
+	return in->tp && SI(in)->pollq_head;
+}
+
+const struct gm_inst_ops gm_inst_ssm_ops = {
+	.start = ssm_start,
+	.input_done = ssm_input_done,
+	.annotate = ssm_annotate,
+	.node_free = ssm_node_free,
+	.free = ssm_free,
+};

@@ -55,7 +55,7 @@ static int fake_submit(struct goman_aws *a, const struct goman_aws_call *call,
 	goman_err_clear(&p->res.err);
 	if (++in_flight > max_in_flight)
 		max_in_flight = in_flight;
-	if (strcmp(call->action, "SendCommand") && cur && cur->sendq)
+	if (strcmp(call->action, "SendCommand") && cur && gm_inst_ssm_sends_waiting(cur))
 		polls_before_send++;
 	if (!strcmp(call->action, "SendCommand")) {
 		const cJSON *ids = cJSON_GetObjectItem(call->json, "InstanceIds");
@@ -246,7 +246,7 @@ static void test_a_waiting_sendcommand_goes_before_due_polls(void **s)
 	for (int i = 0; i < 10; i++)
 		goman_http_run(loop, 10, -1);
 	assert_true(polls > 10);
-	assert_non_null(cur->pollq_head); /* due polls are queued */
+	assert_true(gm_inst_ssm_polls_waiting(cur)); /* due polls are queued */
 	/* more agents while polls queue for the one slot: their SendCommand takes the next */
 	for (int i = 9; i < 12; i++) {
 		snprintf(iid, sizeof(iid), "i-a%d", i);
