@@ -136,19 +136,6 @@ bool goman_install_node_ready(const char *out, const char *name)
 
 /* ---- script arguments ------------------------------------------------------------------- */
 
-long goman_presign_lifetime(long want_s, int64_t expires_ms, int64_t now_ms)
-{
-	long life = want_s < 1 ? 1 : want_s > 604800 ? 604800 : want_s;
-	if (expires_ms <= 0)
-		return life;
-	if (expires_ms <= now_ms)
-		return -1;
-	int64_t left = (expires_ms - now_ms) / 1000 - 60;
-	if (left < 1)
-		return -1;
-	return left < life ? (long)left : life;
-}
-
 /* ---- node names, labels, taints, releases --------------------------------------------- */
 
 static bool alnum(char c)
@@ -1219,9 +1206,9 @@ oom:
 	return goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "", "out of memory"), NULL;
 }
 
-static void node_free(struct gm_install *in, struct gm_inode *n)
+static void node_free(struct gm_inode *n)
 {
-	in->ops->node_free(n);
+	free(n->tp);
 	cJSON_Delete(n->rec);
 	gm_buf_free(&n->out);
 	free(n);
@@ -1237,10 +1224,10 @@ void goman_install_free(struct goman_install *pub)
 	in->ops->free(in);
 	for (struct gm_inode *n = in->nodes, *next; n; n = next) {
 		next = n->next;
-		node_free(in, n);
+		node_free(n);
 	}
 	if (in->verify)
-		node_free(in, in->verify);
+		node_free(in->verify);
 	/* presigned URLs hold the session token */
 	if (in->o.airgap_binary_url)
 		OPENSSL_cleanse((char *)in->o.airgap_binary_url, strlen(in->o.airgap_binary_url));

@@ -45,14 +45,13 @@ typedef void (*gm_inst_done_fn)(struct gm_install *in, struct gm_inode *n,
 
 /* A transport (SSM, ssh/local): the scheduler calls start() for each node whose turn came
  * (at most o.concurrency at once when `slots`; an SSM install queues its own API calls),
- * and the transport reports the end through in->done. node_free/free release what the
- * transport keeps in n->tp and in->tp; annotate adds its fields to a finished record's
+ * and the transport reports the end through in->done. free releases what the transport
+ * keeps in in->tp (n->tp is one malloc'd block the scheduler frees); annotate adds its fields to a finished record's
  * "install"/"drain" object. */
 struct gm_inst_ops {
 	int (*start)(struct gm_install *in, struct gm_inode *n, struct goman_err *err);
 	void (*input_done)(struct gm_install *in); /* NULL: nothing waits for the input */
 	void (*annotate)(const struct gm_inode *n, struct cJSON *st); /* NULL: nothing */
-	void (*node_free)(struct gm_inode *n);
 	void (*free)(struct gm_install *in);
 	bool slots; /* the scheduler holds nodes beyond o.concurrency in its ready queue */
 };
@@ -75,7 +74,7 @@ struct gm_inode {
 	int64_t t_start_wall;      /* epoch ms of t_start (t.install_start in the record) */
 	int progress;
 	bool ok; /* finished without error */
-	void *tp; /* the transport's own fields (its node_free frees them) */
+	void *tp; /* the transport's own fields (one malloc'd block, freed with the node) */
 	struct gm_buf out; /* what the node printed */
 };
 

@@ -439,12 +439,6 @@ static void reap(struct gm_inode *n)
 	wipe_stdin(n);
 }
 
-static void proc_node_free(struct gm_inode *n)
-{
-	free(n->tp);
-	n->tp = NULL;
-}
-
 static void proc_free(struct gm_install *in)
 {
 	if (!in->tp)
@@ -461,7 +455,6 @@ static void proc_free(struct gm_install *in)
 
 const struct gm_inst_ops gm_inst_proc_ops = {
 	.start = proc_start,
-	.node_free = proc_node_free,
 	.free = proc_free,
 	.slots = true,
 };

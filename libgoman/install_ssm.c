@@ -612,12 +612,6 @@ static void ssm_annotate(const struct gm_inode *n, cJSON *st)
 		cJSON_AddStringToObject(st, "command_id", SN(n)->command_id);
 }
 
-static void ssm_node_free(struct gm_inode *n)
-{
-	free(n->tp);
-	n->tp = NULL;
-}
-
 static void ssm_free(struct gm_install *in)
 {
 	if (!in->tp)
@@ -656,6 +650,5 @@ const struct gm_inst_ops gm_inst_ssm_ops = {
 	.start = ssm_start,
 	.input_done = ssm_input_done,
 	.annotate = ssm_annotate,
-	.node_free = ssm_node_free,
 	.free = ssm_free,
 };

@@ -22,6 +22,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include "goman/error.h"
+#include "goman/s3.h"
 
 struct cJSON;
 struct goman_aws;
@@ -131,11 +132,7 @@ bool goman_install_node_name_ok(const char *name);
 bool goman_install_version_ok(const char *v);
 bool goman_install_channel_ok(const char *c);
 
-/* Lifetime (seconds) of a presigned air-gap URL: want_s, within SigV4's 1..604800, and
- * inside the remaining life of the credentials that sign it (expires_ms, epoch ms; 0 = do
- * not expire) less a minute, since a URL made with temporary credentials stops working
- * when they expire whatever X-Amz-Expires says. -1 when they expire within that minute. */
-long goman_presign_lifetime(long want_s, int64_t expires_ms, int64_t now_ms);
+/* goman_presign_lifetime (the life of the air-gap URLs): goman/s3.h */
 
 /* PutParameter SecureString name = value with Overwrite (Advanced tier past 4 KB). The
  * request is wiped after the call. 0, or -1 with err. */
