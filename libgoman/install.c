@@ -336,8 +336,8 @@ static cJSON *finish_record(struct gm_install *in, struct gm_inode *n, const str
 		cJSON_AddBoolToObject(st, "verified", cJSON_IsTrue(rok) && ok);
 		if (n->progress >= 0)
 			cJSON_AddNumberToObject(st, "progress", n->progress);
-		if (n->kind != GM_K_FIRST && in->server_url[0])
-			cJSON_AddStringToObject(st, "server_url", in->server_url);
+		if (n->kind != GM_K_FIRST && gm_inst_server_url(in, n)[0])
+			cJSON_AddStringToObject(st, "server_url", gm_inst_server_url(in, n));
 		if (in->ops->annotate)
 			in->ops->annotate(n, st);
 		const cJSON *kc = cJSON_GetObjectItemCaseSensitive(result, "kubeconfig");
@@ -628,7 +628,7 @@ static void dispatch(struct gm_install *in, struct gm_inode *n)
 	else if (n->kind != GM_K_VERIFY)
 		goman_log(GOMAN_LOG_INFO, "INSTALL", "%s: starting (%s%s%s)", n->name,
 			  mode_name(in, n), n->kind == GM_K_FIRST ? "" : ", server ",
-			  n->kind == GM_K_FIRST ? "" : in->server_url);
+			  n->kind == GM_K_FIRST ? "" : gm_inst_server_url(in, n));
 	if (in->ops->slots)
 		in->running++;
 	struct goman_err e = GOMAN_ERR_INIT;
@@ -642,7 +642,7 @@ static bool can_start(const struct gm_install *in, const struct gm_inode *n)
 {
 	if (n->kind == GM_K_FIRST)
 		return true;
-	if (!in->server_url[0])
+	if (!gm_inst_server_url(in, n)[0])
 		return false;
 	if (in->o.wait_server && in->first)
 		return in->first->state == GM_N_DONE;
@@ -871,6 +871,10 @@ static const char *record_why(const struct gm_install *in, const cJSON *rec, cha
 		return "\"private_ip\" is not an IP address or host name (goman(7) ADDRESSES)";
 	if (pub_ip && !goman_addr_ok(pub_ip))
 		return "\"public_ip\" is not an IP address or host name (goman(7) ADDRESSES)";
+	const cJSON *su = cJSON_GetObjectItemCaseSensitive(rec, "server_url");
+	if (su && !cJSON_IsNull(su) && (!cJSON_IsString(su) || !goman_server_url_ok(su->valuestring) ||
+					strlen(su->valuestring) >= sizeof(((struct gm_inode *)0)->server_url)))
+		return "\"server_url\" is not https://ADDR:PORT (goman(7) ADDRESSES)";
 	if (!acting && in->o.via == GOMAN_VIA_SSM && !iid &&
 	    !cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(rec, "ok")))
 		return "record has no \"instance_id\"";
@@ -921,6 +925,8 @@ int goman_install_add(struct goman_install *pub, cJSON *rec, long line, struct g
 		snprintf(n->name, sizeof(n->name), "%s-%s-%d", in->cluster, role, index);
 	snprintf(n->iid, sizeof(n->iid), "%s", iid ? iid : "");
 	snprintf(n->ip, sizeof(n->ip), "%s", pip ? pip : "");
+	const char *surl = rec_str(rec, "server_url");
+	snprintf(n->server_url, sizeof(n->server_url), "%s", surl ? surl : "");
 	snprintf(n->host, sizeof(n->host), "%s",
 		 (in->o.ssh_public_ip ? pub_ip : pip) ? (in->o.ssh_public_ip ? pub_ip : pip) : "");
 	*in->tail = n;
@@ -989,7 +995,7 @@ void goman_install_input_done(struct goman_install *pub)
 					  : "no first server record with an address (role server, "
 					    "index 0) and no --server-address or --server-url");
 		else if (n->state == GM_N_WAIT && n->kind != GM_K_FIRST && n->kind != GM_K_ACTION &&
-			 !in->server_url[0])
+			 !gm_inst_server_url(in, n)[0])
 			fail_node(in, n, GOMAN_CLASS_CLIENT, "NoServer",
 				  in->first ? "the first server has no private_ip"
 					    : "no first server (role server, index 0) in the input "

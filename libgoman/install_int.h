@@ -74,6 +74,9 @@ struct gm_inode {
 	int64_t t_start_wall;      /* epoch ms of t_start (t.install_start in the record) */
 	int progress;
 	bool ok; /* finished without error */
+	/* the record's "server_url" (checked): the first server's address, known to the
+	 * provisioner before that server's own record arrives */
+	char server_url[300];
 	void *tp; /* the transport's own fields (one malloc'd block, freed with the node) */
 	struct gm_buf out; /* what the node printed */
 };
@@ -106,6 +109,14 @@ struct gm_install {
 	struct goman_outcome oc;
 	long first_timer;
 };
+
+/* The server a (non-first) node joins: --server-url, else its record's "server_url", else
+ * the first server's private IP (empty while unknown). */
+static inline const char *gm_inst_server_url(const struct gm_install *in,
+					     const struct gm_inode *n)
+{
+	return in->o.server_url || !n->server_url[0] ? in->server_url : n->server_url;
+}
 
 /* What the transports send (install_text.c): below the scheduler and the transports. */
 /* the script's flags for this node (non-secret), NULL-terminated, malloc'd strings;

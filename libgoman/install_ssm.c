@@ -308,10 +308,17 @@ static void flush(struct gm_install *in, enum gm_kind k)
 		}
 		bt->in = in;
 		bt->kind = k;
-		/* an action's text names its node: one per SendCommand */
-		while (SI(in)->group[k] && bt->n < (k == GM_K_ACTION ? 1 : GM_SSM_MAX_IDS)) {
-			struct gm_inode *n = SI(in)->group[k];
-			SI(in)->group[k] = n->qnext;
+		/* an action's text names its node: one per SendCommand; the script's flags are
+		 * shared, so only nodes joining the same server URL go together */
+		const char *url = gm_inst_server_url(in, SI(in)->group[k]);
+		for (struct gm_inode **p = &SI(in)->group[k];
+		     *p && bt->n < (k == GM_K_ACTION ? 1 : GM_SSM_MAX_IDS);) {
+			struct gm_inode *n = *p;
+			if (strcmp(gm_inst_server_url(in, n), url)) {
+				p = &n->qnext;
+				continue;
+			}
+			*p = n->qnext;
 			n->qnext = NULL;
 			SN(n)->queued = false;
 			SI(in)->group_n[k]--;

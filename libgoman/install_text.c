@@ -65,7 +65,7 @@ char **gm_inst_script_args(struct gm_install *in, const struct gm_inode *n)
 		v = argv_push(v, &c, "--cluster-init");
 	if (n->kind != GM_K_FIRST) {
 		v = argv_push(v, &c, "--server-url");
-		v = argv_push(v, &c, in->server_url);
+		v = argv_push(v, &c, gm_inst_server_url(in, n));
 	}
 	if (o->tls_san && n->kind != GM_K_AGENT) {
 		v = argv_push(v, &c, "--tls-san");

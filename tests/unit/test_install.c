@@ -279,6 +279,31 @@ static void add_json(struct goman_install *in, const char *json)
 	assert_int_equal(goman_install_add(in, j, 1, &err), 0);
 }
 
+static void test_an_agent_whose_record_names_the_server_starts_before_the_server_record(void **s)
+{
+	struct goman_install *in = make();
+	add_json(in, "{\"cluster\":\"u\",\"role\":\"agent\",\"index\":0,\"instance_id\":\"i-a\","
+		     "\"private_ip\":\"10.0.0.9\",\"server_url\":\"https://10.0.0.1:6443\"}");
+	for (int i = 0; i < 10 && sends == 0; i++)
+		goman_http_run(loop, 30, -1);
+	assert_int_equal(sends, 1); /* sent without the first server's record */
+	assert_non_null(strstr(send_texts[0], "'--server-url' 'https://10.0.0.1:6443'"));
+	add(in, "server", 0, "i-0");
+	run_to_end(in);
+	assert_int_equal(ok_records, 2);
+}
+
+static void test_a_server_url_that_is_not_https_addr_port_is_bad_input(void **s)
+{
+	struct goman_install *in = make();
+	add_json(in, "{\"cluster\":\"u\",\"role\":\"agent\",\"index\":0,\"instance_id\":\"i-a\","
+		     "\"server_url\":\"https://10.0.0.1:6443\\nExecStart=/bin/sh\"}");
+	assert_int_equal(bad_records, 1);
+	assert_non_null(strstr(last_msg, "server_url"));
+	run_to_end(in);
+	assert_int_equal(sends, 0);
+}
+
 static void test_a_private_ip_with_a_unit_line_is_bad_input_and_others_go_on(void **s)
 {
 	struct goman_install *in = make();
@@ -628,6 +653,9 @@ int main(void)
 		cmocka_unit_test(test_invocation_does_not_exist_is_pending_not_failure),
 		cmocka_unit_test(test_invalid_instance_id_retries_only_the_named_instance),
 		cmocka_unit_test(test_agents_wait_for_the_first_server_record),
+		cmocka_unit_test(
+			test_an_agent_whose_record_names_the_server_starts_before_the_server_record),
+		cmocka_unit_test(test_a_server_url_that_is_not_https_addr_port_is_bad_input),
 		cmocka_unit_test(test_a_waiting_sendcommand_goes_before_due_polls),
 		cmocka_unit_test(test_a_private_ip_with_a_unit_line_is_bad_input_and_others_go_on),
 		cmocka_unit_test(test_an_ipv6_first_server_gives_a_bracketed_server_url),
