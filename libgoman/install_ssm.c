@@ -60,7 +60,12 @@ struct ssm_inst {
 	int group_n[GM_K_MAX];
 	long group_timer[GM_K_MAX];
 	struct gm_inode *pollq_head, **pollq_tail;
-	int64_t learned_ms;     /* shortest install seen so far (send -> done) */
+	/* per group (kind): the fastest and slowest install seen (send -> done) */
+	int64_t fast_ms[GM_K_MAX], slow_ms[GM_K_MAX];
+	enum { LIST_TRY = 0, LIST_OK, LIST_NO } list; /* ListCommandInvocations answers? */
+	bool probing; /* the first List is in flight: the others wait for its answer */
+	struct ssm_cmd *cmds;   /* every command polled as a whole (freed with the installer) */
+	unsigned long lists;    /* ListCommandInvocations calls */
 	int64_t learned_reg_ms; /* shortest arrival -> accepted of a node SSM first did not
 				 * know (InvalidInstanceId): when young instances register */
 	unsigned long sends, polls;
@@ -79,6 +84,21 @@ static struct ssm_inst *SI(const struct gm_install *in)
 	return in->tp;
 }
 
+/* A command polled as a whole: one ListCommandInvocations for all its instances; the
+ * nodes whose invocation ended leave it for one GetCommandInvocation each (the output). */
+struct ssm_cmd {
+	struct ssm_cmd *next; /* SI(in)->cmds */
+	struct gm_install *in;
+	char id[64];
+	enum gm_kind kind;
+	int n, left; /* nodes[i] NULL once it left */
+	struct gm_inode *nodes[GM_SSM_MAX_IDS];
+	int64_t t_send, retry_ms;
+	long timer;
+	bool due; /* its poll is due and waits for a slot */
+	int polls;
+};
+
 struct gm_batch {
 	struct gm_batch *next;
 	struct gm_install *in;
@@ -91,6 +111,12 @@ static void enqueue(struct gm_install *in, struct gm_inode *n, int64_t window);
 static void schedule_poll(struct gm_install *in, struct gm_inode *n, int64_t delay);
 static void pump(struct gm_install *in);
 static void flush(struct gm_install *in, enum gm_kind k);
+static int64_t first_poll_ms(const struct gm_install *in, enum gm_kind k);
+static void learn(struct gm_install *in, enum gm_kind k, int64_t took);
+static int64_t next_poll_ms(const struct gm_install *in, enum gm_kind k);
+static void watch_command(struct gm_install *in, const struct gm_batch *bt, const char *cid,
+			  int64_t now);
+static bool pump_command(struct gm_install *in);
 
 static void fail(struct gm_install *in, struct gm_inode *n, enum goman_rc rc, enum goman_class cls,
 		 const char *code, const char *msg)
@@ -236,15 +262,11 @@ static void send_done(struct goman_aws_result *res, void *ud)
 			SN(n)->retry_ms = 0;
 			SN(n)->exec_until = now + in->o.timeout_ms + in->o.delivery_timeout_ms +
 					2 * in->o.poll_ms;
-			int64_t first = in->o.poll_floor_ms;
-			if (n->kind == GM_K_VERIFY || n->kind == GM_K_ACTION)
-				first = in->o.poll_ms;
-			else if (SI(in)->learned_ms > 0)
-				first = SI(in)->learned_ms * 3 / 4 > in->o.poll_ms
-						? SI(in)->learned_ms * 3 / 4
-						: in->o.poll_ms;
-			schedule_poll(in, n, first);
+			if (SI(in)->list == LIST_NO)
+				schedule_poll(in, n, first_poll_ms(in, n->kind));
 		}
+		if (cid && SI(in)->list != LIST_NO)
+			watch_command(in, bt, cid, now);
 		if (cid)
 			goman_log(GOMAN_LOG_DEBUG, "INSTALL", "SendCommand %s: %d instance(s)", cid,
 				  bt->n);
@@ -483,8 +505,11 @@ static void pump(struct gm_install *in)
 			continue;
 		}
 		struct gm_inode *n = pick_poll(in);
-		if (!n)
-			return;
+		if (!n) {
+			if (!pump_command(in))
+				return;
+			continue;
+		}
 		if (n->state != GM_N_DONE)
 			submit_poll(in, n);
 	}
@@ -542,7 +567,7 @@ static void poll_done(struct goman_aws_result *res, void *ud)
 				   : "?"));
 	if (e->rc != GOMAN_OK) {
 		if (!strcmp(e->code, "InvocationDoesNotExist")) {
-			schedule_poll(in, n, in->o.poll_ms);
+			schedule_poll(in, n, next_poll_ms(in, n->kind));
 		} else if (e->retryable || e->cls == GOMAN_CLASS_THROTTLING ||
 			   e->cls == GOMAN_CLASS_TRANSIENT || e->cls == GOMAN_CLASS_TIMEOUT) {
 			SN(n)->retry_ms = SN(n)->retry_ms > 0 ? SN(n)->retry_ms * 2 : in->o.poll_ms;
@@ -560,7 +585,7 @@ static void poll_done(struct goman_aws_result *res, void *ud)
 	if (!st)
 		st = "";
 	if (status_pending(st) || !*st) {
-		schedule_poll(in, n, in->o.poll_ms);
+		schedule_poll(in, n, next_poll_ms(in, n->kind));
 		pump(in);
 		return;
 	}
@@ -576,9 +601,7 @@ static void poll_done(struct goman_aws_result *res, void *ud)
 		rc = rcj->valuedouble <= 255 ? (int)rcj->valuedouble : 255;
 	int64_t took = goman_mono_ms() - SN(n)->t_send;
 	if (!strcmp(st, "Success")) {
-		if (n->kind != GM_K_VERIFY && n->kind != GM_K_ACTION &&
-		    (SI(in)->learned_ms <= 0 || took < SI(in)->learned_ms))
-			SI(in)->learned_ms = took;
+		learn(in, n->kind, took);
 		in->done(in, n, NULL, rc > 0 ? rc : 0);
 	} else if (!strcmp(st, "Failed")) {
 		in->done(in, n, NULL, rc > 0 ? rc : 1);
@@ -613,6 +636,209 @@ static void submit_poll(struct gm_install *in, struct gm_inode *n)
 	cJSON_Delete(req);
 }
 
+/* ---- poll spacing ---------------------------------------------------------------------- */
+
+static void learn(struct gm_install *in, enum gm_kind k, int64_t took)
+{
+	if (k == GM_K_VERIFY || k == GM_K_ACTION)
+		return;
+	if (SI(in)->fast_ms[k] <= 0 || took < SI(in)->fast_ms[k])
+		SI(in)->fast_ms[k] = took;
+	if (took > SI(in)->slow_ms[k])
+		SI(in)->slow_ms[k] = took;
+}
+
+/* The first poll of a command: near the end of the fastest install seen in its group; a
+ * group with none yet takes 3/4 of the fastest of any group, else --poll-floor. Never
+ * sooner than --poll-interval; the verification and kubectl actions at --poll-interval. */
+static int64_t first_poll_ms(const struct gm_install *in, enum gm_kind k)
+{
+	if (k == GM_K_VERIFY || k == GM_K_ACTION)
+		return in->o.poll_ms;
+	int64_t f = SI(in)->fast_ms[k];
+	for (int g = 0; f <= 0 && g < GM_K_VERIFY; g++)
+		if (SI(in)->fast_ms[g] > 0 && (f <= 0 || SI(in)->fast_ms[g] * 3 / 4 < f))
+			f = SI(in)->fast_ms[g] * 3 / 4;
+	if (f <= 0)
+		f = in->o.poll_floor_ms;
+	return f > in->o.poll_ms ? f : in->o.poll_ms;
+}
+
+/* Later polls: a quarter of the group's spread (slowest - fastest install seen), so the
+ * polls of one command cover its spread in about four steps; never closer than
+ * --poll-interval. */
+static int64_t next_poll_ms(const struct gm_install *in, enum gm_kind k)
+{
+	int64_t spread = k < GM_K_VERIFY && SI(in)->fast_ms[k] > 0
+				 ? (SI(in)->slow_ms[k] - SI(in)->fast_ms[k]) / 4
+				 : 0;
+	return spread > in->o.poll_ms ? spread : in->o.poll_ms;
+}
+
+/* ---- one poll per command: ListCommandInvocations --------------------------------------- */
+
+/* A node leaves its command's List polls: its own GetCommandInvocation is due in delay. */
+static void leave_command(struct ssm_cmd *c, int i, int64_t delay)
+{
+	struct gm_inode *n = c->nodes[i];
+	c->nodes[i] = NULL;
+	c->left--;
+	if (n->state != GM_N_DONE)
+		schedule_poll(c->in, n, delay);
+}
+
+static void command_fire(void *ud)
+{
+	struct ssm_cmd *c = ud;
+	c->timer = 0;
+	c->due = true;
+	pump(c->in);
+}
+
+static void schedule_command(struct ssm_cmd *c, int64_t delay)
+{
+	struct gm_install *in = c->in;
+	int64_t now = goman_mono_ms();
+	/* past a node's execution deadline, or without List: each node polls on its own */
+	for (int i = 0; i < c->n; i++)
+		if (c->nodes[i] && (SI(in)->list == LIST_NO || c->nodes[i]->state == GM_N_DONE ||
+				    now >= SN(c->nodes[i])->exec_until))
+			leave_command(c, i, SI(in)->list == LIST_NO ? delay : 0);
+	if (c->left > 0)
+		c->timer = goman_http_timer(in->o.http, delay, command_fire, c);
+}
+
+static void watch_command(struct gm_install *in, const struct gm_batch *bt, const char *cid,
+			  int64_t now)
+{
+	struct ssm_cmd *c = calloc(1, sizeof(*c));
+	if (!c) { /* polled node by node instead */
+		for (int i = 0; i < bt->n; i++)
+			schedule_poll(in, bt->nodes[i], first_poll_ms(in, bt->kind));
+		return;
+	}
+	c->in = in;
+	c->kind = bt->kind;
+	c->t_send = now;
+	snprintf(c->id, sizeof(c->id), "%s", cid);
+	for (int i = 0; i < bt->n; i++)
+		if (bt->nodes[i]->state != GM_N_DONE)
+			c->nodes[c->n++] = bt->nodes[i];
+	c->left = c->n;
+	c->next = SI(in)->cmds;
+	SI(in)->cmds = c;
+	schedule_command(c, first_poll_ms(in, c->kind));
+}
+
+static bool unknown_action(const struct goman_err *e)
+{
+	static const char *const codes[] = {"UnknownOperationException", "InvalidAction",
+					    "UnknownOperation", "NotImplemented"};
+	for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++)
+		if (!strcmp(e->code, codes[i]))
+			return true;
+	return false;
+}
+
+/* List failed: before it ever answered, anything but throttling means the endpoint does
+ * not have it (moto 5.2 answers 500): every command polls node by node from now on. */
+static void list_failed(struct ssm_cmd *c, const struct goman_err *e)
+{
+	struct gm_install *in = c->in;
+	bool throttled = e->cls == GOMAN_CLASS_THROTTLING;
+	if (unknown_action(e) || (SI(in)->list == LIST_TRY && !throttled)) {
+		SI(in)->list = LIST_NO;
+		goman_log(GOMAN_LOG_INFO, "INSTALL",
+			  "ListCommandInvocations unavailable (%s): polling each invocation",
+			  e->code[0] ? e->code : goman_strerror(e->rc));
+		/* the other commands turn to their nodes' own polls when theirs is due */
+		schedule_command(c, 0);
+		return;
+	}
+	c->retry_ms = c->retry_ms > 0 ? c->retry_ms * 2 : in->o.poll_ms;
+	if (c->retry_ms > 4 * in->o.poll_ms)
+		c->retry_ms = 4 * in->o.poll_ms;
+	schedule_command(c, c->retry_ms);
+}
+
+static void list_done(struct goman_aws_result *res, void *ud)
+{
+	struct ssm_cmd *c = ud;
+	struct gm_install *in = c->in;
+	SI(in)->calls--;
+	SI(in)->lists++;
+	SI(in)->probing = false;
+	c->polls++;
+	if (res->err.rc != GOMAN_OK) {
+		list_failed(c, &res->err);
+		pump(in);
+		return;
+	}
+	SI(in)->list = LIST_OK;
+	c->retry_ms = 0;
+	const cJSON *inv;
+	int ended = 0;
+	cJSON_ArrayForEach (inv, cJSON_GetObjectItemCaseSensitive(res->data, "CommandInvocations")) {
+		const char *iid = goman_json_path_str(inv, "InstanceId");
+		const char *st = goman_json_path_str(inv, "Status");
+		for (int i = 0; iid && st && *st && !status_pending(st) && i < c->n; i++)
+			if (c->nodes[i] && !strcmp(c->nodes[i]->iid, iid)) {
+				leave_command(c, i, 0);
+				ended++;
+			}
+	}
+	goman_log(GOMAN_LOG_DEBUG, "INSTALL", "command %s: poll %d, %d ended, %d running", c->id,
+		  c->polls, ended, c->left);
+	if (c->left > 0)
+		schedule_command(c, next_poll_ms(in, c->kind));
+	pump(in);
+}
+
+/* Submits the due command poll sent longest ago; false when none is due (or the first List
+ * is still out: an endpoint without it answers 5xx, and one probe at a time keeps those
+ * under the breaker's FailureThreshold). */
+static bool pump_command(struct gm_install *in)
+{
+	struct ssm_cmd *c = NULL;
+	if (SI(in)->probing)
+		return false;
+	for (struct ssm_cmd *o = SI(in)->cmds; o; o = o->next)
+		if (o->due && (!c || o->t_send < c->t_send))
+			c = o;
+	if (!c)
+		return false;
+	c->due = false;
+	if (SI(in)->list == LIST_NO)
+		schedule_command(c, 0);
+	if (c->left <= 0)
+		return true;
+	cJSON *req = cJSON_CreateObject();
+	struct goman_err err = GOMAN_ERR_INIT;
+	goman_err_clear(&err);
+	if (!req || !cJSON_AddStringToObject(req, "CommandId", c->id) ||
+	    !cJSON_AddNumberToObject(req, "MaxResults", GM_SSM_MAX_IDS)) {
+		cJSON_Delete(req);
+		goman_err_set(&err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "", "out of memory");
+		list_failed(c, &err);
+		return true;
+	}
+	/* one attempt: an endpoint without the action (moto answers 500) then costs one
+	 * failure on the SSM breaker (FailureThreshold 2), which the next answer resets */
+	struct goman_aws_call call = {.service = "ssm",
+				      .action = "ListCommandInvocations",
+				      .json = req,
+				      .retry_policy = "once"};
+	SI(in)->calls++;
+	SI(in)->probing = SI(in)->list == LIST_TRY;
+	if (gm_inst_aws_submit(in->o.aws, &call, list_done, c, &err) != 0) {
+		SI(in)->calls--;
+		SI(in)->probing = false;
+		list_failed(c, &err);
+	}
+	cJSON_Delete(req);
+	return true;
+}
+
 static void ssm_annotate(const struct gm_inode *n, cJSON *st)
 {
 	if (n->tp && SN(n)->command_id[0])
@@ -639,6 +865,15 @@ static void ssm_free(struct gm_install *in)
 		next = b->next;
 		free(b);
 	}
+	for (struct ssm_cmd *c = SI(in)->cmds, *next; c; c = next) {
+		next = c->next;
+		if (c->timer)
+			goman_http_timer_cancel(in->o.http, c->timer);
+		free(c);
+	}
+	goman_log(GOMAN_LOG_DEBUG, "INSTALL",
+		  "SSM calls: %lu SendCommand, %lu ListCommandInvocations, %lu GetCommandInvocation",
+		  SI(in)->sends, SI(in)->lists, SI(in)->polls);
 	free(in->tp);
 	in->tp = NULL;
 }

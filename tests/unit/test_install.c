@@ -34,6 +34,9 @@ static int bad_records;
 static char *send_texts[16]; /* the command text of each SendCommand (first 16) */
 static char *send_ids[16];   /* its InstanceIds, as JSON */
 static cJSON *drain_objs;    /* the "drain" object of every emitted record */
+static int lists;            /* ListCommandInvocations calls */
+static bool list_ok;         /* answer ListCommandInvocations (else: unknown, as moto 5.2) */
+static cJSON *cmd_ids;       /* CommandId -> its InstanceIds */
 
 static void fire(void *ud)
 {
@@ -75,10 +78,37 @@ static int fake_submit(struct goman_aws *a, const struct goman_aws_call *call,
 					strdup(cJSON_IsString(c0) ? c0->valuestring : "");
 				send_ids[sends] = strdup(s);
 			}
+
 			sends++;
-			p->res.data = cJSON_Parse("{\"Command\":{\"CommandId\":\"c-1\"}}");
+			char cid[32];
+			snprintf(cid, sizeof(cid), "c-%d", sends);
+			p->res.data = cJSON_CreateObject();
+			cJSON_AddStringToObject(cJSON_AddObjectToObject(p->res.data, "Command"),
+						"CommandId", cid);
+			if (!cmd_ids)
+				cmd_ids = cJSON_CreateObject();
+			cJSON_AddItemToObject(cmd_ids, cid, cJSON_Duplicate(ids, 1));
 		}
 		free(s);
+	} else if (!strcmp(call->action, "ListCommandInvocations")) {
+		lists++;
+		if (!list_ok) {
+			goman_err_set(&p->res.err, GOMAN_ESERVICE, GOMAN_CLASS_CLIENT,
+				      "UnknownOperationException", "no such action");
+		} else {
+			/* every instance of the command ended: one invocation each */
+			const cJSON *cid = cJSON_GetObjectItem(call->json, "CommandId");
+			const cJSON *ids = cJSON_GetObjectItem(cmd_ids, cid->valuestring), *id;
+			cJSON *invs = cJSON_CreateArray();
+			cJSON_ArrayForEach (id, ids) {
+				cJSON *o = cJSON_CreateObject();
+				cJSON_AddStringToObject(o, "InstanceId", id->valuestring);
+				cJSON_AddStringToObject(o, "Status", "Success");
+				cJSON_AddItemToArray(invs, o);
+			}
+			p->res.data = cJSON_CreateObject();
+			cJSON_AddItemToObject(p->res.data, "CommandInvocations", invs);
+		}
 	} else {
 		polls++;
 		if (inprog_left > 0) {
@@ -134,6 +164,10 @@ static struct goman_install *make(void)
 	gm_inst_aws_submit = fake_submit;
 	sends = polls = emitted = ok_records = dne_left = inprog_left = 0;
 	in_flight = max_in_flight = polls_before_send = 0;
+	lists = 0;
+	list_ok = false;
+	cJSON_Delete(cmd_ids);
+	cmd_ids = NULL;
 	young_id = NULL;
 	poll_answer = NULL;
 	bad_records = 0;
@@ -206,6 +240,35 @@ static void test_120_nodes_share_sendcommands_of_at_most_50_ids(void **s)
 	}
 	assert_int_equal(total, 120);
 	assert_int_equal(sends, 4);
+}
+
+static void test_one_list_per_command_then_output_only_for_ended_invocations(void **s)
+{
+	struct goman_install *in = make();
+	list_ok = true;
+	char iid[32];
+	add(in, "server", 0, "i-0");
+	for (int i = 0; i < 49; i++) {
+		snprintf(iid, sizeof(iid), "i-a%d", i);
+		add(in, "agent", i, iid);
+	}
+	run_to_end(in);
+	assert_int_equal(ok_records, 50);
+	/* the first server's command and the agents': one List each, one Get per node */
+	assert_int_equal(lists, 2);
+	assert_int_equal(polls, 50);
+}
+
+static void test_without_list_every_invocation_is_polled_on_its_own(void **s)
+{
+	struct goman_install *in = make();
+	add(in, "server", 0, "i-0");
+	add(in, "agent", 0, "i-a");
+	add(in, "agent", 1, "i-b");
+	run_to_end(in);
+	assert_int_equal(ok_records, 3);
+	assert_true(lists >= 1 && lists <= 2); /* the Lists in flight when the first failed */
+	assert_int_equal(polls, 3);
 }
 
 static void test_invocation_does_not_exist_is_pending_not_failure(void **s)
@@ -650,6 +713,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_120_nodes_share_sendcommands_of_at_most_50_ids),
+		cmocka_unit_test(test_one_list_per_command_then_output_only_for_ended_invocations),
+		cmocka_unit_test(test_without_list_every_invocation_is_polled_on_its_own),
 		cmocka_unit_test(test_invocation_does_not_exist_is_pending_not_failure),
 		cmocka_unit_test(test_invalid_instance_id_retries_only_the_named_instance),
 		cmocka_unit_test(test_agents_wait_for_the_first_server_record),
@@ -681,5 +746,6 @@ int main(void)
 		free(send_ids[i]);
 	}
 	cJSON_Delete(drain_objs);
+	cJSON_Delete(cmd_ids);
 	return rc;
 }
