@@ -356,6 +356,19 @@ static void test_an_agent_whose_record_names_the_server_starts_before_the_server
 	assert_int_equal(ok_records, 2);
 }
 
+static void test_the_server_url_option_wins_over_the_records(void **s)
+{
+	struct goman_install *in = make();
+	struct gm_install *g = (struct gm_install *)in;
+	g->o.server_url = strdup("https://10.9.9.9:6443"); /* as --server-url leaves it */
+	snprintf(g->server_url, sizeof(g->server_url), "%s", g->o.server_url);
+	add_json(in, "{\"cluster\":\"u\",\"role\":\"agent\",\"index\":0,\"instance_id\":\"i-a\","
+		     "\"server_url\":\"https://10.0.0.1:6443\"}");
+	run_to_end(in);
+	assert_int_equal(sends, 1);
+	assert_non_null(strstr(send_texts[0], "'--server-url' 'https://10.9.9.9:6443'"));
+}
+
 static void test_a_server_url_that_is_not_https_addr_port_is_bad_input(void **s)
 {
 	struct goman_install *in = make();
@@ -721,6 +734,7 @@ int main(void)
 		cmocka_unit_test(
 			test_an_agent_whose_record_names_the_server_starts_before_the_server_record),
 		cmocka_unit_test(test_a_server_url_that_is_not_https_addr_port_is_bad_input),
+		cmocka_unit_test(test_the_server_url_option_wins_over_the_records),
 		cmocka_unit_test(test_a_waiting_sendcommand_goes_before_due_polls),
 		cmocka_unit_test(test_a_private_ip_with_a_unit_line_is_bad_input_and_others_go_on),
 		cmocka_unit_test(test_an_ipv6_first_server_gives_a_bracketed_server_url),
