@@ -4,13 +4,20 @@
  * once with '/' kept, the method an action implies, and CreateBucket's location body.
  * Signing (x-amz-content-sha256, no double encoding) is aws.c's job with s3 = true.
  *
+ * Presigned GET URLs (goman_s3_presign: goman-install's air-gap downloads) are built here
+ * too, with the same URL rules, and signed by sigv4.c in presign mode.
+ *
  * Ownership: gm_s3_url returns a malloc'd URL; gm_s3_prepare fills a caller-owned
- * struct gm_aws_req (gm_aws_req_clear). Errors: -1/NULL with struct goman_err filled.
+ * struct gm_aws_req (gm_aws_req_clear); goman_s3_presign's URL is the caller's (wipe it).
+ * Errors: -1/NULL with struct goman_err filled.
  */
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "goman/clock.h"
+#include "goman/http.h"
+#include "goman/s3.h"
 #include "goman/sigv4.h"
 #include "aws_int.h"
 
@@ -137,4 +144,76 @@ int gm_s3_prepare(const struct goman_aws_call *call, const char *endpoint, const
 	out->raw_reply = (act && act->raw) || (!act && call->key && strcmp(method, "GET") == 0);
 	out->reply = GM_REPLY_S3;
 	return 0;
+}
+
+/* ---- presigned URLs ------------------------------------------------------------------ */
+
+bool goman_s3_endpoint_is_aws(const char *url)
+{
+	static const char suffix[] = ".amazonaws.com";
+	if (!url || goman_url_is_loopback(url))
+		return false;
+	const char *sep = strstr(url, "://");
+	const char *host = sep ? sep + 3 : url;
+	size_t len = strcspn(host, ":/?#");
+	size_t sl = sizeof(suffix) - 1;
+	if (len <= sl)
+		return false;
+	for (size_t i = 0; i < sl; i++)
+		if (tolower((unsigned char)host[len - sl + i]) != suffix[i])
+			return false;
+	return true;
+}
+
+long goman_presign_lifetime(long want_s, int64_t expires_ms, int64_t now_ms)
+{
+	long life = want_s < 1 ? 1 : want_s > 604800 ? 604800 : want_s;
+	if (expires_ms <= 0)
+		return life;
+	if (expires_ms <= now_ms)
+		return -1;
+	int64_t left = (expires_ms - now_ms) / 1000 - 60;
+	if (left < 1)
+		return -1;
+	return left < life ? (long)left : life;
+}
+
+char *goman_s3_presign(const struct goman_s3_presign *p, const struct goman_creds *cr,
+		       struct goman_err *err)
+{
+	if (!p || !cr || !p->endpoint || !p->region || !p->bucket || !*p->bucket || !p->key ||
+	    !*p->key)
+		return goman_err_set(err, GOMAN_EINVAL, GOMAN_CLASS_BAD_INPUT, "BadInput", "%s",
+				     "presign: endpoint, region, bucket and key are needed"),
+		       NULL;
+	int64_t now = p->time_ms > 0 ? p->time_ms : goman_now_ms();
+	long life = goman_presign_lifetime(p->expires_s, cr->expires_ms, now);
+	if (life < 0)
+		return goman_err_set(err, GOMAN_ECREDS, GOMAN_CLASS_AUTH, "CredentialsExpiring",
+				     "%s", "the credentials expire within a minute: too soon to presign"),
+		       NULL;
+	char *u = gm_s3_url(p->endpoint, p->bucket, p->key, NULL,
+			    !goman_s3_endpoint_is_aws(p->endpoint));
+	if (!u)
+		return goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "", "out of memory"), NULL;
+	struct goman_sigv4_params sp = {.method = "GET",
+					.url = u,
+					.service = "s3",
+					.region = p->region,
+					.time_ms = now,
+					.presign_expires = life,
+					.s3 = true,
+					.unsigned_payload = true,
+					.normalize = -1};
+	struct goman_kvs h = {0};
+	struct goman_sigv4_out out = {0};
+	char *url = NULL;
+	if (goman_sigv4_sign(&sp, cr, &h, false, &out, err) == 0) {
+		url = out.url;
+		out.url = NULL;
+	}
+	goman_sigv4_out_clear(&out);
+	goman_kvs_clear(&h);
+	free(u);
+	return url;
 }

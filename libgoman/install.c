@@ -15,6 +15,9 @@
  * `k3s kubectl get nodes` (a GM_K_VERIFY pseudo node through the same transport) and the
  * `cluster` event goes out with the Ready count.
  *
+ * Transports sit behind struct gm_inst_ops (install_int.h): the scheduler picks one at
+ * creation, starts nodes through it and hands it node_done() as in->done.
+ *
  * Ownership: see install_int.h. Errors: per node, as error records through emit.
  */
 #include <stdio.h>
@@ -32,8 +35,6 @@
 #include "install_int.h"
 
 static const char *const via_names[] = {"ssm", "ssh", "local"};
-
-static void add_k3s(struct gm_buf *b, const struct gm_install *in);
 
 /* ---- output parsing ------------------------------------------------------------------ */
 
@@ -64,9 +65,12 @@ cJSON *goman_install_parse_output(const char *out, int *progress)
 	return res;
 }
 
-int goman_install_count_ready(const char *out)
+/* Calls fn for each node row of `kubectl get nodes` output (NAME STATUS ROLES AGE VERSION;
+ * the header row and other text are skipped) and returns the number of rows. */
+static int node_rows(const char *out, void (*fn)(const char *name, const char *status, void *ud),
+		     void *ud)
 {
-	int ready = 0, rows = 0;
+	int rows = 0;
 	for (const char *l = out; l && *l;) {
 		const char *e = strchr(l, '\n');
 		size_t n = e ? (size_t)(e - l) : strlen(l);
@@ -76,161 +80,61 @@ int goman_install_count_ready(const char *out)
 		memcpy(row, l, n);
 		row[n] = '\0';
 		char name[256], status[64];
-		/* NAME STATUS ROLES AGE VERSION; the header row and other text are skipped */
 		if (sscanf(row, "%255s %63s", name, status) == 2 && strcmp(name, "NAME") &&
 		    strstr(row, " v") && strncmp(row, "GOMAN_", 6)) {
 			rows++;
-			if (!strcmp(status, "Ready"))
-				ready++;
+			fn(name, status, ud);
 		}
 		l = e ? e + 1 : NULL;
 	}
-	return rows ? ready : -1;
+	return rows;
+}
+
+static void count_row(const char *name, const char *status, void *ud)
+{
+	(void)name;
+	if (!strcmp(status, "Ready"))
+		(*(int *)ud)++;
+}
+
+int goman_install_count_ready(const char *out)
+{
+	int ready = 0;
+	return node_rows(out, count_row, &ready) ? ready : -1;
+}
+
+struct ready_q {
+	const char *name;
+	bool ready;
+};
+
+static void find_row(const char *name, const char *status, void *ud)
+{
+	struct ready_q *q = ud;
+	if (!strcmp(name, q->name) && !strcmp(status, "Ready"))
+		q->ready = true;
+}
+
+static void add_row_not_ready(const char *name, const char *status, void *ud)
+{
+	cJSON *arr = ud;
+	const cJSON *e;
+	if (!strcmp(status, "Ready"))
+		return;
+	cJSON_ArrayForEach (e, arr)
+		if (!strcmp(e->valuestring, name))
+			return;
+	cJSON_AddItemToArray(arr, cJSON_CreateString(name));
+}
+
+bool goman_install_node_ready(const char *out, const char *name)
+{
+	struct ready_q q = {name ? name : "", false};
+	node_rows(out, find_row, &q);
+	return q.ready;
 }
 
 /* ---- script arguments ------------------------------------------------------------------- */
-
-static char **argv_push(char **v, size_t *n, const char *s)
-{
-	char **nv = realloc(v, (*n + 2) * sizeof(*v));
-	if (!nv)
-		return v;
-	nv[*n] = strdup(s ? s : "");
-	if (nv[*n])
-		(*n)++;
-	nv[*n] = NULL;
-	return nv;
-}
-
-void gm_inst_argv_free(char **argv)
-{
-	for (size_t i = 0; argv && argv[i]; i++)
-		free(argv[i]);
-	free(argv);
-}
-
-long goman_presign_lifetime(long want_s, int64_t expires_ms, int64_t now_ms)
-{
-	long life = want_s < 1 ? 1 : want_s > 604800 ? 604800 : want_s;
-	if (expires_ms <= 0)
-		return life;
-	if (expires_ms <= now_ms)
-		return -1;
-	int64_t left = (expires_ms - now_ms) / 1000 - 60;
-	if (left < 1)
-		return -1;
-	return left < life ? (long)left : life;
-}
-
-bool gm_inst_airgap(const struct gm_install *in)
-{
-	return in->o.airgap_binary_url && *in->o.airgap_binary_url && in->o.airgap_checksum_url &&
-	       *in->o.airgap_checksum_url;
-}
-
-char *gm_inst_airgap_line(const struct gm_install *in)
-{
-	if (!gm_inst_airgap(in))
-		return NULL;
-	size_t n = strlen(in->o.airgap_binary_url) + strlen(in->o.airgap_checksum_url) + 2;
-	char *s = malloc(n);
-	if (s)
-		snprintf(s, n, "%s %s", in->o.airgap_binary_url, in->o.airgap_checksum_url);
-	return s;
-}
-
-char **gm_inst_script_args(struct gm_install *in, const struct gm_inode *n)
-{
-	const struct goman_install_opts *o = &in->o;
-	char **v = NULL;
-	size_t c = 0;
-	v = argv_push(v, &c, "--role");
-	v = argv_push(v, &c, n->kind == GM_K_AGENT ? "agent" : "server");
-	if (n->kind == GM_K_FIRST && in->cluster_init)
-		v = argv_push(v, &c, "--cluster-init");
-	if (n->kind != GM_K_FIRST) {
-		v = argv_push(v, &c, "--server-url");
-		v = argv_push(v, &c, in->server_url);
-	}
-	if (o->tls_san && n->kind != GM_K_AGENT) {
-		v = argv_push(v, &c, "--tls-san");
-		v = argv_push(v, &c, o->tls_san);
-	}
-	/* The first server stores its kubeconfig in SSM itself (the script's own SSM client:
-	 * the aws CLI, else curl --aws-sigv4 with the instance role). Over SSM the node has a
-	 * role by definition; over ssh/local only when this run talks to AWS at all (the token
-	 * came from SSM), else nothing is stored (goman-install(1)). */
-	if (n->kind == GM_K_FIRST && o->store_kubeconfig && (o->via == GOMAN_VIA_SSM || o->aws) &&
-	    in->cluster[0]) {
-		char kp[200];
-		snprintf(kp, sizeof(kp), "/goman/%s/kubeconfig", in->cluster);
-		v = argv_push(v, &c, "--kubeconfig-ssm-param");
-		v = argv_push(v, &c, kp);
-		if (n->ip[0]) {
-			v = argv_push(v, &c, "--kubeconfig-server");
-			v = argv_push(v, &c, n->ip);
-		}
-		if (o->region && o->via != GOMAN_VIA_SSM) {
-			v = argv_push(v, &c, "--region");
-			v = argv_push(v, &c, o->region);
-		}
-	}
-	if (o->via == GOMAN_VIA_SSM) {
-		v = argv_push(v, &c, "--token-ssm-param");
-		v = argv_push(v, &c, in->token_param);
-		if (o->region) {
-			v = argv_push(v, &c, "--region");
-			v = argv_push(v, &c, o->region);
-		}
-	} else {
-		v = argv_push(v, &c, "--token-stdin");
-	}
-	const char *pairs[][2] = {{"--k3s-version", o->k3s_version},
-				  {"--channel", o->channel},
-				  {"--mirror", o->mirror},
-				  {"--prefix", o->prefix}};
-	for (size_t i = 0; i < sizeof(pairs) / sizeof(pairs[0]); i++)
-		if (pairs[i][1] && *pairs[i][1]) {
-			v = argv_push(v, &c, pairs[i][0]);
-			v = argv_push(v, &c, pairs[i][1]);
-		}
-	/* the URLs themselves never: they carry the session token */
-	if (gm_inst_airgap(in)) {
-		if (o->via == GOMAN_VIA_SSM) {
-			v = argv_push(v, &c, "--airgap-ssm-param");
-			v = argv_push(v, &c, in->airgap_param);
-		} else {
-			v = argv_push(v, &c, "--airgap-stdin");
-		}
-	}
-	if (o->no_services)
-		v = argv_push(v, &c, "--no-services");
-	if (o->timeout_ms > 0) {
-		char s[32];
-		/* readiness gets what is left of the execution timeout after a download */
-		snprintf(s, sizeof(s), "%lld", (long long)(o->timeout_ms / 1000 * 3 / 4 + 1));
-		v = argv_push(v, &c, "--ready-timeout");
-		v = argv_push(v, &c, s);
-	}
-	return v;
-}
-
-char *gm_inst_verify_cmd(struct gm_install *in)
-{
-	struct gm_buf b = {0};
-	char num[64];
-	add_k3s(&b, in);
-	/* poll on the node (one SSM command, not many) until every installed node is Ready */
-	snprintf(num, sizeof(num), "; want=%d; n=%lld; ", in->nodes_ok,
-		 (long long)((in->o.verify_wait_ms + 999) / 1000));
-	gm_buf_adds(&b, num);
-	gm_buf_adds(&b,
-		    "while :; do out=$(\"$k\" kubectl get nodes --no-headers 2>&1); "
-		    "r=$(printf '%s\\n' \"$out\" | awk '$2 == \"Ready\"' | wc -l); "
-		    "[ \"$r\" -ge \"$want\" ] && break; n=$((n - 1)); [ \"$n\" -le 0 ] && break; "
-		    "sleep 1; done; printf '%s\\n' \"$out\"");
-	return b.p;
-}
 
 /* ---- node names, labels, taints, releases --------------------------------------------- */
 
@@ -358,69 +262,6 @@ static const char *labels_taints_why(const cJSON *rec, char *buf, size_t len)
 	return NULL;
 }
 
-char **gm_inst_node_args(const struct gm_inode *n)
-{
-	char **v = NULL;
-	size_t c = 0;
-	v = argv_push(v, &c, "--node-name");
-	v = argv_push(v, &c, n->name);
-	const cJSON *e;
-	cJSON_ArrayForEach (e, cJSON_GetObjectItemCaseSensitive(n->rec, "labels")) {
-		if (!cJSON_IsString(e))
-			continue;
-		size_t l = strlen(e->string) + strlen(e->valuestring) + 2;
-		char *kv = malloc(l);
-		if (!kv)
-			continue;
-		snprintf(kv, l, "%s=%s", e->string, e->valuestring);
-		v = argv_push(v, &c, "--node-label");
-		v = argv_push(v, &c, kv);
-		free(kv);
-	}
-	cJSON_ArrayForEach (e, cJSON_GetObjectItemCaseSensitive(n->rec, "taints")) {
-		if (!cJSON_IsString(e))
-			continue;
-		v = argv_push(v, &c, "--node-taint");
-		v = argv_push(v, &c, e->valuestring);
-	}
-	return v;
-}
-
-static const char *const action_names[] = {"install", "cordon", "drain", "uncordon"};
-
-static void add_k3s(struct gm_buf *b, const struct gm_install *in)
-{
-	gm_buf_adds(b, "k=");
-	if (in->o.prefix && *in->o.prefix) {
-		struct gm_buf p = {0};
-		gm_buf_adds(&p, in->o.prefix);
-		gm_buf_adds(&p, "/usr/local/bin/k3s");
-		gm_buf_quote(b, p.p ? p.p : "");
-		gm_buf_free(&p);
-	} else {
-		gm_buf_adds(b, "k3s");
-	}
-}
-
-char *gm_inst_action_cmd(struct gm_install *in, const struct gm_inode *n)
-{
-	struct gm_buf b = {0};
-	char num[96];
-	add_k3s(&b, in);
-	gm_buf_adds(&b, "; \"$k\" kubectl ");
-	gm_buf_adds(&b, action_names[in->o.action]);
-	if (in->o.action == GOMAN_ACTION_DRAIN) {
-		snprintf(num, sizeof(num),
-			 " --ignore-daemonsets --delete-emptydir-data --timeout=%llds",
-			 (long long)((in->o.drain_timeout_ms + 999) / 1000));
-		gm_buf_adds(&b, num);
-	}
-	gm_buf_adds(&b, " ");
-	gm_buf_quote(&b, n->name);
-	gm_buf_adds(&b, " 2>&1");
-	return b.p;
-}
-
 /* ---- records ------------------------------------------------------------------------ */
 
 static void add_time_at(cJSON *rec, const char *key, int64_t epoch_ms)
@@ -451,7 +292,7 @@ static void set_bool(cJSON *o, const char *k, bool v)
 static const char *mode_name(const struct gm_install *in, const struct gm_inode *n)
 {
 	if (n->kind == GM_K_ACTION)
-		return action_names[in->o.action];
+		return gm_inst_action_names[in->o.action];
 	if (n->kind == GM_K_FIRST)
 		return in->cluster_init ? "cluster-init" : "first-server";
 	return n->kind == GM_K_JOIN ? "join-server" : "agent";
@@ -495,10 +336,10 @@ static cJSON *finish_record(struct gm_install *in, struct gm_inode *n, const str
 		cJSON_AddBoolToObject(st, "verified", cJSON_IsTrue(rok) && ok);
 		if (n->progress >= 0)
 			cJSON_AddNumberToObject(st, "progress", n->progress);
-		if (n->kind != GM_K_FIRST && in->server_url[0])
-			cJSON_AddStringToObject(st, "server_url", in->server_url);
-		if (n->command_id[0])
-			cJSON_AddStringToObject(st, "command_id", n->command_id);
+		if (n->kind != GM_K_FIRST && gm_inst_server_url(in, n)[0])
+			cJSON_AddStringToObject(st, "server_url", gm_inst_server_url(in, n));
+		if (in->ops->annotate)
+			in->ops->annotate(n, st);
 		const cJSON *kc = cJSON_GetObjectItemCaseSensitive(result, "kubeconfig");
 		if (cJSON_IsString(kc))
 			cJSON_AddStringToObject(st, "kubeconfig", kc->valuestring);
@@ -542,11 +383,11 @@ static cJSON *action_record(struct gm_install *in, struct gm_inode *n, const str
 	cJSON *st = rec ? cJSON_GetObjectItemCaseSensitive(rec, "drain") : NULL;
 	if (st) {
 		int64_t now = goman_mono_ms();
-		cJSON_AddStringToObject(st, "action", action_names[in->o.action]);
+		cJSON_AddStringToObject(st, "action", gm_inst_action_names[in->o.action]);
 		cJSON_AddNumberToObject(st, "ms", (double)(now - (n->t_start ? n->t_start : now)));
 		cJSON_AddStringToObject(st, "via", via_names[in->o.via]);
-		if (n->command_id[0])
-			cJSON_AddStringToObject(st, "command_id", n->command_id);
+		if (in->ops->annotate)
+			in->ops->annotate(n, st);
 	}
 	return rec;
 }
@@ -570,9 +411,10 @@ static void action_error(struct goman_err *e, const struct gm_install *in, const
 	for (char *p = last; *p; p++)
 		if ((unsigned char)*p < 0x20 || *p == 0x7f)
 			*p = ' ';
-	static const char *const codes[] = {"", "CordonFailed", "DrainFailed", "UncordonFailed"};
+	static const char *const codes[] = {"", "CordonFailed", "DrainFailed", "UncordonFailed",
+					    "DeleteFailed"};
 	goman_err_set(e, GOMAN_ECHILD, GOMAN_CLASS_START, codes[in->o.action],
-		      "kubectl %s %s exited with %d%s%s", action_names[in->o.action], n->name,
+		      "kubectl %s %s exited with %d%s%s", gm_inst_action_names[in->o.action], n->name,
 		      exit_code, last[0] ? ": " : "", last);
 	e->retryable = false;
 }
@@ -584,8 +426,71 @@ static void emit(struct gm_install *in, const cJSON *rec)
 }
 
 static void maybe_finish(struct gm_install *in);
+static void node_done(struct gm_install *in, struct gm_inode *n, const struct goman_err *e,
+		      int exit_code);
 static void dispatch(struct gm_install *in, struct gm_inode *n);
 static void release_waiting(struct gm_install *in);
+
+/* "not_ready": every node installed by this run that the table does not show Ready (absent
+ * from it too), then the table's other rows that are not Ready, each name once. */
+static void add_not_ready(struct gm_install *in, cJSON *ev, const char *out)
+{
+	cJSON *arr = cJSON_AddArrayToObject(ev, "not_ready");
+	if (!arr)
+		return;
+	for (struct gm_inode *m = in->nodes; m; m = m->next)
+		if (m->ok && !goman_install_node_ready(out, m->name))
+			cJSON_AddItemToArray(arr, cJSON_CreateString(m->name));
+	node_rows(out, add_row_not_ready, arr);
+}
+
+/* "a, b, c" of a not_ready array (malloc'd), NULL when empty */
+static char *not_ready_text(const cJSON *arr)
+{
+	struct gm_buf b = {0};
+	const cJSON *e;
+	cJSON_ArrayForEach (e, arr) {
+		if (b.len)
+			gm_buf_adds(&b, ", ");
+		gm_buf_adds(&b, e->valuestring);
+	}
+	return b.p;
+}
+
+/* The verification ended: the `cluster` event with the Ready count and the names of the
+ * nodes that are not Ready; without a node table the cluster is "not verified", which is
+ * not the same as "not Ready". */
+static void verify_done(struct gm_install *in, struct gm_inode *n, const struct goman_err *err)
+{
+	int ready = err->rc == GOMAN_OK && n->out.p ? goman_install_count_ready(n->out.p) : -1;
+	cJSON *ev = cJSON_CreateObject();
+	char *names = NULL;
+	if (ev) {
+		cJSON_AddStringToObject(ev, "cluster", in->cluster);
+		cJSON_AddStringToObject(ev, "phase", "ready");
+		cJSON_AddNumberToObject(ev, "nodes_ready", ready < 0 ? 0 : ready);
+		if (ready >= 0) {
+			add_not_ready(in, ev, n->out.p);
+			names = not_ready_text(cJSON_GetObjectItemCaseSensitive(ev, "not_ready"));
+		}
+		cJSON_AddNumberToObject(ev, "nodes", in->nodes_total);
+		cJSON_AddNumberToObject(ev, "nodes_ok", in->nodes_ok);
+		cJSON_AddBoolToObject(ev, "verified", ready >= 0);
+		cJSON_AddStringToObject(ev, "via", via_names[in->o.via]);
+		cJSON_AddNumberToObject(ev, "ms", (double)(goman_mono_ms() - in->t0));
+		goman_event("cluster", ev);
+	}
+	if (ready < 0)
+		goman_log(GOMAN_LOG_INFO, "INSTALL", "cluster %s: not verified (%s)", in->cluster,
+			  err->rc ? err->message : "no node table in the output");
+	else
+		goman_log(GOMAN_LOG_INFO, "INSTALL", "cluster %s ready: %d of %d nodes Ready%s%s",
+			  in->cluster, ready, in->nodes_ok, names ? "; not Ready: " : "",
+			  names ? names : "");
+	free(names);
+	in->verified_done = true;
+	maybe_finish(in);
+}
 
 /* Error for a node whose script failed: class/code from GOMAN_RESULT when present. */
 static void script_error(struct goman_err *e, const cJSON *result, int exit_code)
@@ -605,11 +510,13 @@ static void script_error(struct goman_err *e, const cJSON *result, int exit_code
 	e->retryable = false;
 }
 
-void gm_inst_node_done(struct gm_install *in, struct gm_inode *n, const struct goman_err *e,
-		       int exit_code)
+static void node_done(struct gm_install *in, struct gm_inode *n, const struct goman_err *e,
+		      int exit_code)
 {
 	if (n->state == GM_N_DONE)
 		return;
+	if (in->ops->slots && n->state == GM_N_RUNNING)
+		in->running--;
 	int progress = -1;
 	cJSON *result = n->out.p ? goman_install_parse_output(n->out.p, &progress) : NULL;
 	if (progress >= 0)
@@ -622,31 +529,8 @@ void gm_inst_node_done(struct gm_install *in, struct gm_inode *n, const struct g
 		script_error(&err, result, exit_code);
 	n->state = GM_N_DONE;
 	if (n->kind == GM_K_VERIFY) {
-		int ready =
-			err.rc == GOMAN_OK && n->out.p ? goman_install_count_ready(n->out.p) : -1;
-		cJSON *ev = cJSON_CreateObject();
-		if (ev) {
-			cJSON_AddStringToObject(ev, "cluster", in->cluster);
-			cJSON_AddStringToObject(ev, "phase", "ready");
-			cJSON_AddNumberToObject(ev, "nodes_ready", ready < 0 ? 0 : ready);
-			cJSON_AddNumberToObject(ev, "nodes", in->nodes_total);
-			cJSON_AddNumberToObject(ev, "nodes_ok", in->nodes_ok);
-			cJSON_AddBoolToObject(ev, "verified", ready >= 0);
-			cJSON_AddStringToObject(ev, "via", via_names[in->o.via]);
-			cJSON_AddNumberToObject(ev, "ms", (double)(goman_mono_ms() - in->t0));
-			goman_event("cluster", ev);
-		}
-		if (ready < 0)
-			goman_log(GOMAN_LOG_INFO, "INSTALL", "cluster %s: not verified (%s)",
-				  in->cluster,
-				  err.rc ? err.message : "no node table in the output");
-		else
-			goman_log(GOMAN_LOG_INFO, "INSTALL",
-				  "cluster %s ready: %d of %d nodes Ready", in->cluster, ready,
-				  in->nodes_ok);
 		cJSON_Delete(result);
-		in->verified_done = true;
-		maybe_finish(in);
+		verify_done(in, n, &err);
 		return;
 	}
 	cJSON *rec;
@@ -666,6 +550,7 @@ void gm_inst_node_done(struct gm_install *in, struct gm_inode *n, const struct g
 	}
 	if (err.rc == GOMAN_OK) {
 		in->nodes_ok++;
+		n->ok = true;
 		if (n == in->first)
 			in->first_ok = true;
 		if (n->kind == GM_K_ACTION)
@@ -706,7 +591,7 @@ static void fail_node(struct gm_install *in, struct gm_inode *n, enum goman_clas
 {
 	struct goman_err e = GOMAN_ERR_INIT;
 	goman_err_set(&e, GOMAN_EINVAL, cls, code, "%s", msg);
-	gm_inst_node_done(in, n, &e, 0);
+	node_done(in, n, &e, 0);
 }
 
 static void decide_cluster_init(struct gm_install *in)
@@ -726,7 +611,7 @@ static void dispatch(struct gm_install *in, struct gm_inode *n)
 		return;
 	if (n->kind == GM_K_FIRST)
 		decide_cluster_init(in);
-	if (in->o.via != GOMAN_VIA_SSM && in->running >= in->o.concurrency) {
+	if (in->ops->slots && in->running >= in->o.concurrency) {
 		if (n->state != GM_N_READY) {
 			n->state = GM_N_READY;
 			*in->ready_tail = n;
@@ -743,15 +628,13 @@ static void dispatch(struct gm_install *in, struct gm_inode *n)
 	else if (n->kind != GM_K_VERIFY)
 		goman_log(GOMAN_LOG_INFO, "INSTALL", "%s: starting (%s%s%s)", n->name,
 			  mode_name(in, n), n->kind == GM_K_FIRST ? "" : ", server ",
-			  n->kind == GM_K_FIRST ? "" : in->server_url);
-	if (in->o.via == GOMAN_VIA_SSM) {
-		gm_inst_ssm_enqueue(in, n);
-		return;
-	}
+			  n->kind == GM_K_FIRST ? "" : gm_inst_server_url(in, n));
+	if (in->ops->slots)
+		in->running++;
 	struct goman_err e = GOMAN_ERR_INIT;
 	goman_err_clear(&e);
-	if (gm_inst_proc_start(in, n, &e) != 0)
-		gm_inst_node_done(in, n, &e, 0);
+	if (in->ops->start(in, n, &e) != 0)
+		node_done(in, n, &e, 0);
 }
 
 /* Can this (non-first) node start now? */
@@ -759,7 +642,7 @@ static bool can_start(const struct gm_install *in, const struct gm_inode *n)
 {
 	if (n->kind == GM_K_FIRST)
 		return true;
-	if (!in->server_url[0])
+	if (!gm_inst_server_url(in, n)[0])
 		return false;
 	if (in->o.wait_server && in->first)
 		return in->first->state == GM_N_DONE;
@@ -800,15 +683,8 @@ static void maybe_finish(struct gm_install *in)
 			memset(&v->out, 0, sizeof(v->out));
 			v->kind = GM_K_VERIFY;
 			v->state = GM_N_WAIT;
-			v->command_id[0] = '\0';
-			v->timer = 0;
-			v->pid = 0;
-			v->out_fd = v->in_fd = -1;
-			v->stdin_data = NULL;
-			v->queued = false;
-			v->polls = v->sends = 0;
-			v->line_off = 0;
-			v->exited = v->eof = false;
+			v->tp = NULL;
+			v->ok = false;
 			snprintf(v->name, sizeof(v->name), "%.100s (verify)", in->first->name);
 			v->t_arrive = goman_mono_ms();
 			in->verify = v;
@@ -955,6 +831,59 @@ static int add_action(struct gm_install *in, struct gm_inode *n, bool first_serv
 	return 0;
 }
 
+/* Why a record is not a node this run can take (buf holds the text), or NULL. */
+static const char *record_why(const struct gm_install *in, const cJSON *rec, char *buf,
+			      size_t len)
+{
+	const char *cluster = rec_str(rec, "cluster");
+	const char *role = rec_str(rec, "role");
+	const char *name = rec_str(rec, "name");
+	const cJSON *idx = cJSON_GetObjectItemCaseSensitive(rec, "index");
+	if (!in->cluster[0] && !cluster)
+		return "record has no \"cluster\"";
+	if (cluster && !valid_cluster(cluster))
+		return snprintf(buf, len, "bad cluster name '%s'", cluster), buf;
+	if (cluster && in->cluster[0] && strcmp(cluster, in->cluster))
+		return snprintf(buf, len, "record of another cluster '%s'", cluster), buf;
+	if (!role || (strcmp(role, "server") && strcmp(role, "agent")))
+		return "\"role\" must be server or agent";
+	if (!cJSON_IsNumber(idx))
+		return "record has no \"index\"";
+	/* compared before any cast: a double out of int's range has no defined conversion */
+	if (!(idx->valuedouble >= 0 && idx->valuedouble <= GM_INST_MAX_INDEX) ||
+	    idx->valuedouble != (double)(int)idx->valuedouble)
+		return "\"index\" must be a whole number from 0 to 99999";
+	const char *iid = rec_str(rec, "instance_id");
+	const char *pip = rec_str(rec, "private_ip");
+	const char *pub_ip = rec_str(rec, "public_ip");
+	if ((name && !printable(name)) || (iid && !printable(iid)))
+		return "\"name\" and \"instance_id\" may not hold control characters";
+	/* the name is the Kubernetes node name (--node-name; what kubectl drain names) */
+	if (name && !goman_install_node_name_ok(name))
+		return "\"name\" is not a Kubernetes node name (lower case a-z 0-9 - ., at "
+			"most 253)";
+	bool acting = in->o.action != GOMAN_ACTION_INSTALL;
+	const char *lt = acting ? NULL : labels_taints_why(rec, buf, len);
+	if (lt)
+		return lt;
+	/* an address reaches the node's unit, an ssh host and shell text: IP or DNS name only */
+	if (pip && !goman_addr_ok(pip))
+		return "\"private_ip\" is not an IP address or host name (goman(7) ADDRESSES)";
+	if (pub_ip && !goman_addr_ok(pub_ip))
+		return "\"public_ip\" is not an IP address or host name (goman(7) ADDRESSES)";
+	const cJSON *su = cJSON_GetObjectItemCaseSensitive(rec, "server_url");
+	if (su && !cJSON_IsNull(su) && (!cJSON_IsString(su) || !goman_server_url_ok(su->valuestring) ||
+					strlen(su->valuestring) >= sizeof(((struct gm_inode *)0)->server_url)))
+		return "\"server_url\" is not https://ADDR:PORT (goman(7) ADDRESSES)";
+	if (!acting && in->o.via == GOMAN_VIA_SSM && !iid &&
+	    !cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(rec, "ok")))
+		return "record has no \"instance_id\"";
+	if (!acting && in->o.via == GOMAN_VIA_SSH && !(in->o.ssh_public_ip ? pub_ip : pip) &&
+	    !cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(rec, "ok")))
+		return snprintf(buf, len, "record has no \"%s\"", in->o.ssh_public_ip ? "public_ip" : "private_ip"), buf;
+	return NULL;
+}
+
 int goman_install_add(struct goman_install *pub, cJSON *rec, long line, struct goman_err *err)
 {
 	struct gm_install *in = (struct gm_install *)pub;
@@ -963,61 +892,18 @@ int goman_install_add(struct goman_install *pub, cJSON *rec, long line, struct g
 		return goman_err_set(err, GOMAN_EINVAL, GOMAN_CLASS_BAD_INPUT, "BadInput",
 				     "no record");
 	}
+	char why[300];
+	const char *bad = record_why(in, rec, why, sizeof(why));
+	if (bad)
+		return bad_record(in, rec, line, "BadInput", "%s", bad);
 	const char *cluster = rec_str(rec, "cluster");
 	const char *role = rec_str(rec, "role");
 	const char *name = rec_str(rec, "name");
-	const cJSON *idx = cJSON_GetObjectItemCaseSensitive(rec, "index");
-	if (!in->cluster[0] && !cluster)
-		return bad_record(in, rec, line, "BadInput", "%s", "record has no \"cluster\"");
-	if (cluster && !valid_cluster(cluster))
-		return bad_record(in, rec, line, "BadInput", "bad cluster name '%s'", cluster);
-	if (cluster && in->cluster[0] && strcmp(cluster, in->cluster))
-		return bad_record(in, rec, line, "BadInput", "record of another cluster '%s'",
-				  cluster);
-	if (!role || (strcmp(role, "server") && strcmp(role, "agent")))
-		return bad_record(in, rec, line, "BadInput", "%s",
-				  "\"role\" must be server or agent");
-	if (!cJSON_IsNumber(idx))
-		return bad_record(in, rec, line, "BadInput", "%s", "record has no \"index\"");
-	/* compared before any cast: a double out of int's range has no defined conversion */
-	if (!(idx->valuedouble >= 0 && idx->valuedouble <= GM_INST_MAX_INDEX) ||
-	    idx->valuedouble != (double)(int)idx->valuedouble)
-		return bad_record(in, rec, line, "BadInput", "%s",
-				  "\"index\" must be a whole number from 0 to 99999");
-	int index = (int)idx->valuedouble;
+	int index = (int)cJSON_GetObjectItemCaseSensitive(rec, "index")->valuedouble;
 	const char *iid = rec_str(rec, "instance_id");
 	const char *pip = rec_str(rec, "private_ip");
 	const char *pub_ip = rec_str(rec, "public_ip");
-	if ((name && !printable(name)) || (iid && !printable(iid)))
-		return bad_record(in, rec, line, "BadInput", "%s",
-				  "\"name\" and \"instance_id\" may not hold control characters");
-	/* the name is the Kubernetes node name (--node-name; what kubectl drain names) */
-	if (name && !goman_install_node_name_ok(name))
-		return bad_record(
-			in, rec, line, "BadInput", "%s",
-			"\"name\" is not a Kubernetes node name (lower case a-z 0-9 - ., at "
-			"most 253)");
 	bool acting = in->o.action != GOMAN_ACTION_INSTALL;
-	char why[200];
-	const char *lt = acting ? NULL : labels_taints_why(rec, why, sizeof(why));
-	if (lt)
-		return bad_record(in, rec, line, "BadInput", "%s", lt);
-	/* an address reaches the node's unit, an ssh host and shell text: IP or DNS name only */
-	if (pip && !goman_addr_ok(pip))
-		return bad_record(
-			in, rec, line, "BadInput", "%s",
-			"\"private_ip\" is not an IP address or host name (goman(7) ADDRESSES)");
-	if (pub_ip && !goman_addr_ok(pub_ip))
-		return bad_record(
-			in, rec, line, "BadInput", "%s",
-			"\"public_ip\" is not an IP address or host name (goman(7) ADDRESSES)");
-	if (!acting && in->o.via == GOMAN_VIA_SSM && !iid &&
-	    !cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(rec, "ok")))
-		return bad_record(in, rec, line, "BadInput", "%s", "record has no \"instance_id\"");
-	if (!acting && in->o.via == GOMAN_VIA_SSH && !(in->o.ssh_public_ip ? pub_ip : pip) &&
-	    !cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(rec, "ok")))
-		return bad_record(in, rec, line, "BadInput", "record has no \"%s\"",
-				  in->o.ssh_public_ip ? "public_ip" : "private_ip");
 	if (!in->cluster[0]) {
 		snprintf(in->cluster, sizeof(in->cluster), "%s", cluster);
 		cluster_known(in);
@@ -1031,7 +917,6 @@ int goman_install_add(struct goman_install *pub, cJSON *rec, long line, struct g
 	n->rec = rec;
 	n->line = line;
 	n->progress = -1;
-	n->out_fd = n->in_fd = -1;
 	n->t_arrive = goman_mono_ms();
 	snprintf(n->role, sizeof(n->role), "%s", role);
 	if (name)
@@ -1040,6 +925,8 @@ int goman_install_add(struct goman_install *pub, cJSON *rec, long line, struct g
 		snprintf(n->name, sizeof(n->name), "%s-%s-%d", in->cluster, role, index);
 	snprintf(n->iid, sizeof(n->iid), "%s", iid ? iid : "");
 	snprintf(n->ip, sizeof(n->ip), "%s", pip ? pip : "");
+	const char *surl = rec_str(rec, "server_url");
+	snprintf(n->server_url, sizeof(n->server_url), "%s", surl ? surl : "");
 	snprintf(n->host, sizeof(n->host), "%s",
 		 (in->o.ssh_public_ip ? pub_ip : pip) ? (in->o.ssh_public_ip ? pub_ip : pip) : "");
 	*in->tail = n;
@@ -1059,7 +946,7 @@ int goman_install_add(struct goman_install *pub, cJSON *rec, long line, struct g
 	}
 	if (in->token_failed) {
 		n->kind = is_server ? GM_K_JOIN : GM_K_AGENT;
-		gm_inst_node_done(in, n, &in->token_err, 0);
+		node_done(in, n, &in->token_err, 0);
 		return 0;
 	}
 	if (is_server && index == 0 && !in->o.server_url) {
@@ -1108,13 +995,13 @@ void goman_install_input_done(struct goman_install *pub)
 					  : "no first server record with an address (role server, "
 					    "index 0) and no --server-address or --server-url");
 		else if (n->state == GM_N_WAIT && n->kind != GM_K_FIRST && n->kind != GM_K_ACTION &&
-			 !in->server_url[0])
+			 !gm_inst_server_url(in, n)[0])
 			fail_node(in, n, GOMAN_CLASS_CLIENT, "NoServer",
 				  in->first ? "the first server has no private_ip"
 					    : "no first server (role server, index 0) in the input "
 					      "and no --server-url");
-	if (in->o.via == GOMAN_VIA_SSM)
-		gm_inst_ssm_input_done(in);
+	if (in->ops->input_done)
+		in->ops->input_done(in);
 	maybe_finish(in);
 }
 
@@ -1233,7 +1120,7 @@ struct goman_install *goman_install_new(const struct goman_install_opts *o, stru
 {
 	if (!o || !o->http || (!o->script_path && o->action == GOMAN_ACTION_INSTALL) ||
 	    (o->via == GOMAN_VIA_SSM && !o->aws) || o->action < GOMAN_ACTION_INSTALL ||
-	    o->action > GOMAN_ACTION_UNCORDON)
+	    o->action > GOMAN_ACTION_DELETE)
 		return goman_err_set(err, GOMAN_EINVAL, GOMAN_CLASS_BAD_INPUT, "BadInput",
 				     "install: missing loop, script or AWS client"),
 		       NULL;
@@ -1244,7 +1131,8 @@ struct goman_install *goman_install_new(const struct goman_install_opts *o, stru
 	in->o = *o;
 	in->tail = &in->nodes;
 	in->ready_tail = &in->ready_head;
-	in->pollq_tail = &in->pollq_head;
+	in->ops = o->via == GOMAN_VIA_SSM ? &gm_inst_ssm_ops : &gm_inst_proc_ops;
+	in->done = node_done;
 	in->t0 = goman_mono_ms();
 	const char **strs[OWNED_MAX];
 	for (size_t i = 0, n = owned_strings(&in->o, strs); i < n; i++)
@@ -1269,7 +1157,8 @@ struct goman_install *goman_install_new(const struct goman_install_opts *o, stru
 	if (in->o.drain_timeout_ms <= 0)
 		in->o.drain_timeout_ms = 300000;
 	/* kubectl drain ends by its own --timeout: the command gets a minute more */
-	if (in->o.action == GOMAN_ACTION_DRAIN && in->o.drain_timeout_ms < GM_INST_MAX_MS - 60000 &&
+	if ((in->o.action == GOMAN_ACTION_DRAIN || in->o.action == GOMAN_ACTION_DELETE) &&
+	    in->o.drain_timeout_ms < GM_INST_MAX_MS - 60000 &&
 	    in->o.timeout_ms < in->o.drain_timeout_ms + 60000)
 		in->o.timeout_ms = in->o.drain_timeout_ms + 60000;
 	/* durations reach deadline sums (now + timeout + delivery + 2 polls): capped where
@@ -1325,12 +1214,9 @@ oom:
 
 static void node_free(struct gm_inode *n)
 {
+	free(n->tp);
 	cJSON_Delete(n->rec);
 	gm_buf_free(&n->out);
-	if (n->stdin_data) {
-		OPENSSL_cleanse(n->stdin_data, n->stdin_len);
-		free(n->stdin_data);
-	}
 	free(n);
 }
 
@@ -1341,8 +1227,7 @@ void goman_install_free(struct goman_install *pub)
 		return;
 	if (in->first_timer)
 		goman_http_timer_cancel(in->o.http, in->first_timer);
-	gm_inst_ssm_free(in);
-	gm_inst_proc_free(in);
+	in->ops->free(in);
 	for (struct gm_inode *n = in->nodes, *next; n; n = next) {
 		next = n->next;
 		node_free(n);

@@ -1,11 +1,13 @@
 /*
- * install_int.h - what install.c (the scheduler), install_ssm.c (SSM Run Command) and
- * install_proc.c (ssh and local child processes) share. gm_inst_ names; nothing public.
+ * install_int.h - what install.c (the scheduler), install_ssm.c (SSM Run Command),
+ * install_proc.c (ssh and local child processes) and install_text.c (the commands and
+ * flags they send) share. gm_inst_ names; nothing public. Dependencies point down only:
+ * install.c -> transports (through their ops tables) -> install_text.c.
  *
- * Ownership: struct gm_install owns every node (and each node its record, its output
- * buffer and its child's fds). Transports never free nodes: they report the end of a node
- * with gm_inst_node_done(), which emits and marks it done; nodes are freed with the
- * installer.
+ * Ownership: struct gm_install owns every node (and each node its record and output
+ * buffer; the transport's fields hang off n->tp and in->tp and are freed by its ops).
+ * Transports never free nodes: they report the end of a node through in->done, which
+ * emits and marks it done; nodes are freed with the installer.
  */
 #ifndef GOMAN_INSTALL_INT_H
 #define GOMAN_INSTALL_INT_H
@@ -33,11 +35,34 @@ enum gm_nstate { GM_N_WAIT = 0, GM_N_READY, GM_N_RUNNING, GM_N_DONE };
 #define GM_INST_MAX_MS 9000000000000000LL
 
 struct gm_install;
+struct gm_inode;
+
+/* A transport's end of a node (or of the verification): the scheduler's callback, handed
+ * to every transport in struct gm_install, so no transport names install.c's functions.
+ * e NULL (or rc GOMAN_OK) with exit_code 0 is success; n->out holds what the node printed. */
+typedef void (*gm_inst_done_fn)(struct gm_install *in, struct gm_inode *n,
+				const struct goman_err *e, int exit_code);
+
+/* A transport (SSM, ssh/local): the scheduler calls start() for each node whose turn came
+ * (at most o.concurrency at once when `slots`; an SSM install queues its own API calls),
+ * and the transport reports the end through in->done. free releases what the transport
+ * keeps in in->tp (n->tp is one malloc'd block the scheduler frees); annotate adds its fields to a finished record's
+ * "install"/"drain" object. */
+struct gm_inst_ops {
+	int (*start)(struct gm_install *in, struct gm_inode *n, struct goman_err *err);
+	void (*input_done)(struct gm_install *in); /* NULL: nothing waits for the input */
+	void (*annotate)(const struct gm_inode *n, struct cJSON *st); /* NULL: nothing */
+	void (*free)(struct gm_install *in);
+	bool slots; /* the scheduler holds nodes beyond o.concurrency in its ready queue */
+};
+
+extern const struct gm_inst_ops gm_inst_ssm_ops;  /* install_ssm.c */
+extern const struct gm_inst_ops gm_inst_proc_ops; /* install_proc.c: ssh and local */
 
 struct gm_inode {
 	struct gm_install *in;  /* the owner (timers and callbacks get the node) */
 	struct gm_inode *next;  /* all nodes, in arrival order */
-	struct gm_inode *qnext; /* ready queue / SSM group / poll queue */
+	struct gm_inode *qnext; /* ready queue / the transport's own queues */
 	struct cJSON *rec;      /* the input record (owned) */
 	long line;
 	enum gm_kind kind;
@@ -48,28 +73,20 @@ struct gm_inode {
 	int64_t t_arrive, t_start; /* mono ms */
 	int64_t t_start_wall;      /* epoch ms of t_start (t.install_start in the record) */
 	int progress;
-	/* ssm */
-	char command_id[64];
-	int64_t t_send, deliver_until, exec_until;
-	int64_t retry_ms; /* back-off of the next SendCommand retry / failed poll */
-	long timer;
-	int polls, sends, rejects; /* rejects: InvalidInstanceId answers */
-	bool queued;               /* in a group or the poll queue */
-	/* proc */
-	pid_t pid;
-	int out_fd, in_fd;
-	char *stdin_data; /* script + token for ssh; token for local (wiped) */
-	size_t stdin_len, stdin_off;
-	size_t line_off; /* start of the not yet parsed part of out */
-	bool exited, eof;
-	int status;
-	/* output */
-	struct gm_buf out;
+	bool ok; /* finished without error */
+	/* the record's "server_url" (checked): the first server's address, known to the
+	 * provisioner before that server's own record arrives */
+	char server_url[300];
+	void *tp; /* the transport's own fields (one malloc'd block, freed with the node) */
+	struct gm_buf out; /* what the node printed */
 };
 
 struct gm_install {
 	struct goman_install_opts o; /* strings below are owned copies */
-	char *token;                 /* ssh/local token (wiped at free) */
+	const struct gm_inst_ops *ops;
+	gm_inst_done_fn done; /* the scheduler's end of a node, for the transport */
+	void *tp;             /* the transport's own fields (its free frees them) */
+	char *token;          /* ssh/local token (wiped at free) */
 	char cluster[64];
 	char token_param[160];
 	char airgap_param[160]; /* ssm: the SecureString holding the air-gap URLs */
@@ -79,9 +96,8 @@ struct gm_install {
 	struct gm_inode *nodes, **tail;
 	struct gm_inode *first; /* the first server (index 0) */
 	struct gm_inode *verify;
-	struct gm_inode *ready_head, **ready_tail; /* proc: waiting for a slot */
-	int running; /* proc: children; ssm: SendCommand + GetCommandInvocation
-				      * calls in flight (at most o.concurrency) */
+	struct gm_inode *ready_head, **ready_tail; /* slots: waiting for one */
+	int running; /* slots: nodes started and not done */
 	bool input_done, cluster_init_decided, cluster_init, verified_done, finished;
 	bool token_failed, first_ok;
 	/* action: the first server (where kubectl runs) is known */
@@ -91,25 +107,18 @@ struct gm_install {
 	int servers_seen, nodes_total, nodes_done, nodes_ok;
 	int64_t t0;
 	struct goman_outcome oc;
-	/* ssm */
-	struct gm_inode *group[GM_K_MAX];
-	int group_n[GM_K_MAX];
-	long group_timer[GM_K_MAX];
-	struct gm_inode *pollq_head, **pollq_tail;
-	int64_t learned_ms;     /* shortest install seen so far (send → done) */
-	int64_t learned_reg_ms; /* shortest arrival → accepted of a node SSM first did not
-				      * know (InvalidInstanceId): when young instances register */
-	unsigned long ssm_sends, ssm_polls;
-	/* proc */
-	long proc_timer;
 	long first_timer;
-	struct gm_batch *batches; /* SendCommands in flight (freed with the installer) */
-	struct gm_batch *sendq;   /* SendCommands waiting for a slot (sent before polls) */
 };
 
-/* scheduler (install.c) */
-void gm_inst_node_done(struct gm_install *in, struct gm_inode *n, const struct goman_err *e,
-		       int exit_code);
+/* The server a (non-first) node joins: --server-url, else its record's "server_url", else
+ * the first server's private IP (empty while unknown). */
+static inline const char *gm_inst_server_url(const struct gm_install *in,
+					     const struct gm_inode *n)
+{
+	return in->o.server_url || !n->server_url[0] ? in->server_url : n->server_url;
+}
+
+/* What the transports send (install_text.c): below the scheduler and the transports. */
 /* the script's flags for this node (non-secret), NULL-terminated, malloc'd strings;
  * free with gm_inst_argv_free() */
 char **gm_inst_script_args(struct gm_install *in, const struct gm_inode *n);
@@ -124,18 +133,15 @@ char *gm_inst_airgap_line(const struct gm_install *in);
 char **gm_inst_node_args(const struct gm_inode *n);
 /* the verification command (shell text, malloc'd) */
 char *gm_inst_verify_cmd(struct gm_install *in);
-/* the cordon/drain/uncordon command of an action node (shell text, malloc'd) */
+/* the cordon/drain/uncordon/delete command of an action node (shell text, malloc'd) */
 char *gm_inst_action_cmd(struct gm_install *in, const struct gm_inode *n);
+/* "install", "cordon", ... by enum goman_install_action */
+extern const char *const gm_inst_action_names[];
 
-/* SSM transport (install_ssm.c) */
-void gm_inst_ssm_enqueue(struct gm_install *in, struct gm_inode *n);
-/* the input ended: groups waiting for their batch window go now (nothing else will join) */
-void gm_inst_ssm_input_done(struct gm_install *in);
-void gm_inst_ssm_free(struct gm_install *in);
-
-/* ssh/local transport (install_proc.c) */
-int gm_inst_proc_start(struct gm_install *in, struct gm_inode *n, struct goman_err *err);
-void gm_inst_proc_free(struct gm_install *in);
+/* SSM transport internals the unit tests look at: SendCommands waiting for a slot, polls
+ * due and waiting for one */
+bool gm_inst_ssm_sends_waiting(const struct gm_install *in);
+bool gm_inst_ssm_polls_waiting(const struct gm_install *in);
 
 /* the AWS submit of the SSM transport: goman_aws_submit, replaced by unit tests */
 typedef int (*gm_inst_submit_fn)(struct goman_aws *a, const struct goman_aws_call *call,

@@ -37,12 +37,39 @@ extern char **environ;
 #define TICK_MS 50
 #define OUT_CAP (256 * 1024)
 
+/* a node's child (n->tp) */
+struct proc_node {
+	pid_t pid;
+	int out_fd, in_fd;
+	char *stdin_data; /* script + token for ssh; token for local (wiped) */
+	size_t stdin_len, stdin_off;
+	size_t line_off; /* start of the not yet parsed part of out */
+	bool exited, eof, timed_out;
+	int status;
+	int64_t term_at; /* when SIGTERM went at the execution timeout */
+};
+
+/* the installer's (in->tp) */
+struct proc_inst {
+	long timer; /* the 50 ms loop tick */
+};
+
+static struct proc_node *PN(const struct gm_inode *n)
+{
+	return n->tp;
+}
+
+static struct proc_inst *PI(const struct gm_install *in)
+{
+	return in->tp;
+}
+
 static void tick(void *ud);
 
 static void arm(struct gm_install *in)
 {
-	if (!in->proc_timer)
-		in->proc_timer = goman_http_timer(in->o.http, TICK_MS, tick, in);
+	if (!PI(in)->timer)
+		PI(in)->timer = goman_http_timer(in->o.http, TICK_MS, tick, in);
 }
 
 static void close_fd(int *fd)
@@ -54,21 +81,21 @@ static void close_fd(int *fd)
 
 static void wipe_stdin(struct gm_inode *n)
 {
-	if (n->stdin_data) {
-		OPENSSL_cleanse(n->stdin_data, n->stdin_len);
-		free(n->stdin_data);
+	if (PN(n)->stdin_data) {
+		OPENSSL_cleanse(PN(n)->stdin_data, PN(n)->stdin_len);
+		free(PN(n)->stdin_data);
 	}
-	n->stdin_data = NULL;
-	n->stdin_len = n->stdin_off = 0;
+	PN(n)->stdin_data = NULL;
+	PN(n)->stdin_len = PN(n)->stdin_off = 0;
 }
 
 /* Parses complete new lines: GOMAN_PROGRESS → log. */
 static void scan_lines(struct gm_install *in, struct gm_inode *n)
 {
 	(void)in;
-	while (n->out.p && n->line_off < n->out.len) {
-		char *s = n->out.p + n->line_off;
-		char *e = memchr(s, '\n', n->out.len - n->line_off);
+	while (n->out.p && PN(n)->line_off < n->out.len) {
+		char *s = n->out.p + PN(n)->line_off;
+		char *e = memchr(s, '\n', n->out.len - PN(n)->line_off);
 		if (!e)
 			break;
 		if (!strncmp(s, "GOMAN_PROGRESS ", 15) && n->kind != GM_K_VERIFY) {
@@ -82,36 +109,36 @@ static void scan_lines(struct gm_install *in, struct gm_inode *n)
 					  (int)(e - end), end);
 			}
 		}
-		n->line_off = (size_t)(e - n->out.p) + 1;
+		PN(n)->line_off = (size_t)(e - n->out.p) + 1;
 	}
 }
 
 static void pump(struct gm_install *in, struct gm_inode *n)
 {
-	if (n->in_fd >= 0) {
-		while (n->stdin_off < n->stdin_len) {
-			ssize_t w = write(n->in_fd, n->stdin_data + n->stdin_off,
-					  n->stdin_len - n->stdin_off);
+	if (PN(n)->in_fd >= 0) {
+		while (PN(n)->stdin_off < PN(n)->stdin_len) {
+			ssize_t w = write(PN(n)->in_fd, PN(n)->stdin_data + PN(n)->stdin_off,
+					  PN(n)->stdin_len - PN(n)->stdin_off);
 			if (w > 0) {
-				n->stdin_off += (size_t)w;
+				PN(n)->stdin_off += (size_t)w;
 				continue;
 			}
 			if (w < 0 && errno == EINTR)
 				continue;
 			if (w < 0 && errno == EAGAIN)
 				break;
-			n->stdin_off =
-				n->stdin_len; /* EPIPE: the child is gone or stopped reading */
+			PN(n)->stdin_off =
+				PN(n)->stdin_len; /* EPIPE: the child is gone or stopped reading */
 		}
-		if (n->stdin_off >= n->stdin_len) {
-			close_fd(&n->in_fd);
+		if (PN(n)->stdin_off >= PN(n)->stdin_len) {
+			close_fd(&PN(n)->in_fd);
 			wipe_stdin(n);
 		}
 	}
-	if (n->out_fd >= 0) {
+	if (PN(n)->out_fd >= 0) {
 		char buf[8192];
 		for (;;) {
-			ssize_t r = read(n->out_fd, buf, sizeof(buf));
+			ssize_t r = read(PN(n)->out_fd, buf, sizeof(buf));
 			if (r > 0) {
 				if (n->out.len < OUT_CAP)
 					gm_buf_add(&n->out, buf, (size_t)r);
@@ -120,39 +147,38 @@ static void pump(struct gm_install *in, struct gm_inode *n)
 			if (r < 0 && errno == EINTR)
 				continue;
 			if (r == 0 || (r < 0 && errno != EAGAIN)) {
-				close_fd(&n->out_fd);
-				n->eof = true;
+				close_fd(&PN(n)->out_fd);
+				PN(n)->eof = true;
 			}
 			break;
 		}
 		scan_lines(in, n);
 	}
-	if (!n->exited) {
+	if (!PN(n)->exited) {
 		int st;
-		pid_t p = waitpid(n->pid, &st, WNOHANG);
-		if (p == n->pid) {
-			n->exited = true;
-			n->status = st;
+		pid_t p = waitpid(PN(n)->pid, &st, WNOHANG);
+		if (p == PN(n)->pid) {
+			PN(n)->exited = true;
+			PN(n)->status = st;
 		}
 	}
 }
 
 static void finish(struct gm_install *in, struct gm_inode *n)
 {
-	close_fd(&n->in_fd);
-	close_fd(&n->out_fd);
+	close_fd(&PN(n)->in_fd);
+	close_fd(&PN(n)->out_fd);
 	wipe_stdin(n);
-	in->running--;
-	n->pid = 0;
+	PN(n)->pid = 0;
 	struct goman_err e = GOMAN_ERR_INIT;
 	goman_err_clear(&e);
 	int code = 0;
-	if (n->timer == -1) {
+	if (PN(n)->timed_out) {
 		goman_err_set(&e, GOMAN_ETIMEOUT, GOMAN_CLASS_TIMEOUT, "ExecutionTimeout",
 			      "no result within the execution timeout (%lld ms)",
 			      (long long)in->o.timeout_ms);
-	} else if (WIFEXITED(n->status)) {
-		code = WEXITSTATUS(n->status);
+	} else if (WIFEXITED(PN(n)->status)) {
+		code = WEXITSTATUS(PN(n)->status);
 		/* ssh itself failing (connection, auth, host key) is 255 with no script result */
 		if (code == 255 && in->o.via == GOMAN_VIA_SSH &&
 		    !(n->out.p && strstr(n->out.p, "GOMAN_RESULT ")))
@@ -161,34 +187,34 @@ static void finish(struct gm_install *in, struct gm_inode *n)
 	} else {
 		goman_err_set(&e, GOMAN_ECHILD, GOMAN_CLASS_START, "Killed",
 			      "install process ended by signal %d",
-			      WIFSIGNALED(n->status) ? WTERMSIG(n->status) : 0);
+			      WIFSIGNALED(PN(n)->status) ? WTERMSIG(PN(n)->status) : 0);
 	}
-	gm_inst_node_done(in, n, e.rc ? &e : NULL, code);
+	in->done(in, n, e.rc ? &e : NULL, code);
 }
 
 static void check_node(struct gm_install *in, struct gm_inode *n, int64_t now, bool *any)
 {
-	if (n->state != GM_N_RUNNING || n->pid <= 0)
+	if (n->state != GM_N_RUNNING || !n->tp || PN(n)->pid <= 0)
 		return;
 	pump(in, n);
-	if (n->exited && n->eof) {
+	if (PN(n)->exited && PN(n)->eof) {
 		finish(in, n);
 		return;
 	}
-	if (n->exited && n->out_fd >= 0) {
+	if (PN(n)->exited && PN(n)->out_fd >= 0) {
 		/* a grandchild still holds the pipe: take what is there and stop */
-		close_fd(&n->out_fd);
-		n->eof = true;
+		close_fd(&PN(n)->out_fd);
+		PN(n)->eof = true;
 		finish(in, n);
 		return;
 	}
 	if (now - n->t_start > in->o.timeout_ms) {
-		if (n->timer != -1) {
-			n->timer = -1; /* marks the timeout */
-			n->exec_until = now;
-			kill(n->pid, SIGTERM);
-		} else if (now - n->exec_until > 2000) {
-			kill(n->pid, SIGKILL);
+		if (!PN(n)->timed_out) {
+			PN(n)->timed_out = true;
+			PN(n)->term_at = now;
+			kill(PN(n)->pid, SIGTERM);
+		} else if (now - PN(n)->term_at > 2000) {
+			kill(PN(n)->pid, SIGKILL);
 		}
 	}
 	*any = true;
@@ -197,7 +223,7 @@ static void check_node(struct gm_install *in, struct gm_inode *n, int64_t now, b
 static void tick(void *ud)
 {
 	struct gm_install *in = ud;
-	in->proc_timer = 0;
+	PI(in)->timer = 0;
 	int64_t now = goman_mono_ms();
 	bool any = false;
 	for (struct gm_inode *n = in->nodes; n; n = n->next)
@@ -256,23 +282,19 @@ static char **ssh_argv(struct gm_install *in, const struct gm_inode *n, size_t *
 	return v;
 }
 
-int gm_inst_proc_start(struct gm_install *in, struct gm_inode *n, struct goman_err *err)
+/* The child's argv (ssh or sh) and what goes to its stdin (the script over ssh, the air-gap
+ * line, the token); NULL on no memory. */
+static char **child_argv(struct gm_install *in, struct gm_inode *n, struct gm_buf *in_data)
 {
 	const struct goman_install_opts *o = &in->o;
 	char **argv = NULL;
 	size_t c = 0;
-	struct gm_buf in_data = {0};
 	struct gm_buf remote = {0};
-	/* records are checked on arrival; this is the last stop before a host gets the token */
-	if (o->via == GOMAN_VIA_SSH && !goman_addr_ok(n->host))
-		return goman_err_set(err, GOMAN_EINVAL, GOMAN_CLASS_BAD_INPUT, "BadInput", "%s",
-				     "the ssh host is not an IP address or host name");
 	if (n->kind == GM_K_VERIFY || n->kind == GM_K_ACTION) {
 		char *cmd =
 			n->kind == GM_K_VERIFY ? gm_inst_verify_cmd(in) : gm_inst_action_cmd(in, n);
 		if (!cmd)
-			return goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "",
-					     "out of memory");
+			return NULL;
 		if (o->via == GOMAN_VIA_SSH) {
 			argv = ssh_argv(in, n, &c);
 			gm_buf_adds(&remote, o->ssh_sudo ? "sudo -n sh -c " : "sh -c ");
@@ -284,48 +306,64 @@ int gm_inst_proc_start(struct gm_install *in, struct gm_inode *n, struct goman_e
 			argv = push(argv, &c, cmd);
 		}
 		free(cmd);
+		gm_buf_free(&remote);
+		return argv;
+	}
+	char **args = gm_inst_script_args(in, n);
+	char **nargs = gm_inst_node_args(n);
+	if (o->via == GOMAN_VIA_SSH) {
+		argv = ssh_argv(in, n, &c);
+		gm_buf_adds(&remote, o->ssh_sudo ? "sudo -n bash -s --" : "bash -s --");
+		for (size_t i = 0; args && args[i]; i++) {
+			gm_buf_adds(&remote, " ");
+			gm_buf_quote(&remote, args[i]);
+		}
+		for (size_t i = 0; nargs && nargs[i]; i++) {
+			gm_buf_adds(&remote, " ");
+			gm_buf_quote(&remote, nargs[i]);
+		}
+		argv = push(argv, &c, remote.p ? remote.p : "");
+		gm_buf_add(in_data, in->script, in->script_len);
+		if (in->script_len && in->script[in->script_len - 1] != '\n')
+			gm_buf_adds(in_data, "\n");
 	} else {
-		char **args = gm_inst_script_args(in, n);
-		char **nargs = gm_inst_node_args(n);
-		if (o->via == GOMAN_VIA_SSH) {
-			argv = ssh_argv(in, n, &c);
-			gm_buf_adds(&remote, o->ssh_sudo ? "sudo -n bash -s --" : "bash -s --");
-			for (size_t i = 0; args && args[i]; i++) {
-				gm_buf_adds(&remote, " ");
-				gm_buf_quote(&remote, args[i]);
-			}
-			for (size_t i = 0; nargs && nargs[i]; i++) {
-				gm_buf_adds(&remote, " ");
-				gm_buf_quote(&remote, nargs[i]);
-			}
-			argv = push(argv, &c, remote.p ? remote.p : "");
-			gm_buf_add(&in_data, in->script, in->script_len);
-			if (in->script_len && in->script[in->script_len - 1] != '\n')
-				gm_buf_adds(&in_data, "\n");
-		} else {
-			argv = push(argv, &c, "sh");
-			argv = push(argv, &c, o->script_path);
-			for (size_t i = 0; args && args[i]; i++)
-				argv = push(argv, &c, args[i]);
-			for (size_t i = 0; nargs && nargs[i]; i++)
-				argv = push(argv, &c, nargs[i]);
-		}
-		gm_inst_argv_free(args);
-		gm_inst_argv_free(nargs);
-		/* the script reads the air-gap line first, then the token line */
-		char *ag = gm_inst_airgap_line(in);
-		if (ag) {
-			gm_buf_adds(&in_data, ag);
-			gm_buf_adds(&in_data, "\n");
-			OPENSSL_cleanse(ag, strlen(ag));
-			free(ag);
-		}
-		if (in->token) {
-			gm_buf_adds(&in_data, in->token);
-			gm_buf_adds(&in_data, "\n");
-		}
+		argv = push(argv, &c, "sh");
+		argv = push(argv, &c, o->script_path);
+		for (size_t i = 0; args && args[i]; i++)
+			argv = push(argv, &c, args[i]);
+		for (size_t i = 0; nargs && nargs[i]; i++)
+			argv = push(argv, &c, nargs[i]);
+	}
+	gm_inst_argv_free(args);
+	gm_inst_argv_free(nargs);
+	/* the script reads the air-gap line first, then the token line */
+	char *ag = gm_inst_airgap_line(in);
+	if (ag) {
+		gm_buf_adds(in_data, ag);
+		gm_buf_adds(in_data, "\n");
+		OPENSSL_cleanse(ag, strlen(ag));
+		free(ag);
+	}
+	if (in->token) {
+		gm_buf_adds(in_data, in->token);
+		gm_buf_adds(in_data, "\n");
 	}
 	gm_buf_free(&remote);
+	return argv;
+}
+
+static int proc_start(struct gm_install *in, struct gm_inode *n, struct goman_err *err)
+{
+	if ((!in->tp && !(in->tp = calloc(1, sizeof(struct proc_inst)))) ||
+	    (!n->tp && !(n->tp = calloc(1, sizeof(struct proc_node)))))
+		return goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "", "out of memory");
+	PN(n)->out_fd = PN(n)->in_fd = -1;
+	struct gm_buf in_data = {0};
+	/* records are checked on arrival; this is the last stop before a host gets the token */
+	if (in->o.via == GOMAN_VIA_SSH && !goman_addr_ok(n->host))
+		return goman_err_set(err, GOMAN_EINVAL, GOMAN_CLASS_BAD_INPUT, "BadInput", "%s",
+				     "the ssh host is not an IP address or host name");
+	char **argv = child_argv(in, n, &in_data);
 	int pin[2] = {-1, -1}, pout[2] = {-1, -1};
 	posix_spawn_file_actions_t fa;
 	bool fa_ok = false;
@@ -358,19 +396,18 @@ int gm_inst_proc_start(struct gm_install *in, struct gm_inode *n, struct goman_e
 			      argv[0], strerror(e));
 		goto out;
 	}
-	n->pid = pid;
-	n->in_fd = pin[1];
-	n->out_fd = pout[0];
+	PN(n)->pid = pid;
+	PN(n)->in_fd = pin[1];
+	PN(n)->out_fd = pout[0];
 	pin[1] = pout[0] = -1;
-	fcntl(n->in_fd, F_SETFL, O_NONBLOCK);
-	fcntl(n->out_fd, F_SETFL, O_NONBLOCK);
-	n->stdin_data = in_data.p;
-	n->stdin_len = in_data.len;
-	n->stdin_off = 0;
+	fcntl(PN(n)->in_fd, F_SETFL, O_NONBLOCK);
+	fcntl(PN(n)->out_fd, F_SETFL, O_NONBLOCK);
+	PN(n)->stdin_data = in_data.p;
+	PN(n)->stdin_len = in_data.len;
+	PN(n)->stdin_off = 0;
 	in_data.p = NULL;
-	n->exited = n->eof = false;
-	n->timer = 0;
-	in->running++;
+	PN(n)->exited = PN(n)->eof = false;
+	PN(n)->timed_out = false;
 	pump(in, n);
 	arm(in);
 	rc = 0;
@@ -390,25 +427,34 @@ out:
 
 static void reap(struct gm_inode *n)
 {
-	if (n->pid > 0 && !n->exited) {
-		kill(n->pid, SIGTERM);
-		waitpid(n->pid, NULL, 0);
+	if (!n->tp)
+		return;
+	if (PN(n)->pid > 0 && !PN(n)->exited) {
+		kill(PN(n)->pid, SIGTERM);
+		waitpid(PN(n)->pid, NULL, 0);
 	}
-	n->pid = 0;
-	close_fd(&n->in_fd);
-	close_fd(&n->out_fd);
+	PN(n)->pid = 0;
+	close_fd(&PN(n)->in_fd);
+	close_fd(&PN(n)->out_fd);
 	wipe_stdin(n);
 }
 
-void gm_inst_proc_free(struct gm_install *in)
+static void proc_free(struct gm_install *in)
 {
-	if (in->o.via == GOMAN_VIA_SSM)
+	if (!in->tp)
 		return;
-	if (in->proc_timer)
-		goman_http_timer_cancel(in->o.http, in->proc_timer);
-	in->proc_timer = 0;
+	if (PI(in)->timer)
+		goman_http_timer_cancel(in->o.http, PI(in)->timer);
 	for (struct gm_inode *n = in->nodes; n; n = n->next)
 		reap(n);
 	if (in->verify)
 		reap(in->verify);
+	free(in->tp);
+	in->tp = NULL;
 }
+
+const struct gm_inst_ops gm_inst_proc_ops = {
+	.start = proc_start,
+	.free = proc_free,
+	.slots = true,
+};

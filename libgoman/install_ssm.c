@@ -29,7 +29,7 @@
  * Success is the invocation's Status and ResponseCode; GOMAN_RESULT is parsed from
  * StandardOutputContent when present (install.c).
  *
- * Ownership: batches in flight (in->batches) and waiting for a slot (in->sendq) are freed
+ * Ownership: batches in flight (SI(in)->batches) and waiting for a slot (SI(in)->sendq) are freed
  * with the installer.
  */
 #include <stdio.h>
@@ -44,6 +44,61 @@
 
 gm_inst_submit_fn gm_inst_aws_submit = goman_aws_submit;
 
+/* a node's SSM state (n->tp) */
+struct ssm_node {
+	char command_id[64];
+	int64_t t_send, deliver_until, exec_until;
+	int64_t retry_ms; /* back-off of the next SendCommand retry / failed poll */
+	long timer;
+	int polls, sends, rejects; /* rejects: InvalidInstanceId answers */
+	bool queued;               /* in a group or the poll queue */
+};
+
+/* the installer's (in->tp) */
+struct ssm_inst {
+	struct gm_inode *group[GM_K_MAX];
+	int group_n[GM_K_MAX];
+	long group_timer[GM_K_MAX];
+	struct gm_inode *pollq_head, **pollq_tail;
+	/* per group (kind): the fastest and slowest install seen (send -> done) */
+	int64_t fast_ms[GM_K_MAX], slow_ms[GM_K_MAX];
+	enum { LIST_TRY = 0, LIST_OK, LIST_NO } list; /* ListCommandInvocations answers? */
+	bool probing; /* the first List is in flight: the others wait for its answer */
+	struct ssm_cmd *cmds;   /* every command polled as a whole (freed with the installer) */
+	unsigned long lists;    /* ListCommandInvocations calls */
+	int64_t learned_reg_ms; /* shortest arrival -> accepted of a node SSM first did not
+				 * know (InvalidInstanceId): when young instances register */
+	unsigned long sends, polls;
+	int calls;                /* SendCommand + GetCommandInvocation in flight */
+	struct gm_batch *batches; /* SendCommands in flight (freed with the installer) */
+	struct gm_batch *sendq;   /* SendCommands waiting for a slot (sent before polls) */
+};
+
+static struct ssm_node *SN(const struct gm_inode *n)
+{
+	return n->tp;
+}
+
+static struct ssm_inst *SI(const struct gm_install *in)
+{
+	return in->tp;
+}
+
+/* A command polled as a whole: one ListCommandInvocations for all its instances; the
+ * nodes whose invocation ended leave it for one GetCommandInvocation each (the output). */
+struct ssm_cmd {
+	struct ssm_cmd *next; /* SI(in)->cmds */
+	struct gm_install *in;
+	char id[64];
+	enum gm_kind kind;
+	int n, left; /* nodes[i] NULL once it left */
+	struct gm_inode *nodes[GM_SSM_MAX_IDS];
+	int64_t t_send, retry_ms;
+	long timer;
+	bool due; /* its poll is due and waits for a slot */
+	int polls;
+};
+
 struct gm_batch {
 	struct gm_batch *next;
 	struct gm_install *in;
@@ -56,13 +111,19 @@ static void enqueue(struct gm_install *in, struct gm_inode *n, int64_t window);
 static void schedule_poll(struct gm_install *in, struct gm_inode *n, int64_t delay);
 static void pump(struct gm_install *in);
 static void flush(struct gm_install *in, enum gm_kind k);
+static int64_t first_poll_ms(const struct gm_install *in, enum gm_kind k);
+static void learn(struct gm_install *in, enum gm_kind k, int64_t took);
+static int64_t next_poll_ms(const struct gm_install *in, enum gm_kind k);
+static void watch_command(struct gm_install *in, const struct gm_batch *bt, const char *cid,
+			  int64_t now);
+static bool pump_command(struct gm_install *in);
 
 static void fail(struct gm_install *in, struct gm_inode *n, enum goman_rc rc, enum goman_class cls,
 		 const char *code, const char *msg)
 {
 	struct goman_err e = GOMAN_ERR_INIT;
 	goman_err_set(&e, rc, cls, code, "%s", msg);
-	gm_inst_node_done(in, n, &e, 0);
+	in->done(in, n, &e, 0);
 }
 
 /* The shell text for a batch: each instance's own flags (node name, labels, taints) chosen
@@ -112,7 +173,7 @@ static char *command_text(struct gm_install *in, const struct gm_batch *bt)
 
 static void batch_unlink(struct gm_install *in, struct gm_batch *bt)
 {
-	for (struct gm_batch **p = &in->batches; *p; p = &(*p)->next)
+	for (struct gm_batch **p = &SI(in)->batches; *p; p = &(*p)->next)
 		if (*p == bt) {
 			*p = bt->next;
 			return;
@@ -127,15 +188,15 @@ static void retry_send_fire(void *ud)
 {
 	struct gm_inode *n = ud;
 	struct gm_install *in = n->in;
-	n->timer = 0;
+	SN(n)->timer = 0;
 	enqueue(in, n, -1);
-	if (!n->queued)
+	if (!SN(n)->queued)
 		return; /* a full group went out at once */
-	if (in->group_timer[n->kind])
-		goman_http_timer_cancel(in->o.http, in->group_timer[n->kind]);
-	in->group_timer[n->kind] = goman_http_timer(in->o.http, 0, group_fire, n);
-	if (in->group_timer[n->kind] <= 0) {
-		in->group_timer[n->kind] = 0;
+	if (SI(in)->group_timer[n->kind])
+		goman_http_timer_cancel(in->o.http, SI(in)->group_timer[n->kind]);
+	SI(in)->group_timer[n->kind] = goman_http_timer(in->o.http, 0, group_fire, n);
+	if (SI(in)->group_timer[n->kind] <= 0) {
+		SI(in)->group_timer[n->kind] = 0;
 		flush(in, n->kind);
 	}
 }
@@ -144,32 +205,32 @@ static void retry_send_fire(void *ud)
 static void retry_send(struct gm_install *in, struct gm_inode *n, const struct goman_err *e)
 {
 	int64_t now = goman_mono_ms();
-	if (now >= n->deliver_until) {
+	if (now >= SN(n)->deliver_until) {
 		struct goman_err te = *e;
 		te.cls = GOMAN_CLASS_TIMEOUT;
 		snprintf(te.message, sizeof(te.message),
 			 "not delivered within the delivery timeout (%lld ms): %.400s",
 			 (long long)in->o.delivery_timeout_ms, e->message);
-		gm_inst_node_done(in, n, &te, 0);
+		in->done(in, n, &te, 0);
 		return;
 	}
-	if (n->retry_ms <= 0)
-		n->retry_ms = in->o.poll_ms / 4 > 0 ? in->o.poll_ms / 4 : 1;
+	if (SN(n)->retry_ms <= 0)
+		SN(n)->retry_ms = in->o.poll_ms / 4 > 0 ? in->o.poll_ms / 4 : 1;
 	else
-		n->retry_ms = n->retry_ms * 3 / 2 + 1;
-	if (n->retry_ms > in->o.poll_ms)
-		n->retry_ms = in->o.poll_ms;
-	int64_t d = n->retry_ms;
+		SN(n)->retry_ms = SN(n)->retry_ms * 3 / 2 + 1;
+	if (SN(n)->retry_ms > in->o.poll_ms)
+		SN(n)->retry_ms = in->o.poll_ms;
+	int64_t d = SN(n)->retry_ms;
 	/* Not yet registered: once some instance was seen to register, aim at the age at
 	 * which it did instead of asking again every back-off step (each ask is a call). */
-	if (!strcmp(e->code, "InvalidInstanceId") && in->learned_reg_ms > 0 &&
-	    n->t_arrive + in->learned_reg_ms - now > d)
-		d = n->t_arrive + in->learned_reg_ms - now;
-	if (now + d > n->deliver_until)
-		d = n->deliver_until - now;
+	if (!strcmp(e->code, "InvalidInstanceId") && SI(in)->learned_reg_ms > 0 &&
+	    n->t_arrive + SI(in)->learned_reg_ms - now > d)
+		d = n->t_arrive + SI(in)->learned_reg_ms - now;
+	if (now + d > SN(n)->deliver_until)
+		d = SN(n)->deliver_until - now;
 	goman_log(GOMAN_LOG_DEBUG, "INSTALL", "%s: send again in %lld ms (%s)", n->name,
 		  (long long)d, e->code[0] ? e->code : goman_strerror(e->rc));
-	n->timer = goman_http_timer(in->o.http, d, retry_send_fire, n);
+	SN(n)->timer = goman_http_timer(in->o.http, d, retry_send_fire, n);
 }
 
 static void send_done(struct goman_aws_result *res, void *ud)
@@ -178,8 +239,8 @@ static void send_done(struct goman_aws_result *res, void *ud)
 	struct gm_install *in = bt->in;
 	batch_unlink(in, bt);
 	int64_t now = goman_mono_ms();
-	in->ssm_sends++;
-	in->running--;
+	SI(in)->sends++;
+	SI(in)->calls--;
 	if (res->err.rc == GOMAN_OK) {
 		const char *cid = goman_json_path_str(res->data, "Command.CommandId");
 		for (int i = 0; i < bt->n; i++) {
@@ -189,27 +250,23 @@ static void send_done(struct goman_aws_result *res, void *ud)
 				     "SendCommand: no CommandId in the reply");
 				continue;
 			}
-			snprintf(n->command_id, sizeof(n->command_id), "%s", cid);
-			if (n->rejects > 0 &&
-			    (in->learned_reg_ms <= 0 || now - n->t_arrive < in->learned_reg_ms))
-				in->learned_reg_ms = now - n->t_arrive;
-			n->t_send = now;
-			n->sends++;
+			snprintf(SN(n)->command_id, sizeof(SN(n)->command_id), "%s", cid);
+			if (SN(n)->rejects > 0 &&
+			    (SI(in)->learned_reg_ms <= 0 || now - n->t_arrive < SI(in)->learned_reg_ms))
+				SI(in)->learned_reg_ms = now - n->t_arrive;
+			SN(n)->t_send = now;
+			SN(n)->sends++;
 			goman_log(GOMAN_LOG_DEBUG, "INSTALL",
 				  "%s: sent %lld ms after its start (try %d)", n->name,
-				  (long long)(now - n->t_start), n->sends);
-			n->retry_ms = 0;
-			n->exec_until = now + in->o.timeout_ms + in->o.delivery_timeout_ms +
+				  (long long)(now - n->t_start), SN(n)->sends);
+			SN(n)->retry_ms = 0;
+			SN(n)->exec_until = now + in->o.timeout_ms + in->o.delivery_timeout_ms +
 					2 * in->o.poll_ms;
-			int64_t first = in->o.poll_floor_ms;
-			if (n->kind == GM_K_VERIFY || n->kind == GM_K_ACTION)
-				first = in->o.poll_ms;
-			else if (in->learned_ms > 0)
-				first = in->learned_ms * 3 / 4 > in->o.poll_ms
-						? in->learned_ms * 3 / 4
-						: in->o.poll_ms;
-			schedule_poll(in, n, first);
+			if (SI(in)->list == LIST_NO)
+				schedule_poll(in, n, first_poll_ms(in, n->kind));
 		}
+		if (cid && SI(in)->list != LIST_NO)
+			watch_command(in, bt, cid, now);
 		if (cid)
 			goman_log(GOMAN_LOG_DEBUG, "INSTALL", "SendCommand %s: %d instance(s)", cid,
 				  bt->n);
@@ -228,7 +285,7 @@ static void send_done(struct goman_aws_result *res, void *ud)
 			struct gm_inode *n = bt->nodes[i];
 			bool young = !named || (n->iid[0] && strstr(e->message, n->iid));
 			if (young) {
-				n->rejects++;
+				SN(n)->rejects++;
 				retry_send(in, n, e);
 			} else
 				enqueue(in, n, -1);
@@ -244,7 +301,7 @@ static void send_done(struct goman_aws_result *res, void *ud)
 		    e->cls == GOMAN_CLASS_TRANSIENT || e->cls == GOMAN_CLASS_TIMEOUT)
 			retry_send(in, n, e);
 		else
-			gm_inst_node_done(in, n, e, 0);
+			in->done(in, n, e, 0);
 	}
 	free(bt);
 	pump(in);
@@ -254,35 +311,42 @@ static void send_done(struct goman_aws_result *res, void *ud)
  * goes before any poll, so a node that is ready to start never waits behind polls. */
 static void flush(struct gm_install *in, enum gm_kind k)
 {
-	if (in->group_timer[k]) {
-		goman_http_timer_cancel(in->o.http, in->group_timer[k]);
-		in->group_timer[k] = 0;
+	if (SI(in)->group_timer[k]) {
+		goman_http_timer_cancel(in->o.http, SI(in)->group_timer[k]);
+		SI(in)->group_timer[k] = 0;
 	}
-	while (in->group[k]) {
+	while (SI(in)->group[k]) {
 		struct gm_batch *bt = calloc(1, sizeof(*bt));
 		if (!bt) {
 			struct goman_err err = GOMAN_ERR_INIT;
 			goman_err_set(&err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "", "out of memory");
-			struct gm_inode *n = in->group[k];
-			in->group[k] = n->qnext;
+			struct gm_inode *n = SI(in)->group[k];
+			SI(in)->group[k] = n->qnext;
 			n->qnext = NULL;
-			n->queued = false;
-			in->group_n[k]--;
-			gm_inst_node_done(in, n, &err, 0);
+			SN(n)->queued = false;
+			SI(in)->group_n[k]--;
+			in->done(in, n, &err, 0);
 			continue;
 		}
 		bt->in = in;
 		bt->kind = k;
-		/* an action's text names its node: one per SendCommand */
-		while (in->group[k] && bt->n < (k == GM_K_ACTION ? 1 : GM_SSM_MAX_IDS)) {
-			struct gm_inode *n = in->group[k];
-			in->group[k] = n->qnext;
+		/* an action's text names its node: one per SendCommand; the script's flags are
+		 * shared, so only nodes joining the same server URL go together */
+		const char *url = gm_inst_server_url(in, SI(in)->group[k]);
+		for (struct gm_inode **p = &SI(in)->group[k];
+		     *p && bt->n < (k == GM_K_ACTION ? 1 : GM_SSM_MAX_IDS);) {
+			struct gm_inode *n = *p;
+			if (strcmp(gm_inst_server_url(in, n), url)) {
+				p = &n->qnext;
+				continue;
+			}
+			*p = n->qnext;
 			n->qnext = NULL;
-			n->queued = false;
-			in->group_n[k]--;
+			SN(n)->queued = false;
+			SI(in)->group_n[k]--;
 			bt->nodes[bt->n++] = n;
 		}
-		struct gm_batch **p = &in->sendq;
+		struct gm_batch **p = &SI(in)->sendq;
 		while (*p)
 			p = &(*p)->next;
 		*p = bt;
@@ -326,11 +390,11 @@ static void submit_batch(struct gm_install *in, struct gm_batch *bt)
 	if (ok) {
 		struct goman_aws_call call = {
 			.service = "ssm", .action = "SendCommand", .json = req};
-		bt->next = in->batches;
-		in->batches = bt;
-		in->running++;
+		bt->next = SI(in)->batches;
+		SI(in)->batches = bt;
+		SI(in)->calls++;
 		if (gm_inst_aws_submit(in->o.aws, &call, send_done, bt, &err) != 0) {
-			in->running--;
+			SI(in)->calls--;
 			batch_unlink(in, bt);
 			ok = false;
 		}
@@ -340,7 +404,7 @@ static void submit_batch(struct gm_install *in, struct gm_batch *bt)
 	cJSON_Delete(req);
 	if (!ok) {
 		for (int i = 0; i < bt->n; i++)
-			gm_inst_node_done(in, bt->nodes[i], &err, 0);
+			in->done(in, bt->nodes[i], &err, 0);
 		free(bt);
 	}
 }
@@ -349,47 +413,57 @@ static void group_fire(void *ud)
 {
 	struct gm_install *in = ((struct gm_inode *)ud)->in;
 	enum gm_kind k = ((struct gm_inode *)ud)->kind;
-	in->group_timer[k] = 0;
+	SI(in)->group_timer[k] = 0;
 	flush(in, k);
 }
 
 static void enqueue(struct gm_install *in, struct gm_inode *n, int64_t window)
 {
 	enum gm_kind k = n->kind;
-	if (n->queued)
+	if (SN(n)->queued)
 		return;
-	n->queued = true;
+	SN(n)->queued = true;
 	n->qnext = NULL;
-	struct gm_inode **p = &in->group[k];
+	struct gm_inode **p = &SI(in)->group[k];
 	while (*p)
 		p = &(*p)->qnext;
 	*p = n;
-	in->group_n[k]++;
-	if (in->group_n[k] >= GM_SSM_MAX_IDS || window == 0) {
+	SI(in)->group_n[k]++;
+	if (SI(in)->group_n[k] >= GM_SSM_MAX_IDS || window == 0) {
 		flush(in, k);
 		return;
 	}
 	if (window < 0) /* the caller flushes */
 		return;
-	if (!in->group_timer[k])
-		in->group_timer[k] = goman_http_timer(in->o.http, window, group_fire, n);
+	if (!SI(in)->group_timer[k])
+		SI(in)->group_timer[k] = goman_http_timer(in->o.http, window, group_fire, n);
 }
 
-void gm_inst_ssm_enqueue(struct gm_install *in, struct gm_inode *n)
+static int ssm_start(struct gm_install *in, struct gm_inode *n, struct goman_err *err)
 {
-	if (!n->iid[0]) {
-		fail(in, n, GOMAN_EINVAL, GOMAN_CLASS_BAD_INPUT, "BadInput", "no instance_id");
-		return;
+	if (!in->tp) {
+		if (!(in->tp = calloc(1, sizeof(struct ssm_inst))))
+			return goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "",
+					     "out of memory");
+		SI(in)->pollq_tail = &SI(in)->pollq_head;
 	}
-	n->deliver_until = goman_mono_ms() + in->o.delivery_timeout_ms;
+	if (!n->tp && !(n->tp = calloc(1, sizeof(struct ssm_node))))
+		return goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "", "out of memory");
+	if (!n->iid[0])
+		return goman_err_set(err, GOMAN_EINVAL, GOMAN_CLASS_BAD_INPUT, "BadInput", "%s",
+				     "no instance_id");
+	SN(n)->deliver_until = goman_mono_ms() + in->o.delivery_timeout_ms;
 	bool alone = n->kind == GM_K_FIRST || n->kind == GM_K_VERIFY || n->kind == GM_K_ACTION;
 	enqueue(in, n, alone ? 0 : in->o.batch_window_ms);
+	return 0;
 }
 
-void gm_inst_ssm_input_done(struct gm_install *in)
+static void ssm_input_done(struct gm_install *in)
 {
+	if (!in->tp)
+		return;
 	for (int k = 0; k < GM_K_MAX; k++)
-		if (in->group[k])
+		if (SI(in)->group[k])
 			flush(in, k);
 }
 
@@ -402,17 +476,17 @@ static void submit_poll(struct gm_install *in, struct gm_inode *n);
 static struct gm_inode *pick_poll(struct gm_install *in)
 {
 	struct gm_inode **best = NULL;
-	for (struct gm_inode **p = &in->pollq_head; *p; p = &(*p)->qnext)
-		if (!best || (*p)->t_send < (*best)->t_send)
+	for (struct gm_inode **p = &SI(in)->pollq_head; *p; p = &(*p)->qnext)
+		if (!best || SN(*p)->t_send < SN(*best)->t_send)
 			best = p;
 	if (!best)
 		return NULL;
 	struct gm_inode *n = *best;
 	*best = n->qnext;
 	if (!*best)
-		in->pollq_tail = best;
+		SI(in)->pollq_tail = best;
 	n->qnext = NULL;
-	n->queued = false;
+	SN(n)->queued = false;
 	return n;
 }
 
@@ -422,17 +496,20 @@ static struct gm_inode *pick_poll(struct gm_install *in)
  * likely finished first. */
 static void pump(struct gm_install *in)
 {
-	while (in->running < in->o.concurrency) {
-		if (in->sendq) {
-			struct gm_batch *bt = in->sendq;
-			in->sendq = bt->next;
+	while (SI(in)->calls < in->o.concurrency) {
+		if (SI(in)->sendq) {
+			struct gm_batch *bt = SI(in)->sendq;
+			SI(in)->sendq = bt->next;
 			bt->next = NULL;
 			submit_batch(in, bt);
 			continue;
 		}
 		struct gm_inode *n = pick_poll(in);
-		if (!n)
-			return;
+		if (!n) {
+			if (!pump_command(in))
+				return;
+			continue;
+		}
 		if (n->state != GM_N_DONE)
 			submit_poll(in, n);
 	}
@@ -442,27 +519,27 @@ static void poll_fire(void *ud)
 {
 	struct gm_inode *n = ud;
 	struct gm_install *in = n->in;
-	n->timer = 0;
+	SN(n)->timer = 0;
 	if (n->state == GM_N_DONE)
 		return;
-	n->queued = true;
+	SN(n)->queued = true;
 	n->qnext = NULL;
-	*in->pollq_tail = n;
-	in->pollq_tail = &n->qnext;
+	*SI(in)->pollq_tail = n;
+	SI(in)->pollq_tail = &n->qnext;
 	pump(in);
 }
 
 static void schedule_poll(struct gm_install *in, struct gm_inode *n, int64_t delay)
 {
 	int64_t now = goman_mono_ms();
-	if (now >= n->exec_until) {
+	if (now >= SN(n)->exec_until) {
 		fail(in, n, GOMAN_ETIMEOUT, GOMAN_CLASS_TIMEOUT, "ExecutionTimeout",
 		     "no final status within the execution and delivery timeouts");
 		return;
 	}
-	if (now + delay > n->exec_until)
-		delay = n->exec_until - now;
-	n->timer = goman_http_timer(in->o.http, delay, poll_fire, n);
+	if (now + delay > SN(n)->exec_until)
+		delay = SN(n)->exec_until - now;
+	SN(n)->timer = goman_http_timer(in->o.http, delay, poll_fire, n);
 }
 
 static bool status_pending(const char *s)
@@ -474,41 +551,41 @@ static void poll_done(struct goman_aws_result *res, void *ud)
 {
 	struct gm_inode *n = ud;
 	struct gm_install *in = n->in;
-	in->running--;
-	in->ssm_polls++;
-	n->polls++;
+	SI(in)->calls--;
+	SI(in)->polls++;
+	SN(n)->polls++;
 	const struct goman_err *e = &res->err;
 	if (n->state == GM_N_DONE) {
 		pump(in);
 		return;
 	}
 	goman_log(GOMAN_LOG_DEBUG, "INSTALL", "%s: poll %d at %lld ms after the send: %s", n->name,
-		  n->polls, (long long)(goman_mono_ms() - n->t_send),
+		  SN(n)->polls, (long long)(goman_mono_ms() - SN(n)->t_send),
 		  e->rc ? e->code
 			: (goman_json_path_str(res->data, "Status")
 				   ? goman_json_path_str(res->data, "Status")
 				   : "?"));
 	if (e->rc != GOMAN_OK) {
 		if (!strcmp(e->code, "InvocationDoesNotExist")) {
-			schedule_poll(in, n, in->o.poll_ms);
+			schedule_poll(in, n, next_poll_ms(in, n->kind));
 		} else if (e->retryable || e->cls == GOMAN_CLASS_THROTTLING ||
 			   e->cls == GOMAN_CLASS_TRANSIENT || e->cls == GOMAN_CLASS_TIMEOUT) {
-			n->retry_ms = n->retry_ms > 0 ? n->retry_ms * 2 : in->o.poll_ms;
-			if (n->retry_ms > 4 * in->o.poll_ms)
-				n->retry_ms = 4 * in->o.poll_ms;
-			schedule_poll(in, n, n->retry_ms);
+			SN(n)->retry_ms = SN(n)->retry_ms > 0 ? SN(n)->retry_ms * 2 : in->o.poll_ms;
+			if (SN(n)->retry_ms > 4 * in->o.poll_ms)
+				SN(n)->retry_ms = 4 * in->o.poll_ms;
+			schedule_poll(in, n, SN(n)->retry_ms);
 		} else {
-			gm_inst_node_done(in, n, e, 0);
+			in->done(in, n, e, 0);
 		}
 		pump(in);
 		return;
 	}
-	n->retry_ms = 0;
+	SN(n)->retry_ms = 0;
 	const char *st = goman_json_path_str(res->data, "Status");
 	if (!st)
 		st = "";
 	if (status_pending(st) || !*st) {
-		schedule_poll(in, n, in->o.poll_ms);
+		schedule_poll(in, n, next_poll_ms(in, n->kind));
 		pump(in);
 		return;
 	}
@@ -522,14 +599,12 @@ static void poll_done(struct goman_aws_result *res, void *ud)
 	int rc = -1;
 	if (cJSON_IsNumber(rcj) && rcj->valuedouble >= -1)
 		rc = rcj->valuedouble <= 255 ? (int)rcj->valuedouble : 255;
-	int64_t took = goman_mono_ms() - n->t_send;
+	int64_t took = goman_mono_ms() - SN(n)->t_send;
 	if (!strcmp(st, "Success")) {
-		if (n->kind != GM_K_VERIFY && n->kind != GM_K_ACTION &&
-		    (in->learned_ms <= 0 || took < in->learned_ms))
-			in->learned_ms = took;
-		gm_inst_node_done(in, n, NULL, rc > 0 ? rc : 0);
+		learn(in, n->kind, took);
+		in->done(in, n, NULL, rc > 0 ? rc : 0);
 	} else if (!strcmp(st, "Failed")) {
-		gm_inst_node_done(in, n, NULL, rc > 0 ? rc : 1);
+		in->done(in, n, NULL, rc > 0 ? rc : 1);
 	} else {
 		bool timed = strstr(st, "TimedOut") != NULL;
 		char msg[160];
@@ -545,7 +620,7 @@ static void submit_poll(struct gm_install *in, struct gm_inode *n)
 	cJSON *req = cJSON_CreateObject();
 	struct goman_err err = GOMAN_ERR_INIT;
 	goman_err_clear(&err);
-	if (!req || !cJSON_AddStringToObject(req, "CommandId", n->command_id) ||
+	if (!req || !cJSON_AddStringToObject(req, "CommandId", SN(n)->command_id) ||
 	    !cJSON_AddStringToObject(req, "InstanceId", n->iid)) {
 		cJSON_Delete(req);
 		fail(in, n, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "", "out of memory");
@@ -553,32 +628,269 @@ static void submit_poll(struct gm_install *in, struct gm_inode *n)
 	}
 	struct goman_aws_call call = {
 		.service = "ssm", .action = "GetCommandInvocation", .json = req};
-	in->running++;
+	SI(in)->calls++;
 	if (gm_inst_aws_submit(in->o.aws, &call, poll_done, n, &err) != 0) {
-		in->running--;
-		gm_inst_node_done(in, n, &err, 0);
+		SI(in)->calls--;
+		in->done(in, n, &err, 0);
 	}
 	cJSON_Delete(req);
 }
 
-void gm_inst_ssm_free(struct gm_install *in)
+/* ---- poll spacing ---------------------------------------------------------------------- */
+
+static void learn(struct gm_install *in, enum gm_kind k, int64_t took)
 {
-	for (int k = 0; k < GM_K_MAX; k++)
-		if (in->group_timer[k])
-			goman_http_timer_cancel(in->o.http, in->group_timer[k]);
-	for (struct gm_inode *n = in->nodes; n; n = n->next)
-		if (n->timer && in->o.via == GOMAN_VIA_SSM)
-			goman_http_timer_cancel(in->o.http, n->timer);
-	if (in->verify && in->verify->timer && in->o.via == GOMAN_VIA_SSM)
-		goman_http_timer_cancel(in->o.http, in->verify->timer);
-	for (struct gm_batch *b = in->batches, *next; b; b = next) {
-		next = b->next;
-		free(b);
-	}
-	in->batches = NULL;
-	for (struct gm_batch *b = in->sendq, *next; b; b = next) {
-		next = b->next;
-		free(b);
-	}
-	in->sendq = NULL;
+	if (k == GM_K_VERIFY || k == GM_K_ACTION)
+		return;
+	if (SI(in)->fast_ms[k] <= 0 || took < SI(in)->fast_ms[k])
+		SI(in)->fast_ms[k] = took;
+	if (took > SI(in)->slow_ms[k])
+		SI(in)->slow_ms[k] = took;
 }
+
+/* The first poll of a command: near the end of the fastest install seen in its group; a
+ * group with none yet takes 3/4 of the fastest of any group, else --poll-floor. Never
+ * sooner than --poll-interval; the verification and kubectl actions at --poll-interval. */
+static int64_t first_poll_ms(const struct gm_install *in, enum gm_kind k)
+{
+	if (k == GM_K_VERIFY || k == GM_K_ACTION)
+		return in->o.poll_ms;
+	int64_t f = SI(in)->fast_ms[k];
+	for (int g = 0; f <= 0 && g < GM_K_VERIFY; g++)
+		if (SI(in)->fast_ms[g] > 0 && (f <= 0 || SI(in)->fast_ms[g] * 3 / 4 < f))
+			f = SI(in)->fast_ms[g] * 3 / 4;
+	if (f <= 0)
+		f = in->o.poll_floor_ms;
+	return f > in->o.poll_ms ? f : in->o.poll_ms;
+}
+
+/* Later polls: a quarter of the group's spread (slowest - fastest install seen), so the
+ * polls of one command cover its spread in about four steps; never closer than
+ * --poll-interval. */
+static int64_t next_poll_ms(const struct gm_install *in, enum gm_kind k)
+{
+	int64_t spread = k < GM_K_VERIFY && SI(in)->fast_ms[k] > 0
+				 ? (SI(in)->slow_ms[k] - SI(in)->fast_ms[k]) / 4
+				 : 0;
+	return spread > in->o.poll_ms ? spread : in->o.poll_ms;
+}
+
+/* ---- one poll per command: ListCommandInvocations --------------------------------------- */
+
+/* A node leaves its command's List polls: its own GetCommandInvocation is due in delay. */
+static void leave_command(struct ssm_cmd *c, int i, int64_t delay)
+{
+	struct gm_inode *n = c->nodes[i];
+	c->nodes[i] = NULL;
+	c->left--;
+	if (n->state != GM_N_DONE)
+		schedule_poll(c->in, n, delay);
+}
+
+static void command_fire(void *ud)
+{
+	struct ssm_cmd *c = ud;
+	c->timer = 0;
+	c->due = true;
+	pump(c->in);
+}
+
+static void schedule_command(struct ssm_cmd *c, int64_t delay)
+{
+	struct gm_install *in = c->in;
+	int64_t now = goman_mono_ms();
+	/* past a node's execution deadline, or without List: each node polls on its own */
+	for (int i = 0; i < c->n; i++)
+		if (c->nodes[i] && (SI(in)->list == LIST_NO || c->nodes[i]->state == GM_N_DONE ||
+				    now >= SN(c->nodes[i])->exec_until))
+			leave_command(c, i, SI(in)->list == LIST_NO ? delay : 0);
+	if (c->left > 0)
+		c->timer = goman_http_timer(in->o.http, delay, command_fire, c);
+}
+
+static void watch_command(struct gm_install *in, const struct gm_batch *bt, const char *cid,
+			  int64_t now)
+{
+	struct ssm_cmd *c = calloc(1, sizeof(*c));
+	if (!c) { /* polled node by node instead */
+		for (int i = 0; i < bt->n; i++)
+			schedule_poll(in, bt->nodes[i], first_poll_ms(in, bt->kind));
+		return;
+	}
+	c->in = in;
+	c->kind = bt->kind;
+	c->t_send = now;
+	snprintf(c->id, sizeof(c->id), "%s", cid);
+	for (int i = 0; i < bt->n; i++)
+		if (bt->nodes[i]->state != GM_N_DONE)
+			c->nodes[c->n++] = bt->nodes[i];
+	c->left = c->n;
+	c->next = SI(in)->cmds;
+	SI(in)->cmds = c;
+	schedule_command(c, first_poll_ms(in, c->kind));
+}
+
+static bool unknown_action(const struct goman_err *e)
+{
+	static const char *const codes[] = {"UnknownOperationException", "InvalidAction",
+					    "UnknownOperation", "NotImplemented"};
+	for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++)
+		if (!strcmp(e->code, codes[i]))
+			return true;
+	return false;
+}
+
+/* List failed: before it ever answered, anything but throttling means the endpoint does
+ * not have it (moto 5.2 answers 500): every command polls node by node from now on. */
+static void list_failed(struct ssm_cmd *c, const struct goman_err *e)
+{
+	struct gm_install *in = c->in;
+	bool throttled = e->cls == GOMAN_CLASS_THROTTLING;
+	if (unknown_action(e) || (SI(in)->list == LIST_TRY && !throttled)) {
+		SI(in)->list = LIST_NO;
+		goman_log(GOMAN_LOG_INFO, "INSTALL",
+			  "ListCommandInvocations unavailable (%s): polling each invocation",
+			  e->code[0] ? e->code : goman_strerror(e->rc));
+		/* the other commands turn to their nodes' own polls when theirs is due */
+		schedule_command(c, 0);
+		return;
+	}
+	c->retry_ms = c->retry_ms > 0 ? c->retry_ms * 2 : in->o.poll_ms;
+	if (c->retry_ms > 4 * in->o.poll_ms)
+		c->retry_ms = 4 * in->o.poll_ms;
+	schedule_command(c, c->retry_ms);
+}
+
+static void list_done(struct goman_aws_result *res, void *ud)
+{
+	struct ssm_cmd *c = ud;
+	struct gm_install *in = c->in;
+	SI(in)->calls--;
+	SI(in)->lists++;
+	SI(in)->probing = false;
+	c->polls++;
+	if (res->err.rc != GOMAN_OK) {
+		list_failed(c, &res->err);
+		pump(in);
+		return;
+	}
+	SI(in)->list = LIST_OK;
+	c->retry_ms = 0;
+	const cJSON *inv;
+	int ended = 0;
+	cJSON_ArrayForEach (inv, cJSON_GetObjectItemCaseSensitive(res->data, "CommandInvocations")) {
+		const char *iid = goman_json_path_str(inv, "InstanceId");
+		const char *st = goman_json_path_str(inv, "Status");
+		for (int i = 0; iid && st && *st && !status_pending(st) && i < c->n; i++)
+			if (c->nodes[i] && !strcmp(c->nodes[i]->iid, iid)) {
+				leave_command(c, i, 0);
+				ended++;
+			}
+	}
+	goman_log(GOMAN_LOG_DEBUG, "INSTALL", "command %s: poll %d, %d ended, %d running", c->id,
+		  c->polls, ended, c->left);
+	if (c->left > 0)
+		schedule_command(c, next_poll_ms(in, c->kind));
+	pump(in);
+}
+
+/* Submits the due command poll sent longest ago; false when none is due (or the first List
+ * is still out: an endpoint without it answers 5xx, and one probe at a time keeps those
+ * under the breaker's FailureThreshold). */
+static bool pump_command(struct gm_install *in)
+{
+	struct ssm_cmd *c = NULL;
+	if (SI(in)->probing)
+		return false;
+	for (struct ssm_cmd *o = SI(in)->cmds; o; o = o->next)
+		if (o->due && (!c || o->t_send < c->t_send))
+			c = o;
+	if (!c)
+		return false;
+	c->due = false;
+	if (SI(in)->list == LIST_NO)
+		schedule_command(c, 0);
+	if (c->left <= 0)
+		return true;
+	cJSON *req = cJSON_CreateObject();
+	struct goman_err err = GOMAN_ERR_INIT;
+	goman_err_clear(&err);
+	if (!req || !cJSON_AddStringToObject(req, "CommandId", c->id) ||
+	    !cJSON_AddNumberToObject(req, "MaxResults", GM_SSM_MAX_IDS)) {
+		cJSON_Delete(req);
+		goman_err_set(&err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "", "out of memory");
+		list_failed(c, &err);
+		return true;
+	}
+	/* one attempt: an endpoint without the action (moto answers 500) then costs one
+	 * failure on the SSM breaker (FailureThreshold 2), which the next answer resets */
+	struct goman_aws_call call = {.service = "ssm",
+				      .action = "ListCommandInvocations",
+				      .json = req,
+				      .retry_policy = "once"};
+	SI(in)->calls++;
+	SI(in)->probing = SI(in)->list == LIST_TRY;
+	if (gm_inst_aws_submit(in->o.aws, &call, list_done, c, &err) != 0) {
+		SI(in)->calls--;
+		SI(in)->probing = false;
+		list_failed(c, &err);
+	}
+	cJSON_Delete(req);
+	return true;
+}
+
+static void ssm_annotate(const struct gm_inode *n, cJSON *st)
+{
+	if (n->tp && SN(n)->command_id[0])
+		cJSON_AddStringToObject(st, "command_id", SN(n)->command_id);
+}
+
+static void ssm_free(struct gm_install *in)
+{
+	if (!in->tp)
+		return;
+	for (int k = 0; k < GM_K_MAX; k++)
+		if (SI(in)->group_timer[k])
+			goman_http_timer_cancel(in->o.http, SI(in)->group_timer[k]);
+	for (struct gm_inode *n = in->nodes; n; n = n->next)
+		if (n->tp && SN(n)->timer)
+			goman_http_timer_cancel(in->o.http, SN(n)->timer);
+	if (in->verify && in->verify->tp && SN(in->verify)->timer)
+		goman_http_timer_cancel(in->o.http, SN(in->verify)->timer);
+	for (struct gm_batch *b = SI(in)->batches, *next; b; b = next) {
+		next = b->next;
+		free(b);
+	}
+	for (struct gm_batch *b = SI(in)->sendq, *next; b; b = next) {
+		next = b->next;
+		free(b);
+	}
+	for (struct ssm_cmd *c = SI(in)->cmds, *next; c; c = next) {
+		next = c->next;
+		if (c->timer)
+			goman_http_timer_cancel(in->o.http, c->timer);
+		free(c);
+	}
+	goman_log(GOMAN_LOG_DEBUG, "INSTALL",
+		  "SSM calls: %lu SendCommand, %lu ListCommandInvocations, %lu GetCommandInvocation",
+		  SI(in)->sends, SI(in)->lists, SI(in)->polls);
+	free(in->tp);
+	in->tp = NULL;
+}
+
+bool gm_inst_ssm_sends_waiting(const struct gm_install *in)
+{
+	return in->tp && SI(in)->sendq;
+}
+
+bool gm_inst_ssm_polls_waiting(const struct gm_install *in)
+{
+	return in->tp && SI(in)->pollq_head;
+}
+
+const struct gm_inst_ops gm_inst_ssm_ops = {
+	.start = ssm_start,
+	.input_done = ssm_input_done,
+	.annotate = ssm_annotate,
+	.free = ssm_free,
+};

@@ -15,6 +15,9 @@ static const struct goman_retry_policy policies[] = {
 	{"aws", 5, 500, 64000, 2.0, 0, GOMAN_JITTER_FULL},
 	{"critical", 7, 2000, 120000, 2.0, 20 * 60 * 1000, GOMAN_JITTER_FULL},
 	{"high-frequency", 2, 100, 2000, 1.5, 30000, GOMAN_JITTER_FULL},
+	/* one attempt: a call that only asks whether the endpoint has an action (an
+	 * emulator without it answers 5xx, and each attempt would count on the breaker) */
+	{"once", 0, 0, 0, 1.0, 0, GOMAN_JITTER_NONE},
 };
 
 const struct goman_retry_policy *goman_retry_policy_named(const char *name)

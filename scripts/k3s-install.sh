@@ -85,6 +85,13 @@ Behaviour
                              servers still run the readiness check on the binary (tests)
   --min-free-mb N            (GOMAN_MIN_FREE_MB, default 1024) free space needed on the data dir
   --ready-timeout SEC        (GOMAN_READY_TIMEOUT, default 300)
+  --server-wait SEC          (GOMAN_SERVER_WAIT, default: --ready-timeout) a joining node
+                             (agent, joining server) waits this long for --server-url to
+                             answer before its unit is enabled: the first server may come up
+                             later than this node; the readiness wait after it ends at the
+                             later of the two deadlines. Never answered: the unit stays written but
+                             disabled (no k3s retrying forever), exit 33. With --no-services
+                             only when given explicitly (tests)
   GOMAN_DOWNLOADER=curl|wget the download tool (default: curl if present, else wget)
   -h, --help                 this text
 
@@ -111,6 +118,8 @@ Exit codes
   30  install: could not write the binary, token file or unit
   31  start: systemctl failed
   32  start: not ready within --ready-timeout
+  33  start: the server at --server-url did not answer within --server-wait; the unit is
+      written but not enabled (re-run when the server is up)
 
 Why not the official get.k3s.io installer in air-gap mode: goman's nodes are EC2 AMIs that
 all run systemd, and the unit needed is a dozen lines; the official installer would be a
@@ -711,8 +720,35 @@ EOF
 	fi
 }
 
+# server_answers: does --server-url answer at all (TLS and HTTP; k3s's /ping is open)?
+server_answers() {
+	if [ "$DL_TOOL" = curl ]; then
+		curl -ks -o /dev/null --max-time 5 "$SERVER_URL/ping" 2>>"$LOG_FILE" </dev/null
+	else
+		wget -q --no-check-certificate -T 5 -t 1 -O /dev/null "$SERVER_URL/ping" 2>>"$LOG_FILE" </dev/null
+	fi
+}
+
+# wait_for_server: a joining node may be running before its server; its unit is enabled
+# only once the server answers, so one whose server never comes does not retry forever.
+wait_for_server() {
+	[ -n "$SERVER_URL" ] || return 0
+	[ "$NO_SERVICES" = 1 ] && [ -z "$SERVER_WAIT" ] && return 0
+	_sdeadline=$(($(date +%s) + ${SERVER_WAIT:-$READY_TIMEOUT}))
+	[ "$_sdeadline" -gt "$_deadline" ] && _deadline=$_sdeadline
+	log "waiting for the server $SERVER_URL, up to ${SERVER_WAIT:-$READY_TIMEOUT}s"
+	until server_answers; do
+		[ "$(date +%s)" -ge "$_sdeadline" ] &&
+			fail 33 start ServerUnreachable "the server $SERVER_URL did not answer within ${SERVER_WAIT:-$READY_TIMEOUT}s; $UNIT is written, not enabled"
+		sleep 2
+	done
+	log "the server $SERVER_URL answers"
+}
+
 start_and_wait() {
 	READY_STATE=unmanaged
+	_deadline=$(($(date +%s) + READY_TIMEOUT))
+	wait_for_server
 	if [ "$NO_SERVICES" != 1 ]; then
 		command -v systemctl >/dev/null 2>&1 || fail 31 start StartFailed "systemctl not found (use --no-services)"
 		systemctl daemon-reload >>"$LOG_FILE" 2>&1 || fail 31 start StartFailed "systemctl daemon-reload failed"
@@ -722,7 +758,6 @@ start_and_wait() {
 		systemctl "$_verb" --no-block "$UNIT" >>"$LOG_FILE" 2>&1 || fail 31 start StartFailed "systemctl $_verb $UNIT failed"
 		log "systemctl $_verb $UNIT"
 	fi
-	_deadline=$(($(date +%s) + READY_TIMEOUT))
 	if [ "$ROLE" = server ]; then
 		log "waiting for the API server (/readyz), up to ${READY_TIMEOUT}s"
 		while :; do
@@ -758,7 +793,7 @@ main() {
 	PREFIX=${GOMAN_PREFIX:-} BIN_DIR=${GOMAN_BIN_DIR:-} DATA_DIR=${GOMAN_DATA_DIR:-}
 	PROGRESS_FILE=${GOMAN_PROGRESS_FILE:-} LOG_FILE=${GOMAN_LOG_FILE:-}
 	NO_SERVICES=${GOMAN_NO_SERVICES:-0} MIN_FREE_MB=${GOMAN_MIN_FREE_MB:-1024}
-	READY_TIMEOUT=${GOMAN_READY_TIMEOUT:-300}
+	READY_TIMEOUT=${GOMAN_READY_TIMEOUT:-300} SERVER_WAIT=${GOMAN_SERVER_WAIT:-}
 	NODE_NAME=${GOMAN_NODE_NAME:-} NODE_LABELS=${GOMAN_NODE_LABELS:-} NODE_TAINTS=${GOMAN_NODE_TAINTS:-}
 	EXTRA_ARGS=""
 	for _a in ${GOMAN_EXEC_ARGS:-}; do add_extra "$_a"; done
@@ -774,7 +809,7 @@ main() {
 		--role | --server-url | --tls-san | --token-file | --token-ssm-param | --region | \
 			--k3s-version | --channel | --channel-url | --mirror | --airgap-binary-url | \
 			--airgap-checksum-url | --prefix | --bin-dir | --data-dir | --progress-file | \
-			--log-file | --min-free-mb | --ready-timeout | --exec-args | \
+			--log-file | --min-free-mb | --ready-timeout | --server-wait | --exec-args | \
 			--kubeconfig-ssm-param | --kubeconfig-server | --airgap-ssm-param | --node-name | \
 			--node-label | --node-taint)
 			[ $# -ge 2 ] || usage_fail "$1 needs a value"
@@ -802,6 +837,7 @@ main() {
 			--log-file) LOG_FILE=$_v ;;
 			--min-free-mb) MIN_FREE_MB=$_v ;;
 			--ready-timeout) READY_TIMEOUT=$_v ;;
+			--server-wait) SERVER_WAIT=$_v ;;
 			--exec-args) for _a in $_v; do add_extra "$_a"; done ;;
 			--node-name) NODE_NAME=$_v ;;
 			--node-label) bad_value --node-label "$_v"; check_node_label "$_v"; NODE_LABELS="$NODE_LABELS $_v" ;;
@@ -867,6 +903,7 @@ main() {
 	fi
 	case "$MIN_FREE_MB" in '' | *[!0-9]*) usage_fail "--min-free-mb must be a number" ;; esac
 	case "$READY_TIMEOUT" in '' | *[!0-9]*) usage_fail "--ready-timeout must be a number" ;; esac
+	case "$SERVER_WAIT" in *[!0-9]*) usage_fail "--server-wait must be a number" ;; esac
 	case "$PREFIX" in '' | /*) ;; *) PREFIX="$(pwd)/$PREFIX" ;; esac
 	PREFIX=${PREFIX%/}
 

@@ -618,3 +618,44 @@ c.put_parameter(Name="/goman/kc2/kubeconfig", Value="old", Type="SecureString")'
 	run -64 --separate-stderr sh "$S" --role server --kubeconfig-ssm-param /goman/x/kubeconfig \
 		--kubeconfig-server '10.0.0.5#x'
 }
+
+# a systemctl stand-in logging its argv to $SYSTEMCTL_LOG (the script runs with services on)
+systemctl_shim() {
+	mkdir -p "$BATS_TEST_TMPDIR/sysd"
+	printf '#!/bin/sh\nprintf "%%s\\n" "$*" >>"%s"\nexit 0\n' "$BATS_TEST_TMPDIR/systemctl.log" \
+		>"$BATS_TEST_TMPDIR/sysd/systemctl"
+	chmod 755 "$BATS_TEST_TMPDIR/sysd/systemctl"
+}
+
+@test "k3s-install.sh: an agent whose server never answers stops after --server-wait, unit written but not enabled (exit 33)" {
+	systemctl_shim
+	run -33 --separate-stderr sh -c 'PATH="$1:$2:$PATH" sh "$3" --role agent --server-url "https://127.0.0.1:$4" \
+		--prefix "$5" --mirror "$6" --k3s-version "$7" --token-file "$8" --server-wait 3' \
+		_ "$BATS_TEST_TMPDIR/sysd" "$SHIM_DIR" "$S" "$DEAD_PORT" "$P" "$MIRROR" "$V" "$TOKFILE"
+	r=$(result)
+	jq -e '.ok == false and .class == "start" and .code == "ServerUnreachable" and .exit == 33' <<<"$r"
+	[ -s "$P/etc/systemd/system/k3s-agent.service" ]
+	nogrep -E "enable|start" "$BATS_TEST_TMPDIR/systemctl.log"
+	run -0 sh "$S" --help
+	assert_output --partial "33  start: the server at --server-url did not answer within --server-wait"
+}
+
+@test "k3s-install.sh: an agent running before its server waits for it, then enables and starts its unit" {
+	systemctl_shim
+	openssl req -x509 -newkey rsa:2048 -nodes -subj /CN=k3s -days 1 -keyout "$BATS_TEST_TMPDIR/k" \
+		-out "$BATS_TEST_TMPDIR/c" 2>/dev/null
+	port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+	# the "server" comes up 3 s after the agent started
+	(sleep 3; exec openssl s_server -quiet -accept "$port" -cert "$BATS_TEST_TMPDIR/c" -key "$BATS_TEST_TMPDIR/k" \
+		-www </dev/null >/dev/null 2>&1) 3>&- &
+	srv=$!
+	run -0 --separate-stderr sh -c 'PATH="$1:$2:$PATH" sh "$3" --role agent --server-url "https://127.0.0.1:$4" \
+		--prefix "$5" --mirror "$6" --k3s-version "$7" --token-file "$8" --server-wait 30 --ready-timeout 30' \
+		_ "$BATS_TEST_TMPDIR/sysd" "$SHIM_DIR" "$S" "$port" "$P" "$MIRROR" "$V" "$TOKFILE"
+	kill "$srv" 2>/dev/null || true
+	jq -e '.ok and .ready == "active"' <<<"$(result)"
+	# it did wait (the server was not there at first), and only then enabled the unit
+	grep -q "waiting for the server https://127.0.0.1:$port" <<<"$stderr"
+	grep -q "the server https://127.0.0.1:$port answers" <<<"$stderr"
+	grep -qx "enable k3s-agent" "$BATS_TEST_TMPDIR/systemctl.log"
+}

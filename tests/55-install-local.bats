@@ -201,3 +201,44 @@ fake_server() {
 		.drain.error.code == "DrainFailed" and
 		(.drain.error.message | test("kubectl drain box-agent-4 exited with 1: Error from server \\(NotFound\\)"))' <<<"${lines[0]}"
 }
+
+@test "goman-install --action delete: drains then deletes each record's node on the server, records get \"drain\" with action delete" {
+	fake_server
+	run -0 --separate-stderr goman-install --via local --prefix "$P" --action delete --drain-timeout 90s \
+		< <(node agent 1; node server 0; node agent 2)
+	[ "${#lines[@]}" -eq 3 ]
+	jq -e -s 'all(.ok and .drain.ok and .drain.action == "delete" and .drain.via == "local" and
+		(.drain.ms >= 0) and .mine == "kept" and (has("install") | not))' <<<"$output"
+	[ "$(grep box-agent-1 "$P/usr/local/bin/kubectl.log")" = "$(printf '%s\n' \
+		"kubectl drain --ignore-daemonsets --delete-emptydir-data --force --timeout=90s box-agent-1" \
+		"kubectl delete node box-agent-1")" ]
+	[ "$(grep -c '^kubectl delete node' "$P/usr/local/bin/kubectl.log")" -eq 3 ]
+}
+
+@test "goman-install --action delete: a node Kubernetes does not know is already deleted (ok); a refused drain deletes nothing (exit 1)" {
+	fake_server
+	touch "$P/usr/local/bin/kubectl.fail"
+	run -0 --separate-stderr goman-install --via local --prefix "$P" --action delete < <(node agent 5)
+	jq -e '.ok and .drain.ok and .drain.action == "delete"' <<<"${lines[0]}"
+	rm "$P/usr/local/bin/kubectl.fail"
+	touch "$P/usr/local/bin/kubectl.refuse"
+	run -1 --separate-stderr goman-install --via local --prefix "$P" --action delete < <(node agent 6)
+	jq -e '.ok == false and .drain.action == "delete" and .drain.error.code == "DeleteFailed" and
+		(.drain.error.message | test("kubectl delete box-agent-6 exited with 1: error: cannot evict"))' <<<"${lines[0]}"
+	run ! grep -q "^kubectl delete" "$P/usr/local/bin/kubectl.log"
+}
+
+@test "goman-install: the verify step names the installed nodes that are not Ready (event not_ready, log line)" {
+	mkdir -p "$P/usr/local/bin"
+	printf '%s\n' "box-server-0 Ready" "box-agent-0 NotReady" >"$P/usr/local/bin/nodes"
+	run -0 --separate-stderr install_local < <(node server 0; node agent 0; node agent 1)
+	jq -e -s 'map(select(.event == "cluster")) | length == 1 and .[0].verified and
+		.[0].nodes_ready == 1 and .[0].nodes_ok == 3 and
+		.[0].not_ready == ["box-agent-0", "box-agent-1"]' "$GOMAN_EVENTS"
+	grep -q "cluster box ready: 1 of 3 nodes Ready; not Ready: box-agent-0, box-agent-1" <<<"$stderr"
+	# all Ready: an empty list, not a missing key
+	printf '%s\n' "box-server-0 Ready" >"$P/usr/local/bin/nodes"
+	rm -f "$GOMAN_EVENTS"
+	run -0 --separate-stderr install_local < <(node server 0)
+	jq -e -s 'map(select(.event == "cluster")) | .[0].nodes_ready == 1 and .[0].not_ready == []' "$GOMAN_EVENTS"
+}

@@ -155,3 +155,11 @@ node() { printf '{"cluster":"sh","name":"sh-%s-%d","role":"%s","index":%d,"priva
 	jq -e '.drain.error.code == "NoServer"' <<<"${lines[0]}"
 	[ "$(grep -c cordon "$P/usr/local/bin/kubectl.log")" -eq 1 ]
 }
+
+@test "goman-install --action delete over ssh: drain and delete of each node run on the first server's host" {
+	mkdir -p "$P/usr/local/bin"
+	cp "$ROOT/tests/fixtures/fake-k3s" "$P/usr/local/bin/k3s"
+	run -0 --separate-stderr install_ssh --action delete --server-address 127.0.0.1 < <(node agent 7)
+	jq -e '.drain.ok and .drain.action == "delete" and .drain.via == "ssh"' <<<"${lines[0]}"
+	grep -qxF "kubectl delete node sh-agent-7" "$P/usr/local/bin/kubectl.log"
+}

@@ -3,6 +3,9 @@
 # moto accepts commands without running them (Status Success, empty output), so this
 # proves the wire protocol only: the token parameter, SendCommand batching and text,
 # GetCommandInvocation polling under InProgress, InvocationDoesNotExist and throttling.
+# moto 5.2 has no ListCommandInvocations: against it goman-install falls back to one
+# GetCommandInvocation poll per invocation. The List path runs against moto with that one
+# action added by tests/fixtures/moto_ssm_list.py (moto's own SSM backend answers it).
 
 load helpers
 bats_require_minimum_version 1.5.0
@@ -35,6 +38,8 @@ EOF
 
 teardown_file() {
 	[ -f "$BATS_FILE_TMPDIR/proxy.pid" ] && kill "$(cat "$BATS_FILE_TMPDIR/proxy.pid")" 2>/dev/null
+	local f
+	for f in "$BATS_FILE_TMPDIR"/list-*.pid; do [ -f "$f" ] && kill "$(cat "$f")" 2>/dev/null; done
 	local_aws_stop
 }
 
@@ -380,4 +385,83 @@ nogrep_f() { # STRING FILE: fails when FILE holds STRING
 	records t10 1 2 | tail -n 1 >"$BATS_TEST_TMPDIR/in2"
 	run -0 --separate-stderr install_ssm --action cordon --server-instance "$sid" <"$BATS_TEST_TMPDIR/in2"
 	jq -e '.drain.ok and .drain.action == "cordon"' <<<"${lines[0]}"
+}
+
+@test "goman-install --action delete over SSM: one SendCommand per node on the first server: drain, then delete the node" {
+	records t11 1 1 >"$BATS_TEST_TMPDIR/in"
+	sid=$(head -n 1 "$BATS_FILE_TMPDIR/ids" | cut -d' ' -f1)
+	run -0 --separate-stderr install_ssm --action delete --drain-timeout 30s <"$BATS_TEST_TMPDIR/in"
+	jq -e -s 'length == 2 and all(.drain.ok and .drain.action == "delete" and .drain.via == "ssm")' <<<"$output"
+	proxy_log | jq -c '[.[] | select(.action == "SendCommand") | .body | fromjson]' >"$BATS_TEST_TMPDIR/sends"
+	jq -e --arg s "$sid" 'length == 2 and all(.InstanceIds == [$s])' "$BATS_TEST_TMPDIR/sends"
+	text=$(jq -r '.[].Parameters.commands[0] | select(test("t11-agent-0"))' "$BATS_TEST_TMPDIR/sends")
+	[[ "$text" == *"kubectl drain --ignore-daemonsets --delete-emptydir-data --force --timeout=30s 't11-agent-0'"* ]]
+	[[ "$text" == *"kubectl delete node 't11-agent-0' 2>&1" ]]
+}
+
+@test "goman-install: moto without ListCommandInvocations: one List asked, then each invocation polled on its own" {
+	records t12 1 19 >"$BATS_TEST_TMPDIR/in"
+	run -0 --separate-stderr install_ssm <"$BATS_TEST_TMPDIR/in"
+	[ "${#lines[@]}" -eq 20 ]
+	grep -q "ListCommandInvocations unavailable" <<<"$stderr"
+	proxy_log | jq -r '.[].action' | sort | uniq -c >"$BATS_TEST_TMPDIR/calls"
+	cat "$BATS_TEST_TMPDIR/calls" >&3
+	[ "$(awk '$2 == "ListCommandInvocations" {print $1}' "$BATS_TEST_TMPDIR/calls")" -eq 1 ]
+	# every node and the verification: at least one GetCommandInvocation each
+	[ "$(awk '$2 == "GetCommandInvocation" {print $1}' "$BATS_TEST_TMPDIR/calls")" -ge 21 ]
+}
+
+# list_moto: moto_server with ListCommandInvocations (tests/fixtures/moto_ssm_list.py),
+# signature checking on as tests/helpers.bash starts moto, behind its own fault proxy;
+# exports LIST_MOTO, LIST_PROXY and its keys as LIST_AKID/LIST_SECRET
+list_moto() {
+	local port
+	port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+	INITIAL_NO_AUTH_ACTION_COUNT=3 AWS_EC2_METADATA_DISABLED=true \
+		setsid "$LOCAL_AWS_PYTHON" "$ROOT/tests/fixtures/moto_ssm_list.py" -H 127.0.0.1 -p "$port" \
+		>"$BATS_FILE_TMPDIR/list-moto.log" 2>&1 </dev/null 3>&- &
+	echo $! >"$BATS_FILE_TMPDIR/list-moto.pid"
+	LIST_MOTO="http://127.0.0.1:$port"
+	local i
+	for i in $(seq 1 150); do curl -fsS -o /dev/null "$LIST_MOTO/moto-api/" 2>/dev/null && break; sleep 0.1; done
+	# the three unchecked calls make the key every later (checked) call is signed with
+	read -r LIST_AKID LIST_SECRET < <(M="$LIST_MOTO" "$LOCAL_AWS_PYTHON" -c '
+import botocore.session, os
+iam = botocore.session.get_session().create_client("iam", endpoint_url=os.environ["M"], region_name="us-east-1",
+	aws_access_key_id="AKIAIOSFODNN7EXAMPLE", aws_secret_access_key="x")
+iam.create_user(UserName="goman")
+iam.put_user_policy(UserName="goman", PolicyName="all", PolicyDocument="{\"Version\":\"2012-10-17\",\"Statement\":[{\"Effect\":\"Allow\",\"Action\":\"*\",\"Resource\":\"*\"}]}")
+k = iam.create_access_key(UserName="goman")["AccessKey"]
+print(k["AccessKeyId"], k["SecretAccessKey"])')
+	python3 "$ROOT/tests/fixtures/fault_proxy.py" "$LIST_MOTO" "$BATS_FILE_TMPDIR/list-proxy.port" 3>&- &
+	echo $! >"$BATS_FILE_TMPDIR/list-proxy.pid"
+	wait_file "$BATS_FILE_TMPDIR/list-proxy.port"
+	LIST_PROXY="http://127.0.0.1:$(cat "$BATS_FILE_TMPDIR/list-proxy.port")"
+	export LIST_MOTO LIST_PROXY LIST_AKID LIST_SECRET
+}
+
+@test "goman-install: with ListCommandInvocations (moto + tests/fixtures/moto_ssm_list.py): one List per command, one Get per ended invocation" {
+	list_moto
+	M="$LIST_MOTO" AK="$LIST_AKID" SK="$LIST_SECRET" "$LOCAL_AWS_PYTHON" - >"$BATS_TEST_TMPDIR/ids" <<'EOF2'
+import botocore.session, os
+ec2 = botocore.session.get_session().create_client("ec2", endpoint_url=os.environ["M"], region_name="us-east-1",
+	aws_access_key_id=os.environ["AK"], aws_secret_access_key=os.environ["SK"])
+for i in ec2.run_instances(ImageId="ami-12345678", MinCount=20, MaxCount=20, InstanceType="t3.micro")["Instances"]:
+    print(i["InstanceId"], i["PrivateIpAddress"])
+EOF2
+	awk '{ n = NR - 1; role = n < 1 ? "server" : "agent"; idx = n < 1 ? 0 : n - 1
+		printf "{\"cluster\":\"tl\",\"name\":\"tl-%s-%d\",\"role\":\"%s\",\"index\":%d,\"instance_id\":\"%s\",\"private_ip\":\"%s\"}\n", role, idx, role, idx, $1, $2 }' \
+		"$BATS_TEST_TMPDIR/ids" >"$BATS_TEST_TMPDIR/in"
+	AWS_ENDPOINT_URL="$LIST_MOTO" AWS_ENDPOINT_URL_SSM="$LIST_PROXY" AWS_ACCESS_KEY_ID="$LIST_AKID" \
+		AWS_SECRET_ACCESS_KEY="$LIST_SECRET" run -0 --separate-stderr install_ssm <"$BATS_TEST_TMPDIR/in"
+	[ "${#lines[@]}" -eq 20 ]
+	jq -e -s 'all(.install.ok)' <<<"$output"
+	curl -s "$LIST_PROXY/__proxy/log" | jq -r '.[].action' | sort | uniq -c >"$BATS_TEST_TMPDIR/calls"
+	cat "$BATS_TEST_TMPDIR/calls" >&3
+	# three commands (first server, 19 agents, verification): one List poll each is enough
+	# here (moto ends every command at once); the output only of what ended
+	[ "$(awk '$2 == "ListCommandInvocations" {print $1}' "$BATS_TEST_TMPDIR/calls")" -eq 3 ]
+	[ "$(awk '$2 == "GetCommandInvocation" {print $1}' "$BATS_TEST_TMPDIR/calls")" -eq 21 ]
+	[ "$(awk '$2 == "SendCommand" {print $1}' "$BATS_TEST_TMPDIR/calls")" -eq 3 ]
+	if grep -q "ListCommandInvocations unavailable" <<<"$stderr"; then return 1; fi
 }

@@ -34,6 +34,9 @@ static int bad_records;
 static char *send_texts[16]; /* the command text of each SendCommand (first 16) */
 static char *send_ids[16];   /* its InstanceIds, as JSON */
 static cJSON *drain_objs;    /* the "drain" object of every emitted record */
+static int lists;            /* ListCommandInvocations calls */
+static bool list_ok;         /* answer ListCommandInvocations (else: unknown, as moto 5.2) */
+static cJSON *cmd_ids;       /* CommandId -> its InstanceIds */
 
 static void fire(void *ud)
 {
@@ -55,7 +58,7 @@ static int fake_submit(struct goman_aws *a, const struct goman_aws_call *call,
 	goman_err_clear(&p->res.err);
 	if (++in_flight > max_in_flight)
 		max_in_flight = in_flight;
-	if (strcmp(call->action, "SendCommand") && cur && cur->sendq)
+	if (strcmp(call->action, "SendCommand") && cur && gm_inst_ssm_sends_waiting(cur))
 		polls_before_send++;
 	if (!strcmp(call->action, "SendCommand")) {
 		const cJSON *ids = cJSON_GetObjectItem(call->json, "InstanceIds");
@@ -75,10 +78,37 @@ static int fake_submit(struct goman_aws *a, const struct goman_aws_call *call,
 					strdup(cJSON_IsString(c0) ? c0->valuestring : "");
 				send_ids[sends] = strdup(s);
 			}
+
 			sends++;
-			p->res.data = cJSON_Parse("{\"Command\":{\"CommandId\":\"c-1\"}}");
+			char cid[32];
+			snprintf(cid, sizeof(cid), "c-%d", sends);
+			p->res.data = cJSON_CreateObject();
+			cJSON_AddStringToObject(cJSON_AddObjectToObject(p->res.data, "Command"),
+						"CommandId", cid);
+			if (!cmd_ids)
+				cmd_ids = cJSON_CreateObject();
+			cJSON_AddItemToObject(cmd_ids, cid, cJSON_Duplicate(ids, 1));
 		}
 		free(s);
+	} else if (!strcmp(call->action, "ListCommandInvocations")) {
+		lists++;
+		if (!list_ok) {
+			goman_err_set(&p->res.err, GOMAN_ESERVICE, GOMAN_CLASS_CLIENT,
+				      "UnknownOperationException", "no such action");
+		} else {
+			/* every instance of the command ended: one invocation each */
+			const cJSON *cid = cJSON_GetObjectItem(call->json, "CommandId");
+			const cJSON *ids = cJSON_GetObjectItem(cmd_ids, cid->valuestring), *id;
+			cJSON *invs = cJSON_CreateArray();
+			cJSON_ArrayForEach (id, ids) {
+				cJSON *o = cJSON_CreateObject();
+				cJSON_AddStringToObject(o, "InstanceId", id->valuestring);
+				cJSON_AddStringToObject(o, "Status", "Success");
+				cJSON_AddItemToArray(invs, o);
+			}
+			p->res.data = cJSON_CreateObject();
+			cJSON_AddItemToObject(p->res.data, "CommandInvocations", invs);
+		}
 	} else {
 		polls++;
 		if (inprog_left > 0) {
@@ -134,6 +164,10 @@ static struct goman_install *make(void)
 	gm_inst_aws_submit = fake_submit;
 	sends = polls = emitted = ok_records = dne_left = inprog_left = 0;
 	in_flight = max_in_flight = polls_before_send = 0;
+	lists = 0;
+	list_ok = false;
+	cJSON_Delete(cmd_ids);
+	cmd_ids = NULL;
 	young_id = NULL;
 	poll_answer = NULL;
 	bad_records = 0;
@@ -208,6 +242,35 @@ static void test_120_nodes_share_sendcommands_of_at_most_50_ids(void **s)
 	assert_int_equal(sends, 4);
 }
 
+static void test_one_list_per_command_then_output_only_for_ended_invocations(void **s)
+{
+	struct goman_install *in = make();
+	list_ok = true;
+	char iid[32];
+	add(in, "server", 0, "i-0");
+	for (int i = 0; i < 49; i++) {
+		snprintf(iid, sizeof(iid), "i-a%d", i);
+		add(in, "agent", i, iid);
+	}
+	run_to_end(in);
+	assert_int_equal(ok_records, 50);
+	/* the first server's command and the agents': one List each, one Get per node */
+	assert_int_equal(lists, 2);
+	assert_int_equal(polls, 50);
+}
+
+static void test_without_list_every_invocation_is_polled_on_its_own(void **s)
+{
+	struct goman_install *in = make();
+	add(in, "server", 0, "i-0");
+	add(in, "agent", 0, "i-a");
+	add(in, "agent", 1, "i-b");
+	run_to_end(in);
+	assert_int_equal(ok_records, 3);
+	assert_true(lists >= 1 && lists <= 2); /* the Lists in flight when the first failed */
+	assert_int_equal(polls, 3);
+}
+
 static void test_invocation_does_not_exist_is_pending_not_failure(void **s)
 {
 	struct goman_install *in = make();
@@ -246,7 +309,7 @@ static void test_a_waiting_sendcommand_goes_before_due_polls(void **s)
 	for (int i = 0; i < 10; i++)
 		goman_http_run(loop, 10, -1);
 	assert_true(polls > 10);
-	assert_non_null(cur->pollq_head); /* due polls are queued */
+	assert_true(gm_inst_ssm_polls_waiting(cur)); /* due polls are queued */
 	/* more agents while polls queue for the one slot: their SendCommand takes the next */
 	for (int i = 9; i < 12; i++) {
 		snprintf(iid, sizeof(iid), "i-a%d", i);
@@ -277,6 +340,44 @@ static void add_json(struct goman_install *in, const char *json)
 	cJSON *j = cJSON_Parse(json);
 	assert_non_null(j);
 	assert_int_equal(goman_install_add(in, j, 1, &err), 0);
+}
+
+static void test_an_agent_whose_record_names_the_server_starts_before_the_server_record(void **s)
+{
+	struct goman_install *in = make();
+	add_json(in, "{\"cluster\":\"u\",\"role\":\"agent\",\"index\":0,\"instance_id\":\"i-a\","
+		     "\"private_ip\":\"10.0.0.9\",\"server_url\":\"https://10.0.0.1:6443\"}");
+	for (int i = 0; i < 10 && sends == 0; i++)
+		goman_http_run(loop, 30, -1);
+	assert_int_equal(sends, 1); /* sent without the first server's record */
+	assert_non_null(strstr(send_texts[0], "'--server-url' 'https://10.0.0.1:6443'"));
+	add(in, "server", 0, "i-0");
+	run_to_end(in);
+	assert_int_equal(ok_records, 2);
+}
+
+static void test_the_server_url_option_wins_over_the_records(void **s)
+{
+	struct goman_install *in = make();
+	struct gm_install *g = (struct gm_install *)in;
+	g->o.server_url = strdup("https://10.9.9.9:6443"); /* as --server-url leaves it */
+	snprintf(g->server_url, sizeof(g->server_url), "%s", g->o.server_url);
+	add_json(in, "{\"cluster\":\"u\",\"role\":\"agent\",\"index\":0,\"instance_id\":\"i-a\","
+		     "\"server_url\":\"https://10.0.0.1:6443\"}");
+	run_to_end(in);
+	assert_int_equal(sends, 1);
+	assert_non_null(strstr(send_texts[0], "'--server-url' 'https://10.9.9.9:6443'"));
+}
+
+static void test_a_server_url_that_is_not_https_addr_port_is_bad_input(void **s)
+{
+	struct goman_install *in = make();
+	add_json(in, "{\"cluster\":\"u\",\"role\":\"agent\",\"index\":0,\"instance_id\":\"i-a\","
+		     "\"server_url\":\"https://10.0.0.1:6443\\nExecStart=/bin/sh\"}");
+	assert_int_equal(bad_records, 1);
+	assert_non_null(strstr(last_msg, "server_url"));
+	run_to_end(in);
+	assert_int_equal(sends, 0);
 }
 
 static void test_a_private_ip_with_a_unit_line_is_bad_input_and_others_go_on(void **s)
@@ -438,6 +539,10 @@ static void test_counts_ready_nodes_in_kubectl_output(void **s)
 	assert_int_equal(goman_install_count_ready(out), 2);
 	assert_int_equal(goman_install_count_ready(""), -1);
 	assert_int_equal(goman_install_count_ready("error: connection refused\n"), -1);
+	assert_true(goman_install_node_ready(out, "a"));
+	assert_false(goman_install_node_ready(out, "b"));
+	assert_false(goman_install_node_ready(out, "absent"));
+	assert_false(goman_install_node_ready(out, "NAME"));
 }
 
 static void test_label_and_taint_rules_follow_kubernetes(void **s)
@@ -621,9 +726,15 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_120_nodes_share_sendcommands_of_at_most_50_ids),
+		cmocka_unit_test(test_one_list_per_command_then_output_only_for_ended_invocations),
+		cmocka_unit_test(test_without_list_every_invocation_is_polled_on_its_own),
 		cmocka_unit_test(test_invocation_does_not_exist_is_pending_not_failure),
 		cmocka_unit_test(test_invalid_instance_id_retries_only_the_named_instance),
 		cmocka_unit_test(test_agents_wait_for_the_first_server_record),
+		cmocka_unit_test(
+			test_an_agent_whose_record_names_the_server_starts_before_the_server_record),
+		cmocka_unit_test(test_a_server_url_that_is_not_https_addr_port_is_bad_input),
+		cmocka_unit_test(test_the_server_url_option_wins_over_the_records),
 		cmocka_unit_test(test_a_waiting_sendcommand_goes_before_due_polls),
 		cmocka_unit_test(test_a_private_ip_with_a_unit_line_is_bad_input_and_others_go_on),
 		cmocka_unit_test(test_an_ipv6_first_server_gives_a_bracketed_server_url),
@@ -649,5 +760,6 @@ int main(void)
 		free(send_ids[i]);
 	}
 	cJSON_Delete(drain_objs);
+	cJSON_Delete(cmd_ids);
 	return rc;
 }

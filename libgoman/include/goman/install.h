@@ -22,6 +22,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include "goman/error.h"
+#include "goman/s3.h"
 
 struct cJSON;
 struct goman_aws;
@@ -37,7 +38,10 @@ enum goman_install_action {
 	GOMAN_ACTION_INSTALL = 0,
 	GOMAN_ACTION_CORDON,
 	GOMAN_ACTION_DRAIN,
-	GOMAN_ACTION_UNCORDON
+	GOMAN_ACTION_UNCORDON,
+	/* drain (with --force: the node is going away), then `kubectl delete node`; a node
+	 * Kubernetes does not know (it never joined) is already deleted */
+	GOMAN_ACTION_DELETE
 };
 
 /* emit: one finished node record (or the error record of a bad line). Borrowed. */
@@ -110,6 +114,8 @@ struct cJSON *goman_install_parse_output(const char *out, int *progress);
 /* Nodes whose STATUS column is "Ready" in `kubectl get nodes` output; -1 when there is no
  * table at all (empty output). */
 int goman_install_count_ready(const char *out);
+/* Is the node `name` a row of that table with STATUS "Ready"? */
+bool goman_install_node_ready(const char *out, const char *name);
 
 /* Node labels and taints of a record ("labels": {k: v}, "taints": ["k=v:Effect"]), checked
  * as Kubernetes does: NULL when fine, else why not (static text). A label key is
@@ -126,11 +132,7 @@ bool goman_install_node_name_ok(const char *name);
 bool goman_install_version_ok(const char *v);
 bool goman_install_channel_ok(const char *c);
 
-/* Lifetime (seconds) of a presigned air-gap URL: want_s, within SigV4's 1..604800, and
- * inside the remaining life of the credentials that sign it (expires_ms, epoch ms; 0 = do
- * not expire) less a minute, since a URL made with temporary credentials stops working
- * when they expire whatever X-Amz-Expires says. -1 when they expire within that minute. */
-long goman_presign_lifetime(long want_s, int64_t expires_ms, int64_t now_ms);
+/* goman_presign_lifetime (the life of the air-gap URLs): goman/s3.h */
 
 /* PutParameter SecureString name = value with Overwrite (Advanced tier past 4 KB). The
  * request is wiped after the call. 0, or -1 with err. */
