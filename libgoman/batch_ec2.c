@@ -238,20 +238,25 @@ int goman_batch_ec2_exec(struct goman_batch_call *c, void *ud, struct goman_err 
 	return 0;
 }
 
-/* The record of one listed instance: {"cluster","name","role","index",...summary}; name,
- * role and index only when tagged (index when goman:index is a whole number). NULL on no
- * memory. */
+/* The record of one listed instance: {"cluster","name","role","index","group","via",
+ * ...summary}; each only when tagged (index when goman:index is a whole number). via is the
+ * transport the node was installed with, so a drain finds it without the local state file.
+ * NULL on no memory. */
 static cJSON *cluster_record(const char *cluster, const struct goman_ec2_instance *in)
 {
 	cJSON *o = cJSON_CreateObject();
 	const char *name = goman_ec2_tag(in, "goman:name");
 	const char *role = goman_ec2_tag(in, "goman:role");
 	const char *ix = goman_ec2_tag(in, "goman:index");
+	const char *group = goman_ec2_tag(in, "goman:group");
+	const char *via = goman_ec2_tag(in, "goman:via");
 	char *end = NULL;
 	long index = ix && *ix >= '0' && *ix <= '9' ? strtol(ix, &end, 10) : -1;
 	if (!o || !cJSON_AddStringToObject(o, "cluster", cluster) ||
 	    (name && !cJSON_AddStringToObject(o, "name", name)) ||
 	    (role && !cJSON_AddStringToObject(o, "role", role)) ||
+	    (group && !cJSON_AddStringToObject(o, "group", group)) ||
+	    (via && !cJSON_AddStringToObject(o, "via", via)) ||
 	    (end && !*end && index <= 99999 &&
 	     !cJSON_AddNumberToObject(o, "index", (double)index)) ||
 	    goman_ec2_instance_to_json(in, o) != 0) {

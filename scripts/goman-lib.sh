@@ -114,9 +114,17 @@ gm_describe_cluster() {
 	out=$(GOMAN_LOG=${GOMAN_LOG:-warn} goman-batch describe --cluster "$1" --include-shutting-down)
 	rc=$?
 	jq -c 'select(.instance_id != null and .ok != false) |
-		{cluster, name, role, index, instance_id, state: (.batch.state // .state),
+		{cluster, name, role, index, group, via, instance_id, state: (.batch.state // .state),
 		 private_ip, public_ip, instance_type, az}' <<<"$out"
 	return $rc
+}
+
+# gm_cluster_via NODES: the transport the cluster was installed with, from its first
+# server's goman:via tag (so drain and upgrade need no local state file); ssm when untagged
+gm_cluster_via() {
+	local v
+	v=$(jq -r 'select(.role == "server" and .index == 0) | .via // empty' <<<"$1" | head -1)
+	printf '%s\n' "${v:-ssm}"
 }
 
 # gm_tagged_clusters: "<cluster> <state>" for every live instance tagged goman:cluster, from
