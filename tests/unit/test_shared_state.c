@@ -309,6 +309,40 @@ static void a_state_file_cut_short_while_mapped_leaves_breakers_of_the_process_o
 	gm_state_close(s);
 }
 
+/* the same cut made by another process, while this one holds an attempt: the check that
+ * runs before the next touch hears of it without a system call of its own */
+static void a_state_file_cut_short_by_another_process_is_noticed_before_the_next_touch(void **st)
+{
+	pid_t p = fork();
+	if (p == 0) {
+		struct goman_guard *g = mkguard();
+		struct goman_err e = GOMAN_ERR_INIT;
+		struct goman_guard_ticket t;
+		int64_t w, rin;
+		goman_guard_ticket_init(&t, 0);
+		if (goman_guard_before(g, &t, "ec2", "eu-west-1", "http://cut2", &w, &e) != 0)
+			_exit(2);
+		pid_t cutter = fork();
+		if (cutter == 0)
+			_exit(truncate(path, 0) == 0 ? 0 : 1);
+		int ws;
+		if (waitpid(cutter, &ws, 0) != cutter || !WIFEXITED(ws) || WEXITSTATUS(ws) != 0)
+			_exit(3);
+		goman_guard_after(g, &t, NULL, "ec2", "DescribeRegions", &rin);
+		goman_guard_ticket_init(&t, 0);
+		if (goman_guard_before(g, &t, "ec2", "eu-west-1", "http://cut2", &w, &e) != 0)
+			_exit(4);
+		goman_guard_after(g, &t, NULL, "ec2", "DescribeRegions", &rin);
+		goman_guard_free(g);
+		_exit(0);
+	}
+	int ws;
+	assert_int_equal(waitpid(p, &ws, 0), p);
+	if (WIFSIGNALED(ws))
+		fail_msg("the child died of signal %d", WTERMSIG(ws));
+	assert_int_equal(WEXITSTATUS(ws), 0);
+}
+
 static void a_state_file_remade_under_a_process_is_left_to_the_new_holders(void **st)
 {
 	struct goman_err e = GOMAN_ERR_INIT;
@@ -378,6 +412,8 @@ int main(void)
 		cmocka_unit_test(a_damaged_or_foreign_header_is_reset),
 		cmocka_unit_test(
 			a_state_file_cut_short_while_mapped_leaves_breakers_of_the_process_own),
+		cmocka_unit_test(
+			a_state_file_cut_short_by_another_process_is_noticed_before_the_next_touch),
 		cmocka_unit_test(a_state_file_remade_under_a_process_is_left_to_the_new_holders),
 		cmocka_unit_test(a_state_file_in_a_directory_others_can_write_or_own_is_refused),
 	};
