@@ -43,6 +43,7 @@
 #include <limits.h>
 #include <linux/io_uring.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,10 +56,10 @@
 #include "shared_state_int.h"
 
 #define GM_MAGIC UINT64_C(0x31454154534d4f47) /* "GOMSTAE1" */
-#define GM_VERSION 1
+#define GM_VERSION 2
 #define HDR_SIZE 4096
 
-_Static_assert(sizeof(struct gm_slot) == 256, "slot is 256 bytes");
+_Static_assert(sizeof(struct gm_slot) == 1024, "slot is 1 KiB");
 
 struct gm_header {
 	uint64_t magic;
@@ -80,6 +81,7 @@ struct gm_state {
 	unsigned char *map;
 	struct gm_slot *slots;
 	bool detached; /* the file was cut short: the mapping is private memory now */
+	uint64_t owner; /* of the cap units this process takes */
 	/* the slots handed out, and their keys: a detached table keeps them claimed, and a
 	 * key that changed under us means the file was re-made by someone else */
 	unsigned nhanded;
@@ -375,6 +377,7 @@ struct gm_state *gm_state_open(const char *path, struct goman_err *err)
 	}
 	lock_range(s->fd, 0, F_UNLCK);
 	s->slots = (struct gm_slot *)(s->map + HDR_SIZE);
+	s->owner = gm_owner_of(getpid());
 	if (s->cq_tail)
 		watch_arm(s);
 	return s;
@@ -489,4 +492,117 @@ void gm_state_unlock(struct gm_state *s, struct gm_slot *slot)
 const char *gm_state_path(const struct gm_state *s)
 {
 	return s ? s->path : "";
+}
+
+uint64_t gm_state_owner(const struct gm_state *s)
+{
+	return s ? s->owner : 0;
+}
+
+/* state letter and start time (field 22, clock ticks since boot) of /proc/PID/stat; -1
+ * with errno when it cannot be read */
+static int proc_stat(pid_t pid, char *state, uint64_t *start)
+{
+	char p[64], buf[1024];
+	snprintf(p, sizeof(p), "/proc/%ld/stat", (long)pid);
+	int fd = open(p, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = 0;
+	/* the command name may hold spaces and parentheses: fields start after the last ')' */
+	char *f = strrchr(buf, ')');
+	if (!f || f[1] != ' ' || !f[2])
+		return errno = EINVAL, -1;
+	*state = f[2];
+	f += 2;
+	for (int i = 3; i < 22; i++) {
+		f = strchr(f, ' ');
+		if (!f)
+			return errno = EINVAL, -1;
+		f++;
+	}
+	*start = strtoull(f, NULL, 10);
+	return 0;
+}
+
+uint64_t gm_owner_of(pid_t pid)
+{
+	char st;
+	uint64_t start = 0;
+	if (pid <= 0)
+		return 0;
+	if (proc_stat(pid, &st, &start) < 0)
+		start = 0; /* no /proc: owners are told apart by pid alone */
+	return (uint64_t)(uint32_t)pid << 32 | (uint32_t)start;
+}
+
+bool gm_owner_dead(uint64_t owner)
+{
+	pid_t pid = (pid_t)(owner >> 32);
+	uint32_t start = (uint32_t)owner;
+	char st;
+	uint64_t now_start;
+	if (pid <= 0)
+		return true; /* not a word we write */
+	if (proc_stat(pid, &st, &now_start) == 0)
+		return st == 'Z' || st == 'X' || (start && (uint32_t)now_start != start);
+	if (errno == ENOENT || errno == ESRCH)
+		return true;
+	return kill(pid, 0) < 0 && errno == ESRCH;
+}
+
+int gm_slot_take(struct gm_slot *sl, int cap, uint64_t owner, unsigned from)
+{
+	unsigned n = cap < 0 ? 0 : cap > GM_STATE_UNITS ? GM_STATE_UNITS : (unsigned)cap;
+	for (unsigned i = 0; i < n; i++) {
+		unsigned u = (from + i) % n;
+		uint64_t w = atomic_load_explicit(&sl->unit[u], memory_order_relaxed);
+		if (w == 0 && atomic_compare_exchange_strong_explicit(&sl->unit[u], &w, owner,
+								      memory_order_acq_rel,
+								      memory_order_relaxed))
+			return (int)u;
+	}
+	return -1;
+}
+
+void gm_slot_give(struct gm_slot *sl, int unit, uint64_t owner)
+{
+	if (unit < 0 || unit >= GM_STATE_UNITS)
+		return;
+	uint64_t w = owner;
+	atomic_compare_exchange_strong_explicit(&sl->unit[unit], &w, 0, memory_order_release,
+						memory_order_relaxed);
+}
+
+int gm_slot_reap(struct gm_slot *sl, int cap)
+{
+	unsigned n = cap < 0 ? 0 : cap > GM_STATE_UNITS ? GM_STATE_UNITS : (unsigned)cap;
+	uint64_t alive[GM_STATE_UNITS];
+	unsigned nalive = 0;
+	int freed = 0;
+	for (unsigned u = 0; u < n; u++) {
+		uint64_t w = atomic_load_explicit(&sl->unit[u], memory_order_acquire);
+		if (w == 0)
+			continue;
+		bool known = false;
+		for (unsigned j = 0; j < nalive && !known; j++)
+			known = alive[j] == w;
+		if (known)
+			continue;
+		if (!gm_owner_dead(w)) {
+			alive[nalive++] = w;
+			continue;
+		}
+		/* the owner of one unit owns all its others: free those too, no second look */
+		for (unsigned v = u; v < n; v++) {
+			uint64_t x = w;
+			if (atomic_compare_exchange_strong(&sl->unit[v], &x, 0))
+				freed++;
+		}
+	}
+	return freed;
 }
