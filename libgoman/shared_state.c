@@ -499,33 +499,26 @@ uint64_t gm_state_owner(const struct gm_state *s)
 	return s ? s->owner : 0;
 }
 
-/* state letter and start time (field 22, clock ticks since boot) of /proc/PID/stat; -1
- * with errno when it cannot be read */
+/* state letter (field 3) and start time (field 22, clock ticks since boot) of
+ * /proc/PID/stat; -1 with errno when it cannot be read. (idem.c reads field 22 for its
+ * record owners too, without the state.) */
 static int proc_stat(pid_t pid, char *state, uint64_t *start)
 {
 	char p[64], buf[1024];
+	unsigned long long t;
 	snprintf(p, sizeof(p), "/proc/%ld/stat", (long)pid);
-	int fd = open(p, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
+	FILE *f = fopen(p, "re");
+	if (!f)
 		return -1;
-	ssize_t n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return -1;
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
 	buf[n] = 0;
 	/* the command name may hold spaces and parentheses: fields start after the last ')' */
-	char *f = strrchr(buf, ')');
-	if (!f || f[1] != ' ' || !f[2])
+	const char *r = strrchr(buf, ')');
+	if (!r || sscanf(r + 1, " %c%*s%*s%*s%*s%*s%*s%*s%*s%*s%*s%*s%*s%*s%*s%*s%*s%*s%*s%llu",
+			 state, &t) != 2)
 		return errno = EINVAL, -1;
-	*state = f[2];
-	f += 2;
-	for (int i = 3; i < 22; i++) {
-		f = strchr(f, ' ');
-		if (!f)
-			return errno = EINVAL, -1;
-		f++;
-	}
-	*start = strtoull(f, NULL, 10);
+	*start = t;
 	return 0;
 }
 
