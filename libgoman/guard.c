@@ -259,8 +259,17 @@ static int unit_take(struct goman_guard *g, struct gm_guard_entry *e, int64_t no
 		if (gm_slot_reap(e->slot, cap) > 0)
 			u = gm_slot_take(e->slot, cap, g->owner, from);
 	}
-	if (u >= 0)
-		e->held[u / 64] |= UINT64_C(1) << (u % 64);
+	/* a waiter counts as gone when it has not asked for three of its polls */
+	int64_t fresh = 3 * g->unit_poll_ms;
+	if (u < 0) {
+		gm_slot_wait(e->slot, g->owner, now, fresh);
+		return -1;
+	}
+	if (!gm_slot_may_keep(e->slot, cap, g->owner, now, fresh)) {
+		gm_slot_give(e->slot, u, g->owner);
+		return -1;
+	}
+	e->held[u / 64] |= UINT64_C(1) << (u % 64);
 	return u;
 }
 

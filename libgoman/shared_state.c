@@ -571,6 +571,37 @@ void gm_slot_give(struct gm_slot *sl, int unit, uint64_t owner)
 						memory_order_relaxed);
 }
 
+void gm_slot_wait(struct gm_slot *sl, uint64_t owner, int64_t now_ms, int64_t fresh_ms)
+{
+	uint64_t w = atomic_load_explicit(&sl->waiter, memory_order_relaxed);
+	int64_t since = atomic_load_explicit(&sl->waiter_ms, memory_order_relaxed);
+	bool fresh = w && now_ms >= since && now_ms - since < fresh_ms;
+	if (w != owner && fresh)
+		return; /* someone else's turn first */
+	if (w == owner || atomic_compare_exchange_strong(&sl->waiter, &w, owner))
+		atomic_store_explicit(&sl->waiter_ms, now_ms, memory_order_relaxed);
+}
+
+bool gm_slot_may_keep(struct gm_slot *sl, int cap, uint64_t owner, int64_t now_ms,
+		      int64_t fresh_ms)
+{
+	uint64_t w = atomic_load_explicit(&sl->waiter, memory_order_relaxed);
+	if (w == 0)
+		return true; /* the hot path: one load */
+	if (w == owner) {
+		atomic_compare_exchange_strong(&sl->waiter, &w, 0); /* served */
+		return true;
+	}
+	int64_t since = atomic_load_explicit(&sl->waiter_ms, memory_order_relaxed);
+	if (now_ms < since || now_ms - since >= fresh_ms)
+		return true; /* a waiter that stopped asking: dead, or served elsewhere */
+	unsigned n = cap < 0 ? 0 : cap > GM_STATE_UNITS ? GM_STATE_UNITS : (unsigned)cap;
+	for (unsigned u = 0; u < n; u++)
+		if (atomic_load_explicit(&sl->unit[u], memory_order_relaxed) == 0)
+			return true; /* one is left for it anyway */
+	return false;
+}
+
 int gm_slot_reap(struct gm_slot *sl, int cap)
 {
 	unsigned n = cap < 0 ? 0 : cap > GM_STATE_UNITS ? GM_STATE_UNITS : (unsigned)cap;

@@ -37,7 +37,12 @@ struct gm_slot {
 	struct goman_quota quota;
 	char name[GM_STATE_NAME];       /* "service|region|endpoint", informative */
 	struct goman_adaptive adaptive; /* under gm_state_lock() */
-	char pad[256 - 8 - 8 - 8 - GM_STATE_NAME - sizeof(struct goman_adaptive)];
+	/* the process that found the cap full and waits its turn (owner word, 0 = none), and
+	 * when it last said so (mono ms): a hint, so a process whose own calls keep taking the
+	 * units it frees leaves one to it */
+	_Atomic uint64_t waiter;
+	_Atomic int64_t waiter_ms;
+	char pad[256 - 8 - 8 - 8 - GM_STATE_NAME - sizeof(struct goman_adaptive) - 16];
 	_Atomic uint64_t unit[GM_STATE_UNITS]; /* owner word, 0 = free */
 };
 
@@ -62,6 +67,14 @@ uint64_t gm_state_owner(const struct gm_state *s);
 int gm_slot_take(struct gm_slot *sl, int cap, uint64_t owner, unsigned from);
 /* Gives unit back (a no-op when it is no longer owner's: taken back, or the file reset). */
 void gm_slot_give(struct gm_slot *sl, int unit, uint64_t owner);
+/* Fairness between processes. owner found the cap full at now_ms: it becomes the waiter
+ * unless another one said so within fresh_ms. */
+void gm_slot_wait(struct gm_slot *sl, uint64_t owner, int64_t now_ms, int64_t fresh_ms);
+/* owner holds a unit it may keep: false when another process waits its turn (said so
+ * within fresh_ms) and no other unit among the first cap is free, so the unit should be
+ * given back for it; clears owner's own waiting. */
+bool gm_slot_may_keep(struct gm_slot *sl, int cap, uint64_t owner, int64_t now_ms,
+		      int64_t fresh_ms);
 /* Frees the units among the first cap whose owner is dead; returns how many. Reads
  * /proc/PID/stat once per owner it looks at: not for the hot path. */
 int gm_slot_reap(struct gm_slot *sl, int cap);

@@ -239,6 +239,62 @@ static void a_call_facing_units_held_elsewhere_is_told_to_poll_its_own_loop(void
 	goman_guard_free(g);
 }
 
+/* A process whose own calls follow each other at once (aws.c wakes a parked call the
+ * moment one of its attempts ends) would take back every unit it frees, and another
+ * process polling for one might wait for the whole of its run */
+static void a_process_waiting_for_a_unit_gets_one_while_another_keeps_the_cap_busy(void **st)
+{
+	int pfd[2];
+	assert_int_equal(pipe(pfd), 0);
+	pid_t hog = fork();
+	if (hog == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		struct goman_guard *g = mkguard(2);
+		struct goman_err e = GOMAN_ERR_INIT;
+		struct goman_guard_ticket t[2];
+		bool in[2] = {false, false};
+		int64_t w, rin, end = goman_mono_ms() + 3000;
+		bool told = false;
+		for (int i = 0; goman_mono_ms() < end; i ^= 1) {
+			if (in[i])
+				goman_guard_after(g, &t[i], NULL, "ec2", "DescribeRegions", &rin);
+			goman_guard_ticket_init(&t[i], 0);
+			in[i] = goman_guard_before(g, &t[i], "ec2", "us-east-1", "http://caps", &w,
+						   &e) == 0;
+			if (!told && in[0] && in[1]) {
+				told = write(pfd[1], "B", 1) == 1; /* both units held */
+			}
+			sleep_ms(3); /* the request */
+		}
+		goman_guard_free(g);
+		_exit(0);
+	}
+	char c;
+	assert_int_equal(read(pfd[0], &c, 1), 1);
+	struct goman_guard *g = mkguard(2);
+	struct goman_guard_ticket t;
+	struct goman_err e = GOMAN_ERR_INIT;
+	int64_t w, rin, t0 = goman_mono_ms(), waited = -1;
+	while (goman_mono_ms() - t0 < 5000) {
+		goman_guard_ticket_init(&t, 0);
+		if (goman_guard_before(g, &t, "ec2", "us-east-1", "http://caps", &w, &e) == 0) {
+			waited = goman_mono_ms() - t0;
+			goman_guard_after(g, &t, NULL, "ec2", "DescribeRegions", &rin);
+			break;
+		}
+		sleep_ms((int)w);
+	}
+	goman_guard_free(g);
+	kill(hog, SIGKILL);
+	waitpid(hog, NULL, 0);
+	close(pfd[0]);
+	close(pfd[1]);
+	print_message("# a unit came after %lld ms of a 3 s run that kept the cap busy\n",
+		      (long long)waited);
+	assert_true(waited >= 0);
+	assert_true(waited < 1000);
+}
+
 static void with_shared_caps_off_the_cap_is_per_process(void **st)
 {
 	pid_t p = holder(2);
@@ -302,6 +358,9 @@ int main(void)
 			fresh),
 		cmocka_unit_test_setup(a_call_facing_units_held_elsewhere_is_told_to_poll_its_own_loop,
 				       fresh),
+		cmocka_unit_test_setup(
+			a_process_waiting_for_a_unit_gets_one_while_another_keeps_the_cap_busy,
+			fresh),
 		cmocka_unit_test_setup(with_shared_caps_off_the_cap_is_per_process, fresh),
 		cmocka_unit_test_setup(
 			inside_one_process_the_cap_parks_calls_until_its_own_attempts_end, fresh),
