@@ -8,7 +8,8 @@
  * wake its parked calls, as before the cap was shared) and per user, in the slot's cap
  * units (an attempt holds one from admission to its end). A call that finds every unit
  * held by other processes is told to ask again after a short poll of its own loop: no
- * other process can wake it.
+ * other process can wake it. So that such a poll ever finds a unit free, a process that
+ * found the cap full is named in the slot, and the others leave it the next unit.
  * Logs [CIRCUIT] and [RETRY] lines and emits "breaker" and "retry" events.
  */
 #include <stdio.h>
