@@ -37,8 +37,8 @@ struct gm_guard_entry {
 	const struct goman_breaker_params *bp;
 	struct gm_slot *slot; /* shared, or &own */
 	int inflight;
-	bool units;          /* MaxConcurrent is held in the slot's cap units (shared) */
-	int64_t reap_ms;     /* next look for dead owners' units */
+	bool units;      /* MaxConcurrent is held in the slot's cap units (shared) */
+	int64_t reap_ms; /* next look for dead owners' units */
 	uint64_t held[(GM_STATE_UNITS + 63) / 64]; /* units this guard holds */
 	struct gm_slot own;
 };

@@ -80,7 +80,7 @@ struct gm_state {
 	size_t size;
 	unsigned char *map;
 	struct gm_slot *slots;
-	bool detached; /* the file was cut short: the mapping is private memory now */
+	bool detached;  /* the file was cut short: the mapping is private memory now */
 	uint64_t owner; /* of the cap units this process takes */
 	/* the slots handed out, and their keys: a detached table keeps them claimed, and a
 	 * key that changed under us means the file was re-made by someone else */
@@ -582,8 +582,7 @@ void gm_slot_wait(struct gm_slot *sl, uint64_t owner, int64_t now_ms, int64_t fr
 		atomic_store_explicit(&sl->waiter_ms, now_ms, memory_order_relaxed);
 }
 
-bool gm_slot_may_keep(struct gm_slot *sl, int cap, uint64_t owner, int64_t now_ms,
-		      int64_t fresh_ms)
+bool gm_slot_may_keep(struct gm_slot *sl, int cap, uint64_t owner, int64_t now_ms, int64_t fresh_ms)
 {
 	uint64_t w = atomic_load_explicit(&sl->waiter, memory_order_relaxed);
 	if (w == 0)

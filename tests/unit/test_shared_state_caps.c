@@ -182,8 +182,8 @@ static void eight_processes_together_never_have_more_attempts_in_flight_than_the
 				struct goman_guard_ticket t;
 				int64_t w, rin;
 				goman_guard_ticket_init(&t, 0);
-				int rc = goman_guard_before(g, &t, "ec2", "us-east-1", "http://caps",
-							    &w, &err);
+				int rc = goman_guard_before(g, &t, "ec2", "us-east-1",
+							    "http://caps", &w, &err);
 				if (rc != 0) {
 					sleep_ms((int)w);
 					continue;
@@ -351,13 +351,13 @@ int main(void)
 		cmocka_unit_test_setup(
 			units_of_a_process_killed_while_holding_them_are_taken_back_not_a_live_ones,
 			fresh),
-		cmocka_unit_test_setup(a_unit_whose_pid_now_belongs_to_another_process_is_taken_back,
-				       fresh),
+		cmocka_unit_test_setup(
+			a_unit_whose_pid_now_belongs_to_another_process_is_taken_back, fresh),
 		cmocka_unit_test_setup(
 			eight_processes_together_never_have_more_attempts_in_flight_than_the_cap,
 			fresh),
-		cmocka_unit_test_setup(a_call_facing_units_held_elsewhere_is_told_to_poll_its_own_loop,
-				       fresh),
+		cmocka_unit_test_setup(
+			a_call_facing_units_held_elsewhere_is_told_to_poll_its_own_loop, fresh),
 		cmocka_unit_test_setup(
 			a_process_waiting_for_a_unit_gets_one_while_another_keeps_the_cap_busy,
 			fresh),
