@@ -300,17 +300,9 @@ int goman_guard_before(struct goman_guard *g, struct goman_guard_ticket *t, cons
 		return 1;
 	}
 	int64_t now = goman_mono_ms();
-	int unit = -1;
-	if (e->units && e->bp->max_concurrent > 0 && (unit = unit_take(g, e, now)) < 0) {
-		/* the units are other processes': none of them can wake us when one frees */
-		*wait_ms = g->unit_poll_ms / 2 +
-			   (int64_t)(goman_rng_unit(&g->rng) * (double)g->unit_poll_ms);
-		return 1;
-	}
 	struct goman_breaker_change chg;
 	int64_t retry_in = 0;
 	if (!goman_breaker_admit(&e->slot->breaker, e->bp, now, &t->pass, &retry_in, &chg)) {
-		unit_give(g, e, unit);
 		goman_err_set(err, GOMAN_ECIRCUIT, GOMAN_CLASS_CIRCUIT_OPEN, "CircuitOpen",
 			      "circuit breaker for %s in %s is open; next probe in %lld ms",
 			      e->service, e->region, (long long)retry_in);
@@ -319,6 +311,17 @@ int goman_guard_before(struct goman_guard *g, struct goman_guard_ticket *t, cons
 		return -1;
 	}
 	breaker_changed(g, e, &chg, 0);
+	int unit = -1;
+	if (e->units && e->bp->max_concurrent > 0 && (unit = unit_take(g, e, now)) < 0) {
+		/* the units are other processes': none of them can wake us when one frees. The
+		 * breaker is asked first, so an open one ends the call instead of a wait; its
+		 * admission (a probe, maybe) goes back until a unit is there. */
+		goman_breaker_record(&e->slot->breaker, e->bp, &t->pass, GOMAN_BREAKER_NEUTRAL, now,
+				     &chg);
+		*wait_ms = g->unit_poll_ms / 2 +
+			   (int64_t)(goman_rng_unit(&g->rng) * (double)g->unit_poll_ms);
+		return 1;
+	}
 	if (adaptive_on(g)) {
 		lock(g, e);
 		int64_t w = goman_adaptive_acquire(&e->slot->adaptive, &g->cfg.adaptive, now);

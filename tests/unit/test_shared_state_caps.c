@@ -295,6 +295,27 @@ static void a_process_waiting_for_a_unit_gets_one_while_another_keeps_the_cap_bu
 	assert_true(waited < 1000);
 }
 
+static void a_call_facing_a_full_cap_and_an_open_breaker_ends_at_once(void **st)
+{
+	pid_t p = holder(2); /* its attempts hang on the dead service */
+	struct goman_err e = GOMAN_ERR_INIT;
+	struct gm_state *s = gm_state_open(path, &e);
+	assert_non_null(s);
+	struct gm_slot *sl = gm_state_slot(s, SLOT);
+	/* open since now (state 1, opened-at in the high bits: goman/breaker.h) */
+	atomic_store(&sl->breaker, UINT64_C(1) | (uint64_t)goman_mono_ms() << 24);
+	struct goman_guard *g = mkguard(2);
+	struct goman_guard_ticket t;
+	int64_t w = -1;
+	goman_guard_ticket_init(&t, 0);
+	assert_int_equal(goman_guard_before(g, &t, "ec2", "us-east-1", "http://caps", &w, &e), -1);
+	assert_int_equal(e.rc, GOMAN_ECIRCUIT);
+	goman_guard_free(g);
+	gm_state_close(s);
+	kill(p, SIGKILL);
+	waitpid(p, NULL, 0);
+}
+
 static void with_shared_caps_off_the_cap_is_per_process(void **st)
 {
 	pid_t p = holder(2);
@@ -361,6 +382,8 @@ int main(void)
 		cmocka_unit_test_setup(
 			a_process_waiting_for_a_unit_gets_one_while_another_keeps_the_cap_busy,
 			fresh),
+		cmocka_unit_test_setup(a_call_facing_a_full_cap_and_an_open_breaker_ends_at_once,
+				       fresh),
 		cmocka_unit_test_setup(with_shared_caps_off_the_cap_is_per_process, fresh),
 		cmocka_unit_test_setup(
 			inside_one_process_the_cap_parks_calls_until_its_own_attempts_end, fresh),
