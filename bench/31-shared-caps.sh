@@ -60,7 +60,8 @@ for mode in shared per-process; do
 	printf '  %-12s %3d requests reached it, %2d at once\n' "$mode" "$n" "$peak"
 	[ $mode = shared ] && shared_n=$n
 done
-[ "$shared_n" -le 20 ] && echo "  target <= 20 shared: met" || echo "  target <= 20 shared: NOT met"
+rc=0
+[ "$shared_n" -le 20 ] && echo "  target <= 20 shared: met" || { echo "  target <= 20 shared: NOT met"; rc=1; }
 
 endpoint ok "$OK_MS"
 ok=$url
@@ -87,4 +88,5 @@ done
 printf '  shared       %8.1f calls/s\n  per-process  %8.1f calls/s\n' "$best_s" "$best_p"
 ratio=$(echo "$best_s / $best_p" | bc -l)
 printf '  shared / per-process %.3f\n' "$ratio"
-[ "$(echo "$ratio >= 0.95" | bc -l)" = 1 ] && echo "  target within 5 %: met" || echo "  target within 5 %: NOT met"
+[ "$(echo "$ratio >= 0.95" | bc -l)" = 1 ] && echo "  target within 5 %: met" || { echo "  target within 5 %: NOT met"; rc=1; }
+exit $rc
