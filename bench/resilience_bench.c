@@ -136,14 +136,17 @@ int main(int argc, char **argv)
 	struct goman_guard *gl = goman_guard_new(&lo, NULL);
 	struct goman_guard_opts so = {.config = &cfg, .state_file = path, .seed = 1};
 	struct goman_guard *gs = goman_guard_new(&so, NULL);
+	struct goman_guard_opts po = {
+		.config = &cfg, .state_file = path, .no_shared_caps = true, .seed = 1};
+	struct goman_guard *gp = goman_guard_new(&po, NULL);
 	struct goman_config acfg = cfg;
 	acfg.retry_mode = GOMAN_RETRY_ADAPTIVE;
 	struct goman_guard_opts ao = {.config = &acfg, .state_file = path, .seed = 1};
 	struct goman_guard *ga = goman_guard_new(&ao, NULL);
-	if (!gl || !gs || !ga)
+	if (!gl || !gs || !gp || !ga)
 		return 1;
 
-	unsigned long a1, a2, a3, a4;
+	unsigned long a1, a2, a3, a4, a5;
 	double peer = bench_peer(n);
 	unsigned long a0;
 	double logic = bench_pure(n, &a0, 0);
@@ -151,6 +154,7 @@ int main(int argc, char **argv)
 	a1 += a0;
 	double gin = bench_guard(gl, n, &a2);
 	double gsh = bench_guard(gs, n, &a3);
+	double gpp = bench_guard(gp, n, &a5);
 	double gad = bench_guard(ga, n / 4, &a4);
 	printf("peer  monotonic clock read              %8.1f ns/op\n", peer);
 	printf("logic breaker check+record+retry decide %8.1f ns/op %5.2f allocs/op  x%.1f peer  "
@@ -164,6 +168,9 @@ int main(int argc, char **argv)
 	printf("guard before+after, shared state file   %8.1f ns/op %5.2f allocs/op  x%.1f peer  "
 	       "target <= 1000 ns: %s\n",
 	       gsh, (double)a3 / n, gsh / peer, gsh <= 1000 && a3 == 0 ? "PASS" : "FAIL");
+	printf("  ... with MaxConcurrent per process    %8.1f ns/op %5.2f allocs/op  x%.1f peer  "
+	       "(shared caps cost %+.1f ns/op)\n",
+	       gpp, (double)a5 / n, gpp / peer, gsh - gpp);
 	printf("guard before+after, shared + adaptive   %8.1f ns/op %5.2f allocs/op  x%.1f peer  "
 	       "(two fcntl lock pairs)\n",
 	       gad, (double)a4 / (n / 4), gad / peer);
@@ -171,6 +178,7 @@ int main(int argc, char **argv)
 	       "(breaker+retry+idempotency)\n");
 	goman_guard_free(gl);
 	goman_guard_free(gs);
+	goman_guard_free(gp);
 	goman_guard_free(ga);
 	unlink(path);
 	rmdir(dir);

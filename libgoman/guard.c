@@ -4,6 +4,12 @@
  * its slot in the shared state file, or at a slot of its own when there is no file.
  * Allocates only when a new (service, region, endpoint) is first seen; the per-attempt path
  * allocates nothing (events, when $GOMAN_EVENTS is set, are the exception).
+ * MaxConcurrent is counted twice: per guard (inflight; the caller's own finished attempts
+ * wake its parked calls, as before the cap was shared) and per user, in the slot's cap
+ * units (an attempt holds one from admission to its end). A call that finds every unit
+ * held by other processes is told to ask again after a short poll of its own loop: no
+ * other process can wake it. So that such a poll ever finds a unit free, a process that
+ * found the cap full is named in the slot, and the others leave it the next unit.
  * Logs [CIRCUIT] and [RETRY] lines and emits "breaker" and "retry" events.
  */
 #include <stdio.h>
@@ -19,6 +25,11 @@
 
 /* backstop before a call parked behind MaxConcurrent asks again */
 #define GUARD_SLOT_POLL_MS 500
+/* a call waiting for a unit other processes hold asks again after this (±50 %), unless
+ * $GOMAN_SHARED_CAP_POLL_MS says otherwise */
+#define GUARD_UNIT_POLL_MS 20
+/* a full cap is searched for units of dead owners at most this often per entry */
+#define GUARD_REAP_MS 250
 
 struct gm_guard_entry {
 	char service[24], region[32];
@@ -26,6 +37,9 @@ struct gm_guard_entry {
 	const struct goman_breaker_params *bp;
 	struct gm_slot *slot; /* shared, or &own */
 	int inflight;
+	bool units;      /* MaxConcurrent is held in the slot's cap units (shared) */
+	int64_t reap_ms; /* next look for dead owners' units */
+	uint64_t held[(GM_STATE_UNITS + 63) / 64]; /* units this guard holds */
 	struct gm_slot own;
 };
 
@@ -36,7 +50,10 @@ struct goman_guard {
 	size_t n, cap;
 	struct gm_guard_entry *last;
 	struct goman_rng rng;
-	bool events; /* $GOMAN_EVENTS set: build event objects (they allocate) */
+	bool events;      /* $GOMAN_EVENTS set: build event objects (they allocate) */
+	bool shared_caps; /* MaxConcurrent per user (the state file's cap units) */
+	uint64_t owner;   /* this process, as the cap units name it */
+	int64_t unit_poll_ms;
 };
 
 int goman_guard_state_path(char *buf, size_t len)
@@ -48,11 +65,11 @@ int goman_guard_state_path(char *buf, size_t len)
 	if (e && *e)
 		n = snprintf(buf, len, "%s", e);
 	else if (run && *run && access(run, W_OK) == 0)
-		n = snprintf(buf, len, "%s/goman/breakers", run);
+		n = snprintf(buf, len, "%s/goman/shared-state", run);
 	else if (st && *st)
-		n = snprintf(buf, len, "%s/goman/breakers", st);
+		n = snprintf(buf, len, "%s/goman/shared-state", st);
 	else if (home && *home)
-		n = snprintf(buf, len, "%s/.local/state/goman/breakers", home);
+		n = snprintf(buf, len, "%s/.local/state/goman/shared-state", home);
 	else
 		return -1;
 	return n > 0 && (size_t)n < len ? 0 : -1;
@@ -97,6 +114,12 @@ struct goman_guard *goman_guard_new(const struct goman_guard_opts *opts, struct 
 			goman_log(GOMAN_LOG_WARN, "CIRCUIT", "breakers are per process: %s",
 				  p ? e.message : "no state directory");
 	}
+	const char *sc = getenv("GOMAN_SHARED_CAPS"), *pm = getenv("GOMAN_SHARED_CAP_POLL_MS");
+	g->owner = gm_state_owner(g->state);
+	g->shared_caps = g->state && g->owner && !opts->no_shared_caps && !(sc && !strcmp(sc, "0"));
+	char *end = NULL;
+	long long v = pm && *pm ? strtoll(pm, &end, 10) : 0;
+	g->unit_poll_ms = end && !*end && v > 0 && v <= 60000 ? v : GUARD_UNIT_POLL_MS;
 	return g;
 }
 
@@ -104,8 +127,15 @@ void goman_guard_free(struct goman_guard *g)
 {
 	if (!g)
 		return;
-	for (size_t i = 0; i < g->n; i++)
-		free(g->ents[i]);
+	gm_state_check(g->state);
+	for (size_t i = 0; i < g->n; i++) {
+		struct gm_guard_entry *e = g->ents[i];
+		/* attempts still in flight: their units go back with the guard */
+		for (int u = 0; e->units && u < GM_STATE_UNITS; u++)
+			if (e->held[u / 64] >> (u % 64) & 1)
+				gm_slot_give(e->slot, u, g->owner);
+		free(e);
+	}
 	free(g->ents);
 	gm_state_close(g->state);
 	free(g);
@@ -166,6 +196,7 @@ static struct gm_guard_entry *entry(struct goman_guard *g, const char *service, 
 	e->slot = g->state ? gm_state_slot(g->state, name) : NULL;
 	if (!e->slot)
 		e->slot = &e->own;
+	e->units = g->shared_caps && e->slot != &e->own;
 	g->ents[g->n++] = e;
 	return g->last = e;
 }
@@ -211,6 +242,46 @@ static void unlock(struct goman_guard *g, struct gm_guard_entry *e)
 		gm_state_unlock(g->state, e->slot);
 }
 
+static int64_t cap_of(const struct gm_guard_entry *e)
+{
+	return e->bp->max_concurrent > GM_STATE_UNITS ? GM_STATE_UNITS : e->bp->max_concurrent;
+}
+
+/* A cap unit for the attempt about to be admitted: its index, or -1 when every unit is
+ * held (by other processes: this guard's own calls wait on inflight first). */
+static int unit_take(struct goman_guard *g, struct gm_guard_entry *e, int64_t now)
+{
+	int cap = (int)cap_of(e);
+	/* processes start their search at different units: fewer lost compare-and-swaps */
+	unsigned from = (unsigned)(g->owner >> 32);
+	int u = gm_slot_take(e->slot, cap, g->owner, from);
+	if (u < 0 && now >= e->reap_ms) {
+		e->reap_ms = now + GUARD_REAP_MS;
+		if (gm_slot_reap(e->slot, cap) > 0)
+			u = gm_slot_take(e->slot, cap, g->owner, from);
+	}
+	/* a waiter counts as gone when it has not asked for three of its polls */
+	int64_t fresh = 3 * g->unit_poll_ms;
+	if (u < 0) {
+		gm_slot_wait(e->slot, g->owner, now, fresh);
+		return -1;
+	}
+	if (!gm_slot_may_keep(e->slot, cap, g->owner, now, fresh)) {
+		gm_slot_give(e->slot, u, g->owner);
+		return -1;
+	}
+	e->held[u / 64] |= UINT64_C(1) << (u % 64);
+	return u;
+}
+
+static void unit_give(struct goman_guard *g, struct gm_guard_entry *e, int u)
+{
+	if (u < 0)
+		return;
+	e->held[u / 64] &= ~(UINT64_C(1) << (u % 64));
+	gm_slot_give(e->slot, u, g->owner);
+}
+
 int goman_guard_before(struct goman_guard *g, struct goman_guard_ticket *t, const char *service,
 		       const char *region, const char *endpoint, int64_t *wait_ms,
 		       struct goman_err *err)
@@ -240,6 +311,17 @@ int goman_guard_before(struct goman_guard *g, struct goman_guard_ticket *t, cons
 		return -1;
 	}
 	breaker_changed(g, e, &chg, 0);
+	int unit = -1;
+	if (e->units && e->bp->max_concurrent > 0 && (unit = unit_take(g, e, now)) < 0) {
+		/* the units are other processes': none of them can wake us when one frees. The
+		 * breaker is asked first, so an open one ends the call instead of a wait; its
+		 * admission (a probe, maybe) goes back until a unit is there. */
+		goman_breaker_record(&e->slot->breaker, e->bp, &t->pass, GOMAN_BREAKER_NEUTRAL, now,
+				     &chg);
+		*wait_ms = g->unit_poll_ms / 2 +
+			   (int64_t)(goman_rng_unit(&g->rng) * (double)g->unit_poll_ms);
+		return 1;
+	}
 	if (adaptive_on(g)) {
 		lock(g, e);
 		int64_t w = goman_adaptive_acquire(&e->slot->adaptive, &g->cfg.adaptive, now);
@@ -249,11 +331,13 @@ int goman_guard_before(struct goman_guard *g, struct goman_guard_ticket *t, cons
 			 * back and let the caller ask again, when the wait is priced anew */
 			goman_breaker_record(&e->slot->breaker, e->bp, &t->pass,
 					     GOMAN_BREAKER_NEUTRAL, now, &chg);
+			unit_give(g, e, unit);
 			*wait_ms = w;
 			return 1;
 		}
 	}
 	e->inflight++;
+	t->unit = unit + 1;
 	t->e = e;
 	t->admitted = true;
 	if (t->attempt++ == 0)
@@ -269,6 +353,8 @@ void goman_guard_abandon(struct goman_guard *g, struct goman_guard_ticket *t)
 	gm_state_check(g->state);
 	t->admitted = false;
 	t->e->inflight--;
+	unit_give(g, t->e, t->unit - 1);
+	t->unit = 0;
 	struct goman_breaker_change chg;
 	goman_breaker_record(&t->e->slot->breaker, t->e->bp, &t->pass, GOMAN_BREAKER_NEUTRAL,
 			     goman_mono_ms(), &chg);
@@ -286,6 +372,8 @@ int goman_guard_after(struct goman_guard *g, struct goman_guard_ticket *t,
 	gm_state_check(g->state);
 	t->admitted = false;
 	e->inflight--;
+	unit_give(g, e, t->unit - 1);
+	t->unit = 0;
 	int64_t now = goman_mono_ms();
 	enum goman_class cls = GOMAN_CLASS_NONE;
 	bool eventual = false;

@@ -19,6 +19,19 @@
  * next touch still raises SIGBUS; closing that window would take a SIGBUS handler, which a
  * library must not install behind its caller's back.
  *
+ * The check runs on every attempt, so it must not cost a system call. The kernel tells us
+ * instead: an inotify watch on the file (a truncation is an IN_MODIFY; so is another
+ * process's posix_fallocate, which is how a re-made file grows back) with a poll armed on
+ * it through io_uring. The poll's completion lands in the io_uring completion ring, mapped
+ * in our memory, before a truncating system call of ours returns (a ring set up without
+ * COOP_TASKRUN runs its task work then), and at once after one of another process (the
+ * kernel kicks us); the check compares the ring's head and tail and takes the slow path
+ * (fstat, keys, re-arm) only when an event is there. (Linux AIO's poll is no substitute: it
+ * completes inotify wake-ups later, from a worker.) Where the kernel refuses the watch or
+ * the ring (inotify instances used up, io_uring disabled by sysctl or seccomp), every
+ * check does the fstat, as before. A process forked with an open state shares the ring
+ * with its parent and sees the parent's events only: a guard does not cross fork.
+ *
  * Safety against other users: the file's directory and every directory above it must be
  * owned by the user or root and not writable by group or others (above the file's own
  * directory, a sticky directory such as /tmp is allowed: others cannot rename in it), as
@@ -28,20 +41,25 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/io_uring.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/inotify.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 #include "goman/log.h"
 #include "shared_state_int.h"
 
 #define GM_MAGIC UINT64_C(0x31454154534d4f47) /* "GOMSTAE1" */
-#define GM_VERSION 1
+#define GM_VERSION 2
 #define HDR_SIZE 4096
 
-_Static_assert(sizeof(struct gm_slot) == 256, "slot is 256 bytes");
+_Static_assert(sizeof(struct gm_slot) == 1024, "slot is 1 KiB");
 
 struct gm_header {
 	uint64_t magic;
@@ -52,10 +70,18 @@ struct gm_header {
 
 struct gm_state {
 	int fd;
+	/* the truncation watch: inotify on the file, polled through io_uring. cq_tail NULL =
+	 * no watch, fstat on every check */
+	int ifd, uring;
+	void *ring_map;
+	struct io_uring_sqe *sqes;
+	size_t ring_len, sqes_len;
+	unsigned *sq_tail, *sq_mask, *sq_array, *cq_head, *cq_tail;
 	size_t size;
 	unsigned char *map;
 	struct gm_slot *slots;
-	bool detached; /* the file was cut short: the mapping is private memory now */
+	bool detached;  /* the file was cut short: the mapping is private memory now */
+	uint64_t owner; /* of the cap units this process takes */
 	/* the slots handed out, and their keys: a detached table keeps them claimed, and a
 	 * key that changed under us means the file was re-made by someone else */
 	unsigned nhanded;
@@ -186,6 +212,103 @@ int gm_private_dir(const char *dir, char *why, size_t whylen)
 	return fd;
 }
 
+static void watch_stop(struct gm_state *s)
+{
+	if (s->ring_map)
+		munmap(s->ring_map, s->ring_len);
+	if (s->sqes)
+		munmap(s->sqes, s->sqes_len);
+	if (s->uring >= 0)
+		close(s->uring);
+	if (s->ifd >= 0)
+		close(s->ifd);
+	s->ring_map = NULL;
+	s->sqes = NULL;
+	s->uring = s->ifd = -1;
+	s->cq_head = s->cq_tail = NULL;
+}
+
+static void watch_drain(struct gm_state *s)
+{
+	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+	while (read(s->ifd, buf, sizeof(buf)) > 0)
+		;
+}
+
+/* arms a one-shot poll for POLLIN on the inotify fd; without it every check falls back
+ * to fstat */
+static void watch_arm(struct gm_state *s)
+{
+	unsigned tail = *s->sq_tail, i = tail & *s->sq_mask;
+	struct io_uring_sqe *e = &s->sqes[i];
+	memset(e, 0, sizeof(*e));
+	e->opcode = IORING_OP_POLL_ADD;
+	e->fd = s->ifd;
+	e->poll32_events = POLLIN;
+	s->sq_array[i] = i;
+	__atomic_store_n(s->sq_tail, tail + 1, __ATOMIC_RELEASE);
+	if (syscall(SYS_io_uring_enter, s->uring, 1, 0, 0, NULL, 0) != 1)
+		watch_stop(s);
+}
+
+static bool watch_map(struct gm_state *s, const struct io_uring_params *p)
+{
+	size_t sq = p->sq_off.array + p->sq_entries * sizeof(unsigned);
+	size_t cq = p->cq_off.cqes + p->cq_entries * sizeof(struct io_uring_cqe);
+	if (!(p->features & IORING_FEAT_SINGLE_MMAP))
+		return false;
+	s->ring_len = sq > cq ? sq : cq;
+	s->sqes_len = p->sq_entries * sizeof(struct io_uring_sqe);
+	void *r = mmap(NULL, s->ring_len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE,
+		       s->uring, IORING_OFF_SQ_RING);
+	void *q = mmap(NULL, s->sqes_len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE,
+		       s->uring, IORING_OFF_SQES);
+	s->ring_map = r == MAP_FAILED ? NULL : r;
+	s->sqes = q == MAP_FAILED ? NULL : q;
+	if (!s->ring_map || !s->sqes)
+		return false;
+	unsigned char *m = s->ring_map;
+	s->sq_tail = (unsigned *)(m + p->sq_off.tail);
+	s->sq_mask = (unsigned *)(m + p->sq_off.ring_mask);
+	s->sq_array = (unsigned *)(m + p->sq_off.array);
+	s->cq_head = (unsigned *)(m + p->cq_off.head);
+	s->cq_tail = (unsigned *)(m + p->cq_off.tail);
+	return true;
+}
+
+/* The watch must be in place before the size is checked, so that no cut falls between. */
+static void watch_start(struct gm_state *s)
+{
+	char fdpath[64];
+	struct io_uring_params p;
+	memset(&p, 0, sizeof(p));
+	s->ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	if (s->ifd < 0)
+		return;
+	/* through the fd: the inode that is mapped, whatever the name points at now */
+	snprintf(fdpath, sizeof(fdpath), "/proc/self/fd/%d", s->fd);
+	/* no IORING_SETUP_COOP_TASKRUN: the completion is posted before the truncating system
+	 * call returns (ours), or at once through a kick (another process's) */
+	if (inotify_add_watch(s->ifd, fdpath, IN_MODIFY) < 0 ||
+	    (s->uring = (int)syscall(SYS_io_uring_setup, 2, &p)) < 0 || !watch_map(s, &p))
+		watch_stop(s);
+}
+
+/* true: nothing happened to the file since the poll was armed */
+static bool watch_quiet(const struct gm_state *s)
+{
+	return s->cq_tail && __atomic_load_n(s->cq_tail, __ATOMIC_ACQUIRE) ==
+				     __atomic_load_n(s->cq_head, __ATOMIC_RELAXED);
+}
+
+/* takes the completed poll off the ring and forgets the events behind it */
+static void watch_reap(struct gm_state *s)
+{
+	__atomic_store_n(s->cq_head, __atomic_load_n(s->cq_tail, __ATOMIC_ACQUIRE),
+			 __ATOMIC_RELEASE);
+	watch_drain(s);
+}
+
 struct gm_state *gm_state_open(const char *path, struct goman_err *err)
 {
 	struct gm_state *s = calloc(1, sizeof(*s));
@@ -194,7 +317,7 @@ struct gm_state *gm_state_open(const char *path, struct goman_err *err)
 		return NULL;
 	}
 	char why[PATH_MAX + 128] = "", dir[512];
-	s->fd = -1;
+	s->fd = s->ifd = s->uring = -1;
 	snprintf(s->path, sizeof(s->path), "%s", path);
 	s->size = HDR_SIZE + GM_STATE_SLOTS * sizeof(struct gm_slot);
 	const char *slash = strrchr(path, '/'), *name = slash ? slash + 1 : path;
@@ -218,10 +341,13 @@ struct gm_state *gm_state_open(const char *path, struct goman_err *err)
 		errno = EPERM;
 		goto fail;
 	}
+	watch_start(s);
 	if (lock_range(s->fd, 0, F_WRLCK) < 0)
 		goto fail;
 	/* also fills the holes of a file grown sparse (by an earlier goman) */
 	int rc = posix_fallocate(s->fd, 0, (off_t)s->size);
+	if (s->cq_tail)
+		watch_drain(s); /* our own fallocate; a cut after this leaves an event */
 	if (rc == 0 && fstat(s->fd, &st) == 0 && (size_t)st.st_size < s->size)
 		rc = EIO; /* cut again by someone not taking the lock */
 	if (rc != 0) {
@@ -251,6 +377,9 @@ struct gm_state *gm_state_open(const char *path, struct goman_err *err)
 	}
 	lock_range(s->fd, 0, F_UNLCK);
 	s->slots = (struct gm_slot *)(s->map + HDR_SIZE);
+	s->owner = gm_owner_of(getpid());
+	if (s->cq_tail)
+		watch_arm(s);
 	return s;
 fail:
 	if (!why[0])
@@ -263,8 +392,11 @@ fail:
 
 void gm_state_check(struct gm_state *s)
 {
-	if (!s || s->detached)
+	if (!s || s->detached || watch_quiet(s))
 		return;
+	bool watched = s->cq_tail != NULL;
+	if (watched)
+		watch_reap(s);
 	struct stat st;
 	const char *why = NULL;
 	if (fstat(s->fd, &st) < 0 || (size_t)st.st_size < s->size)
@@ -273,8 +405,12 @@ void gm_state_check(struct gm_state *s)
 		if (atomic_load_explicit(&s->slots[s->handed[i]].key, memory_order_relaxed) !=
 		    s->handed_key[i])
 			why = "was re-made by another process";
-	if (!why)
+	if (!why) {
+		if (watched && s->cq_tail)
+			watch_arm(s);
 		return;
+	}
+	watch_stop(s);
 	/* private zeroed memory at the same address: the slot pointers handed out stay good */
 	void *p = mmap(s->map, s->size, PROT_READ | PROT_WRITE,
 		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
@@ -296,6 +432,7 @@ void gm_state_close(struct gm_state *s)
 {
 	if (!s)
 		return;
+	watch_stop(s);
 	if (s->map)
 		munmap(s->map, s->size);
 	if (s->fd >= 0)
@@ -355,4 +492,140 @@ void gm_state_unlock(struct gm_state *s, struct gm_slot *slot)
 const char *gm_state_path(const struct gm_state *s)
 {
 	return s ? s->path : "";
+}
+
+uint64_t gm_state_owner(const struct gm_state *s)
+{
+	return s ? s->owner : 0;
+}
+
+/* state letter (field 3) and start time (field 22, clock ticks since boot) of
+ * /proc/PID/stat; -1 with errno when it cannot be read. (idem.c reads field 22 for its
+ * record owners too, without the state.) */
+static int proc_stat(pid_t pid, char *state, uint64_t *start)
+{
+	char p[64], buf[1024];
+	unsigned long long t;
+	snprintf(p, sizeof(p), "/proc/%ld/stat", (long)pid);
+	FILE *f = fopen(p, "re");
+	if (!f)
+		return -1;
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = 0;
+	/* the command name may hold spaces and parentheses: fields start after the last ')' */
+	const char *r = strrchr(buf, ')');
+	if (!r || sscanf(r + 1, " %c%*s%*s%*s%*s%*s%*s%*s%*s%*s%*s%*s%*s%*s%*s%*s%*s%*s%*s%llu",
+			 state, &t) != 2)
+		return errno = EINVAL, -1;
+	*start = t;
+	return 0;
+}
+
+uint64_t gm_owner_of(pid_t pid)
+{
+	char st;
+	uint64_t start = 0;
+	if (pid <= 0)
+		return 0;
+	if (proc_stat(pid, &st, &start) < 0)
+		start = 0; /* no /proc: owners are told apart by pid alone */
+	return (uint64_t)(uint32_t)pid << 32 | (uint32_t)start;
+}
+
+bool gm_owner_dead(uint64_t owner)
+{
+	pid_t pid = (pid_t)(owner >> 32);
+	uint32_t start = (uint32_t)owner;
+	char st;
+	uint64_t now_start;
+	if (pid <= 0)
+		return true; /* not a word we write */
+	if (proc_stat(pid, &st, &now_start) == 0)
+		return st == 'Z' || st == 'X' || (start && (uint32_t)now_start != start);
+	if (errno == ENOENT || errno == ESRCH)
+		return true;
+	return kill(pid, 0) < 0 && errno == ESRCH;
+}
+
+int gm_slot_take(struct gm_slot *sl, int cap, uint64_t owner, unsigned from)
+{
+	unsigned n = cap < 0 ? 0 : cap > GM_STATE_UNITS ? GM_STATE_UNITS : (unsigned)cap;
+	for (unsigned i = 0; i < n; i++) {
+		unsigned u = (from + i) % n;
+		uint64_t w = atomic_load_explicit(&sl->unit[u], memory_order_relaxed);
+		if (w == 0 && atomic_compare_exchange_strong_explicit(&sl->unit[u], &w, owner,
+								      memory_order_acq_rel,
+								      memory_order_relaxed))
+			return (int)u;
+	}
+	return -1;
+}
+
+void gm_slot_give(struct gm_slot *sl, int unit, uint64_t owner)
+{
+	if (unit < 0 || unit >= GM_STATE_UNITS)
+		return;
+	uint64_t w = owner;
+	atomic_compare_exchange_strong_explicit(&sl->unit[unit], &w, 0, memory_order_release,
+						memory_order_relaxed);
+}
+
+void gm_slot_wait(struct gm_slot *sl, uint64_t owner, int64_t now_ms, int64_t fresh_ms)
+{
+	uint64_t w = atomic_load_explicit(&sl->waiter, memory_order_relaxed);
+	int64_t since = atomic_load_explicit(&sl->waiter_ms, memory_order_relaxed);
+	bool fresh = w && now_ms >= since && now_ms - since < fresh_ms;
+	if (w != owner && fresh)
+		return; /* someone else's turn first */
+	if (w == owner || atomic_compare_exchange_strong(&sl->waiter, &w, owner))
+		atomic_store_explicit(&sl->waiter_ms, now_ms, memory_order_relaxed);
+}
+
+bool gm_slot_may_keep(struct gm_slot *sl, int cap, uint64_t owner, int64_t now_ms, int64_t fresh_ms)
+{
+	uint64_t w = atomic_load_explicit(&sl->waiter, memory_order_relaxed);
+	if (w == 0)
+		return true; /* the hot path: one load */
+	if (w == owner) {
+		atomic_compare_exchange_strong(&sl->waiter, &w, 0); /* served */
+		return true;
+	}
+	int64_t since = atomic_load_explicit(&sl->waiter_ms, memory_order_relaxed);
+	if (now_ms < since || now_ms - since >= fresh_ms)
+		return true; /* a waiter that stopped asking: dead, or served elsewhere */
+	unsigned n = cap < 0 ? 0 : cap > GM_STATE_UNITS ? GM_STATE_UNITS : (unsigned)cap;
+	for (unsigned u = 0; u < n; u++)
+		if (atomic_load_explicit(&sl->unit[u], memory_order_relaxed) == 0)
+			return true; /* one is left for it anyway */
+	return false;
+}
+
+int gm_slot_reap(struct gm_slot *sl, int cap)
+{
+	unsigned n = cap < 0 ? 0 : cap > GM_STATE_UNITS ? GM_STATE_UNITS : (unsigned)cap;
+	uint64_t alive[GM_STATE_UNITS];
+	unsigned nalive = 0;
+	int freed = 0;
+	for (unsigned u = 0; u < n; u++) {
+		uint64_t w = atomic_load_explicit(&sl->unit[u], memory_order_acquire);
+		if (w == 0)
+			continue;
+		bool known = false;
+		for (unsigned j = 0; j < nalive && !known; j++)
+			known = alive[j] == w;
+		if (known)
+			continue;
+		if (!gm_owner_dead(w)) {
+			alive[nalive++] = w;
+			continue;
+		}
+		/* the owner of one unit owns all its others: free those too, no second look */
+		for (unsigned v = u; v < n; v++) {
+			uint64_t x = w;
+			if (atomic_compare_exchange_strong(&sl->unit[v], &x, 0))
+				freed++;
+		}
+	}
+	return freed;
 }

@@ -122,7 +122,8 @@ ms_now() { date +%s%3N; }
 	fault_proxy_config '{"probabilities":{"error500":1.0}}'
 	export GOMAN_BREAKER_EC2_RECOVERY_MS=1000 GOMAN_BREAKER_EC2_MAX_CONCURRENT=1 \
 		GOMAN_RETRY_BASE_MS=20 GOMAN_RETRY_CAP_MS=100
-	# EC2 defaults: threshold 5, 2 probes; MaxConcurrent 1 per process -> 8 in flight at most
+	# EC2 defaults: threshold 5, 2 probes; MaxConcurrent 1 (shared now: 1 in flight; the
+	# bound still allows the 8 a per-process cap would)
 	start=$(ms_now)
 	pids=()
 	for i in 1 2 3 4 5 6 7 8; do
@@ -238,4 +239,54 @@ counts() { stat '[.outcomes.forward // 0, .outcomes.throttle // 0] | join(" ")';
 	start=$(ms_now)
 	run -0 goman-api <<<"$CALL"
 	[ $(($(ms_now) - start)) -le $((normal + 2000)) ]
+}
+
+@test "goman-api: 8 processes x 5 calls at a slow dead endpoint: MaxConcurrent is the user's, at most 20 requests reach it" {
+	port=$("$LOCAL_AWS_PYTHON" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')
+	# a dead service that still answers, late: a proxy whose upstream is a closed port (502)
+	AWS_ENDPOINT_URL=http://127.0.0.1:$port fault_proxy_start '{"delay_ms":3000}'
+	export AWS_ENDPOINT_URL=$FAULT_PROXY_URL
+	calls 5 >"$BATS_TEST_TMPDIR/in"
+	eight() {
+		local i pids=()
+		for i in 1 2 3 4 5 6 7 8; do
+			goman-api --jobs 5 <"$BATS_TEST_TMPDIR/in" >/dev/null 2>&1 3>&- &
+			pids+=($!)
+		done
+		wait "${pids[@]}" || true
+	}
+	eight
+	shared=$(stat .total)
+	# the same with the cap per process: every first attempt goes at once
+	fault_proxy_config '{"reset_stats":true}' >/dev/null
+	export GOMAN_STATE_FILE="$BATS_TEST_TMPDIR/breakers.per-process"
+	GOMAN_SHARED_CAPS=0 eight
+	per_process=$(stat .total)
+	echo "# 8 processes x 5 calls, EC2 MaxConcurrent 8: $shared requests reached the dead endpoint with the cap shared, $per_process with it per process" >&3
+	[ "$shared" -ge 8 ]
+	# 8 in flight, then the few that fill a unit freed before the 5th failure opens the breaker
+	[ "$shared" -le 20 ]
+	[ "$per_process" -gt 20 ]
+}
+
+@test "goman-api: units held by a process killed with SIGKILL are taken back by the next one" {
+	export GOMAN_BREAKER_EC2_MAX_CONCURRENT=2
+	fault_proxy_config '{"delay_ms":30000}' >/dev/null
+	calls 2 >"$BATS_TEST_TMPDIR/in"
+	goman-api --jobs 2 <"$BATS_TEST_TMPDIR/in" >/dev/null 2>&1 3>&- &
+	holder=$!
+	for _ in $(seq 100); do [ "$(stat .total)" = 2 ] && break; sleep 0.1; done
+	assert_equal "$(stat .total)" 2
+	fault_proxy_config '{"delay_ms":0}' >/dev/null
+	# both units are the holder's: another process sends nothing while it lives
+	run -124 timeout 2 goman-api <"$BATS_TEST_TMPDIR/in"
+	assert_equal "$(stat .total)" 2
+	kill -9 "$holder"
+	wait "$holder" || true
+	start=$(ms_now)
+	run -0 --separate-stderr timeout 20 goman-api --jobs 2 <"$BATS_TEST_TMPDIR/in"
+	took=$(($(ms_now) - start))
+	echo "# after the SIGKILL, 2 calls through a cap of 2 took $took ms" >&3
+	assert_equal "$(jq -s 'map(select(.response.ok)) | length' <<<"$output")" 2
+	assert_equal "$(stat .total)" 4
 }

@@ -88,7 +88,7 @@ mount_tmpfs() {
 }
 
 @test "io faults: an allocation refused by the shim leaves goman-api on breakers of its own" {
-	run -0 --separate-stderr faulty IOFAULT_CALL=posix_fallocate IOFAULT_PATH_SUBSTR=breakers \
+	run -0 --separate-stderr faulty IOFAULT_CALL=posix_fallocate IOFAULT_PATH_SUBSTR=shared-state \
 		IOFAULT_COUNT=0 IOFAULT_ERRNO=EIO goman-api <<<"$STS"
 	assert_equal "$(jq -r .response.ok <<<"$output")" true
 	assert_regex "$stderr" "breakers are per process: .*cannot make it whole: Input/output error"

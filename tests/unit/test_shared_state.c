@@ -3,11 +3,16 @@
  * recovery window; a process SIGKILLed while holding the lock does not stop the others;
  * processes killed mid-update leave a usable state; two guards learn a breaker once. */
 #include <errno.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stddef.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -309,6 +314,187 @@ static void a_state_file_cut_short_while_mapped_leaves_breakers_of_the_process_o
 	gm_state_close(s);
 }
 
+/* the same cut made by another process, while this one holds an attempt: the check that
+ * runs before the next touch hears of it without a system call of its own */
+static void a_state_file_cut_short_by_another_process_is_noticed_before_the_next_touch(void **st)
+{
+	pid_t p = fork();
+	if (p == 0) {
+		struct goman_guard *g = mkguard();
+		struct goman_err e = GOMAN_ERR_INIT;
+		struct goman_guard_ticket t;
+		int64_t w, rin;
+		goman_guard_ticket_init(&t, 0);
+		if (goman_guard_before(g, &t, "ec2", "eu-west-1", "http://cut2", &w, &e) != 0)
+			_exit(2);
+		pid_t cutter = fork();
+		if (cutter == 0)
+			_exit(truncate(path, 0) == 0 ? 0 : 1);
+		int ws;
+		if (waitpid(cutter, &ws, 0) != cutter || !WIFEXITED(ws) || WEXITSTATUS(ws) != 0)
+			_exit(3);
+		goman_guard_after(g, &t, NULL, "ec2", "DescribeRegions", &rin);
+		goman_guard_ticket_init(&t, 0);
+		if (goman_guard_before(g, &t, "ec2", "eu-west-1", "http://cut2", &w, &e) != 0)
+			_exit(4);
+		goman_guard_after(g, &t, NULL, "ec2", "DescribeRegions", &rin);
+		goman_guard_free(g);
+		_exit(0);
+	}
+	int ws;
+	assert_int_equal(waitpid(p, &ws, 0), p);
+	if (WIFSIGNALED(ws))
+		fail_msg("the child died of signal %d", WTERMSIG(ws));
+	assert_int_equal(WEXITSTATUS(ws), 0);
+}
+
+/* The check runs before every touch of the file, so it must cost no system call: a child
+ * whose stat calls all fail (seccomp) makes a thousand attempts on the shared file and
+ * still shares it. (A check by fstat reads the failure as a file cut short and leaves the
+ * table.) */
+static void the_check_before_each_attempt_makes_no_stat_call(void **st)
+{
+	pid_t p = fork();
+	if (p == 0) {
+		struct goman_guard *g = mkguard();
+		struct goman_err e = GOMAN_ERR_INIT;
+		struct goman_guard_ticket t;
+		int64_t w, rin;
+		goman_guard_ticket_init(&t, 0);
+		if (goman_guard_before(g, &t, "ec2", "eu-west-1", "http://fast", &w, &e) != 0)
+			_exit(2);
+		goman_guard_after(g, &t, NULL, "ec2", "DescribeRegions", &rin);
+		struct sock_filter f[] = {
+			BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+			BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_fstat, 3, 0),
+			BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_newfstatat, 2, 0),
+			BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_statx, 1, 0),
+			BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+			BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EIO),
+		};
+		struct sock_fprog prog = {.len = sizeof(f) / sizeof(f[0]), .filter = f};
+		if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 ||
+		    prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) != 0)
+			_exit(3);
+		struct stat sb;
+		if (fstat(0, &sb) == 0)
+			_exit(4); /* the filter is not in force: the test would prove nothing */
+		for (int i = 0; i < 1000; i++) {
+			goman_guard_ticket_init(&t, 0);
+			if (goman_guard_before(g, &t, "ec2", "eu-west-1", "http://fast", &w, &e) !=
+			    0)
+				_exit(5);
+			goman_guard_after(g, &t, NULL, "ec2", "DescribeRegions", &rin);
+		}
+		/* still on the shared table: the breaker it opens now is everyone's */
+		struct goman_err bad = GOMAN_ERR_INIT;
+		goman_err_clear(&bad);
+		goman_err_set(&bad, GOMAN_ETRANSPORT, GOMAN_CLASS_TRANSIENT, "ConnectionRefused",
+			      "x");
+		for (int i = 0; i < 3; i++) {
+			goman_guard_ticket_init(&t, 0);
+			if (goman_guard_before(g, &t, "ec2", "eu-west-1", "http://fast", &w, &e) !=
+			    0)
+				_exit(6);
+			goman_guard_after(g, &t, &bad, "ec2", "DescribeRegions", &rin);
+		}
+		goman_guard_free(g);
+		_exit(0);
+	}
+	int ws;
+	assert_int_equal(waitpid(p, &ws, 0), p);
+	if (WIFSIGNALED(ws))
+		fail_msg("the child died of signal %d", WTERMSIG(ws));
+	assert_int_equal(WEXITSTATUS(ws), 0);
+	struct goman_guard *g = mkguard();
+	assert_int_equal(goman_guard_breaker_state(g, "ec2", "eu-west-1", "http://fast"),
+			 GOMAN_BREAKER_OPEN);
+	goman_guard_free(g);
+}
+
+/* where the kernel refuses the watch (io_uring_setup fails here, as under a seccomp
+ * filter that blocks io_uring), each check goes back to fstat: a cut is still seen */
+static void without_the_watch_a_cut_is_still_seen_before_the_next_touch(void **st)
+{
+	pid_t p = fork();
+	if (p == 0) {
+		struct sock_filter f[] = {
+			BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+			BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_io_uring_setup, 1, 0),
+			BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+			BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOSYS),
+		};
+		struct sock_fprog prog = {.len = sizeof(f) / sizeof(f[0]), .filter = f};
+		if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 ||
+		    prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) != 0)
+			_exit(3);
+		struct goman_err e = GOMAN_ERR_INIT;
+		struct gm_state *s = gm_state_open(path, &e);
+		if (!s)
+			_exit(2);
+		struct gm_slot *sl = gm_state_slot(s, "ec2|eu-west-1|http://nowatch");
+		gm_state_check(s);
+		if (gm_state_detached(s))
+			_exit(4);
+		if (truncate(path, 0) != 0)
+			_exit(5);
+		gm_state_check(s);
+		if (!gm_state_detached(s))
+			_exit(6);
+		atomic_store(&sl->breaker, 0); /* private memory now: no SIGBUS */
+		gm_state_close(s);
+		_exit(0);
+	}
+	int ws;
+	assert_int_equal(waitpid(p, &ws, 0), p);
+	if (WIFSIGNALED(ws))
+		fail_msg("the child died of signal %d", WTERMSIG(ws));
+	assert_int_equal(WEXITSTATUS(ws), 0);
+}
+
+/* binaries from before the shared caps use goman/breakers, a smaller layout that each
+ * kind would reset for the other: the default file has another name */
+static void the_default_state_file_is_not_the_one_older_binaries_use(void **st)
+{
+	char run[400], old[450], buf[512];
+	snprintf(run, sizeof(run), "%s/xdg", dir);
+	snprintf(old, sizeof(old), "%s/goman/breakers", run);
+	char *saved = getenv("XDG_RUNTIME_DIR") ? strdup(getenv("XDG_RUNTIME_DIR")) : NULL;
+	char *saved_sf = getenv("GOMAN_STATE_FILE") ? strdup(getenv("GOMAN_STATE_FILE")) : NULL;
+	unsetenv("GOMAN_STATE_FILE");
+	setenv("XDG_RUNTIME_DIR", run, 1);
+	char want[450];
+	assert_int_equal(mkdir(run, 0700), 0);
+	snprintf(want, sizeof(want), "%s/goman", run);
+	assert_int_equal(mkdir(want, 0700), 0);
+	assert_int_equal(goman_guard_state_path(buf, sizeof(buf)), 0);
+	snprintf(want, sizeof(want), "%s/goman/shared-state", run);
+	assert_string_equal(buf, want);
+	/* an older binary's file there is left as it is */
+	FILE *f = fopen(old, "w");
+	assert_non_null(f);
+	fputs("an older layout", f);
+	fclose(f);
+	struct goman_config c;
+	goman_config_init(&c);
+	struct goman_guard_opts o = {.config = &c};
+	struct goman_guard *g = goman_guard_new(&o, NULL);
+	assert_string_equal(goman_guard_state_file(g), buf);
+	goman_guard_free(g);
+	f = fopen(old, "r");
+	assert_non_null(fgets(want, sizeof(want), f));
+	fclose(f);
+	assert_string_equal(want, "an older layout");
+	if (saved)
+		setenv("XDG_RUNTIME_DIR", saved, 1);
+	else
+		unsetenv("XDG_RUNTIME_DIR");
+	if (saved_sf)
+		setenv("GOMAN_STATE_FILE", saved_sf, 1);
+	free(saved);
+	free(saved_sf);
+}
+
 static void a_state_file_remade_under_a_process_is_left_to_the_new_holders(void **st)
 {
 	struct goman_err e = GOMAN_ERR_INIT;
@@ -378,6 +564,11 @@ int main(void)
 		cmocka_unit_test(a_damaged_or_foreign_header_is_reset),
 		cmocka_unit_test(
 			a_state_file_cut_short_while_mapped_leaves_breakers_of_the_process_own),
+		cmocka_unit_test(
+			a_state_file_cut_short_by_another_process_is_noticed_before_the_next_touch),
+		cmocka_unit_test(the_check_before_each_attempt_makes_no_stat_call),
+		cmocka_unit_test(without_the_watch_a_cut_is_still_seen_before_the_next_touch),
+		cmocka_unit_test(the_default_state_file_is_not_the_one_older_binaries_use),
 		cmocka_unit_test(a_state_file_remade_under_a_process_is_left_to_the_new_holders),
 		cmocka_unit_test(a_state_file_in_a_directory_others_can_write_or_own_is_refused),
 	};

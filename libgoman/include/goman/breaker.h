@@ -28,7 +28,7 @@ const char *goman_breaker_state_name(enum goman_breaker_state s);
 struct goman_breaker_params {
 	int64_t failure_threshold; /* consecutive failures that open it */
 	int64_t recovery_ms;       /* open → half-open */
-	int64_t max_concurrent;    /* in-flight attempts per process (guard.c) */
+	int64_t max_concurrent;    /* in-flight attempts, per user (guard.c) */
 	int64_t success_threshold; /* probe successes that close it */
 	int64_t probes;            /* concurrent probes admitted while half-open */
 };

@@ -8,8 +8,11 @@
  *     rc = goman_guard_before(g, &t, service, region, endpoint, &wait_ms, &err);
  *       rc 0  admitted: send now (wait_ms is 0)
  *       rc 1  not yet: ask again after wait_ms. Either MaxConcurrent is reached in this
- *             process (a slot frees when one of its attempts ends; wait_ms is a backstop)
- *             or, in adaptive mode, no send token is there yet (wait_ms: until one
+ *             process (a slot frees when one of its attempts ends; wait_ms is a backstop),
+ *             or it is reached by the user's processes together (the shared cap: no
+ *             other process can say when a unit frees, so wait_ms is a short poll,
+ *             $GOMAN_SHARED_CAP_POLL_MS, 20 ms ± 50 % by default), or, in adaptive mode,
+ *             no send token is there yet (wait_ms: until one
  *             should be, at the current send rate, capped at the limiter's bucket_ms;
  *             nothing is reserved, so the next ask is priced at the rate of its moment)
  *       rc -1 refused: err is CircuitOpen (GOMAN_ECIRCUIT, class circuit_open,
@@ -25,9 +28,13 @@
  * eventual-consistency codes retried within their own deadline; never a sleep past it).
  * It logs [RETRY]/[CIRCUIT] lines and emits "retry" and "breaker" events.
  *
- * State: breakers, quota and send rate are shared by all goman processes of the user via
- * the state file (goman_guard_state_path()), unless it cannot be opened (then per process,
- * with one warning) or opts say otherwise.
+ * State: breakers, quota, send rate and each breaker's MaxConcurrent are shared by all
+ * goman processes of the user via the state file (goman_guard_state_path()), unless it
+ * cannot be opened (then per process, with one warning) or opts say otherwise
+ * ($GOMAN_SHARED_CAPS=0 keeps only MaxConcurrent per process). A cap unit is owned by its
+ * process (pid and start time) while its attempt is in flight; units of a process that
+ * died holding them are taken back by the next process that finds the cap full. A guard
+ * does not cross fork().
  *
  * Ownership: goman_guard_new() returns a guard freed by goman_guard_free() (NULL ok); it
  * keeps a copy of the config. Tickets are plain values owned by the caller.
@@ -49,6 +56,7 @@ struct goman_guard_opts {
 	const struct goman_config *config; /* NULL = defaults (goman_config_init + load) */
 	const char *state_file;            /* NULL = from config / environment */
 	bool no_shared_state;              /* keep everything in this process */
+	bool no_shared_caps;               /* MaxConcurrent per process, the rest shared */
 	uint64_t seed;                     /* jitter random source; 0 = from time and pid */
 };
 
@@ -64,6 +72,7 @@ struct goman_guard_ticket {
 	int64_t sent_ms;              /* this attempt's admission */
 	int64_t prev_delay_ms;
 	int64_t quota_held; /* retry cost taken for the attempt in flight */
+	int unit;           /* shared cap unit held by the attempt in flight + 1; 0 = none */
 	const char *policy; /* NULL = configured policy; else a policy name */
 };
 
@@ -95,8 +104,10 @@ const struct goman_config *goman_guard_config(const struct goman_guard *g);
 /* The state file this guard uses ("" when per process). Borrowed. */
 const char *goman_guard_state_file(const struct goman_guard *g);
 
-/* Default state file path into buf: $GOMAN_STATE_FILE, $XDG_RUNTIME_DIR/goman/breakers,
- * $XDG_STATE_HOME/goman/breakers, ~/.local/state/goman/breakers. */
+/* Default state file path into buf: $GOMAN_STATE_FILE, $XDG_RUNTIME_DIR/goman/shared-state,
+ * $XDG_STATE_HOME/goman/shared-state, ~/.local/state/goman/shared-state. (Binaries from
+ * before the shared caps used "breakers", a smaller layout: a new name, so that old and new
+ * never reset each other's file.) */
 int goman_guard_state_path(char *buf, size_t len);
 
 #endif
