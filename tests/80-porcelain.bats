@@ -321,7 +321,6 @@ print(sorted(x["name"] for x in d["contexts"]), d["users"][0]["user"]["exec"]["a
 	# only the new node went through install this time: one record of it, not of the old ones
 	[ "$(jq -s '[.[] | select(.name == "alpha-agent-0")] | length' <<<"$output")" = "$before" ]
 	s0=$(records alpha | jq -r 'select(.name == "alpha-server-0") | .instance_id' | tail -1)
-	ips=$(records alpha | jq -r 'select(.name == "alpha-agent-1" or .name == "alpha-agent-2") | .private_ip' | sort -u)
 	# a termination names its instances and, without a terminal, needs --yes
 	run -64 --separate-stderr goman cluster scale alpha --agents 1 </dev/null
 	[[ $stderr == *"alpha-agent-2 i-"* && $stderr == *"alpha-agent-1 i-"* && $stderr == *"pass --yes"* ]]
@@ -332,14 +331,19 @@ print(sorted(x["name"] for x in d["contexts"]), d["users"][0]["user"]["exec"]["a
 	run -0 --separate-stderr goman cluster scale alpha --agents 1 --yes
 	[[ $stderr == *"draining 2 from the first server"* ]]
 	scaled=$output
-	# the drain went to the first server as one SSM command naming the two agents' IPs
+	# goman-install --action delete drained each agent from the first server over the
+	# cluster's transport (SSM here, from its goman:via tag) and deleted its node object
 	run -0 api ssm ListCommands "{\"InstanceId\":\"$s0\"}"
-	drain=$(jq -c '[.response.data.Commands[] | select(.Comment == "goman scale: drain")]' <<<"$output")
-	[ "$(jq length <<<"$drain")" = 1 ]
-	# (its InstanceIds are not checked: moto expands them to every instance of the region)
-	text=$(jq -r '.[0].Parameters.commands | join("\n")' <<<"$drain")
-	[[ $text == *"kubectl drain"* && $text == *"delete node"* ]]
-	for ip in $ips; do [[ $text == *"$ip"* ]]; done
+	drain=$(jq -c '[.response.data.Commands[] | select(.Comment == "goman install alpha kubectl")]' <<<"$output")
+	[ "$(jq length <<<"$drain")" = 2 ]
+	# (their InstanceIds are not checked: moto expands them to every instance of the region)
+	text=$(jq -r '[.[].Parameters.commands[]] | join("\n")' <<<"$drain")
+	for n in alpha-agent-1 alpha-agent-2; do
+		[[ $text == *"kubectl drain --ignore-daemonsets --delete-emptydir-data --force"*"'$n'"* ]]
+		[[ $text == *"kubectl delete node '$n'"* ]]
+	done
+	# no SSM script of the porcelain's own any more
+	[ "$(jq '[.response.data.Commands[] | select(.Comment == "goman scale: drain")] | length' <<<"$output")" = 0 ]
 	[ "$(jq -sc 'map(.name) | sort' <<<"$scaled")" = '["alpha-agent-1","alpha-agent-2"]' ]
 	[ "$(jq -s 'all(.batch.action == "terminate" and .ok == true)' <<<"$scaled")" = true ]
 	[ "$(count_live alpha agent)" = 1 ]
