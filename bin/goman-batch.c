@@ -31,7 +31,8 @@ static const char usage_text[] =
 	"\n"
 	"VERB: describe | start | stop | reboot | terminate | tag | wait STATE\n"
 	"      (STATE: running, stopped, terminated, status-ok)\n"
-	"clusters: one line per cluster that has instances {\"cluster\",\"instances\",\"running\",\n"
+	"clusters: one line per cluster that has instances "
+	"{\"cluster\",\"instances\",\"running\",\n"
 	"      \"states\"}; when the listing fails, no counts (an error record; never 0)\n"
 	"Input lines carry \"instance_id\"; other fields pass through. Output: each input record\n"
 	"with \"batch\":{\"action\",\"previous_state\",\"state\",\"batch\",\"ms\",\"ok\"} and "
@@ -238,23 +239,75 @@ static int cfg_flag(struct args *a, const char *key, const char *v)
 
 /* one setter per flag: p is the struct args */
 #define A ((struct args *)p)
-static int f_batch_size(void *p, const char *v) { return cfg_flag(A, "batch_size", v); }
-static int f_concurrency(void *p, const char *v) { return cfg_flag(A, "concurrency", v); }
-static int f_env(void *p, const char *v) { return cfg_flag(A, "profile", v); }
-static int f_cluster(void *p, const char *v) { A->cluster = v; return 0; }
-static int f_region(void *p, const char *v) { A->region = v; return 0; }
-static int f_profile(void *p, const char *v) { A->profile = v; return 0; }
-static int f_force(void *p, const char *v) { (void)v; A->xo.force = true; return 0; }
-static int f_hibernate(void *p, const char *v) { (void)v; A->xo.hibernate = true; return 0; }
-static int f_wait(void *p, const char *v) { (void)v; A->wait_flag = true; return 0; }
-static int f_show(void *p, const char *v) { (void)v; A->show = true; return 0; }
-static int f_shutting(void *p, const char *v) { (void)v; A->shutting_down = true; return 0; }
+static int f_batch_size(void *p, const char *v)
+{
+	return cfg_flag(A, "batch_size", v);
+}
+static int f_concurrency(void *p, const char *v)
+{
+	return cfg_flag(A, "concurrency", v);
+}
+static int f_env(void *p, const char *v)
+{
+	return cfg_flag(A, "profile", v);
+}
+static int f_cluster(void *p, const char *v)
+{
+	A->cluster = v;
+	return 0;
+}
+static int f_region(void *p, const char *v)
+{
+	A->region = v;
+	return 0;
+}
+static int f_profile(void *p, const char *v)
+{
+	A->profile = v;
+	return 0;
+}
+static int f_force(void *p, const char *v)
+{
+	(void)v;
+	A->xo.force = true;
+	return 0;
+}
+static int f_hibernate(void *p, const char *v)
+{
+	(void)v;
+	A->xo.hibernate = true;
+	return 0;
+}
+static int f_wait(void *p, const char *v)
+{
+	(void)v;
+	A->wait_flag = true;
+	return 0;
+}
+static int f_show(void *p, const char *v)
+{
+	(void)v;
+	A->show = true;
+	return 0;
+}
+static int f_shutting(void *p, const char *v)
+{
+	(void)v;
+	A->shutting_down = true;
+	return 0;
+}
 static int f_batch_timeout(void *p, const char *v)
 {
 	return cli_duration("batch-timeout", v, &A->batch_timeout);
 }
-static int f_timeout(void *p, const char *v) { return cli_duration("timeout", v, &A->r->timeout_ms); }
-static int f_poll(void *p, const char *v) { return cli_duration("poll-interval", v, &A->poll_ms); }
+static int f_timeout(void *p, const char *v)
+{
+	return cli_duration("timeout", v, &A->r->timeout_ms);
+}
+static int f_poll(void *p, const char *v)
+{
+	return cli_duration("poll-interval", v, &A->poll_ms);
+}
 static int f_tag(void *p, const char *v)
 {
 	const char *eq = strchr(v, '=');
@@ -297,27 +350,35 @@ static int check_verb(struct args *a, int argc, char **argv)
 	if (optind < argc && !strcmp(argv[optind], "clusters")) {
 		a->list_clusters = true;
 		if (optind + 1 < argc)
-			return cli_usage_error("unexpected argument '%s'", cli_shown(argv[optind + 1])), -1;
+			return cli_usage_error("unexpected argument '%s'",
+					       cli_shown(argv[optind + 1])),
+			       -1;
 		return 0;
 	}
 	if (optind >= argc || goman_batch_verb_parse(argv[optind], &r->verb) != 0)
-		return cli_usage_error("%s", optind < argc ? "unknown verb" : "a verb is needed"), -1;
+		return cli_usage_error("%s", optind < argc ? "unknown verb" : "a verb is needed"),
+		       -1;
 	int need = r->verb == GOMAN_BATCH_WAIT ? 2 : 1;
 	if (r->verb == GOMAN_BATCH_WAIT &&
 	    (optind + 1 >= argc || goman_ec2_wait_parse(argv[optind + 1], &a->w) != 0))
 		return cli_usage_error("wait needs a STATE: running, stopped, terminated, "
-				       "status-ok"), -1;
+				       "status-ok"),
+		       -1;
 	if (optind + need < argc)
-		return cli_usage_error("unexpected argument '%s'", cli_shown(argv[optind + need])), -1;
+		return cli_usage_error("unexpected argument '%s'", cli_shown(argv[optind + need])),
+		       -1;
 	if ((r->verb == GOMAN_BATCH_TAG) != (a->tags.n > 0))
-		return cli_usage_error("--tag goes with the tag verb, which needs at least one"), -1;
+		return cli_usage_error("--tag goes with the tag verb, which needs at least one"),
+		       -1;
 	if (a->shutting_down && !a->cluster)
-		return cli_usage_error("--include-shutting-down goes with --cluster or clusters"), -1;
+		return cli_usage_error("--include-shutting-down goes with --cluster or clusters"),
+		       -1;
 	if (a->wait_flag) {
 		bool ok = r->verb == GOMAN_BATCH_START || r->verb == GOMAN_BATCH_REBOOT ||
 			  r->verb == GOMAN_BATCH_STOP || r->verb == GOMAN_BATCH_TERMINATE;
 		if (!ok)
-			return cli_usage_error("--wait goes with start, stop, reboot, terminate"), -1;
+			return cli_usage_error("--wait goes with start, stop, reboot, terminate"),
+			       -1;
 		r->wait = (int)wait_of[r->verb];
 	}
 	if (r->verb == GOMAN_BATCH_WAIT)
@@ -363,7 +424,8 @@ static void run_batches(struct args *a, struct goman_aws *aws, struct goman_http
 	struct goman_batch_ec2 *x = goman_batch_ec2_new(aws, &a->xo, &err);
 	struct goman_ec2_poller_opts po = {.target = (enum goman_ec2_wait)r->wait,
 					   .min_interval_ms = a->poll_ms,
-					   .max_interval_ms = a->poll_ms > 15000 ? a->poll_ms : 15000,
+					   .max_interval_ms =
+						   a->poll_ms > 15000 ? a->poll_ms : 15000,
 					   .first_delay_ms = a->poll_ms,
 					   .on_done = on_polled,
 					   .ud = r};
@@ -377,7 +439,7 @@ static void run_batches(struct args *a, struct goman_aws *aws, struct goman_http
 				      .on_item = on_item,
 				      .item_ud = r};
 	struct goman_batch *b = x && (r->wait < 0 || r->poller) ? goman_batch_new(&bo, &err) : NULL;
-	int in_rc = !b		? -1
+	int in_rc = !b           ? -1
 		    : a->cluster ? read_cluster(r, aws, a->cluster, a->shutting_down)
 				 : read_stdin(r);
 	if (!b)

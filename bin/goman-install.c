@@ -44,7 +44,8 @@ static void problem(const char *fmt, const char *a, const char *b)
 static void usage(FILE *f)
 {
 	fputs("usage: goman-install [--via ssm|ssh|local] [options] <node-records.jsonl\n"
-	      "       goman-install --action cordon|drain|uncordon|delete [options] <records.jsonl\n"
+	      "       goman-install --action cordon|drain|uncordon|delete [options] "
+	      "<records.jsonl\n"
 	      "       goman-install --check [options]\n"
 	      "Installs K3s on each node as its record arrives; writes the record back with\n"
 	      "\"install\":{ok,ms,k3s_version,via,skipped,verified,...} and t.installed.\n"
@@ -175,10 +176,11 @@ static char *check_args(const struct goman_install_opts *o, const char *token_fi
 			cli_shown(o->server_url), "");
 	if (o->mirror && ((strncmp(o->mirror, "https://", 8) && strncmp(o->mirror, "http://", 7)) ||
 			  strcmp(cli_shown(o->mirror), o->mirror) || strpbrk(o->mirror, " \"'\\")))
-		problem("--mirror '%s' must be an http:// or https:// URL%s", cli_shown(o->mirror), "");
-	if (o->region && !goman_region_ok(o->region))
-		problem("--region '%s' is not a region name (e.g. us-east-1)%s", cli_shown(o->region),
+		problem("--mirror '%s' must be an http:// or https:// URL%s", cli_shown(o->mirror),
 			"");
+	if (o->region && !goman_region_ok(o->region))
+		problem("--region '%s' is not a region name (e.g. us-east-1)%s",
+			cli_shown(o->region), "");
 	if (sans && *sans) {
 		char buf[1024];
 		snprintf(buf, sizeof(buf), "%s", sans);
@@ -192,7 +194,8 @@ static char *check_args(const struct goman_install_opts *o, const char *token_fi
 		if (o->ssh_key && !readable_file(o->ssh_key))
 			problem("--ssh-key %s: not a readable file%s", cli_shown(o->ssh_key), "");
 		if (o->ssh_config && !readable_file(o->ssh_config))
-			problem("--ssh-config %s: not a readable file%s", cli_shown(o->ssh_config), "");
+			problem("--ssh-config %s: not a readable file%s", cli_shown(o->ssh_config),
+				"");
 		if (o->ssh_user && (!*o->ssh_user || o->ssh_user[0] == '-' ||
 				    strcmp(cli_shown(o->ssh_user), o->ssh_user)))
 			problem("--ssh-user '%s' is not a user name%s", cli_shown(o->ssh_user), "");
@@ -313,7 +316,12 @@ static int f_version(struct args *a, const char *v)
 static const struct flag flag_table[] = {
 	{.name = "via", .kind = F_FN, .fn = f_via},
 	{.name = "cluster", .kind = F_STR, .off = AO(o.cluster)},
-	{.name = "servers", .kind = F_INT, .off = AO(o.servers), .min = 1, .max = 99, .what = "a number"},
+	{.name = "servers",
+	 .kind = F_INT,
+	 .off = AO(o.servers),
+	 .min = 1,
+	 .max = 99,
+	 .what = "a number"},
 	{.name = "server-url", .kind = F_STR, .off = AO(o.server_url)},
 	{.name = "wait-server", .kind = F_TRUE, .off = AO(o.wait_server)},
 	{.name = "k3s-version", .kind = F_STR, .off = AO(o.k3s_version)},
@@ -334,7 +342,12 @@ static const struct flag flag_table[] = {
 	{.name = "script", .kind = F_STR, .off = AO(script)},
 	{.name = "ssh-user", .kind = F_STR, .off = AO(o.ssh_user)},
 	{.name = "ssh-key", .kind = F_STR, .off = AO(o.ssh_key)},
-	{.name = "ssh-port", .kind = F_INT, .off = AO(o.ssh_port), .min = 1, .max = 65535, .what = "a port"},
+	{.name = "ssh-port",
+	 .kind = F_INT,
+	 .off = AO(o.ssh_port),
+	 .min = 1,
+	 .max = 65535,
+	 .what = "a port"},
 	{.name = "ssh-config", .kind = F_STR, .off = AO(o.ssh_config)},
 	{.name = "ssh-public-ip", .kind = F_TRUE, .off = AO(o.ssh_public_ip)},
 	{.name = "ssh-sudo", .kind = F_SET1, .off = AO(sudo)},
@@ -362,7 +375,10 @@ static int apply_flag(struct args *a, const struct flag *f, const char *v)
 	case F_STR: *(const char **)(void *)base = v; return ST_OK;
 	case F_TRUE: *(bool *)(void *)base = true; return ST_OK;
 	case F_FALSE: *(bool *)(void *)base = false; return ST_OK;
-	case F_SET1: if (f->off) *(int *)(void *)base = 1; return ST_OK;
+	case F_SET1:
+		if (f->off)
+			*(int *)(void *)base = 1;
+		return ST_OK;
 	case F_SET0: *(int *)(void *)base = 0; return ST_OK;
 	case F_DUR:
 		if (cli_duration(f->name, v, (int64_t *)(void *)base) == 0)
@@ -389,8 +405,9 @@ static int parse_flags(struct args *a, int argc, char **argv)
 	struct option opts[NFLAGS + 1];
 	for (size_t i = 0; i < NFLAGS; i++) {
 		enum fkind k = flag_table[i].kind;
-		bool takes = k == F_STR || k == F_DUR || k == F_INT ||
-			     (k == F_FN && flag_table[i].fn != f_help && flag_table[i].fn != f_version);
+		bool takes =
+			k == F_STR || k == F_DUR || k == F_INT ||
+			(k == F_FN && flag_table[i].fn != f_help && flag_table[i].fn != f_version);
 		opts[i] = (struct option){flag_table[i].name, takes, NULL, 256 + (int)i};
 	}
 	opts[NFLAGS] = (struct option){NULL, 0, NULL, 0};
@@ -422,8 +439,11 @@ static char *presign(struct goman_credchain *cc, const char *region, const char 
 	if (goman_credchain_get(cc, &cr, err) != 0)
 		return NULL;
 	char *ep = goman_credchain_endpoint(cc, "s3", region);
-	struct goman_s3_presign p = {
-		.endpoint = ep, .region = region, .bucket = bucket, .key = key, .expires_s = expires};
+	struct goman_s3_presign p = {.endpoint = ep,
+				     .region = region,
+				     .bucket = bucket,
+				     .key = key,
+				     .expires_s = expires};
 	char *url = ep ? goman_s3_presign(&p, &cr, err) : NULL;
 	if (!ep)
 		goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "", "out of memory");
@@ -464,8 +484,10 @@ static int open_aws(struct args *a, const char *token, struct goman_aws **aws,
 	struct goman_err err = GOMAN_ERR_INIT;
 	struct goman_install_opts *o = &a->o;
 	/* an action over ssh/local needs no AWS at all (no token, no air-gap) */
-	if (o->via == GOMAN_VIA_SSM || ((!token || a->airgap) && o->action == GOMAN_ACTION_INSTALL)) {
-		struct goman_aws_opts ao = {.profile = a->profile, .region = o->region, .config = &a->cfg};
+	if (o->via == GOMAN_VIA_SSM ||
+	    ((!token || a->airgap) && o->action == GOMAN_ACTION_INSTALL)) {
+		struct goman_aws_opts ao = {
+			.profile = a->profile, .region = o->region, .config = &a->cfg};
 		*aws = goman_aws_new(&ao, &err);
 		if (!*aws && (o->via == GOMAN_VIA_SSM || a->airgap)) {
 			fprintf(stderr, "goman-install: %s\n", err.message);
@@ -498,7 +520,8 @@ static bool read_input(struct goman_install *in, struct goman_jsonl_reader *rd,
 		if (rc == GOMAN_JSONL_RECORD) {
 			goman_install_add(in, rec, goman_jsonl_lineno(rd), &err);
 		} else if (rc == GOMAN_JSONL_BAD) {
-			cJSON *e = goman_jsonl_error_record(NULL, NULL, &err, goman_jsonl_lineno(rd));
+			cJSON *e =
+				goman_jsonl_error_record(NULL, NULL, &err, goman_jsonl_lineno(rd));
 			goman_log(GOMAN_LOG_WARN, "INSTALL", "line %ld: %s", goman_jsonl_lineno(rd),
 				  err.message);
 			emit(e, NULL);
@@ -506,7 +529,8 @@ static bool read_input(struct goman_install *in, struct goman_jsonl_reader *rd,
 			extra->bad_lines++;
 		} else {
 			if (rc == GOMAN_JSONL_IOERR) {
-				goman_log(GOMAN_LOG_ERROR, "INSTALL", "reading stdin: %s", err.message);
+				goman_log(GOMAN_LOG_ERROR, "INSTALL", "reading stdin: %s",
+					  err.message);
 				extra->failed++;
 			}
 			goman_install_input_done(in);
@@ -618,9 +642,9 @@ out:
 
 int main(int argc, char **argv)
 {
-	static struct args a = {.o = {.verify = true, .store_kubeconfig = true,
-				      .batch_window_ms = 1000},
-				.sudo = -1};
+	static struct args a = {
+		.o = {.verify = true, .store_kubeconfig = true, .batch_window_ms = 1000},
+		.sudo = -1};
 	cli_init("goman-install");
 	for (int i = 1; i < argc && strcmp(argv[i], "--"); i++)
 		if (!strcmp(argv[i], "--check"))

@@ -93,25 +93,98 @@ static int dur_arg(const char *flag, const char *v, int64_t *ms)
 
 /* one setter per flag: p is the struct args */
 #define A ((struct args *)p)
-static int f_cluster(void *p, const char *v) { A->po.cluster = v; return 0; }
-static int f_servers(void *p, const char *v) { return count_arg("servers", v, &A->servers); }
-static int f_agents(void *p, const char *v) { return count_arg("agents", v, &A->agents); }
-static int f_type(void *p, const char *v) { A->type = v; return 0; }
-static int f_stype(void *p, const char *v) { A->po.server_type = v; return 0; }
-static int f_atype(void *p, const char *v) { A->po.agent_type = v; return 0; }
-static int f_ami(void *p, const char *v) { A->po.ami = v; return 0; }
-static int f_subnet(void *p, const char *v) { A->po.subnet = v; return 0; }
-static int f_sg(void *p, const char *v) { A->po.security_group = v; return 0; }
-static int f_prof(void *p, const char *v) { A->po.instance_profile = v; return 0; }
-static int f_region(void *p, const char *v) { A->region = v; return 0; }
-static int f_key(void *p, const char *v) { A->po.key_name = v; return 0; }
-static int f_ssh(void *p, const char *v) { A->po.ssh_cidr = v; return 0; }
-static int f_api(void *p, const char *v) { A->po.api_cidr = v; return 0; }
-static int f_dry(void *p, const char *v) { (void)v; A->po.dry_run = true; return 0; }
-static int f_show(void *p, const char *v) { (void)v; A->show = true; return 0; }
-static int f_timeout(void *p, const char *v) { return dur_arg("timeout", v, &A->po.timeout_ms); }
-static int f_pmin(void *p, const char *v) { return dur_arg("poll-interval", v, &A->po.poll_min_ms); }
-static int f_pmax(void *p, const char *v) { return dur_arg("poll-max", v, &A->po.poll_max_ms); }
+static int f_cluster(void *p, const char *v)
+{
+	A->po.cluster = v;
+	return 0;
+}
+static int f_servers(void *p, const char *v)
+{
+	return count_arg("servers", v, &A->servers);
+}
+static int f_agents(void *p, const char *v)
+{
+	return count_arg("agents", v, &A->agents);
+}
+static int f_type(void *p, const char *v)
+{
+	A->type = v;
+	return 0;
+}
+static int f_stype(void *p, const char *v)
+{
+	A->po.server_type = v;
+	return 0;
+}
+static int f_atype(void *p, const char *v)
+{
+	A->po.agent_type = v;
+	return 0;
+}
+static int f_ami(void *p, const char *v)
+{
+	A->po.ami = v;
+	return 0;
+}
+static int f_subnet(void *p, const char *v)
+{
+	A->po.subnet = v;
+	return 0;
+}
+static int f_sg(void *p, const char *v)
+{
+	A->po.security_group = v;
+	return 0;
+}
+static int f_prof(void *p, const char *v)
+{
+	A->po.instance_profile = v;
+	return 0;
+}
+static int f_region(void *p, const char *v)
+{
+	A->region = v;
+	return 0;
+}
+static int f_key(void *p, const char *v)
+{
+	A->po.key_name = v;
+	return 0;
+}
+static int f_ssh(void *p, const char *v)
+{
+	A->po.ssh_cidr = v;
+	return 0;
+}
+static int f_api(void *p, const char *v)
+{
+	A->po.api_cidr = v;
+	return 0;
+}
+static int f_dry(void *p, const char *v)
+{
+	(void)v;
+	A->po.dry_run = true;
+	return 0;
+}
+static int f_show(void *p, const char *v)
+{
+	(void)v;
+	A->show = true;
+	return 0;
+}
+static int f_timeout(void *p, const char *v)
+{
+	return dur_arg("timeout", v, &A->po.timeout_ms);
+}
+static int f_pmin(void *p, const char *v)
+{
+	return dur_arg("poll-interval", v, &A->po.poll_min_ms);
+}
+static int f_pmax(void *p, const char *v)
+{
+	return dur_arg("poll-max", v, &A->po.poll_max_ms);
+}
 static int f_tag(void *p, const char *v)
 {
 	const char *eq = strchr(v, '=');

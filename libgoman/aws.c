@@ -76,7 +76,7 @@ struct aws_op;
 
 struct goman_aws {
 	struct goman_credchain *cc;
-	bool own_cc; /* false for the client a bare chain makes for its own calls */
+	bool own_cc;              /* false for the client a bare chain makes for its own calls */
 	struct goman_creds creds; /* explicit credentials (opts->creds), else unused */
 	bool explicit_creds;
 	char *region;
@@ -415,7 +415,7 @@ static void wake_waiter(struct goman_aws *a, const struct aws_op *done);
 static int attempt_creds(struct aws_op *op, struct goman_creds *c, struct goman_err *err)
 {
 	struct goman_aws *a = op->a;
-	const struct goman_creds *fixed = op->sign_with ? op->sign_with
+	const struct goman_creds *fixed = op->sign_with       ? op->sign_with
 					  : a->explicit_creds ? &a->creds
 							      : NULL;
 	if (op->unsigned_req)
@@ -1131,8 +1131,7 @@ static int rest_prepare(const struct gm_cc_call *c, const char *ep, struct gm_aw
 	return 0;
 }
 
-int gm_aws_creds_call(void *ctx, const struct gm_cc_call *c, cJSON **reply,
-		      struct goman_err *err)
+int gm_aws_creds_call(void *ctx, const struct gm_cc_call *c, cJSON **reply, struct goman_err *err)
 {
 	struct goman_aws *a = ctx;
 	struct goman_aws_result res;
@@ -1167,7 +1166,8 @@ int gm_aws_creds_call(void *ctx, const struct gm_cc_call *c, cJSON **reply,
 		/* REST services name the error in a header */
 		const char *t = goman_kvs_get(&res.headers, "x-amzn-ErrorType");
 		if (t && res.err.rc == GOMAN_ESERVICE && !cJSON_IsObject(res.data))
-			snprintf(res.err.code, sizeof(res.err.code), "%.*s", (int)strcspn(t, ":"), t);
+			snprintf(res.err.code, sizeof(res.err.code), "%.*s", (int)strcspn(t, ":"),
+				 t);
 		if (err)
 			*err = res.err;
 		goman_aws_result_clear(&res);

@@ -139,7 +139,7 @@ struct gm_xml {
 	int depth;
 	cJSON *result; /* the root's value, once closed */
 	char root[96];
-	int failed; /* ENOMEM, too deep, DTD entity */
+	int failed;           /* ENOMEM, too deep, DTD entity */
 	const char *fail_msg; /* NULL after failed: out of memory */
 };
 

@@ -190,12 +190,14 @@ char *goman_s3_presign(const struct goman_s3_presign *p, const struct goman_cred
 	long life = goman_presign_lifetime(p->expires_s, cr->expires_ms, now);
 	if (life < 0)
 		return goman_err_set(err, GOMAN_ECREDS, GOMAN_CLASS_AUTH, "CredentialsExpiring",
-				     "%s", "the credentials expire within a minute: too soon to presign"),
+				     "%s",
+				     "the credentials expire within a minute: too soon to presign"),
 		       NULL;
 	char *u = gm_s3_url(p->endpoint, p->bucket, p->key, NULL,
 			    !goman_s3_endpoint_is_aws(p->endpoint));
 	if (!u)
-		return goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "", "out of memory"), NULL;
+		return goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "", "out of memory"),
+		       NULL;
 	struct goman_sigv4_params sp = {.method = "GET",
 					.url = u,
 					.service = "s3",

@@ -308,8 +308,10 @@ static int count_state(cJSON *rec, const char *state)
 
 static int cmp_cluster(const void *a, const void *b)
 {
-	const char *x = goman_ec2_tag(*(const struct goman_ec2_instance *const *)a, "goman:cluster");
-	const char *y = goman_ec2_tag(*(const struct goman_ec2_instance *const *)b, "goman:cluster");
+	const char *x =
+		goman_ec2_tag(*(const struct goman_ec2_instance *const *)a, "goman:cluster");
+	const char *y =
+		goman_ec2_tag(*(const struct goman_ec2_instance *const *)b, "goman:cluster");
 	return strcmp(x, y);
 }
 
@@ -365,8 +367,7 @@ static cJSON *cluster_counts(const struct goman_ec2_instance **by, size_t n)
 	return arr;
 }
 
-struct cJSON *goman_batch_clusters(struct goman_aws *aws, bool shutting_down,
-				   struct goman_err *err)
+struct cJSON *goman_batch_clusters(struct goman_aws *aws, bool shutting_down, struct goman_err *err)
 {
 	struct goman_ec2_instances l = {0};
 	const struct goman_ec2_instance **by = NULL;

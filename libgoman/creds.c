@@ -248,7 +248,7 @@ static int static_keys(const struct goman_credchain *cc, const char *profile, bo
 static int profile_creds(struct goman_credchain *cc, const char *profile, int depth, bool env_ok,
 			 struct goman_creds *out, struct goman_err *err);
 
-#define config_error(err, ...)                                                            \
+#define config_error(err, ...) \
 	goman_err_set(err, GOMAN_ECREDS, GOMAN_CLASS_AUTH, "InvalidConfig", __VA_ARGS__)
 
 /* The region of the chain's own STS calls: the one the CLI's client for the profile uses,
@@ -362,8 +362,7 @@ static int role_source(struct goman_credchain *cc, const char *profile, int dept
 	return rc;
 }
 
-static int run_assume(struct fetch *f, struct goman_creds *out, cJSON **doc,
-		      struct goman_err *err)
+static int run_assume(struct fetch *f, struct goman_creds *out, cJSON **doc, struct goman_err *err)
 {
 	struct goman_creds base = {0};
 	char code[16] = "";
@@ -407,8 +406,8 @@ static int assume_role(struct goman_credchain *cc, const char *profile, int dept
 			return config_error(err,
 					    "profile %s: source_profile chain too deep (a loop?)",
 					    profile);
-		const char *next = prof_get(cc, p, "role_arn") ? prof_get(cc, p, "source_profile")
-							       : NULL;
+		const char *next =
+			prof_get(cc, p, "role_arn") ? prof_get(cc, p, "source_profile") : NULL;
 		p = next && strcmp(next, p) ? next : NULL;
 	}
 	if (csrc && strcmp(csrc, "Environment") && strcmp(csrc, "EcsContainer") &&
@@ -426,13 +425,14 @@ static int assume_role(struct goman_credchain *cc, const char *profile, int dept
 		.depth = depth,
 		.source = "assume-role",
 		.run = run_assume,
-		.a = {
-			.role_arn = role,
-			.session_name = prof_get(cc, profile, "role_session_name"),
-			.external_id = prof_get(cc, profile, "external_id"),
-			.mfa_serial = prof_get(cc, profile, "mfa_serial"),
-			.duration_s = d,
-		},
+		.a =
+			{
+				.role_arn = role,
+				.session_name = prof_get(cc, profile, "role_session_name"),
+				.external_id = prof_get(cc, profile, "external_id"),
+				.mfa_serial = prof_get(cc, profile, "mfa_serial"),
+				.duration_s = d,
+			},
 	};
 	return cached_sts(&f, out, err);
 }
@@ -482,8 +482,8 @@ static int run_sso(struct fetch *f, struct goman_creds *out, cJSON **doc, struct
 }
 
 /* the SSO settings of a profile: [sso-session NAME] or the legacy keys in the profile */
-static int sso_settings(const struct goman_credchain *cc, const char *profile,
-			struct gm_sso *s, struct goman_err *err)
+static int sso_settings(const struct goman_credchain *cc, const char *profile, struct gm_sso *s,
+			struct goman_err *err)
 {
 	s->profile = profile;
 	s->session = prof_get(cc, profile, "sso_session");
@@ -511,8 +511,8 @@ static int sso_settings(const struct goman_credchain *cc, const char *profile,
 		s->start_url = url;
 		s->region = reg;
 	}
-	const char *missing = !s->start_url ? "sso_start_url"
-			      : !s->region  ? "sso_region"
+	const char *missing = !s->start_url    ? "sso_start_url"
+			      : !s->region     ? "sso_region"
 			      : !s->account_id ? "sso_account_id"
 			      : !s->role_name  ? "sso_role_name"
 					       : NULL;

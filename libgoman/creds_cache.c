@@ -88,7 +88,11 @@ static int add_u16(char **buf, size_t *len, unsigned v)
 static long utf8_next(const unsigned char *s, int *n)
 {
 	unsigned c = s[0];
-	int k = c < 0x80 ? 1 : (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3 : (c & 0xf8) == 0xf0 ? 4 : 0;
+	int k = c < 0x80             ? 1
+		: (c & 0xe0) == 0xc0 ? 2
+		: (c & 0xf0) == 0xe0 ? 3
+		: (c & 0xf8) == 0xf0 ? 4
+				     : 0;
 	if (!k)
 		return -1;
 	long cp = k == 1 ? c : k == 2 ? (c & 0x1f) : k == 3 ? (c & 0x0f) : (c & 0x07);
@@ -222,7 +226,8 @@ static int check_owner(const struct stat *st, const char *path, struct goman_err
 		return goman_err_set(err, GOMAN_ECREDS, GOMAN_CLASS_AUTH, "UnsafeCredentialCache",
 				     "credential cache %s is not yours alone (owner uid %lu, mode "
 				     "%04o): remove it or fix its owner and mode",
-				     path, (unsigned long)st->st_uid, (unsigned)(st->st_mode & 07777));
+				     path, (unsigned long)st->st_uid,
+				     (unsigned)(st->st_mode & 07777));
 	return 0;
 }
 
@@ -437,8 +442,8 @@ int gm_write_private_file(const char *dir, const char *path, const char *text,
 	rc = 0;
 	goto out;
 ioerr:
-	goman_err_set(err, GOMAN_EIO, GOMAN_CLASS_CLIENT, "CacheWrite", "cannot write %s: %s",
-		      path, strerror(errno));
+	goman_err_set(err, GOMAN_EIO, GOMAN_CLASS_CLIENT, "CacheWrite", "cannot write %s: %s", path,
+		      strerror(errno));
 	goman_log(GOMAN_LOG_WARN, "CREDS", "cannot write %s: %s", path, strerror(errno));
 out:
 	if (fd >= 0)

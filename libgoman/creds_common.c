@@ -73,9 +73,8 @@ int goman_creds_copy(struct goman_creds *dst, const struct goman_creds *src)
 }
 
 /* Builds creds from borrowed strings (token may be NULL). */
-int gm_creds_set(struct goman_creds *out, const char *akid, const char *secret,
-		     const char *token, int64_t expires_ms, const char *source,
-		     struct goman_err *err)
+int gm_creds_set(struct goman_creds *out, const char *akid, const char *secret, const char *token,
+		 int64_t expires_ms, const char *source, struct goman_err *err)
 {
 	struct goman_creds tmp = {
 		.access_key_id = (char *)akid,
@@ -122,7 +121,7 @@ int gm_creds_from_json(const cJSON *o, const char *token_field, const char *sour
 					     ex->valuestring);
 	}
 	return gm_creds_set(out, ak->valuestring, sk->valuestring,
-			 cJSON_IsString(tk) ? tk->valuestring : NULL, exp, source, err);
+			    cJSON_IsString(tk) ? tk->valuestring : NULL, exp, source, err);
 }
 
 char *gm_home_path(const char *rel)

@@ -41,9 +41,8 @@ int gm_creds_from_json(const struct cJSON *o, const char *token_field, const cha
 		       struct goman_creds *out, struct goman_err *err);
 
 /* Builds creds from borrowed strings (token may be NULL or ""). */
-int gm_creds_set(struct goman_creds *out, const char *akid, const char *secret,
-		 const char *token, int64_t expires_ms, const char *source,
-		 struct goman_err *err);
+int gm_creds_set(struct goman_creds *out, const char *akid, const char *secret, const char *token,
+		 int64_t expires_ms, const char *source, struct goman_err *err);
 /* $HOME/rel, malloc'd; NULL without HOME or memory. */
 char *gm_home_path(const char *rel);
 /* A small secret file (a web identity token) into *out (malloc'd, trailing newlines cut;
@@ -68,14 +67,14 @@ struct gm_cc_call {
 	enum gm_cc_kind kind;
 	const char *service; /* "sts", "sso", "sso-oidc": the endpoint and breaker key */
 	const char *action;
-	const char *region;               /* validated by the chain before the call */
-	const struct goman_kvs *params;   /* query */
-	const struct goman_creds *creds;  /* GM_CC_QUERY_SIGNED */
-	const char *method;               /* REST: "GET", "POST" */
-	const char *path;                 /* REST: path and encoded query ("/token") */
-	const char *bearer_header;        /* REST: e.g. "x-amz-sso_bearer_token", or NULL */
-	const char *bearer;               /* its value (a secret: never logged) */
-	const char *body;                 /* REST: JSON text or NULL */
+	const char *region;              /* validated by the chain before the call */
+	const struct goman_kvs *params;  /* query */
+	const struct goman_creds *creds; /* GM_CC_QUERY_SIGNED */
+	const char *method;              /* REST: "GET", "POST" */
+	const char *path;                /* REST: path and encoded query ("/token") */
+	const char *bearer_header;       /* REST: e.g. "x-amz-sso_bearer_token", or NULL */
+	const char *bearer;              /* its value (a secret: never logged) */
+	const char *body;                /* REST: JSON text or NULL */
 };
 /* 0 with *reply the parsed reply (XML converted, or JSON; caller frees), or -1 with err
  * (service errors keep code, message, status and request id). */
@@ -113,8 +112,8 @@ struct gm_assume {
 	const char *external_id;  /* optional */
 	const char *mfa_serial;   /* optional, with token_code */
 	const char *token_code;
-	long duration_s;          /* 0 = STS default (3600) */
-	const char *region;       /* NULL = us-east-1 */
+	long duration_s;    /* 0 = STS default (3600) */
+	const char *region; /* NULL = us-east-1 */
 };
 /* AssumeRole signed with src. With reply non-NULL, *reply is the whole converted reply
  * (for the on-disk cache; caller frees, secrets inside). */

@@ -41,7 +41,8 @@ int gm_mfa_prompt(const char *serial, char code[16], struct goman_err *err)
 	}
 	char prompt[300], line[64];
 	int n = snprintf(prompt, sizeof(prompt), "Enter MFA code for %s: ", serial);
-	if (n > 0 && write(fd, prompt, (size_t)n < sizeof(prompt) ? (size_t)n : sizeof(prompt) - 1) < 0)
+	if (n > 0 &&
+	    write(fd, prompt, (size_t)n < sizeof(prompt) ? (size_t)n : sizeof(prompt) - 1) < 0)
 		n = -1;
 	ssize_t r;
 	do
@@ -61,7 +62,7 @@ int gm_mfa_prompt(const char *serial, char code[16], struct goman_err *err)
 		memcpy(code, line, len + 1);
 	explicit_bzero(line, sizeof(line));
 	if (!digits)
-		return no_code(err, serial, r > 0 ? "the answer is not a code of digits"
-						 : "no answer was read");
+		return no_code(err, serial,
+			       r > 0 ? "the answer is not a code of digits" : "no answer was read");
 	return 0;
 }

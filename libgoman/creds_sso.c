@@ -101,7 +101,8 @@ static int refresh_token(const struct gm_caller *c, const struct gm_sso *s, cJSO
 	char iso[21];
 	gm_iso_utc(goman_now_ms() + (int64_t)in->valuedouble * 1000, iso);
 	const char *nrt = jstr(reply, "refreshToken");
-	if (!cJSON_ReplaceItemInObjectCaseSensitive(tok, "accessToken", cJSON_CreateString(access)) ||
+	if (!cJSON_ReplaceItemInObjectCaseSensitive(tok, "accessToken",
+						    cJSON_CreateString(access)) ||
 	    !cJSON_ReplaceItemInObjectCaseSensitive(tok, "expiresAt", cJSON_CreateString(iso)) ||
 	    (nrt && !cJSON_ReplaceItemInObjectCaseSensitive(tok, "refreshToken",
 							    cJSON_CreateString(nrt)))) {
@@ -120,8 +121,7 @@ out:
 }
 
 /* The cached token (refreshed and saved when due), as a document the caller wipes. */
-static cJSON *load_token(const struct gm_caller *c, const struct gm_sso *s,
-			 struct goman_err *err)
+static cJSON *load_token(const struct gm_caller *c, const struct gm_sso *s, struct goman_err *err)
 {
 	char key[41], rel[80];
 	if (gm_sha1_hex(s->session ? s->session : s->start_url, key) != 0) {
@@ -144,9 +144,10 @@ static cJSON *load_token(const struct gm_caller *c, const struct gm_sso *s,
 	if (rc < 0) {
 		/* err names the file and its owner */
 	} else if (!tok || gm_sso_token_parse(tok, &access, &exp) != 0) {
-		login_required(s, found ? "the cached SSO login is not valid JSON with accessToken "
-					 "and expiresAt"
-				       : "there is no cached SSO login",
+		login_required(s,
+			       found ? "the cached SSO login is not valid JSON with accessToken "
+				       "and expiresAt"
+				     : "there is no cached SSO login",
 			       err);
 		rc = -1;
 	} else if (s->session && exp - goman_now_ms() < SSO_REFRESH_WINDOW_MS) {

@@ -156,8 +156,8 @@ int gm_creds_web_identity(const struct gm_caller *c, const struct gm_assume *a,
 		.region = a->region ? a->region : "us-east-1",
 		.params = &params,
 	};
-	rc = sts_call(c, &call, "AssumeRoleWithWebIdentityResult", "web-identity", a->role_arn,
-		      out, reply, err);
+	rc = sts_call(c, &call, "AssumeRoleWithWebIdentityResult", "web-identity", a->role_arn, out,
+		      reply, err);
 out:
 	/* the token and every copy of it (the kvs value) */
 	for (size_t i = 0; i < params.n; i++)

@@ -91,23 +91,25 @@ int goman_ec2_instance_from_json(const struct cJSON *item, struct goman_ec2_inst
 	if (!id)
 		return -1;
 	gm_ec2_copy(out->instance_id, sizeof(out->instance_id), id);
-	gm_ec2_copy(out->state, sizeof(out->state), goman_json_path_str(item, "instanceState.name"));
+	gm_ec2_copy(out->state, sizeof(out->state),
+		    goman_json_path_str(item, "instanceState.name"));
 	gm_ec2_copy(out->state_reason, sizeof(out->state_reason),
-		 goman_json_path_str(item, "stateReason.code"));
+		    goman_json_path_str(item, "stateReason.code"));
 	/* the reply is outside input: an address that is not one never reaches a record */
 	const char *pip = goman_json_path_str(item, "privateIpAddress");
 	const char *pub = goman_json_path_str(item, "ipAddress");
 	gm_ec2_copy(out->private_ip, sizeof(out->private_ip), goman_addr_ok(pip) ? pip : NULL);
 	gm_ec2_copy(out->public_ip, sizeof(out->public_ip), goman_addr_ok(pub) ? pub : NULL);
-	gm_ec2_copy(out->az, sizeof(out->az), goman_json_path_str(item, "placement.availabilityZone"));
+	gm_ec2_copy(out->az, sizeof(out->az),
+		    goman_json_path_str(item, "placement.availabilityZone"));
 	gm_ec2_copy(out->type, sizeof(out->type), goman_json_path_str(item, "instanceType"));
 	gm_ec2_copy(out->image_id, sizeof(out->image_id), goman_json_path_str(item, "imageId"));
 	gm_ec2_copy(out->subnet_id, sizeof(out->subnet_id), goman_json_path_str(item, "subnetId"));
 	gm_ec2_copy(out->vpc_id, sizeof(out->vpc_id), goman_json_path_str(item, "vpcId"));
 	gm_ec2_copy(out->launch_time, sizeof(out->launch_time),
-		 goman_json_path_str(item, "launchTime"));
+		    goman_json_path_str(item, "launchTime"));
 	gm_ec2_copy(out->lifecycle, sizeof(out->lifecycle),
-		 goman_json_path_str(item, "instanceLifecycle"));
+		    goman_json_path_str(item, "instanceLifecycle"));
 	const char *li = goman_json_path_str(item, "amiLaunchIndex");
 	if (li) {
 		char *end;
@@ -311,7 +313,8 @@ static int desc_page(struct desc_op *d, struct goman_err *err)
 		n = d->ids.n - d->chunk;
 		if (n > GM_EC2_IDS_PER_CALL)
 			n = GM_EC2_IDS_PER_CALL;
-		rc = gm_ec2_add_ids(&params, "InstanceId", (const char *const *)d->ids.v + d->chunk, n);
+		rc = gm_ec2_add_ids(&params, "InstanceId", (const char *const *)d->ids.v + d->chunk,
+				    n);
 	} else if (rc == 0) {
 		/* MaxResults cannot be combined with InstanceId.N */
 		rc = goman_kvs_add(&params, "MaxResults", max_results());
@@ -668,7 +671,8 @@ int goman_ec2_subnets(struct goman_aws *aws, const struct goman_kvs *filters,
 			struct goman_ec2_subnet *d = &v[nv++];
 			memset(d, 0, sizeof(*d));
 			gm_ec2_copy(d->subnet_id, sizeof(d->subnet_id), id);
-			gm_ec2_copy(d->az, sizeof(d->az), goman_json_path_str(s, "availabilityZone"));
+			gm_ec2_copy(d->az, sizeof(d->az),
+				    goman_json_path_str(s, "availabilityZone"));
 			gm_ec2_copy(d->vpc_id, sizeof(d->vpc_id), goman_json_path_str(s, "vpcId"));
 			const char *df = goman_json_path_str(s, "defaultForAz");
 			d->default_for_az = df && !strcmp(df, "true");

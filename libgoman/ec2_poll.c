@@ -356,10 +356,11 @@ static void status_done(struct goman_aws_result *res, void *ud)
 			const char *ss = goman_json_path_str(it, "systemStatus.status");
 			for (size_t j = 0; id && j < c->found.n; j++)
 				if (!strcmp(c->found.v[j].instance_id, id))
-					gm_ec2_copy(c->found.v[j].status, sizeof(c->found.v[j].status),
-						 is && ss && !strcmp(is, "ok") && !strcmp(ss, "ok")
-							 ? "ok"
-							 : (is ? is : ""));
+					gm_ec2_copy(
+						c->found.v[j].status, sizeof(c->found.v[j].status),
+						is && ss && !strcmp(is, "ok") && !strcmp(ss, "ok")
+							? "ok"
+							: (is ? is : ""));
 		}
 	}
 	/* a failed status call only delays these instances to the next round */

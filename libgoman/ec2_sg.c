@@ -169,7 +169,7 @@ int goman_ec2_ensure_sg(struct goman_aws *aws, const char *name, const char *des
 				break;
 			}
 			if (gm_ec2_blocking(aws, "AuthorizeSecurityGroupIngress", &one, &res, calls,
-				     err) != 0 &&
+					    err) != 0 &&
 			    strcmp(res.err.code, "InvalidPermission.Duplicate"))
 				rc = -1;
 			goman_kvs_clear(&one);

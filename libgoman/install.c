@@ -414,8 +414,8 @@ static void action_error(struct goman_err *e, const struct gm_install *in, const
 	static const char *const codes[] = {"", "CordonFailed", "DrainFailed", "UncordonFailed",
 					    "DeleteFailed"};
 	goman_err_set(e, GOMAN_ECHILD, GOMAN_CLASS_START, codes[in->o.action],
-		      "kubectl %s %s exited with %d%s%s", gm_inst_action_names[in->o.action], n->name,
-		      exit_code, last[0] ? ": " : "", last);
+		      "kubectl %s %s exited with %d%s%s", gm_inst_action_names[in->o.action],
+		      n->name, exit_code, last[0] ? ": " : "", last);
 	e->retryable = false;
 }
 
@@ -832,8 +832,7 @@ static int add_action(struct gm_install *in, struct gm_inode *n, bool first_serv
 }
 
 /* Why a record is not a node this run can take (buf holds the text), or NULL. */
-static const char *record_why(const struct gm_install *in, const cJSON *rec, char *buf,
-			      size_t len)
+static const char *record_why(const struct gm_install *in, const cJSON *rec, char *buf, size_t len)
 {
 	const char *cluster = rec_str(rec, "cluster");
 	const char *role = rec_str(rec, "role");
@@ -861,7 +860,7 @@ static const char *record_why(const struct gm_install *in, const cJSON *rec, cha
 	/* the name is the Kubernetes node name (--node-name; what kubectl drain names) */
 	if (name && !goman_install_node_name_ok(name))
 		return "\"name\" is not a Kubernetes node name (lower case a-z 0-9 - ., at "
-			"most 253)";
+		       "most 253)";
 	bool acting = in->o.action != GOMAN_ACTION_INSTALL;
 	const char *lt = acting ? NULL : labels_taints_why(rec, buf, len);
 	if (lt)
@@ -872,15 +871,18 @@ static const char *record_why(const struct gm_install *in, const cJSON *rec, cha
 	if (pub_ip && !goman_addr_ok(pub_ip))
 		return "\"public_ip\" is not an IP address or host name (goman(7) ADDRESSES)";
 	const cJSON *su = cJSON_GetObjectItemCaseSensitive(rec, "server_url");
-	if (su && !cJSON_IsNull(su) && (!cJSON_IsString(su) || !goman_server_url_ok(su->valuestring) ||
-					strlen(su->valuestring) >= sizeof(((struct gm_inode *)0)->server_url)))
+	if (su && !cJSON_IsNull(su) &&
+	    (!cJSON_IsString(su) || !goman_server_url_ok(su->valuestring) ||
+	     strlen(su->valuestring) >= sizeof(((struct gm_inode *)0)->server_url)))
 		return "\"server_url\" is not https://ADDR:PORT (goman(7) ADDRESSES)";
 	if (!acting && in->o.via == GOMAN_VIA_SSM && !iid &&
 	    !cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(rec, "ok")))
 		return "record has no \"instance_id\"";
 	if (!acting && in->o.via == GOMAN_VIA_SSH && !(in->o.ssh_public_ip ? pub_ip : pip) &&
 	    !cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(rec, "ok")))
-		return snprintf(buf, len, "record has no \"%s\"", in->o.ssh_public_ip ? "public_ip" : "private_ip"), buf;
+		return snprintf(buf, len, "record has no \"%s\"",
+				in->o.ssh_public_ip ? "public_ip" : "private_ip"),
+		       buf;
 	return NULL;
 }
 

@@ -97,7 +97,7 @@ struct gm_install {
 	struct gm_inode *first; /* the first server (index 0) */
 	struct gm_inode *verify;
 	struct gm_inode *ready_head, **ready_tail; /* slots: waiting for one */
-	int running; /* slots: nodes started and not done */
+	int running;                               /* slots: nodes started and not done */
 	bool input_done, cluster_init_decided, cluster_init, verified_done, finished;
 	bool token_failed, first_ok;
 	/* action: the first server (where kubectl runs) is known */
@@ -112,8 +112,7 @@ struct gm_install {
 
 /* The server a (non-first) node joins: --server-url, else its record's "server_url", else
  * the first server's private IP (empty while unknown). */
-static inline const char *gm_inst_server_url(const struct gm_install *in,
-					     const struct gm_inode *n)
+static inline const char *gm_inst_server_url(const struct gm_install *in, const struct gm_inode *n)
 {
 	return in->o.server_url || !n->server_url[0] ? in->server_url : n->server_url;
 }

@@ -63,7 +63,7 @@ struct ssm_inst {
 	/* per group (kind): the fastest and slowest install seen (send -> done) */
 	int64_t fast_ms[GM_K_MAX], slow_ms[GM_K_MAX];
 	enum { LIST_TRY = 0, LIST_OK, LIST_NO } list; /* ListCommandInvocations answers? */
-	bool probing; /* the first List is in flight: the others wait for its answer */
+	bool probing;           /* the first List is in flight: the others wait for its answer */
 	struct ssm_cmd *cmds;   /* every command polled as a whole (freed with the installer) */
 	unsigned long lists;    /* ListCommandInvocations calls */
 	int64_t learned_reg_ms; /* shortest arrival -> accepted of a node SSM first did not
@@ -251,8 +251,8 @@ static void send_done(struct goman_aws_result *res, void *ud)
 				continue;
 			}
 			snprintf(SN(n)->command_id, sizeof(SN(n)->command_id), "%s", cid);
-			if (SN(n)->rejects > 0 &&
-			    (SI(in)->learned_reg_ms <= 0 || now - n->t_arrive < SI(in)->learned_reg_ms))
+			if (SN(n)->rejects > 0 && (SI(in)->learned_reg_ms <= 0 ||
+						   now - n->t_arrive < SI(in)->learned_reg_ms))
 				SI(in)->learned_reg_ms = now - n->t_arrive;
 			SN(n)->t_send = now;
 			SN(n)->sends++;
@@ -261,7 +261,7 @@ static void send_done(struct goman_aws_result *res, void *ud)
 				  (long long)(now - n->t_start), SN(n)->sends);
 			SN(n)->retry_ms = 0;
 			SN(n)->exec_until = now + in->o.timeout_ms + in->o.delivery_timeout_ms +
-					2 * in->o.poll_ms;
+					    2 * in->o.poll_ms;
 			if (SI(in)->list == LIST_NO)
 				schedule_poll(in, n, first_poll_ms(in, n->kind));
 		}
@@ -778,7 +778,8 @@ static void list_done(struct goman_aws_result *res, void *ud)
 	c->retry_ms = 0;
 	const cJSON *inv;
 	int ended = 0;
-	cJSON_ArrayForEach (inv, cJSON_GetObjectItemCaseSensitive(res->data, "CommandInvocations")) {
+	cJSON_ArrayForEach (inv,
+			    cJSON_GetObjectItemCaseSensitive(res->data, "CommandInvocations")) {
 		const char *iid = goman_json_path_str(inv, "InstanceId");
 		const char *st = goman_json_path_str(inv, "Status");
 		for (int i = 0; iid && st && *st && !status_pending(st) && i < c->n; i++)
@@ -871,9 +872,10 @@ static void ssm_free(struct gm_install *in)
 			goman_http_timer_cancel(in->o.http, c->timer);
 		free(c);
 	}
-	goman_log(GOMAN_LOG_DEBUG, "INSTALL",
-		  "SSM calls: %lu SendCommand, %lu ListCommandInvocations, %lu GetCommandInvocation",
-		  SI(in)->sends, SI(in)->lists, SI(in)->polls);
+	goman_log(
+		GOMAN_LOG_DEBUG, "INSTALL",
+		"SSM calls: %lu SendCommand, %lu ListCommandInvocations, %lu GetCommandInvocation",
+		SI(in)->sends, SI(in)->lists, SI(in)->polls);
 	free(in->tp);
 	in->tp = NULL;
 }

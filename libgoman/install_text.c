@@ -213,8 +213,9 @@ char *gm_inst_action_cmd(struct gm_install *in, const struct gm_inode *n)
 	if (del) {
 		/* a node Kubernetes does not know (it never joined, or a re-run deleted it) is
 		 * already what a delete wants */
-		gm_buf_adds(&b, "); r=$?; printf '%s\\n' \"$o\"; if [ $r -ne 0 ]; then case \"$o\" in "
-				"*NotFound*) exit 0 ;; esac; exit $r; fi; \"$k\" kubectl delete node ");
+		gm_buf_adds(&b,
+			    "); r=$?; printf '%s\\n' \"$o\"; if [ $r -ne 0 ]; then case \"$o\" in "
+			    "*NotFound*) exit 0 ;; esac; exit $r; fi; \"$k\" kubectl delete node ");
 		gm_buf_quote(&b, n->name);
 		gm_buf_adds(&b, " 2>&1");
 	}

@@ -78,12 +78,11 @@ static double round2(double v)
 /* The server URL of the cluster from its first server (role server, index 0): nodes then
  * join it without waiting for that server's record. An address that fails the address rule
  * gives no URL rather than a bad one. */
-static void note_first_server(struct prun *r, const struct goman_ec2_instance *in,
-			      const char *role, int index)
+static void note_first_server(struct prun *r, const struct goman_ec2_instance *in, const char *role,
+			      int index)
 {
 	char url[sizeof(r->server_url)];
-	if (r->server_url[0] || !role || strcmp(role, "server") || index != 0 ||
-	    !in->private_ip[0])
+	if (r->server_url[0] || !role || strcmp(role, "server") || index != 0 || !in->private_ip[0])
 		return;
 	if (goman_server_url(url, sizeof(url), in->private_ip, GM_PROV_K3S_API_PORT) == 0 &&
 	    goman_server_url_ok(url))
@@ -1028,9 +1027,8 @@ static void wait_stopped(struct prun *r, struct node *n)
 	if (!r->stop_poller)
 		r->stop_poller = cluster_poller(r, GOMAN_EC2_WAIT_STOPPED, stopped, &se);
 	int64_t to = r->o->timeout_ms > 0 ? r->o->timeout_ms : 600000;
-	if (!r->stop_poller ||
-	    goman_ec2_poller_add(r->stop_poller, n->inst.instance_id, goman_mono_ms() + to,
-				 &se) != 0) {
+	if (!r->stop_poller || goman_ec2_poller_add(r->stop_poller, n->inst.instance_id,
+						    goman_mono_ms() + to, &se) != 0) {
 		if (!se.code[0] && se.rc == GOMAN_OK)
 			gm_err_oom(&se);
 		emit(r, n, &se);

@@ -25,8 +25,8 @@ struct prun;
 #define GM_PROV_MAX_TYPES 8
 #define GM_PROV_TAG_MAX 256 /* EC2's limit on a tag value */
 #define GM_PROV_DEFAULT_PROFILE "goman-node"
-#define GM_PROV_RETRY_MS 1000        /* base pause before a call is sent again by us */
-#define GM_PROV_K3S_API_PORT 6443    /* where servers listen and nodes join */
+#define GM_PROV_RETRY_MS 1000     /* base pause before a call is sent again by us */
+#define GM_PROV_K3S_API_PORT 6443 /* where servers listen and nodes join */
 
 struct node {
 	struct cJSON *in; /* spec copy without _line (owned) */
@@ -125,8 +125,8 @@ struct prun {
 	char root_ami[8][64], root_dev[8][32];
 	int nroot;
 	char digest[17];
-	char vpc[32];   /* of the subnets placed on; "" = not known */
-	bool vpc_mixed; /* the subnets span VPCs: one security group cannot cover them */
+	char vpc[32];        /* of the subnets placed on; "" = not known */
+	bool vpc_mixed;      /* the subnets span VPCs: one security group cannot cover them */
 	char server_url[80]; /* https://IP:6443 of the first server once known; "" before */
 };
 

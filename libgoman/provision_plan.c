@@ -29,7 +29,6 @@ int gm_prov_tag_index(const struct goman_ec2_instance *in)
 /* The states an instance can be reused from; the listing filter asks for exactly these. */
 static const char *const reusable_states[] = {"pending", "running", "stopping", "stopped"};
 
-
 bool gm_prov_reusable_state(const char *s)
 {
 	for (size_t i = 0; i < sizeof(reusable_states) / sizeof(*reusable_states); i++)
@@ -81,8 +80,7 @@ static bool ours(const struct goman_ec2_instance *in, const struct node *n)
  * missing. Refuses (-1, nothing matched) a listing made with an incomplete filter.
  */
 int gm_prov_plan(struct node **nodes, size_t nn, const struct goman_kvs *filter,
-				const struct goman_ec2_instances *ex, size_t *missing_out,
-				struct goman_err *e)
+		 const struct goman_ec2_instances *ex, size_t *missing_out, struct goman_err *e)
 {
 	for (size_t i = 0; i < nn; i++)
 		if (!filter_complete(filter, nodes[i]->cluster))
@@ -140,8 +138,7 @@ nomem:
 	return gm_err_oom(e);
 }
 
-void gm_prov_place(struct node **nodes, size_t nn, const struct goman_ec2_subnet *sn,
-				  size_t ns)
+void gm_prov_place(struct node **nodes, size_t nn, const struct goman_ec2_subnet *sn, size_t ns)
 {
 	if (!ns)
 		return;

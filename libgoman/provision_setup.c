@@ -61,7 +61,8 @@ static int setup_call(struct prun *r, const struct goman_aws_call *call,
 	return rc;
 }
 
-int gm_prov_resolve_ami(struct prun *r, const char *spec, char *out, size_t len, struct goman_err *e)
+int gm_prov_resolve_ami(struct prun *r, const char *spec, char *out, size_t len,
+			struct goman_err *e)
 {
 	if (strncmp(spec, "ssm:", 4)) {
 		snprintf(out, len, "%s", spec);
@@ -159,7 +160,8 @@ int gm_prov_ensure_sg(struct prun *r, struct goman_err *e)
 	if (o->ssh_cidr && *o->ssh_cidr)
 		rules[n++] = (struct goman_ec2_sg_rule){"tcp", 22, 22, o->ssh_cidr};
 	if (o->api_cidr && *o->api_cidr)
-		rules[n++] = (struct goman_ec2_sg_rule){"tcp", GM_PROV_K3S_API_PORT, GM_PROV_K3S_API_PORT, o->api_cidr};
+		rules[n++] = (struct goman_ec2_sg_rule){"tcp", GM_PROV_K3S_API_PORT,
+							GM_PROV_K3S_API_PORT, o->api_cidr};
 	char name[64], desc[128];
 	snprintf(name, sizeof(name), "goman-%s", r->cluster);
 	/* no spaces: moto re-encodes a space as '+' when it checks the signature (real EC2

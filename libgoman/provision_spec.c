@@ -91,15 +91,16 @@ static int spec_identity(const struct goman_provision_opts *o, struct node *n, s
 	if (!n->cluster)
 		return gm_prov_bad(e, "missing \"cluster\"%s%s", NULL, NULL);
 	if (!goman_cluster_name_ok(n->cluster))
-		return gm_prov_bad(e, "cluster name '%s' must match ^[a-z][a-z0-9-]{0,39}$%s", n->cluster,
-			   NULL);
+		return gm_prov_bad(e, "cluster name '%s' must match ^[a-z][a-z0-9-]{0,39}$%s",
+				   n->cluster, NULL);
 	if (!n->role || (strcmp(n->role, "server") && strcmp(n->role, "agent")))
 		return gm_prov_bad(e, "\"role\" must be \"server\" or \"agent\"%s%s", NULL, NULL);
 	const cJSON *ix = cJSON_GetObjectItemCaseSensitive(in, "index");
 	if (ix) {
 		if (!cJSON_IsNumber(ix) || ix->valuedouble < 0 || ix->valuedouble > 99999 ||
 		    ix->valuedouble != (double)(int)ix->valuedouble)
-			return gm_prov_bad(e, "\"index\" must be an integer from 0%s%s", NULL, NULL);
+			return gm_prov_bad(e, "\"index\" must be an integer from 0%s%s", NULL,
+					   NULL);
 		n->index = (int)ix->valuedouble;
 	}
 	const cJSON *nm = cJSON_GetObjectItemCaseSensitive(in, "name");
@@ -115,9 +116,9 @@ static int spec_identity(const struct goman_provision_opts *o, struct node *n, s
 		if (!strncmp(s, prefix, pl) && isdigit((unsigned char)s[pl]))
 			v = strtol(s + pl, &end, 10);
 		if (v < 0 || !end || *end || v > 99999)
-			return gm_prov_bad(e,
-				   "\"name\" '%s' must be <cluster>-<role>-<index>, here %s<index>",
-				   s, prefix);
+			return gm_prov_bad(
+				e, "\"name\" '%s' must be <cluster>-<role>-<index>, here %s<index>",
+				s, prefix);
 		if (n->index >= 0 && v != n->index)
 			return gm_prov_bad(e, "\"name\" '%s' disagrees with \"index\"%s", s, NULL);
 		n->index = (int)v;
@@ -133,7 +134,8 @@ static int spec_types(const struct goman_provision_opts *o, struct node *n, stru
 	const cJSON *tl = cJSON_GetObjectItemCaseSensitive(in, "types");
 	if (tl && (!cJSON_IsArray(tl) || cJSON_GetArraySize(tl) < 1 ||
 		   cJSON_GetArraySize(tl) > GM_PROV_MAX_TYPES))
-		return gm_prov_bad(e, "\"types\" must be a list of 1 to 8 instance types%s%s", NULL, NULL);
+		return gm_prov_bad(e, "\"types\" must be a list of 1 to 8 instance types%s%s", NULL,
+				   NULL);
 	const char *ty = str_field(in, "instance_type");
 	if (!ty && tl)
 		ty = cJSON_IsString(cJSON_GetArrayItem(tl, 0))
@@ -148,8 +150,8 @@ static int spec_types(const struct goman_provision_opts *o, struct node *n, stru
 	n->ntypes = 1;
 	cJSON_ArrayForEach (t, tl) {
 		if (!cJSON_IsString(t) || !*t->valuestring || strlen(t->valuestring) >= 64)
-			return gm_prov_bad(e, "\"types\" entries must be instance type names%s%s", NULL,
-				   NULL);
+			return gm_prov_bad(e, "\"types\" entries must be instance type names%s%s",
+					   NULL, NULL);
 		bool dup = false;
 		for (int i = 0; i < n->ntypes; i++)
 			dup |= !strcmp(n->types[i], t->valuestring);
@@ -170,7 +172,8 @@ static int spec_launch(const struct goman_provision_opts *o, struct node *n, str
 	const cJSON *in = n->in;
 	const char *gr = str_field(in, "group");
 	if (cJSON_GetObjectItemCaseSensitive(in, "group") && (!gr || !goman_cluster_name_ok(gr)))
-		return gm_prov_bad(e, "\"group\" must match ^[a-z][a-z0-9-]{0,39}$%s%s", NULL, NULL);
+		return gm_prov_bad(e, "\"group\" must match ^[a-z][a-z0-9-]{0,39}$%s%s", NULL,
+				   NULL);
 	n->explicit_group = gr != NULL;
 	snprintf(n->group, sizeof(n->group), "%s", gr ? gr : n->role);
 	const char *via = str_field(in, "via");
@@ -188,7 +191,8 @@ static int spec_launch(const struct goman_provision_opts *o, struct node *n, str
 	const cJSON *vg = cJSON_GetObjectItemCaseSensitive(in, "volume_gb");
 	if (vg && (!cJSON_IsNumber(vg) || vg->valuedouble < 8 || vg->valuedouble > 16384 ||
 		   vg->valuedouble != (double)(int)vg->valuedouble))
-		return gm_prov_bad(e, "\"volume_gb\" must be an integer from 8 to 16384%s%s", NULL, NULL);
+		return gm_prov_bad(e, "\"volume_gb\" must be an integer from 8 to 16384%s%s", NULL,
+				   NULL);
 	n->volume_gb = vg ? (int)vg->valuedouble : 0;
 	return 0;
 }
@@ -201,30 +205,31 @@ static int spec_labels(struct node *n, struct goman_err *e)
 	const cJSON *lb = cJSON_GetObjectItemCaseSensitive(in, "labels");
 	if (lb) {
 		if (!cJSON_IsObject(lb))
-			return gm_prov_bad(e, "\"labels\" must be an object of strings%s%s", NULL, NULL);
+			return gm_prov_bad(e, "\"labels\" must be an object of strings%s%s", NULL,
+					   NULL);
 		cJSON_ArrayForEach (t, lb)
 			if (!cJSON_IsString(t) || strpbrk(t->string, ",=") ||
 			    strchr(t->valuestring, ','))
 				return gm_prov_bad(e,
-					   "label '%s' must be a string "
-					   "without ',' (and '=' in "
-					   "the key)%s",
-					   t->string, NULL);
+						   "label '%s' must be a string "
+						   "without ',' (and '=' in "
+						   "the key)%s",
+						   t->string, NULL);
 		if (!(n->labels_tag = gm_prov_compact(lb)))
 			return gm_err_oom(e);
 	}
 	const cJSON *tn = cJSON_GetObjectItemCaseSensitive(in, "taints");
 	if (tn) {
 		if (!cJSON_IsArray(tn))
-			return gm_prov_bad(e, "\"taints\" must be a list of key=value:Effect%s%s", NULL,
-				   NULL);
+			return gm_prov_bad(e, "\"taints\" must be a list of key=value:Effect%s%s",
+					   NULL, NULL);
 		cJSON_ArrayForEach (t, tn)
 			if (!cJSON_IsString(t) || !strchr(t->valuestring, ':') ||
 			    strchr(t->valuestring, ','))
 				return gm_prov_bad(e,
-					   "\"taints\" entries must be "
-					   "key[=value]:Effect%s%s",
-					   NULL, NULL);
+						   "\"taints\" entries must be "
+						   "key[=value]:Effect%s%s",
+						   NULL, NULL);
 		if (!(n->taints_tag = gm_prov_compact(tn)))
 			return gm_err_oom(e);
 	}
@@ -240,13 +245,14 @@ static int spec_place(const struct goman_provision_opts *o, struct node *n, stru
 	if (sl) {
 		const cJSON *x;
 		if (!cJSON_IsArray(sl) || cJSON_GetArraySize(sl) < 1 || cJSON_GetArraySize(sl) > 32)
-			return gm_prov_bad(e, "\"subnets\" must be a list of 1 to 32 subnet IDs%s%s", NULL,
-				   NULL);
+			return gm_prov_bad(e,
+					   "\"subnets\" must be a list of 1 to 32 subnet IDs%s%s",
+					   NULL, NULL);
 		cJSON_ArrayForEach (x, sl)
 			if (!cJSON_IsString(x) || strncmp(x->valuestring, "subnet-", 7) ||
 			    strlen(x->valuestring) >= 32)
-				return gm_prov_bad(e, "\"subnets\" entries must be subnet IDs%s%s", NULL,
-					   NULL);
+				return gm_prov_bad(e, "\"subnets\" entries must be subnet IDs%s%s",
+						   NULL, NULL);
 		n->subnets = sl;
 	}
 	const char *sn = str_field(in, "subnet_id");
@@ -254,13 +260,15 @@ static int spec_place(const struct goman_provision_opts *o, struct node *n, stru
 	const cJSON *tags = cJSON_GetObjectItemCaseSensitive(in, "tags");
 	if (tags) {
 		if (!cJSON_IsObject(tags))
-			return gm_prov_bad(e, "\"tags\" must be an object of strings%s%s", NULL, NULL);
+			return gm_prov_bad(e, "\"tags\" must be an object of strings%s%s", NULL,
+					   NULL);
 		cJSON_ArrayForEach (t, tags) {
 			if (!cJSON_IsString(t))
-				return gm_prov_bad(e, "tag '%s' must be a string%s", t->string, NULL);
+				return gm_prov_bad(e, "tag '%s' must be a string%s", t->string,
+						   NULL);
 			if (!strncmp(t->string, "goman:", 6))
-				return gm_prov_bad(e, "tag '%s': goman: tags are goman's own%s", t->string,
-					   NULL);
+				return gm_prov_bad(e, "tag '%s': goman: tags are goman's own%s",
+						   t->string, NULL);
 		}
 	}
 	return 0;

@@ -32,7 +32,7 @@ int cli_flags_parse(const struct cli_flag *t, size_t n, const char *shorts, bool
 		long i = sp ? sp - shorts : c - 256;
 		if (c == 'h' || c == 'V')
 			return c == 'h' ? CLI_FLAGS_HELP : CLI_FLAGS_VERSION;
-		int r = i < 0 || i >= (long)n	 ? CLI_FLAGS_BAD
+		int r = i < 0 || i >= (long)n         ? CLI_FLAGS_BAD
 			: t[i].set(args, optarg) != 0 ? CLI_FLAGS_FAILED
 						      : CLI_FLAGS_OK;
 		if (r != CLI_FLAGS_OK && !keep_going)

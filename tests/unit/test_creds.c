@@ -884,7 +884,7 @@ static void imds_unreachable_is_no_credentials_quickly(void **state)
 struct prec_row {
 	const char *name;
 	const char *config, *credentials;
-	const char *env[4]; /* "NAME=value" */
+	const char *env[4];  /* "NAME=value" */
 	const char *profile; /* passed as an argument (like --profile) */
 	const char *want;    /* the source ("env", "profile:NAME", "process") or a piece of
 			      * the error of the source that won */
@@ -892,41 +892,79 @@ struct prec_row {
 
 #define ROLE "role_arn = arn:aws:iam::123456789012:role/"
 #define KEYS(k) "aws_access_key_id = " k "\naws_secret_access_key = s-" k "\n"
-#define PROC "credential_process = /bin/echo '{\"Version\": 1, \"AccessKeyId\": \"AKIAPROC\", " \
-	     "\"SecretAccessKey\": \"proc-secret\"}'\n"
-#define SSO "sso_session = corp\nsso_account_id = 123456789012\nsso_role_name = Admin\n" \
-	    "[sso-session corp]\nsso_start_url = https://x.awsapps.com/start\n"            \
-	    "sso_region = eu-west-1\n"
-#define WEBID_ENV "AWS_WEB_IDENTITY_TOKEN_FILE=/dev/null/none", \
-		  "AWS_ROLE_ARN=arn:aws:iam::123456789012:role/webid"
+#define PROC                                                                               \
+	"credential_process = /bin/echo '{\"Version\": 1, \"AccessKeyId\": \"AKIAPROC\", " \
+	"\"SecretAccessKey\": \"proc-secret\"}'\n"
+#define SSO                                                                          \
+	"sso_session = corp\nsso_account_id = 123456789012\nsso_role_name = Admin\n" \
+	"[sso-session corp]\nsso_start_url = https://x.awsapps.com/start\n"          \
+	"sso_region = eu-west-1\n"
+#define WEBID_ENV                                     \
+	"AWS_WEB_IDENTITY_TOKEN_FILE=/dev/null/none", \
+		"AWS_ROLE_ARN=arn:aws:iam::123456789012:role/webid"
 
 static const struct prec_row prec_rows[] = {
-	{"env keys before a role profile", "[default]\n" ROLE "r\nsource_profile = base\n",
-	 "[base]\n" KEYS("AKIABASE"), {"AWS_ACCESS_KEY_ID=AKIAENV", "AWS_SECRET_ACCESS_KEY=e"},
-	 NULL, "env"},
-	{"a role profile before web identity", "[default]\n" ROLE "r\nsource_profile = base\n",
-	 "[base]\n" KEYS("AKIABASE"), {WEBID_ENV}, NULL, "AssumeRole arn:aws:iam::123456789012:role/r:"},
-	{"web identity before SSO", "[default]\n" SSO, "", {WEBID_ENV}, NULL,
+	{"env keys before a role profile",
+	 "[default]\n" ROLE "r\nsource_profile = base\n",
+	 "[base]\n" KEYS("AKIABASE"),
+	 {"AWS_ACCESS_KEY_ID=AKIAENV", "AWS_SECRET_ACCESS_KEY=e"},
+	 NULL,
+	 "env"},
+	{"a role profile before web identity",
+	 "[default]\n" ROLE "r\nsource_profile = base\n",
+	 "[base]\n" KEYS("AKIABASE"),
+	 {WEBID_ENV},
+	 NULL,
+	 "AssumeRole arn:aws:iam::123456789012:role/r:"},
+	{"web identity before SSO",
+	 "[default]\n" SSO,
+	 "",
+	 {WEBID_ENV},
+	 NULL,
 	 "web identity token file '/dev/null/none'"},
-	{"SSO before the credentials file", "[default]\n" SSO, "[default]\n" KEYS("AKIAFILE"), {0},
-	 NULL, "aws sso login --profile default"},
-	{"credentials file before credential_process", "[default]\n" PROC,
-	 "[default]\n" KEYS("AKIAFILE"), {0}, NULL, "profile:default"},
-	{"credential_process before config file keys", "[default]\n" PROC KEYS("AKIACONF"), "", {0},
-	 NULL, "process"},
-	{"config file keys before container credentials", "[default]\n" KEYS("AKIACONF"), "",
-	 {"AWS_CONTAINER_CREDENTIALS_FULL_URI=http://127.0.0.1:1/creds"}, NULL,
+	{"SSO before the credentials file",
+	 "[default]\n" SSO,
+	 "[default]\n" KEYS("AKIAFILE"),
+	 {0},
+	 NULL,
+	 "aws sso login --profile default"},
+	{"credentials file before credential_process",
+	 "[default]\n" PROC,
+	 "[default]\n" KEYS("AKIAFILE"),
+	 {0},
+	 NULL,
+	 "profile:default"},
+	{"credential_process before config file keys",
+	 "[default]\n" PROC KEYS("AKIACONF"),
+	 "",
+	 {0},
+	 NULL,
+	 "process"},
+	{"config file keys before container credentials",
+	 "[default]\n" KEYS("AKIACONF"),
+	 "",
+	 {"AWS_CONTAINER_CREDENTIALS_FULL_URI=http://127.0.0.1:1/creds"},
+	 NULL,
 	 "profile:default"},
 	{"a named profile skips env keys and web identity env",
-	 "[profile p]\n" KEYS("AKIAP"), "",
-	 {"AWS_ACCESS_KEY_ID=AKIAENV", "AWS_SECRET_ACCESS_KEY=e", WEBID_ENV}, "p", "profile:p"},
+	 "[profile p]\n" KEYS("AKIAP"),
+	 "",
+	 {"AWS_ACCESS_KEY_ID=AKIAENV", "AWS_SECRET_ACCESS_KEY=e", WEBID_ENV},
+	 "p",
+	 "profile:p"},
 	{"a source profile with keys is used for its keys, not its role",
 	 "[default]\n" ROLE "top\nsource_profile = mid\n[profile mid]\n" ROLE "mid\n"
 	 "source_profile = base\n" KEYS("AKIAMID"),
-	 "[base]\n" KEYS("AKIABASE"), {0}, NULL, "AssumeRole arn:aws:iam::123456789012:role/top:"},
+	 "[base]\n" KEYS("AKIABASE"),
+	 {0},
+	 NULL,
+	 "AssumeRole arn:aws:iam::123456789012:role/top:"},
 	{"web identity profile keys win over role_arn + source_profile",
 	 "[default]\n" ROLE "r\nsource_profile = base\nweb_identity_token_file = /dev/null/p\n",
-	 "[base]\n" KEYS("AKIABASE"), {0}, NULL, "web identity token file '/dev/null/p'"},
+	 "[base]\n" KEYS("AKIABASE"),
+	 {0},
+	 NULL,
+	 "web identity token file '/dev/null/p'"},
 };
 
 static void credential_precedence_follows_the_cli_table(void **state)
@@ -988,7 +1026,8 @@ static void cache_keys_are_botocores(void **state)
 	assert_int_equal(gm_cache_key_sso("123456789012", "Admin", "corp", NULL, key), 0);
 	assert_string_equal(key, BOTO_KEY_SSO_SESSION);
 	assert_int_equal(
-		gm_cache_key_sso("123456789012", "Admin", NULL, "https://x.awsapps.com/start", key), 0);
+		gm_cache_key_sso("123456789012", "Admin", NULL, "https://x.awsapps.com/start", key),
+		0);
 	assert_string_equal(key, BOTO_KEY_SSO_URL);
 	/* bad UTF-8 is refused, not hashed into a key nobody else computes */
 	b.session_name = "\xff";
@@ -1112,7 +1151,6 @@ static void assume_role_uses_source_profile_and_caches(void **state)
 	goman_credchain_free(cc);
 }
 
-
 /* the AccessKeyId in the CLI cache slot of the ops profile (malloc'd) */
 static char *cached_key_id(void)
 {
@@ -1167,7 +1205,6 @@ static void long_run_refreshes_role_credentials_before_they_expire(void **state)
 	free(second);
 	goman_aws_free(aws);
 }
-
 
 /* A caller that asks its chain again from inside the chain's own STS call (what the AWS
  * client's loop does when other calls want credentials meanwhile), then makes the real call
@@ -1242,8 +1279,8 @@ int main(int argc, char **argv)
 				long_run_refreshes_role_credentials_before_they_expire, setup,
 				teardown),
 			cmocka_unit_test_setup_teardown(
-				chain_asked_while_fetching_lends_valid_credentials_or_says_busy, setup,
-				teardown),
+				chain_asked_while_fetching_lends_valid_credentials_or_says_busy,
+				setup, teardown),
 		};
 		rc = cmocka_run_group_tests_name("assume-role", sts, assume_setup, assume_teardown);
 	} else {

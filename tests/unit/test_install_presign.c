@@ -11,11 +11,13 @@
 #include "goman/s3.h"
 
 #define T0 1767323045000LL /* 2026-01-02T03:04:05Z */
-#define Q "?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIDEXAMPLE%2F20260102%2Fus-east-1%2Fs3%2Faws4_request&X-Amz-Date=20260102T030405Z&X-Amz-SignedHeaders=host&X-Amz-Expires=3600&X-Amz-Signature="
+#define Q                                                                                         \
+	"?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIDEXAMPLE%2F20260102%2Fus-east-1%"  \
+	"2Fs3%2Faws4_request&X-Amz-Date=20260102T030405Z&X-Amz-SignedHeaders=host&X-Amz-Expires=" \
+	"3600&X-Amz-Signature="
 
 static struct goman_creds creds = {.access_key_id = "AKIDEXAMPLE",
-				   .secret_access_key =
-					   "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"};
+				   .secret_access_key = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"};
 
 static char *presign(const char *ep, const char *bucket, const char *key)
 {
@@ -32,27 +34,24 @@ static char *presign(const char *ep, const char *bucket, const char *key)
 static void test_a_dns_safe_bucket_on_aws_gets_a_virtual_host_url(void **s)
 {
 	char *u = presign("https://s3.us-east-1.amazonaws.com", "my-bucket", "k3s/v1.31/k3s");
-	assert_string_equal(
-		u, "https://my-bucket.s3.us-east-1.amazonaws.com/k3s/v1.31/k3s" Q
-		   "2deb8b0daeda3fedcb2fa817ec9b018b728c833c6d48c8be6dcb18e2898233ef");
+	assert_string_equal(u, "https://my-bucket.s3.us-east-1.amazonaws.com/k3s/v1.31/k3s" Q
+			       "2deb8b0daeda3fedcb2fa817ec9b018b728c833c6d48c8be6dcb18e2898233ef");
 	free(u);
 }
 
 static void test_a_dotted_bucket_on_aws_stays_path_style(void **s)
 {
 	char *u = presign("https://s3.us-east-1.amazonaws.com", "my.dotted.bucket", "k3s/k3s");
-	assert_string_equal(
-		u, "https://s3.us-east-1.amazonaws.com/my.dotted.bucket/k3s/k3s" Q
-		   "094683db262ef1d7b93956e659a5e4a99e612ffba41951f48909facd597e985b");
+	assert_string_equal(u, "https://s3.us-east-1.amazonaws.com/my.dotted.bucket/k3s/k3s" Q
+			       "094683db262ef1d7b93956e659a5e4a99e612ffba41951f48909facd597e985b");
 	free(u);
 }
 
 static void test_a_custom_endpoint_gets_path_style_and_keys_are_encoded_once(void **s)
 {
 	char *u = presign("http://127.0.0.1:5000", "my-bucket", "a b/k3s");
-	assert_string_equal(
-		u, "http://127.0.0.1:5000/my-bucket/a%20b/k3s" Q
-		   "10a59b4bcdbc13f21ea597f2c938c7f0ad31b844a577205a4a3b2ec6683e06a8");
+	assert_string_equal(u, "http://127.0.0.1:5000/my-bucket/a%20b/k3s" Q
+			       "10a59b4bcdbc13f21ea597f2c938c7f0ad31b844a577205a4a3b2ec6683e06a8");
 	free(u);
 }
 
