@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # bench/30-resilience.sh - per-attempt cost of breaker + retry (+ shared state file), in ns/op
-# and allocations/op, against the targets of issue 3. Peer: a monotonic clock read.
+# and allocations/op, against the performance guide's targets. Peer: a monotonic clock read.
 set -u
 cd "$(dirname "$0")/.."
 B=${GOMAN_BUILD:-build}/bench/resilience_bench

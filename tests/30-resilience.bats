@@ -1,5 +1,5 @@
 #!/usr/bin/env bats
-# Issue 3 end to end: goman-api's calls go breaker -> rate limiter -> retry through the fault
+# Resilience end to end: goman-api's calls go breaker -> rate limiter -> retry through the fault
 # proxy (tests/fixtures/fault_proxy.py) in front of moto. Attempts are counted twice: by the
 # proxy (what reached the "service") and by the api_call events in $GOMAN_EVENTS.
 # Every test has its own shared state file (GOMAN_STATE_FILE), so breakers, quota and send
