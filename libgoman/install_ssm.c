@@ -52,6 +52,7 @@ struct ssm_node {
 	long timer;
 	int polls, sends, rejects; /* rejects: InvalidInstanceId answers */
 	bool queued;               /* in a group or the poll queue */
+	bool last_poll;            /* past its deadline, asked once more before it fails */
 };
 
 /* the installer's (in->tp) */
@@ -533,9 +534,15 @@ static void schedule_poll(struct gm_install *in, struct gm_inode *n, int64_t del
 {
 	int64_t now = goman_mono_ms();
 	if (now >= SN(n)->exec_until) {
-		fail(in, n, GOMAN_ETIMEOUT, GOMAN_CLASS_TIMEOUT, "ExecutionTimeout",
-		     "no final status within the execution and delivery timeouts");
-		return;
+		/* one last question before the verdict: a command's List poll or the switch to
+		 * per-invocation polls may land on the deadline without this node asked yet */
+		if (SN(n)->last_poll) {
+			fail(in, n, GOMAN_ETIMEOUT, GOMAN_CLASS_TIMEOUT, "ExecutionTimeout",
+			     "no final status within the execution and delivery timeouts");
+			return;
+		}
+		SN(n)->last_poll = true;
+		delay = 0;
 	}
 	if (now + delay > SN(n)->exec_until)
 		delay = SN(n)->exec_until - now;
@@ -661,6 +668,9 @@ static int64_t first_poll_ms(const struct gm_install *in, enum gm_kind k)
 			f = SI(in)->fast_ms[g] * 3 / 4;
 	if (f <= 0)
 		f = in->o.poll_floor_ms;
+	/* a command has ended by its execution timeout: no first poll waits past it */
+	if (f > in->o.timeout_ms)
+		f = in->o.timeout_ms;
 	return f > in->o.poll_ms ? f : in->o.poll_ms;
 }
 
@@ -704,6 +714,12 @@ static void schedule_command(struct ssm_cmd *c, int64_t delay)
 		if (c->nodes[i] && (SI(in)->list == LIST_NO || c->nodes[i]->state == GM_N_DONE ||
 				    now >= SN(c->nodes[i])->exec_until))
 			leave_command(c, i, SI(in)->list == LIST_NO ? delay : 0);
+	/* a command is polled by its nodes' earliest deadline at the latest */
+	for (int i = 0; i < c->n; i++)
+		if (c->nodes[i] && now + delay > SN(c->nodes[i])->exec_until)
+			delay = SN(c->nodes[i])->exec_until > now
+					? SN(c->nodes[i])->exec_until - now
+					: 0;
 	if (c->left > 0)
 		c->timer = goman_http_timer(in->o.http, delay, command_fire, c);
 }
