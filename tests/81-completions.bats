@@ -119,7 +119,7 @@ comp() {
 
 @test "completions: goman-batch verbs and wait states; goman-fanout completes a command after --" {
 	run -0 comp goman-batch ""
-	assert_output $'describe\nreboot\nstart\nstop\ntag\nterminate\nwait'
+	assert_output $'clusters\ndescribe\nreboot\nstart\nstop\ntag\nterminate\nwait'
 	run -0 comp goman-batch wait ""
 	assert_output $'running\nstatus-ok\nstopped\nterminated'
 	run -0 comp goman-fanout -j 4 -- goman-ap
