@@ -22,6 +22,7 @@
 #include <unistd.h>
 #include <cjson/cJSON.h>
 #include <yaml.h>
+#include "jsonl_int.h"
 #include "goman/cluster_file.h"
 #include "goman/creds.h"
 #include "goman/k8s_names.h"
@@ -1510,27 +1511,16 @@ static cJSON *taints_json(const struct goman_cf_group *g)
 	return a;
 }
 
-/* adds v (taking it) under k; false when v is NULL (out of memory) */
-static bool add(cJSON *o, const char *k, cJSON *v)
-{
-	if (!v)
-		return false;
-	if (!cJSON_AddItemToObject(o, k, v)) {
-		cJSON_Delete(v);
-		return false;
-	}
-	return true;
-}
-
 /* the group fields both outputs share */
 static bool group_fields(cJSON *o, const struct goman_cf_group *g, const char *types_key)
 {
-	return add(o, types_key, strs_json(g->types, g->ntypes)) &&
-	       (!g->ami || add(o, "ami", cJSON_CreateString(g->ami))) &&
-	       add(o, "spot", cJSON_CreateBool(g->spot)) &&
-	       add(o, "labels", pairs_json(g->labels, g->nlabels)) &&
-	       add(o, "taints", taints_json(g)) && add(o, "tags", pairs_json(g->tags, g->ntags)) &&
-	       (!g->volume_gb || add(o, "volume_gb", cJSON_CreateNumber(g->volume_gb)));
+	return gm_json_add(o, types_key, strs_json(g->types, g->ntypes)) &&
+	       (!g->ami || gm_json_add(o, "ami", cJSON_CreateString(g->ami))) &&
+	       gm_json_add(o, "spot", cJSON_CreateBool(g->spot)) &&
+	       gm_json_add(o, "labels", pairs_json(g->labels, g->nlabels)) &&
+	       gm_json_add(o, "taints", taints_json(g)) &&
+	       gm_json_add(o, "tags", pairs_json(g->tags, g->ntags)) &&
+	       (!g->volume_gb || gm_json_add(o, "volume_gb", cJSON_CreateNumber(g->volume_gb)));
 }
 
 static const char *addr_name(enum goman_cf_addr a)
@@ -1542,33 +1532,35 @@ cJSON *goman_cluster_file_to_json(const struct goman_cluster_file *cf)
 {
 	const char *const *via = via_names;
 	cJSON *o = cJSON_CreateObject(), *k3s = NULL, *in = NULL, *net = NULL, *gs = NULL;
-	bool ok = o && add(o, "name", cJSON_CreateString(cf->name)) &&
-		  (!cf->region || add(o, "region", cJSON_CreateString(cf->region)));
+	bool ok = o && gm_json_add(o, "name", cJSON_CreateString(cf->name)) &&
+		  (!cf->region || gm_json_add(o, "region", cJSON_CreateString(cf->region)));
 	if (ok && (cf->k3s_version || cf->k3s_channel))
-		ok = add(o, "k3s", k3s = cJSON_CreateObject()) &&
-		     (cf->k3s_version ? add(k3s, "version", cJSON_CreateString(cf->k3s_version))
-				      : add(k3s, "channel", cJSON_CreateString(cf->k3s_channel)));
-	ok = ok && add(o, "install", in = cJSON_CreateObject()) &&
-	     add(in, "via", cJSON_CreateString(via[cf->via]));
+		ok = gm_json_add(o, "k3s", k3s = cJSON_CreateObject()) &&
+		     (cf->k3s_version
+			      ? gm_json_add(k3s, "version", cJSON_CreateString(cf->k3s_version))
+			      : gm_json_add(k3s, "channel", cJSON_CreateString(cf->k3s_channel)));
+	ok = ok && gm_json_add(o, "install", in = cJSON_CreateObject()) &&
+	     gm_json_add(in, "via", cJSON_CreateString(via[cf->via]));
 	if (ok && cf->via == GOMAN_CF_VIA_SSH)
-		ok = (!cf->ssh_user || add(in, "user", cJSON_CreateString(cf->ssh_user))) &&
-		     (!cf->ssh_key || add(in, "key", cJSON_CreateString(cf->ssh_key))) &&
-		     add(in, "address", cJSON_CreateString(addr_name(cf->ssh_address)));
-	ok = ok && add(o, "network", net = cJSON_CreateObject()) &&
-	     (!cf->nsubnets || add(net, "subnets", strs_json(cf->subnets, cf->nsubnets))) &&
-	     (!cf->ssh_cidr || add(net, "ssh_cidr", cJSON_CreateString(cf->ssh_cidr))) &&
-	     (!cf->api_cidr || add(net, "api_cidr", cJSON_CreateString(cf->api_cidr))) &&
-	     add(net, "api_endpoint",
-		 cJSON_CreateString(cf->api_endpoint == GOMAN_CF_ADDR_DNS
-					    ? cf->api_dns
-					    : addr_name(cf->api_endpoint)));
-	ok = ok && add(o, "groups", gs = cJSON_CreateArray());
+		ok = (!cf->ssh_user || gm_json_add(in, "user", cJSON_CreateString(cf->ssh_user))) &&
+		     (!cf->ssh_key || gm_json_add(in, "key", cJSON_CreateString(cf->ssh_key))) &&
+		     gm_json_add(in, "address", cJSON_CreateString(addr_name(cf->ssh_address)));
+	ok = ok && gm_json_add(o, "network", net = cJSON_CreateObject()) &&
+	     (!cf->nsubnets || gm_json_add(net, "subnets", strs_json(cf->subnets, cf->nsubnets))) &&
+	     (!cf->ssh_cidr || gm_json_add(net, "ssh_cidr", cJSON_CreateString(cf->ssh_cidr))) &&
+	     (!cf->api_cidr || gm_json_add(net, "api_cidr", cJSON_CreateString(cf->api_cidr))) &&
+	     gm_json_add(net, "api_endpoint",
+			 cJSON_CreateString(cf->api_endpoint == GOMAN_CF_ADDR_DNS
+						    ? cf->api_dns
+						    : addr_name(cf->api_endpoint)));
+	ok = ok && gm_json_add(o, "groups", gs = cJSON_CreateArray());
 	for (size_t i = 0; ok && i < cf->ngroups; i++) {
 		const struct goman_cf_group *g = &cf->groups[i];
 		cJSON *j = cJSON_CreateObject();
-		ok = cJSON_AddItemToArray(gs, j) && add(j, "name", cJSON_CreateString(g->name)) &&
-		     add(j, "role", cJSON_CreateString(g->server ? "server" : "agent")) &&
-		     add(j, "count", cJSON_CreateNumber((double)g->count)) &&
+		ok = cJSON_AddItemToArray(gs, j) &&
+		     gm_json_add(j, "name", cJSON_CreateString(g->name)) &&
+		     gm_json_add(j, "role", cJSON_CreateString(g->server ? "server" : "agent")) &&
+		     gm_json_add(j, "count", cJSON_CreateNumber((double)g->count)) &&
 		     group_fields(j, g, "type");
 	}
 	if (!ok) {
@@ -1594,20 +1586,24 @@ int goman_cluster_file_node_specs(const struct goman_cluster_file *cf, cJSON *ar
 				char name[160];
 				snprintf(name, sizeof(name), "%s-%s-%ld", cf->name, role, index);
 				cJSON *o = cJSON_CreateObject();
-				bool ok =
-					o && cJSON_AddItemToArray(arr, o) &&
-					add(o, "cluster", cJSON_CreateString(cf->name)) &&
-					add(o, "role", cJSON_CreateString(role)) &&
-					add(o, "index", cJSON_CreateNumber((double)index)) &&
-					add(o, "name", cJSON_CreateString(name)) &&
-					add(o, "group", cJSON_CreateString(g->name)) &&
-					add(o, "instance_type", cJSON_CreateString(g->types[0])) &&
-					(!cf->nsubnets ||
-					 add(o, "subnets", strs_json(cf->subnets, cf->nsubnets))) &&
-					add(o, "via", cJSON_CreateString(via_names[cf->via])) &&
-					(!cf->region ||
-					 add(o, "region", cJSON_CreateString(cf->region))) &&
-					group_fields(o, g, "types");
+				bool ok = o && cJSON_AddItemToArray(arr, o) &&
+					  gm_json_add(o, "cluster", cJSON_CreateString(cf->name)) &&
+					  gm_json_add(o, "role", cJSON_CreateString(role)) &&
+					  gm_json_add(o, "index",
+						      cJSON_CreateNumber((double)index)) &&
+					  gm_json_add(o, "name", cJSON_CreateString(name)) &&
+					  gm_json_add(o, "group", cJSON_CreateString(g->name)) &&
+					  gm_json_add(o, "instance_type",
+						      cJSON_CreateString(g->types[0])) &&
+					  (!cf->nsubnets ||
+					   gm_json_add(o, "subnets",
+						       strs_json(cf->subnets, cf->nsubnets))) &&
+					  gm_json_add(o, "via",
+						      cJSON_CreateString(via_names[cf->via])) &&
+					  (!cf->region ||
+					   gm_json_add(o, "region",
+						       cJSON_CreateString(cf->region))) &&
+					  group_fields(o, g, "types");
 				if (!ok)
 					return -1;
 			}

@@ -475,3 +475,14 @@ cJSON *goman_jsonl_error_record(const cJSON *input, const char *stage, const str
 	put(rec, "ok", cJSON_CreateFalse());
 	return rec;
 }
+
+bool gm_json_add(cJSON *o, const char *k, cJSON *v)
+{
+	if (!v)
+		return false;
+	if (!cJSON_AddItemToObject(o, k, v)) {
+		cJSON_Delete(v);
+		return false;
+	}
+	return true;
+}

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <cjson/cJSON.h>
+#include "jsonl_int.h"
 #include "goman/cluster_file.h"
 #include "goman/ec2.h"
 #include "goman/plan.h"
@@ -416,20 +417,9 @@ static bool role_ok(const char *r)
 
 /* ---- the changes ------------------------------------------------------------------------ */
 
-static bool add(cJSON *o, const char *k, cJSON *v)
-{
-	if (!v)
-		return false;
-	if (!cJSON_AddItemToObject(o, k, v)) {
-		cJSON_Delete(v);
-		return false;
-	}
-	return true;
-}
-
 static bool add_str(cJSON *o, const char *k, const char *v)
 {
-	return !v || add(o, k, cJSON_CreateString(v));
+	return !v || gm_json_add(o, k, cJSON_CreateString(v));
 }
 
 static cJSON *change(cJSON *changes, const char *cluster, const char *kind)
@@ -449,7 +439,8 @@ static bool want_fields(cJSON *o, const struct want *w, const char *cluster)
 	char name[160];
 	snprintf(name, sizeof(name), "%s-%s-%ld", cluster, w->role, w->index);
 	return add_str(o, "name", name) && add_str(o, "group", w->group) &&
-	       add_str(o, "role", w->role) && add(o, "index", cJSON_CreateNumber((double)w->index));
+	       add_str(o, "role", w->role) &&
+	       gm_json_add(o, "index", cJSON_CreateNumber((double)w->index));
 }
 
 static bool drift_item(cJSON **d, const char *field, cJSON *want, cJSON *have)
@@ -595,9 +586,10 @@ int goman_plan_compute(const cJSON *specs, const cJSON *haves, const char *clust
 			const char *az = w[i].az ? w[i].az : az_of(h, nh, w[i].subnet);
 			ok = (o = change(changes, cl, "launch")) && want_fields(o, &w[i], cl) &&
 			     add_str(o, "instance_type", w[i].type) &&
-			     (!w[i].types || add(o, "types", cJSON_Duplicate(w[i].types, 1))) &&
+			     (!w[i].types ||
+			      gm_json_add(o, "types", cJSON_Duplicate(w[i].types, 1))) &&
 			     add_str(o, "subnet_id", w[i].subnet) && add_str(o, "az", az) &&
-			     (w[i].spot < 0 || add(o, "spot", cJSON_CreateBool(w[i].spot)));
+			     (w[i].spot < 0 || gm_json_add(o, "spot", cJSON_CreateBool(w[i].spot)));
 			ct.launch++;
 			continue;
 		}
@@ -612,7 +604,7 @@ int goman_plan_compute(const cJSON *specs, const cJSON *haves, const char *clust
 		ok = (o = change(changes, cl, "drift")) && want_fields(o, &w[i], cl) &&
 		     add_str(o, "instance_id", x->id);
 		if (ok)
-			ok = add(o, "drift", d);
+			ok = gm_json_add(o, "drift", d);
 		else
 			cJSON_Delete(d);
 		ct.drift++;
@@ -656,7 +648,8 @@ int goman_plan_compute(const cJSON *specs, const cJSON *haves, const char *clust
 			     : role_ok(x->role) ? x->role
 						: NULL) &&
 		     add_str(o, "role", x->role) &&
-		     (x->index < 0 || add(o, "index", cJSON_CreateNumber((double)x->index))) &&
+		     (x->index < 0 ||
+		      gm_json_add(o, "index", cJSON_CreateNumber((double)x->index))) &&
 		     add_str(o, "instance_id", x->id) && add_str(o, "instance_type", x->type) &&
 		     add_str(o, "reason", why);
 		if (*kind == 't')
@@ -682,7 +675,7 @@ cJSON *goman_plan_instance_json(const struct goman_ec2_instance *in)
 		  (!in->image_id[0] || add_str(o, "image_id", in->image_id)) &&
 		  (!in->subnet_id[0] || add_str(o, "subnet_id", in->subnet_id)) &&
 		  (!in->vpc_id[0] || add_str(o, "vpc_id", in->vpc_id)) &&
-		  add(o, "tags", t = cJSON_CreateObject());
+		  gm_json_add(o, "tags", t = cJSON_CreateObject());
 	for (size_t i = 0; ok && i < in->tags.n; i++)
 		ok = add_str(t, in->tags.v[i].name, in->tags.v[i].value);
 	if (!ok) {
