@@ -33,6 +33,17 @@
 #define IMDS_HOST "http://169.254.169.254"
 #define IMDS_TTL "21600"
 
+/* a parsed credentials reply: its secret key overwritten before the tree is freed */
+static void wipe_json(cJSON *j)
+{
+	if (!j)
+		return;
+	cJSON *s = cJSON_GetObjectItemCaseSensitive(j, "SecretAccessKey");
+	if (cJSON_IsString(s))
+		explicit_bzero(s->valuestring, strlen(s->valuestring));
+	cJSON_Delete(j);
+}
+
 /* One request; returns the body (malloc'd) when status is 200, else NULL with *status
  * set (0 = no answer) and err filled for transport errors. */
 static char *md_request(struct goman_http *h, const char *method, const char *url,
@@ -191,12 +202,7 @@ int gm_creds_ecs(struct goman_http *h, struct goman_creds *out, struct goman_err
 	}
 	rc = gm_creds_from_json(j, "Token", "ecs", out, err);
 out:
-	if (j) {
-		cJSON *s = cJSON_GetObjectItemCaseSensitive(j, "SecretAccessKey");
-		if (cJSON_IsString(s))
-			explicit_bzero(s->valuestring, strlen(s->valuestring));
-		cJSON_Delete(j);
-	}
+	wipe_json(j);
 	gm_wipe_free(body);
 	if (hdrs.n > 1 && hdrs.v[1].value)
 		explicit_bzero(hdrs.v[1].value, strlen(hdrs.v[1].value));
@@ -313,12 +319,7 @@ int gm_creds_imds(struct goman_http *h, struct goman_creds *out, struct goman_er
 		goman_log(GOMAN_LOG_DEBUG, "CREDS", "instance metadata credentials of role %s",
 			  roles);
 out:
-	if (j) {
-		cJSON *s = cJSON_GetObjectItemCaseSensitive(j, "SecretAccessKey");
-		if (cJSON_IsString(s))
-			explicit_bzero(s->valuestring, strlen(s->valuestring));
-		cJSON_Delete(j);
-	}
+	wipe_json(j);
 	gm_wipe_free(body);
 	free(path);
 	free(roles);
