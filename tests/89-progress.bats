@@ -46,11 +46,18 @@ on_tty() { script -qec "$*" /dev/null </dev/null | tr -d '\r'; }
 }
 
 @test "progress: on a terminal the block is redrawn in place, bold unless NO_COLOR" {
-	run -0 on_tty goman cluster create prog --servers 1 --agents 2 "${FAST[@]}"
+	# a terminal that can show bold (CI runs with no TERM at all, which is treated as dumb)
+	run -0 on_tty TERM=xterm goman cluster create prog --servers 1 --agents 2 "${FAST[@]}"
 	assert_output --partial $'\e[1mserver: launched 1/1'
 	assert_output --partial $'\e[K'
-	run -0 on_tty NO_COLOR=1 goman cluster create prog --servers 1 --agents 2 "${FAST[@]}"
+	run -0 on_tty NO_COLOR=1 TERM=xterm goman cluster create prog --servers 1 --agents 2 "${FAST[@]}"
 	assert_output --partial "agent: launched 2/2, running 2, installing 0, installed 2"
+	[[ $output != *$'\e[1m'* ]]
+}
+
+@test "progress: a dumb terminal gets the redraw without bold" {
+	run -0 on_tty TERM=dumb goman cluster create prog --servers 1 --agents 2 "${FAST[@]}"
+	assert_output --partial $'\e[Kserver: launched 1/1'
 	[[ $output != *$'\e[1m'* ]]
 }
 
