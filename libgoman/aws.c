@@ -139,7 +139,7 @@ struct goman_aws *goman_aws_new(const struct goman_aws_opts *opts, struct goman_
 		opts = &none;
 	struct goman_aws *a = calloc(1, sizeof(*a));
 	if (!a) {
-		goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "", "out of memory");
+		gm_err_oom(err);
 		return NULL;
 	}
 	a->waiters_tail = &a->waiters;
@@ -151,7 +151,7 @@ struct goman_aws *goman_aws_new(const struct goman_aws_opts *opts, struct goman_
 	gm_credchain_set_caller(a->cc, gm_aws_creds_call, a, NULL);
 	if (opts->creds) {
 		if (goman_creds_copy(&a->creds, opts->creds) != 0) {
-			goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "", "out of memory");
+			gm_err_oom(err);
 			goto fail;
 		}
 		a->explicit_creds = true;
@@ -183,7 +183,7 @@ struct goman_aws *goman_aws_new(const struct goman_aws_opts *opts, struct goman_
 	else if (!(a->region = goman_credchain_region(a->cc, err)))
 		goto fail;
 	if (!a->region) {
-		goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "", "out of memory");
+		gm_err_oom(err);
 		goto fail;
 	}
 	if (goman_region_check(a->region, "the region", err) != 0)
@@ -390,8 +390,7 @@ static int attempt_chunk(const char *data, size_t len, long status, void *ud)
 			xml = status >= 300 || (!op->req.raw_reply && len > 0 && data[0] == '<');
 		op->mode = xml ? MODE_XML : MODE_BUF;
 		if (xml && !(op->xml = gm_xml_new()))
-			goman_err_set(&op->parse_err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "",
-				      "out of memory");
+			gm_err_oom(&op->parse_err);
 	}
 	if (op->mode == MODE_XML) {
 		/* after a parse error the rest is drained, not parsed: the connection stays usable */
@@ -441,7 +440,7 @@ static int attempt_send(struct aws_op *op, struct goman_creds *cp, struct goman_
 	attempt_reset(op);
 	op->http_id = op->timer_id = 0;
 	if (goman_kvs_copy(&hdrs, &op->req.headers) != 0) {
-		goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "", "out of memory");
+		gm_err_oom(err);
 		goto out;
 	}
 	struct goman_sigv4_params p = {
@@ -700,8 +699,7 @@ static int admit(struct aws_op *op, struct goman_err *err)
 			goman_http_timer(a->http, wait > 0 ? wait : ADMIT_POLL_MS, admit_fire, op);
 		if (op->timer_id <= 0) {
 			waiter_remove(op);
-			return goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "",
-					     "out of memory");
+			return gm_err_oom(err);
 		}
 		return 0;
 	}
@@ -835,7 +833,7 @@ static void attempt_done(struct goman_http_resp *resp, void *ud)
 	/* re-admitted (breaker, limiter) and re-signed when the timer fires */
 	op->timer_id = goman_http_timer(a->http, delay, admit_fire, op);
 	if (op->timer_id <= 0) {
-		goman_err_set(&err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "", "out of memory");
+		gm_err_oom(&err);
 		op_finish(op, &err);
 	}
 }
@@ -1052,7 +1050,7 @@ static int op_start(struct aws_op *op, struct goman_err *err)
 			op->timer_id = goman_http_timer(a->http, 0, refused_fire, op);
 			if (op->timer_id > 0)
 				return 0;
-			goman_err_set(&aerr, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "", "out of memory");
+			gm_err_oom(&aerr);
 		}
 		if (err)
 			*err = aerr;

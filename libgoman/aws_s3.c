@@ -20,6 +20,7 @@
 #include "goman/s3.h"
 #include "goman/sigv4.h"
 #include "aws_int.h"
+#include "bytes_int.h"
 
 bool gm_s3_bucket_dns_ok(const char *b)
 {
@@ -117,12 +118,11 @@ int gm_s3_prepare(const struct goman_aws_call *call, const char *endpoint, const
 	const char *query = call->query ? call->query : act ? act->query : NULL;
 	out->url = gm_s3_url(endpoint, call->bucket, call->key, query, path_style);
 	if (!out->url || (call->headers && goman_kvs_copy(&out->headers, call->headers) != 0))
-		return goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "", "out of memory");
+		return gm_err_oom(err);
 	if (call->body_len) {
 		out->body = malloc(call->body_len);
 		if (!out->body)
-			return goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "",
-					     "out of memory");
+			return gm_err_oom(err);
 		memcpy(out->body, call->body, call->body_len);
 		out->body_len = call->body_len;
 	} else if (act && strcmp(act->action, "CreateBucket") == 0 && region &&
@@ -135,8 +135,7 @@ int gm_s3_prepare(const struct goman_aws_call *call, const char *endpoint, const
 		size_t n = sizeof(fmt) + strlen(region);
 		out->body = malloc(n);
 		if (!out->body)
-			return goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "",
-					     "out of memory");
+			return gm_err_oom(err);
 		snprintf(out->body, n, fmt, region);
 		out->body_len = strlen(out->body);
 	}
@@ -196,8 +195,7 @@ char *goman_s3_presign(const struct goman_s3_presign *p, const struct goman_cred
 	char *u = gm_s3_url(p->endpoint, p->bucket, p->key, NULL,
 			    !goman_s3_endpoint_is_aws(p->endpoint));
 	if (!u)
-		return goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "", "out of memory"),
-		       NULL;
+		return gm_err_oom(err), NULL;
 	struct goman_sigv4_params sp = {.method = "GET",
 					.url = u,
 					.service = "s3",

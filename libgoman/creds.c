@@ -145,7 +145,7 @@ struct goman_credchain *gm_credchain_new(const char *profile, struct goman_err *
 {
 	struct goman_credchain *cc = calloc(1, sizeof(*cc));
 	if (!cc) {
-		goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "", "out of memory");
+		gm_err_oom(err);
 		return NULL;
 	}
 	const char *named = profile && *profile ? profile : NULL;
@@ -155,7 +155,7 @@ struct goman_credchain *gm_credchain_new(const char *profile, struct goman_err *
 	if (!named)
 		named = gm_env("AWS_DEFAULT_PROFILE");
 	if (!(cc->profile = strdup(named ? named : "default"))) {
-		goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "", "out of memory");
+		gm_err_oom(err);
 		goto fail;
 	}
 	if (load_file("AWS_CONFIG_FILE", "config", &cc->config, err) < 0 ||
@@ -635,7 +635,7 @@ int goman_credchain_get(struct goman_credchain *cc, struct goman_creds *out, str
 			  fresh.source, fresh.access_key_id);
 	}
 	if (goman_creds_copy(out, &cc->cache) < 0)
-		return goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "", "out of memory");
+		return gm_err_oom(err);
 	return 0;
 }
 
@@ -693,7 +693,7 @@ char *goman_credchain_region(struct goman_credchain *cc, struct goman_err *err)
 		}
 		char *d = strdup(r);
 		if (!d)
-			goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "", "out of memory");
+			gm_err_oom(err);
 		return d;
 	}
 	goman_err_set(err, GOMAN_ECONFIG, GOMAN_CLASS_CLIENT, "NoRegion",

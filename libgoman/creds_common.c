@@ -84,7 +84,7 @@ int gm_creds_set(struct goman_creds *out, const char *akid, const char *secret, 
 		.source = (char *)source,
 	};
 	if (goman_creds_copy(out, &tmp) < 0)
-		return goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "", "out of memory");
+		return gm_err_oom(err);
 	return 0;
 }
 

@@ -26,6 +26,7 @@
 #include <cjson/cJSON.h>
 #include "goman/log.h"
 #include "creds_int.h"
+#include "bytes_int.h"
 
 #define MD_CONNECT_MS 1000
 #define MD_TIMEOUT_MS 2000
@@ -129,7 +130,7 @@ static char *ecs_token(bool *failed, struct goman_err *err)
 	}
 	if (!tok) {
 		*failed = true;
-		goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "", "out of memory");
+		gm_err_oom(err);
 		return NULL;
 	}
 	size_t l = strlen(tok);
@@ -155,8 +156,7 @@ int gm_creds_ecs(struct goman_http *h, struct goman_creds *out, struct goman_err
 	if (rel) {
 		size_t n = strlen(ECS_HOST) + strlen(rel) + 2;
 		if (!(url = malloc(n)))
-			return goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "",
-					     "out of memory");
+			return gm_err_oom(err);
 		snprintf(url, n, "%s%s%s", ECS_HOST, rel[0] == '/' ? "" : "/", rel);
 	} else {
 		if (!ecs_url_allowed(full))
@@ -166,8 +166,7 @@ int gm_creds_ecs(struct goman_http *h, struct goman_creds *out, struct goman_err
 				"a loopback/container-agent http address",
 				full);
 		if (!(url = strdup(full)))
-			return goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "",
-					     "out of memory");
+			return gm_err_oom(err);
 	}
 	bool failed;
 	char *tok = ecs_token(&failed, err);
@@ -179,7 +178,7 @@ int gm_creds_ecs(struct goman_http *h, struct goman_creds *out, struct goman_err
 		goto out;
 	if (goman_kvs_add(&hdrs, "Accept", "application/json") < 0 ||
 	    (tok && goman_kvs_add(&hdrs, "Authorization", tok) < 0)) {
-		goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "", "out of memory");
+		gm_err_oom(err);
 		goto out;
 	}
 	long status;
@@ -276,7 +275,7 @@ int gm_creds_imds(struct goman_http *h, struct goman_creds *out, struct goman_er
 		return 1;
 	char *base = imds_base();
 	if (!base)
-		return goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "", "out of memory");
+		return gm_err_oom(err);
 	char *tok = imds_token(h, base);
 	char *roles = NULL, *body = NULL, *path = NULL;
 	cJSON *j = NULL;
@@ -296,7 +295,7 @@ int gm_creds_imds(struct goman_http *h, struct goman_creds *out, struct goman_er
 		goto out;
 	size_t n = strlen(roles) + 64;
 	if (!(path = malloc(n))) {
-		rc = goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "", "out of memory");
+		rc = gm_err_oom(err);
 		goto out;
 	}
 	snprintf(path, n, "/latest/meta-data/iam/security-credentials/%s", roles);

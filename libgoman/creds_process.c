@@ -31,6 +31,7 @@
 #include <unistd.h>
 #include <cjson/cJSON.h>
 #include "creds_int.h"
+#include "bytes_int.h"
 
 extern char **environ;
 
@@ -139,7 +140,7 @@ badquote:
 nomem:
 	free(word);
 	gm_argv_free(argv);
-	goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "", "out of memory");
+	gm_err_oom(err);
 	return NULL;
 }
 
@@ -227,7 +228,7 @@ static char *run_capture(char **argv, size_t *outlen, struct goman_err *err)
 			;
 	}
 	if (!buf) {
-		goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "", "out of memory");
+		gm_err_oom(err);
 		return NULL;
 	}
 	buf[len] = '\0';

@@ -22,6 +22,7 @@
 #include "goman/guard.h"
 #include "goman/log.h"
 #include "shared_state_int.h"
+#include "bytes_int.h"
 
 /* backstop before a call parked behind MaxConcurrent asks again */
 #define GUARD_SLOT_POLL_MS 500
@@ -82,7 +83,7 @@ struct goman_guard *goman_guard_new(const struct goman_guard_opts *opts, struct 
 		opts = &none;
 	struct goman_guard *g = calloc(1, sizeof(*g));
 	if (!g) {
-		goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "NoMemory", "out of memory");
+		gm_err_oom(err);
 		return NULL;
 	}
 	if (opts->config) {
@@ -291,8 +292,7 @@ int goman_guard_before(struct goman_guard *g, struct goman_guard_ticket *t, cons
 		goman_guard_abandon(g, t);
 	struct gm_guard_entry *e = entry(g, service, region, endpoint);
 	if (!e)
-		return goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "NoMemory",
-				     "out of memory");
+		return gm_err_oom(err);
 	if (e->inflight >= e->bp->max_concurrent && e->bp->max_concurrent > 0) {
 		/* a slot frees when an attempt of this process ends: a caller that hears of it
 		 * (aws.c wakes its parked calls) asks then; this is only the backstop */

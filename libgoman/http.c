@@ -22,6 +22,7 @@
 #include "goman/clock.h"
 #include "goman/http.h"
 #include "aws_int.h"
+#include "bytes_int.h"
 
 struct http_req {
 	struct http_req *prev, *next;
@@ -101,7 +102,7 @@ struct goman_http *goman_http_new(const struct goman_http_opts *opts, struct gom
 	return h;
 oom:
 	goman_http_free(h);
-	goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "", "out of memory");
+	gm_err_oom(err);
 	return NULL;
 }
 
@@ -387,7 +388,7 @@ long goman_http_submit(struct goman_http *h, const struct goman_http_req *req,
 	return q->id;
 oom:
 	req_free(q);
-	goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "", "out of memory");
+	gm_err_oom(err);
 	return -1;
 }
 

@@ -33,6 +33,7 @@
 #include "goman/k8s_names.h"
 #include "goman/log.h"
 #include "install_int.h"
+#include "bytes_int.h"
 
 static const char *const via_names[] = {"ssm", "ssh", "local"};
 
@@ -760,8 +761,7 @@ static void cluster_known(struct gm_install *in)
 		char *line = gm_inst_airgap_line(in);
 		int rc = line ? goman_secret_put(in->o.aws, in->airgap_param, line,
 						 "goman air-gap URLs (presigned)", &in->token_err)
-			      : goman_err_set(&in->token_err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "",
-					      "out of memory");
+			      : gm_err_oom(&in->token_err);
 		if (line) {
 			OPENSSL_cleanse(line, strlen(line));
 			free(line);
@@ -913,7 +913,7 @@ int goman_install_add(struct goman_install *pub, cJSON *rec, long line, struct g
 	struct gm_inode *n = calloc(1, sizeof(*n));
 	if (!n) {
 		cJSON_Delete(rec);
-		return goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "", "out of memory");
+		return gm_err_oom(err);
 	}
 	n->in = in;
 	n->rec = rec;
@@ -1128,8 +1128,7 @@ struct goman_install *goman_install_new(const struct goman_install_opts *o, stru
 		       NULL;
 	struct gm_install *in = calloc(1, sizeof(*in));
 	if (!in)
-		return goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "", "out of memory"),
-		       NULL;
+		return gm_err_oom(err), NULL;
 	in->o = *o;
 	in->tail = &in->nodes;
 	in->ready_tail = &in->ready_head;
@@ -1211,7 +1210,7 @@ struct goman_install *goman_install_new(const struct goman_install_opts *o, stru
 	return (struct goman_install *)in;
 oom:
 	goman_install_free((struct goman_install *)in);
-	return goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "", "out of memory"), NULL;
+	return gm_err_oom(err), NULL;
 }
 
 static void node_free(struct gm_inode *n)

@@ -31,6 +31,7 @@
 #include "goman/http.h"
 #include "goman/log.h"
 #include "install_int.h"
+#include "bytes_int.h"
 
 extern char **environ;
 
@@ -356,7 +357,7 @@ static int proc_start(struct gm_install *in, struct gm_inode *n, struct goman_er
 {
 	if ((!in->tp && !(in->tp = calloc(1, sizeof(struct proc_inst)))) ||
 	    (!n->tp && !(n->tp = calloc(1, sizeof(struct proc_node)))))
-		return goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "", "out of memory");
+		return gm_err_oom(err);
 	PN(n)->out_fd = PN(n)->in_fd = -1;
 	struct gm_buf in_data = {0};
 	/* records are checked on arrival; this is the last stop before a host gets the token */
@@ -377,7 +378,7 @@ static int proc_start(struct gm_install *in, struct gm_inode *n, struct goman_er
 		fa_ok = true;
 	if (!fa_ok || posix_spawn_file_actions_adddup2(&fa, pin[0], 0) ||
 	    posix_spawn_file_actions_adddup2(&fa, pout[1], 1)) {
-		goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "", "out of memory");
+		gm_err_oom(err);
 		goto out;
 	}
 	/* we ignore SIGPIPE; the child gets the default back */

@@ -41,6 +41,7 @@
 #include "goman/http.h"
 #include "goman/log.h"
 #include "install_int.h"
+#include "bytes_int.h"
 
 gm_inst_submit_fn gm_inst_aws_submit = goman_aws_submit;
 
@@ -320,7 +321,7 @@ static void flush(struct gm_install *in, enum gm_kind k)
 		struct gm_batch *bt = calloc(1, sizeof(*bt));
 		if (!bt) {
 			struct goman_err err = GOMAN_ERR_INIT;
-			goman_err_set(&err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "", "out of memory");
+			gm_err_oom(&err);
 			struct gm_inode *n = SI(in)->group[k];
 			SI(in)->group[k] = n->qnext;
 			n->qnext = NULL;
@@ -400,7 +401,7 @@ static void submit_batch(struct gm_install *in, struct gm_batch *bt)
 			ok = false;
 		}
 	} else {
-		goman_err_set(&err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "", "out of memory");
+		gm_err_oom(&err);
 	}
 	cJSON_Delete(req);
 	if (!ok) {
@@ -444,12 +445,11 @@ static int ssm_start(struct gm_install *in, struct gm_inode *n, struct goman_err
 {
 	if (!in->tp) {
 		if (!(in->tp = calloc(1, sizeof(struct ssm_inst))))
-			return goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "",
-					     "out of memory");
+			return gm_err_oom(err);
 		SI(in)->pollq_tail = &SI(in)->pollq_head;
 	}
 	if (!n->tp && !(n->tp = calloc(1, sizeof(struct ssm_node))))
-		return goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "", "out of memory");
+		return gm_err_oom(err);
 	if (!n->iid[0])
 		return goman_err_set(err, GOMAN_EINVAL, GOMAN_CLASS_BAD_INPUT, "BadInput", "%s",
 				     "no instance_id");
@@ -835,7 +835,7 @@ static bool pump_command(struct gm_install *in)
 	if (!req || !cJSON_AddStringToObject(req, "CommandId", c->id) ||
 	    !cJSON_AddNumberToObject(req, "MaxResults", GM_SSM_MAX_IDS)) {
 		cJSON_Delete(req);
-		goman_err_set(&err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "", "out of memory");
+		gm_err_oom(&err);
 		list_failed(c, &err);
 		return true;
 	}

@@ -54,6 +54,7 @@
 #include <unistd.h>
 #include "goman/log.h"
 #include "shared_state_int.h"
+#include "bytes_int.h"
 
 #define GM_MAGIC UINT64_C(0x31454154534d4f47) /* "GOMSTAE1" */
 #define GM_VERSION 2
@@ -92,10 +93,8 @@ struct gm_state {
 
 uint64_t gm_hash(const char *s)
 {
-	uint64_t h = UINT64_C(1469598103934665603);
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * UINT64_C(1099511628211);
-	return h ? h : 1;
+	uint64_t h = gm_fnv1a(s, strlen(s));
+	return h ? h : 1; /* 0 marks an empty slot */
 }
 
 static void boot_id(char *buf, size_t len)
@@ -313,7 +312,7 @@ struct gm_state *gm_state_open(const char *path, struct goman_err *err)
 {
 	struct gm_state *s = calloc(1, sizeof(*s));
 	if (!s) {
-		goman_err_set(err, GOMAN_ENOMEM, GOMAN_CLASS_NONE, "NoMemory", "out of memory");
+		gm_err_oom(err);
 		return NULL;
 	}
 	char why[PATH_MAX + 128] = "", dir[512];
