@@ -50,6 +50,7 @@
 #include <unistd.h>
 #include <cjson/cJSON.h>
 #include "goman/aws.h"
+#include "goman/s3.h"
 #include "goman/aws_error.h"
 #include "goman/clock.h"
 #include "goman/config.h"
@@ -288,20 +289,6 @@ static const char *endpoint_for(struct goman_aws *a, const char *service, const 
 		e->url[--n] = '\0';
 	a->neps++;
 	return e->url;
-}
-
-/* AWS's own hosts take virtual-host S3 URLs; anything else (emulators, proxies,
- * loopback) gets path style, as the SDKs do for custom endpoints. */
-static bool is_custom_endpoint(const char *url)
-{
-	if (goman_url_is_loopback(url))
-		return true;
-	const char *h = strstr(url, "://");
-	h = h ? h + 3 : url;
-	size_t hl = strcspn(h, ":/");
-	static const char aws[] = ".amazonaws.com";
-	return !(hl > sizeof(aws) - 1 &&
-		 strncasecmp(h + hl - (sizeof(aws) - 1), aws, sizeof(aws) - 1) == 0);
 }
 
 /* ---- op lifecycle ------------------------------------------------------------------ */
@@ -985,8 +972,9 @@ int goman_aws_submit(struct goman_aws *a, const struct goman_aws_call *call, gom
 		rc = gm_query_prepare(call, ep, &op->req, err);
 	else if (gm_json_service(op->service, NULL, NULL))
 		rc = gm_json_prepare(call, ep, &op->req, err);
-	else
-		rc = gm_s3_prepare(call, ep, op->region, is_custom_endpoint(ep), &op->req, err);
+	else /* path style off AWS's own hosts (emulators, proxies, loopback), as the SDKs do */
+		rc = gm_s3_prepare(call, ep, op->region, !goman_s3_endpoint_is_aws(ep), &op->req,
+				   err);
 	if (rc != 0) {
 		op_free(op);
 		return -1;
