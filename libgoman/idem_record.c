@@ -23,6 +23,7 @@
 #include <openssl/rand.h>
 #include "bytes_int.h"
 #include "idem_int.h"
+#include "proc_int.h"
 
 /* out gets 2 * nbytes hex digits and a NUL */
 static int random_hex(char *out, size_t nbytes)
@@ -47,26 +48,9 @@ static const char *my_host(void)
 /* Field 22 of /proc/<pid>/stat (start time in clock ticks since boot), or -1. */
 static long long pid_start_time(long pid)
 {
-	char path[64], buf[1024];
-	snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	ssize_t n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return -1;
-	buf[n] = '\0';
-	char *p = strrchr(buf, ')'); /* comm may hold spaces and parens */
-	if (!p)
-		return -1;
-	p++;
-	for (int field = 3; field < 22 && p; field++) {
-		p = strchr(p + 1, ' ');
-	}
-	if (!p)
-		return -1;
-	return strtoll(p + 1, NULL, 10);
+	char state;
+	unsigned long long start;
+	return gm_proc_stat((pid_t)pid, &state, &start) == 0 ? (long long)start : -1;
 }
 
 /* getpid() is a real syscall (and syscalls are dear in VMs): cache it, reset in a forked

@@ -55,6 +55,7 @@
 #include "goman/log.h"
 #include "shared_state_int.h"
 #include "bytes_int.h"
+#include "proc_int.h"
 
 #define GM_MAGIC UINT64_C(0x31454154534d4f47) /* "GOMSTAE1" */
 #define GM_VERSION 2
@@ -501,33 +502,13 @@ uint64_t gm_state_owner(const struct gm_state *s)
 /* state letter (field 3) and start time (field 22, clock ticks since boot) of
  * /proc/PID/stat; -1 with errno when it cannot be read. (idem.c reads field 22 for its
  * record owners too, without the state.) */
-static int proc_stat(pid_t pid, char *state, uint64_t *start)
-{
-	char p[64], buf[1024];
-	unsigned long long t;
-	snprintf(p, sizeof(p), "/proc/%ld/stat", (long)pid);
-	FILE *f = fopen(p, "re");
-	if (!f)
-		return -1;
-	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = 0;
-	/* the command name may hold spaces and parentheses: fields start after the last ')' */
-	const char *r = strrchr(buf, ')');
-	if (!r || sscanf(r + 1, " %c%*s%*s%*s%*s%*s%*s%*s%*s%*s%*s%*s%*s%*s%*s%*s%*s%*s%*s%llu",
-			 state, &t) != 2)
-		return errno = EINVAL, -1;
-	*start = t;
-	return 0;
-}
-
 uint64_t gm_owner_of(pid_t pid)
 {
 	char st;
-	uint64_t start = 0;
+	unsigned long long start = 0;
 	if (pid <= 0)
 		return 0;
-	if (proc_stat(pid, &st, &start) < 0)
+	if (gm_proc_stat(pid, &st, &start) < 0)
 		start = 0; /* no /proc: owners are told apart by pid alone */
 	return (uint64_t)(uint32_t)pid << 32 | (uint32_t)start;
 }
@@ -537,10 +518,10 @@ bool gm_owner_dead(uint64_t owner)
 	pid_t pid = (pid_t)(owner >> 32);
 	uint32_t start = (uint32_t)owner;
 	char st;
-	uint64_t now_start;
+	unsigned long long now_start;
 	if (pid <= 0)
 		return true; /* not a word we write */
-	if (proc_stat(pid, &st, &now_start) == 0)
+	if (gm_proc_stat(pid, &st, &now_start) == 0)
 		return st == 'Z' || st == 'X' || (start && (uint32_t)now_start != start);
 	if (errno == ENOENT || errno == ESRCH)
 		return true;
