@@ -122,14 +122,16 @@ int64_t goman_retry_backoff(const struct goman_retry_policy *p, int retry, int64
 
 bool goman_quota_acquire(struct goman_quota *q, int64_t capacity, int64_t cost)
 {
-	int64_t s = atomic_load_explicit(&q->spent, memory_order_relaxed);
+	int64_t s = atomic_load_explicit(&q->spent, memory_order_relaxed), n;
 	do {
-		if (s < 0 || s > capacity)
-			s = 0; /* a damaged value heals to a full bucket */
-		if (capacity - s < cost)
+		/* a damaged value heals to a full bucket; the swap still expects the value that is
+		 * there (expecting the healed one would never match, and spin) */
+		int64_t have = s < 0 || s > capacity ? 0 : s;
+		if (capacity - have < cost)
 			return false;
-	} while (!atomic_compare_exchange_weak_explicit(
-		&q->spent, &s, s + cost, memory_order_acq_rel, memory_order_relaxed));
+		n = have + cost;
+	} while (!atomic_compare_exchange_weak_explicit(&q->spent, &s, n, memory_order_acq_rel,
+							memory_order_relaxed));
 	return true;
 }
 
