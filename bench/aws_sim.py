@@ -6,7 +6,8 @@ durations and throttle buckets, for bench/57. Not a test fixture: nothing is che
     aws_sim.py PORT_FILE [--scale S] [--seed N] [--server-boot S] [--without ACTION]...
 
 --without ListCommandInvocations answers that action as SSM answers an unknown operation
-(HTTP 400 UnknownOperationException): the per-invocation fallback's path.
+(HTTP 400 UnknownOperationException): the per-invocation fallback's path. The same for
+DescribeInstanceInformation (goman then sends without checking registration first).
 
 Listens on 127.0.0.1 (a free port), writes the port to PORT_FILE. Python 3 stdlib only.
 
@@ -94,6 +95,7 @@ class Sim:
             "ssm:SendCommand": Bucket(20, 5 / s),
             "ssm:GetCommandInvocation": Bucket(100, 40 / s),
             "ssm:ListCommandInvocations": Bucket(100, 40 / s),
+            "ssm:DescribeInstanceInformation": Bucket(100, 40 / s),
             "ssm:GetParameter": Bucket(100, 40 / s), "ssm:PutParameter": Bucket(10, 3 / s),
         }
         self.instances = {}      # id -> dict
@@ -251,7 +253,8 @@ class Sim:
         own = {"RunInstances": self.run_instances, "DescribeInstances": self.describe_instances,
                "CreateTags": self.create_tags, "SendCommand": self.send_command,
                "GetCommandInvocation": self.get_invocation,
-               "ListCommandInvocations": self.list_invocations}.get(action)
+               "ListCommandInvocations": self.list_invocations,
+               "DescribeInstanceInformation": self.describe_information}.get(action)
         if own:
             return own(args, now)
         return (self.ssm_params if service == "ssm" else self.ec2_setup)(action, args)
@@ -313,6 +316,36 @@ class Sim:
                             "Comment": comment, "InstanceIds": list(ids), "Status": "Pending",
                             "RequestedDateTime": time.time(), "TargetCount": len(ids),
                             "CompletedCount": 0, "ErrorCount": 0}}
+
+    def describe_information(self, j, now):
+        """Filters InstanceIds (at most 100 values; MaxResults 5-50): the instances named
+        whose SSM agent has registered, PingStatus Online; a named instance that has not
+        registered yet is left out (an assumption: the legacy InstanceInformationFilterList
+        form may answer InvalidInstanceId instead, which goman treats as no check)"""
+        mx = j.get("MaxResults", 50)
+        if not isinstance(mx, int) or not 5 <= mx <= 50:
+            raise ApiError(400, "ValidationException", "maxResults must be 5-50")
+        ids = None
+        for f in j.get("Filters") or []:
+            if f.get("Key") == "InstanceIds":
+                ids = f.get("Values") or []
+        if ids is not None and not 1 <= len(ids) <= 100:
+            raise ApiError(400, "ValidationException", "InstanceIds takes 1-100 values")
+        rows = []
+        for i in (ids if ids is not None else self.order):
+            x = self.instances.get(i)
+            if x and now >= x["t_registered"]:
+                rows.append({"InstanceId": i, "PingStatus": "Online", "ResourceType": "EC2Instance",
+                             "PlatformType": "Linux", "AgentVersion": "3.3.0.0",
+                             "IPAddress": x.get("ip", "")})
+        try:
+            start = int(j.get("NextToken") or 0)
+        except ValueError:
+            raise ApiError(400, "InvalidNextToken", "")
+        res = {"InstanceInformationList": rows[start:start + mx]}
+        if start + mx < len(rows):
+            res["NextToken"] = str(start + mx)
+        return res
 
     def inv_finish(self, v):
         """the invocation's end (monotonic), None while it waits for the first server's"""

@@ -41,9 +41,8 @@
 #include "goman/http.h"
 #include "goman/log.h"
 #include "install_int.h"
+#include "install_ssm_reg.h"
 #include "bytes_int.h"
-
-gm_inst_submit_fn gm_inst_aws_submit = goman_aws_submit;
 
 /* a node's SSM state (n->tp) */
 struct ssm_node {
@@ -74,6 +73,9 @@ struct ssm_inst {
 	int calls;                /* SendCommand + GetCommandInvocation in flight */
 	struct gm_batch *batches; /* SendCommands in flight (freed with the installer) */
 	struct gm_batch *sendq;   /* SendCommands waiting for a slot (sent before polls) */
+	struct gm_ssm_reg reg;    /* install nodes wait there until SSM knows them */
+	int64_t next_list_at;     /* the List pace: no List before this (mono ms) */
+	long list_timer;
 };
 
 static struct ssm_node *SN(const struct gm_inode *n)
@@ -96,6 +98,7 @@ struct ssm_cmd {
 	int n, left; /* nodes[i] NULL once it left */
 	struct gm_inode *nodes[GM_SSM_MAX_IDS];
 	int64_t t_send, retry_ms;
+	int64_t t_asked; /* its last List (t_send before the first) */
 	long timer;
 	bool due; /* its poll is due and waits for a slot */
 	int polls;
@@ -114,6 +117,8 @@ static void schedule_poll(struct gm_install *in, struct gm_inode *n, int64_t del
 static void pump(struct gm_install *in);
 static void flush(struct gm_install *in, enum gm_kind k);
 static int64_t first_poll_ms(const struct gm_install *in, enum gm_kind k);
+static void reg_ready(struct gm_inode *n, bool checked);
+static void reg_after(struct gm_install *in);
 static void learn(struct gm_install *in, enum gm_kind k, int64_t took);
 static int64_t next_poll_ms(const struct gm_install *in, enum gm_kind k);
 static void watch_command(struct gm_install *in, const struct gm_batch *bt, const char *cid,
@@ -447,6 +452,7 @@ static int ssm_start(struct gm_install *in, struct gm_inode *n, struct goman_err
 		if (!(in->tp = calloc(1, sizeof(struct ssm_inst))))
 			return gm_err_oom(err);
 		SI(in)->pollq_tail = &SI(in)->pollq_head;
+		gm_ssm_reg_init(&SI(in)->reg, in, reg_ready, reg_after);
 	}
 	if (!n->tp && !(n->tp = calloc(1, sizeof(struct ssm_node))))
 		return gm_err_oom(err);
@@ -454,9 +460,33 @@ static int ssm_start(struct gm_install *in, struct gm_inode *n, struct goman_err
 		return goman_err_set(err, GOMAN_EINVAL, GOMAN_CLASS_BAD_INPUT, "BadInput", "%s",
 				     "no instance_id");
 	SN(n)->deliver_until = goman_mono_ms() + in->o.delivery_timeout_ms;
-	bool alone = n->kind == GM_K_FIRST || n->kind == GM_K_VERIFY || n->kind == GM_K_ACTION;
-	enqueue(in, n, alone ? 0 : in->o.batch_window_ms);
+	/* the verification and kubectl actions run on the first server, which SSM knows */
+	if (n->kind == GM_K_VERIFY || n->kind == GM_K_ACTION)
+		enqueue(in, n, 0);
+	else
+		gm_ssm_reg_add(&SI(in)->reg, n, n->kind == GM_K_FIRST ? 0 : in->o.batch_window_ms);
 	return 0;
+}
+
+/* The registration check handed a node on: checked ones go with the others of that answer
+ * (reg_after flushes); without the check, as they arrive (first server at once). */
+static void reg_ready(struct gm_inode *n, bool checked)
+{
+	struct gm_install *in = n->in;
+	if (n->state == GM_N_DONE)
+		return;
+	if (checked)
+		enqueue(in, n, -1);
+	else
+		enqueue(in, n, n->kind == GM_K_FIRST ? 0 : in->o.batch_window_ms);
+}
+
+static void reg_after(struct gm_install *in)
+{
+	for (int k = 0; k < GM_K_MAX; k++)
+		if (SI(in)->group[k] && !SI(in)->group_timer[k])
+			flush(in, k);
+	pump(in);
 }
 
 static void ssm_input_done(struct gm_install *in)
@@ -497,12 +527,16 @@ static struct gm_inode *pick_poll(struct gm_install *in)
  * likely finished first. */
 static void pump(struct gm_install *in)
 {
-	while (SI(in)->calls < in->o.concurrency) {
+	while (SI(in)->calls + SI(in)->reg.inflight < in->o.concurrency) {
 		if (SI(in)->sendq) {
 			struct gm_batch *bt = SI(in)->sendq;
 			SI(in)->sendq = bt->next;
 			bt->next = NULL;
 			submit_batch(in, bt);
+			continue;
+		}
+		if (gm_ssm_reg_due(&SI(in)->reg)) {
+			gm_ssm_reg_submit(&SI(in)->reg);
 			continue;
 		}
 		struct gm_inode *n = pick_poll(in);
@@ -735,7 +769,7 @@ static void watch_command(struct gm_install *in, const struct gm_batch *bt, cons
 	}
 	c->in = in;
 	c->kind = bt->kind;
-	c->t_send = now;
+	c->t_send = c->t_asked = now;
 	snprintf(c->id, sizeof(c->id), "%s", cid);
 	for (int i = 0; i < bt->n; i++)
 		if (bt->nodes[i]->state != GM_N_DONE)
@@ -807,24 +841,78 @@ static void list_done(struct goman_aws_result *res, void *ud)
 	goman_log(GOMAN_LOG_DEBUG, "INSTALL", "command %s: poll %d, %d ended, %d running", c->id,
 		  c->polls, ended, c->left);
 	if (c->left > 0)
-		schedule_command(c, next_poll_ms(in, c->kind));
+		schedule_command(c, in->o.poll_ms);
 	pump(in);
 }
 
-/* Submits the due command poll sent longest ago; false when none is due (or the first List
- * is still out: an endpoint without it answers 5xx, and one probe at a time keeps those
- * under the breaker's FailureThreshold). */
-static bool pump_command(struct gm_install *in)
+/* A joining server's or agent's install ends after it joined, which needs the first
+ * server up: while this run's first server installs, their commands are not polled (an
+ * early failure among them shows once it ended). */
+static bool command_held(const struct gm_install *in, const struct ssm_cmd *c)
+{
+	return (c->kind == GM_K_JOIN || c->kind == GM_K_AGENT) && in->first &&
+	       in->first->state != GM_N_DONE;
+}
+
+/* The first server, the verification and kubectl actions gate the run: before any other. */
+static bool command_urgent(const struct ssm_cmd *c)
+{
+	return c->kind == GM_K_FIRST || c->kind == GM_K_VERIFY || c->kind == GM_K_ACTION;
+}
+
+static void list_pace_fire(void *ud)
+{
+	struct gm_install *in = ud;
+	SI(in)->list_timer = 0;
+	pump(in);
+}
+
+/* The due command to poll now, unlinked from nothing (NULL: none may go yet). The others
+ * share one List every --poll-interval / 4 across all commands, so the polls of a run
+ * grow with its duration, not with its commands; the one asked is the command with the
+ * most nodes times the longest time since it was last asked (the likeliest news), and
+ * one command is asked at most once a --poll-interval (schedule_command). */
+static struct ssm_cmd *pick_command(struct gm_install *in, int64_t now)
 {
 	struct ssm_cmd *c = NULL;
+	int64_t best = -1;
+	for (struct ssm_cmd *o = SI(in)->cmds; o; o = o->next) {
+		if (!o->due || command_held(in, o))
+			continue;
+		if (command_urgent(o))
+			return o;
+		int64_t score = (int64_t)o->left * (now - o->t_asked + 1);
+		if (score > best) {
+			best = score;
+			c = o;
+		}
+	}
+	if (c && now < SI(in)->next_list_at) {
+		if (!SI(in)->list_timer)
+			SI(in)->list_timer = goman_http_timer(
+				in->o.http, SI(in)->next_list_at - now, list_pace_fire, in);
+		return NULL;
+	}
+	if (c) {
+		int64_t gap = in->o.poll_ms / 4;
+		SI(in)->next_list_at = now + (gap > 0 ? gap : 1);
+	}
+	return c;
+}
+
+/* Submits the due command poll most likely to find news; false when none may go (or the
+ * first List is still out: an endpoint without it answers 5xx, and one probe at a time
+ * keeps those under the breaker's FailureThreshold). */
+static bool pump_command(struct gm_install *in)
+{
 	if (SI(in)->probing)
 		return false;
-	for (struct ssm_cmd *o = SI(in)->cmds; o; o = o->next)
-		if (o->due && (!c || o->t_send < c->t_send))
-			c = o;
+	int64_t now = goman_mono_ms();
+	struct ssm_cmd *c = pick_command(in, now);
 	if (!c)
 		return false;
 	c->due = false;
+	c->t_asked = now;
 	if (SI(in)->list == LIST_NO)
 		schedule_command(c, 0);
 	if (c->left <= 0)
@@ -869,6 +957,9 @@ static void ssm_free(struct gm_install *in)
 	for (int k = 0; k < GM_K_MAX; k++)
 		if (SI(in)->group_timer[k])
 			goman_http_timer_cancel(in->o.http, SI(in)->group_timer[k]);
+	gm_ssm_reg_clear(&SI(in)->reg);
+	if (SI(in)->list_timer)
+		goman_http_timer_cancel(in->o.http, SI(in)->list_timer);
 	for (struct gm_inode *n = in->nodes; n; n = n->next)
 		if (n->tp && SN(n)->timer)
 			goman_http_timer_cancel(in->o.http, SN(n)->timer);
@@ -888,10 +979,10 @@ static void ssm_free(struct gm_install *in)
 			goman_http_timer_cancel(in->o.http, c->timer);
 		free(c);
 	}
-	goman_log(
-		GOMAN_LOG_DEBUG, "INSTALL",
-		"SSM calls: %lu SendCommand, %lu ListCommandInvocations, %lu GetCommandInvocation",
-		SI(in)->sends, SI(in)->lists, SI(in)->polls);
+	goman_log(GOMAN_LOG_DEBUG, "INSTALL",
+		  "SSM calls: %lu DescribeInstanceInformation, %lu SendCommand, "
+		  "%lu ListCommandInvocations, %lu GetCommandInvocation",
+		  SI(in)->reg.calls, SI(in)->sends, SI(in)->lists, SI(in)->polls);
 	free(in->tp);
 	in->tp = NULL;
 }

@@ -294,6 +294,10 @@ static void polled(const char *id, const struct goman_ec2_instance *inst,
 	}
 	n->ready = true;
 	n->running_wall = goman_now_ms();
+	if (n->need_tags && !n->tagged) {
+		gm_pace_promote(&r->tags, n);
+		gm_pace_pump(&r->tags);
+	}
 	try_emit(r, n);
 }
 

@@ -67,6 +67,7 @@ typedef void (*gm_pace_fail_fn)(void *item, void *ctx, const struct goman_err *e
 struct gm_pace {
 	void **q;
 	size_t n, cap;
+	size_t urgent; /* q[0..urgent) were promoted (sent first, in promotion order) */
 	double tokens, rate, burst;
 	int64_t at;
 	long timer;
@@ -81,6 +82,9 @@ void gm_pace_init(struct gm_pace *p, struct goman_http *http, double rate, doubl
 		  int max_inflight, gm_pace_send_fn send, gm_pace_fail_fn fail, void *ctx);
 /* Queues an item (sent by the next pump). 0, or -1 on no memory (the item is not queued). */
 int gm_pace_push(struct gm_pace *p, void *item);
+/* Moves a queued item ahead of the others not promoted before it (a node seen running
+ * waits for its tags before its record goes out; one still booting can wait). */
+void gm_pace_promote(struct gm_pace *p, void *item);
 /* Sends what the bucket and the in-flight cap allow; arms the timer for the rest. */
 void gm_pace_pump(struct gm_pace *p);
 /* One call sent by send is over. */

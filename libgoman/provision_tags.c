@@ -1,7 +1,8 @@
 /*
  * provision_tags.c - the pacing of goman-provision's CreateTags: a token bucket (rate per
  * second, burst) with a cap on calls in flight, so one launch of hundreds of nodes stays
- * within EC2's CreateTags bucket instead of being throttled and retried. The items are
+ * within EC2's CreateTags bucket instead of being throttled and retried. Nodes seen
+ * running are promoted: their records wait for their tags, the booting ones' do not yet. The items are
  * opaque here; the engine says how one is sent and what a failed send does.
  *
  * Ownership: the queue array is the pacer's (gm_pace_clear); items are borrowed.
@@ -43,6 +44,17 @@ int gm_pace_push(struct gm_pace *p, void *item)
 	return 0;
 }
 
+void gm_pace_promote(struct gm_pace *p, void *item)
+{
+	for (size_t i = p->urgent; i < p->n; i++)
+		if (p->q[i] == item) {
+			memmove(p->q + p->urgent + 1, p->q + p->urgent,
+				(i - p->urgent) * sizeof(*p->q));
+			p->q[p->urgent++] = item;
+			return;
+		}
+}
+
 static void pace_timer(void *ud)
 {
 	struct gm_pace *p = ud;
@@ -71,6 +83,7 @@ void gm_pace_pump(struct gm_pace *p)
 	if (sent) {
 		memmove(p->q, p->q + sent, (p->n - sent) * sizeof(*p->q));
 		p->n -= sent;
+		p->urgent = p->urgent > sent ? p->urgent - sent : 0;
 	}
 	if (p->n && !p->timer && p->inflight < p->max_inflight) {
 		int64_t wait = (int64_t)((1.0 - p->tokens) * 1000.0 / p->rate) + 1;
@@ -90,5 +103,5 @@ void gm_pace_clear(struct gm_pace *p)
 	p->timer = 0;
 	free(p->q);
 	p->q = NULL;
-	p->n = p->cap = 0;
+	p->n = p->cap = p->urgent = 0;
 }

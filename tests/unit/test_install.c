@@ -10,6 +10,7 @@
 #include <string.h>
 #include <cjson/cJSON.h>
 #include "goman/aws.h"
+#include "goman/clock.h"
 #include "goman/http.h"
 #include "goman/install.h"
 #include "install_int.h"
@@ -31,12 +32,18 @@ static int in_flight, max_in_flight, polls_before_send; /* polls sent while a Se
 static const char *poll_answer; /* when set: the GetCommandInvocation reply */
 static char last_code[64], last_msg[256], last_name[128]; /* of the last error record */
 static int bad_records;
-static char *send_texts[16]; /* the command text of each SendCommand (first 16) */
-static char *send_ids[16];   /* its InstanceIds, as JSON */
-static cJSON *drain_objs;    /* the "drain" object of every emitted record */
-static int lists;            /* ListCommandInvocations calls */
-static bool list_ok;         /* answer ListCommandInvocations (else: unknown, as moto 5.2) */
-static cJSON *cmd_ids;       /* CommandId -> its InstanceIds */
+static char *send_texts[16];        /* the command text of each SendCommand (first 16) */
+static char *send_ids[16];          /* its InstanceIds, as JSON */
+static cJSON *drain_objs;           /* the "drain" object of every emitted record */
+static int lists;                   /* ListCommandInvocations calls */
+static int lists_held;              /* of a command without the first server, while it installed */
+static int checks;                  /* DescribeInstanceInformation calls */
+static bool check_ok;               /* answer it (else: unknown, as moto 5.2) */
+static const char *unregistered_id; /* left out of check answers while unregistered_left > 0 */
+static int unregistered_left;
+static int64_t last_check_ms, min_check_gap_ms; /* spacing of the checks */
+static bool list_ok;   /* answer ListCommandInvocations (else: unknown, as moto 5.2) */
+static cJSON *cmd_ids; /* CommandId -> its InstanceIds */
 
 static void fire(void *ud)
 {
@@ -90,8 +97,48 @@ static int fake_submit(struct goman_aws *a, const struct goman_aws_call *call,
 			cJSON_AddItemToObject(cmd_ids, cid, cJSON_Duplicate(ids, 1));
 		}
 		free(s);
+	} else if (!strcmp(call->action, "DescribeInstanceInformation")) {
+		int64_t now = goman_mono_ms();
+		if (checks++ > 0 &&
+		    (min_check_gap_ms < 0 || now - last_check_ms < min_check_gap_ms))
+			min_check_gap_ms = now - last_check_ms;
+		last_check_ms = now;
+		if (!check_ok) {
+			goman_err_set(&p->res.err, GOMAN_ESERVICE, GOMAN_CLASS_CLIENT,
+				      "UnknownOperationException", "no such action");
+		} else {
+			/* every instance asked is Online, but the unregistered one for a while */
+			const cJSON *vals = cJSON_GetObjectItem(
+				cJSON_GetArrayItem(cJSON_GetObjectItem(call->json, "Filters"), 0),
+				"Values");
+			const cJSON *id;
+			cJSON *list = cJSON_CreateArray();
+			bool hid = false;
+			cJSON_ArrayForEach (id, vals) {
+				if (unregistered_id && unregistered_left > 0 &&
+				    !strcmp(id->valuestring, unregistered_id)) {
+					hid = true;
+					continue;
+				}
+				cJSON *o = cJSON_CreateObject();
+				cJSON_AddStringToObject(o, "InstanceId", id->valuestring);
+				cJSON_AddStringToObject(o, "PingStatus", "Online");
+				cJSON_AddItemToArray(list, o);
+			}
+			unregistered_left -= hid;
+			p->res.data = cJSON_CreateObject();
+			cJSON_AddItemToObject(p->res.data, "InstanceInformationList", list);
+		}
 	} else if (!strcmp(call->action, "ListCommandInvocations")) {
 		lists++;
+		const cJSON *lc = cJSON_GetObjectItem(call->json, "CommandId");
+		const cJSON *lids =
+			cJSON_GetObjectItem(cmd_ids, cJSON_IsString(lc) ? lc->valuestring : "");
+		char *ls = lids ? cJSON_PrintUnformatted(lids) : NULL;
+		if (ls && !strstr(ls, "\"i-0\"") && cur && cur->first &&
+		    cur->first->state != GM_N_DONE)
+			lists_held++;
+		free(ls);
 		if (!list_ok) {
 			goman_err_set(&p->res.err, GOMAN_ESERVICE, GOMAN_CLASS_CLIENT,
 				      "UnknownOperationException", "no such action");
@@ -164,8 +211,14 @@ static struct goman_install *make(void)
 	gm_inst_aws_submit = fake_submit;
 	sends = polls = emitted = ok_records = dne_left = inprog_left = 0;
 	in_flight = max_in_flight = polls_before_send = 0;
-	lists = 0;
+	lists = lists_held = 0;
 	list_ok = false;
+	checks = 0;
+	check_ok = false;
+	unregistered_id = NULL;
+	unregistered_left = 0;
+	last_check_ms = 0;
+	min_check_gap_ms = -1;
 	cJSON_Delete(cmd_ids);
 	cmd_ids = NULL;
 	young_id = NULL;
@@ -269,6 +322,95 @@ static void test_without_list_every_invocation_is_polled_on_its_own(void **s)
 	assert_int_equal(ok_records, 3);
 	assert_true(lists >= 1 && lists <= 2); /* the Lists in flight when the first failed */
 	assert_int_equal(polls, 3);
+}
+
+static void test_nodes_are_sent_only_once_ssm_lists_them_online(void **s)
+{
+	struct goman_install *in = make();
+	check_ok = true;
+	unregistered_id = "i-late"; /* its agent registers after two checks */
+	unregistered_left = 2;
+	add(in, "server", 0, "i-0");
+	add(in, "agent", 0, "i-a");
+	add(in, "agent", 1, "i-late");
+	add(in, "agent", 2, "i-b");
+	run_to_end(in);
+	assert_int_equal(ok_records, 4);
+	/* no SendCommand named an instance SSM did not list: the late one went alone, last */
+	assert_true(checks >= 3);
+	assert_true(sends >= 2);
+	for (int i = 0; i < sends - 1; i++)
+		assert_null(strstr(send_ids[i], "i-late"));
+	assert_string_equal(send_ids[sends - 1], "[\"i-late\"]");
+	/* a check a round: never two closer than --poll-interval (5 ms here) */
+	assert_true(min_check_gap_ms >= 4);
+}
+
+static void test_registered_nodes_of_one_check_share_one_sendcommand(void **s)
+{
+	struct goman_install *in = make();
+	check_ok = true;
+	char iid[32];
+	add(in, "server", 0, "i-0");
+	for (int i = 0; i < 5; i++) {
+		snprintf(iid, sizeof(iid), "i-a%d", i);
+		add(in, "agent", i, iid);
+	}
+	run_to_end(in);
+	assert_int_equal(ok_records, 6);
+	assert_int_equal(checks, 1);
+	/* the first server alone (its flags differ), the five agents together */
+	assert_int_equal(sends, 2);
+	assert_int_equal(send_sizes[0] + send_sizes[1], 6);
+	assert_true(send_sizes[0] == 5 || send_sizes[1] == 5);
+}
+
+static void test_more_than_50_waiting_are_asked_50_a_call(void **s)
+{
+	struct goman_install *in = make();
+	check_ok = true;
+	char iid[32];
+	add(in, "server", 0, "i-0");
+	for (int i = 0; i < 119; i++) {
+		snprintf(iid, sizeof(iid), "i-a%d", i);
+		add(in, "agent", i, iid);
+	}
+	run_to_end(in);
+	assert_int_equal(ok_records, 120);
+	assert_int_equal(checks, 3);
+	int total = 0;
+	for (int i = 0; i < sends; i++) {
+		assert_true(send_sizes[i] <= 50);
+		total += send_sizes[i];
+	}
+	assert_int_equal(total, 120);
+}
+
+static void test_without_the_registration_check_nodes_go_straight_to_sendcommand(void **s)
+{
+	struct goman_install *in = make();
+	add(in, "server", 0, "i-0");
+	add(in, "agent", 0, "i-a");
+	add(in, "agent", 1, "i-b");
+	run_to_end(in);
+	assert_int_equal(ok_records, 3);
+	assert_int_equal(checks, 1); /* the probe: unknown, so never asked again */
+	assert_true(sends >= 2);
+}
+
+static void test_agent_commands_are_not_polled_while_the_first_server_installs(void **s)
+{
+	struct goman_install *in = make();
+	list_ok = true;
+	check_ok = true;
+	inprog_left = 6; /* the server's output poll says InProgress for a while */
+	add(in, "server", 0, "i-0");
+	add(in, "agent", 0, "i-a");
+	add(in, "agent", 1, "i-b");
+	run_to_end(in);
+	assert_int_equal(ok_records, 3);
+	assert_int_equal(lists_held, 0);
+	assert_true(lists >= 2);
 }
 
 static void test_invocation_does_not_exist_is_pending_not_failure(void **s)
@@ -728,6 +870,13 @@ int main(void)
 		cmocka_unit_test(test_120_nodes_share_sendcommands_of_at_most_50_ids),
 		cmocka_unit_test(test_one_list_per_command_then_output_only_for_ended_invocations),
 		cmocka_unit_test(test_without_list_every_invocation_is_polled_on_its_own),
+		cmocka_unit_test(test_nodes_are_sent_only_once_ssm_lists_them_online),
+		cmocka_unit_test(test_registered_nodes_of_one_check_share_one_sendcommand),
+		cmocka_unit_test(test_more_than_50_waiting_are_asked_50_a_call),
+		cmocka_unit_test(
+			test_without_the_registration_check_nodes_go_straight_to_sendcommand),
+		cmocka_unit_test(
+			test_agent_commands_are_not_polled_while_the_first_server_installs),
 		cmocka_unit_test(test_invocation_does_not_exist_is_pending_not_failure),
 		cmocka_unit_test(test_invalid_instance_id_retries_only_the_named_instance),
 		cmocka_unit_test(test_agents_wait_for_the_first_server_record),

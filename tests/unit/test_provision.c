@@ -746,9 +746,42 @@ static void test_pacing_keeps_to_the_burst_and_the_calls_in_flight(void **st)
 	goman_http_free(h);
 }
 
+static void test_promoted_items_go_first_in_promotion_order(void **st)
+{
+	(void)st;
+	struct goman_http *h = goman_http_new(NULL, NULL);
+	struct gm_pace pace;
+	struct paced seen = {0};
+	assert_non_null(h);
+	/* one token: nothing goes until the bucket refills, so the order is the queue's */
+	gm_pace_init(&pace, h, 1000.0, 1.0, 8, pace_send, pace_fail, &seen);
+	static char *items[] = {"a", "b", "c", "d", "e"};
+	for (size_t i = 0; i < 5; i++)
+		assert_int_equal(gm_pace_push(&pace, items[i]), 0);
+	gm_pace_promote(&pace, items[3]); /* d runs first: it goes first */
+	gm_pace_promote(&pace, items[1]); /* then b */
+	gm_pace_promote(&pace, items[3]); /* promoted twice: still once, still first */
+	gm_pace_promote(&pace, "not queued");
+	assert_int_equal(pace.n, 5);
+	gm_pace_pump(&pace);
+	assert_int_equal(seen.nsent, 1);
+	assert_string_equal(seen.sent[0], "d");
+	for (int i = 0; i < 200 && seen.nsent < 5; i++)
+		goman_http_run(h, 5, -1);
+	assert_int_equal(seen.nsent, 5);
+	assert_string_equal(seen.sent[1], "b");
+	assert_string_equal(seen.sent[2], "a");
+	assert_string_equal(seen.sent[3], "c");
+	assert_string_equal(seen.sent[4], "e");
+	assert_int_equal(pace.urgent, 0);
+	gm_pace_clear(&pace);
+	goman_http_free(h);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_promoted_items_go_first_in_promotion_order),
 		cmocka_unit_test(test_poller_hands_out_each_instance_the_round_it_runs),
 		cmocka_unit_test(test_poller_shares_round_calls_over_the_pending_set),
 		cmocka_unit_test(test_poller_deadline_and_failed_rounds_become_errors),
