@@ -92,10 +92,10 @@ struct goman_ec2_poller *goman_ec2_poller_new(struct goman_aws *aws,
 		p->o.min_interval_ms = 2000;
 	if (p->o.max_interval_ms < p->o.min_interval_ms)
 		p->o.max_interval_ms = p->o.min_interval_ms > 15000 ? p->o.min_interval_ms : 15000;
+	/* no growth unless asked: a record waits for the next round, and at real scale
+	 * a grown interval held records back by up to max_interval (bench/57) */
 	if (p->o.per_pending_ms < 0)
 		p->o.per_pending_ms = 0;
-	else if (p->o.per_pending_ms == 0 && !opts->min_interval_ms)
-		p->o.per_pending_ms = 100;
 	if (p->o.first_delay_ms <= 0)
 		p->o.first_delay_ms = p->o.min_interval_ms;
 	if (p->o.eventual_deadline_ms <= 0)

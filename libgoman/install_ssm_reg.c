@@ -5,8 +5,8 @@
  * So a node waits here, and one DescribeInstanceInformation (Filters InstanceIds, up to
  * 50 IDs: one page) asks about every waiting node at once; those listed Online go on to
  * SendCommand together. A check goes out a batch window after the first node arrives,
- * then every --poll-interval while any node waits; more than 50 waiting take one call
- * each 50, back to back.
+ * then every batch window (--poll-interval without one) while any node waits; more than
+ * 50 waiting take one call each 50, back to back.
  *
  * The check is an optimisation, never a gate: an endpoint without the action (moto 5.2
  * has none) or one that refuses it for other reasons than throttling turns it off, and
@@ -37,6 +37,13 @@ void gm_ssm_reg_init(struct gm_ssm_reg *r, struct gm_install *in, gm_ssm_reg_rea
 	r->ready = ready;
 	r->after = after;
 	r->tail = &r->head;
+}
+
+/* The spacing of the checks: the batch window (a registered node then waits at most about
+ * as long as one arriving registered), or --poll-interval without one. */
+static int64_t round_ms(const struct gm_install *in)
+{
+	return in->o.batch_window_ms > 0 ? in->o.batch_window_ms : in->o.poll_ms;
 }
 
 static void round_fire(void *ud)
@@ -104,8 +111,8 @@ void gm_ssm_reg_add(struct gm_ssm_reg *r, struct gm_inode *n, int64_t window)
 	 * after the last one (a check a round, whatever the arrivals) */
 	int64_t now = goman_mono_ms();
 	int64_t at = now + window;
-	if (r->last_round && r->last_round + r->in->o.poll_ms > at)
-		at = r->last_round + r->in->o.poll_ms;
+	if (r->last_round && r->last_round + round_ms(r->in) > at)
+		at = r->last_round + round_ms(r->in);
 	schedule_round(r, at - now);
 }
 
@@ -206,7 +213,7 @@ static void check_done(struct goman_aws_result *res, void *ud)
 	free(rc);
 	/* more than 50 waited: the ones this round has not asked yet go next, at once */
 	if (r->waiting > 0)
-		schedule_round(r, r->round_left > 0 ? 0 : in->o.poll_ms);
+		schedule_round(r, r->round_left > 0 ? 0 : round_ms(in));
 	r->after(in);
 }
 

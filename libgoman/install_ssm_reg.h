@@ -41,7 +41,7 @@ void gm_ssm_reg_init(struct gm_ssm_reg *r, struct gm_install *in, gm_ssm_reg_rea
 		     gm_ssm_reg_after_fn after);
 /* A node waits for its registration (or goes on at once when the check is off); the
  * check that asks about it comes within window ms (nodes arriving close together share
- * one), never sooner than --poll-interval after the last check. */
+ * one), never sooner than a batch window (--poll-interval without one) after the last. */
 void gm_ssm_reg_add(struct gm_ssm_reg *r, struct gm_inode *n, int64_t window);
 /* True when a check is due and none is in flight: the caller has a free slot for it. */
 bool gm_ssm_reg_due(const struct gm_ssm_reg *r);

@@ -39,7 +39,7 @@ EOF
 teardown_file() {
 	[ -f "$BATS_FILE_TMPDIR/proxy.pid" ] && kill "$(cat "$BATS_FILE_TMPDIR/proxy.pid")" 2>/dev/null
 	local f
-	for f in "$BATS_FILE_TMPDIR"/list-*.pid; do [ -f "$f" ] && kill "$(cat "$f")" 2>/dev/null; done
+	for f in "$BATS_FILE_TMPDIR"/list-*.pid; do [ -f "$f" ] && kill "$(cat "$f")" 2>/dev/null && rm -f "$f"; done
 	local_aws_stop
 }
 
@@ -413,14 +413,16 @@ nogrep_f() { # STRING FILE: fails when FILE holds STRING
 
 # list_moto: moto_server with ListCommandInvocations (tests/fixtures/moto_ssm_list.py),
 # signature checking on as tests/helpers.bash starts moto, behind its own fault proxy;
-# exports LIST_MOTO, LIST_PROXY and its keys as LIST_AKID/LIST_SECRET
+# exports LIST_MOTO, LIST_PROXY and its keys as LIST_AKID/LIST_SECRET (an earlier test's
+# pair is stopped first)
 list_moto() {
-	local port
+	local port f
+	for f in "$BATS_FILE_TMPDIR"/list-*.pid; do [ -f "$f" ] && kill "$(cat "$f")" 2>/dev/null; done
 	port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 	INITIAL_NO_AUTH_ACTION_COUNT=3 AWS_EC2_METADATA_DISABLED=true \
 		setsid "$LOCAL_AWS_PYTHON" "$ROOT/tests/fixtures/moto_ssm_list.py" -H 127.0.0.1 -p "$port" \
-		>"$BATS_FILE_TMPDIR/list-moto.log" 2>&1 </dev/null 3>&- &
-	echo $! >"$BATS_FILE_TMPDIR/list-moto.pid"
+		>"$BATS_TEST_TMPDIR/list-moto.log" 2>&1 </dev/null 3>&- &
+	echo $! >"$BATS_FILE_TMPDIR/list-moto-$BATS_TEST_NUMBER.pid"
 	LIST_MOTO="http://127.0.0.1:$port"
 	local i
 	for i in $(seq 1 150); do curl -fsS -o /dev/null "$LIST_MOTO/moto-api/" 2>/dev/null && break; sleep 0.1; done
@@ -433,10 +435,10 @@ iam.create_user(UserName="goman")
 iam.put_user_policy(UserName="goman", PolicyName="all", PolicyDocument="{\"Version\":\"2012-10-17\",\"Statement\":[{\"Effect\":\"Allow\",\"Action\":\"*\",\"Resource\":\"*\"}]}")
 k = iam.create_access_key(UserName="goman")["AccessKey"]
 print(k["AccessKeyId"], k["SecretAccessKey"])')
-	python3 "$ROOT/tests/fixtures/fault_proxy.py" "$LIST_MOTO" "$BATS_FILE_TMPDIR/list-proxy.port" 3>&- &
-	echo $! >"$BATS_FILE_TMPDIR/list-proxy.pid"
-	wait_file "$BATS_FILE_TMPDIR/list-proxy.port"
-	LIST_PROXY="http://127.0.0.1:$(cat "$BATS_FILE_TMPDIR/list-proxy.port")"
+	python3 "$ROOT/tests/fixtures/fault_proxy.py" "$LIST_MOTO" "$BATS_TEST_TMPDIR/list-proxy.port" 3>&- &
+	echo $! >"$BATS_FILE_TMPDIR/list-proxy-$BATS_TEST_NUMBER.pid"
+	wait_file "$BATS_TEST_TMPDIR/list-proxy.port"
+	LIST_PROXY="http://127.0.0.1:$(cat "$BATS_TEST_TMPDIR/list-proxy.port")"
 	export LIST_MOTO LIST_PROXY LIST_AKID LIST_SECRET
 }
 
@@ -464,4 +466,32 @@ EOF2
 	[ "$(awk '$2 == "GetCommandInvocation" {print $1}' "$BATS_TEST_TMPDIR/calls")" -eq 21 ]
 	[ "$(awk '$2 == "SendCommand" {print $1}' "$BATS_TEST_TMPDIR/calls")" -eq 3 ]
 	if grep -q "ListCommandInvocations unavailable" <<<"$stderr"; then return 1; fi
+}
+
+@test "goman-install: with DescribeInstanceInformation (moto + tests/fixtures/moto_ssm_list.py): an instance goes to SendCommand only once SSM lists it" {
+	# the fixture leaves an instance out of DescribeInstanceInformation for its first 4 s;
+	# the proxy answers InvalidInstanceId to a SendCommand naming one younger than 3 s: a
+	# SendCommand sent before the check listed its instance would show as a rewrite
+	MOTO_SSM_REGISTRATION_S=4 list_moto
+	curl -s -X POST -d '{"registration_s":3}' "$LIST_PROXY/__proxy/config" >/dev/null
+	AWS_ENDPOINT_URL_EC2="$LIST_PROXY" AK="$LIST_AKID" SK="$LIST_SECRET" "$LOCAL_AWS_PYTHON" - >"$BATS_TEST_TMPDIR/in" <<'EOF2'
+import botocore.session, os
+ec2 = botocore.session.get_session().create_client("ec2", endpoint_url=os.environ["AWS_ENDPOINT_URL_EC2"], region_name="us-east-1",
+	aws_access_key_id=os.environ["AK"], aws_secret_access_key=os.environ["SK"])
+r = ec2.run_instances(ImageId="ami-12345678", MinCount=3, MaxCount=3, InstanceType="t3.micro")
+for n, i in enumerate(r["Instances"]):
+    role, idx = ("server", 0) if n == 0 else ("agent", n - 1)
+    print('{"cluster":"tr","name":"tr-%s-%d","role":"%s","index":%d,"instance_id":"%s","private_ip":"%s"}' % (role, idx, role, idx, i["InstanceId"], i["PrivateIpAddress"]))
+EOF2
+	AWS_ENDPOINT_URL="$LIST_MOTO" AWS_ENDPOINT_URL_SSM="$LIST_PROXY" AWS_ACCESS_KEY_ID="$LIST_AKID" \
+		AWS_SECRET_ACCESS_KEY="$LIST_SECRET" run -0 --separate-stderr install_ssm --poll-interval 500ms <"$BATS_TEST_TMPDIR/in"
+	jq -e -s 'length == 3 and all(.install.ok)' <<<"$output"
+	st=$(curl -s "$LIST_PROXY/__proxy/stats")
+	jq -e '(.rewrites.unregistered // 0) == 0' <<<"$st"
+	curl -s "$LIST_PROXY/__proxy/log" | jq -r '.[].action' | sort | uniq -c >"$BATS_TEST_TMPDIR/calls"
+	cat "$BATS_TEST_TMPDIR/calls" >&3
+	# asked until listed (4 s at one check per 500 ms), and each install kind sent once
+	[ "$(awk '$2 == "DescribeInstanceInformation" {print $1}' "$BATS_TEST_TMPDIR/calls")" -ge 3 ]
+	[ "$(awk '$2 == "SendCommand" {print $1}' "$BATS_TEST_TMPDIR/calls")" -le 3 ]
+	if grep -q "DescribeInstanceInformation unavailable" <<<"$stderr"; then return 1; fi
 }

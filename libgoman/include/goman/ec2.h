@@ -7,10 +7,11 @@
  *   DescribeInstances for the whole pending set (by filters when given, else by IDs), and
  *   each instance is reported through on_done the moment it reaches the target state (no
  *   barrier: the first ready instance is handed out while others are still pending). The
- *   interval between rounds adapts to how many are still pending:
+ *   interval between rounds may adapt to how many are still pending:
  *       interval = clamp(min_ms + per_pending_ms * pending, min_ms, max_ms)
- *   (many pending → fewer calls per instance-second; the stragglers at the end are polled at
- *   min_ms so the last records are not held back). InvalidInstanceID.NotFound right after a
+ *   with per_pending_ms 0 by default (every min_ms: an instance's record waits at most one
+ *   interval; a round of 1000 instances is a few pages, far inside EC2's Describe bucket).
+ *   InvalidInstanceID.NotFound right after a
  *   launch is eventual consistency: the round is retried within eventual_deadline_ms.
  * - Subnets (DescribeSubnets, sorted by AZ) and an AMI's root device (DescribeImages),
  *   for placement and root volumes.
@@ -140,7 +141,7 @@ struct goman_ec2_poller_opts {
 	enum goman_ec2_wait target;
 	int64_t min_interval_ms;      /* default 2000 */
 	int64_t max_interval_ms;      /* default 15000 */
-	int64_t per_pending_ms;       /* default 100 */
+	int64_t per_pending_ms;       /* default 0: every min_interval_ms */
 	int64_t first_delay_ms;       /* before the first round; default min_interval_ms */
 	int64_t eventual_deadline_ms; /* default 60000 */
 	int give_up_rounds;           /* a round whose call failed is retried this many times before
