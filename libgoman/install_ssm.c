@@ -1,31 +1,34 @@
 /*
  * install_ssm.c - goman-install over SSM Run Command (AWS-RunShellScript).
  *
- * Sending: ready nodes join the group of their kind (first server, joining servers,
- * agents: one command text each). A group is sent when it holds 50 instance IDs (the
- * SendCommand limit) or batch_window_ms after its first node came (first server and the
- * verification at once), so nodes that arrive close together share one call. The command
- * text is the script (a quoted here-document) and its non-secret flags; the node reads the
- * token from Parameter Store itself (--token-ssm-param), and the first server puts its
- * kubeconfig there itself (--kubeconfig-ssm-param: gm_inst_script_args). Instances are always named by
+ * Sending: install nodes first wait until SSM knows their instance (install_ssm_reg.c: one
+ * DescribeInstanceInformation a round for all of them), then join the group of their kind
+ * (first server, joining servers, agents: one command text each); the nodes of one check
+ * answer go out together. Without the check (an endpoint that lacks it), a group is sent when
+ * it holds 50 instance IDs (the SendCommand limit) or batch_window_ms after its first node
+ * came (first server and the verification at once). The command text is the script (a
+ * quoted here-document) and its non-secret flags; the node reads the token from Parameter
+ * Store itself (--token-ssm-param), and the first server puts its kubeconfig there itself
+ * (--kubeconfig-ssm-param: gm_inst_script_args). Instances are always named by
  * InstanceIds: the ID-less forms would reach every instance of the region.
- * InvalidInstanceId (the SSM agent has not registered yet, just after boot) is not a
- * failure until the node's delivery deadline: the IDs the error names (all of them when it
- * names none) go back to their group after a growing back-off, or at the age at which an
- * earlier instance was seen to register (learned_reg_ms) when that is later; the others are
- * re-sent at once, together, so one young instance does not hold back the rest. Retries due
- * in the same loop round share one SendCommand.
- * Polling: GetCommandInvocation per (command, instance). The first poll comes after the
- * shortest install seen so far × 3/4 (poll_floor_ms until one finished), then every
- * poll_ms, so a finished node is noticed within poll_ms without polling every invocation
- * from the start. InvocationDoesNotExist means not yet visible: poll again. Other errors
- * (throttling that outlived libgoman's retries) back off ×2 up to 4 × poll_ms.
- * Slots: every SSM call of the installer (SendCommand and GetCommandInvocation) takes one
- * of `concurrency` slots (goman-install caps it at the SSM breaker's MaxConcurrent, so no
- * call parks inside libgoman, where a poll submitted from a finishing call's callback
- * would take the freed slot before a parked SendCommand: that starved sends for seconds).
- * pump() fills free slots: queued SendCommands first, then due polls, the one sent longest
- * ago first (installs take about the same time: it is the most likely to have finished).
+ * InvalidInstanceId (the SSM agent has not registered yet) is not a failure until the
+ * node's delivery deadline: the IDs the error names (all of them when it names none) go
+ * back to their group after a growing back-off, or at the age at which an earlier instance
+ * was seen to register (learned_reg_ms) when that is later; the others are re-sent at once,
+ * together. Retries due in the same loop round share one SendCommand.
+ * Polling, with ListCommandInvocations: one List per command tells which invocations ended;
+ * only those get a GetCommandInvocation (the output: GOMAN_RESULT is its last line). A
+ * command's first List waits for the fastest install seen in its group; then all commands
+ * share one pace (one List every poll_ms / 4, the likeliest news first: pick_command), none
+ * asked twice within poll_ms, and agents' and joiners' commands wait while the first server
+ * installs. Without List (moto): GetCommandInvocation per (command, instance), first after
+ * first_poll_ms, then every next_poll_ms; InvocationDoesNotExist means not yet visible;
+ * other errors (throttling that outlived libgoman's retries) back off x2 up to 4 x poll_ms.
+ * Slots: every SSM call of the installer takes one of `concurrency` slots (goman-install
+ * caps it at the SSM breaker's MaxConcurrent, so no call parks inside libgoman, where a poll
+ * submitted from a finishing call's callback would take the freed slot before a parked
+ * SendCommand: that starved sends for seconds). pump() fills free slots: queued
+ * SendCommands first, then a due registration check, then due polls.
  * Success is the invocation's Status and ResponseCode; GOMAN_RESULT is parsed from
  * StandardOutputContent when present (install.c).
  *
@@ -840,6 +843,10 @@ static void list_done(struct goman_aws_result *res, void *ud)
 	}
 	goman_log(GOMAN_LOG_DEBUG, "INSTALL", "command %s: poll %d, %d ended, %d running", c->id,
 		  c->polls, ended, c->left);
+	/* news: installs end in waves (agents just after the first server), so the next
+	 * List goes at once; only a List that found nothing waits for the pace */
+	if (ended > 0)
+		SI(in)->next_list_at = goman_mono_ms();
 	if (c->left > 0)
 		schedule_command(c, in->o.poll_ms);
 	pump(in);
@@ -867,11 +874,12 @@ static void list_pace_fire(void *ud)
 	pump(in);
 }
 
-/* The due command to poll now, unlinked from nothing (NULL: none may go yet). The others
- * share one List every --poll-interval / 4 across all commands, so the polls of a run
- * grow with its duration, not with its commands; the one asked is the command with the
- * most nodes times the longest time since it was last asked (the likeliest news), and
- * one command is asked at most once a --poll-interval (schedule_command). */
+/* The due command to poll now (NULL: none may go yet). Commands share one pace: one List
+ * every --poll-interval / 4 across all of them, so a run's polls grow with its duration,
+ * not with its commands, and a List that found ended invocations lets the next go at once
+ * (list_done). The one asked is the command with the most nodes left times the longest
+ * time since it was last asked (the likeliest news); one command is asked at most once a
+ * --poll-interval (schedule_command). */
 static struct ssm_cmd *pick_command(struct gm_install *in, int64_t now)
 {
 	struct ssm_cmd *c = NULL;

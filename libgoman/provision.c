@@ -139,6 +139,8 @@ static void emit(struct prun *r, struct node *n, const struct goman_err *err)
 			put(pv, "reused", cJSON_CreateBool(n->reused));
 			if (n->adopted)
 				put(pv, "adopted", cJSON_CreateTrue());
+			if (n->need_tags && !n->tagged)
+				put(pv, "tagged", cJSON_CreateFalse());
 			if (n->dry) {
 				put(pv, "dry_run", cJSON_CreateTrue());
 				put(pv, "would_launch", cJSON_CreateBool(!n->reused));
@@ -166,7 +168,12 @@ static void try_emit(struct prun *r, struct node *n)
 {
 	if (n->emitted)
 		return;
-	if (n->need_tags && !n->tagged)
+	/* a node launched here and seen running does not wait for its name tags: at EC2's
+	 * CreateTags rate (10 a second after a burst of 100) the last of 1000 would wait
+	 * 90 s. Its identity is already in EC2 (the launch tags, its launch index), the
+	 * record says "tagged":false, and the run ends only after the tags are on. */
+	bool tags_can_follow = n->launched && n->ready && !r->o->wait_none;
+	if (n->need_tags && !n->tagged && !tags_can_follow)
 		return;
 	if (!n->ready && !r->o->wait_none)
 		return;
@@ -201,15 +208,19 @@ static void tags_done(const struct goman_err *err, int calls, void *ud)
 	struct prun *r = n->r;
 	n->calls += calls;
 	r->stats_tags += calls;
-	gm_pace_done(&r->tags);
+	gm_pace_done(&r->tags, calls);
 	if (err && err->retryable && ++n->tag_tries <= APP_RETRIES) {
 		tags_enqueue(r, n);
 		gm_pace_pump(&r->tags);
 		return;
 	}
 	if (err) {
-		goman_log(GOMAN_LOG_WARN, "PROVISION", "%s (%s): CreateTags failed: %s %s", n->name,
-			  n->inst.instance_id, err->code, err->message);
+		goman_log(GOMAN_LOG_WARN, "PROVISION", "%s (%s): CreateTags failed: %s %s%s", n->name,
+			  n->inst.instance_id, err->code, err->message,
+			  n->emitted ? " (its record went out untagged; a re-run names it)" : "");
+		/* after an untagged record the failure still counts in the exit status */
+		if (n->emitted && r->out)
+			goman_outcome_add(r->out, err);
 		emit(r, n, err);
 	} else {
 		n->tagged = true;

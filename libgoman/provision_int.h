@@ -87,8 +87,10 @@ int gm_pace_push(struct gm_pace *p, void *item);
 void gm_pace_promote(struct gm_pace *p, void *item);
 /* Sends what the bucket and the in-flight cap allow; arms the timer for the rest. */
 void gm_pace_pump(struct gm_pace *p);
-/* One call sent by send is over. */
-void gm_pace_done(struct gm_pace *p);
+/* One call sent by send is over, after `attempts` requests (its retries took tokens from
+ * the server's bucket too: they are taken from ours, so a throttled call does not start a
+ * cascade of them). */
+void gm_pace_done(struct gm_pace *p, int attempts);
 /* Cancels the timer and frees the queue (queued items are the caller's). */
 void gm_pace_clear(struct gm_pace *p);
 

@@ -73,6 +73,14 @@ static bool ours(const struct goman_ec2_instance *in, const struct node *n)
 	return c && n->cluster && !strcmp(c, n->cluster) && gm_prov_reusable_state(in->state);
 }
 
+/* Launch order: launch time (ISO 8601 as EC2 gives it: compares as text), then the
+ * instance's place in its RunInstances call. */
+static bool launched_before(const struct goman_ec2_instance *a, const struct goman_ec2_instance *b)
+{
+	int c = strcmp(a->launch_time, b->launch_time);
+	return c < 0 || (c == 0 && a->launch_index < b->launch_index);
+}
+
 /*
  * Matches nodes to existing instances: by (role, goman:index); then adopts instances that
  * carry the role but no index for the missing nodes, lowest index first. Marks matched
@@ -107,22 +115,28 @@ int gm_prov_plan(struct node **nodes, size_t nn, const struct goman_kvs *filter,
 		}
 	}
 	/* nodes are in index order per role (sorted by the caller), so adoption fills the
-	 * lowest missing indices first */
+	 * lowest missing indices first, with the unnamed instances in launch order: a run
+	 * names its launches' instances in that order, so the instances a killed run left
+	 * unnamed (their records may be out) get back the names it gave them */
 	for (size_t i = 0; i < nn; i++) {
 		struct node *n = nodes[i];
 		if (n->reused)
 			continue;
+		size_t best = ex->n;
 		for (size_t j = 0; j < ex->n; j++) {
 			const char *role = goman_ec2_tag(&ex->v[j], "goman:role");
 			if (used[j] || !role || strcmp(role, n->role) ||
 			    gm_prov_tag_index(&ex->v[j]) >= 0 || !ours(&ex->v[j], n))
 				continue;
-			if (goman_ec2_instance_copy(&n->inst, &ex->v[j]) != 0)
+			if (best == ex->n || launched_before(&ex->v[j], &ex->v[best]))
+				best = j;
+		}
+		if (best < ex->n) {
+			if (goman_ec2_instance_copy(&n->inst, &ex->v[best]) != 0)
 				goto nomem;
-			used[j] = true;
+			used[best] = true;
 			n->reused = n->adopted = true;
 			n->need_tags = true;
-			break;
 		}
 		if (!n->reused)
 			missing++;

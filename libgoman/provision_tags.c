@@ -91,9 +91,11 @@ void gm_pace_pump(struct gm_pace *p)
 	}
 }
 
-void gm_pace_done(struct gm_pace *p)
+void gm_pace_done(struct gm_pace *p, int attempts)
 {
 	p->inflight--;
+	if (attempts > 1)
+		p->tokens -= attempts - 1;
 }
 
 void gm_pace_clear(struct gm_pace *p)

@@ -470,3 +470,20 @@ IN
 	assert_equal "$(jq -r 'select(.role == "server") | .provision.adopted' <<<"$output")" true
 	assert_equal "$(jq -s -c 'map(.server_url) | unique' <<<"$output")" "[\"https://$ip:6443\"]"
 }
+
+@test "goman-provision: a node seen running does not wait for its name tags: its record says tagged:false, the tags are on when the run ends" {
+	# every CreateTags takes 4 s, an instance runs after 2 s
+	fault_proxy_config '{"probabilities":{"delay":1.0},"delay_plan_ms":4000,"match":["CreateTags"]}' >/dev/null
+	start=$(date +%s%3N)
+	run -0 --separate-stderr goman-provision --cluster slowtags --servers 1 --agents 4 --poll-interval 200ms
+	took=$(($(date +%s%3N) - start))
+	fault_proxy_config '{"probabilities":null,"match":null}' >/dev/null
+	assert_equal "${#lines[@]}" 5
+	assert_equal "$(jq -s 'map(select(.ok == true and .provision.tagged == false)) | length' <<<"$output")" 5
+	# the run waited for the tags: every instance carries its name, role and index
+	[ "$took" -ge 4000 ]
+	run -0 instances slowtags
+	assert_equal "${#lines[@]}" 5
+	assert_equal "$(awk '$3 != "-"' <<<"$output" | awk '{print $3}' | sort -u | wc -l)" 5
+	assert_equal "$(grep -c ' slowtags-agent-3 agent 3$' <<<"$output")" 1
+}

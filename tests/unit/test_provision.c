@@ -258,6 +258,43 @@ static void test_plan_reuses_by_index_adopts_unnamed_and_counts_missing(void **s
 	goman_ec2_instances_clear(&ex);
 }
 
+static void test_unnamed_instances_are_adopted_in_launch_order(void **state)
+{
+	(void)state;
+	struct node nodes[3];
+	struct node *v[3];
+	memset(nodes, 0, sizeof(nodes));
+	for (int i = 0; i < 3; i++) {
+		nodes[i].cluster = "demo";
+		nodes[i].role = "agent";
+		nodes[i].index = i;
+		nodes[i].inst.launch_index = -1;
+		v[i] = &nodes[i];
+	}
+	/* a killed run left three agents unnamed; it had named them 0, 1, 2 in launch order
+	 * (launch time, then place in the call): the listing gives them in another order */
+	struct goman_ec2_instances ex = {0};
+	existing(&ex, "i-third", "agent", NULL);
+	existing(&ex, "i-second", "agent", NULL);
+	existing(&ex, "i-first", "agent", NULL);
+	const char *when[3] = {"2026-12-03T10:00:05.000Z", "2026-12-03T10:00:01.000Z",
+			       "2026-12-03T10:00:01.000Z"};
+	int at[3] = {0, 4, 2};
+	for (int j = 0; j < 3; j++) {
+		snprintf(ex.v[j].launch_time, sizeof(ex.v[j].launch_time), "%s", when[j]);
+		ex.v[j].launch_index = at[j];
+	}
+	assert_int_equal(plan(v, 3, &ex), 0);
+	assert_string_equal(nodes[0].inst.instance_id, "i-first");
+	assert_string_equal(nodes[1].inst.instance_id, "i-second");
+	assert_string_equal(nodes[2].inst.instance_id, "i-third");
+	for (int i = 0; i < 3; i++) {
+		assert_true(nodes[i].adopted && nodes[i].need_tags);
+		goman_ec2_instance_clear(&nodes[i].inst);
+	}
+	goman_ec2_instances_clear(&ex);
+}
+
 static void test_plan_of_a_converged_cluster_launches_nothing(void **state)
 {
 	struct node nodes[2];
@@ -734,8 +771,11 @@ static void test_pacing_keeps_to_the_burst_and_the_calls_in_flight(void **st)
 	assert_int_equal(pace.inflight, 2);
 	assert_int_equal(pace.n, 3);
 	assert_int_equal(pace.timer, 0); /* nothing could go anyway: no timer */
-	gm_pace_done(&pace);
-	gm_pace_done(&pace);
+	gm_pace_done(&pace, 1);
+	/* the other took three attempts: its two retries spent tokens of the server's bucket */
+	double before = pace.tokens;
+	gm_pace_done(&pace, 3);
+	assert_true(pace.tokens <= before - 2.0 + 1e-9);
 	gm_pace_pump(&pace);
 	/* the burst is spent: c waits for a token, on a timer */
 	assert_int_equal(seen.nsent, 2);
@@ -788,6 +828,7 @@ int main(void)
 		cmocka_unit_test(test_poll_interval_grows_with_the_pending_count),
 		cmocka_unit_test(test_filters_group_values_of_one_name),
 		cmocka_unit_test(test_plan_reuses_by_index_adopts_unnamed_and_counts_missing),
+		cmocka_unit_test(test_unnamed_instances_are_adopted_in_launch_order),
 		cmocka_unit_test(test_plan_of_a_converged_cluster_launches_nothing),
 		cmocka_unit_test(test_plan_never_reuses_or_adopts_another_clusters_instances),
 		cmocka_unit_test(test_plan_refuses_a_listing_filter_without_its_cluster_tag),
