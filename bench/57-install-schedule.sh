@@ -20,9 +20,9 @@
 #                        which no flag scales, so larger fast runs measure that pacing.
 #   BENCH57_SCALE=real   AWS's real time scale, goman's defaults. A run takes the critical
 #                        path (~90 s) plus goman's overhead, twice (base, this): measured on
-#                        a loaded 2-core box, 50 nodes ~3.5 min, 500 nodes ~4.5 min; 1000
-#                        nodes ~6 min expected (CreateTags pacing adds ~50 s): ~15 min for
-#                        BENCH57_NODES="50 500 1000".
+#                        a 2-core box, about 1.6 min a build at 50 and 500 nodes and
+#                        2.5 min at 1000 (the base build's slower runs: up to 3 min):
+#                        ~15 min for BENCH57_NODES="50 500 1000" with a base.
 #   BENCH57_NODES="50 500 1000"   node counts (default 50)
 #   BENCH57_BASE=REV     the base build's rev (default: git merge-base HEAD main);
 #                        BENCH57_BASE=none runs "this" only

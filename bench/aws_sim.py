@@ -34,7 +34,10 @@ HTTP 400 ThrottlingException JSON), and the request has no effect:
 SSM ListCommandInvocations follows the API reference: CommandId / InstanceId filters,
 MaxResults 1-50 (default 50), NextToken, Details (CommandPlugins with Output cut at 2,500
 characters; an empty CommandPlugins list without it). An install's output is ~4 KB of log
-with GOMAN_RESULT last, so that line is only in GetCommandInvocation's output.
+with GOMAN_RESULT last, so that line is only in GetCommandInvocation's output; a command
+whose text keeps the log on the node (it names GOMAN_INSTALL_LOG, as goman's does since it
+sends the installer's output to a file there) prints only its last GOMAN_PROGRESS and
+GOMAN_RESULT lines, which Details holds whole.
 
 Control: GET /__sim/stats  {"actions":{A:{"ok":N,"throttled":N,"error":N}},
                             "nodes":{id:{role,ordinal,boot,reg,install,t_launch,t_finish,...}},
@@ -287,6 +290,10 @@ class Sim:
             if not x or now < x["t_registered"]:
                 raise ApiError(400, "InvalidInstanceId",
                                "Instances [[%s]] not in a valid state for account 123456789012" % i)
+        # a command text that sends the installer's log to a file on the node and prints only
+        # its GOMAN_ lines (goman's, which names GOMAN_INSTALL_LOG) has a short output
+        text = "".join((j.get("Parameters") or {}).get("commands") or [])
+        quiet = "GOMAN_INSTALL_LOG" in text
         comment = j.get("Comment", "")
         # goman's Comment ends with the command's kind; anything not a verify/kubectl command
         # is an install, and the first server is known by its tags (not by the comment)
@@ -306,7 +313,7 @@ class Sim:
                 x["kind"] = kind
                 if kind == "first-server" and self.server_finish is None:
                     self.server_finish = fin
-            inv[i] = {"t_send": now, "t_finish": fin, "kind": kind}
+            inv[i] = {"t_send": now, "t_finish": fin, "kind": kind, "quiet": quiet}
             if not quick:
                 x["inv"] = inv[i]
         self.commands[cid] = {"id": cid, "ids": list(ids), "inv": inv, "comment": comment,
@@ -359,7 +366,7 @@ class Sim:
         role = "server" if v["kind"] in ("first-server", "join-server") else "agent"
         if v["kind"] in ("verify", "kubectl"):
             return "NAME STATUS ROLES AGE VERSION\n"
-        return (LOG + "GOMAN_PROGRESS 100\n"
+        return ("" if v.get("quiet") else LOG) + ("GOMAN_PROGRESS 100\n"
                 'GOMAN_RESULT {"ok":true,"role":"%s","version":"v1.31.4+k3s1","arch":"amd64",'
                 '"checksum":"sha256:0","skipped":false,"upgraded":false}\n' % role)
 

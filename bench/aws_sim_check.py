@@ -71,7 +71,13 @@ def main():
             InstanceIds=i, DocumentName="AWS-RunShellScript", Parameters={"commands": ["true"]},
             Comment="goman install c " + kind)["Command"]["CommandId"]
         check(code_of(lambda: send(ids[:50], "agent"))[0] == "InvalidInstanceId", "unregistered: InvalidInstanceId")
+        flt = [{"Key": "InstanceIds", "Values": ids[:50]}]
+        check(ssm.describe_instance_information(Filters=flt, MaxResults=50)["InstanceInformationList"] == [],
+              "DescribeInstanceInformation leaves unregistered instances out")
         time.sleep((45 + 10) * SCALE + 0.1)
+        info = ssm.describe_instance_information(Filters=flt, MaxResults=50)["InstanceInformationList"]
+        check(len(info) == 50 and {x["PingStatus"] for x in info} == {"Online"},
+              "DescribeInstanceInformation lists registered instances Online")
         d1 = ec2.describe_instances(Filters=[{"Name": "tag:goman:role", "Values": ["agent"]}], MaxResults=25)
         check(len(d1["Reservations"]) == 25 and d1.get("NextToken"), "describe pages of 25")
         check({i["State"]["Name"] for res in d1["Reservations"] for i in res["Instances"]} == {"running"},
@@ -105,6 +111,13 @@ def main():
         g = ssm.get_command_invocation(CommandId=c, InstanceId=ids[0])
         check(g["Status"] == "Success" and g["StandardOutputContent"].rstrip().split("\n")[-1]
               .startswith("GOMAN_RESULT "), "GetCommandInvocation: GOMAN_RESULT last")
+        cq = ssm.send_command(InstanceIds=ids[50:52], DocumentName="AWS-RunShellScript",
+                              Parameters={"commands": ["sh x >\"${GOMAN_INSTALL_LOG:-l}\" 2>&1"]},
+                              Comment="goman install c agent")["Command"]["CommandId"]
+        time.sleep(40 * SCALE + 0.1)
+        pq = ssm.list_command_invocations(CommandId=cq, Details=True)["CommandInvocations"][0]["CommandPlugins"][0]
+        check(pq["Output"].startswith("GOMAN_PROGRESS 100\nGOMAN_RESULT "),
+              "a command keeping its log on the node prints only its GOMAN_ lines")
         check(code_of(lambda: ssm.list_command_invocations(CommandId="00000000-0000-0000-0000-000000000000"))[0]
               == "InvalidCommandId", "unknown CommandId")
         check(code_of(lambda: ssm.get_command_invocation(CommandId=c, InstanceId=ids[55]))[0]

@@ -47,6 +47,9 @@
 #include "install_ssm_reg.h"
 #include "bytes_int.h"
 
+/* ListCommandInvocations with Details: "Output" is cut at this many characters */
+#define GM_SSM_LIST_OUTPUT_CAP 2500
+
 /* a node's SSM state (n->tp) */
 struct ssm_node {
 	char command_id[64];
@@ -169,15 +172,26 @@ static char *command_text(struct gm_install *in, const struct gm_batch *bt)
 	gm_buf_add(&b, in->script, in->script_len);
 	if (in->script_len && in->script[in->script_len - 1] != '\n')
 		gm_buf_adds(&b, "\n");
-	gm_buf_adds(&b, "GOMAN_K3S_INSTALL_EOF\nsh \"$f\"");
+	/* the node keeps the installer's log; the command prints only the last progress and
+	 * the GOMAN_RESULT line (so List's Details output, cut at 2,500 characters, holds
+	 * the result), or the log's tail when the installer printed no result */
+	gm_buf_adds(
+		&b,
+		"GOMAN_K3S_INSTALL_EOF\n"
+		"log=${GOMAN_INSTALL_LOG:-/var/log/goman-k3s-install.log}\n"
+		"(umask 077 && : >\"$log\") || log=$(mktemp /tmp/goman-k3s-install-log.XXXXXX)\n"
+		"sh \"$f\"");
 	char **args = gm_inst_script_args(in, n);
 	for (size_t i = 0; args && args[i]; i++) {
 		gm_buf_adds(&b, " ");
 		gm_buf_quote(&b, args[i]);
 	}
 	gm_inst_argv_free(args);
-	gm_buf_adds(&b, " \"$@\"\nrc=$?\nrm -f \"$f\"\n");
-	gm_buf_adds(&b, "exit $rc\n");
+	gm_buf_adds(&b, " \"$@\" >\"$log\" 2>&1\nrc=$?\nrm -f \"$f\"\n"
+			"grep -q '^GOMAN_RESULT ' \"$log\" || tail -c 2000 \"$log\"\n"
+			"grep '^GOMAN_PROGRESS ' \"$log\" | tail -n 1\n"
+			"grep '^GOMAN_RESULT ' \"$log\" | tail -n 1\n"
+			"exit $rc\n");
 	return b.p;
 }
 
@@ -591,6 +605,34 @@ static bool status_pending(const char *s)
 	return !strcmp(s, "Pending") || !strcmp(s, "InProgress") || !strcmp(s, "Delayed");
 }
 
+/* An invocation ended with Status st: the node is done (its output, when given, is kept
+ * for install.c to read GOMAN_RESULT from). */
+static void invocation_ended(struct gm_install *in, struct gm_inode *n, const char *st,
+			     const cJSON *rcj, const char *out)
+{
+	if (out) {
+		gm_buf_free(&n->out);
+		gm_buf_adds(&n->out, out);
+	}
+	/* an exit status (-1 when SSM has none): anything else is clamped before the cast */
+	int rc = -1;
+	if (cJSON_IsNumber(rcj) && rcj->valuedouble >= -1)
+		rc = rcj->valuedouble <= 255 ? (int)rcj->valuedouble : 255;
+	int64_t took = goman_mono_ms() - SN(n)->t_send;
+	if (!strcmp(st, "Success")) {
+		learn(in, n->kind, took);
+		in->done(in, n, NULL, rc > 0 ? rc : 0);
+	} else if (!strcmp(st, "Failed")) {
+		in->done(in, n, NULL, rc > 0 ? rc : 1);
+	} else {
+		bool timed = strstr(st, "TimedOut") != NULL;
+		char msg[160];
+		snprintf(msg, sizeof(msg), "SSM command ended %s", st);
+		fail(in, n, timed ? GOMAN_ETIMEOUT : GOMAN_ESERVICE,
+		     timed ? GOMAN_CLASS_TIMEOUT : GOMAN_CLASS_CLIENT, st, msg);
+	}
+}
+
 static void poll_done(struct goman_aws_result *res, void *ud)
 {
 	struct gm_inode *n = ud;
@@ -634,28 +676,8 @@ static void poll_done(struct goman_aws_result *res, void *ud)
 		return;
 	}
 	const char *out = goman_json_path_str(res->data, "StandardOutputContent");
-	if (out) {
-		gm_buf_free(&n->out);
-		gm_buf_adds(&n->out, out);
-	}
-	const cJSON *rcj = cJSON_GetObjectItemCaseSensitive(res->data, "ResponseCode");
-	/* an exit status (-1 when SSM has none): anything else is clamped before the cast */
-	int rc = -1;
-	if (cJSON_IsNumber(rcj) && rcj->valuedouble >= -1)
-		rc = rcj->valuedouble <= 255 ? (int)rcj->valuedouble : 255;
-	int64_t took = goman_mono_ms() - SN(n)->t_send;
-	if (!strcmp(st, "Success")) {
-		learn(in, n->kind, took);
-		in->done(in, n, NULL, rc > 0 ? rc : 0);
-	} else if (!strcmp(st, "Failed")) {
-		in->done(in, n, NULL, rc > 0 ? rc : 1);
-	} else {
-		bool timed = strstr(st, "TimedOut") != NULL;
-		char msg[160];
-		snprintf(msg, sizeof(msg), "SSM command ended %s", st);
-		fail(in, n, timed ? GOMAN_ETIMEOUT : GOMAN_ESERVICE,
-		     timed ? GOMAN_CLASS_TIMEOUT : GOMAN_CLASS_CLIENT, st, msg);
-	}
+	invocation_ended(in, n, st, cJSON_GetObjectItemCaseSensitive(res->data, "ResponseCode"),
+			 out);
 	pump(in);
 }
 
@@ -725,6 +747,18 @@ static int64_t next_poll_ms(const struct gm_install *in, enum gm_kind k)
 /* ---- one poll per command: ListCommandInvocations --------------------------------------- */
 
 /* A node leaves its command's List polls: its own GetCommandInvocation is due in delay. */
+/* A line starting "GOMAN_RESULT {" (install.c reads the last one). */
+static bool has_result_line(const char *out)
+{
+	for (const char *l = out; l && *l;) {
+		if (!strncmp(l, "GOMAN_RESULT {", 14))
+			return true;
+		l = strchr(l, '\n');
+		l = l ? l + 1 : NULL;
+	}
+	return false;
+}
+
 static void leave_command(struct ssm_cmd *c, int i, int64_t delay)
 {
 	struct gm_inode *n = c->nodes[i];
@@ -814,6 +848,29 @@ static void list_failed(struct ssm_cmd *c, const struct goman_err *e)
 	schedule_command(c, c->retry_ms);
 }
 
+/* The install's output as List's Details give it (Output cut at 2,500 characters): enough
+ * when it is shorter than that and holds the GOMAN_RESULT line, which goman's command
+ * text prints last with nothing but the last GOMAN_PROGRESS before it (the log stays on
+ * the node). Then the node is done without a GetCommandInvocation; otherwise, and for
+ * the verification and kubectl actions, whose output is theirs, it gets one. */
+static bool ended_in_list(struct ssm_cmd *c, int i, const char *st, const cJSON *inv)
+{
+	struct gm_inode *n = c->nodes[i];
+	if (c->kind != GM_K_FIRST && c->kind != GM_K_JOIN && c->kind != GM_K_AGENT)
+		return false;
+	const cJSON *plugin =
+		cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(inv, "CommandPlugins"), 0);
+	const char *out = goman_json_path_str(plugin, "Output");
+	if (!out || strlen(out) >= GM_SSM_LIST_OUTPUT_CAP || !has_result_line(out))
+		return false;
+	c->nodes[i] = NULL;
+	c->left--;
+	if (n->state != GM_N_DONE)
+		invocation_ended(c->in, n, st,
+				 cJSON_GetObjectItemCaseSensitive(plugin, "ResponseCode"), out);
+	return true;
+}
+
 static void list_done(struct goman_aws_result *res, void *ud)
 {
 	struct ssm_cmd *c = ud;
@@ -837,8 +894,9 @@ static void list_done(struct goman_aws_result *res, void *ud)
 		const char *st = goman_json_path_str(inv, "Status");
 		for (int i = 0; iid && st && *st && !status_pending(st) && i < c->n; i++)
 			if (c->nodes[i] && !strcmp(c->nodes[i]->iid, iid)) {
-				leave_command(c, i, 0);
 				ended++;
+				if (!ended_in_list(c, i, st, inv))
+					leave_command(c, i, 0);
 			}
 	}
 	goman_log(GOMAN_LOG_DEBUG, "INSTALL", "command %s: poll %d, %d ended, %d running", c->id,
@@ -929,7 +987,8 @@ static bool pump_command(struct gm_install *in)
 	struct goman_err err = GOMAN_ERR_INIT;
 	goman_err_clear(&err);
 	if (!req || !cJSON_AddStringToObject(req, "CommandId", c->id) ||
-	    !cJSON_AddNumberToObject(req, "MaxResults", GM_SSM_MAX_IDS)) {
+	    !cJSON_AddNumberToObject(req, "MaxResults", GM_SSM_MAX_IDS) ||
+	    !cJSON_AddBoolToObject(req, "Details", 1)) {
 		cJSON_Delete(req);
 		gm_err_oom(&err);
 		list_failed(c, &err);

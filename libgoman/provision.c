@@ -215,8 +215,8 @@ static void tags_done(const struct goman_err *err, int calls, void *ud)
 		return;
 	}
 	if (err) {
-		goman_log(GOMAN_LOG_WARN, "PROVISION", "%s (%s): CreateTags failed: %s %s%s", n->name,
-			  n->inst.instance_id, err->code, err->message,
+		goman_log(GOMAN_LOG_WARN, "PROVISION", "%s (%s): CreateTags failed: %s %s%s",
+			  n->name, n->inst.instance_id, err->code, err->message,
 			  n->emitted ? " (its record went out untagged; a re-run names it)" : "");
 		/* after an untagged record the failure still counts in the exit status */
 		if (n->emitted && r->out)

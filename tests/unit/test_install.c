@@ -6,6 +6,9 @@
  */
 #include "unit.h"
 #include <stdint.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <string.h>
 #include <cjson/cJSON.h>
@@ -42,8 +45,9 @@ static bool check_ok;               /* answer it (else: unknown, as moto 5.2) */
 static const char *unregistered_id; /* left out of check answers while unregistered_left > 0 */
 static int unregistered_left;
 static int64_t last_check_ms, min_check_gap_ms; /* spacing of the checks */
-static bool list_ok;   /* answer ListCommandInvocations (else: unknown, as moto 5.2) */
-static cJSON *cmd_ids; /* CommandId -> its InstanceIds */
+static bool list_ok;            /* answer ListCommandInvocations (else: unknown, as moto 5.2) */
+static const char *list_output; /* its Details Output for each ended invocation (NULL: none) */
+static cJSON *cmd_ids;          /* CommandId -> its InstanceIds */
 
 static void fire(void *ud)
 {
@@ -151,6 +155,13 @@ static int fake_submit(struct goman_aws *a, const struct goman_aws_call *call,
 				cJSON *o = cJSON_CreateObject();
 				cJSON_AddStringToObject(o, "InstanceId", id->valuestring);
 				cJSON_AddStringToObject(o, "Status", "Success");
+				if (list_output) {
+					cJSON *pl = cJSON_AddArrayToObject(o, "CommandPlugins");
+					cJSON *p0 = cJSON_CreateObject();
+					cJSON_AddStringToObject(p0, "Output", list_output);
+					cJSON_AddNumberToObject(p0, "ResponseCode", 0);
+					cJSON_AddItemToArray(pl, p0);
+				}
 				cJSON_AddItemToArray(invs, o);
 			}
 			p->res.data = cJSON_CreateObject();
@@ -213,6 +224,7 @@ static struct goman_install *make(void)
 	in_flight = max_in_flight = polls_before_send = 0;
 	lists = lists_held = 0;
 	list_ok = false;
+	list_output = NULL;
 	checks = 0;
 	check_ok = false;
 	unregistered_id = NULL;
@@ -411,6 +423,98 @@ static void test_agent_commands_are_not_polled_while_the_first_server_installs(v
 	assert_int_equal(ok_records, 3);
 	assert_int_equal(lists_held, 0);
 	assert_true(lists >= 2);
+}
+
+static void test_an_install_whose_list_output_holds_its_result_needs_no_get(void **s)
+{
+	struct goman_install *in = make();
+	list_ok = true;
+	list_output = "GOMAN_PROGRESS 100\nGOMAN_RESULT {\"ok\":true,\"version\":\"v1\"}\n";
+	add(in, "server", 0, "i-0");
+	add(in, "agent", 0, "i-a");
+	add(in, "agent", 1, "i-b");
+	run_to_end(in);
+	assert_int_equal(ok_records, 3);
+	assert_int_equal(polls, 0);
+}
+
+static void test_a_list_output_cut_at_2500_characters_is_fetched_whole(void **s)
+{
+	static char big[2600];
+	struct goman_install *in = make();
+	list_ok = true;
+	memset(big, 'x', sizeof(big) - 1);
+	memcpy(big, "GOMAN_RESULT {\"ok\":true}\n", 25); /* a result line, but the text is cut */
+	list_output = big;
+	add(in, "server", 0, "i-0");
+	add(in, "agent", 0, "i-a");
+	run_to_end(in);
+	assert_int_equal(ok_records, 2);
+	assert_int_equal(polls, 2);
+}
+
+/* Runs an SSM command text with sh as the node would (AWS_SSM_INSTANCE_ID set); returns
+ * its exit status, its output in out. */
+static int run_command_text(const char *text, const char *iid, const char *log, char *out,
+			    size_t cap)
+{
+	char path[] = "/tmp/goman-unit-cmd.XXXXXX";
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	FILE *f = fdopen(fd, "w");
+	fputs(text, f);
+	fclose(f);
+	char cmd[512];
+	snprintf(cmd, sizeof(cmd), "AWS_SSM_INSTANCE_ID=%s GOMAN_INSTALL_LOG=%s sh %s", iid, log,
+		 path);
+	FILE *p = popen(cmd, "r");
+	assert_non_null(p);
+	size_t n = fread(out, 1, cap - 1, p);
+	out[n] = '\0';
+	int st = pclose(p);
+	unlink(path);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static void test_the_command_prints_only_its_result_and_keeps_the_log_on_the_node(void **s)
+{
+	struct goman_install *in = make();
+	struct gm_install *gi = (struct gm_install *)in;
+	free(gi->script);
+	gi->script = strdup("echo 'noise: downloading k3s'\necho 'GOMAN_PROGRESS 50'\n"
+			    "echo 'GOMAN_PROGRESS 100'\necho 'GOMAN_RESULT {\"ok\":true}'\n"
+			    "echo 'noise after' >&2\n");
+	gi->script_len = strlen(gi->script);
+	add(in, "server", 0, "i-0");
+	run_to_end(in);
+	assert_int_equal(sends, 1);
+	char log[] = "/tmp/goman-unit-log.XXXXXX", out[4096];
+	close(mkstemp(log));
+	assert_int_equal(run_command_text(send_texts[0], "i-0", log, out, sizeof(out)), 0);
+	assert_string_equal(out, "GOMAN_PROGRESS 100\nGOMAN_RESULT {\"ok\":true}\n");
+	FILE *f = fopen(log, "r");
+	size_t n = fread(out, 1, sizeof(out) - 1, f);
+	out[n] = '\0';
+	fclose(f);
+	assert_non_null(strstr(out, "noise: downloading k3s"));
+	assert_non_null(strstr(out, "noise after"));
+	unlink(log);
+}
+
+static void test_a_command_whose_installer_printed_no_result_prints_the_logs_tail(void **s)
+{
+	struct goman_install *in = make();
+	struct gm_install *gi = (struct gm_install *)in;
+	free(gi->script);
+	gi->script = strdup("echo 'curl: (6) Could not resolve host'\nexit 7\n");
+	gi->script_len = strlen(gi->script);
+	add(in, "server", 0, "i-0");
+	run_to_end(in);
+	char log[] = "/tmp/goman-unit-log.XXXXXX", out[4096];
+	close(mkstemp(log));
+	assert_int_equal(run_command_text(send_texts[0], "i-0", log, out, sizeof(out)), 7);
+	assert_string_equal(out, "curl: (6) Could not resolve host\n");
+	unlink(log);
 }
 
 static void test_invocation_does_not_exist_is_pending_not_failure(void **s)
@@ -763,7 +867,7 @@ static void test_each_instance_of_a_sendcommand_gets_its_own_node_flags(void **s
 			       "'--node-taint' 'dedicated=web:NoSchedule' ;;\n"));
 	assert_non_null(strstr(t, "'i-a1') set -- '--node-name' 'u-agent-1' ;;\n"));
 	assert_non_null(strstr(t, "*) echo 'GOMAN_RESULT"));
-	assert_non_null(strstr(t, " \"$@\"\nrc=$?"));
+	assert_non_null(strstr(t, " \"$@\" >\"$log\" 2>&1\nrc=$?"));
 	/* the first server's own case names it */
 	assert_non_null(strstr(send_texts[sv], "'i-0') set -- '--node-name' 'u-server-0' ;;"));
 }
@@ -877,6 +981,12 @@ int main(void)
 			test_without_the_registration_check_nodes_go_straight_to_sendcommand),
 		cmocka_unit_test(
 			test_agent_commands_are_not_polled_while_the_first_server_installs),
+		cmocka_unit_test(test_an_install_whose_list_output_holds_its_result_needs_no_get),
+		cmocka_unit_test(test_a_list_output_cut_at_2500_characters_is_fetched_whole),
+		cmocka_unit_test(
+			test_the_command_prints_only_its_result_and_keeps_the_log_on_the_node),
+		cmocka_unit_test(
+			test_a_command_whose_installer_printed_no_result_prints_the_logs_tail),
 		cmocka_unit_test(test_invocation_does_not_exist_is_pending_not_failure),
 		cmocka_unit_test(test_invalid_instance_id_retries_only_the_named_instance),
 		cmocka_unit_test(test_agents_wait_for_the_first_server_record),
