@@ -16,8 +16,11 @@
  * back to their group after a growing back-off, or at the age at which an earlier instance
  * was seen to register (learned_reg_ms) when that is later; the others are re-sent at once,
  * together. Retries due in the same loop round share one SendCommand.
- * Polling, with ListCommandInvocations: one List per command tells which invocations ended;
- * only those get a GetCommandInvocation (the output: GOMAN_RESULT is its last line). A
+ * Polling, with ListCommandInvocations (Details): one List per command tells which
+ * invocations ended and carries their output cut at 2,500 characters; the command text
+ * prints only the last progress and GOMAN_RESULT lines (the log stays on the node), so an
+ * install is done from it (ended_in_list); a cut output, the verification and kubectl
+ * actions get a GetCommandInvocation for the whole output. A
  * command's first List waits for the fastest install seen in its group; then all commands
  * share one pace (one List every poll_ms / 4, the likeliest news first: pick_command), none
  * asked twice within poll_ms, and agents' and joiners' commands wait while the first server

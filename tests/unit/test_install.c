@@ -274,6 +274,28 @@ static void add(struct goman_install *in, const char *role, int idx, const char 
 	assert_int_equal(goman_install_add(in, cJSON_Parse(buf), 1, &err), 0);
 }
 
+/* The first server i-0 and agents i-a0.. */
+static void add_cluster(struct goman_install *in, int agents)
+{
+	char iid[32];
+	add(in, "server", 0, "i-0");
+	for (int i = 0; i < agents; i++) {
+		snprintf(iid, sizeof(iid), "i-a%d", i);
+		add(in, "agent", i, iid);
+	}
+}
+
+/* Instance IDs over all SendCommands, each naming at most 50. */
+static int ids_sent(void)
+{
+	int total = 0;
+	for (int i = 0; i < sends; i++) {
+		assert_true(send_sizes[i] <= 50);
+		total += send_sizes[i];
+	}
+	return total;
+}
+
 static void run_to_end(struct goman_install *in)
 {
 	goman_install_input_done(in);
@@ -288,22 +310,12 @@ static void run_to_end(struct goman_install *in)
 static void test_120_nodes_share_sendcommands_of_at_most_50_ids(void **s)
 {
 	struct goman_install *in = make();
-	char iid[32];
-	add(in, "server", 0, "i-0");
-	for (int i = 0; i < 119; i++) {
-		snprintf(iid, sizeof(iid), "i-a%d", i);
-		add(in, "agent", i, iid);
-	}
+	add_cluster(in, 119);
 	run_to_end(in);
 	assert_int_equal(emitted, 120);
 	assert_int_equal(ok_records, 120);
 	/* verification is off by default here; first server alone, agents 50+50+19 */
-	int total = 0;
-	for (int i = 0; i < sends; i++) {
-		assert_true(send_sizes[i] <= 50);
-		total += send_sizes[i];
-	}
-	assert_int_equal(total, 120);
+	assert_int_equal(ids_sent(), 120);
 	assert_int_equal(sends, 4);
 }
 
@@ -311,12 +323,7 @@ static void test_one_list_per_command_then_output_only_for_ended_invocations(voi
 {
 	struct goman_install *in = make();
 	list_ok = true;
-	char iid[32];
-	add(in, "server", 0, "i-0");
-	for (int i = 0; i < 49; i++) {
-		snprintf(iid, sizeof(iid), "i-a%d", i);
-		add(in, "agent", i, iid);
-	}
+	add_cluster(in, 49);
 	run_to_end(in);
 	assert_int_equal(ok_records, 50);
 	/* the first server's command and the agents': one List each, one Get per node */
@@ -362,12 +369,7 @@ static void test_registered_nodes_of_one_check_share_one_sendcommand(void **s)
 {
 	struct goman_install *in = make();
 	check_ok = true;
-	char iid[32];
-	add(in, "server", 0, "i-0");
-	for (int i = 0; i < 5; i++) {
-		snprintf(iid, sizeof(iid), "i-a%d", i);
-		add(in, "agent", i, iid);
-	}
+	add_cluster(in, 5);
 	run_to_end(in);
 	assert_int_equal(ok_records, 6);
 	assert_int_equal(checks, 1);
@@ -381,21 +383,11 @@ static void test_more_than_50_waiting_are_asked_50_a_call(void **s)
 {
 	struct goman_install *in = make();
 	check_ok = true;
-	char iid[32];
-	add(in, "server", 0, "i-0");
-	for (int i = 0; i < 119; i++) {
-		snprintf(iid, sizeof(iid), "i-a%d", i);
-		add(in, "agent", i, iid);
-	}
+	add_cluster(in, 119);
 	run_to_end(in);
 	assert_int_equal(ok_records, 120);
 	assert_int_equal(checks, 3);
-	int total = 0;
-	for (int i = 0; i < sends; i++) {
-		assert_true(send_sizes[i] <= 50);
-		total += send_sizes[i];
-	}
-	assert_int_equal(total, 120);
+	assert_int_equal(ids_sent(), 120);
 }
 
 static void test_without_the_registration_check_nodes_go_straight_to_sendcommand(void **s)

@@ -751,18 +751,26 @@ static void pace_fail(void *item, void *ctx, const struct goman_err *e)
 	p->failed[p->nfailed++] = item;
 }
 
+/* A pacer on a new loop with the items queued; returns the loop. */
+static struct goman_http *pace_start(struct gm_pace *pace, struct paced *seen, double rate,
+				     double burst, int inflight, char **items, size_t n)
+{
+	struct goman_http *h = goman_http_new(NULL, NULL);
+	assert_non_null(h);
+	gm_pace_init(pace, h, rate, burst, inflight, pace_send, pace_fail, seen);
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(gm_pace_push(pace, items[i]), 0);
+	return h;
+}
+
 static void test_pacing_keeps_to_the_burst_and_the_calls_in_flight(void **st)
 {
 	(void)st;
-	struct goman_http *h = goman_http_new(NULL, NULL);
 	struct gm_pace pace;
 	struct paced seen = {0};
-	assert_non_null(h);
 	/* 1 per second after a burst of 3, at most 2 in flight */
-	gm_pace_init(&pace, h, 1.0, 3.0, 2, pace_send, pace_fail, &seen);
 	static char *items[] = {"a", "refused", "b", "c", "d", "e"};
-	for (size_t i = 0; i < 6; i++)
-		assert_int_equal(gm_pace_push(&pace, items[i]), 0);
+	struct goman_http *h = pace_start(&pace, &seen, 1.0, 3.0, 2, items, 6);
 	gm_pace_pump(&pace);
 	/* a, the refused one (its token spent, not in flight), b: two in flight */
 	assert_int_equal(seen.nsent, 2);
@@ -789,15 +797,11 @@ static void test_pacing_keeps_to_the_burst_and_the_calls_in_flight(void **st)
 static void test_promoted_items_go_first_in_promotion_order(void **st)
 {
 	(void)st;
-	struct goman_http *h = goman_http_new(NULL, NULL);
 	struct gm_pace pace;
 	struct paced seen = {0};
-	assert_non_null(h);
 	/* one token: nothing goes until the bucket refills, so the order is the queue's */
-	gm_pace_init(&pace, h, 1000.0, 1.0, 8, pace_send, pace_fail, &seen);
 	static char *items[] = {"a", "b", "c", "d", "e"};
-	for (size_t i = 0; i < 5; i++)
-		assert_int_equal(gm_pace_push(&pace, items[i]), 0);
+	struct goman_http *h = pace_start(&pace, &seen, 1000.0, 1.0, 8, items, 5);
 	gm_pace_promote(&pace, items[3]); /* d runs first: it goes first */
 	gm_pace_promote(&pace, items[1]); /* then b */
 	gm_pace_promote(&pace, items[3]); /* promoted twice: still once, still first */
