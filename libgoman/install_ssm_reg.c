@@ -107,8 +107,8 @@ void gm_ssm_reg_add(struct gm_ssm_reg *r, struct gm_inode *n, int64_t window)
 	*r->tail = n;
 	r->tail = &n->qnext;
 	r->waiting++;
-	/* nodes arriving close together share a check; never sooner than --poll-interval
-	 * after the last one (a check a round, whatever the arrivals) */
+	/* nodes arriving close together share a check; never sooner than a round after the
+	 * last one (a check a round, whatever the arrivals) */
 	int64_t now = goman_mono_ms();
 	int64_t at = now + window;
 	if (r->last_round && r->last_round + round_ms(r->in) > at)
@@ -121,17 +121,20 @@ bool gm_ssm_reg_due(const struct gm_ssm_reg *r)
 	return r->due && !r->inflight && r->head;
 }
 
-/* Nodes past their delivery deadline go on: SendCommand answers for them. */
+/* Nodes past their delivery deadline go on (SendCommand answers for them); nodes that
+ * ended meanwhile (the run was interrupted) leave. */
 static void hand_on_expired(struct gm_ssm_reg *r, int64_t now)
 {
 	for (struct gm_inode **p = &r->head; *p;) {
 		struct gm_inode *n = *p;
-		if (now - n->t_start < r->in->o.delivery_timeout_ms) {
+		bool done = n->state == GM_N_DONE;
+		if (!done && now - n->t_start < r->in->o.delivery_timeout_ms) {
 			p = &n->qnext;
 			continue;
 		}
 		unlink_node(r, p);
-		r->ready(n, false);
+		if (!done)
+			r->ready(n, false);
 	}
 }
 
@@ -199,6 +202,7 @@ static void check_done(struct goman_aws_result *res, void *ud)
 			if (r->retry_ms > 4 * in->o.poll_ms)
 				r->retry_ms = 4 * in->o.poll_ms;
 			schedule_round(r, r->retry_ms);
+			hand_on_expired(r, goman_mono_ms());
 		}
 		free(rc);
 		r->after(in);
@@ -221,6 +225,7 @@ void gm_ssm_reg_submit(struct gm_ssm_reg *r)
 {
 	struct gm_install *in = r->in;
 	r->due = false;
+	hand_on_expired(r, goman_mono_ms());
 	if (!r->head)
 		return;
 	struct reg_call *rc = calloc(1, sizeof(*rc));

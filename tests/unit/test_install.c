@@ -365,6 +365,23 @@ static void test_nodes_are_sent_only_once_ssm_lists_them_online(void **s)
 	assert_true(min_check_gap_ms >= 19);
 }
 
+static void test_a_node_never_listed_goes_to_sendcommand_at_its_delivery_deadline(void **s)
+{
+	struct goman_install *in = make();
+	((struct gm_install *)in)->o.delivery_timeout_ms = 60;
+	check_ok = true;
+	unregistered_id = "i-0"; /* never registers */
+	unregistered_left = 1000000;
+	young_id = "i-0";
+	add(in, "server", 0, "i-0");
+	run_to_end(in);
+	assert_int_equal(emitted, 1);
+	assert_int_equal(ok_records, 0);
+	/* SSM's own answer decides: InvalidInstanceId past the deadline, class timeout */
+	assert_string_equal(last_code, "InvalidInstanceId");
+	assert_true(checks >= 2);
+}
+
 static void test_registered_nodes_of_one_check_share_one_sendcommand(void **s)
 {
 	struct goman_install *in = make();
@@ -967,6 +984,8 @@ int main(void)
 		cmocka_unit_test(test_one_list_per_command_then_output_only_for_ended_invocations),
 		cmocka_unit_test(test_without_list_every_invocation_is_polled_on_its_own),
 		cmocka_unit_test(test_nodes_are_sent_only_once_ssm_lists_them_online),
+		cmocka_unit_test(
+			test_a_node_never_listed_goes_to_sendcommand_at_its_delivery_deadline),
 		cmocka_unit_test(test_registered_nodes_of_one_check_share_one_sendcommand),
 		cmocka_unit_test(test_more_than_50_waiting_are_asked_50_a_call),
 		cmocka_unit_test(
