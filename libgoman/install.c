@@ -39,33 +39,6 @@ static const char *const via_names[] = {"ssm", "ssh", "local"};
 
 /* ---- output parsing ------------------------------------------------------------------ */
 
-cJSON *goman_install_parse_output(const char *out, int *progress)
-{
-	cJSON *res = NULL;
-	if (progress)
-		*progress = -1;
-	for (const char *l = out; l && *l;) {
-		const char *e = strchr(l, '\n');
-		size_t n = e ? (size_t)(e - l) : strlen(l);
-		if (n > 15 && !strncmp(l, "GOMAN_PROGRESS ", 15) && progress) {
-			char *end;
-			long v = strtol(l + 15, &end, 10);
-			if (end != l + 15 && v >= 0 && v <= 100)
-				*progress = (int)v;
-		} else if (n > 13 && !strncmp(l, "GOMAN_RESULT ", 13)) {
-			cJSON *j = cJSON_ParseWithLength(l + 13, n - 13);
-			if (cJSON_IsObject(j)) {
-				cJSON_Delete(res);
-				res = j;
-			} else {
-				cJSON_Delete(j);
-			}
-		}
-		l = e ? e + 1 : NULL;
-	}
-	return res;
-}
-
 /* Calls fn for each node row of `kubectl get nodes` output (NAME STATUS ROLES AGE VERSION;
  * the header row and other text are skipped) and returns the number of rows. */
 static int node_rows(const char *out, void (*fn)(const char *name, const char *status, void *ud),

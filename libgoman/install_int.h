@@ -117,6 +117,13 @@ static inline const char *gm_inst_server_url(const struct gm_install *in, const 
 	return in->o.server_url || !n->server_url[0] ? in->server_url : n->server_url;
 }
 
+/* The back-off of a failed poll or check: --poll-interval, then doubled, at most 4 x. */
+static inline int64_t gm_inst_poll_backoff(const struct gm_install *in, int64_t prev)
+{
+	int64_t d = prev > 0 ? prev * 2 : in->o.poll_ms;
+	return d > 4 * in->o.poll_ms ? 4 * in->o.poll_ms : d;
+}
+
 /* What the transports send (install_text.c): below the scheduler and the transports. */
 /* the script's flags for this node (non-secret), NULL-terminated, malloc'd strings;
  * free with gm_inst_argv_free() */

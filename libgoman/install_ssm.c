@@ -659,9 +659,7 @@ static void poll_done(struct goman_aws_result *res, void *ud)
 			schedule_poll(in, n, next_poll_ms(in, n->kind));
 		} else if (e->retryable || e->cls == GOMAN_CLASS_THROTTLING ||
 			   e->cls == GOMAN_CLASS_TRANSIENT || e->cls == GOMAN_CLASS_TIMEOUT) {
-			SN(n)->retry_ms = SN(n)->retry_ms > 0 ? SN(n)->retry_ms * 2 : in->o.poll_ms;
-			if (SN(n)->retry_ms > 4 * in->o.poll_ms)
-				SN(n)->retry_ms = 4 * in->o.poll_ms;
+			SN(n)->retry_ms = gm_inst_poll_backoff(in, SN(n)->retry_ms);
 			schedule_poll(in, n, SN(n)->retry_ms);
 		} else {
 			in->done(in, n, e, 0);
@@ -750,18 +748,6 @@ static int64_t next_poll_ms(const struct gm_install *in, enum gm_kind k)
 /* ---- one poll per command: ListCommandInvocations --------------------------------------- */
 
 /* A node leaves its command's List polls: its own GetCommandInvocation is due in delay. */
-/* A line starting "GOMAN_RESULT {" (install.c reads the last one). */
-static bool has_result_line(const char *out)
-{
-	for (const char *l = out; l && *l;) {
-		if (!strncmp(l, "GOMAN_RESULT {", 14))
-			return true;
-		l = strchr(l, '\n');
-		l = l ? l + 1 : NULL;
-	}
-	return false;
-}
-
 static void leave_command(struct ssm_cmd *c, int i, int64_t delay)
 {
 	struct gm_inode *n = c->nodes[i];
@@ -845,9 +831,7 @@ static void list_failed(struct ssm_cmd *c, const struct goman_err *e)
 		schedule_command(c, 0);
 		return;
 	}
-	c->retry_ms = c->retry_ms > 0 ? c->retry_ms * 2 : in->o.poll_ms;
-	if (c->retry_ms > 4 * in->o.poll_ms)
-		c->retry_ms = 4 * in->o.poll_ms;
+	c->retry_ms = gm_inst_poll_backoff(in, c->retry_ms);
 	schedule_command(c, c->retry_ms);
 }
 
@@ -864,7 +848,11 @@ static bool ended_in_list(struct ssm_cmd *c, int i, const char *st, const cJSON 
 	const cJSON *plugin =
 		cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(inv, "CommandPlugins"), 0);
 	const char *out = goman_json_path_str(plugin, "Output");
-	if (!out || strlen(out) >= GM_SSM_LIST_OUTPUT_CAP || !has_result_line(out))
+	if (!out || strlen(out) >= GM_SSM_LIST_OUTPUT_CAP)
+		return false;
+	cJSON *result = goman_install_parse_output(out, NULL);
+	cJSON_Delete(result);
+	if (!result)
 		return false;
 	c->nodes[i] = NULL;
 	c->left--;

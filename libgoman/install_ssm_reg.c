@@ -144,11 +144,14 @@ struct reg_call {
 	struct gm_inode *nodes[GM_SSM_MAX_IDS]; /* asked about (borrowed) */
 };
 
-static bool still_waiting(const struct gm_ssm_reg *r, const struct gm_inode *n)
+/* Takes n off the wait list; false when it is no longer there. */
+static bool unlink_waiting(struct gm_ssm_reg *r, const struct gm_inode *n)
 {
-	for (const struct gm_inode *w = r->head; w; w = w->qnext)
-		if (w == n)
+	for (struct gm_inode **p = &r->head; *p; p = &(*p)->qnext)
+		if (*p == n) {
+			unlink_node(r, p);
 			return true;
+		}
 	return false;
 }
 
@@ -165,13 +168,8 @@ static int take_online(struct gm_ssm_reg *r, const struct reg_call *rc, const cJ
 			continue;
 		for (int i = 0; i < rc->n; i++) {
 			struct gm_inode *n = rc->nodes[i];
-			if (!n || strcmp(n->iid, iid) || !still_waiting(r, n))
+			if (!n || strcmp(n->iid, iid) || !unlink_waiting(r, n))
 				continue;
-			for (struct gm_inode **p = &r->head; *p; p = &(*p)->qnext)
-				if (*p == n) {
-					unlink_node(r, p);
-					break;
-				}
 			r->ready(n, true);
 			online++;
 			break;
@@ -198,9 +196,7 @@ static void check_done(struct goman_aws_result *res, void *ud)
 		if (off || !strcmp(e->code, "InvalidInstanceId")) {
 			turn_off(r, e);
 		} else {
-			r->retry_ms = r->retry_ms > 0 ? r->retry_ms * 2 : in->o.poll_ms;
-			if (r->retry_ms > 4 * in->o.poll_ms)
-				r->retry_ms = 4 * in->o.poll_ms;
+			r->retry_ms = gm_inst_poll_backoff(in, r->retry_ms);
 			schedule_round(r, r->retry_ms);
 			hand_on_expired(r, goman_mono_ms());
 		}

@@ -1,7 +1,8 @@
 /*
  * install_text.c - what goman-install sends to a node, whatever the transport: the
  * script's flags (gm_inst_script_args), a node's own flags (name, labels, taints), the
- * air-gap line, and the shell text of the verification and of cordon/drain/uncordon/delete.
+ * air-gap line, and the shell text of the verification and of cordon/drain/uncordon/delete;
+ * and the reading of what the installer prints back (goman_install_parse_output).
  * Below the scheduler (install.c) and the transports (install_ssm.c, install_proc.c), so
  * they all use it and none of them depends on another.
  *
@@ -220,4 +221,32 @@ char *gm_inst_action_cmd(struct gm_install *in, const struct gm_inode *n)
 		gm_buf_adds(&b, " 2>&1");
 	}
 	return b.p;
+}
+
+/* The GOMAN_PROGRESS and last GOMAN_RESULT lines of an installer's output. */
+cJSON *goman_install_parse_output(const char *out, int *progress)
+{
+	cJSON *res = NULL;
+	if (progress)
+		*progress = -1;
+	for (const char *l = out; l && *l;) {
+		const char *e = strchr(l, '\n');
+		size_t n = e ? (size_t)(e - l) : strlen(l);
+		if (n > 15 && !strncmp(l, "GOMAN_PROGRESS ", 15) && progress) {
+			char *end;
+			long v = strtol(l + 15, &end, 10);
+			if (end != l + 15 && v >= 0 && v <= 100)
+				*progress = (int)v;
+		} else if (n > 13 && !strncmp(l, "GOMAN_RESULT ", 13)) {
+			cJSON *j = cJSON_ParseWithLength(l + 13, n - 13);
+			if (cJSON_IsObject(j)) {
+				cJSON_Delete(res);
+				res = j;
+			} else {
+				cJSON_Delete(j);
+			}
+		}
+		l = e ? e + 1 : NULL;
+	}
+	return res;
 }
