@@ -1,9 +1,10 @@
 /*
  * provision_tags.c - the pacing of goman-provision's CreateTags: a token bucket (rate per
  * second, burst) with a cap on calls in flight, so one launch of hundreds of nodes stays
- * within EC2's CreateTags bucket instead of being throttled and retried. Nodes seen
- * running are promoted: their records wait for their tags, the booting ones' do not yet. The items are
- * opaque here; the engine says how one is sent and what a failed send does.
+ * within EC2's CreateTags bucket instead of being throttled and retried. A node seen
+ * running is promoted ahead of those still booting, and a call's retries take tokens too
+ * (they took them from EC2's bucket). The items are opaque here; the engine says how one
+ * is sent and what a failed send does.
  *
  * Ownership: the queue array is the pacer's (gm_pace_clear); items are borrowed.
  * Errors: a send that fails goes to the fail callback; a push that finds no memory is -1.
